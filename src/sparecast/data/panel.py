@@ -1,0 +1,263 @@
+"""DemandPanel: the dense items x periods demand matrix every method works on.
+
+Item ids and attributes travel beside the matrix; kernels only ever see ``panel.y``.
+Missing periods are zero demand, which is what an ERP's consumption table means by "no row".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from sparecast.errors import DataValidationError
+
+__all__ = ["DemandPanel", "Freq", "infer_freq", "period_index", "period_starts"]
+
+Freq = Literal["D", "W", "M"]
+_FREQS = ("D", "W", "M")
+
+
+def _to_day(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values).astype("datetime64[D]")
+
+
+def period_index(dates: np.ndarray, start: np.datetime64, freq: Freq) -> np.ndarray:
+    """Integer period number of each date, counted from the period that contains ``start``.
+
+    Weeks start on Monday; months on the first day.
+    """
+    days = _to_day(dates)
+    start_d = np.datetime64(start, "D")
+    if freq == "D":
+        return (days - start_d).astype(np.int64)
+    if freq == "W":
+        # 1970-01-01 was a Thursday: shift by 3 days so that weeks start on Monday.
+        week = (days.astype(np.int64) + 3) // 7
+        return week - (start_d.astype(np.int64) + 3) // 7
+    if freq == "M":
+        return (days.astype("datetime64[M]") - start_d.astype("datetime64[M]")).astype(np.int64)
+    raise ValueError(f"freq must be one of {_FREQS}, got {freq!r}")
+
+
+def period_starts(start: np.datetime64, n_periods: int, freq: Freq) -> np.ndarray:
+    """First day of each of ``n_periods`` periods beginning with the one containing ``start``."""
+    start_d = np.datetime64(start, "D")
+    if freq == "D":
+        return start_d + np.arange(n_periods)
+    if freq == "W":
+        monday = start_d - ((start_d.astype(np.int64) + 3) % 7)
+        return monday + 7 * np.arange(n_periods)
+    if freq == "M":
+        month = start_d.astype("datetime64[M]")
+        return (month + np.arange(n_periods)).astype("datetime64[D]")
+    raise ValueError(f"freq must be one of {_FREQS}, got {freq!r}")
+
+
+def infer_freq(dates: np.ndarray) -> Freq:
+    """Guess the frequency of long-format dates: monthly if all are month starts with gaps of
+    28+ days, weekly if all gaps are multiples of 7 days, else daily."""
+    uniq = np.unique(_to_day(dates))
+    if uniq.size < 2:
+        return "D"
+    gaps = np.diff(uniq).astype(np.int64)
+    month_starts = uniq.astype("datetime64[M]").astype("datetime64[D]") == uniq
+    if month_starts.all() and gaps.min() >= 28:
+        return "M"
+    if (gaps % 7 == 0).all():
+        return "W"
+    return "D"
+
+
+@dataclass(frozen=True)
+class DemandPanel:
+    """Demand of ``n_items`` items over ``n_periods`` consecutive periods.
+
+    Attributes:
+        y: float32 array ``[n_items, n_periods]``; zero where there was no demand.
+        item_ids: 1-D array of item ids (str), in the row order of ``y``.
+        start: first day of the first period.
+        freq: "D" (daily), "W" (weeks starting Monday) or "M" (calendar months).
+        attributes: optional polars DataFrame, one row per item in the same order, first column
+            ``unique_id``; e.g. category and unit_cost from the ERP's items table.
+    """
+
+    y: np.ndarray
+    item_ids: np.ndarray
+    start: np.datetime64
+    freq: Freq = "D"
+    attributes: pl.DataFrame | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.y.ndim != 2:
+            raise DataValidationError(f"DemandPanel.y must be 2-D [items, periods], got {self.y.ndim}-D")
+        if self.y.shape[0] != len(self.item_ids):
+            raise DataValidationError(
+                f"DemandPanel has {self.y.shape[0]} rows but {len(self.item_ids)} item ids"
+            )
+        if self.freq not in _FREQS:
+            raise DataValidationError(f"DemandPanel.freq must be one of {_FREQS}, got {self.freq!r}")
+        if self.attributes is not None and self.attributes.height != len(self.item_ids):
+            raise DataValidationError(
+                f"DemandPanel.attributes has {self.attributes.height} rows for {len(self.item_ids)} items"
+            )
+
+    # ------------------------------------------------------------------ shape and dates
+    @property
+    def n_items(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def n_periods(self) -> int:
+        return int(self.y.shape[1])
+
+    @property
+    def dates(self) -> np.ndarray:
+        """First day of every period, ``datetime64[D]``."""
+        return period_starts(self.start, self.n_periods, self.freq)
+
+    @property
+    def end(self) -> np.datetime64:
+        """First day of the last period."""
+        return self.dates[-1]
+
+    def future_dates(self, h: int) -> np.ndarray:
+        """First day of each of the ``h`` periods after the panel's last one."""
+        return period_starts(self.start, self.n_periods + h, self.freq)[self.n_periods :]
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_long(
+        cls,
+        df: pd.DataFrame | pl.DataFrame,
+        *,
+        id_col: str = "unique_id",
+        time_col: str = "ds",
+        target_col: str = "y",
+        freq: Freq | None = None,
+        start: str | np.datetime64 | None = None,
+        end: str | np.datetime64 | None = None,
+        item_ids: list[str] | np.ndarray | None = None,
+        attributes: pl.DataFrame | pd.DataFrame | None = None,
+    ) -> DemandPanel:
+        """Build a panel from long-format rows ``unique_id, ds, y`` (statsforecast's layout).
+
+        Rows of the same item and period are summed (several issues on one day). Periods with no
+        row are zero. ``item_ids`` adds items that have no demand rows at all (e.g. every active
+        item of the ERP); ``start``/``end`` widen or cut the window. ``attributes`` is joined on
+        ``unique_id``. Net negative demand of a period (returns larger than issues) is kept as is.
+        """
+        frame = pl.from_pandas(df) if isinstance(df, pd.DataFrame) else df
+        missing = [c for c in (id_col, time_col, target_col) if c not in frame.columns]
+        if missing:
+            raise DataValidationError(
+                f"long-format input lacks column(s) {missing}; it has {frame.columns}. "
+                f"Expected columns {id_col!r}, {time_col!r}, {target_col!r}."
+            )
+        frame = frame.select(
+            pl.col(id_col).cast(pl.Utf8).alias("unique_id"),
+            pl.col(time_col).cast(pl.Date).alias("ds"),
+            pl.col(target_col).cast(pl.Float64).alias("y"),
+        )
+        nulls = frame.null_count().row(0)
+        if any(nulls):
+            raise DataValidationError(
+                f"long-format input has nulls (unique_id, ds, y) = {nulls}; validate it first "
+                "(sparecast.data.schema.validate_demand) to see and reject the bad rows."
+            )
+        dates = frame["ds"].to_numpy().astype("datetime64[D]")
+        if freq is None:
+            freq = infer_freq(dates) if dates.size else "D"
+        first = np.datetime64(start, "D") if start is not None else (dates.min() if dates.size else None)
+        last = np.datetime64(end, "D") if end is not None else (dates.max() if dates.size else None)
+        if first is None or last is None:
+            raise DataValidationError("cannot build a DemandPanel from no rows without start and end")
+        if last < first:
+            raise DataValidationError(f"panel end {last} is before its start {first}")
+        first = period_starts(first, 1, freq)[0]
+        n_periods = int(period_index(np.array([last]), first, freq)[0]) + 1
+
+        if item_ids is None:
+            ids = np.array(sorted(frame["unique_id"].unique().to_list()), dtype=object)
+        else:
+            ids = np.asarray(list(dict.fromkeys(str(i) for i in item_ids)), dtype=object)
+            unknown = set(frame["unique_id"].unique().to_list()) - set(ids.tolist())
+            if unknown:
+                example = sorted(unknown)[:3]
+                raise DataValidationError(
+                    f"{len(unknown)} item(s) in the demand rows are not in item_ids, e.g. {example}"
+                )
+        lookup = pl.DataFrame({"unique_id": ids.tolist(), "_row": np.arange(ids.size, dtype=np.int64)})
+        frame = frame.join(lookup, on="unique_id", how="left")
+        rows = frame["_row"].to_numpy()
+        cols = period_index(frame["ds"].to_numpy(), first, freq)
+        inside = (cols >= 0) & (cols < n_periods)
+        flat = rows[inside] * n_periods + cols[inside]
+        y = np.bincount(flat, weights=frame["y"].to_numpy()[inside], minlength=ids.size * n_periods)
+        y = y.reshape(ids.size, n_periods).astype(np.float32)
+        attrs = None
+        if attributes is not None:
+            attrs = pl.from_pandas(attributes) if isinstance(attributes, pd.DataFrame) else attributes
+            if "unique_id" not in attrs.columns:
+                raise DataValidationError("attributes need a 'unique_id' column")
+            attrs = lookup.join(
+                attrs.with_columns(pl.col("unique_id").cast(pl.Utf8)), on="unique_id", how="left"
+            ).sort("_row").drop("_row")
+        return cls(y=y, item_ids=ids, start=first, freq=freq, attributes=attrs)
+
+    # ------------------------------------------------------------------ conversion
+    def to_long(self, *, drop_zeros: bool = False) -> pl.DataFrame:
+        """Long format ``unique_id, ds, y``; ``drop_zeros`` keeps only periods with demand."""
+        ids = np.repeat(self.item_ids.astype(str), self.n_periods)
+        ds = np.tile(self.dates, self.n_items)
+        y = self.y.ravel()
+        if drop_zeros:
+            keep = y != 0
+            ids, ds, y = ids[keep], ds[keep], y[keep]
+        return pl.DataFrame({"unique_id": ids, "ds": ds, "y": y.astype(np.float64)})
+
+    # ------------------------------------------------------------------ views
+    def slice_periods(self, stop: int, start: int = 0) -> DemandPanel:
+        """The panel cut to periods ``[start, stop)`` (negative ``stop`` counts from the end)."""
+        stop = stop if stop >= 0 else self.n_periods + stop
+        new_start = self.dates[start] if self.n_periods else self.start
+        return DemandPanel(self.y[:, start:stop], self.item_ids, new_start, self.freq, self.attributes)
+
+    def select_items(self, index: np.ndarray) -> DemandPanel:
+        """The panel restricted to the rows in ``index`` (integer positions or boolean mask)."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        attrs = self.attributes[index.tolist()] if self.attributes is not None else None
+        return DemandPanel(self.y[index], self.item_ids[index], self.start, self.freq, attrs)
+
+    def bucket(self, freq: Freq) -> DemandPanel:
+        """Sum demand into weekly ("W") or monthly ("M") buckets; partial first/last buckets kept."""
+        if freq == self.freq:
+            return self
+        if self.freq != "D":
+            raise DataValidationError(f"can only bucket a daily panel, this one is {self.freq!r}")
+        cols = period_index(self.dates, self.start, freq)
+        n_new = int(cols[-1]) + 1 if cols.size else 0
+        out = np.zeros((self.n_items, n_new), dtype=np.float64)
+        # Sum consecutive runs of days that fall in the same bucket.
+        bounds = np.flatnonzero(np.diff(cols)) + 1
+        starts = np.concatenate([[0], bounds]) if cols.size else np.array([], dtype=np.int64)
+        if cols.size:
+            out[:, cols[starts]] = np.add.reduceat(self.y, starts, axis=1)
+        return DemandPanel(
+            out.astype(np.float32),
+            self.item_ids,
+            period_starts(self.start, 1, freq)[0],
+            freq,
+            self.attributes,
+        )
+
+    def __repr__(self) -> str:  # keep it short: never print the matrix
+        return (
+            f"DemandPanel(n_items={self.n_items}, n_periods={self.n_periods}, freq={self.freq!r}, "
+            f"start={self.start}, nonzero={float((self.y != 0).mean()):.1%})"
+        )

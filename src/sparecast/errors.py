@@ -1,0 +1,31 @@
+"""Errors raised by sparecast. Every message names what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+__all__ = [
+    "SparecastError",
+    "DataValidationError",
+    "SourceError",
+    "ConfigError",
+    "MethodError",
+]
+
+
+class SparecastError(Exception):
+    """Base class of every error sparecast raises on purpose."""
+
+
+class DataValidationError(SparecastError):
+    """Input rows were rejected (in strict mode) or the input cannot be used at all."""
+
+
+class SourceError(SparecastError):
+    """A data source (database URL, file) cannot be read or does not have the expected tables."""
+
+
+class ConfigError(SparecastError):
+    """The configuration file or a parameter value is invalid."""
+
+
+class MethodError(SparecastError):
+    """A forecasting method name is unknown or its parameters are invalid."""

@@ -1,0 +1,133 @@
+"""The method registry: one name per forecasting method, the same in the CLI, config and outputs.
+
+A classical method is a kernel ``f(y[items, periods], h, **params) -> float64[items, h]``.
+Later methods (global ML models, the hybrid router) register here too, with ``needs_panel=True``
+so that they receive the whole DemandPanel (dates, attributes) instead of the bare matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sparecast.errors import MethodError
+from sparecast.methods import baseline, intermittent
+
+__all__ = ["Method", "METHODS", "DEFAULT_METHODS", "get_method", "resolve_methods", "forecast_matrix"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered forecasting method."""
+
+    name: str
+    kernel: Callable[..., np.ndarray]
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    needs_panel: bool = False
+
+
+def _register(*methods: Method) -> dict[str, Method]:
+    return {m.name: m for m in methods}
+
+
+METHODS: dict[str, Method] = _register(
+    Method("naive", baseline.naive, "last observed value"),
+    Method(
+        "seasonal_naive",
+        getattr(baseline, "seasonal_naive", baseline.naive),
+        "value of the same period one season ago",
+        {"season_length": 7},
+    ),
+    Method("ma", baseline.moving_average, "moving average of the last `window` periods", {"window": 28}),
+    Method("ses", getattr(baseline, "ses", baseline.naive), "simple exponential smoothing", {"alpha": 0.1}),
+    Method(
+        "croston",
+        getattr(intermittent, "croston", baseline.naive),
+        "Croston's method (sizes and intervals smoothed with alpha)",
+        {"alpha": 0.1},
+    ),
+    Method(
+        "sba",
+        getattr(intermittent, "sba", baseline.naive),
+        "Syntetos-Boylan approximation: Croston x (1 - alpha/2)",
+        {"alpha": 0.1},
+    ),
+    Method(
+        "croston_optimized",
+        getattr(intermittent, "croston_optimized", baseline.naive),
+        "Croston with alphas optimised per item in [0.1, 0.3]",
+    ),
+    Method(
+        "tsb",
+        getattr(intermittent, "tsb", baseline.naive),
+        "Teunter-Syntetos-Babai: demand probability and size smoothed, alphas optimised per item",
+    ),
+    Method(
+        "adida",
+        getattr(intermittent, "adida", baseline.naive),
+        "aggregate-disaggregate intermittent demand approach (SES on temporal aggregates)",
+    ),
+    Method(
+        "imapa",
+        getattr(intermittent, "imapa", baseline.naive),
+        "intermittent multiple aggregation prediction algorithm (mean over aggregation levels)",
+    ),
+    Method(
+        "ma_nonzero",
+        getattr(intermittent, "ma_nonzero", baseline.naive),
+        "moving average of non-zero demand sizes x demand rate",
+        {"window": 5},
+    ),
+)
+
+DEFAULT_METHODS: tuple[str, ...] = (
+    "naive",
+    "seasonal_naive",
+    "ma",
+    "ses",
+    "croston",
+    "sba",
+    "croston_optimized",
+    "tsb",
+    "adida",
+    "imapa",
+    "ma_nonzero",
+)
+
+
+def get_method(name: str) -> Method:
+    """The registered method called ``name``; a MethodError lists the valid names otherwise."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise MethodError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}") from None
+
+
+def resolve_methods(names: Iterable[str] | None) -> list[Method]:
+    """Registered methods for ``names`` (all defaults when None), duplicates removed, order kept."""
+    names = DEFAULT_METHODS if names is None else list(dict.fromkeys(names))
+    if not names:
+        raise MethodError("no method given; pass at least one of: " + ", ".join(METHODS))
+    return [get_method(n) for n in names]
+
+
+def forecast_matrix(
+    y: np.ndarray, h: int, method: str | Method, params: dict[str, Any] | None = None
+) -> np.ndarray:
+    """Point forecasts ``float64[items, h]`` of one classical method for every row of ``y``."""
+    m = get_method(method) if isinstance(method, str) else method
+    if m.needs_panel:
+        raise MethodError(f"method {m.name!r} needs a DemandPanel; call sparecast.forecast instead")
+    if h < 1:
+        raise MethodError(f"horizon h must be >= 1, got {h}")
+    kwargs = {**m.defaults, **(params or {})}
+    try:
+        out = m.kernel(y, h, **kwargs)
+    except TypeError as exc:
+        raise MethodError(f"bad parameters {kwargs} for method {m.name!r}: {exc}") from exc
+    # Demand forecasts are never negative (net returns can push a kernel below zero).
+    return np.maximum(out, 0.0)
