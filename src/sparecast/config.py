@@ -1,0 +1,150 @@
+"""Settings: the one home of configuration.
+
+Values come, highest priority first, from keyword arguments, environment variables
+``SPARECAST_*`` (nested with ``__``, e.g. ``SPARECAST_BACKTEST__N_WINDOWS=4``) and an optional
+TOML file (``--config FILE``). No other module reads the environment.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from sparecast.errors import ConfigError
+
+__all__ = ["Settings", "BacktestSettings", "TierSettings", "DataSettings", "load_settings"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BacktestSettings(_Section):
+    """Rolling-origin backtest used to score methods and choose one per class or item."""
+
+    n_windows: int = Field(3, ge=1, description="number of forecast origins")
+    step: int | None = Field(None, ge=1, description="periods between origins (default: horizon)")
+    metric: Literal["mase", "rmsse", "mae", "rmse"] = "rmsse"
+    select_by: Literal["class", "item"] = "class"
+    fallback: str = "ma"
+    seasonality: int = Field(7, ge=1, description="season length for the MASE/RMSSE scale")
+
+
+class TierSettings(_Section):
+    """Frequency tiers: share of periods with demand at or above which an item is in the tier."""
+
+    high_volume: float = Field(0.5, gt=0, le=1)
+    regular: float = Field(0.1, gt=0, le=1)
+    intermittent: float = Field(0.02, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _descending(self) -> TierSettings:
+        if not self.high_volume > self.regular > self.intermittent:
+            raise ValueError(
+                "tier thresholds must satisfy high_volume > regular > intermittent, got "
+                f"{self.high_volume}, {self.regular}, {self.intermittent}"
+            )
+        return self
+
+
+class DataSettings(_Section):
+    """How source rows become the demand panel."""
+
+    freq: Literal["D", "W", "M"] | None = Field(None, description="None: daily for ERP, inferred for files")
+    window_days: int | None = Field(None, ge=1, description="keep only the last N days of history")
+    end_date: date | None = Field(None, description="last day of history (default: last demand date)")
+    today: date | None = Field(None, description="rows after this date are rejected (default: today)")
+    strict: bool = Field(False, description="any rejected row is an error instead of a report line")
+    erp_mapping: dict[str, Any] = Field(
+        default_factory=dict,
+        description="table/column mapping of the ERP, see sparecast.data.erp.ErpMapping",
+    )
+
+
+class Settings(BaseSettings):
+    """Everything a run of sparecast can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPARECAST_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    horizon: int = Field(28, ge=1, description="forecast horizon in periods")
+    methods: list[str] | None = Field(None, description="methods to run (default: all classical)")
+    method_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description='per-method kernel parameters, e.g. {"ma": {"window": 28}}'
+    )
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+    tiers: TierSettings = Field(default_factory=TierSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        from sparecast.methods import METHODS
+
+        unknown = [m for m in value if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+        if not value:
+            raise ValueError("methods must not be empty")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable view (for run.json)."""
+        return self.model_dump(mode="json")
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from an optional TOML file, then ``SPARECAST_*`` environment variables, then
+    ``overrides`` (highest). Raises ConfigError naming the file and the bad key."""
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            file_values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    where = f"config file {config_file}" if config_file else "settings"
+    try:
+        env_values = Settings().model_dump(exclude_unset=True)
+        values = _merge(_merge(file_values, env_values), overrides)
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid {where}: {problems}") from None

@@ -1,0 +1,63 @@
+"""The library entry point ``forecast``: every requested method over a whole DemandPanel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from sparecast.data.panel import DemandPanel
+from sparecast.methods import forecast_matrix, resolve_methods
+
+__all__ = ["forecast", "forecast_arrays", "forecasts_to_frame"]
+
+
+def forecast_arrays(
+    panel: DemandPanel,
+    h: int = 28,
+    methods: Iterable[str] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Point forecasts ``float64[items, h]`` per method name, rows in ``panel.item_ids`` order."""
+    params = params or {}
+    out: dict[str, np.ndarray] = {}
+    for method in resolve_methods(methods):
+        out[method.name] = forecast_matrix(panel.y, h, method, params.get(method.name))
+        if progress is not None:
+            progress(method.name)
+    return out
+
+
+def forecasts_to_frame(panel: DemandPanel, values: dict[str, np.ndarray], h: int) -> pl.DataFrame:
+    """Long frame ``unique_id, ds, <method>...`` from per-method ``[items, h]`` arrays."""
+    dates = panel.future_dates(h)
+    frame = pl.DataFrame(
+        {
+            "unique_id": np.repeat(panel.item_ids.astype(str), h),
+            "ds": np.tile(dates, panel.n_items),
+        }
+    )
+    return frame.with_columns(
+        [pl.Series(name, arr.reshape(-1).astype(np.float64)) for name, arr in values.items()]
+    )
+
+
+def forecast(
+    panel: DemandPanel,
+    h: int = 28,
+    methods: Iterable[str] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    *,
+    output: Literal["pandas", "polars"] = "pandas",
+) -> pd.DataFrame | pl.DataFrame:
+    """Forecast every item of ``panel`` ``h`` periods ahead with each method.
+
+    Returns ``unique_id, ds`` and one column per method, like statsforecast's ``forecast``.
+    ``params`` maps a method name to its kernel parameters, e.g. ``{"ma": {"window": 7}}``.
+    """
+    frame = forecasts_to_frame(panel, forecast_arrays(panel, h, methods, params), h)
+    return frame.to_pandas() if output == "pandas" else frame

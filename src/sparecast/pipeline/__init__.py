@@ -1,0 +1,1 @@
+"""Pipeline: the plain steps the CLI runs (scheduled flows wrap the same steps)."""

@@ -1,0 +1,304 @@
+"""The core pipeline as plain functions: load -> validate -> panel -> classify -> backtest ->
+select -> forecast -> write. The CLI calls these directly; scheduled flows wrap the same steps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from sparecast import __version__
+from sparecast.classify import TierThresholds, classify
+from sparecast.config import Settings
+from sparecast.core import forecast_arrays, forecasts_to_frame
+from sparecast.data.erp import ErpMapping, extract_incremental
+from sparecast.data.panel import DemandPanel
+from sparecast.data.schema import ValidationReport, validate_demand
+from sparecast.data.sources import load_source
+from sparecast.errors import DataValidationError
+from sparecast.evaluate.backtest import BacktestResult, backtest, format_summary_lines
+from sparecast.methods import resolve_methods
+
+__all__ = [
+    "Progress",
+    "LoadedData",
+    "CoreResult",
+    "load_panel",
+    "run_core",
+    "write_outputs",
+    "run_pipeline",
+]
+
+Progress = Callable[[str, int, int], None]
+"""progress(label, done, total): called as long steps advance (the CLI draws a Rich bar)."""
+
+
+def _no_progress(label: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class LoadedData:
+    """What the source gave, after validation: the tables, the panel and the report."""
+
+    panel: DemandPanel
+    tables: dict[str, pl.DataFrame]
+    report: ValidationReport
+    rejected: pl.DataFrame
+    source_kind: str
+    extract_info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CoreResult:
+    """Everything the forecasting core computed for one panel."""
+
+    classification: pl.DataFrame
+    backtest: BacktestResult | None
+    selection: pl.DataFrame
+    forecasts: pl.DataFrame | None
+    summary: pl.DataFrame | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _is_url(source: str) -> bool:
+    return "://" in source
+
+
+def load_panel(source: str, settings: Settings, output_dir: Path | None = None) -> LoadedData:
+    """Read a source (SQLAlchemy URL, SQLite/CSV/Parquet path), validate its demand rows and build
+    the DemandPanel. A database URL is extracted incrementally into ``output_dir/extract``."""
+    mapping = ErpMapping.from_config(settings.data.erp_mapping)
+    extract_info: dict[str, Any] = {}
+    if _is_url(source) and output_dir is not None:
+        result = extract_incremental(source, output_dir / "extract", mapping=mapping)
+        tables, kind = result.tables, "database"
+        extract_info = result.to_dict()
+    else:
+        data = load_source(source, mapping=mapping)
+        tables, kind = data.tables, data.kind
+    items = tables.get("items")
+    known = items["item_id"].cast(pl.Utf8).to_list() if items is not None else None
+    today = settings.data.today or date.today()
+    demand = tables["demand"]
+    end = settings.data.end_date
+    start = None
+    if settings.data.window_days is not None:
+        last = end or _max_date(demand)
+        if last is not None:
+            start = np.datetime64(last, "D") - np.timedelta64(settings.data.window_days - 1, "D")
+            start = start.astype(date)
+    checked = validate_demand(
+        demand, known_items=known, window_start=start, window_end=end, today=today
+    )
+    if settings.data.strict:
+        checked.report.raise_if_rejected()
+    valid = checked.valid
+    if valid.height == 0:
+        raise DataValidationError(
+            f"no valid demand rows in {source}: {checked.report.summary_lines()}"
+        )
+    attributes = None
+    if items is not None:
+        attr_cols = [c for c in ("category", "unit_cost", "unit") if c in items.columns]
+        attributes = items.select(pl.col("item_id").cast(pl.Utf8).alias("unique_id"), *attr_cols)
+    panel = DemandPanel.from_long(
+        valid.rename({"item_id": "unique_id", "date": "ds", "quantity": "y"}),
+        freq=settings.data.freq or ("D" if kind != "file" else None),
+        start=start,
+        end=end,
+        item_ids=known,
+        attributes=attributes,
+    )
+    return LoadedData(panel, tables, checked.report, checked.rejected, kind, extract_info)
+
+
+def _max_date(demand: pl.DataFrame) -> date | None:
+    try:
+        return demand["date"].cast(pl.Date, strict=False).max()  # type: ignore[return-value]
+    except Exception:  # noqa: BLE001 - unparseable dates are reported by validation
+        return None
+
+
+def run_core(
+    panel: DemandPanel,
+    settings: Settings,
+    *,
+    with_forecast: bool = True,
+    progress: Progress = _no_progress,
+) -> CoreResult:
+    """Classify, backtest, select a method per class/item and forecast the horizon."""
+    timings: dict[str, float] = {}
+    h = settings.horizon
+    names = [m.name for m in resolve_methods(settings.methods)]
+    t0 = time.perf_counter()
+    tiers = TierThresholds(
+        high_volume=settings.tiers.high_volume,
+        regular=settings.tiers.regular,
+        intermittent=settings.tiers.intermittent,
+    )
+    classification = classify(panel, thresholds=tiers)
+    timings["classify_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    bt = backtest(
+        panel,
+        h=h,
+        methods=names,
+        n_windows=settings.backtest.n_windows,
+        step=settings.backtest.step,
+        params=settings.method_params,
+        seasonality=settings.backtest.seasonality,
+        progress=lambda done, total, label: progress(f"backtest {label}", done, total),
+    )
+    selection = bt.select(
+        classification,
+        by=settings.backtest.select_by,
+        metric=settings.backtest.metric,
+        fallback=settings.backtest.fallback,
+    )
+    summary = bt.summary(classification)
+    timings["backtest_s"] = time.perf_counter() - t0
+
+    forecasts = None
+    if with_forecast:
+        t0 = time.perf_counter()
+        done = [0]
+
+        def step(name: str) -> None:
+            done[0] += 1
+            progress(f"forecast {name}", done[0], len(names))
+
+        values = forecast_arrays(panel, h, names, settings.method_params, progress=step)
+        chosen = _chosen_values(panel, selection, values)
+        forecasts = forecasts_to_frame(panel, values, h)
+        forecasts = forecasts.with_columns(
+            pl.Series("forecast", chosen.reshape(-1)),
+            pl.Series("method", np.repeat(_selection_array(panel, selection), h)),
+        )
+        timings["forecast_s"] = time.perf_counter() - t0
+    return CoreResult(classification, bt, selection, forecasts, summary, timings)
+
+
+def _selection_array(panel: DemandPanel, selection: pl.DataFrame) -> np.ndarray:
+    order = pl.DataFrame({"unique_id": panel.item_ids.astype(str)})
+    return order.join(selection, on="unique_id", how="left", maintain_order="left")["method"].to_numpy()
+
+
+def _chosen_values(
+    panel: DemandPanel, selection: pl.DataFrame, values: dict[str, np.ndarray]
+) -> np.ndarray:
+    methods = _selection_array(panel, selection)
+    h = next(iter(values.values())).shape[1]
+    out = np.zeros((panel.n_items, h))
+    for name, arr in values.items():
+        rows = methods == name
+        out[rows] = arr[rows]
+    return out
+
+
+def write_outputs(
+    output_dir: Path,
+    loaded: LoadedData,
+    result: CoreResult,
+    settings: Settings,
+    *,
+    source: str,
+    timings: dict[str, float],
+) -> dict[str, str]:
+    """Write classification, backtest, forecasts, rejected rows and run.json into ``output_dir``."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, str] = {}
+    result.classification.write_parquet(output_dir / "classification.parquet")
+    paths["classification"] = str(output_dir / "classification.parquet")
+    if result.backtest is not None:
+        scores = result.backtest.scores.join(
+            result.selection.select("unique_id", pl.col("method").alias("chosen_method"), "reason"),
+            on="unique_id",
+            how="left",
+        ).with_columns((pl.col("method") == pl.col("chosen_method")).alias("chosen"))
+        scores.write_parquet(output_dir / "backtest.parquet")
+        paths["backtest"] = str(output_dir / "backtest.parquet")
+    if result.summary is not None:
+        result.summary.write_parquet(output_dir / "backtest_summary.parquet")
+        paths["backtest_summary"] = str(output_dir / "backtest_summary.parquet")
+    if result.forecasts is not None:
+        result.forecasts.write_parquet(output_dir / "forecasts.parquet")
+        paths["forecasts"] = str(output_dir / "forecasts.parquet")
+    if loaded.rejected.height:
+        loaded.rejected.write_parquet(output_dir / "rejected_rows.parquet")
+        paths["rejected_rows"] = str(output_dir / "rejected_rows.parquet")
+    panel = loaded.panel
+    run = {
+        "sparecast_version": __version__,
+        "source": _redact(source),
+        "source_kind": loaded.source_kind,
+        "config": settings.to_dict(),
+        "data_window": {
+            "start": str(panel.dates[0]),
+            "end": str(panel.end),
+            "freq": panel.freq,
+            "n_items": panel.n_items,
+            "n_periods": panel.n_periods,
+        },
+        "validation": loaded.report.to_dict(),
+        "extract": loaded.extract_info,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "outputs": paths,
+    }
+    (output_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
+    paths["run"] = str(output_dir / "run.json")
+    return paths
+
+
+def _redact(source: str) -> str:
+    """Hide a password in a database URL before writing it anywhere."""
+    if "://" not in source or "@" not in source:
+        return source
+    scheme, rest = source.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else source
+
+
+@dataclass
+class RunOutcome:
+    """What a pipeline run produced: the loaded data, the core result, files and summary lines."""
+
+    loaded: LoadedData
+    result: CoreResult
+    paths: dict[str, str]
+    summary_lines: list[str]
+    timings: dict[str, float]
+
+
+def run_pipeline(
+    source: str,
+    output_dir: Path,
+    settings: Settings,
+    *,
+    with_forecast: bool = True,
+    progress: Progress = _no_progress,
+) -> RunOutcome:
+    """Load, validate, classify, backtest, forecast and write everything into ``output_dir``."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    progress("load", 0, 1)
+    loaded = load_panel(source, settings, output_dir)
+    progress("load", 1, 1)
+    timings["load_s"] = time.perf_counter() - t0
+    result = run_core(loaded.panel, settings, with_forecast=with_forecast, progress=progress)
+    timings.update(result.timings)
+    t0 = time.perf_counter()
+    paths = write_outputs(output_dir, loaded, result, settings, source=source, timings=timings)
+    timings["write_s"] = time.perf_counter() - t0
+    lines = format_summary_lines(result.summary) if result.summary is not None else []
+    return RunOutcome(loaded, result, paths, lines, timings)
