@@ -1,0 +1,72 @@
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from sparecast import DemandPanel
+from sparecast.errors import DataValidationError
+
+
+def _long() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "unique_id": ["a", "a", "a", "b"],
+            "ds": ["2024-01-01", "2024-01-03", "2024-01-03", "2024-01-09"],
+            "y": [1.0, 2.0, 0.5, 3.0],
+        }
+    ).with_columns(pl.col("ds").str.to_date())
+
+
+def test_from_long_dense_with_zero_fill_and_sum() -> None:
+    p = DemandPanel.from_long(_long(), freq="D")
+    assert p.y.dtype == np.float32
+    assert p.item_ids.tolist() == ["a", "b"]
+    assert p.n_periods == 9
+    np.testing.assert_array_equal(p.y[0, :3], [1.0, 0.0, 2.5])  # same-day rows summed
+    assert p.y[1, 8] == 3.0 and p.y[1, :8].sum() == 0
+    assert str(p.dates[0]) == "2024-01-01" and str(p.end) == "2024-01-09"
+
+
+def test_from_pandas_and_extra_items_and_window() -> None:
+    df = _long().to_pandas()
+    p = DemandPanel.from_long(df, freq="D", item_ids=["a", "b", "c"], start="2024-01-02", end="2024-01-10")
+    assert p.item_ids.tolist() == ["a", "b", "c"]
+    assert p.n_periods == 9
+    assert p.y[0].sum() == 2.5  # the row of 2024-01-01 is outside the window
+    assert p.y[2].sum() == 0  # an item without demand is a row of zeros
+
+
+def test_unknown_item_and_missing_column_raise() -> None:
+    with pytest.raises(DataValidationError, match="not in item_ids"):
+        DemandPanel.from_long(_long(), item_ids=["a"])
+    with pytest.raises(DataValidationError, match="lacks column"):
+        DemandPanel.from_long(_long().drop("y"))
+
+
+def test_round_trip_long() -> None:
+    p = DemandPanel.from_long(_long(), freq="D")
+    back = DemandPanel.from_long(p.to_long(drop_zeros=True), freq="D", start=p.start, end=p.end)
+    np.testing.assert_array_equal(back.y, p.y)
+    assert p.to_long().height == p.n_items * p.n_periods
+
+
+def test_bucket_weekly_and_monthly() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random((3, 70)) < 0.2) * rng.integers(1, 5, (3, 70))
+    p = DemandPanel(y.astype(np.float32), np.array(["x", "y", "z"], dtype=object), np.datetime64("2024-01-03"))
+    w = p.bucket("W")
+    assert w.y.sum() == pytest.approx(y.sum())
+    assert str(w.start) == "2024-01-01"  # the Monday of the first week
+    # first week holds Wed 3 .. Sun 7 (5 days)
+    np.testing.assert_allclose(w.y[:, 0], y[:, :5].sum(axis=1))
+    m = p.bucket("M")
+    assert str(m.dates[1]) == "2024-02-01"
+    np.testing.assert_allclose(m.y[:, 0], y[:, :29].sum(axis=1))  # Jan 3..31
+
+
+def test_infer_monthly_frequency() -> None:
+    df = pd.DataFrame({"unique_id": ["a"] * 3, "ds": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-04-01"]), "y": [1, 0, 2]})
+    p = DemandPanel.from_long(df)
+    assert p.freq == "M" and p.n_periods == 4
+    np.testing.assert_array_equal(p.y[0], [1, 0, 0, 2])
+    assert str(p.future_dates(2)[0]) == "2020-05-01"

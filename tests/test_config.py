@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from sparecast.config import load_settings
+from sparecast.errors import ConfigError
+
+
+def test_defaults() -> None:
+    s = load_settings()
+    assert s.horizon == 28
+    assert s.backtest.n_windows == 3
+    assert s.tiers.regular == 0.1
+
+
+def test_file_then_env_then_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('horizon = 14\nmethods = ["ma", "sba"]\n[backtest]\nn_windows = 2\nmetric = "mae"\n'
+                   '[method_params.ma]\nwindow = 7\n')
+    monkeypatch.setenv("SPARECAST_BACKTEST__METRIC", "mase")
+    s = load_settings(cfg, horizon=7)
+    assert s.horizon == 7  # keyword override beats the file
+    assert s.backtest.metric == "mase"  # environment beats the file
+    assert s.backtest.n_windows == 2  # file beats defaults
+    assert s.methods == ["ma", "sba"]
+    assert s.method_params == {"ma": {"window": 7}}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("bogus = 1", "bogus"),
+        ('methods = ["nope"]', "nope"),
+        ("[tiers]\nregular = 0.9", "high_volume > regular"),
+        ("horizon = 0", "horizon"),
+        ("horizon = ", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=needle):
+        load_settings(cfg)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings("/nonexistent/sparecast.toml")
