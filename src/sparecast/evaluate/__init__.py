@@ -1,0 +1,51 @@
+"""Evaluation: accuracy metrics on arrays and the rolling-origin backtest with method selection."""
+
+from sparecast.evaluate.backtest import (
+    SCORE_METRICS,
+    BacktestResult,
+    PanelTooShortError,
+    backtest,
+    backtest_origins,
+    format_summary_lines,
+    method_label,
+)
+from sparecast.evaluate.metrics import (
+    METRICS,
+    mae,
+    mape,
+    mase,
+    me,
+    nanmean_count,
+    pinball,
+    pis,
+    rmse,
+    rmsse,
+    seasonal_naive_scale,
+    seasonal_naive_scales,
+    stockout_weighted_se,
+    wape,
+)
+
+__all__ = [
+    "METRICS",
+    "SCORE_METRICS",
+    "BacktestResult",
+    "PanelTooShortError",
+    "backtest",
+    "backtest_origins",
+    "format_summary_lines",
+    "method_label",
+    "mae",
+    "mape",
+    "mase",
+    "me",
+    "nanmean_count",
+    "pinball",
+    "pis",
+    "rmse",
+    "rmsse",
+    "seasonal_naive_scale",
+    "seasonal_naive_scales",
+    "stockout_weighted_se",
+    "wape",
+]

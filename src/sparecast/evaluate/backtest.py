@@ -1,0 +1,506 @@
+"""Rolling-origin backtest of the classical methods, method selection and class summaries.
+
+Windows: with ``T`` panel periods, window ``w`` (0-based, ``n_windows`` of them) has its origin at
+``T - h - (n_windows - 1 - w) * step``; the last window ends at the panel end. The kernel sees only
+``y[:, :origin]``; the actuals are ``y[:, origin:origin + h]``.
+
+Scores are per item and method, averaged over the windows (NaN-aware): mae, rmse, mase, rmsse, me,
+pis as defined in :mod:`sparecast.evaluate.metrics`; MASE/RMSSE are scaled with the training part of
+each window. ``abs_error_sum`` and ``actual_sum`` (over all windows) let a class's WAPE be the ratio
+of sums, which stays defined for intermittent items where per-item scaled errors are not.
+
+Aggregation rule (select, summary): the mean over items of the per-item metric, ignoring items
+where it is undefined (null), with the count of items used reported beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from sparecast.classify import SB_CLASSES, classify
+from sparecast.data.panel import DemandPanel
+from sparecast.errors import ConfigError, DataValidationError, MethodError
+from sparecast.evaluate.metrics import seasonal_naive_scales
+from sparecast.methods import Method, forecast_matrix, get_method, resolve_methods
+
+__all__ = [
+    "BacktestResult",
+    "PanelTooShortError",
+    "SCORE_METRICS",
+    "backtest",
+    "backtest_origins",
+    "format_summary_lines",
+    "method_label",
+]
+
+SCORE_METRICS: tuple[str, ...] = ("mae", "rmse", "mase", "rmsse", "me", "pis")
+ProgressCallback = Callable[[int, int, str], None]
+_ALL = "all"
+
+
+class PanelTooShortError(DataValidationError):
+    """The panel has fewer periods than the backtest windows and horizon need."""
+
+
+def backtest_origins(n_periods: int, h: int, n_windows: int, step: int) -> list[int]:
+    """Origin (first forecast period) of each window; the last window ends at ``n_periods``."""
+    return [n_periods - h - (n_windows - 1 - w) * step for w in range(n_windows)]
+
+
+_LABELS = {
+    "naive": "naive",
+    "seasonal_naive": "seasonal naive",
+    "ses": "SES",
+    "croston": "Croston",
+    "sba": "SBA",
+    "croston_optimized": "Croston (optimised)",
+    "tsb": "TSB",
+    "adida": "ADIDA",
+    "imapa": "IMAPA",
+}
+
+
+def method_label(name: str, params: dict[str, Any] | None = None) -> str:
+    """Human name of a method with its key parameter, e.g. ``MA(28)``, ``SBA``, ``naive``."""
+    try:
+        kwargs = {**get_method(name).defaults, **(params or {})}
+    except MethodError:
+        kwargs = dict(params or {})
+    if name == "ma":
+        return f"MA({kwargs.get('window', 28)})"
+    if name == "ma_nonzero":
+        return f"MA non-zero({kwargs.get('window', 5)})"
+    if name == "seasonal_naive" and "season_length" in kwargs:
+        return f"seasonal naive({kwargs['season_length']})"
+    return _LABELS.get(name, name)
+
+
+@dataclass
+class BacktestResult:
+    """What a backtest measured.
+
+    Attributes:
+        scores: one row per (unique_id, method): mae, rmse, mase, rmsse, me, pis (means over the
+            windows, null where undefined), n_windows_scaled (windows with a defined MASE scale),
+            abs_error_sum and actual_sum (over all windows, for WAPE), n_train_demands (periods with
+            demand in the last window's training part).
+        methods: method names in the order they ran (ties in selection go to the earlier one).
+        labels: method name -> human label (``MA(28)``).
+        origins: first forecast period of each window; cutoffs: date of each window's last
+            training period.
+        errors: method -> float32 ``[n_windows, items, h]`` forecast minus actual, if kept.
+        timings: seconds: ``kernels`` per method, ``scoring`` and ``total``.
+        panel: the panel backtested (used to classify when no classification is given).
+    """
+
+    scores: pl.DataFrame
+    methods: list[str]
+    labels: dict[str, str]
+    h: int
+    seasonality: int
+    origins: list[int]
+    cutoffs: list[np.datetime64]
+    errors: dict[str, np.ndarray] | None = None
+    timings: dict[str, Any] = field(default_factory=dict)
+    panel: DemandPanel | None = field(default=None, repr=False)
+    _classification: pl.DataFrame | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    # ------------------------------------------------------------------ helpers
+    def _classes(self, classification: pl.DataFrame | None) -> pl.DataFrame:
+        if classification is None:
+            if self.panel is None:
+                raise DataValidationError(
+                    "no classification given and the result has no panel; pass "
+                    "classification=sparecast.classify.classify(panel)"
+                )
+            if self._classification is None:
+                self._classification = classify(self.panel)
+            classification = self._classification
+        if "unique_id" not in classification.columns or "sb_class" not in classification.columns:
+            raise DataValidationError(
+                "classification needs columns unique_id and sb_class, "
+                f"it has {classification.columns}"
+            )
+        return classification.select(pl.col("unique_id").cast(pl.Utf8), pl.col("sb_class"))
+
+    def _item_ids(self) -> pl.DataFrame:
+        return self.scores.filter(pl.col("method") == self.methods[0]).select("unique_id")
+
+    def _check_metric(self, metric: str) -> None:
+        if metric not in SCORE_METRICS:
+            raise ConfigError(f"metric must be one of {SCORE_METRICS}, got {metric!r}")
+        if metric == "me":
+            raise ConfigError(
+                "metric 'me' is signed (bias); select on mae, rmse, mase, rmsse or pis"
+            )
+
+    def _class_means(self, classes: pl.DataFrame, with_all: bool) -> pl.DataFrame:
+        """Mean of every metric per (sb_class, method) over items, nulls ignored, with counts."""
+        joined = self.scores.join(classes, on="unique_id", how="left").with_columns(
+            pl.col("sb_class").fill_null("unclassified")
+        )
+        order = pl.DataFrame(
+            {"method": self.methods, "method_order": np.arange(len(self.methods), dtype=np.int64)}
+        )
+        aggs = [
+            pl.len().alias("n_items"),
+            pl.col("mase").count().alias("n_scored"),
+            *[pl.col(m).mean() for m in SCORE_METRICS],
+            pl.col("abs_error_sum").sum(),
+            pl.col("actual_sum").sum(),
+        ]
+        parts = [joined.group_by("sb_class", "method").agg(aggs)]
+        if with_all:
+            parts.append(
+                joined.group_by("method").agg(aggs).with_columns(pl.lit(_ALL).alias("sb_class"))
+            )
+        out = pl.concat([p.select(parts[0].columns) for p in parts])
+        known = [*SB_CLASSES, "unclassified", _ALL]
+        return (
+            out.join(order, on="method", how="left")
+            .with_columns(
+                pl.col("sb_class")
+                .replace_strict(
+                    known, list(range(len(known))), default=len(known), return_dtype=pl.Int64
+                )
+                .alias("class_order"),
+                pl.when(pl.col("actual_sum") > 0)
+                .then(pl.col("abs_error_sum") / pl.col("actual_sum"))
+                .otherwise(None)
+                .alias("wape"),
+            )
+            .sort("class_order", "method_order")
+        )
+
+    @staticmethod
+    def _best_per_class(means: pl.DataFrame, metric: str) -> pl.DataFrame:
+        """The row with the lowest ``metric`` per class (ties: earlier method); classes where it is
+        undefined for every method are absent."""
+        return (
+            means.filter(pl.col(metric).is_not_null() & pl.col(metric).is_not_nan())
+            .sort("class_order", metric, "method_order")
+            .group_by("sb_class", maintain_order=True)
+            .first()
+        )
+
+    # ------------------------------------------------------------------ selection
+    def select(
+        self,
+        classification: pl.DataFrame | None = None,
+        *,
+        by: Literal["class", "item"] = "class",
+        metric: str = "rmsse",
+        fallback: str = "ma",
+    ) -> pl.DataFrame:
+        """The method to use per item: unique_id, method, reason.
+
+        ``by="class"`` (default, robust): the method with the lowest mean ``metric`` over the items
+        of the item's Syntetos-Boylan class (classification computed from the panel when not
+        given). ``by="item"``: the item's own lowest ``metric`` (noisy for intermittent items).
+        Where the metric is undefined for every method (e.g. no demand before the origins), the
+        ``fallback`` method is chosen and the reason says why.
+        """
+        self._check_metric(metric)
+        get_method(fallback)  # fails with the list of valid names
+        ids = self._item_ids()
+        if by == "item":
+            order = pl.DataFrame(
+                {
+                    "method": self.methods,
+                    "method_order": np.arange(len(self.methods), dtype=np.int64),
+                }
+            )
+            best = (
+                self.scores.filter(pl.col(metric).is_not_null() & pl.col(metric).is_not_nan())
+                .join(order, on="method", how="left")
+                .sort("unique_id", metric, "method_order")
+                .group_by("unique_id", maintain_order=True)
+                .first()
+                .select(
+                    "unique_id",
+                    pl.col("method").alias("best"),
+                    pl.format(f"best {metric} of the item ({{}})", pl.col(metric).round(3)).alias(
+                        "why"
+                    ),
+                )
+            )
+            hist = self.scores.filter(pl.col("method") == self.methods[0]).select(
+                "unique_id", "n_train_demands"
+            )
+            out = ids.join(best, on="unique_id", how="left").join(hist, on="unique_id", how="left")
+            no_best = pl.col("best").is_null()
+            return out.select(
+                "unique_id",
+                pl.when(no_best).then(pl.lit(fallback)).otherwise(pl.col("best")).alias("method"),
+                pl.when(no_best & (pl.col("n_train_demands") == 0))
+                .then(pl.lit(f"fallback {fallback}: no history"))
+                .when(no_best)
+                .then(pl.lit(f"fallback {fallback}: {metric} undefined for every method"))
+                .otherwise(pl.col("why"))
+                .alias("reason"),
+            )
+        if by != "class":
+            raise ConfigError(f"by must be 'class' or 'item', got {by!r}")
+        classes = self._classes(classification)
+        best = self._best_per_class(self._class_means(classes, with_all=False), metric).select(
+            "sb_class",
+            pl.col("method").alias("best"),
+            pl.format(
+                f"best {metric} in class {{}} ({{}})", pl.col("sb_class"), pl.col(metric).round(3)
+            ).alias("why"),
+        )
+        out = (
+            ids.join(classes, on="unique_id", how="left")
+            .with_columns(pl.col("sb_class").fill_null("unclassified"))
+            .join(best, on="sb_class", how="left")
+        )
+        no_best = pl.col("best").is_null()
+        return out.select(
+            "unique_id",
+            pl.when(no_best).then(pl.lit(fallback)).otherwise(pl.col("best")).alias("method"),
+            pl.when(no_best & (pl.col("sb_class") == "no_demand"))
+            .then(pl.lit(f"fallback {fallback}: no history"))
+            .when(no_best)
+            .then(pl.format(f"fallback {fallback}: {metric} undefined in class {{}}", "sb_class"))
+            .otherwise(pl.col("why"))
+            .alias("reason"),
+        )
+
+    # ------------------------------------------------------------------ summary
+    def summary(
+        self, classification: pl.DataFrame | None = None, *, metric: str = "rmsse"
+    ) -> pl.DataFrame:
+        """Per class (and ``"all"``) and method: n_items, n_scored, mean of each metric, wape
+        (ratio of sums over the class), improvement of MASE/RMSSE in % vs naive and vs ma
+        (positive = better; null when that reference was not backtested), ``chosen`` (the method
+        ``select(by="class", metric=metric)`` picks; in "all" the best overall) and ``label``."""
+        self._check_metric(metric)
+        means = self._class_means(self._classes(classification), with_all=True)
+        ref_cols = []
+        for ref in ("naive", "ma"):
+            ref_means = means.filter(pl.col("method") == ref).select(
+                "sb_class", *[pl.col(m).alias(f"_{ref}_{m}") for m in ("mase", "rmsse")]
+            )
+            means = means.join(ref_means, on="sb_class", how="left")
+            for m in ("mase", "rmsse"):
+                ref_col = pl.col(f"_{ref}_{m}")
+                ref_cols.append(
+                    pl.when(ref_col > 0)
+                    .then((ref_col - pl.col(m)) / ref_col * 100.0)
+                    .otherwise(None)
+                    .alias(f"{m}_vs_{ref}_pct")
+                )
+        best = self._best_per_class(means, metric).select(
+            "sb_class", pl.col("method").alias("_chosen")
+        )
+        labels = pl.DataFrame({"method": list(self.labels), "label": list(self.labels.values())})
+        return (
+            means.with_columns(ref_cols)
+            .join(best, on="sb_class", how="left")
+            .join(labels, on="method", how="left")
+            .with_columns((pl.col("method") == pl.col("_chosen")).fill_null(False).alias("chosen"))
+            .sort("class_order", "method_order")
+            .select(
+                "sb_class",
+                "method",
+                "label",
+                "n_items",
+                "n_scored",
+                *SCORE_METRICS,
+                "wape",
+                "mase_vs_naive_pct",
+                "rmsse_vs_naive_pct",
+                "mase_vs_ma_pct",
+                "rmsse_vs_ma_pct",
+                "chosen",
+            )
+        )
+
+
+def _pct_phrase(value: float | None, ref_label: str) -> str | None:
+    if value is None or not np.isfinite(value):
+        return None
+    word = "better" if value >= 0 else "worse"
+    return f"{abs(value):.1f}% {word} than {ref_label}"
+
+
+def format_summary_lines(summary: pl.DataFrame, *, metric: str = "mase") -> list[str]:
+    """One line per class of the chosen method, e.g. ``"lumpy (1,234 items): SBA: MASE 0.81,
+    12.3% better than MA(28), 30.1% better than naive"``; ``metric`` is "mase" or "rmsse"."""
+    if metric not in ("mase", "rmsse"):
+        raise ConfigError(f"metric must be 'mase' or 'rmsse', got {metric!r}")
+    labels = dict(zip(summary["method"].to_list(), summary["label"].to_list(), strict=True))
+    lines = []
+    for row in summary.filter(pl.col("chosen")).iter_rows(named=True):
+        value = row[metric]
+        parts = [f"{metric.upper()} {value:.2f}" if value is not None else f"{metric.upper()} n/a"]
+        for ref in ("ma", "naive"):
+            if row["method"] != ref and ref in labels:
+                phrase = _pct_phrase(row[f"{metric}_vs_{ref}_pct"], labels[ref])
+                if phrase:
+                    parts.append(phrase)
+        n = row["n_items"]
+        head = f"{row['sb_class']} ({n:,} item{'' if n == 1 else 's'}): {row['label']}: "
+        lines.append(head + ", ".join(parts))
+    return lines
+
+
+# ---------------------------------------------------------------------------- the backtest
+def _validate(panel: DemandPanel, h: int, n_windows: int, step: int, seasonality: int) -> None:
+    for name, value in (
+        ("h", h),
+        ("n_windows", n_windows),
+        ("step", step),
+        ("seasonality", seasonality),
+    ):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"backtest parameter {name} must be an integer >= 1, got {value!r}")
+    if panel.n_items == 0:
+        raise DataValidationError("cannot backtest a panel with no items")
+    needed = h + (n_windows - 1) * step + seasonality + 1
+    if panel.n_periods < needed:
+        raise PanelTooShortError(
+            f"the panel has {panel.n_periods} periods but a backtest with h={h}, "
+            f"n_windows={n_windows}, step={step} needs at least {needed} "
+            f"(h + (n_windows - 1) x step forecast periods plus seasonality + 1 = "
+            f"{seasonality + 1} training periods for the scaled errors); lower h or n_windows, "
+            "or load a longer history"
+        )
+
+
+def backtest(
+    panel: DemandPanel,
+    *,
+    h: int = 28,
+    methods: Iterable[str] | None = None,
+    n_windows: int = 3,
+    step: int | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    seasonality: int = 7,
+    progress: ProgressCallback | None = None,
+    keep_errors: bool = False,
+) -> BacktestResult:
+    """Rolling-origin backtest of ``methods`` (all defaults when None) over ``n_windows`` windows.
+
+    ``step`` (default ``h``) is the distance between origins; ``params`` maps a method name to
+    kernel parameters; ``seasonality`` is the lag of the seasonal naive scale of MASE/RMSSE;
+    ``progress(done, total, label)`` is called after each (window, method).
+    """
+    t_start = time.perf_counter()
+    step = h if step is None else step
+    _validate(panel, h, n_windows, step, seasonality)
+    resolved: list[Method] = resolve_methods(methods)
+    names = [m.name for m in resolved]
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise MethodError(f"params given for method(s) {unknown} that are not backtested ({names})")
+
+    y = panel.y
+    n_items = panel.n_items
+    origins = backtest_origins(panel.n_periods, h, n_windows, step)
+    n_m = len(resolved)
+    sums = {k: np.zeros((n_m, n_items)) for k in SCORE_METRICS}
+    counts = {k: np.zeros((n_m, n_items), dtype=np.int64) for k in SCORE_METRICS}
+    abs_error_sum = np.zeros((n_m, n_items))
+    actual_sum = np.zeros(n_items)
+    errors = (
+        {n: np.empty((n_windows, n_items, h), dtype=np.float32) for n in names}
+        if keep_errors
+        else None
+    )
+    kernel_time = dict.fromkeys(names, 0.0)
+    total = n_windows * n_m
+    done = 0
+    # MASE / RMSSE scales of every window's training part, in one pass over the panel.
+    scales_abs, scales_sq = seasonal_naive_scales(y, seasonality, origins)
+
+    for w, origin in enumerate(origins):
+        train = y[:, :origin]
+        actual = y[:, origin : origin + h].astype(np.float64)
+        actual_sum += np.abs(actual).sum(axis=1)
+        scale1, scale2 = scales_abs[w], scales_sq[w]
+        ok1 = scale1 > 0
+        ok2 = scale2 > 0
+        for i, m in enumerate(resolved):
+            t0 = time.perf_counter()
+            try:
+                fc = forecast_matrix(train, h, m, params.get(m.name))
+            except MethodError:
+                raise  # already names the method and the fix
+            except Exception as exc:  # a kernel bug: say where it happened
+                raise MethodError(
+                    f"method {m.name!r} failed in backtest window {w + 1}/{n_windows} "
+                    f"(training periods 0..{origin - 1}): {type(exc).__name__}: {exc}"
+                ) from exc
+            kernel_time[m.name] += time.perf_counter() - t0
+            if fc.shape != (n_items, h):
+                raise MethodError(
+                    f"method {m.name!r} returned shape {fc.shape}, expected {(n_items, h)}"
+                )
+            e = fc - actual
+            if errors is not None:
+                errors[m.name][w] = e
+            mean_e = e.sum(axis=1) / h
+            mse_w = np.einsum("ij,ij->i", e, e) / h
+            abs_sum = np.abs(e, out=e).sum(axis=1)  # e is not needed after this
+            mae_w = abs_sum / h
+            abs_error_sum[i] += abs_sum
+            window_scores = {
+                "mae": mae_w,
+                "rmse": np.sqrt(mse_w),
+                "mase": np.divide(mae_w, scale1, out=np.full(n_items, np.nan), where=ok1),
+                "rmsse": np.sqrt(np.divide(mse_w, scale2, out=np.full(n_items, np.nan), where=ok2)),
+                "me": mean_e,
+                "pis": abs_sum,
+            }
+            for k, v in window_scores.items():
+                ok = ~np.isnan(v)
+                sums[k][i] += np.where(ok, v, 0.0)
+                counts[k][i] += ok
+            done += 1
+            if progress is not None:
+                progress(done, total, f"{m.name} window {w + 1}/{n_windows}")
+
+    t_score = time.perf_counter()
+    n_train_demands = (y[:, : origins[-1]] > 0).sum(axis=1)
+    ids = pl.Series("unique_id", np.asarray(panel.item_ids).astype(str), dtype=pl.Utf8)
+    columns: dict[str, Any] = {
+        "unique_id": pl.concat([ids] * n_m),
+        "method": pl.concat([pl.repeat(n, n_items, eager=True, dtype=pl.Utf8) for n in names]),
+    }
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for k in SCORE_METRICS:
+            mean = np.where(counts[k] > 0, sums[k] / np.maximum(counts[k], 1), np.nan)
+            columns[k] = pl.Series(k, mean.ravel(), dtype=pl.Float64, nan_to_null=True)
+    columns["n_windows_scaled"] = pl.Series(counts["mase"].ravel(), dtype=pl.Int64)
+    columns["abs_error_sum"] = pl.Series(abs_error_sum.ravel(), dtype=pl.Float64, nan_to_null=True)
+    columns["actual_sum"] = pl.Series(np.tile(actual_sum, n_m), dtype=pl.Float64)
+    columns["n_train_demands"] = pl.Series(np.tile(n_train_demands, n_m), dtype=pl.Int64)
+    scores = pl.DataFrame(columns)
+    dates = panel.dates
+    return BacktestResult(
+        scores=scores,
+        methods=names,
+        labels={n: method_label(n, params.get(n)) for n in names},
+        h=h,
+        seasonality=seasonality,
+        origins=origins,
+        cutoffs=[dates[o - 1] for o in origins],
+        errors=errors,
+        timings={
+            "kernels": kernel_time,
+            "frame": time.perf_counter() - t_score,
+            "scoring": time.perf_counter() - t_start - sum(kernel_time.values()),
+            "total": time.perf_counter() - t_start,
+        },
+        panel=panel,
+    )

@@ -1,0 +1,321 @@
+"""Rolling-origin backtest: hand-checked windows, no leakage, selection, summary, errors."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sparecast import methods as registry
+from sparecast.data.panel import DemandPanel
+from sparecast.errors import MethodError, SparecastError
+from sparecast.evaluate import metrics as M
+from sparecast.evaluate.backtest import (
+    PanelTooShortError,
+    backtest,
+    backtest_origins,
+    format_summary_lines,
+    method_label,
+)
+from sparecast.methods import Method, forecast_matrix
+
+
+def _panel(y: np.ndarray, ids: list[str] | None = None) -> DemandPanel:
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 1:
+        y = y[None, :]
+    ids = ids or [f"item{i}" for i in range(y.shape[0])]
+    return DemandPanel(y=y, item_ids=np.array(ids, dtype=object), start=np.datetime64("2024-01-01"))
+
+
+def _score(result, item: str, method: str, col: str):
+    row = result.scores.filter((pl.col("unique_id") == item) & (pl.col("method") == method))
+    assert row.height == 1
+    return row[col][0]
+
+
+# ---------------------------------------------------------------------------- windows
+def test_origins_by_hand() -> None:
+    # T=20, h=3, 3 windows 2 apart: the last window ends at period 20
+    assert backtest_origins(20, 3, 3, 2) == [13, 15, 17]
+    assert backtest_origins(20, 3, 1, 3) == [17]
+
+
+def test_naive_mae_by_hand() -> None:
+    #           0  1  2  3  4  5  6  7  8  9 10 11
+    y = np.array([0, 2, 0, 4, 1, 0, 3, 5, 0, 6, 2, 0], dtype=float)
+    # h=2, 2 windows, step 2 -> origins 8 and 10
+    res = backtest(_panel(y), h=2, n_windows=2, methods=["naive"], seasonality=1)
+    assert res.origins == [8, 10]
+    assert res.cutoffs == [np.datetime64("2024-01-08"), np.datetime64("2024-01-10")]
+    # window 1: naive = y[7] = 5, actual (0, 6): errors (5, -1)
+    # window 2: naive = y[9] = 6, actual (2, 0): errors (4, 6)
+    assert _score(res, "item0", "naive", "mae") == pytest.approx(((5 + 1) / 2 + (4 + 6) / 2) / 2)
+    assert _score(res, "item0", "naive", "me") == pytest.approx(((5 - 1) / 2 + (4 + 6) / 2) / 2)
+    assert _score(res, "item0", "naive", "rmse") == pytest.approx(
+        (np.sqrt((25 + 1) / 2) + np.sqrt((16 + 36) / 2)) / 2
+    )
+    assert _score(res, "item0", "naive", "pis") == pytest.approx((6 + 10) / 2)
+    # MASE scale: mean |y_t - y_{t-1}| over each training part
+    s1 = np.abs(np.diff(y[:8])).mean()  # 2,2,4,3,1,3,2 -> 17/7
+    s2 = np.abs(np.diff(y[:10])).mean()  # + 5,6 -> 28/9
+    assert s1 == pytest.approx(17 / 7) and s2 == pytest.approx(28 / 9)
+    assert _score(res, "item0", "naive", "mase") == pytest.approx((3 / s1 + 5 / s2) / 2)
+    q1 = np.square(np.diff(y[:8])).mean()
+    q2 = np.square(np.diff(y[:10])).mean()
+    assert _score(res, "item0", "naive", "rmsse") == pytest.approx(
+        (np.sqrt(13 / q1) + np.sqrt(26 / q2)) / 2
+    )
+    assert _score(res, "item0", "naive", "abs_error_sum") == pytest.approx(16.0)
+    assert _score(res, "item0", "naive", "actual_sum") == pytest.approx(8.0)
+
+
+def test_scores_equal_metric_functions_per_window() -> None:
+    rng = np.random.default_rng(3)
+    y = (rng.poisson(1.5, (25, 120)) * (rng.random((25, 120)) < 0.3)).astype(np.float32)
+    y[0] = 0.0  # no demand at all: scaled errors undefined
+    res = backtest(_panel(y), h=10, n_windows=3, step=7, methods=["naive", "ma"], seasonality=7)
+    for name in ("naive", "ma"):
+        per_window = {k: [] for k in ("mae", "rmse", "mase", "rmsse", "me", "pis")}
+        for origin in res.origins:
+            train, actual = y[:, :origin], y[:, origin : origin + 10]
+            fc = forecast_matrix(train, 10, name)
+            for k in per_window:
+                per_window[k].append(M.METRICS[k](actual, fc, train, seasonality=7))
+        got = res.scores.filter(pl.col("method") == name)
+        for k, values in per_window.items():
+            expected = M.nanmean_count(np.vstack(values), axis=0)[0]
+            ours = got[k].to_numpy().astype(np.float64)  # null -> NaN
+            np.testing.assert_allclose(ours, expected, rtol=1e-9, equal_nan=True, err_msg=k)
+    assert _score(res, "item0", "naive", "mase") is None
+    assert _score(res, "item0", "naive", "n_windows_scaled") == 0
+
+
+# ---------------------------------------------------------------------------- leakage
+def test_naive_ignores_spikes_after_origin() -> None:
+    y = np.ones(60)
+    h, n_windows = 5, 3
+    origins = backtest_origins(60, h, n_windows, h)
+    for o in origins:
+        y[o:] += 1000.0 * (np.arange(60 - o) == 0)  # spike at every origin
+    res = backtest(_panel(y), h=h, n_windows=n_windows, methods=["naive"], keep_errors=True)
+    assert res.errors is not None
+    actual = np.stack([y[o : o + h] for o in origins])
+    forecasts = res.errors["naive"][:, 0, :] + actual
+    # naive always forecasts the last training value, never the spike
+    np.testing.assert_allclose(forecasts, np.stack([np.full(h, y[o - 1]) for o in origins]))
+    assert (forecasts < 1000).all()
+
+
+def test_kernel_sees_only_the_training_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    y = np.arange(2 * 50, dtype=np.float32).reshape(2, 50)
+    seen: list[tuple[int, float]] = []
+
+    def spy(train: np.ndarray, h: int) -> np.ndarray:
+        seen.append((train.shape[1], float(np.max(train))))
+        return np.zeros((train.shape[0], h))
+
+    monkeypatch.setitem(registry.METHODS, "spy", Method("spy", spy, "records what it sees"))
+    res = backtest(_panel(y), h=4, n_windows=3, step=3, methods=["spy"])
+    assert [s[0] for s in seen] == res.origins == [40, 43, 46]
+    # the largest value a kernel sees is the last training value of the second row
+    assert [s[1] for s in seen] == [float(y[1, o - 1]) for o in res.origins]
+
+
+# ---------------------------------------------------------------------------- selection
+def _two_method_panel() -> tuple[DemandPanel, pl.DataFrame]:
+    # item0: a linear trend -> naive wins
+    # item1: noise around a constant level -> ma wins
+    rng = np.random.default_rng(7)
+    t = 120
+    y0 = np.arange(t, dtype=float)
+    y1 = 10.0 + rng.normal(0.0, 2.0, t)
+    y2 = np.zeros(t)  # no history
+    panel = _panel(np.vstack([y0, y1, y2]))
+    classes = pl.DataFrame(
+        {"unique_id": ["item0", "item1", "item2"], "sb_class": ["smooth", "erratic", "no_demand"]}
+    )
+    return panel, classes
+
+
+def test_select_by_item_picks_best_metric() -> None:
+    panel, _ = _two_method_panel()
+    res = backtest(panel, h=7, n_windows=3, methods=["naive", "ma"], seasonality=1)
+    sel = res.select(by="item", metric="rmsse")
+    assert sel.columns == ["unique_id", "method", "reason"]
+    picks = dict(zip(sel["unique_id"], sel["method"], strict=True))
+    for item in ("item0", "item1"):
+        best = min(("naive", "ma"), key=lambda m, i=item: _score(res, i, m, "rmsse"))
+        assert picks[item] == best
+    assert picks["item0"] == "naive" and picks["item1"] == "ma"
+    assert picks["item2"] == "ma"
+    reasons = dict(zip(sel["unique_id"], sel["reason"], strict=True))
+    assert reasons["item2"] == "fallback ma: no history"
+    assert reasons["item0"].startswith("best rmsse")
+    # another fallback
+    sel = res.select(by="item", fallback="naive")
+    assert sel.filter(pl.col("unique_id") == "item2")["reason"][0] == "fallback naive: no history"
+
+
+def test_select_by_class_picks_best_mean_in_class() -> None:
+    panel, classes = _two_method_panel()
+    res = backtest(panel, h=7, n_windows=3, methods=["naive", "ma"], seasonality=1)
+    # put both items with history in one class: the lower mean rmsse over the two wins
+    one_class = classes.with_columns(
+        pl.when(pl.col("unique_id") == "item2")
+        .then(pl.lit("no_demand"))
+        .otherwise(pl.lit("lumpy"))
+        .alias("sb_class")
+    )
+    sel = res.select(one_class, by="class", metric="rmsse")
+    means = {
+        m: np.mean([_score(res, i, m, "rmsse") for i in ("item0", "item1")])
+        for m in ("naive", "ma")
+    }
+    best = min(means, key=means.get)
+    row = sel.filter(pl.col("unique_id") == "item1").row(0, named=True)
+    assert row["method"] == best
+    assert row["reason"] == f"best rmsse in class lumpy ({round(means[best], 3)})"
+    row2 = sel.filter(pl.col("unique_id") == "item2").row(0, named=True)
+    assert row2 == {"unique_id": "item2", "method": "ma", "reason": "fallback ma: no history"}
+    # per-class: each item in its own class gets its own best
+    sel = res.select(classes, by="class", metric="mase")
+    picks = dict(zip(sel["unique_id"], sel["method"], strict=True))
+    assert picks == {"item0": "naive", "item1": "ma", "item2": "ma"}
+
+
+def test_select_classifies_the_panel_when_not_given() -> None:
+    panel, _ = _two_method_panel()
+    res = backtest(panel, h=7, n_windows=2, methods=["naive", "ma"], seasonality=1)
+    sel = res.select()
+    assert sel.height == 3
+    assert sel.filter(pl.col("unique_id") == "item2")["reason"][0] == "fallback ma: no history"
+
+
+def test_select_rejects_bad_arguments() -> None:
+    panel, _ = _two_method_panel()
+    res = backtest(panel, h=7, n_windows=2, methods=["naive", "ma"], seasonality=1)
+    with pytest.raises(SparecastError, match="metric"):
+        res.select(metric="nope")
+    with pytest.raises(SparecastError, match="by"):
+        res.select(by="nope")  # type: ignore[arg-type]
+    with pytest.raises(MethodError, match="unknown method"):
+        res.select(fallback="nope")
+
+
+# ---------------------------------------------------------------------------- summary
+def test_summary_and_lines() -> None:
+    panel, classes = _two_method_panel()
+    res = backtest(panel, h=7, n_windows=3, methods=["naive", "ma"], seasonality=1)
+    summ = res.summary(classes, metric="mase")
+    assert set(summ["sb_class"]) == {"smooth", "erratic", "no_demand", "all"}
+    allrows = summ.filter(pl.col("sb_class") == "all")
+    assert allrows["n_items"].to_list() == [3, 3]
+    assert allrows["n_scored"].to_list() == [2, 2]  # item2 has no defined MASE
+    naive_mase = np.mean([_score(res, i, "naive", "mase") for i in ("item0", "item1")])
+    ma_mase = np.mean([_score(res, i, "ma", "mase") for i in ("item0", "item1")])
+    ma_row = allrows.filter(pl.col("method") == "ma").row(0, named=True)
+    assert ma_row["mase"] == pytest.approx(ma_mase)
+    assert ma_row["mase_vs_naive_pct"] == pytest.approx((naive_mase - ma_mase) / naive_mase * 100)
+    assert ma_row["mase_vs_ma_pct"] == pytest.approx(0.0)
+    assert ma_row["label"] == "MA(28)"
+    # class WAPE is a ratio of sums over the class
+    sums = res.scores.filter(pl.col("method") == "ma")
+    assert ma_row["wape"] == pytest.approx(sums["abs_error_sum"].sum() / sums["actual_sum"].sum())
+    # one chosen method per class with a defined metric, none for no_demand
+    chosen = summ.filter(pl.col("chosen"))
+    assert sorted(chosen["sb_class"]) == ["all", "erratic", "smooth"]
+    assert chosen.filter(pl.col("sb_class") == "smooth")["method"][0] == "naive"
+
+    lines = format_summary_lines(summ)
+    assert len(lines) == 3
+    pattern = re.compile(
+        r"^(smooth|erratic|all) \(\d[\d,]* items?\): (naive|MA\(28\)): MASE \d+\.\d\d"
+        r"(, \d+\.\d% (better|worse) than (MA\(28\)|naive))*$"
+    )
+    for line in lines:
+        assert pattern.match(line), line
+    smooth = next(line for line in lines if line.startswith("smooth"))
+    assert "than MA(28)" in smooth and "than naive" not in smooth  # no comparison with itself
+
+
+def test_format_summary_lines_exact() -> None:
+    summ = pl.DataFrame(
+        {
+            "sb_class": ["lumpy", "lumpy", "lumpy"],
+            "method": ["naive", "ma", "sba"],
+            "label": ["naive", "MA(28)", "SBA"],
+            "n_items": [1234, 1234, 1234],
+            "mase": [1.16, 0.92, 0.81],
+            "mase_vs_naive_pct": [0.0, 20.7, 30.1],
+            "mase_vs_ma_pct": [-26.1, 0.0, 12.3],
+            "chosen": [False, False, True],
+        }
+    )
+    assert format_summary_lines(summ) == [
+        "lumpy (1,234 items): SBA: MASE 0.81, 12.3% better than MA(28), 30.1% better than naive"
+    ]
+
+
+def test_method_labels() -> None:
+    assert method_label("ma") == "MA(28)"
+    assert method_label("ma", {"window": 7}) == "MA(7)"
+    assert method_label("sba") == "SBA"
+    assert method_label("naive") == "naive"
+
+
+# ---------------------------------------------------------------------------- errors, options
+def test_too_short_panel_raises() -> None:
+    panel = _panel(np.ones(40))
+    with pytest.raises(PanelTooShortError, match="needs at least") as info:
+        backtest(panel, h=28, n_windows=3, methods=["naive"])
+    assert isinstance(info.value, SparecastError)
+    assert "40 periods" in str(info.value)
+
+
+def test_bad_parameters_raise() -> None:
+    panel = _panel(np.ones(100))
+    with pytest.raises(SparecastError, match="h must be"):
+        backtest(panel, h=0, methods=["naive"])
+    with pytest.raises(MethodError, match="not backtested"):
+        backtest(panel, h=5, methods=["naive"], params={"ma": {"window": 3}})
+
+
+def test_params_reach_the_kernel_and_progress_is_reported() -> None:
+    y = np.arange(60, dtype=float)
+    calls: list[tuple[int, int, str]] = []
+    res = backtest(
+        _panel(y),
+        h=5,
+        n_windows=2,
+        methods=["ma", "naive"],
+        params={"ma": {"window": 2}},
+        progress=lambda d, t, label: calls.append((d, t, label)),
+        keep_errors=True,
+    )
+    assert [c[0] for c in calls] == [1, 2, 3, 4] and {c[1] for c in calls} == {4}
+    assert calls[0][2] == "ma window 1/2"
+    assert res.labels["ma"] == "MA(2)"
+    # MA(2) at origin 50: mean(48, 49) = 48.5; actuals 50..54
+    assert res.errors is not None
+    np.testing.assert_allclose(res.errors["ma"][0, 0], 48.5 - np.arange(50, 55))
+    assert set(res.timings) >= {"kernels", "scoring", "total"}
+
+
+def test_scores_frame_layout() -> None:
+    panel, _ = _two_method_panel()
+    res = backtest(panel, h=7, n_windows=2, methods=["naive", "ma"])
+    assert res.scores.height == 6
+    assert res.scores.columns[:8] == [
+        "unique_id",
+        "method",
+        "mae",
+        "rmse",
+        "mase",
+        "rmsse",
+        "me",
+        "pis",
+    ]
+    assert res.methods == ["naive", "ma"]
