@@ -1,8 +1,40 @@
-"""sparecast: forecasting and inventory planning for intermittent demand."""
+"""sparecast: forecasting and inventory planning for intermittent demand.
 
+The public API: ``DemandPanel`` (the items x periods demand matrix), ``forecast`` (every method
+over a panel), ``backtest`` (rolling-origin evaluation and method selection), ``classify``
+(ADI/CV² classes and frequency tiers), ``load_settings`` and the error types.
+"""
+
+from sparecast.classify import TierThresholds, classify
+from sparecast.config import Settings, load_settings
+from sparecast.core import forecast
 from sparecast.data.panel import DemandPanel
-from sparecast.errors import SparecastError
+from sparecast.errors import (
+    ConfigError,
+    DataValidationError,
+    MethodError,
+    SourceError,
+    SparecastError,
+)
+from sparecast.evaluate.backtest import BacktestResult, backtest
+from sparecast.methods import METHODS
 
 __version__ = "0.1.0"
 
-__all__ = ["DemandPanel", "SparecastError", "__version__"]
+__all__ = [
+    "DemandPanel",
+    "forecast",
+    "backtest",
+    "BacktestResult",
+    "classify",
+    "TierThresholds",
+    "Settings",
+    "load_settings",
+    "METHODS",
+    "SparecastError",
+    "DataValidationError",
+    "SourceError",
+    "ConfigError",
+    "MethodError",
+    "__version__",
+]

@@ -24,6 +24,7 @@ app = typer.Typer(
     help="sparecast: forecasts and inventory decisions for intermittent demand.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -138,7 +139,8 @@ def demo(
     quiet: QuietOpt = False,
 ) -> None:
     """Generate a demo ERP into OUTPUT/erp.sqlite and run the whole pipeline on it."""
-    from sparecast.data.demo import generate_demo_erp, write_tables
+    from sparecast.data.demo import generate_demo_erp
+    from sparecast.data.sources import write_tables
 
     try:
         output.mkdir(parents=True, exist_ok=True)

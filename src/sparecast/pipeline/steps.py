@@ -19,7 +19,7 @@ from sparecast import __version__
 from sparecast.classify import TierThresholds, classify
 from sparecast.config import Settings
 from sparecast.core import forecast_arrays, forecasts_to_frame
-from sparecast.data.erp import ErpMapping, extract_incremental
+from sparecast.data.erp import ErpMapping, extract_incremental, read_extract
 from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import ValidationReport, validate_demand
 from sparecast.data.sources import load_source
@@ -76,14 +76,14 @@ def _is_url(source: str) -> bool:
 def load_panel(source: str, settings: Settings, output_dir: Path | None = None) -> LoadedData:
     """Read a source (SQLAlchemy URL, SQLite/CSV/Parquet path), validate its demand rows and build
     the DemandPanel. A database URL is extracted incrementally into ``output_dir/extract``."""
-    mapping = ErpMapping.from_config(settings.data.erp_mapping)
+    mapping = ErpMapping.from_dict(settings.data.erp_mapping)
     extract_info: dict[str, Any] = {}
     if _is_url(source) and output_dir is not None:
         result = extract_incremental(source, output_dir / "extract", mapping=mapping)
-        tables, kind = result.tables, "database"
+        tables, kind = read_extract(output_dir / "extract"), "database"
         extract_info = result.to_dict()
     else:
-        data = load_source(source, mapping=mapping)
+        data = load_source(source, mapping=mapping, validate=False)
         tables, kind = data.tables, data.kind
     items = tables.get("items")
     known = items["item_id"].cast(pl.Utf8).to_list() if items is not None else None
@@ -112,7 +112,7 @@ def load_panel(source: str, settings: Settings, output_dir: Path | None = None) 
         attributes = items.select(pl.col("item_id").cast(pl.Utf8).alias("unique_id"), *attr_cols)
     panel = DemandPanel.from_long(
         valid.rename({"item_id": "unique_id", "date": "ds", "quantity": "y"}),
-        freq=settings.data.freq or ("D" if kind != "file" else None),
+        freq=settings.data.freq or (None if kind == "long_file" else "D"),
         start=start,
         end=end,
         item_ids=known,

@@ -1,0 +1,160 @@
+"""End-to-end tests of the command line on the embedded default and on the real MariaDB."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from sparecast.cli import app
+from sparecast.data.demo import generate_demo_erp
+from sparecast.data.sources import write_tables
+from sparecast.methods import DEFAULT_METHODS
+
+runner = CliRunner()
+
+SMALL = ["--items", "150", "--days", "200", "--seed", "3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    result = runner.invoke(app, ["demo", "--output", str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_demo_writes_every_output(demo_dir: Path) -> None:
+    for name in ("erp.sqlite", "classification.parquet", "backtest.parquet", "forecasts.parquet", "run.json"):
+        assert (demo_dir / name).exists(), name
+    classes = pl.read_parquet(demo_dir / "classification.parquet")
+    assert classes.height == 150
+    assert {"unique_id", "n_periods", "demand_frequency", "adi", "cv2", "sb_class", "tier"} <= set(classes.columns)
+    assert set(classes["tier"].unique()) <= {"high_volume", "regular", "intermittent", "very_intermittent"}
+
+    fc = pl.read_parquet(demo_dir / "forecasts.parquet")
+    assert fc.height == 150 * 28
+    assert set(DEFAULT_METHODS) <= set(fc.columns)
+    assert {"unique_id", "ds", "forecast", "method"} <= set(fc.columns)
+    assert (fc["forecast"] >= 0).all()
+    # the forecast column is the chosen method's value, item by item
+    chosen = fc.select(
+        pl.struct(["method", *DEFAULT_METHODS]).map_elements(
+            lambda r: r[r["method"]], return_dtype=pl.Float64
+        )
+    ).to_series()
+    np.testing.assert_allclose(chosen.to_numpy(), fc["forecast"].to_numpy())
+
+    bt = pl.read_parquet(demo_dir / "backtest.parquet")
+    assert bt.height == 150 * len(DEFAULT_METHODS)
+    assert {"mae", "rmse", "mase", "rmsse", "me", "pis", "chosen_method", "chosen"} <= set(bt.columns)
+    assert bt.filter(pl.col("chosen")).height == 150  # exactly one chosen method per item
+
+    run = json.loads((demo_dir / "run.json").read_text())
+    assert run["data_window"]["n_items"] == 150
+    assert run["data_window"]["end"] == "2026-10-31"
+    assert "validation" in run and "timings_s" in run
+
+
+def test_run_on_long_csv_and_summary_output(tmp_path: Path, demo_dir: Path) -> None:
+    fc_dir = tmp_path / "out"
+    long = pl.DataFrame(
+        {
+            "unique_id": ["a"] * 60 + ["b"] * 60,
+            "ds": [date(2025, 1, 1) + timedelta(days=i) for i in range(60)] * 2,
+            "y": [float(i % 5 == 0) * 3 for i in range(60)] + [float(i % 11 == 0) for i in range(60)],
+        }
+    )
+    csv = tmp_path / "long.csv"
+    long.write_csv(csv)
+    result = runner.invoke(
+        app, ["run", "--source", str(csv), "--output", str(fc_dir), "--horizon", "7", "--methods", "naive,ma,sba"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "better than" in result.output  # the per-class accuracy lines
+    fc = pl.read_parquet(fc_dir / "forecasts.parquet")
+    assert fc.columns[:5] == ["unique_id", "ds", "naive", "ma", "sba"]
+    assert fc.height == 14
+    assert fc["ds"].min() == date(2025, 3, 2)
+
+
+def test_bad_rows_are_reported_and_strict_fails(tmp_path: Path) -> None:
+    csv = tmp_path / "bad.csv"
+    csv.write_text(
+        "unique_id,ds,y\n" + "".join(f"a,2025-01-{d:02d},1\n" for d in range(1, 29)) + "a,2025-01-05,abc\n,2025-01-06,1\n"
+    )
+    ok = runner.invoke(app, ["run", "--source", str(csv), "--output", str(tmp_path / "o"), "-h", "3", "-m", "naive,ma"])
+    assert ok.exit_code == 0, ok.output
+    rejected = pl.read_parquet(tmp_path / "o" / "rejected_rows.parquet")
+    assert rejected.height == 2
+    strict = runner.invoke(
+        app, ["run", "--source", str(csv), "--output", str(tmp_path / "s"), "-h", "3", "-m", "naive", "--strict"]
+    )
+    assert strict.exit_code == 2
+    assert "non_numeric_quantity" in strict.output or "non-numeric" in strict.output
+
+
+def test_unknown_source_and_method_give_clear_errors(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["run", "--source", str(tmp_path / "missing.parquet"), "--output", str(tmp_path)])
+    assert r.exit_code == 2 and "missing.parquet" in r.output
+    r = runner.invoke(app, ["run", "--source", str(tmp_path / "x.csv"), "--output", str(tmp_path), "-m", "prophet"])
+    assert r.exit_code == 2 and "prophet" in r.output
+
+
+def test_backtest_command_writes_no_forecasts(tmp_path: Path, demo_dir: Path) -> None:
+    out = tmp_path / "bt"
+    r = runner.invoke(
+        app, ["backtest", "--source", str(demo_dir / "erp.sqlite"), "--output", str(out), "-m", "naive,ma,sba", "-q"]
+    )
+    assert r.exit_code == 0, r.output
+    assert (out / "backtest.parquet").exists() and not (out / "forecasts.parquet").exists()
+
+
+@pytest.mark.integration
+def test_run_on_mariadb_equals_sqlite_and_extracts_incrementally(mariadb_url: str, tmp_path: Path) -> None:
+    tables = generate_demo_erp(n_items=120, n_days=150, seed=5, end_date=date(2026, 10, 31))
+    sqlite_url = f"sqlite:///{tmp_path / 'erp.sqlite'}"
+    write_tables(tables, sqlite_url)
+    write_tables(tables, mariadb_url)
+    args = ["--quiet", "--methods", "naive,ma,croston,sba,tsb,imapa", "--horizon", "14"]
+    a = runner.invoke(app, ["run", "--source", sqlite_url, "--output", str(tmp_path / "lite"), *args])
+    b = runner.invoke(app, ["run", "--source", mariadb_url, "--output", str(tmp_path / "maria"), *args])
+    assert a.exit_code == 0, a.output
+    assert b.exit_code == 0, b.output
+    fa = pl.read_parquet(tmp_path / "lite" / "forecasts.parquet")
+    fb = pl.read_parquet(tmp_path / "maria" / "forecasts.parquet")
+    assert fa.shape == fb.shape
+    assert fa["unique_id"].to_list() == fb["unique_id"].to_list()
+    for col in ("naive", "ma", "croston", "sba", "tsb", "imapa", "forecast"):
+        np.testing.assert_allclose(fa[col].to_numpy(), fb[col].to_numpy(), rtol=1e-6, err_msg=col)
+
+    # New consumption rows arrive in the ERP: the second run reads only those.
+    items = tables["items"]["item_id"].to_list()[:3]
+    new = pl.DataFrame(
+        {"item_id": items, "date": [date(2026, 11, 1)] * 3, "quantity": [2.0, 5.0, 1.0]}
+    )
+    engine = sa.create_engine(mariadb_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO demand (item_id, date, quantity) VALUES (:item_id, :date, :quantity)"),
+            new.to_dicts(),
+        )
+    engine.dispose()
+    c = runner.invoke(
+        app,
+        ["run", "--source", mariadb_url, "--output", str(tmp_path / "maria"), *args],
+        env={"SPARECAST_DATA__TODAY": "2026-11-02"},
+    )
+    assert c.exit_code == 0, c.output
+    run = json.loads((tmp_path / "maria" / "run.json").read_text())
+    assert run["extract"]["full"] is False
+    assert run["extract"]["new_rows"]["demand"] == 3
+    assert run["data_window"]["end"] == "2026-11-01"
+    fc = pl.read_parquet(tmp_path / "maria" / "forecasts.parquet")
+    assert fc["ds"].min() == date(2026, 11, 2)
