@@ -56,11 +56,11 @@ def test_columns_and_types() -> None:
 
 def test_intermittent_by_hand(table: dict) -> None:
     r = table["intermittent"]
-    # demands at periods 2, 5, 8: intervals 3 and 3
+    # demands at periods 2, 5, 8: 8 periods (2..9) for 3 demands
     assert r["n_demands"] == 3
     assert r["n_periods"] == 8  # periods 2..9
     assert r["demand_frequency"] == pytest.approx(0.3)
-    assert r["adi"] == pytest.approx(3.0)
+    assert r["adi"] == pytest.approx(8 / 3)
     assert r["cv2"] == pytest.approx(0.0)
     assert r["sb_class"] == "intermittent"
     assert r["tier"] == "regular"
@@ -86,10 +86,10 @@ def test_erratic_by_hand(table: dict) -> None:
 
 def test_lumpy_by_hand(table: dict) -> None:
     r = table["lumpy"]
-    # demands at 1, 4, 7, 9 -> intervals 3, 3, 2 -> adi 8/3; sizes 1,10,1,10 -> cv2 20.25/30.25
+    # demands at 1, 4, 7, 9 -> 9 periods for 4 demands; sizes 1,10,1,10 -> cv2 20.25/30.25
     assert r["n_demands"] == 4
     assert r["n_periods"] == 9
-    assert r["adi"] == pytest.approx(8 / 3)
+    assert r["adi"] == pytest.approx(9 / 4)
     assert r["cv2"] == pytest.approx(20.25 / 30.25)
     assert r["sb_class"] == "lumpy"
     assert r["tier"] == "regular"
@@ -114,6 +114,13 @@ def test_single_demand_gets_panel_length_as_adi(table: dict) -> None:
     assert r["sb_class"] == "intermittent"
 
 
+def test_dormant_tail_is_not_smooth() -> None:
+    # two demands on consecutive days, then nothing: periods per demand, not the mean gap of 1
+    out = classify(_panel([[0, 4, 5, 0, 0, 0, 0, 0, 0, 0]]))
+    assert out["adi"][0] == pytest.approx(9 / 2)
+    assert out["sb_class"][0] == "intermittent"
+
+
 def test_returns_are_not_demand(table: dict) -> None:
     r = table["returns"]
     # positive demand at 2 and 6 only
@@ -125,7 +132,7 @@ def test_returns_are_not_demand(table: dict) -> None:
 
 def test_cutoffs_are_parameters(table: dict) -> None:
     out = classify(_panel([ROWS["intermittent"]]), adi_cutoff=3.5)
-    assert out["sb_class"][0] == "smooth"  # adi 3.0 < 3.5
+    assert out["sb_class"][0] == "smooth"  # adi 2.67 < 3.5
     out = classify(_panel([ROWS["smooth"]]), cv2_cutoff=0.1)
     assert out["sb_class"][0] == "erratic"  # cv2 0.111 >= 0.1
 
@@ -185,7 +192,7 @@ def _reference(row: np.ndarray) -> tuple[int, int, float | None, float | None]:
     if len(idx) == 1:
         adi = float(len(row))
     else:
-        adi = float(np.mean(np.diff(idx)))
+        adi = (len(row) - idx[0]) / len(idx)
     cv2 = float(sizes.var() / sizes.mean() ** 2)
     return len(row) - idx[0], len(idx), adi, cv2
 

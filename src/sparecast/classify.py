@@ -7,11 +7,12 @@ net returns never count as demand):
   leading zeros are before the item existed or was stocked). 0 when the item has no demand.
 - ``n_demands``: number of periods with demand.
 - ``demand_frequency``: ``n_demands / T``, the share of *all* panel periods with demand.
-- ``adi``: average inter-demand interval, the literature's definition (Syntetos & Boylan 2005):
-  the mean interval between consecutive demands, ``(last - first) / (n_demands - 1)`` in periods.
-  Unlike statsforecast's ``_intervals`` it does not count the interval from the panel start to the
-  first demand. An item with a single demand gets ``adi = T`` (one demand seen in the whole panel),
-  so it is never "smooth"; an item with no demand gets null.
+- ``adi``: average demand interval, ``n_periods / n_demands``: periods per demand since the item's
+  first demand. For stationary demand this equals the mean interval between consecutive demands
+  (Syntetos & Boylan 2005); unlike that mean it counts the time since the *last* demand, so an item
+  with two demands on consecutive days a year ago is not "smooth" (the mean-interval definition
+  gives it ADI 1). An item with a single demand gets ``adi = T`` (one demand seen in the whole
+  panel), so it is never "smooth"; an item with no demand gets null.
 - ``cv2``: squared coefficient of variation of the non-zero demand sizes, population std
   (``var / mean²``). 0 for a single demand, null for none.
 - ``sb_class``: smooth (ADI < 1.32, CV² < 0.49), erratic (ADI < 1.32, CV² >= 0.49), intermittent
@@ -115,7 +116,7 @@ def classify(
     freq = n / n_t if n_t else np.zeros(n.size)
     adi = np.full(n.size, np.nan)
     many = n >= 2
-    adi[many] = (last[many] - first[many]) / (n[many] - 1)
+    adi[many] = n_periods[many] / n[many]
     adi[n == 1] = float(n_t)
     with np.errstate(invalid="ignore", divide="ignore"):
         cv2 = st["var"] / np.square(st["mean"])

@@ -36,7 +36,9 @@ class BacktestSettings(_Section):
     metric: Literal["mase", "rmsse", "mae", "rmse"] = "rmsse"
     select_by: Literal["class", "item"] = "class"
     fallback: str = "ma"
-    seasonality: int = Field(7, ge=1, description="season length for the MASE/RMSSE scale")
+    seasonality: int = Field(
+        1, ge=1, description="lag of the naive scale of MASE/RMSSE (1: one-step naive, as in M5)"
+    )
 
 
 class TierSettings(_Section):

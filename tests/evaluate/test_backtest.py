@@ -57,7 +57,8 @@ def test_naive_mae_by_hand() -> None:
     assert _score(res, "item0", "naive", "rmse") == pytest.approx(
         (np.sqrt((25 + 1) / 2) + np.sqrt((16 + 36) / 2)) / 2
     )
-    assert _score(res, "item0", "naive", "pis") == pytest.approx((6 + 10) / 2)
+    # PIS: cumulative errors (5, 4) -> 9 and (4, 10) -> 14
+    assert _score(res, "item0", "naive", "pis") == pytest.approx((9 + 14) / 2)
     # MASE scale: mean |y_t - y_{t-1}| over each training part
     s1 = np.abs(np.diff(y[:8])).mean()  # 2,2,4,3,1,3,2 -> 17/7
     s2 = np.abs(np.diff(y[:10])).mean()  # + 5,6 -> 28/9

@@ -137,9 +137,9 @@ class BacktestResult:
     def _check_metric(self, metric: str) -> None:
         if metric not in SCORE_METRICS:
             raise ConfigError(f"metric must be one of {SCORE_METRICS}, got {metric!r}")
-        if metric == "me":
+        if metric in ("me", "pis"):
             raise ConfigError(
-                "metric 'me' is signed (bias); select on mae, rmse, mase, rmsse or pis"
+                f"metric {metric!r} is signed (bias); select on mae, rmse, mase or rmsse"
             )
 
     def _class_means(self, classes: pl.DataFrame, with_all: bool) -> pl.DataFrame:
@@ -450,6 +450,7 @@ def backtest(
             if errors is not None:
                 errors[m.name][w] = e
             mean_e = e.sum(axis=1) / h
+            pis_w = np.cumsum(e, axis=1).sum(axis=1)
             mse_w = np.einsum("ij,ij->i", e, e) / h
             abs_sum = np.abs(e, out=e).sum(axis=1)  # e is not needed after this
             mae_w = abs_sum / h
@@ -460,7 +461,7 @@ def backtest(
                 "mase": np.divide(mae_w, scale1, out=np.full(n_items, np.nan), where=ok1),
                 "rmsse": np.sqrt(np.divide(mse_w, scale2, out=np.full(n_items, np.nan), where=ok2)),
                 "me": mean_e,
-                "pis": abs_sum,
+                "pis": pis_w,
             }
             for k, v in window_scores.items():
                 ok = ~np.isnan(v)

@@ -242,12 +242,15 @@ def pis(
     *,
     seasonality: int = 1,
 ) -> np.ndarray:
-    """Periods in stock as utilsforecast (0.2.x) defines ``pis``: the sum of absolute errors.
+    """Periods in stock (Wallström & Segerstedt 2010): ``sum_t sum_{j<=t} (forecast_j - actual_j)``.
 
-    Note: this is ``h x MAE``, not the signed cumulative PIS of Wallström & Segerstedt
-    (``-sum_t sum_{j<=t} e_j``); it is kept identical to utilsforecast so that figures compare.
+    The signed, cumulative bias measure of the intermittent-demand literature: the stock a
+    forecast-driven replenishment would hold, summed over the horizon, in units x periods.
+    Positive = periods in stock (over-forecast), negative = periods of shortage. utilsforecast
+    0.2's ``pis`` is instead the sum of absolute errors (``h x MAE``), which carries no sign and
+    repeats MAE, so this one is written here (hand-checked in the tests).
     """
-    return np.abs(_errors(y_true, y_pred)).sum(axis=1)
+    return np.cumsum(_errors(y_true, y_pred), axis=1).sum(axis=1)
 
 
 def mape(

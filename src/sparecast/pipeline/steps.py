@@ -155,7 +155,7 @@ def run_core(
         methods=names,
         n_windows=settings.backtest.n_windows,
         step=settings.backtest.step,
-        params=settings.method_params,
+        params={k: v for k, v in settings.method_params.items() if k in names},
         seasonality=settings.backtest.seasonality,
         progress=lambda done, total, label: progress(f"backtest {label}", done, total),
     )
@@ -165,7 +165,7 @@ def run_core(
         metric=settings.backtest.metric,
         fallback=settings.backtest.fallback,
     )
-    summary = bt.summary(classification)
+    summary = bt.summary(classification, metric=settings.backtest.metric)
     timings["backtest_s"] = time.perf_counter() - t0
 
     forecasts = None
@@ -300,5 +300,8 @@ def run_pipeline(
     t0 = time.perf_counter()
     paths = write_outputs(output_dir, loaded, result, settings, source=source, timings=timings)
     timings["write_s"] = time.perf_counter() - t0
-    lines = format_summary_lines(result.summary) if result.summary is not None else []
+    shown = settings.backtest.metric if settings.backtest.metric in ("mase", "rmsse") else "mase"
+    lines = (
+        format_summary_lines(result.summary, metric=shown) if result.summary is not None else []
+    )
     return RunOutcome(loaded, result, paths, lines, timings)
