@@ -1,0 +1,312 @@
+"""The ERP mapping (source table and column names of every canonical table) and incremental
+extraction of an ERP database into Parquet files.
+
+A mapping is the ``[erp]`` section of the config file, e.g.::
+
+    [erp.demand]
+    table = "MTL_ISSUES"
+    columns = { item_id = "ITEM_NO", date = "TRX_DATE", quantity = "QTY" }
+
+Tables and columns that are not mapped keep their canonical names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sparecast.data.schema import DATED_TABLES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TABLES
+from sparecast.errors import ConfigError, SourceError
+
+__all__ = [
+    "TableMapping",
+    "ErpMapping",
+    "ExtractResult",
+    "extract_incremental",
+    "read_extract",
+]
+
+
+class TableMapping(BaseModel):
+    """Where one canonical table lives in the ERP: ``table`` (None = the canonical name) and
+    ``columns``, canonical column -> source column (unmapped columns keep their names)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+
+
+class ErpMapping(BaseModel):
+    """Source table and column names of every canonical table (defaults: the canonical names)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    items: TableMapping = Field(default_factory=TableMapping)
+    demand: TableMapping = Field(default_factory=TableMapping)
+    suppliers: TableMapping = Field(default_factory=TableMapping)
+    purchase_orders: TableMapping = Field(default_factory=TableMapping)
+    receipts: TableMapping = Field(default_factory=TableMapping)
+    stock: TableMapping = Field(default_factory=TableMapping)
+
+    @model_validator(mode="after")
+    def _known_columns(self) -> ErpMapping:
+        problems = []
+        for name in TABLES:
+            tm: TableMapping = getattr(self, name)
+            allowed = REQUIRED_COLUMNS[name] + OPTIONAL_COLUMNS[name]
+            unknown = [c for c in tm.columns if c not in allowed]
+            if unknown:
+                problems.append(
+                    f"[erp.{name}.columns] has unknown canonical column(s) {unknown}; "
+                    f"the columns of {name} are {list(allowed)}"
+                )
+            empty = [c for c, s in tm.columns.items() if not str(s).strip()]
+            if empty:
+                problems.append(f"[erp.{name}.columns] maps {empty} to an empty source column name")
+            if tm.table is not None and not tm.table.strip():
+                problems.append(f"[erp.{name}] table is empty; remove it or name the source table")
+        if problems:
+            raise ConfigError(
+                "invalid ERP mapping: "
+                + "; ".join(problems)
+                + ". Keys are canonical names, values the ERP's names."
+            )
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ErpMapping:
+        """Build from a dict such as the config's ``[erp]`` section; errors are ConfigError."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"the [erp] section must be a table of tables, got {type(data).__name__}"
+            )
+        unknown = [k for k in data if k not in TABLES]
+        if unknown:
+            raise ConfigError(
+                f"[erp] has unknown table(s) {unknown}; the canonical tables are {list(TABLES)}"
+            )
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            details = "; ".join(
+                f"erp.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(f"invalid ERP mapping: {details}") from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> ErpMapping:
+        """Read the ``[erp]`` section of a TOML file (a file without one gives the identity)."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        return cls.from_dict(data.get("erp"))
+
+    @classmethod
+    def coerce(cls, mapping: ErpMapping | Mapping[str, Any] | None) -> ErpMapping:
+        """Accept a mapping, a dict or None (identity)."""
+        if isinstance(mapping, ErpMapping):
+            return mapping
+        return cls.from_dict(mapping)
+
+    def table_name(self, table: str) -> str:
+        """Source table name of canonical ``table``."""
+        tm: TableMapping = getattr(self, table)
+        return tm.table or table
+
+    def column_map(self, table: str) -> dict[str, str]:
+        """Canonical column -> source column for every (required and optional) canonical column."""
+        tm: TableMapping = getattr(self, table)
+        cols = REQUIRED_COLUMNS[table] + OPTIONAL_COLUMNS[table]
+        return {c: tm.columns.get(c, c) for c in cols}
+
+    def fingerprint(self) -> str:
+        """Stable hash of the mapping (incremental extraction restarts when it changes)."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- extraction
+@dataclass
+class ExtractResult:
+    """What one extraction did.
+
+    ``new_rows``: rows read in this run per table (for the dated tables only the rows after the
+    watermark, for the master tables their full size); ``total_rows``: rows now in each Parquet
+    file; ``watermarks``: max extracted date per dated table; ``full``: True when everything was
+    re-read (first run, ``full=True``, or the source URL/mapping changed).
+    """
+
+    directory: Path
+    full: bool
+    new_rows: dict[str, int] = field(default_factory=dict)
+    total_rows: dict[str, int] = field(default_factory=dict)
+    watermarks: dict[str, date | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "directory": str(self.directory),
+            "full": self.full,
+            "new_rows": dict(self.new_rows),
+            "total_rows": dict(self.total_rows),
+            "watermarks": {k: v.isoformat() if v else None for k, v in self.watermarks.items()},
+        }
+
+
+_STATE_VERSION = 1
+
+
+def _source_fingerprint(url: str, mapping: ErpMapping, tables: Iterable[str]) -> str:
+    payload = json.dumps(
+        {"url": url, "mapping": mapping.fingerprint(), "tables": sorted(tables)}, sort_keys=True
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _write_atomic_parquet(df: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".parquet.tmp")
+    df.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def _write_atomic_json(data: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _max_date(df: pl.DataFrame, col: str) -> date | None:
+    if col not in df.columns or df.height == 0 or df.schema[col] != pl.Date():
+        return None
+    value = df[col].max()
+    return value if isinstance(value, date) else None
+
+
+def extract_incremental(
+    url: str,
+    state_dir: str | Path,
+    mapping: ErpMapping | Mapping[str, Any] | None = None,
+    *,
+    full: bool = False,
+    tables: Iterable[str] = TABLES,
+) -> ExtractResult:
+    """Extract the ERP's canonical tables into ``state_dir/extract/<table>.parquet``, incrementally.
+
+    The watermark rule: for the dated tables (demand by ``date``, purchase_orders by
+    ``order_date``, receipts by ``receipt_date``) ``state_dir/extract/state.json`` keeps the
+    latest date extracted; the next call only queries rows dated *after* that day and appends
+    them. Rows booked later for a day that was already extracted are therefore never seen:
+    run the extraction after the ERP day is closed (e.g. nightly for yesterday), or pass
+    ``full=True`` to re-read everything. The master tables (items, suppliers, stock) are small
+    and re-read in full every time. A change of the source URL, the mapping or the table list
+    (recorded as a fingerprint in state.json), or a missing Parquet file, forces a full
+    extraction. Rows are stored as read (canonical names, source types); validate them with
+    ``sparecast.data.schema.validate_tables`` when using them (``read_extract``).
+    """
+    from sparecast.data.sources import read_tables  # sources imports this module
+
+    names = list(tables)
+    unknown = [t for t in names if t not in TABLES]
+    if unknown:
+        raise ConfigError(
+            f"unknown table(s) {unknown} to extract; canonical tables are {list(TABLES)}"
+        )
+    erp = ErpMapping.coerce(mapping)
+    out_dir = Path(state_dir) / "extract"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / "state.json"
+    fingerprint = _source_fingerprint(url, erp, names)
+
+    state: dict[str, Any] = {}
+    if state_path.exists():
+        try:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            state = {}  # unreadable state: start over
+    old_marks: dict[str, date | None] = {
+        t: date.fromisoformat(v) if v else None for t, v in (state.get("watermarks") or {}).items()
+    }
+    full_run = (
+        full
+        or state.get("version") != _STATE_VERSION
+        or state.get("fingerprint") != fingerprint
+        or any(not (out_dir / f"{t}.parquet").exists() for t in names)
+    )
+    since: dict[str, date | None] = {}
+    if not full_run:
+        since = {t: old_marks.get(t) for t in names if t in DATED_TABLES}
+    fresh = read_tables(url, erp, tables=names, since=since)
+
+    result = ExtractResult(directory=out_dir, full=full_run)
+    for t in names:
+        new = fresh[t]
+        path = out_dir / f"{t}.parquet"
+        incremental = t in DATED_TABLES and since.get(t) is not None
+        if incremental:
+            old = pl.read_parquet(path)
+            combined = pl.concat([old, new], how="vertical_relaxed") if new.height else old
+        else:
+            combined = new
+        _write_atomic_parquet(combined, path)
+        result.new_rows[t] = new.height
+        result.total_rows[t] = combined.height
+        if t in DATED_TABLES:
+            mark = _max_date(combined, DATED_TABLES[t])
+            result.watermarks[t] = mark if mark is not None else since.get(t)
+    _write_atomic_json(
+        {
+            "version": _STATE_VERSION,
+            "fingerprint": fingerprint,
+            "source": _redact(url),
+            "tables": names,
+            "watermarks": {k: v.isoformat() if v else None for k, v in result.watermarks.items()},
+            "extracted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "last_run": {"full": full_run, "new_rows": result.new_rows},
+        },
+        state_path,
+    )
+    return result
+
+
+def read_extract(
+    state_dir: str | Path, tables: Iterable[str] | None = None
+) -> dict[str, pl.DataFrame]:
+    """The tables extracted by ``extract_incremental`` into ``state_dir/extract`` (as stored)."""
+    out_dir = Path(state_dir) / "extract"
+    names = (
+        list(tables)
+        if tables is not None
+        else [t for t in TABLES if (out_dir / f"{t}.parquet").exists()]
+    )
+    missing = [t for t in names if not (out_dir / f"{t}.parquet").exists()]
+    if missing or not names:
+        raise SourceError(
+            f"no extracted table(s) {missing or list(TABLES)} in {out_dir}; "
+            "run the extraction first (sparecast.data.erp.extract_incremental)"
+        )
+    return {t: pl.read_parquet(out_dir / f"{t}.parquet") for t in names}
+
+
+def _redact(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only used for display
+        return url.split("@")[-1]

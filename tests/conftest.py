@@ -1,0 +1,40 @@
+"""Shared fixtures: scratch databases on the real servers (skipped when unreachable, except under
+CI=true where an unreachable server is a failure)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+MARIADB_SERVER_URL = "mysql+pymysql://root@127.0.0.1:3306"
+
+
+def _unreachable(message: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: integration servers are required)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """URL of a fresh scratch database ``sparecast_test_<random>`` on the local MariaDB,
+    dropped after the test."""
+    sa = pytest.importorskip("sqlalchemy")
+    name = f"sparecast_test_{uuid.uuid4().hex[:12]}"
+    server = sa.create_engine(f"{MARIADB_SERVER_URL}/", connect_args={"connect_timeout": 5})
+    try:
+        with server.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    except Exception as exc:  # noqa: BLE001 - any connection problem means "not reachable"
+        server.dispose()
+        orig = getattr(exc, "orig", None) or exc
+        _unreachable(f"MariaDB not reachable at 127.0.0.1:3306: {orig}")
+    try:
+        yield f"{MARIADB_SERVER_URL}/{name}"
+    finally:
+        with server.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        server.dispose()

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from sparecast.data.demo import generate_demo_erp, write_tables
+from sparecast.data.erp import ErpMapping
+from sparecast.data.sources import (
+    load_source,
+    read_long_file,
+    read_tables,
+    sqlite_url,
+    write_long_file,
+)
+from sparecast.errors import DataValidationError, SourceError
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict[str, pl.DataFrame]:
+    return generate_demo_erp(n_items=200, n_days=90, seed=5)
+
+
+def test_round_trip_sqlite(tmp_path: Path, demo: dict[str, pl.DataFrame]) -> None:
+    url = sqlite_url(tmp_path / "erp.sqlite")
+    written = write_tables(demo, url)
+    assert written == {k: v.height for k, v in demo.items()}
+    back = read_tables(url)
+    for name, frame in demo.items():
+        assert back[name].schema == frame.schema, name
+        assert back[name].equals(frame), name
+    engine = sa.create_engine(url)
+    insp = sa.inspect(engine)
+    assert any(ix["column_names"] == ["item_id", "date"] for ix in insp.get_indexes("demand"))
+    assert {c["name"]: str(c["type"]) for c in insp.get_columns("demand")}["date"] == "DATE"
+    engine.dispose()
+    # replace is idempotent, append doubles, fail refuses
+    write_tables({"stock": demo["stock"]}, url)
+    write_tables({"stock": demo["stock"]}, url, if_exists="append")
+    assert read_tables(url, tables=["stock"])["stock"].height == 2 * demo["stock"].height
+    with pytest.raises(SourceError, match="already exists"):
+        write_tables({"stock": demo["stock"]}, url, if_exists="fail")
+
+
+def test_read_since(tmp_path: Path, demo: dict[str, pl.DataFrame]) -> None:
+    url = sqlite_url(tmp_path / "erp.sqlite")
+    write_tables(demo, url)
+    cut = date(2026, 10, 15)
+    got = read_tables(url, tables=["demand", "items"], since=cut)
+    assert got["demand"].height == demo["demand"].filter(pl.col("date") > cut).height
+    assert got["items"].height == demo["items"].height  # master tables in full
+
+
+def test_mapping_other_names(tmp_path: Path, demo: dict[str, pl.DataFrame]) -> None:
+    url = sqlite_url(tmp_path / "erp.sqlite")
+    renamed = {
+        "MTL_ISSUES": demo["demand"].rename(
+            {"item_id": "ITEM_NO", "date": "TRX_DATE", "quantity": "QTY"}
+        ),
+        "MTL_ITEMS": demo["items"].rename({"item_id": "ITEM_NO", "description": "DESCR"}),
+        "PO_HEADERS": demo["purchase_orders"].rename({"po_id": "PO_NUM", "order_date": "CREATED"}),
+        "receipts": demo["receipts"],
+        "suppliers": demo["suppliers"],
+        "stock": demo["stock"].rename({"on_hand": "QTY_ON_HAND"}),
+    }
+    write_tables(renamed, url)
+    mapping = ErpMapping.from_dict(
+        {
+            "demand": {
+                "table": "MTL_ISSUES",
+                "columns": {"item_id": "ITEM_NO", "date": "TRX_DATE", "quantity": "QTY"},
+            },
+            "items": {
+                "table": "MTL_ITEMS",
+                "columns": {"item_id": "ITEM_NO", "description": "DESCR"},
+            },
+            "purchase_orders": {
+                "table": "PO_HEADERS",
+                "columns": {"po_id": "PO_NUM", "order_date": "CREATED"},
+            },
+            "stock": {"columns": {"on_hand": "qty_on_hand"}},  # case-insensitive column lookup
+        }
+    )
+    back = read_tables(url, mapping)
+    for name, frame in demo.items():
+        assert back[name].equals(frame), name
+    src = load_source(url, mapping=mapping)
+    assert src.kind == "sql"
+    assert src.tables["demand"].equals(demo["demand"])
+    assert all(r.ok for r in src.reports.values())
+    # without the mapping: the missing tables are named
+    with pytest.raises(SourceError, match=r"lacks table\(s\) items.*demand.*purchase_orders"):
+        read_tables(url)
+
+
+def test_missing_column_named(tmp_path: Path, demo: dict[str, pl.DataFrame]) -> None:
+    url = sqlite_url(tmp_path / "erp.sqlite")
+    write_tables({"demand": demo["demand"].rename({"quantity": "qty"})}, url)
+    with pytest.raises(
+        SourceError, match=r"lacks column\(s\) quantity \(source column 'quantity'\).*'qty'"
+    ):
+        read_tables(url, tables=["demand"])
+
+
+def test_source_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="does not exist"):
+        load_source(tmp_path / "nope.sqlite")
+    with pytest.raises(SourceError, match="does not exist"):
+        read_tables(sqlite_url(tmp_path / "nope.sqlite"))
+    assert not (tmp_path / "nope.sqlite").exists()  # no empty database created
+    with pytest.raises(
+        SourceError, match="cannot connect to mysql\\+pymysql://root:\\*\\*\\*@127.0.0.1:1/x"
+    ):
+        read_tables("mysql+pymysql://root:secret@127.0.0.1:1/x")
+    with pytest.raises(SourceError, match="not a valid database URL"):
+        read_tables("nota url://")
+    with pytest.raises(SourceError, match="cannot tell what kind of source"):
+        load_source(tmp_path / "data.xlsx")
+    with pytest.raises(SourceError, match="does not exist"):
+        read_long_file(tmp_path / "missing.csv")
+
+
+def test_long_files(tmp_path: Path, demo: dict[str, pl.DataFrame]) -> None:
+    for ext in ("csv", "parquet"):
+        path = write_long_file(demo["demand"], tmp_path / f"sub/demand.{ext}")
+        raw = read_long_file(path)
+        assert raw.columns[:3] == ["unique_id", "ds", "y"]
+        src = load_source(path)
+        assert src.kind == "long_file"
+        assert src.tables["demand"].equals(demo["demand"])
+        assert src.tables["items"]["item_id"].to_list() == sorted(
+            demo["demand"]["item_id"].unique()
+        )
+        assert src.reports["demand"].returns == int((demo["demand"]["quantity"] < 0).sum())
+
+
+def test_long_csv_keeps_strings_and_reports_bad_rows(tmp_path: Path) -> None:
+    p = tmp_path / "long.csv"
+    p.write_text("unique_id,ds,y\n007,2024-01-01,1\n007,2024-13-01,2\n008,2024-01-02,abc\n")
+    assert read_long_file(p)["unique_id"].to_list() == ["007", "007", "008"]  # leading zeros kept
+    src = load_source(p)
+    assert src.tables["demand"].height == 1
+    assert src.reports["demand"].counts == {"bad_date": 1, "non_numeric_quantity": 1}
+    assert src.rejected["demand"].height == 2
+    with pytest.raises(DataValidationError, match="2 of 3 rows rejected"):
+        load_source(p, strict=True)
+    bad = tmp_path / "wide.csv"
+    bad.write_text("item,date,qty\nA,2024-01-01,1\n")
+    with pytest.raises(SourceError, match=r"lacks column\(s\) \['unique_id', 'ds', 'y'\]"):
+        read_long_file(bad)
+
+
+def test_load_source_validates_against_items(tmp_path: Path, demo: dict[str, pl.DataFrame]) -> None:
+    demand = pl.concat(
+        [
+            demo["demand"].with_columns(pl.col("date", "quantity").cast(pl.String)),
+            pl.DataFrame({"item_id": ["GHOST"], "date": ["2026-10-01"], "quantity": ["1"]}),
+        ]
+    )
+    path = tmp_path / "erp.db"
+    write_tables({**demo, "demand": demand}, sqlite_url(path))
+    src = load_source(str(path), today=date(2026, 10, 31))
+    assert src.reports["demand"].counts == {"unknown_item": 1}
+    assert src.tables["demand"].height == demo["demand"].height
+    assert src.report_dict()["demand"]["rows_rejected"] == 1
+    with pytest.raises(DataValidationError, match="GHOST"):
+        src.raise_if_rejected()
