@@ -79,8 +79,8 @@ def load_panel(source: str, settings: Settings, output_dir: Path | None = None) 
     mapping = ErpMapping.from_dict(settings.data.erp_mapping)
     extract_info: dict[str, Any] = {}
     if _is_url(source) and output_dir is not None:
-        result = extract_incremental(source, output_dir / "extract", mapping=mapping)
-        tables, kind = read_extract(output_dir / "extract"), "database"
+        result = extract_incremental(source, output_dir, mapping=mapping)
+        tables, kind = read_extract(output_dir), "database"
         extract_info = result.to_dict()
     else:
         data = load_source(source, mapping=mapping, validate=False)
