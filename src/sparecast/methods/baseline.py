@@ -1,23 +1,84 @@
 """Baseline methods: naive, seasonal naive, moving average, simple exponential smoothing.
 
 Every kernel takes ``y[items, periods]`` and a horizon ``h`` and returns ``float64[items, h]``.
-They are vectorised over items (loop over time, never over items).
+They are vectorised over items (loop over time, never over items) and reproduce the statsforecast
+models named in their docstrings.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["naive", "moving_average"]
+__all__ = ["naive", "seasonal_naive", "moving_average", "ses"]
+
+
+def _as_panel(y: np.ndarray) -> np.ndarray:
+    """``y`` as a float64 2-D array ``[items, periods]``; a ValueError when it has no period."""
+    arr = np.asarray(y, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"y must be a 2-D array [items, periods], got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError("y has no period; a forecast needs at least one observation")
+    return arr
+
+
+def _flat(level: np.ndarray, h: int) -> np.ndarray:
+    """A per-item level repeated over the horizon, as a new ``float64[items, h]`` array."""
+    return np.repeat(np.asarray(level, dtype=np.float64)[:, None], h, axis=1)
 
 
 def naive(y: np.ndarray, h: int) -> np.ndarray:
     """Last observed value repeated over the horizon (statsforecast ``Naive``)."""
-    last = np.asarray(y, dtype=np.float64)[:, -1]
-    return np.repeat(last[:, None], h, axis=1)
+    return _flat(_as_panel(y)[:, -1], h)
+
+
+def seasonal_naive(y: np.ndarray, h: int, season_length: int = 7) -> np.ndarray:
+    """Value of the same period one season ago (statsforecast ``SeasonalNaive``).
+
+    A history shorter than a season keeps statsforecast's alignment of the observed values to their
+    seasonal positions; the positions never observed (NaN in statsforecast) get the last value.
+    """
+    if season_length < 1:
+        raise ValueError(f"season_length must be >= 1, got {season_length}")
+    arr = _as_panel(y)
+    n = arr.shape[1]
+    season = np.repeat(arr[:, -1:], season_length, axis=1)
+    avail = min(season_length, n)
+    season[:, season_length - avail :] = arr[:, n - avail :]
+    reps = -(-h // season_length)
+    return np.tile(season, (1, reps))[:, :h].copy()
 
 
 def moving_average(y: np.ndarray, h: int, window: int = 28) -> np.ndarray:
-    """Mean of the last ``window`` periods (statsforecast ``WindowAverage``); all history if shorter."""
-    tail = np.asarray(y, dtype=np.float64)[:, -window:]
-    return np.repeat(tail.mean(axis=1)[:, None], h, axis=1)
+    """Mean of the last ``window`` periods (statsforecast ``WindowAverage``).
+
+    A history shorter than the window uses all of it (statsforecast returns NaN there).
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    tail = _as_panel(y)[:, -window:]
+    return _flat(tail.mean(axis=1), h)
+
+
+def ses_weights(n: int, alpha: float) -> np.ndarray:
+    """Weights ``w[n]`` with ``y @ w`` = the SES one-step forecast of a length-``n`` series.
+
+    statsforecast's recursion starts the level at ``y[0]``: ``l_1 = y_0``, ``l_{t+1} = a y_t +
+    (1-a) l_t``, so ``y_0`` weighs ``(1-a)^(n-1)`` and ``y_j`` (j >= 1) weighs ``a (1-a)^(n-1-j)``.
+    """
+    beta = 1.0 - alpha
+    w = alpha * beta ** np.arange(n - 1, -1, -1, dtype=np.float64)
+    w[0] = beta ** (n - 1)
+    return w
+
+
+def ses(y: np.ndarray, h: int, alpha: float = 0.1) -> np.ndarray:
+    """Simple exponential smoothing with a fixed ``alpha`` (statsforecast
+    ``SimpleExponentialSmoothing``).
+
+    The recursion is linear in ``y``, so the whole panel is one matrix-vector product.
+    """
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    arr = _as_panel(y)
+    return _flat(arr @ ses_weights(arr.shape[1], alpha), h)
