@@ -6,11 +6,15 @@ Why the code looks the way it does: spare-part demand is mostly zeros, so the ke
 non-zero *events* of the panel (``np.nonzero``), vectorised over all items at once. Simple
 exponential smoothing (SES) over a run of zeros has a closed form (the level decays by
 ``(1-a)^gap`` and the squared errors form a geometric series), so a smoothing pass costs one
-step per event, not per period. The statsforecast models are reproduced exactly, including their
-edge
+step per event, not per period. The statsforecast models are reproduced, including their edge
 cases; the references are the functions ``_croston_classic``, ``_croston_sba``,
 ``_croston_optimized``, ``_tsb``, ``_adida`` and ``_imapa`` of ``statsforecast.models`` and the C++
 ``ses_forecast``/``ses_sse``/``golden_section_ses``/``chunk_forecast`` they call.
+
+Known deviation: statsforecast's optimised SES (golden section on alpha in [0.1, 0.3]) is followed
+exactly for its first decisions, then refined parabolically. When the in-sample SSE has two local
+minima closer than about 0.03 in alpha, golden section may settle in one and this code in the
+other (about 3 in 10,000 items for ``croston_optimized`` on the benchmark panel).
 """
 
 from __future__ import annotations
