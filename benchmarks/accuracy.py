@@ -28,7 +28,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def demo_panel(n_items: int, n_days: int, seed: int) -> tuple[DemandPanel, int, int]:
-    tables = generate_demo_erp(n_items=n_items, n_days=n_days, seed=seed, end_date=date(2026, 10, 31))
+    tables = generate_demo_erp(
+        n_items=n_items, n_days=n_days, seed=seed, end_date=date(2026, 10, 31)
+    )
     demand = tables["demand"].rename({"item_id": "unique_id", "date": "ds", "quantity": "y"})
     panel = DemandPanel.from_long(
         demand,
@@ -46,7 +48,9 @@ def carparts_panel() -> tuple[DemandPanel, int, int]:
     return DemandPanel.from_long(df, freq="M"), 6, 2
 
 
-def evaluate(name: str, panel: DemandPanel, h: int, windows: int, methods: list[str]) -> pl.DataFrame:
+def evaluate(
+    name: str, panel: DemandPanel, h: int, windows: int, methods: list[str]
+) -> pl.DataFrame:
     t0 = time.perf_counter()
     train = panel.slice_periods(panel.n_periods - h)
     actual = panel.y[:, -h:].astype(np.float64)
@@ -83,15 +87,21 @@ def evaluate(name: str, panel: DemandPanel, h: int, windows: int, methods: list[
         ((1 - pl.col("RMSSE") / naive["RMSSE"]) * 100).round(1).alias("RMSSE vs naive %"),
     )
     used = selection.group_by("method").len().sort("len", descending=True)
-    print(f"\n## {name}: {panel.n_items:,} items x {panel.n_periods} periods ({panel.freq}), "
-          f"h={h}, selection on {windows} backtest windows before the holdout, "
-          f"{time.perf_counter() - t0:.1f} s")
-    print("methods chosen per class:", ", ".join(f"{r[0]} ({r[1]} items)" for r in used.iter_rows()))
+    print(
+        f"\n## {name}: {panel.n_items:,} items x {panel.n_periods} periods ({panel.freq}), "
+        f"h={h}, selection on {windows} backtest windows before the holdout, "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    print(
+        "methods chosen per class:", ", ".join(f"{r[0]} ({r[1]} items)" for r in used.iter_rows())
+    )
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--datasets", default="demo,carparts")
     ap.add_argument("--items", type=int, default=2016)
     ap.add_argument("--days", type=int, default=365)

@@ -36,7 +36,9 @@ def measured(cmd: list[str]) -> tuple[float, float, str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--days", type=int, default=730)
     ap.add_argument("--skip-demo", action="store_true")
@@ -46,30 +48,53 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if not args.skip_demo:
-            wall, rss, _ = measured([str(BIN / "sparecast"), "demo", "--output", str(work / "demo"), "--quiet"])
-            rows.append(("sparecast demo (2,016 x 365, all 11 methods, 3-window backtest)", wall, rss))
+            wall, rss, _ = measured(
+                [str(BIN / "sparecast"), "demo", "--output", str(work / "demo"), "--quiet"]
+            )
+            rows.append(
+                ("sparecast demo (2,016 x 365, all 11 methods, 3-window backtest)", wall, rss)
+            )
 
         from sparecast.data.demo import generate_demo_erp
         from sparecast.data.sources import write_tables
 
         t0 = time.perf_counter()
-        tables = generate_demo_erp(n_items=args.items, n_days=args.days, seed=1, end_date=date(2026, 10, 31))
+        tables = generate_demo_erp(
+            n_items=args.items, n_days=args.days, seed=1, end_date=date(2026, 10, 31)
+        )
         long = tables["demand"].rename({"item_id": "unique_id", "date": "ds", "quantity": "y"})
         long.write_parquet(work / "demand.parquet")
-        print(f"generated {args.items:,} x {args.days} demo ({long.height:,} demand rows) "
-              f"in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            f"generated {args.items:,} x {args.days} demo ({long.height:,} demand rows) "
+            f"in {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
         size = f"{args.items:,} x {args.days}"
         wall, rss, _ = measured(
-            [str(BIN / "sparecast"), "run", "--source", str(work / "demand.parquet"),
-             "--output", str(work / "out_parquet"), "--quiet"]
+            [
+                str(BIN / "sparecast"),
+                "run",
+                "--source",
+                str(work / "demand.parquet"),
+                "--output",
+                str(work / "out_parquet"),
+                "--quiet",
+            ]
         )
         rows.append((f"sparecast run, long Parquet, {size}", wall, rss))
         if not args.skip_sqlite:
             write_tables(tables, f"sqlite:///{work / 'erp.sqlite'}")
             del tables, long
             wall, rss, _ = measured(
-                [str(BIN / "sparecast"), "run", "--source", f"sqlite:///{work / 'erp.sqlite'}",
-                 "--output", str(work / "out_sqlite"), "--quiet"]
+                [
+                    str(BIN / "sparecast"),
+                    "run",
+                    "--source",
+                    f"sqlite:///{work / 'erp.sqlite'}",
+                    "--output",
+                    str(work / "out_sqlite"),
+                    "--quiet",
+                ]
             )
             rows.append((f"sparecast run, SQLite ERP (extraction included), {size}", wall, rss))
     print()

@@ -31,12 +31,25 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_demo_writes_every_output(demo_dir: Path) -> None:
-    for name in ("erp.sqlite", "classification.parquet", "backtest.parquet", "forecasts.parquet", "run.json"):
+    for name in (
+        "erp.sqlite",
+        "classification.parquet",
+        "backtest.parquet",
+        "forecasts.parquet",
+        "run.json",
+    ):
         assert (demo_dir / name).exists(), name
     classes = pl.read_parquet(demo_dir / "classification.parquet")
     assert classes.height == 150
-    assert {"unique_id", "n_periods", "demand_frequency", "adi", "cv2", "sb_class", "tier"} <= set(classes.columns)
-    assert set(classes["tier"].unique()) <= {"high_volume", "regular", "intermittent", "very_intermittent"}
+    assert {"unique_id", "n_periods", "demand_frequency", "adi", "cv2", "sb_class", "tier"} <= set(
+        classes.columns
+    )
+    assert set(classes["tier"].unique()) <= {
+        "high_volume",
+        "regular",
+        "intermittent",
+        "very_intermittent",
+    }
 
     fc = pl.read_parquet(demo_dir / "forecasts.parquet")
     assert fc.height == 150 * 28
@@ -53,7 +66,9 @@ def test_demo_writes_every_output(demo_dir: Path) -> None:
 
     bt = pl.read_parquet(demo_dir / "backtest.parquet")
     assert bt.height == 150 * len(DEFAULT_METHODS)
-    assert {"mae", "rmse", "mase", "rmsse", "me", "pis", "chosen_method", "chosen"} <= set(bt.columns)
+    assert {"mae", "rmse", "mase", "rmsse", "me", "pis", "chosen_method", "chosen"} <= set(
+        bt.columns
+    )
     assert bt.filter(pl.col("chosen")).height == 150  # exactly one chosen method per item
 
     run = json.loads((demo_dir / "run.json").read_text())
@@ -68,13 +83,25 @@ def test_run_on_long_csv_and_summary_output(tmp_path: Path, demo_dir: Path) -> N
         {
             "unique_id": ["a"] * 60 + ["b"] * 60,
             "ds": [date(2025, 1, 1) + timedelta(days=i) for i in range(60)] * 2,
-            "y": [float(i % 5 == 0) * 3 for i in range(60)] + [float(i % 11 == 0) for i in range(60)],
+            "y": [float(i % 5 == 0) * 3 for i in range(60)]
+            + [float(i % 11 == 0) for i in range(60)],
         }
     )
     csv = tmp_path / "long.csv"
     long.write_csv(csv)
     result = runner.invoke(
-        app, ["run", "--source", str(csv), "--output", str(fc_dir), "--horizon", "7", "--methods", "naive,ma,sba"]
+        app,
+        [
+            "run",
+            "--source",
+            str(csv),
+            "--output",
+            str(fc_dir),
+            "--horizon",
+            "7",
+            "--methods",
+            "naive,ma,sba",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "better than" in result.output  # the per-class accuracy lines
@@ -87,44 +114,82 @@ def test_run_on_long_csv_and_summary_output(tmp_path: Path, demo_dir: Path) -> N
 def test_bad_rows_are_reported_and_strict_fails(tmp_path: Path) -> None:
     csv = tmp_path / "bad.csv"
     csv.write_text(
-        "unique_id,ds,y\n" + "".join(f"a,2025-01-{d:02d},1\n" for d in range(1, 29)) + "a,2025-01-05,abc\n,2025-01-06,1\n"
+        "unique_id,ds,y\n"
+        + "".join(f"a,2025-01-{d:02d},1\n" for d in range(1, 29))
+        + "a,2025-01-05,abc\n,2025-01-06,1\n"
     )
-    ok = runner.invoke(app, ["run", "--source", str(csv), "--output", str(tmp_path / "o"), "-h", "3", "-m", "naive,ma"])
+    ok = runner.invoke(
+        app,
+        ["run", "--source", str(csv), "--output", str(tmp_path / "o"), "-h", "3", "-m", "naive,ma"],
+    )
     assert ok.exit_code == 0, ok.output
     rejected = pl.read_parquet(tmp_path / "o" / "rejected_rows.parquet")
     assert rejected.height == 2
     strict = runner.invoke(
-        app, ["run", "--source", str(csv), "--output", str(tmp_path / "s"), "-h", "3", "-m", "naive", "--strict"]
+        app,
+        [
+            "run",
+            "--source",
+            str(csv),
+            "--output",
+            str(tmp_path / "s"),
+            "-h",
+            "3",
+            "-m",
+            "naive",
+            "--strict",
+        ],
     )
     assert strict.exit_code == 2
     assert "non_numeric_quantity" in strict.output or "non-numeric" in strict.output
 
 
 def test_unknown_source_and_method_give_clear_errors(tmp_path: Path) -> None:
-    r = runner.invoke(app, ["run", "--source", str(tmp_path / "missing.parquet"), "--output", str(tmp_path)])
+    r = runner.invoke(
+        app, ["run", "--source", str(tmp_path / "missing.parquet"), "--output", str(tmp_path)]
+    )
     assert r.exit_code == 2 and "missing.parquet" in r.output
-    r = runner.invoke(app, ["run", "--source", str(tmp_path / "x.csv"), "--output", str(tmp_path), "-m", "prophet"])
+    r = runner.invoke(
+        app,
+        ["run", "--source", str(tmp_path / "x.csv"), "--output", str(tmp_path), "-m", "prophet"],
+    )
     assert r.exit_code == 2 and "prophet" in r.output
 
 
 def test_backtest_command_writes_no_forecasts(tmp_path: Path, demo_dir: Path) -> None:
     out = tmp_path / "bt"
     r = runner.invoke(
-        app, ["backtest", "--source", str(demo_dir / "erp.sqlite"), "--output", str(out), "-m", "naive,ma,sba", "-q"]
+        app,
+        [
+            "backtest",
+            "--source",
+            str(demo_dir / "erp.sqlite"),
+            "--output",
+            str(out),
+            "-m",
+            "naive,ma,sba",
+            "-q",
+        ],
     )
     assert r.exit_code == 0, r.output
     assert (out / "backtest.parquet").exists() and not (out / "forecasts.parquet").exists()
 
 
 @pytest.mark.integration
-def test_run_on_mariadb_equals_sqlite_and_extracts_incrementally(mariadb_url: str, tmp_path: Path) -> None:
+def test_run_on_mariadb_equals_sqlite_and_extracts_incrementally(
+    mariadb_url: str, tmp_path: Path
+) -> None:
     tables = generate_demo_erp(n_items=120, n_days=150, seed=5, end_date=date(2026, 10, 31))
     sqlite_url = f"sqlite:///{tmp_path / 'erp.sqlite'}"
     write_tables(tables, sqlite_url)
     write_tables(tables, mariadb_url)
     args = ["--quiet", "--methods", "naive,ma,croston,sba,tsb,imapa", "--horizon", "14"]
-    a = runner.invoke(app, ["run", "--source", sqlite_url, "--output", str(tmp_path / "lite"), *args])
-    b = runner.invoke(app, ["run", "--source", mariadb_url, "--output", str(tmp_path / "maria"), *args])
+    a = runner.invoke(
+        app, ["run", "--source", sqlite_url, "--output", str(tmp_path / "lite"), *args]
+    )
+    b = runner.invoke(
+        app, ["run", "--source", mariadb_url, "--output", str(tmp_path / "maria"), *args]
+    )
     assert a.exit_code == 0, a.output
     assert b.exit_code == 0, b.output
     fa = pl.read_parquet(tmp_path / "lite" / "forecasts.parquet")
@@ -142,7 +207,9 @@ def test_run_on_mariadb_equals_sqlite_and_extracts_incrementally(mariadb_url: st
     engine = sa.create_engine(mariadb_url)
     with engine.begin() as conn:
         conn.execute(
-            sa.text("INSERT INTO demand (item_id, date, quantity) VALUES (:item_id, :date, :quantity)"),
+            sa.text(
+                "INSERT INTO demand (item_id, date, quantity) VALUES (:item_id, :date, :quantity)"
+            ),
             new.to_dicts(),
         )
     engine.dispose()

@@ -15,8 +15,10 @@ def test_defaults() -> None:
 
 def test_file_then_env_then_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "c.toml"
-    cfg.write_text('horizon = 14\nmethods = ["ma", "sba"]\n[backtest]\nn_windows = 2\nmetric = "mae"\n'
-                   '[method_params.ma]\nwindow = 7\n')
+    cfg.write_text(
+        'horizon = 14\nmethods = ["ma", "sba"]\n[backtest]\nn_windows = 2\nmetric = "mae"\n'
+        "[method_params.ma]\nwindow = 7\n"
+    )
     monkeypatch.setenv("SPARECAST_BACKTEST__METRIC", "mase")
     s = load_settings(cfg, horizon=7)
     assert s.horizon == 7  # keyword override beats the file

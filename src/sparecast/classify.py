@@ -60,11 +60,10 @@ class TierThresholds:
 
 
 def _item_stats(y: np.ndarray, chunk_items: int = 16384) -> dict[str, np.ndarray]:
-    """Per-item counts, first/last demand index, mean and population variance of positive sizes."""
-    n_items, n_t = y.shape
+    """Per-item counts, first demand index, mean and population variance of positive sizes."""
+    n_items = y.shape[0]
     n = np.zeros(n_items, dtype=np.int64)
     first = np.zeros(n_items, dtype=np.int64)
-    last = np.zeros(n_items, dtype=np.int64)
     mean = np.full(n_items, np.nan)
     var = np.full(n_items, np.nan)
     for lo in range(0, n_items, chunk_items):
@@ -75,7 +74,6 @@ def _item_stats(y: np.ndarray, chunk_items: int = 16384) -> dict[str, np.ndarray
         has = cnt > 0
         n[sl] = cnt
         first[sl] = np.where(has, pos.argmax(axis=1), 0)
-        last[sl] = np.where(has, n_t - 1 - pos[:, ::-1].argmax(axis=1), 0)
         sizes = block.astype(np.float64)
         np.maximum(sizes, 0.0, out=sizes)  # only positive periods are demand sizes
         total = sizes.sum(axis=1)
@@ -87,7 +85,7 @@ def _item_stats(y: np.ndarray, chunk_items: int = 16384) -> dict[str, np.ndarray
             v = total_sq / cnt - np.square(m)
         mean[sl] = np.where(has, m, np.nan)
         var[sl] = np.where(has, v, np.nan)
-    return {"n": n, "first": first, "last": last, "mean": mean, "var": var}
+    return {"n": n, "first": first, "mean": mean, "var": var}
 
 
 def classify(
@@ -109,7 +107,7 @@ def classify(
     y = panel.y
     n_t = panel.n_periods
     st = _item_stats(y)
-    n, first, last = st["n"], st["first"], st["last"]
+    n, first = st["n"], st["first"]
     has = n > 0
 
     n_periods = np.where(has, n_t - first, 0)

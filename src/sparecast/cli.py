@@ -71,7 +71,9 @@ class _Bars:
         self.progress.__exit__(*exc)  # type: ignore[arg-type]
 
 
-def _settings(config: Path | None, strict: bool, horizon: int | None, methods: str | None) -> Settings:
+def _settings(
+    config: Path | None, strict: bool, horizon: int | None, methods: str | None
+) -> Settings:
     overrides: dict[str, Any] = {}
     if horizon is not None:
         overrides["horizon"] = horizon
@@ -97,12 +99,16 @@ def _print_outcome(outcome: RunOutcome, output: Path, elapsed: float) -> None:
     for sb_class in sorted(classes["sb_class"].unique().to_list()):
         row = counts.filter(pl.col("sb_class") == sb_class)
         by_tier = dict(zip(row["tier"].to_list(), row["len"].to_list(), strict=True))
-        table.add_row(sb_class, *[f"{by_tier.get(t, 0):,}" for t in tiers], f"{sum(by_tier.values()):,}")
+        table.add_row(
+            sb_class, *[f"{by_tier.get(t, 0):,}" for t in tiers], f"{sum(by_tier.values()):,}"
+        )
     console.print(table)
     console.print("[bold]Backtest accuracy per class (chosen method against the baselines)[/bold]")
     for line in outcome.summary_lines:
         console.print("  " + line)
-    console.print(f"Outputs in {output}: " + ", ".join(Path(p).name for p in outcome.paths.values()))
+    console.print(
+        f"Outputs in {output}: " + ", ".join(Path(p).name for p in outcome.paths.values())
+    )
     console.print(f"Done in {elapsed:.1f} s")
 
 
@@ -128,7 +134,9 @@ def _fail(exc: SparecastError) -> None:
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("--output", "-o", help="directory for the demo ERP and outputs")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="directory for the demo ERP and outputs")
+    ],
     items: Annotated[int, typer.Option(help="number of items")] = 2016,
     days: Annotated[int, typer.Option(help="days of history")] = 365,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
@@ -160,7 +168,10 @@ def demo(
 @app.command()
 def run(
     source: Annotated[
-        str, typer.Option("--source", "-s", help="SQLAlchemy URL of the ERP, or a CSV/Parquet/SQLite file")
+        str,
+        typer.Option(
+            "--source", "-s", help="SQLAlchemy URL of the ERP, or a CSV/Parquet/SQLite file"
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="output directory")],
     config: ConfigOpt = None,
@@ -179,7 +190,10 @@ def run(
 @app.command("backtest")
 def backtest_cmd(
     source: Annotated[
-        str, typer.Option("--source", "-s", help="SQLAlchemy URL of the ERP, or a CSV/Parquet/SQLite file")
+        str,
+        typer.Option(
+            "--source", "-s", help="SQLAlchemy URL of the ERP, or a CSV/Parquet/SQLite file"
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="output directory")],
     config: ConfigOpt = None,
@@ -190,7 +204,9 @@ def backtest_cmd(
 ) -> None:
     """Only the evaluation: rolling-origin backtest of every method, per-class summary."""
     try:
-        _run(source, output, _settings(config, strict, horizon, methods), quiet, with_forecast=False)
+        _run(
+            source, output, _settings(config, strict, horizon, methods), quiet, with_forecast=False
+        )
     except SparecastError as exc:
         _fail(exc)
 

@@ -61,10 +61,16 @@ class TierSettings(_Section):
 class DataSettings(_Section):
     """How source rows become the demand panel."""
 
-    freq: Literal["D", "W", "M"] | None = Field(None, description="None: daily for ERP, inferred for files")
+    freq: Literal["D", "W", "M"] | None = Field(
+        None, description="None: daily for ERP, inferred for files"
+    )
     window_days: int | None = Field(None, ge=1, description="keep only the last N days of history")
-    end_date: date | None = Field(None, description="last day of history (default: last demand date)")
-    today: date | None = Field(None, description="rows after this date are rejected (default: today)")
+    end_date: date | None = Field(
+        None, description="last day of history (default: last demand date)"
+    )
+    today: date | None = Field(
+        None, description="rows after this date are rejected (default: today)"
+    )
     strict: bool = Field(False, description="any rejected row is an error instead of a report line")
     erp_mapping: dict[str, Any] = Field(
         default_factory=dict,
@@ -82,7 +88,8 @@ class Settings(BaseSettings):
     horizon: int = Field(28, ge=1, description="forecast horizon in periods")
     methods: list[str] | None = Field(None, description="methods to run (default: all classical)")
     method_params: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description='per-method kernel parameters, e.g. {"ma": {"window": 28}}'
+        default_factory=dict,
+        description='per-method kernel parameters, e.g. {"ma": {"window": 28}}',
     )
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     tiers: TierSettings = Field(default_factory=TierSettings)
@@ -147,6 +154,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         return Settings(**values)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors()
         )
         raise ConfigError(f"invalid {where}: {problems}") from None

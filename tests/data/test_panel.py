@@ -29,7 +29,9 @@ def test_from_long_dense_with_zero_fill_and_sum() -> None:
 
 def test_from_pandas_and_extra_items_and_window() -> None:
     df = _long().to_pandas()
-    p = DemandPanel.from_long(df, freq="D", item_ids=["a", "b", "c"], start="2024-01-02", end="2024-01-10")
+    p = DemandPanel.from_long(
+        df, freq="D", item_ids=["a", "b", "c"], start="2024-01-02", end="2024-01-10"
+    )
     assert p.item_ids.tolist() == ["a", "b", "c"]
     assert p.n_periods == 9
     assert p.y[0].sum() == 2.5  # the row of 2024-01-01 is outside the window
@@ -53,7 +55,9 @@ def test_round_trip_long() -> None:
 def test_bucket_weekly_and_monthly() -> None:
     rng = np.random.default_rng(0)
     y = (rng.random((3, 70)) < 0.2) * rng.integers(1, 5, (3, 70))
-    p = DemandPanel(y.astype(np.float32), np.array(["x", "y", "z"], dtype=object), np.datetime64("2024-01-03"))
+    p = DemandPanel(
+        y.astype(np.float32), np.array(["x", "y", "z"], dtype=object), np.datetime64("2024-01-03")
+    )
     w = p.bucket("W")
     assert w.y.sum() == pytest.approx(y.sum())
     assert str(w.start) == "2024-01-01"  # the Monday of the first week
@@ -65,7 +69,13 @@ def test_bucket_weekly_and_monthly() -> None:
 
 
 def test_infer_monthly_frequency() -> None:
-    df = pd.DataFrame({"unique_id": ["a"] * 3, "ds": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-04-01"]), "y": [1, 0, 2]})
+    df = pd.DataFrame(
+        {
+            "unique_id": ["a"] * 3,
+            "ds": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-04-01"]),
+            "y": [1, 0, 2],
+        }
+    )
     p = DemandPanel.from_long(df)
     assert p.freq == "M" and p.n_periods == 4
     np.testing.assert_array_equal(p.y[0], [1, 0, 0, 2])

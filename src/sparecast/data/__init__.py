@@ -1,4 +1,5 @@
-"""Data layer: canonical tables, validation, sources (SQL, files), the demo ERP and the DemandPanel."""
+"""Data layer: canonical tables and validation, sources (SQL, files), ERP mapping and
+incremental extraction, the demo ERP generator and the DemandPanel."""
 
 from sparecast.data.panel import DemandPanel
 

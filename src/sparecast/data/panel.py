@@ -93,16 +93,21 @@ class DemandPanel:
 
     def __post_init__(self) -> None:
         if self.y.ndim != 2:
-            raise DataValidationError(f"DemandPanel.y must be 2-D [items, periods], got {self.y.ndim}-D")
+            raise DataValidationError(
+                f"DemandPanel.y must be 2-D [items, periods], got {self.y.ndim}-D"
+            )
         if self.y.shape[0] != len(self.item_ids):
             raise DataValidationError(
                 f"DemandPanel has {self.y.shape[0]} rows but {len(self.item_ids)} item ids"
             )
         if self.freq not in _FREQS:
-            raise DataValidationError(f"DemandPanel.freq must be one of {_FREQS}, got {self.freq!r}")
+            raise DataValidationError(
+                f"DemandPanel.freq must be one of {_FREQS}, got {self.freq!r}"
+            )
         if self.attributes is not None and self.attributes.height != len(self.item_ids):
             raise DataValidationError(
-                f"DemandPanel.attributes has {self.attributes.height} rows for {len(self.item_ids)} items"
+                f"DemandPanel.attributes has {self.attributes.height} rows "
+                f"for {len(self.item_ids)} items"
             )
 
     # ------------------------------------------------------------------ shape and dates
@@ -171,10 +176,16 @@ class DemandPanel:
         dates = frame["ds"].to_numpy().astype("datetime64[D]")
         if freq is None:
             freq = infer_freq(dates) if dates.size else "D"
-        first = np.datetime64(start, "D") if start is not None else (dates.min() if dates.size else None)
+        first = (
+            np.datetime64(start, "D")
+            if start is not None
+            else (dates.min() if dates.size else None)
+        )
         last = np.datetime64(end, "D") if end is not None else (dates.max() if dates.size else None)
         if first is None or last is None:
-            raise DataValidationError("cannot build a DemandPanel from no rows without start and end")
+            raise DataValidationError(
+                "cannot build a DemandPanel from no rows without start and end"
+            )
         if last < first:
             raise DataValidationError(f"panel end {last} is before its start {first}")
         first = period_starts(first, 1, freq)[0]
@@ -190,7 +201,9 @@ class DemandPanel:
                 raise DataValidationError(
                     f"{len(unknown)} item(s) in the demand rows are not in item_ids, e.g. {example}"
                 )
-        lookup = pl.DataFrame({"unique_id": ids.tolist(), "_row": np.arange(ids.size, dtype=np.int64)})
+        lookup = pl.DataFrame(
+            {"unique_id": ids.tolist(), "_row": np.arange(ids.size, dtype=np.int64)}
+        )
         frame = frame.join(lookup, on="unique_id", how="left")
         rows = frame["_row"].to_numpy()
         cols = period_index(frame["ds"].to_numpy(), first, freq)
@@ -200,12 +213,20 @@ class DemandPanel:
         y = y.reshape(ids.size, n_periods).astype(np.float32)
         attrs = None
         if attributes is not None:
-            attrs = pl.from_pandas(attributes) if isinstance(attributes, pd.DataFrame) else attributes
+            attrs = (
+                pl.from_pandas(attributes) if isinstance(attributes, pd.DataFrame) else attributes
+            )
             if "unique_id" not in attrs.columns:
                 raise DataValidationError("attributes need a 'unique_id' column")
-            attrs = lookup.join(
-                attrs.with_columns(pl.col("unique_id").cast(pl.Utf8)), on="unique_id", how="left"
-            ).sort("_row").drop("_row")
+            attrs = (
+                lookup.join(
+                    attrs.with_columns(pl.col("unique_id").cast(pl.Utf8)),
+                    on="unique_id",
+                    how="left",
+                )
+                .sort("_row")
+                .drop("_row")
+            )
         return cls(y=y, item_ids=ids, start=first, freq=freq, attributes=attrs)
 
     # ------------------------------------------------------------------ conversion
@@ -224,7 +245,9 @@ class DemandPanel:
         """The panel cut to periods ``[start, stop)`` (negative ``stop`` counts from the end)."""
         stop = stop if stop >= 0 else self.n_periods + stop
         new_start = self.dates[start] if self.n_periods else self.start
-        return DemandPanel(self.y[:, start:stop], self.item_ids, new_start, self.freq, self.attributes)
+        return DemandPanel(
+            self.y[:, start:stop], self.item_ids, new_start, self.freq, self.attributes
+        )
 
     def select_items(self, index: np.ndarray) -> DemandPanel:
         """The panel restricted to the rows in ``index`` (integer positions or boolean mask)."""
@@ -235,7 +258,7 @@ class DemandPanel:
         return DemandPanel(self.y[index], self.item_ids[index], self.start, self.freq, attrs)
 
     def bucket(self, freq: Freq) -> DemandPanel:
-        """Sum demand into weekly ("W") or monthly ("M") buckets; partial first/last buckets kept."""
+        """Sum demand into weekly ("W") or monthly ("M") buckets; partial edge buckets are kept."""
         if freq == self.freq:
             return self
         if self.freq != "D":

@@ -16,7 +16,14 @@ import numpy as np
 from sparecast.errors import MethodError
 from sparecast.methods import baseline, intermittent
 
-__all__ = ["Method", "METHODS", "DEFAULT_METHODS", "get_method", "resolve_methods", "forecast_matrix"]
+__all__ = [
+    "Method",
+    "METHODS",
+    "DEFAULT_METHODS",
+    "get_method",
+    "resolve_methods",
+    "forecast_matrix",
+]
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,9 @@ METHODS: dict[str, Method] = _register(
         "value of the same period one season ago",
         {"season_length": 7},
     ),
-    Method("ma", baseline.moving_average, "moving average of the last `window` periods", {"window": 28}),
+    Method(
+        "ma", baseline.moving_average, "moving average of the last `window` periods", {"window": 28}
+    ),
     Method("ses", baseline.ses, "simple exponential smoothing", {"alpha": 0.1}),
     Method(
         "croston",

@@ -190,7 +190,9 @@ def run_core(
 
 def _selection_array(panel: DemandPanel, selection: pl.DataFrame) -> np.ndarray:
     order = pl.DataFrame({"unique_id": panel.item_ids.astype(str)})
-    return order.join(selection, on="unique_id", how="left", maintain_order="left")["method"].to_numpy()
+    return order.join(selection, on="unique_id", how="left", maintain_order="left")[
+        "method"
+    ].to_numpy()
 
 
 def _chosen_values(
@@ -301,7 +303,5 @@ def run_pipeline(
     paths = write_outputs(output_dir, loaded, result, settings, source=source, timings=timings)
     timings["write_s"] = time.perf_counter() - t0
     shown = settings.backtest.metric if settings.backtest.metric in ("mase", "rmsse") else "mase"
-    lines = (
-        format_summary_lines(result.summary, metric=shown) if result.summary is not None else []
-    )
+    lines = format_summary_lines(result.summary, metric=shown) if result.summary is not None else []
     return RunOutcome(loaded, result, paths, lines, timings)
