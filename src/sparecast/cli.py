@@ -103,9 +103,9 @@ def _print_outcome(outcome: RunOutcome, output: Path, elapsed: float) -> None:
             sb_class, *[f"{by_tier.get(t, 0):,}" for t in tiers], f"{sum(by_tier.values()):,}"
         )
     console.print(table)
-    console.print("[bold]Backtest accuracy per class (chosen method against the baselines)[/bold]")
+    console.print("[bold]Backtest accuracy against the naive and moving-average baselines[/bold]")
     for line in outcome.summary_lines:
-        console.print("  " + line)
+        console.print("  " + line, highlight=False)
     console.print(
         f"Outputs in {output}: " + ", ".join(Path(p).name for p in outcome.paths.values())
     )

@@ -320,3 +320,42 @@ def test_scores_frame_layout() -> None:
         "pis",
     ]
     assert res.methods == ["naive", "ma"]
+
+
+# ---------------------------------------------------------------------------- MAPE/WAPE, tiers
+def test_mape_and_wape_only_for_regular_items() -> None:
+    regular = [2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4]
+    sparse = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0]
+    res = backtest(_panel([regular, sparse]), h=2, n_windows=2, methods=["naive"], seasonality=1)
+    # origins 8 and 10; naive of the regular item: 4 then 4, actuals (2, 4) and (2, 4)
+    # APE: |4-2|/2 = 1, 0 in both windows -> MAPE 0.5; WAPE: (2 + 2) / (6 + 6) = 1/3
+    assert _score(res, "item0", "naive", "mape") == pytest.approx(0.5)
+    assert _score(res, "item0", "naive", "wape") == pytest.approx(4 / 12)
+    # the intermittent item (demand on 1 of 12 periods) gets no percentage error at all
+    assert _score(res, "item1", "naive", "mape") is None
+    assert _score(res, "item1", "naive", "wape") is None
+    # an explicit mask overrides the tiers
+    forced = backtest(
+        _panel([regular, sparse]),
+        h=2,
+        n_windows=2,
+        methods=["naive"],
+        seasonality=1,
+        percentage_items=np.array([False, False]),
+    )
+    assert _score(forced, "item0", "naive", "mape") is None
+
+
+def test_summary_by_tier() -> None:
+    rng = np.random.default_rng(1)
+    dense = rng.integers(1, 5, (3, 60))
+    sparse = (rng.random((5, 60)) < 0.05) * rng.integers(1, 9, (5, 60))
+    panel = _panel(np.vstack([dense, sparse]))
+    res = backtest(panel, h=7, n_windows=2, methods=["naive", "ma"], seasonality=1)
+    by_tier = res.summary(by="tier")
+    assert by_tier.columns[0] == "tier"
+    groups = set(by_tier["tier"].to_list())
+    assert "high_volume" in groups and "all" in groups
+    assert by_tier.filter(pl.col("tier") == "high_volume")["n_items"].to_list() == [3, 3]
+    lines = format_summary_lines(by_tier, metric="rmsse")
+    assert any(line.startswith("high_volume (3 items)") for line in lines)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from sparecast.classify import SB_CLASSES, classify
+from sparecast.classify import SB_CLASSES, TIERS, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, DataValidationError, MethodError
 from sparecast.evaluate.metrics import seasonal_naive_scales
@@ -114,7 +114,11 @@ class BacktestResult:
     )
 
     # ------------------------------------------------------------------ helpers
-    def _classes(self, classification: pl.DataFrame | None) -> pl.DataFrame:
+    def _classes(
+        self, classification: pl.DataFrame | None, group: str = "sb_class"
+    ) -> pl.DataFrame:
+        """unique_id and the grouping column (``sb_class`` or ``tier``), the latter under the
+        internal name ``sb_class``."""
         if classification is None:
             if self.panel is None:
                 raise DataValidationError(
@@ -124,12 +128,14 @@ class BacktestResult:
             if self._classification is None:
                 self._classification = classify(self.panel)
             classification = self._classification
-        if "unique_id" not in classification.columns or "sb_class" not in classification.columns:
+        if "unique_id" not in classification.columns or group not in classification.columns:
             raise DataValidationError(
-                "classification needs columns unique_id and sb_class, "
+                f"classification needs columns unique_id and {group}, "
                 f"it has {classification.columns}"
             )
-        return classification.select(pl.col("unique_id").cast(pl.Utf8), pl.col("sb_class"))
+        return classification.select(
+            pl.col("unique_id").cast(pl.Utf8), pl.col(group).alias("sb_class")
+        )
 
     def _item_ids(self) -> pl.DataFrame:
         return self.scores.filter(pl.col("method") == self.methods[0]).select("unique_id")
@@ -163,7 +169,7 @@ class BacktestResult:
                 joined.group_by("method").agg(aggs).with_columns(pl.lit(_ALL).alias("sb_class"))
             )
         out = pl.concat([p.select(parts[0].columns) for p in parts])
-        known = [*SB_CLASSES, "unclassified", _ALL]
+        known = list(dict.fromkeys([*SB_CLASSES, *TIERS, "unclassified", _ALL]))
         return (
             out.join(order, on="method", how="left")
             .with_columns(
@@ -276,14 +282,22 @@ class BacktestResult:
 
     # ------------------------------------------------------------------ summary
     def summary(
-        self, classification: pl.DataFrame | None = None, *, metric: str = "rmsse"
+        self,
+        classification: pl.DataFrame | None = None,
+        *,
+        metric: str = "rmsse",
+        by: Literal["class", "tier"] = "class",
     ) -> pl.DataFrame:
-        """Per class (and ``"all"``) and method: n_items, n_scored, mean of each metric, wape
-        (ratio of sums over the class), improvement of MASE/RMSSE in % vs naive and vs ma
-        (positive = better; null when that reference was not backtested), ``chosen`` (the method
-        ``select(by="class", metric=metric)`` picks; in "all" the best overall) and ``label``."""
+        """Per class (or per frequency tier with ``by="tier"``; plus ``"all"``) and method:
+        n_items, n_scored, mean of each metric, wape (ratio of sums over the group), improvement
+        of MASE/RMSSE in % vs naive and vs ma (positive = better; null when that reference was not
+        backtested), ``chosen`` (the best method of the group by ``metric``; in "all" the best
+        overall) and ``label``. The first column is ``sb_class`` or ``tier``."""
         self._check_metric(metric)
-        means = self._class_means(self._classes(classification), with_all=True)
+        group = {"class": "sb_class", "tier": "tier"}.get(by)
+        if group is None:
+            raise ConfigError(f"summary by must be 'class' or 'tier', got {by!r}")
+        means = self._class_means(self._classes(classification, group), with_all=True)
         ref_cols = []
         for ref in ("naive", "ma"):
             ref_means = means.filter(pl.col("method") == ref).select(
@@ -322,6 +336,7 @@ class BacktestResult:
                 "rmsse_vs_ma_pct",
                 "chosen",
             )
+            .rename({"sb_class": group})
         )
 
 
@@ -348,7 +363,8 @@ def format_summary_lines(summary: pl.DataFrame, *, metric: str = "mase") -> list
                 if phrase:
                     parts.append(phrase)
         n = row["n_items"]
-        head = f"{row['sb_class']} ({n:,} item{'' if n == 1 else 's'}): {row['label']}: "
+        group = row["sb_class"] if "sb_class" in row else row["tier"]
+        head = f"{group} ({n:,} item{'' if n == 1 else 's'}): {row['label']}: "
         lines.append(head + ", ".join(parts))
     return lines
 
@@ -387,12 +403,17 @@ def backtest(
     seasonality: int = 7,
     progress: ProgressCallback | None = None,
     keep_errors: bool = False,
+    percentage_items: np.ndarray | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest of ``methods`` (all defaults when None) over ``n_windows`` windows.
 
     ``step`` (default ``h``) is the distance between origins; ``params`` maps a method name to
     kernel parameters; ``seasonality`` is the lag of the seasonal naive scale of MASE/RMSSE;
     ``progress(done, total, label)`` is called after each (window, method).
+    ``percentage_items`` (boolean per item) marks where MAPE and WAPE are meaningful: regular
+    demand. Default: the high_volume and regular tiers of :func:`sparecast.classify.classify`.
+    For the other items the ``mape`` and ``wape`` columns are null (a percentage error of an
+    intermittent item divides by zeros or by single units and means nothing).
     """
     t_start = time.perf_counter()
     step = h if step is None else step
@@ -420,6 +441,17 @@ def backtest(
     kernel_time = dict.fromkeys(names, 0.0)
     total = n_windows * n_m
     done = 0
+    if percentage_items is None:
+        tiers = classify(panel)["tier"].to_numpy()
+        percentage_items = np.isin(tiers, ("high_volume", "regular"))
+    pct_rows = np.flatnonzero(np.asarray(percentage_items, dtype=bool))
+    if np.asarray(percentage_items).shape != (n_items,):
+        raise DataValidationError(
+            f"percentage_items must have one boolean per item ({n_items}), "
+            f"got shape {np.asarray(percentage_items).shape}"
+        )
+    ape_sum = np.zeros((n_m, pct_rows.size))
+    ape_count = np.zeros((n_m, pct_rows.size), dtype=np.int64)
     # MASE / RMSSE scales of every window's training part, in one pass over the panel.
     scales_abs, scales_sq = seasonal_naive_scales(y, seasonality, origins)
 
@@ -430,6 +462,8 @@ def backtest(
         scale1, scale2 = scales_abs[w], scales_sq[w]
         ok1 = scale1 > 0
         ok2 = scale2 > 0
+        pct_actual = np.abs(actual[pct_rows])
+        pct_nonzero = pct_actual > 0
         for i, m in enumerate(resolved):
             t0 = time.perf_counter()
             try:
@@ -455,6 +489,11 @@ def backtest(
             abs_sum = np.abs(e, out=e).sum(axis=1)  # e is not needed after this
             mae_w = abs_sum / h
             abs_error_sum[i] += abs_sum
+            ape = np.divide(
+                e[pct_rows], pct_actual, out=np.zeros_like(pct_actual), where=pct_nonzero
+            )
+            ape_sum[i] += ape.sum(axis=1)
+            ape_count[i] += pct_nonzero.sum(axis=1)
             window_scores = {
                 "mae": mae_w,
                 "rmse": np.sqrt(mse_w),
@@ -482,6 +521,18 @@ def backtest(
         for k in SCORE_METRICS:
             mean = np.where(counts[k] > 0, sums[k] / np.maximum(counts[k], 1), np.nan)
             columns[k] = pl.Series(k, mean.ravel(), dtype=pl.Float64, nan_to_null=True)
+    mape = np.full((n_m, n_items), np.nan)
+    wape = np.full((n_m, n_items), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mape[:, pct_rows] = np.where(ape_count > 0, ape_sum / np.maximum(ape_count, 1), np.nan)
+        pct_total = actual_sum[pct_rows]
+        wape[:, pct_rows] = np.where(
+            pct_total > 0,
+            abs_error_sum[:, pct_rows] / np.where(pct_total > 0, pct_total, 1),
+            np.nan,
+        )
+    columns["mape"] = pl.Series("mape", mape.ravel(), dtype=pl.Float64, nan_to_null=True)
+    columns["wape"] = pl.Series("wape", wape.ravel(), dtype=pl.Float64, nan_to_null=True)
     columns["n_windows_scaled"] = pl.Series(counts["mase"].ravel(), dtype=pl.Int64)
     columns["abs_error_sum"] = pl.Series(abs_error_sum.ravel(), dtype=pl.Float64, nan_to_null=True)
     columns["actual_sum"] = pl.Series(np.tile(actual_sum, n_m), dtype=pl.Float64)

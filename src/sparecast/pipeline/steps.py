@@ -158,6 +158,7 @@ def run_core(
         params={k: v for k, v in settings.method_params.items() if k in names},
         seasonality=settings.backtest.seasonality,
         progress=lambda done, total, label: progress(f"backtest {label}", done, total),
+        percentage_items=classification["tier"].is_in(["high_volume", "regular"]).to_numpy(),
     )
     selection = bt.select(
         classification,
@@ -165,7 +166,17 @@ def run_core(
         metric=settings.backtest.metric,
         fallback=settings.backtest.fallback,
     )
-    summary = bt.summary(classification, metric=settings.backtest.metric)
+    summary = pl.concat(
+        [
+            bt.summary(classification, metric=settings.backtest.metric)
+            .rename({"sb_class": "group"})
+            .with_columns(pl.lit("class").alias("grouping")),
+            bt.summary(classification, metric=settings.backtest.metric, by="tier")
+            .rename({"tier": "group"})
+            .filter(pl.col("group") != "all")
+            .with_columns(pl.lit("tier").alias("grouping")),
+        ]
+    ).select("grouping", pl.exclude("grouping"))
     timings["backtest_s"] = time.perf_counter() - t0
 
     forecasts = None
@@ -271,6 +282,47 @@ def _redact(source: str) -> str:
     return f"{scheme}://{user}:***@{host}" if ":" in creds else source
 
 
+def selection_score(bt: BacktestResult, selection: pl.DataFrame) -> dict[str, float]:
+    """Mean backtest MASE/RMSSE of the selected method per item, and of naive and ma."""
+    chosen = bt.scores.join(
+        selection.select("unique_id", pl.col("method").alias("_chosen")), on="unique_id"
+    ).filter(pl.col("method") == pl.col("_chosen"))
+    out = {f"selected_{m}": chosen[m].mean() for m in ("mase", "rmsse")}
+    for ref in ("naive", "ma"):
+        ref_rows = bt.scores.filter(pl.col("method") == ref)
+        for m in ("mase", "rmsse"):
+            out[f"{ref}_{m}"] = ref_rows[m].mean() if ref_rows.height else None
+    return out
+
+
+def summary_lines(
+    summary: pl.DataFrame, settings: Settings, overall: dict[str, float] | None = None
+) -> list[str]:
+    """Human lines: per demand class, per frequency tier, and the selection over all items."""
+    shown = settings.backtest.metric if settings.backtest.metric in ("mase", "rmsse") else "mase"
+    lines = []
+    for grouping, title in (("class", "per demand class"), ("tier", "per frequency tier")):
+        part = summary.filter((pl.col("grouping") == grouping) & (pl.col("group") != "all"))
+        lines.append(f"{title} (best method of the group):")
+        lines += [
+            "  " + line
+            for line in format_summary_lines(
+                part.drop("grouping").rename({"group": "sb_class"}), metric=shown
+            )
+        ]
+    if overall:
+        value = overall.get(f"selected_{shown}")
+        text = f"all items, method chosen per {settings.backtest.select_by}: {shown.upper()} "
+        text += f"{value:.3f}" if value is not None else "n/a"
+        for ref, label in (("ma", "MA"), ("naive", "naive")):
+            ref_value = overall.get(f"{ref}_{shown}")
+            if value is not None and ref_value:
+                gain = (ref_value - value) / ref_value * 100
+                text += f", {abs(gain):.1f}% {'better' if gain >= 0 else 'worse'} than {label}"
+        lines.append(text)
+    return lines
+
+
 @dataclass
 class RunOutcome:
     """What a pipeline run produced: the loaded data, the core result, files and summary lines."""
@@ -302,6 +354,8 @@ def run_pipeline(
     t0 = time.perf_counter()
     paths = write_outputs(output_dir, loaded, result, settings, source=source, timings=timings)
     timings["write_s"] = time.perf_counter() - t0
-    shown = settings.backtest.metric if settings.backtest.metric in ("mase", "rmsse") else "mase"
-    lines = format_summary_lines(result.summary, metric=shown) if result.summary is not None else []
+    lines = []
+    if result.summary is not None and result.backtest is not None:
+        overall = selection_score(result.backtest, result.selection)
+        lines = summary_lines(result.summary, settings, overall)
     return RunOutcome(loaded, result, paths, lines, timings)
