@@ -400,7 +400,7 @@ def backtest(
     n_windows: int = 3,
     step: int | None = None,
     params: dict[str, dict[str, Any]] | None = None,
-    seasonality: int = 7,
+    seasonality: int = 1,
     progress: ProgressCallback | None = None,
     keep_errors: bool = False,
     percentage_items: np.ndarray | None = None,
