@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=730)
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--skip-sqlite", action="store_true")
+    ap.add_argument("--skip-parquet", action="store_true")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,18 +71,19 @@ def main() -> None:
             flush=True,
         )
         size = f"{args.items:,} x {args.days}"
-        wall, rss, _ = measured(
-            [
-                str(BIN / "sparecast"),
-                "run",
-                "--source",
-                str(work / "demand.parquet"),
-                "--output",
-                str(work / "out_parquet"),
-                "--quiet",
-            ]
-        )
-        rows.append((f"sparecast run, long Parquet, {size}", wall, rss))
+        if not args.skip_parquet:
+            wall, rss, _ = measured(
+                [
+                    str(BIN / "sparecast"),
+                    "run",
+                    "--source",
+                    str(work / "demand.parquet"),
+                    "--output",
+                    str(work / "out_parquet"),
+                    "--quiet",
+                ]
+            )
+            rows.append((f"sparecast run, long Parquet, {size}", wall, rss))
         if not args.skip_sqlite:
             write_tables(tables, f"sqlite:///{work / 'erp.sqlite'}")
             del tables, long
