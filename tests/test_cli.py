@@ -225,3 +225,21 @@ def test_run_on_mariadb_equals_sqlite_and_extracts_incrementally(
     assert run["data_window"]["end"] == "2026-11-01"
     fc = pl.read_parquet(tmp_path / "maria" / "forecasts.parquet")
     assert fc["ds"].min() == date(2026, 11, 2)
+
+
+def test_weekly_bucketing_of_a_daily_erp(tmp_path: Path, demo_dir: Path) -> None:
+    out = tmp_path / "weekly"
+    r = runner.invoke(
+        app,
+        ["run", "--source", str(demo_dir / "erp.sqlite"), "--output", str(out), "-h", "4", "-q"],
+        env={"SPARECAST_DATA__FREQ": "W"},
+    )
+    assert r.exit_code == 0, r.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["data_window"]["freq"] == "W"
+    # the demo ends on Saturday 2026-10-31: that partial week is dropped, the last complete
+    # week starts Monday 2026-10-19 and the forecast starts the Monday after it
+    assert run["data_window"]["end"] == "2026-10-19"
+    fc = pl.read_parquet(out / "forecasts.parquet")
+    assert fc["ds"].min() == date(2026, 10, 26)
+    assert all(d.weekday() == 0 for d in fc["ds"].unique().to_list())

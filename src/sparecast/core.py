@@ -10,7 +10,7 @@ import pandas as pd
 import polars as pl
 
 from sparecast.data.panel import DemandPanel
-from sparecast.methods import forecast_matrix, resolve_methods
+from sparecast.methods import forecast_matrix, params_for, resolve_methods
 
 __all__ = ["forecast", "forecast_arrays", "forecasts_to_frame"]
 
@@ -22,10 +22,13 @@ def forecast_arrays(
     params: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Point forecasts ``float64[items, h]`` per method name, rows in ``panel.item_ids`` order."""
-    params = params or {}
+    """Point forecasts ``float64[items, h]`` per method name, rows in ``panel.item_ids`` order.
+
+    ``params`` override the frequency's defaults (``sparecast.methods.FREQ_DEFAULTS``)."""
+    resolved = resolve_methods(methods)
+    params = params_for(panel.freq, [m.name for m in resolved], params)
     out: dict[str, np.ndarray] = {}
-    for method in resolve_methods(methods):
+    for method in resolved:
         out[method.name] = forecast_matrix(panel.y, h, method, params.get(method.name))
         if progress is not None:
             progress(method.name)
@@ -57,7 +60,9 @@ def forecast(
     """Forecast every item of ``panel`` ``h`` periods ahead with each method.
 
     Returns ``unique_id, ds`` and one column per method, like statsforecast's ``forecast``.
-    ``params`` maps a method name to its kernel parameters, e.g. ``{"ma": {"window": 7}}``.
+    ``params`` maps a method name to its kernel parameters, e.g. ``{"ma": {"window": 7}}``;
+    without them the defaults follow the panel's frequency (MA(28) and a 7-day season for daily
+    data, MA(13)/52 weeks for weekly, MA(12)/12 months for monthly).
     """
     frame = forecasts_to_frame(panel, forecast_arrays(panel, h, methods, params), h)
     return frame.to_pandas() if output == "pandas" else frame

@@ -80,3 +80,16 @@ def test_infer_monthly_frequency() -> None:
     assert p.freq == "M" and p.n_periods == 4
     np.testing.assert_array_equal(p.y[0], [1, 0, 0, 2])
     assert str(p.future_dates(2)[0]) == "2020-05-01"
+
+
+def test_bucket_complete_only_drops_partial_edges() -> None:
+    y = np.ones((1, 70), dtype=np.float32)  # Wed 2024-01-03 .. Tue 2024-03-12
+    p = DemandPanel(y, np.array(["x"], dtype=object), np.datetime64("2024-01-03"))
+    w = p.bucket("W", complete_only=True)
+    assert str(w.start) == "2024-01-08"  # first complete week starts on Monday 8th
+    assert (w.y == 7).all()  # only full weeks: Mon 8 Jan .. Sun 10 Mar
+    assert str(w.end) == "2024-03-04" and w.n_periods == 9
+    m = p.bucket("M", complete_only=True)
+    assert m.n_periods == 1 and str(m.start) == "2024-02-01" and m.y[0, 0] == 29
+    with pytest.raises(DataValidationError, match="no complete"):
+        p.slice_periods(10).bucket("M", complete_only=True)

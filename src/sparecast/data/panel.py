@@ -257,24 +257,39 @@ class DemandPanel:
         attrs = self.attributes[index.tolist()] if self.attributes is not None else None
         return DemandPanel(self.y[index], self.item_ids[index], self.start, self.freq, attrs)
 
-    def bucket(self, freq: Freq) -> DemandPanel:
-        """Sum demand into weekly ("W") or monthly ("M") buckets; partial edge buckets are kept."""
+    def bucket(self, freq: Freq, *, complete_only: bool = False) -> DemandPanel:
+        """Sum daily demand into weekly ("W", Monday to Sunday) or monthly ("M") buckets.
+
+        ``complete_only`` drops a first or last bucket the daily window covers only in part (a
+        week of 3 days would read as a drop in demand); otherwise partial buckets are kept.
+        """
         if freq == self.freq:
             return self
         if self.freq != "D":
             raise DataValidationError(f"can only bucket a daily panel, this one is {self.freq!r}")
-        cols = period_index(self.dates, self.start, freq)
+        days = self.dates
+        cols = period_index(days, self.start, freq)
         n_new = int(cols[-1]) + 1 if cols.size else 0
         out = np.zeros((self.n_items, n_new), dtype=np.float64)
-        # Sum consecutive runs of days that fall in the same bucket.
-        bounds = np.flatnonzero(np.diff(cols)) + 1
-        starts = np.concatenate([[0], bounds]) if cols.size else np.array([], dtype=np.int64)
         if cols.size:
+            # Sum consecutive runs of days that fall in the same bucket.
+            starts = np.concatenate([[0], np.flatnonzero(np.diff(cols)) + 1])
             out[:, cols[starts]] = np.add.reduceat(self.y, starts, axis=1)
+        bucket_starts = period_starts(self.start, n_new + 1, freq)
+        first, stop = 0, n_new
+        if complete_only and n_new:
+            if bucket_starts[0] != days[0]:
+                first = 1
+            if bucket_starts[n_new] - 1 != days[-1]:
+                stop = n_new - 1
+            if stop <= first:
+                raise DataValidationError(
+                    f"the daily window {days[0]} .. {days[-1]} holds no complete {freq!r} period"
+                )
         return DemandPanel(
-            out.astype(np.float32),
+            out[:, first:stop].astype(np.float32),
             self.item_ids,
-            period_starts(self.start, 1, freq)[0],
+            bucket_starts[first],
             freq,
             self.attributes,
         )

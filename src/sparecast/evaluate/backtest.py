@@ -27,7 +27,7 @@ from sparecast.classify import SB_CLASSES, TIERS, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, DataValidationError, MethodError
 from sparecast.evaluate.metrics import seasonal_naive_scales
-from sparecast.methods import Method, forecast_matrix, get_method, resolve_methods
+from sparecast.methods import Method, forecast_matrix, get_method, params_for, resolve_methods
 
 __all__ = [
     "BacktestResult",
@@ -408,7 +408,7 @@ def backtest(
     """Rolling-origin backtest of ``methods`` (all defaults when None) over ``n_windows`` windows.
 
     ``step`` (default ``h``) is the distance between origins; ``params`` maps a method name to
-    kernel parameters; ``seasonality`` is the lag of the seasonal naive scale of MASE/RMSSE;
+    kernel parameters (over the frequency's defaults, ``sparecast.methods.FREQ_DEFAULTS``); ``seasonality`` is the lag of the seasonal naive scale of MASE/RMSSE;
     ``progress(done, total, label)`` is called after each (window, method).
     ``percentage_items`` (boolean per item) marks where MAPE and WAPE are meaningful: regular
     demand. Default: the high_volume and regular tiers of :func:`sparecast.classify.classify`.
@@ -424,6 +424,7 @@ def backtest(
     unknown = sorted(set(params) - set(names))
     if unknown:
         raise MethodError(f"params given for method(s) {unknown} that are not backtested ({names})")
+    params = params_for(panel.freq, names, params)
 
     y = panel.y
     n_items = panel.n_items

@@ -108,6 +108,30 @@ DEFAULT_METHODS: tuple[str, ...] = (
 )
 
 
+# Parameters that depend on the period length: a season is 7 days, 52 weeks or 12 months, and the
+# moving-average baseline covers about four weeks of daily data, a quarter of weekly data and a
+# year of monthly data. User parameters override these.
+FREQ_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "D": {"seasonal_naive": {"season_length": 7}, "ma": {"window": 28}},
+    "W": {"seasonal_naive": {"season_length": 52}, "ma": {"window": 13}},
+    "M": {"seasonal_naive": {"season_length": 12}, "ma": {"window": 12}},
+}
+
+
+def params_for(
+    freq: str, names: Iterable[str], params: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Kernel parameters of each method in ``names`` for a panel of frequency ``freq``: the
+    frequency's defaults (FREQ_DEFAULTS) overridden by ``params``."""
+    params = params or {}
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        merged = {**FREQ_DEFAULTS.get(freq, {}).get(name, {}), **params.get(name, {})}
+        if merged:
+            out[name] = merged
+    return out
+
+
 def get_method(name: str) -> Method:
     """The registered method called ``name``; a MethodError lists the valid names otherwise."""
     try:

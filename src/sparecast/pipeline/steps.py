@@ -110,14 +110,19 @@ def load_panel(source: str, settings: Settings, output_dir: Path | None = None) 
     if items is not None:
         attr_cols = [c for c in ("category", "unit_cost", "unit") if c in items.columns]
         attributes = items.select(pl.col("item_id").cast(pl.Utf8).alias("unique_id"), *attr_cols)
+    # ERP consumption is daily: bucket it to complete weeks/months when asked. A long file is
+    # read at its own frequency (inferred, or data.freq).
+    daily_source = kind != "long_file"
     panel = DemandPanel.from_long(
         valid.rename({"item_id": "unique_id", "date": "ds", "quantity": "y"}),
-        freq=settings.data.freq or (None if kind == "long_file" else "D"),
+        freq="D" if daily_source else settings.data.freq,
         start=start,
         end=end,
         item_ids=known,
         attributes=attributes,
     )
+    if daily_source and settings.data.freq not in (None, "D"):
+        panel = panel.bucket(settings.data.freq, complete_only=True)
     return LoadedData(panel, tables, checked.report, checked.rejected, kind, extract_info)
 
 
