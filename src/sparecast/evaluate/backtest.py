@@ -408,7 +408,8 @@ def backtest(
     """Rolling-origin backtest of ``methods`` (all defaults when None) over ``n_windows`` windows.
 
     ``step`` (default ``h``) is the distance between origins; ``params`` maps a method name to
-    kernel parameters (over the frequency's defaults, ``sparecast.methods.FREQ_DEFAULTS``); ``seasonality`` is the lag of the seasonal naive scale of MASE/RMSSE;
+    kernel parameters (over the frequency's defaults, ``sparecast.methods.FREQ_DEFAULTS``);
+    ``seasonality`` is the lag of the seasonal naive scale of MASE/RMSSE;
     ``progress(done, total, label)`` is called after each (window, method).
     ``percentage_items`` (boolean per item) marks where MAPE and WAPE are meaningful: regular
     demand. Default: the high_volume and regular tiers of :func:`sparecast.classify.classify`.
