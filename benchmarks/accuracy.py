@@ -20,9 +20,10 @@ import numpy as np
 import polars as pl
 
 from sparecast import DemandPanel, backtest, classify
+from sparecast.core import forecast_arrays
 from sparecast.data.demo import generate_demo_erp
 from sparecast.evaluate.metrics import mae, mase, me, nanmean_count, rmsse
-from sparecast.methods import DEFAULT_METHODS, forecast_matrix
+from sparecast.methods import DEFAULT_METHODS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -58,7 +59,7 @@ def evaluate(
     bt = backtest(train, h=h, methods=methods, n_windows=windows, seasonality=1)
     selection = bt.select(classes, by="class", metric="rmsse")
     chosen = dict(zip(selection["unique_id"].to_list(), selection["method"].to_list(), strict=True))
-    preds = {m: forecast_matrix(train.y, h, m) for m in methods}
+    preds = forecast_arrays(train, h, methods)  # frequency defaults, as the backtest used
     pick = np.array([chosen[i] for i in train.item_ids.astype(str)])
     sel = np.zeros_like(actual)
     for m, p in preds.items():
