@@ -18,7 +18,7 @@ from rich.table import Table
 
 from sparecast.config import Settings, load_settings
 from sparecast.errors import SparecastError
-from sparecast.pipeline.steps import RunOutcome, run_pipeline
+from sparecast.pipeline.steps import RunOutcome, prepare_output_dir, run_pipeline
 
 app = typer.Typer(
     help="sparecast: forecasts and inventory decisions for intermittent demand.",
@@ -85,9 +85,9 @@ def _settings(
 
 
 def _print_outcome(outcome: RunOutcome, output: Path, elapsed: float) -> None:
-    report = outcome.loaded.report
-    for line in report.summary_lines():
-        console.print(f"[dim]validation:[/dim] {line}")
+    for report in outcome.loaded.reports.values():
+        for line in report.summary_lines():
+            console.print(f"validation: {line}", markup=False, highlight=False)
     classes = outcome.result.classification
     table = Table(title="Items per demand class and tier")
     table.add_column("class")
@@ -118,18 +118,34 @@ def _run(
     settings: Settings,
     quiet: bool,
     with_forecast: bool = True,
+    full_extract: bool = False,
 ) -> RunOutcome:
     t0 = time.perf_counter()
     with _Bars(quiet) as bars:
-        outcome = run_pipeline(source, output, settings, with_forecast=with_forecast, progress=bars)
+        outcome = run_pipeline(
+            source,
+            output,
+            settings,
+            with_forecast=with_forecast,
+            full_extract=full_extract,
+            progress=bars,
+        )
     if not quiet:
         _print_outcome(outcome, output, time.perf_counter() - t0)
     return outcome
 
 
 def _fail(exc: SparecastError) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {exc}")
+    err_console.print("error:", style="bold red", end=" ")
+    err_console.print(str(exc), markup=False, highlight=False)
     raise typer.Exit(code=2)
+
+
+def _iso_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-10-31") from None
 
 
 @app.command()
@@ -137,8 +153,8 @@ def demo(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="directory for the demo ERP and outputs")
     ],
-    items: Annotated[int, typer.Option(help="number of items")] = 2016,
-    days: Annotated[int, typer.Option(help="days of history")] = 365,
+    items: Annotated[int, typer.Option(help="number of items", min=1)] = 2016,
+    days: Annotated[int, typer.Option(help="days of history", min=60)] = 365,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     end_date: Annotated[str, typer.Option(help="last day of the demo history")] = "2026-10-31",
     config: ConfigOpt = None,
@@ -150,17 +166,21 @@ def demo(
     from sparecast.data.demo import generate_demo_erp
     from sparecast.data.sources import write_tables
 
+    last_day = _iso_date(end_date)
     try:
-        output.mkdir(parents=True, exist_ok=True)
+        settings = _settings(config, False, horizon, methods)
+        # The demo's history ends on end_date: that is its "today", whatever the clock says.
+        settings = settings.model_copy(
+            update={"data": settings.data.model_copy(update={"today": last_day})}
+        )
+        prepare_output_dir(output)
         db = output / "erp.sqlite"
         if not quiet:
             err_console.print(f"Generating demo ERP: {items:,} items x {days} days -> {db}")
-        tables = generate_demo_erp(
-            n_items=items, n_days=days, seed=seed, end_date=date.fromisoformat(end_date)
-        )
+        tables = generate_demo_erp(n_items=items, n_days=days, seed=seed, end_date=last_day)
         write_tables(tables, f"sqlite:///{db}")
-        settings = _settings(config, False, horizon, methods)
-        _run(f"sqlite:///{db}", output, settings, quiet)
+        # A new demo ERP replaces the old one: extract it in full, not incrementally.
+        _run(f"sqlite:///{db}", output, settings, quiet, full_extract=True)
     except SparecastError as exc:
         _fail(exc)
 

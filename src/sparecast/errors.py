@@ -8,6 +8,7 @@ __all__ = [
     "SourceError",
     "ConfigError",
     "MethodError",
+    "OutputError",
 ]
 
 
@@ -29,3 +30,7 @@ class ConfigError(SparecastError):
 
 class MethodError(SparecastError):
     """A forecasting method name is unknown or its parameters are invalid."""
+
+
+class OutputError(SparecastError):
+    """The output directory cannot be created or written."""

@@ -191,10 +191,12 @@ def _write_atomic_json(data: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _max_date(df: pl.DataFrame, col: str) -> date | None:
+def _max_date(df: pl.DataFrame, col: str, today: date | None = None) -> date | None:
+    """Latest date of ``col`` not after ``today`` (future-dated rows never move the watermark)."""
     if col not in df.columns or df.height == 0 or df.schema[col] != pl.Date():
         return None
-    value = df[col].max()
+    dates = df[col] if today is None else df[col].filter(df[col] <= today)
+    value = dates.max()
     return value if isinstance(value, date) else None
 
 
@@ -205,15 +207,18 @@ def extract_incremental(
     *,
     full: bool = False,
     tables: Iterable[str] = TABLES,
+    today: date | None = None,
 ) -> ExtractResult:
     """Extract the ERP's canonical tables into ``state_dir/extract/<table>.parquet``, incrementally.
 
     The watermark rule: for the dated tables (demand by ``date``, purchase_orders by
     ``order_date``, receipts by ``receipt_date``) ``state_dir/extract/state.json`` keeps the
-    latest date extracted; the next call only queries rows dated *after* that day and appends
-    them. Rows booked later for a day that was already extracted are therefore never seen:
-    run the extraction after the ERP day is closed (e.g. nightly for yesterday), or pass
-    ``full=True`` to re-read everything. The master tables (items, suppliers, stock) are small
+    latest date extracted that is not after ``today`` (default: the current date; rows dated in the
+    future are kept for validation to report but never move the watermark, and are re-read on
+    the next call instead of being appended twice); the next call only queries rows dated
+    *after* that day and appends them. Rows booked later for a day that was already extracted are
+    therefore never seen: run the extraction after the ERP day is closed (e.g. nightly for
+    yesterday), or pass ``full=True`` to re-read everything. The master tables (items, suppliers, stock) are small
     and re-read in full every time. A change of the source URL, the mapping or the table list
     (recorded as a fingerprint in state.json), or a missing Parquet file, forces a full
     extraction. Rows are stored as read (canonical names, source types); validate them with
@@ -259,7 +264,9 @@ def extract_incremental(
         path = out_dir / f"{t}.parquet"
         incremental = t in DATED_TABLES and since.get(t) is not None
         if incremental:
-            old = pl.read_parquet(path)
+            # Rows dated after the watermark (future-dated bookings) were read again just now.
+            col = DATED_TABLES[t]
+            old = pl.read_parquet(path).filter(pl.col(col) <= since[t])
             combined = pl.concat([old, new], how="vertical_relaxed") if new.height else old
         else:
             combined = new
@@ -267,7 +274,7 @@ def extract_incremental(
         result.new_rows[t] = new.height
         result.total_rows[t] = combined.height
         if t in DATED_TABLES:
-            mark = _max_date(combined, DATED_TABLES[t])
+            mark = _max_date(combined, DATED_TABLES[t], today or date.today())
             result.watermarks[t] = mark if mark is not None else since.get(t)
     _write_atomic_json(
         {

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,11 @@ from sparecast.config import Settings
 from sparecast.core import forecast_arrays, forecasts_to_frame
 from sparecast.data.erp import ErpMapping, extract_incremental, read_extract
 from sparecast.data.panel import DemandPanel
-from sparecast.data.schema import ValidationReport, validate_demand
-from sparecast.data.sources import load_source
-from sparecast.errors import DataValidationError
+from sparecast.data.schema import ValidationReport, validate_demand, validate_table
+from sparecast.data.sources import load_source, sqlite_url
+from sparecast.errors import DataValidationError, OutputError, SourceError
 from sparecast.evaluate.backtest import BacktestResult, backtest, format_summary_lines
-from sparecast.methods import resolve_methods
+from sparecast.methods import get_method, resolve_methods
 
 __all__ = [
     "Progress",
@@ -47,12 +47,13 @@ def _no_progress(label: str, done: int, total: int) -> None:
 
 @dataclass
 class LoadedData:
-    """What the source gave, after validation: the tables, the panel and the report."""
+    """What the source gave, after validation: the tables, the panel, the validation report and
+    the rejected rows per table (items, demand)."""
 
     panel: DemandPanel
     tables: dict[str, pl.DataFrame]
-    report: ValidationReport
-    rejected: pl.DataFrame
+    reports: dict[str, ValidationReport]
+    rejected: dict[str, pl.DataFrame]
     source_kind: str
     extract_info: dict[str, Any] = field(default_factory=dict)
 
@@ -69,47 +70,90 @@ class CoreResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _is_url(source: str) -> bool:
-    return "://" in source
+_SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+# The canonical tables the forecasting core reads; the others (suppliers, purchase orders,
+# receipts, stock) are not needed to forecast and may be absent from the source.
+_CORE_TABLES = ("items", "demand")
 
 
-def load_panel(source: str, settings: Settings, output_dir: Path | None = None) -> LoadedData:
-    """Read a source (SQLAlchemy URL, SQLite/CSV/Parquet path), validate its demand rows and build
-    the DemandPanel. A database URL is extracted incrementally into ``output_dir/extract``."""
+def _database_url(source: str) -> str | None:
+    """The SQLAlchemy URL of a database source (a URL, or a path to a SQLite file), else None."""
+    if "://" in source:
+        return source
+    path = Path(source).expanduser()
+    if path.suffix.lower() in _SQLITE_SUFFIXES:
+        if not path.is_file():
+            raise SourceError(f"SQLite file {path} does not exist; check the path")
+        return sqlite_url(path)
+    return None
+
+
+def load_panel(
+    source: str,
+    settings: Settings,
+    output_dir: Path | None = None,
+    *,
+    full_extract: bool = False,
+) -> LoadedData:
+    """Read a source (SQLAlchemy URL, SQLite/CSV/Parquet path), validate the items and demand
+    rows and build the DemandPanel.
+
+    A database is extracted incrementally into ``output_dir/extract`` (``full_extract`` re-reads
+    everything). With ``data.window_days`` the window ends at ``data.end_date`` or else at the
+    last valid demand date (future-dated rows cannot move it).
+    """
     mapping = ErpMapping.from_dict(settings.data.erp_mapping)
+    today = settings.data.today or date.today()
+    url = _database_url(source)
     extract_info: dict[str, Any] = {}
-    if _is_url(source) and output_dir is not None:
-        result = extract_incremental(source, output_dir, mapping=mapping)
-        tables, kind = read_extract(output_dir), "database"
+    if url is not None and output_dir is not None:
+        result = extract_incremental(
+            url, output_dir, mapping=mapping, full=full_extract, tables=_CORE_TABLES, today=today
+        )
+        tables, kind = read_extract(output_dir, tables=_CORE_TABLES), "database"
         extract_info = result.to_dict()
     else:
-        data = load_source(source, mapping=mapping, validate=False)
+        data = load_source(url or source, mapping=mapping, validate=False, tables=_CORE_TABLES)
         tables, kind = data.tables, data.kind
-    items = tables.get("items")
-    known = items["item_id"].cast(pl.Utf8).to_list() if items is not None else None
-    today = settings.data.today or date.today()
+    reports: dict[str, ValidationReport] = {}
+    rejected: dict[str, pl.DataFrame] = {}
+    known: list[str] | None = None
+    attributes = None
+    if kind != "long_file" and "items" in tables:
+        items_checked = validate_table("items", tables["items"])
+        reports["items"], rejected["items"] = items_checked.report, items_checked.rejected
+        items = items_checked.valid
+        known = items["item_id"].to_list()
+        attr_cols = [c for c in ("category", "unit_cost", "unit") if c in items.columns]
+        attributes = items.select(pl.col("item_id").alias("unique_id"), *attr_cols)
+
     demand = tables["demand"]
     end = settings.data.end_date
     start = None
     if settings.data.window_days is not None:
-        last = end or _max_date(demand)
+        last = end
+        if last is None:
+            probe = validate_demand(demand, known_items=known, today=today).valid
+            last = probe["date"].max() if probe.height else None
         if last is not None:
-            start = np.datetime64(last, "D") - np.timedelta64(settings.data.window_days - 1, "D")
-            start = start.astype(date)
+            start = last - timedelta(days=settings.data.window_days - 1)  # type: ignore[operator]
     checked = validate_demand(
         demand, known_items=known, window_start=start, window_end=end, today=today
     )
+    reports["demand"] = checked.report
+    rejected["demand"] = checked.rejected
+    if kind == "long_file":  # give rejected rows back under the names they came with
+        rejected["demand"] = checked.rejected.rename(
+            {"item_id": "unique_id", "date": "ds", "quantity": "y"}, strict=False
+        )
     if settings.data.strict:
-        checked.report.raise_if_rejected()
+        for report in reports.values():
+            report.raise_if_rejected()
     valid = checked.valid
     if valid.height == 0:
         raise DataValidationError(
-            f"no valid demand rows in {source}: {checked.report.summary_lines()}"
+            f"no valid demand rows in {source}: " + "; ".join(checked.report.summary_lines())
         )
-    attributes = None
-    if items is not None:
-        attr_cols = [c for c in ("category", "unit_cost", "unit") if c in items.columns]
-        attributes = items.select(pl.col("item_id").cast(pl.Utf8).alias("unique_id"), *attr_cols)
     # ERP consumption is daily: bucket it to complete weeks/months when asked. A long file is
     # read at its own frequency (inferred, or data.freq).
     daily_source = kind != "long_file"
@@ -122,15 +166,19 @@ def load_panel(source: str, settings: Settings, output_dir: Path | None = None) 
         attributes=attributes,
     )
     if daily_source and settings.data.freq not in (None, "D"):
-        panel = panel.bucket(settings.data.freq, complete_only=True)
-    return LoadedData(panel, tables, checked.report, checked.rejected, kind, extract_info)
-
-
-def _max_date(demand: pl.DataFrame) -> date | None:
-    try:
-        return demand["date"].cast(pl.Date, strict=False).max()  # type: ignore[return-value]
-    except Exception:  # noqa: BLE001 - unparseable dates are reported by validation
-        return None
+        daily = panel
+        panel = daily.bucket(settings.data.freq, complete_only=True)
+        first = int((panel.start - daily.start).astype(int))
+        kept = int((panel.future_dates(1)[0] - panel.start).astype(int))
+        extract_info["bucketing"] = {
+            "freq": panel.freq,
+            "partial_days_dropped_at_start": first,
+            "partial_days_dropped_at_end": daily.n_periods - first - kept,
+            "demand_in_dropped_days": float(
+                daily.y[:, :first].sum() + daily.y[:, first + kept :].sum()
+            ),
+        }
+    return LoadedData(panel, tables, reports, rejected, kind, extract_info)
 
 
 def run_core(
@@ -144,6 +192,8 @@ def run_core(
     timings: dict[str, float] = {}
     h = settings.horizon
     names = [m.name for m in resolve_methods(settings.methods)]
+    if settings.backtest.fallback not in names:  # the fallback must have a forecast to fall to
+        names.append(get_method(settings.backtest.fallback).name)
     t0 = time.perf_counter()
     tiers = TierThresholds(
         high_volume=settings.tiers.high_volume,
@@ -233,7 +283,6 @@ def write_outputs(
     timings: dict[str, float],
 ) -> dict[str, str]:
     """Write classification, backtest, forecasts, rejected rows and run.json into ``output_dir``."""
-    output_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
     result.classification.write_parquet(output_dir / "classification.parquet")
     paths["classification"] = str(output_dir / "classification.parquet")
@@ -251,9 +300,11 @@ def write_outputs(
     if result.forecasts is not None:
         result.forecasts.write_parquet(output_dir / "forecasts.parquet")
         paths["forecasts"] = str(output_dir / "forecasts.parquet")
-    if loaded.rejected.height:
-        loaded.rejected.write_parquet(output_dir / "rejected_rows.parquet")
-        paths["rejected_rows"] = str(output_dir / "rejected_rows.parquet")
+    for table, rows in loaded.rejected.items():
+        if rows.height:
+            name = "rejected_rows.parquet" if table == "demand" else f"rejected_{table}.parquet"
+            rows.write_parquet(output_dir / name)
+            paths[f"rejected_{table}"] = str(output_dir / name)
     panel = loaded.panel
     run = {
         "sparecast_version": __version__,
@@ -267,7 +318,7 @@ def write_outputs(
             "n_items": panel.n_items,
             "n_periods": panel.n_periods,
         },
-        "validation": loaded.report.to_dict(),
+        "validation": {t: r.to_dict() for t, r in loaded.reports.items()},
         "extract": loaded.extract_info,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "outputs": paths,
@@ -339,19 +390,50 @@ class RunOutcome:
     timings: dict[str, float]
 
 
+# Files a run writes; a new run removes the old ones first, so that no stale result survives.
+OUTPUT_FILES = (
+    "classification.parquet",
+    "backtest.parquet",
+    "backtest_summary.parquet",
+    "forecasts.parquet",
+    "rejected_rows.parquet",
+    "rejected_items.parquet",
+    "run.json",
+)
+
+
+def prepare_output_dir(output_dir: Path) -> None:
+    """Create ``output_dir`` (checking it is writable) and remove the results of an earlier run;
+    the extraction state in ``output_dir/extract`` is kept."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".sparecast_write_test"
+        probe.write_text("ok")
+        probe.unlink()
+        for name in OUTPUT_FILES:
+            (output_dir / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to the output directory {output_dir}: {exc.strerror or exc}; "
+            "give a writable directory with --output"
+        ) from None
+
+
 def run_pipeline(
     source: str,
     output_dir: Path,
     settings: Settings,
     *,
     with_forecast: bool = True,
+    full_extract: bool = False,
     progress: Progress = _no_progress,
 ) -> RunOutcome:
     """Load, validate, classify, backtest, forecast and write everything into ``output_dir``."""
     timings: dict[str, float] = {}
+    prepare_output_dir(output_dir)
     t0 = time.perf_counter()
     progress("load", 0, 1)
-    loaded = load_panel(source, settings, output_dir)
+    loaded = load_panel(source, settings, output_dir, full_extract=full_extract)
     progress("load", 1, 1)
     timings["load_s"] = time.perf_counter() - t0
     result = run_core(loaded.panel, settings, with_forecast=with_forecast, progress=progress)
