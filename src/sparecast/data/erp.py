@@ -213,16 +213,17 @@ def extract_incremental(
 
     The watermark rule: for the dated tables (demand by ``date``, purchase_orders by
     ``order_date``, receipts by ``receipt_date``) ``state_dir/extract/state.json`` keeps the
-    latest date extracted that is not after ``today`` (default: the current date; rows dated in the
-    future are kept for validation to report but never move the watermark, and are re-read on
-    the next call instead of being appended twice); the next call only queries rows dated
-    *after* that day and appends them. Rows booked later for a day that was already extracted are
-    therefore never seen: run the extraction after the ERP day is closed (e.g. nightly for
-    yesterday), or pass ``full=True`` to re-read everything. The master tables (items, suppliers, stock) are small
-    and re-read in full every time. A change of the source URL, the mapping or the table list
-    (recorded as a fingerprint in state.json), or a missing Parquet file, forces a full
-    extraction. Rows are stored as read (canonical names, source types); validate them with
-    ``sparecast.data.schema.validate_tables`` when using them (``read_extract``).
+    latest date extracted that is not after ``today`` (default: the current date; rows dated in
+    the future are kept for validation to report but never move the watermark, and are re-read
+    on the next call instead of being appended twice); the next call only queries rows dated
+    *after* that day and appends them. Rows booked later for a day that was already extracted
+    are therefore never seen: run the extraction after the ERP day is closed (e.g. nightly for
+    yesterday), or pass ``full=True`` to re-read everything. The master tables (items,
+    suppliers, stock) are small and re-read in full every time. A change of the source URL, the
+    mapping or the table list (recorded as a fingerprint in state.json), or a missing Parquet
+    file, forces a full extraction. Rows are stored as read (canonical names, source types);
+    validate them with ``sparecast.data.schema.validate_tables`` when using them
+    (``read_extract``).
     """
     from sparecast.data.sources import read_tables  # sources imports this module
 
