@@ -243,3 +243,116 @@ def test_weekly_bucketing_of_a_daily_erp(tmp_path: Path, demo_dir: Path) -> None
     fc = pl.read_parquet(out / "forecasts.parquet")
     assert fc["ds"].min() == date(2026, 10, 26)
     assert all(d.weekday() == 0 for d in fc["ds"].unique().to_list())
+
+
+# ---------------------------------------------------------------------------- odd inputs
+def _csv(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    path.write_text("unique_id,ds,y\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
+    return path
+
+
+def _days(n: int, item: str = "A", every: int = 3) -> list[tuple[str, str, str]]:
+    first = date(2025, 1, 1)
+    return [(item, str(first + timedelta(days=i)), "2") for i in range(0, n, every)]
+
+
+def test_demo_rerun_regenerates_and_reextracts(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    a = runner.invoke(app, ["demo", "-o", str(out), "--items", "60", "--days", "90", "-q"])
+    b = runner.invoke(app, ["demo", "-o", str(out), "--items", "80", "--days", "120", "-q"])
+    assert a.exit_code == 0 and b.exit_code == 0, b.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["data_window"]["n_items"] == 80 and run["data_window"]["n_periods"] == 120
+    assert run["extract"]["full"] is True
+
+
+def test_window_days_and_a_future_row(tmp_path: Path) -> None:
+    rows = _days(200) + [("A", "2099-01-01", "5")]
+    cfg = tmp_path / "w.toml"
+    cfg.write_text("horizon = 7\nmethods = ['naive', 'ma']\n[data]\nwindow_days = 100\n")
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            "-s",
+            str(_csv(tmp_path / "f.csv", rows)),
+            "-o",
+            str(tmp_path / "o"),
+            "-c",
+            str(cfg),
+            "-q",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert run["data_window"]["n_periods"] == 100  # the window ends at the last *valid* day
+    counts = run["validation"]["demand"]["counts"]
+    assert counts.get("future_date") == 1 and counts.get("outside_window", 0) > 0
+
+
+def test_fallback_method_is_always_forecast(tmp_path: Path) -> None:
+    # NEW has demand only after the last backtest origin: no window scores it
+    rows = _days(120, "OLD") + [
+        ("NEW", str(date(2025, 4, 23) + timedelta(days=i)), "2") for i in range(6)
+    ]
+    cfg = tmp_path / "i.toml"
+    cfg.write_text('[backtest]\nselect_by = "item"\n')
+    out = tmp_path / "o"
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            "-s",
+            str(_csv(tmp_path / "n.csv", rows)),
+            "-o",
+            str(out),
+            "-c",
+            str(cfg),
+            "-m",
+            "sba,tsb",
+            "-h",
+            "7",
+            "-q",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    fc = pl.read_parquet(out / "forecasts.parquet").filter(pl.col("unique_id") == "NEW")
+    assert fc["method"][0] == "ma" and "ma" in fc.columns
+    np.testing.assert_allclose(fc["forecast"].to_numpy(), fc["ma"].to_numpy())
+    assert fc["forecast"][0] > 0
+
+
+def test_bad_items_are_reported_not_fatal(tmp_path: Path) -> None:
+    tables = generate_demo_erp(n_items=40, n_days=90, seed=2, end_date=date(2026, 10, 31))
+    items = tables["items"]
+    tables["items"] = pl.concat([items, items.head(2)])  # two duplicate item rows
+    db = tmp_path / "erp.sqlite"
+    write_tables({"items": tables["items"], "demand": tables["demand"]}, f"sqlite:///{db}")
+    out = tmp_path / "o"
+    r = runner.invoke(app, ["run", "-s", str(db), "-o", str(out), "-m", "naive,ma", "-h", "7"])
+    assert r.exit_code == 0, r.output  # an ERP with only items and demand is enough
+    assert "duplicate" in r.output
+    assert pl.read_parquet(out / "rejected_items.parquet").height == 2
+    assert pl.read_parquet(out / "classification.parquet").height == 40
+
+
+def test_unusable_output_and_bad_demo_options(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    csv = _csv(tmp_path / "f.csv", _days(60))
+    r = runner.invoke(app, ["run", "-s", str(csv), "-o", str(afile), "-q"])
+    assert r.exit_code == 2 and "output directory" in r.output
+    r = runner.invoke(app, ["demo", "-o", str(tmp_path / "d"), "--items", "0"])
+    assert r.exit_code == 2
+    r = runner.invoke(app, ["demo", "-o", str(tmp_path / "d"), "--end-date", "2026-13-01"])
+    assert r.exit_code == 2 and "2026-13-01" in r.output
+
+
+def test_mapping_errors_show_the_config_section(tmp_path: Path, demo_dir: Path) -> None:
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('[data.erp_mapping.demand]\ncolumns = { qty = "QUANTITY" }\n')
+    r = runner.invoke(
+        app, ["run", "-s", str(demo_dir / "erp.sqlite"), "-o", str(tmp_path / "o"), "-c", str(cfg)]
+    )
+    assert r.exit_code == 2
+    assert "[data.erp_mapping.demand.columns]" in r.output  # not eaten as Rich markup

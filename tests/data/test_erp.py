@@ -42,15 +42,16 @@ def test_mapping_defaults_and_dict() -> None:
 def test_mapping_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError,
-        match=r"\[erp.demand.columns\] has unknown canonical column\(s\) \['qty', 'day'\]",
+        match=r"\[data.erp_mapping.demand.columns\] has unknown canonical column\(s\) "
+        r"\['qty', 'day'\]",
     ):
         ErpMapping.from_dict({"demand": {"columns": {"qty": "QTY", "day": "D", "item_id": "X"}}})
     with pytest.raises(ConfigError, match=r"unknown table\(s\) \['demnd'\]"):
         ErpMapping.from_dict({"demnd": {"table": "X"}})
-    with pytest.raises(ConfigError, match=r"erp.items.colums"):
+    with pytest.raises(ConfigError, match=r"data.erp_mapping.items.colums"):
         ErpMapping.from_dict({"items": {"colums": {}}})
     toml = tmp_path / "sparecast.toml"
-    toml.write_text('[erp.demand]\ntable = "ISSUES"\ncolumns = { quantity = "QTY" }\n')
+    toml.write_text('[data.erp_mapping.demand]\ntable = "ISSUES"\ncolumns = { quantity = "QTY" }\n')
     assert ErpMapping.from_toml(toml).table_name("demand") == "ISSUES"
     with pytest.raises(ConfigError, match="does not exist"):
         ErpMapping.from_toml(tmp_path / "nope.toml")

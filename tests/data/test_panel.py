@@ -93,3 +93,33 @@ def test_bucket_complete_only_drops_partial_edges() -> None:
     assert m.n_periods == 1 and str(m.start) == "2024-02-01" and m.y[0, 0] == 29
     with pytest.raises(DataValidationError, match="no complete"):
         p.slice_periods(10).bucket("M", complete_only=True)
+
+
+def test_weekly_input_keeps_its_weekday() -> None:
+    sundays = pd.date_range("2025-01-05", periods=6, freq="7D")  # Sundays
+    df = pd.DataFrame({"unique_id": "a", "ds": sundays, "y": [1, 0, 2, 0, 0, 3]})
+    p = DemandPanel.from_long(df)
+    assert p.freq == "W" and str(p.start) == "2025-01-05"
+    np.testing.assert_array_equal(p.y[0], [1, 0, 2, 0, 0, 3])
+    assert str(p.future_dates(1)[0]) == "2025-02-16"  # the next Sunday
+
+
+def test_month_end_dates_are_monthly() -> None:
+    ends = pd.to_datetime(["2024-01-31", "2024-02-29", "2024-03-31", "2024-05-31"])
+    p = DemandPanel.from_long(pd.DataFrame({"unique_id": "a", "ds": ends, "y": [1, 2, 3, 4]}))
+    assert p.freq == "M" and p.n_periods == 5
+    np.testing.assert_array_equal(p.y[0], [1, 2, 3, 0, 4])
+
+
+def test_timezone_aware_and_string_dates_keep_the_local_day() -> None:
+    local = pd.date_range("2024-01-01", periods=3, freq="D", tz="Europe/Berlin")
+    p = DemandPanel.from_long(pd.DataFrame({"unique_id": "a", "ds": local, "y": [1, 0, 2]}))
+    assert str(p.start) == "2024-01-01"
+    text = pd.DataFrame(
+        {"unique_id": [" a", "a"], "ds": ["2024-01-01", "2024-01-02"], "y": ["1", "2"]}
+    )
+    q = DemandPanel.from_long(text)
+    assert q.item_ids.tolist() == ["a"] and q.y.tolist() == [[1.0, 2.0]]
+    bad = pd.DataFrame({"unique_id": ["a"], "ds": ["not a date"], "y": [1]})
+    with pytest.raises(DataValidationError, match="unparseable"):
+        DemandPanel.from_long(bad)

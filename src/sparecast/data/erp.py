@@ -1,9 +1,9 @@
 """The ERP mapping (source table and column names of every canonical table) and incremental
 extraction of an ERP database into Parquet files.
 
-A mapping is the ``[erp]`` section of the config file, e.g.::
+A mapping is the ``[data.erp_mapping]`` section of the config file, e.g.::
 
-    [erp.demand]
+    [data.erp_mapping.demand]
     table = "MTL_ISSUES"
     columns = { item_id = "ITEM_NO", date = "TRX_DATE", quantity = "QTY" }
 
@@ -68,14 +68,19 @@ class ErpMapping(BaseModel):
             unknown = [c for c in tm.columns if c not in allowed]
             if unknown:
                 problems.append(
-                    f"[erp.{name}.columns] has unknown canonical column(s) {unknown}; "
+                    f"[data.erp_mapping.{name}.columns] has unknown canonical column(s) "
+                    f"{unknown}; "
                     f"the columns of {name} are {list(allowed)}"
                 )
             empty = [c for c, s in tm.columns.items() if not str(s).strip()]
             if empty:
-                problems.append(f"[erp.{name}.columns] maps {empty} to an empty source column name")
+                problems.append(
+                    f"[data.erp_mapping.{name}.columns] maps {empty} to an empty source column name"
+                )
             if tm.table is not None and not tm.table.strip():
-                problems.append(f"[erp.{name}] table is empty; remove it or name the source table")
+                problems.append(
+                    f"[data.erp_mapping.{name}] table is empty; remove it or name the source table"
+                )
         if problems:
             raise ConfigError(
                 "invalid ERP mapping: "
@@ -86,29 +91,34 @@ class ErpMapping(BaseModel):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ErpMapping:
-        """Build from a dict such as the config's ``[erp]`` section; errors are ConfigError."""
+        """Build from a dict such as the config's ``[data.erp_mapping]`` section; errors are
+        ConfigError."""
         if data is None:
             return cls()
         if not isinstance(data, Mapping):
             raise ConfigError(
-                f"the [erp] section must be a table of tables, got {type(data).__name__}"
+                "the [data.erp_mapping] section must be a table of tables, "
+                f"got {type(data).__name__}"
             )
         unknown = [k for k in data if k not in TABLES]
         if unknown:
             raise ConfigError(
-                f"[erp] has unknown table(s) {unknown}; the canonical tables are {list(TABLES)}"
+                f"[data.erp_mapping] has unknown table(s) {unknown}; "
+                f"the canonical tables are {list(TABLES)}"
             )
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
             details = "; ".join(
-                f"erp.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+                f"data.erp_mapping.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                for err in exc.errors()
             )
             raise ConfigError(f"invalid ERP mapping: {details}") from None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> ErpMapping:
-        """Read the ``[erp]`` section of a TOML file (a file without one gives the identity)."""
+        """Read the ``[data.erp_mapping]`` section of a sparecast TOML config file (a file
+        without one gives the identity mapping)."""
         p = Path(path)
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -116,7 +126,7 @@ class ErpMapping(BaseModel):
             raise ConfigError(f"config file {p} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
-        return cls.from_dict(data.get("erp"))
+        return cls.from_dict((data.get("data") or {}).get("erp_mapping"))
 
     @classmethod
     def coerce(cls, mapping: ErpMapping | Mapping[str, Any] | None) -> ErpMapping:

@@ -15,7 +15,7 @@ import polars as pl
 
 from sparecast.errors import DataValidationError
 
-__all__ = ["DemandPanel", "Freq", "infer_freq", "period_index", "period_starts"]
+__all__ = ["DemandPanel", "Freq", "infer_freq", "monday_of", "period_index", "period_starts"]
 
 Freq = Literal["D", "W", "M"]
 _FREQS = ("D", "W", "M")
@@ -26,31 +26,36 @@ def _to_day(values: np.ndarray) -> np.ndarray:
 
 
 def period_index(dates: np.ndarray, start: np.datetime64, freq: Freq) -> np.ndarray:
-    """Integer period number of each date, counted from the period that contains ``start``.
+    """Integer period number of each date, counted from the period that starts on ``start``.
 
-    Weeks start on Monday; months on the first day.
+    Weeks are the 7-day periods starting on ``start``'s weekday; months start on the first day.
     """
     days = _to_day(dates)
     start_d = np.datetime64(start, "D")
     if freq == "D":
         return (days - start_d).astype(np.int64)
     if freq == "W":
-        # 1970-01-01 was a Thursday: shift by 3 days so that weeks start on Monday.
-        week = (days.astype(np.int64) + 3) // 7
-        return week - (start_d.astype(np.int64) + 3) // 7
+        return (days - start_d).astype(np.int64) // 7
     if freq == "M":
         return (days.astype("datetime64[M]") - start_d.astype("datetime64[M]")).astype(np.int64)
     raise ValueError(f"freq must be one of {_FREQS}, got {freq!r}")
 
 
+def monday_of(day: np.datetime64) -> np.datetime64:
+    """The Monday of the week that contains ``day``."""
+    day = np.datetime64(day, "D")
+    # 1970-01-01 was a Thursday: shift by 3 days so that weeks start on Monday.
+    return day - ((day.astype(np.int64) + 3) % 7)
+
+
 def period_starts(start: np.datetime64, n_periods: int, freq: Freq) -> np.ndarray:
-    """First day of each of ``n_periods`` periods beginning with the one containing ``start``."""
+    """First day of each of ``n_periods`` periods beginning with the one starting on ``start``
+    (for months: the month that contains ``start``)."""
     start_d = np.datetime64(start, "D")
     if freq == "D":
         return start_d + np.arange(n_periods)
     if freq == "W":
-        monday = start_d - ((start_d.astype(np.int64) + 3) % 7)
-        return monday + 7 * np.arange(n_periods)
+        return start_d + 7 * np.arange(n_periods)
     if freq == "M":
         month = start_d.astype("datetime64[M]")
         return (month + np.arange(n_periods)).astype("datetime64[D]")
@@ -58,16 +63,20 @@ def period_starts(start: np.datetime64, n_periods: int, freq: Freq) -> np.ndarra
 
 
 def infer_freq(dates: np.ndarray) -> Freq:
-    """Guess the frequency of long-format dates: monthly if all are month starts with gaps of
-    28+ days, weekly if all gaps are multiples of 7 days, else daily."""
+    """Guess the frequency of long-format dates: monthly if all are month starts (or all month
+    ends) with gaps of 28+ days, weekly if all fall on one weekday with gaps of 7+ days, else
+    daily. Needs a few distinct dates to tell: fewer than 3 are read as daily; pass ``freq`` to
+    be sure."""
     uniq = np.unique(_to_day(dates))
-    if uniq.size < 2:
+    if uniq.size < 3:
         return "D"
     gaps = np.diff(uniq).astype(np.int64)
-    month_starts = uniq.astype("datetime64[M]").astype("datetime64[D]") == uniq
-    if month_starts.all() and gaps.min() >= 28:
+    month = uniq.astype("datetime64[M]")
+    month_starts = month.astype("datetime64[D]") == uniq
+    month_ends = (month + 1).astype("datetime64[D]") - 1 == uniq
+    if (month_starts.all() or month_ends.all()) and gaps.min() >= 28:
         return "M"
-    if (gaps % 7 == 0).all():
+    if (gaps % 7 == 0).all() and gaps.min() >= 7:
         return "W"
     return "D"
 
@@ -80,7 +89,8 @@ class DemandPanel:
         y: float32 array ``[n_items, n_periods]``; zero where there was no demand.
         item_ids: 1-D array of item ids (str), in the row order of ``y``.
         start: first day of the first period.
-        freq: "D" (daily), "W" (weeks starting Monday) or "M" (calendar months).
+        freq: "D" (daily), "W" (7-day weeks starting on ``start``'s weekday: Monday when bucketed
+            from days, the input's weekday for weekly data) or "M" (calendar months).
         attributes: optional polars DataFrame, one row per item in the same order, first column
             ``unique_id``; e.g. category and unit_cost from the ERP's items table.
     """
@@ -162,16 +172,24 @@ class DemandPanel:
                 f"long-format input lacks column(s) {missing}; it has {frame.columns}. "
                 f"Expected columns {id_col!r}, {time_col!r}, {target_col!r}."
             )
+        ds_type = frame.schema[time_col]
+        if isinstance(ds_type, pl.Datetime):
+            ds = pl.col(time_col).dt.date()  # the local calendar day, also for tz-aware times
+        elif ds_type == pl.Utf8:
+            ds = pl.col(time_col).str.strip_chars().str.to_date(strict=False)
+        else:
+            ds = pl.col(time_col).cast(pl.Date, strict=False)
         frame = frame.select(
-            pl.col(id_col).cast(pl.Utf8).alias("unique_id"),
-            pl.col(time_col).cast(pl.Date).alias("ds"),
-            pl.col(target_col).cast(pl.Float64).alias("y"),
+            pl.col(id_col).cast(pl.Utf8).str.strip_chars().alias("unique_id"),
+            ds.alias("ds"),
+            pl.col(target_col).cast(pl.Float64, strict=False).alias("y"),
         )
         nulls = frame.null_count().row(0)
         if any(nulls):
             raise DataValidationError(
-                f"long-format input has nulls (unique_id, ds, y) = {nulls}; validate it first "
-                "(sparecast.data.schema.validate_demand) to see and reject the bad rows."
+                f"long-format input has missing or unparseable values (unique_id, ds, y) = "
+                f"{nulls} rows; validate it first (sparecast.data.schema.validate_long) to see "
+                "and reject the bad rows."
             )
         dates = frame["ds"].to_numpy().astype("datetime64[D]")
         if freq is None:
@@ -188,7 +206,7 @@ class DemandPanel:
             )
         if last < first:
             raise DataValidationError(f"panel end {last} is before its start {first}")
-        first = period_starts(first, 1, freq)[0]
+        first = period_starts(first, 1, freq)[0]  # months: the first of the month
         n_periods = int(period_index(np.array([last]), first, freq)[0]) + 1
 
         if item_ids is None:
@@ -268,14 +286,15 @@ class DemandPanel:
         if self.freq != "D":
             raise DataValidationError(f"can only bucket a daily panel, this one is {self.freq!r}")
         days = self.dates
-        cols = period_index(days, self.start, freq)
+        anchor = monday_of(self.start) if freq == "W" else self.start
+        cols = period_index(days, anchor, freq)
         n_new = int(cols[-1]) + 1 if cols.size else 0
         out = np.zeros((self.n_items, n_new), dtype=np.float64)
         if cols.size:
             # Sum consecutive runs of days that fall in the same bucket.
             starts = np.concatenate([[0], np.flatnonzero(np.diff(cols)) + 1])
             out[:, cols[starts]] = np.add.reduceat(self.y, starts, axis=1)
-        bucket_starts = period_starts(self.start, n_new + 1, freq)
+        bucket_starts = period_starts(anchor, n_new + 1, freq)
         first, stop = 0, n_new
         if complete_only and n_new:
             if bucket_starts[0] != days[0]:

@@ -330,8 +330,8 @@ def _require_columns(frame: pl.DataFrame, table: str, required: Iterable[str]) -
     if missing:
         raise DataValidationError(
             f"{table} lacks required column(s) {missing}; it has {frame.columns}. "
-            "Rename the source columns or map them in the [erp] section of the config "
-            f'(e.g. [erp.{table}.columns] {missing[0]} = "SOURCE_COLUMN").'
+            "Rename the source columns or map them in the [data.erp_mapping] section of the config "
+            f'(e.g. [data.erp_mapping.{table}.columns] {missing[0]} = "SOURCE_COLUMN").'
         )
 
 

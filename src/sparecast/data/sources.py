@@ -317,8 +317,9 @@ def read_tables(
             if missing_tables:
                 raise SourceError(
                     f"{shown} lacks table(s) {', '.join(missing_tables)}; it has "
-                    f"{sorted(available) or 'no tables'}. Map the ERP's table names in the [erp] "
-                    'section of the config (e.g. [erp.demand] table = "MTL_ISSUES").'
+                    f"{sorted(available) or 'no tables'}. Map the ERP's table names in the "
+                    "[data.erp_mapping] section of the config "
+                    '(e.g. [data.erp_mapping.demand] table = "MTL_ISSUES").'
                 )
             sqlite = engine.dialect.name == "sqlite"
             for t in names:
@@ -346,7 +347,7 @@ def read_tables(
                     raise SourceError(
                         f"table {src_name!r} in {shown} (canonical {t}) lacks column(s) "
                         f"{', '.join(missing_cols)}; it has {[c.name for c in table.c]}. "
-                        f"Map them in the config, e.g. [erp.{t}.columns] "
+                        f"Map them in the config, e.g. [data.erp_mapping.{t}.columns] "
                         f'{missing_cols[0].split(" ")[0]} = "SOURCE_COLUMN".'
                     )
                 stmt = sa.select(*selected)
@@ -486,7 +487,7 @@ def load_source(
     With ``validate`` (default) every table goes through ``sparecast.data.schema`` validation
     (demand against the items table, ``today``/window bounds) and ``strict`` raises
     DataValidationError at the first table with rejected rows. ``tables`` selects the SQL tables
-    (default: all six); ``mapping`` is the ERP mapping (``[erp]`` config section).
+    (default: all six); ``mapping`` is the ERP mapping (``[data.erp_mapping]`` config section).
     """
     text = str(source)
     if "://" in text:
