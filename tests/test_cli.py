@@ -356,3 +356,22 @@ def test_mapping_errors_show_the_config_section(tmp_path: Path, demo_dir: Path) 
     )
     assert r.exit_code == 2
     assert "[data.erp_mapping.demand.columns]" in r.output  # not eaten as Rich markup
+
+
+def test_short_history_degrades_gracefully(tmp_path: Path) -> None:
+    short = _csv(tmp_path / "s.csv", _days(20, "A", every=2) + _days(20, "B", every=5))
+    # 19 days cannot hold a 28-day backtest window: every item gets the fallback, with a note
+    r = runner.invoke(app, ["run", "-s", str(short), "-o", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "backtest skipped" in r.output
+    fc = pl.read_parquet(tmp_path / "o" / "forecasts.parquet")
+    assert set(fc["method"]) == {"ma"} and fc.height == 2 * 28
+    assert not (tmp_path / "o" / "backtest.parquet").exists()
+    # 39 days, h = 14: 14 + 1 + 1 training periods leave room for 2 of the 3 windows
+    longer = _csv(tmp_path / "l.csv", _days(40, "A", every=2) + _days(40, "B", every=5))
+    r = runner.invoke(app, ["run", "-s", str(longer), "-o", str(tmp_path / "o2"), "-h", "14", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "backtest on 2 window(s) instead of 3" in r.output
+    # the backtest command itself cannot run without a window: a clear error
+    r = runner.invoke(app, ["backtest", "-s", str(short), "-o", str(tmp_path / "b"), "-q"])
+    assert r.exit_code == 2 and "needs at least" in r.output

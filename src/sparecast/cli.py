@@ -130,6 +130,10 @@ def _run(
             full_extract=full_extract,
             progress=bars,
         )
+    for note in outcome.result.notes:  # printed even with --quiet: they change the result
+        err_console.print(
+            f"note: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True
+        )
     if not quiet:
         _print_outcome(outcome, output, time.perf_counter() - t0)
     return outcome
@@ -137,7 +141,7 @@ def _run(
 
 def _fail(exc: SparecastError) -> None:
     err_console.print("error:", style="bold red", end=" ")
-    err_console.print(str(exc), markup=False, highlight=False)
+    err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 

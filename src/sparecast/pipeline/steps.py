@@ -68,6 +68,16 @@ class CoreResult:
     forecasts: pl.DataFrame | None
     summary: pl.DataFrame | None
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def fitting_windows(n_periods: int, h: int, settings: Settings) -> int:
+    """How many of the configured backtest windows fit in ``n_periods`` (0: none)."""
+    step = settings.backtest.step or h
+    spare = n_periods - h - settings.backtest.seasonality - 1
+    if spare < 0:
+        return 0
+    return min(settings.backtest.n_windows, spare // step + 1)
 
 
 _SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
@@ -204,34 +214,62 @@ def run_core(
     timings["classify_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    bt = backtest(
-        panel,
-        h=h,
-        methods=names,
-        n_windows=settings.backtest.n_windows,
-        step=settings.backtest.step,
-        params={k: v for k, v in settings.method_params.items() if k in names},
-        seasonality=settings.backtest.seasonality,
-        progress=lambda done, total, label: progress(f"backtest {label}", done, total),
-        percentage_items=classification["tier"].is_in(["high_volume", "regular"]).to_numpy(),
-    )
-    selection = bt.select(
-        classification,
-        by=settings.backtest.select_by,
-        metric=settings.backtest.metric,
-        fallback=settings.backtest.fallback,
-    )
-    summary = pl.concat(
-        [
-            bt.summary(classification, metric=settings.backtest.metric)
-            .rename({"sb_class": "group"})
-            .with_columns(pl.lit("class").alias("grouping")),
-            bt.summary(classification, metric=settings.backtest.metric, by="tier")
-            .rename({"tier": "group"})
-            .filter(pl.col("group") != "all")
-            .with_columns(pl.lit("tier").alias("grouping")),
-        ]
-    ).select("grouping", pl.exclude("grouping"))
+    notes: list[str] = []
+    n_windows = fitting_windows(panel.n_periods, h, settings)
+    bt: BacktestResult | None = None
+    summary: pl.DataFrame | None = None
+    fallback = settings.backtest.fallback
+    if n_windows == 0:
+        if not with_forecast:  # a backtest was asked for: say why there is none
+            backtest(
+                panel, h=h, methods=names, n_windows=1, seasonality=settings.backtest.seasonality
+            )
+        reason = (
+            f"fallback {fallback}: history of {panel.n_periods} periods too short to backtest "
+            f"a horizon of {h}"
+        )
+        notes.append(f"backtest skipped: {reason}; every item uses {fallback}")
+        selection = pl.DataFrame(
+            {
+                "unique_id": panel.item_ids.astype(str),
+                "method": [fallback] * panel.n_items,
+                "reason": [reason] * panel.n_items,
+            }
+        )
+    else:
+        if n_windows < settings.backtest.n_windows:
+            notes.append(
+                f"backtest on {n_windows} window(s) instead of {settings.backtest.n_windows}: "
+                f"the history has {panel.n_periods} periods"
+            )
+        bt = backtest(
+            panel,
+            h=h,
+            methods=names,
+            n_windows=n_windows,
+            step=settings.backtest.step,
+            params={k: v for k, v in settings.method_params.items() if k in names},
+            seasonality=settings.backtest.seasonality,
+            progress=lambda done, total, label: progress(f"backtest {label}", done, total),
+            percentage_items=classification["tier"].is_in(["high_volume", "regular"]).to_numpy(),
+        )
+        selection = bt.select(
+            classification,
+            by=settings.backtest.select_by,
+            metric=settings.backtest.metric,
+            fallback=fallback,
+        )
+        summary = pl.concat(
+            [
+                bt.summary(classification, metric=settings.backtest.metric)
+                .rename({"sb_class": "group"})
+                .with_columns(pl.lit("class").alias("grouping")),
+                bt.summary(classification, metric=settings.backtest.metric, by="tier")
+                .rename({"tier": "group"})
+                .filter(pl.col("group") != "all")
+                .with_columns(pl.lit("tier").alias("grouping")),
+            ]
+        ).select("grouping", pl.exclude("grouping"))
     timings["backtest_s"] = time.perf_counter() - t0
 
     forecasts = None
@@ -251,7 +289,7 @@ def run_core(
             pl.Series("method", np.repeat(_selection_array(panel, selection), h)),
         )
         timings["forecast_s"] = time.perf_counter() - t0
-    return CoreResult(classification, bt, selection, forecasts, summary, timings)
+    return CoreResult(classification, bt, selection, forecasts, summary, timings, notes)
 
 
 def _selection_array(panel: DemandPanel, selection: pl.DataFrame) -> np.ndarray:
@@ -320,6 +358,7 @@ def write_outputs(
         },
         "validation": {t: r.to_dict() for t, r in loaded.reports.items()},
         "extract": loaded.extract_info,
+        "notes": result.notes,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "outputs": paths,
     }
