@@ -7,7 +7,8 @@ Missing periods are zero demand, which is what an ERP's consumption table means 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import date
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,13 +26,18 @@ def _to_day(values: np.ndarray) -> np.ndarray:
     return np.asarray(values).astype("datetime64[D]")
 
 
+def _day(value: Any) -> np.datetime64:
+    """A date-like value (str, date, datetime64) as ``datetime64[D]``."""
+    return np.datetime64(value, "D")
+
+
 def period_index(dates: np.ndarray, start: np.datetime64, freq: Freq) -> np.ndarray:
     """Integer period number of each date, counted from the period that starts on ``start``.
 
     Weeks are the 7-day periods starting on ``start``'s weekday; months start on the first day.
     """
     days = _to_day(dates)
-    start_d = np.datetime64(start, "D")
+    start_d = _day(start)
     if freq == "D":
         return (days - start_d).astype(np.int64)
     if freq == "W":
@@ -43,7 +49,7 @@ def period_index(dates: np.ndarray, start: np.datetime64, freq: Freq) -> np.ndar
 
 def monday_of(day: np.datetime64) -> np.datetime64:
     """The Monday of the week that contains ``day``."""
-    day = np.datetime64(day, "D")
+    day = _day(day)
     # 1970-01-01 was a Thursday: shift by 3 days so that weeks start on Monday.
     return day - ((day.astype(np.int64) + 3) % 7)
 
@@ -51,7 +57,7 @@ def monday_of(day: np.datetime64) -> np.datetime64:
 def period_starts(start: np.datetime64, n_periods: int, freq: Freq) -> np.ndarray:
     """First day of each of ``n_periods`` periods beginning with the one starting on ``start``
     (for months: the month that contains ``start``)."""
-    start_d = np.datetime64(start, "D")
+    start_d = _day(start)
     if freq == "D":
         return start_d + np.arange(n_periods)
     if freq == "W":
@@ -153,8 +159,8 @@ class DemandPanel:
         time_col: str = "ds",
         target_col: str = "y",
         freq: Freq | None = None,
-        start: str | np.datetime64 | None = None,
-        end: str | np.datetime64 | None = None,
+        start: str | date | np.datetime64 | None = None,
+        end: str | date | np.datetime64 | None = None,
         item_ids: list[str] | np.ndarray | None = None,
         attributes: pl.DataFrame | pd.DataFrame | None = None,
     ) -> DemandPanel:
@@ -194,12 +200,8 @@ class DemandPanel:
         dates = frame["ds"].to_numpy().astype("datetime64[D]")
         if freq is None:
             freq = infer_freq(dates) if dates.size else "D"
-        first = (
-            np.datetime64(start, "D")
-            if start is not None
-            else (dates.min() if dates.size else None)
-        )
-        last = np.datetime64(end, "D") if end is not None else (dates.max() if dates.size else None)
+        first = _day(start) if start is not None else (dates.min() if dates.size else None)
+        last = _day(end) if end is not None else (dates.max() if dates.size else None)
         if first is None or last is None:
             raise DataValidationError(
                 "cannot build a DemandPanel from no rows without start and end"

@@ -489,7 +489,7 @@ def _validate_demand_frame(
         ),
     )
     d, q = pl.col("date"), pl.col("quantity")
-    chain = pl.when(pl.col("item_id").is_null()).then(pl.lit("missing_item"))
+    chain: Any = pl.when(pl.col("item_id").is_null()).then(pl.lit("missing_item"))
     if known_items is not None:
         chain = chain.when(
             ~pl.col("item_id").is_in(_known_item_series(known_items).implode())

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pandas as pd
 import polars as pl
@@ -115,7 +115,7 @@ def _sql_type(name: str, s: pl.Series) -> sa.types.TypeEngine[Any]:
         return sa.BigInteger()
     if dtype.is_numeric():
         return sa.Double()
-    longest = int(s.cast(pl.String).str.len_chars().max() or 0) if s.len() else 0
+    longest = int(cast(Any, s.cast(pl.String).str.len_chars().max()) or 0) if s.len() else 0
     if longest <= 64 and (name.endswith("_id") or name in ("unit", "country", "category")):
         return sa.String(64)
     if longest <= 255:

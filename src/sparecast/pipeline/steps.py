@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -144,7 +144,7 @@ def load_panel(
         last = end
         if last is None:
             probe = validate_demand(demand, known_items=known, today=today).valid
-            last = probe["date"].max() if probe.height else None
+            last = cast(date | None, probe["date"].max()) if probe.height else None
         if last is not None:
             start = last - timedelta(days=settings.data.window_days - 1)  # type: ignore[operator]
     checked = validate_demand(
@@ -377,21 +377,23 @@ def _redact(source: str) -> str:
     return f"{scheme}://{user}:***@{host}" if ":" in creds else source
 
 
-def selection_score(bt: BacktestResult, selection: pl.DataFrame) -> dict[str, float]:
+def selection_score(bt: BacktestResult, selection: pl.DataFrame) -> dict[str, float | None]:
     """Mean backtest MASE/RMSSE of the selected method per item, and of naive and ma."""
     chosen = bt.scores.join(
         selection.select("unique_id", pl.col("method").alias("_chosen")), on="unique_id"
     ).filter(pl.col("method") == pl.col("_chosen"))
-    out = {f"selected_{m}": chosen[m].mean() for m in ("mase", "rmsse")}
+    out: dict[str, float | None] = {
+        f"selected_{m}": cast(float | None, chosen[m].mean()) for m in ("mase", "rmsse")
+    }
     for ref in ("naive", "ma"):
         ref_rows = bt.scores.filter(pl.col("method") == ref)
         for m in ("mase", "rmsse"):
-            out[f"{ref}_{m}"] = ref_rows[m].mean() if ref_rows.height else None
+            out[f"{ref}_{m}"] = cast(float | None, ref_rows[m].mean()) if ref_rows.height else None
     return out
 
 
 def summary_lines(
-    summary: pl.DataFrame, settings: Settings, overall: dict[str, float] | None = None
+    summary: pl.DataFrame, settings: Settings, overall: dict[str, float | None] | None = None
 ) -> list[str]:
     """Human lines: per demand class, per frequency tier, and the selection over all items."""
     shown = settings.backtest.metric if settings.backtest.metric in ("mase", "rmsse") else "mase"
