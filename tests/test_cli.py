@@ -375,3 +375,37 @@ def test_short_history_degrades_gracefully(tmp_path: Path) -> None:
     # the backtest command itself cannot run without a window: a clear error
     r = runner.invoke(app, ["backtest", "-s", str(short), "-o", str(tmp_path / "b"), "-q"])
     assert r.exit_code == 2 and "needs at least" in r.output
+
+
+def test_run_on_an_erp_with_its_own_names_through_the_config_mapping(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    tables = generate_demo_erp(n_items=150, n_days=200, seed=3, end_date=date(2026, 10, 31))
+    erp = {
+        "ITEM_MASTER": tables["items"].rename({"item_id": "ITEM_NO", "category": "ITEM_GROUP"}),
+        "MTL_ISSUES": tables["demand"].rename(
+            {"item_id": "ITEM_NO", "date": "TRX_DATE", "quantity": "QTY"}
+        ),
+    }
+    url = f"sqlite:///{tmp_path / 'erp.sqlite'}"
+    engine = sa.create_engine(url)
+    for name, frame in erp.items():
+        frame.to_pandas().to_sql(name, engine, index=False)
+    engine.dispose()
+    cfg = tmp_path / "erp.toml"
+    cfg.write_text(
+        "[data.erp_mapping.items]\n"
+        'table = "ITEM_MASTER"\n'
+        'columns = { item_id = "ITEM_NO", category = "ITEM_GROUP" }\n'
+        "[data.erp_mapping.demand]\n"
+        'table = "MTL_ISSUES"\n'
+        'columns = { item_id = "ITEM_NO", date = "TRX_DATE", quantity = "QTY" }\n'
+    )
+    out = tmp_path / "mapped"
+    r = runner.invoke(app, ["run", "-s", url, "-o", str(out), "-c", str(cfg), "-q"])
+    assert r.exit_code == 0, r.output
+    # the same demand as the demo written under canonical names gives the same forecasts
+    mapped = pl.read_parquet(out / "forecasts.parquet")
+    canonical = pl.read_parquet(demo_dir / "forecasts.parquet")
+    assert mapped["unique_id"].to_list() == canonical["unique_id"].to_list()
+    np.testing.assert_allclose(mapped["forecast"].to_numpy(), canonical["forecast"].to_numpy())
