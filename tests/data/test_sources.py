@@ -168,3 +168,19 @@ def test_load_source_validates_against_items(tmp_path: Path, demo: dict[str, pl.
     assert src.report_dict()["demand"]["rows_rejected"] == 1
     with pytest.raises(DataValidationError, match="GHOST"):
         src.raise_if_rejected()
+
+
+def test_read_progress_reports_rows_per_table(
+    tmp_path: Path, demo: dict[str, pl.DataFrame]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'erp.sqlite'}"
+    write_tables(demo, url)
+    calls: list[tuple[str, int, int]] = []
+    read_tables(
+        url, tables=("items", "demand"), chunk_size=1000, progress=lambda *a: calls.append(a)
+    )
+    demand = [c for c in calls if c[0] == "demand"]
+    assert demand[0] == ("demand", 0, demo["demand"].height)  # the total comes first
+    assert demand[-1] == ("demand", demo["demand"].height, demo["demand"].height)
+    assert len(demand) == 1 + -(-demo["demand"].height // 1000)  # one call per chunk
+    assert any(c[0] == "items" for c in calls)

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -218,6 +218,7 @@ def extract_incremental(
     full: bool = False,
     tables: Iterable[str] = TABLES,
     today: date | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ExtractResult:
     """Extract the ERP's canonical tables into ``state_dir/extract/<table>.parquet``, incrementally.
 
@@ -267,7 +268,7 @@ def extract_incremental(
     since: dict[str, date | None] = {}
     if not full_run:
         since = {t: old_marks.get(t) for t in names if t in DATED_TABLES}
-    fresh = read_tables(url, erp, tables=names, since=since)
+    fresh = read_tables(url, erp, tables=names, since=since, progress=progress)
 
     result = ExtractResult(directory=out_dir, full=full_run)
     for t in names:

@@ -8,7 +8,7 @@ rejected row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -265,16 +265,33 @@ def _coerce_read(df: pl.DataFrame, table: str) -> pl.DataFrame:
     return df
 
 
+ReadProgress = Callable[[str, int, int], None]
+"""progress(table, rows_read, rows_total) while a table is read in chunks."""
+
+
 def _fetch(
-    conn: sa.Connection, stmt: sa.Select[Any], names: list[str], chunk_size: int
+    conn: sa.Connection,
+    stmt: sa.Select[Any],
+    names: list[str],
+    chunk_size: int,
+    progress: tuple[str, ReadProgress] | None = None,
 ) -> pl.DataFrame:
     parts: list[pl.DataFrame] = []
+    total = 0
+    if progress is not None:
+        count = sa.select(sa.func.count()).select_from(stmt.subquery())
+        total = int(conn.execute(count).scalar_one())
+        progress[1](progress[0], 0, total)
     result = conn.execution_options(stream_results=True).execute(stmt)
+    done = 0
     for rows in result.partitions(chunk_size):
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         parts.append(
             pl.DataFrame({n: list(v) for n, v in zip(names, columns, strict=True)}, strict=False)
         )
+        done += len(rows)
+        if progress is not None:
+            progress[1](progress[0], done, max(total, done))
     if not parts:
         return pl.DataFrame({n: [] for n in names})
     return pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
@@ -287,8 +304,12 @@ def read_tables(
     since: date | Mapping[str, date | None] | None = None,
     *,
     chunk_size: int = 100_000,
+    progress: ReadProgress | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Read canonical tables from the database at ``url`` through the ERP ``mapping``.
+
+    ``progress(table, rows_read, rows_total)`` is called as each table is read (in chunks of
+    ``chunk_size`` rows); it costs one COUNT query per table.
 
     Returns canonical column names (optional columns only when the source has them) with the
     source's types nudged to the canonical ones (dates come back as dates from SQLite and
@@ -361,7 +382,8 @@ def read_tables(
                     elif not isinstance(col.type, sa.Date):
                         bound = first.isoformat()
                     stmt = stmt.where(col >= bound)
-                out[t] = _coerce_read(_fetch(conn, stmt, labels, chunk_size), t)
+                tracker = (t, progress) if progress is not None else None
+                out[t] = _coerce_read(_fetch(conn, stmt, labels, chunk_size, tracker), t)
     except sa.exc.OperationalError as exc:
         raise _connect_error(url, exc) from None
     except sa.exc.NoSuchTableError as exc:

@@ -104,6 +104,7 @@ def load_panel(
     output_dir: Path | None = None,
     *,
     full_extract: bool = False,
+    progress: Progress | None = None,
 ) -> LoadedData:
     """Read a source (SQLAlchemy URL, SQLite/CSV/Parquet path), validate the items and demand
     rows and build the DemandPanel.
@@ -118,7 +119,15 @@ def load_panel(
     extract_info: dict[str, Any] = {}
     if url is not None and output_dir is not None:
         result = extract_incremental(
-            url, output_dir, mapping=mapping, full=full_extract, tables=_CORE_TABLES, today=today
+            url,
+            output_dir,
+            mapping=mapping,
+            full=full_extract,
+            tables=_CORE_TABLES,
+            today=today,
+            progress=(lambda t, done, total: progress(f"extract {t}", done, total))
+            if progress is not None
+            else None,
         )
         tables, kind = read_extract(output_dir, tables=_CORE_TABLES), "database"
         extract_info = result.to_dict()
@@ -473,9 +482,7 @@ def run_pipeline(
     timings: dict[str, float] = {}
     prepare_output_dir(output_dir)
     t0 = time.perf_counter()
-    progress("load", 0, 1)
-    loaded = load_panel(source, settings, output_dir, full_extract=full_extract)
-    progress("load", 1, 1)
+    loaded = load_panel(source, settings, output_dir, full_extract=full_extract, progress=progress)
     timings["load_s"] = time.perf_counter() - t0
     result = run_core(loaded.panel, settings, with_forecast=with_forecast, progress=progress)
     timings.update(result.timings)
