@@ -48,3 +48,13 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, needle: str) -> Non
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings("/nonexistent/sparecast.toml")
+
+
+def test_the_readme_config_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("```toml\n") + len("```toml\n")
+    cfg = tmp_path / "readme.toml"
+    cfg.write_text(readme[start : readme.index("```", start)])
+    s = load_settings(cfg)
+    assert s.horizon == 28 and s.backtest.metric == "rmsse"
+    assert s.data.erp_mapping["demand"]["table"] == "MTL_ISSUES"
