@@ -356,6 +356,7 @@ def test_summary_by_tier() -> None:
     assert by_tier.columns[0] == "tier"
     groups = set(by_tier["tier"].to_list())
     assert "high_volume" in groups and "all" in groups
+    assert by_tier["tier"][0] == "high_volume" and by_tier["tier"][-1] == "all"  # tier order
     assert by_tier.filter(pl.col("tier") == "high_volume")["n_items"].to_list() == [3, 3]
     lines = format_summary_lines(by_tier, metric="rmsse")
     assert any(line.startswith("high_volume (3 items)") for line in lines)

@@ -148,7 +148,9 @@ class BacktestResult:
                 f"metric {metric!r} is signed (bias); select on mae, rmse, mase or rmsse"
             )
 
-    def _class_means(self, classes: pl.DataFrame, with_all: bool) -> pl.DataFrame:
+    def _class_means(
+        self, classes: pl.DataFrame, with_all: bool, group_order: tuple[str, ...] = SB_CLASSES
+    ) -> pl.DataFrame:
         """Mean of every metric per (sb_class, method) over items, nulls ignored, with counts."""
         joined = self.scores.join(classes, on="unique_id", how="left").with_columns(
             pl.col("sb_class").fill_null("unclassified")
@@ -169,7 +171,7 @@ class BacktestResult:
                 joined.group_by("method").agg(aggs).with_columns(pl.lit(_ALL).alias("sb_class"))
             )
         out = pl.concat([p.select(parts[0].columns) for p in parts])
-        known = list(dict.fromkeys([*SB_CLASSES, *TIERS, "unclassified", _ALL]))
+        known = list(dict.fromkeys([*group_order, *SB_CLASSES, *TIERS, "unclassified", _ALL]))
         return (
             out.join(order, on="method", how="left")
             .with_columns(
@@ -297,7 +299,11 @@ class BacktestResult:
         group = {"class": "sb_class", "tier": "tier"}.get(by)
         if group is None:
             raise ConfigError(f"summary by must be 'class' or 'tier', got {by!r}")
-        means = self._class_means(self._classes(classification, group), with_all=True)
+        means = self._class_means(
+            self._classes(classification, group),
+            with_all=True,
+            group_order=TIERS if by == "tier" else SB_CLASSES,
+        )
         ref_cols = []
         for ref in ("naive", "ma"):
             ref_means = means.filter(pl.col("method") == ref).select(
