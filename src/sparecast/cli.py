@@ -1,4 +1,4 @@
-"""Command line: ``sparecast demo | run | backtest``.
+"""Command line: ``sparecast demo | run | backtest | plan``.
 
 Thin layer over sparecast.pipeline.steps: parse options, draw progress, print the summary.
 """
@@ -18,6 +18,7 @@ from rich.table import Table
 
 from sparecast.config import Settings, load_settings
 from sparecast.errors import SparecastError
+from sparecast.pipeline.plan import PlanOutcome, run_plan
 from sparecast.pipeline.steps import RunOutcome, prepare_output_dir, run_pipeline
 
 app = typer.Typer(
@@ -84,7 +85,9 @@ def _settings(
     return load_settings(config, **overrides)
 
 
-def _print_outcome(outcome: RunOutcome, output: Path, elapsed: float) -> None:
+def _print_outcome(
+    outcome: RunOutcome, output: Path, elapsed: float, *, finished: bool = True
+) -> None:
     for report in outcome.loaded.reports.values():
         for line in report.summary_lines():
             console.print(f"validation: {line}", markup=False, highlight=False)
@@ -106,10 +109,11 @@ def _print_outcome(outcome: RunOutcome, output: Path, elapsed: float) -> None:
     console.print("[bold]Backtest accuracy against the naive and moving-average baselines[/bold]")
     for line in outcome.summary_lines:
         console.print("  " + line, highlight=False)
-    console.print(
-        f"Outputs in {output}: " + ", ".join(Path(p).name for p in outcome.paths.values())
-    )
-    console.print(f"Done in {elapsed:.1f} s")
+    if finished:
+        console.print(
+            f"Outputs in {output}: " + ", ".join(Path(p).name for p in outcome.paths.values())
+        )
+        console.print(f"Done in {elapsed:.1f} s")
 
 
 def _run(
@@ -136,6 +140,42 @@ def _run(
         )
     if not quiet:
         _print_outcome(outcome, output, time.perf_counter() - t0)
+    return outcome
+
+
+def _plan(
+    source: str,
+    output: Path,
+    settings: Settings,
+    quiet: bool,
+    *,
+    full_extract: bool = False,
+    reuse_forecasts: bool = False,
+) -> PlanOutcome:
+    t0 = time.perf_counter()
+    with _Bars(quiet) as bars:
+        outcome = run_plan(
+            source,
+            output,
+            settings,
+            reuse_forecasts=reuse_forecasts,
+            full_extract=full_extract,
+            progress=bars,
+        )
+    notes = (outcome.run.result.notes if outcome.run is not None else []) + outcome.plan.notes
+    for note in notes:  # printed even with --quiet: they change the result
+        err_console.print(
+            f"note: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True
+        )
+    if not quiet:
+        if outcome.run is not None:
+            _print_outcome(outcome.run, output, time.perf_counter() - t0, finished=False)
+        console.print("[bold]Inventory plan[/bold]")
+        for line in outcome.summary_lines:
+            console.print("  " + line, markup=False, highlight=False)
+        files = dict(outcome.run.paths if outcome.run is not None else {}) | outcome.paths
+        console.print(f"Outputs in {output}: " + ", ".join(Path(p).name for p in files.values()))
+        console.print(f"Done in {time.perf_counter() - t0:.1f} s")
     return outcome
 
 
@@ -166,7 +206,8 @@ def demo(
     methods: MethodsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Generate a demo ERP into OUTPUT/erp.sqlite and run the whole pipeline on it."""
+    """Generate a demo ERP into OUTPUT/erp.sqlite and run the whole pipeline on it: forecasts,
+    then the inventory plan (policy.parquet, inventory_report.html)."""
     from sparecast.data.demo import generate_demo_erp
     from sparecast.data.sources import write_tables
 
@@ -184,7 +225,7 @@ def demo(
         tables = generate_demo_erp(n_items=items, n_days=days, seed=seed, end_date=last_day)
         write_tables(tables, f"sqlite:///{db}")
         # A new demo ERP replaces the old one: extract it in full, not incrementally.
-        _run(f"sqlite:///{db}", output, settings, quiet, full_extract=True)
+        _plan(f"sqlite:///{db}", output, settings, quiet, full_extract=True)
     except SparecastError as exc:
         _fail(exc)
 
@@ -230,6 +271,42 @@ def backtest_cmd(
     try:
         _run(
             source, output, _settings(config, strict, horizon, methods), quiet, with_forecast=False
+        )
+    except SparecastError as exc:
+        _fail(exc)
+
+
+@app.command("plan")
+def plan_cmd(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source", "-s", help="SQLAlchemy URL of the ERP, or a SQLite file, with purchasing"
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="output directory")],
+    reuse_forecasts: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-forecasts",
+            help="plan on OUTPUT/forecasts.parquet of an earlier run instead of forecasting again",
+        ),
+    ] = False,
+    config: ConfigOpt = None,
+    horizon: HorizonOpt = None,
+    methods: MethodsOpt = None,
+    strict: StrictOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Forecast SOURCE, then plan inventory: lead times from purchase orders, safety stock,
+    reorder points, suggested orders; writes OUTPUT/policy.parquet and inventory_report.html."""
+    try:
+        _plan(
+            source,
+            output,
+            _settings(config, strict, horizon, methods),
+            quiet,
+            reuse_forecasts=reuse_forecasts,
         )
     except SparecastError as exc:
         _fail(exc)

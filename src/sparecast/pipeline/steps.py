@@ -105,16 +105,20 @@ def load_panel(
     *,
     full_extract: bool = False,
     progress: Progress | None = None,
+    extra_tables: tuple[str, ...] = (),
 ) -> LoadedData:
     """Read a source (SQLAlchemy URL, SQLite/CSV/Parquet path), validate the items and demand
     rows and build the DemandPanel.
 
     A database is extracted incrementally into ``output_dir/extract`` (``full_extract`` re-reads
     everything). With ``data.window_days`` the window ends at ``data.end_date`` or else at the
-    last valid demand date (future-dated rows cannot move it).
+    last valid demand date (future-dated rows cannot move it). ``extra_tables``: canonical tables
+    read besides items and demand (the plan step adds the purchasing tables), returned as read
+    (not validated) in ``LoadedData.tables``.
     """
     mapping = ErpMapping.from_dict(settings.data.erp_mapping)
     today = settings.data.today or date.today()
+    names = _CORE_TABLES + tuple(t for t in extra_tables if t not in _CORE_TABLES)
     url = _database_url(source)
     extract_info: dict[str, Any] = {}
     if url is not None and output_dir is not None:
@@ -123,16 +127,16 @@ def load_panel(
             output_dir,
             mapping=mapping,
             full=full_extract,
-            tables=_CORE_TABLES,
+            tables=names,
             today=today,
             progress=(lambda t, done, total: progress(f"extract {t}", done, total))
             if progress is not None
             else None,
         )
-        tables, kind = read_extract(output_dir, tables=_CORE_TABLES), "database"
+        tables, kind = read_extract(output_dir, tables=names), "database"
         extract_info = result.to_dict()
     else:
-        data = load_source(url or source, mapping=mapping, validate=False, tables=_CORE_TABLES)
+        data = load_source(url or source, mapping=mapping, validate=False, tables=names)
         tables, kind = data.tables, data.kind
     reports: dict[str, ValidationReport] = {}
     rejected: dict[str, pl.DataFrame] = {}
@@ -449,6 +453,9 @@ OUTPUT_FILES = (
     "rejected_rows.parquet",
     "rejected_items.parquet",
     "run.json",
+    "policy.parquet",  # the plan step's (sparecast.pipeline.plan)
+    "inventory_report.html",
+    "rejected_purchasing.parquet",
 )
 
 
@@ -477,12 +484,20 @@ def run_pipeline(
     with_forecast: bool = True,
     full_extract: bool = False,
     progress: Progress = _no_progress,
+    extra_tables: tuple[str, ...] = (),
 ) -> RunOutcome:
     """Load, validate, classify, backtest, forecast and write everything into ``output_dir``."""
     timings: dict[str, float] = {}
     prepare_output_dir(output_dir)
     t0 = time.perf_counter()
-    loaded = load_panel(source, settings, output_dir, full_extract=full_extract, progress=progress)
+    loaded = load_panel(
+        source,
+        settings,
+        output_dir,
+        full_extract=full_extract,
+        progress=progress,
+        extra_tables=extra_tables,
+    )
     timings["load_s"] = time.perf_counter() - t0
     result = run_core(loaded.panel, settings, with_forecast=with_forecast, progress=progress)
     timings.update(result.timings)
