@@ -304,3 +304,23 @@ def test_compute_plan_converts_lead_times_to_periods(freq: str) -> None:
         ("stock", "ZZ", "unknown_item")
     ]
     assert any("1 item(s) have no stock row" in n for n in plan.notes)
+
+
+@pytest.mark.integration
+def test_plan_on_mariadb_equals_sqlite(mariadb_url: str, tmp_path: Path, erp_tables: dict) -> None:
+    """The purchasing tables read from the real MariaDB give the same policy as from SQLite."""
+    write_tables(erp_tables, mariadb_url)
+    lite = tmp_path / "erp.sqlite"
+    write_tables(erp_tables, f"sqlite:///{lite}")
+    cfg = ["-c", str(_config(tmp_path))]
+    a = runner.invoke(app, ["plan", "-s", str(lite), "-o", str(tmp_path / "a"), *cfg, *FAST])
+    b = runner.invoke(app, ["plan", "-s", mariadb_url, "-o", str(tmp_path / "b"), *cfg, *FAST])
+    assert a.exit_code == 0, a.output
+    assert b.exit_code == 0, b.output
+    pa = pl.read_parquet(tmp_path / "a" / "policy.parquet")
+    pb = pl.read_parquet(tmp_path / "b" / "policy.parquet")
+    assert pa.height == 80
+    assert pa.equals(pb)
+    assert (
+        "***" not in mariadb_url or "***" in (tmp_path / "b" / "inventory_report.html").read_text()
+    )
