@@ -21,7 +21,14 @@ from pydantic_settings import (
 
 from sparecast.errors import ConfigError
 
-__all__ = ["Settings", "BacktestSettings", "TierSettings", "DataSettings", "load_settings"]
+__all__ = [
+    "Settings",
+    "BacktestSettings",
+    "TierSettings",
+    "DataSettings",
+    "InventorySettings",
+    "load_settings",
+]
 
 
 class _Section(BaseModel):
@@ -78,6 +85,74 @@ class DataSettings(_Section):
     )
 
 
+_TIER_NAMES = ("high_volume", "regular", "intermittent", "very_intermittent")
+
+
+class InventorySettings(_Section):
+    """Inventory policy: service targets, lead-time demand distribution, order rules."""
+
+    target_type: Literal["fill_rate", "cycle_service", "cost"] = Field(
+        "fill_rate",
+        description="fill_rate: share of demand served from stock; cycle_service: probability "
+        "of no stockout per replenishment cycle; cost: cycle service = critical ratio w/(w+1) "
+        "of stockout_weight",
+    )
+    targets: dict[str, float] = Field(
+        default_factory=lambda: {
+            "high_volume": 0.98,
+            "regular": 0.95,
+            "intermittent": 0.95,
+            "very_intermittent": 0.90,
+        },
+        description="target per frequency tier (tiers missing here use default_target)",
+    )
+    default_target: float = Field(0.95, gt=0, lt=1)
+    item_targets: dict[str, float] = Field(
+        default_factory=dict, description="item_id -> target, over the tier target"
+    )
+    item_target_column: str = Field(
+        "service_target", description="items-table column with a per-item target (if present)"
+    )
+    stockout_weight: float = Field(
+        19.0, gt=0, description="cost of a unit short / cost of holding a unit one cycle (cost)"
+    )
+    review_period_days: int = Field(7, ge=1, description="R of the (R, s, S) policy")
+    policy: Literal["sQ", "RsS"] = "sQ"
+    distribution: Literal["auto", "poisson", "negbin", "compound", "bootstrap"] = "auto"
+    n_samples: int = Field(1000, ge=50, le=100_000)
+    seed: int = 0
+    order_cover_days: float = Field(
+        30.0, gt=0, description="order quantity Q = mean demand over this many days (min 1)"
+    )
+    moq: float = Field(1.0, ge=0, description="minimum order quantity (default for all items)")
+    lot_size: float = Field(1.0, gt=0, description="order multiples (default for all items)")
+    moq_column: str = "moq"
+    lot_size_column: str = "lot_size"
+    chunk_size: int = Field(2000, ge=1, description="items per chunk of Monte-Carlo samples")
+    lead_time_min_orders: int = Field(
+        3, ge=1, description="completed PO lines an item needs for its own lead time"
+    )
+    lead_time_max_samples: int = Field(
+        200, ge=1, description="most recent completed PO lines kept as lead-time samples"
+    )
+
+    @field_validator("targets", "item_targets")
+    @classmethod
+    def _valid_targets(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not 0.0 < v < 1.0}
+        if bad:
+            raise ValueError(f"service targets must be in (0, 1), got {bad}")
+        return value
+
+    @field_validator("targets")
+    @classmethod
+    def _known_tiers(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = [k for k in value if k not in _TIER_NAMES]
+        if unknown:
+            raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(_TIER_NAMES)}")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything a run of sparecast can be told."""
 
@@ -94,6 +169,7 @@ class Settings(BaseSettings):
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     tiers: TierSettings = Field(default_factory=TierSettings)
     data: DataSettings = Field(default_factory=DataSettings)
+    inventory: InventorySettings = Field(default_factory=InventorySettings)
 
     @field_validator("methods")
     @classmethod

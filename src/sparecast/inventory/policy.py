@@ -1,0 +1,543 @@
+"""Inventory policy: reorder point, order-up-to level, safety stock, suggested orders, risk.
+
+Two replenishment policies, both with backorders:
+
+- ``sQ`` (continuous review, reviewed every period): when the inventory position ``IP`` is at or
+  below the reorder point ``s``, order the smallest multiple of ``Q`` that lifts ``IP`` above
+  ``s`` (the ``(s, nQ)`` rule, so that ``IP`` after ordering stays in ``(s, s + Q]`` even after a
+  lumpy demand). Protection interval: lead time + 1 period (an order placed at the end of a
+  period arrives at the end of the period ``L`` later; demand is served before the receipts of
+  its period, so the stock on hand in the period after the review covers ``L + 1`` periods of
+  demand; the simulation in :mod:`sparecast.evaluate.simulate` confirms the one-period offset).
+- ``RsS`` (periodic review every ``R`` periods): at a review, when ``IP <= s``, order up to
+  ``S = s + Q`` (rounded up to the lot size, at least the MOQ). Protection interval: lead time
+  plus ``R``.
+
+Service targets:
+
+- cycle service level ``alpha``: ``P(D <= s) >= alpha`` for the demand ``D`` over the protection
+  interval; ``s`` is the ``alpha`` quantile (the smallest integer that reaches it).
+- fill rate ``beta`` (share of demand served from stock): the classical expected shortage per
+  replenishment cycle, ``ESC(s) = E[(D - s)+] - E[(D - s - Q)+]``, over the demand per cycle
+  ``Q`` (``RsS``: ``max(Q, mean demand over R)``); ``s`` is the smallest integer with
+  ``1 - ESC(s) / Q >= beta``, found by a bisection vectorised over items.
+- cost: a stockout weight ``w`` (cost of a unit short relative to holding it a cycle) gives the
+  newsvendor critical ratio ``w / (w + 1)``, used as the cycle service level.
+
+``distribution_policy`` evaluates these on the Monte-Carlo lead-time demand of
+:mod:`sparecast.methods.distributions`; ``normal_policy`` is the textbook comparison: normal
+lead-time demand with mean ``d (L + R)`` and ``sigma = sqrt((L + R) sigma_d^2 + d^2 sigma_L^2)``
+from an SBA forecast ``d`` and its one-step error ``sigma_d``, and the normal loss function
+``G(k) = phi(k) - k (1 - Phi(k))`` for fill rates (``sigma G(k) = (1 - beta) Q``).
+Reorder points are integers and at least 0 in both, so they are compared on equal terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from sparecast.config import InventorySettings
+from sparecast.errors import ConfigError, DataValidationError
+from sparecast.methods.distributions import LeadTimeDemand
+
+__all__ = [
+    "PolicyResult",
+    "critical_ratio",
+    "service_targets",
+    "order_quantity",
+    "round_order_quantity",
+    "inventory_position",
+    "expected_shortage",
+    "fill_rate_from_samples",
+    "reorder_point_from_samples",
+    "distribution_policy",
+    "normal_loss",
+    "normal_policy",
+    "sba_one_step",
+    "suggested_order",
+    "stockout_probability",
+]
+
+_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """Per-item policy (float64[items] each).
+
+    ``reorder_point`` s, ``order_up_to`` S = s + Q, ``order_quantity`` Q, ``safety_stock`` =
+    s - mean demand over the protection interval, ``target`` and the ``expected_fill_rate`` and
+    ``cycle_service_level`` the model predicts at ``s``.
+    """
+
+    policy: str
+    reorder_point: np.ndarray
+    order_up_to: np.ndarray
+    order_quantity: np.ndarray
+    safety_stock: np.ndarray
+    mean_demand: np.ndarray
+    target: np.ndarray
+    expected_fill_rate: np.ndarray
+    cycle_service_level: np.ndarray
+    method: np.ndarray
+
+    def to_frame(self, item_ids: Sequence[str] | pl.Series) -> pl.DataFrame:
+        """One row per item with the policy columns (see INV_INTERFACE.md)."""
+        ids = pl.Series("item_id", item_ids, dtype=pl.String)
+        if ids.len() != self.reorder_point.size:
+            raise DataValidationError(
+                f"{ids.len()} item ids for a policy of {self.reorder_point.size} items"
+            )
+        return pl.DataFrame(
+            {
+                "item_id": ids,
+                "reorder_point": self.reorder_point,
+                "order_up_to": self.order_up_to,
+                "order_quantity": self.order_quantity,
+                "safety_stock": self.safety_stock,
+                "mean_lead_time_demand": self.mean_demand,
+                "target": self.target,
+                "expected_fill_rate": self.expected_fill_rate,
+                "cycle_service_level": self.cycle_service_level,
+                "method": pl.Series(self.method.astype(str), dtype=pl.String),
+            }
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Targets and quantities
+# --------------------------------------------------------------------------------------------
+
+
+def critical_ratio(stockout_weight: float | np.ndarray) -> np.ndarray:
+    """Newsvendor critical ratio ``w / (w + 1)`` of a stockout weight ``w > 0``."""
+    w = np.asarray(stockout_weight, dtype=np.float64)
+    if (w <= 0).any() or not np.isfinite(w).all():
+        raise ConfigError(f"stockout_weight must be a positive number, got {stockout_weight}")
+    return w / (w + 1.0)
+
+
+def service_targets(
+    tiers: Sequence[str] | np.ndarray | pl.Series,
+    settings: InventorySettings,
+    *,
+    item_ids: Sequence[str] | np.ndarray | pl.Series | None = None,
+    item_override: np.ndarray | None = None,
+) -> np.ndarray:
+    """Target per item: the tier's target, over it ``settings.item_targets[item_id]``, over it
+    ``item_override`` (e.g. the items table's target column; NaN = no override).
+
+    With ``target_type = "cost"`` every item gets the critical ratio of ``stockout_weight``
+    unless an item target overrides it.
+    """
+    tier_arr = np.asarray(list(tiers), dtype=object)
+    if settings.target_type == "cost":
+        out = np.full(tier_arr.size, float(critical_ratio(settings.stockout_weight)))
+    else:
+        out = np.array(
+            [settings.targets.get(str(t), settings.default_target) for t in tier_arr],
+            dtype=np.float64,
+        )
+    if settings.item_targets:
+        if item_ids is None:
+            raise ConfigError("inventory.item_targets is set: pass item_ids to service_targets")
+        ids = list(item_ids)
+        for i, item in enumerate(ids):
+            if item in settings.item_targets:
+                out[i] = settings.item_targets[item]
+    if item_override is not None:
+        ov = np.asarray(item_override, dtype=np.float64)
+        if ov.shape != out.shape:
+            raise DataValidationError(
+                f"item_override has {ov.size} values for {out.size} items; pass one per item"
+            )
+        given = np.isfinite(ov)
+        if ((ov[given] <= 0) | (ov[given] >= 1)).any():
+            raise DataValidationError(
+                f"items.{settings.item_target_column} must be in (0, 1); fix the items table"
+            )
+        out = np.where(given, ov, out)
+    return out
+
+
+def round_order_quantity(
+    quantity: np.ndarray | float, moq: np.ndarray | float = 1.0, lot_size: np.ndarray | float = 1.0
+) -> np.ndarray:
+    """Order quantity rounded up to a multiple of ``lot_size`` and at least ``moq`` (itself
+    rounded up to the lot); 0 stays 0 (no order)."""
+    q = np.asarray(quantity, dtype=np.float64)
+    moq_a = np.asarray(moq, dtype=np.float64)
+    lot = np.asarray(lot_size, dtype=np.float64)
+    if (lot <= 0).any() or (moq_a < 0).any():
+        raise ConfigError(f"lot_size must be > 0 and moq >= 0, got lot {lot_size}, moq {moq}")
+    need = np.maximum(q, moq_a)
+    rounded = np.ceil(np.round(need / lot, 9)) * lot
+    return np.where(q > 0, rounded, 0.0)
+
+
+def order_quantity(
+    mean_demand_per_period: np.ndarray,
+    cover_periods: float,
+    moq: np.ndarray | float = 1.0,
+    lot_size: np.ndarray | float = 1.0,
+) -> np.ndarray:
+    """The lot ``Q`` ordered per cycle: mean demand over ``cover_periods``, at least 1, rounded
+    to MOQ and lot size. Both compared policies use the same ``Q``."""
+    base = np.maximum(np.asarray(mean_demand_per_period, dtype=np.float64) * cover_periods, 1.0)
+    return round_order_quantity(base, moq, lot_size)
+
+
+def inventory_position(
+    on_hand: np.ndarray, open_quantity: np.ndarray, backorders: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """Inventory position = on hand + open purchase-order quantity - backorders."""
+    return (
+        np.asarray(on_hand, dtype=np.float64)
+        + np.asarray(open_quantity, dtype=np.float64)
+        - np.asarray(backorders, dtype=np.float64)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Sample-based quantities
+# --------------------------------------------------------------------------------------------
+
+
+def _chunks(n: int) -> list[slice]:
+    return [slice(i, min(n, i + _CHUNK)) for i in range(0, n, _CHUNK)] or [slice(0, 0)]
+
+
+def expected_shortage(samples: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """``E[(D - level)+]`` per item from samples ``[items, n]``; ``level`` float[items]."""
+    lv = np.asarray(level, dtype=np.float64)
+    out = np.empty(samples.shape[0])
+    for sl in _chunks(samples.shape[0]):
+        d = samples[sl].astype(np.float64)
+        out[sl] = np.maximum(d - lv[sl, None], 0.0).mean(axis=1)
+    return out
+
+
+def _shortage_sum(d: np.ndarray, low: np.ndarray, q: np.ndarray, integer: np.ndarray) -> np.ndarray:
+    """``sum_{y=low+1}^{low+q} E[(D - y)+]`` per row (integer items; the integral of
+    ``E[(D - x)+]`` over ``(low, low + q]`` for the others), from samples ``d[rows, n]``."""
+    a = np.maximum(d - low[:, None], 0.0)
+    b = np.maximum(d - (low + q)[:, None], 0.0)
+    disc = (a * (a - 1.0) - b * (b - 1.0)).mean(axis=1) / 2.0
+    cont = (a * a - b * b).mean(axis=1) / 2.0
+    return np.where(integer, disc, cont)
+
+
+def fill_rate_from_samples(
+    samples: np.ndarray,
+    reorder_point: np.ndarray,
+    order_quantity: np.ndarray,
+    *,
+    lead_samples: np.ndarray | None = None,
+    integer: np.ndarray | None = None,
+) -> np.ndarray:
+    """Expected fill rate of an (s, nQ) / (R, s, S) policy with backorders, float64[items].
+
+    With ``lead_samples`` (demand over the lead time L; ``samples`` over L + R): the inventory
+    position after a review is taken uniform on ``s+1 .. s+Q`` (exact for (s, nQ)), the
+    shortage per review period is ``E[(D_{L+R} - IP)+] - E[(D_L - IP)+]`` averaged over it,
+    and the fill rate is one minus that over the mean demand per review period. Without
+    ``lead_samples``: the classical ``1 - (E[(D-s)+] - E[(D-s-Q)+]) / Q``.
+    """
+    s_arr = np.asarray(reorder_point, dtype=np.float64)
+    q = np.asarray(order_quantity, dtype=np.float64)
+    n_items = samples.shape[0]
+    ints = np.ones(n_items, bool) if integer is None else np.asarray(integer, dtype=bool)
+    out = np.empty(n_items)
+    for sl in _chunks(n_items):
+        d = samples[sl].astype(np.float64)
+        if lead_samples is None:
+            a = np.maximum(d - s_arr[sl, None], 0.0).mean(axis=1)
+            b = np.maximum(d - (s_arr[sl] + q[sl])[:, None], 0.0).mean(axis=1)
+            out[sl] = 1.0 - (a - b) / np.maximum(q[sl], 1e-12)
+            continue
+        dl = lead_samples[sl].astype(np.float64)
+        per_review = d.mean(axis=1) - dl.mean(axis=1)
+        short = (
+            _shortage_sum(d, s_arr[sl], q[sl], ints[sl])
+            - _shortage_sum(dl, s_arr[sl], q[sl], ints[sl])
+        ) / np.maximum(q[sl], 1e-12)
+        out[sl] = np.where(per_review > 0, 1.0 - short / np.maximum(per_review, 1e-300), 1.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def stockout_probability(
+    ltd: LeadTimeDemand | np.ndarray, inventory_position: np.ndarray
+) -> np.ndarray:
+    """Probability that demand before the next receipt exceeds the inventory position:
+    ``P(D > IP)`` over lead time + review period, float64[items]."""
+    samples = ltd.samples if isinstance(ltd, LeadTimeDemand) else np.asarray(ltd)
+    ip = np.asarray(inventory_position, dtype=np.float64)
+    out = np.empty(samples.shape[0])
+    for sl in _chunks(samples.shape[0]):
+        out[sl] = (samples[sl] > ip[sl, None]).mean(axis=1)
+    return out
+
+
+def reorder_point_from_samples(
+    samples: np.ndarray,
+    target: np.ndarray,
+    order_quantity: np.ndarray,
+    target_type: str = "fill_rate",
+    *,
+    lead_samples: np.ndarray | None = None,
+    integer: np.ndarray | None = None,
+) -> np.ndarray:
+    """Smallest integer ``s >= 0`` reaching the target on the protection-interval samples.
+
+    ``cycle_service``: ``P(D <= s) >= target``; ``fill_rate``: :func:`fill_rate_from_samples`
+    ``>= target``. Vectorised bisection over items.
+    """
+    tgt = np.asarray(target, dtype=np.float64)
+    n_items = samples.shape[0]
+    if tgt.shape != (n_items,):
+        raise ConfigError(f"target must have one value per item ({n_items}), got {tgt.shape}")
+    if target_type == "cycle_service":
+        out = np.empty(n_items)
+        for sl in _chunks(n_items):
+            srt = np.sort(samples[sl], axis=1)
+            k = np.ceil(tgt[sl] * srt.shape[1] - 1e-9).astype(np.int64) - 1
+            k = np.clip(k, 0, srt.shape[1] - 1)
+            out[sl] = np.take_along_axis(srt, k[:, None], axis=1)[:, 0]
+        return np.maximum(np.ceil(out - 1e-9), 0.0)
+    if target_type != "fill_rate":
+        raise ConfigError(f"target_type must be fill_rate or cycle_service, got {target_type!r}")
+    q = np.asarray(order_quantity, dtype=np.float64)
+
+    def fill(idx: np.ndarray, s_val: np.ndarray) -> np.ndarray:
+        return fill_rate_from_samples(
+            samples[idx],
+            s_val,
+            q[idx],
+            lead_samples=None if lead_samples is None else lead_samples[idx],
+            integer=None if integer is None else np.asarray(integer)[idx],
+        )
+
+    everyone = np.arange(n_items)
+    ok0 = fill(everyone, np.zeros(n_items)) >= tgt
+    hi = np.where(ok0, 0.0, np.maximum(np.ceil(samples.max(axis=1).astype(np.float64)), 1.0))
+    lo = np.where(ok0, -1.0, 0.0)  # fill(lo) < target, fill(hi) >= target (1 at the maximum)
+    while True:
+        idx = np.flatnonzero(hi - lo > 1)
+        if idx.size == 0:
+            return hi
+        mid = np.floor((lo[idx] + hi[idx]) / 2.0)
+        ok = fill(idx, mid) >= tgt[idx]
+        hi[idx] = np.where(ok, mid, hi[idx])
+        lo[idx] = np.where(ok, lo[idx], mid)
+
+
+def _cycle_demand(ltd_mean_per_period: np.ndarray, q: np.ndarray, policy: str, review: float):
+    if policy == "RsS":
+        return np.maximum(q, ltd_mean_per_period * review)
+    return q
+
+
+def distribution_policy(
+    ltd: LeadTimeDemand,
+    targets: np.ndarray,
+    order_quantity: np.ndarray,
+    *,
+    target_type: str = "fill_rate",
+    policy: str = "sQ",
+) -> PolicyResult:
+    """Policy from Monte-Carlo lead-time demand (``ltd`` built with the protection interval:
+    ``review_period`` 1 for ``sQ`` reviewed every period, R for ``RsS``)."""
+    if policy not in ("sQ", "RsS"):
+        raise ConfigError(f"policy must be 'sQ' or 'RsS', got {policy!r}")
+    if target_type == "cost":
+        target_type = "cycle_service"
+    q = np.asarray(order_quantity, dtype=np.float64)
+    tgt = np.asarray(targets, dtype=np.float64)
+    if q.shape != (ltd.n_items,):
+        raise DataValidationError(f"order_quantity needs {ltd.n_items} values, got {q.shape}")
+    lead = ltd.lead_samples if ltd.review_period > 0 else None
+    integer = ltd.params.integer
+    s = reorder_point_from_samples(
+        ltd.samples, tgt, q, target_type, lead_samples=lead, integer=integer
+    )
+    mean = ltd.mean
+    fill = fill_rate_from_samples(ltd.samples, s, q, lead_samples=lead, integer=integer)
+    return PolicyResult(
+        policy=policy,
+        reorder_point=s,
+        order_up_to=s + q,
+        order_quantity=q,
+        safety_stock=s - mean,
+        mean_demand=mean,
+        target=tgt,
+        expected_fill_rate=fill,
+        cycle_service_level=1.0 - stockout_probability(ltd, s),
+        method=ltd.method,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Textbook normal approximation
+# --------------------------------------------------------------------------------------------
+
+
+def normal_loss(k: np.ndarray) -> np.ndarray:
+    """Standard normal loss function ``G(k) = phi(k) - k (1 - Phi(k))``."""
+    k = np.asarray(k, dtype=np.float64)
+    return stats.norm.pdf(k) - k * stats.norm.sf(k)
+
+
+def _k_for_loss(target_loss: np.ndarray) -> np.ndarray:
+    """k with ``G(k) = target_loss`` (G decreasing), by bisection on [-6, 8]."""
+    lo = np.full(target_loss.shape, -6.0)
+    hi = np.full(target_loss.shape, 8.0)
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        above = normal_loss(mid) > target_loss
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    return hi
+
+
+def sba_one_step(y: np.ndarray, alpha: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """SBA forecast per period and the RMSE of its one-step-ahead in-sample errors.
+
+    Croston's recursion (sizes and intervals smoothed with ``alpha`` at each demand, initialised
+    with the first demand and its interval), times ``1 - alpha/2``; errors from the period after
+    the first demand. Vectorised over items, one pass over periods. Returns float64[items] each.
+    """
+    h = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
+    n_items, n_t = h.shape
+    z = np.zeros(n_items)
+    p = np.zeros(n_items)
+    since = np.zeros(n_items)
+    started = np.zeros(n_items, dtype=bool)
+    sse = np.zeros(n_items)
+    n_err = np.zeros(n_items)
+    factor = 1.0 - alpha / 2.0
+    for t in range(n_t):
+        x = h[:, t]
+        fc = np.where(started, factor * z / np.maximum(p, 1e-12), 0.0)
+        err = np.where(started, x - fc, 0.0)
+        sse += err * err
+        n_err += started
+        since += 1.0
+        dem = x > 0
+        first = dem & ~started
+        upd = dem & started
+        z = np.where(first, x, np.where(upd, z + alpha * (x - z), z))
+        p = np.where(first, since, np.where(upd, p + alpha * (since - p), p))
+        since = np.where(dem, 0.0, since)
+        started |= dem
+    forecast = np.where(started, factor * z / np.maximum(p, 1e-12), 0.0)
+    rmse = np.sqrt(sse / np.maximum(n_err, 1.0))
+    return forecast, rmse
+
+
+def normal_policy(
+    demand_per_period: np.ndarray,
+    sigma_per_period: np.ndarray,
+    lead_time_mean: np.ndarray,
+    lead_time_std: np.ndarray,
+    targets: np.ndarray,
+    order_quantity: np.ndarray,
+    *,
+    review_period: float = 0.0,
+    target_type: str = "fill_rate",
+    policy: str = "sQ",
+) -> PolicyResult:
+    """Textbook policy: normal lead-time demand, ``s = ceil(mu + k sigma)`` (at least 0).
+
+    ``mu = d (L + R)``, ``sigma = sqrt((L + R) sigma_d^2 + d^2 sigma_L^2)``; cycle service
+    ``k = Phi^-1(alpha)``, fill rate ``sigma G(k) = (1 - beta) Q`` (Q the cycle demand).
+    """
+    if policy not in ("sQ", "RsS"):
+        raise ConfigError(f"policy must be 'sQ' or 'RsS', got {policy!r}")
+    if target_type == "cost":
+        target_type = "cycle_service"
+    d = np.asarray(demand_per_period, dtype=np.float64)
+    sd = np.asarray(sigma_per_period, dtype=np.float64)
+    lm = np.asarray(lead_time_mean, dtype=np.float64) + review_period
+    ls = np.asarray(lead_time_std, dtype=np.float64)
+    tgt = np.asarray(targets, dtype=np.float64)
+    q = np.asarray(order_quantity, dtype=np.float64)
+    mu = d * lm
+    sigma = np.sqrt(lm * sd**2 + d**2 * ls**2)
+    cyc = _cycle_demand(d, q, policy, review_period)
+    if target_type == "cycle_service":
+        k = stats.norm.ppf(tgt)
+    elif target_type == "fill_rate":
+        k = _k_for_loss((1.0 - tgt) * cyc / np.maximum(sigma, 1e-12))
+    else:
+        raise ConfigError(f"target_type must be fill_rate or cycle_service, got {target_type!r}")
+    s = np.maximum(np.ceil(mu + k * sigma - 1e-9), 0.0)
+    s = np.where(sigma > 0, s, np.maximum(np.ceil(mu - 1e-9), 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kk = np.where(sigma > 0, (s - mu) / sigma, np.inf)
+    esc = sigma * (normal_loss(kk) - normal_loss(kk + q / np.maximum(sigma, 1e-12)))
+    fill = np.where(sigma > 0, 1.0 - np.nan_to_num(esc) / np.maximum(cyc, 1e-12), 1.0)
+    return PolicyResult(
+        policy=policy,
+        reorder_point=s,
+        order_up_to=s + q,
+        order_quantity=q,
+        safety_stock=s - mu,
+        mean_demand=mu,
+        target=tgt,
+        expected_fill_rate=np.clip(fill, 0.0, 1.0),
+        cycle_service_level=np.where(sigma > 0, stats.norm.cdf(kk), 1.0),
+        method=np.full(s.size, "normal", dtype=object),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Orders
+# --------------------------------------------------------------------------------------------
+
+
+def suggested_order(
+    policy: PolicyResult,
+    inventory_position: np.ndarray,
+    moq: np.ndarray | float = 1.0,
+    lot_size: np.ndarray | float = 1.0,
+) -> np.ndarray:
+    """Quantity to order now, float64[items] (0: no order).
+
+    ``sQ``: when ``IP <= s``, the smallest multiple of Q lifting IP above s. ``RsS``: when
+    ``IP <= s``, ``S - IP``. Both rounded up to the lot size and at least the MOQ.
+    """
+    ip = np.asarray(inventory_position, dtype=np.float64)
+    s, q = policy.reorder_point, policy.order_quantity
+    below = ip <= s
+    if policy.policy == "sQ":
+        n = np.floor((s - ip) / np.maximum(q, 1e-12)) + 1.0
+        raw = np.where(below, n * q, 0.0)
+    else:
+        raw = np.where(below, policy.order_up_to - ip, 0.0)
+    return round_order_quantity(raw, moq, lot_size)
+
+
+def resolve_item_column(
+    items: pl.DataFrame | None,
+    item_ids: Sequence[str],
+    column: str,
+    default: float,
+) -> np.ndarray:
+    """Per-item values of an optional items-table column (MOQ, lot size, target), in
+    ``item_ids`` order; ``default`` where the column or the value is missing."""
+    out = np.full(len(item_ids), default, dtype=np.float64)
+    if items is None or column not in items.columns:
+        return out
+    lookup: Mapping[str, float | None] = dict(
+        zip(items["item_id"].to_list(), items[column].cast(pl.Float64).to_list(), strict=True)
+    )
+    for i, item in enumerate(item_ids):
+        v = lookup.get(item)
+        if v is not None and np.isfinite(v):
+            out[i] = v
+    return out
