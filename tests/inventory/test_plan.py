@@ -248,7 +248,9 @@ def _tiny_tables(on_hand: float) -> dict[str, pl.DataFrame]:
     """One item A with a fixed 14-day lead time (three POs) and one item B with no PO."""
     d = date.fromisoformat
     return {
-        "items": pl.DataFrame({"item_id": ["A", "B"], "unit_cost": [2.0, 5.0]}),
+        "items": pl.DataFrame(
+            {"item_id": ["A", "B"], "unit_cost": [2.0, 5.0], "active": [True, False]}
+        ),
         "suppliers": pl.DataFrame({"supplier_id": ["S"], "name": ["Supplier S"]}),
         "purchase_orders": pl.DataFrame(
             {
@@ -280,7 +282,9 @@ def test_compute_plan_converts_lead_times_to_periods(freq: str) -> None:
     n_days = 7 * 20
     start = date(2026, 1, 12)  # a Monday
     days = [start + timedelta(days=i) for i in range(n_days)]
-    long = pl.DataFrame({"unique_id": ["A"] * n_days, "ds": days, "y": [1.0] * n_days})
+    long = pl.DataFrame(
+        {"unique_id": ["A"] * n_days + ["B"] * n_days, "ds": days * 2, "y": [1.0] * 2 * n_days}
+    )
     panel = DemandPanel.from_long(long, freq="D", item_ids=["A", "B"])
     if freq == "W":
         panel = panel.bucket("W", complete_only=True)
@@ -300,6 +304,10 @@ def test_compute_plan_converts_lead_times_to_periods(freq: str) -> None:
     assert a["service_target"] == pytest.approx(settings.inventory.targets["high_volume"])
     b = pol.filter(pl.col("unique_id") == "B").row(0, named=True)
     assert b["lead_time_source"] == "global" and b["on_hand"] == 0.0
+    # B is inactive: never ordered, although its position (0) is below its reorder point
+    assert b["active"] is False and b["inventory_position"] < b["reorder_point"]
+    assert b["suggested_order"] == 0.0 and b["order_rank"] is None
+    assert any("1 inactive item(s)" in n for n in plan.notes)
     assert plan.rejected.select("table", "item_id", "reason").rows() == [
         ("stock", "ZZ", "unknown_item")
     ]

@@ -76,6 +76,7 @@ POLICY_COLUMNS: dict[str, pl.DataType] = {
     "description": pl.String(),
     "category": pl.String(),
     "tier": pl.String(),
+    "active": pl.Boolean(),
     "supplier_id": pl.String(),
     "supplier_name": pl.String(),
     "unit_cost": pl.Float64(),
@@ -287,6 +288,15 @@ def compute_plan(
     open_qty = lt.open_quantity_for(ids)
     ip = inventory_position(on_hand, open_qty, backorders)
     order = suggested_order(pol, ip, moq, lot)
+    active = resolve_item_column(
+        items.with_columns(pl.col("active").cast(pl.Float64)) if items is not None else None,
+        ids,
+        "active",
+        1.0,
+    ).astype(bool)
+    if not active.all():  # items.active = false: phased out, never reordered
+        order = np.where(active, order, 0.0)
+        notes.append(f"{int((~active).sum())} inactive item(s) (items.active = false): no orders")
     risk = stockout_probability(ltd, ip)
     timings["policy_s"] = time.perf_counter() - t0
 
@@ -295,6 +305,7 @@ def compute_plan(
         items,
         lt,
         tiers,
+        active,
         on_hand,
         backorders,
         open_qty,
@@ -343,6 +354,7 @@ def _policy_frame(
     items: pl.DataFrame | None,
     lt: LeadTimeResult,
     tiers: list[str],
+    active: np.ndarray,
     on_hand: np.ndarray,
     backorders: np.ndarray,
     open_qty: np.ndarray,
@@ -399,6 +411,7 @@ def _policy_frame(
         cover = np.where(rate > 0, on_hand / rate * period_days, np.inf)
     frame = base.with_columns(
         pl.Series("tier", tiers, dtype=pl.String),
+        pl.Series("active", active),
         pl.Series("on_hand", on_hand),
         pl.Series("backorders", backorders),
         pl.Series("open_quantity", open_qty),
