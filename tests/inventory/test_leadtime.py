@@ -90,7 +90,7 @@ def test_partial_receipts_weighted_by_quantity_and_item_level_stats() -> None:
     assert a["lead_time_source"] == "item_supplier"
     assert a["supplier_id"] == "S1"
     assert a["n_orders"] == 3
-    assert a["lead_time_samples_days"] == [14.0, 8.0, 12.0]  # oldest order first
+    assert a["lead_time_samples_days"] == [14.0, 8.0, 12.0]  # in order of completion
     assert a["lead_time_mean_days"] == pytest.approx(34 / 3)
     assert a["lead_time_std_days"] == pytest.approx(np.std([14, 8, 12], ddof=1))
 
@@ -117,6 +117,21 @@ def test_max_samples_keeps_the_most_recent_orders() -> None:
     a = _row(_stats(max_samples=2).per_item, item_id="A")
     assert a["lead_time_samples_days"] == [8.0, 12.0]
     assert a["lead_time_mean_days"] == pytest.approx(10.0)
+
+
+def test_samples_are_the_lines_completed_last_not_ordered_last() -> None:
+    """X ordered first, 40 days; Y ordered later, 5 days, completed before X: the last
+    completed line is X (by order date it would be the fast Y)."""
+    pos = _po(
+        [
+            ("X", "A", "S1", D("2026-01-01"), 1.0, None),
+            ("Y", "A", "S1", D("2026-01-20"), 1.0, None),
+        ]
+    )
+    rc = _rc([("X", "A", D("2026-02-10"), 1.0), ("Y", "A", D("2026-01-25"), 1.0)])
+    res = lead_time_stats(pos, rc, min_orders=1, max_samples=1, today=TODAY)
+    assert _row(res.per_item, item_id="A")["lead_time_samples_days"] == [40.0]
+    assert res.global_samples.tolist() == [40.0]
 
 
 def test_quoted_lead_time_when_nothing_was_received_and_error_without_it() -> None:

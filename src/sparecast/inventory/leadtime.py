@@ -7,7 +7,9 @@ Definitions (all in days, dates as calendar days):
   in several parts has one lead time per receipt; its lead time is the mean of those weighted by
   the received quantity (a PO of 10 received 6 after 10 days and 4 after 20 days: 14 days).
 * Lead-time statistics use *completed* PO lines only (received quantity >= ordered quantity):
-  one observation per completed line, the most recent ``max_samples`` lines (by order date) of
+  one observation per completed line, the ``max_samples`` lines completed last (by the date of
+  the receipt that filled them; by order date the most recent lines would be the fast ones, as
+  recent orders with long lead times are still open) of
   the level used. Mean and sample standard deviation (ddof=1, 0 for a single observation) are
   computed over exactly these observations.
 * Every item gets its main supplier (the supplier with most PO lines, ties: the latest order).
@@ -106,7 +108,7 @@ _SAMPLES = pl.List(pl.Float64)
 @dataclass
 class LeadTimeResult:
     """What ``lead_time_stats`` found; every attribute is a polars DataFrame except
-    ``global_samples`` (the global lead-time observations, days, most recent last).
+    ``global_samples`` (the global lead-time observations, days, last completed last).
 
     See the module docstring for the definitions and INV_INTERFACE.md / README for the columns.
     """
@@ -375,7 +377,7 @@ def lead_time_stats(
     )
     lines = _po_lines(po, rc)
 
-    done = lines.filter("completed").sort("order_date", "po_id")
+    done = lines.filter("completed").sort("completion_date", "order_date", "po_id")
     recent = pl.col("lead_time_days").tail(max_samples).alias("samples")
     by_item_sup = done.group_by("item_id", "supplier_id").agg(recent, pl.len().alias("n_orders"))
     by_sup = done.group_by("supplier_id").agg(recent, pl.len().alias("_n_sup"))
