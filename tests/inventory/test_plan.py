@@ -329,3 +329,29 @@ def test_plan_on_mariadb_equals_sqlite(mariadb_url: str, tmp_path: Path, erp_tab
     pb = pl.read_parquet(tmp_path / "b" / "policy.parquet")
     assert pa.height == 80
     assert pa.equals(pb)
+
+
+def test_compute_plan_sizes_orders_from_the_forecast() -> None:
+    """The lot Q is the forecast rate (2 a day, twice the history) times order_cover_days; an
+    item without a forecast uses its history mean and the plan says so."""
+    n_days = 60
+    days = [date(2026, 3, 1) + timedelta(days=i) for i in range(n_days)]
+    long = pl.DataFrame(
+        {"unique_id": ["A"] * n_days + ["B"] * n_days, "ds": days * 2, "y": [1.0] * 2 * n_days}
+    )
+    panel = DemandPanel.from_long(long, freq="D", item_ids=["A", "B"])
+    forecasts = pl.DataFrame(
+        {"unique_id": ["A"] * 4, "ds": days[:4], "forecast": [2.0, 2.0, 1.0, 3.0]}
+    )
+    settings = load_settings(inventory={"order_cover_days": 30})
+    classification = pl.DataFrame({"unique_id": ["A", "B"], "tier": ["regular", "regular"]})
+    tables = _tiny_tables(10.0)
+    tables["items"] = tables["items"].with_columns(pl.lit(True).alias("active"))
+    plan = compute_plan(panel, classification, forecasts, tables, settings, today=date(2026, 5, 31))
+    pol = {r["unique_id"]: r for r in plan.policy.iter_rows(named=True)}
+    assert pol["A"]["forecast_per_period"] == 2.0 and pol["A"]["forecast_horizon_total"] == 8.0
+    assert pol["A"]["order_quantity"] == 60.0
+    assert pol["A"]["days_of_cover"] == pytest.approx(10.0 / 2.0)
+    assert pol["B"]["forecast_per_period"] == 1.0 and pol["B"]["forecast_horizon_total"] is None
+    assert pol["B"]["order_quantity"] == 30.0
+    assert any("1 item(s) have no forecast" in n for n in plan.notes)
