@@ -46,7 +46,18 @@ from sparecast.inventory.policy import (
 )
 from sparecast.methods.distributions import lead_time_demand, lead_time_matrix
 
-__all__ = ["SimulationResult", "simulate_policy", "compare_policies"]
+__all__ = [
+    "SimulationResult",
+    "simulate_policy",
+    "calibrate_targets",
+    "frequency_groups",
+    "compare_policies",
+]
+
+# calibrate_targets: nominal target = 1 - (1 - target) * factor, factors tried from the first
+TARGET_FACTORS: tuple[float, ...] = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05)
+# frequency_groups: lower bounds of the share of periods with demand (the default tiers)
+_GROUP_BOUNDS = (0.02, 0.1, 0.5)
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,98 @@ def simulate_policy(
     return SimulationResult(per_item=per_item, totals=totals)
 
 
+def frequency_groups(y: np.ndarray, bounds: Sequence[float] = _GROUP_BOUNDS) -> np.ndarray:
+    """Group index per item from its share of periods with demand (0: below ``bounds[0]``, ...;
+    with the default bounds the four frequency tiers, very intermittent first)."""
+    freq = (np.asarray(y) > 0).mean(axis=1)
+    return np.searchsorted(np.asarray(bounds, dtype=np.float64), freq, side="right")
+
+
+def calibrate_targets(
+    y: np.ndarray,
+    lead_times: Sequence[np.ndarray] | np.ndarray,
+    targets: np.ndarray,
+    order_quantity: np.ndarray,
+    *,
+    holdout: int,
+    warmup: int,
+    policy: str = "sQ",
+    review_period: int = 1,
+    distribution: str = "auto",
+    n_samples: int = 1000,
+    groups: np.ndarray | None = None,
+    factors: Sequence[float] = TARGET_FACTORS,
+    moq: np.ndarray | float = 1.0,
+    lot_size: np.ndarray | float = 1.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Nominal fill-rate targets that reach ``targets`` out of sample, from a backtest on ``y``.
+
+    Policies are set on ``y[:, :-holdout]`` with nominal targets ``1 - (1 - target) * f`` for
+    each factor ``f`` and simulated on the last ``holdout`` periods; per group (default:
+    :func:`frequency_groups`) and target value the factor at which the simulated fill rate
+    (served / demanded over the group) reaches the target is interpolated linearly between the
+    two factors around it (the smallest ``f`` when none reaches it).
+
+    Why: the policy is computed from estimated parameters, and a fill rate is concave in them
+    near high targets, so estimation error alone lowers the achieved fill rate; this measures
+    that loss on the items' own data before it happens. Returns float64[items].
+    """
+    h = np.asarray(y, dtype=np.float64)
+    n, n_t = h.shape
+    tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
+    if not 0 < holdout - warmup and holdout < n_t:
+        raise ConfigError(
+            f"calibration holdout ({holdout}) must exceed the warm-up ({warmup}) and leave history"
+        )
+    fit, check = h[:, : n_t - holdout], h[:, n_t - holdout :]
+    grp = frequency_groups(fit) if groups is None else np.asarray(groups)
+    rp = review_period if policy == "RsS" else 1
+    ltd = lead_time_demand(
+        fit, lead_times, review_period=rp, method=distribution, n_samples=n_samples, seed=seed
+    )
+    q = np.asarray(order_quantity, dtype=np.float64)
+    keys = np.unique(np.stack([grp.astype(np.float64), tgt]), axis=1).T
+    fs = np.asarray(factors, dtype=np.float64)
+    achieved = np.full((len(keys), fs.size), np.nan)
+    members = [(grp == g) & (tgt == t) for g, t in keys]
+    for j, f in enumerate(fs):
+        nominal = 1.0 - (1.0 - tgt) * f
+        pol = distribution_policy(ltd, nominal, q, target_type="fill_rate", policy=policy)
+        sim = simulate_policy(
+            check,
+            pol.reorder_point,
+            q,
+            lead_times,
+            policy=policy,
+            review_period=max(review_period, 1),
+            moq=moq,
+            lot_size=lot_size,
+            warmup=warmup,
+            seed=seed + 7,
+        )
+        dem = sim.per_item["demand"].to_numpy()
+        fil = sim.per_item["filled"].to_numpy()
+        for k, m in enumerate(members):
+            total = dem[m].sum()
+            achieved[k, j] = fil[m].sum() / total if total > 0 else 1.0
+    chosen = np.ones(n)
+    for k, (_, t) in enumerate(keys):
+        # running maximum: the achieved fill rate as a non-decreasing function of 1/f
+        fill = np.maximum.accumulate(achieved[k])
+        if fill[0] >= t:
+            f_k = fs[0]
+        elif fill[-1] < t:
+            f_k = fs[-1]
+        else:
+            j = int(np.argmax(fill >= t))  # first factor that reaches the target
+            lo_fill, hi_fill = fill[j - 1], fill[j]
+            w = (t - lo_fill) / (hi_fill - lo_fill) if hi_fill > lo_fill else 1.0
+            f_k = fs[j - 1] + w * (fs[j] - fs[j - 1])
+        chosen[members[k]] = f_k
+    return 1.0 - (1.0 - tgt) * chosen
+
+
 def compare_policies(
     y: np.ndarray,
     split: int,
@@ -218,12 +321,17 @@ def compare_policies(
     moq: np.ndarray | float = 1.0,
     lot_size: np.ndarray | float = 1.0,
     warmup: int = 0,
+    calibrate: bool = True,
     seed: int = 0,
 ) -> tuple[pl.DataFrame, dict[str, PolicyResult]]:
     """(a) textbook normal on SBA vs (b) distribution-based policy, set on ``y[:, :split]`` and
     simulated on ``y[:, split:]`` (no look-ahead), with the same Q, lead times and targets.
 
-    Returns one row of totals per policy (``normal``, ``distribution``) and the two policies.
+    With ``calibrate`` (fill-rate targets) a third policy, ``distribution_calibrated``, is (b)
+    at the nominal targets of :func:`calibrate_targets` on the training part (its last half as
+    the holdout). Returns one row of totals per policy (``simulate_policy`` totals plus the fill
+    rate over items with demand in the training part and the share of test demand on items
+    without) and the policies by name.
     """
     h = np.asarray(y, dtype=np.float64)
     if not 0 < split < h.shape[1]:
@@ -254,8 +362,29 @@ def compare_policies(
         train, lead_times, review_period=rp, method=distribution, n_samples=n_samples, seed=seed
     )
     pol_b = distribution_policy(ltd, tgt, q, target_type=target_type, policy=policy)
+    policies = {"normal": pol_a, "distribution": pol_b}
+    if calibrate and target_type == "fill_rate":
+        nominal = calibrate_targets(
+            train,
+            lead_times,
+            tgt,
+            q,
+            holdout=min(train.shape[1] // 2, h.shape[1] - split),
+            warmup=warmup,
+            policy=policy,
+            review_period=review_period,
+            distribution=distribution,
+            n_samples=n_samples,
+            moq=moq,
+            lot_size=lot_size,
+            seed=seed,
+        )
+        policies["distribution_calibrated"] = distribution_policy(
+            ltd, nominal, q, target_type=target_type, policy=policy
+        )
+    trained = np.maximum(train, 0.0).sum(axis=1) > 0
     rows: list[dict[str, Any]] = []
-    for name, pol in (("normal", pol_a), ("distribution", pol_b)):
+    for name, pol in policies.items():
         sim = simulate_policy(
             test,
             pol.reorder_point,
@@ -269,5 +398,19 @@ def compare_policies(
             warmup=warmup,
             seed=seed + 1,
         )
-        rows.append({"policy": name, **sim.totals})
-    return pl.DataFrame(rows), {"normal": pol_a, "distribution": pol_b}
+        dem = sim.per_item["demand"].to_numpy()
+        fil = sim.per_item["filled"].to_numpy()
+        seen = dem[trained].sum()
+        rows.append(
+            {
+                "policy": name,
+                **sim.totals,
+                "fill_rate_items_with_history": float(fil[trained].sum() / seen)
+                if seen
+                else np.nan,
+                "demand_share_without_history": float(1.0 - seen / dem.sum())
+                if dem.sum()
+                else np.nan,
+            }
+        )
+    return pl.DataFrame(rows), policies
