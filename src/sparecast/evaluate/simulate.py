@@ -41,6 +41,7 @@ from sparecast.inventory.policy import (
     distribution_policy,
     normal_policy,
     order_quantity,
+    protection_review_periods,
     round_order_quantity,
     sba_one_step,
 )
@@ -259,7 +260,7 @@ def calibrate_targets(
         )
     fit, check = h[:, : n_t - holdout], h[:, n_t - holdout :]
     grp = frequency_groups(fit) if groups is None else np.asarray(groups)
-    rp = review_period if policy == "RsS" else 1
+    rp = protection_review_periods(policy, review_period)
     ltd = lead_time_demand(
         fit, lead_times, review_period=rp, method=distribution, n_samples=n_samples, seed=seed
     )
@@ -342,8 +343,7 @@ def compare_policies(
     lt, counts = lead_time_matrix(lead_times, n)
     lt_mean = np.nanmean(lt, axis=1)
     lt_std = np.where(counts > 1, np.nanstd(lt, axis=1, ddof=0), 0.0)
-    # protection interval: lead time + review period (sQ is reviewed every period: R = 1)
-    rp = review_period if policy == "RsS" else 1
+    rp = protection_review_periods(policy, review_period)
     mean_rate = np.maximum(train, 0.0).mean(axis=1)
     q = order_quantity(mean_rate, order_cover_periods, moq, lot_size)
     sba_rate, sba_rmse = sba_one_step(train)

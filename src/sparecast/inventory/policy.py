@@ -61,6 +61,8 @@ __all__ = [
     "sba_one_step",
     "suggested_order",
     "stockout_probability",
+    "protection_review_periods",
+    "resolve_item_column",
 ]
 
 _CHUNK = 2000
@@ -334,6 +336,19 @@ def reorder_point_from_samples(
         ok = fill(idx, mid) >= tgt[idx]
         hi[idx] = np.where(ok, mid, hi[idx])
         lo[idx] = np.where(ok, lo[idx], mid)
+
+
+def protection_review_periods(policy: str, review_period: float) -> float:
+    """Periods to add to the lead time for the protection interval of ``policy``: 1 for ``sQ``
+    (reviewed every period, see the module docstring), ``review_period`` for ``RsS``. Pass it
+    as ``review_period`` to ``lead_time_demand``."""
+    if policy == "sQ":
+        return 1.0
+    if policy == "RsS":
+        if review_period < 1:
+            raise ConfigError(f"review_period must be >= 1 period for RsS, got {review_period}")
+        return float(review_period)
+    raise ConfigError(f"policy must be 'sQ' or 'RsS', got {policy!r}")
 
 
 def _cycle_demand(ltd_mean_per_period: np.ndarray, q: np.ndarray, policy: str, review: float):
