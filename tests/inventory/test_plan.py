@@ -277,8 +277,9 @@ def _tiny_tables(on_hand: float) -> dict[str, pl.DataFrame]:
 
 @pytest.mark.parametrize("freq", ["D", "W"])
 def test_compute_plan_converts_lead_times_to_periods(freq: str) -> None:
-    """Demand of exactly 1 a day (7 a week) and a 14-day lead time: a Poisson lead-time demand
-    of mean 14 on daily and on weekly data alike; negative stock becomes backorders."""
+    """Demand of exactly 1 a day (7 a week) and a 14-day lead time: 14 days are 2 weeks, so the
+    Poisson demand over the protection interval (lead time + 1 period for sQ) has mean
+    14 + 1 on daily and 7 * (2 + 1) on weekly data; negative stock becomes backorders."""
     n_days = 7 * 20
     start = date(2026, 1, 12)  # a Monday
     days = [start + timedelta(days=i) for i in range(n_days)]
@@ -297,7 +298,8 @@ def test_compute_plan_converts_lead_times_to_periods(freq: str) -> None:
     pol = plan.policy
     a = pol.filter(pl.col("unique_id") == "A").row(0, named=True)
     assert a["lead_time_mean_days"] == 14.0 and a["lead_time_source"] == "item_supplier"
-    assert a["mean_lead_time_demand"] == pytest.approx(14.0, rel=0.03)
+    expected = 15.0 if freq == "D" else 21.0
+    assert a["mean_lead_time_demand"] == pytest.approx(expected, rel=0.03)
     assert (a["on_hand"], a["backorders"], a["open_quantity"]) == (0.0, 3.0, 6.0)
     assert a["inventory_position"] == 3.0
     assert a["supplier_name"] == "Supplier S"

@@ -31,6 +31,7 @@ from sparecast.inventory.policy import (
     distribution_policy,
     inventory_position,
     order_quantity,
+    protection_review_periods,
     resolve_item_column,
     service_targets,
     stockout_probability,
@@ -216,7 +217,9 @@ def compute_plan(
     receipts, stock; items and suppliers optional). No I/O.
 
     Lead times are converted to the panel's periods (days / 1, 7 or 30.44); ``order_cover_days``
-    and ``review_period_days`` likewise.
+    and ``review_period_days`` likewise. The protection interval is the lead time plus one
+    period (sQ, reviewed every period) or plus the review period (RsS), see
+    ``sparecast.inventory.policy.protection_review_periods``.
     """
     inv = settings.inventory
     timings: dict[str, float] = {}
@@ -255,7 +258,8 @@ def compute_plan(
 
     period_days = _PERIOD_DAYS[panel.freq]
     lt_samples = [s / period_days for s in lt.samples_for(ids)]
-    review = inv.review_period_days / period_days if inv.policy == "RsS" else 0.0
+    # protection interval: lead time + 1 period (sQ, reviewed every period) or + R (RsS)
+    review = protection_review_periods(inv.policy, inv.review_period_days / period_days)
     t0 = time.perf_counter()
     ltd = lead_time_demand(
         panel.y,
