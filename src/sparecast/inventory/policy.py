@@ -404,7 +404,9 @@ def distribution_policy(
 def normal_loss(k: np.ndarray) -> np.ndarray:
     """Standard normal loss function ``G(k) = phi(k) - k (1 - Phi(k))``."""
     k = np.asarray(k, dtype=np.float64)
-    return stats.norm.pdf(k) - k * stats.norm.sf(k)
+    with np.errstate(invalid="ignore"):
+        out = stats.norm.pdf(k) - k * stats.norm.sf(k)
+    return np.where(np.isposinf(k), 0.0, np.where(np.isneginf(k), np.inf, out))
 
 
 def _k_for_loss(target_loss: np.ndarray) -> np.ndarray:

@@ -672,7 +672,8 @@ def forecast_quantiles(
     size = np.where(p > 0, ff / np.where(p > 0, p, 1.0), 0.0)
     p_eff = np.where(size < 1.0, np.minimum(ff, 1.0), p)
     size = np.maximum(size, 1.0)
-    u = np.clip((q - (1.0 - p_eff)) / np.where(p_eff > 0, p_eff, 1.0), 1e-12, 1.0 - 1e-12)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        u = np.clip((q - (1.0 - p_eff)) / np.where(p_eff > 0, p_eff, 1.0), 1e-12, 1.0 - 1e-12)
     integer = par.integer[:, None, None]
     # integer: 1 + NB(mean m1, var cv2 * size^2) (Poisson when not over-dispersed)
     m1 = size - 1.0

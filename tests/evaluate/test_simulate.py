@@ -1,0 +1,177 @@
+"""Inventory simulation: deterministic cases computed by hand, properties, the comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from sparecast.errors import ConfigError
+from sparecast.evaluate.simulate import (
+    calibrate_targets,
+    compare_policies,
+    frequency_groups,
+    simulate_policy,
+)
+
+
+def test_constant_demand_no_stockout_by_hand() -> None:
+    # demand 1/day, lead time 3, s = 4, Q = 5, start with S = 9 on hand.
+    # on hand at the end of days 0..6: 8 7 6 5 4 3 2 (order on day 4 arrives at the end of 7),
+    # then cycles of 6 5 4 3 2 (orders on days 4, 9, 14, 19; receipts on 7, 12, 17)
+    sim = simulate_policy(np.ones((1, 20)), np.array([4.0]), np.array([5.0]), np.array([3.0]))
+    r = sim.per_item.row(0, named=True)
+    assert r["fill_rate"] == 1.0
+    assert r["demand"] == 20 and r["filled"] == 20
+    assert r["n_orders"] == 4
+    assert r["cycles"] == 3 and r["cycle_service_level"] == 1.0
+    assert r["stockout_days"] == 0 and r["stockout_demand_days"] == 0
+    assert r["avg_on_hand"] == pytest.approx(90 / 20)
+
+
+def test_constant_demand_with_stockouts_by_hand() -> None:
+    # s = 1, Q = 5, L = 3, start with 6: on hand 5 4 3 2 1 (order day 4 -> end of day 7),
+    # day 5: 0, day 6: short (net -1), day 7: short, +5 -> 3; 2, 1 (order day 9 -> day 12),
+    # day 10: 0, day 11: short (-1), day 12: short, +5 -> 3
+    sim = simulate_policy(
+        np.ones((1, 13)), np.array([1.0]), np.array([5.0]), np.array([3.0]), unit_cost=2.0
+    )
+    r = sim.per_item.row(0, named=True)
+    assert r["filled"] == 9 and r["fill_rate"] == pytest.approx(9 / 13)
+    assert r["stockout_demand_days"] == 4
+    assert r["stockout_days"] == 2  # days 6 and 11 end with a backorder
+    assert r["cycles"] == 2 and r["cycle_service_level"] == 0.0
+    assert r["n_orders"] == 2
+    assert r["avg_on_hand"] == pytest.approx(24 / 13)
+    assert r["avg_on_hand_value"] == pytest.approx(48 / 13)
+    t = sim.totals
+    assert t["fill_rate"] == pytest.approx(9 / 13)
+    assert t["stockout_rate"] == pytest.approx(4 / 13)
+
+
+def test_warmup_is_not_measured() -> None:
+    sim = simulate_policy(
+        np.ones((1, 13)), np.array([1.0]), np.array([5.0]), np.array([3.0]), warmup=8
+    )
+    r = sim.per_item.row(0, named=True)
+    # days 8..12: on hand 2 1 0 (short) (short, +5 -> 3): demand 5, filled 3
+    assert r["demand"] == 5 and r["filled"] == 3
+    assert r["avg_on_hand"] == pytest.approx((2 + 1 + 0 + 0 + 3) / 5)
+    assert r["n_orders"] == 1  # day 9
+
+
+def test_periodic_review_by_hand() -> None:
+    # R = 2, s = 2, S = 5, L = 1, start with 5; reviews on even days.
+    # day 0: 4; 1: 3; 2: 2 -> order 3 (end of 3); 3: 1 + 3 = 4; 4: 3; 5: 2; 6: 1 -> order 4;
+    # 7: 0 + 4 = 4
+    sim = simulate_policy(
+        np.ones((1, 8)),
+        np.array([2.0]),
+        np.array([3.0]),
+        np.array([1.0]),
+        policy="RsS",
+        review_period=2,
+        order_up_to=np.array([5.0]),
+    )
+    r = sim.per_item.row(0, named=True)
+    assert r["n_orders"] == 2
+    assert r["fill_rate"] == 1.0
+    assert r["avg_on_hand"] == pytest.approx((4 + 3 + 2 + 4 + 3 + 2 + 1 + 4) / 8)
+
+
+def test_order_rounding_in_the_simulation() -> None:
+    # MOQ 12 with s = 0, Q = 1: every order is 12 units
+    sim = simulate_policy(
+        np.ones((1, 30)), np.array([0.0]), np.array([1.0]), np.array([2.0]), moq=12.0
+    )
+    r = sim.per_item.row(0, named=True)
+    # start with 1: day 0 -> 0, order 12 arrives at the end of day 2; days 1, 2 short, 2 -> 10;
+    # then 12-day cycles: on hand reaches 0 on days 12 and 24 (orders), short on 13, 14, 25, 26
+    assert r["n_orders"] == 3
+    assert r["stockout_demand_days"] == 6
+    assert r["filled"] == 24
+
+
+def test_returns_are_not_negative_demand() -> None:
+    y = np.array([[1.0, -5.0, 1.0]])
+    sim = simulate_policy(y, np.array([0.0]), np.array([3.0]), np.array([1.0]))
+    assert sim.per_item["demand"][0] == 2.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    y=arrays(np.float64, (3, 60), elements=st.integers(0, 6).map(float)),
+    s=st.integers(0, 10),
+    k=st.integers(1, 5),
+    lead=st.integers(1, 9),
+)
+def test_higher_reorder_point_never_serves_less(y: np.ndarray, s: int, k: int, lead: int) -> None:
+    # with fixed lead times, s + k shifts the inventory by k at all times
+    q = np.full(3, 4.0)
+    lt = np.full(3, float(lead))
+    a = simulate_policy(y, np.full(3, float(s)), q, lt)
+    b = simulate_policy(y, np.full(3, float(s + k)), q, lt)
+    fa = a.per_item["filled"].to_numpy()
+    fb = b.per_item["filled"].to_numpy()
+    assert (fb >= fa).all()
+    assert (b.per_item["avg_on_hand"].to_numpy() >= a.per_item["avg_on_hand"].to_numpy()).all()
+    np.testing.assert_array_equal(a.per_item["n_orders"], b.per_item["n_orders"])
+    fr = a.per_item["fill_rate"].drop_nulls().to_numpy()
+    assert ((fr >= 0) & (fr <= 1)).all()
+
+
+def test_random_lead_times_are_drawn_per_order() -> None:
+    y = np.ones((1, 400))
+    slow = simulate_policy(y, np.array([3.0]), np.array([5.0]), [np.array([2.0, 12.0])], seed=1)
+    fixed = simulate_policy(y, np.array([3.0]), np.array([5.0]), np.array([2.0]), seed=1)
+    long = simulate_policy(y, np.array([3.0]), np.array([5.0]), np.array([12.0]), seed=1)
+    assert fixed.totals["fill_rate"] == 1.0  # s = 3 covers a 2-day lead time + 1
+    # a mix of 2 and 12 days serves more than 12 days always and less than 2 days always
+    assert long.totals["fill_rate"] < slow.totals["fill_rate"] < 1.0
+    again = simulate_policy(y, np.array([3.0]), np.array([5.0]), [np.array([2.0, 12.0])], seed=1)
+    assert again.totals == slow.totals
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ConfigError, match="policy"):
+        simulate_policy(np.ones((1, 5)), [1.0], [1.0], np.array([1.0]), policy="x")
+    with pytest.raises(ConfigError, match="warmup"):
+        simulate_policy(np.ones((1, 5)), [1.0], [1.0], np.array([1.0]), warmup=5)
+    with pytest.raises(ConfigError, match="order_quantity"):
+        simulate_policy(np.ones((1, 5)), [1.0], [0.0], np.array([1.0]))
+
+
+def test_frequency_groups() -> None:
+    y = np.zeros((4, 100))
+    y[1, :5] = 1  # 5%
+    y[2, :20] = 1  # 20%
+    y[3] = 1
+    assert frequency_groups(y).tolist() == [0, 1, 2, 3]
+
+
+def _poisson_panel(n: int = 60, days: int = 500, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rate = rng.uniform(0.3, 3.0, n)[:, None]
+    return rng.poisson(rate, (n, days)).astype(float)
+
+
+def test_distribution_policy_meets_its_target_on_stationary_demand() -> None:
+    y = _poisson_panel()
+    table, policies = compare_policies(
+        y, 250, np.full(60, 6.0), 0.95, order_cover_periods=10, warmup=30, calibrate=False
+    )
+    rows = {r["policy"]: r for r in table.to_dicts()}
+    assert set(policies) == {"normal", "distribution"}
+    assert rows["distribution"]["fill_rate"] == pytest.approx(0.95, abs=0.015)
+    assert rows["distribution"]["demand_share_without_history"] == 0.0
+
+
+def test_calibrate_targets_raises_targets_and_stays_below_one() -> None:
+    y = _poisson_panel(days=300)
+    q = np.maximum(np.round(y.mean(axis=1) * 10), 1)
+    nominal = calibrate_targets(y, np.full(60, 6.0), np.full(60, 0.9), q, holdout=150, warmup=30)
+    assert (nominal >= 0.9).all() and (nominal < 1).all()
+    with pytest.raises(ConfigError, match="holdout"):
+        calibrate_targets(y, np.full(60, 6.0), np.full(60, 0.9), q, holdout=20, warmup=30)

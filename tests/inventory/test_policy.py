@@ -1,0 +1,278 @@
+"""Inventory policy: hand-computed reorder points, fill rates, order rounding; properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import stats
+
+from sparecast.config import InventorySettings
+from sparecast.errors import ConfigError, DataValidationError
+from sparecast.inventory.policy import (
+    PolicyResult,
+    critical_ratio,
+    distribution_policy,
+    expected_shortage,
+    fill_rate_from_samples,
+    inventory_position,
+    normal_loss,
+    normal_policy,
+    order_quantity,
+    protection_review_periods,
+    reorder_point_from_samples,
+    resolve_item_column,
+    round_order_quantity,
+    sba_one_step,
+    service_targets,
+    stockout_probability,
+    suggested_order,
+)
+from sparecast.methods.distributions import lead_time_demand
+from sparecast.methods.intermittent import sba
+
+
+def test_round_order_quantity_by_hand() -> None:
+    q = round_order_quantity(
+        np.array([0.0, 3.0, 7.0, 7.0, 8.0, 2.5]), [1, 5, 1, 10, 1, 1], [1, 1, 4, 4, 4, 0.5]
+    )
+    # 0 stays 0; MOQ 5; 7 -> 8 (lot 4); max(7, MOQ 10) -> 12 (lot 4); 8 exact; 2.5 on lot 0.5
+    assert q.tolist() == [0.0, 5.0, 8.0, 12.0, 8.0, 2.5]
+    with pytest.raises(ConfigError, match="lot_size"):
+        round_order_quantity(np.array([1.0]), 1.0, 0.0)
+
+
+def test_order_quantity_covers_days_at_least_one() -> None:
+    q = order_quantity(np.array([0.0, 0.1, 2.0]), 30.0, moq=1.0, lot_size=5.0)
+    assert q.tolist() == [5.0, 5.0, 60.0]
+
+
+def test_inventory_position_by_hand() -> None:
+    assert inventory_position(np.array([5.0]), np.array([3.0]), np.array([2.0])).tolist() == [6.0]
+
+
+def test_critical_ratio() -> None:
+    assert critical_ratio(19.0) == pytest.approx(0.95)
+    assert critical_ratio(np.array([1.0, 3.0])).tolist() == [0.5, 0.75]
+    with pytest.raises(ConfigError, match="stockout_weight"):
+        critical_ratio(0.0)
+
+
+def test_service_targets_tiers_items_and_overrides() -> None:
+    inv = InventorySettings(
+        targets={"high_volume": 0.99, "regular": 0.97},
+        default_target=0.9,
+        item_targets={"B": 0.8},
+    )
+    t = service_targets(
+        ["high_volume", "regular", "lumpy?", "regular"],
+        inv,
+        item_ids=["A", "B", "C", "D"],
+        item_override=np.array([np.nan, np.nan, np.nan, 0.85]),
+    )
+    assert t.tolist() == [0.99, 0.8, 0.9, 0.85]
+    cost = service_targets(["regular"], InventorySettings(target_type="cost", stockout_weight=9))
+    assert cost.tolist() == [pytest.approx(0.9)]
+    with pytest.raises(ConfigError, match="item_ids"):
+        service_targets(["regular"], inv)
+    with pytest.raises(DataValidationError, match="service_target"):
+        service_targets(["regular"], InventorySettings(), item_override=np.array([1.5]))
+
+
+def test_settings_reject_bad_targets() -> None:
+    with pytest.raises(ValueError, match="unknown tier"):
+        InventorySettings(targets={"fast": 0.9})
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        InventorySettings(item_targets={"A": 1.0})
+
+
+def test_cycle_service_reorder_point_by_hand() -> None:
+    samples = np.tile(np.arange(100, dtype=np.float32), (2, 1))  # D uniform on 0..99
+    s = reorder_point_from_samples(samples, np.array([0.9, 0.95]), np.ones(2), "cycle_service")
+    assert s.tolist() == [89.0, 94.0]  # P(D <= 89) = 0.90, P(D <= 94) = 0.95
+    assert stockout_probability(samples, np.array([89.0, 94.0])).tolist() == [
+        pytest.approx(0.1),
+        pytest.approx(0.05),
+    ]
+
+
+def test_classical_fill_rate_by_hand() -> None:
+    samples = np.array([[0.0, 10.0]], dtype=np.float32)  # D = 0 or 10
+    # E(D-5)+ = 2.5, E(D-15)+ = 0 -> 1 - 2.5/10
+    assert fill_rate_from_samples(samples, np.array([5.0]), np.array([10.0]))[0] == 0.75
+    assert expected_shortage(samples, np.array([5.0]))[0] == 2.5
+
+
+def test_exact_fill_rate_by_hand() -> None:
+    # lead-time demand 0, one review period adds 0 or 2; Q = 2, s = 0: IP uniform on {1, 2}.
+    # shortage per period = (E(D-1)+ + E(D-2)+) / 2 = (0.5 + 0) / 2; demand per period 1
+    lead = np.zeros((1, 2), dtype=np.float32)
+    total = np.array([[0.0, 2.0]], dtype=np.float32)
+    f = fill_rate_from_samples(total, np.array([0.0]), np.array([2.0]), lead_samples=lead)
+    assert f[0] == pytest.approx(0.75)
+    # continuous demand: the integral version, (E(D-x)+ over x in (0, 2]) / 2 = (2^2/2 / 2) / 2
+    f = fill_rate_from_samples(
+        total, np.array([0.0]), np.array([2.0]), lead_samples=lead, integer=np.array([False])
+    )
+    assert f[0] == pytest.approx(1.0 - (2.0 * 2.0 / 2.0 / 2.0 / 2.0))
+
+
+def _poisson_loss(mean: float, level: float) -> float:
+    k = np.arange(int(level) + 1, int(mean * 10 + 200))
+    return float(((k - level) * stats.poisson.pmf(k, mean)).sum())
+
+
+def test_exact_fill_rate_matches_poisson_base_stock() -> None:
+    # Q = 1: base stock S = s + 1; fill = 1 - (E(D_{L+1}-S)+ - E(D_L-S)+) / mu
+    mu, lead = 0.8, 5
+    ltd = lead_time_demand(
+        np.random.default_rng(0).poisson(mu, (1, 20_000)).astype(float),
+        np.array([float(lead)]),
+        review_period=1,
+        method="poisson",
+        n_samples=200_000,
+        parameter_uncertainty=False,
+        level_alpha=0.0,
+    )
+    rate = ltd.params.mean[0]
+    for s in (2, 4, 6):
+        big_s = s + 1
+        exact = (
+            1 - (_poisson_loss(rate * (lead + 1), big_s) - _poisson_loss(rate * lead, big_s)) / rate
+        )
+        got = fill_rate_from_samples(
+            ltd.samples, np.array([float(s)]), np.array([1.0]), lead_samples=ltd.lead_samples
+        )[0]
+        assert got == pytest.approx(exact, abs=0.006)
+
+
+def test_fill_rate_reorder_point_is_the_smallest_reaching_the_target() -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.random((20, 300)) < 0.3) * rng.integers(1, 8, (20, 300)).astype(float)
+    ltd = lead_time_demand(y, np.full(20, 6.0), review_period=1, n_samples=500)
+    q = order_quantity(y.mean(axis=1), 10.0)
+    target = np.full(20, 0.95)
+    s = reorder_point_from_samples(
+        ltd.samples, target, q, lead_samples=ltd.lead_samples, integer=ltd.params.integer
+    )
+    for i in range(20):
+        grid = np.arange(0, ltd.samples[i].max() + 2)
+        fills = fill_rate_from_samples(
+            np.repeat(ltd.samples[i : i + 1], grid.size, axis=0),
+            grid,
+            np.full(grid.size, q[i]),
+            lead_samples=np.repeat(ltd.lead_samples[i : i + 1], grid.size, axis=0),
+        )
+        assert s[i] == grid[np.argmax(fills >= 0.95)]
+
+
+def test_distribution_policy_end_to_end() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.poisson(2.0, (5, 400)).astype(float)
+    ltd = lead_time_demand(y, np.full(5, 9.0), review_period=1, n_samples=2000)
+    q = order_quantity(y.mean(axis=1), 7.0)
+    pol = distribution_policy(ltd, np.full(5, 0.97), q)
+    assert (pol.expected_fill_rate >= 0.97).all()
+    assert (pol.order_up_to == pol.reorder_point + q).all()
+    np.testing.assert_allclose(pol.safety_stock, pol.reorder_point - ltd.mean)
+    csl = distribution_policy(ltd, np.full(5, 0.9), q, target_type="cycle_service")
+    assert (csl.cycle_service_level >= 0.9).all()
+    frame = pol.to_frame([f"I{i}" for i in range(5)])
+    assert frame.columns[:3] == ["item_id", "reorder_point", "order_up_to"]
+    assert frame.height == 5
+    with pytest.raises(DataValidationError, match="item ids"):
+        pol.to_frame(["A"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    y=arrays(np.float64, (2, 60), elements=st.integers(0, 12).map(float)),
+    t1=st.floats(0.5, 0.99),
+    t2=st.floats(0.5, 0.99),
+    kind=st.sampled_from(["fill_rate", "cycle_service"]),
+)
+def test_higher_target_gives_higher_reorder_point(
+    y: np.ndarray, t1: float, t2: float, kind: str
+) -> None:
+    lo, hi = sorted((t1, t2))
+    ltd = lead_time_demand(y, np.full(2, 4.0), review_period=1, n_samples=300)
+    q = order_quantity(y.mean(axis=1), 5.0)
+    s_lo = distribution_policy(ltd, np.full(2, lo), q, target_type=kind).reorder_point
+    s_hi = distribution_policy(ltd, np.full(2, hi), q, target_type=kind).reorder_point
+    assert (s_hi >= s_lo).all()
+    assert (s_lo >= 0).all() and (s_lo == np.round(s_lo)).all()
+
+
+def test_normal_loss_and_normal_policy_by_hand() -> None:
+    assert normal_loss(np.array([0.0]))[0] == pytest.approx(1 / np.sqrt(2 * np.pi))
+    assert normal_loss(np.array([np.inf]))[0] == 0.0
+    # d = 2, sigma_d = 1, L = 4 +- 1: mu = 8, sigma = sqrt(4 * 1 + 4 * 1)
+    args = (np.array([2.0]), np.array([1.0]), np.array([4.0]), np.array([1.0]))
+    pol = normal_policy(*args, np.array([0.95]), np.array([10.0]), target_type="cycle_service")
+    sigma = np.sqrt(8.0)
+    assert pol.reorder_point[0] == np.ceil(8 + stats.norm.ppf(0.95) * sigma)  # 13
+    assert pol.reorder_point[0] == 13.0
+    fill = normal_policy(*args, np.array([0.99]), np.array([10.0]))
+    k = (fill.reorder_point[0] - 8.0) / sigma
+    k_exact = (fill.reorder_point[0] - 1 - 8.0) / sigma
+    # the rounded-up s reaches G(k) <= (1 - beta) Q / sigma; one unit less does not
+    assert normal_loss(np.array([k]))[0] <= 0.01 * 10 / sigma + 1e-9
+    assert normal_loss(np.array([k_exact]))[0] > 0.01 * 10 / sigma
+    rss = normal_policy(
+        *args, np.array([0.95]), np.array([10.0]), review_period=2, target_type="cycle_service"
+    )
+    assert rss.mean_demand[0] == 12.0  # d (L + R)
+
+
+def test_sba_one_step_matches_sba_kernel() -> None:
+    rng = np.random.default_rng(3)
+    y = (rng.random((40, 150)) < 0.15) * rng.integers(1, 6, (40, 150)).astype(float)
+    forecast, rmse = sba_one_step(y)
+    np.testing.assert_allclose(forecast, sba(y, 1)[:, 0], atol=1e-9)
+    assert (rmse >= 0).all()
+    # by hand: y = [0, 2, 0, 4]: start at period 1 (z=2, p=2); error at 2: 0 - 0.95 * 1
+    f, e = sba_one_step(np.array([[0.0, 2.0, 0.0, 4.0]]))
+    # period 3: forecast 0.95 * 2 / 2 = 0.95; error 4 - 0.95
+    assert e[0] == pytest.approx(np.sqrt(((0.95) ** 2 + (4 - 0.95) ** 2) / 2))
+    z, p = 2 + 0.1 * (4 - 2), 2 + 0.1 * (2 - 2)
+    assert f[0] == pytest.approx(0.95 * z / p)
+
+
+def test_suggested_order_by_hand() -> None:
+    pol = PolicyResult(
+        policy="sQ",
+        reorder_point=np.array([5.0, 5.0, 5.0]),
+        order_up_to=np.array([15.0, 15.0, 15.0]),
+        order_quantity=np.array([10.0, 10.0, 10.0]),
+        safety_stock=np.zeros(3),
+        mean_demand=np.zeros(3),
+        target=np.full(3, 0.95),
+        expected_fill_rate=np.ones(3),
+        cycle_service_level=np.ones(3),
+        method=np.array(["x"] * 3),
+    )
+    # IP -7: two lots lift it to 13 > 5; IP 5: one lot; IP 6: nothing
+    assert suggested_order(pol, np.array([-7.0, 5.0, 6.0])).tolist() == [20.0, 10.0, 0.0]
+    rss = PolicyResult(**{**pol.__dict__, "policy": "RsS"})
+    # up to S = 15, rounded to lots of 4 and at least MOQ 8
+    got = suggested_order(rss, np.array([3.0, 12.0, 5.0]), moq=8.0, lot_size=4.0)
+    assert got.tolist() == [12.0, 0.0, 12.0]
+    got = suggested_order(rss, np.array([4.0, 10.0, 2.0]), moq=[1, 1, 20], lot_size=[1, 1, 1])
+    assert got.tolist() == [11.0, 0.0, 20.0]
+
+
+def test_protection_review_periods() -> None:
+    assert protection_review_periods("sQ", 7) == 1.0
+    assert protection_review_periods("RsS", 7) == 7.0
+    with pytest.raises(ConfigError, match="policy"):
+        protection_review_periods("EOQ", 7)
+
+
+def test_resolve_item_column() -> None:
+    items = pl.DataFrame({"item_id": ["A", "B"], "moq": [5.0, None]})
+    got = resolve_item_column(items, ["B", "A", "C"], "moq", 1.0)
+    assert got.tolist() == [1.0, 5.0, 1.0]
+    assert resolve_item_column(items, ["A"], "lot_size", 2.0).tolist() == [2.0]
