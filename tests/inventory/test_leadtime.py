@@ -113,6 +113,19 @@ def test_fallbacks_supplier_then_global() -> None:
     assert (c1["lead_time_mean_days"], c1["lead_time_std_days"]) == (10.0, 0.0)
 
 
+def test_samples_for_in_the_order_asked_with_global_for_unknown_items() -> None:
+    res = _stats()
+    got = res.samples_for(["C", "A", "X", "B"])
+    assert [g.tolist() for g in got] == [
+        [14.0, 8.0, 12.0, 10.0],
+        [14.0, 8.0, 12.0],
+        [14.0, 8.0, 12.0, 10.0],  # X is unknown: the global samples
+        [14.0, 8.0, 12.0],
+    ]
+    assert all(g.dtype == np.float64 for g in got)
+    assert res.samples_for([]) == []
+
+
 def test_max_samples_keeps_the_most_recent_orders() -> None:
     a = _row(_stats(max_samples=2).per_item, item_id="A")
     assert a["lead_time_samples_days"] == [8.0, 12.0]

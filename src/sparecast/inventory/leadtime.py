@@ -124,22 +124,18 @@ class LeadTimeResult:
     def samples_for(self, item_ids: Sequence[str] | np.ndarray) -> list[np.ndarray]:
         """Lead-time samples (days, float64) for ``item_ids`` in that order; an item that is not
         in ``per_item`` gets the global samples."""
-        lookup = dict(
-            zip(
-                self.per_item["item_id"].to_list(),
-                self.per_item["lead_time_samples_days"].to_list(),
-                strict=True,
-            )
-        )
-        out = []
-        for item in item_ids:
-            values = lookup.get(str(item))
-            out.append(
-                np.asarray(values, dtype=np.float64)
-                if values
-                else self.global_samples.astype(np.float64)
-            )
-        return out
+        ids = pl.DataFrame({"item_id": [str(i) for i in item_ids]}, schema={"item_id": pl.String})
+        lists = ids.join(
+            self.per_item.select("item_id", "lead_time_samples_days"),
+            on="item_id",
+            how="left",
+            maintain_order="left",
+        )["lead_time_samples_days"]
+        lengths = lists.list.len().fill_null(0).to_numpy()
+        flat = lists.explode().drop_nulls().to_numpy().astype(np.float64)
+        parts = np.split(flat, np.cumsum(lengths)[:-1]) if lengths.size else []
+        glob = self.global_samples.astype(np.float64)
+        return [p if p.size else glob for p in parts]
 
     def open_quantity_for(self, item_ids: Sequence[str] | np.ndarray) -> np.ndarray:
         """Open PO quantity per item of ``item_ids`` (0 where none), float64."""
