@@ -3,9 +3,16 @@
 For each dataset and fill-rate target (90/95/98%), both policies are set on the first part of
 the history and simulated on the rest (``sparecast.evaluate.simulate.compare_policies``: same
 order quantity Q, same lead-time samples, backorders, a warm-up that is not measured). Printed per
-target and policy: the achieved fill rate (served / demanded over all items, and the mean of the
-items' fill rates), the stockout rate (demand periods not fully served / demand periods), the
-cycle service level and the average inventory value, with (b)'s value against (a)'s.
+target and policy: the achieved fill rate (served / demanded over all items; over the items with
+demand in the training part; the mean of the items' fill rates), the stockout rate (demand
+periods not fully served / demand periods), the cycle service level and the average inventory
+value, against (a)'s at the same target and against the value (a) needs for the same achieved
+fill rate (interpolated on (a)'s curve over nominal targets 50% .. 99.99%; "never reaches it"
+when no nominal target gets (a) there).
+
+Three policies: (a) the textbook normal approximation on SBA, (b) the distribution-based policy
+at the target, (b) calibrated: (b) at the nominal targets ``calibrate_targets`` finds on the
+training part.
 
 Datasets:
 
@@ -36,8 +43,15 @@ import polars as pl
 
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.panel import DemandPanel
-from sparecast.evaluate.simulate import compare_policies
+from sparecast.evaluate.simulate import compare_policies, simulate_policy
 from sparecast.inventory.leadtime import lead_time_stats
+from sparecast.inventory.policy import (
+    normal_policy,
+    order_quantity,
+    protection_review_periods,
+    sba_one_step,
+)
+from sparecast.methods.distributions import lead_time_matrix
 
 LABELS = {
     "normal": "(a) normal on SBA",
@@ -98,8 +112,70 @@ def carparts_dataset(path: Path, seed: int) -> dict:
     }
 
 
+# nominal targets of the textbook policy for its service/inventory curve
+A_LADDER = (0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9999)
+
+
+def textbook_curve(ds: dict, args: argparse.Namespace) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(a)'s achieved fill rate (``fill_rate``, ``mean_item_fill_rate``) against its inventory
+    value over A_LADDER (same split and Q)."""
+    y, split = ds["y"], ds["split"]
+    train, test = y[:, :split], y[:, split:]
+    lt, counts = lead_time_matrix(ds["lead_times"], y.shape[0])
+    lt_mean = np.nanmean(lt, axis=1)
+    lt_std = np.where(counts > 1, np.nanstd(lt, axis=1), 0.0)
+    q = order_quantity(np.maximum(train, 0).mean(axis=1), ds["cover"])
+    rate, rmse = sba_one_step(train)
+    rp = protection_review_periods(args.policy, ds["review"])
+    fills, item_fills, values = [], [], []
+    for nominal in A_LADDER:
+        pol = normal_policy(
+            rate,
+            rmse,
+            lt_mean,
+            lt_std,
+            np.full(y.shape[0], nominal),
+            q,
+            review_period=rp,
+            policy=args.policy,
+        )
+        sim = simulate_policy(
+            test,
+            pol.reorder_point,
+            q,
+            ds["lead_times"],
+            policy=args.policy,
+            review_period=ds["review"],
+            unit_cost=ds["unit_cost"],
+            warmup=ds["warmup"],
+            seed=args.seed + 1,
+        )
+        fills.append(sim.totals["fill_rate"])
+        item_fills.append(sim.totals["mean_item_fill_rate"])
+        values.append(sim.totals["avg_on_hand_value"])
+    v = np.array(values)
+    return {
+        "fill_rate": (np.maximum.accumulate(np.array(fills)), v),
+        "mean_item_fill_rate": (np.maximum.accumulate(np.array(item_fills)), v),
+    }
+
+
+def value_at_fill(curve: tuple[np.ndarray, np.ndarray], fill: float) -> float:
+    """(a)'s inventory value at an achieved fill rate, interpolated on its curve (NaN when
+    (a) does not reach it)."""
+    fills, values = curve
+    if fill > fills[-1]:
+        return float("nan")
+    if fill <= fills[0]:
+        return float(values[0])
+    j = int(np.argmax(fills >= fill))
+    w = (fill - fills[j - 1]) / max(fills[j] - fills[j - 1], 1e-12)
+    return float(values[j - 1] + w * (values[j] - values[j - 1]))
+
+
 def run(ds: dict, targets: list[float], args: argparse.Namespace) -> list[dict]:
     rows = []
+    curve = textbook_curve(ds, args)
     for target in targets:
         t0 = time.perf_counter()
         table, _ = compare_policies(
@@ -135,6 +211,12 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> list[dict]:
                     "cycle_service_level": r["cycle_service_level"],
                     "inventory_value": r["avg_on_hand_value"],
                     "vs_a": r["avg_on_hand_value"] / base - 1.0,
+                    "vs_a_same_fill": r["avg_on_hand_value"]
+                    / value_at_fill(curve["fill_rate"], r["fill_rate"])
+                    - 1.0,
+                    "vs_a_same_item_fill": r["avg_on_hand_value"]
+                    / value_at_fill(curve["mean_item_fill_rate"], r["mean_item_fill_rate"])
+                    - 1.0,
                     "orders": r["n_orders"],
                     "seconds": elapsed,
                 }
@@ -142,18 +224,27 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _vs(x: float) -> str:
+    return "(a) never reaches it" if np.isnan(x) else f"{x:+.1%}"
+
+
 def print_table(rows: list[dict]) -> None:
     print(
         "| dataset | target | policy | fill rate | fill rate, items with history | mean item "
-        "fill rate | stockout rate | CSL | avg inventory value | vs (a) |"
+        "fill rate | stockout rate | CSL | avg inventory value | vs (a) | vs (a) at the same fill "
+        "rate | vs (a) at the same mean item fill rate |"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['dataset']} | {r['target']:.0%} | {r['policy']} | {r['fill_rate']:.2%} "
             f"| {r['fill_rate_hist']:.2%} | {r['mean_item_fill_rate']:.2%} "
             f"| {r['stockout_rate']:.2%} | {r['cycle_service_level']:.2%} "
-            f"| {r['inventory_value']:,.0f} | {r['vs_a']:+.1%} |"
+            f"| {r['inventory_value']:,.0f} | {r['vs_a']:+.1%} | "
+            + _vs(r["vs_a_same_fill"])
+            + " | "
+            + _vs(r["vs_a_same_item_fill"])
+            + " |"
         )
     shares = {r["dataset"]: r["no_hist_share"] for r in rows}
     for name, share in shares.items():
