@@ -242,6 +242,12 @@ def test_demo_includes_the_plan(tmp_path: Path) -> None:
     pol = pl.read_parquet(out / "policy.parquet")
     assert pol.height == 60 and pol.columns == list(POLICY_COLUMNS)
     assert '<section id="suggested-orders">' in (out / "inventory_report.html").read_text()
+    # a later `run` into the directory removes the plan's files: no stale policy survives
+    rerun = runner.invoke(app, ["run", "-s", str(out / "erp.sqlite"), "-o", str(out), *FAST])
+    assert rerun.exit_code == 0, rerun.output
+    assert (out / "forecasts.parquet").exists()
+    assert not (out / "policy.parquet").exists()
+    assert not (out / "inventory_report.html").exists()
 
 
 def _tiny_tables(on_hand: float) -> dict[str, pl.DataFrame]:
