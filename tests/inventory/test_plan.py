@@ -339,6 +339,26 @@ def test_plan_on_mariadb_equals_sqlite(mariadb_url: str, tmp_path: Path, erp_tab
     assert pa.equals(pb)
 
 
+def test_compute_plan_orders_nothing_for_items_without_demand() -> None:
+    """B never had demand: s = 0 and IP = 0 would trigger an order of a dead item."""
+    n_days = 60
+    days = [date(2026, 3, 1) + timedelta(days=i) for i in range(n_days)]
+    long = pl.DataFrame({"unique_id": ["A"] * n_days, "ds": days, "y": [1.0] * n_days})
+    panel = DemandPanel.from_long(long, freq="D", item_ids=["A", "B"])
+    classification = pl.DataFrame({"unique_id": ["A", "B"], "tier": ["regular", "regular"]})
+    tables = _tiny_tables(0.0)
+    tables["items"] = tables["items"].with_columns(pl.lit(True).alias("active"))
+    plan = compute_plan(
+        panel, classification, None, tables, load_settings(), today=date(2026, 5, 31)
+    )
+    pol = {r["unique_id"]: r for r in plan.policy.iter_rows(named=True)}
+    b = pol["B"]
+    assert b["mean_lead_time_demand"] == 0.0 and b["inventory_position"] <= b["reorder_point"]
+    assert b["suggested_order"] == 0.0 and b["stockout_risk"] == 0.0
+    assert pol["A"]["suggested_order"] > 0  # A (on hand 0, 6 on order) is below its point
+    assert any("1 item(s) without any demand" in n for n in plan.notes)
+
+
 def test_compute_plan_sizes_orders_from_the_forecast() -> None:
     """The lot Q is the forecast rate (2 a day, twice the history) times order_cover_days; an
     item without a forecast uses its history mean and the plan says so."""

@@ -301,6 +301,12 @@ def compute_plan(
     if not active.all():  # items.active = false: phased out, never reordered
         order = np.where(active, order, 0.0)
         notes.append(f"{int((~active).sum())} inactive item(s) (items.active = false): no orders")
+    # no demand expected over the protection interval (no demand in the history): an order
+    # would only add dead stock, although IP = 0 <= s = 0
+    dead = (pol.mean_demand <= 0) & (order > 0)
+    if dead.any():
+        order = np.where(dead, 0.0, order)
+        notes.append(f"{int(dead.sum())} item(s) without any demand in the history: no orders")
     risk = stockout_probability(ltd, ip)
     timings["policy_s"] = time.perf_counter() - t0
 
