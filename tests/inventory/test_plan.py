@@ -116,6 +116,7 @@ def test_plan_report_has_every_section_and_no_external_assets(planned: Path) -> 
         "stockout-risk",
         "stock-vs-forecast",
         "supplier-performance",
+        "open-orders",
         "lead-times",
         "data-quality",
         "notes",

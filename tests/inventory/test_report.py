@@ -17,20 +17,25 @@ TODAY = date(2026, 5, 1)
 def _lead_times():  # type: ignore[no-untyped-def]
     po = pl.DataFrame(
         {
-            "po_id": ["P1", "P2"],
-            "item_id": ["A", "B"],
-            "supplier_id": ["S1", "S<2>"],
-            "order_date": [date(2026, 1, 1), date(2026, 2, 1)],
-            "quantity": [5.0, 5.0],
-            "promised_date": [date(2026, 1, 10), date(2026, 2, 10)],
+            "po_id": ["P1", "P2", "P3", "P4"],
+            "item_id": ["A", "B", "C", "C"],
+            "supplier_id": ["S1", "S<2>", "S1", "S1"],
+            "order_date": [date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1), date(2026, 4, 1)],
+            "quantity": [5.0, 5.0, 4.0, 2.0],
+            "promised_date": [date(2026, 1, 10), date(2026, 2, 10), date(2026, 3, 15), None],
         }
     )
     rc = pl.DataFrame(
         {
-            "po_id": ["P1", "P2", "NOPE"],
-            "item_id": ["A", "B", "A"],
-            "receipt_date": [date(2026, 1, 9), date(2026, 2, 20), date(2026, 2, 20)],
-            "quantity": [5.0, 5.0, 1.0],
+            "po_id": ["P1", "P2", "NOPE", "P3"],
+            "item_id": ["A", "B", "A", "C"],
+            "receipt_date": [
+                date(2026, 1, 9),
+                date(2026, 2, 20),
+                date(2026, 2, 20),
+                date(2026, 3, 20),
+            ],
+            "quantity": [5.0, 5.0, 1.0, 1.0],
         }
     )
     sup = pl.DataFrame({"supplier_id": ["S1", "S<2>"], "name": ["Acme & Co", "<b>Bold</b>"]})
@@ -86,6 +91,14 @@ def test_context_ranks_orders_counts_bands_and_groups_categories() -> None:
     assert cats["x"]["median_cover_days"] == 0.0  # the infinite cover is left out
     assert ctx["rejected_total"] == 1
     assert ctx["rejected_by_reason"][0]["reason"] == "unknown_po"
+    # P3 (promised 03-15, 3 of 4 open) is overdue by 47 days; P4 has no promised date: expected
+    # on 04-01 + C's mean lead time (its supplier S1's only completed line, P1: 8 days) = 04-09,
+    # overdue by 22 days
+    assert [(o["po_id"], o["days_overdue"], o["open_quantity"]) for o in ctx["overdue"]] == [
+        ("P3", 47, 3.0),
+        ("P4", 22, 2.0),
+    ]
+    assert ctx["overdue"][0]["supplier_name"] == "Acme & Co"
 
 
 def test_html_escapes_erp_text_and_shows_every_section() -> None:
@@ -94,7 +107,8 @@ def test_html_escapes_erp_text_and_shows_every_section() -> None:
     assert "<b>Bold</b>" not in html and "&lt;b&gt;Bold&lt;/b&gt;" in html
     assert "Acme &amp; Co" in html
     assert "erp &lt;db&gt;" in html
-    for section in ("summary", "suggested-orders", "stockout-risk", "stock-vs-forecast"):
+    assert "Open purchase orders (2, 2 overdue)" in html
+    for section in ("summary", "suggested-orders", "stockout-risk", "open-orders", "lead-times"):
         assert f'<section id="{section}">' in html
     assert "Data quality: rejected rows (1)" in html
     assert "<li>stock is old</li>" in html

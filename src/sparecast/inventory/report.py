@@ -2,7 +2,8 @@
 
 Sections (each an element with a stable id, so tests and the dashboard can find them):
 ``summary``, ``suggested-orders`` (ranked by stockout risk, then order value), ``stockout-risk``,
-``stock-vs-forecast`` (per category), ``supplier-performance``, ``lead-times``, ``data-quality``
+``stock-vs-forecast`` (per category), ``supplier-performance``, ``open-orders`` (overdue purchase
+orders to chase), ``lead-times``, ``data-quality``
 (rejected purchase-order, receipt and stock rows) and ``notes``.
 """
 
@@ -32,6 +33,7 @@ RISK_BANDS: tuple[tuple[str, float, float], ...] = (
 _MAX_ORDER_ROWS = 200
 _MAX_RISK_ROWS = 25
 _MAX_SUPPLIER_ROWS = 100
+_MAX_OVERDUE_ROWS = 50
 
 
 def _num(value: Any, digits: int = 0) -> str:
@@ -164,6 +166,18 @@ def report_context(plan: PlanResult, *, source: str) -> dict[str, Any]:
         if rejected.height
         else pl.DataFrame()
     )
+    overdue = (
+        lt.open_orders.filter("overdue")
+        .with_columns(
+            (pl.lit(plan.today) - pl.col("expected_date")).dt.total_days().alias("days_overdue")
+        )
+        .join(
+            lt.suppliers.select("supplier_id", pl.col("name").alias("supplier_name")),
+            on="supplier_id",
+            how="left",
+        )
+        .sort(["days_overdue", "po_id", "item_id"], descending=[True, False, False])
+    )
     sources = lt.per_item.group_by("lead_time_source").agg(
         pl.len().alias("items"),
         pl.col("lead_time_mean_days").mean().alias("mean_days"),
@@ -188,7 +202,9 @@ def report_context(plan: PlanResult, *, source: str) -> dict[str, Any]:
         "suppliers": suppliers.head(_MAX_SUPPLIER_ROWS).to_dicts(),
         "n_suppliers": suppliers.height,
         "open_orders": lt.open_orders.height,
-        "overdue_orders": int(lt.open_orders["overdue"].sum()),
+        "overdue_orders": overdue.height,
+        "overdue": overdue.head(_MAX_OVERDUE_ROWS).to_dicts(),
+        "max_overdue_rows": _MAX_OVERDUE_ROWS,
         "lead_time_sources": source_rows,
         "rejected_total": rejected.height,
         "rejected_by_reason": by_reason.to_dicts(),
