@@ -140,8 +140,9 @@ class PlanOutcome:
 
 def _stock_per_item(
     stock: pl.DataFrame, item_ids: list[str]
-) -> tuple[np.ndarray, np.ndarray, pl.DataFrame, date | None]:
-    """(on_hand >= 0, backorders >= 0, rejected stock rows, latest as_of) in ``item_ids`` order.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pl.DataFrame, date | None]:
+    """(on_hand >= 0, backorders >= 0, has a stock row, rejected stock rows, latest as_of) in
+    ``item_ids`` order.
 
     A negative on_hand is a backorder (the ERP booked issues it could not fill): on hand 0,
     backorders ``-on_hand``. Rows for items not in the items table are rejected.
@@ -175,9 +176,11 @@ def _stock_per_item(
     )
     valid = valid.filter(pl.col("item_id").is_in(known))
     lookup = dict(zip(valid["item_id"].to_list(), valid["on_hand"].to_list(), strict=True))
-    raw = np.array([lookup.get(i, 0.0) for i in item_ids], dtype=np.float64)
+    raw = np.array([lookup.get(i, np.nan) for i in item_ids], dtype=np.float64)
+    has_row = np.isfinite(raw)
+    raw = np.where(has_row, raw, 0.0)
     as_of = cast(date | None, valid["as_of"].max()) if valid.height else None
-    return np.maximum(raw, 0.0), np.maximum(-raw, 0.0), rejected, as_of
+    return np.maximum(raw, 0.0), np.maximum(-raw, 0.0), has_row, rejected, as_of
 
 
 def _forecast_per_item(
@@ -246,13 +249,12 @@ def compute_plan(
         max_samples=inv.lead_time_max_samples,
         today=today,
     )
-    on_hand, backorders, stock_rejected, as_of = _stock_per_item(tables["stock"], ids)
+    on_hand, backorders, has_stock, stock_rejected, as_of = _stock_per_item(tables["stock"], ids)
     rejected = pl.concat([lt.rejected, stock_rejected])
     timings["lead_times_s"] = time.perf_counter() - t0
     if as_of is not None and as_of < today:
         notes.append(f"stock is as of {as_of}, before today ({today})")
-    stock_ids = set(validate_table("stock", tables["stock"]).valid["item_id"].to_list())
-    n_no_stock = sum(1 for i in ids if i not in stock_ids)
+    n_no_stock = int((~has_stock).sum())
     if n_no_stock:
         notes.append(f"{n_no_stock} item(s) have no stock row: on hand 0")
 
