@@ -191,6 +191,18 @@ def test_supplier_on_time_delay_and_fill_rate() -> None:
     assert s2["lead_time_mean_days"] == 10.0
 
 
+def test_over_delivery_completes_the_line_and_caps_the_fill_rate() -> None:
+    pos = _po([("X", "A", "S1", D("2026-01-01"), 5.0, D("2026-01-11"))])
+    rc = _rc([("X", "A", D("2026-01-05"), 4.0), ("X", "A", D("2026-01-09"), 3.0)])
+    res = lead_time_stats(pos, rc, min_orders=1, today=TODAY)
+    assert res.open_orders.height == 0
+    assert _row(res.per_item, item_id="A")["lead_time_samples_days"] == [
+        pytest.approx((4 * 4 + 3 * 8) / 7)
+    ]
+    s1 = _row(res.suppliers, supplier_id="S1")
+    assert (s1["on_time_rate"], s1["fill_rate"], s1["mean_delay_days"]) == (1.0, 1.0, 0.0)
+
+
 def _strings(df: pl.DataFrame) -> pl.DataFrame:
     return df.select(pl.all().cast(pl.String))
 
