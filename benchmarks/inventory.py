@@ -28,7 +28,9 @@ Datasets:
   warm-up months; Q = 1 month of mean demand; no unit costs, so the value is in units.
 
 Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--carparts PATH]
-[--targets 0.90,0.95,0.98] [--policy sQ|RsS] [--distribution auto] [--n-samples 1000]``.
+[--targets 0.90,0.95,0.98] [--policy sQ|RsS] [--distribution auto] [--n-samples 1000]
+[--no-calibration] [--quantiles]``; ``--quantiles`` also prints the coverage and pinball loss of
+the per-period and lead-time quantiles over 3 rolling origins.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import polars as pl
 
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.panel import DemandPanel
+from sparecast.evaluate.calibration import rolling_calibration
 from sparecast.evaluate.simulate import compare_policies, simulate_policy
 from sparecast.inventory.leadtime import lead_time_stats
 from sparecast.inventory.policy import (
@@ -251,6 +254,21 @@ def print_table(rows: list[dict]) -> None:
         print(f"{name}: {share:.1%} of the simulated demand is on items without demand in training")
 
 
+def print_calibration(ds: dict, h: int, n_samples: int) -> None:
+    """Coverage and scaled pinball loss of the per-period (SBA point forecast) and lead-time
+    quantiles over 3 rolling origins (``evaluate.calibration.rolling_calibration``)."""
+    res = rolling_calibration(ds["y"], ds["lead_times"], h=h, n_windows=3, n_samples=n_samples)
+    print(f"\n{ds['name']}: quantile calibration, 3 origins, h = {h}")
+    print("| quantiles | level | coverage | scaled pinball | actuals |")
+    print("|---|---:|---:|---:|---:|")
+    for label, frame in (("per period", res.per_period), ("lead time", res.lead_time)):
+        for r in frame.to_dicts():
+            print(
+                f"| {label} | {r['level']:.2f} | {r['coverage']:.3f} | {r['scaled_pinball']:.3f} "
+                f"| {r['n']:,} |"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=2016)
@@ -264,14 +282,21 @@ def main() -> None:
     ap.add_argument("--distribution", default="auto")
     ap.add_argument("--n-samples", type=int, default=1000)
     ap.add_argument("--no-calibration", action="store_true", help="skip (b) calibrated")
+    ap.add_argument("--quantiles", action="store_true", help="also print quantile calibration")
     args = ap.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
     rows: list[dict] = []
+    sets = []
     if not args.skip_demo:
-        rows += run(demo_dataset(args.items, args.days, args.seed), targets, args)
+        sets.append((demo_dataset(args.items, args.days, args.seed), 28))
     if not args.skip_carparts and args.carparts.is_file():
-        rows += run(carparts_dataset(args.carparts, args.seed), targets, args)
+        sets.append((carparts_dataset(args.carparts, args.seed), 6))
+    for ds, _ in sets:
+        rows += run(ds, targets, args)
     print_table(rows)
+    if args.quantiles:
+        for ds, h in sets:
+            print_calibration(ds, h, args.n_samples)
 
 
 if __name__ == "__main__":
