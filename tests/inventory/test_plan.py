@@ -384,3 +384,45 @@ def test_compute_plan_sizes_orders_from_the_forecast() -> None:
     assert pol["B"]["forecast_per_period"] == 1.0 and pol["B"]["forecast_horizon_total"] is None
     assert pol["B"]["order_quantity"] == 30.0
     assert any("1 item(s) have no forecast" in n for n in plan.notes)
+
+
+def test_a_later_plan_sees_changes_to_older_purchase_orders(
+    tmp_path: Path, erp_tables: dict
+) -> None:
+    """The second run extracts incrementally (by order date); a PO line cancelled in the ERP
+    in between must not stay open in the plan."""
+    import sqlalchemy as sa
+
+    db = tmp_path / "erp.sqlite"
+    write_tables(erp_tables, f"sqlite:///{db}")
+    out = tmp_path / "out"
+    args = ["plan", "-s", str(db), "-o", str(out), "-c", str(_config(tmp_path)), *FAST]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    received = erp_tables["receipts"]["po_id"].unique().implode()
+    unreceived = erp_tables["purchase_orders"].filter(~pl.col("po_id").is_in(received))
+    item = unreceived["item_id"][0]
+    cancelled = unreceived.filter(pl.col("item_id") == item)["po_id"].to_list()
+    pol = pl.read_parquet(out / "policy.parquet").filter(pl.col("unique_id") == item)
+    assert pol["open_quantity"].item() > 0
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        for po_id in cancelled:
+            conn.execute(sa.text("DELETE FROM purchase_orders WHERE po_id = :p"), {"p": po_id})
+    engine.dispose()
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert json.loads((out / "run.json").read_text())["extract"]["full"] is False
+    pol = pl.read_parquet(out / "policy.parquet").filter(pl.col("unique_id") == item)
+    still_open = (
+        erp_tables["purchase_orders"]
+        .filter((pl.col("item_id") == item) & ~pl.col("po_id").is_in(cancelled))
+        .join(
+            erp_tables["receipts"].group_by("po_id").agg(pl.col("quantity").sum().alias("r")),
+            on="po_id",
+            how="left",
+        )
+        .select((pl.col("quantity") - pl.col("r").fill_null(0)).clip(lower_bound=0).sum())
+        .item()
+    )
+    assert pol["open_quantity"].item() == still_open

@@ -23,8 +23,10 @@ import polars as pl
 from sparecast import __version__
 from sparecast.classify import TierThresholds, classify
 from sparecast.config import Settings
+from sparecast.data.erp import ErpMapping
 from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import validate_table
+from sparecast.data.sources import read_tables
 from sparecast.errors import DataValidationError, OutputError, SourceError
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
 from sparecast.inventory.policy import (
@@ -42,6 +44,7 @@ from sparecast.pipeline.steps import (
     LoadedData,
     Progress,
     RunOutcome,
+    _database_url,
     _no_progress,
     _redact,
     load_panel,
@@ -590,11 +593,22 @@ def run_plan(
             "stock; `sparecast plan` needs an ERP database with the purchase_orders, receipts "
             "and stock tables (forecasts.parquet was written all the same)"
         )
+    tables = dict(loaded.tables)
+    if loaded.source_kind == "database" and not loaded.extract_info.get("full", True):
+        # Incremental extraction appends purchase orders by order date, so changes to older
+        # lines (cancelled, re-quantified, re-promised) would never be seen: open quantities
+        # must come from the current table, re-read in full (receipts only ever grow).
+        url = _database_url(source)
+        assert url is not None
+        mapping = ErpMapping.from_dict(settings.data.erp_mapping)
+        tables["purchase_orders"] = read_tables(url, mapping, tables=["purchase_orders"])[
+            "purchase_orders"
+        ]
     plan = compute_plan(
         loaded.panel,
         classification,
         forecasts,
-        loaded.tables,
+        tables,
         settings,
         today=today,
         progress=progress,
