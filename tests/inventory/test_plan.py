@@ -160,6 +160,18 @@ def test_plan_reuses_forecasts_when_asked(planned: Path, tmp_path: Path) -> None
     assert pl.read_parquet(planned / "policy.parquet").equals(before)
     assert json.loads((planned / "run.json").read_text())["plan"]["forecasts_reused"] is True
 
+    # without --quiet the plan's summary is printed
+    loud = runner.invoke(
+        app,
+        ["plan", "-s", str(planned / "erp.sqlite"), "-o", str(planned), "--reuse-forecasts"]
+        + ["-c", str(_config(tmp_path))],
+    )
+    assert loud.exit_code == 0, loud.output
+    n_to_order = int((before["suggested_order"] > 0).sum())
+    assert "Inventory plan" in loud.output
+    assert f"80 items: {n_to_order} to order now" in loud.output
+    assert "policy.parquet" in loud.output and "inventory_report.html" in loud.output
+
     empty = tmp_path / "empty"
     result = runner.invoke(
         app,
