@@ -2,7 +2,8 @@
 
 The public API: ``DemandPanel`` (the items x periods demand matrix), ``forecast`` (every method
 over a panel), ``backtest`` (rolling-origin evaluation and method selection), ``classify``
-(ADI/CV² classes and frequency tiers), ``load_settings`` and the error types.
+(ADI/CV² classes and frequency tiers), ``lead_time_stats`` (lead times, open orders and
+supplier performance from purchase orders), ``load_settings`` and the error types.
 """
 
 from sparecast.classify import TierThresholds, classify
@@ -17,6 +18,7 @@ from sparecast.errors import (
     SparecastError,
 )
 from sparecast.evaluate.backtest import BacktestResult, backtest
+from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
 from sparecast.methods import METHODS
 
 __version__ = "0.1.0"
@@ -28,6 +30,8 @@ __all__ = [
     "BacktestResult",
     "classify",
     "TierThresholds",
+    "lead_time_stats",
+    "LeadTimeResult",
     "Settings",
     "load_settings",
     "METHODS",
