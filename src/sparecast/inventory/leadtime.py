@@ -29,7 +29,8 @@ Definitions (all in days, dates as calendar days):
 Bad rows are reported in ``LeadTimeResult.rejected`` with a reason and never used; they never
 raise. Two identical receipts (same PO line, date and quantity) are both kept: without a receipt
 id they cannot be told from two partial deliveries on one day. A line received beyond its
-ordered quantity is complete; the surplus counts for its lead time, not for the fill rate. Reasons, checked in this order (the first that applies is reported):
+ordered quantity is complete; the surplus counts for its lead time, not for the fill rate.
+Reasons, checked in this order (the first that applies is reported):
 
 ======================== ====================================================================
 purchase_orders
