@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 DISTRIBUTIONS: tuple[str, ...] = ("auto", "poisson", "negbin", "compound", "bootstrap")
-_AUTO_DENSE = 0.5
+_AUTO_DENSE = 0.5  # auto: negbin at or above this share of periods with demand, else compound
 # bootstrap: sizes below this are resampled as they are (the jitter would bias them upwards)
 _JITTER_MIN = 9.0
 # parameter uncertainty: pseudo-demands of the pooled size CV2, items that form the pool, and
@@ -69,17 +69,10 @@ _JITTER_MIN = 9.0
 _CV2_PSEUDO = 5.0
 _POOL_MIN_DEMANDS = 10
 _CV2_DEFAULT = 0.5
-# candidate smoothing weights of the demand level (select_level_alpha)
-LEVEL_ALPHAS: tuple[float, ...] = (
-    0.0,
-    0.005,
-    0.01,
-    0.02,
-    0.05,
-    0.1,
-    0.2,
-    0.3,
-)  # auto: negbin at or above this share of periods with demand, else compound
+# candidate smoothing weights of the demand level (select_level_alpha), and the most items
+# (evenly spaced, with demand) that choose it
+LEVEL_ALPHAS: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+_ALPHA_MAX_ITEMS = 5000
 
 Progress = Callable[[str, int, int], None]
 
@@ -181,10 +174,17 @@ def select_level_alpha(
 
     For each ``alpha`` of ``grid`` the exponentially weighted mean at every origin is compared
     with the mean of the following ``horizon`` periods; the squared errors are divided by the
-    item's mean demand (so that every item counts about alike) and summed. Stationary demand
-    selects 0 (the plain mean), drifting demand a larger weight.
+    item's mean demand (so that every item counts about alike) and summed over the items with
+    demand (at most 5,000, evenly spaced). Stationary demand selects 0 (the plain mean),
+    drifting demand a larger weight.
     """
     h = _as_history(y)
+    active_rows = np.flatnonzero(h.sum(axis=1) > 0)
+    if active_rows.size > _ALPHA_MAX_ITEMS:  # one value for all: an even subsample suffices
+        active_rows = active_rows[
+            np.linspace(0, active_rows.size - 1, _ALPHA_MAX_ITEMS).round().astype(np.int64)
+        ]
+    h = h[active_rows]
     n_items, n_t = h.shape
     horizon = max(int(horizon), 1)
     start = n_t // 2
@@ -285,9 +285,15 @@ def _gamma_around(
 
 
 def _parameter_draws(
-    par: DemandParameters, sl: slice, n: int, rng: np.random.Generator, uncertain: bool
+    par: DemandParameters,
+    sl: slice,
+    n: int,
+    rng: np.random.Generator,
+    uncertain: bool,
+    per_size: bool,
 ) -> _Draws:
-    """The item parameters, or with ``uncertain`` one posterior draw per sample path.
+    """The item parameters, or with ``uncertain`` one posterior draw per sample path (of the
+    occurrence probability and the size for ``per_size`` (compound), else of the mean demand).
 
     Posterior draws: occurrence ``p ~ Beta(p T + 1/2, (1 - p) T + 1/2)`` (Jeffreys, ``T`` the
     effective number of periods); mean demand and mean size gamma around the estimate with the
@@ -314,6 +320,13 @@ def _parameter_draws(
     cv2 = (k * cv2 + _CV2_PSEUDO * par.pooled_cv2) / (k + _CV2_PSEUDO)
     size_var = cv2 * np.square(m)
     has = k > 0
+    if not per_size:  # poisson / negbin: only the mean demand per period is drawn
+        mean_draw = _gamma_around(mean, var / t_hist, n, rng)
+        # keep the per-period variance in proportion when the mean moves
+        var_draw = var[:, None] * np.square(mean_draw / np.where(mean > 0, mean, 1.0)[:, None])
+        return _Draws(
+            mean_draw, var_draw, p[:, None], m[:, None], size_var[:, None], par.integer[sl]
+        )
     p_draw = np.where(
         has[:, None],
         rng.beta(
@@ -322,15 +335,12 @@ def _parameter_draws(
         ),
         0.0,
     )
-    mean_draw = _gamma_around(mean, var / t_hist, n, rng)
     m_draw = _gamma_around(m, size_var / np.maximum(k, 1.0), n, rng)
     if (m_draw.size > 0) and par.integer[sl].any():  # integer sizes are at least 1
         m_draw = np.where(par.integer[sl][:, None] & has[:, None], np.maximum(m_draw, 1.0), m_draw)
-    # keep the per-period variance in proportion when the mean moves
-    var_draw = var[:, None] * np.square(mean_draw / np.where(mean > 0, mean, 1.0)[:, None])
     return _Draws(
-        mean_draw,
-        var_draw,
+        mean[:, None],
+        var[:, None],
         p_draw,
         m_draw,
         cv2[:, None] * np.square(m_draw),
@@ -366,30 +376,31 @@ def _negbin(th: _Draws, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _compound(th: _Draws, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     periods = np.rint(t).astype(np.int64)
-    n_dem = rng.binomial(periods, np.clip(np.broadcast_to(th.p, t.shape), 0.0, 1.0)).astype(
-        np.float64
-    )
-    m = np.broadcast_to(th.size_mean, t.shape)
-    v = np.broadcast_to(th.size_var, t.shape)
-    integer = th.integer[:, None]
+    n_dem = rng.binomial(periods, np.clip(np.broadcast_to(th.p, t.shape), 0.0, 1.0))
+    total = n_dem.astype(np.float32)
+    # sizes only where a sample path has demands (most paths of a sparse item have none)
+    rows, cols = np.nonzero(n_dem)
+    if rows.size == 0:
+        return total
+    nd = n_dem[rows, cols].astype(np.float64)
+    m = np.broadcast_to(th.size_mean, t.shape)[rows, cols]
+    v = np.broadcast_to(th.size_var, t.shape)[rows, cols]
+    integer = th.integer[rows]
     m1 = np.maximum(m - 1.0, 0.0)
     over = integer & (v > m1 + 1e-9) & (m1 > 0)
     # integer sizes: 1 + NB(mean m1, var v); sum of N of them: N + Poisson(Gamma(N k, theta))
     k = np.where(over, np.square(m1) / np.where(over, v - m1, 1.0), 1.0)
     theta = np.where(over, (v - m1) / np.where(m1 > 0, m1, 1.0), 1.0)
-    shape = n_dem * k
-    lam_nb = rng.gamma(np.maximum(shape, 1e-300), theta)
-    lam = np.where(over, np.where(shape > 0, lam_nb, 0.0), n_dem * m1)
-    total = n_dem + rng.poisson(lam)
-    cont_rows = ~th.integer
-    if cont_rows.any():  # non-integer sizes: gamma(mean m, var v), summed: Gamma(N ks, ts)
-        mc, vc, nc = m[cont_rows], v[cont_rows], n_dem[cont_rows]
+    lam = np.where(over, rng.gamma(nd * k, theta), nd * m1)
+    sums = nd + rng.poisson(lam)
+    cont = ~integer
+    if cont.any():  # non-integer sizes: gamma(mean m, var v), summed: Gamma(N ks, ts)
+        mc, vc, nc = m[cont], v[cont], nd[cont]
         ks = np.where(vc > 0, np.square(mc) / np.where(vc > 0, vc, 1.0), 1.0)
         ts = np.where(vc > 0, vc / np.where(mc > 0, mc, 1.0), 1.0)
-        cshape = nc * ks
-        gam = rng.gamma(np.maximum(cshape, 1e-300), ts)
-        total[cont_rows] = np.where(vc > 0, np.where(cshape > 0, gam, 0.0), nc * mc)
-    return total.astype(np.float32)
+        sums[cont] = np.where(vc > 0, rng.gamma(nc * ks, ts), nc * mc)
+    total[rows, cols] = sums
+    return total
 
 
 @njit(cache=True)
@@ -491,7 +502,7 @@ def _parametric(
     """Demand over the lead time and over lead time + review (independent increments, the
     same parameter draw per sample path)."""
     sampler = _SAMPLERS[name]
-    th = _parameter_draws(par, sl, t.shape[1], rng, uncertain)
+    th = _parameter_draws(par, sl, t.shape[1], rng, uncertain, per_size=name == "compound")
     lead = sampler(th, t, rng)
     if review <= 0:
         return lead, lead
