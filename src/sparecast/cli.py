@@ -281,7 +281,10 @@ def plan_cmd(
     source: Annotated[
         str,
         typer.Option(
-            "--source", "-s", help="SQLAlchemy URL of the ERP, or a SQLite file, with purchasing"
+            "--source",
+            "-s",
+            help="SQLAlchemy URL of the ERP, or a SQLite file (with purchase orders, receipts "
+            "and stock)",
         ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="output directory")],
