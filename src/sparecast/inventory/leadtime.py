@@ -297,28 +297,26 @@ def _po_lines(po: pl.DataFrame, rc: pl.DataFrame) -> pl.DataFrame:
     """One row per valid PO line with its receipts summarised: received_quantity,
     lead_time_days (quantity-weighted), completion_date, received_by_promised, completed."""
     lt = (pl.col("receipt_date") - pl.col("order_date")).dt.total_days().cast(pl.Float64)
+    q = pl.col("quantity")
+    lines = po.with_row_index("_line")
     received = (
         rc.join(
-            po.select("po_id", "item_id", pl.col("quantity").alias("_ordered"), "promised_date"),
+            lines.select(
+                "_line", "po_id", "item_id", pl.col("quantity").alias("_ordered"), "promised_date"
+            ),
             on=["po_id", "item_id"],
         )
-        .sort("po_id", "item_id", "receipt_date")
-        .with_columns(
-            lt.alias("_lt"),
-            pl.col("quantity").cum_sum().over("po_id", "item_id").alias("_cum"),
-        )
-        .group_by("po_id", "item_id")
+        .sort("_line", "receipt_date")
+        .with_columns(lt.alias("_lt"))
+        .group_by("_line")  # rows keep their (date) order within a group
         .agg(
-            pl.col("quantity").sum().alias("received_quantity"),
-            ((pl.col("_lt") * pl.col("quantity")).sum() / pl.col("quantity").sum()).alias(
-                "lead_time_days"
-            ),
+            q.sum().alias("received_quantity"),
+            ((pl.col("_lt") * q).sum() / q.sum()).alias("lead_time_days"),
             pl.col("receipt_date")
-            .filter(pl.col("_cum") >= pl.col("_ordered") - _EPS)
+            .filter(q.cum_sum() >= pl.col("_ordered") - _EPS)
             .first()
             .alias("completion_date"),
-            pl.col("quantity")
-            .filter(
+            q.filter(
                 pl.col("promised_date").is_not_null()
                 & (pl.col("receipt_date") <= pl.col("promised_date"))
             )
@@ -326,21 +324,17 @@ def _po_lines(po: pl.DataFrame, rc: pl.DataFrame) -> pl.DataFrame:
             .alias("received_by_promised"),
         )
     )
-    return po.join(received, on=["po_id", "item_id"], how="left").with_columns(
-        pl.col("received_quantity").fill_null(0.0),
-        pl.col("received_by_promised").fill_null(0.0),
-        (pl.col("received_quantity").fill_null(0.0) >= pl.col("quantity") - _EPS).alias(
-            "completed"
-        ),
+    return (
+        lines.join(received, on="_line", how="left", maintain_order="left")
+        .drop("_line")
+        .with_columns(
+            pl.col("received_quantity").fill_null(0.0),
+            pl.col("received_by_promised").fill_null(0.0),
+            (pl.col("received_quantity").fill_null(0.0) >= pl.col("quantity") - _EPS).alias(
+                "completed"
+            ),
+        )
     )
-
-
-def _sample_stats(samples: pl.Expr, prefix: str) -> list[pl.Expr]:
-    return [
-        samples.list.len().alias(f"{prefix}n"),
-        samples.list.mean().alias(f"{prefix}mean"),
-        samples.list.std(ddof=1).fill_null(0.0).alias(f"{prefix}std"),
-    ]
 
 
 def lead_time_stats(
