@@ -30,7 +30,8 @@ Datasets:
 Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--carparts PATH]
 [--targets 0.90,0.95,0.98] [--policy sQ|RsS] [--distribution auto] [--n-samples 1000]
 [--no-calibration] [--quantiles]``; ``--quantiles`` also prints the coverage and pinball loss of
-the per-period and lead-time quantiles over 3 rolling origins.
+the per-period and lead-time quantiles over 3 rolling origins; ``--scale-items N`` only times
+``lead_time_demand`` and ``distribution_policy`` on a synthetic panel of N items x ``--days``.
 """
 
 from __future__ import annotations
@@ -269,6 +270,34 @@ def print_calibration(ds: dict, h: int, n_samples: int) -> None:
             )
 
 
+def time_scale(n_items: int, n_days: int, n_samples: int, seed: int) -> None:
+    """Wall time of lead_time_demand and distribution_policy on a synthetic panel (demand on
+    0.3%..90% of days, sizes 1 + Poisson(2), 1-9 lead-time samples of 5-59 days per item)."""
+    import resource
+
+    from sparecast.inventory.policy import distribution_policy
+    from sparecast.methods.distributions import lead_time_demand
+
+    rng = np.random.default_rng(seed)
+    p = np.exp(rng.uniform(np.log(0.003), np.log(0.9), n_items))
+    y = np.zeros((n_items, n_days), np.float32)
+    for i in range(0, n_items, 10_000):
+        hit = rng.random((min(10_000, n_items - i), n_days)) < p[i : i + 10_000, None]
+        y[i : i + 10_000] = hit * (1 + rng.poisson(2, hit.shape))
+    lt = [rng.integers(5, 60, rng.integers(1, 10)).astype(float) for _ in range(n_items)]
+    t0 = time.perf_counter()
+    ltd = lead_time_demand(y, lt, review_period=1, n_samples=n_samples, seed=seed)
+    t1 = time.perf_counter()
+    q = order_quantity(y.mean(axis=1), 30)
+    distribution_policy(ltd, np.full(n_items, 0.95), q)
+    t2 = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(
+        f"\n{n_items:,} items x {n_days} days, {n_samples} samples: lead_time_demand "
+        f"{t1 - t0:.1f} s, distribution_policy {t2 - t1:.1f} s, peak memory {peak:.2f} GiB"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=2016)
@@ -283,8 +312,14 @@ def main() -> None:
     ap.add_argument("--n-samples", type=int, default=1000)
     ap.add_argument("--no-calibration", action="store_true", help="skip (b) calibrated")
     ap.add_argument("--quantiles", action="store_true", help="also print quantile calibration")
+    ap.add_argument(
+        "--scale-items", type=int, default=0, help="only time the distributions on N items"
+    )
     args = ap.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
+    if args.scale_items:
+        time_scale(args.scale_items, args.days, args.n_samples, args.seed)
+        return
     rows: list[dict] = []
     sets = []
     if not args.skip_demo:
