@@ -248,7 +248,7 @@ def test_suggested_order_by_hand() -> None:
         order_up_to=np.array([15.0, 15.0, 15.0]),
         order_quantity=np.array([10.0, 10.0, 10.0]),
         safety_stock=np.zeros(3),
-        mean_demand=np.zeros(3),
+        mean_demand=np.ones(3),
         target=np.full(3, 0.95),
         expected_fill_rate=np.ones(3),
         cycle_service_level=np.ones(3),
@@ -262,6 +262,9 @@ def test_suggested_order_by_hand() -> None:
     assert got.tolist() == [12.0, 0.0, 12.0]
     got = suggested_order(rss, np.array([4.0, 10.0, 2.0]), moq=[1, 1, 20], lot_size=[1, 1, 1])
     assert got.tolist() == [11.0, 0.0, 20.0]
+    # no demand in the history: no order even at IP <= s
+    dead = PolicyResult(**{**pol.__dict__, "mean_demand": np.array([0.0, 1.0, 0.0])})
+    assert suggested_order(dead, np.array([0.0, 0.0, -3.0])).tolist() == [0.0, 10.0, 0.0]
 
 
 def test_protection_review_periods() -> None:
@@ -276,3 +279,19 @@ def test_resolve_item_column() -> None:
     got = resolve_item_column(items, ["B", "A", "C"], "moq", 1.0)
     assert got.tolist() == [1.0, 5.0, 1.0]
     assert resolve_item_column(items, ["A"], "lot_size", 2.0).tolist() == [2.0]
+
+
+def test_inventory_settings_from_toml_and_environment(tmp_path, monkeypatch) -> None:
+    from sparecast.config import load_settings
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[inventory]\npolicy = "RsS"\nreview_period_days = 14\n'
+        'targets = { high_volume = 0.99 }\nitem_targets = { "P-1" = 0.8 }\n'
+    )
+    monkeypatch.setenv("SPARECAST_INVENTORY__DISTRIBUTION", "bootstrap")
+    inv = load_settings(cfg).inventory
+    assert (inv.policy, inv.review_period_days, inv.distribution) == ("RsS", 14, "bootstrap")
+    assert inv.targets == {"high_volume": 0.99}
+    t = service_targets(["high_volume", "regular"], inv, item_ids=["P-1", "P-2"])
+    assert t.tolist() == [0.8, inv.default_target]

@@ -526,11 +526,13 @@ def suggested_order(
     """Quantity to order now, float64[items] (0: no order).
 
     ``sQ``: when ``IP <= s``, the smallest multiple of Q lifting IP above s. ``RsS``: when
-    ``IP <= s``, ``S - IP``. Both rounded up to the lot size and at least the MOQ.
+    ``IP <= s``, ``S - IP``. Both rounded up to the lot size and at least the MOQ. An item whose
+    lead-time demand is zero (no demand in its history) gets no order: ``s = 0 = IP`` would
+    otherwise buy one lot of dead stock.
     """
     ip = np.asarray(inventory_position, dtype=np.float64)
     s, q = policy.reorder_point, policy.order_quantity
-    below = ip <= s
+    below = (ip <= s) & (policy.mean_demand > 0)
     if policy.policy == "sQ":
         n = np.floor((s - ip) / np.maximum(q, 1e-12)) + 1.0
         raw = np.where(below, n * q, 0.0)
