@@ -310,3 +310,19 @@ def test_forecast_quantiles_properties(y: np.ndarray, f: np.ndarray) -> None:
     assert (q >= 0).all()
     assert (q == np.round(q)).all()
     assert (np.diff(q, axis=2) >= 0).all()
+
+
+def test_forecast_quantiles_level_weighting_follows_recent_occurrence() -> None:
+    # demand (size 1) every period in the first half, every 10th period in the recent half
+    y = np.zeros((1, 200))
+    y[0, :100] = 1.0
+    y[0, 100::10] = 1.0
+    f = np.array([[0.5]])
+    # whole history: p = 0.55, size 0.5 / 0.55 < 1 -> one unit with probability 0.5
+    assert forecast_quantiles(y, f, [0.4, 0.6, 0.95])[0, 0].tolist() == [0.0, 1.0, 1.0]
+    # recent weights: p below 0.1, so the same mean comes as rarer, larger demands
+    recent = forecast_quantiles(y, f, [0.6, 0.95], level_alpha=0.1)[0, 0]
+    assert recent[0] == 0.0
+    assert recent[1] > 1.0
+    with pytest.raises(MethodError, match="level_alpha"):
+        forecast_quantiles(y, f, [0.5], level_alpha="recent")

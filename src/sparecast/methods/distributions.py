@@ -652,7 +652,11 @@ def _take(par: DemandParameters, rows: np.ndarray) -> DemandParameters:
 
 
 def forecast_quantiles(
-    y: np.ndarray, forecast: np.ndarray, levels: Sequence[float] | np.ndarray
+    y: np.ndarray,
+    forecast: np.ndarray,
+    levels: Sequence[float] | np.ndarray,
+    *,
+    level_alpha: float | str = 0.0,
 ) -> np.ndarray:
     """Per-period demand quantiles around a point forecast: ``float64[items, h, len(levels)]``.
 
@@ -662,7 +666,11 @@ def forecast_quantiles(
     the distribution's mean is the point forecast (when that size would be below 1 the item
     demands 1 unit with probability ``forecast``). A level ``q <= 1 - p`` gives 0; above, the
     size quantile at ``(q - (1 - p)) / p`` of ``1 + NB`` (integer items) or a gamma (others).
-    Items without any demand in the history get Poisson(forecast) quantiles.
+    Items without any demand in the history get Poisson(forecast) quantiles. ``p`` and the
+    size CV² are exponentially weighted by ``level_alpha`` as in :func:`lead_time_demand`
+    (``"auto"``: :func:`select_level_alpha` for the horizon ``h``). The default is 0 (whole
+    history): on carparts (3 rolling origins, h = 6) "auto" lowered the pinball loss at levels
+    0.5-0.95 by 2-5% but raised it at 0.99 by 28% (coverage 0.964 -> 0.956).
     """
     h = _as_history(y)
     f = np.maximum(np.asarray(forecast, dtype=np.float64), 0.0)
@@ -673,7 +681,13 @@ def forecast_quantiles(
     lv = np.asarray(levels, dtype=np.float64)
     if lv.ndim != 1 or ((lv <= 0) | (lv >= 1)).any():
         raise MethodError(f"quantile levels must be a 1-D list in (0, 1), got {levels!r}")
-    par = demand_parameters(h)
+    if level_alpha == "auto":
+        alpha = select_level_alpha(h, f.shape[1])
+    elif isinstance(level_alpha, int | float):
+        alpha = float(level_alpha)
+    else:
+        raise MethodError(f"level_alpha must be a number in [0, 1) or 'auto', got {level_alpha!r}")
+    par = demand_parameters(h, alpha)
     p = par.p_demand[:, None, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         cv2 = np.where(par.size_mean > 0, par.size_var / np.square(par.size_mean), 0.0)
