@@ -36,6 +36,13 @@ as zero demand):
 
 Lead times are drawn per sample from the item's lead-time samples (in periods), plus the review
 period; ``compound`` and ``bootstrap`` round the interval to whole periods.
+
+Out of sample, estimation error costs more service than the choice of distribution (measured on
+the demo: a 95% fill-rate policy fitted on the training year served 91.1% of the next year's
+demand, 94.8% when fitted on that year itself). Two defaults address it: the parametric methods
+draw their parameters per sample path from their sampling distribution
+(``parameter_uncertainty``), and the parameters weight recent periods exponentially with a
+weight chosen by a backtest of the level (``level_alpha="auto"``, 0 for stationary demand).
 """
 
 from __future__ import annotations
@@ -577,8 +584,13 @@ def lead_time_demand(
     """Samples of demand over lead time + review period for every item.
 
     ``y``: history ``[items, periods]``; ``lead_times``: per-item lead-time samples in periods
-    (see :func:`lead_time_matrix`); ``review_period`` in periods (0 for continuous review).
-    ``method`` one of :data:`DISTRIBUTIONS` (module docstring). Deterministic by ``seed``.
+    (see :func:`lead_time_matrix`); ``review_period`` in periods added to every lead time
+    (``inventory.policy.protection_review_periods``: 1 for (s, Q) reviewed every period, R for
+    (R, s, S)). ``method`` one of :data:`DISTRIBUTIONS` (module docstring);
+    ``parameter_uncertainty``: posterior parameter draws per sample path
+    (:func:`_parameter_draws`); ``level_alpha``: exponential weight of recent periods in the
+    parameters (``"auto"``: :func:`select_level_alpha` for the median protection interval).
+    Deterministic by ``seed`` (and ``chunk_size``).
     """
     if method not in DISTRIBUTIONS:
         raise MethodError(f"unknown distribution {method!r}; known: {', '.join(DISTRIBUTIONS)}")
