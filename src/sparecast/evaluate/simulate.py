@@ -329,11 +329,13 @@ def compare_policies(
     simulated on ``y[:, split:]`` (no look-ahead), with the same Q, lead times and targets.
 
     With ``calibrate`` (fill-rate targets) a third policy, ``distribution_calibrated``, is (b)
-    at the nominal targets of :func:`calibrate_targets` on the training part (its last third as
-    the holdout: a shorter fit part overstates the estimation error of the full training part;
-    measured: the last half overshot a 90% target by 3.5 points on the demo, a third by 0.7). Returns one row of totals per policy (``simulate_policy`` totals plus the fill
-    rate over items with demand in the training part and the share of test demand on items
-    without) and the policies by name.
+    at the nominal targets of :func:`calibrate_targets` on the training part, its last third as
+    the holdout (a shorter fit part overstates the estimation error of the full training part;
+    measured: the last half overshot a 90% target by 3.5 points on the demo, a third by 0.7).
+
+    Returns one row of totals per policy (``simulate_policy`` totals plus the fill rate over
+    items with demand in the training part and the share of test demand on items without) and
+    the policies by name.
     """
     h = np.asarray(y, dtype=np.float64)
     if not 0 < split < h.shape[1]:
