@@ -262,9 +262,6 @@ def test_suggested_order_by_hand() -> None:
     assert got.tolist() == [12.0, 0.0, 12.0]
     got = suggested_order(rss, np.array([4.0, 10.0, 2.0]), moq=[1, 1, 20], lot_size=[1, 1, 1])
     assert got.tolist() == [11.0, 0.0, 20.0]
-    # no demand in the history: no order even at IP <= s
-    dead = PolicyResult(**{**pol.__dict__, "mean_demand": np.array([0.0, 1.0, 0.0])})
-    assert suggested_order(dead, np.array([0.0, 0.0, -3.0])).tolist() == [0.0, 10.0, 0.0]
 
 
 def test_protection_review_periods() -> None:

@@ -526,13 +526,13 @@ def suggested_order(
     """Quantity to order now, float64[items] (0: no order).
 
     ``sQ``: when ``IP <= s``, the smallest multiple of Q lifting IP above s. ``RsS``: when
-    ``IP <= s``, ``S - IP``. Both rounded up to the lot size and at least the MOQ. An item whose
-    lead-time demand is zero (no demand in its history) gets no order: ``s = 0 = IP`` would
-    otherwise buy one lot of dead stock.
+    ``IP <= s``, ``S - IP``. Both rounded up to the lot size and at least the MOQ. The rule
+    alone: an item without any demand in its history (``mean_demand == 0``, ``s = 0``) at
+    ``IP = 0`` gets one lot; ``pipeline.plan`` drops those orders and says so in a note.
     """
     ip = np.asarray(inventory_position, dtype=np.float64)
     s, q = policy.reorder_point, policy.order_quantity
-    below = (ip <= s) & (policy.mean_demand > 0)
+    below = ip <= s
     if policy.policy == "sQ":
         n = np.floor((s - ip) / np.maximum(q, 1e-12)) + 1.0
         raw = np.where(below, n * q, 0.0)
