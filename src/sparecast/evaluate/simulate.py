@@ -268,6 +268,10 @@ def calibrate_targets(
     keys = np.unique(np.stack([grp.astype(np.float64), tgt]), axis=1).T
     fs = np.asarray(factors, dtype=np.float64)
     achieved = np.full((len(keys), fs.size), np.nan)
+    # Items without demand in the fit part stay in their group: their demand in the check part
+    # (items coming to life) lowers the group's fill rate and raises the others' targets. Leaving
+    # them out was measured worse out of sample on carparts (items ramp up and phase out): 88.5/
+    # 92.0/94.7% instead of 94.2/95.7/96.5% at 90/95/98% (items with history); demo unchanged.
     members = [(grp == g) & (tgt == t) for g, t in keys]
     for j, f in enumerate(fs):
         nominal = 1.0 - (1.0 - tgt) * f
