@@ -175,3 +175,50 @@ def test_calibrate_targets_raises_targets_and_stays_below_one() -> None:
     assert (nominal >= 0.9).all() and (nominal < 1).all()
     with pytest.raises(ConfigError, match="holdout"):
         calibrate_targets(y, np.full(60, 6.0), np.full(60, 0.9), q, holdout=20, warmup=30)
+
+
+@pytest.mark.parametrize(("policy", "review"), [("sQ", 1), ("RsS", 7)])
+def test_predicted_fill_rate_is_what_the_simulation_delivers(policy: str, review: int) -> None:
+    # the model is the truth (Poisson demand, fixed lead time, exact parameters): the policy's
+    # expected fill rate must be what the replay achieves
+    from sparecast.inventory.policy import (
+        distribution_policy,
+        order_quantity,
+        protection_review_periods,
+    )
+    from sparecast.methods.distributions import lead_time_demand
+
+    rng = np.random.default_rng(5)
+    y = rng.poisson(2.0, (40, 3000)).astype(float)
+    lt = np.full(40, 6.0)
+    ltd = lead_time_demand(
+        y[:, :1000],
+        lt,
+        review_period=protection_review_periods(policy, review),
+        method="poisson",
+        n_samples=4000,
+        parameter_uncertainty=False,
+        level_alpha=0.0,
+    )
+    q = order_quantity(y[:, :1000].mean(axis=1), 10.0)
+    for target in (0.9, 0.98):
+        pol = distribution_policy(ltd, np.full(40, target), q, policy=policy)
+        sim = simulate_policy(
+            y[:, 1000:], pol.reorder_point, q, lt, policy=policy, review_period=review, warmup=100
+        )
+        predicted = float(np.mean(pol.expected_fill_rate))
+        achieved = sim.totals["fill_rate"]
+        if policy == "sQ":  # exact for (s, nQ)
+            assert achieved == pytest.approx(predicted, abs=0.012)
+        else:  # (R, s, S): IP after a review is not uniform (S after an order): conservative
+            assert predicted - 0.005 <= achieved <= predicted + 0.03
+        assert achieved >= target - 0.012
+
+
+def test_compare_policies_with_calibration_has_three_rows() -> None:
+    y = _poisson_panel(n=30, days=400)
+    table, policies = compare_policies(
+        y, 250, np.full(30, 5.0), 0.9, order_cover_periods=10, warmup=20, n_samples=300
+    )
+    assert table["policy"].to_list() == ["normal", "distribution", "distribution_calibrated"]
+    assert (policies["distribution_calibrated"].target >= policies["distribution"].target).all()

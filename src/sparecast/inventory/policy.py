@@ -21,6 +21,10 @@ Service targets:
   replenishment cycle, ``ESC(s) = E[(D - s)+] - E[(D - s - Q)+]``, over the demand per cycle
   ``Q`` (``RsS``: ``max(Q, mean demand over R)``); ``s`` is the smallest integer with
   ``1 - ESC(s) / Q >= beta``, found by a bisection vectorised over items.
+  Measured against the simulation on Poisson demand (L = 6, Q = 10 periods of demand):
+  (s, Q) predicted 91.0/95.9/98.5% and achieved 91.2/96.1/98.5% at targets 90/95/98; for
+  (R, s, S) with R = 7 the uniform position is conservative (predicted 90.7/95.4/98.3%,
+  achieved 92.9/96.6/98.7%), because after an order the position is S, not uniform.
 - cost: a stockout weight ``w`` (cost of a unit short relative to holding it a cycle) gives the
   newsvendor critical ratio ``w / (w + 1)``, used as the cycle service level.
 
