@@ -163,6 +163,8 @@ class ForecastStore:
     """
 
     def __init__(self, url: str, *, connect_timeout_s: float = 3.0, echo: bool = False) -> None:
+        if url.startswith(("postgresql://", "postgres://")):  # the driver sparecast ships
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.url = url
         self.backend = sa.make_url(url).get_backend_name()
         if self.backend not in ("sqlite", "postgresql"):
