@@ -54,7 +54,11 @@ def create_app(
     app.state.sparecast = state
     for module in (forecast, items, reports, health, jobs, metrics):
         app.include_router(module.router)
-    app.add_middleware(LatencyMiddleware, metrics=state.metrics)
+    item_route = next(
+        r for r in forecast.router.routes if getattr(r, "path", "") == forecast.ITEM_ROUTE
+    )
+    app.add_middleware(forecast.ItemForecastFastPath, state=state, route=item_route)
+    app.add_middleware(LatencyMiddleware, metrics=state.metrics)  # outermost: times everything
     header = settings.service.api_key_header
 
     def openapi() -> dict[str, Any]:

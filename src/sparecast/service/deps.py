@@ -13,8 +13,8 @@ from sparecast.service.state import ServiceState
 __all__ = ["StateDep", "ApiKeyDep", "get_state", "require_api_key", "key_matches"]
 
 
-def get_state(request: Request) -> ServiceState:
-    """The process's ServiceState (set by ``create_app``)."""
+async def get_state(request: Request) -> ServiceState:
+    """The process's ServiceState (set by ``create_app``); async: no thread hop per request."""
     state: ServiceState = request.app.state.sparecast
     return state
 
@@ -32,7 +32,7 @@ def key_matches(key: str, hashes: list[str]) -> bool:
     return found
 
 
-def require_api_key(request: Request, state: StateDep) -> None:
+async def require_api_key(request: Request, state: StateDep) -> None:
     """Refuse the request with 401 unless its API-key header holds a configured key."""
     header = state.settings.service.api_key_header
     key = request.headers.get(header)

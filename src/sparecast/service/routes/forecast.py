@@ -9,23 +9,31 @@ with orjson (in the ``ItemForecastOut`` shape) and cached.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sparecast.errors import StoreError, StoreUnavailable
+from sparecast.errors import CacheUnavailable, StoreError, StoreUnavailable
 from sparecast.service.deps import ApiKeyDep, StateDep
 from sparecast.service.models import ErrorOut, ForecastBatchIn, ForecastBatchOut, ItemForecastOut
 from sparecast.service.state import ServiceState
 from sparecast.store.cache import cache_key
 from sparecast.store.history import ItemForecast, RunInfo
 
-__all__ = ["router", "forecast_json"]
+__all__ = ["router", "forecast_json", "ItemForecastFastPath"]
 
 router = APIRouter(tags=["forecast"])
+
+_ITEM_PREFIX = "/forecast/item/"
+ITEM_ROUTE = _ITEM_PREFIX + "{item_id:path}"
+_FAST_PATH_MISS = "sparecast.fast_path_miss"
+_PLAIN_NUMBER = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "unknown item"},
@@ -120,7 +128,7 @@ def _store_down(state: ServiceState, exc: Exception, uncached: int) -> HTTPExcep
 
 
 @router.get(
-    "/forecast/item/{item_id:path}",
+    ITEM_ROUTE,
     response_model=ItemForecastOut,
     responses=_ERRORS,
     summary="Forecast of one item",
@@ -128,6 +136,7 @@ def _store_down(state: ServiceState, exc: Exception, uncached: int) -> HTTPExcep
 async def item_forecast(
     item_id: str,
     state: StateDep,
+    request: Request,
     horizon: Annotated[
         int | None,
         Query(ge=1, le=100_000, description="periods to return (default: all the run has)"),
@@ -142,7 +151,11 @@ async def item_forecast(
     h = _horizon(state, run, horizon, ["query", "horizon"])
     levels = _levels(run, quantiles, ["query", "quantiles"])
     key = cache_key(run.model_version, item_id, h, levels)
-    body = state.cache_get(key)
+    if request.scope.get(_FAST_PATH_MISS) == key:  # the fast path looked it up already
+        state.metrics.cache_lookups(0, 1)
+        body = None
+    else:
+        body = state.cache_get(key)
     if body is None:
         if item_id not in state.items:
             raise _unknown(run, [item_id])
@@ -208,3 +221,79 @@ async def items_forecasts(body: ForecastBatchIn, state: StateDep) -> Response:
     head = orjson.dumps({"model_version": run.model_version, "run_id": run.run_id})[:-1]
     payload = b"".join((head, b',"items":[', b",".join(parts), b"]}"))  # type: ignore[arg-type]
     return Response(payload, media_type="application/json")
+
+
+class ItemForecastFastPath:
+    """ASGI middleware answering cache hits of ``GET /forecast/item/{item_id}`` before routing.
+
+    FastAPI's dependency and parameter machinery costs several times more than a cache lookup;
+    this answers the common case (a cached item, plain ``horizon``/``quantiles`` values) with
+    the same bytes the route would send, using the route's own checks. Anything else (a miss,
+    an unusual or invalid parameter, no run yet) goes on to the route unchanged, which then
+    validates, answers errors and fills the cache: the answers are the same either way.
+    """
+
+    def __init__(self, app: ASGIApp, state: ServiceState, route: BaseRoute) -> None:
+        self.app = app
+        self.state = state
+        self.route = route
+
+    def _lookup(self, scope: Scope) -> bytes | None:
+        run = self.state.run
+        item_id: str = scope["path"][len(_ITEM_PREFIX) :]
+        if run is None or not item_id:
+            return None
+        horizon: int | None = None
+        quantiles: list[float] | None = None
+        query: bytes = scope["query_string"]
+        if query:
+            for part in query.decode("latin-1").split("&"):
+                name, _, value = part.partition("=")
+                if not _PLAIN_NUMBER.fullmatch(value):
+                    return None
+                if name == "horizon" and horizon is None and "." not in value:
+                    horizon = int(value)
+                elif name == "quantiles":
+                    quantiles = [*(quantiles or []), float(value)]
+                else:
+                    return None
+            if horizon is not None and horizon < 1:
+                return None
+        try:
+            h = _horizon(self.state, run, horizon, ["query", "horizon"])
+            levels = _levels(run, quantiles, ["query", "quantiles"])
+        except HTTPException:
+            return None
+        key = cache_key(run.model_version, item_id, h, levels)
+        try:
+            body = self.state.cache.get(key)
+        except CacheUnavailable:
+            return None  # the route tries again, fails fast and counts the error
+        if body is None:
+            scope[_FAST_PATH_MISS] = key
+        else:
+            self.state.metrics.cache_lookups(1, 0)
+        return body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"].startswith(_ITEM_PREFIX)
+        ):
+            body = self._lookup(scope)
+            if body is not None:
+                scope["route"] = self.route  # the latency histogram's label
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
