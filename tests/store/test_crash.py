@@ -72,7 +72,7 @@ def test_killed_writer_leaves_nothing_half_written(store_url: str) -> None:
     before = _counts(store)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, store_url, "5000"],  # 140,000 rows: > one COPY block
+        [sys.executable, "-c", WRITER, store_url, "45000"],  # 45,000 items: > two COPY blocks
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -106,5 +106,5 @@ def test_killed_writer_leaves_nothing_half_written(store_url: str) -> None:
     assert "COMMITTED" in rerun.stdout, rerun.stderr
     latest = store.latest_run()
     assert latest is not None and latest.run_id > first and latest.n_items == 10
-    assert _counts(store)["forecasts"] == before["forecasts"] + 280
+    assert _counts(store)["forecasts"] == before["forecasts"] + 10
     store.dispose()

@@ -37,6 +37,11 @@ def schema_of(url: str) -> dict[str, Any]:
         columns = []
         for col in insp.get_columns(table):
             kind = type(col["type"]).__name__.upper()
+            if kind == "ARRAY":  # PostgreSQL's side of FloatArray: double precision[]
+                item = type(col["type"].item_type).__name__.upper()  # type: ignore[attr-defined]
+                kind = "FLOAT_ARRAY" if item == "DOUBLE_PRECISION" else f"ARRAY OF {item}"
+            elif kind in ("BLOB", "LARGEBINARY"):  # SQLite's side: a float64 BLOB
+                kind = "FLOAT_ARRAY"
             generic = next(
                 g
                 for g, names in {
@@ -46,6 +51,7 @@ def schema_of(url: str) -> dict[str, Any]:
                     "date": ("DATE",),
                     "datetime": ("DATETIME", "TIMESTAMP"),
                     "bool": ("BOOLEAN",),
+                    "float_array": ("FLOAT_ARRAY",),
                 }.items()
                 if kind in names
             )

@@ -2,7 +2,8 @@
 SQLite (embedded default) or PostgreSQL (production), through SQLAlchemy 2 and Alembic.
 
 Every run is written in one transaction: a crash or an error mid-write leaves nothing behind.
-Bulk rows go through ``COPY`` on PostgreSQL (psycopg 3) and ``executemany`` on SQLite.
+Bulk rows go through ``COPY`` on PostgreSQL (psycopg 3) and ``executemany`` on SQLite. Each
+item's per-period values are one array (see ``store/schema.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import io
 import json
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -28,7 +31,6 @@ from sparecast.config import redact_url
 from sparecast.errors import StoreError, StoreUnavailable
 from sparecast.store.schema import (
     actual_demand,
-    forecast_quantiles,
     forecast_runs,
     forecasts,
     run_accuracy,
@@ -49,7 +51,7 @@ __all__ = [
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _QUANTILE_COL = re.compile(r"^q(\d+(?:\.\d+)?)$")
 _ID_CHUNK = 5000  # ids per IN (...) list; SQLite allows 32,766 variables since 3.32
-_ROW_CHUNK = 100_000  # rows per executemany / COPY block
+_ROW_CHUNK = 20_000  # rows (items) per executemany / COPY block
 _PG_MIGRATE_LOCK = 7_305_118_201  # pg_advisory_xact_lock key of migrate()
 
 StoreProgress = Callable[[str, int, int], None]
@@ -116,10 +118,20 @@ class RunInfo:
     n_items: int
     n_periods: int
     horizon: int
+    forecast_dates: list[date]
     quantile_levels: list[float]
-    actuals_start: date | None
-    actuals_end: date | None
+    actuals_dates: list[date]
     notes: list[str]
+
+    @property
+    def actuals_start(self) -> date | None:
+        """First date of the run's stored actual demand (None without actuals)."""
+        return self.actuals_dates[0] if self.actuals_dates else None
+
+    @property
+    def actuals_end(self) -> date | None:
+        """Last date of the run's stored actual demand (None without actuals)."""
+        return self.actuals_dates[-1] if self.actuals_dates else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (dates as ISO strings)."""
@@ -127,6 +139,8 @@ class RunInfo:
         for key, value in out.items():
             if isinstance(value, date | datetime):
                 out[key] = value.isoformat()
+            elif isinstance(value, list) and value and isinstance(value[0], date):
+                out[key] = [d.isoformat() for d in value]
         return out
 
 
@@ -194,6 +208,9 @@ class ForecastStore:
                 max_overflow=10,
                 connect_args={"connect_timeout": max(1, int(round(connect_timeout_s)))},
             )
+
+        self._runs: dict[int, RunInfo] = {}
+        self._runs_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ForecastStore({redact_url(self.url)!r})"
@@ -306,14 +323,14 @@ class ForecastStore:
         """Store one run in one transaction and return its id.
 
         ``forecasts_frame``: unique_id, ds, forecast, method and optional quantile columns
-        ``q{percent:g}``; ``actuals``: unique_id, ds, y (upserted per item, freq and date);
+        ``q{percent:g}``, one row per item and date, the same dates for every item;
+        ``actuals``: unique_id, ds, y (recent demand, the same dates for every item);
         ``accuracy``: the backtest summary (grouping, group, method, metrics, chosen).
         ``progress(label, done, total)`` is called as the tables fill.
         """
         report = progress or (lambda label, done, total: None)
-        rows = _forecast_rows(forecasts_frame)
-        levels = sorted(quantile_columns(forecasts_frame.columns).values())
-        actual_rows = _actual_rows(actuals, meta.freq) if actuals is not None else None
+        fc = _forecast_grid(forecasts_frame)
+        act = _actuals_grid(actuals) if actuals is not None and actuals.height else None
         accuracy_rows = _accuracy_rows(accuracy) if accuracy is not None else None
         created = _utc(meta.created_at or datetime.now(UTC))
         record = {
@@ -328,13 +345,11 @@ class ForecastStore:
             "n_items": meta.n_items,
             "n_periods": meta.n_periods,
             "horizon": meta.horizon,
-            "quantile_levels": json.dumps(levels),
-            "actuals_start": actual_rows["ds"].min()
-            if actual_rows is not None and actual_rows.height
-            else None,
-            "actuals_end": actual_rows["ds"].max()
-            if actual_rows is not None and actual_rows.height
-            else None,
+            "forecast_start": fc.dates[0],
+            "forecast_dates": _dates_json(fc.dates),
+            "quantile_levels": json.dumps(sorted(fc.quantiles)),
+            "actuals_start": act.dates[0] if act is not None else None,
+            "actuals_dates": _dates_json(act.dates if act is not None else []),
             "notes": json.dumps(list(meta.notes)),
         }
         with self._write("writing a run") as conn:
@@ -349,42 +364,38 @@ class ForecastStore:
                 .where(forecast_runs.c.id == run_id)
                 .values(model_version=version)
             )
-            main = rows.select(
-                pl.lit(run_id, pl.Int32).alias("run_id"),
-                "unique_id",
-                "step",
-                "ds",
-                "forecast",
-                "method",
+            n = len(fc.item_ids)
+            levels = sorted(fc.quantiles)
+            qmatrix = (
+                np.concatenate([fc.quantiles[level] for level in levels], axis=1)
+                if levels
+                else np.zeros((n, 0))
             )
-            self._bulk_insert(conn, "forecasts", main, report, "store forecasts")
-            if levels:
-                qcols = quantile_columns(forecasts_frame.columns)
-                long = (
-                    rows.select("unique_id", "step", *qcols)
-                    .unpivot(index=["unique_id", "step"], variable_name="name", value_name="value")
-                    .drop_nulls("value")
-                    .with_columns(
-                        pl.col("name").replace_strict(qcols, return_dtype=pl.Float64).alias("level")
-                    )
-                    .select(
-                        pl.lit(run_id, pl.Int32).alias("run_id"),
-                        "unique_id",
-                        "level",
-                        "step",
-                        "value",
-                    )
-                )
-                self._bulk_insert(conn, "forecast_quantiles", long, report, "store quantiles")
-            if actual_rows is not None and actual_rows.height:
-                self._upsert_actuals(
-                    conn, actual_rows.with_columns(pl.lit(run_id, pl.Int32).alias("run_id")), report
+            self._bulk_insert(
+                conn,
+                "forecasts",
+                {"run_id": [run_id] * n, "unique_id": fc.item_ids, "method": fc.methods},
+                {"forecast": fc.values, "quantiles": qmatrix},
+                report,
+                "store forecasts",
+            )
+            if act is not None:
+                m = len(act.item_ids)
+                self._bulk_insert(
+                    conn,
+                    "actual_demand",
+                    {"run_id": [run_id] * m, "unique_id": act.item_ids},
+                    {"y": act.values},
+                    report,
+                    "store actuals",
                 )
             if accuracy_rows is not None and accuracy_rows.height:
+                columns = {c: accuracy_rows[c].to_list() for c in accuracy_rows.columns}
                 self._bulk_insert(
                     conn,
                     "run_accuracy",
-                    accuracy_rows.select(pl.lit(run_id, pl.Int32).alias("run_id"), pl.all()),
+                    {"run_id": [run_id] * accuracy_rows.height, **columns},
+                    {},
                     report,
                     "store accuracy",
                 )
@@ -395,58 +406,42 @@ class ForecastStore:
         self,
         conn: Connection,
         table: str,
-        frame: pl.DataFrame,
+        scalars: dict[str, list[Any]],
+        arrays: dict[str, np.ndarray],
         report: StoreProgress,
         label: str,
     ) -> None:
-        total = frame.height
+        """Insert rows given column-wise: ``scalars`` (lists) and ``arrays`` (2-D float64,
+        one array per row). PostgreSQL: COPY (CSV, arrays as ``{...}`` literals); SQLite:
+        executemany (arrays as float64 BLOBs)."""
+        columns = [*scalars, *arrays]
+        total = len(next(iter(scalars.values())))
         report(label, 0, total)
-        columns = frame.columns
-        if self.backend == "postgresql":
-            raw = conn.connection.driver_connection
-            sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
-            with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
-                for start in range(0, total, _ROW_CHUNK):
-                    buffer = io.BytesIO()
-                    frame.slice(start, _ROW_CHUNK).write_csv(
-                        buffer, include_header=False, null_value=""
-                    )
+        for start in range(0, total, _ROW_CHUNK):
+            stop = min(start + _ROW_CHUNK, total)
+            if self.backend == "postgresql":
+                part = pl.DataFrame({c: v[start:stop] for c, v in scalars.items()}).with_columns(
+                    pl.Series(c, a[start:stop])
+                    .cast(pl.List(pl.Float64))
+                    .cast(pl.List(pl.Utf8))
+                    .list.join(",")
+                    .alias(c)
+                    for c, a in arrays.items()
+                )
+                part = part.with_columns(pl.format("{{{}}}", pl.col(c)).alias(c) for c in arrays)
+                buffer = io.BytesIO()
+                part.write_csv(buffer, include_header=False, null_value="")
+                raw = conn.connection.driver_connection
+                sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
+                with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
                     copy.write(buffer.getvalue())
-                    report(label, min(start + _ROW_CHUNK, total), total)
-        else:
-            marks = ", ".join("?" * len(columns))
-            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-            flat = _sqlite_ready(frame)
-            for start in range(0, total, _ROW_CHUNK):
-                conn.exec_driver_sql(sql, flat.slice(start, _ROW_CHUNK).rows())  # type: ignore[arg-type]
-                report(label, min(start + _ROW_CHUNK, total), total)
-
-    def _upsert_actuals(self, conn: Connection, frame: pl.DataFrame, report: StoreProgress) -> None:
-        frame = frame.select("unique_id", "freq", "ds", "y", "run_id")
-        update = (
-            "ON CONFLICT (unique_id, freq, ds) DO UPDATE SET y = excluded.y, "
-            "run_id = excluded.run_id"
-        )
-        if self.backend == "postgresql":
-            conn.exec_driver_sql(
-                "CREATE TEMP TABLE _actual_demand_stage (unique_id varchar(200), freq varchar(1), "
-                "ds date, y double precision, run_id integer) ON COMMIT DROP"
-            )
-            self._bulk_insert(conn, "_actual_demand_stage", frame, report, "store actuals")
-            conn.exec_driver_sql(
-                "INSERT INTO actual_demand (unique_id, freq, ds, y, run_id) "
-                "SELECT unique_id, freq, ds, y, run_id FROM _actual_demand_stage " + update
-            )
-        else:
-            sql = (
-                "INSERT INTO actual_demand (unique_id, freq, ds, y, run_id) VALUES (?, ?, ?, ?, ?) "
-                + update
-            )
-            flat = _sqlite_ready(frame)
-            total = flat.height
-            for start in range(0, total, _ROW_CHUNK):
-                conn.exec_driver_sql(sql, flat.slice(start, _ROW_CHUNK).rows())  # type: ignore[arg-type]
-                report("store actuals", min(start + _ROW_CHUNK, total), total)
+            else:
+                cols = [v[start:stop] for v in scalars.values()]
+                cols += [[row.tobytes() for row in a[start:stop]] for a in arrays.values()]
+                marks = ", ".join("?" * len(columns))
+                sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+                conn.exec_driver_sql(sql, list(zip(*cols, strict=True)))  # type: ignore[arg-type]
+            report(label, stop, total)
 
     # ------------------------------------------------------------------------------- read
 
@@ -473,13 +468,30 @@ class ForecastStore:
         return [_run_info(r) for r in rows]
 
     def _resolve_run(self, conn: Connection, run_id: int | None) -> RunInfo | None:
-        query = sa.select(forecast_runs)
+        """The run (latest when None). A committed run never changes, so its parsed RunInfo is
+        kept after the first read and reused while the id still has the same model version
+        (a store file replaced under a running service is noticed)."""
+        key = sa.select(forecast_runs.c.id, forecast_runs.c.model_version)
         if run_id is None:
-            query = query.order_by(forecast_runs.c.id.desc()).limit(1)
+            key = key.order_by(forecast_runs.c.id.desc()).limit(1)
         else:
-            query = query.where(forecast_runs.c.id == run_id)
-        row = conn.execute(query).first()
-        return _run_info(row) if row is not None else None
+            key = key.where(forecast_runs.c.id == run_id)
+        found = conn.execute(key).first()
+        if found is None:
+            return None
+        info = self._runs.get(int(found[0]))
+        if info is None or info.model_version != found[1]:
+            row = conn.execute(
+                sa.select(forecast_runs).where(forecast_runs.c.id == found[0])
+            ).first()
+            if row is None:
+                return None
+            info = _run_info(row)
+            with self._runs_lock:
+                if len(self._runs) >= 256:
+                    self._runs.clear()
+                self._runs[info.run_id] = info
+        return info
 
     def item_forecast(
         self,
@@ -502,9 +514,9 @@ class ForecastStore:
         horizon: int | None = None,
         quantiles: Sequence[float] | None = None,
     ) -> dict[str, ItemForecast]:
-        """Forecasts of many items from one run in two queries per 5,000 ids (forecasts and
-        quantiles); unknown items are left out. ``horizon``: first k periods; ``quantiles``:
-        levels in percent (None: all the run has, []: none)."""
+        """Forecasts of many items from one run, in three queries per 5,000 ids (the run, the
+        forecasts, the quantiles); unknown items are left out. ``horizon``: first k periods;
+        ``quantiles``: levels in percent (None: all the run has, []: none)."""
         if horizon is not None and horizon < 1:
             raise StoreError(f"horizon must be at least 1, got {horizon}")
         ids = list(dict.fromkeys(str(i) for i in item_ids))
@@ -513,50 +525,92 @@ class ForecastStore:
             if run is None or not ids:
                 return {}
             levels = _pick_levels(run, quantiles)
-            values: dict[str, tuple[str, list[date], list[float]]] = {}
-            qvalues: dict[tuple[str, float], dict[int, float]] = {}
+            h = len(run.forecast_dates) if horizon is None else horizon
+            rows: list[tuple[Any, ...]] = []
             for start in range(0, len(ids), _ID_CHUNK):
-                chunk = ids[start : start + _ID_CHUNK]
-                query = sa.select(
-                    forecasts.c.unique_id, forecasts.c.ds, forecasts.c.forecast, forecasts.c.method
-                ).where(forecasts.c.run_id == run.run_id, forecasts.c.unique_id.in_(chunk))
-                if horizon is not None:
-                    query = query.where(forecasts.c.step <= horizon)
-                for uid, ds, value, method in conn.execute(
-                    query.order_by(forecasts.c.unique_id, forecasts.c.step)
-                ):
-                    entry = values.get(uid)
-                    if entry is None:
-                        entry = values[uid] = (method, [], [])
-                    entry[1].append(ds)
-                    entry[2].append(value)
-                if levels:
-                    qq = sa.select(
-                        forecast_quantiles.c.unique_id,
-                        forecast_quantiles.c.level,
-                        forecast_quantiles.c.step,
-                        forecast_quantiles.c.value,
-                    ).where(
-                        forecast_quantiles.c.run_id == run.run_id,
-                        forecast_quantiles.c.unique_id.in_(chunk),
-                        forecast_quantiles.c.level.in_(levels),
-                    )
-                    if horizon is not None:
-                        qq = qq.where(forecast_quantiles.c.step <= horizon)
-                    for uid, level, step, value in conn.execute(qq):
-                        qvalues.setdefault((uid, float(level)), {})[int(step)] = value
-        out: dict[str, ItemForecast] = {}
-        for uid in ids:
-            entry = values.get(uid)
-            if entry is None:
-                continue
-            method, dates, point = entry
+                rows += self._fetch_items(conn, run.run_id, ids[start : start + _ID_CHUNK], levels)
+        full = len(run.forecast_dates)
+        h = full if horizon is None else min(horizon, full)
+        dates = run.forecast_dates[:h]
+        offsets = [(quantile_label(q), run.quantile_levels.index(q) * full) for q in levels]
+        found: dict[str, ItemForecast] = {}
+        for row in rows:
             qdict: dict[str, list[float | None]] = {}
-            for level in levels:
-                by_step = qvalues.get((uid, level), {})
-                qdict[quantile_label(level)] = [by_step.get(s) for s in range(1, len(dates) + 1)]
-            out[uid] = ItemForecast(uid, run.run_id, run.model_version, method, dates, point, qdict)
-        return out
+            for label, offset in offsets:
+                part = row[3][offset : offset + h]
+                qdict[label] = [None if v != v else v for v in part]  # NaN: no value
+            found[row[0]] = ItemForecast(
+                row[0], run.run_id, run.model_version, row[1], dates, row[2][:h], qdict
+            )
+        return {uid: found[uid] for uid in ids if uid in found}
+
+    def _fetch_items(
+        self, conn: Connection, run_id: int, ids: list[str], levels: list[float]
+    ) -> list[tuple[Any, ...]]:
+        """(unique_id, method, forecast list, quantiles list or None) of the ids found.
+
+        The hot path of the service: straight to the driver, one statement. PostgreSQL: ids as
+        one array parameter (``= ANY``) and binary results (float8[] arrives as floats);
+        SQLite: the BLOBs decoded with numpy."""
+        columns = "unique_id, method, forecast" + (", quantiles" if levels else "")
+        if self.backend == "postgresql":
+            raw = conn.connection.driver_connection
+            with raw.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+                cursor.execute(
+                    f"SELECT {columns} FROM forecasts WHERE run_id = %s AND unique_id = ANY(%s)",
+                    (run_id, ids),
+                )
+                return cursor.fetchall()  # type: ignore[no-any-return]
+        marks = ", ".join("?" * len(ids))
+        result = conn.exec_driver_sql(
+            f"SELECT {columns} FROM forecasts WHERE run_id = ? AND unique_id IN ({marks})",
+            (run_id, *ids),
+        )
+        f8 = np.dtype("<f8")
+        return [
+            (
+                r[0],
+                r[1],
+                np.frombuffer(r[2], f8).tolist(),
+                np.frombuffer(r[3], f8).tolist() if levels else None,
+            )
+            for r in result
+        ]
+
+    def run_forecasts(self, run_id: int | None = None) -> pl.DataFrame:
+        """A whole run in the long format it was written in: unique_id, ds, forecast, method
+        and the quantile columns (sorted by unique_id, ds). Empty when there is no run."""
+        with self._read("reading a run's forecasts") as conn:
+            run = self._resolve_run(conn, run_id)
+            if run is None:
+                return pl.DataFrame()
+            rows = conn.execute(
+                sa.select(
+                    forecasts.c.unique_id,
+                    forecasts.c.method,
+                    forecasts.c.forecast,
+                    forecasts.c.quantiles,
+                )
+                .where(forecasts.c.run_id == run.run_id)
+                .order_by(forecasts.c.unique_id)
+            ).all()
+        h = len(run.forecast_dates)
+        ids = [r[0] for r in rows]
+        frame = pl.DataFrame(
+            {
+                "unique_id": np.repeat(np.array(ids, dtype=object), h).tolist(),
+                "ds": run.forecast_dates * len(ids),
+                "forecast": np.array([r[2] for r in rows], dtype=float).reshape(-1),
+                "method": np.repeat(np.array([r[1] for r in rows], dtype=object), h).tolist(),
+            },
+            schema={"unique_id": pl.Utf8, "ds": pl.Date, "forecast": pl.Float64, "method": pl.Utf8},
+        )
+        if run.quantile_levels and rows:
+            quantiles = np.array([r[3] for r in rows], dtype=float)  # items x (levels * h)
+            for k, level in enumerate(run.quantile_levels):
+                values = quantiles[:, k * h : (k + 1) * h].reshape(-1)
+                frame = frame.with_columns(pl.Series(quantile_label(level), values).fill_nan(None))
+        return frame
 
     def known_items(self, run_id: int | None = None) -> list[str]:
         """Item ids of a run (latest by default), sorted; [] when there is no run."""
@@ -566,7 +620,7 @@ class ForecastStore:
                 return []
             rows = conn.execute(
                 sa.select(forecasts.c.unique_id)
-                .where(forecasts.c.run_id == run.run_id, forecasts.c.step == 1)
+                .where(forecasts.c.run_id == run.run_id)
                 .order_by(forecasts.c.unique_id)
             ).scalars()
             return list(rows)
@@ -579,9 +633,7 @@ class ForecastStore:
                 return False
             hit = conn.execute(
                 sa.select(forecasts.c.unique_id).where(
-                    forecasts.c.run_id == run.run_id,
-                    forecasts.c.unique_id == str(item_id),
-                    forecasts.c.step == 1,
+                    forecasts.c.run_id == run.run_id, forecasts.c.unique_id == str(item_id)
                 )
             ).first()
             return hit is not None
@@ -594,26 +646,31 @@ class ForecastStore:
         end: date | None = None,
         freq: str | None = None,
     ) -> pl.DataFrame:
-        """Stored actual demand of one item (``ds``, ``y``), sorted by date; ``freq`` defaults
-        to the latest run's frequency. Empty when nothing is stored."""
+        """Actual demand of one item (``ds``, ``y``, sorted by date) from every run of the
+        frequency that stored it; where runs overlap the later run wins (corrections, late
+        returns). ``freq`` defaults to the latest run's. Empty when nothing is stored."""
+        empty = pl.DataFrame(schema={"ds": pl.Date, "y": pl.Float64})
         with self._read("reading actuals") as conn:
             if freq is None:
-                run = self._resolve_run(conn, None)
-                if run is None:
-                    return pl.DataFrame(schema={"ds": pl.Date, "y": pl.Float64})
-                freq = run.freq
-            query = sa.select(actual_demand.c.ds, actual_demand.c.y).where(
-                actual_demand.c.unique_id == str(item_id), actual_demand.c.freq == freq
-            )
-            if start is not None:
-                query = query.where(actual_demand.c.ds >= start)
-            if end is not None:
-                query = query.where(actual_demand.c.ds <= end)
-            rows = conn.execute(query.order_by(actual_demand.c.ds)).all()
-        return pl.DataFrame(
-            {"ds": [r[0] for r in rows], "y": [float(r[1]) for r in rows]},
-            schema={"ds": pl.Date, "y": pl.Float64},
+                latest = self._resolve_run(conn, None)
+                if latest is None:
+                    return empty
+                freq = latest.freq
+            rows = conn.execute(
+                sa.select(forecast_runs.c.actuals_dates, actual_demand.c.y)
+                .join(forecast_runs, forecast_runs.c.id == actual_demand.c.run_id)
+                .where(actual_demand.c.unique_id == str(item_id), forecast_runs.c.freq == freq)
+                .order_by(actual_demand.c.run_id)
+            ).all()
+        merged: dict[date, float] = {}
+        for dates_json, values in rows:
+            merged.update(zip(_dates_of(dates_json), values, strict=True))
+        days = sorted(
+            d for d in merged if (start is None or d >= start) and (end is None or d <= end)
         )
+        if not days:
+            return empty
+        return pl.DataFrame({"ds": days, "y": [merged[d] for d in days]}, schema=empty.schema)
 
     def run_accuracy(self, run_id: int | None = None) -> pl.DataFrame:
         """The backtest summary stored with a run (latest by default), wide as written:
@@ -678,15 +735,56 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _sqlite_ready(frame: pl.DataFrame) -> pl.DataFrame:
-    """Dates as ISO text (the storage format of SQLAlchemy's Date on SQLite)."""
-    return frame.with_columns(
-        pl.col(c).dt.strftime("%Y-%m-%d") for c, t in frame.schema.items() if t == pl.Date
-    )
+def _dates_json(dates: Sequence[date]) -> str:
+    return json.dumps([d.isoformat() for d in dates])
 
 
-def _forecast_rows(frame: pl.DataFrame) -> pl.DataFrame:
-    """Validated forecast rows with ``step`` (1..h, the rank of ``ds`` among the run's dates)."""
+def _dates_of(text: str) -> list[date]:
+    return [date.fromisoformat(d) for d in json.loads(text)]
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Long rows reshaped to items x dates: item ids, dates, 2-D values, per-item methods and
+    quantile matrices by level (NaN where the frame had null)."""
+
+    item_ids: list[str]
+    dates: list[date]
+    values: np.ndarray
+    methods: list[str]
+    quantiles: dict[float, np.ndarray]
+
+
+def _grid(frame: pl.DataFrame, what: str, value: str, extra: Sequence[str]) -> pl.DataFrame:
+    """Rows sorted by item and date after checking ids/dates/values and the full grid."""
+    for column in ("unique_id", "ds", *extra):
+        n_null = frame[column].null_count()
+        if n_null:
+            raise StoreError(f"{what} column {column} has {n_null} null(s)")
+    bad = frame.filter(~pl.col(value).is_finite() | pl.col(value).is_null())
+    if bad.height:
+        raise StoreError(
+            f"{what} column {value} has {bad.height} null/NaN/infinite value(s), e.g. item "
+            f"{bad['unique_id'][0]} on {bad['ds'][0]}; fix it before storing it"
+        )
+    dup = frame.filter(pl.struct("unique_id", "ds").is_duplicated())
+    if dup.height:
+        raise StoreError(
+            f"{what} frame has {dup.height} duplicated (unique_id, ds) rows, e.g. item "
+            f"{dup['unique_id'][0]} on {dup['ds'][0]}"
+        )
+    n_dates = frame["ds"].n_unique()
+    counts = frame.group_by("unique_id").len().filter(pl.col("len") != n_dates)
+    if counts.height:
+        raise StoreError(
+            f"{what} frame: {counts.height} item(s) lack some of the {n_dates} dates, e.g. item "
+            f"{counts['unique_id'][0]} has {counts['len'][0]}; give every item the same dates"
+        )
+    return frame.sort("unique_id", "ds")
+
+
+def _forecast_grid(frame: pl.DataFrame) -> _Grid:
+    """The forecasts frame checked and reshaped to items x dates."""
     missing = [c for c in ("unique_id", "ds", "forecast", "method") if c not in frame.columns]
     if missing:
         raise StoreError(
@@ -706,15 +804,6 @@ def _forecast_rows(frame: pl.DataFrame) -> pl.DataFrame:
         pl.col("method").cast(pl.Utf8),
         *[pl.col(c).cast(pl.Float64) for c in qcols],
     )
-    for column in ("unique_id", "ds", "method"):
-        if rows[column].null_count():
-            raise StoreError(f"forecasts column {column} has {rows[column].null_count()} null(s)")
-    bad = rows.filter(~pl.col("forecast").is_finite() | pl.col("forecast").is_null())
-    if bad.height:
-        raise StoreError(
-            f"forecasts column forecast has {bad.height} null/NaN/infinite value(s), e.g. item "
-            f"{bad['unique_id'][0]} on {bad['ds'][0]}; fix the forecast before storing it"
-        )
     for name in qcols:
         nonfinite = rows.filter(pl.col(name).is_not_null() & ~pl.col(name).is_finite())
         if nonfinite.height:
@@ -722,45 +811,52 @@ def _forecast_rows(frame: pl.DataFrame) -> pl.DataFrame:
                 f"quantile column {name} has {nonfinite.height} NaN/infinite value(s), e.g. item "
                 f"{nonfinite['unique_id'][0]}; use null for a missing quantile"
             )
-    dates = rows["ds"].unique().sort()
-    steps = pl.DataFrame({"ds": dates, "step": pl.int_range(1, dates.len() + 1, eager=True)})
-    rows = rows.join(steps.with_columns(pl.col("step").cast(pl.Int16)), on="ds", how="left")
-    dup = rows.filter(pl.struct("unique_id", "ds").is_duplicated())
-    if dup.height:
+    rows = _grid(rows, "forecasts", "forecast", ["method"])
+    methods = rows.group_by("unique_id", maintain_order=True).agg(
+        pl.col("method").first(), pl.col("method").n_unique().alias("n")
+    )
+    mixed = methods.filter(pl.col("n") > 1)
+    if mixed.height:
         raise StoreError(
-            f"forecasts frame has {dup.height} duplicated (unique_id, ds) rows, e.g. item "
-            f"{dup['unique_id'][0]} on {dup['ds'][0]}"
+            f"forecasts frame: item {mixed['unique_id'][0]} has several methods; a run stores "
+            "one method per item"
         )
-    return rows
+    n_items = methods.height
+    return _Grid(
+        item_ids=methods["unique_id"].to_list(),
+        dates=rows["ds"].unique().sort().to_list(),
+        values=rows["forecast"].to_numpy().reshape(n_items, -1),
+        methods=methods["method"].to_list(),
+        quantiles={
+            level: rows[name].fill_null(float("nan")).to_numpy().reshape(n_items, -1)
+            for name, level in qcols.items()
+        },
+    )
 
 
-def _actual_rows(frame: pl.DataFrame, freq: str) -> pl.DataFrame:
+def _actuals_grid(frame: pl.DataFrame) -> _Grid:
+    """The actuals frame checked and reshaped to items x dates."""
     missing = [c for c in ("unique_id", "ds", "y") if c not in frame.columns]
     if missing:
         raise StoreError(f"actuals frame lacks column(s) {missing}; it needs unique_id, ds, y")
-    rows = frame.select(
-        pl.col("unique_id").cast(pl.Utf8),
-        pl.lit(freq).alias("freq"),
-        pl.col("ds").cast(pl.Date),
-        pl.col("y").cast(pl.Float64),
+    rows = _grid(
+        frame.select(
+            pl.col("unique_id").cast(pl.Utf8),
+            pl.col("ds").cast(pl.Date),
+            pl.col("y").cast(pl.Float64),
+        ),
+        "actuals",
+        "y",
+        [],
     )
-    bad = rows.filter(
-        pl.col("unique_id").is_null()
-        | pl.col("ds").is_null()
-        | ~pl.col("y").is_finite()
-        | pl.col("y").is_null()
+    ids = rows["unique_id"].unique(maintain_order=True).to_list()
+    return _Grid(
+        item_ids=ids,
+        dates=rows["ds"].unique().sort().to_list(),
+        values=rows["y"].to_numpy().reshape(len(ids), -1),
+        methods=[],
+        quantiles={},
     )
-    if bad.height:
-        raise StoreError(
-            f"actuals frame has {bad.height} row(s) with a null id/date or non-finite y"
-        )
-    dup = rows.filter(pl.struct("unique_id", "ds").is_duplicated())
-    if dup.height:
-        raise StoreError(
-            f"actuals frame has {dup.height} duplicated (unique_id, ds) rows, e.g. item "
-            f"{dup['unique_id'][0]} on {dup['ds'][0]}"
-        )
-    return rows
 
 
 _ACCURACY_KEYS = ("grouping", "group", "method")
@@ -839,8 +935,8 @@ def _run_info(row: Any) -> RunInfo:
         n_items=int(m["n_items"]),
         n_periods=int(m["n_periods"]),
         horizon=int(m["horizon"]),
+        forecast_dates=_dates_of(m["forecast_dates"]),
         quantile_levels=[float(q) for q in json.loads(m["quantile_levels"])],
-        actuals_start=_as_date(m["actuals_start"]),
-        actuals_end=_as_date(m["actuals_end"]),
+        actuals_dates=_dates_of(m["actuals_dates"]),
         notes=list(json.loads(m["notes"])),
     )

@@ -1,11 +1,21 @@
 """Tables of the forecast history store (SQLAlchemy Core metadata).
 
+A run's per-period values are stored as arrays, one row per item: the periods are the run's
+``forecast_dates`` / ``actuals_dates``, the same for every item, and the quantiles are the
+run's ``quantile_levels`` one after the other. Arrays
+are ``double precision[]`` on PostgreSQL (``unnest`` them in SQL) and little-endian float64
+BLOBs on SQLite; one row per item keeps a 100,000-item run at 100,000 rows and an item's
+forecast (point and quantiles) one index lookup away.
+
 The Alembic migrations in ``store/migrations/versions`` create exactly this schema; a test
 compares them on SQLite and PostgreSQL. Change both together (new migration + this file).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from sqlalchemy import (
     Boolean,
     Column,
@@ -15,22 +25,50 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
-    SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
     "metadata",
+    "FloatArray",
     "forecast_runs",
     "forecasts",
-    "forecast_quantiles",
     "actual_demand",
     "run_accuracy",
 ]
+
+
+class FloatArray(TypeDecorator[list[float]]):
+    """A list of float64: ``double precision[]`` on PostgreSQL, a float64 BLOB elsewhere."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(DOUBLE_PRECISION))
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        array = np.asarray(value, dtype="<f8")
+        return array.tolist() if dialect.name == "postgresql" else array.tobytes()
+
+    def process_result_value(self, value: Any, dialect: Any) -> list[float] | None:
+        if value is None:
+            return None
+        if isinstance(value, bytes | memoryview):
+            return np.frombuffer(value, dtype="<f8").tolist()  # type: ignore[no-any-return]
+        return list(value)
+
 
 metadata = MetaData()
 
@@ -49,9 +87,11 @@ forecast_runs = Table(
     Column("n_items", Integer, nullable=False),
     Column("n_periods", Integer, nullable=False),
     Column("horizon", Integer, nullable=False),
+    Column("forecast_start", Date, nullable=False),
+    Column("forecast_dates", Text, nullable=False),  # JSON list of ISO dates
     Column("quantile_levels", Text, nullable=False),  # JSON list of percent levels
     Column("actuals_start", Date, nullable=True),
-    Column("actuals_end", Date, nullable=True),
+    Column("actuals_dates", Text, nullable=False),  # JSON list of ISO dates ([] without actuals)
     Column("notes", Text, nullable=False),  # JSON list of strings
     UniqueConstraint("model_version", name="uq_forecast_runs_model_version"),
 )
@@ -61,30 +101,19 @@ forecasts = Table(
     metadata,
     Column("run_id", Integer, ForeignKey("forecast_runs.id", ondelete="CASCADE"), primary_key=True),
     Column("unique_id", String(200), primary_key=True),
-    Column("step", SmallInteger, primary_key=True),  # 1..horizon
-    Column("ds", Date, nullable=False),
-    Column("forecast", Float, nullable=False),
     Column("method", String(50), nullable=False),
-)
-
-forecast_quantiles = Table(
-    "forecast_quantiles",
-    metadata,
-    Column("run_id", Integer, ForeignKey("forecast_runs.id", ondelete="CASCADE"), primary_key=True),
-    Column("unique_id", String(200), primary_key=True),
-    Column("level", Float, primary_key=True),  # percent, e.g. 97.5
-    Column("step", SmallInteger, primary_key=True),
-    Column("value", Float, nullable=False),
+    Column("forecast", FloatArray, nullable=False),  # one value per forecast date
+    # quantiles: the run's quantile_levels one after the other, each one value per forecast
+    # date (level-major, NaN where the run has no value); empty when the run has none
+    Column("quantiles", FloatArray, nullable=False),
 )
 
 actual_demand = Table(
     "actual_demand",
     metadata,
+    Column("run_id", Integer, ForeignKey("forecast_runs.id", ondelete="CASCADE"), primary_key=True),
     Column("unique_id", String(200), primary_key=True),
-    Column("freq", String(1), primary_key=True),
-    Column("ds", Date, primary_key=True),
-    Column("y", Float, nullable=False),
-    Column("run_id", Integer, ForeignKey("forecast_runs.id", ondelete="SET NULL"), nullable=True),
+    Column("y", FloatArray, nullable=False),  # per actuals date of the run
 )
 
 run_accuracy = Table(
@@ -100,6 +129,6 @@ run_accuracy = Table(
     Column("row_order", Integer, nullable=False),  # row of the summary, to give it back in order
 )
 
-# Item lookups across runs ("every forecast ever made for item X") and actuals by run.
+# Item lookups across runs: "every forecast / every actual stored for item X".
 Index("ix_forecasts_unique_id", forecasts.c.unique_id, forecasts.c.run_id)
-Index("ix_actual_demand_run_id", actual_demand.c.run_id)
+Index("ix_actual_demand_unique_id", actual_demand.c.unique_id, actual_demand.c.run_id)

@@ -1,4 +1,4 @@
-"""Initial schema: forecast runs, forecasts, quantiles, actual demand, run accuracy.
+"""Initial schema: forecast runs, forecasts with quantiles, actual demand, run accuracy.
 
 Revision ID: 0001
 Revises:
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from sparecast.store.schema import FloatArray
 
 revision = "0001"
 down_revision = None
@@ -31,9 +33,11 @@ def upgrade() -> None:
         sa.Column("n_items", sa.Integer(), nullable=False),
         sa.Column("n_periods", sa.Integer(), nullable=False),
         sa.Column("horizon", sa.Integer(), nullable=False),
+        sa.Column("forecast_start", sa.Date(), nullable=False),
+        sa.Column("forecast_dates", sa.Text(), nullable=False),
         sa.Column("quantile_levels", sa.Text(), nullable=False),
         sa.Column("actuals_start", sa.Date(), nullable=True),
-        sa.Column("actuals_end", sa.Date(), nullable=True),
+        sa.Column("actuals_dates", sa.Text(), nullable=False),
         sa.Column("notes", sa.Text(), nullable=False),
         sa.UniqueConstraint("model_version", name="uq_forecast_runs_model_version"),
     )
@@ -41,35 +45,22 @@ def upgrade() -> None:
         "forecasts",
         sa.Column("run_id", sa.Integer(), nullable=False),
         sa.Column("unique_id", sa.String(200), nullable=False),
-        sa.Column("step", sa.SmallInteger(), nullable=False),
-        sa.Column("ds", sa.Date(), nullable=False),
-        sa.Column("forecast", sa.Float(), nullable=False),
         sa.Column("method", sa.String(50), nullable=False),
+        sa.Column("forecast", FloatArray(), nullable=False),
+        sa.Column("quantiles", FloatArray(), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["forecast_runs.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("run_id", "unique_id", "step"),
+        sa.PrimaryKeyConstraint("run_id", "unique_id"),
     )
     op.create_index("ix_forecasts_unique_id", "forecasts", ["unique_id", "run_id"])
     op.create_table(
-        "forecast_quantiles",
+        "actual_demand",
         sa.Column("run_id", sa.Integer(), nullable=False),
         sa.Column("unique_id", sa.String(200), nullable=False),
-        sa.Column("level", sa.Float(), nullable=False),
-        sa.Column("step", sa.SmallInteger(), nullable=False),
-        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("y", FloatArray(), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["forecast_runs.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("run_id", "unique_id", "level", "step"),
+        sa.PrimaryKeyConstraint("run_id", "unique_id"),
     )
-    op.create_table(
-        "actual_demand",
-        sa.Column("unique_id", sa.String(200), nullable=False),
-        sa.Column("freq", sa.String(1), nullable=False),
-        sa.Column("ds", sa.Date(), nullable=False),
-        sa.Column("y", sa.Float(), nullable=False),
-        sa.Column("run_id", sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(["run_id"], ["forecast_runs.id"], ondelete="SET NULL"),
-        sa.PrimaryKeyConstraint("unique_id", "freq", "ds"),
-    )
-    op.create_index("ix_actual_demand_run_id", "actual_demand", ["run_id"])
+    op.create_index("ix_actual_demand_unique_id", "actual_demand", ["unique_id", "run_id"])
     op.create_table(
         "run_accuracy",
         sa.Column("run_id", sa.Integer(), nullable=False),
@@ -87,9 +78,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("run_accuracy")
-    op.drop_index("ix_actual_demand_run_id", table_name="actual_demand")
+    op.drop_index("ix_actual_demand_unique_id", table_name="actual_demand")
     op.drop_table("actual_demand")
-    op.drop_table("forecast_quantiles")
     op.drop_index("ix_forecasts_unique_id", table_name="forecasts")
     op.drop_table("forecasts")
     op.drop_table("forecast_runs")
