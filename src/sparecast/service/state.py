@@ -113,6 +113,7 @@ class ServiceState:
             settings, data_dir, lambda: self.run.model_version if self.run else None, self._sync
         )
         self._refresher: asyncio.Task[None] | None = None
+        self._lifespans = 0
         self._migrated = False
 
     # -- served run -------------------------------------------------------------------------
@@ -148,7 +149,11 @@ class ServiceState:
         self.run = run
 
     async def start(self) -> None:
-        """Read the served run and start the periodic re-check."""
+        """Read the served run and start the periodic re-check (nested lifespans, e.g. a test
+        client inside another, share the first one's)."""
+        self._lifespans += 1
+        if self._lifespans > 1:
+            return
         await run_in_threadpool(self.refresh_run)
         self._refresher = asyncio.create_task(self._refresh_loop())
 
@@ -159,11 +164,18 @@ class ServiceState:
                 await run_in_threadpool(self.refresh_run)
 
     async def stop(self) -> None:
-        """Stop the re-check and release connections."""
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        """Stop the re-check and release connections (when the last lifespan ends)."""
+        self._lifespans -= 1
+        if self._lifespans > 0:
+            return
+        task, self._refresher = self._refresher, None
+        if task is not None:
+            if task.get_loop() is asyncio.get_running_loop():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            elif not task.get_loop().is_closed():  # a closed loop has dropped the task
+                task.get_loop().call_soon_threadsafe(task.cancel)
         self.store.dispose()
 
     # -- cache --------------------------------------------------------------------------------

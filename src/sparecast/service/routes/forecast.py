@@ -118,8 +118,9 @@ def _unknown(run: RunInfo, item_ids: list[str]) -> HTTPException:
     )
 
 
-def _store_down(state: ServiceState, exc: Exception, uncached: int) -> HTTPException:
-    what = "the item is" if uncached == 1 else f"{uncached} of the items are"
+def _store_down(exc: Exception, uncached: int, total: int) -> HTTPException:
+    verb = "is" if uncached == 1 else "are"
+    what = "the item is" if total == 1 else f"{uncached} of the {total} items {verb}"
     return HTTPException(
         status.HTTP_503_SERVICE_UNAVAILABLE,
         detail=f"the forecast store is unreachable ({exc}) and {what} not cached; "
@@ -164,7 +165,7 @@ async def item_forecast(
                 state.store.item_forecast, item_id, run_id=run.run_id, horizon=h, quantiles=levels
             )
         except StoreUnavailable as exc:
-            raise _store_down(state, exc, 1) from None
+            raise _store_down(exc, 1, 1) from None
         except StoreError as exc:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
         if fc is None:
@@ -206,7 +207,7 @@ async def items_forecasts(body: ForecastBatchIn, state: StateDep) -> Response:
                 state.store.items_forecasts, missing, run_id=run.run_id, horizon=h, quantiles=levels
             )
         except StoreUnavailable as exc:
-            raise _store_down(state, exc, len(missing)) from None
+            raise _store_down(exc, len(missing), len(ids)) from None
         except StoreError as exc:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
         gone = [i for i in missing if i not in fetched]
