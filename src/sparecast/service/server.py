@@ -48,9 +48,13 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _worker(settings: Settings, data_dir: Path, sock: socket.socket, metrics_dir: Path) -> None:
     import uvicorn
+    from prometheus_client import values
 
     from sparecast.service.app import create_app
 
+    # Metrics built from here on keep their values in files of PROMETHEUS_MULTIPROC_DIR (the
+    # choice prometheus-client made at import time may predate the variable).
+    values.ValueClass = values.MultiProcessValue()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
     app = create_app(settings, data_dir, metrics_multiprocess_dir=metrics_dir)
@@ -84,7 +88,7 @@ def serve(
 
     sock = _bind(host, port)
     metrics_dir = Path(tempfile.mkdtemp(prefix="sparecast-metrics-"))
-    # prometheus-client reads this when it is first imported: the workers' metrics go to files.
+    # where the workers' prometheus-client values go (read by MultiProcessValue)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     children: set[int] = set()
     stopping = False
