@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import time
 import uuid
@@ -196,3 +197,82 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
         yield server
     finally:
         server.stop()
+
+
+class PostgresProcess:
+    """A PostgreSQL cluster of our own (initdb in a temp dir, trust auth, fsync off) on a free
+    port, which a test may stop and start; the shared server on 5432 is never touched."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.data = workdir / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, *args: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, user="postgres")
+        self._as_postgres(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off"
+        )
+        self._as_postgres(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.workdir / "log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self) -> None:
+        self._as_postgres("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+
+@pytest.fixture
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresProcess]:
+    """Our own PostgreSQL server (stopped and removed at the end)."""
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        _unreachable("PostgreSQL binaries initdb/pg_ctl not found: cannot run our own server")
+    workdir = tmp_path_factory.mktemp("pg", numbered=True)
+    if os.geteuid() == 0:  # the postgres user must be able to reach the directory
+        base = tmp_path_factory.getbasetemp().parent  # /tmp/pytest-of-root, pytest's own
+        for path in (workdir, *[p for p in workdir.parents if p.is_relative_to(base)]):
+            os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | 0o011)
+    server = PostgresProcess(workdir)
+    try:
+        server.init()
+        server.start()
+    except (OSError, subprocess.SubprocessError) as exc:
+        _unreachable(f"cannot start our own PostgreSQL server: {exc}")
+    try:
+        yield server
+    finally:
+        try:
+            server.stop()
+        except (OSError, subprocess.SubprocessError):
+            pass

@@ -373,3 +373,26 @@ def test_run_forecasts_gives_the_written_frame_back(store: ForecastStore) -> Non
     info = store.get_run(run_id)
     assert info is not None and info.forecast_dates == [START + timedelta(d) for d in range(9)]
     assert store.run_forecasts(run_id + 1).height == 0
+
+
+def test_unusual_item_ids_and_values_round_trip(store: ForecastStore) -> None:
+    """Non-ASCII ids (byte length != char length in the binary COPY), ids with quotes and
+    commas (CSV), extreme doubles, and NaN quantiles stored as 'no value'."""
+    ids = ["Ölfilter-ü", 'say "hi", ok', "x" * 200, "日本-1"]
+    tiny, huge = 5e-324, 1.7976931348623157e308
+    frame = pl.DataFrame(
+        {
+            "unique_id": [i for i in ids for _ in range(2)],
+            "ds": [START, START + timedelta(1)] * len(ids),
+            "forecast": [0.0, tiny, huge, 1 / 3, 0.1, 2.5e-17, 1e22, 7.0],
+            "method": [m for m in ("ma", "sba", "tsb", "ses") for _ in range(2)],
+            "q99.9": [1.0, None, 2.0, 3.0, None, None, 4.0, 5.0],
+        }
+    )
+    store.write_run(make_meta(2, len(ids)), frame)
+    got = store.items_forecasts(ids)
+    assert list(got) == ids
+    assert [v for i in ids for v in got[i].forecast] == frame["forecast"].to_list()
+    assert [v for i in ids for v in got[i].quantiles["q99.9"]] == frame["q99.9"].to_list()
+    assert [got[i].method for i in ids] == ["ma", "sba", "tsb", "ses"]
+    assert store.known_items() == sorted(ids)

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import re
+import struct
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -400,7 +401,19 @@ class ForecastStore:
                     "store accuracy",
                 )
             report("store commit", 1, 1)
+        if self.backend == "postgresql":
+            self._analyze()
         return run_id
+
+    def _analyze(self) -> None:
+        """Refresh the planner's statistics after a bulk load (without them PostgreSQL scans
+        a whole run for an ``unique_id = ANY(...)`` lookup). Best effort: the run is stored."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("ANALYZE forecast_runs, forecasts, actual_demand")
+                conn.commit()
+        except exc.DBAPIError:
+            pass
 
     def _bulk_insert(
         self,
@@ -412,29 +425,30 @@ class ForecastStore:
         label: str,
     ) -> None:
         """Insert rows given column-wise: ``scalars`` (lists) and ``arrays`` (2-D float64,
-        one array per row). PostgreSQL: COPY (CSV, arrays as ``{...}`` literals); SQLite:
-        executemany (arrays as float64 BLOBs)."""
+        one array per row). PostgreSQL: COPY (binary when there are arrays, else CSV);
+        SQLite: executemany (arrays as float64 BLOBs)."""
         columns = [*scalars, *arrays]
         total = len(next(iter(scalars.values())))
         report(label, 0, total)
         for start in range(0, total, _ROW_CHUNK):
             stop = min(start + _ROW_CHUNK, total)
             if self.backend == "postgresql":
-                part = pl.DataFrame({c: v[start:stop] for c, v in scalars.items()}).with_columns(
-                    pl.Series(c, a[start:stop])
-                    .cast(pl.List(pl.Float64))
-                    .cast(pl.List(pl.Utf8))
-                    .list.join(",")
-                    .alias(c)
-                    for c, a in arrays.items()
-                )
-                part = part.with_columns(pl.format("{{{}}}", pl.col(c)).alias(c) for c in arrays)
-                buffer = io.BytesIO()
-                part.write_csv(buffer, include_header=False, null_value="")
                 raw = conn.connection.driver_connection
-                sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
+                if arrays:  # binary COPY: the server parses no float text
+                    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)"
+                    payload = _pg_binary_copy(
+                        {c: v[start:stop] for c, v in scalars.items()},
+                        [a[start:stop] for a in arrays.values()],
+                    )
+                else:
+                    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
+                    buffer = io.BytesIO()
+                    pl.DataFrame({c: v[start:stop] for c, v in scalars.items()}).write_csv(
+                        buffer, include_header=False, null_value=""
+                    )
+                    payload = buffer.getvalue()
                 with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
-                    copy.write(buffer.getvalue())
+                    copy.write(payload)
             else:
                 cols = [v[start:stop] for v in scalars.values()]
                 cols += [[row.tobytes() for row in a[start:stop]] for a in arrays.values()]
@@ -733,6 +747,66 @@ def _sqlite_on_connect(dbapi_connection: Any, record: Any) -> None:
 def _sqlite_on_begin(conn: Connection) -> None:
     immediate = conn.get_execution_options().get("sparecast_write", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+_PG_FLOAT8_OID = 701
+
+
+def _pg_binary_copy(scalars: dict[str, list[Any]], arrays: list[np.ndarray]) -> bytes:
+    """Rows in PostgreSQL's binary COPY format: int and str scalars, then float8[] arrays
+    (2-D float64, one array per row). The arrays are laid out with numpy in one go."""
+    n = len(next(iter(scalars.values())))
+    blocks = []
+    for matrix in arrays:
+        h = matrix.shape[1]
+        if h == 0:  # an empty array: ndim 0, no dimensions
+            empty = struct.pack(">iiii", 12, 0, 0, _PG_FLOAT8_OID)
+            blocks.append((empty, len(empty), np.frombuffer(empty * n, np.uint8)))
+            continue
+        layout = np.dtype(
+            [
+                ("size", ">i4"),
+                ("ndim", ">i4"),
+                ("flags", ">i4"),
+                ("oid", ">i4"),
+                ("dim", ">i4"),
+                ("lbound", ">i4"),
+                ("items", [("len", ">i4"), ("value", ">f8")], (h,)),
+            ]
+        )
+        packed = np.zeros(n, dtype=layout)
+        packed["size"] = layout.itemsize - 4
+        packed["ndim"] = 1
+        packed["oid"] = _PG_FLOAT8_OID
+        packed["dim"] = h
+        packed["lbound"] = 1
+        packed["items"]["len"] = 8
+        packed["items"]["value"] = matrix
+        blocks.append((b"", layout.itemsize, packed.view(np.uint8)))
+    field_count = struct.pack(">h", len(scalars) + len(arrays))
+    encoded = []
+    for values in scalars.values():
+        column = []
+        for value in values:
+            if isinstance(value, str):
+                data = value.encode()
+                column.append(struct.pack(">i", len(data)) + data)
+            elif isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+                raise StoreError(f"binary COPY takes int and str scalars, got {value!r}")
+            else:
+                column.append(b"\x00\x00\x00\x04" + struct.pack(">i", int(value)))
+        encoded.append(column)
+    raw_blocks = [block.tobytes() for _, _, block in blocks]
+    sizes = [size for _, size, _ in blocks]
+    out = [b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)]
+    for i in range(n):
+        parts = [field_count, *(column[i] for column in encoded)]
+        parts += [
+            raw[i * size : (i + 1) * size] for raw, size in zip(raw_blocks, sizes, strict=True)
+        ]
+        out.append(b"".join(parts))
+    out.append(struct.pack(">h", -1))
+    return b"".join(out)
 
 
 def _dates_json(dates: Sequence[date]) -> str:
