@@ -292,7 +292,9 @@ def main() -> None:
                     rows.append((workers, f"GET cached, {args.rate:g} req/s offered", conns, r))
                     print(rows[-1], flush=True)
                 # batches: uncached (a new horizon: new keys, 1,000 items read from the store),
-                # then cached (the same request again); every worker sees them in turn
+                # then cached (the same request again); every worker sees them in turn. The
+                # horizons differ by request: 1..20 periods of 28 (smaller answers than cached)
+                asyncio.run(_batches(port, ids, [27] * workers))  # first store reads: warm-up
                 cold = asyncio.run(_batches(port, ids, list(range(1, 21))))
                 asyncio.run(_batches(port, ids, [None] * (5 * workers)))  # fill each worker
                 warm = asyncio.run(_batches(port, ids, [None] * 50))
