@@ -230,3 +230,29 @@ def test_api_key_header_name_is_configurable(data_dir: Path) -> None:
         assert ok.status_code == 200
         scheme = client.get("/openapi.json").json()["components"]["securitySchemes"]["ApiKey"]
         assert scheme == {"type": "apiKey", "in": "header", "name": "X-Planner-Token"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "horizon=03",
+        "quantiles=90.0&quantiles=50",
+        "horizon=2&quantiles=97.5&utm=x",
+        "horizon=4",
+        "quantiles=90&horizon=1",
+    ],
+)
+def test_cache_hits_answer_exactly_as_the_route(quantile_dir: Path, query: str) -> None:
+    """The fast path (cache hits) and the route (misses) give the same status and bytes, and
+    the same answer as the route alone on a cold app."""
+    settings = Settings(**service_settings())
+    with TestClient(create_app(settings, quantile_dir)) as client:
+        cold = client.get(f"/forecast/item/B/2?{query}")
+        hits = _cache(client, "hit")
+        warm = client.get(f"/forecast/item/B/2?{query}")
+        assert cold.status_code == warm.status_code == 200
+        assert warm.content == cold.content
+        assert _cache(client, "hit") == hits + 1
+        body = ItemForecastOut.model_validate_json(warm.content)
+        assert body.item_id == "B/2"
+        assert body.dates[0].isoformat() == "2026-11-02"

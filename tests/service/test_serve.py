@@ -97,3 +97,14 @@ def test_serve_two_workers_share_the_port_and_the_metrics(data_dir: Path) -> Non
         misses = samples['sparecast_cache_requests_total{result="miss"}']
         assert hits + misses == n
         assert 5 <= misses <= 10  # 5 items, each a miss once per worker's own LRU
+
+
+def test_serve_names_a_missing_data_directory(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sparecast.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert f"data directory {tmp_path / 'nope'} does not exist" in result.output
+    assert "sparecast demo --output" in result.output
