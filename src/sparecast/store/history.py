@@ -841,20 +841,35 @@ def _grid(frame: pl.DataFrame, what: str, value: str, extra: Sequence[str]) -> p
             f"{what} column {value} has {bad.height} null/NaN/infinite value(s), e.g. item "
             f"{bad['unique_id'][0]} on {bad['ds'][0]}; fix it before storing it"
         )
-    dup = frame.filter(pl.struct("unique_id", "ds").is_duplicated())
+    rows = frame.sort("unique_id", "ds")
+    dates = rows["ds"].unique().sort()
+    item = rows.select(
+        (pl.col("unique_id") != pl.col("unique_id").shift()).fill_null(True).cum_sum()
+    )
+    n_items, n_dates = int(item.to_series()[-1]), dates.len()
+    if rows.height == n_items * n_dates:  # fast check: row k is item k // n_dates, date k % n_dates
+        ds = rows["ds"].to_physical().to_numpy().reshape(n_items, n_dates)
+        idx = item.to_series().to_numpy().reshape(n_items, n_dates)
+        if (ds == dates.to_physical().to_numpy()).all() and (idx == idx[:, :1]).all():
+            return rows
+    _raise_grid_error(rows, what, n_dates)
+    raise AssertionError("unreachable")
+
+
+def _raise_grid_error(rows: pl.DataFrame, what: str, n_dates: int) -> None:
+    """Name the first duplicated (item, date) or the first item lacking dates."""
+    dup = rows.filter(pl.struct("unique_id", "ds").is_duplicated())
     if dup.height:
         raise StoreError(
             f"{what} frame has {dup.height} duplicated (unique_id, ds) rows, e.g. item "
             f"{dup['unique_id'][0]} on {dup['ds'][0]}"
         )
-    n_dates = frame["ds"].n_unique()
-    counts = frame.group_by("unique_id").len().filter(pl.col("len") != n_dates)
-    if counts.height:
-        raise StoreError(
-            f"{what} frame: {counts.height} item(s) lack some of the {n_dates} dates, e.g. item "
-            f"{counts['unique_id'][0]} has {counts['len'][0]}; give every item the same dates"
-        )
-    return frame.sort("unique_id", "ds")
+    counts = rows.group_by("unique_id", maintain_order=True).len()
+    short = counts.filter(pl.col("len") != n_dates)
+    raise StoreError(
+        f"{what} frame: {short.height} item(s) lack some of the {n_dates} dates, e.g. item "
+        f"{short['unique_id'][0]} has {short['len'][0]}; give every item the same dates"
+    )
 
 
 def _forecast_grid(frame: pl.DataFrame) -> _Grid:
