@@ -40,9 +40,10 @@ class ItemForecastOut(BaseModel):
     run_id: int
     method: str = Field(description="forecasting method chosen for the item")
     dates: list[date] = Field(description="first day of each forecast period")
-    forecast: list[float] = Field(description="point forecast (units per period)")
-    quantiles: dict[str, list[float]] = Field(
-        description='quantile forecasts keyed by level in percent, e.g. {"q90": [...]}'
+    forecast: list[float | None] = Field(description="point forecast (units per period)")
+    quantiles: dict[str, list[float | None]] = Field(
+        description='quantile forecasts keyed by level in percent, e.g. {"q90": [...]}; '
+        "null where the run has no value"
     )
 
 

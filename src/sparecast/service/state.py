@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -156,6 +157,9 @@ class ServiceState:
             return
         await run_in_threadpool(self.refresh_run)
         self._refresher = asyncio.create_task(self._refresh_loop())
+        # Everything loaded so far (modules, the run's item set) lives as long as the process:
+        # keep it out of the collector's full passes, which otherwise stall requests.
+        gc.freeze()
 
     async def _refresh_loop(self) -> None:
         while True:

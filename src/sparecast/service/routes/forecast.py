@@ -44,7 +44,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def unprocessable(loc: list[str | int], message: str) -> HTTPException:
     """A 422 in FastAPI's own validation-error shape, naming the field."""
     return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        422,
         detail=[{"loc": loc, "msg": message, "type": "value_error"}],
     )
 
