@@ -1,6 +1,6 @@
 """Speed of the API: cached single-item reads and 1,000-item batches, load from another process.
 
-    python benchmarks/api.py [--items 2016] [--workers 1 2] [--duration 10] [--rate 1500]
+    python benchmarks/api.py [--items 2016] [--workers 1 2] [--duration 10] [--rate 1500] [--redis]
 
 Builds a demo run directory (``sparecast demo``), starts ``sparecast serve`` on it as a
 subprocess for each worker count and measures, from separate load-generator processes on
@@ -216,11 +216,37 @@ def make_data_dir(path: Path, items: int) -> None:
     )
 
 
-def start_server(data: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Our own redis-server (no persistence) on a free port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        + ["--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def start_server(
+    data: Path, port: int, workers: int, cache_url: str | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "SPARECAST_SERVICE__API_KEY_HASHES": json.dumps([hashlib.sha256(KEY.encode()).hexdigest()]),
     }
+    if cache_url:
+        env["SPARECAST_STORE__CACHE_URL"] = cache_url
     proc = subprocess.Popen(
         [sys.executable, "-m", "sparecast.cli", "serve", "--data", str(data)]
         + ["--port", str(port), "--workers", str(workers)],
@@ -249,9 +275,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1500.0, help="offered req/s, open loop")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--data", type=Path, help="existing run directory (default: a new demo)")
+    parser.add_argument(
+        "--redis", action="store_true", help="cache in a redis-server of our own (default: LRU)"
+    )
     args = parser.parse_args()
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
     tmp = Path(tempfile.mkdtemp(prefix="sparecast-api-bench-"))
+    redis: subprocess.Popen[bytes] | None = None
     try:
         data = args.data or tmp / "run"
         if args.data is None:
@@ -260,9 +290,11 @@ def main() -> None:
         path = f"/forecast/item/{ITEM}"
         ids = [f"P{i:06d}" for i in range(1, min(1000, args.items) + 1)]
         rows = []
+        redis, cache_url = start_redis(tmp) if args.redis else (None, None)
+        cache = "Redis" if args.redis else "LRU"
         for workers in args.workers:
             port = free_port()
-            server = start_server(data, port, workers)
+            server = start_server(data, port, workers, cache_url)
             try:
                 # warm every worker's cache (LRU is per process) with many new connections
                 for _ in range(20 * workers):
@@ -278,7 +310,7 @@ def main() -> None:
                             "closed", port=port, conns=conns, duration=args.duration, raw=_get(path)
                         )
                         client = "python"
-                    rows.append((workers, f"GET cached, closed loop ({client})", conns, r))
+                    rows.append((workers, f"GET cached ({cache}), closed loop, {client}", conns, r))
                     print(rows[-1], flush=True)
                 for conns in (50, 200):
                     r = in_client_process(
@@ -289,7 +321,8 @@ def main() -> None:
                         rate=args.rate,
                         raw=_get(path),
                     )
-                    rows.append((workers, f"GET cached, {args.rate:g} req/s offered", conns, r))
+                    phase = f"GET cached ({cache}), {args.rate:,.0f} req/s offered"
+                    rows.append((workers, phase, conns, r))
                     print(rows[-1], flush=True)
                 # batches: uncached (a new horizon: new keys, 1,000 items read from the store),
                 # then cached (the same request again); every worker sees them in turn. The
@@ -305,7 +338,7 @@ def main() -> None:
                         "p99_ms": quantile(lat, 0.99) * 1e3,
                         "errors": 0,
                     }
-                    rows.append((workers, f"POST {len(ids):,} items, {label}", 1, r))
+                    rows.append((workers, f"POST {len(ids):,} items, {label} ({cache})", 1, r))
                     print(rows[-1], flush=True)
             finally:
                 server.terminate()
@@ -320,6 +353,9 @@ def main() -> None:
             )
         print(f"\n{os.cpu_count()} CPUs; load generator: {'wrk' if use_wrk else 'python'} + python")
     finally:
+        if redis is not None:
+            redis.terminate()
+            redis.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
