@@ -148,3 +148,18 @@ def test_actuals_frame_is_the_panel_tail() -> None:
         {"unique_id": "b", "ds": d3, "y": 0.0},
     ]
     assert actuals_frame(panel, 10).height == 6  # never more than the panel has
+
+
+def test_unreachable_store_fails_the_run_after_the_files(
+    demo_dir: Path, tmp_path: Path, unused_port: int
+) -> None:
+    """A configured store that is down is an error (exit 2 in the CLI) naming the store; the
+    run's files are written before it, run.json without a store entry."""
+    from sparecast.errors import StoreUnavailable
+
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{unused_port}/history"
+    out = tmp_path / "down"
+    with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{unused_port}/history is unreachable"):
+        run_pipeline(str(demo_dir / "erp.sqlite"), out, load_settings(store={"url": url}))
+    assert (out / "forecasts.parquet").exists()
+    assert "store" not in json.loads((out / "run.json").read_text())
