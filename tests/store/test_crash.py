@@ -1,5 +1,6 @@
 """A writer process killed (SIGKILL) in the middle of writing a run leaves nothing behind: the
-run's transaction never commits, the earlier runs are intact and the next run is written."""
+run's transaction never commits, the earlier runs are intact and the next run is written.
+Meanwhile readers (the service) go on reading the last committed run."""
 
 from __future__ import annotations
 
@@ -82,6 +83,15 @@ def test_killed_writer_leaves_nothing_half_written(store_url: str) -> None:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
         assert line == "MIDWRITE", proc.stderr.read() if proc.stderr else line
+        # while the writer holds its transaction open, readers are not blocked and see the
+        # last committed run only (SQLite: WAL; PostgreSQL: MVCC)
+        t0 = time.perf_counter()
+        reader = ForecastStore(store_url)
+        assert reader.latest_run().run_id == first  # type: ignore[union-attr]
+        assert reader.item_forecast("a").forecast == [1.0, 2.0]  # type: ignore[union-attr]
+        assert reader.item_forecast("k0") is None
+        assert time.perf_counter() - t0 < 2.0
+        reader.dispose()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
