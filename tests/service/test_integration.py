@@ -3,6 +3,7 @@ without a restart (Redis stopped and started; PostgreSQL cut off behind a TCP re
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -141,3 +142,37 @@ def test_a_new_run_in_postgresql_is_served_after_the_refresh(
         new = client.get("/forecast/item/A-1").json()
         assert new["model_version"] != old["model_version"]
         assert client.get("/health").json()["model_version"] == new["model_version"]
+
+
+def test_a_demo_run_written_to_postgresql_is_served(
+    tmp_path: Path, pg_url: str, redis_server: RedisProcess
+) -> None:
+    """`sparecast demo` with store.url on PostgreSQL, then the API over that store and Redis:
+    what the pipeline wrote is what the API answers."""
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from sparecast.cli import app as cli_app
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli_app,
+        ["demo", "--output", str(out), "--items", "25", "--days", "120"]
+        + ["--methods", "ma,tsb", "--quiet"],
+        env={"SPARECAST_STORE__URL": pg_url},
+    )
+    assert result.exit_code == 0, result.output
+    assert not (out / "history.sqlite").exists()
+    stored = json.loads((out / "run.json").read_text())["store"]
+    expected = pl.read_parquet(out / "forecasts.parquet").filter(pl.col("unique_id") == "P000009")
+    with _app(out, pg_url, redis_server.url) as client:
+        health = client.get("/health").json()
+        assert health["model_version"] == stored["model_version"]
+        assert health["dependencies"]["store"]["kind"] == "postgresql"
+        body = client.get("/forecast/item/P000009").json()
+        assert body["model_version"] == stored["model_version"]
+        assert body["dates"] == [d.isoformat() for d in expected["ds"].to_list()]
+        assert body["forecast"] == pytest.approx(expected["forecast"].to_list(), rel=1e-12)
+        ids = [f"P{i:06d}" for i in range(1, 26)]
+        batch = client.post("/forecast/items", json={"item_ids": ids}, headers=AUTH)
+        assert [i["item_id"] for i in batch.json()["items"]] == ids
