@@ -396,3 +396,18 @@ def test_unusual_item_ids_and_values_round_trip(store: ForecastStore) -> None:
     assert [v for i in ids for v in got[i].quantiles["q99.9"]] == frame["q99.9"].to_list()
     assert [got[i].method for i in ids] == ["ma", "sba", "tsb", "ses"]
     assert store.known_items() == sorted(ids)
+
+
+def test_many_ids_are_read_in_chunks(store: ForecastStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sparecast.store.history as history
+
+    monkeypatch.setattr(history, "_ID_CHUNK", 7)  # 50 ids -> 8 statements, merged in order
+    fc = make_forecasts(60, 4, levels=(90,))
+    store.write_run(make_meta(4, 60), fc)
+    ids = [f"i{k}" for k in range(59, 9, -1)]
+    got = store.items_forecasts(ids, horizon=2)
+    assert list(got) == ids
+    for uid in ("i59", "i33", "i10"):
+        want = fc.filter(pl.col("unique_id") == uid).head(2)
+        assert got[uid].forecast == want["forecast"].to_list()
+        assert got[uid].quantiles["q90"] == want["q90"].to_list()

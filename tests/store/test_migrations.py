@@ -140,3 +140,20 @@ def test_same_schema_on_sqlite_and_postgresql(
     lite, pg = schema_of(sqlite_url), schema_of(pg_url)
     assert set(lite) == {"alembic_version", *metadata.tables}
     assert lite == pg
+
+
+def test_downgrade_to_base_and_upgrade_again(fresh_url: str) -> None:
+    from alembic import command
+
+    store = ForecastStore(fresh_url)
+    store.migrate()
+    migrated = schema_of(fresh_url)
+    with store.engine.begin() as conn:
+        cfg = store._alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert set(schema_of(fresh_url)) <= {"alembic_version"}
+    assert store.schema_revision() is None
+    store.migrate()
+    assert schema_of(fresh_url) == migrated
+    store.dispose()

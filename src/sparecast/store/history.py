@@ -598,16 +598,15 @@ class ForecastStore:
             run = self._resolve_run(conn, run_id)
             if run is None:
                 return pl.DataFrame()
-            rows = conn.execute(
+            found = conn.execute(
                 sa.select(
                     forecasts.c.unique_id,
                     forecasts.c.method,
                     forecasts.c.forecast,
                     forecasts.c.quantiles,
-                )
-                .where(forecasts.c.run_id == run.run_id)
-                .order_by(forecasts.c.unique_id)
+                ).where(forecasts.c.run_id == run.run_id)
             ).all()
+        rows = sorted(found, key=lambda r: r[0])  # code-point order, whatever the collation
         h = len(run.forecast_dates)
         ids = [r[0] for r in rows]
         frame = pl.DataFrame(
@@ -627,17 +626,15 @@ class ForecastStore:
         return frame
 
     def known_items(self, run_id: int | None = None) -> list[str]:
-        """Item ids of a run (latest by default), sorted; [] when there is no run."""
+        """Item ids of a run (latest by default) in code-point order; [] without a run."""
         with self._read("listing items") as conn:
             run = self._resolve_run(conn, run_id)
             if run is None:
                 return []
             rows = conn.execute(
-                sa.select(forecasts.c.unique_id)
-                .where(forecasts.c.run_id == run.run_id)
-                .order_by(forecasts.c.unique_id)
+                sa.select(forecasts.c.unique_id).where(forecasts.c.run_id == run.run_id)
             ).scalars()
-            return list(rows)
+            return sorted(rows)  # code-point order, whatever the database's collation
 
     def has_item(self, item_id: str, run_id: int | None = None) -> bool:
         """True when the run (latest by default) forecast this item."""
