@@ -256,3 +256,10 @@ def test_cache_hits_answer_exactly_as_the_route(quantile_dir: Path, query: str) 
         body = ItemForecastOut.model_validate_json(warm.content)
         assert body.item_id == "B/2"
         assert body.dates[0].isoformat() == "2026-11-02"
+
+
+def test_without_configured_keys_post_says_how_to_open_it(data_dir: Path) -> None:
+    with TestClient(create_app(Settings(), data_dir)) as client:
+        r = client.post("/forecast/items", json={"item_ids": ["P000001"]}, headers=AUTH)
+        assert r.status_code == 401
+        assert "service.api_key_hashes" in r.json()["detail"]

@@ -129,3 +129,23 @@ def test_retrain_without_a_source_is_409_with_the_fix(tmp_path: Path) -> None:
         r = client.post("/retrain", headers=AUTH)
         assert r.status_code == 409
         assert "service.retrain_source" in r.json()["detail"]
+
+
+def test_a_job_whose_server_process_died_reads_as_failed(
+    client: TestClient, data_dir: Path
+) -> None:
+    """A job file left 'running' by a killed server (nobody holds the job lock) is reported
+    as failed, not running forever."""
+    jobs = data_dir / ".sparecast_jobs"
+    jobs.mkdir()
+    (jobs / "lock").touch()
+    job = JobOut(
+        job_id="ab" * 16,
+        state="running",
+        created_at="2026-11-26T08:00:00Z",
+        source="x.csv",
+    )
+    (jobs / f"{job.job_id}.json").write_text(job.model_dump_json())
+    seen = client.get(f"/jobs/{job.job_id}").json()
+    assert seen["state"] == "failed"
+    assert "server process running the job stopped" in seen["error"]

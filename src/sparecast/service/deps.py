@@ -42,6 +42,13 @@ async def require_api_key(request: Request, state: StateDep) -> None:
             detail=f"missing API key: send it in the {header} header",
             headers={"WWW-Authenticate": "ApiKey"},
         )
+    if not state.settings.service.api_key_hashes:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="no API key is configured, so POST endpoints are closed; set "
+            "service.api_key_hashes (SPARECAST_SERVICE__API_KEY_HASHES) to sha256 digests of keys",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
     if not key_matches(key, state.settings.service.api_key_hashes):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

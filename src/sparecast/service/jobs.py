@@ -116,9 +116,34 @@ class JobManager:
         if not job_id or len(job_id) != 32 or any(c not in "0123456789abcdef" for c in job_id):
             return None
         try:
-            return JobOut.model_validate_json(self._path(job_id).read_text())
+            job = JobOut.model_validate_json(self._path(job_id).read_text())
         except (OSError, ValueError):
             return None
+        if job.state in ("queued", "running") and not self._lock_held():
+            # the server process that ran it is gone (killed, restarted): it never finishes
+            return job.model_copy(
+                update={
+                    "state": "failed",
+                    "error": "interrupted: the server process running the job stopped",
+                }
+            )
+        return job
+
+    def _lock_held(self) -> bool:
+        """Whether some process (this one included) holds the job lock."""
+        try:
+            fd = os.open(self.jobs_dir / "lock", os.O_RDWR)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
 
     def _running_job_id(self) -> str | None:
         try:
