@@ -263,3 +263,14 @@ def test_without_configured_keys_post_says_how_to_open_it(data_dir: Path) -> Non
         r = client.post("/forecast/items", json={"item_ids": ["P000001"]}, headers=AUTH)
         assert r.status_code == 401
         assert "service.api_key_hashes" in r.json()["detail"]
+
+
+def test_default_horizon_applies_when_the_request_gives_none(data_dir: Path) -> None:
+    with TestClient(create_app(Settings(**service_settings(default_horizon=5)), data_dir)) as c:
+        assert len(c.get("/forecast/item/P000001").json()["forecast"]) == 5
+        assert len(c.get("/forecast/item/P000001?horizon=9").json()["forecast"]) == 9
+        body = c.post("/forecast/items", json={"item_ids": ["P000001"]}, headers=AUTH).json()
+        assert len(body["items"][0]["dates"]) == 5
+    # a default beyond the run's horizon answers everything the run has
+    with TestClient(create_app(Settings(**service_settings(default_horizon=99)), data_dir)) as c:
+        assert len(c.get("/forecast/item/P000001").json()["forecast"]) == 28

@@ -75,9 +75,10 @@ def _horizon(
     state: ServiceState, run: RunInfo, horizon: int | None, loc: list[str | int]
 ) -> int | None:
     """The requested horizon, None meaning all the run's periods (shares the cache entry)."""
-    h = horizon if horizon is not None else state.settings.service.default_horizon
-    if h is None:
-        return None
+    if horizon is None:  # the configured default, capped at what the run has
+        default = state.settings.service.default_horizon
+        return None if default is None or default >= run.horizon else default
+    h = horizon
     if h > run.horizon:
         raise unprocessable(
             loc, f"horizon {h} is longer than the {run.horizon} periods run {run.run_id} forecast"
