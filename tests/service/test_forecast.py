@@ -274,3 +274,35 @@ def test_default_horizon_applies_when_the_request_gives_none(data_dir: Path) -> 
     # a default beyond the run's horizon answers everything the run has
     with TestClient(create_app(Settings(**service_settings(default_horizon=99)), data_dir)) as c:
         assert len(c.get("/forecast/item/P000001").json()["forecast"]) == 28
+
+
+def test_a_batch_of_the_default_limit_of_1000_items(tmp_path: Path) -> None:
+    from datetime import date, timedelta
+
+    from sparecast.store import ForecastStore, RunMeta
+
+    ids = [f"I{i:05d}" for i in range(1001)]
+    frame = pl.DataFrame(
+        {
+            "unique_id": [i for i in ids for _ in range(3)],
+            "ds": [date(2026, 11, 1) + timedelta(days=d) for _ in ids for d in range(3)],
+            "forecast": [float(n) + d / 10 for n in range(len(ids)) for d in range(3)],
+            "method": ["ma"] * (3 * len(ids)),
+        }
+    )
+    store = ForecastStore(f"sqlite:///{tmp_path / 'history.sqlite'}")
+    store.migrate()
+    meta = RunMeta("0.1.0", {}, date(2026, 1, 1), date(2026, 10, 31), "D", len(ids), 304, 3)
+    store.write_run(meta, frame)
+    store.dispose()
+    with TestClient(create_app(Settings(**service_settings()), tmp_path)) as client:
+        wanted = list(reversed(ids[:1000]))
+        r = client.post("/forecast/items", json={"item_ids": wanted}, headers=AUTH)
+        assert r.status_code == 200
+        items = r.json()["items"]
+        assert [i["item_id"] for i in items] == wanted
+        assert items[0]["forecast"] == [999.0, 999.1, 999.2]
+        assert items[-1]["forecast"] == [0.0, 0.1, 0.2]
+        over = client.post("/forecast/items", json={"item_ids": ids}, headers=AUTH)
+        assert over.status_code == 422
+        assert "1001 items requested; at most 1000" in over.json()["detail"][0]["msg"]

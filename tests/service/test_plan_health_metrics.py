@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from datetime import UTC, date, datetime
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
+from sparecast.service.deps import key_matches
 from sparecast.service.models import HealthOut, ItemPolicyOut
 
 from .conftest import run_json, write_policy
@@ -125,3 +129,13 @@ def test_metrics_latency_per_route_template_hit_ratio_and_forecast_age(
     expected = time.time() - datetime.fromisoformat(created).timestamp()
     assert age == pytest.approx(expected, abs=2.0)
     assert age > 0
+
+
+@given(key=st.text(min_size=1, max_size=40), other=st.text(min_size=1, max_size=40))
+def test_key_matches_exactly_the_configured_keys(key: str, other: str) -> None:
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+    decoy = hashlib.sha256(b"decoy").hexdigest()
+    assert key_matches(key, [decoy, digest])
+    assert not key_matches(key, [decoy])
+    assert not key_matches(key, [])
+    assert key_matches(other, [digest]) == (other == key)
