@@ -228,6 +228,11 @@ class ForecastStore:
             yield
         except exc.DBAPIError as error:
             raise self._translate(error, action) from error
+        except exc.TimeoutError as error:  # every pooled connection busy for pool_timeout
+            raise StoreUnavailable(
+                f"forecast store {redact_url(self.url)}: no free database connection while "
+                f"{action} ({error}); the database is overloaded or connections leak"
+            ) from error
 
     def _translate(self, error: exc.DBAPIError, action: str) -> StoreError:
         where = f"forecast store {redact_url(self.url)}"
@@ -451,7 +456,10 @@ class ForecastStore:
                     copy.write(payload)
             else:
                 cols = [v[start:stop] for v in scalars.values()]
-                cols += [[row.tobytes() for row in a[start:stop]] for a in arrays.values()]
+                cols += [
+                    [row.tobytes() for row in a[start:stop].astype("<f8", copy=False)]
+                    for a in arrays.values()
+                ]
                 marks = ", ".join("?" * len(columns))
                 sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
                 conn.exec_driver_sql(sql, list(zip(*cols, strict=True)))  # type: ignore[arg-type]
