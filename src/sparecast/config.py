@@ -116,6 +116,9 @@ class StoreSettings(_Section):
         "(default: sqlite file history.sqlite in the run's output directory)",
     )
     write_runs: bool = Field(True, description="write every run/demo into the store")
+    keep_runs: int | None = Field(
+        None, ge=1, description="after a run, keep only the newest N runs (default: all)"
+    )
     actuals_periods: int | None = Field(
         None, ge=1, description="last N periods of demand stored as actuals (default: horizon)"
     )

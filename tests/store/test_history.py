@@ -411,3 +411,30 @@ def test_many_ids_are_read_in_chunks(store: ForecastStore, monkeypatch: pytest.M
         want = fc.filter(pl.col("unique_id") == uid).head(2)
         assert got[uid].forecast == want["forecast"].to_list()
         assert got[uid].quantiles["q90"] == want["q90"].to_list()
+
+
+def test_delete_runs_keeps_the_newest(store: ForecastStore) -> None:
+    ids = [
+        store.write_run(
+            make_meta(2, 2),
+            make_forecasts(2, 2, seed=k),
+            actuals=pl.DataFrame({"unique_id": ["i0"], "ds": [date(2026, 10, 1 + k)], "y": [k]}),
+            accuracy=SUMMARY,
+        )
+        for k in range(4)
+    ]
+    assert store.get_run(ids[0]) is not None  # cached RunInfo must not survive the delete
+    assert store.delete_runs(keep_last=2) == ids[:2]
+    assert [r.run_id for r in store.runs()] == ids[:1:-1]
+    counts = row_counts(store)
+    assert counts == {
+        "forecast_runs": 2,
+        "forecasts": 4,
+        "actual_demand": 2,
+        "run_accuracy": 2 * 4 * 3,  # 4 summary rows x 3 numeric metrics per run
+    }
+    assert store.get_run(ids[0]) is None and store.item_forecast("i0", run_id=ids[1]) is None
+    assert store.actuals("i0")["y"].to_list() == [2.0, 3.0]
+    assert store.delete_runs(keep_last=2) == []
+    with pytest.raises(StoreError, match="keep_last must be at least 1"):
+        store.delete_runs(keep_last=0)

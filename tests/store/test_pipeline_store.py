@@ -163,3 +163,14 @@ def test_unreachable_store_fails_the_run_after_the_files(
         run_pipeline(str(demo_dir / "erp.sqlite"), out, load_settings(store={"url": url}))
     assert (out / "forecasts.parquet").exists()
     assert "store" not in json.loads((out / "run.json").read_text())
+
+
+def test_keep_runs_prunes_the_history(demo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prune"
+    settings = load_settings(store={"keep_runs": 2}, methods=["ma", "sba"])
+    for _ in range(3):
+        run_pipeline(str(demo_dir / "erp.sqlite"), out, settings)
+    store = ForecastStore(default_store_url(out))
+    assert [r.run_id for r in store.runs()] == [3, 2]
+    assert json.loads((out / "run.json").read_text())["store"]["run_id"] == 3
+    store.dispose()

@@ -92,8 +92,9 @@ def store_run(
     notes: list[str] | None = None,
     progress: Progress | None = None,
 ) -> StoredRun | None:
-    """Migrate the store if needed, write the run in one transaction and add a ``store`` entry
-    (url, run_id, model_version) to ``output_dir/run.json``. None when ``store.write_runs`` is
+    """Migrate the store if needed, write the run in one transaction (then delete runs beyond
+    ``store.keep_runs``) and add a ``store`` entry (url, run_id, model_version) to
+    ``output_dir/run.json``. None when ``store.write_runs`` is
     off or there are no forecasts (``sparecast backtest``)."""
     if not settings.store.write_runs or forecasts is None:
         return None
@@ -110,6 +111,8 @@ def store_run(
             accuracy=summary,
             progress=progress,
         )
+        if settings.store.keep_runs is not None:
+            store.delete_runs(keep_last=settings.store.keep_runs)
         info = store.get_run(run_id)
     finally:
         store.dispose()

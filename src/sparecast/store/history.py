@@ -489,6 +489,32 @@ class ForecastStore:
             ).all()
         return [_run_info(r) for r in rows]
 
+    def delete_runs(self, *, keep_last: int) -> list[int]:
+        """Delete every run but the newest ``keep_last`` (with their forecasts, actuals and
+        accuracy) in one transaction; returns the deleted run ids, oldest first."""
+        if keep_last < 1:
+            raise StoreError(f"keep_last must be at least 1 (store.keep_runs), got {keep_last}")
+        with self._write("deleting old runs") as conn:
+            keep = (
+                sa.select(forecast_runs.c.id)
+                .order_by(forecast_runs.c.id.desc())
+                .limit(keep_last)
+                .subquery()
+            )
+            old = sorted(
+                conn.execute(
+                    sa.select(forecast_runs.c.id).where(forecast_runs.c.id.not_in(sa.select(keep)))
+                ).scalars()
+            )
+            if old:
+                for table in (forecasts, actual_demand, run_accuracy):
+                    conn.execute(table.delete().where(table.c.run_id.in_(old)))
+                conn.execute(forecast_runs.delete().where(forecast_runs.c.id.in_(old)))
+        with self._runs_lock:
+            for run_id in old:
+                self._runs.pop(run_id, None)
+        return old
+
     def _resolve_run(self, conn: Connection, run_id: int | None) -> RunInfo | None:
         """The run (latest when None). A committed run never changes, so its parsed RunInfo is
         kept after the first read and reused while the id still has the same model version
