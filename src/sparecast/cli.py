@@ -19,6 +19,7 @@ from rich.table import Table
 from sparecast.config import Settings, load_settings
 from sparecast.errors import OutputError, SparecastError
 from sparecast.pipeline.steps import RunOutcome, prepare_output_dir, run_pipeline
+from sparecast.store.cli import store_app
 
 app = typer.Typer(
     help="sparecast: forecasts and inventory decisions for intermittent demand.",
@@ -26,6 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(store_app, name="store")  # sparecast store migrate | runs | prune
 console = Console()
 err_console = Console(stderr=True)
 

@@ -240,11 +240,21 @@ class ForecastStore:
         if "no such table" in message or "does not exist" in message and "relation" in message:
             return StoreError(
                 f"{where} has no schema ({message}) while {action}; run a pipeline into it or "
-                "call ForecastStore.migrate()"
+                "`sparecast store migrate` (ForecastStore.migrate())"
+            )
+        if "no such column" in message or "does not exist" in message and "column" in message:
+            return StoreError(
+                f"{where} has a schema this sparecast does not know ({message}) while {action}; "
+                "run `sparecast store migrate`, or use a new store file"
             )
         unavailable = error.connection_invalidated or isinstance(
             error, exc.OperationalError | exc.InterfaceError
         )
+        if self.backend == "sqlite" and isinstance(error, exc.OperationalError):
+            # SQLite reports SQL errors as OperationalError too: only these mean "can't use it"
+            unavailable = any(
+                s in message for s in ("unable to open", "locked", "disk I/O", "readonly", "busy")
+            )
         if unavailable:
             return StoreUnavailable(
                 f"{where} is unreachable while {action}: {message}; check that the database "
