@@ -90,7 +90,7 @@ def test_killed_writer_leaves_nothing_half_written(store_url: str) -> None:
         assert reader.latest_run().run_id == first  # type: ignore[union-attr]
         assert reader.item_forecast("a").forecast == [1.0, 2.0]  # type: ignore[union-attr]
         assert reader.item_forecast("k0") is None
-        assert time.perf_counter() - t0 < 2.0
+        assert time.perf_counter() - t0 < 5.0  # blocked would mean the 30 s busy timeout
         reader.dispose()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
