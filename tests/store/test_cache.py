@@ -170,11 +170,11 @@ def test_redis_stopped_then_restarted_recovers_without_restart(redis_server) -> 
     with pytest.raises(CacheUnavailable, match="failed while reading"):
         cache.get("k")
     assert time.perf_counter() - t0 < 1.0  # refused/timed out fast, no retries
-    t0 = time.perf_counter()
-    for _ in range(100):  # within retry_after_s: fail at once, without touching the network
-        with pytest.raises(CacheUnavailable, match="unavailable"):
+    for _ in range(100):  # within retry_after_s: the open circuit answers, not the network
+        with pytest.raises(
+            CacheUnavailable, match=r"unavailable \(ConnectionError.*retrying after"
+        ):
             cache.set("k", b"v2")
-    assert time.perf_counter() - t0 < 0.2
     assert cache.ping() is False
     assert cache.stats().errors >= 101
 
