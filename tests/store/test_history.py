@@ -438,3 +438,38 @@ def test_delete_runs_keeps_the_newest(store: ForecastStore) -> None:
     assert store.delete_runs(keep_last=2) == []
     with pytest.raises(StoreError, match="keep_last must be at least 1"):
         store.delete_runs(keep_last=0)
+
+
+def test_forecast_vs_actual_of_a_past_run(store: ForecastStore) -> None:
+    """Run 1 forecasts Nov 1-3; run 2 (a day later) stores actuals for Oct 31-Nov 1, run 3
+    for Nov 1-2 with a correction of Nov 1: the later run wins, Nov 3 is not known yet."""
+    fc = make_forecasts(2, 3, seed=9)  # i0, i1 on Nov 1, 2, 3
+    first = store.write_run(make_meta(3, 2), fc)
+    assert store.forecast_vs_actual(first).height == 0  # nothing happened yet
+
+    def actuals(days: list[date], y: list[float]) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"unique_id": ["i0"] * len(days) + ["i1"] * len(days), "ds": days * 2, "y": y}
+        )
+
+    oct31, nov1, nov2 = date(2026, 10, 31), date(2026, 11, 1), date(2026, 11, 2)
+    later = make_forecasts(2, 3, seed=10, start=date(2026, 11, 3))
+    store.write_run(make_meta(3, 2), later, actuals=actuals([oct31, nov1], [9, 1, 8, 0]))
+    store.write_run(make_meta(3, 2), later, actuals=actuals([nov1, nov2], [2, 3, 0, 4]))
+    got = store.forecast_vs_actual(first)
+    assert got.columns == ["unique_id", "ds", "step", "method", "forecast", "y"]
+    assert got.select("unique_id", "ds", "step", "y").rows() == [
+        ("i0", nov1, 1, 2.0),
+        ("i0", nov2, 2, 3.0),
+        ("i1", nov1, 1, 0.0),
+        ("i1", nov2, 2, 4.0),
+    ]
+    want = fc.filter(pl.col("ds") <= nov2).sort("unique_id", "ds")
+    assert got["forecast"].to_list() == want["forecast"].to_list()
+    assert got["method"].to_list() == want["method"].to_list()
+    # realised accuracy with the reference metrics
+    from utilsforecast.losses import mae
+
+    by_item = mae(got.to_pandas(), models=["forecast"], target_col="y")
+    expected = (want["forecast"] - got["y"]).abs().to_numpy().reshape(2, 2).mean(axis=1)
+    np.testing.assert_allclose(by_item["forecast"].to_numpy(), expected)

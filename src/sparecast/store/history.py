@@ -727,6 +727,77 @@ class ForecastStore:
             return empty
         return pl.DataFrame({"ds": days, "y": [merged[d] for d in days]}, schema=empty.schema)
 
+    def forecast_vs_actual(self, run_id: int | None = None) -> pl.DataFrame:
+        """A run's forecasts (latest by default) next to the demand that actually happened,
+        as stored by the runs of the same frequency (later runs win): unique_id, ds, step
+        (1 = first forecast period), method, forecast, y; only dates with a known actual.
+
+        The realised accuracy of a run once its horizon has passed: feed the frame to
+        ``utilsforecast.losses`` (``models=["forecast"]``, ``target_col="y"``)."""
+        schema = {
+            "unique_id": pl.Utf8,
+            "ds": pl.Date,
+            "step": pl.Int32,
+            "method": pl.Utf8,
+            "forecast": pl.Float64,
+            "y": pl.Float64,
+        }
+        run = self.get_run(run_id) if run_id is not None else self.latest_run()
+        if run is None:
+            return pl.DataFrame(schema=schema)
+        first, last = run.forecast_dates[0], run.forecast_dates[-1]
+        parts = []
+        with self._read("reading actuals") as conn:
+            sources = conn.execute(
+                sa.select(forecast_runs.c.id, forecast_runs.c.actuals_dates)
+                .where(
+                    forecast_runs.c.freq == run.freq,
+                    forecast_runs.c.actuals_start.is_not(None),
+                    forecast_runs.c.actuals_start <= last,
+                )
+                .order_by(forecast_runs.c.id)
+            ).all()
+            for source_id, dates_json in sources:
+                dates = _dates_of(dates_json)
+                keep = [k for k, d in enumerate(dates) if first <= d <= last]
+                if not keep:
+                    continue
+                rows = conn.execute(
+                    sa.select(actual_demand.c.unique_id, actual_demand.c.y).where(
+                        actual_demand.c.run_id == source_id
+                    )
+                ).all()
+                if not rows:
+                    continue
+                values = np.array([r[1] for r in rows], dtype=float)[:, keep]
+                parts.append(
+                    pl.DataFrame(
+                        {
+                            "unique_id": np.repeat(
+                                np.array([r[0] for r in rows], dtype=object), len(keep)
+                            ).tolist(),
+                            "ds": [dates[k] for k in keep] * len(rows),
+                            "y": values.reshape(-1),
+                        },
+                        schema={"unique_id": pl.Utf8, "ds": pl.Date, "y": pl.Float64},
+                    )
+                )
+        if not parts:
+            return pl.DataFrame(schema=schema)
+        actual = pl.concat(parts).unique(["unique_id", "ds"], keep="last", maintain_order=True)
+        steps = pl.DataFrame(
+            {"ds": run.forecast_dates, "step": list(range(1, len(run.forecast_dates) + 1))},
+            schema={"ds": pl.Date, "step": pl.Int32},
+        )
+        return (
+            self.run_forecasts(run.run_id)
+            .select("unique_id", "ds", "method", "forecast")
+            .join(actual, on=["unique_id", "ds"], how="inner")
+            .join(steps, on="ds", how="left")
+            .select(list(schema))
+            .sort("unique_id", "ds")
+        )
+
     def run_accuracy(self, run_id: int | None = None) -> pl.DataFrame:
         """The backtest summary stored with a run (latest by default), wide as written:
         grouping, group, method, chosen, then one Float64 column per metric. Empty when the run
