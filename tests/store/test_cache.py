@@ -214,3 +214,21 @@ def test_shared_redis_with_a_private_prefix() -> None:
         cache.clear()
         assert cache._client.keys(cache.prefix + "*") == []
         cache.close()
+
+
+@pytest.mark.integration
+def test_redis_refusing_a_command_does_not_open_the_circuit(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """Out of memory (noeviction): writes are refused, reads go on; only a Redis that is
+    gone or too slow is skipped for retry_after_s."""
+    cache = RedisCache(redis_server.url, retry_after_s=60)
+    cache.set("k", b"v")
+    cache._client.config_set("maxmemory-policy", "noeviction")
+    cache._client.config_set("maxmemory", 1)
+    with pytest.raises(CacheUnavailable, match="Redis refused the command"):
+        cache.set("k2", b"v2")
+    assert cache.get("k") == b"v"  # not short-circuited
+    assert cache.stats().errors == 1
+    cache._client.config_set("maxmemory", 0)
+    cache.set("k2", b"v2")
+    assert cache.get("k2") == b"v2"
+    cache.close()

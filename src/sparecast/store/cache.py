@@ -260,13 +260,19 @@ class RedisCache:
         try:
             result = fn()
         except self._redis.exceptions.RedisError as error:
-            with self._state_lock:
-                self._down_until = self._clock() + self.retry_after_s
-                self._last_error = f"{type(error).__name__}: {error}"
+            gone = isinstance(
+                error,
+                self._redis.exceptions.ConnectionError | self._redis.exceptions.TimeoutError,
+            )
+            if gone:  # down or too slow: stop asking for retry_after_s
+                with self._state_lock:
+                    self._down_until = self._clock() + self.retry_after_s
+                    self._last_error = f"{type(error).__name__}: {error}"
             self._counters.count(errors=1)
+            hint = "check that Redis is running" if gone else "Redis refused the command"
             raise CacheUnavailable(
                 f"Redis cache {redact_url(self.url)} failed while {action}: {error}; answering "
-                "without the cache (check that Redis is running, store.cache_url)"
+                f"without the cache ({hint}, store.cache_url)"
             ) from error
         if self._last_error:
             with self._state_lock:
