@@ -473,3 +473,34 @@ def test_forecast_vs_actual_of_a_past_run(store: ForecastStore) -> None:
     by_item = mae(got.to_pandas(), models=["forecast"], target_col="y")
     expected = (want["forecast"] - got["y"]).abs().to_numpy().reshape(2, 2).mean(axis=1)
     np.testing.assert_allclose(by_item["forecast"].to_numpy(), expected)
+
+
+def test_concurrent_reads_from_threads(store: ForecastStore) -> None:
+    """The service reads from a thread pool: one ForecastStore, many threads, right answers."""
+    import threading
+
+    fc = make_forecasts(200, 5, levels=(90,))
+    store.write_run(make_meta(5, 200), fc)
+    want = {
+        uid: rows["forecast"].to_list()
+        for (uid,), rows in fc.sort("unique_id", "ds").group_by("unique_id", maintain_order=True)
+    }
+    errors: list[BaseException] = []
+
+    def read(seed: int) -> None:
+        try:
+            for k in range(60):
+                uid = f"i{(seed * 37 + k) % 200}"
+                got = store.item_forecast(uid)
+                assert got is not None and got.forecast == want[uid]
+                many = store.items_forecasts([uid, f"i{k}"])
+                assert many[uid].forecast == want[uid]
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read, args=(s,)) for s in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
