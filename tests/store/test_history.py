@@ -333,7 +333,7 @@ def test_items_forecasts_of_1000_ids_in_constant_queries(store: ForecastStore) -
 def test_store_without_schema_says_so(tmp_path: object) -> None:
     store = ForecastStore(f"sqlite:///{tmp_path}/empty.sqlite")  # type: ignore[str-bytes-safe]
     assert store.ping() and not store.is_migrated() and store.schema_revision() is None
-    with pytest.raises(StoreError, match="has no schema .* call ForecastStore.migrate"):
+    with pytest.raises(StoreError, match="has no schema .* `sparecast store migrate`"):
         store.latest_run()
     store.migrate()
     assert store.is_migrated() and store.latest_run() is None
