@@ -118,7 +118,7 @@ def test_concurrent_migrations_all_succeed(fresh_url: str) -> None:
         finally:
             store.dispose()
 
-    threads = [threading.Thread(target=migrate) for _ in range(4)]
+    threads = [threading.Thread(target=migrate) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:

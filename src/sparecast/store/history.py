@@ -12,8 +12,10 @@ import hashlib
 import io
 import json
 import re
+import sqlite3
 import struct
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -850,7 +852,16 @@ def _sqlite_on_connect(dbapi_connection: Any, record: Any) -> None:
     # Transactions are issued by _sqlite_on_begin (pysqlite's implicit BEGIN skips DDL).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    # WAL: readers never block the writer. Switching a new file to WAL needs a moment with
+    # no other transaction (the busy handler does not cover it): retry while others migrate.
+    deadline = time.monotonic() + 30.0
+    while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
