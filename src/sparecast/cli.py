@@ -17,9 +17,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sparecast.config import Settings, load_settings
-from sparecast.errors import SparecastError
+from sparecast.errors import OutputError, SparecastError
 from sparecast.pipeline.plan import PlanOutcome, run_plan
 from sparecast.pipeline.steps import RunOutcome, prepare_output_dir, run_pipeline
+from sparecast.store.cli import store_app
 
 app = typer.Typer(
     help="sparecast: forecasts and inventory decisions for intermittent demand.",
@@ -27,6 +28,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(store_app, name="store")  # sparecast store migrate | runs | prune
 console = Console()
 err_console = Console(stderr=True)
 
@@ -310,6 +312,43 @@ def plan_cmd(
             _settings(config, strict, horizon, methods),
             quiet,
             reuse_forecasts=reuse_forecasts,
+        )
+    except SparecastError as exc:
+        _fail(exc)
+
+
+@app.command()
+def serve(
+    data: Annotated[
+        Path,
+        typer.Option("--data", "-d", help="output directory of `sparecast demo|run|plan` to serve"),
+    ] = Path("."),
+    port: Annotated[
+        int | None, typer.Option(help="port (default: service.port, 8000)", min=1, max=65535)
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="address (default: service.host)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="server processes (default: service.workers)", min=1)
+    ] = None,
+    config: ConfigOpt = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+) -> None:
+    """Serve forecasts, inventory policy, reports, health, retraining and metrics over HTTP."""
+    from sparecast.service.server import serve as run_server
+
+    try:
+        settings = load_settings(config)
+        if not data.is_dir():
+            raise OutputError(
+                f"data directory {data} does not exist; create one with "
+                f"`sparecast demo --output {data}` or `sparecast run --output {data}`"
+            )
+        err_console.print(
+            f"Serving {data.resolve()} on http://{host or settings.service.host}:"
+            f"{port or settings.service.port} ({workers or settings.service.workers} worker(s))"
+        )
+        run_server(
+            settings, data.resolve(), host=host, port=port, workers=workers, log_level=log_level
         )
     except SparecastError as exc:
         _fail(exc)

@@ -12,7 +12,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,7 +35,10 @@ __all__ = [
     "TierSettings",
     "DataSettings",
     "InventorySettings",
+    "StoreSettings",
+    "ServiceSettings",
     "load_settings",
+    "redact_url",
 ]
 
 
@@ -151,6 +162,93 @@ class InventorySettings(_Section):
         if unknown:
             raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(_TIER_NAMES)}")
         return value
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for run.json, logs and messages)."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    if ":" not in creds:
+        return url
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+
+
+class StoreSettings(_Section):
+    """Forecast history store (SQLite file or PostgreSQL) and the forecast cache (LRU or Redis)."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the history store, e.g. "
+        "postgresql+psycopg://postgres@127.0.0.1:5432/sparecast "
+        "(default: sqlite file history.sqlite in the run's output directory)",
+    )
+    write_runs: bool = Field(True, description="write every run/demo into the store")
+    keep_runs: int | None = Field(
+        None, ge=1, description="after a run, keep only the newest N runs (default: all)"
+    )
+    actuals_periods: int | None = Field(
+        None, ge=1, description="last N periods of demand stored as actuals (default: horizon)"
+    )
+    cache_url: str | None = Field(
+        None, description="redis://host:port/db for Redis (default: in-process LRU cache)"
+    )
+    cache_ttl_s: float = Field(3600.0, gt=0, description="cache entry lifetime, seconds")
+    cache_max_items: int = Field(100_000, ge=1, description="LRU cache capacity, entries")
+    cache_prefix: str = Field("sparecast:", description="prefix of every Redis key")
+
+    @field_validator("cache_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"cache_url must start with redis://, rediss:// or unix://: {value}")
+        return value
+
+    @field_serializer("url", "cache_url", when_used="json")
+    def _hide_password(self, value: str | None) -> str | None:
+        return None if value is None else redact_url(value)
+
+
+class ServiceSettings(_Section):
+    """The HTTP API (``sparecast serve``): keys, limits, server processes, retraining source."""
+
+    api_key_hashes: list[str] = Field(
+        default_factory=list,
+        description="sha256 hex digests of the accepted API keys (POST endpoints); "
+        "empty: every POST is refused with 401",
+    )
+    api_key_header: str = Field("X-API-Key", min_length=1, description="header carrying the key")
+    max_batch_items: int = Field(1000, ge=1, description="most items in one POST /forecast/items")
+    default_horizon: int | None = Field(
+        None, ge=1, description="periods answered when a request gives none (default: all stored)"
+    )
+    host: str = Field("127.0.0.1", description="address `sparecast serve` listens on")
+    port: int = Field(8000, ge=1, le=65535, description="port `sparecast serve` listens on")
+    workers: int = Field(1, ge=1, le=64, description="server processes of `sparecast serve`")
+    retrain_source: str | None = Field(
+        None,
+        description="source POST /retrain runs the pipeline on (URL or file); default: the "
+        "source recorded in the data directory's run.json",
+    )
+    version_refresh_s: float = Field(
+        2.0,
+        gt=0,
+        description="seconds between checks of the store for a newer run (other processes' "
+        "retraining)",
+    )
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _sha256_hex(cls, value: list[str]) -> list[str]:
+        out = []
+        for digest in value:
+            d = digest.strip().lower()
+            if len(d) != 64 or any(c not in "0123456789abcdef" for c in d):
+                raise ValueError(
+                    f"api_key_hashes entry {digest[:12]!r}... is not a sha256 hex digest "
+                    "(64 hex characters); make one with: printf %s KEY | sha256sum"
+                )
+            out.append(d)
+        return out
 
 
 class Settings(BaseSettings):
@@ -170,6 +268,8 @@ class Settings(BaseSettings):
     tiers: TierSettings = Field(default_factory=TierSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     inventory: InventorySettings = Field(default_factory=InventorySettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @field_validator("methods")
     @classmethod

@@ -9,6 +9,9 @@ __all__ = [
     "ConfigError",
     "MethodError",
     "OutputError",
+    "StoreError",
+    "StoreUnavailable",
+    "CacheUnavailable",
 ]
 
 
@@ -34,3 +37,15 @@ class MethodError(SparecastError):
 
 class OutputError(SparecastError):
     """The output directory cannot be created or written."""
+
+
+class StoreError(SparecastError):
+    """The forecast history store refused a request (bad argument, missing schema, bad data)."""
+
+
+class StoreUnavailable(StoreError):
+    """The forecast history database cannot be reached (down, refused, timed out)."""
+
+
+class CacheUnavailable(SparecastError):
+    """The forecast cache (Redis) cannot be reached; callers treat it as a miss."""

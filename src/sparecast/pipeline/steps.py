@@ -26,6 +26,7 @@ from sparecast.data.sources import load_source, sqlite_url
 from sparecast.errors import DataValidationError, OutputError, SourceError
 from sparecast.evaluate.backtest import BacktestResult, backtest, format_summary_lines
 from sparecast.methods import get_method, resolve_methods
+from sparecast.pipeline.store_step import store_run
 
 __all__ = [
     "Progress",
@@ -504,6 +505,19 @@ def run_pipeline(
     t0 = time.perf_counter()
     paths = write_outputs(output_dir, loaded, result, settings, source=source, timings=timings)
     timings["write_s"] = time.perf_counter() - t0
+    stored = store_run(
+        output_dir,
+        loaded.panel,
+        result.forecasts,
+        result.summary,
+        settings,
+        source=source,
+        notes=result.notes,
+        progress=progress,
+    )
+    if stored is not None:  # the forecast history store (history.sqlite or store.url)
+        paths["store"] = stored.url
+        timings["store_s"] = stored.seconds
     lines = []
     if result.summary is not None and result.backtest is not None:
         overall = selection_score(result.backtest, result.selection)

@@ -1,0 +1,126 @@
+"""Pipeline step: write a finished run (forecasts, recent actual demand, backtest accuracy) into
+the forecast history store and record the store's run id and model version in run.json."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from sparecast import __version__
+from sparecast.config import Settings, redact_url
+from sparecast.data.panel import DemandPanel
+from sparecast.store.history import ForecastStore, RunMeta, default_store_url
+
+__all__ = ["StoredRun", "store_url_for", "actuals_frame", "run_meta", "store_run"]
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """Where a run went: the store (password redacted), its run id and model version."""
+
+    url: str
+    run_id: int
+    model_version: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """For run.json."""
+        return asdict(self)
+
+
+def store_url_for(settings: Settings, output_dir: Path) -> str:
+    """``store.url``, or the SQLite file ``history.sqlite`` in the run's output directory."""
+    return settings.store.url or default_store_url(output_dir)
+
+
+def actuals_frame(panel: DemandPanel, n_periods: int) -> pl.DataFrame:
+    """The last ``n_periods`` periods of the panel in long format (unique_id, ds, y), zeros
+    included: a stored zero is a known zero, a missing row an unknown."""
+    n = max(0, min(n_periods, panel.n_periods))
+    if n == 0:
+        return pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Date, "y": pl.Float64})
+    dates = panel.dates[-n:].astype("datetime64[D]")
+    return pl.DataFrame(
+        {
+            "unique_id": np.repeat(panel.item_ids.astype(str), n),
+            "ds": np.tile(dates, panel.n_items),
+            "y": panel.y[:, -n:].astype(np.float64).reshape(-1),
+        }
+    ).with_columns(pl.col("ds").cast(pl.Date))
+
+
+def _day(value: Any) -> date:
+    return date.fromisoformat(str(np.datetime64(value, "D")))
+
+
+def run_meta(
+    panel: DemandPanel, settings: Settings, *, source: str, notes: list[str] | None = None
+) -> RunMeta:
+    """The run's description for the store (config as in run.json, passwords redacted)."""
+    return RunMeta(
+        sparecast_version=__version__,
+        config=settings.to_dict(),
+        data_start=_day(panel.dates[0]),
+        data_end=_day(panel.end),
+        freq=panel.freq,
+        n_items=panel.n_items,
+        n_periods=panel.n_periods,
+        horizon=settings.horizon,
+        source=redact_url(source),
+        notes=list(notes or []),
+    )
+
+
+def store_run(
+    output_dir: Path,
+    panel: DemandPanel,
+    forecasts: pl.DataFrame | None,
+    summary: pl.DataFrame | None,
+    settings: Settings,
+    *,
+    source: str,
+    notes: list[str] | None = None,
+    progress: Progress | None = None,
+) -> StoredRun | None:
+    """Migrate the store if needed, write the run in one transaction (then delete runs beyond
+    ``store.keep_runs``) and add a ``store`` entry (url, run_id, model_version) to
+    ``output_dir/run.json``. None when ``store.write_runs`` is
+    off or there are no forecasts (``sparecast backtest``)."""
+    if not settings.store.write_runs or forecasts is None:
+        return None
+    t0 = time.perf_counter()
+    url = store_url_for(settings, output_dir)
+    store = ForecastStore(url)
+    try:
+        store.migrate()
+        n_actuals = settings.store.actuals_periods or settings.horizon
+        run_id = store.write_run(
+            run_meta(panel, settings, source=source, notes=notes),
+            forecasts,
+            actuals=actuals_frame(panel, n_actuals),
+            accuracy=summary,
+            progress=progress,
+        )
+        if settings.store.keep_runs is not None:
+            store.delete_runs(keep_last=settings.store.keep_runs)
+        info = store.get_run(run_id)
+    finally:
+        store.dispose()
+    assert info is not None  # just written in a committed transaction
+    stored = StoredRun(redact_url(url), run_id, info.model_version, time.perf_counter() - t0)
+    run_json = output_dir / "run.json"
+    if run_json.is_file():
+        record = json.loads(run_json.read_text())
+        record["store"] = stored.to_dict()
+        run_json.write_text(json.dumps(record, indent=2, default=str))
+    return stored

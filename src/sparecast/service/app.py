@@ -1,0 +1,78 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from sparecast import __version__
+from sparecast.config import Settings
+from sparecast.service.metrics import LatencyMiddleware
+from sparecast.service.routes import forecast, health, items, jobs, metrics, reports
+from sparecast.service.state import ServiceState
+
+__all__ = ["create_app"]
+
+_PROTECTED = {("/forecast/items", "post"), ("/retrain", "post")}
+
+
+def create_app(
+    settings: Settings,
+    data_dir: str | Path,
+    *,
+    metrics_multiprocess_dir: Path | None = None,
+) -> FastAPI:
+    """The API serving the store and plan of ``data_dir`` (``sparecast serve --data DIR``).
+
+    The store is ``settings.store.url`` or ``DIR/history.sqlite``; the cache Redis
+    (``settings.store.cache_url``) or an in-process LRU. Connections open in the app's lifespan:
+    use it under an ASGI server or ``with TestClient(app)``.
+    """
+    state = ServiceState(
+        settings, Path(data_dir), metrics_multiprocess_dir=metrics_multiprocess_dir
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = FastAPI(
+        title="sparecast",
+        version=__version__,
+        summary="Forecasts and inventory decisions for intermittent demand",
+        lifespan=lifespan,
+    )
+    app.state.sparecast = state
+    for module in (forecast, items, reports, health, jobs, metrics):
+        app.include_router(module.router)
+    item_route = next(
+        r for r in forecast.router.routes if getattr(r, "path", "") == forecast.ITEM_ROUTE
+    )
+    app.add_middleware(forecast.ItemForecastFastPath, state=state, route=item_route)
+    app.add_middleware(LatencyMiddleware, metrics=state.metrics)  # outermost: times everything
+    header = settings.service.api_key_header
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": header}
+            }
+            for path, method in _PROTECTED:
+                schema["paths"][path][method]["security"] = [{"ApiKey": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

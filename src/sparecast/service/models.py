@@ -1,0 +1,142 @@
+"""Pydantic models of every request and response body of the API.
+
+The hot paths (forecast reads) build their JSON bytes directly with orjson in exactly these
+shapes (see ``routes/forecast.py``); the models document the contract in the OpenAPI schema and
+the tests validate real answers against them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ErrorOut",
+    "ItemForecastOut",
+    "ForecastBatchIn",
+    "ForecastBatchOut",
+    "ItemPolicyOut",
+    "DependencyOut",
+    "FreshnessOut",
+    "HealthOut",
+    "JobOut",
+    "JobState",
+]
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx answer other than 422: one sentence naming what is wrong and the fix."""
+
+    detail: str
+
+
+class ItemForecastOut(BaseModel):
+    """The forecast of one item by the current model version, one value per period."""
+
+    item_id: str
+    model_version: str = Field(description="version of the run that produced the forecast")
+    run_id: int
+    method: str = Field(description="forecasting method chosen for the item")
+    dates: list[date] = Field(description="first day of each forecast period")
+    forecast: list[float | None] = Field(description="point forecast (units per period)")
+    quantiles: dict[str, list[float | None]] = Field(
+        description='quantile forecasts keyed by level in percent, e.g. {"q90": [...]}; '
+        "null where the run has no value"
+    )
+
+
+class ForecastBatchIn(BaseModel):
+    """Forecasts for many items in one request (at most ``service.max_batch_items``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_ids: list[str] = Field(min_length=1, description="item ids, each at most once")
+    horizon: int | None = Field(
+        None, ge=1, le=100_000, description="periods to return (default: service.default_horizon)"
+    )
+    quantiles: list[float] | None = Field(
+        None,
+        description="quantile levels in percent, 0 < q < 100 (default: all the run has; [] none)",
+    )
+
+
+class ForecastBatchOut(BaseModel):
+    """Forecasts of the requested items, in request order."""
+
+    model_version: str
+    run_id: int
+    items: list[ItemForecastOut]
+
+
+class ItemPolicyOut(BaseModel):
+    """One item's row of the inventory plan (``DIR/policy.parquet``): the columns the plan has.
+
+    The listed fields are those the planner writes; any other column of the file is passed
+    through under its own name.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    unique_id: str
+    safety_stock: float | None = None
+    reorder_point: float | None = None
+    order_up_to: float | None = None
+    on_hand: float | None = None
+    open_quantity: float | None = None
+    inventory_position: float | None = None
+    suggested_order: float | None = None
+    stockout_risk: float | None = None
+    expected_fill_rate: float | None = None
+    service_target: float | None = None
+
+
+DependencyState = Literal["ok", "degraded", "down"]
+
+
+class DependencyOut(BaseModel):
+    """State of one backing service."""
+
+    state: DependencyState
+    kind: str = Field(description="sqlite | postgresql | lru | redis ...")
+    detail: str = Field("", description="why it is not ok, and what still works")
+
+
+class FreshnessOut(BaseModel):
+    """How old the served forecasts are."""
+
+    run_created_at: datetime | None = Field(description="when the served run was written (UTC)")
+    run_age_s: float | None = Field(description="seconds since then")
+    data_window_start: date | None
+    data_window_end: date | None = Field(description="last period of demand the run saw")
+    data_age_days: int | None = Field(description="days from the data window end to today")
+
+
+class HealthOut(BaseModel):
+    """Overall state: ok, degraded (answers still served, some slower or from fallbacks), down."""
+
+    status: DependencyState
+    model_version: str | None
+    run_id: int | None
+    freshness: FreshnessOut
+    dependencies: dict[str, DependencyOut]
+
+
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+
+class JobOut(BaseModel):
+    """A background retraining job."""
+
+    job_id: str
+    state: JobState
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    source: str = Field(description="source the pipeline runs on (password redacted)")
+    progress: str = Field("", description="last progress step of the pipeline")
+    model_version_before: str | None = None
+    model_version: str | None = Field(None, description="version of the new run when succeeded")
+    run_id: int | None = None
+    error: str | None = None

@@ -1,0 +1,60 @@
+"""``POST /retrain`` (starts a background retraining job) and ``GET /jobs/{job_id}``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from sparecast.errors import SparecastError
+from sparecast.service.deps import ApiKeyDep, StateDep
+from sparecast.service.jobs import JobConflict
+from sparecast.service.models import ErrorOut, JobOut
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+@router.post(
+    "/retrain",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses={
+        401: {"model": ErrorOut, "description": "missing or wrong API key"},
+        409: {"model": ErrorOut, "description": "a job is running, or no source to retrain on"},
+    },
+    dependencies=[ApiKeyDep],
+    summary="Start retraining",
+)
+async def retrain(state: StateDep) -> JSONResponse:
+    """Run the pipeline on ``service.retrain_source`` (default: the source in ``DIR/run.json``)
+    into the data directory in a background process; the new run goes into the store and the
+    served model version changes when it is done. One job at a time: while one runs, 409 names
+    it. Poll ``GET /jobs/{job_id}`` (also in the ``Location`` header)."""
+    try:
+        job = await run_in_threadpool(state.jobs.start)
+    except JobConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    except SparecastError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return JSONResponse(
+        job.model_dump(mode="json"),
+        status_code=status.HTTP_202_ACCEPTED,
+        headers={"Location": f"/jobs/{job.job_id}"},
+    )
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses={404: {"model": ErrorOut, "description": "unknown job"}},
+    summary="State of a retraining job",
+)
+async def job(job_id: str, state: StateDep) -> JobOut:
+    """``queued`` -> ``running`` (with the pipeline's last progress step) -> ``succeeded`` (with
+    the new model version) or ``failed`` (with the error)."""
+    found = await run_in_threadpool(state.jobs.get, job_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown job {job_id!r}")
+    return found

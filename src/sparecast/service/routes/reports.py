@@ -1,0 +1,30 @@
+"""``GET /reports/inventory``: the HTML inventory report of the data directory."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import FileResponse
+
+from sparecast.service.deps import StateDep
+from sparecast.service.models import ErrorOut
+from sparecast.service.state import plan_hint
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["inventory"])
+
+
+@router.get(
+    "/reports/inventory",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "DIR/inventory_report.html"},
+        404: {"model": ErrorOut, "description": "no inventory plan in the data directory"},
+    },
+    summary="Inventory report (HTML)",
+)
+async def inventory_report(state: StateDep) -> FileResponse:
+    """``DIR/inventory_report.html`` as written by ``sparecast plan``."""
+    if not state.report_path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=plan_hint(state.data_dir))
+    return FileResponse(state.report_path, media_type="text/html; charset=utf-8")

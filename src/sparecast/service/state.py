@@ -1,0 +1,289 @@
+"""Runtime state of one server process: the store, the cache, the served run, the inventory plan.
+
+The served run (its model version) is read from the store at start and then re-checked every
+``service.version_refresh_s`` seconds by a background task, so the hot path never asks the
+store which version is current: a cache hit touches neither the store nor a thread. While the
+store is unreachable the last known run stays current and cached answers keep being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from starlette.concurrency import run_in_threadpool
+
+from sparecast.config import Settings, redact_url
+from sparecast.errors import CacheUnavailable, SparecastError, StoreError, StoreUnavailable
+from sparecast.service.jobs import JobManager
+from sparecast.service.metrics import ServiceMetrics
+from sparecast.service.models import DependencyOut, FreshnessOut, HealthOut
+from sparecast.store.cache import ForecastCache, make_cache
+from sparecast.store.history import ForecastStore, RunInfo, default_store_url
+
+__all__ = ["ServiceState", "NoPlan", "PolicyTable", "plan_hint"]
+
+log = logging.getLogger("sparecast.service")
+
+
+def plan_hint(data_dir: Path) -> str:
+    """The fix when the inventory plan files are missing."""
+    return f"no inventory plan in {data_dir}; run `sparecast plan` (with --output {data_dir})"
+
+
+class NoPlan(SparecastError):
+    """The data directory has no inventory plan (policy.parquet / inventory_report.html)."""
+
+
+class PolicyTable:
+    """``DIR/policy.parquet`` as a dict item -> row, re-read when the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._signature: tuple[int, int] | None = None
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._lock = asyncio.Lock()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        frame = pl.read_parquet(self.path)
+        if "unique_id" not in frame.columns:
+            raise SparecastError(
+                f"{self.path} has no unique_id column (columns: {', '.join(frame.columns)}); "
+                "re-run `sparecast plan`"
+            )
+        frame = frame.with_columns(pl.col("unique_id").cast(pl.String))
+        temporal = [n for n, t in frame.schema.items() if t.is_temporal()]
+        if temporal:
+            frame = frame.with_columns(pl.col(temporal).cast(pl.String))
+        return {row["unique_id"]: row for row in frame.to_dicts()}
+
+    async def row(self, item_id: str) -> dict[str, Any] | None:
+        """The item's plan row (None: item not in the plan); raises NoPlan without a file."""
+        signature = self._stat()
+        if signature is None:
+            raise NoPlan(plan_hint(self.path.parent))
+        if signature != self._signature:
+            async with self._lock:
+                if signature != self._signature:
+                    self._rows = await run_in_threadpool(self._load)
+                    self._signature = signature
+        return self._rows.get(item_id)
+
+
+def _store_kind(url: str) -> str:
+    return url.split(":", 1)[0].split("+", 1)[0]
+
+
+class ServiceState:
+    """Everything a request handler needs; one per app (process)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        data_dir: Path,
+        *,
+        metrics_multiprocess_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.store_url = settings.store.url or default_store_url(data_dir)
+        self.store = ForecastStore(self.store_url)
+        self.cache: ForecastCache = make_cache(settings.store)
+        self.cache_ttl_s = settings.store.cache_ttl_s
+        self.run: RunInfo | None = None
+        self.items: frozenset[str] = frozenset()  # item ids of the served run
+        self.store_error: str | None = None  # last reason the store was unreachable
+        self.cache_error: str | None = None
+        self.metrics = ServiceMetrics(self._run_created_at, metrics_multiprocess_dir)
+        self.policy = PolicyTable(data_dir / "policy.parquet")
+        self.report_path = data_dir / "inventory_report.html"
+        self.jobs = JobManager(
+            settings, data_dir, lambda: self.run.model_version if self.run else None, self._sync
+        )
+        self._refresher: asyncio.Task[None] | None = None
+        self._lifespans = 0
+        self._migrated = False
+
+    # -- served run -------------------------------------------------------------------------
+    def _run_created_at(self) -> float | None:
+        return self.run.created_at.timestamp() if self.run else None
+
+    def _sync(self) -> tuple[str | None, int | None]:
+        """Re-read the latest run now (blocking; after a retraining job)."""
+        self.refresh_run()
+        return (self.run.model_version, self.run.run_id) if self.run else (None, None)
+
+    def refresh_run(self) -> None:
+        """Read the latest run from the store (blocking); remember why when unreachable."""
+        try:
+            if not self._migrated and self.store.ping():
+                if not self.store.is_migrated():
+                    self.store.migrate()
+                self._migrated = True
+            run = self.store.latest_run()
+            if run is not None and (self.run is None or run.run_id != self.run.run_id):
+                items = frozenset(self.store.known_items(run.run_id))
+            else:
+                items = self.items
+        except StoreUnavailable as exc:
+            self.store_error = str(exc)
+            return
+        except StoreError as exc:
+            self.store_error = str(exc)
+            log.warning("forecast store: %s", exc)
+            return
+        self.store_error = None
+        self.items = items  # before the run: a request never sees the new run with old items
+        self.run = run
+
+    async def start(self) -> None:
+        """Read the served run and start the periodic re-check (nested lifespans, e.g. a test
+        client inside another, share the first one's)."""
+        self._lifespans += 1
+        if self._lifespans > 1:
+            return
+        await run_in_threadpool(self.refresh_run)
+        self._refresher = asyncio.create_task(self._refresh_loop())
+        # Everything loaded so far (modules, the run's item set) lives as long as the process:
+        # keep it out of the collector's full passes, which otherwise stall requests.
+        gc.freeze()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.service.version_refresh_s)
+            with contextlib.suppress(Exception):
+                await run_in_threadpool(self.refresh_run)
+
+    async def stop(self) -> None:
+        """Stop the re-check and release connections (when the last lifespan ends)."""
+        self._lifespans -= 1
+        if self._lifespans > 0:
+            return
+        task, self._refresher = self._refresher, None
+        if task is not None:
+            if task.get_loop() is asyncio.get_running_loop():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            elif not task.get_loop().is_closed():  # a closed loop has dropped the task
+                task.get_loop().call_soon_threadsafe(task.cancel)
+        self.store.dispose()
+
+    # -- cache --------------------------------------------------------------------------------
+    def cache_get(self, key: str) -> bytes | None:
+        """The cached bytes, or None (miss, or the cache is unreachable: then counted as error).
+
+        Called on the event loop: the LRU is in memory, Redis answers a GET on loopback in about
+        0.1 ms and RedisCache fails fast while Redis is down, so a thread hop would cost more
+        than it saves."""
+        try:
+            value = self.cache.get(key)
+        except CacheUnavailable as exc:
+            self.cache_error = str(exc)
+            self.metrics.cache_lookups(0, 0, 1)
+            return None
+        self.metrics.cache_lookups(value is not None, value is None)
+        return value
+
+    def cache_get_many(self, keys: list[str]) -> list[bytes | None]:
+        """Cached bytes per key (None: miss); everything a miss when the cache is unreachable."""
+        try:
+            values = self.cache.get_many(keys)
+        except CacheUnavailable as exc:
+            self.cache_error = str(exc)
+            self.metrics.cache_lookups(0, 0, len(keys))
+            return [None] * len(keys)
+        hits = sum(v is not None for v in values)
+        self.metrics.cache_lookups(hits, len(keys) - hits)
+        return values
+
+    def cache_set_many(self, values: dict[str, bytes]) -> None:
+        """Store answers; an unreachable cache is noted, not an error."""
+        if not values:
+            return
+        try:
+            if len(values) == 1:
+                key, value = next(iter(values.items()))
+                self.cache.set(key, value, self.cache_ttl_s)
+            else:
+                self.cache.set_many(values, self.cache_ttl_s)
+        except CacheUnavailable as exc:
+            self.cache_error = str(exc)
+
+    # -- health -------------------------------------------------------------------------------
+    def health(self) -> HealthOut:
+        """State of the store and the cache, the served version and its freshness (blocking:
+        pings both)."""
+        store_ok = self.store.ping()
+        if store_ok and self.store_error is not None:
+            self.refresh_run()
+        store_kind = _store_kind(self.store_url)
+        if store_ok:
+            store = DependencyOut(state="ok", kind=store_kind)
+        else:
+            store = DependencyOut(
+                state="down",
+                kind=store_kind,
+                detail=f"{redact_url(self.store_url)} unreachable"
+                + (f" ({self.store_error})" if self.store_error else "")
+                + "; cached forecasts are still served, uncached ones answer 503",
+            )
+        cache_ok = self.cache.ping()
+        if cache_ok:
+            self.cache_error = None
+            cache = DependencyOut(state="ok", kind=self.cache.kind)
+        else:
+            cache = DependencyOut(
+                state="down",
+                kind=self.cache.kind,
+                detail="cache unreachable"
+                + (f" ({self.cache_error})" if self.cache_error else "")
+                + "; forecasts are answered from the store",
+            )
+        run = self.run
+        if not store_ok and not cache_ok:
+            status = "down"
+        elif not store_ok or not cache_ok or run is None:
+            status = "degraded"
+        else:
+            status = "ok"
+        now = datetime.now(UTC)
+        freshness = FreshnessOut(
+            run_created_at=run.created_at if run else None,
+            run_age_s=round((now - run.created_at).total_seconds(), 3) if run else None,
+            data_window_start=run.data_start if run else None,
+            data_window_end=run.data_end if run else None,
+            data_age_days=(date.today() - run.data_end).days if run else None,
+        )
+        return HealthOut(
+            status=status,
+            model_version=run.model_version if run else None,
+            run_id=run.run_id if run else None,
+            freshness=freshness,
+            dependencies={"store": store, "cache": cache},
+        )
+
+    def no_run_message(self) -> str:
+        """Why there is nothing to serve yet, and the fix."""
+        if self.store_error is not None:
+            return (
+                f"the forecast store {redact_url(self.store_url)} is unreachable "
+                f"({self.store_error}) and no forecast is cached; retry when it is back"
+            )
+        return (
+            f"the forecast store {redact_url(self.store_url)} holds no run yet; run "
+            f"`sparecast run --output {self.data_dir}` (or `sparecast demo`) or POST /retrain"
+        )

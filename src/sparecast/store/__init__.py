@@ -1,0 +1,46 @@
+"""Forecast history store (SQLite/PostgreSQL, Alembic migrations) and forecast cache (LRU/Redis).
+
+See STORE_INTERFACE.md for the contract the service relies on.
+"""
+
+from __future__ import annotations
+
+from sparecast.errors import CacheUnavailable, StoreError, StoreUnavailable
+from sparecast.store.cache import (
+    CacheStats,
+    ForecastCache,
+    LruCache,
+    RedisCache,
+    cache_key,
+    make_cache,
+)
+from sparecast.store.history import (
+    ForecastStore,
+    ItemForecast,
+    RunInfo,
+    RunMeta,
+    default_store_url,
+    model_version_of,
+    quantile_columns,
+    quantile_label,
+)
+
+__all__ = [
+    "ForecastStore",
+    "RunMeta",
+    "RunInfo",
+    "ItemForecast",
+    "default_store_url",
+    "model_version_of",
+    "quantile_columns",
+    "quantile_label",
+    "StoreError",
+    "StoreUnavailable",
+    "ForecastCache",
+    "CacheStats",
+    "LruCache",
+    "RedisCache",
+    "CacheUnavailable",
+    "cache_key",
+    "make_cache",
+]

@@ -1,0 +1,134 @@
+"""Tables of the forecast history store (SQLAlchemy Core metadata).
+
+A run's per-period values are stored as arrays, one row per item: the periods are the run's
+``forecast_dates`` / ``actuals_dates``, the same for every item, and the quantiles are the
+run's ``quantile_levels`` one after the other. Arrays
+are ``double precision[]`` on PostgreSQL (``unnest`` them in SQL) and little-endian float64
+BLOBs on SQLite; one row per item keeps a 100,000-item run at 100,000 rows and an item's
+forecast (point and quantiles) one index lookup away.
+
+The Alembic migrations in ``store/migrations/versions`` create exactly this schema; a test
+compares them on SQLite and PostgreSQL. Change both together (new migration + this file).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+__all__ = [
+    "metadata",
+    "FloatArray",
+    "forecast_runs",
+    "forecasts",
+    "actual_demand",
+    "run_accuracy",
+]
+
+
+class FloatArray(TypeDecorator[list[float]]):
+    """A list of float64: ``double precision[]`` on PostgreSQL, a float64 BLOB elsewhere."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(DOUBLE_PRECISION))
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        array = np.asarray(value, dtype="<f8")
+        return array.tolist() if dialect.name == "postgresql" else array.tobytes()
+
+    def process_result_value(self, value: Any, dialect: Any) -> list[float] | None:
+        if value is None:
+            return None
+        if isinstance(value, bytes | memoryview):
+            return np.frombuffer(value, dtype="<f8").tolist()  # type: ignore[no-any-return]
+        return list(value)
+
+
+metadata = MetaData()
+
+forecast_runs = Table(
+    "forecast_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("model_version", String(200), nullable=False),
+    Column("sparecast_version", String(50), nullable=False),
+    Column("config", Text, nullable=False),  # JSON
+    Column("source", Text, nullable=False),
+    Column("data_start", Date, nullable=False),
+    Column("data_end", Date, nullable=False),
+    Column("freq", String(1), nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("n_periods", Integer, nullable=False),
+    Column("horizon", Integer, nullable=False),
+    Column("forecast_start", Date, nullable=False),
+    Column("forecast_dates", Text, nullable=False),  # JSON list of ISO dates
+    Column("quantile_levels", Text, nullable=False),  # JSON list of percent levels
+    Column("actuals_start", Date, nullable=True),
+    Column("actuals_dates", Text, nullable=False),  # JSON list of ISO dates ([] without actuals)
+    Column("notes", Text, nullable=False),  # JSON list of strings
+    UniqueConstraint("model_version", name="uq_forecast_runs_model_version"),
+)
+
+forecasts = Table(
+    "forecasts",
+    metadata,
+    Column("run_id", Integer, ForeignKey("forecast_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("unique_id", String(200), primary_key=True),
+    Column("method", String(50), nullable=False),
+    Column("forecast", FloatArray, nullable=False),  # one value per forecast date
+    # quantiles: the run's quantile_levels one after the other, each one value per forecast
+    # date (level-major, NaN where the run has no value); empty when the run has none
+    Column("quantiles", FloatArray, nullable=False),
+)
+
+actual_demand = Table(
+    "actual_demand",
+    metadata,
+    Column("run_id", Integer, ForeignKey("forecast_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("unique_id", String(200), primary_key=True),
+    Column("y", FloatArray, nullable=False),  # per actuals date of the run
+)
+
+run_accuracy = Table(
+    "run_accuracy",
+    metadata,
+    Column("run_id", Integer, ForeignKey("forecast_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("grouping", String(20), primary_key=True),
+    Column("group_name", String(50), primary_key=True),
+    Column("method", String(50), primary_key=True),
+    Column("metric", String(50), primary_key=True),
+    Column("value", Float, nullable=True),
+    Column("chosen", Boolean, nullable=False),
+    Column("row_order", Integer, nullable=False),  # row of the summary, to give it back in order
+)
+
+# Item lookups across runs: "every forecast / every actual stored for item X".
+Index("ix_forecasts_unique_id", forecasts.c.unique_id, forecasts.c.run_id)
+Index("ix_actual_demand_unique_id", actual_demand.c.unique_id, actual_demand.c.run_id)

@@ -1,0 +1,110 @@
+"""`sparecast serve` as a real subprocess, queried over HTTP (one worker, and two forked
+workers whose metrics add up)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import API_KEY_HASH, AUTH, free_port, run_json
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def serving(data_dir: Path, *args: str) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        # configured through the environment, as in a container
+        "SPARECAST_SERVICE__API_KEY_HASHES": json.dumps([API_KEY_HASH]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sparecast.cli", "serve", "--data", str(data_dir)]
+        + ["--port", str(port), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                raise AssertionError(f"sparecast serve did not come up: {out}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("sparecast serve did not stop on SIGTERM") from None
+        # uvicorn shuts down gracefully, then re-raises the signal: -SIGTERM is a clean stop
+        assert code in (0, -signal.SIGTERM), proc.stdout.read().decode() if proc.stdout else code
+
+
+def test_serve_one_worker(data_dir: Path) -> None:
+    with serving(data_dir) as base:
+        health = httpx.get(f"{base}/health").json()
+        assert health["model_version"] == run_json(data_dir)["store"]["model_version"]
+        r = httpx.get(f"{base}/forecast/item/P000007", params={"horizon": 4})
+        assert r.status_code == 200
+        assert len(r.json()["forecast"]) == 4
+        batch = httpx.post(
+            f"{base}/forecast/items", json={"item_ids": ["P000007", "P000008"]}, headers=AUTH
+        )
+        assert batch.status_code == 200
+        assert [i["item_id"] for i in batch.json()["items"]] == ["P000007", "P000008"]
+        assert httpx.post(f"{base}/forecast/items", json={"item_ids": ["P1"]}).status_code == 401
+
+
+def test_serve_two_workers_share_the_port_and_the_metrics(data_dir: Path) -> None:
+    with serving(data_dir, "--workers", "2") as base:
+        n = 40
+        with httpx.Client(base_url=base) as client:
+            for i in range(n):
+                # new connections: the kernel spreads them over both workers
+                r = httpx.get(f"{base}/forecast/item/P0000{10 + i % 5}")
+                assert r.status_code == 200
+            text = client.get("/metrics").text
+        samples = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
+        route = 'method="GET",route="/forecast/item/{item_id:path}",status="200"'
+        assert samples[f"sparecast_http_request_duration_seconds_count{{{route}}}"] == n
+        hits = samples['sparecast_cache_requests_total{result="hit"}']
+        misses = samples['sparecast_cache_requests_total{result="miss"}']
+        assert hits + misses == n
+        assert 5 <= misses <= 10  # 5 items, each a miss once per worker's own LRU
+
+
+def test_serve_names_a_missing_data_directory(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sparecast.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--data", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert f"data directory {tmp_path / 'nope'} does not exist" in result.output
+    assert "sparecast demo --output" in result.output
