@@ -504,3 +504,12 @@ def test_concurrent_reads_from_threads(store: ForecastStore) -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_model_version_ignores_where_forecasts_are_stored_and_served() -> None:
+    base = {"horizon": 28, "store": {"url": "sqlite:///a"}, "service": {"api_key_hashes": ["x"]}}
+    moved = {**base, "store": {"url": "postgresql://b"}, "service": {"api_key_hashes": ["y"]}}
+    changed = {**base, "horizon": 14}
+    day = date(2026, 10, 31)
+    assert model_version_of("0.1.0", base, day, 1) == model_version_of("0.1.0", moved, day, 1)
+    assert model_version_of("0.1.0", base, day, 1) != model_version_of("0.1.0", changed, day, 1)

@@ -83,8 +83,12 @@ def quantile_columns(columns: Sequence[str]) -> dict[str, float]:
 def model_version_of(
     sparecast_version: str, config: dict[str, Any], data_end: date, run_id: int
 ) -> str:
-    """``{version}+{config hash}.{data end}.r{run id}``: what produced a run, unique per run."""
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    """``{version}+{config hash}.{data end}.r{run id}``: what produced a run, unique per run.
+
+    The hash covers the settings that shape forecasts; where they are stored and served
+    (``store``, ``service``: URLs, API keys, ports) does not change the model."""
+    shaping = {k: v for k, v in config.items() if k not in ("store", "service")}
+    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
     return f"{sparecast_version}+{digest[:8]}.{data_end:%Y%m%d}.r{run_id}"
 
 
