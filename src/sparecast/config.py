@@ -259,6 +259,11 @@ class Settings(BaseSettings):
     )
 
     horizon: int = Field(28, ge=1, description="forecast horizon in periods")
+    quantiles: list[float] = Field(
+        default_factory=lambda: [0.5, 0.8, 0.9, 0.95, 0.99],
+        description="levels of the per-period forecast quantiles written beside the point "
+        "forecast (columns q50, q80, ...; empty: none)",
+    )
     methods: list[str] | None = Field(None, description="methods to run (default: all classical)")
     method_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -270,6 +275,14 @@ class Settings(BaseSettings):
     inventory: InventorySettings = Field(default_factory=InventorySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantile_levels(cls, value: list[float]) -> list[float]:
+        bad = [q for q in value if not 0.0 < q < 1.0]
+        if bad:
+            raise ValueError(f"quantile levels must be in (0, 1), got {bad}")
+        return sorted(set(value))
 
     @field_validator("methods")
     @classmethod

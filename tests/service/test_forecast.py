@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
@@ -50,7 +51,13 @@ def test_item_forecast_is_the_runs_forecast(client: TestClient, data_dir: Path) 
     assert body.method == expected["method"][0]
     assert body.dates == expected["ds"].to_list()
     assert body.forecast == pytest.approx(expected["forecast"].to_list(), rel=1e-12)
-    assert body.quantiles == {}
+    # the run's quantile columns (settings.quantiles) come back in full without a query
+    assert set(body.quantiles) == {"q50", "q80", "q90", "q95", "q99"}
+    for name, values in body.quantiles.items():
+        assert values == pytest.approx(expected[name].to_list(), rel=1e-12)
+    q = np.array([body.quantiles[n] for n in ("q50", "q80", "q90", "q95", "q99")])
+    assert (q >= 0).all() and (np.diff(q, axis=0) >= 0).all()  # non-negative, rising with level
+    assert np.array_equal(q, np.round(q))  # integer demand gives integer quantiles
 
     short = ItemForecastOut.model_validate_json(
         client.get("/forecast/item/P000002?horizon=5").content
@@ -90,7 +97,7 @@ def test_unknown_item_is_404_naming_it(client: TestClient) -> None:
         ("horizon=abc", "horizon", "integer"),
         ("horizon=29", "horizon", "longer than the 28 periods"),
         ("quantiles=x", "quantiles", "number"),
-        ("quantiles=90", "quantiles", "available: none"),
+        ("quantiles=42", "quantiles", "available: 50, 80, 90, 95, 99"),
     ],
 )
 def test_bad_query_is_422_naming_the_field(

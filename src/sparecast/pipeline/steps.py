@@ -26,6 +26,7 @@ from sparecast.data.sources import load_source, sqlite_url
 from sparecast.errors import DataValidationError, OutputError, SourceError
 from sparecast.evaluate.backtest import BacktestResult, backtest, format_summary_lines
 from sparecast.methods import get_method, resolve_methods
+from sparecast.methods.distributions import forecast_quantiles
 from sparecast.pipeline.store_step import store_run
 
 __all__ = [
@@ -306,6 +307,25 @@ def run_core(
     return CoreResult(classification, bt, selection, forecasts, summary, timings, notes)
 
 
+def quantile_column(level: float) -> str:
+    """Name of the forecast column of quantile ``level``: 0.9 -> ``q90``, 0.975 -> ``q97.5``."""
+    return f"q{round(level * 100, 6):g}"
+
+
+def with_forecast_quantiles(
+    panel: DemandPanel, forecasts: pl.DataFrame, levels: list[float]
+) -> pl.DataFrame:
+    """``forecasts`` with one column per quantile level of each period's demand around the
+    chosen ``forecast`` (sparecast.methods.distributions.forecast_quantiles: compound
+    Bernoulli-size from the item's history, integer for integer demand)."""
+    h = forecasts.height // max(panel.n_items, 1)
+    point = forecasts["forecast"].to_numpy().reshape(panel.n_items, h)
+    values = forecast_quantiles(panel.y, point, levels)
+    return forecasts.with_columns(
+        pl.Series(quantile_column(q), values[:, :, k].reshape(-1)) for k, q in enumerate(levels)
+    )
+
+
 def _selection_array(panel: DemandPanel, selection: pl.DataFrame) -> np.ndarray:
     order = pl.DataFrame({"unique_id": panel.item_ids.astype(str)})
     return order.join(selection, on="unique_id", how="left", maintain_order="left")[
@@ -501,6 +521,12 @@ def run_pipeline(
     )
     timings["load_s"] = time.perf_counter() - t0
     result = run_core(loaded.panel, settings, with_forecast=with_forecast, progress=progress)
+    if result.forecasts is not None and settings.quantiles:
+        t0 = time.perf_counter()
+        result.forecasts = with_forecast_quantiles(
+            loaded.panel, result.forecasts, settings.quantiles
+        )
+        result.timings["quantiles_s"] = time.perf_counter() - t0
     timings.update(result.timings)
     t0 = time.perf_counter()
     paths = write_outputs(output_dir, loaded, result, settings, source=source, timings=timings)
