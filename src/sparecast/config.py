@@ -162,6 +162,8 @@ class InventorySettings(_Section):
         if unknown:
             raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(_TIER_NAMES)}")
         return value
+
+
 def redact_url(url: str) -> str:
     """``url`` with its password replaced by ``***`` (for run.json, logs and messages)."""
     if "://" not in url or "@" not in url:
