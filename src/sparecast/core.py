@@ -10,7 +10,7 @@ import pandas as pd
 import polars as pl
 
 from sparecast.data.panel import DemandPanel
-from sparecast.methods import forecast_matrix, params_for, resolve_methods
+from sparecast.methods import forecast_panel, params_for, resolve_methods
 
 __all__ = ["forecast", "forecast_arrays", "forecasts_to_frame"]
 
@@ -29,7 +29,7 @@ def forecast_arrays(
     params = params_for(panel.freq, [m.name for m in resolved], params)
     out: dict[str, np.ndarray] = {}
     for method in resolved:
-        out[method.name] = forecast_matrix(panel.y, h, method, params.get(method.name))
+        out[method.name] = forecast_panel(panel, h, method, params.get(method.name))
         if progress is not None:
             progress(method.name)
     return out

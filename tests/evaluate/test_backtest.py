@@ -125,6 +125,40 @@ def test_kernel_sees_only_the_training_part(monkeypatch: pytest.MonkeyPatch) -> 
     assert [s[1] for s in seen] == [float(y[1, o - 1]) for o in res.origins]
 
 
+def test_panel_method_sees_only_the_training_panel(monkeypatch: pytest.MonkeyPatch) -> None:
+    y = np.arange(2 * 50, dtype=np.float32).reshape(2, 50)
+    seen: list[tuple[int, np.datetime64]] = []
+
+    def spy(panel: DemandPanel, h: int) -> np.ndarray:
+        seen.append((panel.n_periods, panel.end))
+        return np.full((panel.n_items, h), -1.0)  # negative: clipped to zero
+
+    monkeypatch.setitem(
+        registry.METHODS, "pspy", Method("pspy", spy, "records the panel", needs_panel=True)
+    )
+    res = backtest(_panel(y), h=4, n_windows=3, step=3, methods=["pspy"], keep_errors=True)
+    assert [s[0] for s in seen] == res.origins == [40, 43, 46]
+    assert [s[1] for s in seen] == list(res.cutoffs)
+    assert res.errors is not None
+    actual = np.stack([y[:, o : o + 4] for o in res.origins])
+    np.testing.assert_allclose(res.errors["pspy"] + actual, 0.0)  # forecasts were 0, not -1
+
+
+def test_asym_by_hand() -> None:
+    # One item, h=2, one window: forecast (naive) 2, actuals 4 and 1 -> errors -2 (under), +1.
+    y = np.array([1.0, 3.0, 2.0, 4.0, 1.0])
+    res = backtest(_panel(y), h=2, n_windows=1, methods=["naive"], stockout_weight=3.0)
+    scale2 = np.mean(np.diff(y[:3]) ** 2)  # in-sample naive MSE: (4 + 1) / 2
+    expected = (3.0 * 4.0 + 1.0) / 2 / scale2
+    assert _score(res, "item0", "naive", "asym") == pytest.approx(expected)
+    res1 = backtest(_panel(y), h=2, n_windows=1, methods=["naive"], stockout_weight=1.0)
+    assert _score(res1, "item0", "naive", "asym") == pytest.approx(
+        _score(res1, "item0", "naive", "rmsse") ** 2
+    )
+    with pytest.raises(SparecastError, match="stockout_weight"):
+        backtest(_panel(y), h=2, n_windows=1, methods=["naive"], stockout_weight=0.0)
+
+
 # ---------------------------------------------------------------------------- selection
 def _two_method_panel() -> tuple[DemandPanel, pl.DataFrame]:
     # item0: a linear trend -> naive wins

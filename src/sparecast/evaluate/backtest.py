@@ -27,7 +27,7 @@ from sparecast.classify import SB_CLASSES, TIERS, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, DataValidationError, MethodError
 from sparecast.evaluate.metrics import seasonal_naive_scales
-from sparecast.methods import Method, forecast_matrix, get_method, params_for, resolve_methods
+from sparecast.methods import Method, forecast_panel, get_method, params_for, resolve_methods
 
 __all__ = [
     "BacktestResult",
@@ -39,7 +39,7 @@ __all__ = [
     "method_label",
 ]
 
-SCORE_METRICS: tuple[str, ...] = ("mae", "rmse", "mase", "rmsse", "me", "pis")
+SCORE_METRICS: tuple[str, ...] = ("mae", "rmse", "mase", "rmsse", "me", "pis", "asym")
 ProgressCallback = Callable[[int, int, str], None]
 _ALL = "all"
 
@@ -410,6 +410,7 @@ def backtest(
     progress: ProgressCallback | None = None,
     keep_errors: bool = False,
     percentage_items: np.ndarray | None = None,
+    stockout_weight: float = 3.0,
 ) -> BacktestResult:
     """Rolling-origin backtest of ``methods`` (all defaults when None) over ``n_windows`` windows.
 
@@ -421,7 +422,12 @@ def backtest(
     demand. Default: the high_volume and regular tiers of :func:`sparecast.classify.classify`.
     For the other items the ``mape`` and ``wape`` columns are null (a percentage error of an
     intermittent item divides by zeros or by single units and means nothing).
+    ``asym`` is the asymmetric (stockout-weighted) loss: squared errors with under-forecasts
+    weighted ``stockout_weight`` times over-forecasts, divided by the same in-sample scale as
+    RMSSE so that items of any volume count alike (lower is better).
     """
+    if stockout_weight <= 0:
+        raise ConfigError(f"stockout_weight must be > 0, got {stockout_weight}")
     t_start = time.perf_counter()
     step = h if step is None else step
     _validate(panel, h, n_windows, step, seasonality)
@@ -464,7 +470,7 @@ def backtest(
     scales_abs, scales_sq = seasonal_naive_scales(y, seasonality, origins)
 
     for w, origin in enumerate(origins):
-        train = y[:, :origin]
+        train_panel = panel.slice_periods(origin)
         actual = y[:, origin : origin + h].astype(np.float64)
         actual_sum += np.abs(actual).sum(axis=1)
         scale1, scale2 = scales_abs[w], scales_sq[w]
@@ -475,7 +481,7 @@ def backtest(
         for i, m in enumerate(resolved):
             t0 = time.perf_counter()
             try:
-                fc = forecast_matrix(train, h, m, params.get(m.name))
+                fc = forecast_panel(train_panel, h, m, params.get(m.name))
             except MethodError:
                 raise  # already names the method and the fix
             except Exception as exc:  # a kernel bug: say where it happened
@@ -494,6 +500,8 @@ def backtest(
             mean_e = e.sum(axis=1) / h
             pis_w = np.cumsum(e, axis=1).sum(axis=1)
             mse_w = np.einsum("ij,ij->i", e, e) / h
+            under = np.minimum(e, 0.0)  # forecast below actual: a stock-out risk
+            asym_w = mse_w + (stockout_weight - 1.0) * np.einsum("ij,ij->i", under, under) / h
             abs_sum = np.abs(e, out=e).sum(axis=1)  # e is not needed after this
             mae_w = abs_sum / h
             abs_error_sum[i] += abs_sum
@@ -509,6 +517,7 @@ def backtest(
                 "rmsse": np.sqrt(np.divide(mse_w, scale2, out=np.full(n_items, np.nan), where=ok2)),
                 "me": mean_e,
                 "pis": pis_w,
+                "asym": np.divide(asym_w, scale2, out=np.full(n_items, np.nan), where=ok2),
             }
             for k, v in window_scores.items():
                 ok = ~np.isnan(v)

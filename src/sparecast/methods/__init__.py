@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sparecast.errors import MethodError
+
+if TYPE_CHECKING:
+    from sparecast.data.panel import DemandPanel
 from sparecast.methods import baseline, intermittent
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "get_method",
     "resolve_methods",
     "forecast_matrix",
+    "forecast_panel",
 ]
 
 
@@ -163,4 +167,29 @@ def forecast_matrix(
     except TypeError as exc:
         raise MethodError(f"bad parameters {kwargs} for method {m.name!r}: {exc}") from exc
     # Demand forecasts are never negative (net returns can push a kernel below zero).
+    return np.maximum(out, 0.0)
+
+
+def forecast_panel(
+    panel: DemandPanel, h: int, method: str | Method, params: dict[str, Any] | None = None
+) -> np.ndarray:
+    """Point forecasts ``float64[items, h]`` of any registered method, rows in panel order.
+
+    A classical method gets ``panel.y``; a panel method (``needs_panel``: global ML models, the
+    hybrid router) gets the whole panel, ``kernel(panel, h, **params)``, so that it can use the
+    dates and item attributes. Forecasts are clipped at zero either way."""
+    m = get_method(method) if isinstance(method, str) else method
+    if not m.needs_panel:
+        return forecast_matrix(panel.y, h, m, params)
+    if h < 1:
+        raise MethodError(f"horizon h must be >= 1, got {h}")
+    kwargs = {**m.defaults, **(params or {})}
+    try:
+        out = np.asarray(m.kernel(panel, h, **kwargs), dtype=np.float64)
+    except TypeError as exc:
+        raise MethodError(f"bad parameters {kwargs} for method {m.name!r}: {exc}") from exc
+    if out.shape != (panel.n_items, h):
+        raise MethodError(
+            f"method {m.name!r} returned shape {out.shape}, expected {(panel.n_items, h)}"
+        )
     return np.maximum(out, 0.0)
