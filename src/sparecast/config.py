@@ -146,6 +146,23 @@ class InventorySettings(_Section):
     lead_time_max_samples: int = Field(
         200, ge=1, description="most recent completed PO lines kept as lead-time samples"
     )
+    calibrate: bool = Field(
+        True,
+        description="fill-rate targets: raise each frequency group's nominal target by what a "
+        "backtest on the item history shows is lost to estimation error, so the plan reaches "
+        "the target out of sample (evaluate.simulate.calibrate_targets)",
+    )
+    calibration_min_periods: int = Field(
+        90,
+        ge=6,
+        description="histories shorter than this are not calibrated (the holdout is a third)",
+    )
+    calibration_max_items: int = Field(
+        10_000,
+        ge=100,
+        description="calibrate on a random sample of this many items (the factors are per "
+        "frequency group and target, so a sample measures them for all items)",
+    )
 
     @field_validator("targets", "item_targets")
     @classmethod

@@ -438,3 +438,61 @@ def test_a_later_plan_sees_changes_to_older_purchase_orders(
         .item()
     )
     assert pol["open_quantity"].item() == still_open
+
+
+def _demo_plan_inputs(
+    erp_tables: dict,
+) -> tuple[DemandPanel, pl.DataFrame, dict[str, pl.DataFrame]]:
+    from sparecast.classify import classify
+
+    demand = erp_tables["demand"].select(
+        pl.col("item_id").alias("unique_id"),
+        pl.col("date").alias("ds"),
+        pl.col("quantity").alias("y"),
+    )
+    ids = erp_tables["items"]["item_id"].to_list()
+    panel = DemandPanel.from_long(demand, freq="D", item_ids=ids)
+    return panel, classify(panel), erp_tables
+
+
+@pytest.fixture(scope="module")
+def year_tables() -> dict[str, pl.DataFrame]:
+    """A year of 300 items: enough history for the calibration to measure a shortfall."""
+    return generate_demo_erp(n_items=300, n_days=365, seed=5, end_date=END)
+
+
+def test_calibration_raises_fill_rate_targets_per_group(year_tables: dict) -> None:
+    """Calibrated: each item is planned at a nominal target >= its service target, equal for
+    items of the same frequency group and target, also when calibrated on a sample of items;
+    the reorder points rise with it. Off: the policy target is the service target."""
+    from sparecast.evaluate.simulate import frequency_groups
+
+    panel, classes, tables = _demo_plan_inputs(year_tables)
+    today = END
+
+    def plan(**inventory: object) -> pl.DataFrame:
+        settings = load_settings(inventory=inventory)
+        return compute_plan(panel, classes, None, tables, settings, today=today).policy
+
+    off = plan(calibrate=False)
+    on = plan(calibrate=True)
+    sampled = plan(calibrate=True, calibration_max_items=100, seed=1)
+    np.testing.assert_array_equal(off["policy_target"], off["service_target"])
+    np.testing.assert_array_equal(on["service_target"], off["service_target"])
+    assert (on["policy_target"] >= on["service_target"]).all()
+    assert (on["policy_target"] > on["service_target"]).any()
+    assert (on["reorder_point"] >= off["reorder_point"]).all()
+    groups = frequency_groups(panel.y[:, : panel.n_periods - panel.n_periods // 3])
+    for frame in (on, sampled):
+        keyed = pl.DataFrame(
+            {"g": groups, "t": frame["service_target"], "p": frame["policy_target"]}
+        )
+        assert (keyed.group_by("g", "t").agg(pl.col("p").n_unique())["p"] == 1).all()
+
+
+def test_short_history_is_not_calibrated(erp_tables: dict) -> None:
+    panel, classes, tables = _demo_plan_inputs(erp_tables)
+    settings = load_settings(inventory={"calibration_min_periods": panel.n_periods + 1})
+    plan = compute_plan(panel, classes, None, tables, settings, today=END)
+    np.testing.assert_array_equal(plan.policy["policy_target"], plan.policy["service_target"])
+    assert any("targets not calibrated" in n for n in plan.notes)

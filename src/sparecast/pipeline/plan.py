@@ -28,6 +28,7 @@ from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import validate_table
 from sparecast.data.sources import read_tables
 from sparecast.errors import DataValidationError, OutputError, SourceError
+from sparecast.evaluate.simulate import calibrate_targets, frequency_groups
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
 from sparecast.inventory.policy import (
     distribution_policy,
@@ -101,6 +102,7 @@ POLICY_COLUMNS: dict[str, pl.DataType] = {
     "policy": pl.String(),
     "target_type": pl.String(),
     "service_target": pl.Float64(),
+    "policy_target": pl.Float64(),
     "safety_stock": pl.Float64(),
     "reorder_point": pl.Float64(),
     "order_quantity": pl.Float64(),
@@ -293,7 +295,18 @@ def compute_plan(
     if n_no_fc and forecasts is not None:
         notes.append(f"{n_no_fc} item(s) have no forecast: their history mean sets the lot size")
     q = order_quantity(rate, inv.order_cover_days / period_days, moq, lot)
-    pol = distribution_policy(ltd, targets, q, target_type=inv.target_type, policy=inv.policy)
+    timings["policy_s"] = time.perf_counter() - t0
+    policy_targets = targets
+    if inv.calibrate and inv.target_type == "fill_rate":
+        t0 = time.perf_counter()
+        policy_targets = _calibrated_targets(
+            panel, lt_samples, targets, q, moq, lot, period_days, settings, notes
+        )
+        timings["calibration_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pol = distribution_policy(
+        ltd, policy_targets, q, target_type=inv.target_type, policy=inv.policy
+    )
     open_qty = lt.open_quantity_for(ids)
     ip = inventory_position(on_hand, open_qty, backorders)
     order = suggested_order(pol, ip, moq, lot)
@@ -313,7 +326,7 @@ def compute_plan(
         order = np.where(dead, 0.0, order)
         notes.append(f"{int(dead.sum())} item(s) without any demand in the history: no orders")
     risk = stockout_probability(ltd, ip)
-    timings["policy_s"] = time.perf_counter() - t0
+    timings["policy_s"] += time.perf_counter() - t0
 
     policy = _policy_frame(
         ids,
@@ -331,6 +344,7 @@ def compute_plan(
         pol,
         order,
         risk,
+        targets,
         settings,
     )
     n_order = int((order > 0).sum())
@@ -364,6 +378,73 @@ def compute_plan(
     return PlanResult(policy, lt, rejected, today, notes, summary, timings)
 
 
+def _calibrated_targets(
+    panel: DemandPanel,
+    lt_samples: list[np.ndarray],
+    targets: np.ndarray,
+    q: np.ndarray,
+    moq: np.ndarray,
+    lot: np.ndarray,
+    period_days: float,
+    settings: Settings,
+    notes: list[str],
+) -> np.ndarray:
+    """The nominal fill-rate targets that reached ``targets`` in a backtest on the history.
+
+    The last third of the history is the holdout (policies set on the first two thirds are
+    simulated on it after a warm-up of about 60 days); see ``calibrate_targets``. Histories
+    shorter than ``inventory.calibration_min_periods`` keep the targets, with a note."""
+    inv = settings.inventory
+    n_periods = panel.n_periods
+    if n_periods < inv.calibration_min_periods:
+        notes.append(
+            f"targets not calibrated: {n_periods} periods of history, fewer than "
+            f"inventory.calibration_min_periods = {inv.calibration_min_periods}"
+        )
+        return targets
+    holdout = n_periods // 3
+    warmup = max(1, min(holdout // 3, round(60 / period_days)))
+    review = max(1, round(inv.review_period_days / period_days))
+    targets = np.asarray(targets, dtype=np.float64)
+    groups = frequency_groups(panel.y[:, : n_periods - holdout])
+    sample = np.arange(panel.n_items)
+    if sample.size > inv.calibration_max_items:
+        rng = np.random.default_rng(inv.seed)
+        sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
+    nominal_sample = calibrate_targets(
+        panel.y[sample],
+        [lt_samples[i] for i in sample],
+        targets[sample],
+        q[sample],
+        holdout=holdout,
+        warmup=warmup,
+        policy=inv.policy,
+        review_period=review,
+        distribution=inv.distribution,
+        n_samples=inv.n_samples,
+        groups=groups[sample],
+        moq=np.broadcast_to(moq, targets.shape)[sample],
+        lot_size=np.broadcast_to(lot, targets.shape)[sample],
+        seed=inv.seed,
+    )
+    # the nominal target is a function of (group, target): carry the sample's to every item
+    factor = {
+        (int(g), float(t)): float(n)
+        for g, t, n in zip(groups[sample], targets[sample], nominal_sample, strict=True)
+    }
+    nominal = np.array(
+        [factor.get((int(g), float(t)), t) for g, t in zip(groups, targets, strict=True)]
+    )
+    raised = nominal > np.asarray(targets) + 1e-12
+    notes.append(
+        f"targets calibrated on the last {holdout} periods of {sample.size} item(s): "
+        f"{int(raised.sum())} item(s) planned "
+        f"at a higher nominal fill rate (policy_target, mean {float(nominal.mean()):.4f}) to "
+        f"reach service_target (mean {float(np.mean(targets)):.4f}) out of sample"
+    )
+    return nominal
+
+
 def _policy_frame(
     ids: list[str],
     items: pl.DataFrame | None,
@@ -380,6 +461,7 @@ def _policy_frame(
     pol: Any,
     order: np.ndarray,
     risk: np.ndarray,
+    targets: np.ndarray,
     settings: Settings,
 ) -> pl.DataFrame:
     inv = settings.inventory
@@ -438,7 +520,8 @@ def _policy_frame(
         pl.Series("mean_lead_time_demand", pol.mean_demand),
         pl.lit(inv.policy).alias("policy"),
         pl.lit(inv.target_type).alias("target_type"),
-        pl.Series("service_target", pol.target),
+        pl.Series("service_target", np.asarray(targets, dtype=np.float64)),
+        pl.Series("policy_target", pol.target),
         pl.Series("safety_stock", pol.safety_stock),
         pl.Series("reorder_point", pol.reorder_point),
         pl.Series("order_quantity", pol.order_quantity),
