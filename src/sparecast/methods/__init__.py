@@ -97,6 +97,24 @@ METHODS: dict[str, Method] = _register(
     ),
 )
 
+
+def _hybrid(panel: DemandPanel, h: int, **params: Any) -> np.ndarray:
+    # imported here: the router uses the backtest, which uses this registry
+    from sparecast.methods.hybrid import hybrid_forecast
+
+    return hybrid_forecast(panel, h, **params)
+
+
+# The hybrid router as a method (sparecast.methods.hybrid): routes each item to a method chosen
+# by tier rules or by a backtest on the panel it is given (in a backtest: the window's training
+# part only). Not a default method: it runs the others.
+METHODS["hybrid"] = Method(
+    "hybrid",
+    _hybrid,
+    "hybrid router: per item the method chosen by tier rules or by a nested backtest",
+    needs_panel=True,
+)
+
 DEFAULT_METHODS: tuple[str, ...] = (
     "naive",
     "seasonal_naive",
