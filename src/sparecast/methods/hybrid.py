@@ -10,8 +10,9 @@ Two modes (``HybridRouter(mode=...)``, config section ``[router]``):
   method. Items where no method can be scored get the ``fallback``. ``top_k > 1`` serves the mean
   of the k best methods (named ``mean(a,b)``).
 
-Fitted like a scikit-learn estimator: the constructor stores parameters, ``fit(panel, h)`` chooses
-(``selection_``: unique_id, method, reason), ``predict(panel, h)`` forecasts with the chosen methods.
+Fitted like a scikit-learn estimator: the constructor stores parameters, ``fit(panel, h)``
+chooses (``selection_``: unique_id, method, reason), ``predict(panel, h)`` forecasts with the
+chosen methods.
 Registered as the panel method ``"hybrid"``: backtested as a method, each window's router is fitted
 on that window's training part only (a nested backtest), so its score is honest.
 """
