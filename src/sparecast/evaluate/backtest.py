@@ -246,8 +246,9 @@ class BacktestResult:
         given); ``by="tier"`` the same over the item's frequency tier. ``by="item"``: the item's
         own lowest ``metric`` (noisy for intermittent items), for items with at least
         ``min_history`` periods with demand before the last origin; the others get their class's
-        choice. Where the metric is undefined for every method (e.g. no demand before the
-        origins), the ``fallback`` method is chosen and the reason says why.
+        choice, except items without any demand before it (the fallback). Where the metric is
+        undefined for every method (e.g. no demand before the origins), the ``fallback`` method
+        is chosen and the reason says why.
         ``top_k > 1`` serves the mean of the ``top_k`` best methods, named ``mean(a,b,...)``
         (members best first); the score in the reason is the best member's.
         """
@@ -305,8 +306,12 @@ class BacktestResult:
                     pl.col("class_why"),
                     pl.col("n_train_demands"),
                 )
+                # no demand at all before the last origin: nothing to judge the item on
+                none = pl.col("n_train_demands") == 0
                 out = out.with_columns(
-                    pl.when(enough & pl.col("item_best").is_not_null())
+                    pl.when(none)
+                    .then(pl.lit(None, dtype=pl.Utf8))
+                    .when(enough & pl.col("item_best").is_not_null())
                     .then(pl.col("item_best"))
                     .otherwise(pl.col("class_best"))
                     .alias("class_best"),
