@@ -17,7 +17,7 @@ from sparecast.errors import MethodError
 
 if TYPE_CHECKING:
     from sparecast.data.panel import DemandPanel
-from sparecast.methods import baseline, intermittent
+from sparecast.methods import baseline, intermittent, ml
 
 __all__ = [
     "Method",
@@ -94,6 +94,20 @@ METHODS: dict[str, Method] = _register(
         intermittent.ma_nonzero,
         "moving average of non-zero demand sizes x demand rate",
         {"window": 5},
+    ),
+    Method(
+        "lightgbm",
+        ml.lightgbm_forecast,
+        "global LightGBM over all items (Tweedie, direct multi-step), see methods/ml.py",
+        {"objective": "tweedie", "strategy": "direct"},
+        needs_panel=True,
+    ),
+    Method(
+        "xgboost",
+        ml.xgboost_forecast,
+        "XGBoost pooled over the high-volume and regular items (others: the same model)",
+        {"objective": "tweedie", "strategy": "direct", "mode": "pooled"},
+        needs_panel=True,
     ),
 )
 
