@@ -79,21 +79,11 @@ def horizon_for(panel: DemandPanel) -> int:
 
 # ---------------------------------------------------------------------------- the peer
 def ml_lags(panel: DemandPanel) -> list[int]:
-    """The lags of sparecast's LightGBM for this panel (its defaults), so the peer gets the
-    same; 1-21 when the ML module does not say."""
-    try:
-        from sparecast.methods import ml  # type: ignore[attr-defined]
-    except ImportError:
-        return list(range(1, 22))
-    for name in ("default_lags", "lags_for"):
-        fn = getattr(ml, name, None)
-        if callable(fn):
-            try:
-                return [int(x) for x in fn(panel.freq)]
-            except TypeError:
-                return [int(x) for x in fn(panel)]
-    lags = getattr(ml, "DEFAULT_LAGS", None)
-    return [int(x) for x in lags] if lags is not None else list(range(1, 22))
+    """The lags of sparecast's LightGBM for this panel's frequency (its default features), so
+    that the peer gets the same."""
+    from sparecast.methods.features import default_spec
+
+    return list(default_spec(panel.freq).lags)
 
 
 def mlforecast_kernel(panel: DemandPanel, h: int, **params: Any) -> np.ndarray:
@@ -224,20 +214,25 @@ def main() -> None:
     ap.add_argument(
         "--variants",
         default="",
-        help="extra hybrid auto variants, comma-separated, each key=value[+key=value] of the "
-        "router, e.g. select_by=item,top_k=2,metric=asym+select_by=tier",
+        help="extra hybrid auto variants, comma-separated, each key=value[;key=value] of the "
+        "router (lists with |), e.g. select_by=item,top_k=2,candidates=tsb|imapa|lightgbm",
     )
     args = ap.parse_args()
 
     register("hybrid rules", hybrid_forecast, "the router, rules mode", router_params("rules"))
     register("hybrid auto", hybrid_forecast, "the router, auto mode", router_params("auto"))
     extra = [v.strip() for v in args.variants.split(",") if v.strip()]
+    labels: list[str] = []
     for v in extra:
         over: dict[str, Any] = {}
-        for pair in v.split("+"):
+        for pair in v.split(";"):
             key, value = pair.split("=", 1)
-            over[key] = int(value) if value.isdigit() else value
-        register(f"hybrid auto {v}", hybrid_forecast, v, router_params("auto", **over))
+            over[key] = (
+                int(value) if value.isdigit() else value.split("|") if "|" in value else value
+            )
+        label = f"hybrid auto #{len(labels) + 1}"
+        labels.append(f"{label}: {v}")
+        register(label, hybrid_forecast, v, router_params("auto", **over))
     methods = ["naive", "ma", *CLASSICAL]
     if "lightgbm" in METHODS and not args.no_ml:
         methods.append("lightgbm")
@@ -250,7 +245,7 @@ def main() -> None:
             sorted(set(rules.values()) - set(METHODS)),
             "are not registered",
         )
-    methods += ["hybrid auto", *[f"hybrid auto {v}" for v in extra]]
+    methods += ["hybrid auto", *[f"hybrid auto #{i + 1}" for i in range(len(extra))]]
     if not args.no_mlforecast:
         register("mlforecast", mlforecast_kernel, "mlforecast LightGBM, same lags", {})
         methods.append("mlforecast")
@@ -266,6 +261,14 @@ def main() -> None:
         f"hybrid auto: metric {auto['metric']}, per {auto['select_by']}, top_k {auto['top_k']}, "
         f"candidates {auto['candidates'] or 'default'}"
     )
+    for line in labels:
+        print(
+            line.replace(
+                "naive|seasonal_naive|ma|ses|croston|sba|croston_optimized|tsb|adida|"
+                "imapa|ma_nonzero",
+                "classical",
+            )
+        )
     for name in args.datasets.split(","):
         panel = demo_panel(args.items, args.days, args.seed) if name == "demo" else file_panel(name)
         if args.max_items:

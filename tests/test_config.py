@@ -52,9 +52,19 @@ def test_missing_file() -> None:
 
 def test_the_readme_config_example_loads(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = readme.index("```toml\n") + len("```toml\n")
+    start = readme.index("```toml\n", readme.index("## Configuration")) + len("```toml\n")
     cfg = tmp_path / "readme.toml"
     cfg.write_text(readme[start : readme.index("```", start)])
     s = load_settings(cfg)
     assert s.horizon == 28 and s.router.metric == "mase" and s.router.mode == "auto"
     assert s.data.erp_mapping["demand"]["table"] == "MTL_ISSUES"
+
+
+def test_the_readme_router_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("```toml\n", readme.index("## Hybrid router")) + len("```toml\n")
+    cfg = tmp_path / "router.toml"
+    cfg.write_text(readme[start : readme.index("```", start)])
+    s = load_settings(cfg)
+    assert s.router.select_by == "item" and s.router.top_k == 2
+    assert s.router.rules["intermittent"] == "tsb" and s.router.rules["regular"] == "xgboost"

@@ -65,6 +65,13 @@ class BacktestSettings(_Section):
 
 _TIER_NAMES = ("high_volume", "regular", "intermittent", "very_intermittent")
 _MOVED_TO_ROUTER = ("metric", "select_by", "fallback")
+# the same as sparecast.methods.hybrid.DEFAULT_RULES (tested): the tier -> method rules
+_DEFAULT_RULES = {
+    "high_volume": "xgboost",
+    "regular": "xgboost",
+    "intermittent": "lightgbm",
+    "very_intermittent": "ma_nonzero",
+}
 
 
 class RouterSettings(_Section):
@@ -81,16 +88,13 @@ class RouterSettings(_Section):
         "else sparecast.methods.hybrid.DEFAULT_CANDIDATES)",
     )
     rules: dict[str, str] = Field(
-        default_factory=lambda: {
-            "high_volume": "xgboost",
-            "regular": "xgboost",
-            "intermittent": "lightgbm",
-            "very_intermittent": "ma_nonzero",
-        },
+        default_factory=lambda: dict(_DEFAULT_RULES),
         description="tier -> method of the rules mode (tiers left out keep these defaults)",
     )
-    metric: Literal["mase", "rmsse", "mae", "rmse", "asym"] = Field(
-        "mase", description="backtest score the auto mode minimises"
+    metric: Literal["mase", "rmsse", "mae", "rmse", "asym", "mase+asym"] = Field(
+        "mase",
+        description="backtest score the auto mode minimises (mase+asym: MASE and asym, each "
+        "relative to the group's best, added)",
     )
     select_by: Literal["class", "tier", "item"] = Field(
         "class",
@@ -112,7 +116,7 @@ class RouterSettings(_Section):
         unknown = [k for k in value if k not in _TIER_NAMES]
         if unknown:
             raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(_TIER_NAMES)}")
-        return value
+        return {**_DEFAULT_RULES, **value}
 
     @model_validator(mode="after")
     def _known_methods(self) -> RouterSettings:

@@ -329,3 +329,9 @@ def test_make_router_takes_methods_as_candidates() -> None:
     assert router.candidate_names() == ["sba", "tsb"] and router.top_k == 2
     s = load_settings(methods=["sba", "tsb"], router={"candidates": ["ma"]})
     assert make_router(s).candidate_names() == ["ma"]
+
+
+def test_config_default_rules_are_the_routers() -> None:
+    assert load_settings().router.rules == DEFAULT_RULES
+    partial = load_settings(router={"rules": {"regular": "tsb"}}).router.rules
+    assert partial == {**DEFAULT_RULES, "regular": "tsb"}

@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 SCORE_METRICS: tuple[str, ...] = ("mae", "rmse", "mase", "rmsse", "me", "pis", "asym")
+BALANCED = "mase+asym"
+"""Selection metric: MASE and asym, each divided by the group's best value, added."""
 ProgressCallback = Callable[[int, int, str], None]
 _ALL = "all"
 
@@ -141,7 +143,9 @@ class BacktestResult:
     def _item_ids(self) -> pl.DataFrame:
         return self.scores.filter(pl.col("method") == self.methods[0]).select("unique_id")
 
-    def _check_metric(self, metric: str) -> None:
+    def _check_metric(self, metric: str, *, selecting: bool = False) -> None:
+        if selecting and metric == BALANCED:
+            return
         if metric not in SCORE_METRICS:
             raise ConfigError(f"metric must be one of {SCORE_METRICS}, got {metric!r}")
         if metric in ("me", "pis"):
@@ -210,6 +214,11 @@ class BacktestResult:
         """Per ``key``: the ``top_k`` methods with the lowest ``metric`` (ties: earlier method),
         as ``key, best`` (the method, or ``mean(a,b)`` of several) and ``score`` (the best
         member's metric). Rows where the metric is undefined are ignored."""
+        if metric == BALANCED:
+            # each score relative to the group's best, MASE and asym added: a method must be
+            # good on both the typical error and the stockout-weighted one
+            rel = [pl.col(m) / pl.col(m).min().over(key) for m in ("mase", "asym")]
+            frame = frame.with_columns((rel[0] + rel[1]).alias(BALANCED))
         ranked = (
             frame.filter(pl.col(metric).is_not_null() & pl.col(metric).is_not_nan())
             .sort(key, metric, "method_order")
@@ -249,10 +258,13 @@ class BacktestResult:
         choice, except items without any demand before it (the fallback). Where the metric is
         undefined for every method (e.g. no demand before the origins), the ``fallback`` method
         is chosen and the reason says why.
+        ``metric="mase+asym"`` ranks by MASE / the group's lowest MASE + asym / the group's
+        lowest asym (both matter: MASE favours low forecasts of intermittent demand, the
+        stockout-weighted asym high ones).
         ``top_k > 1`` serves the mean of the ``top_k`` best methods, named ``mean(a,b,...)``
         (members best first); the score in the reason is the best member's.
         """
-        self._check_metric(metric)
+        self._check_metric(metric, selecting=True)
         get_method(fallback)  # fails with the list of valid names
         if by not in ("class", "tier", "item"):
             raise ConfigError(f"by must be 'class', 'tier' or 'item', got {by!r}")

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 ROUTER_MODES: tuple[str, ...] = ("auto", "rules")
-ROUTER_METRICS: tuple[str, ...] = ("mase", "rmsse", "mae", "rmse", "asym")
+ROUTER_METRICS: tuple[str, ...] = ("mase", "rmsse", "mae", "rmse", "asym", "mase+asym")
 SELECT_BY: tuple[str, ...] = ("class", "tier", "item")
 DEFAULT_RULES: dict[str, str] = {
     "high_volume": "xgboost",

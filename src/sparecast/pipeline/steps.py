@@ -24,7 +24,12 @@ from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import ValidationReport, validate_demand, validate_table
 from sparecast.data.sources import load_source, sqlite_url
 from sparecast.errors import DataValidationError, OutputError, SourceError
-from sparecast.evaluate.backtest import BacktestResult, backtest, format_summary_lines
+from sparecast.evaluate.backtest import (
+    SCORE_METRICS,
+    BacktestResult,
+    backtest,
+    format_summary_lines,
+)
 from sparecast.methods import get_method
 from sparecast.methods.distributions import forecast_quantiles
 from sparecast.methods.hybrid import HybridRouter
@@ -310,7 +315,7 @@ def run_core(
         # combinations (top_k > 1) are scored like methods, so that the outputs show them
         bt = bt.with_combinations(router.selection_["method"].unique(maintain_order=True))
         bt.errors = None  # not needed any more; they are the largest part of the result
-        summary_metric = metric if metric != "asym" else "mase"
+        summary_metric = metric if metric in SCORE_METRICS else "mase"
         summary = pl.concat(
             [
                 bt.summary(classification, metric=summary_metric)
