@@ -335,3 +335,21 @@ def test_config_default_rules_are_the_routers() -> None:
     assert load_settings().router.rules == DEFAULT_RULES
     partial = load_settings(router={"rules": {"regular": "tsb"}}).router.rules
     assert partial == {**DEFAULT_RULES, "regular": "tsb"}
+
+
+def test_balanced_metric_adds_mase_and_asym_relative_to_the_best() -> None:
+    panel = _trend_and_noise_panel()
+    router = HybridRouter(
+        "auto",
+        candidates=["ma", "naive", "ses", "sba"],
+        metric="mase+asym",
+        select_by="item",
+        min_history=1,
+    ).fit(panel, 7)
+    bt = router.backtest_
+    assert bt is not None
+    for uid, method in router.selection_.select("unique_id", "method").iter_rows():
+        s = bt.scores.filter(pl.col("unique_id") == uid)
+        score = s["mase"] / s["mase"].min() + s["asym"] / s["asym"].min()
+        assert method == s["method"][int(np.argmin(score.to_numpy()))]
+    assert router.selection_["reason"][0].startswith("best mase+asym of the item")
