@@ -520,11 +520,12 @@ class XGBoostRegular(_GlobalTreeModel):
         params = self._params(per_item)
         rounds = self.per_item_estimators if per_item else self.n_estimators
         data = self._dmatrix(X, target, weight)
+        # start at the weighted mean (given in the output space; XGBoost applies the link):
+        # measured, tweedie from the default start was still 45% low after 30 rounds
+        params["base_score"] = max(float(np.average(target, weights=weight)), 1e-6)
         if self.objective != "asymmetric":
             return xgb.train(params, data, num_boost_round=rounds)
         w = self.stockout_weight
-        # custom objectives work on the raw margin: start at the weighted mean
-        params["base_score"] = float(np.average(target, weights=weight))
 
         def objective(preds: np.ndarray, dtrain: Any) -> tuple[np.ndarray, np.ndarray]:
             grad, hess = asymmetric_grad_hess(dtrain.get_label(), preds, w)
