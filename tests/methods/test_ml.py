@@ -167,7 +167,7 @@ def test_zero_window_downsampling_keeps_the_weighted_count() -> None:
     for keep in (1.0, 0.25):
         model = GlobalLightGBM(zero_keep=keep, strategy="recursive", stride=1, windows=[7])
         model._prepare(panel, 7)
-        cutoffs = model._cutoffs(panel.n_periods, 7, panel.n_items)
+        cutoffs = model._cutoffs(panel.y, 7)
         cal = target_calendar(panel.start, panel.n_periods + 7, "D")
         X, target, weight = model._rows(panel.y, model.static_.matrix(panel), cutoffs, 7, cal)
         counts[keep] = (target.size, weight.sum(), float((weight * target).sum()))
@@ -178,9 +178,9 @@ def test_zero_window_downsampling_keeps_the_weighted_count() -> None:
 
 def test_max_rows_thins_the_cutoffs() -> None:
     panel = _panel(n_items=50, n_periods=200)
-    model = GlobalLightGBM(max_rows=1000, strategy="recursive", stride=1)
+    model = GlobalLightGBM(max_rows=1000, strategy="recursive", stride=1, zero_keep=1.0)
     model._prepare(panel, 7)
-    cutoffs = model._cutoffs(panel.n_periods, 7, panel.n_items)
+    cutoffs = model._cutoffs(panel.y, 7)
     assert len(cutoffs) * 50 <= 1000 and cutoffs[0] == 199
 
 
@@ -315,6 +315,15 @@ def test_asymmetric_gradient_and_hessian_match_finite_differences() -> None:
         g_lo, _ = asymmetric_grad_hess(y, pred - eps, w)
         np.testing.assert_allclose(hess, (g_hi - g_lo) / (2 * eps), rtol=1e-5)
         assert (np.where(pred < y, hess == 2 * w, hess == 2)).all()
+        # log link: the raw score is log(forecast); the hessian is Gauss-Newton's 2 c mu^2
+        f = np.log(np.abs(pred) + 0.1)
+        grad, hess = asymmetric_grad_hess(y, f, w, "log")
+        fd = (asymmetric_loss(y, np.exp(f + eps), w) - asymmetric_loss(y, np.exp(f - eps), w)) / (
+            2 * eps
+        )
+        np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6)
+        mu = np.exp(f)
+        np.testing.assert_allclose(hess, 2 * np.where(mu < y, w, 1.0) * mu**2)
 
 
 def test_asymmetric_loss_minimiser_is_the_expectile_not_the_quantile() -> None:
