@@ -30,9 +30,6 @@ from sparecast.methods.ml import (
     asymmetric_loss,
 )
 
-pytest.importorskip("lightgbm")
-pytest.importorskip("xgboost")
-
 FAST = {"n_estimators": 30, "learning_rate": 0.2}
 LGB_FAST = {**FAST, "min_data_in_leaf": 20}
 
