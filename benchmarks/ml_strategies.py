@@ -68,6 +68,10 @@ LGB_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
         )
         for link in ("log", "identity")
     ],
+    *[
+        (f"lightgbm direct {o} scaled", "lightgbm", {"objective": o, "scaled": True})
+        for o in ("tweedie", "asymmetric")
+    ],
 ]
 XGB_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("ma", "ma", {}),
