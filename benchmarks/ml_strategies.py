@@ -60,7 +60,18 @@ LGB_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
         for s in ("direct", "recursive", "mean")
         for o in ("tweedie", "poisson", "l2")
     ],
-    ("lightgbm direct asymmetric", "lightgbm", {"strategy": "direct", "objective": "asymmetric"}),
+    *[
+        (
+            f"lightgbm direct asymmetric {link}",
+            "lightgbm",
+            {"objective": "asymmetric", "link": link},
+        )
+        for link in ("log", "identity")
+    ],
+    *[
+        (f"lightgbm direct {o} scaled", "lightgbm", {"objective": o, "scaled": True})
+        for o in ("tweedie", "asymmetric")
+    ],
 ]
 XGB_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("ma", "ma", {}),
@@ -73,7 +84,9 @@ XGB_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def run(name: str, configs: list[tuple[str, str, dict[str, Any]]]) -> pl.DataFrame:
+def run(
+    name: str, configs: list[tuple[str, str, dict[str, Any]]], only: list[str] | None = None
+) -> pl.DataFrame:
     make, h, windows = DATASETS[name]
     panel = make()
     regular = np.isin(classify(panel)["tier"].to_numpy(), ("high_volume", "regular"))
@@ -81,6 +94,8 @@ def run(name: str, configs: list[tuple[str, str, dict[str, Any]]]) -> pl.DataFra
     reg_ids = ids[regular].tolist()
     rows = []
     for label, method, params in configs:
+        if only and not any(word in label for word in only):
+            continue
         t0 = time.perf_counter()
         res = backtest(
             panel,
@@ -113,13 +128,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--part", choices=["lightgbm", "xgboost", "both"], default="both")
+    parser.add_argument(
+        "--only", nargs="*", help="run only the configs whose label has one of these"
+    )
     args = parser.parse_args()
     frames = []
     for name in args.datasets:
         if args.part in ("lightgbm", "both"):
-            frames.append(run(name, LGB_CONFIGS))
+            frames.append(run(name, LGB_CONFIGS, args.only))
         if args.part in ("xgboost", "both"):
-            frames.append(run(name, XGB_CONFIGS))
+            frames.append(run(name, XGB_CONFIGS, args.only))
     with pl.Config(tbl_rows=100, tbl_cols=20, float_precision=3, tbl_width_chars=200):
         print(pl.concat(frames))
 

@@ -30,9 +30,6 @@ from sparecast.methods.ml import (
     asymmetric_loss,
 )
 
-pytest.importorskip("lightgbm")
-pytest.importorskip("xgboost")
-
 FAST = {"n_estimators": 30, "learning_rate": 0.2}
 LGB_FAST = {**FAST, "min_data_in_leaf": 20}
 
@@ -149,6 +146,17 @@ def test_history_append_equals_a_longer_history() -> None:
     )
 
 
+def test_history_scale_is_the_mean_squared_difference() -> None:
+    y = np.array([[1, 3, 3, 0, 2]], dtype=np.float32)
+    hist = History(y[:, :3], extra=2)
+    assert hist.scale(3, np.array([0]))[0] == pytest.approx((4 + 0) / 2)
+    hist.append(y[:, 3])
+    hist.append(y[:, 4])
+    assert hist.scale(5, np.array([0]))[0] == pytest.approx((4 + 0 + 9 + 4) / 4)
+    assert History(y).scale(5, np.array([0]))[0] == pytest.approx(17 / 4)
+    assert History(y).scale(1, np.array([0]))[0] == 0
+
+
 def test_static_features_unknown_category_is_nan() -> None:
     panel = _panel(n_items=6, n_periods=20)
     enc = StaticFeatures.learn(panel.attributes)
@@ -236,6 +244,13 @@ def test_registered_methods_work_in_forecast_and_backtest() -> None:
     result = backtest(panel, h=7, n_windows=2, methods=["lightgbm", "ma"])
     assert set(result.scores["method"]) == {"lightgbm", "ma"}
     assert result.scores.filter(pl.col("method") == "lightgbm")["mase"].null_count() < 20
+
+
+def test_scaled_weights_run_and_change_the_model() -> None:
+    panel = _panel(n_items=40, n_periods=120, seed=3)
+    a = GlobalLightGBM(**LGB_FAST).fit(panel, 7).predict()
+    b = GlobalLightGBM(scaled=True, **LGB_FAST).fit(panel, 7).predict()
+    assert b.shape == a.shape and (b >= 0).all() and not np.allclose(a, b)
 
 
 def test_attributes_none_works() -> None:

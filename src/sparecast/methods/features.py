@@ -171,6 +171,11 @@ class History:
         np.cumsum(sizes, axis=1, out=self.c_s[:, 1 : t_len + 1])
         self.c_q = np.zeros((n, size + 1))
         np.cumsum(np.square(sizes), axis=1, out=self.c_q[:, 1 : t_len + 1])
+        # c_d[:, t]: sum of squared one-step differences within y[:, :t] (the RMSSE scale)
+        self.c_d = np.zeros((n, size + 1))
+        if t_len > 1:
+            diff2 = np.square(np.diff(self.y[:, :t_len], axis=1, prepend=self.y[:, :1]))
+            np.cumsum(diff2, axis=1, dtype=np.float64, out=self.c_d[:, 1 : t_len + 1])
         # last[:, t]: index of the last demand before t (-1: none yet)
         self.last = np.full((n, size + 1), -1, dtype=np.int32)
         idx = np.where(pos, np.arange(t_len, dtype=np.int32), -1)
@@ -190,9 +195,16 @@ class History:
         self.c_n[:, t + 1] = self.c_n[:, t] + pos
         self.c_s[:, t + 1] = self.c_s[:, t] + size
         self.c_q[:, t + 1] = self.c_q[:, t] + size * size
+        prev = self.y[:, t - 1] if t > 0 else v
+        self.c_d[:, t + 1] = self.c_d[:, t] + np.square(v.astype(np.float64) - prev)
         self.last[:, t + 1] = np.where(pos, t, self.last[:, t])
         self.first = np.where(pos & (self.first > t), t, self.first)
         self.length = t + 1
+
+    def scale(self, t: int, rows: np.ndarray) -> np.ndarray:
+        """Mean squared one-step difference of ``y[rows, :t]`` (RMSSE's in-sample scale);
+        0 before two periods."""
+        return self.c_d[rows, t] / max(t - 1, 1)
 
 
 def _item_stats(hist: History, t: int, spec: FeatureSpec) -> np.ndarray:
