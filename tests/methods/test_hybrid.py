@@ -353,3 +353,26 @@ def test_balanced_metric_adds_mase_and_asym_relative_to_the_best() -> None:
         score = s["mase"] / s["mase"].min() + s["asym"] / s["asym"].min()
         assert method == s["method"][int(np.argmin(score.to_numpy()))]
     assert router.selection_["reason"][0].startswith("best mase+asym of the item")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"mode": "magic"}, "router mode"),
+        ({"metric": "me"}, "router metric"),
+        ({"select_by": "lump"}, "router select_by"),
+        ({"top_k": 0}, "router top_k"),
+        ({"min_history": -1}, "router min_history"),
+        ({"candidates": ["sba", "tsb"], "top_k": 3}, "top_k=3 is more than the 2"),
+        ({"candidates": ["hybrid"]}, "cannot contain 'hybrid'"),
+        ({"candidates": ["nope"]}, "unknown method 'nope'"),
+        ({"fallback": "nope"}, "unknown method 'nope'"),
+    ],
+)
+def test_router_parameters_are_checked_in_fit(kwargs: dict, needle: str) -> None:
+    panel = _trend_and_noise_panel()
+    router = HybridRouter(**kwargs)  # the constructor only stores
+    with pytest.raises(SparecastError, match=needle):
+        router.fit(panel, 7)
+    with pytest.raises(MethodError, match="not fitted"):
+        router.predict(panel, 7)

@@ -127,7 +127,8 @@ class HybridRouter:
         self.stockout_weight = stockout_weight
 
     # ------------------------------------------------------------------ parameters
-    def _validate(self) -> None:
+    def validate_params(self) -> None:
+        """Check every parameter once (ConfigError or MethodError naming it); fit calls it."""
         if self.mode not in ROUTER_MODES:
             raise ConfigError(f"router mode must be one of {ROUTER_MODES}, got {self.mode!r}")
         if self.metric not in ROUTER_METRICS:
@@ -191,7 +192,7 @@ class HybridRouter:
         ``classification`` (from :func:`sparecast.classify.classify`) and ``backtest_result`` (a
         backtest of at least :meth:`backtest_methods` on this panel) are computed when not given;
         the pipeline passes its own to avoid doing the work twice."""
-        self._validate()
+        self.validate_params()
         if h < 1:
             raise MethodError(f"horizon h must be >= 1, got {h}")
         self.item_ids_ = np.asarray(panel.item_ids).astype(str)

@@ -262,7 +262,7 @@ def run_core(
     timings: dict[str, float] = {}
     h = settings.horizon
     router = make_router(settings)
-    router._validate()
+    router.validate_params()
     names = _reported_methods(router)
     t0 = time.perf_counter()
     classification = classify(panel, thresholds=router.tiers)
