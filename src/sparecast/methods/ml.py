@@ -145,7 +145,7 @@ class _GlobalTreeModel:
         strategy: str = "direct",
         alpha: float = 0.5,
         stockout_weight: float = 3.0,
-        tweedie_power: float = 1.5,
+        tweedie_power: float = 1.8,
         link: str = "identity",
         scaled: bool = False,
         lags: tuple[int, ...] | list[int] | None = None,
