@@ -380,6 +380,15 @@ def test_asymmetric_loss_minimiser_is_the_expectile_not_the_quantile() -> None:
         assert best == pytest.approx(e, rel=1e-3)
         if w > 1:
             assert abs(best - np.quantile(y, tau)) > 0.05 * best
+    # intermittent demand: the 75% quantile is 0, the minimiser (75% expectile) is well above
+    # the mean
+    y = np.where(rng.random(20000) < 0.1, rng.poisson(3.0, 20000) + 1, 0).astype(float)
+    best = minimize_scalar(
+        lambda q: asymmetric_loss(y, np.full(y.size, q), 3.0).mean(),
+        bounds=(0, 50),
+        method="bounded",
+    ).x
+    assert np.quantile(y, 0.75) == 0 and best > 2 * y.mean()
 
 
 @pytest.mark.parametrize("model_cls", [GlobalLightGBM, XGBoostRegular])
