@@ -72,6 +72,10 @@ LGB_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
         (f"lightgbm direct {o} scaled", "lightgbm", {"objective": o, "scaled": True})
         for o in ("tweedie", "asymmetric")
     ],
+    *[
+        (f"lightgbm direct tweedie power {p}", "lightgbm", {"tweedie_power": p})
+        for p in (1.2, 1.65, 1.8, 1.9)
+    ],
 ]
 XGB_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("ma", "ma", {}),

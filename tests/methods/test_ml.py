@@ -253,6 +253,26 @@ def test_scaled_weights_run_and_change_the_model() -> None:
     assert b.shape == a.shape and (b >= 0).all() and not np.allclose(a, b)
 
 
+@pytest.mark.parametrize("freq", ["W", "M"])
+def test_weekly_and_monthly_panels(freq: str) -> None:
+    daily = _panel(n_items=30, n_periods=3 * 365, seed=6)
+    panel = daily.bucket(freq, complete_only=True)  # type: ignore[arg-type]
+    model = GlobalLightGBM(**LGB_FAST).fit(panel, 4)
+    fc = model.predict()
+    assert fc.shape == (30, 4) and np.isfinite(fc).all() and (fc >= 0).all()
+    assert ("week" in model.feature_names_) == (freq == "W")
+    assert ("season_mean" in model.feature_names_) == (freq == "M")
+    level = panel.y.mean(axis=1)
+    assert np.corrcoef(level, fc.mean(axis=1))[0, 1] > 0.8
+
+
+def test_target_calendar_weekly_and_monthly() -> None:
+    weeks = target_calendar(np.datetime64("2026-01-05"), 3, "W")  # Mondays 5, 12, 19 January
+    np.testing.assert_array_equal(weeks, [[1, 1], [2, 1], [3, 1]])
+    months = target_calendar(np.datetime64("2026-11-01"), 3, "M")
+    np.testing.assert_array_equal(months[:, 0], [11, 12, 1])
+
+
 def test_attributes_none_works() -> None:
     panel = _panel(attributes=False)
     model = GlobalLightGBM(**LGB_FAST).fit(panel, 5)
@@ -360,6 +380,15 @@ def test_asymmetric_loss_minimiser_is_the_expectile_not_the_quantile() -> None:
         assert best == pytest.approx(e, rel=1e-3)
         if w > 1:
             assert abs(best - np.quantile(y, tau)) > 0.05 * best
+    # intermittent demand: the 75% quantile is 0, the minimiser (75% expectile) is well above
+    # the mean
+    y = np.where(rng.random(20000) < 0.1, rng.poisson(3.0, 20000) + 1, 0).astype(float)
+    best = minimize_scalar(
+        lambda q: asymmetric_loss(y, np.full(y.size, q), 3.0).mean(),
+        bounds=(0, 50),
+        method="bounded",
+    ).x
+    assert np.quantile(y, 0.75) == 0 and best > 2 * y.mean()
 
 
 @pytest.mark.parametrize("model_cls", [GlobalLightGBM, XGBoostRegular])
