@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from sparecast.cli import app
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.sources import write_tables
-from sparecast.methods import DEFAULT_METHODS
+from sparecast.methods.hybrid import DEFAULT_CANDIDATES
 
 runner = CliRunner()
 
@@ -53,19 +53,19 @@ def test_demo_writes_every_output(demo_dir: Path) -> None:
 
     fc = pl.read_parquet(demo_dir / "forecasts.parquet")
     assert fc.height == 150 * 28
-    assert set(DEFAULT_METHODS) <= set(fc.columns)
+    assert set(DEFAULT_CANDIDATES) <= set(fc.columns)
     assert {"unique_id", "ds", "forecast", "method"} <= set(fc.columns)
     assert (fc["forecast"] >= 0).all()
     # the forecast column is the chosen method's value, item by item
     chosen = fc.select(
-        pl.struct(["method", *DEFAULT_METHODS]).map_elements(
+        pl.struct(["method", *DEFAULT_CANDIDATES]).map_elements(
             lambda r: r[r["method"]], return_dtype=pl.Float64
         )
     ).to_series()
     np.testing.assert_allclose(chosen.to_numpy(), fc["forecast"].to_numpy())
 
     bt = pl.read_parquet(demo_dir / "backtest.parquet")
-    assert bt.height == 150 * len(DEFAULT_METHODS)
+    assert bt.height == 150 * len(DEFAULT_CANDIDATES)
     assert {"mae", "rmse", "mase", "rmsse", "me", "pis", "chosen_method", "chosen"} <= set(
         bt.columns
     )
@@ -434,6 +434,6 @@ def test_router_option_and_selection_output(tmp_path: Path) -> None:
     r = runner.invoke(app, [*args, "--router", "auto", "-q"])
     assert r.exit_code == 0, r.output
     reasons = pl.read_parquet(out / "selection.parquet")["reason"].to_list()
-    assert all(x.startswith("best mase in class") for x in reasons), reasons
+    assert all(x.startswith("best mase+asym in class") for x in reasons), reasons
     r = runner.invoke(app, [*args, "--router", "magic", "-q"])
     assert r.exit_code != 0 and "auto or rules" in r.output

@@ -56,7 +56,7 @@ def test_the_readme_config_example_loads(tmp_path: Path) -> None:
     cfg = tmp_path / "readme.toml"
     cfg.write_text(readme[start : readme.index("```", start)])
     s = load_settings(cfg)
-    assert s.horizon == 28 and s.router.metric == "mase" and s.router.mode == "auto"
+    assert s.horizon == 28 and s.router.metric == "mase+asym" and s.router.mode == "auto"
     assert s.data.erp_mapping["demand"]["table"] == "MTL_ISSUES"
 
 

@@ -85,16 +85,16 @@ class RouterSettings(_Section):
     candidates: list[str] | None = Field(
         None,
         description="methods the auto mode chooses from (default: the top-level `methods`, "
-        "else sparecast.methods.hybrid.DEFAULT_CANDIDATES)",
+        "else sparecast.methods.hybrid.DEFAULT_CANDIDATES: the classical methods and lightgbm)",
     )
     rules: dict[str, str] = Field(
         default_factory=lambda: dict(_DEFAULT_RULES),
         description="tier -> method of the rules mode (tiers left out keep these defaults)",
     )
     metric: Literal["mase", "rmsse", "mae", "rmse", "asym", "mase+asym"] = Field(
-        "mase",
+        "mase+asym",
         description="backtest score the auto mode minimises (mase+asym: MASE and asym, each "
-        "relative to the group's best, added)",
+        "relative to the group's best, added; chosen by benchmarks/ml.py)",
     )
     select_by: Literal["class", "tier", "item"] = Field(
         "class",

@@ -130,7 +130,12 @@ def test_auto_picks_the_method_that_is_truly_best() -> None:
     panel = _trend_and_noise_panel()
     h, n_windows = 7, 3
     router = HybridRouter(
-        "auto", candidates=["ma", "naive", "ses"], select_by="item", min_history=1, n_windows=3
+        "auto",
+        candidates=["ma", "naive", "ses"],
+        metric="mase",
+        select_by="item",
+        min_history=1,
+        n_windows=3,
     ).fit(panel, h)
     # independent computation: forecasts of each method on each window's training part
     y = panel.y.astype(np.float64)
@@ -157,7 +162,9 @@ def test_auto_picks_the_method_that_is_truly_best() -> None:
 
 def test_auto_by_class_uses_the_class_mean() -> None:
     panel = _trend_and_noise_panel()
-    router = HybridRouter("auto", candidates=["ma", "naive"], select_by="class").fit(panel, 7)
+    router = HybridRouter("auto", candidates=["ma", "naive"], metric="mase", select_by="class").fit(
+        panel, 7
+    )
     bt = router.backtest_
     assert bt is not None
     classes = router.classification_.select("unique_id", "sb_class")
@@ -191,7 +198,12 @@ def test_fallback_when_the_history_is_too_short() -> None:
 def test_top_k_mean_equals_the_mean_of_the_members() -> None:
     panel = _trend_and_noise_panel()
     router = HybridRouter(
-        "auto", candidates=["ma", "naive", "ses", "sba"], top_k=2, select_by="item", min_history=1
+        "auto",
+        candidates=["ma", "naive", "ses", "sba"],
+        metric="mase",
+        top_k=2,
+        select_by="item",
+        min_history=1,
     ).fit(panel, 7)
     fc = router.predict(panel, 7)
     bt = router.backtest_
@@ -233,7 +245,11 @@ def test_own_choice_only_for_items_with_enough_history() -> None:
     poor[[5, 40, 80]] = [2, 3, 1]  # 3 demand periods before the origins
     panel = _panel(np.vstack([rich, poor, rich[::-1]]))
     router = HybridRouter(
-        "auto", candidates=["ma", "naive", "sba", "tsb"], select_by="item", min_history=10
+        "auto",
+        candidates=["ma", "naive", "sba", "tsb"],
+        metric="mase",
+        select_by="item",
+        min_history=10,
     ).fit(panel, 7)
     reasons = router.selection_["reason"].to_list()
     assert reasons[0].startswith("best mase of the item")
