@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from sparecast.cli import app
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.sources import write_tables
-from sparecast.methods import DEFAULT_METHODS
+from sparecast.methods.hybrid import DEFAULT_CANDIDATES
 
 runner = CliRunner()
 
@@ -53,19 +53,19 @@ def test_demo_writes_every_output(demo_dir: Path) -> None:
 
     fc = pl.read_parquet(demo_dir / "forecasts.parquet")
     assert fc.height == 150 * 28
-    assert set(DEFAULT_METHODS) <= set(fc.columns)
+    assert set(DEFAULT_CANDIDATES) <= set(fc.columns)
     assert {"unique_id", "ds", "forecast", "method"} <= set(fc.columns)
     assert (fc["forecast"] >= 0).all()
     # the forecast column is the chosen method's value, item by item
     chosen = fc.select(
-        pl.struct(["method", *DEFAULT_METHODS]).map_elements(
+        pl.struct(["method", *DEFAULT_CANDIDATES]).map_elements(
             lambda r: r[r["method"]], return_dtype=pl.Float64
         )
     ).to_series()
     np.testing.assert_allclose(chosen.to_numpy(), fc["forecast"].to_numpy())
 
     bt = pl.read_parquet(demo_dir / "backtest.parquet")
-    assert bt.height == 150 * len(DEFAULT_METHODS)
+    assert bt.height == 150 * len(DEFAULT_CANDIDATES)
     assert {"mae", "rmse", "mase", "rmsse", "me", "pis", "chosen_method", "chosen"} <= set(
         bt.columns
     )
@@ -409,3 +409,31 @@ def test_run_on_an_erp_with_its_own_names_through_the_config_mapping(
     canonical = pl.read_parquet(demo_dir / "forecasts.parquet")
     assert mapped["unique_id"].to_list() == canonical["unique_id"].to_list()
     np.testing.assert_allclose(mapped["forecast"].to_numpy(), canonical["forecast"].to_numpy())
+
+
+def test_router_option_and_selection_output(tmp_path: Path) -> None:
+    # A every 3rd day (regular tier), B every 30th day (intermittent tier)
+    rows = _days(150, "A", every=3) + _days(150, "B", every=30)
+    src = _csv(tmp_path / "r.csv", rows)
+    cfg = tmp_path / "rules.toml"
+    cfg.write_text('[router.rules]\nregular = "sba"\nintermittent = "tsb"\nhigh_volume = "ses"\n')
+    out = tmp_path / "o"
+    args = ["run", "-s", str(src), "-o", str(out), "-c", str(cfg), "-h", "7"]
+    r = runner.invoke(app, [*args, "--router", "rules"])
+    assert r.exit_code == 0, r.output
+    assert "router rules (tier -> method)" in r.output
+    sel = pl.read_parquet(out / "selection.parquet")
+    assert sel.columns == ["unique_id", "method", "reason", "sb_class", "tier"]
+    assert sel.sort("unique_id").select("method", "reason").rows() == [
+        ("sba", "rule: tier regular -> sba"),
+        ("tsb", "rule: tier intermittent -> tsb"),
+    ]
+    fc = pl.read_parquet(out / "forecasts.parquet")
+    assert fc.filter(pl.col("unique_id") == "B")["method"].unique().to_list() == ["tsb"]
+    # the same data in auto mode: the reason names the backtest score
+    r = runner.invoke(app, [*args, "--router", "auto", "-q"])
+    assert r.exit_code == 0, r.output
+    reasons = pl.read_parquet(out / "selection.parquet")["reason"].to_list()
+    assert all(x.startswith("best mase+asym in class") for x in reasons), reasons
+    r = runner.invoke(app, [*args, "--router", "magic", "-q"])
+    assert r.exit_code != 0 and "auto or rules" in r.output

@@ -22,7 +22,7 @@ def test_file_then_env_then_overrides(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("SPARECAST_BACKTEST__METRIC", "mase")
     s = load_settings(cfg, horizon=7)
     assert s.horizon == 7  # keyword override beats the file
-    assert s.backtest.metric == "mase"  # environment beats the file
+    assert s.router.metric == "mase"  # environment beats the file ([backtest] metric moved)
     assert s.backtest.n_windows == 2  # file beats defaults
     assert s.methods == ["ma", "sba"]
     assert s.method_params == {"ma": {"window": 7}}
@@ -52,9 +52,19 @@ def test_missing_file() -> None:
 
 def test_the_readme_config_example_loads(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = readme.index("```toml\n") + len("```toml\n")
+    start = readme.index("```toml\n", readme.index("## Configuration")) + len("```toml\n")
     cfg = tmp_path / "readme.toml"
     cfg.write_text(readme[start : readme.index("```", start)])
     s = load_settings(cfg)
-    assert s.horizon == 28 and s.backtest.metric == "rmsse"
+    assert s.horizon == 28 and s.router.metric == "mase+asym" and s.router.mode == "auto"
     assert s.data.erp_mapping["demand"]["table"] == "MTL_ISSUES"
+
+
+def test_the_readme_router_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("```toml\n", readme.index("## Hybrid router")) + len("```toml\n")
+    cfg = tmp_path / "router.toml"
+    cfg.write_text(readme[start : readme.index("```", start)])
+    s = load_settings(cfg)
+    assert s.router.select_by == "item" and s.router.top_k == 2
+    assert s.router.rules["intermittent"] == "tsb" and s.router.rules["regular"] == "xgboost"

@@ -41,7 +41,16 @@ StrictOpt = Annotated[
 ]
 HorizonOpt = Annotated[int | None, typer.Option("--horizon", "-h", help="forecast horizon")]
 MethodsOpt = Annotated[
-    str | None, typer.Option("--methods", "-m", help="comma-separated method names")
+    str | None,
+    typer.Option("--methods", "-m", help="comma-separated method names (the router's candidates)"),
+]
+RouterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--router",
+        help="hybrid router mode: auto (best backtest score per class/item) or rules "
+        "(frequency tier -> method); default: router.mode of the config (auto)",
+    ),
 ]
 
 
@@ -75,9 +84,17 @@ class _Bars:
 
 
 def _settings(
-    config: Path | None, strict: bool, horizon: int | None, methods: str | None
+    config: Path | None,
+    strict: bool,
+    horizon: int | None,
+    methods: str | None,
+    router: str | None = None,
 ) -> Settings:
     overrides: dict[str, Any] = {}
+    if router is not None:
+        if router not in ("auto", "rules"):
+            raise typer.BadParameter(f"--router must be auto or rules, got {router!r}")
+        overrides["router"] = {"mode": router}
     if horizon is not None:
         overrides["horizon"] = horizon
     if methods:
@@ -206,6 +223,7 @@ def demo(
     config: ConfigOpt = None,
     horizon: HorizonOpt = None,
     methods: MethodsOpt = None,
+    router: RouterOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Generate a demo ERP into OUTPUT/erp.sqlite and run the whole pipeline on it: forecasts,
@@ -215,7 +233,7 @@ def demo(
 
     last_day = _iso_date(end_date)
     try:
-        settings = _settings(config, False, horizon, methods)
+        settings = _settings(config, False, horizon, methods, router)
         # The demo's history ends on end_date: that is its "today", whatever the clock says.
         settings = settings.model_copy(
             update={"data": settings.data.model_copy(update={"today": last_day})}
@@ -244,12 +262,13 @@ def run(
     config: ConfigOpt = None,
     horizon: HorizonOpt = None,
     methods: MethodsOpt = None,
+    router: RouterOpt = None,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Extract, validate, classify, backtest and forecast SOURCE; write the results into OUTPUT."""
     try:
-        _run(source, output, _settings(config, strict, horizon, methods), quiet)
+        _run(source, output, _settings(config, strict, horizon, methods, router), quiet)
     except SparecastError as exc:
         _fail(exc)
 
@@ -266,13 +285,18 @@ def backtest_cmd(
     config: ConfigOpt = None,
     horizon: HorizonOpt = None,
     methods: MethodsOpt = None,
+    router: RouterOpt = None,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Only the evaluation: rolling-origin backtest of every method, per-class summary."""
     try:
         _run(
-            source, output, _settings(config, strict, horizon, methods), quiet, with_forecast=False
+            source,
+            output,
+            _settings(config, strict, horizon, methods, router),
+            quiet,
+            with_forecast=False,
         )
     except SparecastError as exc:
         _fail(exc)
@@ -300,6 +324,7 @@ def plan_cmd(
     config: ConfigOpt = None,
     horizon: HorizonOpt = None,
     methods: MethodsOpt = None,
+    router: RouterOpt = None,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -309,7 +334,7 @@ def plan_cmd(
         _plan(
             source,
             output,
-            _settings(config, strict, horizon, methods),
+            _settings(config, strict, horizon, methods, router),
             quiet,
             reuse_forecasts=reuse_forecasts,
         )

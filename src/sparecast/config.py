@@ -32,6 +32,7 @@ from sparecast.errors import ConfigError
 __all__ = [
     "Settings",
     "BacktestSettings",
+    "RouterSettings",
     "TierSettings",
     "DataSettings",
     "InventorySettings",
@@ -47,16 +48,101 @@ class _Section(BaseModel):
 
 
 class BacktestSettings(_Section):
-    """Rolling-origin backtest used to score methods and choose one per class or item."""
+    """Rolling-origin backtest that scores the methods (the router's auto mode chooses on it).
+
+    The choice itself (metric, select_by, fallback) lives in [router]; those keys are still
+    accepted here and moved there (see Settings._move_backtest_choice)."""
 
     n_windows: int = Field(3, ge=1, description="number of forecast origins")
     step: int | None = Field(None, ge=1, description="periods between origins (default: horizon)")
-    metric: Literal["mase", "rmsse", "mae", "rmse"] = "rmsse"
-    select_by: Literal["class", "item"] = "class"
-    fallback: str = "ma"
     seasonality: int = Field(
         1, ge=1, description="lag of the naive scale of MASE/RMSSE (1: one-step naive, as in M5)"
     )
+    stockout_weight: float = Field(
+        3.0, gt=0, description="weight of under-forecasts in the asym (stockout-weighted) loss"
+    )
+
+
+_TIER_NAMES = ("high_volume", "regular", "intermittent", "very_intermittent")
+_MOVED_TO_ROUTER = ("metric", "select_by", "fallback")
+# the same as sparecast.methods.hybrid.DEFAULT_RULES (tested): the issue's tier -> method rules
+_DEFAULT_RULES = {
+    "high_volume": "xgboost",
+    "regular": "xgboost",
+    "intermittent": "lightgbm",
+    "very_intermittent": "ma_nonzero",
+}
+
+
+class RouterSettings(_Section):
+    """The hybrid router: which method forecasts which item (sparecast.methods.hybrid)."""
+
+    mode: Literal["auto", "rules"] = Field(
+        "auto",
+        description="auto: per class/item the method with the best backtest score; rules: "
+        "frequency tier -> method",
+    )
+    candidates: list[str] | None = Field(
+        None,
+        description="methods the auto mode chooses from (default: the top-level `methods`, "
+        "else sparecast.methods.hybrid.DEFAULT_CANDIDATES: the classical methods and lightgbm)",
+    )
+    rules: dict[str, str] = Field(
+        default_factory=lambda: dict(_DEFAULT_RULES),
+        description="tier -> method of the rules mode (tiers left out keep these defaults)",
+    )
+    metric: Literal["mase", "rmsse", "mae", "rmse", "asym", "mase+asym"] = Field(
+        "mase+asym",
+        description="backtest score the auto mode minimises (mase+asym: MASE and asym, each "
+        "relative to the group's best, added; chosen by benchmarks/ml.py)",
+    )
+    select_by: Literal["class", "tier", "item"] = Field(
+        "class",
+        description="one choice per demand class, per frequency tier, or per item (items with "
+        "fewer than min_history demand periods get their class's choice)",
+    )
+    min_history: int = Field(
+        10,
+        ge=0,
+        description="demand periods before the last origin an item needs for its own "
+        "choice (select_by = item)",
+    )
+    top_k: int = Field(1, ge=1, description="serve the mean of the k best methods (1: the best)")
+    fallback: str = Field("ma", description="method for items no method can be scored on")
+
+    @field_validator("rules")
+    @classmethod
+    def _known_tiers(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = [k for k in value if k not in _TIER_NAMES]
+        if unknown:
+            raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(_TIER_NAMES)}")
+        return {**_DEFAULT_RULES, **value}
+
+    @model_validator(mode="after")
+    def _known_methods(self) -> RouterSettings:
+        from sparecast.methods import METHODS
+
+        def check(names: list[str], key: str) -> None:
+            bad = [n for n in names if n not in METHODS or n == "hybrid"]
+            if bad:
+                raise ValueError(
+                    f"router.{key}: unknown method(s) {bad}; known: "
+                    + ", ".join(m for m in METHODS if m != "hybrid")
+                )
+
+        check([self.fallback], "fallback")
+        if self.candidates is not None:
+            if not self.candidates:
+                raise ValueError("router.candidates must not be empty (leave it out for all)")
+            check(self.candidates, "candidates")
+            if self.top_k > len(set(self.candidates)):
+                raise ValueError(
+                    f"router.top_k = {self.top_k} is more than the {len(set(self.candidates))} "
+                    "candidates"
+                )
+        if self.mode == "rules":  # the rules name methods only the rules mode needs
+            check(list(self.rules.values()), "rules")
+        return self
 
 
 class TierSettings(_Section):
@@ -94,9 +180,6 @@ class DataSettings(_Section):
         default_factory=dict,
         description="table/column mapping of the ERP, see sparecast.data.erp.ErpMapping",
     )
-
-
-_TIER_NAMES = ("high_volume", "regular", "intermittent", "very_intermittent")
 
 
 class InventorySettings(_Section):
@@ -289,11 +372,31 @@ class Settings(BaseSettings):
         description='per-method kernel parameters, e.g. {"ma": {"window": 28}}',
     )
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+    router: RouterSettings = Field(default_factory=RouterSettings)
     tiers: TierSettings = Field(default_factory=TierSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     inventory: InventorySettings = Field(default_factory=InventorySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _move_backtest_choice(cls, data: Any) -> Any:
+        """Older configs set metric, select_by and fallback in [backtest]: move them to
+        [router] (a value set in [router] wins)."""
+        if not isinstance(data, dict) or not isinstance(data.get("backtest"), dict):
+            return data
+        moved = {k: v for k, v in data["backtest"].items() if k in _MOVED_TO_ROUTER}
+        if not moved:
+            return data
+        router = data.get("router")
+        router = dict(router) if isinstance(router, dict) else {}
+        data = {
+            **data,
+            "backtest": {k: v for k, v in data["backtest"].items() if k not in moved},
+            "router": {**moved, **router},
+        }
+        return data
 
     @field_validator("quantiles")
     @classmethod

@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 SCORE_METRICS: tuple[str, ...] = ("mae", "rmse", "mase", "rmsse", "me", "pis", "asym")
+BALANCED = "mase+asym"
+"""Selection metric: MASE and asym, each divided by the group's best value, added."""
 ProgressCallback = Callable[[int, int, str], None]
 _ALL = "all"
 
@@ -109,6 +111,7 @@ class BacktestResult:
     errors: dict[str, np.ndarray] | None = None
     timings: dict[str, Any] = field(default_factory=dict)
     panel: DemandPanel | None = field(default=None, repr=False)
+    stockout_weight: float = 3.0
     _classification: pl.DataFrame | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -140,7 +143,9 @@ class BacktestResult:
     def _item_ids(self) -> pl.DataFrame:
         return self.scores.filter(pl.col("method") == self.methods[0]).select("unique_id")
 
-    def _check_metric(self, metric: str) -> None:
+    def _check_metric(self, metric: str, *, selecting: bool = False) -> None:
+        if selecting and metric == BALANCED:
+            return
         if metric not in SCORE_METRICS:
             raise ConfigError(f"metric must be one of {SCORE_METRICS}, got {metric!r}")
         if metric in ("me", "pis"):
@@ -200,86 +205,222 @@ class BacktestResult:
         )
 
     # ------------------------------------------------------------------ selection
+    def _method_order(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"method": self.methods, "method_order": np.arange(len(self.methods), dtype=np.int64)}
+        )
+
+    def _best_k(self, frame: pl.DataFrame, key: str, metric: str, top_k: int) -> pl.DataFrame:
+        """Per ``key``: the ``top_k`` methods with the lowest ``metric`` (ties: earlier method),
+        as ``key, best`` (the method, or ``mean(a,b)`` of several) and ``score`` (the best
+        member's metric). Rows where the metric is undefined are ignored."""
+        if metric == BALANCED:
+            # each score relative to the group's best, MASE and asym added: a method must be
+            # good on both the typical error and the stockout-weighted one
+            rel = [pl.col(m) / pl.col(m).min().over(key) for m in ("mase", "asym")]
+            frame = frame.with_columns((rel[0] + rel[1]).alias(BALANCED))
+        ranked = (
+            frame.filter(pl.col(metric).is_not_null() & pl.col(metric).is_not_nan())
+            .sort(key, metric, "method_order")
+            .group_by(key, maintain_order=True)
+            .head(top_k)
+        )
+        return (
+            ranked.group_by(key, maintain_order=True)
+            .agg(pl.col("method").alias("members"), pl.col(metric).first().alias("score"))
+            .select(
+                key,
+                pl.when(pl.col("members").list.len() == 1)
+                .then(pl.col("members").list.first())
+                .otherwise(pl.format("mean({})", pl.col("members").list.join(",")))
+                .alias("best"),
+                "score",
+            )
+        )
+
     def select(
         self,
         classification: pl.DataFrame | None = None,
         *,
-        by: Literal["class", "item"] = "class",
+        by: Literal["class", "tier", "item"] = "class",
         metric: str = "rmsse",
         fallback: str = "ma",
+        top_k: int = 1,
+        min_history: int = 0,
     ) -> pl.DataFrame:
         """The method to use per item: unique_id, method, reason.
 
         ``by="class"`` (default, robust): the method with the lowest mean ``metric`` over the items
         of the item's Syntetos-Boylan class (classification computed from the panel when not
-        given). ``by="item"``: the item's own lowest ``metric`` (noisy for intermittent items).
-        Where the metric is undefined for every method (e.g. no demand before the origins), the
-        ``fallback`` method is chosen and the reason says why.
+        given); ``by="tier"`` the same over the item's frequency tier. ``by="item"``: the item's
+        own lowest ``metric`` (noisy for intermittent items), for items with at least
+        ``min_history`` periods with demand before the last origin; the others get their class's
+        choice, except items without any demand before it (the fallback). Where the metric is
+        undefined for every method (e.g. no demand before the origins), the ``fallback`` method
+        is chosen and the reason says why.
+        ``metric="mase+asym"`` ranks by MASE / the group's lowest MASE + asym / the group's
+        lowest asym (both matter: MASE favours low forecasts of intermittent demand, the
+        stockout-weighted asym high ones).
+        ``top_k > 1`` serves the mean of the ``top_k`` best methods, named ``mean(a,b,...)``
+        (members best first); the score in the reason is the best member's.
         """
-        self._check_metric(metric)
+        self._check_metric(metric, selecting=True)
         get_method(fallback)  # fails with the list of valid names
+        if by not in ("class", "tier", "item"):
+            raise ConfigError(f"by must be 'class', 'tier' or 'item', got {by!r}")
+        if not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise ConfigError(f"top_k must be an integer >= 1, got {top_k!r}")
+        if not isinstance(min_history, (int, np.integer)) or min_history < 0:
+            raise ConfigError(f"min_history must be an integer >= 0, got {min_history!r}")
         ids = self._item_ids()
-        if by == "item":
-            order = pl.DataFrame(
-                {
-                    "method": self.methods,
-                    "method_order": np.arange(len(self.methods), dtype=np.int64),
-                }
-            )
-            best = (
-                self.scores.filter(pl.col(metric).is_not_null() & pl.col(metric).is_not_nan())
-                .join(order, on="method", how="left")
-                .sort("unique_id", metric, "method_order")
-                .group_by("unique_id", maintain_order=True)
-                .first()
-                .select(
-                    "unique_id",
-                    pl.col("method").alias("best"),
-                    pl.format(f"best {metric} of the item ({{}})", pl.col(metric).round(3)).alias(
-                        "why"
-                    ),
-                )
-            )
-            hist = self.scores.filter(pl.col("method") == self.methods[0]).select(
-                "unique_id", "n_train_demands"
-            )
-            out = ids.join(best, on="unique_id", how="left").join(hist, on="unique_id", how="left")
-            no_best = pl.col("best").is_null()
-            return out.select(
-                "unique_id",
-                pl.when(no_best).then(pl.lit(fallback)).otherwise(pl.col("best")).alias("method"),
-                pl.when(no_best & (pl.col("n_train_demands") == 0))
-                .then(pl.lit(f"fallback {fallback}: no history"))
-                .when(no_best)
-                .then(pl.lit(f"fallback {fallback}: {metric} undefined for every method"))
-                .otherwise(pl.col("why"))
-                .alias("reason"),
-            )
-        if by != "class":
-            raise ConfigError(f"by must be 'class' or 'item', got {by!r}")
-        classes = self._classes(classification)
-        best = self._best_per_class(self._class_means(classes, with_all=False), metric).select(
+        order = self._method_order()
+        scored = self.scores.join(order, on="method", how="left")
+        group = "tier" if by == "tier" else "sb_class"
+        classes = self._classes(classification, group)
+        best = self._best_k(
+            self._class_means(classes, with_all=False), "sb_class", metric, top_k
+        ).select(
             "sb_class",
-            pl.col("method").alias("best"),
+            pl.col("best").alias("class_best"),
             pl.format(
-                f"best {metric} in class {{}} ({{}})", pl.col("sb_class"), pl.col(metric).round(3)
-            ).alias("why"),
+                f"best {metric} in {'tier' if by == 'tier' else 'class'} {{}} ({{}})",
+                pl.col("sb_class"),
+                pl.col("score").round(3),
+            ).alias("class_why"),
+        )
+        hist = scored.filter(pl.col("method") == self.methods[0]).select(
+            "unique_id", "n_train_demands"
         )
         out = (
             ids.join(classes, on="unique_id", how="left")
             .with_columns(pl.col("sb_class").fill_null("unclassified"))
             .join(best, on="sb_class", how="left")
+            .join(hist, on="unique_id", how="left")
         )
-        no_best = pl.col("best").is_null()
+        if by == "item":
+            own = self._best_k(scored, "unique_id", metric, top_k).select(
+                "unique_id",
+                pl.col("best").alias("item_best"),
+                pl.format(f"best {metric} of the item ({{}})", pl.col("score").round(3)).alias(
+                    "item_why"
+                ),
+            )
+            out = out.join(own, on="unique_id", how="left")
+            enough = pl.col("n_train_demands") >= min_history
+            if min_history == 0:
+                # the item's own choice or the fallback, as before min_history existed
+                out = out.with_columns(
+                    pl.col("item_best").alias("class_best"), pl.col("item_why").alias("class_why")
+                )
+            else:
+                short = pl.format(
+                    f"{{}}; the item has {{}} demand periods < min_history {min_history}",
+                    pl.col("class_why"),
+                    pl.col("n_train_demands"),
+                )
+                # no demand at all before the last origin: nothing to judge the item on
+                none = pl.col("n_train_demands") == 0
+                out = out.with_columns(
+                    pl.when(none)
+                    .then(pl.lit(None, dtype=pl.Utf8))
+                    .when(enough & pl.col("item_best").is_not_null())
+                    .then(pl.col("item_best"))
+                    .otherwise(pl.col("class_best"))
+                    .alias("class_best"),
+                    pl.when(enough & pl.col("item_best").is_not_null())
+                    .then(pl.col("item_why"))
+                    .when(~enough)
+                    .then(short)
+                    .otherwise(pl.col("class_why"))
+                    .alias("class_why"),
+                )
+        no_best = pl.col("class_best").is_null()
+        no_history = (pl.col("sb_class") == "no_demand") | (pl.col("n_train_demands") == 0)
+        undefined = (
+            pl.lit(f"fallback {fallback}: {metric} undefined for every method")
+            if by == "item" and min_history == 0
+            else pl.format(
+                f"fallback {fallback}: {metric} undefined in {'tier' if by == 'tier' else 'class'}"
+                " {}",
+                "sb_class",
+            )
+        )
         return out.select(
             "unique_id",
-            pl.when(no_best).then(pl.lit(fallback)).otherwise(pl.col("best")).alias("method"),
-            pl.when(no_best & (pl.col("sb_class") == "no_demand"))
+            pl.when(no_best).then(pl.lit(fallback)).otherwise(pl.col("class_best")).alias("method"),
+            pl.when(no_best & no_history)
             .then(pl.lit(f"fallback {fallback}: no history"))
             .when(no_best)
-            .then(pl.format(f"fallback {fallback}: {metric} undefined in class {{}}", "sb_class"))
-            .otherwise(pl.col("why"))
+            .then(undefined)
+            .otherwise(pl.col("class_why"))
             .alias("reason"),
+        )
+
+    # ------------------------------------------------------------------ combinations
+    def with_combinations(self, names: Iterable[str]) -> BacktestResult:
+        """This result with score rows for each combination ``mean(a,b,...)`` in ``names``: the
+        mean of the members' forecasts, scored window by window like a method (needs the errors,
+        ``backtest(..., keep_errors=True)``). Names that are already methods are skipped; mape
+        and wape of a combination are null."""
+        from sparecast.methods.hybrid import combination_members
+
+        new = [n for n in dict.fromkeys(names) if n not in self.methods]
+        if not new:
+            return self
+        if self.errors is None or self.panel is None:
+            raise MethodError(
+                f"scoring the combination(s) {new} needs the per-window errors; run the "
+                "backtest with keep_errors=True"
+            )
+        members = {n: combination_members(n) for n in new}
+        missing = sorted({m for ms in members.values() for m in ms} - set(self.errors))
+        if missing:
+            raise MethodError(f"combination member(s) {missing} were not backtested")
+        scales_abs, scales_sq = seasonal_naive_scales(self.panel.y, self.seasonality, self.origins)
+        base = self.scores.filter(pl.col("method") == self.methods[0])
+        frames = [self.scores]
+        errors = dict(self.errors)
+        for name, ms in members.items():
+            e_all = np.mean([self.errors[m].astype(np.float64) for m in ms], axis=0)
+            errors[name] = e_all.astype(np.float32)
+            n_items = e_all.shape[1]
+            sums = {k: np.zeros(n_items) for k in SCORE_METRICS}
+            counts = {k: np.zeros(n_items, dtype=np.int64) for k in SCORE_METRICS}
+            for w in range(len(self.origins)):
+                ws = _window_scores(e_all[w], scales_abs[w], scales_sq[w], self.stockout_weight)
+                for k, v in ws.items():
+                    ok = ~np.isnan(v)
+                    sums[k] += np.where(ok, v, 0.0)
+                    counts[k] += ok
+            cols: dict[str, Any] = {
+                "unique_id": base["unique_id"],
+                "method": pl.repeat(name, n_items, eager=True, dtype=pl.Utf8),
+            }
+            for k in SCORE_METRICS:
+                mean = np.where(counts[k] > 0, sums[k] / np.maximum(counts[k], 1), np.nan)
+                cols[k] = pl.Series(k, mean, dtype=pl.Float64, nan_to_null=True)
+            cols["mape"] = pl.repeat(None, n_items, eager=True, dtype=pl.Float64)
+            cols["wape"] = pl.repeat(None, n_items, eager=True, dtype=pl.Float64)
+            cols["n_windows_scaled"] = pl.Series(counts["mase"], dtype=pl.Int64)
+            cols["abs_error_sum"] = pl.Series(np.abs(e_all).sum(axis=(0, 2)), dtype=pl.Float64)
+            cols["actual_sum"] = base["actual_sum"]
+            cols["n_train_demands"] = base["n_train_demands"]
+            frames.append(pl.DataFrame(cols).select(self.scores.columns))
+        labels = dict(self.labels)
+        for name, ms in members.items():
+            labels[name] = "mean(" + ", ".join(self.labels.get(m, m) for m in ms) + ")"
+        return BacktestResult(
+            scores=pl.concat(frames),
+            methods=[*self.methods, *new],
+            labels=labels,
+            h=self.h,
+            seasonality=self.seasonality,
+            origins=self.origins,
+            cutoffs=self.cutoffs,
+            errors=errors,
+            timings=self.timings,
+            panel=self.panel,
+            stockout_weight=self.stockout_weight,
         )
 
     # ------------------------------------------------------------------ summary
@@ -398,6 +539,28 @@ def _validate(panel: DemandPanel, h: int, n_windows: int, step: int, seasonality
         )
 
 
+def _window_scores(
+    e: np.ndarray, scale1: np.ndarray, scale2: np.ndarray, stockout_weight: float
+) -> dict[str, np.ndarray]:
+    """Per-item scores of one window from its errors ``e[items, h]`` (forecast minus actual)
+    and the MASE/RMSSE scales of its training part (NaN where a scale is 0)."""
+    n_items, h = e.shape
+    mse_w = np.einsum("ij,ij->i", e, e) / h
+    under = np.minimum(e, 0.0)  # forecast below actual: a stock-out risk
+    asym_w = mse_w + (stockout_weight - 1.0) * np.einsum("ij,ij->i", under, under) / h
+    mae_w = np.abs(e).sum(axis=1) / h
+    ok1, ok2 = scale1 > 0, scale2 > 0
+    return {
+        "mae": mae_w,
+        "rmse": np.sqrt(mse_w),
+        "mase": np.divide(mae_w, scale1, out=np.full(n_items, np.nan), where=ok1),
+        "rmsse": np.sqrt(np.divide(mse_w, scale2, out=np.full(n_items, np.nan), where=ok2)),
+        "me": e.sum(axis=1) / h,
+        "pis": np.cumsum(e, axis=1).sum(axis=1),
+        "asym": np.divide(asym_w, scale2, out=np.full(n_items, np.nan), where=ok2),
+    }
+
+
 def backtest(
     panel: DemandPanel,
     *,
@@ -474,8 +637,6 @@ def backtest(
         actual = y[:, origin : origin + h].astype(np.float64)
         actual_sum += np.abs(actual).sum(axis=1)
         scale1, scale2 = scales_abs[w], scales_sq[w]
-        ok1 = scale1 > 0
-        ok2 = scale2 > 0
         pct_actual = np.abs(actual[pct_rows])
         pct_nonzero = pct_actual > 0
         for i, m in enumerate(resolved):
@@ -497,28 +658,14 @@ def backtest(
             e = fc - actual
             if errors is not None:
                 errors[m.name][w] = e
-            mean_e = e.sum(axis=1) / h
-            pis_w = np.cumsum(e, axis=1).sum(axis=1)
-            mse_w = np.einsum("ij,ij->i", e, e) / h
-            under = np.minimum(e, 0.0)  # forecast below actual: a stock-out risk
-            asym_w = mse_w + (stockout_weight - 1.0) * np.einsum("ij,ij->i", under, under) / h
+            window_scores = _window_scores(e, scale1, scale2, stockout_weight)
             abs_sum = np.abs(e, out=e).sum(axis=1)  # e is not needed after this
-            mae_w = abs_sum / h
             abs_error_sum[i] += abs_sum
             ape = np.divide(
                 e[pct_rows], pct_actual, out=np.zeros_like(pct_actual), where=pct_nonzero
             )
             ape_sum[i] += ape.sum(axis=1)
             ape_count[i] += pct_nonzero.sum(axis=1)
-            window_scores = {
-                "mae": mae_w,
-                "rmse": np.sqrt(mse_w),
-                "mase": np.divide(mae_w, scale1, out=np.full(n_items, np.nan), where=ok1),
-                "rmsse": np.sqrt(np.divide(mse_w, scale2, out=np.full(n_items, np.nan), where=ok2)),
-                "me": mean_e,
-                "pis": pis_w,
-                "asym": np.divide(asym_w, scale2, out=np.full(n_items, np.nan), where=ok2),
-            }
             for k, v in window_scores.items():
                 ok = ~np.isnan(v)
                 sums[k][i] += np.where(ok, v, 0.0)
@@ -572,4 +719,5 @@ def backtest(
             "total": time.perf_counter() - t_start,
         },
         panel=panel,
+        stockout_weight=stockout_weight,
     )

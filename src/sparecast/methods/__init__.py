@@ -17,7 +17,7 @@ from sparecast.errors import MethodError
 
 if TYPE_CHECKING:
     from sparecast.data.panel import DemandPanel
-from sparecast.methods import baseline, intermittent
+from sparecast.methods import baseline, intermittent, ml
 
 __all__ = [
     "Method",
@@ -95,6 +95,38 @@ METHODS: dict[str, Method] = _register(
         "moving average of non-zero demand sizes x demand rate",
         {"window": 5},
     ),
+    Method(
+        "lightgbm",
+        ml.lightgbm_forecast,
+        "global LightGBM over all items (Tweedie, direct multi-step), see methods/ml.py",
+        {"objective": "tweedie", "strategy": "direct"},
+        needs_panel=True,
+    ),
+    Method(
+        "xgboost",
+        ml.xgboost_forecast,
+        "XGBoost pooled over the high-volume and regular items (others: the same model)",
+        {"objective": "tweedie", "strategy": "direct", "mode": "pooled"},
+        needs_panel=True,
+    ),
+)
+
+
+def _hybrid(panel: DemandPanel, h: int, **params: Any) -> np.ndarray:
+    # imported here: the router uses the backtest, which uses this registry
+    from sparecast.methods.hybrid import hybrid_forecast
+
+    return hybrid_forecast(panel, h, **params)
+
+
+# The hybrid router as a method (sparecast.methods.hybrid): routes each item to a method chosen
+# by tier rules or by a backtest on the panel it is given (in a backtest: the window's training
+# part only). Not a default method: it runs the others.
+METHODS["hybrid"] = Method(
+    "hybrid",
+    _hybrid,
+    "hybrid router: per item the method chosen by tier rules or by a nested backtest",
+    needs_panel=True,
 )
 
 DEFAULT_METHODS: tuple[str, ...] = (

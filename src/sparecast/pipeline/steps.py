@@ -24,9 +24,15 @@ from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import ValidationReport, validate_demand, validate_table
 from sparecast.data.sources import load_source, sqlite_url
 from sparecast.errors import DataValidationError, OutputError, SourceError
-from sparecast.evaluate.backtest import BacktestResult, backtest, format_summary_lines
-from sparecast.methods import get_method, resolve_methods
+from sparecast.evaluate.backtest import (
+    SCORE_METRICS,
+    BacktestResult,
+    backtest,
+    format_summary_lines,
+)
+from sparecast.methods import get_method
 from sparecast.methods.distributions import forecast_quantiles
+from sparecast.methods.hybrid import HybridRouter
 from sparecast.pipeline.store_step import store_run
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "CoreResult",
     "load_panel",
     "run_core",
+    "make_router",
     "write_outputs",
     "run_pipeline",
 ]
@@ -206,6 +213,43 @@ def load_panel(
     return LoadedData(panel, tables, reports, rejected, kind, extract_info)
 
 
+def make_router(settings: Settings) -> HybridRouter:
+    """The HybridRouter the settings describe ([router], [backtest], [tiers], method_params);
+    the top-level ``methods`` (or ``--methods``) are the auto mode's candidates when
+    ``router.candidates`` is not set."""
+    r = settings.router
+    return HybridRouter(
+        r.mode,
+        candidates=r.candidates if r.candidates is not None else settings.methods,
+        rules=r.rules,
+        metric=r.metric,
+        select_by=r.select_by,
+        min_history=r.min_history,
+        top_k=r.top_k,
+        fallback=r.fallback,
+        n_windows=settings.backtest.n_windows,
+        step=settings.backtest.step,
+        seasonality=settings.backtest.seasonality,
+        params=settings.method_params,
+        tiers=TierThresholds(
+            high_volume=settings.tiers.high_volume,
+            regular=settings.tiers.regular,
+            intermittent=settings.tiers.intermittent,
+        ),
+        stockout_weight=settings.backtest.stockout_weight,
+    )
+
+
+def _reported_methods(router: HybridRouter) -> list[str]:
+    """Methods the pipeline backtests and forecasts (one column each): the auto mode's
+    candidates and fallback; in rules mode the rules' methods, the fallback and the naive and
+    moving-average baselines the summary compares with."""
+    if router.mode == "auto":
+        return router.backtest_methods()
+    names = [*router.rule_map().values(), router.fallback, "naive", "ma"]
+    return [get_method(n).name for n in dict.fromkeys(names)]
+
+
 def run_core(
     panel: DemandPanel,
     settings: Settings,
@@ -213,19 +257,15 @@ def run_core(
     with_forecast: bool = True,
     progress: Progress = _no_progress,
 ) -> CoreResult:
-    """Classify, backtest, select a method per class/item and forecast the horizon."""
+    """Classify, backtest, route every item to a method (the hybrid router: rules or the best
+    backtest score per class/item) and forecast the horizon."""
     timings: dict[str, float] = {}
     h = settings.horizon
-    names = [m.name for m in resolve_methods(settings.methods)]
-    if settings.backtest.fallback not in names:  # the fallback must have a forecast to fall to
-        names.append(get_method(settings.backtest.fallback).name)
+    router = make_router(settings)
+    router.validate_params()
+    names = _reported_methods(router)
     t0 = time.perf_counter()
-    tiers = TierThresholds(
-        high_volume=settings.tiers.high_volume,
-        regular=settings.tiers.regular,
-        intermittent=settings.tiers.intermittent,
-    )
-    classification = classify(panel, thresholds=tiers)
+    classification = classify(panel, thresholds=router.tiers)
     timings["classify_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -233,24 +273,25 @@ def run_core(
     n_windows = fitting_windows(panel.n_periods, h, settings)
     bt: BacktestResult | None = None
     summary: pl.DataFrame | None = None
-    fallback = settings.backtest.fallback
+    fallback = settings.router.fallback
+    metric = settings.router.metric
     if n_windows == 0:
         if not with_forecast:  # a backtest was asked for: say why there is none
             backtest(
                 panel, h=h, methods=names, n_windows=1, seasonality=settings.backtest.seasonality
             )
-        reason = (
-            f"fallback {fallback}: history of {panel.n_periods} periods too short to backtest "
-            f"a horizon of {h}"
-        )
-        notes.append(f"backtest skipped: {reason}; every item uses {fallback}")
-        selection = pl.DataFrame(
-            {
-                "unique_id": panel.item_ids.astype(str),
-                "method": [fallback] * panel.n_items,
-                "reason": [reason] * panel.n_items,
-            }
-        )
+        if router.mode == "auto":
+            notes.append(
+                f"backtest skipped: fallback {fallback}: history of {panel.n_periods} periods "
+                f"too short to backtest a horizon of {h}; every item uses {fallback}"
+            )
+        else:
+            notes.append(
+                f"backtest skipped: history of {panel.n_periods} periods too short to backtest "
+                f"a horizon of {h}; the rules choose without it"
+            )
+        router.fit(panel, h, classification=classification)
+        router.notes_.clear()  # said above
     else:
         if n_windows < settings.backtest.n_windows:
             notes.append(
@@ -267,24 +308,29 @@ def run_core(
             seasonality=settings.backtest.seasonality,
             progress=lambda done, total, label: progress(f"backtest {label}", done, total),
             percentage_items=classification["tier"].is_in(["high_volume", "regular"]).to_numpy(),
+            keep_errors=settings.router.top_k > 1,
+            stockout_weight=settings.backtest.stockout_weight,
         )
-        selection = bt.select(
-            classification,
-            by=settings.backtest.select_by,
-            metric=settings.backtest.metric,
-            fallback=fallback,
-        )
+        router.fit(panel, h, classification=classification, backtest_result=bt)
+        # combinations (top_k > 1) are scored like methods, so that the outputs show them
+        bt = bt.with_combinations(router.selection_["method"].unique(maintain_order=True))
+        bt.errors = None  # not needed any more; they are the largest part of the result
+        summary_metric = metric if metric in SCORE_METRICS else "mase"
         summary = pl.concat(
             [
-                bt.summary(classification, metric=settings.backtest.metric)
+                bt.summary(classification, metric=summary_metric)
                 .rename({"sb_class": "group"})
                 .with_columns(pl.lit("class").alias("grouping")),
-                bt.summary(classification, metric=settings.backtest.metric, by="tier")
+                bt.summary(classification, metric=summary_metric, by="tier")
                 .rename({"tier": "group"})
                 .filter(pl.col("group") != "all")
                 .with_columns(pl.lit("tier").alias("grouping")),
             ]
         ).select("grouping", pl.exclude("grouping"))
+    notes += router.notes_
+    selection = router.selection_.join(
+        classification.select("unique_id", "sb_class", "tier"), on="unique_id", how="left"
+    ).select("unique_id", "method", "reason", "sb_class", "tier")
     timings["backtest_s"] = time.perf_counter() - t0
 
     forecasts = None
@@ -297,7 +343,7 @@ def run_core(
             progress(f"forecast {name}", done[0], len(names))
 
         values = forecast_arrays(panel, h, names, settings.method_params, progress=step)
-        chosen = _chosen_values(panel, selection, values)
+        chosen = router.predict(panel, h, forecasts=values)
         forecasts = forecasts_to_frame(panel, values, h)
         forecasts = forecasts.with_columns(
             pl.Series("forecast", chosen.reshape(-1)),
@@ -333,18 +379,6 @@ def _selection_array(panel: DemandPanel, selection: pl.DataFrame) -> np.ndarray:
     ].to_numpy()
 
 
-def _chosen_values(
-    panel: DemandPanel, selection: pl.DataFrame, values: dict[str, np.ndarray]
-) -> np.ndarray:
-    methods = _selection_array(panel, selection)
-    h = next(iter(values.values())).shape[1]
-    out = np.zeros((panel.n_items, h))
-    for name, arr in values.items():
-        rows = methods == name
-        out[rows] = arr[rows]
-    return out
-
-
 def write_outputs(
     output_dir: Path,
     loaded: LoadedData,
@@ -366,6 +400,8 @@ def write_outputs(
         ).with_columns((pl.col("method") == pl.col("chosen_method")).alias("chosen"))
         scores.write_parquet(output_dir / "backtest.parquet")
         paths["backtest"] = str(output_dir / "backtest.parquet")
+    result.selection.write_parquet(output_dir / "selection.parquet")
+    paths["selection"] = str(output_dir / "selection.parquet")
     if result.summary is not None:
         result.summary.write_parquet(output_dir / "backtest_summary.parquet")
         paths["backtest_summary"] = str(output_dir / "backtest_summary.parquet")
@@ -427,10 +463,15 @@ def selection_score(bt: BacktestResult, selection: pl.DataFrame) -> dict[str, fl
 
 
 def summary_lines(
-    summary: pl.DataFrame, settings: Settings, overall: dict[str, float | None] | None = None
+    summary: pl.DataFrame,
+    settings: Settings,
+    overall: dict[str, float | None] | None = None,
+    selection: pl.DataFrame | None = None,
 ) -> list[str]:
-    """Human lines: per demand class, per frequency tier, and the selection over all items."""
-    shown = settings.backtest.metric if settings.backtest.metric in ("mase", "rmsse") else "mase"
+    """Human lines: per demand class, per frequency tier, the router's choice (items per method
+    and why) and the served forecasts' score over all items."""
+    metric = settings.router.metric
+    shown = metric if metric in ("mase", "rmsse") else "mase"
     lines = []
     for grouping, title in (("class", "per demand class"), ("tier", "per frequency tier")):
         part = summary.filter((pl.col("grouping") == grouping) & (pl.col("group") != "all"))
@@ -441,9 +482,16 @@ def summary_lines(
                 part.drop("grouping").rename({"group": "sb_class"}), metric=shown
             )
         ]
+    if selection is not None:
+        lines += router_lines(selection, settings)
     if overall:
         value = overall.get(f"selected_{shown}")
-        text = f"all items, method chosen per {settings.backtest.select_by}: {shown.upper()} "
+        how = (
+            "methods by tier rules"
+            if settings.router.mode == "rules"
+            else f"method chosen per {settings.router.select_by}"
+        )
+        text = f"all items, {how}: {shown.upper()} "
         text += f"{value:.3f}" if value is not None else "n/a"
         for ref, label in (("ma", "MA"), ("naive", "naive")):
             ref_value = overall.get(f"{ref}_{shown}")
@@ -451,6 +499,31 @@ def summary_lines(
                 gain = (ref_value - value) / ref_value * 100
                 text += f", {abs(gain):.1f}% {'better' if gain >= 0 else 'worse'} than {label}"
         lines.append(text)
+    return lines
+
+
+def router_lines(selection: pl.DataFrame, settings: Settings, top: int = 8) -> list[str]:
+    """What the hybrid router chose: the mode, then per served method the number of items and
+    the most common reason (largest first, at most ``top`` lines)."""
+    r = settings.router
+    head = (
+        "router rules (tier -> method): " + ", ".join(f"{t} -> {m}" for t, m in r.rules.items())
+        if r.mode == "rules"
+        else f"router auto: lowest backtest {r.metric} per {r.select_by}"
+        + (f" (own choice from {r.min_history} demand periods)" if r.select_by == "item" else "")
+        + (f", mean of the best {r.top_k}" if r.top_k > 1 else "")
+    )
+    counts = (
+        selection.group_by("method")
+        .agg(pl.len().alias("n"), pl.col("reason").mode().first().alias("reason"))
+        .sort(["n", "method"], descending=[True, False])
+    )
+    lines = [head + "; items per method (selection.parquet has every item's reason):"]
+    for row in counts.head(top).iter_rows(named=True):
+        lines.append(f"  {row['method']}: {row['n']:,} items (e.g. {row['reason']})")
+    if counts.height > top:
+        rest = int(counts["n"].slice(top).sum())
+        lines.append(f"  {counts.height - top} more method(s): {rest:,} items")
     return lines
 
 
@@ -470,6 +543,7 @@ OUTPUT_FILES = (
     "classification.parquet",
     "backtest.parquet",
     "backtest_summary.parquet",
+    "selection.parquet",
     "forecasts.parquet",
     "rejected_rows.parquet",
     "rejected_items.parquet",
@@ -547,5 +621,7 @@ def run_pipeline(
     lines = []
     if result.summary is not None and result.backtest is not None:
         overall = selection_score(result.backtest, result.selection)
-        lines = summary_lines(result.summary, settings, overall)
+        lines = summary_lines(result.summary, settings, overall, result.selection)
+    elif result.selection.height:
+        lines = router_lines(result.selection, settings)
     return RunOutcome(loaded, result, paths, lines, timings)

@@ -1,0 +1,328 @@
+"""The hybrid router: which method forecasts which item, and why.
+
+Two modes (``HybridRouter(mode=...)``, config section ``[router]``):
+
+- ``rules``: a fixed frequency-tier -> method mapping (default: high_volume and regular ->
+  xgboost, intermittent -> lightgbm, very_intermittent -> ma_nonzero). No backtest needed.
+- ``auto``: a rolling-origin backtest of the candidate methods on the panel it is fitted on picks,
+  per demand class (or tier), the method with the lowest mean metric; with ``select_by="item"``
+  items with at least ``min_history`` demand periods before the last origin get their own best
+  method. Items where no method can be scored get the ``fallback``. ``top_k > 1`` serves the mean
+  of the k best methods (named ``mean(a,b)``).
+
+Fitted like a scikit-learn estimator: the constructor stores parameters, ``fit(panel, h)``
+chooses (``selection_``: unique_id, method, reason), ``predict(panel, h)`` forecasts with the
+chosen methods.
+Registered as the panel method ``"hybrid"``: backtested as a method, each window's router is fitted
+on that window's training part only (a nested backtest), so its score is honest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from sparecast.classify import TIERS, TierThresholds, classify
+from sparecast.data.panel import DemandPanel
+from sparecast.errors import ConfigError, MethodError
+from sparecast.evaluate.backtest import BacktestResult, backtest
+from sparecast.methods import DEFAULT_METHODS, forecast_panel, get_method, params_for
+
+__all__ = [
+    "HybridRouter",
+    "ROUTER_MODES",
+    "ROUTER_METRICS",
+    "DEFAULT_RULES",
+    "DEFAULT_CANDIDATES",
+    "DEFAULT_METRIC",
+    "combination_name",
+    "combination_members",
+    "hybrid_forecast",
+]
+
+ROUTER_MODES: tuple[str, ...] = ("auto", "rules")
+ROUTER_METRICS: tuple[str, ...] = ("mase", "rmsse", "mae", "rmse", "asym", "mase+asym")
+SELECT_BY: tuple[str, ...] = ("class", "tier", "item")
+DEFAULT_RULES: dict[str, str] = {
+    "high_volume": "xgboost",
+    "regular": "xgboost",
+    "intermittent": "lightgbm",
+    "very_intermittent": "ma_nonzero",
+}
+# The classical methods and the global LightGBM: with "mase+asym" per class this beat the best
+# single classical method and mlforecast on MASE on the demo and carparts (benchmarks/ml.py).
+DEFAULT_CANDIDATES: tuple[str, ...] = (*DEFAULT_METHODS, "lightgbm")
+DEFAULT_METRIC = "mase+asym"
+
+
+def combination_name(members: Sequence[str]) -> str:
+    """``"sba"`` for one method, ``"mean(sba,lightgbm)"`` for the mean of several."""
+    return members[0] if len(members) == 1 else f"mean({','.join(members)})"
+
+
+def combination_members(name: str) -> list[str]:
+    """The methods behind a selection entry: ``"mean(sba,lightgbm)"`` -> ``["sba", "lightgbm"]``,
+    ``"sba"`` -> ``["sba"]``."""
+    if name.startswith("mean(") and name.endswith(")"):
+        return [m.strip() for m in name[5:-1].split(",") if m.strip()]
+    return [name]
+
+
+def _check_names(names: Iterable[str], what: str) -> list[str]:
+    out = list(dict.fromkeys(names))
+    for name in out:
+        if name == "hybrid":
+            raise ConfigError(f"router {what} cannot contain 'hybrid' itself")
+        get_method(name)  # MethodError listing the valid names
+    return out
+
+
+class HybridRouter:
+    """Routes every item to a forecasting method (or the mean of several) and says why.
+
+    Parameters (validated in ``fit``): ``mode`` "auto" | "rules"; ``candidates`` methods the auto
+    mode chooses from (default: the classical methods and lightgbm); ``rules`` tier -> method for
+    the rules mode (missing tiers take DEFAULT_RULES'); ``metric`` of the choice (mase+asym by
+    default, mase, rmsse, mae, rmse, asym); ``select_by`` "class" | "tier" | "item"; ``min_history``
+    demand periods an item needs for its own choice (select_by="item"); ``top_k`` methods averaged;
+    ``fallback`` method where nothing can be scored; ``n_windows``, ``step``, ``seasonality`` of the
+    auto mode's rolling-origin backtest; ``params`` per-method kernel parameters; ``tiers`` the
+    frequency tier thresholds; ``stockout_weight`` of the asym metric.
+
+    Fitted attributes: ``classification_``, ``selection_`` (unique_id, method, reason),
+    ``backtest_`` (auto mode, None without a fitting window), ``methods_`` (every method a
+    prediction needs), ``item_ids_``, ``notes_``.
+    """
+
+    def __init__(
+        self,
+        mode: str = "auto",
+        *,
+        candidates: Sequence[str] | None = None,
+        rules: dict[str, str] | None = None,
+        metric: str = DEFAULT_METRIC,
+        select_by: str = "class",
+        min_history: int = 10,
+        top_k: int = 1,
+        fallback: str = "ma",
+        n_windows: int = 3,
+        step: int | None = None,
+        seasonality: int = 1,
+        params: dict[str, dict[str, Any]] | None = None,
+        tiers: TierThresholds | None = None,
+        stockout_weight: float = 3.0,
+    ) -> None:
+        self.mode = mode
+        self.candidates = candidates
+        self.rules = rules
+        self.metric = metric
+        self.select_by = select_by
+        self.min_history = min_history
+        self.top_k = top_k
+        self.fallback = fallback
+        self.n_windows = n_windows
+        self.step = step
+        self.seasonality = seasonality
+        self.params = params
+        self.tiers = tiers
+        self.stockout_weight = stockout_weight
+
+    # ------------------------------------------------------------------ parameters
+    def validate_params(self) -> None:
+        """Check every parameter once (ConfigError or MethodError naming it); fit calls it."""
+        if self.mode not in ROUTER_MODES:
+            raise ConfigError(f"router mode must be one of {ROUTER_MODES}, got {self.mode!r}")
+        if self.metric not in ROUTER_METRICS:
+            raise ConfigError(f"router metric must be one of {ROUTER_METRICS}, got {self.metric!r}")
+        if self.select_by not in SELECT_BY:
+            raise ConfigError(
+                f"router select_by must be one of {SELECT_BY}, got {self.select_by!r}"
+            )
+        for name in ("min_history", "top_k", "n_windows", "seasonality"):
+            value = getattr(self, name)
+            low = 0 if name == "min_history" else 1
+            if not isinstance(value, (int, np.integer)) or value < low:
+                raise ConfigError(f"router {name} must be an integer >= {low}, got {value!r}")
+        if self.step is not None and (
+            not isinstance(self.step, (int, np.integer)) or self.step < 1
+        ):
+            raise ConfigError(f"router step must be an integer >= 1 or None, got {self.step!r}")
+        _check_names([self.fallback], "fallback")
+        if self.mode == "auto":
+            cands = self.candidate_names()
+            if not cands:
+                raise ConfigError("router candidates must not be empty")
+            if self.top_k > len(cands):
+                raise ConfigError(
+                    f"router top_k={self.top_k} is more than the {len(cands)} candidate(s) {cands}"
+                )
+        else:
+            self.rule_map()
+
+    def candidate_names(self) -> list[str]:
+        """The auto mode's candidate methods, validated, in order."""
+        names = DEFAULT_CANDIDATES if self.candidates is None else self.candidates
+        return _check_names(names, "candidates")
+
+    def rule_map(self) -> dict[str, str]:
+        """Tier -> method of the rules mode (DEFAULT_RULES completed by ``rules``), validated."""
+        rules = dict(self.rules or {})
+        unknown = [t for t in rules if t not in TIERS]
+        if unknown:
+            raise ConfigError(f"router rules: unknown tier(s) {unknown}; known: {', '.join(TIERS)}")
+        merged = {**DEFAULT_RULES, **rules}
+        _check_names(merged.values(), "rules")
+        return merged
+
+    def backtest_methods(self) -> list[str]:
+        """Methods the auto mode backtests: the candidates and the fallback."""
+        names = self.candidate_names()
+        return names if self.fallback in names else [*names, self.fallback]
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        panel: DemandPanel,
+        h: int,
+        *,
+        classification: pl.DataFrame | None = None,
+        backtest_result: BacktestResult | None = None,
+    ) -> HybridRouter:
+        """Choose a method (or combination) per item of ``panel`` for horizon ``h``.
+
+        ``classification`` (from :func:`sparecast.classify.classify`) and ``backtest_result`` (a
+        backtest of at least :meth:`backtest_methods` on this panel) are computed when not given;
+        the pipeline passes its own to avoid doing the work twice."""
+        self.validate_params()
+        if h < 1:
+            raise MethodError(f"horizon h must be >= 1, got {h}")
+        self.item_ids_ = np.asarray(panel.item_ids).astype(str)
+        self.classification_ = (
+            classification
+            if classification is not None
+            else classify(panel, thresholds=self.tiers or TierThresholds())
+        )
+        self.backtest_: BacktestResult | None = None
+        self.notes_: list[str] = []
+        ids = pl.DataFrame({"unique_id": self.item_ids_})
+        if self.mode == "rules":
+            rules = self.rule_map()
+            tiers = ids.join(
+                self.classification_.select(pl.col("unique_id").cast(pl.Utf8), "tier"),
+                on="unique_id",
+                how="left",
+                maintain_order="left",
+            )
+            self.selection_ = tiers.select(
+                "unique_id",
+                pl.col("tier").replace_strict(rules, default=self.fallback).alias("method"),
+                pl.when(pl.col("tier").is_in(list(rules)))
+                .then(pl.format("rule: tier {} -> {}", "tier", pl.col("tier").replace(rules)))
+                .otherwise(pl.lit(f"fallback {self.fallback}: no tier"))
+                .alias("reason"),
+            )
+        else:
+            bt = backtest_result
+            if bt is None:
+                n_windows = self._fitting_windows(panel.n_periods, h)
+                if n_windows > 0:
+                    bt = backtest(
+                        panel,
+                        h=h,
+                        methods=self.backtest_methods(),
+                        n_windows=n_windows,
+                        step=self.step,
+                        params=self._params(self.backtest_methods()),
+                        seasonality=self.seasonality,
+                        percentage_items=np.zeros(panel.n_items, dtype=bool),
+                        stockout_weight=self.stockout_weight,
+                        keep_errors=self.top_k > 1,
+                    )
+            if bt is None:
+                reason = (
+                    f"fallback {self.fallback}: history of {panel.n_periods} periods too short "
+                    f"to backtest a horizon of {h}"
+                )
+                self.notes_.append(f"router: {reason}; every item uses {self.fallback}")
+                self.selection_ = ids.with_columns(
+                    pl.lit(self.fallback).alias("method"), pl.lit(reason).alias("reason")
+                )
+            else:
+                missing = [m for m in self.backtest_methods() if m not in bt.methods]
+                if missing:
+                    raise MethodError(
+                        f"the backtest given to the router lacks the candidate(s) {missing}"
+                    )
+                self.backtest_ = bt
+                self.selection_ = bt.select(
+                    self.classification_,
+                    by=self.select_by,  # type: ignore[arg-type]
+                    metric=self.metric,
+                    fallback=self.fallback,
+                    top_k=self.top_k,
+                    min_history=self.min_history if self.select_by == "item" else 0,
+                )
+        used = self.selection_["method"].unique(maintain_order=True).to_list()
+        self.methods_ = list(dict.fromkeys(m for name in used for m in combination_members(name)))
+        return self
+
+    def _fitting_windows(self, n_periods: int, h: int) -> int:
+        step = self.step or h
+        spare = n_periods - h - self.seasonality - 1
+        return 0 if spare < 0 else min(self.n_windows, spare // step + 1)
+
+    def _params(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in (self.params or {}).items() if k in set(names)}
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        panel: DemandPanel,
+        h: int,
+        *,
+        forecasts: dict[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Point forecasts ``float64[items, h]``: each item's chosen method, or the mean of its
+        chosen methods. ``forecasts`` (method -> ``[items, h]`` on this panel) are used where
+        given; the other needed methods are run on the whole panel (global models see every
+        item)."""
+        if not hasattr(self, "selection_"):
+            raise MethodError("the router is not fitted; call fit(panel, h) first")
+        ids = np.asarray(panel.item_ids).astype(str)
+        if not np.array_equal(ids, self.item_ids_):
+            raise MethodError(
+                "predict needs the panel the router was fitted on (same items in the same order)"
+            )
+        values = dict(forecasts or {})
+        params = params_for(panel.freq, self.methods_, self._params(self.methods_))
+        for name in self.methods_:
+            if name not in values:
+                values[name] = forecast_panel(panel, h, name, params.get(name))
+            if values[name].shape != (panel.n_items, h):
+                raise MethodError(
+                    f"forecasts[{name!r}] has shape {values[name].shape}, "
+                    f"expected {(panel.n_items, h)}"
+                )
+        chosen = self.selection_["method"].to_numpy()
+        out = np.zeros((panel.n_items, h))
+        for name in np.unique(chosen):
+            rows = chosen == name
+            members = combination_members(str(name))
+            out[rows] = np.mean([values[m][rows] for m in members], axis=0)
+        return out
+
+    def fit_predict(self, panel: DemandPanel, h: int) -> np.ndarray:
+        """``fit(panel, h)`` then ``predict(panel, h)``."""
+        return self.fit(panel, h).predict(panel, h)
+
+
+def hybrid_forecast(panel: DemandPanel, h: int, **params: Any) -> np.ndarray:
+    """Kernel of the registered method ``"hybrid"``: a HybridRouter with ``params`` fitted on
+    ``panel`` (in a backtest: only the window's training part) and its forecasts."""
+    tiers = params.pop("tiers", None)
+    if isinstance(tiers, dict):
+        tiers = TierThresholds(**tiers)
+    return HybridRouter(tiers=tiers, **params).fit_predict(panel, h)
