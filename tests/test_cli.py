@@ -56,16 +56,26 @@ def test_demo_writes_every_output(demo_dir: Path) -> None:
     assert set(DEFAULT_CANDIDATES) <= set(fc.columns)
     assert {"unique_id", "ds", "forecast", "method"} <= set(fc.columns)
     assert (fc["forecast"] >= 0).all()
-    # the forecast column is the chosen method's value, item by item
+
+    # the forecast column is the chosen method's value (or the mean of the chosen methods'
+    # values, "mean(a,b)", the router's default top_k = 2), item by item
+    def served(r: dict) -> float:
+        name = r["method"]
+        members = name[5:-1].split(",") if name.startswith("mean(") else [name]
+        return float(np.mean([r[m] for m in members]))
+
     chosen = fc.select(
-        pl.struct(["method", *DEFAULT_CANDIDATES]).map_elements(
-            lambda r: r[r["method"]], return_dtype=pl.Float64
-        )
+        pl.struct(["method", *DEFAULT_CANDIDATES]).map_elements(served, return_dtype=pl.Float64)
     ).to_series()
-    np.testing.assert_allclose(chosen.to_numpy(), fc["forecast"].to_numpy())
+    np.testing.assert_allclose(chosen.to_numpy(), fc["forecast"].to_numpy(), rtol=1e-6)
+    assert fc["method"].str.starts_with("mean(").any()  # the default combines two methods
 
     bt = pl.read_parquet(demo_dir / "backtest.parquet")
-    assert bt.height == 150 * len(DEFAULT_CANDIDATES)
+    combos = bt.filter(pl.col("method").str.starts_with("mean("))
+    assert bt.height - combos.height == 150 * len(DEFAULT_CANDIDATES)
+    # each served combination is scored like a method, for every item
+    assert set(combos["method"]) == {m for m in fc["method"].unique() if m.startswith("mean(")}
+    assert combos.height == 150 * combos["method"].n_unique()
     assert {"mae", "rmse", "mase", "rmsse", "me", "pis", "chosen_method", "chosen"} <= set(
         bt.columns
     )

@@ -87,7 +87,8 @@ class HybridRouter:
     mode chooses from (default: the classical methods and lightgbm); ``rules`` tier -> method for
     the rules mode (missing tiers take DEFAULT_RULES'); ``metric`` of the choice (mase+asym by
     default, mase, rmsse, mae, rmse, asym); ``select_by`` "class" | "tier" | "item"; ``min_history``
-    demand periods an item needs for its own choice (select_by="item"); ``top_k`` methods averaged;
+    demand periods an item needs for its own choice (select_by="item"); ``top_k`` best methods
+    averaged (at most as many as were scored, default 2);
     ``fallback`` method where nothing can be scored; ``n_windows``, ``step``, ``seasonality`` of the
     auto mode's rolling-origin backtest; ``params`` per-method kernel parameters; ``tiers`` the
     frequency tier thresholds; ``stockout_weight`` of the asym metric.
@@ -106,7 +107,7 @@ class HybridRouter:
         metric: str = DEFAULT_METRIC,
         select_by: str = "class",
         min_history: int = 10,
-        top_k: int = 1,
+        top_k: int = 2,
         fallback: str = "ma",
         n_windows: int = 3,
         step: int | None = None,
@@ -155,10 +156,6 @@ class HybridRouter:
             cands = self.candidate_names()
             if not cands:
                 raise ConfigError("router candidates must not be empty")
-            if self.top_k > len(cands):
-                raise ConfigError(
-                    f"router top_k={self.top_k} is more than the {len(cands)} candidate(s) {cands}"
-                )
         else:
             self.rule_map()
 
