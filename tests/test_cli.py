@@ -447,3 +447,28 @@ def test_router_option_and_selection_output(tmp_path: Path) -> None:
     assert all(x.startswith("best mase+asym in class") for x in reasons), reasons
     r = runner.invoke(app, [*args, "--router", "magic", "-q"])
     assert r.exit_code != 0 and "auto or rules" in r.output
+
+
+def test_a_single_period_runs_on_the_fallback(tmp_path: Path) -> None:
+    """One day of history: every item gets the fallback; LightGBM (needs 2 periods) is left
+    out of the forecast columns with a note instead of failing the run (both router modes)."""
+    one = _csv(tmp_path / "one.csv", [("a", "2024-01-01", "3"), ("b", "2024-01-01", "1")])
+    for mode in ("auto", "rules"):
+        out = tmp_path / mode
+        r = runner.invoke(app, ["run", "-s", str(one), "-o", str(out), "--router", mode, "-q"])
+        assert r.exit_code == 0, r.output
+        fc = pl.read_parquet(out / "forecasts.parquet")
+        assert set(fc["method"]) == {"ma"} and fc.height == 2 * 28
+        np.testing.assert_allclose(fc["forecast"], fc["ma"])
+        assert "not forecast" in r.output
+        if mode == "rules":  # the rules sent the items to XGBoost: they moved to the fallback
+            sel = pl.read_parquet(out / "selection.parquet")
+            assert sel["reason"].str.contains("cannot forecast this panel").all()
+
+
+def test_a_single_candidate_is_served_alone(tmp_path: Path) -> None:
+    """--methods sba: the fallback (ma) is backtested but does not compete with sba."""
+    src = _csv(tmp_path / "d.csv", _days(120, "A", every=3) + _days(120, "B", every=7))
+    r = runner.invoke(app, ["run", "-s", str(src), "-o", str(tmp_path / "o"), "-m", "sba", "-q"])
+    assert r.exit_code == 0, r.output
+    assert set(pl.read_parquet(tmp_path / "o" / "selection.parquet")["method"]) == {"sba"}

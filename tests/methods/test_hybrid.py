@@ -401,3 +401,16 @@ def test_router_parameters_are_checked_in_fit(kwargs: dict, needle: str) -> None
         router.fit(panel, 7)
     with pytest.raises(MethodError, match="not fitted"):
         router.predict(panel, 7)
+
+
+def test_balanced_metric_prefers_a_perfect_method() -> None:
+    """An item whose demand stopped: naive and ma forecast 0 and score 0. The relative score
+    must rank them first (a zero best score once turned every ratio into NaN or inf)."""
+    y = np.zeros((2, 80))
+    y[0, :40] = np.arange(40) % 3 + 1  # demand only in the first half
+    y[1] = np.arange(80) % 4 + 1
+    bt = backtest(_panel(y), h=7, methods=["naive", "ma", "sba", "tsb"], n_windows=2)
+    sel = bt.select(classify(_panel(y)), by="item", metric="mase+asym", top_k=2)
+    first = sel.row(0, named=True)
+    assert first["method"].startswith("mean(naive,"), first  # naive alone is exactly right
+    assert "inf" not in first["reason"] and "nan" not in first["reason"]

@@ -217,7 +217,12 @@ class BacktestResult:
         if metric == BALANCED:
             # each score relative to the group's best, MASE and asym added: a method must be
             # good on both the typical error and the stockout-weighted one
-            rel = [pl.col(m) / pl.col(m).min().over(key) for m in ("mase", "asym")]
+            # (a perfect method, e.g. zero forecasts of a dead item, has a best score of 0: the
+            # floor keeps its ratio 0 instead of NaN, and the others' finite)
+            rel = [
+                pl.col(m) / pl.max_horizontal(pl.col(m).min().over(key), pl.lit(1e-12))
+                for m in ("mase", "asym")
+            ]
             frame = frame.with_columns((rel[0] + rel[1]).alias(BALANCED))
         ranked = (
             frame.filter(pl.col(metric).is_not_null() & pl.col(metric).is_not_nan())

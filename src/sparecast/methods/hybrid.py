@@ -19,6 +19,7 @@ on that window's training part only (a nested backtest), so its score is honest.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -254,7 +255,15 @@ class HybridRouter:
                         f"the backtest given to the router lacks the candidate(s) {missing}"
                     )
                 self.backtest_ = bt
-                self.selection_ = bt.select(
+                # choose among the candidates only: the fallback is backtested (it must have a
+                # score to fall back to) but competes only when it is a candidate itself
+                cands = self.candidate_names()
+                among = dataclasses.replace(
+                    bt,
+                    scores=bt.scores.filter(pl.col("method").is_in(cands)),
+                    methods=[m for m in bt.methods if m in cands],
+                )
+                self.selection_ = among.select(
                     self.classification_,
                     by=self.select_by,  # type: ignore[arg-type]
                     metric=self.metric,
@@ -310,6 +319,44 @@ class HybridRouter:
             members = combination_members(str(name))
             out[rows] = np.mean([values[m][rows] for m in members], axis=0)
         return out
+
+    def reroute(self, failed: dict[str, str]) -> int:
+        """Serve the fallback to the items whose chosen method(s) include one of ``failed``
+        (method -> why it could not forecast, e.g. too short a history for LightGBM); returns
+        how many items moved. The fallback itself must not be among them."""
+        if not hasattr(self, "selection_"):
+            raise MethodError("the router is not fitted; call fit(panel, h) first")
+        if self.fallback in failed:
+            raise MethodError(
+                f"the fallback method {self.fallback!r} cannot forecast: {failed[self.fallback]}"
+            )
+        methods = self.selection_["method"].to_list()
+        hit = [
+            next((m for m in combination_members(name) if m in failed), None) for name in methods
+        ]
+        moved = sum(m is not None for m in hit)
+        if moved:
+            reasons = [
+                f"fallback {self.fallback}: {m} cannot forecast this panel ({failed[m]})"
+                if m is not None
+                else r
+                for m, r in zip(hit, self.selection_["reason"].to_list(), strict=True)
+            ]
+            self.selection_ = self.selection_.with_columns(
+                pl.Series(
+                    "method", [self.fallback if m else n for m, n in zip(hit, methods, strict=True)]
+                ),
+                pl.Series("reason", reasons),
+            )
+            used = self.selection_["method"].unique(maintain_order=True).to_list()
+            self.methods_ = list(
+                dict.fromkeys(m for name in used for m in combination_members(name))
+            )
+            self.notes_.append(
+                f"router: {moved} item(s) moved to the fallback {self.fallback}: "
+                + "; ".join(f"{m}: {why}" for m, why in failed.items())
+            )
+        return moved
 
     def fit_predict(self, panel: DemandPanel, h: int) -> np.ndarray:
         """``fit(panel, h)`` then ``predict(panel, h)``."""

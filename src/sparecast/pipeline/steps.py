@@ -23,7 +23,7 @@ from sparecast.data.erp import ErpMapping, extract_incremental, read_extract
 from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import ValidationReport, validate_demand, validate_table
 from sparecast.data.sources import load_source, sqlite_url
-from sparecast.errors import DataValidationError, OutputError, SourceError
+from sparecast.errors import DataValidationError, MethodError, OutputError, SourceError
 from sparecast.evaluate.backtest import (
     SCORE_METRICS,
     BacktestResult,
@@ -342,7 +342,26 @@ def run_core(
             done[0] += 1
             progress(f"forecast {name}", done[0], len(names))
 
-        values = forecast_arrays(panel, h, names, settings.method_params, progress=step)
+        # a method that cannot run on this panel (e.g. LightGBM on a single period) is left
+        # out of the columns with a note, and the items it would serve get the fallback
+        values: dict[str, np.ndarray] = {}
+        failed: dict[str, str] = {}
+        for name in names:
+            try:
+                values.update(
+                    forecast_arrays(panel, h, [name], settings.method_params, progress=step)
+                )
+            except MethodError as exc:
+                failed[name] = str(exc)
+                notes.append(f"{name} not forecast: {exc}")
+        if failed and router.reroute(failed):
+            notes.append(router.notes_[-1])
+            selection = router.selection_.join(
+                classification.select("unique_id", "sb_class", "tier"),
+                on="unique_id",
+                how="left",
+                maintain_order="left",
+            ).select("unique_id", "method", "reason", "sb_class", "tier")
         chosen = router.predict(panel, h, forecasts=values)
         forecasts = forecasts_to_frame(panel, values, h)
         forecasts = forecasts.with_columns(
