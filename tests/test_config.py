@@ -51,7 +51,7 @@ def test_missing_file() -> None:
 
 
 def test_the_readme_config_example_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
     start = readme.index("```toml\n", readme.index("## Configuration")) + len("```toml\n")
     cfg = tmp_path / "readme.toml"
     cfg.write_text(readme[start : readme.index("```", start)])
@@ -61,7 +61,9 @@ def test_the_readme_config_example_loads(tmp_path: Path) -> None:
 
 
 def test_the_readme_router_example_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (
+        Path(__file__).resolve().parents[1] / "docs" / "guides" / "forecasting.md"
+    ).read_text()
     start = readme.index("```toml\n", readme.index("## Hybrid router")) + len("```toml\n")
     cfg = tmp_path / "router.toml"
     cfg.write_text(readme[start : readme.index("```", start)])
