@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from sparecast import __version__
 from sparecast.config import Settings
+from sparecast.service.errors import add_exception_handlers
 from sparecast.service.metrics import LatencyMiddleware
 from sparecast.service.routes import forecast, health, items, jobs, metrics, reports
 from sparecast.service.state import ServiceState
@@ -52,6 +53,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.sparecast = state
+    add_exception_handlers(app)
     for module in (forecast, items, reports, health, jobs, metrics):
         app.include_router(module.router)
     item_route = next(

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sparecast.errors import CacheUnavailable, StoreError, StoreUnavailable
+from sparecast.errors import CacheUnavailable, StoreUnavailable
 from sparecast.service.deps import ApiKeyDep, StateDep
+from sparecast.service.errors import NoRun, NotFound
 from sparecast.service.models import ErrorOut, ForecastBatchIn, ForecastBatchOut, ItemForecastOut
 from sparecast.service.state import ServiceState
 from sparecast.store.cache import cache_key
@@ -33,6 +35,7 @@ router = APIRouter(tags=["forecast"])
 _ITEM_PREFIX = "/forecast/item/"
 ITEM_ROUTE = _ITEM_PREFIX + "{item_id:path}"
 _FAST_PATH_MISS = "sparecast.fast_path_miss"
+_T = TypeVar("_T")
 _PLAIN_NUMBER = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -67,7 +70,7 @@ def forecast_json(fc: ItemForecast) -> bytes:
 def _served_run(state: ServiceState) -> RunInfo:
     run = state.run
     if run is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=state.no_run_message())
+        raise NoRun(state.no_run_message())
     return run
 
 
@@ -108,25 +111,31 @@ def _levels(
     return levels
 
 
-def _unknown(run: RunInfo, item_ids: list[str]) -> HTTPException:
+def _unknown(run: RunInfo, item_ids: list[str]) -> NotFound:
     shown = ", ".join(repr(i) for i in item_ids[:20])
     more = f" and {len(item_ids) - 20} more" if len(item_ids) > 20 else ""
     noun = "item" if len(item_ids) == 1 else f"{len(item_ids)} items"
-    return HTTPException(
-        status.HTTP_404_NOT_FOUND,
-        detail=f"unknown {noun} {shown}{more}: not in forecast run {run.run_id} "
-        f"(model version {run.model_version})",
+    return NotFound(
+        f"unknown {noun} {shown}{more}: not in forecast run {run.run_id} "
+        f"(model version {run.model_version})"
     )
 
 
-def _store_down(exc: Exception, uncached: int, total: int) -> HTTPException:
-    verb = "is" if uncached == 1 else "are"
-    what = "the item is" if total == 1 else f"{uncached} of the {total} items {verb}"
-    return HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        detail=f"the forecast store is unreachable ({exc}) and {what} not cached; "
-        "cached forecasts are still served, retry later",
-    )
+async def _from_store(
+    read: Callable[..., _T], *args: Any, uncached: int, total: int, **kwargs: Any
+) -> _T:
+    """``read(*args, **kwargs)`` of the store in a worker thread. An unreachable store is
+    re-raised saying how many of the requested items are not cached (the handler answers 503);
+    other store errors go to their handler unchanged."""
+    try:
+        return await run_in_threadpool(read, *args, **kwargs)
+    except StoreUnavailable as exc:
+        verb = "is" if uncached == 1 else "are"
+        what = "the item is" if total == 1 else f"{uncached} of the {total} items {verb}"
+        raise StoreUnavailable(
+            f"the forecast store is unreachable ({exc}) and {what} not cached; "
+            "cached forecasts are still served, retry later"
+        ) from exc
 
 
 @router.get(
@@ -161,14 +170,15 @@ async def item_forecast(
     if body is None:
         if item_id not in state.items:
             raise _unknown(run, [item_id])
-        try:
-            fc = await run_in_threadpool(
-                state.store.item_forecast, item_id, run_id=run.run_id, horizon=h, quantiles=levels
-            )
-        except StoreUnavailable as exc:
-            raise _store_down(exc, 1, 1) from None
-        except StoreError as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
+        fc = await _from_store(
+            state.store.item_forecast,
+            item_id,
+            run_id=run.run_id,
+            horizon=h,
+            quantiles=levels,
+            uncached=1,
+            total=1,
+        )
         if fc is None:
             raise _unknown(run, [item_id])
         body = forecast_json(fc)
@@ -203,14 +213,15 @@ async def items_forecasts(body: ForecastBatchIn, state: StateDep) -> Response:
     found = dict(zip(ids, state.cache_get_many(keys), strict=True))
     missing = [i for i, v in found.items() if v is None]
     if missing:
-        try:
-            fetched = await run_in_threadpool(
-                state.store.items_forecasts, missing, run_id=run.run_id, horizon=h, quantiles=levels
-            )
-        except StoreUnavailable as exc:
-            raise _store_down(exc, len(missing), len(ids)) from None
-        except StoreError as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
+        fetched = await _from_store(
+            state.store.items_forecasts,
+            missing,
+            run_id=run.run_id,
+            horizon=h,
+            quantiles=levels,
+            uncached=len(missing),
+            total=len(ids),
+        )
         gone = [i for i in missing if i not in fetched]
         if gone:
             raise _unknown(run, gone)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from sparecast.errors import SparecastError
 from sparecast.service.deps import ApiKeyDep, StateDep
-from sparecast.service.jobs import JobConflict
+from sparecast.service.errors import NotFound
 from sparecast.service.models import ErrorOut, JobOut
 
 __all__ = ["router"]
@@ -32,12 +31,7 @@ async def retrain(state: StateDep) -> JSONResponse:
     into the data directory in a background process; the new run goes into the store and the
     served model version changes when it is done. One job at a time: while one runs, 409 names
     it. Poll ``GET /jobs/{job_id}`` (also in the ``Location`` header)."""
-    try:
-        job = await run_in_threadpool(state.jobs.start)
-    except JobConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    except SparecastError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    job = await run_in_threadpool(state.jobs.start)  # JobConflict, NoRetrainSource: 409
     return JSONResponse(
         job.model_dump(mode="json"),
         status_code=status.HTTP_202_ACCEPTED,
@@ -56,5 +50,5 @@ async def job(job_id: str, state: StateDep) -> JobOut:
     the new model version) or ``failed`` (with the error)."""
     found = await run_in_threadpool(state.jobs.get, job_id)
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown job {job_id!r}")
+        raise NotFound(f"unknown job {job_id!r}")
     return found
