@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from sparecast import __version__
 from sparecast.config import Settings
+from sparecast.service.cached_reads import ItemForecastFastPath
 from sparecast.service.errors import add_exception_handlers
 from sparecast.service.metrics import LatencyMiddleware
 from sparecast.service.routes import forecast, health, items, jobs, metrics, reports
@@ -20,6 +22,11 @@ from sparecast.service.state import ServiceState
 __all__ = ["create_app"]
 
 _PROTECTED = {("/forecast/items", "post"), ("/retrain", "post")}
+
+
+def _route_of(router: APIRouter, endpoint: Callable[..., Any]) -> APIRoute:
+    """The route of ``endpoint`` in ``router`` (the fast path labels its answers with it)."""
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint)
 
 
 def create_app(
@@ -56,10 +63,9 @@ def create_app(
     add_exception_handlers(app)
     for module in (forecast, items, reports, health, jobs, metrics):
         app.include_router(module.router)
-    item_route = next(
-        r for r in forecast.router.routes if getattr(r, "path", "") == forecast.ITEM_ROUTE
+    app.add_middleware(
+        ItemForecastFastPath, state=state, route=_route_of(forecast.router, forecast.item_forecast)
     )
-    app.add_middleware(forecast.ItemForecastFastPath, state=state, route=item_route)
     app.add_middleware(LatencyMiddleware, metrics=state.metrics)  # outermost: times everything
     header = settings.service.api_key_header
 
