@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from sparecast import __version__
 from sparecast.config import Settings
 from sparecast.service.cached_reads import ItemForecastFastPath
+from sparecast.service.deps import require_api_key
 from sparecast.service.errors import add_exception_handlers
 from sparecast.service.metrics import LatencyMiddleware
 from sparecast.service.routes import forecast, health, items, jobs, metrics, reports
@@ -21,12 +22,32 @@ from sparecast.service.state import ServiceState
 
 __all__ = ["create_app"]
 
-_PROTECTED = {("/forecast/items", "post"), ("/retrain", "post")}
+ROUTERS = (
+    forecast.router,
+    items.router,
+    reports.router,
+    health.router,
+    jobs.router,
+    metrics.router,
+)
+"""One router per resource, each with its path prefix."""
 
 
 def _route_of(router: APIRouter, endpoint: Callable[..., Any]) -> APIRoute:
     """The route of ``endpoint`` in ``router`` (the fast path labels its answers with it)."""
     return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint)
+
+
+def _protected() -> list[tuple[str, str]]:
+    """(path, method) of every operation behind the API key (its ``ApiKeyDep`` dependency)."""
+    return [
+        (route.path_format, method.lower())
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        and any(d.dependency is require_api_key for d in route.dependencies)
+        for method in route.methods
+    ]
 
 
 def create_app(
@@ -61,8 +82,8 @@ def create_app(
     )
     app.state.sparecast = state
     add_exception_handlers(app)
-    for module in (forecast, items, reports, health, jobs, metrics):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.add_middleware(
         ItemForecastFastPath, state=state, route=_route_of(forecast.router, forecast.item_forecast)
     )
@@ -77,7 +98,7 @@ def create_app(
             schema.setdefault("components", {})["securitySchemes"] = {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": header}
             }
-            for path, method in _PROTECTED:
+            for path, method in _protected():
                 schema["paths"][path][method]["security"] = [{"ApiKey": []}]
             app.openapi_schema = schema
         return app.openapi_schema

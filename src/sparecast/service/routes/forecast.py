@@ -32,7 +32,7 @@ from sparecast.store import ItemForecast, RunInfo, cache_key
 
 __all__ = ["router", "forecast_json", "item_forecast", "items_forecasts"]
 
-router = APIRouter(tags=["forecast"])
+router = APIRouter(prefix="/forecast", tags=["forecast"])
 
 _T = TypeVar("_T")
 
@@ -85,7 +85,7 @@ async def _from_store(
 
 
 @router.get(
-    "/forecast/item/{item_id:path}",
+    "/item/{item_id:path}",
     response_model=ItemForecastOut,
     responses=_ERRORS,
     summary="Forecast of one item",
@@ -133,7 +133,7 @@ async def item_forecast(
 
 
 @router.post(
-    "/forecast/items",
+    "/items",
     response_model=ForecastBatchOut,
     responses={**_ERRORS, 401: {"model": ErrorOut, "description": "missing or wrong API key"}},
     dependencies=[ApiKeyDep],

@@ -11,11 +11,11 @@ from sparecast.service.models import HealthOut
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(prefix="/health", tags=["operations"])
 
 
 @router.get(
-    "/health",
+    "",
     response_model=HealthOut,
     responses={503: {"model": HealthOut, "description": "down: neither store nor cache answers"}},
     summary="Health and freshness",

@@ -12,11 +12,11 @@ from sparecast.service.models import ErrorOut, ItemPolicyOut
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["inventory"])
+router = APIRouter(prefix="/items", tags=["inventory"])
 
 
 @router.get(
-    "/items/{item_id:path}/policy",
+    "/{item_id:path}/policy",
     response_model=ItemPolicyOut,
     responses={404: {"model": ErrorOut, "description": "no plan, or the item is not in it"}},
     summary="Inventory policy of one item",

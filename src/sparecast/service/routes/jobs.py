@@ -12,6 +12,7 @@ from sparecast.service.models import ErrorOut, JobOut
 
 __all__ = ["router"]
 
+# No common prefix: POST /retrain starts a job, GET /jobs/{job_id} reads it (public paths).
 router = APIRouter(tags=["operations"])
 
 

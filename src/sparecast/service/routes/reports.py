@@ -12,11 +12,11 @@ from sparecast.service.state import plan_hint
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["inventory"])
+router = APIRouter(prefix="/reports", tags=["inventory"])
 
 
 @router.get(
-    "/reports/inventory",
+    "/inventory",
     response_class=FileResponse,
     responses={
         200: {"content": {"text/html": {}}, "description": "DIR/inventory_report.html"},
