@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from sparecast.service.deps import ApiKeyDep, StateDep
@@ -27,17 +27,14 @@ router = APIRouter(tags=["operations"])
     dependencies=[ApiKeyDep],
     summary="Start retraining",
 )
-async def retrain(state: StateDep) -> JSONResponse:
+async def retrain(state: StateDep, response: Response) -> JobOut:
     """Run the pipeline on ``service.retrain_source`` (default: the source in ``DIR/run.json``)
     into the data directory in a background process; the new run goes into the store and the
     served model version changes when it is done. One job at a time: while one runs, 409 names
     it. Poll ``GET /jobs/{job_id}`` (also in the ``Location`` header)."""
     job = await run_in_threadpool(state.jobs.start)  # JobConflict, NoRetrainSource: 409
-    return JSONResponse(
-        job.model_dump(mode="json"),
-        status_code=status.HTTP_202_ACCEPTED,
-        headers={"Location": f"/jobs/{job.job_id}"},
-    )
+    response.headers["Location"] = f"/jobs/{job.job_id}"
+    return job
 
 
 @router.get(
