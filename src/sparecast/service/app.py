@@ -46,7 +46,7 @@ def _protected() -> list[tuple[str, str]]:
         for route in router.routes
         if isinstance(route, APIRoute)
         and any(d.dependency is require_api_key for d in route.dependencies)
-        for method in route.methods
+        for method in route.methods or ()
     ]
 
 
