@@ -53,6 +53,20 @@ def service_settings(**service: Any) -> dict[str, Any]:
     return {"service": {"api_key_hashes": [API_KEY_HASH], **service}}
 
 
+def metric_value(client: TestClient, line_prefix: str) -> float:
+    """The value of the first ``/metrics`` sample whose line starts with ``line_prefix``."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(line_prefix + " ") or line.startswith(line_prefix + "{"):
+            if line.split(" ")[0] == line_prefix or line.startswith(line_prefix):
+                return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{line_prefix} not in /metrics")
+
+
+def cache_lookups(client: TestClient, result: str) -> float:
+    """How many forecast cache lookups had ``result`` (hit, miss, error) so far."""
+    return metric_value(client, f'sparecast_cache_requests_total{{result="{result}"}}')
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real ``sparecast demo`` run of 30 items (SQLite ERP and history store), made once."""

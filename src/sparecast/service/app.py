@@ -2,23 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from sparecast import __version__
 from sparecast.config import Settings
+from sparecast.service.cached_reads import ItemForecastFastPath
+from sparecast.service.deps import require_api_key
+from sparecast.service.errors import add_exception_handlers
 from sparecast.service.metrics import LatencyMiddleware
 from sparecast.service.routes import forecast, health, items, jobs, metrics, reports
 from sparecast.service.state import ServiceState
 
 __all__ = ["create_app"]
 
-_PROTECTED = {("/forecast/items", "post"), ("/retrain", "post")}
+ROUTERS = (
+    forecast.router,
+    items.router,
+    reports.router,
+    health.router,
+    jobs.router,
+    metrics.router,
+)
+"""One router per resource, each with its path prefix."""
+
+
+def _route_of(router: APIRouter, endpoint: Callable[..., Any]) -> APIRoute:
+    """The route of ``endpoint`` in ``router`` (the fast path labels its answers with it)."""
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint)
+
+
+def _protected() -> list[tuple[str, str]]:
+    """(path, method) of every operation behind the API key (its ``ApiKeyDep`` dependency)."""
+    return [
+        (route.path_format, method.lower())
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        and any(d.dependency is require_api_key for d in route.dependencies)
+        for method in route.methods or ()
+    ]
 
 
 def create_app(
@@ -52,12 +81,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.sparecast = state
-    for module in (forecast, items, reports, health, jobs, metrics):
-        app.include_router(module.router)
-    item_route = next(
-        r for r in forecast.router.routes if getattr(r, "path", "") == forecast.ITEM_ROUTE
+    add_exception_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(
+        ItemForecastFastPath, state=state, route=_route_of(forecast.router, forecast.item_forecast)
     )
-    app.add_middleware(forecast.ItemForecastFastPath, state=state, route=item_route)
     app.add_middleware(LatencyMiddleware, metrics=state.metrics)  # outermost: times everything
     header = settings.service.api_key_header
 
@@ -69,7 +98,7 @@ def create_app(
             schema.setdefault("components", {})["securitySchemes"] = {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": header}
             }
-            for path, method in _PROTECTED:
+            for path, method in _protected():
                 schema["paths"][path][method]["security"] = [{"ApiKey": []}]
             app.openapi_schema = schema
         return app.openapi_schema

@@ -22,22 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from sparecast.config import Settings, redact_url
-from sparecast.errors import SparecastError
+from sparecast.service.errors import JobConflict, NoRetrainSource
 from sparecast.service.models import JobOut
 
-__all__ = ["JobManager", "JobConflict", "retrain_source"]
-
-
-class JobConflict(SparecastError):
-    """A retraining job is already running."""
-
-    def __init__(self, job_id: str | None) -> None:
-        self.job_id = job_id
-        where = f"job {job_id}" if job_id else "a job of another server process"
-        super().__init__(
-            f"a retraining job is already running ({where}); poll GET /jobs/{job_id or '{id}'} "
-            "and retry when it has finished"
-        )
+__all__ = ["JobManager", "retrain_source"]
 
 
 def retrain_source(settings: Settings, data_dir: Path) -> str:
@@ -51,12 +39,12 @@ def retrain_source(settings: Settings, data_dir: Path) -> str:
     except (OSError, ValueError):
         source = None
     if not source:
-        raise SparecastError(
+        raise NoRetrainSource(
             f"no source to retrain on: {run_json} is missing or names none; set "
             "service.retrain_source (SPARECAST_SERVICE__RETRAIN_SOURCE)"
         )
     if ":***@" in source:
-        raise SparecastError(
+        raise NoRetrainSource(
             f"the source in {run_json} has its password redacted; set service.retrain_source "
             "to the full URL"
         )
@@ -153,8 +141,8 @@ class JobManager:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> JobOut:
-        """Start a retraining job; raises JobConflict while one runs, SparecastError when there
-        is no source to retrain on."""
+        """Start a retraining job; raises JobConflict while one runs, NoRetrainSource when
+        there is no source to retrain on."""
         source = retrain_source(self.settings, self.data_dir)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         with self._lock:

@@ -21,13 +21,13 @@ from starlette.concurrency import run_in_threadpool
 
 from sparecast.config import Settings, redact_url
 from sparecast.errors import CacheUnavailable, SparecastError, StoreError, StoreUnavailable
+from sparecast.service.errors import NoPlan
 from sparecast.service.jobs import JobManager
 from sparecast.service.metrics import ServiceMetrics
 from sparecast.service.models import DependencyOut, FreshnessOut, HealthOut
-from sparecast.store.cache import ForecastCache, make_cache
-from sparecast.store.history import ForecastStore, RunInfo, default_store_url
+from sparecast.store import ForecastCache, ForecastStore, RunInfo, default_store_url, make_cache
 
-__all__ = ["ServiceState", "NoPlan", "PolicyTable", "plan_hint"]
+__all__ = ["ServiceState", "PolicyTable", "plan_hint"]
 
 log = logging.getLogger("sparecast.service")
 
@@ -35,10 +35,6 @@ log = logging.getLogger("sparecast.service")
 def plan_hint(data_dir: Path) -> str:
     """The fix when the inventory plan files are missing."""
     return f"no inventory plan in {data_dir}; run `sparecast plan` (with --output {data_dir})"
-
-
-class NoPlan(SparecastError):
-    """The data directory has no inventory plan (policy.parquet / inventory_report.html)."""
 
 
 class PolicyTable:

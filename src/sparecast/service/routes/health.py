@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, status
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -11,21 +11,19 @@ from sparecast.service.models import HealthOut
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(prefix="/health", tags=["operations"])
 
 
 @router.get(
-    "/health",
+    "",
     response_model=HealthOut,
     responses={503: {"model": HealthOut, "description": "down: neither store nor cache answers"}},
     summary="Health and freshness",
 )
-async def health(state: StateDep) -> Response:
+async def health(state: StateDep, response: Response) -> HealthOut:
     """``ok``; ``degraded`` (the store or the cache is unreachable, or no run yet: answers still
     come from the other one); ``down`` (both unreachable, status 503)."""
     out = await run_in_threadpool(state.health)
-    return Response(
-        out.model_dump_json(),
-        status_code=503 if out.status == "down" else 200,
-        media_type="application/json",
-    )
+    if out.status == "down":
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return out

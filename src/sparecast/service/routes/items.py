@@ -3,34 +3,31 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from sparecast.service.deps import StateDep
+from sparecast.service.errors import NotFound
 from sparecast.service.models import ErrorOut, ItemPolicyOut
-from sparecast.service.state import NoPlan
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["inventory"])
+router = APIRouter(prefix="/items", tags=["inventory"])
 
 
 @router.get(
-    "/items/{item_id:path}/policy",
-    response_model=ItemPolicyOut,
-    responses={404: {"model": ErrorOut, "description": "no plan, or the item is not in it"}},
+    "/{item_id:path}/policy",
+    # the plan row as it is (every column the file has, none added): documented, not validated
+    responses={
+        200: {"model": ItemPolicyOut, "description": "Successful Response"},
+        404: {"model": ErrorOut, "description": "no plan, or the item is not in it"},
+    },
     summary="Inventory policy of one item",
 )
 async def item_policy(item_id: str, state: StateDep) -> Response:
     """Safety stock, reorder point, order-up-to level, suggested order, risk... of ``item_id``:
     every column ``DIR/policy.parquet`` has (written by ``sparecast plan``)."""
-    try:
-        row = await state.policy.row(item_id)
-    except NoPlan as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    row = await state.policy.row(item_id)  # NoPlan (404) without a plan file
     if row is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            detail=f"unknown item {item_id!r}: not in the inventory plan {state.policy.path}",
-        )
+        raise NotFound(f"unknown item {item_id!r}: not in the inventory plan {state.policy.path}")
     return Response(orjson.dumps(row), media_type="application/json")

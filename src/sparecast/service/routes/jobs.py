@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, status
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from sparecast.errors import SparecastError
 from sparecast.service.deps import ApiKeyDep, StateDep
-from sparecast.service.jobs import JobConflict
+from sparecast.service.errors import NotFound
 from sparecast.service.models import ErrorOut, JobOut
 
 __all__ = ["router"]
 
+# No common prefix: POST /retrain starts a job, GET /jobs/{job_id} reads it (public paths).
 router = APIRouter(tags=["operations"])
 
 
@@ -27,22 +27,14 @@ router = APIRouter(tags=["operations"])
     dependencies=[ApiKeyDep],
     summary="Start retraining",
 )
-async def retrain(state: StateDep) -> JSONResponse:
+async def retrain(state: StateDep, response: Response) -> JobOut:
     """Run the pipeline on ``service.retrain_source`` (default: the source in ``DIR/run.json``)
     into the data directory in a background process; the new run goes into the store and the
     served model version changes when it is done. One job at a time: while one runs, 409 names
     it. Poll ``GET /jobs/{job_id}`` (also in the ``Location`` header)."""
-    try:
-        job = await run_in_threadpool(state.jobs.start)
-    except JobConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    except SparecastError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    return JSONResponse(
-        job.model_dump(mode="json"),
-        status_code=status.HTTP_202_ACCEPTED,
-        headers={"Location": f"/jobs/{job.job_id}"},
-    )
+    job = await run_in_threadpool(state.jobs.start)  # JobConflict, NoRetrainSource: 409
+    response.headers["Location"] = f"/jobs/{job.job_id}"
+    return job
 
 
 @router.get(
@@ -56,5 +48,5 @@ async def job(job_id: str, state: StateDep) -> JobOut:
     the new model version) or ``failed`` (with the error)."""
     found = await run_in_threadpool(state.jobs.get, job_id)
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown job {job_id!r}")
+        raise NotFound(f"unknown job {job_id!r}")
     return found

@@ -10,11 +10,11 @@ from sparecast.service.metrics import CONTENT_TYPE
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(prefix="/metrics", tags=["operations"])
 
 
 @router.get(
-    "/metrics",
+    "",
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus metrics"}},
     summary="Prometheus metrics",

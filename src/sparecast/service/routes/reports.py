@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from sparecast.service.deps import StateDep
+from sparecast.service.errors import NoPlan
 from sparecast.service.models import ErrorOut
 from sparecast.service.state import plan_hint
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["inventory"])
+router = APIRouter(prefix="/reports", tags=["inventory"])
 
 
 @router.get(
-    "/reports/inventory",
+    "/inventory",
     response_class=FileResponse,
     responses={
         200: {"content": {"text/html": {}}, "description": "DIR/inventory_report.html"},
@@ -26,5 +27,5 @@ router = APIRouter(tags=["inventory"])
 async def inventory_report(state: StateDep) -> FileResponse:
     """``DIR/inventory_report.html`` as written by ``sparecast plan``."""
     if not state.report_path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=plan_hint(state.data_dir))
+        raise NoPlan(plan_hint(state.data_dir))
     return FileResponse(state.report_path, media_type="text/html; charset=utf-8")

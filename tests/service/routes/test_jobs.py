@@ -3,7 +3,6 @@ served model version; one job at a time; failures end in a recorded state."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sparecast.config import Settings
-from sparecast.errors import SparecastError
 from sparecast.service import create_app
-from sparecast.service.jobs import retrain_source
 from sparecast.service.models import JobOut
 
-from .conftest import AUTH, run_json, service_settings
+from ..conftest import AUTH, run_json, service_settings
 
 pytestmark = pytest.mark.slow
 
@@ -109,43 +106,8 @@ def test_unknown_job_is_404(client: TestClient) -> None:
         assert "unknown job" in r.json()["detail"]
 
 
-def test_retrain_source_defaults_to_the_runs_source(tmp_path: Path) -> None:
-    (tmp_path / "run.json").write_text(json.dumps({"source": "sqlite:///x/erp.sqlite"}))
-    assert retrain_source(Settings(), tmp_path) == "sqlite:///x/erp.sqlite"
-    configured = Settings(service={"retrain_source": "data.parquet"})
-    assert retrain_source(configured, tmp_path) == "data.parquet"
-    (tmp_path / "run.json").write_text(
-        json.dumps({"source": "mysql+pymysql://erp:***@db:3306/erp"})
-    )
-    with pytest.raises(SparecastError, match="password redacted; set service.retrain_source"):
-        retrain_source(Settings(), tmp_path)
-    (tmp_path / "run.json").unlink()
-    with pytest.raises(SparecastError, match="SPARECAST_SERVICE__RETRAIN_SOURCE"):
-        retrain_source(Settings(), tmp_path)
-
-
 def test_retrain_without_a_source_is_409_with_the_fix(tmp_path: Path) -> None:
     with TestClient(create_app(_settings(), tmp_path)) as client:
         r = client.post("/retrain", headers=AUTH)
         assert r.status_code == 409
         assert "service.retrain_source" in r.json()["detail"]
-
-
-def test_a_job_whose_server_process_died_reads_as_failed(
-    client: TestClient, data_dir: Path
-) -> None:
-    """A job file left 'running' by a killed server (nobody holds the job lock) is reported
-    as failed, not running forever."""
-    jobs = data_dir / ".sparecast_jobs"
-    jobs.mkdir()
-    (jobs / "lock").touch()
-    job = JobOut(
-        job_id="ab" * 16,
-        state="running",
-        created_at="2026-11-26T08:00:00Z",
-        source="x.csv",
-    )
-    (jobs / f"{job.job_id}.json").write_text(job.model_dump_json())
-    seen = client.get(f"/jobs/{job.job_id}").json()
-    assert seen["state"] == "failed"
-    assert "server process running the job stopped" in seen["error"]

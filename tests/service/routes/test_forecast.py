@@ -1,8 +1,10 @@
-"""Forecast reads over a real demo run (SQLite store, LRU cache) and a hand-built run with
-quantiles: values against the run's own forecasts.parquet, caching, 404/422 messages, auth."""
+"""GET /forecast/item/{item_id} and POST /forecast/items over a real demo run (SQLite store, LRU
+cache) and a hand-built run with quantiles: values against the run's own forecasts.parquet,
+404/422/503 messages, batches."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -14,27 +16,16 @@ from sparecast.config import Settings
 from sparecast.service import create_app
 from sparecast.service.models import ForecastBatchOut, ItemForecastOut
 
-from .conftest import (
+from ..conftest import (
     API_KEY,
     AUTH,
     QUANTILE_H,
     QUANTILE_ITEMS,
+    cache_lookups,
     quantile_frame,
     run_json,
     service_settings,
 )
-
-
-def _metric(client: TestClient, line_prefix: str) -> float:
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(line_prefix + " ") or line.startswith(line_prefix + "{"):
-            if line.split(" ")[0] == line_prefix or line.startswith(line_prefix):
-                return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{line_prefix} not in /metrics")
-
-
-def _cache(client: TestClient, result: str) -> float:
-    return _metric(client, f'sparecast_cache_requests_total{{result="{result}"}}')
 
 
 def test_item_forecast_is_the_runs_forecast(client: TestClient, data_dir: Path) -> None:
@@ -64,23 +55,6 @@ def test_item_forecast_is_the_runs_forecast(client: TestClient, data_dir: Path) 
     )
     assert short.dates == expected["ds"].to_list()[:5]
     assert short.forecast == pytest.approx(expected["forecast"].to_list()[:5], rel=1e-12)
-
-
-def test_second_read_is_a_cache_hit_with_the_same_bytes(client: TestClient) -> None:
-    hits, misses = _cache(client, "hit"), _cache(client, "miss")
-    first = client.get("/forecast/item/P000003?horizon=7")
-    assert (_cache(client, "hit"), _cache(client, "miss")) == (hits, misses + 1)
-    second = client.get("/forecast/item/P000003?horizon=7")
-    assert (_cache(client, "hit"), _cache(client, "miss")) == (hits + 1, misses + 1)
-    assert first.status_code == second.status_code == 200
-    assert first.content == second.content
-    # the full horizon spelt out shares the entry of "no horizon"
-    full = client.get("/forecast/item/P000003")
-    assert client.get("/forecast/item/P000003?horizon=28").content == full.content
-    ratio = _metric(client, "sparecast_cache_hit_ratio")
-    assert ratio == pytest.approx(
-        _cache(client, "hit") / (_cache(client, "hit") + _cache(client, "miss"))
-    )
 
 
 def test_unknown_item_is_404_naming_it(client: TestClient) -> None:
@@ -133,10 +107,10 @@ def test_quantiles_in_percent_from_a_run_that_has_them(quantile_dir: Path) -> No
         }
         assert all_levels["forecast"] == [10.0, 11.0]
         # the same levels in another order are the same cache entry (a hit)
-        before = _cache(client, "hit")
+        before = cache_lookups(client, "hit")
         client.get("/forecast/item/A-1?quantiles=90&quantiles=50")
         client.get("/forecast/item/A-1?quantiles=50&quantiles=90&quantiles=50")
-        assert _cache(client, "hit") == before + 1
+        assert cache_lookups(client, "hit") == before + 1
         bad = client.get("/forecast/item/A-1?quantiles=80")
         assert bad.status_code == 422
         assert bad.json()["detail"][0]["loc"] == ["query", "quantiles"]
@@ -170,10 +144,10 @@ def test_batch_equals_single_reads_in_request_order(client: TestClient) -> None:
         single = client.get(f"/forecast/item/{item.item_id}?horizon=3").json()
         assert item.model_dump(mode="json") == single
     # now every item is cached: the second batch is all hits and the same bytes
-    hits = _cache(client, "hit")
+    hits = cache_lookups(client, "hit")
     again = client.post("/forecast/items", json={"item_ids": ids, "horizon": 3}, headers=AUTH)
     assert again.content == r.content
-    assert _cache(client, "hit") == hits + 3  # three distinct items
+    assert cache_lookups(client, "hit") == hits + 3  # three distinct items
 
 
 def test_batch_errors(data_dir: Path) -> None:
@@ -228,50 +202,6 @@ def test_no_run_yet_is_503_with_the_fix(tmp_path: Path) -> None:
         assert health["model_version"] is None
 
 
-def test_api_key_header_name_is_configurable(data_dir: Path) -> None:
-    settings = Settings(**service_settings(api_key_header="X-Planner-Token"))
-    with TestClient(create_app(settings, data_dir)) as client:
-        body = {"item_ids": ["P000001"]}
-        assert client.post("/forecast/items", json=body, headers=AUTH).status_code == 401
-        ok = client.post("/forecast/items", json=body, headers={"X-Planner-Token": API_KEY})
-        assert ok.status_code == 200
-        scheme = client.get("/openapi.json").json()["components"]["securitySchemes"]["ApiKey"]
-        assert scheme == {"type": "apiKey", "in": "header", "name": "X-Planner-Token"}
-
-
-@pytest.mark.parametrize(
-    "query",
-    [
-        "horizon=03",
-        "quantiles=90.0&quantiles=50",
-        "horizon=2&quantiles=97.5&utm=x",
-        "horizon=4",
-        "quantiles=90&horizon=1",
-    ],
-)
-def test_cache_hits_answer_exactly_as_the_route(quantile_dir: Path, query: str) -> None:
-    """The fast path (cache hits) and the route (misses) give the same status and bytes, and
-    the same answer as the route alone on a cold app."""
-    settings = Settings(**service_settings())
-    with TestClient(create_app(settings, quantile_dir)) as client:
-        cold = client.get(f"/forecast/item/B/2?{query}")
-        hits = _cache(client, "hit")
-        warm = client.get(f"/forecast/item/B/2?{query}")
-        assert cold.status_code == warm.status_code == 200
-        assert warm.content == cold.content
-        assert _cache(client, "hit") == hits + 1
-        body = ItemForecastOut.model_validate_json(warm.content)
-        assert body.item_id == "B/2"
-        assert body.dates[0].isoformat() == "2026-11-02"
-
-
-def test_without_configured_keys_post_says_how_to_open_it(data_dir: Path) -> None:
-    with TestClient(create_app(Settings(), data_dir)) as client:
-        r = client.post("/forecast/items", json={"item_ids": ["P000001"]}, headers=AUTH)
-        assert r.status_code == 401
-        assert "service.api_key_hashes" in r.json()["detail"]
-
-
 def test_default_horizon_applies_when_the_request_gives_none(data_dir: Path) -> None:
     with TestClient(create_app(Settings(**service_settings(default_horizon=5)), data_dir)) as c:
         assert len(c.get("/forecast/item/P000001").json()["forecast"]) == 5
@@ -284,7 +214,7 @@ def test_default_horizon_applies_when_the_request_gives_none(data_dir: Path) -> 
 
 
 def test_a_batch_of_the_default_limit_of_1000_items(tmp_path: Path) -> None:
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     from sparecast.store import ForecastStore, RunMeta
 

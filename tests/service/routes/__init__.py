@@ -1,0 +1,1 @@
+"""Tests of the route modules, one test module per router."""
