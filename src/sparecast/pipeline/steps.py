@@ -17,7 +17,7 @@ import polars as pl
 
 from sparecast import __version__
 from sparecast.classify import TierThresholds, classify
-from sparecast.config import Settings
+from sparecast.config import Settings, redact_url
 from sparecast.core import forecast_arrays, forecasts_to_frame
 from sparecast.data.erp import ErpMapping, extract_incremental, read_extract
 from sparecast.data.panel import DemandPanel
@@ -37,6 +37,11 @@ from sparecast.pipeline.store_step import store_run
 
 __all__ = [
     "Progress",
+    "no_progress",
+    "database_url",
+    "OUTPUT_FILES",
+    "PLAN_FILES",
+    "prepare_output_dir",
     "LoadedData",
     "CoreResult",
     "load_panel",
@@ -50,7 +55,8 @@ Progress = Callable[[str, int, int], None]
 """progress(label, done, total): called as long steps advance (the CLI draws a Rich bar)."""
 
 
-def _no_progress(label: str, done: int, total: int) -> None:
+def no_progress(label: str, done: int, total: int) -> None:
+    """A progress callback that shows nothing (the default of every step)."""
     return None
 
 
@@ -95,7 +101,7 @@ _SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 _CORE_TABLES = ("items", "demand")
 
 
-def _database_url(source: str) -> str | None:
+def database_url(source: str) -> str | None:
     """The SQLAlchemy URL of a database source (a URL, or a path to a SQLite file), else None."""
     if "://" in source:
         return source
@@ -128,7 +134,7 @@ def load_panel(
     mapping = ErpMapping.from_dict(settings.data.erp_mapping)
     today = settings.data.today or date.today()
     names = _CORE_TABLES + tuple(t for t in extra_tables if t not in _CORE_TABLES)
-    url = _database_url(source)
+    url = database_url(source)
     extract_info: dict[str, Any] = {}
     if url is not None and output_dir is not None:
         result = extract_incremental(
@@ -255,7 +261,7 @@ def run_core(
     settings: Settings,
     *,
     with_forecast: bool = True,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> CoreResult:
     """Classify, backtest, route every item to a method (the hybrid router: rules or the best
     backtest score per class/item) and forecast the horizon."""
@@ -435,7 +441,7 @@ def write_outputs(
     panel = loaded.panel
     run = {
         "sparecast_version": __version__,
-        "source": _redact(source),
+        "source": redact_url(source),
         "source_kind": loaded.source_kind,
         "config": settings.to_dict(),
         "data_window": {
@@ -454,16 +460,6 @@ def write_outputs(
     (output_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
     paths["run"] = str(output_dir / "run.json")
     return paths
-
-
-def _redact(source: str) -> str:
-    """Hide a password in a database URL before writing it anywhere."""
-    if "://" not in source or "@" not in source:
-        return source
-    scheme, rest = source.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else source
 
 
 def selection_score(bt: BacktestResult, selection: pl.DataFrame) -> dict[str, float | None]:
@@ -557,8 +553,13 @@ class RunOutcome:
     timings: dict[str, float]
 
 
+POLICY_FILE = "policy.parquet"
+REPORT_FILE = "inventory_report.html"
+REJECTED_FILE = "rejected_purchasing.parquet"
+PLAN_FILES: tuple[str, ...] = (POLICY_FILE, REPORT_FILE, REJECTED_FILE)
+"""The files the plan step (sparecast.pipeline.plan) writes."""
 # Files a run writes; a new run removes the old ones first, so that no stale result survives.
-OUTPUT_FILES = (
+OUTPUT_FILES: tuple[str, ...] = (
     "classification.parquet",
     "backtest.parquet",
     "backtest_summary.parquet",
@@ -567,21 +568,19 @@ OUTPUT_FILES = (
     "rejected_rows.parquet",
     "rejected_items.parquet",
     "run.json",
-    "policy.parquet",  # the plan step's (sparecast.pipeline.plan)
-    "inventory_report.html",
-    "rejected_purchasing.parquet",
+    *PLAN_FILES,
 )
 
 
-def prepare_output_dir(output_dir: Path) -> None:
-    """Create ``output_dir`` (checking it is writable) and remove the results of an earlier run;
-    the extraction state in ``output_dir/extract`` is kept."""
+def prepare_output_dir(output_dir: Path, files: tuple[str, ...] = OUTPUT_FILES) -> None:
+    """Create ``output_dir`` (checking it is writable) and remove ``files`` of an earlier run
+    (default: all of them); the extraction state in ``output_dir/extract`` is kept."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe = output_dir / ".sparecast_write_test"
         probe.write_text("ok")
         probe.unlink()
-        for name in OUTPUT_FILES:
+        for name in files:
             (output_dir / name).unlink(missing_ok=True)
     except OSError as exc:
         raise OutputError(
@@ -597,7 +596,7 @@ def run_pipeline(
     *,
     with_forecast: bool = True,
     full_extract: bool = False,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     extra_tables: tuple[str, ...] = (),
 ) -> RunOutcome:
     """Load, validate, classify, backtest, forecast and write everything into ``output_dir``."""
