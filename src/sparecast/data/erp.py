@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from sparecast.data.schema import DATED_TABLES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TABLES
 from sparecast.errors import ConfigError, SourceError
+from sparecast.urls import redact_url
 
 __all__ = [
     "TableMapping",
@@ -292,7 +293,7 @@ def extract_incremental(
         {
             "version": _STATE_VERSION,
             "fingerprint": fingerprint,
-            "source": _redact(url),
+            "source": redact_url(url),
             "tables": names,
             "watermarks": {k: v.isoformat() if v else None for k, v in result.watermarks.items()},
             "extracted_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -320,12 +321,3 @@ def read_extract(
             "run the extraction first (sparecast.data.erp.extract_incremental)"
         )
     return {t: pl.read_parquet(out_dir / f"{t}.parquet") for t in names}
-
-
-def _redact(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only used for display
-        return url.split("@")[-1]

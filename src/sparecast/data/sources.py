@@ -32,6 +32,7 @@ from sparecast.data.schema import (
     validate_tables,
 )
 from sparecast.errors import SourceError
+from sparecast.urls import redact_url
 
 __all__ = [
     "SourceData",
@@ -61,24 +62,17 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).expanduser().resolve()}"
 
 
-def _redact(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - display only
-        return url.split("@")[-1]
-
-
 def _engine(url: str, *, must_exist: bool) -> Engine:
     """Create an engine; SourceError (not a SQLAlchemy traceback) for bad URLs/missing drivers.
 
     With ``must_exist`` a SQLite URL must point to an existing file (SQLite would otherwise
     silently create an empty database).
     """
-    shown = _redact(url)
+    shown = redact_url(url)
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
-        raise SourceError(f"{url!r} is not a valid database URL: {exc}") from None
+        raise SourceError(f"{shown!r} is not a valid database URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite" and must_exist:
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:") and not Path(db).exists():
@@ -98,7 +92,7 @@ def _engine(url: str, *, must_exist: bool) -> Engine:
 def _connect_error(url: str, exc: Exception) -> SourceError:
     orig = getattr(exc, "orig", None) or exc
     return SourceError(
-        f"cannot connect to {_redact(url)}: {orig}. Check that the server is running, "
+        f"cannot connect to {redact_url(url)}: {orig}. Check that the server is running, "
         "the host/port/user/password and the database name."
     )
 
@@ -192,7 +186,7 @@ def write_tables(
                 if name in existing:
                     if if_exists == "fail":
                         raise SourceError(
-                            f"table {name} already exists in {_redact(url)}; "
+                            f"table {name} already exists in {redact_url(url)}; "
                             "use if_exists='replace' or 'append'"
                         )
                     if if_exists == "replace":
@@ -324,7 +318,7 @@ def read_tables(
     if unknown:
         raise SourceError(f"unknown table(s) {unknown}; canonical tables are {list(TABLES)}")
     engine = _engine(url, must_exist=True)
-    shown = _redact(url)
+    shown = redact_url(url)
     out: dict[str, pl.DataFrame] = {}
     try:
         with engine.connect() as conn:
@@ -573,7 +567,7 @@ def _load_sql(
 ) -> SourceData:
     names = list(tables) if tables is not None else list(TABLES)
     raw = read_tables(url, mapping, tables=names, since=since)
-    shown = _redact(location) if "://" in location else location
+    shown = redact_url(location) if "://" in location else location
     if not validate:
         return SourceData("sql", shown, raw)
     results = validate_tables(raw, today=today, window_start=window_start, window_end=window_end)

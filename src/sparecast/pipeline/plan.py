@@ -18,7 +18,7 @@ import polars as pl
 
 from sparecast import __version__
 from sparecast.classify import TierThresholds, classify
-from sparecast.config import Settings, redact_url
+from sparecast.config import Settings
 from sparecast.data.erp import ErpMapping
 from sparecast.data.sources import read_tables
 from sparecast.errors import DataValidationError, SourceError
@@ -38,6 +38,7 @@ from sparecast.pipeline.steps import (
     prepare_output_dir,
     run_pipeline,
 )
+from sparecast.urls import redact_url
 
 __all__ = [
     "PLAN_TABLES",

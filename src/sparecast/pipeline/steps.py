@@ -17,7 +17,7 @@ import polars as pl
 
 from sparecast import __version__
 from sparecast.classify import TierThresholds, classify
-from sparecast.config import Settings, redact_url
+from sparecast.config import Settings
 from sparecast.core import forecast_arrays, forecasts_to_frame
 from sparecast.data.erp import ErpMapping, extract_incremental, read_extract
 from sparecast.data.panel import DemandPanel
@@ -34,6 +34,7 @@ from sparecast.methods import get_method
 from sparecast.methods.distributions import forecast_quantiles
 from sparecast.methods.hybrid import HybridRouter
 from sparecast.pipeline.store_step import store_run
+from sparecast.urls import redact_url
 
 __all__ = [
     "Progress",
