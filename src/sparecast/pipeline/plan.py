@@ -19,8 +19,6 @@ import polars as pl
 from sparecast import __version__
 from sparecast.classify import TierThresholds, classify
 from sparecast.config import Settings
-from sparecast.data.erp import ErpMapping
-from sparecast.data.sources import read_tables
 from sparecast.errors import DataValidationError, SourceError
 from sparecast.inventory.plan import HIGH_RISK, PlanResult, compute_plan
 from sparecast.inventory.report import render_inventory_report
@@ -32,7 +30,6 @@ from sparecast.pipeline.steps import (
     LoadedData,
     Progress,
     RunOutcome,
-    database_url,
     load_panel,
     no_progress,
     prepare_output_dir,
@@ -184,10 +181,7 @@ def run_plan(
         # Incremental extraction appends purchase orders by order date, so changes to older
         # lines (cancelled, re-quantified, re-promised) would never be seen: open quantities
         # must come from the current table, re-read in full (receipts only ever grow).
-        url = database_url(source)
-        assert url is not None
-        mapping = ErpMapping.from_dict(settings.data.erp_mapping)
-        tables["purchase_orders"] = read_tables(url, mapping, tables=["purchase_orders"])[
+        tables["purchase_orders"] = loaded.source.read_tables(["purchase_orders"])[
             "purchase_orders"
         ]
     plan = compute_plan(

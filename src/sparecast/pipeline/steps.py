@@ -19,11 +19,12 @@ from sparecast import __version__
 from sparecast.classify import TierThresholds, classify
 from sparecast.config import Settings
 from sparecast.core import forecast_arrays, forecasts_to_frame
-from sparecast.data.erp import ErpMapping, extract_incremental, read_extract
+from sparecast.data.extract import extract_incremental, read_extract
+from sparecast.data.mapping import ErpMapping
 from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import ValidationReport, validate_demand, validate_table
-from sparecast.data.sources import load_source, sqlite_url
-from sparecast.errors import DataValidationError, MethodError, OutputError, SourceError
+from sparecast.data.sources import Source, open_source
+from sparecast.errors import DataValidationError, MethodError, OutputError
 from sparecast.evaluate.backtest import (
     SCORE_METRICS,
     BacktestResult,
@@ -39,7 +40,6 @@ from sparecast.urls import redact_url
 __all__ = [
     "Progress",
     "no_progress",
-    "database_url",
     "OUTPUT_FILES",
     "PLAN_FILES",
     "prepare_output_dir",
@@ -64,13 +64,14 @@ def no_progress(label: str, done: int, total: int) -> None:
 @dataclass
 class LoadedData:
     """What the source gave, after validation: the tables, the panel, the validation report and
-    the rejected rows per table (items, demand)."""
+    the rejected rows per table (items, demand), and the source itself (to read more tables)."""
 
     panel: DemandPanel
     tables: dict[str, pl.DataFrame]
     reports: dict[str, ValidationReport]
     rejected: dict[str, pl.DataFrame]
     source_kind: str
+    source: Source
     extract_info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,22 +97,9 @@ def fitting_windows(n_periods: int, h: int, settings: Settings) -> int:
     return min(settings.backtest.n_windows, spare // step + 1)
 
 
-_SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 # The canonical tables the forecasting core reads; the others (suppliers, purchase orders,
 # receipts, stock) are not needed to forecast and may be absent from the source.
 _CORE_TABLES = ("items", "demand")
-
-
-def database_url(source: str) -> str | None:
-    """The SQLAlchemy URL of a database source (a URL, or a path to a SQLite file), else None."""
-    if "://" in source:
-        return source
-    path = Path(source).expanduser()
-    if path.suffix.lower() in _SQLITE_SUFFIXES:
-        if not path.is_file():
-            raise SourceError(f"SQLite file {path} does not exist; check the path")
-        return sqlite_url(path)
-    return None
 
 
 def load_panel(
@@ -135,11 +123,11 @@ def load_panel(
     mapping = ErpMapping.from_dict(settings.data.erp_mapping)
     today = settings.data.today or date.today()
     names = _CORE_TABLES + tuple(t for t in extra_tables if t not in _CORE_TABLES)
-    url = database_url(source)
+    src = open_source(source, mapping=mapping)
     extract_info: dict[str, Any] = {}
-    if url is not None and output_dir is not None:
+    if src.url is not None and output_dir is not None:
         result = extract_incremental(
-            url,
+            src.url,
             output_dir,
             mapping=mapping,
             full=full_extract,
@@ -152,7 +140,7 @@ def load_panel(
         tables, kind = read_extract(output_dir, tables=names), "database"
         extract_info = result.to_dict()
     else:
-        data = load_source(url or source, mapping=mapping, validate=False, tables=names)
+        data = src.load(validate=False, tables=names)
         tables, kind = data.tables, data.kind
     reports: dict[str, ValidationReport] = {}
     rejected: dict[str, pl.DataFrame] = {}
@@ -191,7 +179,8 @@ def load_panel(
     valid = checked.valid
     if valid.height == 0:
         raise DataValidationError(
-            f"no valid demand rows in {source}: " + "; ".join(checked.report.summary_lines())
+            f"no valid demand rows in {src.describe()}: "
+            + "; ".join(checked.report.summary_lines())
         )
     # ERP consumption is daily: bucket it to complete weeks/months when asked. A long file is
     # read at its own frequency (inferred, or data.freq).
@@ -217,7 +206,7 @@ def load_panel(
                 daily.y[:, :first].sum() + daily.y[:, first + kept :].sum()
             ),
         }
-    return LoadedData(panel, tables, reports, rejected, kind, extract_info)
+    return LoadedData(panel, tables, reports, rejected, kind, src, extract_info)
 
 
 def make_router(settings: Settings) -> HybridRouter:
