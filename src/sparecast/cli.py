@@ -1,6 +1,6 @@
 """Command line: ``sparecast demo | run | backtest | plan``.
 
-Thin layer over sparecast.pipeline.steps: parse options, draw progress, print the summary.
+Thin layer over sparecast.pipeline (steps, plan): parse options, draw progress, print the summary.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from rich.table import Table
 
 from sparecast.config import Settings, load_settings
 from sparecast.errors import OutputError, SparecastError
+from sparecast.pipeline.outputs import prepare_output_dir
 from sparecast.pipeline.plan import PlanOutcome, run_plan
-from sparecast.pipeline.steps import RunOutcome, prepare_output_dir, run_pipeline
+from sparecast.pipeline.steps import RunOutcome, run_pipeline
 from sparecast.store.cli import store_app
 
 app = typer.Typer(

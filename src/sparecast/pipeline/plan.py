@@ -20,28 +20,25 @@ from sparecast import __version__
 from sparecast.classify import TierThresholds, classify
 from sparecast.config import Settings
 from sparecast.errors import DataValidationError, SourceError
-from sparecast.inventory.plan import HIGH_RISK, PlanResult, compute_plan
+from sparecast.inventory.plan import PlanResult, compute_plan
 from sparecast.inventory.report import render_inventory_report
-from sparecast.pipeline.steps import (
+from sparecast.pipeline.console import plan_summary_lines
+from sparecast.pipeline.load import LoadedData, load_panel
+from sparecast.pipeline.outputs import (
     PLAN_FILES,
     POLICY_FILE,
     REJECTED_FILE,
     REPORT_FILE,
-    LoadedData,
-    Progress,
-    RunOutcome,
-    load_panel,
-    no_progress,
     prepare_output_dir,
-    run_pipeline,
 )
+from sparecast.pipeline.progress import Progress, no_progress
+from sparecast.pipeline.steps import RunOutcome, run_pipeline
 from sparecast.urls import redact_url
 
 __all__ = [
     "PLAN_TABLES",
     "PlanOutcome",
     "write_plan",
-    "plan_summary_lines",
     "run_plan",
 ]
 
@@ -92,27 +89,6 @@ def write_plan(
     run_path.write_text(json.dumps(run, indent=2, default=str))
     paths["run"] = str(run_path)
     return paths
-
-
-def plan_summary_lines(plan: PlanResult) -> list[str]:
-    """Human lines for the console."""
-    s = plan.summary
-    lines = [
-        f"policy {s['policy']} ({s['target_type']} targets), {s['n_items']:,} items: "
-        f"{s['n_to_order']:,} to order now, order value {s['order_value']:,.2f}; "
-        f"stock value {s['stock_value']:,.2f}",
-        f"stockout risk >= {HIGH_RISK:.0%}: {s['n_at_risk']:,} items; mean expected fill rate "
-        f"{s['mean_expected_fill_rate']:.1%}",
-        f"open purchase orders: {s['n_open_orders']:,} ({s['n_overdue_orders']:,} overdue)",
-        "lead times from: " + ", ".join(f"{k} {v:,}" for k, v in s["lead_time_sources"].items()),
-    ]
-    if s["rejected_rows"]:
-        lines.append(
-            f"rejected purchasing/stock rows: {s['rejected_rows']:,} ("
-            + ", ".join(f"{k} {v}" for k, v in s["rejected_by_reason"].items())
-            + f"), listed in {REJECTED_FILE}"
-        )
-    return lines
 
 
 def run_plan(
