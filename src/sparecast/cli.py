@@ -17,6 +17,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sparecast.config import Settings, load_settings
+from sparecast.data.demo import generate_demo_erp
+from sparecast.data.sources import write_tables
 from sparecast.errors import OutputError, SparecastError
 from sparecast.pipeline.outputs import prepare_output_dir
 from sparecast.pipeline.plan import PlanOutcome, run_plan
@@ -229,9 +231,6 @@ def demo(
 ) -> None:
     """Generate a demo ERP into OUTPUT/erp.sqlite and run the whole pipeline on it: forecasts,
     then the inventory plan (policy.parquet, inventory_report.html)."""
-    from sparecast.data.demo import generate_demo_erp
-    from sparecast.data.sources import write_tables
-
     last_day = _iso_date(end_date)
     try:
         settings = _settings(config, False, horizon, methods, router)
