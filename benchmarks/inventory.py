@@ -1,7 +1,7 @@
 """Inventory benchmark: (a) textbook normal safety stock on SBA vs (b) distribution-based policy.
 
 For each dataset and fill-rate target (90/95/98%), both policies are set on the first part of
-the history and simulated on the rest (``sparecast.evaluate.simulate.compare_policies``: same
+the history and simulated on the rest (``sparecast.inventory.simulate.compare_policies``: same
 order quantity Q, same lead-time samples, backorders, a warm-up that is not measured). Printed per
 target and policy: the achieved fill rate (served / demanded over all items; over the items with
 demand in the training part; the mean of the items' fill rates), the stockout rate (demand
@@ -47,7 +47,6 @@ import polars as pl
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.panel import DemandPanel
 from sparecast.evaluate.calibration import rolling_calibration
-from sparecast.evaluate.simulate import compare_policies, simulate_policy
 from sparecast.inventory.leadtime import lead_time_stats
 from sparecast.inventory.policy import (
     normal_policy,
@@ -55,6 +54,7 @@ from sparecast.inventory.policy import (
     protection_review_periods,
     sba_one_step,
 )
+from sparecast.inventory.simulate import compare_policies, simulate_policy
 from sparecast.methods.distributions import lead_time_matrix
 
 LABELS = {

@@ -36,7 +36,7 @@ from sparecast.config import load_settings
 from sparecast.data.demo import generate_demo_erp
 from sparecast.methods import DEFAULT_METHODS, METHODS, Method
 from sparecast.methods.hybrid import hybrid_forecast
-from sparecast.pipeline.steps import make_router
+from sparecast.pipeline.core import make_router
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLASSICAL = [m for m in DEFAULT_METHODS if m not in ("naive", "ma")]

@@ -1,6 +1,6 @@
 """Command line: ``sparecast demo | run | backtest | plan``.
 
-Thin layer over sparecast.pipeline.steps: parse options, draw progress, print the summary.
+Thin layer over sparecast.pipeline (steps, plan): parse options, draw progress, print the summary.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sparecast.config import Settings, load_settings
+from sparecast.data.demo import generate_demo_erp
+from sparecast.data.sources import write_tables
 from sparecast.errors import OutputError, SparecastError
+from sparecast.pipeline.outputs import prepare_output_dir
 from sparecast.pipeline.plan import PlanOutcome, run_plan
-from sparecast.pipeline.steps import RunOutcome, prepare_output_dir, run_pipeline
+from sparecast.pipeline.steps import RunOutcome, run_pipeline
 from sparecast.store.cli import store_app
 
 app = typer.Typer(
@@ -228,9 +231,6 @@ def demo(
 ) -> None:
     """Generate a demo ERP into OUTPUT/erp.sqlite and run the whole pipeline on it: forecasts,
     then the inventory plan (policy.parquet, inventory_report.html)."""
-    from sparecast.data.demo import generate_demo_erp
-    from sparecast.data.sources import write_tables
-
     last_day = _iso_date(end_date)
     try:
         settings = _settings(config, False, horizon, methods, router)

@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from sparecast.errors import ConfigError
+from sparecast.urls import redact_url
 
 __all__ = [
     "Settings",
@@ -263,17 +264,6 @@ class InventorySettings(_Section):
         if unknown:
             raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(_TIER_NAMES)}")
         return value
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for run.json, logs and messages)."""
-    if "://" not in url or "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    if ":" not in creds:
-        return url
-    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
 
 
 class StoreSettings(_Section):

@@ -1,16 +1,24 @@
+"""Sources (sparecast.data.sources): SQL read/write, long files, the Source kinds."""
+
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import sqlalchemy as sa
 
 from sparecast.data.demo import generate_demo_erp, write_tables
-from sparecast.data.erp import ErpMapping
+from sparecast.data.mapping import ErpMapping
+from sparecast.data.panel import DemandPanel
 from sparecast.data.sources import (
+    FileSource,
+    SqliteSource,
+    SqlSource,
     load_source,
+    open_source,
     read_long_file,
     read_tables,
     sqlite_url,
@@ -184,3 +192,89 @@ def test_read_progress_reports_rows_per_table(
     assert demand[-1] == ("demand", demo["demand"].height, demo["demand"].height)
     assert len(demand) == 1 + -(-demo["demand"].height // 1000)  # one call per chunk
     assert any(c[0] == "items" for c in calls)
+
+
+@pytest.mark.integration
+def test_mapping_mariadb(mariadb_url: str) -> None:
+    demo = generate_demo_erp(n_items=40, n_days=30, seed=9, end_date=date(2026, 10, 31))
+    write_tables(
+        {
+            "MTL_ISSUES": demo["demand"].rename(
+                {"item_id": "ITEM_NO", "date": "TRX_DATE", "quantity": "QTY"}
+            )
+        },
+        mariadb_url,
+    )
+    mapping = {
+        "demand": {
+            "table": "MTL_ISSUES",
+            "columns": {"item_id": "ITEM_NO", "date": "TRX_DATE", "quantity": "QTY"},
+        }
+    }
+    got = read_tables(mariadb_url, mapping, tables=["demand"])["demand"]
+    assert got.sort(got.columns).equals(demo["demand"].sort(demo["demand"].columns))
+    with pytest.raises(SourceError, match=r"lacks table\(s\) items"):
+        read_tables(mariadb_url, mapping, tables=["items"])
+
+
+def _panel(tables: dict[str, pl.DataFrame]) -> DemandPanel:
+    demand = tables["demand"].rename({"item_id": "unique_id", "date": "ds", "quantity": "y"})
+    return DemandPanel.from_long(demand, freq="D", item_ids=tables["items"]["item_id"].to_list())
+
+
+def test_every_source_kind_reads_the_same_panel(tmp_path: Path) -> None:
+    """The same three days of two items as a SQL URL, a SQLite file, a CSV and a Parquet file:
+    open_source picks the kind from the string, and every kind gives the same panel."""
+    d = date.fromisoformat
+    demand = pl.DataFrame(
+        {
+            "item_id": ["A", "A", "B", "B"],
+            "date": [d("2026-01-01"), d("2026-01-03"), d("2026-01-02"), d("2026-01-03")],
+            "quantity": [2.0, 1.0, 5.0, -1.0],
+        }
+    )
+    items = pl.DataFrame({"item_id": ["A", "B"], "description": ["a", "b"]})
+    db = tmp_path / "erp.sqlite"
+    write_tables({"items": items, "demand": demand}, sqlite_url(db))
+    csv = write_long_file(demand, tmp_path / "demand.csv")
+    parquet = write_long_file(demand, tmp_path / "demand.parquet")
+
+    sources = {
+        "url": open_source(sqlite_url(db)),
+        "sqlite": open_source(str(db)),
+        "csv": open_source(csv),
+        "parquet": open_source(parquet),
+    }
+    assert [type(s) for s in sources.values()] == [SqlSource, SqliteSource, FileSource, FileSource]
+    assert [s.name for s in sources.values()] == ["sql", "sqlite", "file", "file"]
+    assert sources["url"].url == sources["sqlite"].url == sqlite_url(db)
+    assert sources["csv"].url is None
+    assert sources["sqlite"].describe() == str(db)
+    assert sources["csv"].describe() == str(csv)
+
+    expected = np.array([[2.0, 0.0, 1.0], [0.0, 5.0, -1.0]], dtype=np.float32)
+    for name, source in sources.items():
+        loaded = source.load(tables=["items", "demand"])
+        assert loaded.kind == source.kind, name
+        panel = _panel(loaded.tables)
+        assert panel.item_ids.tolist() == ["A", "B"], name
+        assert str(panel.dates[0]) == "2026-01-01" and panel.n_periods == 3, name
+        np.testing.assert_array_equal(panel.y, expected, err_msg=name)
+        raw = source.read_tables(["items", "demand"])  # as read, before validation
+        assert raw["demand"].height == 4, name
+
+
+def test_sql_source_describes_itself_without_the_password() -> None:
+    source = open_source("mysql+pymysql://erp:hunter2@db:3306/erp?charset=utf8mb4")
+    assert isinstance(source, SqlSource)
+    assert source.describe() == "mysql+pymysql://erp:***@db:3306/erp?charset=utf8mb4"
+    assert "hunter2" in source.url  # the URL itself is kept to connect
+
+
+def test_open_source_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="SQLite file .*nope.db does not exist"):
+        open_source(tmp_path / "nope.db")
+    with pytest.raises(SourceError, match="cannot tell what kind of source"):
+        open_source(tmp_path / "data.xlsx")
+    with pytest.raises(SourceError, match="does not exist"):
+        open_source(tmp_path / "missing.csv").read_tables()

@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 
 from sparecast.inventory.leadtime import lead_time_stats
+from sparecast.inventory.plan import POLICY_COLUMNS, PlanResult
 from sparecast.inventory.report import RISK_BANDS, render_inventory_report, report_context
-from sparecast.pipeline.plan import POLICY_COLUMNS, PlanResult
 
 TODAY = date(2026, 5, 1)
 

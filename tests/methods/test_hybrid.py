@@ -21,7 +21,7 @@ from sparecast.methods.hybrid import (
     combination_members,
     combination_name,
 )
-from sparecast.pipeline.steps import make_router, run_core
+from sparecast.pipeline.core import make_router, run_core
 
 
 def _panel(y: np.ndarray, ids: list[str] | None = None) -> DemandPanel:

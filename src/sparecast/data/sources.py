@@ -1,9 +1,11 @@
 """Reading and writing the canonical tables: SQL databases (any SQLAlchemy URL; SQLite by
 default, MariaDB in production) and long-format files (CSV/Parquet ``unique_id, ds, y``).
 
-Readers return frames with canonical column names; ``load_source`` also validates them
-(``sparecast.data.schema``) so that the caller gets clean typed tables plus a report of every
-rejected row.
+Every kind of source implements the ``Source`` protocol (``SqlSource``, ``SqliteSource``,
+``FileSource``); ``open_source`` is the one place that tells the kind from the string the user
+gave. Readers return frames with canonical column names; ``Source.load`` (and ``load_source``)
+also validates them (``sparecast.data.schema``) so that the caller gets clean typed tables plus
+a report of every rejected row.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, Protocol, cast
 
 import pandas as pd
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from sparecast.data.erp import ErpMapping
+from sparecast.data.mapping import ErpMapping
 from sparecast.data.schema import (
     DATE_COLUMNS,
     DATED_TABLES,
@@ -32,8 +34,16 @@ from sparecast.data.schema import (
     validate_tables,
 )
 from sparecast.errors import SourceError
+from sparecast.urls import redact_url
 
 __all__ = [
+    "SQLITE_SUFFIXES",
+    "FILE_SUFFIXES",
+    "Source",
+    "SqlSource",
+    "SqliteSource",
+    "FileSource",
+    "open_source",
     "SourceData",
     "load_source",
     "read_long_file",
@@ -44,8 +54,10 @@ __all__ = [
 ]
 
 LONG_COLUMNS = ("unique_id", "ds", "y")
-_FILE_SUFFIXES = (".csv", ".parquet", ".pq")
-_SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+FILE_SUFFIXES = (".csv", ".parquet", ".pq")
+"""Extensions of the long-format files (CSV/Parquet)."""
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+"""Extensions of the files read as SQLite databases."""
 _INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "demand": (("item_id", "date"),),
     "purchase_orders": (("item_id",), ("order_date",)),
@@ -61,24 +73,17 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).expanduser().resolve()}"
 
 
-def _redact(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - display only
-        return url.split("@")[-1]
-
-
 def _engine(url: str, *, must_exist: bool) -> Engine:
     """Create an engine; SourceError (not a SQLAlchemy traceback) for bad URLs/missing drivers.
 
     With ``must_exist`` a SQLite URL must point to an existing file (SQLite would otherwise
     silently create an empty database).
     """
-    shown = _redact(url)
+    shown = redact_url(url)
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
-        raise SourceError(f"{url!r} is not a valid database URL: {exc}") from None
+        raise SourceError(f"{shown!r} is not a valid database URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite" and must_exist:
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:") and not Path(db).exists():
@@ -98,7 +103,7 @@ def _engine(url: str, *, must_exist: bool) -> Engine:
 def _connect_error(url: str, exc: Exception) -> SourceError:
     orig = getattr(exc, "orig", None) or exc
     return SourceError(
-        f"cannot connect to {_redact(url)}: {orig}. Check that the server is running, "
+        f"cannot connect to {redact_url(url)}: {orig}. Check that the server is running, "
         "the host/port/user/password and the database name."
     )
 
@@ -192,7 +197,7 @@ def write_tables(
                 if name in existing:
                     if if_exists == "fail":
                         raise SourceError(
-                            f"table {name} already exists in {_redact(url)}; "
+                            f"table {name} already exists in {redact_url(url)}; "
                             "use if_exists='replace' or 'append'"
                         )
                     if if_exists == "replace":
@@ -324,7 +329,7 @@ def read_tables(
     if unknown:
         raise SourceError(f"unknown table(s) {unknown}; canonical tables are {list(TABLES)}")
     engine = _engine(url, must_exist=True)
-    shown = _redact(url)
+    shown = redact_url(url)
     out: dict[str, pl.DataFrame] = {}
     try:
         with engine.connect() as conn:
@@ -491,6 +496,220 @@ def _items_from_ids(ids: pl.Series) -> pl.DataFrame:
     )
 
 
+class Source(Protocol):
+    """One place the canonical tables come from: a database or a long-format file.
+
+    ``name``: the kind of source ("sql", "sqlite" or "file"); ``kind``: the kind of tables it
+    gives ("sql": the ERP tables; "long_file": demand and the items of its ids); ``url``: the
+    SQLAlchemy URL of a database (it can be extracted incrementally), None for a file.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[Literal["sql", "long_file"]]
+
+    @property
+    def url(self) -> str | None:
+        """The SQLAlchemy URL of a database source, None for a file."""
+        ...
+
+    def describe(self) -> str:
+        """Where the source is, with any password hidden (for messages and run.json)."""
+        ...
+
+    def read_tables(
+        self,
+        tables: Iterable[str] | None = None,
+        since: date | Mapping[str, date | None] | None = None,
+        *,
+        progress: ReadProgress | None = None,
+    ) -> dict[str, pl.DataFrame]:
+        """The canonical ``tables`` as read (canonical names, not validated)."""
+        ...
+
+    def load(
+        self,
+        *,
+        tables: Iterable[str] | None = None,
+        since: date | Mapping[str, date | None] | None = None,
+        validate: bool = True,
+        today: date | str | None = None,
+        window_start: date | str | None = None,
+        window_end: date | str | None = None,
+        strict: bool = False,
+    ) -> SourceData:
+        """The tables, validated unless ``validate=False`` (see ``load_source``)."""
+        ...
+
+
+class SqlSource:
+    """A database at a SQLAlchemy URL (MariaDB, PostgreSQL, SQLite, ...), read through the ERP
+    ``mapping``."""
+
+    name: ClassVar[str] = "sql"
+    kind: ClassVar[Literal["sql", "long_file"]] = "sql"
+
+    def __init__(self, url: str, mapping: ErpMapping | Mapping[str, Any] | None = None) -> None:
+        self._url = url
+        self.mapping = ErpMapping.coerce(mapping)
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL."""
+        return self._url
+
+    def describe(self) -> str:
+        """The URL with its password hidden."""
+        return redact_url(self._url)
+
+    def read_tables(
+        self,
+        tables: Iterable[str] | None = None,
+        since: date | Mapping[str, date | None] | None = None,
+        *,
+        progress: ReadProgress | None = None,
+    ) -> dict[str, pl.DataFrame]:
+        """``read_tables`` of this URL and mapping (default: all six tables)."""
+        names = list(tables) if tables is not None else list(TABLES)
+        return read_tables(self._url, self.mapping, tables=names, since=since, progress=progress)
+
+    def load(
+        self,
+        *,
+        tables: Iterable[str] | None = None,
+        since: date | Mapping[str, date | None] | None = None,
+        validate: bool = True,
+        today: date | str | None = None,
+        window_start: date | str | None = None,
+        window_end: date | str | None = None,
+        strict: bool = False,
+    ) -> SourceData:
+        """The tables (default: all six), validated against each other unless ``validate=False``;
+        ``strict`` raises at the first table with rejected rows."""
+        raw = self.read_tables(tables, since)
+        shown = self.describe()
+        if not validate:
+            return SourceData("sql", shown, raw)
+        results = validate_tables(
+            raw, today=today, window_start=window_start, window_end=window_end
+        )
+        if strict:
+            for r in results.values():
+                r.report.raise_if_rejected()
+        return SourceData(
+            "sql",
+            shown,
+            {t: r.valid for t, r in results.items()},
+            reports={t: r.report for t, r in results.items()},
+            rejected={t: r.rejected for t, r in results.items()},
+        )
+
+
+class SqliteSource(SqlSource):
+    """A SQLite database file (one of ``SQLITE_SUFFIXES``); it must exist."""
+
+    name: ClassVar[str] = "sqlite"
+
+    def __init__(
+        self, path: str | Path, mapping: ErpMapping | Mapping[str, Any] | None = None
+    ) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise SourceError(f"SQLite file {self.path} does not exist; check the path")
+        super().__init__(sqlite_url(self.path), mapping)
+
+    def describe(self) -> str:
+        """The path of the file."""
+        return str(self.path)
+
+
+class FileSource:
+    """A long-format file ``unique_id, ds, y`` (CSV or Parquet): demand only, and an items
+    table made of its ids (no purchasing tables)."""
+
+    name: ClassVar[str] = "file"
+    kind: ClassVar[Literal["sql", "long_file"]] = "long_file"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+
+    @property
+    def url(self) -> None:
+        """A file has no database URL."""
+        return None
+
+    def describe(self) -> str:
+        """The path of the file."""
+        return str(self.path)
+
+    def read_tables(
+        self,
+        tables: Iterable[str] | None = None,
+        since: date | Mapping[str, date | None] | None = None,
+        *,
+        progress: ReadProgress | None = None,
+    ) -> dict[str, pl.DataFrame]:
+        """``demand`` (renamed to the canonical columns, not validated) and ``items`` (its ids);
+        ``tables``, ``since`` and ``progress`` do not apply to a file."""
+        demand = read_long_file(self.path).rename(
+            {"unique_id": "item_id", "ds": "date", "y": "quantity"}
+        )
+        ids = demand["item_id"].cast(pl.String).drop_nulls().unique(maintain_order=True)
+        return {"demand": demand, "items": _items_from_ids(ids)}
+
+    def load(
+        self,
+        *,
+        tables: Iterable[str] | None = None,
+        since: date | Mapping[str, date | None] | None = None,
+        validate: bool = True,
+        today: date | str | None = None,
+        window_start: date | str | None = None,
+        window_end: date | str | None = None,
+        strict: bool = False,
+    ) -> SourceData:
+        """Demand (validated as long format unless ``validate=False``) and the items of its ids
+        (sorted when validated)."""
+        if not validate:
+            return SourceData("long_file", self.describe(), self.read_tables())
+        raw = read_long_file(self.path)
+        res = validate_long(raw, today=today, window_start=window_start, window_end=window_end)
+        if strict:
+            res.report.raise_if_rejected()
+        ids = res.valid["item_id"].unique(maintain_order=True).sort()
+        return SourceData(
+            "long_file",
+            self.describe(),
+            {"demand": res.valid, "items": _items_from_ids(ids)},
+            reports={"demand": res.report},
+            rejected={"demand": res.rejected},
+        )
+
+
+def open_source(
+    location: str | Path, *, mapping: ErpMapping | Mapping[str, Any] | None = None
+) -> Source:
+    """The source ``location`` names: a SQLAlchemy URL (contains ``://``), a SQLite file
+    (``SQLITE_SUFFIXES``, must exist) or a long-format file (``FILE_SUFFIXES``).
+
+    The one place that tells the kind of source from the string. ``mapping`` is the ERP
+    mapping of a database (``[data.erp_mapping]``; a file ignores it).
+    """
+    text = str(location)
+    if "://" in text:
+        return SqlSource(text, mapping)
+    path = Path(text).expanduser()
+    suffix = path.suffix.lower()
+    if suffix in SQLITE_SUFFIXES:
+        return SqliteSource(path, mapping)
+    if suffix in FILE_SUFFIXES:
+        return FileSource(path)
+    raise SourceError(
+        f"cannot tell what kind of source {text!r} is: give a database URL "
+        "(e.g. mysql+pymysql://user@host/db, sqlite:///erp.sqlite), a .sqlite/.db file "
+        "or a long-format .csv/.parquet file"
+    )
+
+
 def load_source(
     source: str | Path,
     *,
@@ -504,86 +723,19 @@ def load_source(
     strict: bool = False,
 ) -> SourceData:
     """Read a source: a SQLAlchemy URL (contains ``://``), a SQLite file (.sqlite/.sqlite3/.db)
-    or a long-format file (.csv/.parquet).
+    or a long-format file (.csv/.parquet); ``open_source(source).load(...)``.
 
     With ``validate`` (default) every table goes through ``sparecast.data.schema`` validation
     (demand against the items table, ``today``/window bounds) and ``strict`` raises
     DataValidationError at the first table with rejected rows. ``tables`` selects the SQL tables
     (default: all six); ``mapping`` is the ERP mapping (``[data.erp_mapping]`` config section).
     """
-    text = str(source)
-    if "://" in text:
-        return _load_sql(
-            text, text, mapping, tables, since, validate, today, window_start, window_end, strict
-        )
-    path = Path(text).expanduser()
-    suffix = path.suffix.lower()
-    if suffix in _SQLITE_SUFFIXES:
-        if not path.exists():
-            raise SourceError(f"SQLite file {path} does not exist; check the path")
-        return _load_sql(
-            sqlite_url(path),
-            str(path),
-            mapping,
-            tables,
-            since,
-            validate,
-            today,
-            window_start,
-            window_end,
-            strict,
-        )
-    if suffix in _FILE_SUFFIXES:
-        raw = read_long_file(path)
-        if not validate:
-            demand = raw.rename({"unique_id": "item_id", "ds": "date", "y": "quantity"})
-            ids = demand["item_id"].cast(pl.String).drop_nulls().unique(maintain_order=True)
-            return SourceData(
-                "long_file", str(path), {"demand": demand, "items": _items_from_ids(ids)}
-            )
-        res = validate_long(raw, today=today, window_start=window_start, window_end=window_end)
-        if strict:
-            res.report.raise_if_rejected()
-        ids = res.valid["item_id"].unique(maintain_order=True).sort()
-        return SourceData(
-            "long_file",
-            str(path),
-            {"demand": res.valid, "items": _items_from_ids(ids)},
-            reports={"demand": res.report},
-            rejected={"demand": res.rejected},
-        )
-    raise SourceError(
-        f"cannot tell what kind of source {text!r} is: give a database URL "
-        "(e.g. mysql+pymysql://user@host/db, sqlite:///erp.sqlite), a .sqlite/.db file "
-        "or a long-format .csv/.parquet file"
-    )
-
-
-def _load_sql(
-    url: str,
-    location: str,
-    mapping: Any,
-    tables: Iterable[str] | None,
-    since: Any,
-    validate: bool,
-    today: Any,
-    window_start: Any,
-    window_end: Any,
-    strict: bool,
-) -> SourceData:
-    names = list(tables) if tables is not None else list(TABLES)
-    raw = read_tables(url, mapping, tables=names, since=since)
-    shown = _redact(location) if "://" in location else location
-    if not validate:
-        return SourceData("sql", shown, raw)
-    results = validate_tables(raw, today=today, window_start=window_start, window_end=window_end)
-    if strict:
-        for r in results.values():
-            r.report.raise_if_rejected()
-    return SourceData(
-        "sql",
-        shown,
-        {t: r.valid for t, r in results.items()},
-        reports={t: r.report for t, r in results.items()},
-        rejected={t: r.rejected for t, r in results.items()},
+    return open_source(source, mapping=mapping).load(
+        tables=tables,
+        since=since,
+        validate=validate,
+        today=today,
+        window_start=window_start,
+        window_end=window_end,
+        strict=strict,
     )

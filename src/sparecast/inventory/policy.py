@@ -8,7 +8,7 @@ Two replenishment policies, both with backorders:
   lumpy demand). Protection interval: lead time + 1 period (an order placed at the end of a
   period arrives at the end of the period ``L`` later; demand is served before the receipts of
   its period, so the stock on hand in the period after the review covers ``L + 1`` periods of
-  demand; the simulation in :mod:`sparecast.evaluate.simulate` confirms the one-period offset).
+  demand; the simulation in :mod:`sparecast.inventory.simulate` confirms the one-period offset).
 - ``RsS`` (periodic review every ``R`` periods): at a review, when ``IP <= s``, order up to
   ``S = s + Q`` (rounded up to the lot size, at least the MOQ). Protection interval: lead time
   plus ``R``.

@@ -10,15 +10,13 @@ orders to chase), ``lead-times``, ``data-quality``
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from sparecast import __version__
-
-if TYPE_CHECKING:
-    from sparecast.pipeline.plan import PlanResult
+from sparecast.inventory.plan import PlanResult
 
 __all__ = ["RISK_BANDS", "report_context", "render_inventory_report"]
 

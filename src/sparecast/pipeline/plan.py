@@ -1,135 +1,49 @@
 """The plan step: forecasts + purchasing data -> inventory policy, order suggestions, report.
 
 ``run_plan`` runs the forecasting pipeline (or reuses ``DIR/forecasts.parquet``), reads the
-purchasing tables of the same source (suppliers, purchase_orders, receipts, stock), estimates
-lead times (:mod:`sparecast.inventory.leadtime`), builds each item's lead-time demand
-distribution and policy (:mod:`sparecast.methods.distributions`, :mod:`sparecast.inventory.policy`)
-and writes ``DIR/policy.parquet`` and ``DIR/inventory_report.html``. ``compute_plan`` is the
-same without any I/O.
+purchasing tables of the same source (suppliers, purchase_orders, receipts, stock), computes the
+plan (:func:`sparecast.inventory.plan.compute_plan`, no I/O) and writes ``DIR/policy.parquet``
+and ``DIR/inventory_report.html``.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
 import polars as pl
 
 from sparecast import __version__
 from sparecast.classify import TierThresholds, classify
 from sparecast.config import Settings
-from sparecast.data.erp import ErpMapping
-from sparecast.data.panel import DemandPanel
-from sparecast.data.schema import validate_table
-from sparecast.data.sources import read_tables
-from sparecast.errors import DataValidationError, OutputError, SourceError
-from sparecast.evaluate.simulate import calibrate_targets, frequency_groups
-from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
-from sparecast.inventory.policy import (
-    distribution_policy,
-    inventory_position,
-    order_quantity,
-    protection_review_periods,
-    resolve_item_column,
-    service_targets,
-    stockout_probability,
-    suggested_order,
+from sparecast.errors import DataValidationError, SourceError
+from sparecast.inventory.plan import PlanResult, compute_plan
+from sparecast.inventory.report import render_inventory_report
+from sparecast.pipeline.console import plan_summary_lines
+from sparecast.pipeline.load import LoadedData, load_panel
+from sparecast.pipeline.outputs import (
+    PLAN_FILES,
+    POLICY_FILE,
+    REJECTED_FILE,
+    REPORT_FILE,
+    prepare_output_dir,
 )
-from sparecast.methods.distributions import lead_time_demand
-from sparecast.pipeline.steps import (
-    LoadedData,
-    Progress,
-    RunOutcome,
-    _database_url,
-    _no_progress,
-    _redact,
-    load_panel,
-    run_pipeline,
-)
+from sparecast.pipeline.progress import Progress, no_progress
+from sparecast.pipeline.steps import RunOutcome, run_pipeline
+from sparecast.urls import redact_url
 
 __all__ = [
     "PLAN_TABLES",
-    "POLICY_FILE",
-    "REPORT_FILE",
-    "REJECTED_FILE",
-    "POLICY_COLUMNS",
-    "PlanResult",
     "PlanOutcome",
-    "compute_plan",
     "write_plan",
     "run_plan",
 ]
 
 PLAN_TABLES: tuple[str, ...] = ("suppliers", "purchase_orders", "receipts", "stock")
 """The canonical tables the plan reads besides items and demand."""
-POLICY_FILE = "policy.parquet"
-REPORT_FILE = "inventory_report.html"
-REJECTED_FILE = "rejected_purchasing.parquet"
-_PLAN_FILES = (POLICY_FILE, REPORT_FILE, REJECTED_FILE)
-
-_PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
-HIGH_RISK = 0.5
-"""Stockout risk at or above which an item counts as "at risk" in the summary and report."""
-
-POLICY_COLUMNS: dict[str, pl.DataType] = {
-    "unique_id": pl.String(),
-    "description": pl.String(),
-    "category": pl.String(),
-    "tier": pl.String(),
-    "active": pl.Boolean(),
-    "supplier_id": pl.String(),
-    "supplier_name": pl.String(),
-    "unit_cost": pl.Float64(),
-    "on_hand": pl.Float64(),
-    "backorders": pl.Float64(),
-    "open_quantity": pl.Float64(),
-    "inventory_position": pl.Float64(),
-    "next_receipt_date": pl.Date(),
-    "forecast_per_period": pl.Float64(),
-    "forecast_horizon_total": pl.Float64(),
-    "days_of_cover": pl.Float64(),
-    "lead_time_mean_days": pl.Float64(),
-    "lead_time_std_days": pl.Float64(),
-    "lead_time_n_orders": pl.Int64(),
-    "lead_time_source": pl.String(),
-    "distribution": pl.String(),
-    "mean_lead_time_demand": pl.Float64(),
-    "policy": pl.String(),
-    "target_type": pl.String(),
-    "service_target": pl.Float64(),
-    "policy_target": pl.Float64(),
-    "safety_stock": pl.Float64(),
-    "reorder_point": pl.Float64(),
-    "order_quantity": pl.Float64(),
-    "order_up_to": pl.Float64(),
-    "suggested_order": pl.Float64(),
-    "order_value": pl.Float64(),
-    "stockout_risk": pl.Float64(),
-    "expected_fill_rate": pl.Float64(),
-    "cycle_service_level": pl.Float64(),
-    "order_rank": pl.Int64(),
-}
-"""Columns of policy.parquet in order (documented in the README, served by the API)."""
-
-
-@dataclass
-class PlanResult:
-    """What the plan computed: ``policy`` (one row per item, POLICY_COLUMNS), the lead-time
-    result, every rejected purchasing/stock row, notes that change the result, headline figures
-    (``summary``) and timings."""
-
-    policy: pl.DataFrame
-    lead_times: LeadTimeResult
-    rejected: pl.DataFrame
-    today: date
-    notes: list[str] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,416 +57,11 @@ class PlanOutcome:
     summary_lines: list[str]
 
 
-def _stock_per_item(
-    stock: pl.DataFrame, item_ids: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, pl.DataFrame, date | None]:
-    """(on_hand >= 0, backorders >= 0, has a stock row, rejected stock rows, latest as_of) in
-    ``item_ids`` order.
-
-    A negative on_hand is a backorder (the ERP booked issues it could not fill): on hand 0,
-    backorders ``-on_hand``. Rows for items not in the items table are rejected.
-    """
-    checked = validate_table("stock", stock)
-    rows = np.setdiff1d(
-        np.arange(stock.height), checked.rejected["input_row"].cast(pl.Int64).to_numpy()
-    )
-    valid = checked.valid.with_columns(pl.Series("input_row", rows, dtype=pl.Int64))
-    known = pl.Series(item_ids, dtype=pl.String).implode()
-    unknown = valid.filter(~pl.col("item_id").is_in(known))
-    rejected = pl.concat(
-        [
-            checked.rejected.select(
-                pl.lit("stock").alias("table"),
-                pl.col("input_row").cast(pl.Int64),
-                pl.lit(None, pl.String).alias("po_id"),
-                pl.col("item_id").cast(pl.String),
-                pl.col("reason"),
-                pl.lit("").alias("detail"),
-            ),
-            unknown.select(
-                pl.lit("stock").alias("table"),
-                "input_row",
-                pl.lit(None, pl.String).alias("po_id"),
-                "item_id",
-                pl.lit("unknown_item").alias("reason"),
-                pl.format("on_hand={}", pl.col("on_hand")).alias("detail"),
-            ),
-        ]
-    )
-    valid = valid.filter(pl.col("item_id").is_in(known))
-    lookup = dict(zip(valid["item_id"].to_list(), valid["on_hand"].to_list(), strict=True))
-    raw = np.array([lookup.get(i, np.nan) for i in item_ids], dtype=np.float64)
-    has_row = np.isfinite(raw)
-    raw = np.where(has_row, raw, 0.0)
-    as_of = cast(date | None, valid["as_of"].max()) if valid.height else None
-    return np.maximum(raw, 0.0), np.maximum(-raw, 0.0), has_row, rejected, as_of
-
-
-def _forecast_per_item(
-    forecasts: pl.DataFrame | None, panel: DemandPanel
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(mean forecast per period, total over the horizon, items without a forecast) in panel
-    order; an item without a forecast gets its history mean per period."""
-    ids = panel.item_ids.astype(str)
-    history_mean = np.maximum(panel.y, 0).mean(axis=1, dtype=np.float64)
-    if forecasts is None or forecasts.height == 0:
-        return history_mean, np.full(ids.size, np.nan), ids.size
-    per = forecasts.group_by("unique_id").agg(
-        pl.col("forecast").mean().alias("_mean"), pl.col("forecast").sum().alias("_total")
-    )
-    joined = pl.DataFrame({"unique_id": ids}).join(
-        per, on="unique_id", how="left", maintain_order="left"
-    )
-    mean = joined["_mean"].to_numpy().astype(np.float64)
-    missing = ~np.isfinite(mean)
-    mean = np.where(missing, history_mean, np.maximum(mean, 0.0))
-    total = joined["_total"].fill_null(np.nan).to_numpy().astype(np.float64)
-    return mean, total, int(missing.sum())
-
-
-def compute_plan(
-    panel: DemandPanel,
-    classification: pl.DataFrame,
-    forecasts: pl.DataFrame | None,
-    tables: dict[str, pl.DataFrame],
-    settings: Settings,
-    *,
-    today: date,
-    progress: Progress = _no_progress,
-) -> PlanResult:
-    """The policy of every item of ``panel`` from its history, its forecast (``forecasts`` long
-    format with a ``forecast`` column) and the raw purchasing ``tables`` (purchase_orders,
-    receipts, stock; items and suppliers optional). No I/O.
-
-    Lead times are converted to the panel's periods (days / 1, 7 or 30.44); ``order_cover_days``
-    and ``review_period_days`` likewise. The protection interval is the lead time plus one
-    period (sQ, reviewed every period) or plus the review period (RsS), see
-    ``sparecast.inventory.policy.protection_review_periods``.
-    """
-    inv = settings.inventory
-    timings: dict[str, float] = {}
-    notes: list[str] = []
-    missing = [t for t in ("purchase_orders", "receipts", "stock") if t not in tables]
-    if missing:
-        raise SourceError(
-            f"the plan needs the purchasing tables {missing}; give a database source with "
-            "purchase_orders, receipts and stock (map their names in [data.erp_mapping])"
-        )
-    ids = [str(i) for i in panel.item_ids]
-    items = validate_table("items", tables["items"]).valid if "items" in tables else None
-    suppliers = (
-        validate_table("suppliers", tables["suppliers"]).valid if "suppliers" in tables else None
-    )
-
-    t0 = time.perf_counter()
-    lt = lead_time_stats(
-        tables["purchase_orders"],
-        tables["receipts"],
-        suppliers=suppliers,
-        items=items if items is not None else pl.DataFrame({"item_id": ids}),
-        min_orders=inv.lead_time_min_orders,
-        max_samples=inv.lead_time_max_samples,
-        today=today,
-    )
-    on_hand, backorders, has_stock, stock_rejected, as_of = _stock_per_item(tables["stock"], ids)
-    rejected = pl.concat([lt.rejected, stock_rejected])
-    timings["lead_times_s"] = time.perf_counter() - t0
-    if as_of is not None and as_of < today:
-        notes.append(f"stock is as of {as_of}, before today ({today})")
-    n_no_stock = int((~has_stock).sum())
-    if n_no_stock:
-        notes.append(f"{n_no_stock} item(s) have no stock row: on hand 0")
-
-    period_days = _PERIOD_DAYS[panel.freq]
-    lt_samples = [s / period_days for s in lt.samples_for(ids)]
-    # protection interval: lead time + 1 period (sQ, reviewed every period) or + R (RsS)
-    review = protection_review_periods(inv.policy, inv.review_period_days / period_days)
-    t0 = time.perf_counter()
-    ltd = lead_time_demand(
-        panel.y,
-        lt_samples,
-        review_period=review,
-        method=inv.distribution,
-        n_samples=inv.n_samples,
-        seed=inv.seed,
-        chunk_size=inv.chunk_size,
-        progress=progress,
-    )
-    timings["lead_time_demand_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    tiers = (
-        pl.DataFrame({"unique_id": ids})
-        .join(classification.select("unique_id", "tier"), on="unique_id", how="left")["tier"]
-        .fill_null("very_intermittent")
-        .to_list()
-    )
-    override = resolve_item_column(items, ids, inv.item_target_column, np.nan)
-    targets = service_targets(tiers, inv, item_ids=ids, item_override=override)
-    moq = resolve_item_column(items, ids, inv.moq_column, inv.moq)
-    lot = resolve_item_column(items, ids, inv.lot_size_column, inv.lot_size)
-    rate, total, n_no_fc = _forecast_per_item(forecasts, panel)
-    if n_no_fc and forecasts is not None:
-        notes.append(f"{n_no_fc} item(s) have no forecast: their history mean sets the lot size")
-    q = order_quantity(rate, inv.order_cover_days / period_days, moq, lot)
-    timings["policy_s"] = time.perf_counter() - t0
-    policy_targets = targets
-    if inv.calibrate and inv.target_type == "fill_rate":
-        t0 = time.perf_counter()
-        policy_targets = _calibrated_targets(
-            panel, lt_samples, targets, q, moq, lot, period_days, settings, notes
-        )
-        timings["calibration_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pol = distribution_policy(
-        ltd, policy_targets, q, target_type=inv.target_type, policy=inv.policy
-    )
-    open_qty = lt.open_quantity_for(ids)
-    ip = inventory_position(on_hand, open_qty, backorders)
-    order = suggested_order(pol, ip, moq, lot)
-    active = resolve_item_column(
-        items.with_columns(pl.col("active").cast(pl.Float64)) if items is not None else None,
-        ids,
-        "active",
-        1.0,
-    ).astype(bool)
-    if not active.all():  # items.active = false: phased out, never reordered
-        order = np.where(active, order, 0.0)
-        notes.append(f"{int((~active).sum())} inactive item(s) (items.active = false): no orders")
-    # no demand expected over the protection interval (no demand in the history): an order
-    # would only add dead stock, although IP = 0 <= s = 0
-    dead = (pol.mean_demand <= 0) & (order > 0)
-    if dead.any():
-        order = np.where(dead, 0.0, order)
-        notes.append(f"{int(dead.sum())} item(s) without any demand in the history: no orders")
-    risk = stockout_probability(ltd, ip)
-    timings["policy_s"] += time.perf_counter() - t0
-
-    policy = _policy_frame(
-        ids,
-        items,
-        lt,
-        tiers,
-        active,
-        on_hand,
-        backorders,
-        open_qty,
-        ip,
-        rate,
-        total,
-        period_days,
-        pol,
-        order,
-        risk,
-        targets,
-        settings,
-    )
-    n_order = int((order > 0).sum())
-    summary = {
-        "today": today.isoformat(),
-        "stock_as_of": as_of.isoformat() if as_of else None,
-        "n_items": len(ids),
-        "policy": inv.policy,
-        "target_type": inv.target_type,
-        "distribution": inv.distribution,
-        "n_to_order": n_order,
-        "order_value": float(np.nansum(policy["order_value"].to_numpy())),
-        "stock_value": float(np.nansum(on_hand * policy["unit_cost"].fill_null(np.nan).to_numpy())),
-        "n_at_risk": int((risk >= HIGH_RISK).sum()),
-        "mean_stockout_risk": float(risk.mean()) if risk.size else 0.0,
-        "mean_expected_fill_rate": float(pol.expected_fill_rate.mean()) if risk.size else 0.0,
-        "n_open_orders": lt.open_orders.height,
-        "n_overdue_orders": int(lt.open_orders["overdue"].sum()),
-        "lead_time_sources": dict(
-            policy.group_by("lead_time_source").len().sort("lead_time_source").iter_rows()
-        ),
-        "rejected_rows": rejected.height,
-        "rejected_by_reason": {
-            f"{t}.{r}": n
-            for t, r, n in rejected.group_by("table", "reason")
-            .len()
-            .sort("table", "reason")
-            .iter_rows()
-        },
-    }
-    return PlanResult(policy, lt, rejected, today, notes, summary, timings)
-
-
-def _calibrated_targets(
-    panel: DemandPanel,
-    lt_samples: list[np.ndarray],
-    targets: np.ndarray,
-    q: np.ndarray,
-    moq: np.ndarray,
-    lot: np.ndarray,
-    period_days: float,
-    settings: Settings,
-    notes: list[str],
-) -> np.ndarray:
-    """The nominal fill-rate targets that reached ``targets`` in a backtest on the history.
-
-    The last third of the history is the holdout (policies set on the first two thirds are
-    simulated on it after a warm-up of about 60 days); see ``calibrate_targets``. Histories
-    shorter than ``inventory.calibration_min_periods`` keep the targets, with a note."""
-    inv = settings.inventory
-    n_periods = panel.n_periods
-    if n_periods < inv.calibration_min_periods:
-        notes.append(
-            f"targets not calibrated: {n_periods} periods of history, fewer than "
-            f"inventory.calibration_min_periods = {inv.calibration_min_periods}"
-        )
-        return targets
-    holdout = n_periods // 3
-    warmup = max(1, min(holdout // 3, round(60 / period_days)))
-    review = max(1, round(inv.review_period_days / period_days))
-    targets = np.asarray(targets, dtype=np.float64)
-    groups = frequency_groups(panel.y[:, : n_periods - holdout])
-    sample = np.arange(panel.n_items)
-    if sample.size > inv.calibration_max_items:
-        rng = np.random.default_rng(inv.seed)
-        sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
-    nominal_sample = calibrate_targets(
-        panel.y[sample],
-        [lt_samples[i] for i in sample],
-        targets[sample],
-        q[sample],
-        holdout=holdout,
-        warmup=warmup,
-        policy=inv.policy,
-        review_period=review,
-        distribution=inv.distribution,
-        n_samples=inv.n_samples,
-        groups=groups[sample],
-        moq=np.broadcast_to(moq, targets.shape)[sample],
-        lot_size=np.broadcast_to(lot, targets.shape)[sample],
-        seed=inv.seed,
-    )
-    # the nominal target is a function of (group, target): carry the sample's to every item
-    factor = {
-        (int(g), float(t)): float(n)
-        for g, t, n in zip(groups[sample], targets[sample], nominal_sample, strict=True)
-    }
-    nominal = np.array(
-        [factor.get((int(g), float(t)), t) for g, t in zip(groups, targets, strict=True)]
-    )
-    raised = nominal > np.asarray(targets) + 1e-12
-    notes.append(
-        f"targets calibrated on the last {holdout} periods of {sample.size} item(s): "
-        f"{int(raised.sum())} item(s) planned "
-        f"at a higher nominal fill rate (policy_target, mean {float(nominal.mean()):.4f}) to "
-        f"reach service_target (mean {float(np.mean(targets)):.4f}) out of sample"
-    )
-    return nominal
-
-
-def _policy_frame(
-    ids: list[str],
-    items: pl.DataFrame | None,
-    lt: LeadTimeResult,
-    tiers: list[str],
-    active: np.ndarray,
-    on_hand: np.ndarray,
-    backorders: np.ndarray,
-    open_qty: np.ndarray,
-    ip: np.ndarray,
-    rate: np.ndarray,
-    total: np.ndarray,
-    period_days: float,
-    pol: Any,
-    order: np.ndarray,
-    risk: np.ndarray,
-    targets: np.ndarray,
-    settings: Settings,
-) -> pl.DataFrame:
-    inv = settings.inventory
-    n = len(ids)
-    base = pl.DataFrame({"unique_id": ids})
-    attrs = items if items is not None else pl.DataFrame({"item_id": ids})
-    for col, dtype in (
-        ("description", pl.String),
-        ("category", pl.String),
-        ("unit_cost", pl.Float64),
-    ):
-        if col not in attrs.columns:
-            attrs = attrs.with_columns(pl.lit(None, dtype).alias(col))
-    base = base.join(
-        attrs.select(pl.col("item_id").alias("unique_id"), "description", "category", "unit_cost"),
-        on="unique_id",
-        how="left",
-        maintain_order="left",
-    )
-    lead = lt.per_item.select(
-        pl.col("item_id").alias("unique_id"),
-        "supplier_id",
-        "lead_time_mean_days",
-        "lead_time_std_days",
-        pl.col("n_orders").alias("lead_time_n_orders"),
-        "lead_time_source",
-    )
-    base = base.join(lead, on="unique_id", how="left", maintain_order="left")
-    base = base.join(
-        lt.suppliers.select("supplier_id", pl.col("name").alias("supplier_name")),
-        on="supplier_id",
-        how="left",
-        maintain_order="left",
-    ).join(
-        lt.open_quantity.select(
-            pl.col("item_id").alias("unique_id"),
-            pl.col("next_expected_date").alias("next_receipt_date"),
-        ),
-        on="unique_id",
-        how="left",
-        maintain_order="left",
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cover = np.where(rate > 0, on_hand / rate * period_days, np.inf)
-    frame = base.with_columns(
-        pl.Series("tier", tiers, dtype=pl.String),
-        pl.Series("active", active),
-        pl.Series("on_hand", on_hand),
-        pl.Series("backorders", backorders),
-        pl.Series("open_quantity", open_qty),
-        pl.Series("inventory_position", ip),
-        pl.Series("forecast_per_period", rate),
-        pl.Series("forecast_horizon_total", total).fill_nan(None),
-        pl.Series("days_of_cover", cover),
-        pl.Series("distribution", np.asarray(pol.method).astype(str), dtype=pl.String),
-        pl.Series("mean_lead_time_demand", pol.mean_demand),
-        pl.lit(inv.policy).alias("policy"),
-        pl.lit(inv.target_type).alias("target_type"),
-        pl.Series("service_target", np.asarray(targets, dtype=np.float64)),
-        pl.Series("policy_target", pol.target),
-        pl.Series("safety_stock", pol.safety_stock),
-        pl.Series("reorder_point", pol.reorder_point),
-        pl.Series("order_quantity", pol.order_quantity),
-        pl.Series("order_up_to", pol.order_up_to),
-        pl.Series("suggested_order", order),
-        pl.Series("stockout_risk", risk),
-        pl.Series("expected_fill_rate", pol.expected_fill_rate),
-        pl.Series("cycle_service_level", pol.cycle_service_level),
-    ).with_columns((pl.col("suggested_order") * pl.col("unit_cost")).alias("order_value"))
-    # rank of the suggested orders: highest stockout risk first, then highest order value
-    ranked = (
-        frame.filter(pl.col("suggested_order") > 0)
-        .sort(
-            ["stockout_risk", "order_value", "unique_id"],
-            descending=[True, True, False],
-            nulls_last=True,
-        )
-        .select("unique_id", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("order_rank"))
-    )
-    frame = frame.join(ranked, on="unique_id", how="left", maintain_order="left")
-    assert frame.height == n
-    return frame.select([pl.col(c).cast(t) for c, t in POLICY_COLUMNS.items()])
-
-
 def write_plan(
     output_dir: Path, plan: PlanResult, *, source: str, forecasts_reused: bool
 ) -> dict[str, str]:
     """Write policy.parquet, inventory_report.html, rejected_purchasing.parquet (only if any)
     and the ``plan`` section of run.json into ``output_dir``."""
-    from sparecast.inventory.report import render_inventory_report
-
     paths: dict[str, str] = {}
     plan.policy.write_parquet(output_dir / POLICY_FILE)
     paths["policy"] = str(output_dir / POLICY_FILE)
@@ -582,39 +91,6 @@ def write_plan(
     return paths
 
 
-def plan_summary_lines(plan: PlanResult) -> list[str]:
-    """Human lines for the console."""
-    s = plan.summary
-    lines = [
-        f"policy {s['policy']} ({s['target_type']} targets), {s['n_items']:,} items: "
-        f"{s['n_to_order']:,} to order now, order value {s['order_value']:,.2f}; "
-        f"stock value {s['stock_value']:,.2f}",
-        f"stockout risk >= {HIGH_RISK:.0%}: {s['n_at_risk']:,} items; mean expected fill rate "
-        f"{s['mean_expected_fill_rate']:.1%}",
-        f"open purchase orders: {s['n_open_orders']:,} ({s['n_overdue_orders']:,} overdue)",
-        "lead times from: " + ", ".join(f"{k} {v:,}" for k, v in s["lead_time_sources"].items()),
-    ]
-    if s["rejected_rows"]:
-        lines.append(
-            f"rejected purchasing/stock rows: {s['rejected_rows']:,} ("
-            + ", ".join(f"{k} {v}" for k, v in s["rejected_by_reason"].items())
-            + f"), listed in {REJECTED_FILE}"
-        )
-    return lines
-
-
-def _remove_plan_files(output_dir: Path) -> None:
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        for name in _PLAN_FILES:
-            (output_dir / name).unlink(missing_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write to the output directory {output_dir}: {exc.strerror or exc}; "
-            "give a writable directory with --output"
-        ) from None
-
-
 def run_plan(
     source: str,
     output_dir: Path,
@@ -622,7 +98,7 @@ def run_plan(
     *,
     reuse_forecasts: bool = False,
     full_extract: bool = False,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> PlanOutcome:
     """Forecast (the whole ``run_pipeline``, or ``DIR/forecasts.parquet`` with
     ``reuse_forecasts``), then plan and write the plan's files into ``output_dir``."""
@@ -636,7 +112,7 @@ def run_plan(
                 f"--reuse-forecasts: no forecasts.parquet in {output_dir}; run `sparecast run` "
                 "(or `sparecast plan` without --reuse-forecasts) into this directory first"
             )
-        _remove_plan_files(output_dir)
+        prepare_output_dir(output_dir, PLAN_FILES)
         forecasts = pl.read_parquet(fc_path)
         if not {"unique_id", "forecast"} <= set(forecasts.columns):
             raise SourceError(
@@ -681,10 +157,7 @@ def run_plan(
         # Incremental extraction appends purchase orders by order date, so changes to older
         # lines (cancelled, re-quantified, re-promised) would never be seen: open quantities
         # must come from the current table, re-read in full (receipts only ever grow).
-        url = _database_url(source)
-        assert url is not None
-        mapping = ErpMapping.from_dict(settings.data.erp_mapping)
-        tables["purchase_orders"] = read_tables(url, mapping, tables=["purchase_orders"])[
+        tables["purchase_orders"] = loaded.source.read_tables(["purchase_orders"])[
             "purchase_orders"
         ]
     plan = compute_plan(
@@ -702,5 +175,7 @@ def run_plan(
             + ", ".join(f"{k} {v}" for k, v in plan.summary["rejected_by_reason"].items())
             + "); fix them in the source or run without --strict"
         )
-    paths = write_plan(output_dir, plan, source=_redact(source), forecasts_reused=reuse_forecasts)
+    paths = write_plan(
+        output_dir, plan, source=redact_url(source), forecasts_reused=reuse_forecasts
+    )
     return PlanOutcome(plan, run, paths, plan_summary_lines(plan))

@@ -15,9 +15,10 @@ import numpy as np
 import polars as pl
 
 from sparecast import __version__
-from sparecast.config import Settings, redact_url
+from sparecast.config import Settings
 from sparecast.data.panel import DemandPanel
 from sparecast.store.history import ForecastStore, RunMeta, default_store_url
+from sparecast.urls import redact_url
 
 __all__ = ["StoredRun", "store_url_for", "actuals_frame", "run_meta", "store_run"]
 

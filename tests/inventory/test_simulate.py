@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from sparecast.errors import ConfigError
-from sparecast.evaluate.simulate import (
+from sparecast.inventory.simulate import (
     calibrate_targets,
     compare_policies,
     frequency_groups,

@@ -1,3 +1,5 @@
+"""Incremental extraction of an ERP database into Parquet files (sparecast.data.extract)."""
+
 from __future__ import annotations
 
 import json
@@ -8,53 +10,11 @@ import polars as pl
 import pytest
 
 from sparecast.data.demo import generate_demo_erp, write_tables
-from sparecast.data.erp import ErpMapping, extract_incremental, read_extract
-from sparecast.data.sources import sqlite_url
+from sparecast.data.extract import extract_incremental, read_extract
+from sparecast.data.sources import load_source, read_tables, sqlite_url
 from sparecast.errors import ConfigError, SourceError
 
 END = date(2026, 10, 31)
-
-
-def test_mapping_defaults_and_dict() -> None:
-    m = ErpMapping()
-    assert m.table_name("demand") == "demand"
-    assert m.column_map("demand") == {
-        "item_id": "item_id",
-        "date": "date",
-        "quantity": "quantity",
-        "line_id": "line_id",
-    }
-    m = ErpMapping.from_dict(
-        {
-            "demand": {
-                "table": "MTL_ISSUES",
-                "columns": {"item_id": "ITEM_NO", "date": "TRX_DATE", "quantity": "QTY"},
-            }
-        }
-    )
-    assert m.table_name("demand") == "MTL_ISSUES"
-    assert m.column_map("demand")["date"] == "TRX_DATE"
-    assert m.table_name("items") == "items"
-    assert m.fingerprint() != ErpMapping().fingerprint()
-    assert ErpMapping.coerce(None) == ErpMapping()
-
-
-def test_mapping_errors_name_the_problem(tmp_path: Path) -> None:
-    with pytest.raises(
-        ConfigError,
-        match=r"\[data.erp_mapping.demand.columns\] has unknown canonical column\(s\) "
-        r"\['qty', 'day'\]",
-    ):
-        ErpMapping.from_dict({"demand": {"columns": {"qty": "QTY", "day": "D", "item_id": "X"}}})
-    with pytest.raises(ConfigError, match=r"unknown table\(s\) \['demnd'\]"):
-        ErpMapping.from_dict({"demnd": {"table": "X"}})
-    with pytest.raises(ConfigError, match=r"data.erp_mapping.items.colums"):
-        ErpMapping.from_dict({"items": {"colums": {}}})
-    toml = tmp_path / "sparecast.toml"
-    toml.write_text('[data.erp_mapping.demand]\ntable = "ISSUES"\ncolumns = { quantity = "QTY" }\n')
-    assert ErpMapping.from_toml(toml).table_name("demand") == "ISSUES"
-    with pytest.raises(ConfigError, match="does not exist"):
-        ErpMapping.from_toml(tmp_path / "nope.toml")
 
 
 def _new_rows(demo: dict[str, pl.DataFrame], days: int) -> dict[str, pl.DataFrame]:
@@ -175,8 +135,6 @@ def test_extraction_errors(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_round_trip_and_incremental_mariadb(mariadb_url: str, tmp_path: Path) -> None:
-    from sparecast.data.sources import load_source, read_tables
-
     demo = generate_demo_erp(n_items=150, n_days=60, seed=2, end_date=END)
     write_tables(demo, mariadb_url)
     back = read_tables(mariadb_url)
@@ -186,28 +144,3 @@ def test_round_trip_and_incremental_mariadb(mariadb_url: str, tmp_path: Path) ->
     src = load_source(mariadb_url)
     assert src.kind == "sql" and all(r.ok for r in src.reports.values())
     _check_incremental(mariadb_url, tmp_path / "state", demo)
-
-
-@pytest.mark.integration
-def test_mapping_mariadb(mariadb_url: str) -> None:
-    from sparecast.data.sources import read_tables
-
-    demo = generate_demo_erp(n_items=40, n_days=30, seed=9, end_date=END)
-    write_tables(
-        {
-            "MTL_ISSUES": demo["demand"].rename(
-                {"item_id": "ITEM_NO", "date": "TRX_DATE", "quantity": "QTY"}
-            )
-        },
-        mariadb_url,
-    )
-    mapping = {
-        "demand": {
-            "table": "MTL_ISSUES",
-            "columns": {"item_id": "ITEM_NO", "date": "TRX_DATE", "quantity": "QTY"},
-        }
-    }
-    got = read_tables(mariadb_url, mapping, tables=["demand"])["demand"]
-    assert got.sort(got.columns).equals(demo["demand"].sort(demo["demand"].columns))
-    with pytest.raises(SourceError, match=r"lacks table\(s\) items"):
-        read_tables(mariadb_url, mapping, tables=["items"])

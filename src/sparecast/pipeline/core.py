@@ -1,0 +1,211 @@
+"""The core run: classify, backtest, route every item to a method (the hybrid router) and
+forecast the horizon. Numeric only; ``sparecast.pipeline.outputs`` writes the result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from sparecast.classify import TierThresholds, classify
+from sparecast.config import Settings
+from sparecast.core import forecast_arrays, forecasts_to_frame
+from sparecast.data.panel import DemandPanel
+from sparecast.errors import MethodError
+from sparecast.evaluate.backtest import SCORE_METRICS, BacktestResult, backtest
+from sparecast.methods import get_method
+from sparecast.methods.hybrid import HybridRouter
+from sparecast.pipeline.progress import Progress, no_progress
+
+__all__ = ["CoreResult", "fitting_windows", "make_router", "run_core"]
+
+
+@dataclass
+class CoreResult:
+    """Everything the forecasting core computed for one panel."""
+
+    classification: pl.DataFrame
+    backtest: BacktestResult | None
+    selection: pl.DataFrame
+    forecasts: pl.DataFrame | None
+    summary: pl.DataFrame | None
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def fitting_windows(n_periods: int, h: int, settings: Settings) -> int:
+    """How many of the configured backtest windows fit in ``n_periods`` (0: none)."""
+    step = settings.backtest.step or h
+    spare = n_periods - h - settings.backtest.seasonality - 1
+    if spare < 0:
+        return 0
+    return min(settings.backtest.n_windows, spare // step + 1)
+
+
+def make_router(settings: Settings) -> HybridRouter:
+    """The HybridRouter the settings describe ([router], [backtest], [tiers], method_params);
+    the top-level ``methods`` (or ``--methods``) are the auto mode's candidates when
+    ``router.candidates`` is not set."""
+    r = settings.router
+    return HybridRouter(
+        r.mode,
+        candidates=r.candidates if r.candidates is not None else settings.methods,
+        rules=r.rules,
+        metric=r.metric,
+        select_by=r.select_by,
+        min_history=r.min_history,
+        top_k=r.top_k,
+        fallback=r.fallback,
+        n_windows=settings.backtest.n_windows,
+        step=settings.backtest.step,
+        seasonality=settings.backtest.seasonality,
+        params=settings.method_params,
+        tiers=TierThresholds(
+            high_volume=settings.tiers.high_volume,
+            regular=settings.tiers.regular,
+            intermittent=settings.tiers.intermittent,
+        ),
+        stockout_weight=settings.backtest.stockout_weight,
+    )
+
+
+def _reported_methods(router: HybridRouter) -> list[str]:
+    """Methods the pipeline backtests and forecasts (one column each): the auto mode's
+    candidates and fallback; in rules mode the rules' methods, the fallback and the naive and
+    moving-average baselines the summary compares with."""
+    if router.mode == "auto":
+        return router.backtest_methods()
+    names = [*router.rule_map().values(), router.fallback, "naive", "ma"]
+    return [get_method(n).name for n in dict.fromkeys(names)]
+
+
+def run_core(
+    panel: DemandPanel,
+    settings: Settings,
+    *,
+    with_forecast: bool = True,
+    progress: Progress = no_progress,
+) -> CoreResult:
+    """Classify, backtest, route every item to a method (the hybrid router: rules or the best
+    backtest score per class/item) and forecast the horizon."""
+    timings: dict[str, float] = {}
+    h = settings.horizon
+    router = make_router(settings)
+    router.validate_params()
+    names = _reported_methods(router)
+    t0 = time.perf_counter()
+    classification = classify(panel, thresholds=router.tiers)
+    timings["classify_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    notes: list[str] = []
+    n_windows = fitting_windows(panel.n_periods, h, settings)
+    bt: BacktestResult | None = None
+    summary: pl.DataFrame | None = None
+    fallback = settings.router.fallback
+    metric = settings.router.metric
+    if n_windows == 0:
+        if not with_forecast:  # a backtest was asked for: say why there is none
+            backtest(
+                panel, h=h, methods=names, n_windows=1, seasonality=settings.backtest.seasonality
+            )
+        if router.mode == "auto":
+            notes.append(
+                f"backtest skipped: fallback {fallback}: history of {panel.n_periods} periods "
+                f"too short to backtest a horizon of {h}; every item uses {fallback}"
+            )
+        else:
+            notes.append(
+                f"backtest skipped: history of {panel.n_periods} periods too short to backtest "
+                f"a horizon of {h}; the rules choose without it"
+            )
+        router.fit(panel, h, classification=classification)
+        router.notes_.clear()  # said above
+    else:
+        if n_windows < settings.backtest.n_windows:
+            notes.append(
+                f"backtest on {n_windows} window(s) instead of {settings.backtest.n_windows}: "
+                f"the history has {panel.n_periods} periods"
+            )
+        bt = backtest(
+            panel,
+            h=h,
+            methods=names,
+            n_windows=n_windows,
+            step=settings.backtest.step,
+            params={k: v for k, v in settings.method_params.items() if k in names},
+            seasonality=settings.backtest.seasonality,
+            progress=lambda done, total, label: progress(f"backtest {label}", done, total),
+            percentage_items=classification["tier"].is_in(["high_volume", "regular"]).to_numpy(),
+            keep_errors=settings.router.top_k > 1,
+            stockout_weight=settings.backtest.stockout_weight,
+        )
+        router.fit(panel, h, classification=classification, backtest_result=bt)
+        # combinations (top_k > 1) are scored like methods, so that the outputs show them
+        bt = bt.with_combinations(router.selection_["method"].unique(maintain_order=True))
+        bt.errors = None  # not needed any more; they are the largest part of the result
+        summary_metric = metric if metric in SCORE_METRICS else "mase"
+        summary = pl.concat(
+            [
+                bt.summary(classification, metric=summary_metric)
+                .rename({"sb_class": "group"})
+                .with_columns(pl.lit("class").alias("grouping")),
+                bt.summary(classification, metric=summary_metric, by="tier")
+                .rename({"tier": "group"})
+                .filter(pl.col("group") != "all")
+                .with_columns(pl.lit("tier").alias("grouping")),
+            ]
+        ).select("grouping", pl.exclude("grouping"))
+    notes += router.notes_
+    selection = router.selection_.join(
+        classification.select("unique_id", "sb_class", "tier"), on="unique_id", how="left"
+    ).select("unique_id", "method", "reason", "sb_class", "tier")
+    timings["backtest_s"] = time.perf_counter() - t0
+
+    forecasts = None
+    if with_forecast:
+        t0 = time.perf_counter()
+        done = [0]
+
+        def step(name: str) -> None:
+            done[0] += 1
+            progress(f"forecast {name}", done[0], len(names))
+
+        # a method that cannot run on this panel (e.g. LightGBM on a single period) is left
+        # out of the columns with a note, and the items it would serve get the fallback
+        values: dict[str, np.ndarray] = {}
+        failed: dict[str, str] = {}
+        for name in names:
+            try:
+                values.update(
+                    forecast_arrays(panel, h, [name], settings.method_params, progress=step)
+                )
+            except MethodError as exc:
+                failed[name] = str(exc)
+                notes.append(f"{name} not forecast: {exc}")
+        if failed and router.reroute(failed):
+            notes.append(router.notes_[-1])
+            selection = router.selection_.join(
+                classification.select("unique_id", "sb_class", "tier"),
+                on="unique_id",
+                how="left",
+                maintain_order="left",
+            ).select("unique_id", "method", "reason", "sb_class", "tier")
+        chosen = router.predict(panel, h, forecasts=values)
+        forecasts = forecasts_to_frame(panel, values, h)
+        forecasts = forecasts.with_columns(
+            pl.Series("forecast", chosen.reshape(-1)),
+            pl.Series("method", np.repeat(_selection_array(panel, selection), h)),
+        )
+        timings["forecast_s"] = time.perf_counter() - t0
+    return CoreResult(classification, bt, selection, forecasts, summary, timings, notes)
+
+
+def _selection_array(panel: DemandPanel, selection: pl.DataFrame) -> np.ndarray:
+    order = pl.DataFrame({"unique_id": panel.item_ids.astype(str)})
+    return order.join(selection, on="unique_id", how="left", maintain_order="left")[
+        "method"
+    ].to_numpy()

@@ -1,0 +1,144 @@
+"""Writing a run's outputs: the output file names (one list, the plan's files included),
+preparing the output directory, the forecast quantile columns, the Parquet files and run.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from sparecast import __version__
+from sparecast.config import Settings
+from sparecast.data.panel import DemandPanel
+from sparecast.errors import OutputError
+from sparecast.methods.distributions import forecast_quantiles
+from sparecast.pipeline.core import CoreResult
+from sparecast.pipeline.load import LoadedData
+from sparecast.urls import redact_url
+
+__all__ = [
+    "POLICY_FILE",
+    "REPORT_FILE",
+    "REJECTED_FILE",
+    "PLAN_FILES",
+    "OUTPUT_FILES",
+    "prepare_output_dir",
+    "quantile_column",
+    "with_forecast_quantiles",
+    "write_outputs",
+]
+
+
+POLICY_FILE = "policy.parquet"
+REPORT_FILE = "inventory_report.html"
+REJECTED_FILE = "rejected_purchasing.parquet"
+PLAN_FILES: tuple[str, ...] = (POLICY_FILE, REPORT_FILE, REJECTED_FILE)
+"""The files the plan step (sparecast.pipeline.plan) writes."""
+# Files a run writes; a new run removes the old ones first, so that no stale result survives.
+OUTPUT_FILES: tuple[str, ...] = (
+    "classification.parquet",
+    "backtest.parquet",
+    "backtest_summary.parquet",
+    "selection.parquet",
+    "forecasts.parquet",
+    "rejected_rows.parquet",
+    "rejected_items.parquet",
+    "run.json",
+    *PLAN_FILES,
+)
+
+
+def prepare_output_dir(output_dir: Path, files: tuple[str, ...] = OUTPUT_FILES) -> None:
+    """Create ``output_dir`` (checking it is writable) and remove ``files`` of an earlier run
+    (default: all of them); the extraction state in ``output_dir/extract`` is kept."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".sparecast_write_test"
+        probe.write_text("ok")
+        probe.unlink()
+        for name in files:
+            (output_dir / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to the output directory {output_dir}: {exc.strerror or exc}; "
+            "give a writable directory with --output"
+        ) from None
+
+
+def quantile_column(level: float) -> str:
+    """Name of the forecast column of quantile ``level``: 0.9 -> ``q90``, 0.975 -> ``q97.5``."""
+    return f"q{round(level * 100, 6):g}"
+
+
+def with_forecast_quantiles(
+    panel: DemandPanel, forecasts: pl.DataFrame, levels: list[float]
+) -> pl.DataFrame:
+    """``forecasts`` with one column per quantile level of each period's demand around the
+    chosen ``forecast`` (sparecast.methods.distributions.forecast_quantiles: compound
+    Bernoulli-size from the item's history, integer for integer demand)."""
+    h = forecasts.height // max(panel.n_items, 1)
+    point = forecasts["forecast"].to_numpy().reshape(panel.n_items, h)
+    values = forecast_quantiles(panel.y, point, levels)
+    return forecasts.with_columns(
+        pl.Series(quantile_column(q), values[:, :, k].reshape(-1)) for k, q in enumerate(levels)
+    )
+
+
+def write_outputs(
+    output_dir: Path,
+    loaded: LoadedData,
+    result: CoreResult,
+    settings: Settings,
+    *,
+    source: str,
+    timings: dict[str, float],
+) -> dict[str, str]:
+    """Write classification, backtest, forecasts, rejected rows and run.json into ``output_dir``."""
+    paths: dict[str, str] = {}
+    result.classification.write_parquet(output_dir / "classification.parquet")
+    paths["classification"] = str(output_dir / "classification.parquet")
+    if result.backtest is not None:
+        scores = result.backtest.scores.join(
+            result.selection.select("unique_id", pl.col("method").alias("chosen_method"), "reason"),
+            on="unique_id",
+            how="left",
+        ).with_columns((pl.col("method") == pl.col("chosen_method")).alias("chosen"))
+        scores.write_parquet(output_dir / "backtest.parquet")
+        paths["backtest"] = str(output_dir / "backtest.parquet")
+    result.selection.write_parquet(output_dir / "selection.parquet")
+    paths["selection"] = str(output_dir / "selection.parquet")
+    if result.summary is not None:
+        result.summary.write_parquet(output_dir / "backtest_summary.parquet")
+        paths["backtest_summary"] = str(output_dir / "backtest_summary.parquet")
+    if result.forecasts is not None:
+        result.forecasts.write_parquet(output_dir / "forecasts.parquet")
+        paths["forecasts"] = str(output_dir / "forecasts.parquet")
+    for table, rows in loaded.rejected.items():
+        if rows.height:
+            name = "rejected_rows.parquet" if table == "demand" else f"rejected_{table}.parquet"
+            rows.write_parquet(output_dir / name)
+            paths[f"rejected_{table}"] = str(output_dir / name)
+    panel = loaded.panel
+    run = {
+        "sparecast_version": __version__,
+        "source": redact_url(source),
+        "source_kind": loaded.source_kind,
+        "config": settings.to_dict(),
+        "data_window": {
+            "start": str(panel.dates[0]),
+            "end": str(panel.end),
+            "freq": panel.freq,
+            "n_items": panel.n_items,
+            "n_periods": panel.n_periods,
+        },
+        "validation": {t: r.to_dict() for t, r in loaded.reports.items()},
+        "extract": loaded.extract_info,
+        "notes": result.notes,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "outputs": paths,
+    }
+    (output_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
+    paths["run"] = str(output_dir / "run.json")
+    return paths

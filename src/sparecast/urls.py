@@ -1,0 +1,42 @@
+"""URL helpers shared by every layer: hiding secrets before a URL is written or shown.
+
+One home for the redaction, so that run.json, log lines, error messages and the API all hide
+the same things the same way.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["SECRET_QUERY_KEYS", "redact_url"]
+
+SECRET_QUERY_KEYS: tuple[str, ...] = ("password", "passwd", "secret", "token", "api_key")
+"""Query parameters whose value ``redact_url`` hides; a key matches when it ends with one of
+these, case-insensitive (``password``, ``client_secret``, ``access_token``, ``API_KEY``)."""
+
+_SECRET_QUERY = re.compile(
+    r"(?P<key>[?&;][\w.\-]*(?:" + "|".join(SECRET_QUERY_KEYS) + r")=)(?P<value>[^&;#]*)",
+    re.IGNORECASE,
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its secrets replaced by ``***`` (for run.json, logs and messages).
+
+    Hides the password of ``scheme://user:password@host`` (the user stays:
+    ``postgresql://app:***@db/fc``; ``redis://:pw@h`` gives ``redis://:***@h``) and the values of
+    secret query parameters (``?password=``, ``passwd``, ``secret``, ``token``, ``api_key``).
+    Anything that is not a URL (a file path) comes back unchanged.
+    """
+    if "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    head, sep, query = rest.partition("?")
+    if "@" in head:
+        creds, host = head.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        if ":" in creds and "/" not in user:  # "/" in it: an "@" in a path, not credentials
+            head = f"{user}:***@{host}"
+    if sep:
+        query = _SECRET_QUERY.sub(lambda m: f"{m['key']}***", sep + query)[1:]
+    return f"{scheme}://{head}{sep}{query}"

@@ -1,0 +1,105 @@
+"""Console text (sparecast.pipeline.console) from hand-made results: every number is the one
+put in."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, cast
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sparecast.config import load_settings
+from sparecast.evaluate.backtest import BacktestResult
+from sparecast.inventory.plan import PlanResult
+from sparecast.pipeline.console import plan_summary_lines, router_lines, selection_score
+
+SELECTION = pl.DataFrame(
+    {
+        "unique_id": ["a", "b", "c", "d"],
+        "method": ["sba", "sba", "sba", "ma"],
+        "reason": ["best in class", "best in class", "rule", "fallback"],
+    }
+)
+
+
+def test_router_lines_count_items_per_method() -> None:
+    settings = load_settings(
+        router={"mode": "auto", "metric": "mase", "select_by": "class", "top_k": 1}
+    )
+    assert router_lines(SELECTION, settings) == [
+        "router auto: lowest backtest mase per class; items per method "
+        "(selection.parquet has every item's reason):",
+        "  sba: 3 items (e.g. best in class)",
+        "  ma: 1 items (e.g. fallback)",
+    ]
+    assert router_lines(SELECTION, settings, top=1)[-1] == "  1 more method(s): 1 items"
+
+
+def test_router_lines_in_rules_mode_name_the_rules() -> None:
+    settings = load_settings(router={"mode": "rules", "rules": {"regular": "ma"}})
+    head = router_lines(SELECTION, settings)[0]
+    assert head.startswith("router rules (tier -> method): ")
+    assert "regular -> ma" in head
+
+
+def test_selection_score_is_the_mean_of_the_chosen_methods() -> None:
+    """Item a chose sba (MASE 0.5), item b chose ma (MASE 1.0): selected MASE 0.75; naive's
+    MASE is the mean of its rows (2.0) and ma's of its own (1.0, 3.0 -> 2.0)."""
+    scores = pl.DataFrame(
+        {
+            "unique_id": ["a", "a", "a", "b", "b", "b"],
+            "method": ["sba", "ma", "naive", "sba", "ma", "naive"],
+            "mase": [0.5, 3.0, 2.0, 4.0, 1.0, 2.0],
+            "rmsse": [1.0, 1.0, 1.0, 1.0, 3.0, 1.0],
+        }
+    )
+    bt = BacktestResult(scores, ["sba", "ma", "naive"], {}, 1, 1, [0], [np.datetime64("2026-01")])
+    chosen = pl.DataFrame({"unique_id": ["a", "b"], "method": ["sba", "ma"]})
+    assert selection_score(bt, chosen) == {
+        "selected_mase": 0.75,
+        "selected_rmsse": 2.0,
+        "naive_mase": 2.0,
+        "naive_rmsse": 1.0,
+        "ma_mase": 2.0,
+        "ma_rmsse": 2.0,
+    }
+
+
+def test_plan_summary_lines() -> None:
+    summary = {
+        "policy": "sQ",
+        "target_type": "fill_rate",
+        "n_items": 1200,
+        "n_to_order": 35,
+        "order_value": 12345.678,
+        "stock_value": 99000.0,
+        "n_at_risk": 4,
+        "mean_expected_fill_rate": 0.9731,
+        "n_open_orders": 10,
+        "n_overdue_orders": 2,
+        "lead_time_sources": {"global": 3, "item_supplier": 1197},
+        "rejected_rows": 3,
+        "rejected_by_reason": {"stock.unknown_item": 1, "receipts.unknown_po": 2},
+    }
+    plan = PlanResult(
+        pl.DataFrame(), cast(Any, None), pl.DataFrame(), date(2026, 1, 1), summary=summary
+    )
+    assert plan_summary_lines(plan) == [
+        "policy sQ (fill_rate targets), 1,200 items: 35 to order now, order value 12,345.68; "
+        "stock value 99,000.00",
+        "stockout risk >= 50%: 4 items; mean expected fill rate 97.3%",
+        "open purchase orders: 10 (2 overdue)",
+        "lead times from: global 3, item_supplier 1,197",
+        "rejected purchasing/stock rows: 3 (stock.unknown_item 1, receipts.unknown_po 2), "
+        "listed in rejected_purchasing.parquet",
+    ]
+    summary["rejected_rows"] = 0
+    assert len(plan_summary_lines(plan)) == 4
+
+
+@pytest.mark.parametrize("mode", ["auto", "rules"])
+def test_router_lines_on_an_empty_selection(mode: str) -> None:
+    empty = SELECTION.clear()
+    assert len(router_lines(empty, load_settings(router={"mode": mode}))) == 1

@@ -1,0 +1,59 @@
+"""The core run (sparecast.pipeline.core): how many backtest windows fit, the router the
+settings describe, and a run on a history too short to backtest."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sparecast.config import load_settings
+from sparecast.data.panel import DemandPanel
+from sparecast.pipeline.core import fitting_windows, make_router, run_core
+
+
+@pytest.mark.parametrize(
+    ("n_periods", "expected"),
+    [(12, 0), (13, 1), (17, 1), (18, 2), (100, 3)],
+)
+def test_fitting_windows(n_periods: int, expected: int) -> None:
+    """h = 5, seasonality 7: a window needs h + 7 + 1 = 13 periods, each further one 5 more
+    (step = h); never more than the 3 configured."""
+    settings = load_settings(backtest={"n_windows": 3, "seasonality": 7})
+    assert fitting_windows(n_periods, 5, settings) == expected
+
+
+def test_make_router_takes_the_settings() -> None:
+    settings = load_settings(
+        methods=["ma", "sba"],
+        router={"mode": "auto", "metric": "mase", "top_k": 1, "fallback": "sba"},
+        backtest={"n_windows": 2, "seasonality": 7},
+    )
+    router = make_router(settings)
+    assert router.mode == "auto"
+    assert router.metric == "mase" and router.top_k == 1 and router.fallback == "sba"
+    assert router.n_windows == 2 and router.seasonality == 7
+    assert router.backtest_methods() == ["ma", "sba"]
+
+
+def test_run_core_on_a_short_history_serves_the_fallback() -> None:
+    """Three periods cannot hold a backtest of h = 2: no backtest, every item gets the
+    fallback, and the forecast column is the fallback's."""
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(3)]
+    long = pl.DataFrame(
+        {"unique_id": ["A"] * 3 + ["B"] * 3, "ds": days * 2, "y": [1.0, 2.0, 3.0, 0.0, 4.0, 0.0]}
+    )
+    panel = DemandPanel.from_long(long, freq="D")
+    settings = load_settings(horizon=2, methods=["ma", "sba"], router={"fallback": "ma"})
+    result = run_core(panel, settings)
+    assert result.backtest is None and result.summary is None
+    assert any(n.startswith("backtest skipped: fallback ma") for n in result.notes)
+    assert result.selection["method"].to_list() == ["ma", "ma"]
+    assert result.classification["unique_id"].to_list() == ["A", "B"]
+    fc = result.forecasts
+    assert fc is not None and fc.height == 2 * 2
+    np.testing.assert_array_equal(fc["forecast"].to_numpy(), fc["ma"].to_numpy())
+    assert fc["method"].to_list() == ["ma"] * 4
+    assert {"classify_s", "backtest_s", "forecast_s"} <= set(result.timings)

@@ -1,0 +1,65 @@
+"""The orchestration (sparecast.pipeline.steps.run_pipeline) on a small long CSV file: stale
+results go, every output is written, the console lines summarise the backtest."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from sparecast.config import load_settings
+from sparecast.pipeline.steps import run_pipeline
+
+
+def test_run_pipeline_on_a_long_csv(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(60)]
+    long = pl.DataFrame(
+        {
+            "unique_id": ["A"] * 60 + ["B"] * 60,
+            "ds": days * 2,
+            "y": np.concatenate([rng.poisson(4.0, 60), rng.poisson(0.3, 60)]).astype(float),
+        }
+    )
+    path = tmp_path / "demand.csv"
+    long.write_csv(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "policy.parquet").write_text("stale")  # a plan of an earlier run
+    settings = load_settings(
+        horizon=7,
+        methods=["ma", "sba"],
+        quantiles=[0.5, 0.9],
+        store={"write_runs": False},
+        data={"today": "2026-03-31"},
+    )
+    outcome = run_pipeline(str(path), out, settings)
+
+    assert not (out / "policy.parquet").exists()
+    assert sorted(outcome.paths) == [
+        "backtest",
+        "backtest_summary",
+        "classification",
+        "forecasts",
+        "run",
+        "selection",
+    ]
+    fc = pl.read_parquet(out / "forecasts.parquet")
+    assert fc.height == 2 * 7
+    assert {"unique_id", "ds", "forecast", "method", "ma", "sba", "q50", "q90"} <= set(fc.columns)
+    assert str(fc["ds"].min()) == "2026-03-02"  # the day after the last of the history
+    assert (fc["q90"] >= fc["q50"]).all()
+    run = json.loads((out / "run.json").read_text())
+    assert run["source"] == str(path) and run["source_kind"] == "long_file"
+    assert run["data_window"]["n_items"] == 2 and run["data_window"]["n_periods"] == 60
+    assert {"load_s", "classify_s", "backtest_s", "forecast_s", "quantiles_s", "write_s"} <= set(
+        outcome.timings
+    )
+    lines = outcome.summary_lines
+    assert lines[0] == "per demand class (best method of the group):"
+    assert "per frequency tier (best method of the group):" in lines
+    assert any(line.startswith("router auto: ") for line in lines)
+    assert lines[-1].startswith("all items, method chosen per ")
