@@ -399,9 +399,9 @@ def test_unusual_item_ids_and_values_round_trip(store: ForecastStore) -> None:
 
 
 def test_many_ids_are_read_in_chunks(store: ForecastStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sparecast.store.history as history
+    import sparecast.store.reads as reads
 
-    monkeypatch.setattr(history, "_ID_CHUNK", 7)  # 50 ids -> 8 statements, merged in order
+    monkeypatch.setattr(reads, "_ID_CHUNK", 7)  # 50 ids -> 8 statements, merged in order
     fc = make_forecasts(60, 4, levels=(90,))
     store.write_run(make_meta(4, 60), fc)
     ids = [f"i{k}" for k in range(59, 9, -1)]
