@@ -3,19 +3,11 @@ CI=true where an unreachable server is a failure)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
-
-MARIADB_SERVER_URL = "mysql+pymysql://root@127.0.0.1:3306"
-
-
-def _unreachable(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: integration servers are required)")
-    pytest.skip(message)
+from utils.servers import MARIADB_SERVER_URL, unreachable
 
 
 @pytest.fixture
@@ -31,7 +23,7 @@ def mariadb_url() -> Iterator[str]:
     except Exception as exc:  # noqa: BLE001 - any connection problem means "not reachable"
         server.dispose()
         orig = getattr(exc, "orig", None) or exc
-        _unreachable(f"MariaDB not reachable at 127.0.0.1:3306: {orig}")
+        unreachable(f"MariaDB not reachable at 127.0.0.1:3306: {orig}")
     try:
         yield f"{MARIADB_SERVER_URL}/{name}"
     finally:

@@ -8,12 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import socket
-import subprocess
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -24,28 +19,23 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
+from utils.servers import (
+    PG_SERVER_URL,
+    RedisProcess,
+    TcpProxy,
+    free_port,  # noqa: F401 - test_serve.py imports it from here
+    pg_server,
+    running_redis,
+)
 
 from sparecast.cli import app as cli_app
 from sparecast.config import Settings
 from sparecast.service import create_app
 from sparecast.store import ForecastStore, RunMeta
 
-PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
 API_KEY = "test-key-7f3a"
 API_KEY_HASH = hashlib.sha256(API_KEY.encode()).hexdigest()
 AUTH = {"X-API-Key": API_KEY}
-
-
-def unreachable(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: integration servers are required)")
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def service_settings(**service: Any) -> dict[str, Any]:
@@ -193,57 +183,10 @@ def write_policy(data_dir: Path, items: list[str]) -> pl.DataFrame:
 # -- servers -------------------------------------------------------------------------------------
 
 
-class RedisProcess:
-    """Our own redis-server (no persistence) on a fixed free port, stopped and started at will."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    if shutil.which("redis-server") is None:
-        unreachable("redis-server is not installed")
-    server = RedisProcess(tmp_path)
-    try:
-        server.start()
-    except (OSError, RuntimeError) as exc:
-        unreachable(f"cannot start redis-server: {exc}")
-    try:
+    with running_redis(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -251,91 +194,15 @@ def pg_url() -> Iterator[str]:
     """URL of a fresh scratch PostgreSQL database, dropped after the test."""
     sa = pytest.importorskip("sqlalchemy")
     name = f"sparecast_api_{uuid.uuid4().hex[:12]}"
-    server = sa.create_engine(
-        f"{PG_SERVER_URL}/postgres",
-        isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": 3},
-    )
-    try:
-        with server.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any connection problem means "not reachable"
-        server.dispose()
-        unreachable(f"PostgreSQL not reachable at 127.0.0.1:5432: {getattr(exc, 'orig', exc)}")
+    server = pg_server()
+    with server.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
         yield f"{PG_SERVER_URL}/{name}"
     finally:
         with server.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         server.dispose()
-
-
-class TcpProxy:
-    """A TCP relay 127.0.0.1:port -> target; ``cut()`` closes the listener and every relayed
-    connection (the database looks down: connection refused), ``restore()`` listens again on
-    the same port."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=3)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def cut(self) -> None:
-        if self._listener is not None:
-            try:  # wakes the thread blocked in accept(); close() alone would not on Linux
-                self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for s in conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import uuid
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from utils.servers import REDIS_URL, unreachable
 
 from sparecast.config import StoreSettings
 from sparecast.store import (
@@ -200,13 +201,9 @@ def test_redis_stopped_then_restarted_recovers_without_restart(redis_server) -> 
 def test_shared_redis_with_a_private_prefix() -> None:
     """The machine's Redis on 6379 (as configured in production), under a unique prefix that
     is removed afterwards."""
-    import os
-
-    cache = RedisCache("redis://127.0.0.1:6379/0", prefix=f"sparecast-test-{uuid.uuid4().hex}:")
+    cache = RedisCache(REDIS_URL, prefix=f"sparecast-test-{uuid.uuid4().hex}:")
     if not cache.ping():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Redis not reachable at 127.0.0.1:6379 (CI=true: servers are required)")
-        pytest.skip("Redis not reachable at 127.0.0.1:6379")
+        unreachable("Redis not reachable at 127.0.0.1:6379")
     try:
         cache.set_many({"a": b"1", "b": b"2"}, ttl_s=60)
         assert cache.get_many(["a", "b", "c"]) == [b"1", b"2", None]

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from sparecast.store import ForecastStore
-from sparecast.store.history import MIGRATIONS_DIR
+from sparecast.store.engine import MIGRATIONS_DIR, alembic_config
 from sparecast.store.schema import metadata
 
 
@@ -149,7 +149,7 @@ def test_downgrade_to_base_and_upgrade_again(fresh_url: str) -> None:
     store.migrate()
     migrated = schema_of(fresh_url)
     with store.engine.begin() as conn:
-        cfg = store._alembic_config()
+        cfg = alembic_config()
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "base")
     assert set(schema_of(fresh_url)) <= {"alembic_version"}

@@ -14,12 +14,11 @@ from sparecast.store.cache import (
     cache_key,
     make_cache,
 )
-from sparecast.store.history import (
-    ForecastStore,
+from sparecast.store.history import ForecastStore, default_store_url
+from sparecast.store.models import (
     ItemForecast,
     RunInfo,
     RunMeta,
-    default_store_url,
     model_version_of,
     quantile_columns,
     quantile_label,

@@ -1,0 +1,434 @@
+"""Reading the forecast store: run listings, item forecasts (the service's hot path), whole
+runs back in their long format, actual demand, forecasts next to actuals, and run accuracy.
+
+Values come back reshaped from the per-item arrays (see ``store/schema.py``) to the frames and
+data classes of ``store/models.py``. Parsed runs are kept in a small cache: a committed run never
+changes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sparecast.errors import StoreError
+from sparecast.store.engine import StoreEngine
+from sparecast.store.models import ItemForecast, RunInfo, _utc, quantile_label
+from sparecast.store.schema import actual_demand, forecast_runs, forecasts, run_accuracy
+
+__all__ = ["HistoryReader"]
+
+_ID_CHUNK = 5000  # ids per IN (...) list; SQLite allows 32,766 variables since 3.32
+
+
+class HistoryReader:
+    """The queries of a ``ForecastStore`` on one database, with the cache of parsed runs.
+
+    Thread-safe: connections come from the engine's pool, the cache has a lock."""
+
+    def __init__(self, db: StoreEngine) -> None:
+        self._db = db
+        self._runs: dict[int, RunInfo] = {}
+        self._runs_lock = threading.Lock()
+
+    def forget(self, run_ids: Sequence[int]) -> None:
+        """Drop deleted runs from the cache of parsed runs."""
+        with self._runs_lock:
+            for run_id in run_ids:
+                self._runs.pop(run_id, None)
+
+    def latest_run(self) -> RunInfo | None:
+        """The newest run (highest id), or None when the store has none."""
+        with self._db.read("reading the latest run") as conn:
+            row = conn.execute(
+                sa.select(forecast_runs).order_by(forecast_runs.c.id.desc()).limit(1)
+            ).first()
+        return _run_info(row) if row is not None else None
+
+    def get_run(self, run_id: int) -> RunInfo | None:
+        """The run with this id, or None."""
+        with self._db.read(f"reading run {run_id}") as conn:
+            row = conn.execute(sa.select(forecast_runs).where(forecast_runs.c.id == run_id)).first()
+        return _run_info(row) if row is not None else None
+
+    def runs(self, limit: int = 20) -> list[RunInfo]:
+        """The newest ``limit`` runs, newest first."""
+        with self._db.read("listing runs") as conn:
+            rows = conn.execute(
+                sa.select(forecast_runs).order_by(forecast_runs.c.id.desc()).limit(limit)
+            ).all()
+        return [_run_info(r) for r in rows]
+
+    def _resolve_run(self, conn: Connection, run_id: int | None) -> RunInfo | None:
+        """The run (latest when None). A committed run never changes, so its parsed RunInfo is
+        kept after the first read and reused while the id still has the same model version
+        (a store file replaced under a running service is noticed)."""
+        key = sa.select(forecast_runs.c.id, forecast_runs.c.model_version)
+        if run_id is None:
+            key = key.order_by(forecast_runs.c.id.desc()).limit(1)
+        else:
+            key = key.where(forecast_runs.c.id == run_id)
+        found = conn.execute(key).first()
+        if found is None:
+            return None
+        info = self._runs.get(int(found[0]))
+        if info is None or info.model_version != found[1]:
+            row = conn.execute(
+                sa.select(forecast_runs).where(forecast_runs.c.id == found[0])
+            ).first()
+            if row is None:
+                return None
+            info = _run_info(row)
+            with self._runs_lock:
+                if len(self._runs) >= 256:
+                    self._runs.clear()
+                self._runs[info.run_id] = info
+        return info
+
+    def item_forecast(
+        self,
+        item_id: str,
+        *,
+        run_id: int | None = None,
+        horizon: int | None = None,
+        quantiles: Sequence[float] | None = None,
+    ) -> ItemForecast | None:
+        """One item's forecast (latest run by default); None for an unknown item or no run."""
+        return self.items_forecasts(
+            [item_id], run_id=run_id, horizon=horizon, quantiles=quantiles
+        ).get(item_id)
+
+    def items_forecasts(
+        self,
+        item_ids: Sequence[str],
+        *,
+        run_id: int | None = None,
+        horizon: int | None = None,
+        quantiles: Sequence[float] | None = None,
+    ) -> dict[str, ItemForecast]:
+        """``ForecastStore.items_forecasts``: the ids fetched ``_ID_CHUNK`` at a time, then cut
+        to the horizon and the quantile levels asked for, in the order asked."""
+        if horizon is not None and horizon < 1:
+            raise StoreError(f"horizon must be at least 1, got {horizon}")
+        ids = list(dict.fromkeys(str(i) for i in item_ids))
+        with self._db.read("reading forecasts") as conn:
+            run = self._resolve_run(conn, run_id)
+            if run is None or not ids:
+                return {}
+            levels = _pick_levels(run, quantiles)
+            h = len(run.forecast_dates) if horizon is None else horizon
+            rows: list[tuple[Any, ...]] = []
+            for start in range(0, len(ids), _ID_CHUNK):
+                rows += self._fetch_items(conn, run.run_id, ids[start : start + _ID_CHUNK], levels)
+        full = len(run.forecast_dates)
+        h = full if horizon is None else min(horizon, full)
+        dates = run.forecast_dates[:h]
+        offsets = [(quantile_label(q), run.quantile_levels.index(q) * full) for q in levels]
+        found: dict[str, ItemForecast] = {}
+        for row in rows:
+            qdict: dict[str, list[float | None]] = {}
+            for label, offset in offsets:
+                part = row[3][offset : offset + h]
+                qdict[label] = [None if v != v else v for v in part]  # NaN: no value
+            found[row[0]] = ItemForecast(
+                row[0], run.run_id, run.model_version, row[1], dates, row[2][:h], qdict
+            )
+        return {uid: found[uid] for uid in ids if uid in found}
+
+    def _fetch_items(
+        self, conn: Connection, run_id: int, ids: list[str], levels: list[float]
+    ) -> list[tuple[Any, ...]]:
+        """(unique_id, method, forecast list, quantiles list or None) of the ids found.
+
+        The hot path of the service: straight to the driver, one statement. PostgreSQL: ids as
+        one array parameter (``= ANY``) and binary results (float8[] arrives as floats);
+        SQLite: the BLOBs decoded with numpy."""
+        columns = "unique_id, method, forecast" + (", quantiles" if levels else "")
+        if self._db.backend == "postgresql":
+            raw = conn.connection.driver_connection
+            with raw.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+                cursor.execute(
+                    f"SELECT {columns} FROM forecasts WHERE run_id = %s AND unique_id = ANY(%s)",
+                    (run_id, ids),
+                )
+                return cursor.fetchall()  # type: ignore[no-any-return]
+        marks = ", ".join("?" * len(ids))
+        result = conn.exec_driver_sql(
+            f"SELECT {columns} FROM forecasts WHERE run_id = ? AND unique_id IN ({marks})",
+            (run_id, *ids),
+        )
+        f8 = np.dtype("<f8")
+        return [
+            (
+                r[0],
+                r[1],
+                np.frombuffer(r[2], f8).tolist(),
+                np.frombuffer(r[3], f8).tolist() if levels else None,
+            )
+            for r in result
+        ]
+
+    def run_forecasts(self, run_id: int | None = None) -> pl.DataFrame:
+        """``ForecastStore.run_forecasts``: the per-item arrays unrolled to long rows."""
+        with self._db.read("reading a run's forecasts") as conn:
+            run = self._resolve_run(conn, run_id)
+            if run is None:
+                return pl.DataFrame()
+            found = conn.execute(
+                sa.select(
+                    forecasts.c.unique_id,
+                    forecasts.c.method,
+                    forecasts.c.forecast,
+                    forecasts.c.quantiles,
+                ).where(forecasts.c.run_id == run.run_id)
+            ).all()
+        rows = sorted(found, key=lambda r: r[0])  # code-point order, whatever the collation
+        h = len(run.forecast_dates)
+        ids = [r[0] for r in rows]
+        frame = pl.DataFrame(
+            {
+                "unique_id": np.repeat(np.array(ids, dtype=object), h).tolist(),
+                "ds": run.forecast_dates * len(ids),
+                "forecast": np.array([r[2] for r in rows], dtype=float).reshape(-1),
+                "method": np.repeat(np.array([r[1] for r in rows], dtype=object), h).tolist(),
+            },
+            schema={"unique_id": pl.Utf8, "ds": pl.Date, "forecast": pl.Float64, "method": pl.Utf8},
+        )
+        if run.quantile_levels and rows:
+            quantiles = np.array([r[3] for r in rows], dtype=float)  # items x (levels * h)
+            for k, level in enumerate(run.quantile_levels):
+                values = quantiles[:, k * h : (k + 1) * h].reshape(-1)
+                frame = frame.with_columns(pl.Series(quantile_label(level), values).fill_nan(None))
+        return frame
+
+    def known_items(self, run_id: int | None = None) -> list[str]:
+        """Item ids of a run (latest by default) in code-point order; [] without a run."""
+        with self._db.read("listing items") as conn:
+            run = self._resolve_run(conn, run_id)
+            if run is None:
+                return []
+            rows = conn.execute(
+                sa.select(forecasts.c.unique_id).where(forecasts.c.run_id == run.run_id)
+            ).scalars()
+            return sorted(rows)  # code-point order, whatever the database's collation
+
+    def has_item(self, item_id: str, run_id: int | None = None) -> bool:
+        """True when the run (latest by default) forecast this item."""
+        with self._db.read("looking up an item") as conn:
+            run = self._resolve_run(conn, run_id)
+            if run is None:
+                return False
+            hit = conn.execute(
+                sa.select(forecasts.c.unique_id).where(
+                    forecasts.c.run_id == run.run_id, forecasts.c.unique_id == str(item_id)
+                )
+            ).first()
+            return hit is not None
+
+    def actuals(
+        self,
+        item_id: str,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        freq: str | None = None,
+    ) -> pl.DataFrame:
+        """``ForecastStore.actuals``: the item's arrays of every run of ``freq`` merged in run
+        order, so that a later run overwrites the dates it stored again."""
+        empty = pl.DataFrame(schema={"ds": pl.Date, "y": pl.Float64})
+        with self._db.read("reading actuals") as conn:
+            if freq is None:
+                latest = self._resolve_run(conn, None)
+                if latest is None:
+                    return empty
+                freq = latest.freq
+            rows = conn.execute(
+                sa.select(forecast_runs.c.actuals_dates, actual_demand.c.y)
+                .join(forecast_runs, forecast_runs.c.id == actual_demand.c.run_id)
+                .where(actual_demand.c.unique_id == str(item_id), forecast_runs.c.freq == freq)
+                .order_by(actual_demand.c.run_id)
+            ).all()
+        merged: dict[date, float] = {}
+        for dates_json, values in rows:
+            merged.update(zip(_dates_of(dates_json), values, strict=True))
+        days = sorted(
+            d for d in merged if (start is None or d >= start) and (end is None or d <= end)
+        )
+        if not days:
+            return empty
+        return pl.DataFrame({"ds": days, "y": [merged[d] for d in days]}, schema=empty.schema)
+
+    def forecast_vs_actual(self, run_id: int | None = None) -> pl.DataFrame:
+        """``ForecastStore.forecast_vs_actual``: the actuals of every run whose dates overlap
+        the forecast dates, later runs winning, joined to the run's forecasts."""
+        schema = {
+            "unique_id": pl.Utf8,
+            "ds": pl.Date,
+            "step": pl.Int32,
+            "method": pl.Utf8,
+            "forecast": pl.Float64,
+            "y": pl.Float64,
+        }
+        run = self.get_run(run_id) if run_id is not None else self.latest_run()
+        if run is None:
+            return pl.DataFrame(schema=schema)
+        first, last = run.forecast_dates[0], run.forecast_dates[-1]
+        parts = []
+        with self._db.read("reading actuals") as conn:
+            sources = conn.execute(
+                sa.select(forecast_runs.c.id, forecast_runs.c.actuals_dates)
+                .where(
+                    forecast_runs.c.freq == run.freq,
+                    forecast_runs.c.actuals_start.is_not(None),
+                    forecast_runs.c.actuals_start <= last,
+                )
+                .order_by(forecast_runs.c.id)
+            ).all()
+            for source_id, dates_json in sources:
+                dates = _dates_of(dates_json)
+                keep = [k for k, d in enumerate(dates) if first <= d <= last]
+                if not keep:
+                    continue
+                rows = conn.execute(
+                    sa.select(actual_demand.c.unique_id, actual_demand.c.y).where(
+                        actual_demand.c.run_id == source_id
+                    )
+                ).all()
+                if not rows:
+                    continue
+                values = np.array([r[1] for r in rows], dtype=float)[:, keep]
+                parts.append(
+                    pl.DataFrame(
+                        {
+                            "unique_id": np.repeat(
+                                np.array([r[0] for r in rows], dtype=object), len(keep)
+                            ).tolist(),
+                            "ds": [dates[k] for k in keep] * len(rows),
+                            "y": values.reshape(-1),
+                        },
+                        schema={"unique_id": pl.Utf8, "ds": pl.Date, "y": pl.Float64},
+                    )
+                )
+        if not parts:
+            return pl.DataFrame(schema=schema)
+        actual = pl.concat(parts).unique(["unique_id", "ds"], keep="last", maintain_order=True)
+        steps = pl.DataFrame(
+            {"ds": run.forecast_dates, "step": list(range(1, len(run.forecast_dates) + 1))},
+            schema={"ds": pl.Date, "step": pl.Int32},
+        )
+        return (
+            self.run_forecasts(run.run_id)
+            .select("unique_id", "ds", "method", "forecast")
+            .join(actual, on=["unique_id", "ds"], how="inner")
+            .join(steps, on="ds", how="left")
+            .select(list(schema))
+            .sort("unique_id", "ds")
+        )
+
+    def run_accuracy(self, run_id: int | None = None) -> pl.DataFrame:
+        """``ForecastStore.run_accuracy``: the long metric rows pivoted back to the summary's
+        columns and row order."""
+        with self._db.read("reading run accuracy") as conn:
+            run = self._resolve_run(conn, run_id)
+            if run is None:
+                return pl.DataFrame()
+            rows = conn.execute(
+                sa.select(
+                    run_accuracy.c.row_order,
+                    run_accuracy.c.grouping,
+                    run_accuracy.c.group_name,
+                    run_accuracy.c.method,
+                    run_accuracy.c.chosen,
+                    run_accuracy.c.metric,
+                    run_accuracy.c.value,
+                )
+                .where(run_accuracy.c.run_id == run.run_id)
+                .order_by(run_accuracy.c.row_order)
+            ).all()
+        if not rows:
+            return pl.DataFrame()
+        long = pl.DataFrame(
+            [tuple(r) for r in rows],
+            schema={
+                "row_order": pl.Int64,
+                "grouping": pl.Utf8,
+                "group": pl.Utf8,
+                "method": pl.Utf8,
+                "chosen": pl.Boolean,
+                "metric": pl.Utf8,
+                "value": pl.Float64,
+            },
+            orient="row",
+        )
+        metric_order = list(dict.fromkeys(long["metric"].to_list()))
+        wide = long.pivot(
+            on="metric",
+            index=["row_order", "grouping", "group", "method", "chosen"],
+            values="value",
+        )
+        return wide.sort("row_order").select("grouping", "group", "method", "chosen", *metric_order)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _dates_of(text: str) -> list[date]:
+    """The dates of a JSON list of ISO strings (``forecast_runs``' date columns)."""
+    return [date.fromisoformat(d) for d in json.loads(text)]
+
+
+def _pick_levels(run: RunInfo, quantiles: Sequence[float] | None) -> list[float]:
+    """The quantile levels asked for (all the run has when None); unknown ones are an error."""
+    if quantiles is None:
+        return list(run.quantile_levels)
+    wanted = sorted({float(q) for q in quantiles})
+    unknown = [q for q in wanted if q not in run.quantile_levels]
+    if unknown:
+        have = ", ".join(f"{q:g}" for q in run.quantile_levels) or "none"
+        raise StoreError(
+            f"quantile level(s) {', '.join(f'{q:g}' for q in unknown)} not in run {run.run_id} "
+            f"(model {run.model_version}); it has: {have}"
+        )
+    return wanted
+
+
+def _as_date(value: Any) -> date | None:
+    """A date column's value as a date (SQLite gives ISO text, PostgreSQL dates)."""
+    if value is None or isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, datetime):
+        return value.date()
+    return date.fromisoformat(str(value))
+
+
+def _run_info(row: Any) -> RunInfo:
+    """A ``forecast_runs`` row as RunInfo (JSON columns parsed, created_at in UTC)."""
+    m = row._mapping
+    created = m["created_at"]
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created)
+    return RunInfo(
+        run_id=int(m["id"]),
+        created_at=_utc(created),
+        model_version=m["model_version"],
+        sparecast_version=m["sparecast_version"],
+        config=json.loads(m["config"]),
+        source=m["source"],
+        data_start=_as_date(m["data_start"]),  # type: ignore[arg-type]
+        data_end=_as_date(m["data_end"]),  # type: ignore[arg-type]
+        freq=m["freq"],
+        n_items=int(m["n_items"]),
+        n_periods=int(m["n_periods"]),
+        horizon=int(m["horizon"]),
+        forecast_dates=_dates_of(m["forecast_dates"]),
+        quantile_levels=[float(q) for q in json.loads(m["quantile_levels"])],
+        actuals_dates=_dates_of(m["actuals_dates"]),
+        notes=list(json.loads(m["notes"])),
+    )
