@@ -23,7 +23,6 @@ from utils.servers import (
     PG_SERVER_URL,
     RedisProcess,
     TcpProxy,
-    free_port,  # noqa: F401 - test_serve.py imports it from here
     pg_server,
     running_redis,
 )

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from utils.servers import free_port
 
-from .conftest import API_KEY_HASH, AUTH, free_port, run_json
+from .conftest import API_KEY_HASH, AUTH, run_json
 
 pytestmark = pytest.mark.slow
 
