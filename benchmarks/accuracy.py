@@ -24,6 +24,7 @@ from sparecast.core import forecast_arrays
 from sparecast.data.demo import generate_demo_erp
 from sparecast.evaluate.metrics import mae, mase, me, nanmean_count, rmsse
 from sparecast.methods import DEFAULT_METHODS
+from sparecast.selection import select
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -57,7 +58,7 @@ def evaluate(
     actual = panel.y[:, -h:].astype(np.float64)
     classes = classify(train)
     bt = backtest(train, h=h, methods=methods, n_windows=windows, seasonality=1)
-    selection = bt.select(classes, by="class", metric="rmsse")
+    selection = select(bt, classes, by="class", metric="rmsse")
     chosen = dict(zip(selection["unique_id"].to_list(), selection["method"].to_list(), strict=True))
     preds = forecast_arrays(train, h, methods)  # frequency defaults, as the backtest used
     pick = np.array([chosen[i] for i in train.item_ids.astype(str)])

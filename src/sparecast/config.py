@@ -27,7 +27,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from sparecast.classify import TIERS, TierThresholds
 from sparecast.errors import ConfigError
+from sparecast.methods import METHODS
+from sparecast.selection.router import DEFAULT_RULES
 
 __all__ = [
     "Settings",
@@ -63,19 +66,12 @@ class BacktestSettings(_Section):
     )
 
 
-_TIER_NAMES = ("high_volume", "regular", "intermittent", "very_intermittent")
+_TIER_NAMES = TIERS
 _MOVED_TO_ROUTER = ("metric", "select_by", "fallback")
-# the same as sparecast.methods.hybrid.DEFAULT_RULES (tested): the issue's tier -> method rules
-_DEFAULT_RULES = {
-    "high_volume": "xgboost",
-    "regular": "xgboost",
-    "intermittent": "lightgbm",
-    "very_intermittent": "ma_nonzero",
-}
 
 
 class RouterSettings(_Section):
-    """The hybrid router: which method forecasts which item (sparecast.methods.hybrid)."""
+    """The hybrid router: which method forecasts which item (sparecast.selection.router)."""
 
     mode: Literal["auto", "rules"] = Field(
         "auto",
@@ -85,10 +81,10 @@ class RouterSettings(_Section):
     candidates: list[str] | None = Field(
         None,
         description="methods the auto mode chooses from (default: the top-level `methods`, "
-        "else sparecast.methods.hybrid.DEFAULT_CANDIDATES: the classical methods and lightgbm)",
+        "else sparecast.selection.router.DEFAULT_CANDIDATES: the classical methods and lightgbm)",
     )
     rules: dict[str, str] = Field(
-        default_factory=lambda: dict(_DEFAULT_RULES),
+        default_factory=lambda: dict(DEFAULT_RULES),
         description="tier -> method of the rules mode (tiers left out keep these defaults)",
     )
     metric: Literal["mase", "rmsse", "mae", "rmse", "asym", "mase+asym"] = Field(
@@ -122,12 +118,10 @@ class RouterSettings(_Section):
         unknown = [k for k in value if k not in _TIER_NAMES]
         if unknown:
             raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(_TIER_NAMES)}")
-        return {**_DEFAULT_RULES, **value}
+        return {**DEFAULT_RULES, **value}
 
     @model_validator(mode="after")
     def _known_methods(self) -> RouterSettings:
-        from sparecast.methods import METHODS
-
         def check(names: list[str], key: str) -> None:
             bad = [n for n in names if n not in METHODS or n == "hybrid"]
             if bad:
@@ -146,12 +140,15 @@ class RouterSettings(_Section):
         return self
 
 
+_TIER_DEFAULTS = TierThresholds()  # the one tier definition: sparecast.classify
+
+
 class TierSettings(_Section):
     """Frequency tiers: share of periods with demand at or above which an item is in the tier."""
 
-    high_volume: float = Field(0.5, gt=0, le=1)
-    regular: float = Field(0.1, gt=0, le=1)
-    intermittent: float = Field(0.02, gt=0, le=1)
+    high_volume: float = Field(_TIER_DEFAULTS.high_volume, gt=0, le=1)
+    regular: float = Field(_TIER_DEFAULTS.regular, gt=0, le=1)
+    intermittent: float = Field(_TIER_DEFAULTS.intermittent, gt=0, le=1)
 
     @model_validator(mode="after")
     def _descending(self) -> TierSettings:
@@ -161,6 +158,12 @@ class TierSettings(_Section):
                 f"{self.high_volume}, {self.regular}, {self.intermittent}"
             )
         return self
+
+    def thresholds(self) -> TierThresholds:
+        """These settings as the TierThresholds that ``classify`` takes."""
+        return TierThresholds(
+            high_volume=self.high_volume, regular=self.regular, intermittent=self.intermittent
+        )
 
 
 class DataSettings(_Section):
@@ -412,8 +415,6 @@ class Settings(BaseSettings):
     def _known_methods(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
-        from sparecast.methods import METHODS
-
         unknown = [m for m in value if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")

@@ -55,6 +55,7 @@ from numba import njit  # type: ignore[import-untyped]
 from scipy import stats
 
 from sparecast.errors import MethodError
+from sparecast.methods._check import as_panel
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -105,11 +106,7 @@ class DemandParameters:
 
 
 def _as_history(y: np.ndarray) -> np.ndarray:
-    arr = np.asarray(y, dtype=np.float64)
-    if arr.ndim != 2:
-        raise MethodError(f"y must be a 2-D array [items, periods], got shape {arr.shape}")
-    if arr.shape[1] == 0:
-        raise MethodError("y has no period; a demand distribution needs history")
+    arr = as_panel(y, np.float64, needs="a demand distribution")
     if not np.isfinite(arr).all():
         raise MethodError("y contains NaN or infinite values; fill missing periods with 0")
     return np.maximum(arr, 0.0)

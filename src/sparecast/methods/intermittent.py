@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparecast.methods import _numba
+from sparecast.methods._check import as_panel
 from sparecast.methods.baseline import _flat, ses_weights
 
 __all__ = ["croston", "sba", "croston_optimized", "tsb", "adida", "imapa", "ma_nonzero"]
@@ -70,11 +71,7 @@ class _Events:
 
 def _nonzero_events(y: np.ndarray) -> _Events:
     """Events ``y != 0`` of a 2-D panel (any float dtype) without copying the whole panel."""
-    arr = np.asarray(y)
-    if arr.ndim != 2:
-        raise ValueError(f"y must be a 2-D array [items, periods], got shape {arr.shape}")
-    if arr.shape[1] == 0:
-        raise ValueError("y has no period; a forecast needs at least one observation")
+    arr = as_panel(y)
     item, period = np.nonzero(arr)
     value = arr[item, period].astype(np.float64)
     return _Events(item, period, value, arr.shape[0], arr.shape[1])
@@ -96,12 +93,8 @@ def _sum_by(index: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
 
 def _compiled_panel(y: np.ndarray) -> np.ndarray:
     """``y`` as a C-contiguous float32/float64 2-D array for the compiled kernels (no copy when it
-    already is one); a ValueError when it is not 2-D or has no period."""
-    arr = np.asarray(y)
-    if arr.ndim != 2:
-        raise ValueError(f"y must be a 2-D array [items, periods], got shape {arr.shape}")
-    if arr.shape[1] == 0:
-        raise ValueError("y has no period; a forecast needs at least one observation")
+    already is one); a MethodError when it is not 2-D or has no period."""
+    arr = as_panel(y)
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
     return np.ascontiguousarray(arr)

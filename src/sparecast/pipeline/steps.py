@@ -32,8 +32,8 @@ from sparecast.evaluate.backtest import (
 )
 from sparecast.methods import get_method
 from sparecast.methods.distributions import forecast_quantiles
-from sparecast.methods.hybrid import HybridRouter
 from sparecast.pipeline.store_step import store_run
+from sparecast.selection.router import HybridRouter
 
 __all__ = [
     "Progress",
