@@ -22,7 +22,7 @@ import polars as pl
 from sparecast import DemandPanel, backtest, classify
 from sparecast.core import forecast_arrays
 from sparecast.data.demo import generate_demo_erp
-from sparecast.evaluate.metrics import mae, mase, me, nanmean_count, rmsse
+from sparecast.evaluate.metrics import METRICS, nanmean_count
 from sparecast.methods import DEFAULT_METHODS
 from sparecast.selection import select
 
@@ -74,10 +74,10 @@ def evaluate(
             {
                 "dataset": name,
                 "method": m,
-                "MASE": nanmean_count(mase(actual, p, y_train))[0].item(),
-                "RMSSE": nanmean_count(rmsse(actual, p, y_train))[0].item(),
-                "MAE": float(mae(actual, p).mean()),
-                "bias": float(me(actual, p).mean()),
+                "MASE": nanmean_count(METRICS["mase"](actual, p, y_train))[0].item(),
+                "RMSSE": nanmean_count(METRICS["rmsse"](actual, p, y_train))[0].item(),
+                "MAE": float(METRICS["mae"](actual, p).mean()),
+                "bias": float(METRICS["me"](actual, p).mean()),
                 "WAPE": float(np.abs(p - actual).sum() / total) if total else float("nan"),
             }
         )

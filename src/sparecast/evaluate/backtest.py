@@ -28,7 +28,7 @@ import polars as pl
 from sparecast.classify import SB_CLASSES, TIERS, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, DataValidationError, MethodError
-from sparecast.evaluate.metrics import seasonal_naive_scales
+from sparecast.evaluate.metrics import METRICS, TrainScales, seasonal_naive_scales
 from sparecast.methods import Method, forecast_panel, get_method, params_for, resolve_methods
 from sparecast.methods.baseline import MA_WINDOW
 from sparecast.methods.combine import combination_members, combine
@@ -45,6 +45,7 @@ __all__ = [
     "method_label",
 ]
 
+# the backtest's per-item scores: names of the metric registry (sparecast.evaluate.metrics.METRICS)
 SCORE_METRICS: tuple[str, ...] = ("mae", "rmse", "mase", "rmsse", "me", "pis", "asym")
 ProgressCallback = Callable[[int, int, str], None]
 _ALL = "all"
@@ -251,7 +252,13 @@ class BacktestResult:
             sums = {k: np.zeros(n_items) for k in SCORE_METRICS}
             counts = {k: np.zeros(n_items, dtype=np.int64) for k in SCORE_METRICS}
             for w in range(len(self.origins)):
-                ws = _window_scores(e_all[w], scales_abs[w], scales_sq[w], self.stockout_weight)
+                # scores depend on the errors only: the mean errors as forecasts of zeros
+                ws = _window_scores(
+                    np.zeros_like(e_all[w]),
+                    e_all[w],
+                    TrainScales(scales_abs[w], scales_sq[w]),
+                    self.stockout_weight,
+                )
                 for k, v in ws.items():
                     ok = ~np.isnan(v)
                     sums[k] += np.where(ok, v, 0.0)
@@ -404,24 +411,14 @@ def _validate(panel: DemandPanel, h: int, n_windows: int, step: int, seasonality
 
 
 def _window_scores(
-    e: np.ndarray, scale1: np.ndarray, scale2: np.ndarray, stockout_weight: float
+    y_true: np.ndarray, y_pred: np.ndarray, scales: TrainScales, stockout_weight: float
 ) -> dict[str, np.ndarray]:
-    """Per-item scores of one window from its errors ``e[items, h]`` (forecast minus actual)
-    and the MASE/RMSSE scales of its training part (NaN where a scale is 0)."""
-    n_items, h = e.shape
-    mse_w = np.einsum("ij,ij->i", e, e) / h
-    under = np.minimum(e, 0.0)  # forecast below actual: a stock-out risk
-    asym_w = mse_w + (stockout_weight - 1.0) * np.einsum("ij,ij->i", under, under) / h
-    mae_w = np.abs(e).sum(axis=1) / h
-    ok1, ok2 = scale1 > 0, scale2 > 0
+    """Per-item scores (SCORE_METRICS, from the metric registry) of one window's forecasts
+    ``y_pred[items, h]`` of ``y_true``, with the MASE/RMSSE scales of its training part (NaN
+    where a scale is 0)."""
+    options = {"asym": {"stockout_weight": stockout_weight}}
     return {
-        "mae": mae_w,
-        "rmse": np.sqrt(mse_w),
-        "mase": np.divide(mae_w, scale1, out=np.full(n_items, np.nan), where=ok1),
-        "rmsse": np.sqrt(np.divide(mse_w, scale2, out=np.full(n_items, np.nan), where=ok2)),
-        "me": e.sum(axis=1) / h,
-        "pis": np.cumsum(e, axis=1).sum(axis=1),
-        "asym": np.divide(asym_w, scale2, out=np.full(n_items, np.nan), where=ok2),
+        k: METRICS[k](y_true, y_pred, scale=scales, **options.get(k, {})) for k in SCORE_METRICS
     }
 
 
@@ -500,7 +497,7 @@ def backtest(
         train_panel = panel.slice_periods(origin)
         actual = y[:, origin : origin + h].astype(np.float64)
         actual_sum += np.abs(actual).sum(axis=1)
-        scale1, scale2 = scales_abs[w], scales_sq[w]
+        scales = TrainScales(scales_abs[w], scales_sq[w])
         pct_actual = np.abs(actual[pct_rows])
         pct_nonzero = pct_actual > 0
         for i, m in enumerate(resolved):
@@ -522,7 +519,7 @@ def backtest(
             e = fc - actual
             if errors is not None:
                 errors[m.name][w] = e
-            window_scores = _window_scores(e, scale1, scale2, stockout_weight)
+            window_scores = _window_scores(actual, fc, scales, stockout_weight)
             abs_sum = np.abs(e, out=e).sum(axis=1)  # e is not needed after this
             abs_error_sum[i] += abs_sum
             ape = np.divide(
