@@ -18,6 +18,7 @@ from sparecast.evaluate.backtest import (
     backtest_origins,
     format_summary_lines,
     method_label,
+    windows_that_fit,
 )
 from sparecast.methods import Method, forecast_matrix
 
@@ -329,3 +330,17 @@ def test_summary_by_tier() -> None:
     assert by_tier.filter(pl.col("tier") == "high_volume")["n_items"].to_list() == [3, 3]
     lines = format_summary_lines(by_tier, metric="rmsse")
     assert any(line.startswith("high_volume (3 items)") for line in lines)
+
+
+def test_windows_that_fit_match_what_the_backtest_accepts() -> None:
+    # h=7, seasonality=1: a window needs 7 forecast and 2 training periods
+    assert windows_that_fit(8, 7, 3) == 0
+    assert windows_that_fit(9, 7, 3) == 1
+    assert windows_that_fit(16, 7, 3) == 2
+    assert windows_that_fit(100, 7, 3) == 3
+    assert windows_that_fit(16, 7, 3, step=1) == 3
+    y = np.ones((1, 16))
+    n = windows_that_fit(16, 7, 5, step=3)
+    backtest(_panel(y), h=7, n_windows=n, step=3, methods=["naive"])
+    with pytest.raises(PanelTooShortError):
+        backtest(_panel(y), h=7, n_windows=n + 1, step=3, methods=["naive"])
