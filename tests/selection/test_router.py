@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from sklearn.base import clone
 
 from sparecast import forecast
-from sparecast.classify import classify
+from sparecast.classify import TierThresholds, classify
 from sparecast.config import load_settings
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, MethodError, SparecastError
@@ -403,3 +404,23 @@ def test_balanced_metric_prefers_a_perfect_method() -> None:
     first = sel.row(0, named=True)
     assert first["method"].startswith("mean(naive,"), first  # naive alone is exactly right
     assert "inf" not in first["reason"] and "nan" not in first["reason"]
+
+
+def test_router_clones_and_round_trips_its_parameters() -> None:
+    router = HybridRouter(
+        "auto",
+        candidates=["sba", "naive"],
+        rules={"regular": "sba"},
+        top_k=1,
+        tiers=TierThresholds(0.6, 0.2, 0.05),
+    )
+    params = router.get_params()
+    assert params["mode"] == "auto" and params["candidates"] == ["sba", "naive"]
+    assert type(router)(**params).get_params() == params
+    twin = clone(router)
+    assert twin is not router and twin.get_params() == params
+    router.fit(_trend_and_noise_panel(), 7)
+    assert router.get_params() == params  # fit leaves the parameters as given
+    assert not hasattr(twin, "selection_")
+    notes = router.fit(_panel(np.ones((2, 5))), 7).notes_
+    assert len(notes) == 1 and router.fit(_panel(np.ones((2, 5))), 7).notes_ == notes
