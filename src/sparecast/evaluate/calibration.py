@@ -3,7 +3,7 @@
 For every origin the quantiles are computed from the history before it only, then compared with
 what happened after it:
 
-- per-period quantiles (:func:`sparecast.methods.distributions.forecast_quantiles` around a
+- per-period quantiles (:func:`sparecast.methods.quantiles.forecast_quantiles` around a
   point forecast of ``forecast_method``) against each of the next ``h`` periods;
 - lead-time quantiles (:func:`sparecast.methods.distributions.lead_time_demand`) against the
   demand actually observed over the item's protection interval: the rounded median of its
@@ -28,11 +28,8 @@ import polars as pl
 from sparecast.errors import ConfigError
 from sparecast.evaluate.metrics import pinball
 from sparecast.methods import forecast_matrix
-from sparecast.methods.distributions import (
-    forecast_quantiles,
-    lead_time_demand,
-    lead_time_matrix,
-)
+from sparecast.methods.distributions import lead_time_demand, lead_time_matrix
+from sparecast.methods.quantiles import forecast_quantiles
 
 __all__ = [
     "CalibrationResult",

@@ -31,7 +31,7 @@ from sparecast.evaluate.backtest import (
     format_summary_lines,
 )
 from sparecast.methods import get_method
-from sparecast.methods.distributions import forecast_quantiles
+from sparecast.methods.quantiles import forecast_quantiles
 from sparecast.pipeline.store_step import store_run
 from sparecast.selection.router import HybridRouter
 
