@@ -529,7 +529,8 @@ def lead_time_demand(
     (R, s, S)). ``method`` one of :data:`DISTRIBUTIONS` (module docstring);
     ``parameter_uncertainty``: posterior parameter draws per sample path
     (:func:`_parameter_draws`); ``level_alpha``: exponential weight of recent periods in the
-    parameters (``"auto"``: :func:`select_level_alpha` for the median protection interval).
+    parameters (``"auto"``: :func:`sparecast.methods.level_alpha.select_level_alpha` for the
+    median protection interval).
     Deterministic by ``seed`` (and ``chunk_size``).
     """
     if method not in DISTRIBUTIONS:
