@@ -8,6 +8,7 @@ TOML file (``--config FILE``). No other module reads the environment.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -66,7 +67,13 @@ class BacktestSettings(_Section):
     )
 
 
-_TIER_NAMES = TIERS
+def _check_tiers(keys: Iterable[str]) -> None:
+    """A ValueError (pydantic reports it with the key) naming tiers that do not exist."""
+    unknown = [k for k in keys if k not in TIERS]
+    if unknown:
+        raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(TIERS)}")
+
+
 _MOVED_TO_ROUTER = ("metric", "select_by", "fallback")
 
 
@@ -115,9 +122,7 @@ class RouterSettings(_Section):
     @field_validator("rules")
     @classmethod
     def _known_tiers(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = [k for k in value if k not in _TIER_NAMES]
-        if unknown:
-            raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(_TIER_NAMES)}")
+        _check_tiers(value)
         return {**DEFAULT_RULES, **value}
 
     @model_validator(mode="after")
@@ -152,11 +157,10 @@ class TierSettings(_Section):
 
     @model_validator(mode="after")
     def _descending(self) -> TierSettings:
-        if not self.high_volume > self.regular > self.intermittent:
-            raise ValueError(
-                "tier thresholds must satisfy high_volume > regular > intermittent, got "
-                f"{self.high_volume}, {self.regular}, {self.intermittent}"
-            )
+        try:
+            self.thresholds()  # classify's own check: strictly descending
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     def thresholds(self) -> TierThresholds:
@@ -262,9 +266,7 @@ class InventorySettings(_Section):
     @field_validator("targets")
     @classmethod
     def _known_tiers(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = [k for k in value if k not in _TIER_NAMES]
-        if unknown:
-            raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(_TIER_NAMES)}")
+        _check_tiers(value)
         return value
 
 
