@@ -32,6 +32,7 @@ from sparecast.evaluate.metrics import METRICS, TrainScales, seasonal_naive_scal
 from sparecast.methods import Method, forecast_panel, get_method, params_for, resolve_methods
 from sparecast.methods.baseline import MA_WINDOW
 from sparecast.methods.combine import combination_members, combine
+from sparecast.methods.intermittent import MA_NONZERO_WINDOW
 
 __all__ = [
     "BacktestResult",
@@ -101,7 +102,7 @@ def method_label(name: str, params: dict[str, Any] | None = None) -> str:
     if name == "ma":
         return f"MA({kwargs.get('window', MA_WINDOW)})"
     if name == "ma_nonzero":
-        return f"MA non-zero({kwargs.get('window', 5)})"
+        return f"MA non-zero({kwargs.get('window', MA_NONZERO_WINDOW)})"
     if name == "seasonal_naive" and "season_length" in kwargs:
         return f"seasonal naive({kwargs['season_length']})"
     return _LABELS.get(name, name)

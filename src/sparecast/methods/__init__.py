@@ -97,7 +97,7 @@ METHODS: dict[str, Method] = _register(
         "ma_nonzero",
         intermittent.ma_nonzero,
         "moving average of non-zero demand sizes x demand rate",
-        {"window": 5},
+        {"window": intermittent.MA_NONZERO_WINDOW},
     ),
     Method(
         "lightgbm",

@@ -41,6 +41,9 @@ from sparecast.methods.baseline import _flat, ses_weights
 
 __all__ = ["croston", "sba", "croston_optimized", "tsb", "adida", "imapa", "ma_nonzero"]
 
+MA_NONZERO_WINDOW = 5
+"""Default number of recent demand sizes ``ma_nonzero`` averages."""
+
 # statsforecast's optimised SES searches alpha in [0.1, 0.3] by golden section.
 _SES_BOUNDS = (0.1, 0.3)
 # Bounds of the alphas that tsb() optimises itself.
@@ -193,7 +196,7 @@ def imapa(y: np.ndarray, h: int) -> np.ndarray:
     return _flat(_numba.aggregated_levels(_compiled_panel(y), True, *_SES_BOUNDS), h)
 
 
-def ma_nonzero(y: np.ndarray, h: int, window: int = 5) -> np.ndarray:
+def ma_nonzero(y: np.ndarray, h: int, window: int = MA_NONZERO_WINDOW) -> np.ndarray:
     """Mean of the last ``window`` positive demand sizes x demand rate.
 
     The rate is the share of periods with positive demand since the item's first positive demand
