@@ -22,8 +22,9 @@ import polars as pl
 from sparecast import DemandPanel, backtest, classify
 from sparecast.core import forecast_arrays
 from sparecast.data.demo import generate_demo_erp
-from sparecast.evaluate.metrics import mae, mase, me, nanmean_count, rmsse
+from sparecast.evaluate.metrics import METRICS, nanmean_count
 from sparecast.methods import DEFAULT_METHODS
+from sparecast.selection import select
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -57,7 +58,7 @@ def evaluate(
     actual = panel.y[:, -h:].astype(np.float64)
     classes = classify(train)
     bt = backtest(train, h=h, methods=methods, n_windows=windows, seasonality=1)
-    selection = bt.select(classes, by="class", metric="rmsse")
+    selection = select(bt, classes, by="class", metric="rmsse")
     chosen = dict(zip(selection["unique_id"].to_list(), selection["method"].to_list(), strict=True))
     preds = forecast_arrays(train, h, methods)  # frequency defaults, as the backtest used
     pick = np.array([chosen[i] for i in train.item_ids.astype(str)])
@@ -73,10 +74,10 @@ def evaluate(
             {
                 "dataset": name,
                 "method": m,
-                "MASE": nanmean_count(mase(actual, p, y_train))[0].item(),
-                "RMSSE": nanmean_count(rmsse(actual, p, y_train))[0].item(),
-                "MAE": float(mae(actual, p).mean()),
-                "bias": float(me(actual, p).mean()),
+                "MASE": nanmean_count(METRICS["mase"](actual, p, y_train))[0].item(),
+                "RMSSE": nanmean_count(METRICS["rmsse"](actual, p, y_train))[0].item(),
+                "MAE": float(METRICS["mae"](actual, p).mean()),
+                "bias": float(METRICS["me"](actual, p).mean()),
                 "WAPE": float(np.abs(p - actual).sum() / total) if total else float("nan"),
             }
         )

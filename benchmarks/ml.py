@@ -34,9 +34,9 @@ import polars as pl
 from sparecast import DemandPanel, backtest, classify
 from sparecast.config import load_settings
 from sparecast.data.demo import generate_demo_erp
-from sparecast.methods import DEFAULT_METHODS, METHODS, Method
-from sparecast.methods.hybrid import hybrid_forecast
+from sparecast.methods import DEFAULT_METHODS, METHODS, Method, register_method
 from sparecast.pipeline.core import make_router
+from sparecast.selection.router import hybrid_forecast
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLASSICAL = [m for m in DEFAULT_METHODS if m not in ("naive", "ma")]
@@ -117,7 +117,7 @@ def mlforecast_kernel(panel: DemandPanel, h: int, **params: Any) -> np.ndarray:
 
 def register(name: str, kernel: Any, description: str, defaults: dict[str, Any]) -> None:
     """Register a benchmark-only panel method (a router variant or the peer) under ``name``."""
-    METHODS[name] = Method(name, kernel, description, defaults, needs_panel=True)
+    register_method(Method(name, kernel, description, defaults, needs_panel=True))
 
 
 def router_params(mode: str, **over: Any) -> dict[str, Any]:

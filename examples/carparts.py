@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from sparecast import DemandPanel, backtest, classify, forecast
+from sparecast.selection import select
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "carparts" / "carparts.csv"
 
@@ -36,7 +37,7 @@ def main() -> None:
         summary.select("sb_class", "label", "n_items", "mase", "rmsse", "rmsse_vs_ma_pct", "chosen")
     )
 
-    choice = result.select(classes)  # one method per class, by mean RMSSE, with the reason
+    choice = select(result, classes)  # one method per class, by mean RMSSE, with the reason
     fc = forecast(panel, h=6, methods=methods, output="polars")
     fc = fc.join(choice.select("unique_id", "method"), on="unique_id")
     fc = fc.with_columns(

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from sparecast.cli import app
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.sources import write_tables
-from sparecast.methods.hybrid import DEFAULT_CANDIDATES
+from sparecast.selection.router import DEFAULT_CANDIDATES
 
 runner = CliRunner()
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from sparecast.classify import TierThresholds
 from sparecast.config import load_settings
 from sparecast.errors import ConfigError
 
@@ -70,3 +71,10 @@ def test_the_readme_router_example_loads(tmp_path: Path) -> None:
     s = load_settings(cfg)
     assert s.router.select_by == "item" and s.router.top_k == 2
     assert s.router.rules["intermittent"] == "tsb" and s.router.rules["regular"] == "xgboost"
+
+
+def test_tier_settings_default_to_classify_and_convert() -> None:
+    s = load_settings()
+    assert s.tiers.thresholds() == TierThresholds()
+    custom = load_settings(tiers={"high_volume": 0.6, "regular": 0.2, "intermittent": 0.05})
+    assert custom.tiers.thresholds() == TierThresholds(0.6, 0.2, 0.05)

@@ -1,8 +1,8 @@
 """sparecast: forecasting and inventory planning for intermittent demand.
 
 The public API: ``DemandPanel`` (the items x periods demand matrix), ``forecast`` (every method
-over a panel), ``backtest`` (rolling-origin evaluation and method selection), ``classify``
-(ADI/CV² classes and frequency tiers), ``lead_time_stats`` (lead times, open orders and
+over a panel), ``backtest`` (rolling-origin evaluation), ``HybridRouter`` (a method per item),
+``classify`` (ADI/CV² classes and frequency tiers), ``lead_time_stats`` (lead times, open orders and
 supplier performance from purchase orders), ``load_settings`` and the error types.
 """
 
@@ -20,6 +20,7 @@ from sparecast.errors import (
 from sparecast.evaluate.backtest import BacktestResult, backtest
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
 from sparecast.methods import METHODS
+from sparecast.selection import HybridRouter  # importing selection registers "hybrid"
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "forecast",
     "backtest",
     "BacktestResult",
+    "HybridRouter",
     "classify",
     "TierThresholds",
     "lead_time_stats",

@@ -8,6 +8,7 @@ TOML file (``--config FILE``). No other module reads the environment.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +28,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from sparecast.classify import TIERS, TierThresholds
 from sparecast.errors import ConfigError
+from sparecast.methods import METHODS
+from sparecast.selection.router import DEFAULT_RULES
 from sparecast.urls import redact_url
 
 __all__ = [
@@ -64,19 +68,18 @@ class BacktestSettings(_Section):
     )
 
 
-_TIER_NAMES = ("high_volume", "regular", "intermittent", "very_intermittent")
+def _check_tiers(keys: Iterable[str]) -> None:
+    """A ValueError (pydantic reports it with the key) naming tiers that do not exist."""
+    unknown = [k for k in keys if k not in TIERS]
+    if unknown:
+        raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(TIERS)}")
+
+
 _MOVED_TO_ROUTER = ("metric", "select_by", "fallback")
-# the same as sparecast.methods.hybrid.DEFAULT_RULES (tested): the issue's tier -> method rules
-_DEFAULT_RULES = {
-    "high_volume": "xgboost",
-    "regular": "xgboost",
-    "intermittent": "lightgbm",
-    "very_intermittent": "ma_nonzero",
-}
 
 
 class RouterSettings(_Section):
-    """The hybrid router: which method forecasts which item (sparecast.methods.hybrid)."""
+    """The hybrid router: which method forecasts which item (sparecast.selection.router)."""
 
     mode: Literal["auto", "rules"] = Field(
         "auto",
@@ -86,10 +89,10 @@ class RouterSettings(_Section):
     candidates: list[str] | None = Field(
         None,
         description="methods the auto mode chooses from (default: the top-level `methods`, "
-        "else sparecast.methods.hybrid.DEFAULT_CANDIDATES: the classical methods and lightgbm)",
+        "else sparecast.selection.router.DEFAULT_CANDIDATES: the classical methods and lightgbm)",
     )
     rules: dict[str, str] = Field(
-        default_factory=lambda: dict(_DEFAULT_RULES),
+        default_factory=lambda: dict(DEFAULT_RULES),
         description="tier -> method of the rules mode (tiers left out keep these defaults)",
     )
     metric: Literal["mase", "rmsse", "mae", "rmse", "asym", "mase+asym"] = Field(
@@ -120,15 +123,11 @@ class RouterSettings(_Section):
     @field_validator("rules")
     @classmethod
     def _known_tiers(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = [k for k in value if k not in _TIER_NAMES]
-        if unknown:
-            raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(_TIER_NAMES)}")
-        return {**_DEFAULT_RULES, **value}
+        _check_tiers(value)
+        return {**DEFAULT_RULES, **value}
 
     @model_validator(mode="after")
     def _known_methods(self) -> RouterSettings:
-        from sparecast.methods import METHODS
-
         def check(names: list[str], key: str) -> None:
             bad = [n for n in names if n not in METHODS or n == "hybrid"]
             if bad:
@@ -147,21 +146,29 @@ class RouterSettings(_Section):
         return self
 
 
+_TIER_DEFAULTS = TierThresholds()  # the one tier definition: sparecast.classify
+
+
 class TierSettings(_Section):
     """Frequency tiers: share of periods with demand at or above which an item is in the tier."""
 
-    high_volume: float = Field(0.5, gt=0, le=1)
-    regular: float = Field(0.1, gt=0, le=1)
-    intermittent: float = Field(0.02, gt=0, le=1)
+    high_volume: float = Field(_TIER_DEFAULTS.high_volume, gt=0, le=1)
+    regular: float = Field(_TIER_DEFAULTS.regular, gt=0, le=1)
+    intermittent: float = Field(_TIER_DEFAULTS.intermittent, gt=0, le=1)
 
     @model_validator(mode="after")
     def _descending(self) -> TierSettings:
-        if not self.high_volume > self.regular > self.intermittent:
-            raise ValueError(
-                "tier thresholds must satisfy high_volume > regular > intermittent, got "
-                f"{self.high_volume}, {self.regular}, {self.intermittent}"
-            )
+        try:
+            self.thresholds()  # classify's own check: strictly descending
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return self
+
+    def thresholds(self) -> TierThresholds:
+        """These settings as the TierThresholds that ``classify`` takes."""
+        return TierThresholds(
+            high_volume=self.high_volume, regular=self.regular, intermittent=self.intermittent
+        )
 
 
 class DataSettings(_Section):
@@ -180,7 +187,7 @@ class DataSettings(_Section):
     strict: bool = Field(False, description="any rejected row is an error instead of a report line")
     erp_mapping: dict[str, Any] = Field(
         default_factory=dict,
-        description="table/column mapping of the ERP, see sparecast.data.erp.ErpMapping",
+        description="table/column mapping of the ERP, see sparecast.data.mapping.ErpMapping",
     )
 
 
@@ -235,7 +242,7 @@ class InventorySettings(_Section):
         True,
         description="fill-rate targets: raise each frequency group's nominal target by what a "
         "backtest on the item history shows is lost to estimation error, so the plan reaches "
-        "the target out of sample (evaluate.simulate.calibrate_targets)",
+        "the target out of sample (inventory.simulate.calibrate_targets)",
     )
     calibration_min_periods: int = Field(
         90,
@@ -260,9 +267,7 @@ class InventorySettings(_Section):
     @field_validator("targets")
     @classmethod
     def _known_tiers(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = [k for k in value if k not in _TIER_NAMES]
-        if unknown:
-            raise ValueError(f"unknown tier(s) {unknown}; known: {', '.join(_TIER_NAMES)}")
+        _check_tiers(value)
         return value
 
 
@@ -402,8 +407,6 @@ class Settings(BaseSettings):
     def _known_methods(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
-        from sparecast.methods import METHODS
-
         unknown = [m for m in value if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")

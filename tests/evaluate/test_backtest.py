@@ -18,6 +18,7 @@ from sparecast.evaluate.backtest import (
     backtest_origins,
     format_summary_lines,
     method_label,
+    windows_that_fit,
 )
 from sparecast.methods import Method, forecast_matrix
 
@@ -175,71 +176,6 @@ def _two_method_panel() -> tuple[DemandPanel, pl.DataFrame]:
     return panel, classes
 
 
-def test_select_by_item_picks_best_metric() -> None:
-    panel, _ = _two_method_panel()
-    res = backtest(panel, h=7, n_windows=3, methods=["naive", "ma"], seasonality=1)
-    sel = res.select(by="item", metric="rmsse")
-    assert sel.columns == ["unique_id", "method", "reason"]
-    picks = dict(zip(sel["unique_id"], sel["method"], strict=True))
-    for item in ("item0", "item1"):
-        best = min(("naive", "ma"), key=lambda m, i=item: _score(res, i, m, "rmsse"))
-        assert picks[item] == best
-    assert picks["item0"] == "naive" and picks["item1"] == "ma"
-    assert picks["item2"] == "ma"
-    reasons = dict(zip(sel["unique_id"], sel["reason"], strict=True))
-    assert reasons["item2"] == "fallback ma: no history"
-    assert reasons["item0"].startswith("best rmsse")
-    # another fallback
-    sel = res.select(by="item", fallback="naive")
-    assert sel.filter(pl.col("unique_id") == "item2")["reason"][0] == "fallback naive: no history"
-
-
-def test_select_by_class_picks_best_mean_in_class() -> None:
-    panel, classes = _two_method_panel()
-    res = backtest(panel, h=7, n_windows=3, methods=["naive", "ma"], seasonality=1)
-    # put both items with history in one class: the lower mean rmsse over the two wins
-    one_class = classes.with_columns(
-        pl.when(pl.col("unique_id") == "item2")
-        .then(pl.lit("no_demand"))
-        .otherwise(pl.lit("lumpy"))
-        .alias("sb_class")
-    )
-    sel = res.select(one_class, by="class", metric="rmsse")
-    means = {
-        m: np.mean([_score(res, i, m, "rmsse") for i in ("item0", "item1")])
-        for m in ("naive", "ma")
-    }
-    best = min(means, key=means.get)
-    row = sel.filter(pl.col("unique_id") == "item1").row(0, named=True)
-    assert row["method"] == best
-    assert row["reason"] == f"best rmsse in class lumpy ({round(means[best], 3)})"
-    row2 = sel.filter(pl.col("unique_id") == "item2").row(0, named=True)
-    assert row2 == {"unique_id": "item2", "method": "ma", "reason": "fallback ma: no history"}
-    # per-class: each item in its own class gets its own best
-    sel = res.select(classes, by="class", metric="mase")
-    picks = dict(zip(sel["unique_id"], sel["method"], strict=True))
-    assert picks == {"item0": "naive", "item1": "ma", "item2": "ma"}
-
-
-def test_select_classifies_the_panel_when_not_given() -> None:
-    panel, _ = _two_method_panel()
-    res = backtest(panel, h=7, n_windows=2, methods=["naive", "ma"], seasonality=1)
-    sel = res.select()
-    assert sel.height == 3
-    assert sel.filter(pl.col("unique_id") == "item2")["reason"][0] == "fallback ma: no history"
-
-
-def test_select_rejects_bad_arguments() -> None:
-    panel, _ = _two_method_panel()
-    res = backtest(panel, h=7, n_windows=2, methods=["naive", "ma"], seasonality=1)
-    with pytest.raises(SparecastError, match="metric"):
-        res.select(metric="nope")
-    with pytest.raises(SparecastError, match="by"):
-        res.select(by="nope")  # type: ignore[arg-type]
-    with pytest.raises(MethodError, match="unknown method"):
-        res.select(fallback="nope")
-
-
 # ---------------------------------------------------------------------------- summary
 def test_summary_and_lines() -> None:
     panel, classes = _two_method_panel()
@@ -394,3 +330,17 @@ def test_summary_by_tier() -> None:
     assert by_tier.filter(pl.col("tier") == "high_volume")["n_items"].to_list() == [3, 3]
     lines = format_summary_lines(by_tier, metric="rmsse")
     assert any(line.startswith("high_volume (3 items)") for line in lines)
+
+
+def test_windows_that_fit_match_what_the_backtest_accepts() -> None:
+    # h=7, seasonality=1: a window needs 7 forecast and 2 training periods
+    assert windows_that_fit(8, 7, 3) == 0
+    assert windows_that_fit(9, 7, 3) == 1
+    assert windows_that_fit(16, 7, 3) == 2
+    assert windows_that_fit(100, 7, 3) == 3
+    assert windows_that_fit(16, 7, 3, step=1) == 3
+    y = np.ones((1, 16))
+    n = windows_that_fit(16, 7, 5, step=3)
+    backtest(_panel(y), h=7, n_windows=n, step=3, methods=["naive"])
+    with pytest.raises(PanelTooShortError):
+        backtest(_panel(y), h=7, n_windows=n + 1, step=3, methods=["naive"])

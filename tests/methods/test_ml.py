@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 from scipy.optimize import minimize_scalar
+from sklearn.base import clone
 
 from sparecast import backtest, forecast
 from sparecast.classify import SB_CLASSES, TIERS, classify
@@ -299,15 +300,16 @@ def test_all_zero_panel_forecasts_zero() -> None:
 
 
 def test_bad_parameters_name_the_parameter() -> None:
-    with pytest.raises(MethodError, match="objective"):
-        GlobalLightGBM(objective="huber")
-    with pytest.raises(MethodError, match="strategy"):
-        GlobalLightGBM(strategy="magic")
-    with pytest.raises(MethodError, match="zero_keep"):
-        GlobalLightGBM(zero_keep=0.0)
-    with pytest.raises(MethodError, match="mode"):
-        XGBoostRegular(mode="each")
+    # scikit-learn estimators: the constructor only stores, fit checks
     panel = _panel(n_items=10, n_periods=60)
+    with pytest.raises(MethodError, match="objective"):
+        GlobalLightGBM(objective="huber").fit(panel, 5)
+    with pytest.raises(MethodError, match="strategy"):
+        GlobalLightGBM(strategy="magic").fit(panel, 5)
+    with pytest.raises(MethodError, match="zero_keep"):
+        GlobalLightGBM(zero_keep=0.0).fit(panel, 5)
+    with pytest.raises(MethodError, match="mode"):
+        XGBoostRegular(mode="each").fit(panel, 5)
     model = GlobalLightGBM(**LGB_FAST).fit(panel, 5)
     with pytest.raises(MethodError, match="h <= 5"):
         model.predict(h=6)
@@ -402,3 +404,18 @@ def test_larger_stockout_weight_raises_the_forecasts(model_cls: type) -> None:
         rows = getattr(model, "regular_items_", np.arange(40))  # XGBoost: its items
         means.append(fc[rows].mean())
     assert means[1] > 1.1 * means[0]
+
+
+@pytest.mark.parametrize("model_cls", [GlobalLightGBM, XGBoostRegular])
+def test_estimators_clone_and_round_trip_their_parameters(model_cls: type) -> None:
+    est = model_cls(objective="asymmetric", lags=(1, 7), stride=2, n_estimators=10)
+    params = est.get_params()
+    assert params["lags"] == (1, 7) and params["n_estimators"] == 10
+    assert type(est)(**params).get_params() == params
+    twin = clone(est)
+    assert twin is not est and twin.get_params() == params
+    # fitting sets fitted attributes only and leaves the parameters as given
+    est.fit(_panel(n_items=10, n_periods=60), 5)
+    assert est.get_params() == params
+    assert not hasattr(twin, "model_") and hasattr(est, "model_")
+    assert est.set_params(n_estimators=20) is est and est.n_estimators == 20

@@ -11,18 +11,20 @@ import pytest
 
 from sparecast.config import load_settings
 from sparecast.data.panel import DemandPanel
-from sparecast.pipeline.core import fitting_windows, make_router, run_core
+from sparecast.evaluate.backtest import windows_that_fit
+from sparecast.pipeline.core import make_router, run_core
 
 
 @pytest.mark.parametrize(
     ("n_periods", "expected"),
     [(12, 0), (13, 1), (17, 1), (18, 2), (100, 3)],
 )
-def test_fitting_windows(n_periods: int, expected: int) -> None:
+def test_windows_that_fit_the_settings(n_periods: int, expected: int) -> None:
     """h = 5, seasonality 7: a window needs h + 7 + 1 = 13 periods, each further one 5 more
     (step = h); never more than the 3 configured."""
     settings = load_settings(backtest={"n_windows": 3, "seasonality": 7})
-    assert fitting_windows(n_periods, 5, settings) == expected
+    b = settings.backtest
+    assert windows_that_fit(n_periods, 5, b.n_windows, b.step, b.seasonality) == expected
 
 
 def test_make_router_takes_the_settings() -> None:

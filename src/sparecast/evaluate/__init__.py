@@ -1,4 +1,4 @@
-"""Evaluation: accuracy metrics on arrays and the rolling-origin backtest with method selection."""
+"""Evaluation: accuracy metrics on arrays (one registry) and the rolling-origin backtest."""
 
 from sparecast.evaluate.backtest import (
     SCORE_METRICS,
@@ -8,9 +8,12 @@ from sparecast.evaluate.backtest import (
     backtest_origins,
     format_summary_lines,
     method_label,
+    windows_that_fit,
 )
 from sparecast.evaluate.metrics import (
     METRICS,
+    TrainScales,
+    asym,
     mae,
     mape,
     mase,
@@ -29,6 +32,9 @@ from sparecast.evaluate.metrics import (
 __all__ = [
     "METRICS",
     "SCORE_METRICS",
+    "TrainScales",
+    "asym",
+    "windows_that_fit",
     "BacktestResult",
     "PanelTooShortError",
     "backtest",

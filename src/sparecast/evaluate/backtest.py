@@ -1,4 +1,4 @@
-"""Rolling-origin backtest of the classical methods, method selection and class summaries.
+"""Rolling-origin backtest of the registered methods: scores per item and method, class summaries.
 
 Windows: with ``T`` panel periods, window ``w`` (0-based, ``n_windows`` of them) has its origin at
 ``T - h - (n_windows - 1 - w) * step``; the last window ends at the panel end. The kernel sees only
@@ -9,7 +9,9 @@ pis as defined in :mod:`sparecast.evaluate.metrics`; MASE/RMSSE are scaled with 
 each window. ``abs_error_sum`` and ``actual_sum`` (over all windows) let a class's WAPE be the ratio
 of sums, which stays defined for intermittent items where per-item scaled errors are not.
 
-Aggregation rule (select, summary): the mean over items of the per-item metric, ignoring items
+Choosing methods from these scores is :mod:`sparecast.selection`'s job.
+
+Aggregation rule (class_means, summary): the mean over items of the per-item metric, ignoring items
 where it is undefined (null), with the count of items used reported beside it.
 """
 
@@ -26,8 +28,11 @@ import polars as pl
 from sparecast.classify import SB_CLASSES, TIERS, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, DataValidationError, MethodError
-from sparecast.evaluate.metrics import seasonal_naive_scales
+from sparecast.evaluate.metrics import METRICS, TrainScales, seasonal_naive_scales
 from sparecast.methods import Method, forecast_panel, get_method, params_for, resolve_methods
+from sparecast.methods.baseline import MA_WINDOW
+from sparecast.methods.combine import combination_members, combine
+from sparecast.methods.intermittent import MA_NONZERO_WINDOW
 
 __all__ = [
     "BacktestResult",
@@ -35,19 +40,39 @@ __all__ = [
     "SCORE_METRICS",
     "backtest",
     "backtest_origins",
+    "windows_that_fit",
+    "check_score_metric",
     "format_summary_lines",
     "method_label",
 ]
 
+# the backtest's per-item scores: names of the metric registry (sparecast.evaluate.metrics.METRICS)
 SCORE_METRICS: tuple[str, ...] = ("mae", "rmse", "mase", "rmsse", "me", "pis", "asym")
-BALANCED = "mase+asym"
-"""Selection metric: MASE and asym, each divided by the group's best value, added."""
 ProgressCallback = Callable[[int, int, str], None]
 _ALL = "all"
 
 
 class PanelTooShortError(DataValidationError):
     """The panel has fewer periods than the backtest windows and horizon need."""
+
+
+def check_score_metric(metric: str) -> None:
+    """A ConfigError unless ``metric`` is a backtest score a method can be ranked on."""
+    if metric not in SCORE_METRICS:
+        raise ConfigError(f"metric must be one of {SCORE_METRICS}, got {metric!r}")
+    if metric in ("me", "pis"):
+        raise ConfigError(f"metric {metric!r} is signed (bias); select on mae, rmse, mase or rmsse")
+
+
+def windows_that_fit(
+    n_periods: int, h: int, n_windows: int, step: int | None = None, seasonality: int = 1
+) -> int:
+    """How many of ``n_windows`` backtest windows fit in ``n_periods`` (0: none): each window
+    needs ``h`` forecast periods and the first one ``seasonality + 1`` training periods before
+    it (for the MASE/RMSSE scale); origins are ``step`` (default ``h``) apart."""
+    step = step or h
+    spare = n_periods - h - seasonality - 1
+    return 0 if spare < 0 else min(n_windows, spare // step + 1)
 
 
 def backtest_origins(n_periods: int, h: int, n_windows: int, step: int) -> list[int]:
@@ -75,9 +100,9 @@ def method_label(name: str, params: dict[str, Any] | None = None) -> str:
     except MethodError:
         kwargs = dict(params or {})
     if name == "ma":
-        return f"MA({kwargs.get('window', 28)})"
+        return f"MA({kwargs.get('window', MA_WINDOW)})"
     if name == "ma_nonzero":
-        return f"MA non-zero({kwargs.get('window', 5)})"
+        return f"MA non-zero({kwargs.get('window', MA_NONZERO_WINDOW)})"
     if name == "seasonal_naive" and "season_length" in kwargs:
         return f"seasonal naive({kwargs['season_length']})"
     return _LABELS.get(name, name)
@@ -117,7 +142,7 @@ class BacktestResult:
     )
 
     # ------------------------------------------------------------------ helpers
-    def _classes(
+    def item_groups(
         self, classification: pl.DataFrame | None, group: str = "sb_class"
     ) -> pl.DataFrame:
         """unique_id and the grouping column (``sb_class`` or ``tier``), the latter under the
@@ -140,29 +165,18 @@ class BacktestResult:
             pl.col("unique_id").cast(pl.Utf8), pl.col(group).alias("sb_class")
         )
 
-    def _item_ids(self) -> pl.DataFrame:
+    def item_ids(self) -> pl.DataFrame:
+        """unique_id of every item, in panel order."""
         return self.scores.filter(pl.col("method") == self.methods[0]).select("unique_id")
 
-    def _check_metric(self, metric: str, *, selecting: bool = False) -> None:
-        if selecting and metric == BALANCED:
-            return
-        if metric not in SCORE_METRICS:
-            raise ConfigError(f"metric must be one of {SCORE_METRICS}, got {metric!r}")
-        if metric in ("me", "pis"):
-            raise ConfigError(
-                f"metric {metric!r} is signed (bias); select on mae, rmse, mase or rmsse"
-            )
-
-    def _class_means(
+    def class_means(
         self, classes: pl.DataFrame, with_all: bool, group_order: tuple[str, ...] = SB_CLASSES
     ) -> pl.DataFrame:
         """Mean of every metric per (sb_class, method) over items, nulls ignored, with counts."""
         joined = self.scores.join(classes, on="unique_id", how="left").with_columns(
             pl.col("sb_class").fill_null("unclassified")
         )
-        order = pl.DataFrame(
-            {"method": self.methods, "method_order": np.arange(len(self.methods), dtype=np.int64)}
-        )
+        order = self.method_order()
         aggs = [
             pl.len().alias("n_items"),
             pl.col("mase").count().alias("n_scored"),
@@ -204,161 +218,10 @@ class BacktestResult:
             .first()
         )
 
-    # ------------------------------------------------------------------ selection
-    def _method_order(self) -> pl.DataFrame:
+    def method_order(self) -> pl.DataFrame:
+        """method and method_order (its position in ``methods``: ties go to the earlier one)."""
         return pl.DataFrame(
             {"method": self.methods, "method_order": np.arange(len(self.methods), dtype=np.int64)}
-        )
-
-    def _best_k(self, frame: pl.DataFrame, key: str, metric: str, top_k: int) -> pl.DataFrame:
-        """Per ``key``: the ``top_k`` methods with the lowest ``metric`` (ties: earlier method),
-        as ``key, best`` (the method, or ``mean(a,b)`` of several) and ``score`` (the best
-        member's metric). Rows where the metric is undefined are ignored."""
-        if metric == BALANCED:
-            # each score relative to the group's best, MASE and asym added: a method must be
-            # good on both the typical error and the stockout-weighted one
-            # (a perfect method, e.g. zero forecasts of a dead item, has a best score of 0: the
-            # floor keeps its ratio 0 instead of NaN, and the others' finite)
-            rel = [
-                pl.col(m) / pl.max_horizontal(pl.col(m).min().over(key), pl.lit(1e-12))
-                for m in ("mase", "asym")
-            ]
-            frame = frame.with_columns((rel[0] + rel[1]).alias(BALANCED))
-        ranked = (
-            frame.filter(pl.col(metric).is_not_null() & pl.col(metric).is_not_nan())
-            .sort(key, metric, "method_order")
-            .group_by(key, maintain_order=True)
-            .head(top_k)
-        )
-        return (
-            ranked.group_by(key, maintain_order=True)
-            .agg(pl.col("method").alias("members"), pl.col(metric).first().alias("score"))
-            .select(
-                key,
-                pl.when(pl.col("members").list.len() == 1)
-                .then(pl.col("members").list.first())
-                .otherwise(pl.format("mean({})", pl.col("members").list.join(",")))
-                .alias("best"),
-                "score",
-            )
-        )
-
-    def select(
-        self,
-        classification: pl.DataFrame | None = None,
-        *,
-        by: Literal["class", "tier", "item"] = "class",
-        metric: str = "rmsse",
-        fallback: str = "ma",
-        top_k: int = 1,
-        min_history: int = 0,
-    ) -> pl.DataFrame:
-        """The method to use per item: unique_id, method, reason.
-
-        ``by="class"`` (default, robust): the method with the lowest mean ``metric`` over the items
-        of the item's Syntetos-Boylan class (classification computed from the panel when not
-        given); ``by="tier"`` the same over the item's frequency tier. ``by="item"``: the item's
-        own lowest ``metric`` (noisy for intermittent items), for items with at least
-        ``min_history`` periods with demand before the last origin; the others get their class's
-        choice, except items without any demand before it (the fallback). Where the metric is
-        undefined for every method (e.g. no demand before the origins), the ``fallback`` method
-        is chosen and the reason says why.
-        ``metric="mase+asym"`` ranks by MASE / the group's lowest MASE + asym / the group's
-        lowest asym (both matter: MASE favours low forecasts of intermittent demand, the
-        stockout-weighted asym high ones).
-        ``top_k > 1`` serves the mean of the ``top_k`` best methods, named ``mean(a,b,...)``
-        (members best first); the score in the reason is the best member's.
-        """
-        self._check_metric(metric, selecting=True)
-        get_method(fallback)  # fails with the list of valid names
-        if by not in ("class", "tier", "item"):
-            raise ConfigError(f"by must be 'class', 'tier' or 'item', got {by!r}")
-        if not isinstance(top_k, (int, np.integer)) or top_k < 1:
-            raise ConfigError(f"top_k must be an integer >= 1, got {top_k!r}")
-        if not isinstance(min_history, (int, np.integer)) or min_history < 0:
-            raise ConfigError(f"min_history must be an integer >= 0, got {min_history!r}")
-        ids = self._item_ids()
-        order = self._method_order()
-        scored = self.scores.join(order, on="method", how="left")
-        group = "tier" if by == "tier" else "sb_class"
-        classes = self._classes(classification, group)
-        best = self._best_k(
-            self._class_means(classes, with_all=False), "sb_class", metric, top_k
-        ).select(
-            "sb_class",
-            pl.col("best").alias("class_best"),
-            pl.format(
-                f"best {metric} in {'tier' if by == 'tier' else 'class'} {{}} ({{}})",
-                pl.col("sb_class"),
-                pl.col("score").round(3),
-            ).alias("class_why"),
-        )
-        hist = scored.filter(pl.col("method") == self.methods[0]).select(
-            "unique_id", "n_train_demands"
-        )
-        out = (
-            ids.join(classes, on="unique_id", how="left")
-            .with_columns(pl.col("sb_class").fill_null("unclassified"))
-            .join(best, on="sb_class", how="left")
-            .join(hist, on="unique_id", how="left")
-        )
-        if by == "item":
-            own = self._best_k(scored, "unique_id", metric, top_k).select(
-                "unique_id",
-                pl.col("best").alias("item_best"),
-                pl.format(f"best {metric} of the item ({{}})", pl.col("score").round(3)).alias(
-                    "item_why"
-                ),
-            )
-            out = out.join(own, on="unique_id", how="left")
-            enough = pl.col("n_train_demands") >= min_history
-            if min_history == 0:
-                # the item's own choice or the fallback, as before min_history existed
-                out = out.with_columns(
-                    pl.col("item_best").alias("class_best"), pl.col("item_why").alias("class_why")
-                )
-            else:
-                short = pl.format(
-                    f"{{}}; the item has {{}} demand periods < min_history {min_history}",
-                    pl.col("class_why"),
-                    pl.col("n_train_demands"),
-                )
-                # no demand at all before the last origin: nothing to judge the item on
-                none = pl.col("n_train_demands") == 0
-                out = out.with_columns(
-                    pl.when(none)
-                    .then(pl.lit(None, dtype=pl.Utf8))
-                    .when(enough & pl.col("item_best").is_not_null())
-                    .then(pl.col("item_best"))
-                    .otherwise(pl.col("class_best"))
-                    .alias("class_best"),
-                    pl.when(enough & pl.col("item_best").is_not_null())
-                    .then(pl.col("item_why"))
-                    .when(~enough)
-                    .then(short)
-                    .otherwise(pl.col("class_why"))
-                    .alias("class_why"),
-                )
-        no_best = pl.col("class_best").is_null()
-        no_history = (pl.col("sb_class") == "no_demand") | (pl.col("n_train_demands") == 0)
-        undefined = (
-            pl.lit(f"fallback {fallback}: {metric} undefined for every method")
-            if by == "item" and min_history == 0
-            else pl.format(
-                f"fallback {fallback}: {metric} undefined in {'tier' if by == 'tier' else 'class'}"
-                " {}",
-                "sb_class",
-            )
-        )
-        return out.select(
-            "unique_id",
-            pl.when(no_best).then(pl.lit(fallback)).otherwise(pl.col("class_best")).alias("method"),
-            pl.when(no_best & no_history)
-            .then(pl.lit(f"fallback {fallback}: no history"))
-            .when(no_best)
-            .then(undefined)
-            .otherwise(pl.col("class_why"))
-            .alias("reason"),
         )
 
     # ------------------------------------------------------------------ combinations
@@ -367,8 +230,6 @@ class BacktestResult:
         mean of the members' forecasts, scored window by window like a method (needs the errors,
         ``backtest(..., keep_errors=True)``). Names that are already methods are skipped; mape
         and wape of a combination are null."""
-        from sparecast.methods.hybrid import combination_members
-
         new = [n for n in dict.fromkeys(names) if n not in self.methods]
         if not new:
             return self
@@ -386,13 +247,19 @@ class BacktestResult:
         frames = [self.scores]
         errors = dict(self.errors)
         for name, ms in members.items():
-            e_all = np.mean([self.errors[m].astype(np.float64) for m in ms], axis=0)
+            e_all = combine(name, {m: self.errors[m].astype(np.float64) for m in ms})
             errors[name] = e_all.astype(np.float32)
             n_items = e_all.shape[1]
             sums = {k: np.zeros(n_items) for k in SCORE_METRICS}
             counts = {k: np.zeros(n_items, dtype=np.int64) for k in SCORE_METRICS}
             for w in range(len(self.origins)):
-                ws = _window_scores(e_all[w], scales_abs[w], scales_sq[w], self.stockout_weight)
+                # scores depend on the errors only: the mean errors as forecasts of zeros
+                ws = _window_scores(
+                    np.zeros_like(e_all[w]),
+                    e_all[w],
+                    TrainScales(scales_abs[w], scales_sq[w]),
+                    self.stockout_weight,
+                )
                 for k, v in ws.items():
                     ok = ~np.isnan(v)
                     sums[k] += np.where(ok, v, 0.0)
@@ -441,12 +308,12 @@ class BacktestResult:
         of MASE/RMSSE in % vs naive and vs ma (positive = better; null when that reference was not
         backtested), ``chosen`` (the best method of the group by ``metric``; in "all" the best
         overall) and ``label``. The first column is ``sb_class`` or ``tier``."""
-        self._check_metric(metric)
+        check_score_metric(metric)
         group = {"class": "sb_class", "tier": "tier"}.get(by)
         if group is None:
             raise ConfigError(f"summary by must be 'class' or 'tier', got {by!r}")
-        means = self._class_means(
-            self._classes(classification, group),
+        means = self.class_means(
+            self.item_groups(classification, group),
             with_all=True,
             group_order=TIERS if by == "tier" else SB_CLASSES,
         )
@@ -545,24 +412,14 @@ def _validate(panel: DemandPanel, h: int, n_windows: int, step: int, seasonality
 
 
 def _window_scores(
-    e: np.ndarray, scale1: np.ndarray, scale2: np.ndarray, stockout_weight: float
+    y_true: np.ndarray, y_pred: np.ndarray, scales: TrainScales, stockout_weight: float
 ) -> dict[str, np.ndarray]:
-    """Per-item scores of one window from its errors ``e[items, h]`` (forecast minus actual)
-    and the MASE/RMSSE scales of its training part (NaN where a scale is 0)."""
-    n_items, h = e.shape
-    mse_w = np.einsum("ij,ij->i", e, e) / h
-    under = np.minimum(e, 0.0)  # forecast below actual: a stock-out risk
-    asym_w = mse_w + (stockout_weight - 1.0) * np.einsum("ij,ij->i", under, under) / h
-    mae_w = np.abs(e).sum(axis=1) / h
-    ok1, ok2 = scale1 > 0, scale2 > 0
+    """Per-item scores (SCORE_METRICS, from the metric registry) of one window's forecasts
+    ``y_pred[items, h]`` of ``y_true``, with the MASE/RMSSE scales of its training part (NaN
+    where a scale is 0)."""
+    options = {"asym": {"stockout_weight": stockout_weight}}
     return {
-        "mae": mae_w,
-        "rmse": np.sqrt(mse_w),
-        "mase": np.divide(mae_w, scale1, out=np.full(n_items, np.nan), where=ok1),
-        "rmsse": np.sqrt(np.divide(mse_w, scale2, out=np.full(n_items, np.nan), where=ok2)),
-        "me": e.sum(axis=1) / h,
-        "pis": np.cumsum(e, axis=1).sum(axis=1),
-        "asym": np.divide(asym_w, scale2, out=np.full(n_items, np.nan), where=ok2),
+        k: METRICS[k](y_true, y_pred, scale=scales, **options.get(k, {})) for k in SCORE_METRICS
     }
 
 
@@ -641,7 +498,7 @@ def backtest(
         train_panel = panel.slice_periods(origin)
         actual = y[:, origin : origin + h].astype(np.float64)
         actual_sum += np.abs(actual).sum(axis=1)
-        scale1, scale2 = scales_abs[w], scales_sq[w]
+        scales = TrainScales(scales_abs[w], scales_sq[w])
         pct_actual = np.abs(actual[pct_rows])
         pct_nonzero = pct_actual > 0
         for i, m in enumerate(resolved):
@@ -663,7 +520,7 @@ def backtest(
             e = fc - actual
             if errors is not None:
                 errors[m.name][w] = e
-            window_scores = _window_scores(e, scale1, scale2, stockout_weight)
+            window_scores = _window_scores(actual, fc, scales, stockout_weight)
             abs_sum = np.abs(e, out=e).sum(axis=1)  # e is not needed after this
             abs_error_sum[i] += abs_sum
             ape = np.divide(

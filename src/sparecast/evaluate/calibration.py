@@ -3,7 +3,7 @@
 For every origin the quantiles are computed from the history before it only, then compared with
 what happened after it:
 
-- per-period quantiles (:func:`sparecast.methods.distributions.forecast_quantiles` around a
+- per-period quantiles (:func:`sparecast.methods.quantiles.forecast_quantiles` around a
   point forecast of ``forecast_method``) against each of the next ``h`` periods;
 - lead-time quantiles (:func:`sparecast.methods.distributions.lead_time_demand`) against the
   demand actually observed over the item's protection interval: the rounded median of its
@@ -11,7 +11,8 @@ what happened after it:
   that interval here, so the quantile and the actual cover the same periods).
 
 Coverage is the share of actuals at or below the quantile (nominal: the level); the pinball
-(quantile) loss of level ``a`` is ``a (y - q)`` when ``y >= q`` and ``(1 - a)(q - y)`` otherwise.
+(quantile) loss of level ``a`` is ``a (y - q)`` when ``y >= q`` and ``(1 - a)(q - y)`` otherwise
+(:func:`sparecast.evaluate.metrics.pinball`, the registry's).
 For integer demand with many zeros the coverage of a low level is above nominal by construction
 (``P(D <= 0)`` may exceed it), which is why coverage is reported next to the pinball loss.
 """
@@ -25,12 +26,10 @@ import numpy as np
 import polars as pl
 
 from sparecast.errors import ConfigError
+from sparecast.evaluate.metrics import pinball
 from sparecast.methods import forecast_matrix
-from sparecast.methods.distributions import (
-    forecast_quantiles,
-    lead_time_demand,
-    lead_time_matrix,
-)
+from sparecast.methods.distributions import lead_time_demand, lead_time_matrix
+from sparecast.methods.quantiles import forecast_quantiles
 
 __all__ = [
     "CalibrationResult",
@@ -69,13 +68,12 @@ def quantile_coverage(actual: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
 def pinball_loss(
     actual: np.ndarray, quantiles: np.ndarray, levels: Sequence[float] | np.ndarray
 ) -> np.ndarray:
-    """Mean pinball loss per level: float64[levels] (``actual[...]``, ``quantiles[..., level]``)."""
+    """Mean pinball loss per level: float64[levels] (``actual[...]``, ``quantiles[..., level]``),
+    :func:`sparecast.evaluate.metrics.pinball` over all actuals as one series."""
     lv = _levels(levels)
-    a = np.asarray(actual, dtype=np.float64)[..., None]
-    q = np.asarray(quantiles, dtype=np.float64)
-    diff = a - q
-    loss = np.where(diff >= 0, lv * diff, (lv - 1.0) * diff)
-    return loss.reshape(-1, lv.size).mean(axis=0)
+    a = np.asarray(actual, dtype=np.float64).reshape(1, -1)
+    q = np.asarray(quantiles, dtype=np.float64).reshape(-1, lv.size)
+    return np.array([pinball(a, q[None, :, j], quantile=level)[0] for j, level in enumerate(lv)])
 
 
 def _frame(lv: np.ndarray, actual_parts: list[np.ndarray], q_parts: list[np.ndarray]):

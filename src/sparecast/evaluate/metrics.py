@@ -3,7 +3,12 @@
 Every metric has the same signature (the habit of ``utilsforecast.losses``)::
 
     metric(y_true[items, h], y_pred[items, h], y_train[items, T] | None = None, *,
-           seasonality=1, **metric_specific_keywords) -> float64[items]
+           seasonality=1, scale=None, **metric_specific_keywords) -> float64[items]
+
+``scale`` (a :class:`TrainScales`, or the metric's own scale array) skips recomputing the
+in-sample scale of the scaled metrics from ``y_train``; the others ignore it. :data:`METRICS`
+is the one registry (the backtest scores through it): adding a metric is one function here and
+one line in ``METRICS``.
 
 and gives the same numbers as the utilsforecast function of the same name on the same data (the
 tests check it to 1e-9). They are written on numpy because the backtest scores 100,000 items x
@@ -20,6 +25,7 @@ and reports how many items were counted.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,6 +42,8 @@ __all__ = [
     "wape",
     "pinball",
     "stockout_weighted_se",
+    "asym",
+    "TrainScales",
     "seasonal_naive_scale",
     "seasonal_naive_scales",
     "nanmean_count",
@@ -43,6 +51,14 @@ __all__ = [
 ]
 
 Metric = Callable[..., np.ndarray]
+
+
+class TrainScales(NamedTuple):
+    """In-sample scales of a training part, float64 ``[items]`` each: ``abs`` the mean absolute
+    seasonal difference (MASE), ``sq`` the mean squared one (RMSSE and asym)."""
+
+    abs: np.ndarray
+    sq: np.ndarray
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -64,6 +80,11 @@ def _errors(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """Forecast minus actual, float64 ``[items, h]``."""
     yt, yp = _pair(y_true, y_pred)
     return yp - yt
+
+
+def _mse(e: np.ndarray) -> np.ndarray:
+    """Mean squared error per row of the errors ``e[items, h]``."""
+    return np.einsum("ij,ij->i", e, e) / e.shape[1]
 
 
 def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -147,8 +168,14 @@ def seasonal_naive_scales(
 
 
 def _scale(
-    y_train: np.ndarray | None, seasonality: int, power: int, scale: np.ndarray | None, name: str
+    y_train: np.ndarray | None,
+    seasonality: int,
+    power: int,
+    scale: TrainScales | np.ndarray | None,
+    name: str,
 ) -> np.ndarray:
+    if isinstance(scale, TrainScales):
+        return np.asarray(scale.abs if power == 1 else scale.sq, dtype=np.float64)
     if scale is not None:
         return np.asarray(scale, dtype=np.float64)
     if y_train is None:
@@ -174,9 +201,11 @@ def mae(
     y_train: np.ndarray | None = None,
     *,
     seasonality: int = 1,
+    scale: TrainScales | np.ndarray | None = None,
 ) -> np.ndarray:
     """Mean absolute error per item (utilsforecast ``mae``)."""
-    return np.abs(_errors(y_true, y_pred)).mean(axis=1)
+    e = _errors(y_true, y_pred)
+    return np.abs(e).sum(axis=1) / e.shape[1]
 
 
 def rmse(
@@ -185,9 +214,10 @@ def rmse(
     y_train: np.ndarray | None = None,
     *,
     seasonality: int = 1,
+    scale: TrainScales | np.ndarray | None = None,
 ) -> np.ndarray:
     """Root mean squared error per item (utilsforecast ``rmse``)."""
-    return np.sqrt(np.square(_errors(y_true, y_pred)).mean(axis=1))
+    return np.sqrt(_mse(_errors(y_true, y_pred)))
 
 
 def mase(
@@ -196,7 +226,7 @@ def mase(
     y_train: np.ndarray | None = None,
     *,
     seasonality: int = 1,
-    scale: np.ndarray | None = None,
+    scale: TrainScales | np.ndarray | None = None,
 ) -> np.ndarray:
     """Mean absolute scaled error per item (utilsforecast ``mase``).
 
@@ -212,14 +242,14 @@ def rmsse(
     y_train: np.ndarray | None = None,
     *,
     seasonality: int = 1,
-    scale: np.ndarray | None = None,
+    scale: TrainScales | np.ndarray | None = None,
 ) -> np.ndarray:
     """Root mean squared scaled error per item (utilsforecast ``rmsse``, the M5 metric).
 
     ``sqrt(MSE / in-sample MSE of the seasonal naive forecast)``; NaN where that scale is 0.
     ``scale`` is the in-sample MSE (``seasonal_naive_scale(..., power=2)``), not its root.
     """
-    mse = np.square(_errors(y_true, y_pred)).mean(axis=1)
+    mse = _mse(_errors(y_true, y_pred))
     return np.sqrt(_safe_divide(mse, _scale(y_train, seasonality, 2, scale, "rmsse")))
 
 
@@ -229,10 +259,12 @@ def me(
     y_train: np.ndarray | None = None,
     *,
     seasonality: int = 1,
+    scale: TrainScales | np.ndarray | None = None,
 ) -> np.ndarray:
     """Mean error (bias) per item, forecast minus actual: positive = over-forecast (utilsforecast
     ``bias``)."""
-    return _errors(y_true, y_pred).mean(axis=1)
+    e = _errors(y_true, y_pred)
+    return e.sum(axis=1) / e.shape[1]
 
 
 def pis(
@@ -241,6 +273,7 @@ def pis(
     y_train: np.ndarray | None = None,
     *,
     seasonality: int = 1,
+    scale: TrainScales | np.ndarray | None = None,
 ) -> np.ndarray:
     """Periods in stock (Wallström & Segerstedt 2010): ``sum_t sum_{j<=t} (forecast_j - actual_j)``.
 
@@ -259,6 +292,7 @@ def mape(
     y_train: np.ndarray | None = None,
     *,
     seasonality: int = 1,
+    scale: TrainScales | np.ndarray | None = None,
 ) -> np.ndarray:
     """Mean absolute percentage error per item, a fraction (0.1 = 10 %), over non-zero actuals.
 
@@ -276,6 +310,7 @@ def wape(
     y_train: np.ndarray | None = None,
     *,
     seasonality: int = 1,
+    scale: TrainScales | np.ndarray | None = None,
 ) -> np.ndarray:
     """Weighted absolute percentage error per item: ``sum|e| / sum|y|`` (utilsforecast ``wape``);
     NaN when the actuals sum to 0."""
@@ -289,6 +324,7 @@ def pinball(
     y_train: np.ndarray | None = None,
     *,
     seasonality: int = 1,
+    scale: TrainScales | np.ndarray | None = None,
     quantile: float = 0.5,
 ) -> np.ndarray:
     """Mean pinball (quantile) loss per item of a ``quantile`` forecast (utilsforecast
@@ -307,15 +343,34 @@ def stockout_weighted_se(
     y_train: np.ndarray | None = None,
     *,
     seasonality: int = 1,
+    scale: TrainScales | np.ndarray | None = None,
     stockout_weight: float = 3.0,
 ) -> np.ndarray:
     """Mean squared error per item with under-forecasts (forecast < actual, a stock-out risk)
-    weighted by ``stockout_weight`` and over-forecasts by 1."""
+    weighted by ``stockout_weight`` and over-forecasts by 1: the mean over the horizon of
+    :func:`sparecast.methods.ml.asymmetric_loss` (the ML models' training loss), computed as
+    MSE + (weight - 1) x the mean squared under-forecast."""
     if stockout_weight <= 0:
         raise DataValidationError(f"stockout_weight must be > 0, got {stockout_weight}")
     e = _errors(y_true, y_pred)
-    w = np.where(e < 0, stockout_weight, 1.0)
-    return (w * np.square(e)).mean(axis=1)
+    under = np.minimum(e, 0.0)  # forecast below actual: a stock-out risk
+    return _mse(e) + (stockout_weight - 1.0) * np.einsum("ij,ij->i", under, under) / e.shape[1]
+
+
+def asym(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    y_train: np.ndarray | None = None,
+    *,
+    seasonality: int = 1,
+    scale: TrainScales | np.ndarray | None = None,
+    stockout_weight: float = 3.0,
+) -> np.ndarray:
+    """The asymmetric loss of the backtest and the router: :func:`stockout_weighted_se` divided
+    by the in-sample MSE of the seasonal naive forecast (the RMSSE scale, ``power=2``), so that
+    items of any volume count alike; NaN where that scale is 0. Lower is better."""
+    loss = stockout_weighted_se(y_true, y_pred, stockout_weight=stockout_weight)
+    return _safe_divide(loss, _scale(y_train, seasonality, 2, scale, "asym"))
 
 
 METRICS: dict[str, Metric] = {
@@ -329,4 +384,5 @@ METRICS: dict[str, Metric] = {
     "wape": wape,
     "pinball": pinball,
     "stockout_weighted_se": stockout_weighted_se,
+    "asym": asym,
 }

@@ -1,22 +1,22 @@
 """The method registry: one name per forecasting method, the same in the CLI, config and outputs.
 
 A classical method is a kernel ``f(y[items, periods], h, **params) -> float64[items, h]``.
-Later methods (global ML models, the hybrid router) register here too, with ``needs_panel=True``
-so that they receive the whole DemandPanel (dates, attributes) instead of the bare matrix.
+Panel methods (global ML models, the hybrid router) have ``needs_panel=True`` so that they receive
+the whole DemandPanel (dates, attributes) instead of the bare matrix. The hybrid router lives in
+the layer above (``sparecast.selection``, which uses the backtest) and registers itself with
+:func:`register_method` when that package is imported (``import sparecast`` does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
-
-if TYPE_CHECKING:
-    from sparecast.data.panel import DemandPanel
 from sparecast.methods import baseline, intermittent, ml
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "METHODS",
     "DEFAULT_METHODS",
     "get_method",
+    "register_method",
     "resolve_methods",
     "forecast_matrix",
     "forecast_panel",
@@ -54,7 +55,10 @@ METHODS: dict[str, Method] = _register(
         {"season_length": 7},
     ),
     Method(
-        "ma", baseline.moving_average, "moving average of the last `window` periods", {"window": 28}
+        "ma",
+        baseline.moving_average,
+        "moving average of the last `window` periods",
+        {"window": baseline.MA_WINDOW},
     ),
     Method("ses", baseline.ses, "simple exponential smoothing", {"alpha": 0.1}),
     Method(
@@ -93,7 +97,7 @@ METHODS: dict[str, Method] = _register(
         "ma_nonzero",
         intermittent.ma_nonzero,
         "moving average of non-zero demand sizes x demand rate",
-        {"window": 5},
+        {"window": intermittent.MA_NONZERO_WINDOW},
     ),
     Method(
         "lightgbm",
@@ -112,22 +116,14 @@ METHODS: dict[str, Method] = _register(
 )
 
 
-def _hybrid(panel: DemandPanel, h: int, **params: Any) -> np.ndarray:
-    # imported here: the router uses the backtest, which uses this registry
-    from sparecast.methods.hybrid import hybrid_forecast
+def register_method(method: Method) -> None:
+    """Add ``method`` to the registry (a layer above ``methods`` registers its panel methods
+    this way, e.g. the hybrid router); a MethodError when the name is taken by another one."""
+    known = METHODS.get(method.name)
+    if known is not None and known != method:
+        raise MethodError(f"method {method.name!r} is already registered")
+    METHODS[method.name] = method
 
-    return hybrid_forecast(panel, h, **params)
-
-
-# The hybrid router as a method (sparecast.methods.hybrid): routes each item to a method chosen
-# by tier rules or by a backtest on the panel it is given (in a backtest: the window's training
-# part only). Not a default method: it runs the others.
-METHODS["hybrid"] = Method(
-    "hybrid",
-    _hybrid,
-    "hybrid router: per item the method chosen by tier rules or by a nested backtest",
-    needs_panel=True,
-)
 
 DEFAULT_METHODS: tuple[str, ...] = (
     "naive",
@@ -148,7 +144,7 @@ DEFAULT_METHODS: tuple[str, ...] = (
 # moving-average baseline covers about four weeks of daily data, a quarter of weekly data and a
 # year of monthly data. User parameters override these.
 FREQ_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "D": {"seasonal_naive": {"season_length": 7}, "ma": {"window": 28}},
+    "D": {"seasonal_naive": {"season_length": 7}, "ma": {"window": baseline.MA_WINDOW}},
     "W": {"seasonal_naive": {"season_length": 52}, "ma": {"window": 13}},
     "M": {"seasonal_naive": {"season_length": 12}, "ma": {"window": 12}},
 }

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["naive", "seasonal_naive", "moving_average", "ses"]
+from sparecast.methods._check import as_panel
 
+__all__ = ["naive", "seasonal_naive", "moving_average", "ses", "MA_WINDOW"]
 
-def _as_panel(y: np.ndarray) -> np.ndarray:
-    """``y`` as a float64 2-D array ``[items, periods]``; a ValueError when it has no period."""
-    arr = np.asarray(y, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(f"y must be a 2-D array [items, periods], got shape {arr.shape}")
-    if arr.shape[1] == 0:
-        raise ValueError("y has no period; a forecast needs at least one observation")
-    return arr
+MA_WINDOW = 28
+"""Default window of the moving average: about four weeks of daily data (the registry's default
+and the daily frequency's; weekly and monthly panels use their own, see FREQ_DEFAULTS)."""
 
 
 def _flat(level: np.ndarray, h: int) -> np.ndarray:
@@ -29,7 +25,7 @@ def _flat(level: np.ndarray, h: int) -> np.ndarray:
 
 def naive(y: np.ndarray, h: int) -> np.ndarray:
     """Last observed value repeated over the horizon (statsforecast ``Naive``)."""
-    return _flat(_as_panel(y)[:, -1], h)
+    return _flat(as_panel(y, np.float64)[:, -1], h)
 
 
 def seasonal_naive(y: np.ndarray, h: int, season_length: int = 7) -> np.ndarray:
@@ -40,7 +36,7 @@ def seasonal_naive(y: np.ndarray, h: int, season_length: int = 7) -> np.ndarray:
     """
     if season_length < 1:
         raise ValueError(f"season_length must be >= 1, got {season_length}")
-    arr = _as_panel(y)
+    arr = as_panel(y, np.float64)
     n = arr.shape[1]
     season = np.repeat(arr[:, -1:], season_length, axis=1)
     avail = min(season_length, n)
@@ -49,14 +45,14 @@ def seasonal_naive(y: np.ndarray, h: int, season_length: int = 7) -> np.ndarray:
     return np.tile(season, (1, reps))[:, :h].copy()
 
 
-def moving_average(y: np.ndarray, h: int, window: int = 28) -> np.ndarray:
+def moving_average(y: np.ndarray, h: int, window: int = MA_WINDOW) -> np.ndarray:
     """Mean of the last ``window`` periods (statsforecast ``WindowAverage``).
 
     A history shorter than the window uses all of it (statsforecast returns NaN there).
     """
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
-    tail = _as_panel(y)[:, -window:]
+    tail = as_panel(y, np.float64)[:, -window:]
     return _flat(tail.mean(axis=1), h)
 
 
@@ -80,5 +76,5 @@ def ses(y: np.ndarray, h: int, alpha: float = 0.1) -> np.ndarray:
     """
     if not 0.0 < alpha <= 1.0:
         raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-    arr = _as_panel(y)
+    arr = as_panel(y, np.float64)
     return _flat(arr @ ses_weights(arr.shape[1], alpha), h)

@@ -1,4 +1,7 @@
-"""Demand distributions: lead-time demand (lead time + review period) and per-period quantiles.
+"""Demand distributions: lead-time demand (lead time + review period) as Monte-Carlo samples.
+
+Per-period quantiles around a point forecast are in :mod:`sparecast.methods.quantiles`, the
+choice of the level's smoothing weight in :mod:`sparecast.methods.level_alpha`.
 
 Representation. The distribution of an item's demand over its protection interval (lead time
 plus review period) is held as Monte-Carlo samples, ``float32[items, n_samples]``, for every
@@ -52,9 +55,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit  # type: ignore[import-untyped]
-from scipy import stats
 
 from sparecast.errors import MethodError
+from sparecast.methods._check import as_history, check_levels
+from sparecast.methods.level_alpha import resolve_level_alpha
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -63,7 +67,6 @@ __all__ = [
     "demand_parameters",
     "lead_time_matrix",
     "lead_time_demand",
-    "forecast_quantiles",
     "sample_quantiles",
 ]
 
@@ -76,10 +79,6 @@ _JITTER_MIN = 9.0
 _CV2_PSEUDO = 5.0
 _POOL_MIN_DEMANDS = 10
 _CV2_DEFAULT = 0.5
-# candidate smoothing weights of the demand level (select_level_alpha), and the most items
-# (evenly spaced, with demand) that choose it
-LEVEL_ALPHAS: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
-_ALPHA_MAX_ITEMS = 5000
 
 Progress = Callable[[str, int, int], None]
 
@@ -104,17 +103,6 @@ class DemandParameters:
     pooled_cv2: float  # median squared CV of the sizes over items with >= 10 demands
 
 
-def _as_history(y: np.ndarray) -> np.ndarray:
-    arr = np.asarray(y, dtype=np.float64)
-    if arr.ndim != 2:
-        raise MethodError(f"y must be a 2-D array [items, periods], got shape {arr.shape}")
-    if arr.shape[1] == 0:
-        raise MethodError("y has no period; a demand distribution needs history")
-    if not np.isfinite(arr).all():
-        raise MethodError("y contains NaN or infinite values; fill missing periods with 0")
-    return np.maximum(arr, 0.0)
-
-
 def demand_parameters(y: np.ndarray, level_alpha: float = 0.0) -> DemandParameters:
     """Per-item mean, variance, occurrence probability, size moments and Markov transitions.
 
@@ -125,7 +113,7 @@ def demand_parameters(y: np.ndarray, level_alpha: float = 0.0) -> DemandParamete
     """
     if not 0.0 <= level_alpha < 1.0:
         raise MethodError(f"level_alpha must be in [0, 1), got {level_alpha}")
-    h = _as_history(y)
+    h = as_history(y)
     n_items, n_t = h.shape
     occ = h > 0
     n_dem = occ.sum(axis=1)
@@ -169,52 +157,6 @@ def demand_parameters(y: np.ndarray, level_alpha: float = 0.0) -> DemandParamete
         n_eff_periods=float(w_sum**2 / w_sq),
         pooled_cv2=pooled,
     )
-
-
-def select_level_alpha(
-    y: np.ndarray,
-    horizon: int,
-    grid: Sequence[float] = LEVEL_ALPHAS,
-) -> float:
-    """The smoothing weight of the demand level that best predicts the mean demand of the next
-    ``horizon`` periods over the second half of the history (one value for all items).
-
-    For each ``alpha`` of ``grid`` the exponentially weighted mean at every origin is compared
-    with the mean of the following ``horizon`` periods; the squared errors are divided by the
-    item's mean demand (so that every item counts about alike) and summed over the items with
-    demand (at most 5,000, evenly spaced). Stationary demand selects 0 (the plain mean),
-    drifting demand a larger weight.
-    """
-    h = _as_history(y)
-    active_rows = np.flatnonzero(h.sum(axis=1) > 0)
-    if active_rows.size > _ALPHA_MAX_ITEMS:  # one value for all: an even subsample suffices
-        active_rows = active_rows[
-            np.linspace(0, active_rows.size - 1, _ALPHA_MAX_ITEMS).round().astype(np.int64)
-        ]
-    h = h[active_rows]
-    n_items, n_t = h.shape
-    horizon = max(int(horizon), 1)
-    start = n_t // 2
-    if n_t - horizon <= start or len(grid) == 1:
-        return float(grid[0])
-    csum = np.concatenate([np.zeros((n_items, 1)), np.cumsum(h, axis=1)], axis=1)
-    scale = np.maximum(h.mean(axis=1), 1e-9)
-    active = h.sum(axis=1) > 0
-    best, best_loss = float(grid[0]), np.inf
-    for alpha in grid:
-        num = np.zeros(n_items)
-        den = 0.0
-        loss = 0.0
-        for t in range(n_t - horizon):
-            num = (1.0 - alpha) * num + h[:, t]
-            den = (1.0 - alpha) * den + 1.0
-            if t + 1 < start:
-                continue
-            actual = (csum[:, t + 1 + horizon] - csum[:, t + 1]) / horizon
-            loss += float((np.square(num / den - actual)[active] / scale[active]).sum())
-        if loss < best_loss - 1e-12:
-            best, best_loss = float(alpha), loss
-    return best
 
 
 def lead_time_matrix(
@@ -557,9 +499,7 @@ class LeadTimeDemand:
 
 def sample_quantiles(samples: np.ndarray, levels: Sequence[float] | np.ndarray) -> np.ndarray:
     """Quantiles of each row of ``samples`` (``inverted_cdf``: always an actual sample value)."""
-    lv = np.asarray(levels, dtype=np.float64)
-    if lv.ndim != 1 or ((lv <= 0) | (lv >= 1)).any():
-        raise MethodError(f"quantile levels must be a 1-D list in (0, 1), got {levels!r}")
+    lv = check_levels(levels)
     q = np.quantile(samples, lv, axis=1, method="inverted_cdf")
     return np.asarray(q, dtype=np.float64).T
 
@@ -589,7 +529,8 @@ def lead_time_demand(
     (R, s, S)). ``method`` one of :data:`DISTRIBUTIONS` (module docstring);
     ``parameter_uncertainty``: posterior parameter draws per sample path
     (:func:`_parameter_draws`); ``level_alpha``: exponential weight of recent periods in the
-    parameters (``"auto"``: :func:`select_level_alpha` for the median protection interval).
+    parameters (``"auto"``: :func:`sparecast.methods.level_alpha.select_level_alpha` for the
+    median protection interval).
     Deterministic by ``seed`` (and ``chunk_size``).
     """
     if method not in DISTRIBUTIONS:
@@ -598,16 +539,12 @@ def lead_time_demand(
         raise MethodError(f"n_samples and chunk_size must be >= 1, got {n_samples}, {chunk_size}")
     if review_period < 0:
         raise MethodError(f"review_period must be >= 0 periods, got {review_period}")
-    h = _as_history(y)
+    h = as_history(y)
     n_items = h.shape[0]
     lt, counts = lead_time_matrix(lead_times, n_items)
-    if level_alpha == "auto":
-        horizon = int(round(float(np.nanmedian(lt)) + review_period))
-        alpha = select_level_alpha(h, horizon)
-    elif isinstance(level_alpha, int | float):
-        alpha = float(level_alpha)
-    else:
-        raise MethodError(f"level_alpha must be a number in [0, 1) or 'auto', got {level_alpha!r}")
+    alpha = resolve_level_alpha(
+        level_alpha, h, lambda: int(round(float(np.nanmedian(lt)) + review_period))
+    )
     par = demand_parameters(h, alpha)
     methods = _auto_methods(par) if method == "auto" else np.full(n_items, method, dtype=object)
     samples = np.empty((n_items, n_samples), dtype=np.float32)
@@ -656,81 +593,3 @@ def _take(par: DemandParameters, rows: np.ndarray) -> DemandParameters:
         for k, v in ((k, getattr(par, k)) for k in par.__dataclass_fields__)
     }
     return DemandParameters(**fields)
-
-
-# --------------------------------------------------------------------------------------------
-# Per-period quantiles of a point forecast
-# --------------------------------------------------------------------------------------------
-
-
-def forecast_quantiles(
-    y: np.ndarray,
-    forecast: np.ndarray,
-    levels: Sequence[float] | np.ndarray,
-    *,
-    level_alpha: float | str = 0.0,
-) -> np.ndarray:
-    """Per-period demand quantiles around a point forecast: ``float64[items, h, len(levels)]``.
-
-    Method: the compound Bernoulli-size distribution of one period. The occurrence probability
-    ``p`` is the item's share of periods with demand and the squared coefficient of variation of
-    the sizes comes from its non-zero history; the mean size is set to ``forecast / p`` so that
-    the distribution's mean is the point forecast (when that size would be below 1 the item
-    demands 1 unit with probability ``forecast``). A level ``q <= 1 - p`` gives 0; above, the
-    size quantile at ``(q - (1 - p)) / p`` of ``1 + NB`` (integer items) or a gamma (others).
-    Items without any demand in the history get Poisson(forecast) quantiles. ``p`` and the
-    size CV² are exponentially weighted by ``level_alpha`` as in :func:`lead_time_demand`
-    (``"auto"``: :func:`select_level_alpha` for the horizon ``h``). The default is 0 (whole
-    history): on carparts (3 rolling origins, h = 6) "auto" lowered the pinball loss at levels
-    0.5-0.95 by 2-5% but raised it at 0.99 by 28% (coverage 0.964 -> 0.956).
-    """
-    h = _as_history(y)
-    f = np.maximum(np.asarray(forecast, dtype=np.float64), 0.0)
-    if f.ndim != 2 or f.shape[0] != h.shape[0]:
-        raise MethodError(
-            f"forecast must be [items, h] with {h.shape[0]} items, got shape {f.shape}"
-        )
-    lv = np.asarray(levels, dtype=np.float64)
-    if lv.ndim != 1 or ((lv <= 0) | (lv >= 1)).any():
-        raise MethodError(f"quantile levels must be a 1-D list in (0, 1), got {levels!r}")
-    if level_alpha == "auto":
-        alpha = select_level_alpha(h, f.shape[1])
-    elif isinstance(level_alpha, int | float):
-        alpha = float(level_alpha)
-    else:
-        raise MethodError(f"level_alpha must be a number in [0, 1) or 'auto', got {level_alpha!r}")
-    par = demand_parameters(h, alpha)
-    p = par.p_demand[:, None, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cv2 = np.where(par.size_mean > 0, par.size_var / np.square(par.size_mean), 0.0)
-    cv2 = cv2[:, None, None]
-    ff = f[:, :, None]
-    q = np.broadcast_to(lv[None, None, :], (f.shape[0], f.shape[1], lv.size))
-    size = np.where(p > 0, ff / np.where(p > 0, p, 1.0), 0.0)
-    p_eff = np.where(size < 1.0, np.minimum(ff, 1.0), p)
-    size = np.maximum(size, 1.0)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        u = np.clip((q - (1.0 - p_eff)) / np.where(p_eff > 0, p_eff, 1.0), 1e-12, 1.0 - 1e-12)
-    integer = par.integer[:, None, None]
-    # integer: 1 + NB(mean m1, var cv2 * size^2) (Poisson when not over-dispersed)
-    m1 = size - 1.0
-    v = cv2 * np.square(size)
-    over = (v > m1 + 1e-9) & (m1 > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        n_nb = np.where(over, np.square(m1) / np.where(over, v - m1, 1.0), 1.0)
-        p_nb = np.where(over, m1 / np.where(over, v, 1.0), 0.5)
-    q_int = 1.0 + np.where(
-        over, stats.nbinom.ppf(u, n_nb, p_nb), np.where(m1 > 0, stats.poisson.ppf(u, m1), 0.0)
-    )
-    # non-integer: gamma sizes with the same mean and cv2 (point mass when cv2 = 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        q_cont = np.where(
-            cv2 > 0, stats.gamma.ppf(u, 1.0 / np.where(cv2 > 0, cv2, 1.0), scale=size * cv2), size
-        )
-    q_size = np.where(integer, q_int, q_cont)
-    out = np.where(q <= 1.0 - p_eff, 0.0, q_size)
-    none = (par.n_demands == 0)[:, None, None]
-    if none.any():
-        pois = stats.poisson.ppf(q, ff)
-        out = np.where(none, np.where(ff > 0, pois, 0.0), out)
-    return np.maximum(np.nan_to_num(out, nan=0.0), 0.0)

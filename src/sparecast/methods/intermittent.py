@@ -36,9 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparecast.methods import _numba
+from sparecast.methods._check import as_panel
 from sparecast.methods.baseline import _flat, ses_weights
 
 __all__ = ["croston", "sba", "croston_optimized", "tsb", "adida", "imapa", "ma_nonzero"]
+
+MA_NONZERO_WINDOW = 5
+"""Default number of recent demand sizes ``ma_nonzero`` averages."""
 
 # statsforecast's optimised SES searches alpha in [0.1, 0.3] by golden section.
 _SES_BOUNDS = (0.1, 0.3)
@@ -70,11 +74,7 @@ class _Events:
 
 def _nonzero_events(y: np.ndarray) -> _Events:
     """Events ``y != 0`` of a 2-D panel (any float dtype) without copying the whole panel."""
-    arr = np.asarray(y)
-    if arr.ndim != 2:
-        raise ValueError(f"y must be a 2-D array [items, periods], got shape {arr.shape}")
-    if arr.shape[1] == 0:
-        raise ValueError("y has no period; a forecast needs at least one observation")
+    arr = as_panel(y)
     item, period = np.nonzero(arr)
     value = arr[item, period].astype(np.float64)
     return _Events(item, period, value, arr.shape[0], arr.shape[1])
@@ -96,12 +96,8 @@ def _sum_by(index: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
 
 def _compiled_panel(y: np.ndarray) -> np.ndarray:
     """``y`` as a C-contiguous float32/float64 2-D array for the compiled kernels (no copy when it
-    already is one); a ValueError when it is not 2-D or has no period."""
-    arr = np.asarray(y)
-    if arr.ndim != 2:
-        raise ValueError(f"y must be a 2-D array [items, periods], got shape {arr.shape}")
-    if arr.shape[1] == 0:
-        raise ValueError("y has no period; a forecast needs at least one observation")
+    already is one); a MethodError when it is not 2-D or has no period."""
+    arr = as_panel(y)
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
     return np.ascontiguousarray(arr)
@@ -200,7 +196,7 @@ def imapa(y: np.ndarray, h: int) -> np.ndarray:
     return _flat(_numba.aggregated_levels(_compiled_panel(y), True, *_SES_BOUNDS), h)
 
 
-def ma_nonzero(y: np.ndarray, h: int, window: int = 5) -> np.ndarray:
+def ma_nonzero(y: np.ndarray, h: int, window: int = MA_NONZERO_WINDOW) -> np.ndarray:
     """Mean of the last ``window`` positive demand sizes x demand rate.
 
     The rate is the share of periods with positive demand since the item's first positive demand

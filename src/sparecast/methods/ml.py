@@ -33,6 +33,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from sparecast.classify import classify
 from sparecast.data.panel import DemandPanel
@@ -132,77 +133,59 @@ def asymmetric_grad_hess(
 # --------------------------------------------------------------------------------------------
 
 
-class _GlobalTreeModel:
+class _GlobalTreeModel(BaseEstimator):
     """Rows, strategies and prediction shared by the LightGBM and XGBoost models.
 
-    Subclasses implement ``_train(X, target, weight)`` and ``_predict_raw(model, X)``.
+    A scikit-learn estimator: each subclass lists its parameters explicitly in ``__init__``,
+    which only stores them (``get_params``, ``set_params`` and ``clone`` read the signature);
+    ``fit`` checks them (a MethodError naming the parameter) and sets the fitted attributes, whose
+    names end with ``_``. Subclasses implement ``_train(X, target, weight)`` and
+    ``_predict_raw(model, X)``.
     """
 
-    def __init__(
-        self,
-        *,
-        objective: str = "tweedie",
-        strategy: str = "direct",
-        alpha: float = 0.5,
-        stockout_weight: float = 3.0,
-        tweedie_power: float = 1.8,
-        link: str = "identity",
-        scaled: bool = False,
-        lags: tuple[int, ...] | list[int] | None = None,
-        windows: tuple[int, ...] | list[int] | None = None,
-        stride: int | None = None,
-        max_rows: int = 2_000_000,
-        zero_keep: float = 0.2,
-        steps_per_cutoff: int = 2,
-        n_estimators: int = 200,
-        learning_rate: float = 0.05,
-        seed: int = 0,
-        n_jobs: int = 2,
-        chunk_items: int = 2048,
-    ) -> None:
-        if objective not in OBJECTIVES:
-            raise MethodError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-        if strategy not in STRATEGIES:
-            raise MethodError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-        if link not in LINKS:
-            raise MethodError(f"link (asymmetric objective) must be one of {LINKS}, got {link!r}")
-        if not 0.0 < alpha < 1.0:
-            raise MethodError(f"alpha (quantile objective) must be in (0, 1), got {alpha}")
-        if stockout_weight <= 0:
-            raise MethodError(f"stockout_weight must be > 0, got {stockout_weight}")
-        if not 1.0 < tweedie_power < 2.0:
-            raise MethodError(f"tweedie_power must be in (1, 2), got {tweedie_power}")
-        if not 0.0 < zero_keep <= 1.0:
-            raise MethodError(f"zero_keep must be in (0, 1], got {zero_keep}")
-        if stride is not None and stride < 1:
-            raise MethodError(f"stride must be >= 1, got {stride}")
-        for name, value in (
-            ("max_rows", max_rows),
-            ("steps_per_cutoff", steps_per_cutoff),
-            ("n_estimators", n_estimators),
-            ("chunk_items", chunk_items),
-            ("n_jobs", n_jobs),
-        ):
+    objective: str
+    strategy: str
+    alpha: float
+    stockout_weight: float
+    tweedie_power: float
+    link: str
+    scaled: bool
+    lags: tuple[int, ...] | list[int] | None
+    windows: tuple[int, ...] | list[int] | None
+    stride: int | None
+    max_rows: int
+    zero_keep: float
+    steps_per_cutoff: int
+    n_estimators: int
+    learning_rate: float
+    seed: int
+    n_jobs: int
+    chunk_items: int
+
+    def _check_params(self) -> None:
+        """A MethodError naming the first invalid parameter; ``fit`` calls it."""
+        if self.objective not in OBJECTIVES:
+            raise MethodError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.strategy not in STRATEGIES:
+            raise MethodError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.link not in LINKS:
+            raise MethodError(
+                f"link (asymmetric objective) must be one of {LINKS}, got {self.link!r}"
+            )
+        if not 0.0 < self.alpha < 1.0:
+            raise MethodError(f"alpha (quantile objective) must be in (0, 1), got {self.alpha}")
+        if self.stockout_weight <= 0:
+            raise MethodError(f"stockout_weight must be > 0, got {self.stockout_weight}")
+        if not 1.0 < self.tweedie_power < 2.0:
+            raise MethodError(f"tweedie_power must be in (1, 2), got {self.tweedie_power}")
+        if not 0.0 < self.zero_keep <= 1.0:
+            raise MethodError(f"zero_keep must be in (0, 1], got {self.zero_keep}")
+        if self.stride is not None and self.stride < 1:
+            raise MethodError(f"stride must be >= 1, got {self.stride}")
+        for name in ("max_rows", "steps_per_cutoff", "n_estimators", "chunk_items", "n_jobs"):
+            value = getattr(self, name)
             if value < 1:
                 raise MethodError(f"{name} must be >= 1, got {value}")
-        self.objective = objective
-        self.strategy = strategy
-        self.alpha = alpha
-        self.stockout_weight = stockout_weight
-        self.tweedie_power = tweedie_power
-        self.link = link
-        self.lags = lags
-        self.windows = windows
-        self.stride = stride
-        self.max_rows = max_rows
-        self.zero_keep = zero_keep
-        self.steps_per_cutoff = steps_per_cutoff
-        self.scaled = scaled
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.seed = seed
-        self.n_jobs = n_jobs
-        self.chunk_items = chunk_items
 
     def _start(self, target: np.ndarray, weight: np.ndarray) -> float:
         """Raw score the custom (asymmetric) objective starts from: the weighted mean target,
@@ -222,35 +205,48 @@ class _GlobalTreeModel:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ rows
-    def _cutoffs(self, y: np.ndarray, h: int) -> list[int]:
+    def _cutoffs(
+        self, y: np.ndarray, h: int, *, stride: int | None = None, zero_keep: float | None = None
+    ) -> list[int]:
         """Training cutoffs, newest first: every ``stride`` periods back from the last one that
         has a target, down to the longest lag (or half the history when it is shorter). The
         stride grows when the expected rows (after down-sampling the quiet rows, whose share is
-        estimated on the last window) exceed ``max_rows``."""
+        estimated on the last window) exceed ``max_rows``. ``stride`` and ``zero_keep`` override
+        the parameters of the same name (a per-item model uses every period)."""
+        zero_keep = self.zero_keep if zero_keep is None else zero_keep
         n_items, n_periods = y.shape
         last = n_periods - h if self.strategy == "mean" else n_periods - 1
         first = max(1, min(self.spec_.max_lookback, n_periods // 2))
         if last < 1:
             return []
         first = min(first, last)
-        stride = self.stride or _DEFAULT_STRIDE[self.freq_]
+        if stride is None:
+            stride = self.stride or _DEFAULT_STRIDE[self.freq_]
         quiet = 0.0
-        if self.zero_keep < 1.0 and n_items:
+        if zero_keep < 1.0 and n_items:
             window = y[:, max(0, n_periods - max(self.spec_.windows)) :]
             quiet = 1.0 - float((window > 0).any(axis=1).mean())
         per_cutoff = n_items * (self.steps_per_cutoff if self.strategy == "direct" else 1)
-        per_cutoff *= 1.0 - quiet * (1.0 - self.zero_keep)
+        per_cutoff *= 1.0 - quiet * (1.0 - zero_keep)
         n_cut = (last - first) // stride + 1
         if n_cut * per_cutoff > self.max_rows:  # thin the cutoffs to stay under max_rows
             stride *= math.ceil(n_cut * per_cutoff / self.max_rows)
         return list(range(last, first - 1, -stride))
 
     def _rows(
-        self, y: np.ndarray, static: np.ndarray, cutoffs: list[int], h: int, calendar: np.ndarray
+        self,
+        y: np.ndarray,
+        static: np.ndarray,
+        cutoffs: list[int],
+        h: int,
+        calendar: np.ndarray,
+        *,
+        zero_keep: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Feature matrix, target and sample weight of all training rows of ``y`` (in chunks of
         items). Rows with no demand in the longest window and a zero target are kept with
-        probability ``zero_keep`` and weighted ``1 / zero_keep``."""
+        probability ``zero_keep`` (default: the parameter) and weighted ``1 / zero_keep``."""
+        zero_keep = self.zero_keep if zero_keep is None else zero_keep
         rng = np.random.default_rng(self.seed)
         n_items, n_periods = y.shape
         zw = max(self.spec_.windows)
@@ -282,10 +278,10 @@ class _GlobalTreeModel:
                 weight = np.ones(rows.size)
                 if self.scaled:
                     weight = 1.0 / np.maximum(hist.scale(t, rows), floor)
-                if self.zero_keep < 1.0:
+                if zero_keep < 1.0:
                     quiet = (hist.c_n[rows, t] == hist.c_n[rows, max(0, t - zw)]) & (target <= 0)
-                    keep = ~quiet | (rng.random(rows.size) < self.zero_keep)
-                    weight = (weight * np.where(quiet, 1.0 / self.zero_keep, 1.0))[keep]
+                    keep = ~quiet | (rng.random(rows.size) < zero_keep)
+                    weight = (weight * np.where(quiet, 1.0 / zero_keep, 1.0))[keep]
                     rows, steps, target = rows[keep], steps[keep], target[keep]
                 if rows.size == 0:
                     continue
@@ -310,6 +306,8 @@ class _GlobalTreeModel:
 
     # ------------------------------------------------------------------ public API
     def _prepare(self, panel: DemandPanel, h: int) -> None:
+        """Check the parameters, the horizon and the panel; learn the features' layout."""
+        self._check_params()
         if h < 1:
             raise MethodError(f"horizon h must be >= 1, got {h}")
         if panel.n_periods < 2:
@@ -446,8 +444,48 @@ class GlobalLightGBM(_GlobalTreeModel):
     Deterministic for a given ``seed`` and ``n_jobs``.
     """
 
-    def __init__(self, *, num_leaves: int = 31, min_data_in_leaf: int = 100, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        *,
+        objective: str = "tweedie",
+        strategy: str = "direct",
+        alpha: float = 0.5,
+        stockout_weight: float = 3.0,
+        tweedie_power: float = 1.8,
+        link: str = "identity",
+        scaled: bool = False,
+        lags: tuple[int, ...] | list[int] | None = None,
+        windows: tuple[int, ...] | list[int] | None = None,
+        stride: int | None = None,
+        max_rows: int = 2_000_000,
+        zero_keep: float = 0.2,
+        steps_per_cutoff: int = 2,
+        n_estimators: int = 200,
+        learning_rate: float = 0.05,
+        seed: int = 0,
+        n_jobs: int = 2,
+        chunk_items: int = 2048,
+        num_leaves: int = 31,
+        min_data_in_leaf: int = 100,
+    ) -> None:
+        self.objective = objective
+        self.strategy = strategy
+        self.alpha = alpha
+        self.stockout_weight = stockout_weight
+        self.tweedie_power = tweedie_power
+        self.link = link
+        self.scaled = scaled
+        self.lags = lags
+        self.windows = windows
+        self.stride = stride
+        self.max_rows = max_rows
+        self.zero_keep = zero_keep
+        self.steps_per_cutoff = steps_per_cutoff
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.seed = seed
+        self.n_jobs = n_jobs
+        self.chunk_items = chunk_items
         self.num_leaves = num_leaves
         self.min_data_in_leaf = min_data_in_leaf
 
@@ -541,19 +579,56 @@ class XGBoostRegular(_GlobalTreeModel):
     def __init__(
         self,
         *,
+        objective: str = "tweedie",
+        strategy: str = "direct",
+        alpha: float = 0.5,
+        stockout_weight: float = 3.0,
+        tweedie_power: float = 1.8,
+        link: str = "identity",
+        scaled: bool = False,
+        lags: tuple[int, ...] | list[int] | None = None,
+        windows: tuple[int, ...] | list[int] | None = None,
+        stride: int | None = None,
+        max_rows: int = 2_000_000,
+        zero_keep: float = 0.2,
+        steps_per_cutoff: int = 2,
+        n_estimators: int = 200,
+        learning_rate: float = 0.05,
+        seed: int = 0,
+        n_jobs: int = 2,
+        chunk_items: int = 2048,
         mode: str = "pooled",
         max_depth: int = 6,
         min_child_weight: float = 5.0,
         per_item_estimators: int = 100,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        if mode not in XGB_MODES:
-            raise MethodError(f"mode must be one of {XGB_MODES}, got {mode!r}")
+        self.objective = objective
+        self.strategy = strategy
+        self.alpha = alpha
+        self.stockout_weight = stockout_weight
+        self.tweedie_power = tweedie_power
+        self.link = link
+        self.scaled = scaled
+        self.lags = lags
+        self.windows = windows
+        self.stride = stride
+        self.max_rows = max_rows
+        self.zero_keep = zero_keep
+        self.steps_per_cutoff = steps_per_cutoff
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.seed = seed
+        self.n_jobs = n_jobs
+        self.chunk_items = chunk_items
         self.mode = mode
         self.max_depth = max_depth
         self.min_child_weight = min_child_weight
         self.per_item_estimators = per_item_estimators
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.mode not in XGB_MODES:
+            raise MethodError(f"mode must be one of {XGB_MODES}, got {self.mode!r}")
 
     def _params(self, per_item: bool) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -643,16 +718,11 @@ class XGBoostRegular(_GlobalTreeModel):
 
     def _fit_one(self, panel: DemandPanel, h: int) -> tuple[Any, float]:
         """A model trained on one item's rows, every period a cutoff."""
-        saved = (self.stride, self.zero_keep)
-        self.stride, self.zero_keep = 1, 1.0
-        try:
-            cutoffs = self._cutoffs(panel.y, h)
-            calendar = target_calendar(panel.start, panel.n_periods + h, panel.freq)
-            X, target, weight = self._rows(
-                panel.y, self.static_.matrix(panel), cutoffs, h, calendar
-            )
-        finally:
-            self.stride, self.zero_keep = saved
+        cutoffs = self._cutoffs(panel.y, h, stride=1, zero_keep=1.0)
+        calendar = target_calendar(panel.start, panel.n_periods + h, panel.freq)
+        X, target, weight = self._rows(
+            panel.y, self.static_.matrix(panel), cutoffs, h, calendar, zero_keep=1.0
+        )
         target = np.maximum(target, 0.0)
         if target.size == 0 or target.max() <= 0:
             return None, 0.0

@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from sparecast.classify import TierThresholds, classify
+from sparecast.classify import classify
 from sparecast.config import Settings
 from sparecast.core import forecast_arrays, forecasts_to_frame
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
-from sparecast.evaluate.backtest import SCORE_METRICS, BacktestResult, backtest
+from sparecast.evaluate.backtest import SCORE_METRICS, BacktestResult, backtest, windows_that_fit
 from sparecast.methods import get_method
-from sparecast.methods.hybrid import HybridRouter
 from sparecast.pipeline.progress import Progress, no_progress
+from sparecast.selection.router import HybridRouter
 
-__all__ = ["CoreResult", "fitting_windows", "make_router", "run_core"]
+__all__ = ["CoreResult", "make_router", "run_core"]
 
 
 @dataclass
@@ -34,15 +34,6 @@ class CoreResult:
     summary: pl.DataFrame | None
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def fitting_windows(n_periods: int, h: int, settings: Settings) -> int:
-    """How many of the configured backtest windows fit in ``n_periods`` (0: none)."""
-    step = settings.backtest.step or h
-    spare = n_periods - h - settings.backtest.seasonality - 1
-    if spare < 0:
-        return 0
-    return min(settings.backtest.n_windows, spare // step + 1)
 
 
 def make_router(settings: Settings) -> HybridRouter:
@@ -63,11 +54,7 @@ def make_router(settings: Settings) -> HybridRouter:
         step=settings.backtest.step,
         seasonality=settings.backtest.seasonality,
         params=settings.method_params,
-        tiers=TierThresholds(
-            high_volume=settings.tiers.high_volume,
-            regular=settings.tiers.regular,
-            intermittent=settings.tiers.intermittent,
-        ),
+        tiers=settings.tiers.thresholds(),
         stockout_weight=settings.backtest.stockout_weight,
     )
 
@@ -102,7 +89,8 @@ def run_core(
 
     t0 = time.perf_counter()
     notes: list[str] = []
-    n_windows = fitting_windows(panel.n_periods, h, settings)
+    b = settings.backtest
+    n_windows = windows_that_fit(panel.n_periods, h, b.n_windows, b.step, b.seasonality)
     bt: BacktestResult | None = None
     summary: pl.DataFrame | None = None
     fallback = settings.router.fallback

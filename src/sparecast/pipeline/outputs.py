@@ -13,7 +13,7 @@ from sparecast import __version__
 from sparecast.config import Settings
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import OutputError
-from sparecast.methods.distributions import forecast_quantiles
+from sparecast.methods.quantiles import forecast_quantiles
 from sparecast.pipeline.core import CoreResult
 from sparecast.pipeline.load import LoadedData
 from sparecast.urls import redact_url

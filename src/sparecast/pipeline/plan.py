@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from sparecast import __version__
-from sparecast.classify import TierThresholds, classify
+from sparecast.classify import classify
 from sparecast.config import Settings
 from sparecast.errors import DataValidationError, SourceError
 from sparecast.inventory.plan import PlanResult, compute_plan
@@ -129,11 +129,7 @@ def run_plan(
         )
         classification = classify(
             loaded.panel,
-            thresholds=TierThresholds(
-                high_volume=settings.tiers.high_volume,
-                regular=settings.tiers.regular,
-                intermittent=settings.tiers.intermittent,
-            ),
+            thresholds=settings.tiers.thresholds(),
         )
     else:
         run = run_pipeline(

@@ -10,11 +10,13 @@ Two modes (``HybridRouter(mode=...)``, config section ``[router]``):
   method. Items where no method can be scored get the ``fallback``. ``top_k > 1`` serves the mean
   of the k best methods (named ``mean(a,b)``).
 
-Fitted like a scikit-learn estimator: the constructor stores parameters, ``fit(panel, h)``
+A scikit-learn estimator (``sklearn.base.BaseEstimator``: ``get_params``, ``set_params``,
+``clone``): the constructor stores parameters unchanged, ``fit(panel, h)`` validates them and
 chooses (``selection_``: unique_id, method, reason), ``predict(panel, h)`` forecasts with the
 chosen methods.
-Registered as the panel method ``"hybrid"``: backtested as a method, each window's router is fitted
-on that window's training part only (a nested backtest), so its score is honest.
+Registered as the panel method ``"hybrid"`` when this module is imported (``import sparecast``
+does): backtested as a method, each window's router is fitted on that window's training part
+only (a nested backtest), so its score is honest.
 """
 
 from __future__ import annotations
@@ -25,12 +27,22 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from sklearn.base import BaseEstimator
 
 from sparecast.classify import TIERS, TierThresholds, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, MethodError
-from sparecast.evaluate.backtest import BacktestResult, backtest
-from sparecast.methods import DEFAULT_METHODS, forecast_panel, get_method, params_for
+from sparecast.evaluate.backtest import BacktestResult, backtest, windows_that_fit
+from sparecast.methods import (
+    DEFAULT_METHODS,
+    Method,
+    forecast_panel,
+    get_method,
+    params_for,
+    register_method,
+)
+from sparecast.methods.combine import combination_members, combine
+from sparecast.selection.choose import BALANCED, select
 
 __all__ = [
     "HybridRouter",
@@ -39,13 +51,12 @@ __all__ = [
     "DEFAULT_RULES",
     "DEFAULT_CANDIDATES",
     "DEFAULT_METRIC",
-    "combination_name",
-    "combination_members",
     "hybrid_forecast",
 ]
 
 ROUTER_MODES: tuple[str, ...] = ("auto", "rules")
-ROUTER_METRICS: tuple[str, ...] = ("mase", "rmsse", "mae", "rmse", "asym", "mase+asym")
+# names of the metric registry (sparecast.evaluate.metrics.METRICS) and the balanced rank
+ROUTER_METRICS: tuple[str, ...] = ("mase", "rmsse", "mae", "rmse", "asym", BALANCED)
 SELECT_BY: tuple[str, ...] = ("class", "tier", "item")
 DEFAULT_RULES: dict[str, str] = {
     "high_volume": "xgboost",
@@ -56,20 +67,7 @@ DEFAULT_RULES: dict[str, str] = {
 # The classical methods and the global LightGBM: with "mase+asym" per class this beat the best
 # single classical method and mlforecast on MASE on the demo and carparts (benchmarks/ml.py).
 DEFAULT_CANDIDATES: tuple[str, ...] = (*DEFAULT_METHODS, "lightgbm")
-DEFAULT_METRIC = "mase+asym"
-
-
-def combination_name(members: Sequence[str]) -> str:
-    """``"sba"`` for one method, ``"mean(sba,lightgbm)"`` for the mean of several."""
-    return members[0] if len(members) == 1 else f"mean({','.join(members)})"
-
-
-def combination_members(name: str) -> list[str]:
-    """The methods behind a selection entry: ``"mean(sba,lightgbm)"`` -> ``["sba", "lightgbm"]``,
-    ``"sba"`` -> ``["sba"]``."""
-    if name.startswith("mean(") and name.endswith(")"):
-        return [m.strip() for m in name[5:-1].split(",") if m.strip()]
-    return [name]
+DEFAULT_METRIC = BALANCED
 
 
 def _check_names(names: Iterable[str], what: str) -> list[str]:
@@ -81,7 +79,7 @@ def _check_names(names: Iterable[str], what: str) -> list[str]:
     return out
 
 
-class HybridRouter:
+class HybridRouter(BaseEstimator):
     """Routes every item to a forecasting method (or the mean of several) and says why.
 
     Parameters (validated in ``fit``): ``mode`` "auto" | "rules"; ``candidates`` methods the auto
@@ -225,7 +223,9 @@ class HybridRouter:
         else:
             bt = backtest_result
             if bt is None:
-                n_windows = self._fitting_windows(panel.n_periods, h)
+                n_windows = windows_that_fit(
+                    panel.n_periods, h, self.n_windows, self.step, self.seasonality
+                )
                 if n_windows > 0:
                     bt = backtest(
                         panel,
@@ -263,7 +263,8 @@ class HybridRouter:
                     scores=bt.scores.filter(pl.col("method").is_in(cands)),
                     methods=[m for m in bt.methods if m in cands],
                 )
-                self.selection_ = among.select(
+                self.selection_ = select(
+                    among,
                     self.classification_,
                     by=self.select_by,  # type: ignore[arg-type]
                     metric=self.metric,
@@ -274,11 +275,6 @@ class HybridRouter:
         used = self.selection_["method"].unique(maintain_order=True).to_list()
         self.methods_ = list(dict.fromkeys(m for name in used for m in combination_members(name)))
         return self
-
-    def _fitting_windows(self, n_periods: int, h: int) -> int:
-        step = self.step or h
-        spare = n_periods - h - self.seasonality - 1
-        return 0 if spare < 0 else min(self.n_windows, spare // step + 1)
 
     def _params(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in (self.params or {}).items() if k in set(names)}
@@ -317,7 +313,7 @@ class HybridRouter:
         for name in np.unique(chosen):
             rows = chosen == name
             members = combination_members(str(name))
-            out[rows] = np.mean([values[m][rows] for m in members], axis=0)
+            out[rows] = combine(str(name), {m: values[m][rows] for m in members})
         return out
 
     def reroute(self, failed: dict[str, str]) -> int:
@@ -370,3 +366,16 @@ def hybrid_forecast(panel: DemandPanel, h: int, **params: Any) -> np.ndarray:
     if isinstance(tiers, dict):
         tiers = TierThresholds(**tiers)
     return HybridRouter(tiers=tiers, **params).fit_predict(panel, h)
+
+
+# The hybrid router as a method: routes each item to a method chosen by tier rules or by a
+# backtest on the panel it is given (in a backtest: the window's training part only). Not a
+# default method: it runs the others.
+register_method(
+    Method(
+        "hybrid",
+        hybrid_forecast,
+        "hybrid router: per item the method chosen by tier rules or by a nested backtest",
+        needs_panel=True,
+    )
+)

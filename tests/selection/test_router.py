@@ -6,22 +6,20 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from sklearn.base import clone
 
 from sparecast import forecast
-from sparecast.classify import classify
+from sparecast.classify import TierThresholds, classify
 from sparecast.config import load_settings
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, MethodError, SparecastError
 from sparecast.evaluate import metrics as M
 from sparecast.evaluate.backtest import backtest, backtest_origins
 from sparecast.methods import forecast_matrix
-from sparecast.methods.hybrid import (
-    DEFAULT_RULES,
-    HybridRouter,
-    combination_members,
-    combination_name,
-)
+from sparecast.methods.combine import combination_members
 from sparecast.pipeline.core import make_router, run_core
+from sparecast.selection.choose import select
+from sparecast.selection.router import DEFAULT_RULES, HybridRouter
 
 
 def _panel(y: np.ndarray, ids: list[str] | None = None) -> DemandPanel:
@@ -49,14 +47,6 @@ def _trend_and_noise_panel(seed: int = 1, t: int = 150) -> DemandPanel:
     trend = [5 + 0.5 * np.arange(t) + rng.normal(0, 0.3, t) for _ in range(6)]
     flat = [20 + rng.normal(0, 6, t) for _ in range(6)]
     return _panel(np.clip(np.vstack(trend + flat), 0.1, None))
-
-
-# ---------------------------------------------------------------------------- names
-def test_combination_names_round_trip() -> None:
-    assert combination_name(["sba"]) == "sba"
-    assert combination_name(["sba", "lightgbm"]) == "mean(sba,lightgbm)"
-    assert combination_members("mean(sba,lightgbm)") == ["sba", "lightgbm"]
-    assert combination_members("tsb") == ["tsb"]
 
 
 # ---------------------------------------------------------------------------- rules
@@ -410,7 +400,27 @@ def test_balanced_metric_prefers_a_perfect_method() -> None:
     y[0, :40] = np.arange(40) % 3 + 1  # demand only in the first half
     y[1] = np.arange(80) % 4 + 1
     bt = backtest(_panel(y), h=7, methods=["naive", "ma", "sba", "tsb"], n_windows=2)
-    sel = bt.select(classify(_panel(y)), by="item", metric="mase+asym", top_k=2)
+    sel = select(bt, classify(_panel(y)), by="item", metric="mase+asym", top_k=2)
     first = sel.row(0, named=True)
     assert first["method"].startswith("mean(naive,"), first  # naive alone is exactly right
     assert "inf" not in first["reason"] and "nan" not in first["reason"]
+
+
+def test_router_clones_and_round_trips_its_parameters() -> None:
+    router = HybridRouter(
+        "auto",
+        candidates=["sba", "naive"],
+        rules={"regular": "sba"},
+        top_k=1,
+        tiers=TierThresholds(0.6, 0.2, 0.05),
+    )
+    params = router.get_params()
+    assert params["mode"] == "auto" and params["candidates"] == ["sba", "naive"]
+    assert type(router)(**params).get_params() == params
+    twin = clone(router)
+    assert twin is not router and twin.get_params() == params
+    router.fit(_trend_and_noise_panel(), 7)
+    assert router.get_params() == params  # fit leaves the parameters as given
+    assert not hasattr(twin, "selection_")
+    notes = router.fit(_panel(np.ones((2, 5))), 7).notes_
+    assert len(notes) == 1 and router.fit(_panel(np.ones((2, 5))), 7).notes_ == notes

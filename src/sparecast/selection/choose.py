@@ -1,0 +1,174 @@
+"""Choosing methods from a backtest: per demand class, frequency tier or item, the method (or the
+mean of the ``top_k`` best) with the lowest backtest score.
+
+The backtest (:mod:`sparecast.evaluate.backtest`) measures and summarises; this module decides.
+Aggregation rule: the mean over items of the per-item metric, ignoring items where it is
+undefined (null), as in :meth:`BacktestResult.class_means`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from sparecast.errors import ConfigError
+from sparecast.evaluate.backtest import BacktestResult, check_score_metric
+from sparecast.methods import get_method
+
+__all__ = ["BALANCED", "select"]
+
+BALANCED = "mase+asym"
+"""Selection metric: MASE and asym, each divided by the group's best value, added."""
+
+
+def _best_k(frame: pl.DataFrame, key: str, metric: str, top_k: int) -> pl.DataFrame:
+    """Per ``key``: the ``top_k`` methods with the lowest ``metric`` (ties: earlier method),
+    as ``key, best`` (the method, or ``mean(a,b)`` of several) and ``score`` (the best
+    member's metric). Rows where the metric is undefined are ignored."""
+    if metric == BALANCED:
+        # each score relative to the group's best, MASE and asym added: a method must be
+        # good on both the typical error and the stockout-weighted one
+        # (a perfect method, e.g. zero forecasts of a dead item, has a best score of 0: the
+        # floor keeps its ratio 0 instead of NaN, and the others' finite)
+        rel = [
+            pl.col(m) / pl.max_horizontal(pl.col(m).min().over(key), pl.lit(1e-12))
+            for m in ("mase", "asym")
+        ]
+        frame = frame.with_columns((rel[0] + rel[1]).alias(BALANCED))
+    ranked = (
+        frame.filter(pl.col(metric).is_not_null() & pl.col(metric).is_not_nan())
+        .sort(key, metric, "method_order")
+        .group_by(key, maintain_order=True)
+        .head(top_k)
+    )
+    return (
+        ranked.group_by(key, maintain_order=True)
+        .agg(pl.col("method").alias("members"), pl.col(metric).first().alias("score"))
+        .select(
+            key,
+            pl.when(pl.col("members").list.len() == 1)
+            .then(pl.col("members").list.first())
+            .otherwise(pl.format("mean({})", pl.col("members").list.join(",")))
+            .alias("best"),
+            "score",
+        )
+    )
+
+
+def select(
+    result: BacktestResult,
+    classification: pl.DataFrame | None = None,
+    *,
+    by: Literal["class", "tier", "item"] = "class",
+    metric: str = "rmsse",
+    fallback: str = "ma",
+    top_k: int = 1,
+    min_history: int = 0,
+) -> pl.DataFrame:
+    """The method to use per item of a backtest ``result``: unique_id, method, reason.
+
+    ``by="class"`` (default, robust): the method with the lowest mean ``metric`` over the items
+    of the item's Syntetos-Boylan class (classification computed from the panel when not
+    given); ``by="tier"`` the same over the item's frequency tier. ``by="item"``: the item's
+    own lowest ``metric`` (noisy for intermittent items), for items with at least
+    ``min_history`` periods with demand before the last origin; the others get their class's
+    choice, except items without any demand before it (the fallback). Where the metric is
+    undefined for every method (e.g. no demand before the origins), the ``fallback`` method
+    is chosen and the reason says why.
+    ``metric="mase+asym"`` ranks by MASE / the group's lowest MASE + asym / the group's
+    lowest asym (both matter: MASE favours low forecasts of intermittent demand, the
+    stockout-weighted asym high ones).
+    ``top_k > 1`` serves the mean of the ``top_k`` best methods, named ``mean(a,b,...)``
+    (members best first); the score in the reason is the best member's.
+    """
+    if metric != BALANCED:
+        check_score_metric(metric)
+    get_method(fallback)  # fails with the list of valid names
+    if by not in ("class", "tier", "item"):
+        raise ConfigError(f"by must be 'class', 'tier' or 'item', got {by!r}")
+    if not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ConfigError(f"top_k must be an integer >= 1, got {top_k!r}")
+    if not isinstance(min_history, (int, np.integer)) or min_history < 0:
+        raise ConfigError(f"min_history must be an integer >= 0, got {min_history!r}")
+    ids = result.item_ids()
+    scored = result.scores.join(result.method_order(), on="method", how="left")
+    group = "tier" if by == "tier" else "sb_class"
+    classes = result.item_groups(classification, group)
+    best = _best_k(result.class_means(classes, with_all=False), "sb_class", metric, top_k).select(
+        "sb_class",
+        pl.col("best").alias("class_best"),
+        pl.format(
+            f"best {metric} in {'tier' if by == 'tier' else 'class'} {{}} ({{}})",
+            pl.col("sb_class"),
+            pl.col("score").round(3),
+        ).alias("class_why"),
+    )
+    hist = scored.filter(pl.col("method") == result.methods[0]).select(
+        "unique_id", "n_train_demands"
+    )
+    out = (
+        ids.join(classes, on="unique_id", how="left")
+        .with_columns(pl.col("sb_class").fill_null("unclassified"))
+        .join(best, on="sb_class", how="left")
+        .join(hist, on="unique_id", how="left")
+    )
+    if by == "item":
+        own = _best_k(scored, "unique_id", metric, top_k).select(
+            "unique_id",
+            pl.col("best").alias("item_best"),
+            pl.format(f"best {metric} of the item ({{}})", pl.col("score").round(3)).alias(
+                "item_why"
+            ),
+        )
+        out = out.join(own, on="unique_id", how="left")
+        enough = pl.col("n_train_demands") >= min_history
+        if min_history == 0:
+            # the item's own choice or the fallback, as before min_history existed
+            out = out.with_columns(
+                pl.col("item_best").alias("class_best"), pl.col("item_why").alias("class_why")
+            )
+        else:
+            short = pl.format(
+                f"{{}}; the item has {{}} demand periods < min_history {min_history}",
+                pl.col("class_why"),
+                pl.col("n_train_demands"),
+            )
+            # no demand at all before the last origin: nothing to judge the item on
+            none = pl.col("n_train_demands") == 0
+            out = out.with_columns(
+                pl.when(none)
+                .then(pl.lit(None, dtype=pl.Utf8))
+                .when(enough & pl.col("item_best").is_not_null())
+                .then(pl.col("item_best"))
+                .otherwise(pl.col("class_best"))
+                .alias("class_best"),
+                pl.when(enough & pl.col("item_best").is_not_null())
+                .then(pl.col("item_why"))
+                .when(~enough)
+                .then(short)
+                .otherwise(pl.col("class_why"))
+                .alias("class_why"),
+            )
+    no_best = pl.col("class_best").is_null()
+    no_history = (pl.col("sb_class") == "no_demand") | (pl.col("n_train_demands") == 0)
+    undefined = (
+        pl.lit(f"fallback {fallback}: {metric} undefined for every method")
+        if by == "item" and min_history == 0
+        else pl.format(
+            f"fallback {fallback}: {metric} undefined in {'tier' if by == 'tier' else 'class'}"
+            " {}",
+            "sb_class",
+        )
+    )
+    return out.select(
+        "unique_id",
+        pl.when(no_best).then(pl.lit(fallback)).otherwise(pl.col("class_best")).alias("method"),
+        pl.when(no_best & no_history)
+        .then(pl.lit(f"fallback {fallback}: no history"))
+        .when(no_best)
+        .then(undefined)
+        .otherwise(pl.col("class_why"))
+        .alias("reason"),
+    )
