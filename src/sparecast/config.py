@@ -357,6 +357,12 @@ class Settings(BaseSettings):
     )
 
     horizon: int = Field(28, ge=1, description="forecast horizon in periods")
+    max_horizon: int = Field(
+        3660,
+        ge=1,
+        description="largest horizon a run or an API request may ask for, in periods (a bound "
+        "on the memory one request can take)",
+    )
     quantiles: list[float] = Field(
         default_factory=lambda: [0.5, 0.8, 0.9, 0.95, 0.99],
         description="levels of the per-period forecast quantiles written beside the point "
@@ -393,6 +399,15 @@ class Settings(BaseSettings):
             "router": {**moved, **router},
         }
         return data
+
+    @model_validator(mode="after")
+    def _horizon_within_limit(self) -> Settings:
+        if self.horizon > self.max_horizon:
+            raise ValueError(
+                f"horizon {self.horizon} exceeds max_horizon {self.max_horizon}; ask for a "
+                "shorter horizon or raise max_horizon (SPARECAST_MAX_HORIZON)"
+            )
+        return self
 
     @field_validator("quantiles")
     @classmethod
