@@ -113,8 +113,8 @@ class LeadTimeResult:
     """What ``lead_time_stats`` found; every attribute is a polars DataFrame except
     ``global_samples`` (the global lead-time observations, days, last completed last).
 
-    See the module docstring for the definitions, and docs/inventory_interface.md or the README
-    for the columns.
+    See the module docstring for the definitions, and docs/interfaces/inventory.md or
+    docs/guides/inventory.md for the columns.
     """
 
     per_item: pl.DataFrame

@@ -80,7 +80,8 @@ POLICY_COLUMNS: dict[str, pl.DataType] = {
     "cycle_service_level": pl.Float64(),
     "order_rank": pl.Int64(),
 }
-"""Columns of policy.parquet in order (documented in the README, served by the API)."""
+"""Columns of policy.parquet in order (documented in docs/guides/inventory.md, served by the
+API)."""
 
 
 @dataclass

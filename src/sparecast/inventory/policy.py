@@ -93,7 +93,7 @@ class PolicyResult:
     method: np.ndarray
 
     def to_frame(self, item_ids: Sequence[str] | pl.Series) -> pl.DataFrame:
-        """One row per item with the policy columns (see docs/inventory_interface.md)."""
+        """One row per item with the policy columns (see docs/interfaces/inventory.md)."""
         ids = pl.Series("item_id", item_ids, dtype=pl.String)
         if ids.len() != self.reorder_point.size:
             raise DataValidationError(

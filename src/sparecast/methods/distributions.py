@@ -35,7 +35,8 @@ as zero demand):
   compiled loop jumps over runs of zero demand with geometric draws, so it costs one step per
   simulated demand, not per period.
 - ``auto``: ``negbin`` for items with demand in at least half of the periods, ``compound``
-  otherwise (see README, "Lead-time demand distributions", for the calibration behind it).
+  otherwise (see docs/guides/inventory.md, "Lead-time demand distributions", for the calibration
+  behind it).
 
 Lead times are drawn per sample from the item's lead-time samples (in periods), plus the review
 period; ``compound`` and ``bootstrap`` round the interval to whole periods.

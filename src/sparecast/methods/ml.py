@@ -9,8 +9,8 @@ at cutoff ``t`` sees only ``y[:, :t]``) and forecast ``h`` periods with one of t
 - ``mean``: one model of the mean demand over the next ``h`` periods, a flat forecast.
 
 The default (``direct`` with ``tweedie``) was chosen by backtest MASE, RMSSE and asymmetric loss on
-the demo data and on carparts; the README ("Global ML models") has the figures and the command
-(``benchmarks/ml_strategies.py``).
+the demo data and on carparts; docs/results.md ("LightGBM: multi-step strategy and objective") has
+the figures and the command (``benchmarks/ml_strategies.py``).
 
 Objectives: ``tweedie`` (default, log link, variance power ``tweedie_power``), ``poisson``,
 ``l2``, ``quantile`` (``alpha``) and ``asymmetric``: squared error with under-forecasts weighted

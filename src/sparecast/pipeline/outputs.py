@@ -76,7 +76,7 @@ def with_forecast_quantiles(
     panel: DemandPanel, forecasts: pl.DataFrame, levels: list[float]
 ) -> pl.DataFrame:
     """``forecasts`` with one column per quantile level of each period's demand around the
-    chosen ``forecast`` (sparecast.methods.distributions.forecast_quantiles: compound
+    chosen ``forecast`` (sparecast.methods.quantiles.forecast_quantiles: compound
     Bernoulli-size from the item's history, integer for integer demand)."""
     h = forecasts.height // max(panel.n_items, 1)
     point = forecasts["forecast"].to_numpy().reshape(panel.n_items, h)

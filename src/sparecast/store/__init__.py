@@ -1,6 +1,6 @@
 """Forecast history store (SQLite/PostgreSQL, Alembic migrations) and forecast cache (LRU/Redis).
 
-See docs/store_interface.md for the contract the service relies on.
+See docs/interfaces/store.md for the contract the service relies on.
 """
 
 from __future__ import annotations
