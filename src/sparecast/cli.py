@@ -47,6 +47,11 @@ MethodsOpt = Annotated[
     str | None,
     typer.Option("--methods", "-m", help="comma-separated method names (the router's candidates)"),
 ]
+SourceOpt = Annotated[
+    str,
+    typer.Option("--source", "-s", help="SQLAlchemy URL of the ERP, or a CSV/Parquet/SQLite file"),
+]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="output directory")]
 RouterOpt = Annotated[
     str | None,
     typer.Option(
@@ -252,13 +257,8 @@ def demo(
 
 @app.command()
 def run(
-    source: Annotated[
-        str,
-        typer.Option(
-            "--source", "-s", help="SQLAlchemy URL of the ERP, or a CSV/Parquet/SQLite file"
-        ),
-    ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="output directory")],
+    source: SourceOpt,
+    output: OutputOpt,
     config: ConfigOpt = None,
     horizon: HorizonOpt = None,
     methods: MethodsOpt = None,
@@ -275,13 +275,8 @@ def run(
 
 @app.command("backtest")
 def backtest_cmd(
-    source: Annotated[
-        str,
-        typer.Option(
-            "--source", "-s", help="SQLAlchemy URL of the ERP, or a CSV/Parquet/SQLite file"
-        ),
-    ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="output directory")],
+    source: SourceOpt,
+    output: OutputOpt,
     config: ConfigOpt = None,
     horizon: HorizonOpt = None,
     methods: MethodsOpt = None,
@@ -313,7 +308,7 @@ def plan_cmd(
             "and stock)",
         ),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="output directory")],
+    output: OutputOpt,
     reuse_forecasts: Annotated[
         bool,
         typer.Option(
