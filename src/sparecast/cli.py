@@ -47,6 +47,11 @@ MethodsOpt = Annotated[
     str | None,
     typer.Option("--methods", "-m", help="comma-separated method names (the router's candidates)"),
 ]
+SourceOpt = Annotated[
+    str,
+    typer.Option("--source", "-s", help="SQLAlchemy URL of the ERP, or a CSV/Parquet/SQLite file"),
+]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="output directory")]
 RouterOpt = Annotated[
     str | None,
     typer.Option(
@@ -138,6 +143,14 @@ def _print_outcome(
         console.print(f"Done in {elapsed:.1f} s")
 
 
+def _print_notes(notes: list[str]) -> None:
+    """The run's notes on stderr, printed even with --quiet: they change the result."""
+    for note in notes:
+        err_console.print(
+            f"note: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True
+        )
+
+
 def _run(
     source: str,
     output: Path,
@@ -156,10 +169,7 @@ def _run(
             full_extract=full_extract,
             progress=bars,
         )
-    for note in outcome.result.notes:  # printed even with --quiet: they change the result
-        err_console.print(
-            f"note: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True
-        )
+    _print_notes(outcome.result.notes)
     if not quiet:
         _print_outcome(outcome, output, time.perf_counter() - t0)
     return outcome
@@ -184,11 +194,7 @@ def _plan(
             full_extract=full_extract,
             progress=bars,
         )
-    notes = (outcome.run.result.notes if outcome.run is not None else []) + outcome.plan.notes
-    for note in notes:  # printed even with --quiet: they change the result
-        err_console.print(
-            f"note: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True
-        )
+    _print_notes((outcome.run.result.notes if outcome.run is not None else []) + outcome.plan.notes)
     if not quiet:
         if outcome.run is not None:
             _print_outcome(outcome.run, output, time.perf_counter() - t0, finished=False)
@@ -252,13 +258,8 @@ def demo(
 
 @app.command()
 def run(
-    source: Annotated[
-        str,
-        typer.Option(
-            "--source", "-s", help="SQLAlchemy URL of the ERP, or a CSV/Parquet/SQLite file"
-        ),
-    ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="output directory")],
+    source: SourceOpt,
+    output: OutputOpt,
     config: ConfigOpt = None,
     horizon: HorizonOpt = None,
     methods: MethodsOpt = None,
@@ -275,13 +276,8 @@ def run(
 
 @app.command("backtest")
 def backtest_cmd(
-    source: Annotated[
-        str,
-        typer.Option(
-            "--source", "-s", help="SQLAlchemy URL of the ERP, or a CSV/Parquet/SQLite file"
-        ),
-    ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="output directory")],
+    source: SourceOpt,
+    output: OutputOpt,
     config: ConfigOpt = None,
     horizon: HorizonOpt = None,
     methods: MethodsOpt = None,
@@ -313,7 +309,7 @@ def plan_cmd(
             "and stock)",
         ),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="output directory")],
+    output: OutputOpt,
     reuse_forecasts: Annotated[
         bool,
         typer.Option(

@@ -428,9 +428,9 @@ def validate_demand(
         "demand",
         ("item_id", "date", "quantity"),
         known_items=known_items,
-        window_start=_to_date(window_start, "window_start"),
-        window_end=_to_date(window_end, "window_end"),
-        today=_to_date(today, "today"),
+        window_start=window_start,
+        window_end=window_end,
+        today=today,
     )
 
 
@@ -457,9 +457,9 @@ def validate_long(
         "demand",
         ("unique_id", "ds", "y"),
         known_items=known_items,
-        window_start=_to_date(window_start, "window_start"),
-        window_end=_to_date(window_end, "window_end"),
-        today=_to_date(today, "today"),
+        window_start=window_start,
+        window_end=window_end,
+        today=today,
     )
 
 
@@ -469,10 +469,15 @@ def _validate_demand_frame(
     cols: tuple[str, str, str],
     *,
     known_items: Any,
-    window_start: date | None,
-    window_end: date | None,
-    today: date | None,
+    window_start: date | str | None,
+    window_end: date | str | None,
+    today: date | str | None,
 ) -> ValidationResult:
+    """The demand rules on ``frame`` whose item, date and quantity columns are ``cols``
+    (``validate_demand`` and ``validate_long``); the dates are parsed here, once for both."""
+    window_start = _to_date(window_start, "window_start")
+    window_end = _to_date(window_end, "window_end")
+    today = _to_date(today, "today")
     item_c, date_c, qty_c = cols
     has_line = "line_id" in frame.columns
     schema = frame.schema

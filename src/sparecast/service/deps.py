@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 
+from sparecast.service.models import ErrorOut
 from sparecast.service.state import ServiceState
 
-__all__ = ["StateDep", "ApiKeyDep", "get_state", "require_api_key", "key_matches"]
+__all__ = [
+    "StateDep",
+    "ApiKeyDep",
+    "API_KEY_RESPONSES",
+    "get_state",
+    "require_api_key",
+    "key_matches",
+]
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -58,3 +66,8 @@ async def require_api_key(request: Request, state: StateDep) -> None:
 
 
 ApiKeyDep = Depends(require_api_key)
+
+# The OpenAPI ``responses`` entry of every route that depends on ``ApiKeyDep``.
+API_KEY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing or wrong API key"},
+}

@@ -111,6 +111,11 @@ class _Counters:
             self.misses += misses
             self.errors += errors
 
+    def lookups(self, values: Sequence[bytes | None]) -> None:
+        """Count the values found as hits and the Nones as misses."""
+        hits = sum(v is not None for v in values)
+        self.count(hits=hits, misses=len(values) - hits)
+
 
 class LruCache:
     """In-process cache: at most ``max_items`` entries (least recently used leave first), each
@@ -156,8 +161,7 @@ class LruCache:
         now = self._clock()
         with self._lock:
             out = [self._lookup(k, now) for k in keys]
-        hits = sum(v is not None for v in out)
-        self._counters.count(hits=hits, misses=len(out) - hits)
+        self._counters.lookups(out)
         return out
 
     def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
@@ -289,8 +293,7 @@ class RedisCache:
             return []
         full = [self.prefix + k for k in keys]
         values: list[bytes | None] = self._call("reading", lambda: self._client.mget(full))
-        hits = sum(v is not None for v in values)
-        self._counters.count(hits=hits, misses=len(values) - hits)
+        self._counters.lookups(values)
         return values
 
     def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:

@@ -29,7 +29,8 @@ _ID_CHUNK = 5000  # ids per IN (...) list; SQLite allows 32,766 variables since 
 
 
 class HistoryReader:
-    """The queries of a ``ForecastStore`` on one database, with the cache of parsed runs.
+    """The queries of a ``ForecastStore`` (its base class) on one database, with the cache of
+    parsed runs.
 
     Thread-safe: connections come from the engine's pool, the cache has a lock."""
 
@@ -113,8 +114,12 @@ class HistoryReader:
         horizon: int | None = None,
         quantiles: Sequence[float] | None = None,
     ) -> dict[str, ItemForecast]:
-        """``ForecastStore.items_forecasts``: the ids fetched ``_ID_CHUNK`` at a time, then cut
-        to the horizon and the quantile levels asked for, in the order asked."""
+        """Forecasts of many items from one run, in three queries per 5,000 ids (the run, the
+        forecasts, the quantiles); unknown items are left out. ``horizon``: first k periods;
+        ``quantiles``: levels in percent (None: all the run has, []: none).
+
+        The ids are fetched ``_ID_CHUNK`` at a time, then cut to the horizon and the quantile
+        levels asked for, in the order asked."""
         if horizon is not None and horizon < 1:
             raise StoreError(f"horizon must be at least 1, got {horizon}")
         ids = list(dict.fromkeys(str(i) for i in item_ids))
@@ -176,7 +181,9 @@ class HistoryReader:
         ]
 
     def run_forecasts(self, run_id: int | None = None) -> pl.DataFrame:
-        """``ForecastStore.run_forecasts``: the per-item arrays unrolled to long rows."""
+        """A whole run in the long format it was written in: unique_id, ds, forecast, method
+        and the quantile columns (sorted by unique_id, ds). Empty when there is no run. The
+        per-item arrays are unrolled to long rows."""
         with self._db.read("reading a run's forecasts") as conn:
             run = self._resolve_run(conn, run_id)
             if run is None:
@@ -240,8 +247,12 @@ class HistoryReader:
         end: date | None = None,
         freq: str | None = None,
     ) -> pl.DataFrame:
-        """``ForecastStore.actuals``: the item's arrays of every run of ``freq`` merged in run
-        order, so that a later run overwrites the dates it stored again."""
+        """Actual demand of one item (``ds``, ``y``, sorted by date) from every run of the
+        frequency that stored it; where runs overlap the later run wins (corrections, late
+        returns). ``freq`` defaults to the latest run's. Empty when nothing is stored.
+
+        The item's arrays of every run of ``freq`` are merged in run order, so that a later run
+        overwrites the dates it stored again."""
         empty = pl.DataFrame(schema={"ds": pl.Date, "y": pl.Float64})
         with self._db.read("reading actuals") as conn:
             if freq is None:
@@ -266,8 +277,13 @@ class HistoryReader:
         return pl.DataFrame({"ds": days, "y": [merged[d] for d in days]}, schema=empty.schema)
 
     def forecast_vs_actual(self, run_id: int | None = None) -> pl.DataFrame:
-        """``ForecastStore.forecast_vs_actual``: the actuals of every run whose dates overlap
-        the forecast dates, later runs winning, joined to the run's forecasts."""
+        """A run's forecasts (latest by default) next to the demand that actually happened,
+        as stored by the runs of the same frequency (later runs win): unique_id, ds, step
+        (1 = first forecast period), method, forecast, y; only dates with a known actual.
+
+        The realised accuracy of a run once its horizon has passed: feed the frame to
+        ``utilsforecast.losses`` (``models=["forecast"]``, ``target_col="y"``). The actuals of
+        every run whose dates overlap the forecast dates are joined to the run's forecasts."""
         schema = {
             "unique_id": pl.Utf8,
             "ds": pl.Date,
@@ -333,8 +349,10 @@ class HistoryReader:
         )
 
     def run_accuracy(self, run_id: int | None = None) -> pl.DataFrame:
-        """``ForecastStore.run_accuracy``: the long metric rows pivoted back to the summary's
-        columns and row order."""
+        """The backtest summary stored with a run (latest by default), wide as written:
+        grouping, group, method, chosen, then one Float64 column per metric. Empty when the run
+        has none. The long metric rows are pivoted back to the summary's columns and row
+        order."""
         with self._db.read("reading run accuracy") as conn:
             run = self._resolve_run(conn, run_id)
             if run is None:

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from sparecast.errors import StoreUnavailable
-from sparecast.service.deps import ApiKeyDep, StateDep
+from sparecast.service.deps import API_KEY_RESPONSES, ApiKeyDep, StateDep
 from sparecast.service.errors import NotFound
 from sparecast.service.forecast_query import (
     FAST_PATH_MISS,
@@ -139,7 +139,7 @@ async def item_forecast(
     responses={
         200: {"model": ForecastBatchOut, "description": "Successful Response"},
         **_ERRORS,
-        401: {"model": ErrorOut, "description": "missing or wrong API key"},
+        **API_KEY_RESPONSES,
     },
     dependencies=[ApiKeyDep],
     summary="Forecasts of many items",

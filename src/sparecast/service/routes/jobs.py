@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from sparecast.service.deps import ApiKeyDep, StateDep
+from sparecast.service.deps import API_KEY_RESPONSES, ApiKeyDep, StateDep
 from sparecast.service.errors import NotFound
 from sparecast.service.models import ErrorOut, JobOut
 
@@ -21,7 +21,7 @@ router = APIRouter(tags=["operations"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
     responses={
-        401: {"model": ErrorOut, "description": "missing or wrong API key"},
+        **API_KEY_RESPONSES,
         409: {"model": ErrorOut, "description": "a job is running, or no source to retrain on"},
     },
     dependencies=[ApiKeyDep],
