@@ -1,5 +1,5 @@
 """Shared fixtures: scratch databases on the real servers (skipped when unreachable, except under
-CI=true where an unreachable server is a failure)."""
+CI=true where an unreachable server is a failure) and a free TCP port."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from utils.servers import MARIADB_SERVER_URL, unreachable
+from utils.servers import MARIADB_SERVER_URL, PgDatabases, free_port, unreachable
 
 
 @pytest.fixture
@@ -30,3 +30,19 @@ def mariadb_url() -> Iterator[str]:
         with server.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         server.dispose()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A TCP port nothing listens on (just freed)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PgDatabases]:
+    """Scratch databases on the local PostgreSQL, created on demand, dropped after the session."""
+    dbs = PgDatabases()
+    try:
+        yield dbs
+    finally:
+        dbs.drop_all()

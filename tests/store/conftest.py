@@ -9,61 +9,21 @@ import os
 import shutil
 import stat
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from utils.servers import (
-    PG_SERVER_URL,
+    PgDatabases,
     PostgresProcess,
     RedisProcess,
-    free_port,
-    pg_server,
     running_redis,
     unreachable,
 )
 
 from sparecast.store import ForecastStore
 from sparecast.store.schema import metadata
-
-
-@pytest.fixture
-def unused_port() -> int:
-    """A TCP port nothing listens on (just freed)."""
-    return free_port()
-
-
-class PgDatabases:
-    """Creates uniquely named scratch databases on the local PostgreSQL and drops them all."""
-
-    def __init__(self) -> None:
-        self.server = pg_server()
-        self.names: list[str] = []
-        self.prefix = f"sparecast_store_{uuid.uuid4().hex[:8]}"
-
-    def create(self) -> str:
-        name = f"{self.prefix}_{len(self.names)}"
-        with self.server.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        self.names.append(name)
-        return f"{PG_SERVER_URL}/{name}"
-
-    def drop_all(self) -> None:
-        with self.server.connect() as conn:
-            for name in self.names:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.server.dispose()
-
-
-@pytest.fixture(scope="session")
-def pg_databases() -> Iterator[PgDatabases]:
-    dbs = PgDatabases()
-    try:
-        yield dbs
-    finally:
-        dbs.drop_all()
 
 
 @pytest.fixture(scope="session")
