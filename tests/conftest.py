@@ -1,13 +1,21 @@
 """Shared fixtures: scratch databases on the real servers (skipped when unreachable, except under
-CI=true where an unreachable server is a failure) and a free TCP port."""
+CI=true where an unreachable server is a failure), our own redis-server, a free TCP port."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from utils.servers import MARIADB_SERVER_URL, PgDatabases, free_port, unreachable
+from utils.servers import (
+    MARIADB_SERVER_URL,
+    PgDatabases,
+    RedisProcess,
+    free_port,
+    running_redis,
+    unreachable,
+)
 
 
 @pytest.fixture
@@ -46,3 +54,10 @@ def pg_databases() -> Iterator[PgDatabases]:
         yield dbs
     finally:
         dbs.drop_all()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of our own (stopped at the end), so stopping it disturbs nobody."""
+    with running_redis(tmp_path) as server:
+        yield server

@@ -1,5 +1,6 @@
-"""Fixtures of the store tests: a scratch PostgreSQL database per test session (dropped at the
-end), our own redis-server processes on free ports, SQLite files in tmp_path.
+"""Fixtures of the store tests: a migrated scratch PostgreSQL database per test session (the
+root conftest drops it at the end), SQLite files in tmp_path, fresh empty databases, our own
+PostgreSQL server.
 
 Servers that cannot be reached skip the test, except under CI=true where they fail it."""
 
@@ -17,8 +18,6 @@ import sqlalchemy as sa
 from utils.servers import (
     PgDatabases,
     PostgresProcess,
-    RedisProcess,
-    running_redis,
     unreachable,
 )
 
@@ -75,13 +74,6 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'fresh.sqlite'}"
     return request.getfixturevalue("pg_databases").create()  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A redis-server of our own (stopped at the end), so stopping it disturbs nobody."""
-    with running_redis(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture
