@@ -1,13 +1,21 @@
 """Shared fixtures: scratch databases on the real servers (skipped when unreachable, except under
-CI=true where an unreachable server is a failure)."""
+CI=true where an unreachable server is a failure), our own redis-server, a free TCP port."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from utils.servers import MARIADB_SERVER_URL, unreachable
+from utils.servers import (
+    MARIADB_SERVER_URL,
+    PgDatabases,
+    RedisProcess,
+    free_port,
+    running_redis,
+    unreachable,
+)
 
 
 @pytest.fixture
@@ -30,3 +38,26 @@ def mariadb_url() -> Iterator[str]:
         with server.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         server.dispose()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A TCP port nothing listens on (just freed)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PgDatabases]:
+    """Scratch databases on the local PostgreSQL, created on demand, dropped after the session."""
+    dbs = PgDatabases()
+    try:
+        yield dbs
+    finally:
+        dbs.drop_all()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of our own (stopped at the end), so stopping it disturbs nobody."""
+    with running_redis(tmp_path) as server:
+        yield server

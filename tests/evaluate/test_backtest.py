@@ -7,6 +7,7 @@ import re
 import numpy as np
 import polars as pl
 import pytest
+from utils.panels import make_panel, method_score, two_method_panel
 
 from sparecast import methods as registry
 from sparecast.data.panel import DemandPanel
@@ -23,20 +24,6 @@ from sparecast.evaluate.backtest import (
 from sparecast.methods import Method, forecast_matrix
 
 
-def _panel(y: np.ndarray, ids: list[str] | None = None) -> DemandPanel:
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim == 1:
-        y = y[None, :]
-    ids = ids or [f"item{i}" for i in range(y.shape[0])]
-    return DemandPanel(y=y, item_ids=np.array(ids, dtype=object), start=np.datetime64("2024-01-01"))
-
-
-def _score(result, item: str, method: str, col: str):
-    row = result.scores.filter((pl.col("unique_id") == item) & (pl.col("method") == method))
-    assert row.height == 1
-    return row[col][0]
-
-
 # ---------------------------------------------------------------------------- windows
 def test_origins_by_hand() -> None:
     # T=20, h=3, 3 windows 2 apart: the last window ends at period 20
@@ -48,37 +35,41 @@ def test_naive_mae_by_hand() -> None:
     #           0  1  2  3  4  5  6  7  8  9 10 11
     y = np.array([0, 2, 0, 4, 1, 0, 3, 5, 0, 6, 2, 0], dtype=float)
     # h=2, 2 windows, step 2 -> origins 8 and 10
-    res = backtest(_panel(y), h=2, n_windows=2, methods=["naive"], seasonality=1)
+    res = backtest(make_panel(y), h=2, n_windows=2, methods=["naive"], seasonality=1)
     assert res.origins == [8, 10]
     assert res.cutoffs == [np.datetime64("2024-01-08"), np.datetime64("2024-01-10")]
     # window 1: naive = y[7] = 5, actual (0, 6): errors (5, -1)
     # window 2: naive = y[9] = 6, actual (2, 0): errors (4, 6)
-    assert _score(res, "item0", "naive", "mae") == pytest.approx(((5 + 1) / 2 + (4 + 6) / 2) / 2)
-    assert _score(res, "item0", "naive", "me") == pytest.approx(((5 - 1) / 2 + (4 + 6) / 2) / 2)
-    assert _score(res, "item0", "naive", "rmse") == pytest.approx(
+    assert method_score(res, "item0", "naive", "mae") == pytest.approx(
+        ((5 + 1) / 2 + (4 + 6) / 2) / 2
+    )
+    assert method_score(res, "item0", "naive", "me") == pytest.approx(
+        ((5 - 1) / 2 + (4 + 6) / 2) / 2
+    )
+    assert method_score(res, "item0", "naive", "rmse") == pytest.approx(
         (np.sqrt((25 + 1) / 2) + np.sqrt((16 + 36) / 2)) / 2
     )
     # PIS: cumulative errors (5, 4) -> 9 and (4, 10) -> 14
-    assert _score(res, "item0", "naive", "pis") == pytest.approx((9 + 14) / 2)
+    assert method_score(res, "item0", "naive", "pis") == pytest.approx((9 + 14) / 2)
     # MASE scale: mean |y_t - y_{t-1}| over each training part
     s1 = np.abs(np.diff(y[:8])).mean()  # 2,2,4,3,1,3,2 -> 17/7
     s2 = np.abs(np.diff(y[:10])).mean()  # + 5,6 -> 28/9
     assert s1 == pytest.approx(17 / 7) and s2 == pytest.approx(28 / 9)
-    assert _score(res, "item0", "naive", "mase") == pytest.approx((3 / s1 + 5 / s2) / 2)
+    assert method_score(res, "item0", "naive", "mase") == pytest.approx((3 / s1 + 5 / s2) / 2)
     q1 = np.square(np.diff(y[:8])).mean()
     q2 = np.square(np.diff(y[:10])).mean()
-    assert _score(res, "item0", "naive", "rmsse") == pytest.approx(
+    assert method_score(res, "item0", "naive", "rmsse") == pytest.approx(
         (np.sqrt(13 / q1) + np.sqrt(26 / q2)) / 2
     )
-    assert _score(res, "item0", "naive", "abs_error_sum") == pytest.approx(16.0)
-    assert _score(res, "item0", "naive", "actual_sum") == pytest.approx(8.0)
+    assert method_score(res, "item0", "naive", "abs_error_sum") == pytest.approx(16.0)
+    assert method_score(res, "item0", "naive", "actual_sum") == pytest.approx(8.0)
 
 
 def test_scores_equal_metric_functions_per_window() -> None:
     rng = np.random.default_rng(3)
     y = (rng.poisson(1.5, (25, 120)) * (rng.random((25, 120)) < 0.3)).astype(np.float32)
     y[0] = 0.0  # no demand at all: scaled errors undefined
-    res = backtest(_panel(y), h=10, n_windows=3, step=7, methods=["naive", "ma"], seasonality=7)
+    res = backtest(make_panel(y), h=10, n_windows=3, step=7, methods=["naive", "ma"], seasonality=7)
     for name in ("naive", "ma"):
         per_window = {k: [] for k in ("mae", "rmse", "mase", "rmsse", "me", "pis")}
         for origin in res.origins:
@@ -91,8 +82,8 @@ def test_scores_equal_metric_functions_per_window() -> None:
             expected = M.nanmean_count(np.vstack(values), axis=0)[0]
             ours = got[k].to_numpy().astype(np.float64)  # null -> NaN
             np.testing.assert_allclose(ours, expected, rtol=1e-9, equal_nan=True, err_msg=k)
-    assert _score(res, "item0", "naive", "mase") is None
-    assert _score(res, "item0", "naive", "n_windows_scaled") == 0
+    assert method_score(res, "item0", "naive", "mase") is None
+    assert method_score(res, "item0", "naive", "n_windows_scaled") == 0
 
 
 # ---------------------------------------------------------------------------- leakage
@@ -102,7 +93,7 @@ def test_naive_ignores_spikes_after_origin() -> None:
     origins = backtest_origins(60, h, n_windows, h)
     for o in origins:
         y[o:] += 1000.0 * (np.arange(60 - o) == 0)  # spike at every origin
-    res = backtest(_panel(y), h=h, n_windows=n_windows, methods=["naive"], keep_errors=True)
+    res = backtest(make_panel(y), h=h, n_windows=n_windows, methods=["naive"], keep_errors=True)
     assert res.errors is not None
     actual = np.stack([y[o : o + h] for o in origins])
     forecasts = res.errors["naive"][:, 0, :] + actual
@@ -120,7 +111,7 @@ def test_kernel_sees_only_the_training_part(monkeypatch: pytest.MonkeyPatch) -> 
         return np.zeros((train.shape[0], h))
 
     monkeypatch.setitem(registry.METHODS, "spy", Method("spy", spy, "records what it sees"))
-    res = backtest(_panel(y), h=4, n_windows=3, step=3, methods=["spy"])
+    res = backtest(make_panel(y), h=4, n_windows=3, step=3, methods=["spy"])
     assert [s[0] for s in seen] == res.origins == [40, 43, 46]
     # the largest value a kernel sees is the last training value of the second row
     assert [s[1] for s in seen] == [float(y[1, o - 1]) for o in res.origins]
@@ -137,7 +128,7 @@ def test_panel_method_sees_only_the_training_panel(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(
         registry.METHODS, "pspy", Method("pspy", spy, "records the panel", needs_panel=True)
     )
-    res = backtest(_panel(y), h=4, n_windows=3, step=3, methods=["pspy"], keep_errors=True)
+    res = backtest(make_panel(y), h=4, n_windows=3, step=3, methods=["pspy"], keep_errors=True)
     assert [s[0] for s in seen] == res.origins == [40, 43, 46]
     assert [s[1] for s in seen] == list(res.cutoffs)
     assert res.errors is not None
@@ -148,45 +139,29 @@ def test_panel_method_sees_only_the_training_panel(monkeypatch: pytest.MonkeyPat
 def test_asym_by_hand() -> None:
     # One item, h=2, one window: forecast (naive) 2, actuals 4 and 1 -> errors -2 (under), +1.
     y = np.array([1.0, 3.0, 2.0, 4.0, 1.0])
-    res = backtest(_panel(y), h=2, n_windows=1, methods=["naive"], stockout_weight=3.0)
+    res = backtest(make_panel(y), h=2, n_windows=1, methods=["naive"], stockout_weight=3.0)
     scale2 = np.mean(np.diff(y[:3]) ** 2)  # in-sample naive MSE: (4 + 1) / 2
     expected = (3.0 * 4.0 + 1.0) / 2 / scale2
-    assert _score(res, "item0", "naive", "asym") == pytest.approx(expected)
-    res1 = backtest(_panel(y), h=2, n_windows=1, methods=["naive"], stockout_weight=1.0)
-    assert _score(res1, "item0", "naive", "asym") == pytest.approx(
-        _score(res1, "item0", "naive", "rmsse") ** 2
+    assert method_score(res, "item0", "naive", "asym") == pytest.approx(expected)
+    res1 = backtest(make_panel(y), h=2, n_windows=1, methods=["naive"], stockout_weight=1.0)
+    assert method_score(res1, "item0", "naive", "asym") == pytest.approx(
+        method_score(res1, "item0", "naive", "rmsse") ** 2
     )
     with pytest.raises(SparecastError, match="stockout_weight"):
-        backtest(_panel(y), h=2, n_windows=1, methods=["naive"], stockout_weight=0.0)
-
-
-# ---------------------------------------------------------------------------- selection
-def _two_method_panel() -> tuple[DemandPanel, pl.DataFrame]:
-    # item0: a linear trend -> naive wins
-    # item1: noise around a constant level -> ma wins
-    rng = np.random.default_rng(7)
-    t = 120
-    y0 = np.arange(t, dtype=float)
-    y1 = 10.0 + rng.normal(0.0, 2.0, t)
-    y2 = np.zeros(t)  # no history
-    panel = _panel(np.vstack([y0, y1, y2]))
-    classes = pl.DataFrame(
-        {"unique_id": ["item0", "item1", "item2"], "sb_class": ["smooth", "erratic", "no_demand"]}
-    )
-    return panel, classes
+        backtest(make_panel(y), h=2, n_windows=1, methods=["naive"], stockout_weight=0.0)
 
 
 # ---------------------------------------------------------------------------- summary
 def test_summary_and_lines() -> None:
-    panel, classes = _two_method_panel()
+    panel, classes = two_method_panel()
     res = backtest(panel, h=7, n_windows=3, methods=["naive", "ma"], seasonality=1)
     summ = res.summary(classes, metric="mase")
     assert set(summ["sb_class"]) == {"smooth", "erratic", "no_demand", "all"}
     allrows = summ.filter(pl.col("sb_class") == "all")
     assert allrows["n_items"].to_list() == [3, 3]
     assert allrows["n_scored"].to_list() == [2, 2]  # item2 has no defined MASE
-    naive_mase = np.mean([_score(res, i, "naive", "mase") for i in ("item0", "item1")])
-    ma_mase = np.mean([_score(res, i, "ma", "mase") for i in ("item0", "item1")])
+    naive_mase = np.mean([method_score(res, i, "naive", "mase") for i in ("item0", "item1")])
+    ma_mase = np.mean([method_score(res, i, "ma", "mase") for i in ("item0", "item1")])
     ma_row = allrows.filter(pl.col("method") == "ma").row(0, named=True)
     assert ma_row["mase"] == pytest.approx(ma_mase)
     assert ma_row["mase_vs_naive_pct"] == pytest.approx((naive_mase - ma_mase) / naive_mase * 100)
@@ -239,7 +214,7 @@ def test_method_labels() -> None:
 
 # ---------------------------------------------------------------------------- errors, options
 def test_too_short_panel_raises() -> None:
-    panel = _panel(np.ones(40))
+    panel = make_panel(np.ones(40))
     with pytest.raises(PanelTooShortError, match="needs at least") as info:
         backtest(panel, h=28, n_windows=3, methods=["naive"])
     assert isinstance(info.value, SparecastError)
@@ -247,7 +222,7 @@ def test_too_short_panel_raises() -> None:
 
 
 def test_bad_parameters_raise() -> None:
-    panel = _panel(np.ones(100))
+    panel = make_panel(np.ones(100))
     with pytest.raises(SparecastError, match="h must be"):
         backtest(panel, h=0, methods=["naive"])
     with pytest.raises(MethodError, match="not backtested"):
@@ -258,7 +233,7 @@ def test_params_reach_the_kernel_and_progress_is_reported() -> None:
     y = np.arange(60, dtype=float)
     calls: list[tuple[int, int, str]] = []
     res = backtest(
-        _panel(y),
+        make_panel(y),
         h=5,
         n_windows=2,
         methods=["ma", "naive"],
@@ -276,7 +251,7 @@ def test_params_reach_the_kernel_and_progress_is_reported() -> None:
 
 
 def test_scores_frame_layout() -> None:
-    panel, _ = _two_method_panel()
+    panel, _ = two_method_panel()
     res = backtest(panel, h=7, n_windows=2, methods=["naive", "ma"])
     assert res.scores.height == 6
     assert res.scores.columns[:8] == [
@@ -296,31 +271,33 @@ def test_scores_frame_layout() -> None:
 def test_mape_and_wape_only_for_regular_items() -> None:
     regular = [2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 2, 4]
     sparse = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0]
-    res = backtest(_panel([regular, sparse]), h=2, n_windows=2, methods=["naive"], seasonality=1)
+    res = backtest(
+        make_panel([regular, sparse]), h=2, n_windows=2, methods=["naive"], seasonality=1
+    )
     # origins 8 and 10; naive of the regular item: 4 then 4, actuals (2, 4) and (2, 4)
     # APE: |4-2|/2 = 1, 0 in both windows -> MAPE 0.5; WAPE: (2 + 2) / (6 + 6) = 1/3
-    assert _score(res, "item0", "naive", "mape") == pytest.approx(0.5)
-    assert _score(res, "item0", "naive", "wape") == pytest.approx(4 / 12)
+    assert method_score(res, "item0", "naive", "mape") == pytest.approx(0.5)
+    assert method_score(res, "item0", "naive", "wape") == pytest.approx(4 / 12)
     # the intermittent item (demand on 1 of 12 periods) gets no percentage error at all
-    assert _score(res, "item1", "naive", "mape") is None
-    assert _score(res, "item1", "naive", "wape") is None
+    assert method_score(res, "item1", "naive", "mape") is None
+    assert method_score(res, "item1", "naive", "wape") is None
     # an explicit mask overrides the tiers
     forced = backtest(
-        _panel([regular, sparse]),
+        make_panel([regular, sparse]),
         h=2,
         n_windows=2,
         methods=["naive"],
         seasonality=1,
         percentage_items=np.array([False, False]),
     )
-    assert _score(forced, "item0", "naive", "mape") is None
+    assert method_score(forced, "item0", "naive", "mape") is None
 
 
 def test_summary_by_tier() -> None:
     rng = np.random.default_rng(1)
     dense = rng.integers(1, 5, (3, 60))
     sparse = (rng.random((5, 60)) < 0.05) * rng.integers(1, 9, (5, 60))
-    panel = _panel(np.vstack([dense, sparse]))
+    panel = make_panel(np.vstack([dense, sparse]))
     res = backtest(panel, h=7, n_windows=2, methods=["naive", "ma"], seasonality=1)
     by_tier = res.summary(by="tier")
     assert by_tier.columns[0] == "tier"
@@ -341,6 +318,6 @@ def test_windows_that_fit_match_what_the_backtest_accepts() -> None:
     assert windows_that_fit(16, 7, 3, step=1) == 3
     y = np.ones((1, 16))
     n = windows_that_fit(16, 7, 5, step=3)
-    backtest(_panel(y), h=7, n_windows=n, step=3, methods=["naive"])
+    backtest(make_panel(y), h=7, n_windows=n, step=3, methods=["naive"])
     with pytest.raises(PanelTooShortError):
-        backtest(_panel(y), h=7, n_windows=n + 1, step=3, methods=["naive"])
+        backtest(make_panel(y), h=7, n_windows=n + 1, step=3, methods=["naive"])

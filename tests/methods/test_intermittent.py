@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sparecast.methods import _numba
 from sparecast.methods import intermittent as im
 
 sf_models = pytest.importorskip("statsforecast.models")
@@ -145,30 +144,6 @@ def test_flat_sse_takes_statsforecast_path(n_periods: int) -> None:
         ("imapa", im.imapa, sf_models.IMAPA()),
     ]:
         np.testing.assert_allclose(f(y, H), _reference(model, y), rtol=1e-6, err_msg=name)
-
-
-def _ses_sse_forecast_stepwise(x: np.ndarray, alpha: float) -> tuple[float, float]:
-    """statsforecast's C++ ``ses_sse`` and ``ses_forecast``, step by step (n >= 2)."""
-    f = x[0]
-    sse = 0.0
-    for i in range(1, x.size):
-        f = alpha * x[i - 1] + (1 - alpha) * f
-        sse += (x[i] - f) ** 2
-    return sse, alpha * x[-1] + (1 - alpha) * f
-
-
-@pytest.mark.parametrize("p", [0.02, 0.3, 1.0])
-def test_compressed_ses_equals_stepwise(p: float) -> None:
-    rng = np.random.default_rng(int(p * 100))
-    for n in (2, 5, 40, 300):
-        x = np.where(rng.random(n) < p, rng.gamma(1.0, 4.0, n), 0.0)
-        pos = np.flatnonzero(x)
-        for alpha in (0.1, 0.2071, 0.3):
-            got = _numba.ses_sse_forecast(pos, x[pos], pos.size, n, alpha)
-            want = _ses_sse_forecast_stepwise(x, alpha)
-            if p == 1.0:  # no zero run: statsforecast's arithmetic, bit for bit
-                assert got == want
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
 
 
 def test_float32_panel_equals_float64() -> None:

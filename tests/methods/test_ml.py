@@ -1,4 +1,5 @@
-"""Global ML models: features by hand, no leakage, objectives, asymmetric loss, strategies."""
+"""Global ML models: training rows, objectives, asymmetric loss, strategies (their features are
+tested in test_features.py)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,14 @@ import polars as pl
 import pytest
 from scipy.optimize import minimize_scalar
 from sklearn.base import clone
+from utils.panels import weekday_panel
 
 from sparecast import backtest, forecast
-from sparecast.classify import SB_CLASSES, TIERS, classify
+from sparecast.classify import classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
 from sparecast.methods import METHODS, forecast_panel
-from sparecast.methods.features import (
-    FeatureSpec,
-    History,
-    StaticFeatures,
-    cutoff_features,
-    default_spec,
-    feature_names,
-    target_calendar,
-)
+from sparecast.methods.features import target_calendar
 from sparecast.methods.ml import (
     OBJECTIVES,
     STRATEGIES,
@@ -35,143 +29,9 @@ FAST = {"n_estimators": 30, "learning_rate": 0.2}
 LGB_FAST = {**FAST, "min_data_in_leaf": 20}
 
 
-def _panel(
-    n_items: int = 40, n_periods: int = 120, seed: int = 0, attributes: bool = True
-) -> DemandPanel:
-    """Items with their own demand rate and size, demand only Monday to Friday."""
-    rng = np.random.default_rng(seed)
-    p = rng.choice([0.03, 0.1, 0.3, 0.7], n_items)[:, None]
-    size = rng.choice([1.0, 3.0, 10.0], n_items)[:, None]
-    start = np.datetime64("2026-01-05")  # a Monday
-    weekday = (np.arange(n_periods) % 7) < 5
-    hit = (rng.random((n_items, n_periods)) < p) & weekday[None, :]
-    y = np.where(hit, rng.poisson(size, (n_items, n_periods)) + 1, 0).astype(np.float32)
-    ids = np.array([f"I{i:03d}" for i in range(n_items)], dtype=object)
-    attrs = None
-    if attributes:
-        attrs = pl.DataFrame(
-            {
-                "unique_id": ids.tolist(),
-                "category": [["a", "b", "c"][i % 3] for i in range(n_items)],
-                "unit_cost": size.ravel() * 2.0,
-            }
-        )
-    return DemandPanel(y, ids, start, "D", attrs)
-
-
-# ---------------------------------------------------------------------------- features
-def test_features_by_hand() -> None:
-    y = np.array([[0, 2, 0, 0, 3, 1], [0, 0, 0, 0, 0, 0]], dtype=np.float32)
-    spec = FeatureSpec(lags=(1, 2), windows=(3,), season=2)
-    start = np.datetime64("2026-11-02")  # Monday
-    cal = target_calendar(start, 8, "D")
-    hist = History(y[:, :5])
-    x = cutoff_features(hist, 5, spec, cal, np.array([1, 1]), with_step=True)
-    names = feature_names(spec, "D", with_step=True)
-    row = dict(zip(names, x[0].tolist(), strict=True))
-    # cutoff 5 sees y[:5] = 0 2 0 0 3; the target is period 5, a Saturday (2026-11-07)
-    assert row["lag_1"] == 3 and row["lag_2"] == 0
-    assert row["mean_3"] == pytest.approx(1.0) and row["max_3"] == 3
-    assert row["nzrate_3"] == pytest.approx(1 / 3)
-    assert row["season_mean"] == pytest.approx(1.0)  # periods 3 and 1: (0 + 2) / 2
-    assert row["n_demands"] == 2 and row["mean_size"] == pytest.approx(2.5)
-    assert row["mean_interval"] == pytest.approx(2.0)  # 4 periods since the first / 2 demands
-    assert row["since_last"] == 1 and row["since_first"] == 4
-    assert row["demand_rate"] == pytest.approx(0.4)
-    assert row["cv2"] == pytest.approx(0.25 / 6.25)
-    assert SB_CLASSES[int(row["sb_class"])] == "intermittent"
-    assert TIERS[int(row["tier"])] == "regular"
-    assert (row["dow"], row["dom"], row["month"], row["step"]) == (5, 7, 11, 1)
-    empty = dict(zip(names, x[1].tolist(), strict=True))
-    assert empty["n_demands"] == 0 and np.isnan(empty["mean_size"])
-    assert np.isnan(empty["since_last"]) and np.isnan(empty["cv2"])
-    assert SB_CLASSES[int(empty["sb_class"])] == "no_demand"
-    assert TIERS[int(empty["tier"])] == "very_intermittent"
-    # two steps ahead: target period 6 (Sunday), season values from periods 4, 2, 0
-    x2 = cutoff_features(hist, 5, spec, cal, np.array([2, 2]), with_step=True)
-    row2 = dict(zip(names, x2[0].tolist(), strict=True))
-    assert row2["season_mean"] == pytest.approx(1.0) and row2["dow"] == 6 and row2["step"] == 2
-    # three steps ahead: period 7, seasons back at 5 (not observed), 3 and 1: (0 + 2) / 2
-    x3 = cutoff_features(hist, 5, spec, cal, np.array([3, 3]), with_step=True)
-    assert x3[0, names.index("season_mean")] == pytest.approx(1.0)
-    x3b = cutoff_features(History(y[:, :4]), 4, spec, cal, np.array([2, 2]), with_step=True)
-    assert x3b[0, names.index("season_mean")] == pytest.approx(1.0)  # periods 3, 1: (0 + 2)/2
-    # before the series start: lags are missing
-    x0 = cutoff_features(hist, 1, spec, cal, np.array([1, 1]), with_step=False)
-    assert x0[0, 0] == 0 and np.isnan(x0[0, 1])
-
-
-def test_class_and_tier_codes_match_classify() -> None:
-    panel = _panel(n_items=60, n_periods=90, seed=3)
-    spec = default_spec("D")
-    hist = History(panel.y)
-    cal = target_calendar(panel.start, panel.n_periods + 1, "D")
-    x = cutoff_features(hist, panel.n_periods, spec, cal, np.ones(60, int), with_step=False)
-    names = feature_names(spec, "D", with_step=False)
-    ref = classify(panel)
-    sb = [SB_CLASSES[int(v)] for v in x[:, names.index("sb_class")]]
-    tier = [TIERS[int(v)] for v in x[:, names.index("tier")]]
-    assert sb == ref["sb_class"].to_list()
-    assert tier == ref["tier"].to_list()
-    np.testing.assert_allclose(x[:, names.index("mean_interval")], ref["adi"].to_numpy(), rtol=1e-6)
-
-
-def test_no_leakage_changing_the_future_keeps_the_features() -> None:
-    panel = _panel(n_items=30, n_periods=100, seed=1)
-    spec = default_spec("D")
-    cal = target_calendar(panel.start, 130, "D")
-    rng = np.random.default_rng(5)
-    for t in (1, 5, 40, 99):
-        other = panel.y.copy()
-        other[:, t:] = rng.poisson(5.0, other[:, t:].shape)
-        steps = rng.integers(1, 28, 30)
-        a = cutoff_features(History(panel.y), t, spec, cal, steps, with_step=True)
-        b = cutoff_features(History(other), t, spec, cal, steps, with_step=True)
-        np.testing.assert_array_equal(a, b)
-        # and the future did change something that a later cutoff sees
-        c = cutoff_features(History(other), min(t + 7, 100), spec, cal, steps, with_step=True)
-        assert not np.array_equal(np.nan_to_num(a), np.nan_to_num(c))
-
-
-def test_history_append_equals_a_longer_history() -> None:
-    panel = _panel(n_items=20, n_periods=60, seed=2)
-    spec = default_spec("D")
-    cal = target_calendar(panel.start, 60, "D")
-    grown = History(panel.y[:, :50], extra=10)
-    for t in range(50, 60):
-        grown.append(panel.y[:, t])
-    ones = np.ones(20, int)
-    np.testing.assert_array_equal(
-        cutoff_features(grown, 59, spec, cal, ones, with_step=False),
-        cutoff_features(History(panel.y), 59, spec, cal, ones, with_step=False),
-    )
-
-
-def test_history_scale_is_the_mean_squared_difference() -> None:
-    y = np.array([[1, 3, 3, 0, 2]], dtype=np.float32)
-    hist = History(y[:, :3], extra=2)
-    assert hist.scale(3, np.array([0]))[0] == pytest.approx((4 + 0) / 2)
-    hist.append(y[:, 3])
-    hist.append(y[:, 4])
-    assert hist.scale(5, np.array([0]))[0] == pytest.approx((4 + 0 + 9 + 4) / 4)
-    assert History(y).scale(5, np.array([0]))[0] == pytest.approx(17 / 4)
-    assert History(y).scale(1, np.array([0]))[0] == 0
-
-
-def test_static_features_unknown_category_is_nan() -> None:
-    panel = _panel(n_items=6, n_periods=20)
-    enc = StaticFeatures.learn(panel.attributes)
-    assert enc.names == ["category", "unit_cost"] and enc.categories == ("a", "b", "c")
-    assert panel.attributes is not None
-    other = panel.attributes.with_columns(pl.lit("zzz").alias("category"))
-    m = enc.matrix(DemandPanel(panel.y, panel.item_ids, panel.start, "D", other))
-    assert np.isnan(m[:, 0]).all() and (m[:, 1] > 0).all()
-    assert StaticFeatures.learn(None).names == []
-
-
 # ---------------------------------------------------------------------------- training rows
 def test_zero_window_downsampling_keeps_the_weighted_count() -> None:
-    panel = _panel(n_items=200, n_periods=150, seed=4)
+    panel = weekday_panel(n_items=200, n_periods=150, seed=4)
     counts = {}
     for keep in (1.0, 0.25):
         model = GlobalLightGBM(zero_keep=keep, strategy="recursive", stride=1, windows=[7])
@@ -186,7 +46,7 @@ def test_zero_window_downsampling_keeps_the_weighted_count() -> None:
 
 
 def test_max_rows_thins_the_cutoffs() -> None:
-    panel = _panel(n_items=50, n_periods=200)
+    panel = weekday_panel(n_items=50, n_periods=200)
     model = GlobalLightGBM(max_rows=1000, strategy="recursive", stride=1, zero_keep=1.0)
     model._prepare(panel, 7)
     cutoffs = model._cutoffs(panel.y, 7)
@@ -196,7 +56,7 @@ def test_max_rows_thins_the_cutoffs() -> None:
 # ---------------------------------------------------------------------------- forecasts
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_lightgbm_forecasts_shape_nonnegative_deterministic(strategy: str) -> None:
-    panel = _panel()
+    panel = weekday_panel()
     a = GlobalLightGBM(strategy=strategy, **LGB_FAST).fit(panel, 10).predict()
     b = GlobalLightGBM(strategy=strategy, **LGB_FAST).fit(panel, 10).predict()
     assert a.shape == (40, 10) and a.dtype == np.float64
@@ -209,7 +69,7 @@ def test_lightgbm_forecasts_shape_nonnegative_deterministic(strategy: str) -> No
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_every_objective_runs_lightgbm_and_xgboost(objective: str) -> None:
-    panel = _panel(n_items=60, n_periods=150, seed=2)
+    panel = weekday_panel(n_items=60, n_periods=150, seed=2)
     for model in (
         GlobalLightGBM(objective=objective, alpha=0.8, **LGB_FAST),
         XGBoostRegular(objective=objective, alpha=0.8, **FAST),
@@ -224,7 +84,7 @@ def test_every_objective_runs_lightgbm_and_xgboost(objective: str) -> None:
 
 
 def test_lightgbm_beats_moving_average_on_a_weekly_pattern() -> None:
-    panel = _panel(n_items=80, n_periods=210, seed=7)
+    panel = weekday_panel(n_items=80, n_periods=210, seed=7)
     result = backtest(
         panel,
         h=14,
@@ -238,7 +98,7 @@ def test_lightgbm_beats_moving_average_on_a_weekly_pattern() -> None:
 
 
 def test_registered_methods_work_in_forecast_and_backtest() -> None:
-    panel = _panel(n_items=20, n_periods=100)
+    panel = weekday_panel(n_items=20, n_periods=100)
     assert METHODS["lightgbm"].needs_panel and METHODS["xgboost"].needs_panel
     fc = forecast(panel, 7, methods=["lightgbm", "xgboost", "ma"], output="polars")
     assert fc.height == 20 * 7 and (fc["lightgbm"] >= 0).all() and (fc["xgboost"] >= 0).all()
@@ -248,7 +108,7 @@ def test_registered_methods_work_in_forecast_and_backtest() -> None:
 
 
 def test_scaled_weights_run_and_change_the_model() -> None:
-    panel = _panel(n_items=40, n_periods=120, seed=3)
+    panel = weekday_panel(n_items=40, n_periods=120, seed=3)
     a = GlobalLightGBM(**LGB_FAST).fit(panel, 7).predict()
     b = GlobalLightGBM(scaled=True, **LGB_FAST).fit(panel, 7).predict()
     assert b.shape == a.shape and (b >= 0).all() and not np.allclose(a, b)
@@ -256,7 +116,7 @@ def test_scaled_weights_run_and_change_the_model() -> None:
 
 @pytest.mark.parametrize("freq", ["W", "M"])
 def test_weekly_and_monthly_panels(freq: str) -> None:
-    daily = _panel(n_items=30, n_periods=3 * 365, seed=6)
+    daily = weekday_panel(n_items=30, n_periods=3 * 365, seed=6)
     panel = daily.bucket(freq, complete_only=True)  # type: ignore[arg-type]
     model = GlobalLightGBM(**LGB_FAST).fit(panel, 4)
     fc = model.predict()
@@ -267,22 +127,15 @@ def test_weekly_and_monthly_panels(freq: str) -> None:
     assert np.corrcoef(level, fc.mean(axis=1))[0, 1] > 0.8
 
 
-def test_target_calendar_weekly_and_monthly() -> None:
-    weeks = target_calendar(np.datetime64("2026-01-05"), 3, "W")  # Mondays 5, 12, 19 January
-    np.testing.assert_array_equal(weeks, [[1, 1], [2, 1], [3, 1]])
-    months = target_calendar(np.datetime64("2026-11-01"), 3, "M")
-    np.testing.assert_array_equal(months[:, 0], [11, 12, 1])
-
-
 def test_attributes_none_works() -> None:
-    panel = _panel(attributes=False)
+    panel = weekday_panel(attributes=False)
     model = GlobalLightGBM(**LGB_FAST).fit(panel, 5)
     assert "category" not in model.feature_names_
     assert model.predict().shape == (40, 5)
 
 
 def test_short_history_falls_back_to_missing_lags_and_fails_clearly_without_history() -> None:
-    panel = _panel(n_items=30, n_periods=10)  # fewer periods than the 21 default lags
+    panel = weekday_panel(n_items=30, n_periods=10)  # fewer periods than the 21 default lags
     fc = forecast_panel(panel, 5, "lightgbm", {"n_estimators": 10})
     assert fc.shape == (30, 5) and np.isfinite(fc).all()
     fc = forecast_panel(panel, 5, "xgboost", {"n_estimators": 10})
@@ -294,14 +147,14 @@ def test_short_history_falls_back_to_missing_lags_and_fails_clearly_without_hist
 
 
 def test_all_zero_panel_forecasts_zero() -> None:
-    panel = _panel(n_items=5, n_periods=30)
+    panel = weekday_panel(n_items=5, n_periods=30)
     zero = DemandPanel(np.zeros_like(panel.y), panel.item_ids, panel.start, "D")
     assert (GlobalLightGBM().fit(zero, 3).predict() == 0).all()
 
 
 def test_bad_parameters_name_the_parameter() -> None:
     # scikit-learn estimators: the constructor only stores, fit checks
-    panel = _panel(n_items=10, n_periods=60)
+    panel = weekday_panel(n_items=10, n_periods=60)
     with pytest.raises(MethodError, match="objective"):
         GlobalLightGBM(objective="huber").fit(panel, 5)
     with pytest.raises(MethodError, match="strategy"):
@@ -318,13 +171,13 @@ def test_bad_parameters_name_the_parameter() -> None:
 
 
 def test_recursive_predicts_beyond_the_fitted_horizon() -> None:
-    panel = _panel(n_items=20, n_periods=80)
+    panel = weekday_panel(n_items=20, n_periods=80)
     model = GlobalLightGBM(strategy="recursive", **LGB_FAST).fit(panel, 3)
     assert model.predict(h=9).shape == (20, 9)
 
 
 def test_xgboost_per_item_and_pooled() -> None:
-    panel = _panel(n_items=30, n_periods=100, seed=5)
+    panel = weekday_panel(n_items=30, n_periods=100, seed=5)
     tiers = classify(panel)["tier"].to_numpy()
     regular = np.isin(tiers, ("high_volume", "regular"))
     assert 0 < regular.sum() < 30
@@ -395,7 +248,7 @@ def test_asymmetric_loss_minimiser_is_the_expectile_not_the_quantile() -> None:
 
 @pytest.mark.parametrize("model_cls", [GlobalLightGBM, XGBoostRegular])
 def test_larger_stockout_weight_raises_the_forecasts(model_cls: type) -> None:
-    panel = _panel(n_items=40, n_periods=100, seed=9)
+    panel = weekday_panel(n_items=40, n_periods=100, seed=9)
     extra = {"min_data_in_leaf": 20} if model_cls is GlobalLightGBM else {}
     means = []
     for w in (1.0, 9.0):
@@ -415,7 +268,7 @@ def test_estimators_clone_and_round_trip_their_parameters(model_cls: type) -> No
     twin = clone(est)
     assert twin is not est and twin.get_params() == params
     # fitting sets fitted attributes only and leaves the parameters as given
-    est.fit(_panel(n_items=10, n_periods=60), 5)
+    est.fit(weekday_panel(n_items=10, n_periods=60), 5)
     assert est.get_params() == params
     assert not hasattr(twin, "model_") and hasattr(est, "model_")
     assert est.set_params(n_estimators=20) is est and est.n_estimators == 20

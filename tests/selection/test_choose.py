@@ -6,51 +6,21 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from utils.panels import method_score, two_method_panel
 
-from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError, SparecastError
 from sparecast.evaluate.backtest import backtest
 from sparecast.selection.choose import select
 
 
-# helpers as in tests/evaluate/test_backtest.py (to move to tests/utils/ with the shared helpers)
-def _panel(y: np.ndarray, ids: list[str] | None = None) -> DemandPanel:
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim == 1:
-        y = y[None, :]
-    ids = ids or [f"item{i}" for i in range(y.shape[0])]
-    return DemandPanel(y=y, item_ids=np.array(ids, dtype=object), start=np.datetime64("2024-01-01"))
-
-
-def _score(result, item: str, method: str, col: str):
-    row = result.scores.filter((pl.col("unique_id") == item) & (pl.col("method") == method))
-    assert row.height == 1
-    return row[col][0]
-
-
-def _two_method_panel() -> tuple[DemandPanel, pl.DataFrame]:
-    # item0: a linear trend -> naive wins
-    # item1: noise around a constant level -> ma wins
-    rng = np.random.default_rng(7)
-    t = 120
-    y0 = np.arange(t, dtype=float)
-    y1 = 10.0 + rng.normal(0.0, 2.0, t)
-    y2 = np.zeros(t)  # no history
-    panel = _panel(np.vstack([y0, y1, y2]))
-    classes = pl.DataFrame(
-        {"unique_id": ["item0", "item1", "item2"], "sb_class": ["smooth", "erratic", "no_demand"]}
-    )
-    return panel, classes
-
-
 def test_select_by_item_picks_best_metric() -> None:
-    panel, _ = _two_method_panel()
+    panel, _ = two_method_panel()
     res = backtest(panel, h=7, n_windows=3, methods=["naive", "ma"], seasonality=1)
     sel = select(res, by="item", metric="rmsse")
     assert sel.columns == ["unique_id", "method", "reason"]
     picks = dict(zip(sel["unique_id"], sel["method"], strict=True))
     for item in ("item0", "item1"):
-        best = min(("naive", "ma"), key=lambda m, i=item: _score(res, i, m, "rmsse"))
+        best = min(("naive", "ma"), key=lambda m, i=item: method_score(res, i, m, "rmsse"))
         assert picks[item] == best
     assert picks["item0"] == "naive" and picks["item1"] == "ma"
     assert picks["item2"] == "ma"
@@ -63,7 +33,7 @@ def test_select_by_item_picks_best_metric() -> None:
 
 
 def test_select_by_class_picks_best_mean_in_class() -> None:
-    panel, classes = _two_method_panel()
+    panel, classes = two_method_panel()
     res = backtest(panel, h=7, n_windows=3, methods=["naive", "ma"], seasonality=1)
     # put both items with history in one class: the lower mean rmsse over the two wins
     one_class = classes.with_columns(
@@ -74,7 +44,7 @@ def test_select_by_class_picks_best_mean_in_class() -> None:
     )
     sel = select(res, one_class, by="class", metric="rmsse")
     means = {
-        m: np.mean([_score(res, i, m, "rmsse") for i in ("item0", "item1")])
+        m: np.mean([method_score(res, i, m, "rmsse") for i in ("item0", "item1")])
         for m in ("naive", "ma")
     }
     best = min(means, key=means.get)
@@ -90,7 +60,7 @@ def test_select_by_class_picks_best_mean_in_class() -> None:
 
 
 def test_select_classifies_the_panel_when_not_given() -> None:
-    panel, _ = _two_method_panel()
+    panel, _ = two_method_panel()
     res = backtest(panel, h=7, n_windows=2, methods=["naive", "ma"], seasonality=1)
     sel = select(res)
     assert sel.height == 3
@@ -98,7 +68,7 @@ def test_select_classifies_the_panel_when_not_given() -> None:
 
 
 def test_select_rejects_bad_arguments() -> None:
-    panel, _ = _two_method_panel()
+    panel, _ = two_method_panel()
     res = backtest(panel, h=7, n_windows=2, methods=["naive", "ma"], seasonality=1)
     with pytest.raises(SparecastError, match="metric"):
         select(res, metric="nope")

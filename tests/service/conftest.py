@@ -1,6 +1,7 @@
 """Fixtures of the API tests: a small real demo run directory (SQLite store), a hand-built run
-with quantiles, an inventory plan file, our own redis-server processes, a scratch PostgreSQL
-database and a TCP proxy in front of PostgreSQL that a test can cut and restore.
+with quantiles, an inventory plan file, a scratch PostgreSQL database and a TCP proxy in front of
+PostgreSQL that a test can cut and restore (our own redis-server is the root conftest's
+``redis_server``).
 
 Servers that cannot be reached skip the test, except under CI=true where they fail it."""
 
@@ -21,10 +22,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 from utils.servers import (
     PG_SERVER_URL,
-    RedisProcess,
     TcpProxy,
     pg_server,
-    running_redis,
 )
 
 from sparecast.cli import app as cli_app
@@ -180,12 +179,6 @@ def write_policy(data_dir: Path, items: list[str]) -> pl.DataFrame:
 
 
 # -- servers -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    with running_redis(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from utils.servers import RedisProcess, TcpProxy
 
 from sparecast.config import Settings
 from sparecast.service import create_app
 
-from .conftest import AUTH, RedisProcess, TcpProxy, service_settings, write_quantile_run
+from .conftest import AUTH, service_settings, write_quantile_run
 
 pytestmark = pytest.mark.integration
 

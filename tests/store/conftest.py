@@ -1,5 +1,6 @@
-"""Fixtures of the store tests: a scratch PostgreSQL database per test session (dropped at the
-end), our own redis-server processes on free ports, SQLite files in tmp_path.
+"""Fixtures of the store tests: a migrated scratch PostgreSQL database per test session (the
+root conftest drops it at the end), SQLite files in tmp_path, fresh empty databases, our own
+PostgreSQL server.
 
 Servers that cannot be reached skip the test, except under CI=true where they fail it."""
 
@@ -9,61 +10,19 @@ import os
 import shutil
 import stat
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from utils.servers import (
-    PG_SERVER_URL,
+    PgDatabases,
     PostgresProcess,
-    RedisProcess,
-    free_port,
-    pg_server,
-    running_redis,
     unreachable,
 )
 
 from sparecast.store import ForecastStore
 from sparecast.store.schema import metadata
-
-
-@pytest.fixture
-def unused_port() -> int:
-    """A TCP port nothing listens on (just freed)."""
-    return free_port()
-
-
-class PgDatabases:
-    """Creates uniquely named scratch databases on the local PostgreSQL and drops them all."""
-
-    def __init__(self) -> None:
-        self.server = pg_server()
-        self.names: list[str] = []
-        self.prefix = f"sparecast_store_{uuid.uuid4().hex[:8]}"
-
-    def create(self) -> str:
-        name = f"{self.prefix}_{len(self.names)}"
-        with self.server.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        self.names.append(name)
-        return f"{PG_SERVER_URL}/{name}"
-
-    def drop_all(self) -> None:
-        with self.server.connect() as conn:
-            for name in self.names:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.server.dispose()
-
-
-@pytest.fixture(scope="session")
-def pg_databases() -> Iterator[PgDatabases]:
-    dbs = PgDatabases()
-    try:
-        yield dbs
-    finally:
-        dbs.drop_all()
 
 
 @pytest.fixture(scope="session")
@@ -115,13 +74,6 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'fresh.sqlite'}"
     return request.getfixturevalue("pg_databases").create()  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A redis-server of our own (stopped at the end), so stopping it disturbs nobody."""
-    with running_redis(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture

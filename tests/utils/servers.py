@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +54,28 @@ def pg_server() -> sa.Engine:
         server.dispose()
         unreachable(f"PostgreSQL not reachable at 127.0.0.1:5432: {getattr(exc, 'orig', exc)}")
     return server
+
+
+class PgDatabases:
+    """Creates uniquely named scratch databases on the local PostgreSQL and drops them all."""
+
+    def __init__(self) -> None:
+        self.server = pg_server()
+        self.names: list[str] = []
+        self.prefix = f"sparecast_store_{uuid.uuid4().hex[:8]}"
+
+    def create(self) -> str:
+        name = f"{self.prefix}_{len(self.names)}"
+        with self.server.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self.names.append(name)
+        return f"{PG_SERVER_URL}/{name}"
+
+    def drop_all(self) -> None:
+        with self.server.connect() as conn:
+            for name in self.names:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.server.dispose()
 
 
 class RedisProcess:

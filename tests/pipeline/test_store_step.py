@@ -12,11 +12,18 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from sparecast import __version__
 from sparecast.cli import app
 from sparecast.config import load_settings
 from sparecast.data.panel import DemandPanel
 from sparecast.pipeline.steps import run_pipeline
-from sparecast.pipeline.store_step import actuals_frame
+from sparecast.pipeline.store_step import (
+    StoredRun,
+    actuals_frame,
+    run_meta,
+    store_run,
+    store_url_for,
+)
 from sparecast.store import ForecastStore, default_store_url
 
 runner = CliRunner()
@@ -173,4 +180,64 @@ def test_keep_runs_prunes_the_history(demo_dir: Path, tmp_path: Path) -> None:
     store = ForecastStore(default_store_url(out))
     assert [r.run_id for r in store.runs()] == [3, 2]
     assert json.loads((out / "run.json").read_text())["store"]["run_id"] == 3
+    store.dispose()
+
+
+def _tiny_panel() -> DemandPanel:
+    df = pl.DataFrame(
+        {
+            "unique_id": ["a", "a", "b"],
+            "ds": ["2026-01-01", "2026-01-03", "2026-01-02"],
+            "y": [1.0, 3.0, 2.0],
+        }
+    ).with_columns(pl.col("ds").str.to_date())
+    return DemandPanel.from_long(df, freq="D")
+
+
+def test_store_url_is_store_url_or_history_sqlite_in_the_output_dir(tmp_path: Path) -> None:
+    assert (
+        store_url_for(load_settings(), tmp_path) == f"sqlite:///{tmp_path.resolve()}/history.sqlite"
+    )
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/history"
+    assert store_url_for(load_settings(store={"url": url}), tmp_path) == url
+
+
+def test_run_meta_describes_the_panel_and_hides_passwords() -> None:
+    settings = load_settings(horizon=5)
+    meta = run_meta(
+        _tiny_panel(), settings, source="mysql+pymysql://erp:secret@db/erp", notes=["n1"]
+    )
+    assert meta.sparecast_version == __version__ and meta.config == settings.to_dict()
+    assert (meta.data_start, meta.data_end) == (date(2026, 1, 1), date(2026, 1, 3))
+    assert (meta.freq, meta.n_items, meta.n_periods, meta.horizon) == ("D", 2, 3, 5)
+    assert meta.source == "mysql+pymysql://erp:***@db/erp" and meta.notes == ["n1"]
+
+
+def test_store_run_writes_the_run_and_records_it_in_run_json(tmp_path: Path) -> None:
+    panel = _tiny_panel()
+    forecasts = pl.DataFrame(
+        {
+            "unique_id": ["a", "b"],
+            "ds": [date(2026, 1, 4)] * 2,
+            "forecast": [1.0, 2.0],
+            "method": ["ma", "ma"],
+        }
+    )
+    (tmp_path / "run.json").write_text(json.dumps({"horizon": 1}))
+    settings = load_settings(horizon=1)
+    assert store_run(tmp_path, panel, None, None, settings, source="x") is None  # backtest only
+    off = load_settings(horizon=1, store={"write_runs": False})
+    assert store_run(tmp_path, panel, forecasts, None, off, source="x") is None
+    assert not (tmp_path / "history.sqlite").exists()
+    stored = store_run(tmp_path, panel, forecasts, None, settings, source="erp.sqlite")
+    assert isinstance(stored, StoredRun) and stored.run_id == 1
+    assert stored.url == default_store_url(tmp_path) and stored.seconds >= 0
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record == {"horizon": 1, "store": stored.to_dict()}
+    store = ForecastStore(stored.url)
+    info = store.latest_run()
+    assert info is not None and info.model_version == stored.model_version
+    assert store.item_forecast("b").forecast == [2.0]  # type: ignore[union-attr]
+    # actuals: the last horizon (1) periods of the panel, zeros included
+    assert store.actuals("a")["y"].to_list() == [3.0] and store.actuals("b")["y"].to_list() == [0.0]
     store.dispose()

@@ -1,0 +1,68 @@
+"""Small demand panels and score lookups shared by the backtest, selection, ML and feature tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from sparecast.data.panel import DemandPanel
+
+
+def make_panel(y: np.ndarray, ids: list[str] | None = None) -> DemandPanel:
+    """A daily panel of the rows of ``y`` (one row: one item), items ``item0``.. by default,
+    starting 2024-01-01."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 1:
+        y = y[None, :]
+    ids = ids or [f"item{i}" for i in range(y.shape[0])]
+    return DemandPanel(y=y, item_ids=np.array(ids, dtype=object), start=np.datetime64("2024-01-01"))
+
+
+def method_score(result: Any, item: str, method: str, col: str) -> Any:
+    """The ``col`` score of one item and method in a backtest result (exactly one row)."""
+    row = result.scores.filter((pl.col("unique_id") == item) & (pl.col("method") == method))
+    assert row.height == 1
+    return row[col][0]
+
+
+def two_method_panel() -> tuple[DemandPanel, pl.DataFrame]:
+    """Three items where the backtest of naive and ma has a clear winner per item, and their
+    Syntetos-Boylan classes."""
+    # item0: a linear trend -> naive wins
+    # item1: noise around a constant level -> ma wins
+    rng = np.random.default_rng(7)
+    t = 120
+    y0 = np.arange(t, dtype=float)
+    y1 = 10.0 + rng.normal(0.0, 2.0, t)
+    y2 = np.zeros(t)  # no history
+    panel = make_panel(np.vstack([y0, y1, y2]))
+    classes = pl.DataFrame(
+        {"unique_id": ["item0", "item1", "item2"], "sb_class": ["smooth", "erratic", "no_demand"]}
+    )
+    return panel, classes
+
+
+def weekday_panel(
+    n_items: int = 40, n_periods: int = 120, seed: int = 0, attributes: bool = True
+) -> DemandPanel:
+    """Items with their own demand rate and size, demand only Monday to Friday."""
+    rng = np.random.default_rng(seed)
+    p = rng.choice([0.03, 0.1, 0.3, 0.7], n_items)[:, None]
+    size = rng.choice([1.0, 3.0, 10.0], n_items)[:, None]
+    start = np.datetime64("2026-01-05")  # a Monday
+    weekday = (np.arange(n_periods) % 7) < 5
+    hit = (rng.random((n_items, n_periods)) < p) & weekday[None, :]
+    y = np.where(hit, rng.poisson(size, (n_items, n_periods)) + 1, 0).astype(np.float32)
+    ids = np.array([f"I{i:03d}" for i in range(n_items)], dtype=object)
+    attrs = None
+    if attributes:
+        attrs = pl.DataFrame(
+            {
+                "unique_id": ids.tolist(),
+                "category": [["a", "b", "c"][i % 3] for i in range(n_items)],
+                "unit_cost": size.ravel() * 2.0,
+            }
+        )
+    return DemandPanel(y, ids, start, "D", attrs)
