@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from sparecast.classify import TIERS, TierThresholds
+from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACTOR
 from sparecast.errors import ConfigError
 from sparecast.methods import METHODS
 from sparecast.selection.router import DEFAULT_RULES
@@ -185,6 +186,19 @@ class DataSettings(_Section):
         None, description="rows after this date are rejected (default: today)"
     )
     strict: bool = Field(False, description="any rejected row is an error instead of a report line")
+    outlier_factor: float = Field(
+        DEFAULT_OUTLIER_FACTOR,
+        gt=1,
+        description="a demand row is extreme when its quantity is above this many times both "
+        "the item's median non-zero quantity and its category's typical size "
+        "(sparecast.data.outliers; 100 flags no row of the demo or carparts, 3 of oil)",
+    )
+    outlier_action: Literal["report", "cap", "reject"] = Field(
+        DEFAULT_OUTLIER_ACTION,
+        description="what happens to an extreme row: reject (rejected, reason "
+        "extreme_quantity), cap (kept, quantity cut to the threshold) or report (kept as it "
+        "is); capped and reported rows are listed with the rejected rows",
+    )
     erp_mapping: dict[str, Any] = Field(
         default_factory=dict,
         description="table/column mapping of the ERP, see sparecast.data.mapping.ErpMapping",

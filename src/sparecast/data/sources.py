@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from sparecast.data.mapping import ErpMapping
+from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACTOR
 from sparecast.data.schema import (
     DATE_COLUMNS,
     DATED_TABLES,
@@ -536,6 +537,8 @@ class Source(Protocol):
         window_start: date | str | None = None,
         window_end: date | str | None = None,
         strict: bool = False,
+        outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+        outlier_action: str = DEFAULT_OUTLIER_ACTION,
     ) -> SourceData:
         """The tables, validated unless ``validate=False`` (see ``load_source``)."""
         ...
@@ -582,6 +585,8 @@ class SqlSource:
         window_start: date | str | None = None,
         window_end: date | str | None = None,
         strict: bool = False,
+        outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+        outlier_action: str = DEFAULT_OUTLIER_ACTION,
     ) -> SourceData:
         """The tables (default: all six), validated against each other unless ``validate=False``;
         ``strict`` raises at the first table with rejected rows."""
@@ -590,7 +595,12 @@ class SqlSource:
         if not validate:
             return SourceData("sql", shown, raw)
         results = validate_tables(
-            raw, today=today, window_start=window_start, window_end=window_end
+            raw,
+            today=today,
+            window_start=window_start,
+            window_end=window_end,
+            outlier_factor=outlier_factor,
+            outlier_action=outlier_action,
         )
         if strict:
             for r in results.values():
@@ -666,13 +676,22 @@ class FileSource:
         window_start: date | str | None = None,
         window_end: date | str | None = None,
         strict: bool = False,
+        outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+        outlier_action: str = DEFAULT_OUTLIER_ACTION,
     ) -> SourceData:
         """Demand (validated as long format unless ``validate=False``) and the items of its ids
         (sorted when validated)."""
         if not validate:
             return SourceData("long_file", self.describe(), self.read_tables())
         raw = read_long_file(self.path)
-        res = validate_long(raw, today=today, window_start=window_start, window_end=window_end)
+        res = validate_long(
+            raw,
+            today=today,
+            window_start=window_start,
+            window_end=window_end,
+            outlier_factor=outlier_factor,
+            outlier_action=outlier_action,
+        )
         if strict:
             res.report.raise_if_rejected()
         ids = res.valid["item_id"].unique(maintain_order=True).sort()
@@ -721,13 +740,17 @@ def load_source(
     window_start: date | str | None = None,
     window_end: date | str | None = None,
     strict: bool = False,
+    outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+    outlier_action: str = DEFAULT_OUTLIER_ACTION,
 ) -> SourceData:
     """Read a source: a SQLAlchemy URL (contains ``://``), a SQLite file (.sqlite/.sqlite3/.db)
     or a long-format file (.csv/.parquet); ``open_source(source).load(...)``.
 
     With ``validate`` (default) every table goes through ``sparecast.data.schema`` validation
     (demand against the items table, ``today``/window bounds) and ``strict`` raises
-    DataValidationError at the first table with rejected rows. ``tables`` selects the SQL tables
+    DataValidationError at the first table with rejected rows; ``outlier_factor`` and
+    ``outlier_action`` set the extreme-quantity rule (``sparecast.data.outliers``, the
+    ``[data]`` settings of the same names). ``tables`` selects the SQL tables
     (default: all six); ``mapping`` is the ERP mapping (``[data.erp_mapping]`` config section).
     """
     return open_source(source, mapping=mapping).load(
@@ -738,4 +761,6 @@ def load_source(
         window_start=window_start,
         window_end=window_end,
         strict=strict,
+        outlier_factor=outlier_factor,
+        outlier_action=outlier_action,
     )
