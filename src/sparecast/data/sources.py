@@ -47,6 +47,7 @@ __all__ = [
     "open_source",
     "SourceData",
     "load_source",
+    "check_database_url",
     "read_long_file",
     "write_long_file",
     "read_tables",
@@ -74,6 +75,28 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).expanduser().resolve()}"
 
 
+def check_database_url(url: str) -> sa.URL:
+    """``url`` parsed by SQLAlchemy, or SourceError naming the problem with the password hidden
+    (a malformed URL, a port that is not a number from 1 to 65535), never a traceback."""
+    shown = redact_url(url)
+    try:
+        parsed = make_url(url)
+        port = parsed.port
+    except sa.exc.ArgumentError:
+        raise SourceError(
+            f"{shown!r} is not a valid database URL; expected "
+            "dialect+driver://user:password@host:port/database (e.g. "
+            "mysql+pymysql://erp@db.example:3306/erp, sqlite:///erp.sqlite)"
+        ) from None
+    except ValueError:  # SQLAlchemy parses the port with int()
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise SourceError(
+            f"{shown!r} is not a valid database URL: its port must be a number from 1 to 65535"
+        )
+    return parsed
+
+
 def _engine(url: str, *, must_exist: bool) -> Engine:
     """Create an engine; SourceError (not a SQLAlchemy traceback) for bad URLs/missing drivers.
 
@@ -81,10 +104,7 @@ def _engine(url: str, *, must_exist: bool) -> Engine:
     silently create an empty database).
     """
     shown = redact_url(url)
-    try:
-        parsed = make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise SourceError(f"{shown!r} is not a valid database URL: {exc}") from None
+    parsed = check_database_url(url)
     if parsed.get_backend_name() == "sqlite" and must_exist:
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:") and not Path(db).exists():
@@ -552,6 +572,7 @@ class SqlSource:
     kind: ClassVar[Literal["sql", "long_file"]] = "sql"
 
     def __init__(self, url: str, mapping: ErpMapping | Mapping[str, Any] | None = None) -> None:
+        check_database_url(url)  # a malformed URL fails here, before any work
         self._url = url
         self.mapping = ErpMapping.coerce(mapping)
 
