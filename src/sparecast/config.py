@@ -31,7 +31,7 @@ from pydantic_settings import (
 
 from sparecast.classify import TIERS, TierThresholds
 from sparecast.core import MAX_HORIZON
-from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACTOR
+from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACTOR, OutlierAction
 from sparecast.data.sources import check_database_url
 from sparecast.errors import ConfigError, SourceError
 from sparecast.methods import METHODS
@@ -196,7 +196,7 @@ class DataSettings(_Section):
         "the item's median non-zero quantity and its category's typical size "
         "(sparecast.data.outliers; 100 flags no row of the demo or carparts, 3 of oil)",
     )
-    outlier_action: Literal["report", "cap", "reject"] = Field(
+    outlier_action: OutlierAction = Field(
         DEFAULT_OUTLIER_ACTION,
         description="what happens to an extreme row: reject (rejected, reason "
         "extreme_quantity), cap (kept, quantity cut to the threshold) or report (kept as it "

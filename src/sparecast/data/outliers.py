@@ -20,10 +20,12 @@ or ``reject`` (rejected with reason ``extreme_quantity``, the default).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import polars as pl
 
 __all__ = [
+    "OutlierAction",
     "OUTLIER_ACTIONS",
     "DEFAULT_OUTLIER_FACTOR",
     "DEFAULT_OUTLIER_ACTION",
@@ -33,13 +35,15 @@ __all__ = [
     "category_frame",
 ]
 
-OUTLIER_ACTIONS: tuple[str, ...] = ("report", "cap", "reject")
+OutlierAction = Literal["report", "cap", "reject"]
+
+OUTLIER_ACTIONS: tuple[OutlierAction, ...] = ("report", "cap", "reject")
 """What validation does with an extreme row (see the module docstring)."""
 
 DEFAULT_OUTLIER_FACTOR: float = 100.0
 """Default ``factor``: measured on carparts, oil and the demo (docs/guides/data.md)."""
 
-DEFAULT_OUTLIER_ACTION: str = "reject"
+DEFAULT_OUTLIER_ACTION: OutlierAction = "reject"
 """Default action: a row this far above both typical sizes is almost always a data error (a
 typing error, a unit mix-up, a bulk transfer booked as consumption); capping would still put
 ``factor`` times the typical size into the history, rejecting lists it to be fixed like the
