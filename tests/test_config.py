@@ -1,10 +1,16 @@
+import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from sparecast.classify import TierThresholds
+from sparecast.cli import app
 from sparecast.config import load_settings
 from sparecast.errors import ConfigError
+from sparecast.store.cache import RedisCache
+
+runner = CliRunner()
 
 
 def test_defaults() -> None:
@@ -78,3 +84,70 @@ def test_tier_settings_default_to_classify_and_convert() -> None:
     assert s.tiers.thresholds() == TierThresholds()
     custom = load_settings(tiers={"high_volume": 0.6, "regular": 0.2, "intermittent": 0.05})
     assert custom.tiers.thresholds() == TierThresholds(0.6, 0.2, 0.05)
+
+
+# --------------------------------------------------------------------------- issue 10
+def test_outlier_settings() -> None:
+    s = load_settings(data={"outlier_factor": 20, "outlier_action": "cap"})
+    assert s.data.outlier_factor == 20.0 and s.data.outlier_action == "cap"
+    with pytest.raises(ConfigError, match="data.outlier_action"):
+        load_settings(data={"outlier_action": "drop"})
+    with pytest.raises(ConfigError, match="data.outlier_factor"):
+        load_settings(data={"outlier_factor": 1})
+
+
+def test_horizon_bound_names_both_values_and_how_to_raise_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(horizon=100_000_000)
+    msg = str(info.value)
+    assert "horizon 100000000 exceeds max_horizon 3660" in msg
+    assert "SPARECAST_MAX_HORIZON" in msg and "Value error" not in msg
+    assert load_settings(horizon=5000, max_horizon=5000).horizon == 5000
+
+
+def test_cli_refuses_an_absurd_horizon_at_once(tmp_path: Path) -> None:
+    csv = tmp_path / "one.csv"
+    csv.write_text("unique_id,ds,y\nA,2024-01-01,1\nA,2024-01-02,0\nA,2024-01-03,2\n")
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    r = runner.invoke(
+        app, ["run", "--source", str(csv), "--output", str(out), "--horizon", "100000000"]
+    )
+    assert r.exit_code == 2, r.output
+    assert time.perf_counter() - t0 < 10
+    assert "max_horizon 3660" in r.output and "SPARECAST_MAX_HORIZON" in r.output
+    assert not out.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "needle"),
+    [
+        ("SPARECAST_STORE__URL", "postgresql+psycopg://u:hunter2pw@h:abc/db", "store.url"),
+        ("SPARECAST_STORE__URL", "postgresql+psycopg://u:hunter2pw@h:99999/db", "store.url"),
+        ("SPARECAST_STORE__CACHE_URL", "redis://:hunter2pw@h:abc/0", "store.cache_url"),
+        ("SPARECAST_STORE__CACHE_URL", "redis://:hunter2pw@[::1/0", "store.cache_url"),
+    ],
+)
+def test_malformed_store_urls_are_config_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str, url: str, needle: str
+) -> None:
+    monkeypatch.setenv(env, url)
+    with pytest.raises(ConfigError, match=needle) as info:
+        load_settings()
+    assert "hunter2pw" not in str(info.value)
+    csv = tmp_path / "one.csv"
+    csv.write_text("unique_id,ds,y\nA,2024-01-01,1\n")
+    for args in (
+        ["run", "--source", str(csv), "--output", str(tmp_path / "out")],
+        ["store", "runs"],
+    ):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert needle in r.output and "hunter2pw" not in r.output
+        assert "Traceback" not in r.output and not isinstance(r.exception, ValueError)
+
+
+def test_redis_cache_refuses_a_malformed_url() -> None:
+    with pytest.raises(ConfigError, match="not a valid Redis URL") as info:
+        RedisCache("redis://:hunter2pw@h:abc/0")
+    assert "hunter2pw" not in str(info.value)

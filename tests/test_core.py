@@ -7,7 +7,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from sparecast import DemandPanel, MethodError, forecast
+from sparecast import ConfigError, DemandPanel, MethodError, forecast
+from sparecast.core import MAX_HORIZON
 from sparecast.methods import FREQ_DEFAULTS, forecast_matrix, params_for
 
 
@@ -59,3 +60,12 @@ def test_forecasts_never_negative_with_returns() -> None:
     panel = DemandPanel(y, np.array(["r"], dtype=object), np.datetime64("2024-01-01"))
     fc = forecast(panel, 3, ["naive", "ma", "ses", "croston", "tsb"], output="polars")
     assert (fc.select(pl.exclude("unique_id", "ds")).to_numpy() >= 0).all()
+
+
+def test_an_absurd_horizon_is_refused_before_allocating() -> None:
+    panel = _panel()
+    with pytest.raises(ConfigError, match="h=100000000 exceeds max_horizon=3660"):
+        forecast(panel, 100_000_000)
+    assert MAX_HORIZON == 3660
+    out = forecast(panel, 4000, methods=["naive"], max_horizon=4000, output="polars")
+    assert out.height == panel.n_items * 4000

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -29,7 +30,10 @@ from pydantic_settings import (
 )
 
 from sparecast.classify import TIERS, TierThresholds
-from sparecast.errors import ConfigError
+from sparecast.core import MAX_HORIZON
+from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACTOR, OutlierAction
+from sparecast.data.sources import check_database_url
+from sparecast.errors import ConfigError, SourceError
 from sparecast.methods import METHODS
 from sparecast.selection.router import DEFAULT_RULES
 from sparecast.urls import redact_url
@@ -185,6 +189,19 @@ class DataSettings(_Section):
         None, description="rows after this date are rejected (default: today)"
     )
     strict: bool = Field(False, description="any rejected row is an error instead of a report line")
+    outlier_factor: float = Field(
+        DEFAULT_OUTLIER_FACTOR,
+        gt=1,
+        description="a demand row is extreme when its quantity is above this many times both "
+        "the item's median non-zero quantity and its category's typical size "
+        "(sparecast.data.outliers; 100 flags no row of the demo or carparts, 3 of oil)",
+    )
+    outlier_action: OutlierAction = Field(
+        DEFAULT_OUTLIER_ACTION,
+        description="what happens to an extreme row: reject (rejected, reason "
+        "extreme_quantity), cap (kept, quantity cut to the threshold) or report (kept as it "
+        "is); capped and reported rows are listed with the rejected rows",
+    )
     erp_mapping: dict[str, Any] = Field(
         default_factory=dict,
         description="table/column mapping of the ERP, see sparecast.data.mapping.ErpMapping",
@@ -358,7 +375,7 @@ class Settings(BaseSettings):
 
     horizon: int = Field(28, ge=1, description="forecast horizon in periods")
     max_horizon: int = Field(
-        3660,
+        MAX_HORIZON,
         ge=1,
         description="largest horizon a run or an API request may ask for, in periods (a bound "
         "on the memory one request can take)",
@@ -404,9 +421,25 @@ class Settings(BaseSettings):
     def _horizon_within_limit(self) -> Settings:
         if self.horizon > self.max_horizon:
             raise ValueError(
-                f"horizon {self.horizon} exceeds max_horizon {self.max_horizon}; ask for a "
-                "shorter horizon or raise max_horizon (SPARECAST_MAX_HORIZON)"
+                f"horizon {self.horizon} exceeds max_horizon {self.max_horizon} (the bound on "
+                "the memory one run or request can take); ask for a shorter horizon, or raise "
+                "max_horizon: max_horizon = N in the config file or SPARECAST_MAX_HORIZON=N"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _urls_parse(self) -> Settings:
+        """A malformed store.url or store.cache_url (e.g. a port that is not a number) is a
+        clear ConfigError when the settings load, not a traceback when first used."""
+        if self.store.url is not None:
+            try:
+                check_database_url(self.store.url)
+            except SourceError as exc:
+                raise ValueError(f"store.url: {exc}") from None
+        if self.store.cache_url is not None:
+            problem = _redis_url_problem(self.store.cache_url)
+            if problem:
+                raise ValueError(f"store.cache_url: {problem}")
         return self
 
     @field_validator("quantiles")
@@ -445,6 +478,21 @@ class Settings(BaseSettings):
         return self.model_dump(mode="json")
 
 
+def _redis_url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL (parsed as redis-py parses it: urllib), or None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed [ of an IPv6 host
+        return f"{redact_url(url)!r} is not a valid URL; expected redis://[:password@]host:port/db"
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        return f"{redact_url(url)!r}: the port must be a number from 1 to 65535"
+    return None
+
+
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in top.items():
@@ -453,6 +501,14 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def _problem(err: Any) -> str:
+    """One pydantic error as ``key: message`` (a whole-model check: the message alone), without
+    pydantic's "Value error, " prefix."""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {msg}" if where else msg
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -473,8 +529,5 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         values = _merge(_merge(file_values, env_values), overrides)
         return Settings(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid {where}: {problems}") from None

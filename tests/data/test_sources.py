@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -278,3 +280,42 @@ def test_open_source_errors(tmp_path: Path) -> None:
         open_source(tmp_path / "data.xlsx")
     with pytest.raises(SourceError, match="does not exist"):
         open_source(tmp_path / "missing.csv").read_tables()
+
+
+# --------------------------------------------------------------------------- malformed URLs
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql+pymysql://u:hunter2pw@host:abc/db",  # a port that is not a number
+        "mysql+pymysql://u:hunter2pw@host:70000/db",  # out of range
+        "mysql+pymysql://u:hunter2pw@[::1/db",  # an unclosed IPv6 bracket
+        "not a url://u:hunter2pw@host/db",
+    ],
+)
+def test_malformed_source_url_is_a_source_error(url: str) -> None:
+    with pytest.raises(SourceError, match="not a valid database URL") as info:
+        open_source(url)
+    assert "hunter2pw" not in str(info.value)
+
+
+def test_malformed_source_url_through_the_cli(tmp_path: Path) -> None:
+    """The reported case: a traceback and exit 1 before; a one-line error and exit 2 now."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparecast.cli",
+            "run",
+            "--source",
+            "mysql+pymysql://u:hunter2pw@host:abc/db",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "Traceback" not in out and "hunter2pw" not in out
+    assert "port must be a number" in out and "u:***@host:abc" in out

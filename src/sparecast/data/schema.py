@@ -25,7 +25,16 @@ duplicate            an exact duplicate of an earlier kept row: same item_id, da
                      line id: when a ``line_id`` column is present, rows with a line id are
                      duplicates only if an earlier row has the same line id (rows without one
                      fall back to the item/date/quantity rule).
+extreme_quantity     the quantity is far above both the item's and its category's typical size
+                     (``sparecast.data.outliers``) and ``outlier_action`` is ``reject``
 ==================== ==========================================================================
+
+With ``outlier_action`` ``cap`` or ``report`` an extreme row is kept (its quantity cut to the
+threshold, or as it is) and listed among the rejected rows with reason
+``extreme_quantity_capped`` or ``extreme_quantity_reported`` and its original quantity; the report
+counts it in ``rows_flagged``, not in ``rows_rejected``. So in general
+``valid.height + report.rows_rejected == rows in`` and
+``rejected.height == report.rows_rejected + report.rows_flagged``.
 
 Returns and corrections are negative quantities: they are kept and counted (``report.returns``).
 Zero quantities are kept too.
@@ -41,6 +50,12 @@ from typing import Any
 import pandas as pd
 import polars as pl
 
+from sparecast.data.outliers import (
+    DEFAULT_OUTLIER_ACTION,
+    DEFAULT_OUTLIER_FACTOR,
+    OUTLIER_ACTIONS,
+    extreme_thresholds,
+)
 from sparecast.errors import DataValidationError
 
 __all__ = [
@@ -51,6 +66,7 @@ __all__ = [
     "DATE_COLUMNS",
     "DATED_TABLES",
     "DEMAND_REASONS",
+    "FLAGGED_REASONS",
     "ValidationReport",
     "ValidationResult",
     "validate_demand",
@@ -151,7 +167,15 @@ DEMAND_REASONS: tuple[str, ...] = (
     "missing_quantity",
     "non_numeric_quantity",
     "duplicate",
+    "extreme_quantity",
+    "extreme_quantity_capped",
+    "extreme_quantity_reported",
 )
+
+FLAGGED_REASONS: frozenset[str] = frozenset(
+    {"extreme_quantity_capped", "extreme_quantity_reported"}
+)
+"""Reasons of rows that are listed among the rejected rows but kept (see the module doc)."""
 
 _ROW = "input_row"
 _MAX_EXAMPLES = 3
@@ -166,6 +190,7 @@ class ValidationReport:
     rows_in: int
     rows_kept: int
     rows_rejected: int
+    rows_flagged: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     returns: int = 0
@@ -184,6 +209,7 @@ class ValidationReport:
             "rows_in": self.rows_in,
             "rows_kept": self.rows_kept,
             "rows_rejected": self.rows_rejected,
+            "rows_flagged": self.rows_flagged,
             "returns": self.returns,
             "counts": dict(self.counts),
             "examples": {k: [dict(e) for e in v] for k, v in self.examples.items()},
@@ -197,6 +223,8 @@ class ValidationReport:
             f"{self.table}: {self.rows_in} rows in, {self.rows_kept} kept, "
             f"{self.rows_rejected} rejected"
         )
+        if self.rows_flagged:
+            head += f", {self.rows_flagged} flagged (kept)"
         if self.table == "demand":
             head += f", {self.returns} returns (negative rows, kept)"
         if self.date_min is not None:
@@ -218,6 +246,7 @@ class ValidationReport:
         parts = [
             f"{reason} {n} (e.g. {_format_examples(self.examples.get(reason, []))})"
             for reason, n in self.counts.items()
+            if reason not in FLAGGED_REASONS
         ]
         raise DataValidationError(
             f"{self.table}: {self.rows_rejected} of {self.rows_in} rows rejected: "
@@ -352,7 +381,8 @@ def _build_result(
     date_col: str | None = None,
     qty_col: str | None = None,
 ) -> ValidationResult:
-    """Assemble valid/rejected/report from the raw frame (with input_row) and one reason per row."""
+    """Assemble valid/rejected/report from the raw frame (with input_row) and one reason per row
+    (rows with a reason in FLAGGED_REASONS are listed but were kept in ``valid``)."""
     rejected = _stringify(raw.filter(reason.is_not_null())).with_columns(
         reason.filter(reason.is_not_null()).alias("reason")
     )
@@ -366,6 +396,7 @@ def _build_result(
     for r in order:
         ex = rejected.filter(pl.col("reason") == r).head(_MAX_EXAMPLES).drop("reason")
         examples[r] = ex.to_dicts()
+    n_flagged = sum(n for r, n in counts.items() if r in FLAGGED_REASONS)
     returns = int((valid[qty_col] < 0).sum()) if qty_col is not None and valid.height else 0
     dmin = dmax = None
     if date_col is not None and valid.height:
@@ -374,7 +405,8 @@ def _build_result(
         table=table,
         rows_in=raw.height,
         rows_kept=valid.height,
-        rows_rejected=rejected.height,
+        rows_rejected=rejected.height - n_flagged,
+        rows_flagged=n_flagged,
         counts=counts,
         examples=examples,
         returns=returns,
@@ -413,6 +445,9 @@ def validate_demand(
     window_start: date | str | None = None,
     window_end: date | str | None = None,
     today: date | str | None = None,
+    categories: pl.DataFrame | Mapping[str, str | None] | None = None,
+    outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+    outlier_action: str = DEFAULT_OUTLIER_ACTION,
 ) -> ValidationResult:
     """Validate demand rows ``item_id, date, quantity`` (optional ``line_id``).
 
@@ -420,6 +455,8 @@ def validate_demand(
     input order) and every rejected row with its reason; see the module docstring for the rules.
     ``known_items`` is the ERP's item list (ids or the items frame); ``today`` rejects future
     dates; ``window_start``/``window_end`` (inclusive) reject rows outside the analysis window.
+    ``categories`` (the items frame or item -> category), ``outlier_factor`` and
+    ``outlier_action`` drive the extreme-quantity rule (``sparecast.data.outliers``).
     """
     frame = _as_polars(df, "demand")
     _require_columns(frame, "demand", REQUIRED_COLUMNS["demand"])
@@ -431,6 +468,9 @@ def validate_demand(
         window_start=window_start,
         window_end=window_end,
         today=today,
+        categories=categories,
+        outlier_factor=outlier_factor,
+        outlier_action=outlier_action,
     )
 
 
@@ -441,6 +481,9 @@ def validate_long(
     window_start: date | str | None = None,
     window_end: date | str | None = None,
     today: date | str | None = None,
+    categories: pl.DataFrame | Mapping[str, str | None] | None = None,
+    outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+    outlier_action: str = DEFAULT_OUTLIER_ACTION,
 ) -> ValidationResult:
     """Validate long-format rows ``unique_id, ds, y`` (statsforecast's layout) with the demand
     rules; ``valid`` is canonical demand (``item_id, date, quantity``), ``rejected`` keeps the
@@ -460,7 +503,17 @@ def validate_long(
         window_start=window_start,
         window_end=window_end,
         today=today,
+        categories=categories,
+        outlier_factor=outlier_factor,
+        outlier_action=outlier_action,
     )
+
+
+_EXTREME_REASON = {
+    "reject": "extreme_quantity",
+    "cap": "extreme_quantity_capped",
+    "report": "extreme_quantity_reported",
+}
 
 
 def _validate_demand_frame(
@@ -472,9 +525,18 @@ def _validate_demand_frame(
     window_start: date | str | None,
     window_end: date | str | None,
     today: date | str | None,
+    categories: pl.DataFrame | Mapping[str, str | None] | None,
+    outlier_factor: float,
+    outlier_action: str,
 ) -> ValidationResult:
     """The demand rules on ``frame`` whose item, date and quantity columns are ``cols``
     (``validate_demand`` and ``validate_long``); the dates are parsed here, once for both."""
+    if outlier_action not in OUTLIER_ACTIONS:
+        raise DataValidationError(
+            f"outlier_action must be one of {list(OUTLIER_ACTIONS)}, got {outlier_action!r}"
+        )
+    if not outlier_factor > 0:
+        raise DataValidationError(f"outlier_factor must be positive, got {outlier_factor!r}")
     window_start = _to_date(window_start, "window_start")
     window_end = _to_date(window_end, "window_end")
     today = _to_date(today, "today")
@@ -527,11 +589,41 @@ def _validate_demand_frame(
         .otherwise(pl.col("reason"))
         .alias("reason")
     )
+    # Extreme quantities among the rows still kept, judged against those rows only.
+    kept = parsed.filter(pl.col("reason").is_null())
+    extreme = (
+        kept.select(
+            pl.col(_ROW),
+            pl.col("quantity"),
+            extreme_thresholds(kept, factor=outlier_factor, categories=categories).alias("_thr"),
+        )
+        .filter(pl.col("quantity") > pl.col("_thr"))
+        .select(_ROW, "_thr")
+    )
+    parsed = parsed.join(extreme, on=_ROW, how="left", maintain_order="left").with_columns(
+        pl.when(pl.col("_thr").is_not_null())
+        .then(pl.lit(_EXTREME_REASON[outlier_action]))
+        .otherwise(pl.col("reason"))
+        .alias("reason")
+    )
+    if outlier_action == "cap":
+        parsed = parsed.with_columns(
+            pl.min_horizontal("quantity", pl.col("_thr")).alias("quantity")
+        )
     reason = parsed["reason"]
-    valid = parsed.filter(pl.col("reason").is_null()).select("item_id", "date", "quantity")
-    return _build_result(
+    valid = parsed.filter(
+        pl.col("reason").is_null() | pl.col("reason").is_in(list(FLAGGED_REASONS))
+    ).select("item_id", "date", "quantity")
+    result = _build_result(
         table, raw, reason, valid, DEMAND_REASONS, date_col="date", qty_col="quantity"
     )
+    if extreme.height:  # show the threshold beside the examples of extreme rows
+        limits = dict(zip(extreme[_ROW].to_list(), extreme["_thr"].to_list(), strict=True))
+        for r, examples in result.report.examples.items():
+            if r.startswith("extreme_quantity"):
+                for ex in examples:
+                    ex["threshold"] = limits.get(ex[_ROW])
+    return result
 
 
 # --------------------------------------------------------------------------- other tables
@@ -604,21 +696,27 @@ def validate_tables(
     window_start: date | str | None = None,
     window_end: date | str | None = None,
     today: date | str | None = None,
+    outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+    outlier_action: str = DEFAULT_OUTLIER_ACTION,
 ) -> dict[str, ValidationResult]:
     """Validate every canonical table present in ``tables``; demand is checked against the
-    validated items table when there is one (unknown items rejected)."""
+    validated items table when there is one (unknown items rejected, categories used by the
+    extreme-quantity rule)."""
     out: dict[str, ValidationResult] = {}
     for name in TABLES:
         if name in tables and name != "demand":
             out[name] = validate_table(name, tables[name])
     if "demand" in tables:
-        known = out["items"].valid["item_id"] if "items" in out else None
+        items = out["items"].valid if "items" in out else None
         out["demand"] = validate_demand(
             tables["demand"],
-            known_items=known,
+            known_items=items["item_id"] if items is not None else None,
             window_start=window_start,
             window_end=window_end,
             today=today,
+            categories=items,
+            outlier_factor=outlier_factor,
+            outlier_action=outlier_action,
         )
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from sparecast.data.mapping import ErpMapping
+from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACTOR
 from sparecast.data.schema import (
     DATE_COLUMNS,
     DATED_TABLES,
@@ -46,6 +47,7 @@ __all__ = [
     "open_source",
     "SourceData",
     "load_source",
+    "check_database_url",
     "read_long_file",
     "write_long_file",
     "read_tables",
@@ -73,6 +75,28 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).expanduser().resolve()}"
 
 
+def check_database_url(url: str) -> sa.URL:
+    """``url`` parsed by SQLAlchemy, or SourceError naming the problem with the password hidden
+    (a malformed URL, a port that is not a number from 1 to 65535), never a traceback."""
+    shown = redact_url(url)
+    try:
+        parsed = make_url(url)
+        port = parsed.port
+    except sa.exc.ArgumentError:
+        raise SourceError(
+            f"{shown!r} is not a valid database URL; expected "
+            "dialect+driver://user:password@host:port/database (e.g. "
+            "mysql+pymysql://erp@db.example:3306/erp, sqlite:///erp.sqlite)"
+        ) from None
+    except ValueError:  # SQLAlchemy parses the port with int()
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise SourceError(
+            f"{shown!r} is not a valid database URL: its port must be a number from 1 to 65535"
+        )
+    return parsed
+
+
 def _engine(url: str, *, must_exist: bool) -> Engine:
     """Create an engine; SourceError (not a SQLAlchemy traceback) for bad URLs/missing drivers.
 
@@ -80,10 +104,7 @@ def _engine(url: str, *, must_exist: bool) -> Engine:
     silently create an empty database).
     """
     shown = redact_url(url)
-    try:
-        parsed = make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise SourceError(f"{shown!r} is not a valid database URL: {exc}") from None
+    parsed = check_database_url(url)
     if parsed.get_backend_name() == "sqlite" and must_exist:
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:") and not Path(db).exists():
@@ -536,6 +557,8 @@ class Source(Protocol):
         window_start: date | str | None = None,
         window_end: date | str | None = None,
         strict: bool = False,
+        outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+        outlier_action: str = DEFAULT_OUTLIER_ACTION,
     ) -> SourceData:
         """The tables, validated unless ``validate=False`` (see ``load_source``)."""
         ...
@@ -549,6 +572,7 @@ class SqlSource:
     kind: ClassVar[Literal["sql", "long_file"]] = "sql"
 
     def __init__(self, url: str, mapping: ErpMapping | Mapping[str, Any] | None = None) -> None:
+        check_database_url(url)  # a malformed URL fails here, before any work
         self._url = url
         self.mapping = ErpMapping.coerce(mapping)
 
@@ -582,6 +606,8 @@ class SqlSource:
         window_start: date | str | None = None,
         window_end: date | str | None = None,
         strict: bool = False,
+        outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+        outlier_action: str = DEFAULT_OUTLIER_ACTION,
     ) -> SourceData:
         """The tables (default: all six), validated against each other unless ``validate=False``;
         ``strict`` raises at the first table with rejected rows."""
@@ -590,7 +616,12 @@ class SqlSource:
         if not validate:
             return SourceData("sql", shown, raw)
         results = validate_tables(
-            raw, today=today, window_start=window_start, window_end=window_end
+            raw,
+            today=today,
+            window_start=window_start,
+            window_end=window_end,
+            outlier_factor=outlier_factor,
+            outlier_action=outlier_action,
         )
         if strict:
             for r in results.values():
@@ -666,13 +697,22 @@ class FileSource:
         window_start: date | str | None = None,
         window_end: date | str | None = None,
         strict: bool = False,
+        outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+        outlier_action: str = DEFAULT_OUTLIER_ACTION,
     ) -> SourceData:
         """Demand (validated as long format unless ``validate=False``) and the items of its ids
         (sorted when validated)."""
         if not validate:
             return SourceData("long_file", self.describe(), self.read_tables())
         raw = read_long_file(self.path)
-        res = validate_long(raw, today=today, window_start=window_start, window_end=window_end)
+        res = validate_long(
+            raw,
+            today=today,
+            window_start=window_start,
+            window_end=window_end,
+            outlier_factor=outlier_factor,
+            outlier_action=outlier_action,
+        )
         if strict:
             res.report.raise_if_rejected()
         ids = res.valid["item_id"].unique(maintain_order=True).sort()
@@ -721,13 +761,17 @@ def load_source(
     window_start: date | str | None = None,
     window_end: date | str | None = None,
     strict: bool = False,
+    outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
+    outlier_action: str = DEFAULT_OUTLIER_ACTION,
 ) -> SourceData:
     """Read a source: a SQLAlchemy URL (contains ``://``), a SQLite file (.sqlite/.sqlite3/.db)
     or a long-format file (.csv/.parquet); ``open_source(source).load(...)``.
 
     With ``validate`` (default) every table goes through ``sparecast.data.schema`` validation
     (demand against the items table, ``today``/window bounds) and ``strict`` raises
-    DataValidationError at the first table with rejected rows. ``tables`` selects the SQL tables
+    DataValidationError at the first table with rejected rows; ``outlier_factor`` and
+    ``outlier_action`` set the extreme-quantity rule (``sparecast.data.outliers``, the
+    ``[data]`` settings of the same names). ``tables`` selects the SQL tables
     (default: all six); ``mapping`` is the ERP mapping (``[data.erp_mapping]`` config section).
     """
     return open_source(source, mapping=mapping).load(
@@ -738,4 +782,6 @@ def load_source(
         window_start=window_start,
         window_end=window_end,
         strict=strict,
+        outlier_factor=outlier_factor,
+        outlier_action=outlier_action,
     )

@@ -233,14 +233,21 @@ class RedisCache:
         self.retry_after_s = retry_after_s
         self._clock = clock
         self._redis = redis
-        self._client: Any = redis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout_s,
-            socket_connect_timeout=socket_timeout_s,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
-            max_connections=max_connections,
-        )
+        try:
+            self._client: Any = redis.Redis.from_url(
+                url,
+                socket_timeout=socket_timeout_s,
+                socket_connect_timeout=socket_timeout_s,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+                max_connections=max_connections,
+            )
+        except ValueError as exc:  # a malformed URL: a port that is not a number, a bad scheme
+            reason = str(exc).replace(url, redact_url(url))
+            raise ConfigError(
+                f"store.cache_url {redact_url(url)!r} is not a valid Redis URL ({reason}); "
+                "expected redis://[:password@]host:port/db"
+            ) from None
         self._counters = _Counters()
         self._down_until = 0.0
         self._last_error = ""

@@ -1,0 +1,125 @@
+"""Extreme demand quantities: the robust per-item rule validation applies to demand rows.
+
+A demand row is *extreme* when its quantity is above ``factor`` times the larger of
+
+- the item's typical size: the median of its positive quantities, known only when the item has
+  at least ``MIN_ITEM_ROWS`` positive rows (a median of one or two rows would be the row itself);
+- its category's typical size: the ``CATEGORY_QUANTILE`` quantile of the item medians of its
+  category (of all items when the item has no category or its category has no known median).
+
+So a row must be far above both what the item usually draws and what a large item of its kind
+draws; lumpy spare-parts demand (a few times the usual size) stays untouched, a typing error of
+1e12 units or a bogus row 1000 times the usual size does not. An item with a single demand is
+judged by its category alone. Zero and negative quantities (returns) are never extreme.
+
+What validation does with an extreme row is ``DataSettings.outlier_action``: ``report`` (kept,
+listed), ``cap`` (kept with the quantity cut to the threshold, listed with the original value)
+or ``reject`` (rejected with reason ``extreme_quantity``, the default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import polars as pl
+
+__all__ = [
+    "OutlierAction",
+    "OUTLIER_ACTIONS",
+    "DEFAULT_OUTLIER_FACTOR",
+    "DEFAULT_OUTLIER_ACTION",
+    "MIN_ITEM_ROWS",
+    "CATEGORY_QUANTILE",
+    "extreme_thresholds",
+    "category_frame",
+]
+
+OutlierAction = Literal["report", "cap", "reject"]
+
+OUTLIER_ACTIONS: tuple[OutlierAction, ...] = ("report", "cap", "reject")
+"""What validation does with an extreme row (see the module docstring)."""
+
+DEFAULT_OUTLIER_FACTOR: float = 100.0
+"""Default ``factor``: measured on carparts, oil and the demo (docs/guides/data.md)."""
+
+DEFAULT_OUTLIER_ACTION: OutlierAction = "reject"
+"""Default action: a row this far above both typical sizes is almost always a data error (a
+typing error, a unit mix-up, a bulk transfer booked as consumption); capping would still put
+``factor`` times the typical size into the history, rejecting lists it to be fixed like the
+other rejected rows."""
+
+MIN_ITEM_ROWS: int = 3
+"""Positive rows an item needs for its own typical size (its median)."""
+
+CATEGORY_QUANTILE: float = 0.9
+"""Quantile of the item medians of a category taken as the category's typical size."""
+
+
+def category_frame(
+    categories: pl.DataFrame | Mapping[str, str | None] | None,
+) -> pl.DataFrame | None:
+    """``item_id, category`` (strings) from an items frame (``item_id`` or ``unique_id`` and
+    ``category`` columns) or a mapping item -> category; None when there is nothing to use."""
+    if categories is None:
+        return None
+    if isinstance(categories, pl.DataFrame):
+        key = "item_id" if "item_id" in categories.columns else "unique_id"
+        if key not in categories.columns or "category" not in categories.columns:
+            return None
+        frame = categories.select(
+            pl.col(key).cast(pl.String).alias("item_id"),
+            pl.col("category").cast(pl.String),
+        )
+    else:
+        frame = pl.DataFrame(
+            {"item_id": list(categories), "category": list(categories.values())},
+            schema={"item_id": pl.String, "category": pl.String},
+        )
+    return frame.unique("item_id", keep="first", maintain_order=True)
+
+
+def extreme_thresholds(
+    rows: pl.DataFrame,
+    *,
+    factor: float = DEFAULT_OUTLIER_FACTOR,
+    categories: pl.DataFrame | Mapping[str, str | None] | None = None,
+) -> pl.Series:
+    """The threshold above which each row of ``rows`` (``item_id``, ``quantity``) is extreme:
+    ``factor * max(item median, category quantile)`` as in the module docstring, null where
+    neither is known (too little data to judge). Same length and order as ``rows``; pure."""
+    if factor <= 0:
+        raise ValueError(f"outlier factor must be positive, got {factor}")
+    q = pl.col("quantity")
+    medians = (
+        rows.filter(q > 0)
+        .group_by("item_id")
+        .agg(pl.len().alias("_n"), q.median().alias("_med"))
+        .select(
+            "item_id",
+            pl.when(pl.col("_n") >= MIN_ITEM_ROWS).then(pl.col("_med")).alias("_med"),
+        )
+    )
+    cats = category_frame(categories)
+    if cats is not None:
+        medians = medians.join(cats, on="item_id", how="left")
+    else:
+        medians = medians.with_columns(pl.lit(None, pl.String).alias("category"))
+    known = medians.filter(pl.col("_med").is_not_null())
+    overall = known["_med"].quantile(CATEGORY_QUANTILE) if known.height else None
+    per_cat = (
+        known.filter(pl.col("category").is_not_null())
+        .group_by("category")
+        .agg(pl.col("_med").quantile(CATEGORY_QUANTILE).alias("_cat"))
+    )
+    frame = rows.select("item_id").with_row_index("_pos")
+    frame = frame.join(medians.select("item_id", "_med"), on="item_id", how="left")
+    if cats is not None:
+        frame = frame.join(cats, on="item_id", how="left")
+    else:
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("category"))
+    frame = frame.join(per_cat, on="category", how="left").sort("_pos")
+    typical = pl.max_horizontal(
+        pl.col("_med"), pl.col("_cat").fill_null(pl.lit(overall, pl.Float64))
+    )
+    return frame.select((typical * factor).cast(pl.Float64).alias("threshold"))["threshold"]
