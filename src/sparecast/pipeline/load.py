@@ -105,7 +105,14 @@ def load_panel(
         if last is not None:
             start = last - timedelta(days=settings.data.window_days - 1)  # type: ignore[operator]
     checked = validate_demand(
-        demand, known_items=known, window_start=start, window_end=end, today=today
+        demand,
+        known_items=known,
+        window_start=start,
+        window_end=end,
+        today=today,
+        categories=attributes,
+        outlier_factor=settings.data.outlier_factor,
+        outlier_action=settings.data.outlier_action,
     )
     reports["demand"] = checked.report
     rejected["demand"] = checked.rejected
