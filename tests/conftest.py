@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
+import polars as pl
 import pytest
 from utils.servers import (
     MARIADB_SERVER_URL,
@@ -16,6 +18,15 @@ from utils.servers import (
     running_redis,
     unreachable,
 )
+
+from sparecast.data.demo import generate_demo_erp
+
+
+@pytest.fixture(scope="session")
+def erp_tables() -> dict[str, pl.DataFrame]:
+    """A small demo ERP (80 items, 200 days to 2026-10-31, seed 5), shared by the plan tests;
+    tests must not modify the frames."""
+    return generate_demo_erp(n_items=80, n_days=200, seed=5, end_date=date(2026, 10, 31))
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ re-creates each cycle that once hid in the code and checks that the contracts ca
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def _lint_imports(src: Path, config: Path) -> subprocess.CompletedProcess[str]:
     """Run import-linter on the package under ``src`` with the contracts in ``config``."""
     lint_imports = Path(sys.executable).with_name("lint-imports")
+    if not lint_imports.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but import-linter is not installed (pip install -e '.[test]')")
+        pytest.skip("import-linter is not installed: pip install -e '.[test]' to check the layers")
     return subprocess.run(
         [str(lint_imports), "--no-cache", "--no-logo", str(config)],
         cwd=src.parent,
@@ -41,6 +46,9 @@ CYCLES = [
     ("methods/__init__.py", "sparecast.selection"),
     ("inventory/report.py", "sparecast.pipeline.plan"),
     ("data/mapping.py", "sparecast.data.sources"),
+    # not a cycle of the old code, but the same hole: the root package imports every layer
+    ("inventory/report.py", "sparecast"),
+    ("inventory/plan.py", "sparecast.selection.router"),
 ]
 
 

@@ -44,3 +44,10 @@ def test_redact_url(url: str, expected: str) -> None:
 
 def test_config_redact_url_is_the_same_function() -> None:
     assert config_redact_url is redact_url
+
+
+def test_redact_url_store_and_cache_urls() -> None:
+    assert redact_url("postgresql+psycopg://u:p@h:5432/d") == "postgresql+psycopg://u:***@h:5432/d"
+    assert redact_url("postgresql+psycopg://u@h/d") == "postgresql+psycopg://u@h/d"
+    assert redact_url("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact_url("sqlite:////tmp/x.sqlite") == "sqlite:////tmp/x.sqlite"

@@ -6,6 +6,7 @@ over a panel), ``backtest`` (rolling-origin evaluation), ``HybridRouter`` (a met
 supplier performance from purchase orders), ``load_settings`` and the error types.
 """
 
+from sparecast._version import __version__
 from sparecast.classify import TierThresholds, classify
 from sparecast.config import Settings, load_settings
 from sparecast.core import forecast
@@ -21,8 +22,6 @@ from sparecast.evaluate.backtest import BacktestResult, backtest
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
 from sparecast.methods import METHODS
 from sparecast.selection import HybridRouter  # importing selection registers "hybrid"
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DemandPanel",

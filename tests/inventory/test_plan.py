@@ -20,11 +20,6 @@ from sparecast.inventory.simulate import frequency_groups
 END = date(2026, 10, 31)
 
 
-@pytest.fixture(scope="module")
-def erp_tables() -> dict[str, pl.DataFrame]:
-    return generate_demo_erp(n_items=80, n_days=200, seed=5, end_date=END)
-
-
 def _tiny_tables(on_hand: float) -> dict[str, pl.DataFrame]:
     """One item A with a fixed 14-day lead time (three POs) and one item B with no PO."""
     d = date.fromisoformat

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from sparecast.cli import app
 from sparecast.config import load_settings
-from sparecast.data.demo import generate_demo_erp
 from sparecast.data.sources import write_tables
 from sparecast.inventory.leadtime import LEAD_TIME_SOURCES
 from sparecast.inventory.plan import POLICY_COLUMNS
@@ -30,11 +29,6 @@ def _config(tmp: Path) -> Path:
     path = tmp / "sparecast.toml"
     path.write_text(f'[data]\ntoday = "{END.isoformat()}"\n')
     return path
-
-
-@pytest.fixture(scope="module")
-def erp_tables() -> dict[str, pl.DataFrame]:
-    return generate_demo_erp(n_items=80, n_days=200, seed=5, end_date=END)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from sparecast import __version__
+from sparecast._version import __version__
 from sparecast.inventory.plan import PlanResult
 
 __all__ = ["RISK_BANDS", "report_context", "render_inventory_report"]

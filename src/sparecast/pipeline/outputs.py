@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sparecast import __version__
+from sparecast._version import __version__
 from sparecast.config import Settings
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import OutputError

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from sparecast import __version__
+from sparecast._version import __version__
 from sparecast.classify import classify
 from sparecast.config import Settings
 from sparecast.errors import DataValidationError, SourceError

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sparecast import __version__
+from sparecast._version import __version__
 from sparecast.config import Settings
 from sparecast.data.panel import DemandPanel
 from sparecast.store.history import ForecastStore, RunMeta, default_store_url

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from sparecast import __version__
+from sparecast._version import __version__
 from sparecast.config import Settings
 from sparecast.service.cached_reads import ItemForecastFastPath
 from sparecast.service.deps import require_api_key

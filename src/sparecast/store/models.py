@@ -19,6 +19,7 @@ __all__ = [
     "model_version_of",
     "quantile_columns",
     "quantile_label",
+    "as_utc",
 ]
 
 _QUANTILE_COL = re.compile(r"^q(\d+(?:\.\d+)?)$")
@@ -131,6 +132,6 @@ class ItemForecast:
         return out
 
 
-def _utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """``value`` as an aware UTC datetime (naive values are taken as UTC, as SQLite stores them)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

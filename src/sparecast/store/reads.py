@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from sparecast.errors import StoreError
 from sparecast.store.engine import StoreEngine
-from sparecast.store.models import ItemForecast, RunInfo, _utc, quantile_label
+from sparecast.store.models import ItemForecast, RunInfo, as_utc, quantile_label
 from sparecast.store.schema import actual_demand, forecast_runs, forecasts, run_accuracy
 
 __all__ = ["HistoryReader"]
@@ -434,7 +434,7 @@ def _run_info(row: Any) -> RunInfo:
         created = datetime.fromisoformat(created)
     return RunInfo(
         run_id=int(m["id"]),
-        created_at=_utc(created),
+        created_at=as_utc(created),
         model_version=m["model_version"],
         sparecast_version=m["sparecast_version"],
         config=json.loads(m["config"]),

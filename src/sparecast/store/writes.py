@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from sparecast.errors import StoreError
 from sparecast.store.engine import StoreEngine
-from sparecast.store.models import RunMeta, _utc, model_version_of, quantile_columns
+from sparecast.store.models import RunMeta, as_utc, model_version_of, quantile_columns
 from sparecast.store.schema import actual_demand, forecast_runs, forecasts, run_accuracy
 
 __all__ = ["StoreProgress", "delete_runs", "write_run"]
@@ -56,7 +56,7 @@ def write_run(
     fc = _forecast_grid(forecasts_frame)
     act = _actuals_grid(actuals) if actuals is not None and actuals.height else None
     accuracy_rows = _accuracy_rows(accuracy) if accuracy is not None else None
-    created = _utc(meta.created_at or datetime.now(UTC))
+    created = as_utc(meta.created_at or datetime.now(UTC))
     record = {
         "created_at": created if db.backend == "postgresql" else created.replace(tzinfo=None),
         "model_version": f"pending-{uuid.uuid4().hex}",  # set from the id below
