@@ -110,7 +110,9 @@ async def item_forecast(
     horizon: Annotated[
         int | None,
         Query(
-            ge=1, description="periods to return, at most max_horizon (default: all the run has)"
+            ge=1,
+            le=100_000,
+            description="periods to return, at most max_horizon (default: all the run has)",
         ),
     ] = None,
     quantiles: Annotated[
