@@ -15,11 +15,11 @@ prefix of the input, so no answer grows with what the request sent.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -117,7 +117,7 @@ def _short_input(value: Any) -> Any:
     """A validation error's ``input`` as it is when short, else a cut string of it."""
     if isinstance(value, bool | int | float) or value is None:
         return value
-    text = value if isinstance(value, str) else orjson.dumps(jsonable_encoder(value)).decode()
+    text = value if isinstance(value, str) else json.dumps(jsonable_encoder(value), default=str)
     return value if len(text) <= SHORT_INPUT else text[:SHORT_INPUT] + "…"
 
 

@@ -70,9 +70,13 @@ class RequestLimits:
         self.app = app
         self.state = state
         self.protected = list(protected)
+        # methods of the protected routes: other requests (the GET hot path) skip the matching
+        self.methods = {m for route in self.protected for m in getattr(route, "methods", ())}
 
     def _needs_key(self, scope: Scope) -> bool:
-        return any(route.matches(scope)[0] is Match.FULL for route in self.protected)
+        return scope["method"] in self.methods and any(
+            route.matches(scope)[0] is Match.FULL for route in self.protected
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
