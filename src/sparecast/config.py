@@ -296,7 +296,7 @@ class StoreSettings(_Section):
     statement_timeout_s: float | None = Field(
         30.0,
         gt=0,
-        description="PostgreSQL statement_timeout of every store connection, seconds (the "
+        description="PostgreSQL statement_timeout of the API's store connections, seconds (the "
         "server cancels a longer statement; None: no limit)",
     )
 
