@@ -86,6 +86,11 @@ def test_validation_errors_quote_a_short_prefix_of_the_input(client: TestClient)
     )
     assert r.status_code == 422
     assert len(r.content) < 1000
+    unknown_field = client.post(
+        "/forecast/items", json={"item_ids": ["P1"], "k" * 100_000: 1}, headers=AUTH
+    )
+    assert unknown_field.status_code == 422
+    assert len(unknown_field.content) < 1000
 
 
 def test_horizon_above_max_horizon_is_422_naming_the_limit(small: TestClient) -> None:

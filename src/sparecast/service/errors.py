@@ -129,6 +129,8 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
         error = dict(error)
         if "input" in error:
             error["input"] = _short_input(error["input"])
+        # an unknown field's name is part of its location: cut that too
+        error["loc"] = [_short_input(part) for part in error.get("loc", ())]
         errors.append(error)
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
