@@ -310,6 +310,12 @@ class StoreSettings(_Section):
     cache_ttl_s: float = Field(3600.0, gt=0, description="cache entry lifetime, seconds")
     cache_max_items: int = Field(100_000, ge=1, description="LRU cache capacity, entries")
     cache_prefix: str = Field("sparecast:", description="prefix of every Redis key")
+    statement_timeout_s: float | None = Field(
+        30.0,
+        gt=0,
+        description="PostgreSQL statement_timeout of the API's store connections, seconds (the "
+        "server cancels a longer statement; None: no limit)",
+    )
 
     @field_validator("cache_url")
     @classmethod
@@ -349,6 +355,23 @@ class ServiceSettings(_Section):
         gt=0,
         description="seconds between checks of the store for a newer run (other processes' "
         "retraining)",
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="largest request body accepted, bytes (larger: 413 before it is read)",
+    )
+    store_timeout_s: float = Field(
+        3.0,
+        gt=0,
+        description="deadline of every store call of a request or of /health, seconds; past it "
+        "the request answers 503 as for an unreachable store",
+    )
+    store_max_calls: int = Field(
+        8,
+        ge=1,
+        description="most store calls in progress at once (timed-out ones count until they "
+        "end), so a frozen database cannot take every worker thread",
     )
 
     @field_validator("api_key_hashes")

@@ -12,11 +12,13 @@ from fastapi.testclient import TestClient
 
 from sparecast.errors import CacheUnavailable, SparecastError, StoreError, StoreUnavailable
 from sparecast.service.errors import (
+    MAX_DETAIL,
     JobConflict,
     NoPlan,
     NoRetrainSource,
     NoRun,
     NotFound,
+    StoreDown,
     add_exception_handlers,
 )
 
@@ -43,9 +45,7 @@ def _raising(error: Exception) -> TestClient:
         (JobConflict(None), 409),
         (NoRetrainSource("no source to retrain on"), 409),
         (NoRun("the forecast store holds no run yet"), 503),
-        (StoreError("table forecast_runs is missing"), 503),
-        (StoreUnavailable("connection refused"), 503),
-        (CacheUnavailable("redis: connection refused"), 503),
+        (StoreDown("the forecast store is unreachable and the item is not cached"), 503),
     ],
 )
 def test_each_error_type_answers_its_status_and_message(error: Exception, status: int) -> None:
@@ -54,6 +54,38 @@ def test_each_error_type_answers_its_status_and_message(error: Exception, status
     assert r.status_code == status
     assert r.headers["content-type"] == "application/json"
     assert r.json() == {"detail": str(error)}
+
+
+@pytest.mark.parametrize(
+    ("error", "detail"),
+    [
+        (
+            StoreError("forecast store postgresql://u@db.internal:5432/x failed: no table"),
+            "the forecast store failed to answer; the server log has the details",
+        ),
+        (
+            StoreUnavailable("forecast store postgresql://u@db.internal:5432/x is unreachable"),
+            "the forecast store is unreachable; retry later",
+        ),
+        (
+            CacheUnavailable("redis://cache.internal:6379/0: connection refused"),
+            "the forecast cache is unreachable; retry later",
+        ),
+    ],
+)
+def test_store_and_cache_errors_answer_no_connection_details(error: Exception, detail: str) -> None:
+    """Their messages name hosts, users and driver errors: the answer is a fixed sentence."""
+    with _raising(error) as client:
+        r = client.get("/boom")
+    assert r.status_code == 503
+    assert r.json() == {"detail": detail}
+
+
+def test_a_long_message_is_capped() -> None:
+    with _raising(NotFound("unknown job " + "x" * 10**6)) as client:
+        r = client.get("/boom")
+    assert r.status_code == 404
+    assert len(r.json()["detail"]) == MAX_DETAIL
 
 
 def test_an_error_without_a_status_stays_a_server_error() -> None:
@@ -75,7 +107,9 @@ def test_a_store_error_of_a_forecast_read_is_503_with_its_message(
     monkeypatch.setattr(store, "item_forecast", _fail(StoreError("the schema is too old")))
     r = client.get("/forecast/item/P000001")
     assert r.status_code == 503
-    assert r.json() == {"detail": "the schema is too old"}
+    assert r.json() == {
+        "detail": "the forecast store failed to answer; the server log has the details"
+    }
 
 
 def test_an_unreachable_store_says_what_is_not_cached(
@@ -90,7 +124,7 @@ def test_an_unreachable_store_says_what_is_not_cached(
     single = client.get("/forecast/item/P000002")
     assert single.status_code == 503
     assert single.json() == {
-        "detail": "the forecast store is unreachable (connection refused) and the item is not "
+        "detail": "the forecast store is unreachable and the item is not "
         "cached; cached forecasts are still served, retry later"
     }
     batch = client.post(
@@ -98,6 +132,6 @@ def test_an_unreachable_store_says_what_is_not_cached(
     )
     assert batch.status_code == 503
     assert batch.json() == {
-        "detail": "the forecast store is unreachable (connection refused) and 2 of the 3 items "
+        "detail": "the forecast store is unreachable and 2 of the 3 items "
         "are not cached; cached forecasts are still served, retry later"
     }

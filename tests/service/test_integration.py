@@ -51,7 +51,7 @@ def test_redis_down_answers_from_postgresql_and_recovers(
 ) -> None:
     write_quantile_run(pg_url)
     with _app(tmp_path, pg_url, redis_server.url) as client:
-        health = client.get("/health").json()
+        health = client.get("/health", headers=AUTH).json()
         assert health["status"] == "ok"
         ok = {"state": "ok", "detail": ""}
         assert health["dependencies"]["store"] == {**ok, "kind": "postgresql"}
@@ -74,14 +74,14 @@ def test_redis_down_answers_from_postgresql_and_recovers(
         assert batch.status_code == 200
         assert [i["item_id"] for i in batch.json()["items"]] == ["A-1", "C 3"]
         assert _cache_counts(client)["error"] >= 3
-        health = client.get("/health").json()
+        health = client.get("/health", headers=AUTH).json()
         assert health["status"] == "degraded"
         assert health["dependencies"]["cache"]["state"] == "down"
         assert "answered from the store" in health["dependencies"]["cache"]["detail"]
         assert health["dependencies"]["store"]["state"] == "ok"
 
         redis_server.start()  # same port, empty: no restart of the service
-        _until(lambda: client.get("/health").json()["status"] == "ok")
+        _until(lambda: client.get("/health", headers=AUTH).json()["status"] == "ok")
         before = _cache_counts(client)
         assert client.get("/forecast/item/A-1").content == first.content  # miss, cached again
         assert client.get("/forecast/item/A-1").content == first.content  # hit
@@ -111,14 +111,14 @@ def test_postgresql_down_serves_cached_answers_and_503_for_the_rest(
         part = client.post("/forecast/items", json={"item_ids": ["C 3", "B/2"]}, headers=AUTH)
         assert part.status_code == 503
         assert "1 of the 2 items is not cached" in part.json()["detail"]
-        health = client.get("/health").json()
+        health = client.get("/health", headers=AUTH).json()
         assert health["status"] == "degraded"
         assert health["dependencies"]["store"]["state"] == "down"
         assert "uncached ones answer 503" in health["dependencies"]["store"]["detail"]
         assert health["model_version"] is not None  # the last known run is still served
 
         redis_server.stop()  # both down: /health says so with 503
-        down = client.get("/health")
+        down = client.get("/health", headers=AUTH)
         assert down.status_code == 503
         assert down.json()["status"] == "down"
         redis_server.start()
@@ -127,7 +127,7 @@ def test_postgresql_down_serves_cached_answers_and_503_for_the_rest(
         _until(lambda: client.get("/forecast/item/B/2?horizon=2").status_code == 200)
         body = client.get("/forecast/item/B/2?horizon=2").json()
         assert body["forecast"] == [20.0, 21.0]
-        _until(lambda: client.get("/health").json()["status"] == "ok")
+        _until(lambda: client.get("/health", headers=AUTH).json()["status"] == "ok")
 
 
 def test_a_new_run_in_postgresql_is_served_after_the_refresh(
@@ -142,7 +142,7 @@ def test_a_new_run_in_postgresql_is_served_after_the_refresh(
         _until(lambda: client.get("/forecast/item/A-1").json()["run_id"] == old["run_id"] + 1)
         new = client.get("/forecast/item/A-1").json()
         assert new["model_version"] != old["model_version"]
-        assert client.get("/health").json()["model_version"] == new["model_version"]
+        assert client.get("/health", headers=AUTH).json()["model_version"] == new["model_version"]
 
 
 def test_a_demo_run_written_to_postgresql_is_served(
@@ -167,7 +167,7 @@ def test_a_demo_run_written_to_postgresql_is_served(
     stored = json.loads((out / "run.json").read_text())["store"]
     expected = pl.read_parquet(out / "forecasts.parquet").filter(pl.col("unique_id") == "P000009")
     with _app(out, pg_url, redis_server.url) as client:
-        health = client.get("/health").json()
+        health = client.get("/health", headers=AUTH).json()
         assert health["model_version"] == stored["model_version"]
         assert health["dependencies"]["store"]["kind"] == "postgresql"
         body = client.get("/forecast/item/P000009").json()

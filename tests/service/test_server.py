@@ -65,7 +65,7 @@ def serving(data_dir: Path, *args: str) -> Iterator[str]:
 
 def test_serve_one_worker(data_dir: Path) -> None:
     with serving(data_dir) as base:
-        health = httpx.get(f"{base}/health").json()
+        health = httpx.get(f"{base}/health", headers=AUTH).json()
         assert health["model_version"] == run_json(data_dir)["store"]["model_version"]
         r = httpx.get(f"{base}/forecast/item/P000007", params={"horizon": 4})
         assert r.status_code == 200

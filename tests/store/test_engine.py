@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -100,4 +102,70 @@ def test_migrate_reaches_the_head_revision(fresh_url: str) -> None:
     db.migrate()  # idempotent
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert db.schema_revision() == head and db.is_migrated()
+    db.dispose()
+
+
+@pytest.mark.integration
+def test_postgresql_statement_timeout_cancels_a_long_statement(pg_session_url: str) -> None:
+    db = StoreEngine(pg_session_url, statement_timeout_s=0.3)
+    t0 = time.monotonic()
+    with pytest.raises(StoreError, match="statement timeout"):
+        with db.read("sleeping") as conn:
+            conn.execute(sa.text("SELECT pg_sleep(5)"))
+    assert time.monotonic() - t0 < 3
+    with db.read("showing") as conn:
+        assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "300ms"
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1  # the connection still works
+    db.dispose()
+
+
+def _blocked_call(db: StoreEngine, sql: str) -> tuple[threading.Thread, list[object]]:
+    """``sql`` run by a new thread; the list gets its result or error."""
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            with db.read("waiting") as conn:
+                out.append(conn.execute(sa.text(sql)).scalar())
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+@pytest.mark.integration
+def test_abort_breaks_a_blocked_postgresql_call_and_drops_its_connection(
+    pg_session_url: str,
+) -> None:
+    db = StoreEngine(pg_session_url)
+    thread, out = _blocked_call(db, "SELECT pg_sleep(30)")
+    deadline = time.monotonic() + 5
+    while not db.abort(thread.ident or 0):  # until the thread holds its connection
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert isinstance(out[0], StoreUnavailable)
+    assert db.engine.pool.checkedout() == 0
+    with db.read("after") as conn:  # the pool hands out a working connection
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    assert db.abort(threading.get_ident()) is False  # nothing checked out by this thread
+    db.dispose()
+
+
+def test_abort_interrupts_a_sqlite_statement(tmp_path: Path) -> None:
+    db = StoreEngine(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    slow = (
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 1000000000) "
+        "SELECT count(*) FROM r"
+    )
+    thread, out = _blocked_call(db, slow)
+    deadline = time.monotonic() + 10
+    while thread.is_alive():  # an interrupt before the statement starts is a no-op: repeat
+        db.abort(thread.ident or 0)
+        assert time.monotonic() < deadline
+        thread.join(timeout=0.1)
+    assert isinstance(out[0], StoreError)
     db.dispose()

@@ -16,6 +16,7 @@ from sparecast.config import Settings
 from sparecast.service.cached_reads import ItemForecastFastPath
 from sparecast.service.deps import require_api_key
 from sparecast.service.errors import add_exception_handlers
+from sparecast.service.limits import RequestLimits
 from sparecast.service.metrics import LatencyMiddleware
 from sparecast.service.routes import forecast, health, items, jobs, metrics, reports
 from sparecast.service.state import ServiceState
@@ -38,14 +39,22 @@ def _route_of(router: APIRouter, endpoint: Callable[..., Any]) -> APIRoute:
     return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint)
 
 
-def _protected() -> list[tuple[str, str]]:
-    """(path, method) of every operation behind the API key (its ``ApiKeyDep`` dependency)."""
+def _protected_routes() -> list[APIRoute]:
+    """Every route behind the API key (its ``ApiKeyDep`` dependency)."""
     return [
-        (route.path_format, method.lower())
+        route
         for router in ROUTERS
         for route in router.routes
         if isinstance(route, APIRoute)
         and any(d.dependency is require_api_key for d in route.dependencies)
+    ]
+
+
+def _protected() -> list[tuple[str, str]]:
+    """(path, method) of every operation behind the API key."""
+    return [
+        (route.path_format, method.lower())
+        for route in _protected_routes()
         for method in route.methods or ()
     ]
 
@@ -87,6 +96,8 @@ def create_app(
     app.add_middleware(
         ItemForecastFastPath, state=state, route=_route_of(forecast.router, forecast.item_forecast)
     )
+    # the body limit and the key check answer before any body is read
+    app.add_middleware(RequestLimits, state=state, protected=_protected_routes())
     app.add_middleware(LatencyMiddleware, metrics=state.metrics)  # outermost: times everything
     header = settings.service.api_key_header
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 
+from sparecast.config import ServiceSettings
 from sparecast.service.models import ErrorOut
 from sparecast.service.state import ServiceState
 
@@ -18,6 +19,8 @@ __all__ = [
     "get_state",
     "require_api_key",
     "key_matches",
+    "api_key_error",
+    "has_valid_key",
 ]
 
 
@@ -40,28 +43,36 @@ def key_matches(key: str, hashes: list[str]) -> bool:
     return found
 
 
+def api_key_error(service: ServiceSettings, key: str | None) -> str | None:
+    """Why ``key`` (the API-key header's value, None: absent) is refused, or None when it is
+    one of the configured keys. Shared by the route dependency and ``limits.RequestLimits``,
+    which checks it before the body is read."""
+    header = service.api_key_header
+    if not key:
+        return f"missing API key: send it in the {header} header"
+    if not service.api_key_hashes:
+        return (
+            "no API key is configured, so POST endpoints are closed; set "
+            "service.api_key_hashes (SPARECAST_SERVICE__API_KEY_HASHES) to sha256 digests of keys"
+        )
+    if not key_matches(key, service.api_key_hashes):
+        return f"invalid API key in the {header} header"
+    return None
+
+
+def has_valid_key(request: Request, state: ServiceState) -> bool:
+    """Whether the request carries a valid API key (``/health`` shows details only then)."""
+    service = state.settings.service
+    return api_key_error(service, request.headers.get(service.api_key_header)) is None
+
+
 async def require_api_key(request: Request, state: StateDep) -> None:
     """Refuse the request with 401 unless its API-key header holds a configured key."""
-    header = state.settings.service.api_key_header
-    key = request.headers.get(header)
-    if not key:
+    service = state.settings.service
+    error = api_key_error(service, request.headers.get(service.api_key_header))
+    if error is not None:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail=f"missing API key: send it in the {header} header",
-            headers={"WWW-Authenticate": "ApiKey"},
-        )
-    if not state.settings.service.api_key_hashes:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="no API key is configured, so POST endpoints are closed; set "
-            "service.api_key_hashes (SPARECAST_SERVICE__API_KEY_HASHES) to sha256 digests of keys",
-            headers={"WWW-Authenticate": "ApiKey"},
-        )
-    if not key_matches(key, state.settings.service.api_key_hashes):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail=f"invalid API key in the {header} header",
-            headers={"WWW-Authenticate": "ApiKey"},
+            status.HTTP_401_UNAUTHORIZED, detail=error, headers={"WWW-Authenticate": "ApiKey"}
         )
 
 

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import math
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 
 from sparecast.service.errors import NoRun
 from sparecast.service.state import ServiceState
 from sparecast.store import RunInfo
 
-__all__ = ["FAST_PATH_MISS", "served_run", "checked_horizon", "checked_levels", "unprocessable"]
+__all__ = [
+    "FAST_PATH_MISS",
+    "served_run",
+    "checked_horizon",
+    "checked_levels",
+    "single_valued",
+    "unprocessable",
+]
 
 FAST_PATH_MISS = "sparecast.fast_path_miss"
 """ASGI scope key: the cache key the middleware looked up and missed (the route counts the miss
@@ -25,6 +32,16 @@ def unprocessable(loc: list[str | int], message: str) -> HTTPException:
         422,
         detail=[{"loc": loc, "msg": message, "type": "value_error"}],
     )
+
+
+def single_valued(request: Request, *names: str) -> None:
+    """422 naming the query parameter when one of ``names`` is given more than once
+    (``?horizon=3&horizon=5``), instead of silently taking the last value."""
+    for name in names:
+        if len(request.query_params.getlist(name)) > 1:
+            raise unprocessable(
+                ["query", name], f"query parameter {name} given more than once; give it once"
+            )
 
 
 def served_run(state: ServiceState) -> RunInfo:
@@ -43,6 +60,11 @@ def checked_horizon(
         default = state.settings.service.default_horizon
         return None if default is None or default >= run.horizon else default
     h = horizon
+    limit = state.settings.max_horizon
+    if h > limit:
+        raise unprocessable(
+            loc, f"horizon {h} is above the limit max_horizon={limit}; ask for at most {limit}"
+        )
     if h > run.horizon:
         raise unprocessable(
             loc, f"horizon {h} is longer than the {run.horizon} periods run {run.run_id} forecast"

@@ -40,13 +40,13 @@ def retrain_source(settings: Settings, data_dir: Path) -> str:
         source = None
     if not source:
         raise NoRetrainSource(
-            f"no source to retrain on: {run_json} is missing or names none; set "
-            "service.retrain_source (SPARECAST_SERVICE__RETRAIN_SOURCE)"
+            "no source to retrain on: the served directory's run.json is missing or names "
+            "none; set service.retrain_source (SPARECAST_SERVICE__RETRAIN_SOURCE)"
         )
     if ":***@" in source:
         raise NoRetrainSource(
-            f"the source in {run_json} has its password redacted; set service.retrain_source "
-            "to the full URL"
+            "the source in the served directory's run.json has its password redacted; set "
+            "service.retrain_source to the full URL"
         )
     return str(source)
 

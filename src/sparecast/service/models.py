@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 __all__ = [
     "ErrorOut",
@@ -21,6 +21,7 @@ __all__ = [
     "DependencyOut",
     "FreshnessOut",
     "HealthOut",
+    "HealthStatusOut",
     "JobOut",
     "JobState",
 ]
@@ -52,11 +53,17 @@ class ForecastBatchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    item_ids: list[str] = Field(min_length=1, description="item ids, each at most once")
-    horizon: int | None = Field(
-        None, ge=1, le=100_000, description="periods to return (default: service.default_horizon)"
+    item_ids: list[str] = Field(
+        min_length=1, strict=True, description="item ids, each at most once"
     )
-    quantiles: list[float] | None = Field(
+    horizon: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        strict=True,
+        description="periods to return, at most max_horizon (default: service.default_horizon)",
+    )
+    quantiles: list[StrictFloat] | None = Field(
         None,
         description="quantile levels in percent, 0 < q < 100 (default: all the run has; [] none)",
     )
@@ -121,6 +128,12 @@ class HealthOut(BaseModel):
     run_id: int | None
     freshness: FreshnessOut
     dependencies: dict[str, DependencyOut]
+
+
+class HealthStatusOut(BaseModel):
+    """``/health`` without a valid API key: the overall state alone."""
+
+    status: DependencyState
 
 
 JobState = Literal["queued", "running", "succeeded", "failed"]

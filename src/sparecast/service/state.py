@@ -12,10 +12,13 @@ import asyncio
 import contextlib
 import gc
 import logging
+import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 import polars as pl
 from starlette.concurrency import run_in_threadpool
 
@@ -31,10 +34,15 @@ __all__ = ["ServiceState", "PolicyTable", "plan_hint"]
 
 log = logging.getLogger("sparecast.service")
 
+_T = TypeVar("_T")
+
 
 def plan_hint(data_dir: Path) -> str:
-    """The fix when the inventory plan files are missing."""
-    return f"no inventory plan in {data_dir}; run `sparecast plan` (with --output {data_dir})"
+    """The fix when the inventory plan files are missing (names no path: answers never show
+    the server's files)."""
+    return (
+        "no inventory plan in the served data directory; run `sparecast plan --output DIR` into it"
+    )
 
 
 class PolicyTable:
@@ -57,7 +65,7 @@ class PolicyTable:
         frame = pl.read_parquet(self.path)
         if "unique_id" not in frame.columns:
             raise SparecastError(
-                f"{self.path} has no unique_id column (columns: {', '.join(frame.columns)}); "
+                f"{self.path.name} has no unique_id column (columns: {', '.join(frame.columns)}); "
                 "re-run `sparecast plan`"
             )
         frame = frame.with_columns(pl.col("unique_id").cast(pl.String))
@@ -96,7 +104,9 @@ class ServiceState:
         self.settings = settings
         self.data_dir = data_dir
         self.store_url = settings.store.url or default_store_url(data_dir)
-        self.store = ForecastStore(self.store_url)
+        self.store = ForecastStore(
+            self.store_url, statement_timeout_s=settings.store.statement_timeout_s
+        )
         self.cache: ForecastCache = make_cache(settings.store)
         self.cache_ttl_s = settings.store.cache_ttl_s
         self.run: RunInfo | None = None
@@ -112,6 +122,8 @@ class ServiceState:
         self._refresher: asyncio.Task[None] | None = None
         self._lifespans = 0
         self._migrated = False
+        self._store_calls = 0  # store calls in progress (timed-out ones until they end)
+        self._store_calls_lock = threading.Lock()
 
     # -- served run -------------------------------------------------------------------------
     def _run_created_at(self) -> float | None:
@@ -160,8 +172,18 @@ class ServiceState:
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.service.version_refresh_s)
-            with contextlib.suppress(Exception):
-                await run_in_threadpool(self.refresh_run)
+            await self._refresh_within_deadline()
+
+    async def _refresh_within_deadline(self) -> None:
+        """``refresh_run`` bounded by the store deadline (without one while the schema may
+        still need its migration, which can take longer)."""
+        timeout = -1.0 if self._migrated else None
+        try:
+            await self.store_call(self.refresh_run, timeout=timeout)
+        except StoreUnavailable as exc:
+            self.store_error = str(exc)
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.exception("re-reading the served run failed")
 
     async def stop(self) -> None:
         """Stop the re-check and release connections (when the last lifespan ends)."""
@@ -177,6 +199,71 @@ class ServiceState:
             elif not task.get_loop().is_closed():  # a closed loop has dropped the task
                 task.get_loop().call_soon_threadsafe(task.cancel)
         self.store.dispose()
+
+    # -- store calls with a deadline ---------------------------------------------------------
+    def _release_store_call(self) -> None:
+        with self._store_calls_lock:
+            self._store_calls -= 1
+
+    async def store_call(
+        self, fn: Callable[..., _T], *args: Any, timeout: float | None = -1.0, **kwargs: Any
+    ) -> _T:
+        """``fn(*args, **kwargs)`` (a blocking store call) in a worker thread, awaited at most
+        ``timeout`` seconds (default ``service.store_timeout_s``; None: no deadline).
+
+        A frozen database still accepts TCP, so only this client-side deadline bounds a request:
+        past it the call's connection is broken (``ForecastStore.abort``: the thread returns and
+        the connection is discarded, never pooled half-read) and ``StoreUnavailable`` is raised,
+        which answers 503 as an unreachable store does. At most ``service.store_max_calls`` calls
+        run at once, timed-out ones included until their thread ends, so repeated timeouts cannot
+        take every worker thread; a call waits for a free slot within its deadline."""
+        service = self.settings.service
+        if timeout is not None and timeout < 0:
+            timeout = service.store_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            with self._store_calls_lock:
+                if self._store_calls < service.store_max_calls:
+                    self._store_calls += 1
+                    break
+            if deadline is not None and loop.time() >= deadline:
+                raise StoreUnavailable(
+                    f"the forecast store did not answer within {timeout:g} s "
+                    f"({service.store_max_calls} calls are still waiting for it)"
+                )
+            await asyncio.sleep(0.01)
+
+        handoff = threading.Lock()
+        thread: list[int] = []  # the worker thread's id, once it started
+        abandoned = False
+
+        def work() -> _T:
+            with handoff:
+                if abandoned:  # timed out before it started: the slot is released already
+                    raise StoreUnavailable("store call abandoned before it started")
+                thread.append(threading.get_ident())
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._release_store_call()
+
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            return await asyncio.wait_for(
+                anyio.to_thread.run_sync(work, abandon_on_cancel=True), remaining
+            )
+        except TimeoutError:
+            with handoff:
+                abandoned = True
+                started = bool(thread)
+            if started:
+                self.store.abort(thread[0])
+            else:
+                self._release_store_call()
+            raise StoreUnavailable(
+                f"the forecast store did not answer within {timeout:g} s"
+            ) from None
 
     # -- cache --------------------------------------------------------------------------------
     def cache_get(self, key: str) -> bytes | None:
@@ -220,12 +307,16 @@ class ServiceState:
             self.cache_error = str(exc)
 
     # -- health -------------------------------------------------------------------------------
-    def health(self) -> HealthOut:
-        """State of the store and the cache, the served version and its freshness (blocking:
-        pings both)."""
-        store_ok = self.store.ping()
-        if store_ok and self.store_error is not None:
-            self.refresh_run()
+    async def health(self) -> HealthOut:
+        """State of the store and the cache, the served version and its freshness (pings both;
+        the store within the store deadline: a frozen database is "down")."""
+        try:
+            store_ok = await self.store_call(self.store.ping)
+        except StoreUnavailable as exc:
+            self.store_error = str(exc)
+            store_ok = False
+        if store_ok and self.store_error is not None and self._migrated:
+            await self._refresh_within_deadline()
         store_kind = _store_kind(self.store_url)
         if store_ok:
             store = DependencyOut(state="ok", kind=store_kind)
@@ -237,7 +328,7 @@ class ServiceState:
                 + (f" ({self.store_error})" if self.store_error else "")
                 + "; cached forecasts are still served, uncached ones answer 503",
             )
-        cache_ok = self.cache.ping()
+        cache_ok = await run_in_threadpool(self.cache.ping)
         if cache_ok:
             self.cache_error = None
             cache = DependencyOut(state="ok", kind=self.cache.kind)
@@ -273,13 +364,13 @@ class ServiceState:
         )
 
     def no_run_message(self) -> str:
-        """Why there is nothing to serve yet, and the fix."""
+        """Why there is nothing to serve yet, and the fix (no URL, path or driver text: the
+        details are in the server log and the authenticated /health)."""
         if self.store_error is not None:
             return (
-                f"the forecast store {redact_url(self.store_url)} is unreachable "
-                f"({self.store_error}) and no forecast is cached; retry when it is back"
+                "the forecast store is unreachable and no forecast is cached; retry when it is back"
             )
         return (
-            f"the forecast store {redact_url(self.store_url)} holds no run yet; run "
-            f"`sparecast run --output {self.data_dir}` (or `sparecast demo`) or POST /retrain"
+            "the forecast store holds no run yet; run `sparecast run --output DIR` into the "
+            "served directory (or `sparecast demo`) or POST /retrain"
         )

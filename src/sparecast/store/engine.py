@@ -4,7 +4,10 @@ or PostgreSQL (production, psycopg 3), connections whose driver errors become ``
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,7 +45,14 @@ class StoreEngine:
     be reached raises ``StoreUnavailable``, anything else ``StoreError``, both naming the
     redacted URL and what was being done."""
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 3.0, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout_s: float = 3.0,
+        statement_timeout_s: float | None = None,
+        echo: bool = False,
+    ) -> None:
         if url.startswith(("postgresql://", "postgres://")):  # the driver sparecast ships
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.url = url
@@ -72,8 +82,53 @@ class StoreEngine:
                 pool_pre_ping=True,
                 pool_size=5,
                 max_overflow=10,
-                connect_args={"connect_timeout": max(1, int(round(connect_timeout_s)))},
+                connect_args=_pg_connect_args(connect_timeout_s, statement_timeout_s),
             )
+        # the DBAPI connection each thread has checked out now, so abort() can break it
+        self._checked_out: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        event.listen(self.engine, "checkout", self._on_checkout)
+        event.listen(self.engine, "checkin", self._on_checkin)
+        # the pool's pre-ping runs before the checkout event and blocks as long as a query on a
+        # frozen database: register the connection it pings too
+        ping = self.engine.dialect.do_ping
+
+        def registered_ping(dbapi_connection: Any) -> bool:
+            self._on_checkout(dbapi_connection, None, None)
+            return bool(ping(dbapi_connection))
+
+        self.engine.dialect.do_ping = registered_ping  # type: ignore[method-assign]
+
+    def _on_checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        with self._lock:
+            self._checked_out[threading.get_ident()] = dbapi_connection
+
+    def _on_checkin(self, dbapi_connection: Any, record: Any) -> None:
+        with self._lock:
+            for thread, conn in list(self._checked_out.items()):
+                if conn is dbapi_connection:
+                    del self._checked_out[thread]
+
+    def abort(self, thread_id: int) -> bool:
+        """Break the connection thread ``thread_id`` is using (from any thread), so a call
+        blocked on a frozen database returns with an error now and its connection is
+        discarded, not pooled: PostgreSQL's socket is shut down (the driver then reports the
+        connection lost and the pool invalidates it), SQLite's statement is interrupted.
+        False when the thread holds no connection."""
+        with self._lock:
+            conn = self._checked_out.get(thread_id)
+        if conn is None:
+            return False
+        if self.backend == "sqlite":
+            conn.interrupt()
+            return True
+        try:
+            fd = conn.pgconn.socket
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except Exception:  # noqa: BLE001 - already closed: nothing to break
+            return False
+        return True
 
     def __repr__(self) -> str:
         return f"StoreEngine({redact_url(self.url)!r})"
@@ -183,6 +238,21 @@ class StoreEngine:
             return True
         except Exception:  # noqa: BLE001 - any failure means "not available"
             return False
+
+
+def _pg_connect_args(connect_timeout_s: float, statement_timeout_s: float | None) -> dict[str, Any]:
+    """libpq options of every PostgreSQL connection: the connect timeout, TCP keepalives (a
+    dead peer is noticed in about 20 s, not hours) and the server-side statement_timeout."""
+    args: dict[str, Any] = {
+        "connect_timeout": max(1, int(round(connect_timeout_s))),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 2,
+    }
+    if statement_timeout_s is not None:
+        args["options"] = f"-c statement_timeout={max(1, int(statement_timeout_s * 1000))}"
+    return args
 
 
 def _sqlite_on_connect(dbapi_connection: Any, record: Any) -> None:

@@ -40,8 +40,22 @@ class ForecastStore(HistoryReader):
     the pool pre-pings, so the same object works again when the database is back.
     """
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 3.0, echo: bool = False) -> None:
-        super().__init__(StoreEngine(url, connect_timeout_s=connect_timeout_s, echo=echo))
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout_s: float = 3.0,
+        statement_timeout_s: float | None = None,
+        echo: bool = False,
+    ) -> None:
+        super().__init__(
+            StoreEngine(
+                url,
+                connect_timeout_s=connect_timeout_s,
+                statement_timeout_s=statement_timeout_s,
+                echo=echo,
+            )
+        )
 
     @property
     def url(self) -> str:
@@ -85,6 +99,11 @@ class ForecastStore(HistoryReader):
     def ping(self) -> bool:
         """True when the database answers ``SELECT 1``; never raises."""
         return self._db.ping()
+
+    def abort(self, thread_id: int) -> bool:
+        """Break the connection thread ``thread_id`` uses (a call past its deadline): the call
+        fails now and the connection is discarded, not pooled (``StoreEngine.abort``)."""
+        return self._db.abort(thread_id)
 
     # ------------------------------------------------------------------------------ write
 

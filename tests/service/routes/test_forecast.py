@@ -192,12 +192,12 @@ def test_batch_errors(data_dir: Path) -> None:
 
 
 def test_no_run_yet_is_503_with_the_fix(tmp_path: Path) -> None:
-    with TestClient(create_app(Settings(), tmp_path)) as client:
+    with TestClient(create_app(Settings(**service_settings()), tmp_path)) as client:
         r = client.get("/forecast/item/P000001")
         assert r.status_code == 503
         assert "holds no run yet" in r.json()["detail"]
         assert "sparecast run" in r.json()["detail"]
-        health = client.get("/health").json()
+        health = client.get("/health", headers=AUTH).json()
         assert health["status"] == "degraded"
         assert health["model_version"] is None
 

@@ -8,6 +8,8 @@ from datetime import datetime
 import pytest
 from fastapi.testclient import TestClient
 
+from ..conftest import AUTH
+
 
 def _samples(client: TestClient) -> dict[str, float]:
     out = {}
@@ -38,7 +40,7 @@ def test_metrics_latency_per_route_template_hit_ratio_and_forecast_age(
     # item ids never become label values
     assert not any("P000004" in name for name in m)
     age = m["sparecast_forecast_age_seconds"]
-    created = client.get("/health").json()["freshness"]["run_created_at"]
+    created = client.get("/health", headers=AUTH).json()["freshness"]["run_created_at"]
     expected = time.time() - datetime.fromisoformat(created).timestamp()
     assert age == pytest.approx(expected, abs=2.0)
     assert age > 0

@@ -17,8 +17,10 @@ def test_policy_and_report_without_a_plan_say_how_to_make_one(
         r = client.get(path)
         assert r.status_code == 404
         assert r.json()["detail"] == (
-            f"no inventory plan in {data_dir}; run `sparecast plan` (with --output {data_dir})"
+            "no inventory plan in the served data directory; run `sparecast plan --output DIR` "
+            "into it"
         )
+        assert str(data_dir) not in r.text
 
 
 def test_inventory_report_is_html(client: TestClient, data_dir: Path) -> None:

@@ -9,30 +9,34 @@ with orjson (in the ``ItemForecastOut`` shape) and cached.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from sparecast.errors import StoreUnavailable
 from sparecast.service.deps import API_KEY_RESPONSES, ApiKeyDep, StateDep
-from sparecast.service.errors import NotFound
+from sparecast.service.errors import NotFound, StoreDown, short
 from sparecast.service.forecast_query import (
     FAST_PATH_MISS,
     checked_horizon,
     checked_levels,
     served_run,
+    single_valued,
     unprocessable,
 )
 from sparecast.service.models import ErrorOut, ForecastBatchIn, ForecastBatchOut, ItemForecastOut
+from sparecast.service.state import ServiceState
 from sparecast.store import ItemForecast, RunInfo, cache_key
 
 __all__ = ["router", "forecast_json", "item_forecast", "items_forecasts"]
 
 router = APIRouter(prefix="/forecast", tags=["forecast"])
+
+log = logging.getLogger("sparecast.service")
 
 _T = TypeVar("_T")
 
@@ -61,7 +65,7 @@ def forecast_json(fc: ItemForecast) -> bytes:
 
 
 def _unknown(run: RunInfo, item_ids: list[str]) -> NotFound:
-    shown = ", ".join(repr(i) for i in item_ids[:20])
+    shown = ", ".join(short(i) for i in item_ids[:20])
     more = f" and {len(item_ids) - 20} more" if len(item_ids) > 20 else ""
     noun = "item" if len(item_ids) == 1 else f"{len(item_ids)} items"
     return NotFound(
@@ -71,18 +75,25 @@ def _unknown(run: RunInfo, item_ids: list[str]) -> NotFound:
 
 
 async def _from_store(
-    read: Callable[..., _T], *args: Any, uncached: int, total: int, **kwargs: Any
+    state: ServiceState,
+    read: Callable[..., _T],
+    *args: Any,
+    uncached: int,
+    total: int,
+    **kwargs: Any,
 ) -> _T:
-    """``read(*args, **kwargs)`` of the store in a worker thread. An unreachable store is
-    re-raised saying how many of the requested items are not cached (the handler answers 503);
-    other store errors go to their handler unchanged."""
+    """``read(*args, **kwargs)`` of the store in a worker thread, within the store deadline
+    (``ServiceState.store_call``). An unreachable or too slow store is re-raised saying how many
+    of the requested items are not cached (503; the store's URL and driver text go to the log,
+    not the answer); other store errors go to their handler unchanged."""
     try:
-        return await run_in_threadpool(read, *args, **kwargs)
+        return await state.store_call(read, *args, **kwargs)
     except StoreUnavailable as exc:
+        log.warning("forecast store: %s", exc)
         verb = "is" if uncached == 1 else "are"
         what = "the item is" if total == 1 else f"{uncached} of the {total} items {verb}"
-        raise StoreUnavailable(
-            f"the forecast store is unreachable ({exc}) and {what} not cached; "
+        raise StoreDown(
+            f"the forecast store is unreachable and {what} not cached; "
             "cached forecasts are still served, retry later"
         ) from exc
 
@@ -98,7 +109,11 @@ async def item_forecast(
     request: Request,
     horizon: Annotated[
         int | None,
-        Query(ge=1, le=100_000, description="periods to return (default: all the run has)"),
+        Query(
+            ge=1,
+            le=100_000,
+            description="periods to return, at most max_horizon (default: all the run has)",
+        ),
     ] = None,
     quantiles: Annotated[
         list[float] | None,
@@ -106,6 +121,7 @@ async def item_forecast(
     ] = None,
 ) -> Response:
     """Point and quantile forecast of ``item_id`` by the current model version."""
+    single_valued(request, "horizon")
     run = served_run(state)
     h = checked_horizon(state, run, horizon, ["query", "horizon"])
     levels = checked_levels(run, quantiles, ["query", "quantiles"])
@@ -119,6 +135,7 @@ async def item_forecast(
         if item_id not in state.items:
             raise _unknown(run, [item_id])
         fc = await _from_store(
+            state,
             state.store.item_forecast,
             item_id,
             run_id=run.run_id,
@@ -165,6 +182,7 @@ async def items_forecasts(body: ForecastBatchIn, state: StateDep) -> Response:
     missing = [i for i, v in found.items() if v is None]
     if missing:
         fetched = await _from_store(
+            state,
             state.store.items_forecasts,
             missing,
             run_id=run.run_id,

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from sparecast.service.deps import StateDep
-from sparecast.service.errors import NotFound
+from sparecast.service.errors import NotFound, short
 from sparecast.service.models import ErrorOut, ItemPolicyOut
 
 __all__ = ["router"]
@@ -29,5 +29,5 @@ async def item_policy(item_id: str, state: StateDep) -> Response:
     every column ``DIR/policy.parquet`` has (written by ``sparecast plan``)."""
     row = await state.policy.row(item_id)  # NoPlan (404) without a plan file
     if row is None:
-        raise NotFound(f"unknown item {item_id!r}: not in the inventory plan {state.policy.path}")
+        raise NotFound(f"unknown item {short(item_id)}: not in the inventory plan (policy.parquet)")
     return Response(orjson.dumps(row), media_type="application/json")
