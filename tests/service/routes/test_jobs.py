@@ -45,7 +45,9 @@ def test_retrain_runs_the_pipeline_and_changes_the_model_version(data_dir: Path)
     before = run_json(data_dir)["store"]
     settings = _settings(retrain_source=f"sqlite:///{data_dir / 'erp.sqlite'}")
     with TestClient(create_app(settings, data_dir)) as client:
-        assert client.get("/health").json()["model_version"] == before["model_version"]
+        assert (
+            client.get("/health", headers=AUTH).json()["model_version"] == before["model_version"]
+        )
         old = client.get("/forecast/item/P000001").json()
         assert client.post("/retrain").status_code == 401
 
@@ -75,7 +77,7 @@ def test_retrain_runs_the_pipeline_and_changes_the_model_version(data_dir: Path)
         assert done["progress"]  # the pipeline's last progress step
         after = run_json(data_dir)["store"]
         assert done["model_version"] == after["model_version"]
-        assert client.get("/health").json()["model_version"] == after["model_version"]
+        assert client.get("/health", headers=AUTH).json()["model_version"] == after["model_version"]
         new = client.get("/forecast/item/P000001").json()
         assert new["model_version"] == after["model_version"]
         assert new["run_id"] == after["run_id"]

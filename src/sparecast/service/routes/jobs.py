@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from sparecast.service.deps import API_KEY_RESPONSES, ApiKeyDep, StateDep
-from sparecast.service.errors import NotFound
+from sparecast.service.errors import NotFound, short
 from sparecast.service.models import ErrorOut, JobOut
 
 __all__ = ["router"]
@@ -48,5 +48,5 @@ async def job(job_id: str, state: StateDep) -> JobOut:
     the new model version) or ``failed`` (with the error)."""
     found = await run_in_threadpool(state.jobs.get, job_id)
     if found is None:
-        raise NotFound(f"unknown job {job_id!r}")
+        raise NotFound(f"unknown job {short(job_id)!r}")
     return found
