@@ -9,9 +9,9 @@ plan (:func:`sparecast.inventory.plan.compute_plan`, no I/O), stages ``policy.pa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 

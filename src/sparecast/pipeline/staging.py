@@ -221,7 +221,9 @@ def recover_output_dir(output_dir: Path, settings: Settings) -> list[str]:
                     continue
                 if stored is not None:
                     _add_store_entry(folder, stored)
-                    write_json_atomic(folder / COMMITTED, {"token": token, "remove": prepared.get("remove", [])})
+                    write_json_atomic(
+                        folder / COMMITTED, {"token": token, "remove": prepared.get("remove", [])}
+                    )
                     _roll_forward(folder, output_dir)
                     done.append(f"recovered: completed the interrupted run {folder.name}")
                     continue
