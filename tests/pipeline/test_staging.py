@@ -61,7 +61,8 @@ def _left_behind(out: Path, *, committed: bool) -> Path:
     (folder / "forecasts.parquet").write_text("new forecasts")
     (folder / "run.json").write_text(json.dumps({"run": "new"}))
     if committed:
-        write_json_atomic(folder / COMMITTED, {"token": "dead", "remove": ["policy.parquet"]})
+        marker = {"token": "dead", "files": ["forecasts.parquet", "run.json"]}
+        write_json_atomic(folder / COMMITTED, marker | {"remove": ["policy.parquet"]})
     return folder
 
 
@@ -74,6 +75,16 @@ def test_recovery_rolls_a_committed_folder_forward(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "run.json").read_text()) == {"run": "new"}
     assert not (tmp_path / "policy.parquet").exists()
     assert not list(tmp_path.glob(f"{STAGING_PREFIX}*"))
+
+
+def test_recovery_finishes_a_half_done_roll_forward(tmp_path: Path) -> None:
+    """Killed after moving some files: those are not taken for stale ones."""
+    _old_run(tmp_path)
+    folder = _left_behind(tmp_path, committed=True)
+    os.replace(folder / "forecasts.parquet", tmp_path / "forecasts.parquet")
+    recover_output_dir(tmp_path, OFF)
+    assert (tmp_path / "forecasts.parquet").read_text() == "new forecasts"
+    assert json.loads((tmp_path / "run.json").read_text()) == {"run": "new"}
 
 
 def test_recovery_deletes_an_uncommitted_folder(tmp_path: Path) -> None:

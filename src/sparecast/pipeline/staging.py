@@ -119,7 +119,7 @@ class Staging:
         the staged run.json, write the COMMITTED marker and move the files into place."""
         if store is not None:
             _add_store_entry(self.dir, store)
-        write_json_atomic(self.dir / COMMITTED, {"token": self.token, "remove": self.remove})
+        _commit_marker(self.dir, self.token, self.remove)
         steps("replace")
         _roll_forward(self.dir, self.output_dir)
         self.close()
@@ -151,20 +151,27 @@ def _add_store_entry(folder: Path, store: dict[str, Any]) -> None:
         write_json_atomic(run_json, record)
 
 
+def _commit_marker(folder: Path, token: str, remove: list[str] | tuple[str, ...]) -> None:
+    """Write the COMMITTED marker: the files the run produced (all in ``folder`` now) and the
+    stale files to remove."""
+    files = sorted(p.name for p in folder.iterdir() if p.name not in _MARKERS)
+    marker = {"token": token, "files": files, "remove": list(remove)}
+    write_json_atomic(folder / COMMITTED, marker)
+
+
 def _roll_forward(folder: Path, output_dir: Path) -> None:
     """Move a committed folder's files into ``output_dir`` (run.json last), remove the stale
     files the marker names and delete the folder. Idempotent: a kill midway is finished by the
-    next recovery."""
+    next recovery (a file already moved is not moved again, nor removed as stale)."""
     marker = json.loads((folder / COMMITTED).read_text())
-    names = sorted(p.name for p in folder.iterdir() if p.name not in _MARKERS)
-    produced = set(names)
-    for name in names:
-        if name != RUN_JSON and not name.startswith("."):
+    produced = set(marker["files"])
+    for name in sorted(produced):
+        if name != RUN_JSON and not name.startswith(".") and (folder / name).exists():
             os.replace(folder / name, output_dir / name)
     for name in marker.get("remove", []):
         if name not in produced and name != RUN_JSON:
             (output_dir / name).unlink(missing_ok=True)
-    if RUN_JSON in produced:
+    if (folder / RUN_JSON).exists():
         os.replace(folder / RUN_JSON, output_dir / RUN_JSON)
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -221,9 +228,7 @@ def recover_output_dir(output_dir: Path, settings: Settings) -> list[str]:
                     continue
                 if stored is not None:
                     _add_store_entry(folder, stored)
-                    write_json_atomic(
-                        folder / COMMITTED, {"token": token, "remove": prepared.get("remove", [])}
-                    )
+                    _commit_marker(folder, token, prepared.get("remove", []))
                     _roll_forward(folder, output_dir)
                     done.append(f"recovered: completed the interrupted run {folder.name}")
                     continue
