@@ -398,6 +398,7 @@ def serve(
                 f"data directory {data} does not exist; create one with "
                 f"`sparecast demo --output {data}` or `sparecast run --output {data}`"
             )
+        _recover(data, settings)  # what an interrupted command or retrain left
         err_console.print(
             f"Serving {data.resolve()} on http://{host or settings.service.host}:"
             f"{port or settings.service.port} ({workers or settings.service.workers} worker(s))"
