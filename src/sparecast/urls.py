@@ -49,7 +49,13 @@ _URL_IN_TEXT = re.compile(r"[A-Za-z][\w+.\-]*://[^\s'\"<>]+")
 def redact_text(text: str) -> str:
     """``text`` (an error message, a log line) with every URL in it passed through
     ``redact_url``."""
-    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+    def one(match: re.Match[str]) -> str:
+        url = match.group(0)
+        core = url.rstrip(".,:;)]")  # punctuation after the URL is the sentence's
+        return redact_url(core) + url[len(core) :]
+
+    return _URL_IN_TEXT.sub(one, text)
 
 
 def redact_values(value: Any) -> Any:

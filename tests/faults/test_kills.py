@@ -10,7 +10,10 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -151,11 +154,13 @@ def _retrain_children(pid: int) -> list[int]:
     return out
 
 
-def test_kill_a_retrain_keeps_the_plan_served(planned_dir: Path) -> None:
+@contextmanager
+def _serving(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``sparecast serve`` on ``data_dir`` as a real subprocess: its base URL and process."""
     port = free_port()
     env = cli_env(SPARECAST_SERVICE__API_KEY_HASHES=json.dumps([API_KEY_HASH]))
     server = subprocess.Popen(
-        cli_command("serve", "--data", str(planned_dir), "--port", str(port)),
+        cli_command("serve", "--data", str(data_dir), "--port", str(port)),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -171,6 +176,45 @@ def test_kill_a_retrain_keeps_the_plan_served(planned_dir: Path) -> None:
                 pass
             assert server.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
+        yield base, server
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_plans_into_a_served_directory_never_show_a_torn_policy(
+    planned_dir: Path, small_erp: Path
+) -> None:
+    item = pl.read_parquet(planned_dir / "policy.parquet")["unique_id"][0]
+    args = ["plan", "--reuse-forecasts", "-s", str(small_erp), "-o", str(planned_dir), "-q"]
+    statuses: list[int] = []
+    with _serving(planned_dir) as (base, _):
+        stop = threading.Event()
+
+        def poll() -> None:
+            with httpx.Client(base_url=base, timeout=10) as client:
+                while not stop.is_set():
+                    statuses.append(client.get(f"/items/{item}/policy").status_code)
+                    statuses.append(client.get("/reports/inventory").status_code)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            done = run_cli(*args)
+            assert done.returncode == 0, done.stderr
+        finally:
+            stop.set()
+            poller.join()
+    assert len(statuses) > 10
+    assert set(statuses) == {200}
+
+
+def test_kill_a_retrain_keeps_the_plan_served(planned_dir: Path) -> None:
+    with _serving(planned_dir) as (base, server):
         item = pl.read_parquet(planned_dir / "policy.parquet")["unique_id"][0]
         started = httpx.post(f"{base}/retrain", headers=AUTH, timeout=10)
         assert started.status_code == 202, started.text
@@ -196,10 +240,3 @@ def test_kill_a_retrain_keeps_the_plan_served(planned_dir: Path) -> None:
         assert httpx.get(f"{base}/reports/inventory", timeout=5).status_code == 200
         assert httpx.get(f"{base}/forecast/item/{item}", timeout=5).status_code == 200
         assert_one_complete_run(planned_dir, plan=True)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()

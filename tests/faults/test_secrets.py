@@ -22,6 +22,7 @@ from utils.servers import PG_SERVER_URL, free_port, pg_server
 
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.sources import write_tables
+from sparecast.urls import redact_text, redact_values
 
 from .conftest import API_KEY_HASH, AUTH, METHODS, cli_command, cli_env, run_cli
 
@@ -84,6 +85,19 @@ def _search_database(url: str) -> None:
                     _assert_no_secret(f"{url.rsplit('/', 1)[-1]}.{table}", repr(tuple(row)))
     finally:
         engine.dispose()
+
+
+def test_one_redaction_covers_texts_and_settings() -> None:
+    url = f"postgresql://app:{USER_PW}@db/fc?password={QUERY_PW}&token={TOKEN}&secret={SECRET}"
+    text = redact_text(f"cannot connect to {url}: refused")
+    assert text == (
+        "cannot connect to postgresql://app:***@db/fc?password=***&token=***&secret=***: refused"
+    )
+    settings = {"service": {"retrain_source": url, "port": 1}, "methods": ["sba"]}
+    redacted = redact_values(settings)
+    _assert_no_secret("redacted settings", json.dumps(redacted))
+    assert redacted["service"]["port"] == 1 and redacted["methods"] == ["sba"]
+    assert redact_text("no url here: a/b.csv") == "no url here: a/b.csv"
 
 
 def test_run_and_plan_with_secret_urls_leak_nothing(
