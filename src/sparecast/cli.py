@@ -5,6 +5,7 @@ Thin layer over sparecast.pipeline (steps, plan): parse options, draw progress, 
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import date
 from pathlib import Path
@@ -20,10 +21,11 @@ from sparecast.config import Settings, load_settings
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.sources import write_tables
 from sparecast.errors import OutputError, SparecastError
-from sparecast.pipeline.outputs import prepare_output_dir
 from sparecast.pipeline.plan import PlanOutcome, run_plan
+from sparecast.pipeline.staging import recover_output_dir
 from sparecast.pipeline.steps import RunOutcome, run_pipeline
 from sparecast.store.cli import store_app
+from sparecast.urls import redact_text
 
 app = typer.Typer(
     help="sparecast: forecasts and inventory decisions for intermittent demand.",
@@ -151,6 +153,23 @@ def _print_notes(notes: list[str]) -> None:
         )
 
 
+def _recover(output: Path, settings: Settings) -> None:
+    """Finish or undo what an interrupted command left in ``output`` (staging folders)."""
+    for line in recover_output_dir(output, settings):
+        err_console.print(line, markup=False, highlight=False)
+
+
+def _steps(quiet: bool) -> Any:
+    """A step callback printing ``step: NAME`` on stderr as the command advances (not with
+    --quiet): operators and the fault tests see how far a command got."""
+
+    def step(name: str) -> None:
+        if not quiet:
+            err_console.print(f"step: {name}", markup=False, highlight=False)
+
+    return step
+
+
 def _run(
     source: str,
     output: Path,
@@ -160,6 +179,7 @@ def _run(
     full_extract: bool = False,
 ) -> RunOutcome:
     t0 = time.perf_counter()
+    _recover(output, settings)
     with _Bars(quiet) as bars:
         outcome = run_pipeline(
             source,
@@ -168,6 +188,7 @@ def _run(
             with_forecast=with_forecast,
             full_extract=full_extract,
             progress=bars,
+            steps=_steps(quiet),
         )
     _print_notes(outcome.result.notes)
     if not quiet:
@@ -185,6 +206,7 @@ def _plan(
     reuse_forecasts: bool = False,
 ) -> PlanOutcome:
     t0 = time.perf_counter()
+    _recover(output, settings)
     with _Bars(quiet) as bars:
         outcome = run_plan(
             source,
@@ -193,6 +215,7 @@ def _plan(
             reuse_forecasts=reuse_forecasts,
             full_extract=full_extract,
             progress=bars,
+            steps=_steps(quiet),
         )
     _print_notes((outcome.run.result.notes if outcome.run is not None else []) + outcome.plan.notes)
     if not quiet:
@@ -209,7 +232,7 @@ def _plan(
 
 def _fail(exc: SparecastError) -> None:
     err_console.print("error:", style="bold red", end=" ")
-    err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+    err_console.print(redact_text(str(exc)), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -244,12 +267,23 @@ def demo(
         settings = settings.model_copy(
             update={"data": settings.data.model_copy(update={"today": last_day})}
         )
-        prepare_output_dir(output)
+        _recover(output, settings)
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write to the output directory {output}: {exc.strerror or exc}; "
+                "give a writable directory with --output"
+            ) from None
         db = output / "erp.sqlite"
         if not quiet:
             err_console.print(f"Generating demo ERP: {items:,} items x {days} days -> {db}")
         tables = generate_demo_erp(n_items=items, n_days=days, seed=seed, end_date=last_day)
-        write_tables(tables, f"sqlite:///{db}")
+        # written beside and renamed into place: a reader never sees a half-written ERP
+        tmp = output / f".erp.sqlite.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        write_tables(tables, f"sqlite:///{tmp}")
+        os.replace(tmp, db)
         # A new demo ERP replaces the old one: extract it in full, not incrementally.
         _plan(f"sqlite:///{db}", output, settings, quiet, full_extract=True)
     except SparecastError as exc:
@@ -364,6 +398,7 @@ def serve(
                 f"data directory {data} does not exist; create one with "
                 f"`sparecast demo --output {data}` or `sparecast run --output {data}`"
             )
+        _recover(data, settings)  # what an interrupted command or retrain left
         err_console.print(
             f"Serving {data.resolve()} on http://{host or settings.service.host}:"
             f"{port or settings.service.port} ({workers or settings.service.workers} worker(s))"

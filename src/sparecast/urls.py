@@ -7,8 +7,9 @@ the same things the same way.
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["SECRET_QUERY_KEYS", "redact_url"]
+__all__ = ["SECRET_QUERY_KEYS", "redact_url", "redact_text", "redact_values"]
 
 SECRET_QUERY_KEYS: tuple[str, ...] = ("password", "passwd", "secret", "token", "api_key")
 """Query parameters whose value ``redact_url`` hides; a key matches when it ends with one of
@@ -40,3 +41,31 @@ def redact_url(url: str) -> str:
     if sep:
         query = _SECRET_QUERY.sub(lambda m: f"{m['key']}***", sep + query)[1:]
     return f"{scheme}://{head}{sep}{query}"
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][\w+.\-]*://[^\s'\"<>]+")
+
+
+def redact_text(text: str) -> str:
+    """``text`` (an error message, a log line) with every URL in it passed through
+    ``redact_url``."""
+
+    def one(match: re.Match[str]) -> str:
+        url = match.group(0)
+        core = url.rstrip(".,:;)]")  # punctuation after the URL is the sentence's
+        return redact_url(core) + url[len(core) :]
+
+    return _URL_IN_TEXT.sub(one, text)
+
+
+def redact_values(value: Any) -> Any:
+    """A copy of ``value`` (nested dicts, lists, strings) with every URL-valued string redacted:
+    the settings as written to run.json and the store (``service.retrain_source``,
+    ``store.url``, ``store.cache_url``, any URL-valued setting)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: redact_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_values(v) for v in value]
+    return value

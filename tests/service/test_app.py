@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sparecast.config import Settings
+from sparecast.pipeline.staging import COMMITTED, STAGING_PREFIX, write_json_atomic
 from sparecast.service import create_app
 
 from .conftest import API_KEY, AUTH, service_settings
@@ -66,3 +67,20 @@ def test_every_json_answer_is_documented_by_its_model(
     success = next(v for k, v in operation["responses"].items() if k.startswith("2"))
     schema = success["content"]["application/json"]["schema"]
     assert schema == {"$ref": f"#/components/schemas/{model}"}
+
+
+def test_start_finishes_a_commit_a_killed_command_left_behind(data_dir: Path) -> None:
+    """A command killed after its commit point left a committed staging folder: the app's start
+    rolls it forward, so the directory serves the committed results."""
+    policy = data_dir / "policy.parquet"
+    assert policy.exists()
+    folder = data_dir / f"{STAGING_PREFIX}killed"
+    folder.mkdir()
+    (folder / "inventory_report.html").write_text("<p>new report</p>")
+    marker = {"token": "killed", "files": ["inventory_report.html"], "remove": []}
+    write_json_atomic(folder / COMMITTED, marker)
+    settings = Settings(**service_settings())
+    with TestClient(create_app(settings, data_dir)) as client:
+        assert not folder.exists()
+        assert (data_dir / "inventory_report.html").read_text() == "<p>new report</p>"
+        assert client.get("/reports/inventory").text == "<p>new report</p>"

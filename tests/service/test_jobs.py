@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from sparecast.config import Settings
 from sparecast.errors import SparecastError
-from sparecast.service.jobs import retrain_source
+from sparecast.service.jobs import retrain_command, retrain_source
 from sparecast.service.models import JobOut
 
 
@@ -47,3 +47,16 @@ def test_a_job_whose_server_process_died_reads_as_failed(
     seen = client.get(f"/jobs/{job.job_id}").json()
     assert seen["state"] == "failed"
     assert "server process running the job stopped" in seen["error"]
+
+
+def test_retrain_command_repeats_the_directorys_command(tmp_path: Path) -> None:
+    assert retrain_command(tmp_path) == "run"  # no run.json
+    for record, expected in (
+        ({"command": {"name": "plan", "reuse_forecasts": True}}, "plan"),
+        ({"command": {"name": "run"}}, "run"),
+        ({"command": {"name": "backtest"}}, "run"),
+        ({"plan": {}}, "plan"),  # written before run.json named its command
+        ({}, "run"),
+    ):
+        (tmp_path / "run.json").write_text(json.dumps(record))
+        assert retrain_command(tmp_path) == expected, record

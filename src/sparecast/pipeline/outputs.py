@@ -16,7 +16,7 @@ from sparecast.errors import OutputError
 from sparecast.methods.quantiles import forecast_quantiles
 from sparecast.pipeline.core import CoreResult
 from sparecast.pipeline.load import LoadedData
-from sparecast.urls import redact_url
+from sparecast.urls import redact_url, redact_values
 
 __all__ = [
     "POLICY_FILE",
@@ -94,9 +94,16 @@ def write_outputs(
     *,
     source: str,
     timings: dict[str, float],
+    command: str = "run",
+    work_dir: Path | None = None,
 ) -> dict[str, str]:
-    """Write classification, backtest, forecasts, rejected rows and run.json into ``output_dir``."""
+    """Write classification, backtest, forecasts, rejected rows and run.json into ``work_dir``
+    (the staging folder, default ``output_dir``); the paths returned and recorded are those
+    in ``output_dir``, where the files go when the run commits. ``command``: what made the
+    directory (``run``, ``plan``, ``backtest``), recorded in run.json (the retrain repeats it)."""
     paths: dict[str, str] = {}
+    final_dir = output_dir
+    output_dir = work_dir if work_dir is not None else output_dir
     result.classification.write_parquet(output_dir / "classification.parquet")
     paths["classification"] = str(output_dir / "classification.parquet")
     if result.backtest is not None:
@@ -120,12 +127,14 @@ def write_outputs(
             name = "rejected_rows.parquet" if table == "demand" else f"rejected_{table}.parquet"
             rows.write_parquet(output_dir / name)
             paths[f"rejected_{table}"] = str(output_dir / name)
+    paths = {k: str(final_dir / Path(v).name) for k, v in paths.items()}
     panel = loaded.panel
     run = {
         "sparecast_version": __version__,
+        "command": {"name": command},
         "source": redact_url(source),
         "source_kind": loaded.source_kind,
-        "config": settings.to_dict(),
+        "config": redact_values(settings.to_dict()),
         "data_window": {
             "start": str(panel.dates[0]),
             "end": str(panel.end),
@@ -140,5 +149,5 @@ def write_outputs(
         "outputs": paths,
     }
     (output_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
-    paths["run"] = str(output_dir / "run.json")
+    paths["run"] = str(final_dir / "run.json")
     return paths

@@ -1,14 +1,15 @@
 """The plan step: forecasts + purchasing data -> inventory policy, order suggestions, report.
 
-``run_plan`` runs the forecasting pipeline (or reuses ``DIR/forecasts.parquet``), reads the
+``run_plan`` stages the forecasting run (or reuses ``DIR/forecasts.parquet``), reads the
 purchasing tables of the same source (suppliers, purchase_orders, receipts, stock), computes the
-plan (:func:`sparecast.inventory.plan.compute_plan`, no I/O) and writes ``DIR/policy.parquet``
-and ``DIR/inventory_report.html``.
+plan (:func:`sparecast.inventory.plan.compute_plan`, no I/O), stages ``policy.parquet`` and
+``inventory_report.html`` and then stores and commits everything in one step.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -25,14 +26,15 @@ from sparecast.inventory.report import render_inventory_report
 from sparecast.pipeline.console import plan_summary_lines
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.outputs import (
+    OUTPUT_FILES,
     PLAN_FILES,
     POLICY_FILE,
     REJECTED_FILE,
     REPORT_FILE,
-    prepare_output_dir,
 )
-from sparecast.pipeline.progress import Progress, no_progress
-from sparecast.pipeline.steps import RunOutcome, run_pipeline
+from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
+from sparecast.pipeline.staging import Staging
+from sparecast.pipeline.steps import RunOutcome, stage_run, store_and_commit
 from sparecast.urls import redact_url
 
 __all__ = [
@@ -58,27 +60,39 @@ class PlanOutcome:
 
 
 def write_plan(
-    output_dir: Path, plan: PlanResult, *, source: str, forecasts_reused: bool
+    output_dir: Path,
+    plan: PlanResult,
+    *,
+    source: str,
+    forecasts_reused: bool,
+    work_dir: Path | None = None,
+    base_run: Path | None = None,
 ) -> dict[str, str]:
     """Write policy.parquet, inventory_report.html, rejected_purchasing.parquet (only if any)
-    and the ``plan`` section of run.json into ``output_dir``."""
+    and run.json with its ``plan`` section into ``work_dir`` (the staging folder, default
+    ``output_dir``); the paths returned are those in ``output_dir``. run.json starts from
+    ``base_run`` (default: the run.json in ``work_dir``: the forecasting run just staged)."""
+    final_dir = output_dir
+    output_dir = work_dir if work_dir is not None else output_dir
     paths: dict[str, str] = {}
     plan.policy.write_parquet(output_dir / POLICY_FILE)
-    paths["policy"] = str(output_dir / POLICY_FILE)
+    paths["policy"] = str(final_dir / POLICY_FILE)
     if plan.rejected.height:
         plan.rejected.write_parquet(output_dir / REJECTED_FILE)
-        paths["rejected_purchasing"] = str(output_dir / REJECTED_FILE)
-    html = render_inventory_report(plan, source=source)
+        paths["rejected_purchasing"] = str(final_dir / REJECTED_FILE)
+    html = render_inventory_report(plan, source=redact_url(source))
     (output_dir / REPORT_FILE).write_text(html, encoding="utf-8")
-    paths["inventory_report"] = str(output_dir / REPORT_FILE)
+    paths["inventory_report"] = str(final_dir / REPORT_FILE)
     run_path = output_dir / "run.json"
+    base = base_run if base_run is not None else run_path
     run: dict[str, Any] = {}
-    if run_path.exists():
+    if base.exists():
         try:
-            run = json.loads(run_path.read_text())
+            run = json.loads(base.read_text())
         except json.JSONDecodeError:
             run = {}
     run.setdefault("sparecast_version", __version__)
+    run["command"] = {"name": "plan", "reuse_forecasts": forecasts_reused}
     run["plan"] = {
         **plan.summary,
         "forecasts_reused": forecasts_reused,
@@ -87,8 +101,20 @@ def write_plan(
         "outputs": dict(paths),
     }
     run_path.write_text(json.dumps(run, indent=2, default=str))
-    paths["run"] = str(run_path)
+    paths["run"] = str(final_dir / "run.json")
     return paths
+
+
+def _not_long_file(source: str) -> Callable[[LoadedData], None]:
+    def check(loaded: LoadedData) -> None:
+        if loaded.source_kind == "long_file":
+            raise SourceError(
+                f"{redact_url(source)} is a long-format file (unique_id, ds, y) without purchase "
+                "orders or stock; `sparecast plan` needs an ERP database with the "
+                "purchase_orders, receipts and stock tables (use `sparecast run` to forecast it)"
+            )
+
+    return check
 
 
 def run_plan(
@@ -99,79 +125,89 @@ def run_plan(
     reuse_forecasts: bool = False,
     full_extract: bool = False,
     progress: Progress = no_progress,
+    steps: Steps = no_steps,
 ) -> PlanOutcome:
-    """Forecast (the whole ``run_pipeline``, or ``DIR/forecasts.parquet`` with
-    ``reuse_forecasts``), then plan and write the plan's files into ``output_dir``."""
+    """Forecast (the whole forecasting run, or ``DIR/forecasts.parquet`` with
+    ``reuse_forecasts``), then plan; everything is staged and replaces the directory's previous
+    results in one step when it has succeeded (``sparecast.pipeline.staging``)."""
     today = settings.data.today or date.today()
     run: RunOutcome | None = None
     forecasts: pl.DataFrame | None
-    if reuse_forecasts:
-        fc_path = output_dir / "forecasts.parquet"
-        if not fc_path.is_file():
-            raise SourceError(
-                f"--reuse-forecasts: no forecasts.parquet in {output_dir}; run `sparecast run` "
-                "(or `sparecast plan` without --reuse-forecasts) into this directory first"
+    with Staging(output_dir, remove=PLAN_FILES if reuse_forecasts else OUTPUT_FILES) as staging:
+        if reuse_forecasts:
+            fc_path = output_dir / "forecasts.parquet"
+            if not fc_path.is_file():
+                raise SourceError(
+                    f"--reuse-forecasts: no forecasts.parquet in {output_dir}; run `sparecast "
+                    "run` (or `sparecast plan` without --reuse-forecasts) into this directory first"
+                )
+            forecasts = pl.read_parquet(fc_path)
+            if not {"unique_id", "forecast"} <= set(forecasts.columns):
+                raise SourceError(
+                    f"{fc_path} lacks the columns unique_id and forecast; it is not a sparecast "
+                    "forecasts file: run without --reuse-forecasts"
+                )
+            steps("load")
+            loaded: LoadedData = load_panel(
+                source,
+                settings,
+                output_dir,
+                full_extract=full_extract,
+                progress=progress,
+                extra_tables=PLAN_TABLES,
             )
-        prepare_output_dir(output_dir, PLAN_FILES)
-        forecasts = pl.read_parquet(fc_path)
-        if not {"unique_id", "forecast"} <= set(forecasts.columns):
-            raise SourceError(
-                f"{fc_path} lacks the columns unique_id and forecast; it is not a sparecast "
-                "forecasts file: run without --reuse-forecasts"
+            _not_long_file(source)(loaded)
+            classification = classify(
+                loaded.panel,
+                thresholds=settings.tiers.thresholds(),
             )
-        loaded: LoadedData = load_panel(
-            source,
-            settings,
-            output_dir,
-            full_extract=full_extract,
-            progress=progress,
-            extra_tables=PLAN_TABLES,
-        )
-        classification = classify(
+        else:
+            run = stage_run(
+                source,
+                output_dir,
+                staging.dir,
+                settings,
+                full_extract=full_extract,
+                progress=progress,
+                steps=steps,
+                extra_tables=PLAN_TABLES,
+                command="plan",
+                after_load=_not_long_file(source),
+            )
+            loaded, classification = run.loaded, run.result.classification
+            forecasts = run.result.forecasts
+        steps("plan")
+        tables = dict(loaded.tables)
+        if loaded.source_kind == "database" and not loaded.extract_info.get("full", True):
+            # Incremental extraction appends purchase orders by order date, so changes to older
+            # lines (cancelled, re-quantified, re-promised) would never be seen: open quantities
+            # must come from the current table, re-read in full (receipts only ever grow).
+            tables["purchase_orders"] = loaded.source.read_tables(["purchase_orders"])[
+                "purchase_orders"
+            ]
+        plan = compute_plan(
             loaded.panel,
-            thresholds=settings.tiers.thresholds(),
-        )
-    else:
-        run = run_pipeline(
-            source,
-            output_dir,
+            classification,
+            forecasts,
+            tables,
             settings,
-            full_extract=full_extract,
+            today=today,
             progress=progress,
-            extra_tables=PLAN_TABLES,
         )
-        loaded, classification = run.loaded, run.result.classification
-        forecasts = run.result.forecasts
-    if loaded.source_kind == "long_file":
-        raise SourceError(
-            f"{source} is a long-format file (unique_id, ds, y) without purchase orders or "
-            "stock; `sparecast plan` needs an ERP database with the purchase_orders, receipts "
-            "and stock tables (forecasts.parquet was written all the same)"
+        if settings.data.strict and plan.rejected.height:
+            raise DataValidationError(
+                f"{plan.rejected.height} purchasing/stock row(s) rejected ("
+                + ", ".join(f"{k} {v}" for k, v in plan.summary["rejected_by_reason"].items())
+                + "); fix them in the source or run without --strict"
+            )
+        steps("write plan")
+        paths = write_plan(
+            output_dir,
+            plan,
+            source=source,
+            forecasts_reused=reuse_forecasts,
+            work_dir=staging.dir,
+            base_run=output_dir / "run.json" if reuse_forecasts else None,
         )
-    tables = dict(loaded.tables)
-    if loaded.source_kind == "database" and not loaded.extract_info.get("full", True):
-        # Incremental extraction appends purchase orders by order date, so changes to older
-        # lines (cancelled, re-quantified, re-promised) would never be seen: open quantities
-        # must come from the current table, re-read in full (receipts only ever grow).
-        tables["purchase_orders"] = loaded.source.read_tables(["purchase_orders"])[
-            "purchase_orders"
-        ]
-    plan = compute_plan(
-        loaded.panel,
-        classification,
-        forecasts,
-        tables,
-        settings,
-        today=today,
-        progress=progress,
-    )
-    if settings.data.strict and plan.rejected.height:
-        raise DataValidationError(
-            f"{plan.rejected.height} purchasing/stock row(s) rejected ("
-            + ", ".join(f"{k} {v}" for k, v in plan.summary["rejected_by_reason"].items())
-            + "); fix them in the source or run without --strict"
-        )
-    paths = write_plan(
-        output_dir, plan, source=redact_url(source), forecasts_reused=reuse_forecasts
-    )
+        store_and_commit(staging, run, settings, source=source, progress=progress, steps=steps)
     return PlanOutcome(plan, run, paths, plan_summary_lines(plan))

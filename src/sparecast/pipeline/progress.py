@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["Progress", "no_progress"]
+__all__ = ["Progress", "Steps", "no_progress", "no_steps"]
 
 Progress = Callable[[str, int, int], None]
 """progress(label, done, total): called as long steps advance (the CLI draws a Rich bar)."""
@@ -12,4 +12,14 @@ Progress = Callable[[str, int, int], None]
 
 def no_progress(label: str, done: int, total: int) -> None:
     """A progress callback that shows nothing (the default of every step)."""
+    return None
+
+
+Steps = Callable[[str], None]
+"""steps(name): called when a command reaches the next step (check, load, compute, write, store,
+commit, replace, done); the CLI prints a line per step."""
+
+
+def no_steps(name: str) -> None:
+    """A step callback that shows nothing (the default of every command)."""
     return None

@@ -1,11 +1,14 @@
-"""The pipeline run as plain functions: load -> validate -> panel -> classify -> backtest ->
-select -> forecast -> write -> store. The CLI calls ``run_pipeline`` directly; scheduled flows wrap
-the same steps (``load``, ``core``, ``outputs``, ``console``).
+"""The pipeline run as plain functions: check -> load -> validate -> panel -> classify ->
+backtest -> select -> forecast -> write (into a staging folder) -> store -> commit (files moved
+into place). The CLI calls ``run_pipeline`` directly; ``run_plan`` stages the same run and adds
+the plan before it commits; scheduled flows wrap the same steps (``load``, ``core``,
+``outputs``, ``console``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +16,12 @@ from sparecast.config import Settings
 from sparecast.pipeline.console import router_lines, selection_score, summary_lines
 from sparecast.pipeline.core import CoreResult, run_core
 from sparecast.pipeline.load import LoadedData, load_panel
-from sparecast.pipeline.outputs import prepare_output_dir, with_forecast_quantiles, write_outputs
-from sparecast.pipeline.progress import Progress, no_progress
-from sparecast.pipeline.store_step import store_run
+from sparecast.pipeline.outputs import OUTPUT_FILES, with_forecast_quantiles, write_outputs
+from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
+from sparecast.pipeline.staging import Staging
+from sparecast.pipeline.store_step import check_store, store_run
 
-__all__ = ["RunOutcome", "run_pipeline"]
+__all__ = ["RunOutcome", "run_pipeline", "stage_run", "store_and_commit"]
 
 
 @dataclass
@@ -31,19 +35,28 @@ class RunOutcome:
     timings: dict[str, float]
 
 
-def run_pipeline(
+def stage_run(
     source: str,
     output_dir: Path,
+    work_dir: Path,
     settings: Settings,
     *,
     with_forecast: bool = True,
     full_extract: bool = False,
     progress: Progress = no_progress,
+    steps: Steps = no_steps,
     extra_tables: tuple[str, ...] = (),
+    command: str = "run",
+    after_load: Callable[[LoadedData], None] | None = None,
 ) -> RunOutcome:
-    """Load, validate, classify, backtest, forecast and write everything into ``output_dir``."""
+    """Check the store, load and validate the source, compute and write the run's files into
+    ``work_dir`` (a staging folder of ``output_dir``); nothing is stored or committed yet.
+    ``after_load``: a check of the loaded data before the long computation."""
     timings: dict[str, float] = {}
-    prepare_output_dir(output_dir)
+    steps("check")
+    if with_forecast:
+        check_store(settings, output_dir)  # fails fast, before the computation
+    steps("load")
     t0 = time.perf_counter()
     loaded = load_panel(
         source,
@@ -53,7 +66,10 @@ def run_pipeline(
         progress=progress,
         extra_tables=extra_tables,
     )
+    if after_load is not None:
+        after_load(loaded)
     timings["load_s"] = time.perf_counter() - t0
+    steps("compute")
     result = run_core(loaded.panel, settings, with_forecast=with_forecast, progress=progress)
     if result.forecasts is not None and settings.quantiles:
         t0 = time.perf_counter()
@@ -62,22 +78,19 @@ def run_pipeline(
         )
         result.timings["quantiles_s"] = time.perf_counter() - t0
     timings.update(result.timings)
+    steps("write")
     t0 = time.perf_counter()
-    paths = write_outputs(output_dir, loaded, result, settings, source=source, timings=timings)
-    timings["write_s"] = time.perf_counter() - t0
-    stored = store_run(
+    paths = write_outputs(
         output_dir,
-        loaded.panel,
-        result.forecasts,
-        result.summary,
+        loaded,
+        result,
         settings,
         source=source,
-        notes=result.notes,
-        progress=progress,
+        timings=timings,
+        command=command,
+        work_dir=work_dir,
     )
-    if stored is not None:  # the forecast history store (history.sqlite or store.url)
-        paths["store"] = stored.url
-        timings["store_s"] = stored.seconds
+    timings["write_s"] = time.perf_counter() - t0
     lines = []
     if result.summary is not None and result.backtest is not None:
         overall = selection_score(result.backtest, result.selection)
@@ -85,3 +98,68 @@ def run_pipeline(
     elif result.selection.height:
         lines = router_lines(result.selection, settings)
     return RunOutcome(loaded, result, paths, lines, timings)
+
+
+def store_and_commit(
+    staging: Staging,
+    run: RunOutcome | None,
+    settings: Settings,
+    *,
+    source: str,
+    progress: Progress = no_progress,
+    steps: Steps = no_steps,
+) -> None:
+    """The staged files are complete: write ``run`` (if any) into the store - the commit point
+    - then commit the staging folder (files moved into place, run.json last)."""
+    staging.prepare()
+    stored = None
+    if run is not None:
+        steps("store")
+        stored = store_run(
+            staging.output_dir,
+            run.loaded.panel,
+            run.result.forecasts,
+            run.result.summary,
+            settings,
+            source=source,
+            notes=run.result.notes,
+            progress=progress,
+            token=staging.token,
+        )
+    if stored is not None and run is not None:  # the forecast history store
+        run.paths["store"] = stored.url
+        run.timings["store_s"] = stored.seconds
+    steps("commit")
+    staging.commit(stored.to_dict() if stored is not None else None, steps)
+    steps("done")
+
+
+def run_pipeline(
+    source: str,
+    output_dir: Path,
+    settings: Settings,
+    *,
+    with_forecast: bool = True,
+    full_extract: bool = False,
+    progress: Progress = no_progress,
+    steps: Steps = no_steps,
+    extra_tables: tuple[str, ...] = (),
+) -> RunOutcome:
+    """Load, validate, classify, backtest, forecast, store and write everything into
+    ``output_dir`` atomically (staging folder; the previous results stay until this run has
+    succeeded; files of the previous run this one does not produce are removed then)."""
+    with Staging(output_dir, remove=OUTPUT_FILES) as staging:
+        run = stage_run(
+            source,
+            output_dir,
+            staging.dir,
+            settings,
+            with_forecast=with_forecast,
+            full_extract=full_extract,
+            progress=progress,
+            steps=steps,
+            extra_tables=extra_tables,
+            command="run" if with_forecast else "backtest",
+        )
+        store_and_commit(staging, run, settings, source=source, progress=progress, steps=steps)
+    return run

@@ -3,7 +3,6 @@ the forecast history store and record the store's run id and model version in ru
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -18,9 +17,16 @@ from sparecast._version import __version__
 from sparecast.config import Settings
 from sparecast.data.panel import DemandPanel
 from sparecast.store.history import ForecastStore, RunMeta, default_store_url
-from sparecast.urls import redact_url
+from sparecast.urls import redact_url, redact_values
 
-__all__ = ["StoredRun", "store_url_for", "actuals_frame", "run_meta", "store_run"]
+__all__ = [
+    "StoredRun",
+    "store_url_for",
+    "actuals_frame",
+    "run_meta",
+    "store_run",
+    "check_store",
+]
 
 Progress = Callable[[str, int, int], None]
 
@@ -65,12 +71,22 @@ def _day(value: Any) -> date:
 
 
 def run_meta(
-    panel: DemandPanel, settings: Settings, *, source: str, notes: list[str] | None = None
+    panel: DemandPanel,
+    settings: Settings,
+    *,
+    source: str,
+    notes: list[str] | None = None,
+    token: str | None = None,
 ) -> RunMeta:
-    """The run's description for the store (config as in run.json, passwords redacted)."""
+    """The run's description for the store (config as in run.json, secrets redacted).
+    ``token``: the staging folder's token, kept as ``config.store.staging_token`` so that a
+    recovery can tell whether the store has the run of an interrupted command."""
+    config = redact_values(settings.to_dict())
+    if token is not None:
+        config["store"] = {**config.get("store", {}), "staging_token": token}
     return RunMeta(
         sparecast_version=__version__,
-        config=settings.to_dict(),
+        config=config,
         data_start=_day(panel.dates[0]),
         data_end=_day(panel.end),
         freq=panel.freq,
@@ -92,11 +108,11 @@ def store_run(
     source: str,
     notes: list[str] | None = None,
     progress: Progress | None = None,
+    token: str | None = None,
 ) -> StoredRun | None:
     """Migrate the store if needed, write the run in one transaction (then delete runs beyond
-    ``store.keep_runs``) and add a ``store`` entry (url, run_id, model_version) to
-    ``output_dir/run.json``. None when ``store.write_runs`` is
-    off or there are no forecasts (``sparecast backtest``)."""
+    ``store.keep_runs``); the caller records the result in run.json (``Staging.commit``).
+    None when ``store.write_runs`` is off or there are no forecasts (``sparecast backtest``)."""
     if not settings.store.write_runs or forecasts is None:
         return None
     t0 = time.perf_counter()
@@ -106,7 +122,7 @@ def store_run(
         store.migrate()
         n_actuals = settings.store.actuals_periods or settings.horizon
         run_id = store.write_run(
-            run_meta(panel, settings, source=source, notes=notes),
+            run_meta(panel, settings, source=source, notes=notes, token=token),
             forecasts,
             actuals=actuals_frame(panel, n_actuals),
             accuracy=summary,
@@ -118,10 +134,16 @@ def store_run(
     finally:
         store.dispose()
     assert info is not None  # just written in a committed transaction
-    stored = StoredRun(redact_url(url), run_id, info.model_version, time.perf_counter() - t0)
-    run_json = output_dir / "run.json"
-    if run_json.is_file():
-        record = json.loads(run_json.read_text())
-        record["store"] = stored.to_dict()
-        run_json.write_text(json.dumps(record, indent=2, default=str))
-    return stored
+    return StoredRun(redact_url(url), run_id, info.model_version, time.perf_counter() - t0)
+
+
+def check_store(settings: Settings, output_dir: Path) -> None:
+    """Before the long computation: the store is reachable and migrated (raises
+    StoreUnavailable fast otherwise). Nothing to check when ``store.write_runs`` is off."""
+    if not settings.store.write_runs:
+        return
+    store = ForecastStore(store_url_for(settings, output_dir))
+    try:
+        store.migrate()
+    finally:
+        store.dispose()

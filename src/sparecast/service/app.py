@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,12 +11,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from sparecast._version import __version__
 from sparecast.config import Settings
 from sparecast.service.cached_reads import ItemForecastFastPath
 from sparecast.service.deps import require_api_key
 from sparecast.service.errors import add_exception_handlers
+from sparecast.service.jobs import recover_data_dir
 from sparecast.service.limits import RequestLimits
 from sparecast.service.metrics import LatencyMiddleware
 from sparecast.service.routes import forecast, health, items, jobs, metrics, reports
@@ -59,6 +62,9 @@ def _protected() -> list[tuple[str, str]]:
     ]
 
 
+_log = logging.getLogger("sparecast.service")
+
+
 def create_app(
     settings: Settings,
     data_dir: str | Path,
@@ -77,6 +83,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # finish or undo what an interrupted command or retrain left in the directory
+        for line in await run_in_threadpool(recover_data_dir, settings, Path(data_dir)):
+            _log.info("recovery: %s", line)
         await state.start()
         try:
             yield

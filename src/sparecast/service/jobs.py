@@ -1,6 +1,13 @@
 """Background retraining: ``POST /retrain`` runs the pipeline in a separate process.
 
-The pipeline (``sparecast.pipeline.steps.run_pipeline``) runs in a spawned child process, so its
+The job repeats the command that made the directory (``run.json``'s ``command``): ``plan`` for
+a directory made by ``sparecast plan`` or ``demo`` (forecasts, policy and report are rebuilt;
+the old ones are served until the new ones replace them), ``run`` otherwise. Like every command
+it writes into a staging folder and commits atomically (``sparecast.pipeline.staging``): a
+failed or killed job leaves the served results as they were. ``recover_data_dir`` (called at
+service start) finishes or undoes what a killed job left.
+
+The pipeline runs in a spawned child process, so its
 CPU work never holds the server's event loop or GIL; a watcher thread follows the child and
 records the job's state. Jobs are JSON files under ``DIR/.sparecast_jobs/`` and "one job at a
 time" is an exclusive ``flock`` on ``DIR/.sparecast_jobs/lock``: both hold across the server's
@@ -21,11 +28,35 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sparecast.config import Settings, redact_url
+from sparecast.config import Settings
+from sparecast.pipeline.plan import run_plan
+from sparecast.pipeline.staging import recover_output_dir
+from sparecast.pipeline.steps import run_pipeline
 from sparecast.service.errors import JobConflict, NoRetrainSource
 from sparecast.service.models import JobOut
+from sparecast.urls import redact_text, redact_url
 
-__all__ = ["JobManager", "retrain_source"]
+__all__ = ["JobManager", "recover_data_dir", "retrain_command", "retrain_source"]
+
+
+def recover_data_dir(settings: Settings, data_dir: Path) -> list[str]:
+    """At service start: finish or undo what an interrupted command or retrain left in the
+    data directory (its staging folders); one line per folder handled."""
+    return recover_output_dir(data_dir, settings)
+
+
+def retrain_command(data_dir: Path) -> str:
+    """What a retrain of ``data_dir`` runs: ``plan`` when ``run.json`` says the directory was
+    made by ``plan`` (or ``demo``, or holds a plan), else ``run``."""
+    try:
+        record = json.loads((data_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return "run"
+    command = record.get("command") or {}
+    name = command.get("name") if isinstance(command, dict) else command
+    if name == "plan" or (name is None and "plan" in record):
+        return "plan"
+    return "run"
 
 
 def retrain_source(settings: Settings, data_dir: Path) -> str:
@@ -40,30 +71,39 @@ def retrain_source(settings: Settings, data_dir: Path) -> str:
         source = None
     if not source:
         raise NoRetrainSource(
-            "no source to retrain on: the served directory's run.json is missing or names "
-            "none; set service.retrain_source (SPARECAST_SERVICE__RETRAIN_SOURCE)"
+            "no source to retrain on: run.json is missing or names none; set "
+            "service.retrain_source (SPARECAST_SERVICE__RETRAIN_SOURCE)"
         )
-    if ":***@" in source:
+    if "***" in source:
         raise NoRetrainSource(
-            "the source in the served directory's run.json has its password redacted; set "
-            "service.retrain_source to the full URL"
+            "the source in run.json has its password redacted; set service.retrain_source "
+            "to the full URL"
         )
     return str(source)
 
 
-def _retrain_main(source: str, data_dir: str, settings: Settings, conn: Any) -> None:
-    """Child process: run the pipeline into ``data_dir`` (which writes the run into the store),
-    reporting progress and the outcome through ``conn``."""
+def _retrain_main(
+    source: str, data_dir: str, settings: Settings, conn: Any, command: str = "run"
+) -> None:
+    """Child process: run ``command`` (``run`` or ``plan``) into ``data_dir`` (which writes the
+    run into the store and commits the files atomically), reporting progress and the outcome
+    through ``conn``."""
     try:
-        from sparecast.pipeline.steps import run_pipeline
 
         def progress(label: str, done: int, total: int) -> None:
             conn.send(("progress", f"{label} {done}/{total}"))
 
-        run_pipeline(source, Path(data_dir), settings, progress=progress)
+        def step(name: str) -> None:
+            conn.send(("progress", f"step {name}"))
+
+        recover_output_dir(Path(data_dir), settings)  # what an earlier killed job left
+        if command == "plan":
+            run_plan(source, Path(data_dir), settings, progress=progress, steps=step)
+        else:
+            run_pipeline(source, Path(data_dir), settings, progress=progress, steps=step)
         conn.send(("done", None))
     except BaseException as exc:  # noqa: BLE001 - reported to the job, then the child exits
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        conn.send(("error", redact_text(f"{type(exc).__name__}: {exc}")))
     finally:
         conn.close()
 
@@ -144,6 +184,7 @@ class JobManager:
         """Start a retraining job; raises JobConflict while one runs, NoRetrainSource when
         there is no source to retrain on."""
         source = retrain_source(self.settings, self.data_dir)
+        command = retrain_command(self.data_dir)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
             lock_fd = os.open(self.jobs_dir / "lock", os.O_CREAT | os.O_RDWR, 0o644)
@@ -157,6 +198,7 @@ class JobManager:
                 state="queued",
                 created_at=_now(),
                 source=redact_url(source),
+                command=command,
                 model_version_before=self.current_version(),
             )
             try:
@@ -183,7 +225,7 @@ class JobManager:
         try:
             proc = ctx.Process(
                 target=_retrain_main,
-                args=(source, str(self.data_dir), self.settings, child),
+                args=(source, str(self.data_dir), self.settings, child, job.command),
                 name=f"sparecast-retrain-{job.job_id[:8]}",
                 daemon=True,
             )
@@ -216,7 +258,11 @@ class JobManager:
         except BaseException as exc:  # noqa: BLE001 - the job must end in a recorded state
             self._save(
                 job.model_copy(
-                    update={"state": "failed", "finished_at": _now(), "error": repr(exc)}
+                    update={
+                        "state": "failed",
+                        "finished_at": _now(),
+                        "error": redact_text(repr(exc)),
+                    }
                 )
             )
         finally:

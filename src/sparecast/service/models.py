@@ -148,6 +148,11 @@ class JobOut(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     source: str = Field(description="source the pipeline runs on (password redacted)")
+    command: str = Field(
+        "run",
+        description="what the job runs: `plan` for a directory made by `sparecast plan` or "
+        "`demo` (forecasts, policy and report rebuilt), else `run`",
+    )
     progress: str = Field("", description="last progress step of the pipeline")
     model_version_before: str | None = None
     model_version: str | None = Field(None, description="version of the new run when succeeded")

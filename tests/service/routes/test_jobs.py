@@ -58,6 +58,7 @@ def test_retrain_runs_the_pipeline_and_changes_the_model_version(data_dir: Path)
         assert job.state == "queued"
         assert job.model_version_before == before["model_version"]
         assert job.source == f"sqlite:///{data_dir / 'erp.sqlite'}"
+        assert job.command == "plan"  # the demo directory holds a plan: it is kept
 
         # one job at a time: the second POST names the running job
         second = client.post("/retrain", headers=AUTH)
@@ -82,6 +83,10 @@ def test_retrain_runs_the_pipeline_and_changes_the_model_version(data_dir: Path)
         assert new["model_version"] == after["model_version"]
         assert new["run_id"] == after["run_id"]
         assert new["dates"] == old["dates"]  # same data, same window
+        # the retrain ran `plan`: the policy and the report are still (newly) there
+        assert client.get("/items/P000001/policy").status_code == 200
+        assert client.get("/reports/inventory").status_code == 200
+        assert run_json(data_dir)["command"]["name"] == "plan"
 
         # the lock is released: the next job starts (and is left to fail fast below)
         assert not (data_dir / ".sparecast_jobs" / "running").exists()
