@@ -48,7 +48,9 @@ def test_demo_leaves_its_run_in_history_sqlite(demo_dir: Path) -> None:
     assert info.model_version == run["store"]["model_version"]
     assert info.n_items == 120 and info.horizon == 28 and info.freq == "D"
     assert str(info.data_end) == run["data_window"]["end"]
-    assert info.config == run["config"]
+    stored_config = {**info.config, "store": dict(info.config["store"])}
+    token = stored_config["store"].pop("staging_token")  # the commit's token (recovery uses it)
+    assert token and stored_config == run["config"]
 
     fc = pl.read_parquet(demo_dir / "forecasts.parquet")
     assert store.known_items() == sorted(fc["unique_id"].unique().to_list())
@@ -157,19 +159,19 @@ def test_actuals_frame_is_the_panel_tail() -> None:
     assert actuals_frame(panel, 10).height == 6  # never more than the panel has
 
 
-def test_unreachable_store_fails_the_run_after_the_files(
+def test_unreachable_store_fails_the_run_before_any_file(
     demo_dir: Path, tmp_path: Path, unused_port: int
 ) -> None:
-    """A configured store that is down is an error (exit 2 in the CLI) naming the store; the
-    run's files are written before it, run.json without a store entry."""
+    """A configured store that is down is an error (exit 2 in the CLI) naming the store, found
+    before the computation: no file of the run is written (issue 10: nothing for a run the store
+    does not have)."""
     from sparecast.errors import StoreUnavailable
 
     url = f"postgresql+psycopg://postgres@127.0.0.1:{unused_port}/history"
     out = tmp_path / "down"
     with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{unused_port}/history is unreachable"):
         run_pipeline(str(demo_dir / "erp.sqlite"), out, load_settings(store={"url": url}))
-    assert (out / "forecasts.parquet").exists()
-    assert "store" not in json.loads((out / "run.json").read_text())
+    assert not (out / "forecasts.parquet").exists() and not (out / "run.json").exists()
 
 
 def test_keep_runs_prunes_the_history(demo_dir: Path, tmp_path: Path) -> None:
@@ -213,7 +215,7 @@ def test_run_meta_describes_the_panel_and_hides_passwords() -> None:
     assert meta.source == "mysql+pymysql://erp:***@db/erp" and meta.notes == ["n1"]
 
 
-def test_store_run_writes_the_run_and_records_it_in_run_json(tmp_path: Path) -> None:
+def test_store_run_writes_the_run_and_leaves_run_json_alone(tmp_path: Path) -> None:
     panel = _tiny_panel()
     forecasts = pl.DataFrame(
         {
@@ -232,8 +234,9 @@ def test_store_run_writes_the_run_and_records_it_in_run_json(tmp_path: Path) -> 
     stored = store_run(tmp_path, panel, forecasts, None, settings, source="erp.sqlite")
     assert isinstance(stored, StoredRun) and stored.run_id == 1
     assert stored.url == default_store_url(tmp_path) and stored.seconds >= 0
-    record = json.loads((tmp_path / "run.json").read_text())
-    assert record == {"horizon": 1, "store": stored.to_dict()}
+    # run.json is not rewritten in place: the staging commit adds the store entry
+    # (tests/pipeline/test_staging.py)
+    assert json.loads((tmp_path / "run.json").read_text()) == {"horizon": 1}
     store = ForecastStore(stored.url)
     info = store.latest_run()
     assert info is not None and info.model_version == stored.model_version
