@@ -5,6 +5,7 @@ import pytest
 from sparecast.classify import TierThresholds
 from sparecast.config import load_settings
 from sparecast.errors import ConfigError
+from sparecast.selection.router import DEFAULT_METRIC, DEFAULT_TOP_K, ROUTER_METRICS
 
 
 def test_defaults() -> None:
@@ -78,3 +79,19 @@ def test_tier_settings_default_to_classify_and_convert() -> None:
     assert s.tiers.thresholds() == TierThresholds()
     custom = load_settings(tiers={"high_volume": 0.6, "regular": 0.2, "intermittent": 0.05})
     assert custom.tiers.thresholds() == TierThresholds(0.6, 0.2, 0.05)
+
+
+def test_router_metric_is_checked_against_the_router_metrics() -> None:
+    s = load_settings()
+    assert s.router.metric == DEFAULT_METRIC and s.router.top_k == DEFAULT_TOP_K
+    for metric in ROUTER_METRICS:
+        assert load_settings(router={"metric": metric}).router.metric == metric
+    with pytest.raises(ConfigError, match=r"router.metric.*one of: mae, rmse"):
+        load_settings(router={"metric": "pis"})
+
+
+def test_quantile_levels_are_checked_by_the_methods_check() -> None:
+    assert load_settings(quantiles=[0.9, 0.5, 0.9]).quantiles == [0.5, 0.9]
+    assert load_settings(quantiles=[]).quantiles == []
+    with pytest.raises(ConfigError, match=r"quantile levels must be a 1-D list in \(0, 1\)"):
+        load_settings(quantiles=[0.5, 1.0])
