@@ -49,6 +49,29 @@ def _trend_and_noise_panel(seed: int = 1, t: int = 150) -> DemandPanel:
     return _panel(np.clip(np.vstack(trend + flat), 0.1, None))
 
 
+def test_predict_on_another_panel_uses_the_fitted_choice_and_the_fallback() -> None:
+    panel = _tiered_panel()
+    rules = {
+        "high_volume": "naive",
+        "regular": "ma",
+        "intermittent": "sba",
+        "very_intermittent": "ma_nonzero",
+    }
+    router = HybridRouter("rules", rules=rules, fallback="ses").fit(panel, 7)
+    full = router.predict(panel, 7)
+    assert router.notes_ == []
+    # items reversed, one item dropped and one new item: fitted items keep their method
+    order = np.arange(panel.n_items)[::-1][:-1]
+    other = _panel(
+        np.vstack([panel.y[order], np.arange(120) % 3]),
+        [str(panel.item_ids[i]) for i in order] + ["new-item"],
+    )
+    fc = router.predict(other, 7)
+    np.testing.assert_allclose(fc[:-1], full[order])
+    np.testing.assert_allclose(fc[-1], forecast_matrix(other.y[-1:], 7, "ses")[0])
+    assert router.notes_ == ["router: 1 item(s) the router was not fitted on get the fallback ses"]
+
+
 # ---------------------------------------------------------------------------- rules
 def test_rules_map_tiers_to_methods_and_forecast_with_them() -> None:
     panel = _tiered_panel()

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from sparecast.classify import REGULAR_TIERS, classify
+from sparecast.classify import REGULAR_TIERS, TierThresholds, as_thresholds, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
 from sparecast.methods.features import (
@@ -582,7 +582,9 @@ class XGBoostRegular(_GlobalTreeModel):
     items, when no item is regular) get the pooled model's forecast: it is trained on the regular
     items only, so for intermittent items it is a plain fallback; the hybrid router sends them
     to other methods. Objectives map to ``reg:tweedie``, ``count:poisson``, ``reg:squarederror``,
-    ``reg:quantileerror`` and the asymmetric custom objective.
+    ``reg:quantileerror`` and the asymmetric custom objective. ``tiers``: the frequency tier
+    thresholds that decide which items are regular (None: the defaults of
+    :class:`sparecast.classify.TierThresholds`; a mapping of its fields is accepted too).
     """
 
     def __init__(
@@ -610,6 +612,7 @@ class XGBoostRegular(_GlobalTreeModel):
         max_depth: int = 6,
         min_child_weight: float = 5.0,
         per_item_estimators: int = 100,
+        tiers: TierThresholds | None = None,
     ) -> None:
         self.objective = objective
         self.strategy = strategy
@@ -633,6 +636,7 @@ class XGBoostRegular(_GlobalTreeModel):
         self.max_depth = max_depth
         self.min_child_weight = min_child_weight
         self.per_item_estimators = per_item_estimators
+        self.tiers = tiers
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -713,7 +717,7 @@ class XGBoostRegular(_GlobalTreeModel):
         """Learn the pooled model (and in ``per_item`` mode one model per regular item)."""
         self._prepare(panel, h)
         self.panel_ = panel
-        tiers = classify(panel)["tier"].to_numpy()
+        tiers = classify(panel, thresholds=as_thresholds(self.tiers))["tier"].to_numpy()
         regular = np.flatnonzero(np.isin(tiers, REGULAR_TIERS))
         self.regular_items_ = regular
         train_panel = panel.select_items(regular) if regular.size else panel

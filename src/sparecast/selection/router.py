@@ -302,20 +302,36 @@ class HybridRouter(BaseEstimator):
         *,
         forecasts: dict[str, np.ndarray] | None = None,
     ) -> np.ndarray:
-        """Point forecasts ``float64[items, h]``: each item's chosen method, or the mean of its
-        chosen methods. ``forecasts`` (method -> ``[items, h]`` on this panel) are used where
-        given; the other needed methods are run on the whole panel (global models see every
-        item)."""
+        """Point forecasts ``float64[items, h]``, rows in panel order: each item's chosen method,
+        or the mean of its chosen methods. Items the router was not fitted on get the fallback
+        (and a note in ``notes_``). ``forecasts`` (method -> ``[items, h]`` on this panel) are
+        used where given; the other needed methods are run on the whole panel (global models see
+        every item)."""
         if not hasattr(self, "selection_"):
             raise MethodError("the router is not fitted; call fit(panel, h) first")
         ids = np.asarray(panel.item_ids).astype(str)
-        if not np.array_equal(ids, self.item_ids_):
-            raise MethodError(
-                "predict needs the panel the router was fitted on (same items in the same order)"
+        if np.array_equal(ids, self.item_ids_):
+            chosen = self.selection_["method"].to_numpy()
+        else:
+            chosen = (
+                pl.DataFrame({"unique_id": ids})
+                .join(self.selection_, on="unique_id", how="left", maintain_order="left")["method"]
+                .fill_null(self.fallback)
+                .to_numpy()
             )
+            unseen = int((~np.isin(ids, self.item_ids_)).sum())
+            if unseen:
+                self.notes_.append(
+                    f"router: {unseen} item(s) the router was not fitted on get the fallback "
+                    f"{self.fallback}"
+                )
+        # the methods these items need, in the order of methods_ (the fallback last)
+        used = {m for name in np.unique(chosen) for m in combination_members(str(name))}
+        candidates = [*self.methods_, *combination_members(self.fallback)]
+        needed = [m for m in dict.fromkeys(candidates) if m in used]
         values = dict(forecasts or {})
-        params = params_for(panel.freq, self.methods_, self._params(self.methods_))
-        for name in self.methods_:
+        params = params_for(panel.freq, needed, self._params(needed))
+        for name in needed:
             if name not in values:
                 values[name] = forecast_panel(panel, h, name, params.get(name))
             if values[name].shape != (panel.n_items, h):
@@ -323,7 +339,6 @@ class HybridRouter(BaseEstimator):
                     f"forecasts[{name!r}] has shape {values[name].shape}, "
                     f"expected {(panel.n_items, h)}"
                 )
-        chosen = self.selection_["method"].to_numpy()
         out = np.zeros((panel.n_items, h))
         for name in np.unique(chosen):
             rows = chosen == name
