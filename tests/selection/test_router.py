@@ -19,6 +19,7 @@ from sparecast.methods import forecast_matrix
 from sparecast.methods.combine import combination_members
 from sparecast.pipeline.core import make_router, run_core
 from sparecast.selection.choose import select
+from sparecast.selection.combinations import with_combinations
 from sparecast.selection.router import DEFAULT_RULES, HybridRouter
 
 
@@ -238,7 +239,7 @@ def test_top_k_mean_equals_the_mean_of_the_members() -> None:
         np.testing.assert_allclose(fc[i], expected)
     # the combination's backtest score is the score of the mean forecast, window by window
     name = router.selection_["method"][0]
-    combo = bt.with_combinations([name])
+    combo = with_combinations(bt, [name])
     a, b = combination_members(name)
     errors = bt.errors
     assert errors is not None

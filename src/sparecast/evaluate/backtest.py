@@ -36,7 +36,6 @@ from sparecast.evaluate.metrics import (
     seasonal_naive_scales,
 )
 from sparecast.methods import Method, forecast_panel, get_method, params_for, resolve_methods
-from sparecast.methods.combine import combination_members, combine
 
 __all__ = [
     "BacktestResult",
@@ -45,6 +44,7 @@ __all__ = [
     "backtest",
     "backtest_origins",
     "windows_that_fit",
+    "window_scores",
     "check_score_metric",
     "format_summary_lines",
     "method_label",
@@ -231,77 +231,6 @@ class BacktestResult:
             {"method": self.methods, "method_order": np.arange(len(self.methods), dtype=np.int64)}
         )
 
-    # ------------------------------------------------------------------ combinations
-    def with_combinations(self, names: Iterable[str]) -> BacktestResult:
-        """This result with score rows for each combination ``mean(a,b,...)`` in ``names``: the
-        mean of the members' forecasts, scored window by window like a method (needs the errors,
-        ``backtest(..., keep_errors=True)``). Names that are already methods are skipped; mape
-        and wape of a combination are null."""
-        new = [n for n in dict.fromkeys(names) if n not in self.methods]
-        if not new:
-            return self
-        if self.errors is None or self.panel is None:
-            raise MethodError(
-                f"scoring the combination(s) {new} needs the per-window errors; run the "
-                "backtest with keep_errors=True"
-            )
-        members = {n: combination_members(n) for n in new}
-        missing = sorted({m for ms in members.values() for m in ms} - set(self.errors))
-        if missing:
-            raise MethodError(f"combination member(s) {missing} were not backtested")
-        scales_abs, scales_sq = seasonal_naive_scales(self.panel.y, self.seasonality, self.origins)
-        base = self.scores.filter(pl.col("method") == self.methods[0])
-        frames = [self.scores]
-        errors = dict(self.errors)
-        for name, ms in members.items():
-            e_all = combine(name, {m: self.errors[m].astype(np.float64) for m in ms})
-            errors[name] = e_all.astype(np.float32)
-            n_items = e_all.shape[1]
-            sums = {k: np.zeros(n_items) for k in SCORE_METRICS}
-            counts = {k: np.zeros(n_items, dtype=np.int64) for k in SCORE_METRICS}
-            for w in range(len(self.origins)):
-                # scores depend on the errors only: the mean errors as forecasts of zeros
-                ws = _window_scores(
-                    np.zeros_like(e_all[w]),
-                    e_all[w],
-                    TrainScales(scales_abs[w], scales_sq[w]),
-                    self.stockout_weight,
-                )
-                for k, v in ws.items():
-                    ok = ~np.isnan(v)
-                    sums[k] += np.where(ok, v, 0.0)
-                    counts[k] += ok
-            cols: dict[str, Any] = {
-                "unique_id": base["unique_id"],
-                "method": pl.repeat(name, n_items, eager=True, dtype=pl.Utf8),
-            }
-            for k in SCORE_METRICS:
-                mean = np.where(counts[k] > 0, sums[k] / np.maximum(counts[k], 1), np.nan)
-                cols[k] = pl.Series(k, mean, dtype=pl.Float64, nan_to_null=True)
-            cols["mape"] = pl.repeat(None, n_items, eager=True, dtype=pl.Float64)
-            cols["wape"] = pl.repeat(None, n_items, eager=True, dtype=pl.Float64)
-            cols["n_windows_scaled"] = pl.Series(counts["mase"], dtype=pl.Int64)
-            cols["abs_error_sum"] = pl.Series(np.abs(e_all).sum(axis=(0, 2)), dtype=pl.Float64)
-            cols["actual_sum"] = base["actual_sum"]
-            cols["n_train_demands"] = base["n_train_demands"]
-            frames.append(pl.DataFrame(cols).select(self.scores.columns))
-        labels = dict(self.labels)
-        for name, ms in members.items():
-            labels[name] = "mean(" + ", ".join(self.labels.get(m, m) for m in ms) + ")"
-        return BacktestResult(
-            scores=pl.concat(frames),
-            methods=[*self.methods, *new],
-            labels=labels,
-            h=self.h,
-            seasonality=self.seasonality,
-            origins=self.origins,
-            cutoffs=self.cutoffs,
-            errors=errors,
-            timings=self.timings,
-            panel=self.panel,
-            stockout_weight=self.stockout_weight,
-        )
-
     # ------------------------------------------------------------------ summary
     def summary(
         self,
@@ -418,7 +347,7 @@ def _validate(panel: DemandPanel, h: int, n_windows: int, step: int, seasonality
         )
 
 
-def _window_scores(
+def window_scores(
     y_true: np.ndarray, y_pred: np.ndarray, scales: TrainScales, stockout_weight: float
 ) -> dict[str, np.ndarray]:
     """Per-item scores (SCORE_METRICS, from the metric registry) of one window's forecasts
@@ -527,13 +456,13 @@ def backtest(
                 )
             if errors is not None:
                 errors[m.name][w] = fc - actual
-            window_scores = _window_scores(actual, fc, scales, stockout_weight)
+            scored = window_scores(actual, fc, scales, stockout_weight)
             # MAPE and WAPE are ratios pooled over the windows: their parts add up
             abs_error_sum[i] += METRICS["wape"].parts(actual, fc)[0]  # type: ignore[misc]
             ape, n_nonzero = METRICS["mape"].parts(pct_actual, fc[pct_rows])  # type: ignore[misc]
             ape_sum[i] += ape
             ape_count[i] += n_nonzero
-            for k, v in window_scores.items():
+            for k, v in scored.items():
                 ok = ~np.isnan(v)
                 sums[k][i] += np.where(ok, v, 0.0)
                 counts[k][i] += ok
