@@ -429,6 +429,9 @@ def backtest(
         )
     ape_sum = np.zeros((n_m, pct_rows.size))
     ape_count = np.zeros((n_m, pct_rows.size), dtype=np.int64)
+    # MAPE and WAPE pool over the windows: the registry's parts (sums) of each window add up
+    mape_parts, wape_parts = METRICS["mape"].parts, METRICS["wape"].parts
+    assert mape_parts is not None and wape_parts is not None
     # MASE / RMSSE scales of every window's training part, in one pass over the panel.
     scales_abs, scales_sq = seasonal_naive_scales(y, seasonality, origins)
 
@@ -457,9 +460,8 @@ def backtest(
             if errors is not None:
                 errors[m.name][w] = fc - actual
             scored = window_scores(actual, fc, scales, stockout_weight)
-            # MAPE and WAPE are ratios pooled over the windows: their parts add up
-            abs_error_sum[i] += METRICS["wape"].parts(actual, fc)[0]  # type: ignore[misc]
-            ape, n_nonzero = METRICS["mape"].parts(pct_actual, fc[pct_rows])  # type: ignore[misc]
+            abs_error_sum[i] += wape_parts(actual, fc)[0]
+            ape, n_nonzero = mape_parts(pct_actual, fc[pct_rows])
             ape_sum[i] += ape
             ape_count[i] += n_nonzero
             for k, v in scored.items():

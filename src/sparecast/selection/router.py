@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
@@ -76,13 +76,13 @@ DEFAULT_RULES: dict[str, str] = {
 # single classical method and mlforecast on MASE on the demo and carparts (benchmarks/ml.py).
 DEFAULT_CANDIDATES: tuple[str, ...] = (*DEFAULT_METHODS, "lightgbm")
 # The router's defaults (HybridRouter and the config's [router] section both use them).
-DEFAULT_MODE = "auto"
-DEFAULT_METRIC = BALANCED
-DEFAULT_SELECT_BY = "class"
-DEFAULT_MIN_HISTORY = 10
-DEFAULT_TOP_K = 2  # measured best on MASE and asym together (benchmarks/ml.py)
-DEFAULT_FALLBACK = "ma"
-DEFAULT_STOCKOUT_WEIGHT = 3.0
+DEFAULT_MODE: Final = "auto"
+DEFAULT_METRIC: Final = BALANCED
+DEFAULT_SELECT_BY: Final = "class"
+DEFAULT_MIN_HISTORY: Final = 10
+DEFAULT_TOP_K: Final = 2  # measured best on MASE and asym together (benchmarks/ml.py)
+DEFAULT_FALLBACK: Final = "ma"
+DEFAULT_STOCKOUT_WEIGHT: Final = 3.0
 
 
 def _check_names(names: Iterable[str], what: str) -> list[str]:
