@@ -68,7 +68,6 @@ def evaluate(
     preds["sparecast (per-class selection)"] = sel
     rows = []
     y_train = train.y.astype(np.float64)
-    total = actual.sum()
     for m, p in preds.items():
         rows.append(
             {
@@ -78,7 +77,8 @@ def evaluate(
                 "RMSSE": nanmean_count(METRICS["rmsse"](actual, p, y_train))[0].item(),
                 "MAE": float(METRICS["mae"](actual, p).mean()),
                 "bias": float(METRICS["me"](actual, p).mean()),
-                "WAPE": float(np.abs(p - actual).sum() / total) if total else float("nan"),
+                # one WAPE over every item and period: the whole panel as one series
+                "WAPE": float(METRICS["wape"](actual.reshape(1, -1), p.reshape(1, -1))[0]),
             }
         )
     out = pl.DataFrame(rows)

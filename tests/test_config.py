@@ -8,6 +8,7 @@ from sparecast.classify import TierThresholds
 from sparecast.cli import app
 from sparecast.config import StoreSettings, load_settings
 from sparecast.errors import ConfigError
+from sparecast.selection.router import DEFAULT_METRIC, DEFAULT_TOP_K, ROUTER_METRICS
 from sparecast.store.cache import RedisCache
 
 runner = CliRunner()
@@ -192,3 +193,19 @@ def test_store_environment_and_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: o
 def test_bad_store_values_name_the_key(values: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(store=values)
+
+
+def test_router_metric_is_checked_against_the_router_metrics() -> None:
+    s = load_settings()
+    assert s.router.metric == DEFAULT_METRIC and s.router.top_k == DEFAULT_TOP_K
+    for metric in ROUTER_METRICS:
+        assert load_settings(router={"metric": metric}).router.metric == metric
+    with pytest.raises(ConfigError, match=r"router.metric.*one of: mae, rmse"):
+        load_settings(router={"metric": "pis"})
+
+
+def test_quantile_levels_are_checked_by_the_methods_check() -> None:
+    assert load_settings(quantiles=[0.9, 0.5, 0.9]).quantiles == [0.5, 0.9]
+    assert load_settings(quantiles=[]).quantiles == []
+    with pytest.raises(ConfigError, match=r"quantile levels must be a 1-D list in \(0, 1\)"):
+        load_settings(quantiles=[0.5, 1.0])

@@ -22,6 +22,7 @@ net returns never count as demand):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +31,25 @@ import polars as pl
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError
 
-__all__ = ["TierThresholds", "classify", "SB_CLASSES", "TIERS"]
+__all__ = [
+    "TierThresholds",
+    "classify",
+    "SB_CLASSES",
+    "TIERS",
+    "REGULAR_TIERS",
+    "ADI_CUTOFF",
+    "CV2_CUTOFF",
+    "as_thresholds",
+]
 
 SB_CLASSES: tuple[str, ...] = ("smooth", "erratic", "intermittent", "lumpy", "no_demand")
 TIERS: tuple[str, ...] = ("high_volume", "regular", "intermittent", "very_intermittent")
+REGULAR_TIERS: tuple[str, ...] = ("high_volume", "regular")
+"""The tiers of regular demand: where percentage errors mean something and XGBoost trains."""
+ADI_CUTOFF = 1.32
+"""Syntetos-Boylan cutoff of the average demand interval (intermittent at or above it)."""
+CV2_CUTOFF = 0.49
+"""Syntetos-Boylan cutoff of the squared coefficient of variation (erratic at or above it)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,16 @@ class TierThresholds:
                 "tier thresholds must be strictly descending (high_volume > regular > "
                 f"intermittent), got {self.high_volume}, {self.regular}, {self.intermittent}"
             )
+
+
+def as_thresholds(value: TierThresholds | Mapping[str, float] | None) -> TierThresholds:
+    """Tier thresholds given as a TierThresholds, a mapping of its fields (e.g. from a TOML
+    table) or None (the defaults)."""
+    if value is None:
+        return TierThresholds()
+    if isinstance(value, TierThresholds):
+        return value
+    return TierThresholds(**value)
 
 
 def _item_stats(y: np.ndarray, chunk_items: int = 16384) -> dict[str, np.ndarray]:
@@ -92,8 +118,8 @@ def classify(
     panel: DemandPanel,
     *,
     thresholds: TierThresholds | None = None,
-    adi_cutoff: float = 1.32,
-    cv2_cutoff: float = 0.49,
+    adi_cutoff: float = ADI_CUTOFF,
+    cv2_cutoff: float = CV2_CUTOFF,
 ) -> pl.DataFrame:
     """Per-item classification: unique_id, n_periods, n_demands, demand_frequency, adi, cv2,
     sb_class, tier (one row per item, in panel order).

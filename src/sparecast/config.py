@@ -35,7 +35,17 @@ from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACT
 from sparecast.data.sources import check_database_url
 from sparecast.errors import ConfigError, SourceError
 from sparecast.methods import METHODS
-from sparecast.selection.router import DEFAULT_RULES
+from sparecast.methods._check import check_levels
+from sparecast.selection.router import (
+    DEFAULT_FALLBACK,
+    DEFAULT_METRIC,
+    DEFAULT_MIN_HISTORY,
+    DEFAULT_MODE,
+    DEFAULT_RULES,
+    DEFAULT_SELECT_BY,
+    DEFAULT_TOP_K,
+    ROUTER_METRICS,
+)
 from sparecast.urls import redact_url
 
 __all__ = [
@@ -86,7 +96,7 @@ class RouterSettings(_Section):
     """The hybrid router: which method forecasts which item (sparecast.selection.router)."""
 
     mode: Literal["auto", "rules"] = Field(
-        "auto",
+        DEFAULT_MODE,
         description="auto: per class/item the method with the best backtest score; rules: "
         "frequency tier -> method",
     )
@@ -99,30 +109,44 @@ class RouterSettings(_Section):
         default_factory=lambda: dict(DEFAULT_RULES),
         description="tier -> method of the rules mode (tiers left out keep these defaults)",
     )
-    metric: Literal["mase", "rmsse", "mae", "rmse", "asym", "mase+asym"] = Field(
-        "mase+asym",
-        description="backtest score the auto mode minimises (mase+asym: MASE and asym, each "
-        "relative to the group's best, added; chosen by benchmarks/ml.py)",
+    metric: str = Field(
+        DEFAULT_METRIC,
+        description="backtest score the auto mode minimises: one of "
+        + ", ".join(ROUTER_METRICS)
+        + " (mase+asym: MASE and asym, each relative to the group's best, added; chosen by "
+        "benchmarks/ml.py)",
     )
     select_by: Literal["class", "tier", "item"] = Field(
-        "class",
+        DEFAULT_SELECT_BY,
         description="one choice per demand class, per frequency tier, or per item (items with "
         "fewer than min_history demand periods get their class's choice)",
     )
     min_history: int = Field(
-        10,
+        DEFAULT_MIN_HISTORY,
         ge=0,
         description="demand periods before the last origin an item needs for its own "
         "choice (select_by = item)",
     )
     top_k: int = Field(
-        2,
+        DEFAULT_TOP_K,
         ge=1,
         description="serve the mean of the k best methods of each group (at most as many as "
         "were scored; 1: the best alone). 2 measured best on MASE and asym together "
         "(benchmarks/ml.py)",
     )
-    fallback: str = Field("ma", description="method for items no method can be scored on")
+    fallback: str = Field(
+        DEFAULT_FALLBACK, description="method for items no method can be scored on"
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _router_metric(cls, value: str) -> str:
+        if value not in ROUTER_METRICS:
+            raise ValueError(
+                f"unknown metric {value!r}; the router ranks by one of: "
+                + ", ".join(ROUTER_METRICS)
+            )
+        return value
 
     @field_validator("rules")
     @classmethod
@@ -468,9 +492,7 @@ class Settings(BaseSettings):
     @field_validator("quantiles")
     @classmethod
     def _quantile_levels(cls, value: list[float]) -> list[float]:
-        bad = [q for q in value if not 0.0 < q < 1.0]
-        if bad:
-            raise ValueError(f"quantile levels must be in (0, 1), got {bad}")
+        check_levels(value, error=ValueError)
         return sorted(set(value))
 
     @field_validator("methods")

@@ -10,6 +10,9 @@ from utilsforecast import losses as ufl
 
 from sparecast.errors import DataValidationError
 from sparecast.evaluate import metrics as M
+from sparecast.evaluate.backtest import SCORE_METRICS
+from sparecast.methods.ml import asymmetric_loss
+from sparecast.selection.router import ROUTER_METRICS
 
 N_ITEMS, H, T = 12, 9, 40
 
@@ -185,3 +188,31 @@ def test_pis_is_signed_cumulative_periods_in_stock() -> None:
     assert M.pis(np.array([[0.0, 3.0, 5.0]]), np.array([[2.0, 2.0, 2.0]]))[0] == pytest.approx(1.0)
     # a forecast of zero against demand accumulates shortage: -(1 + 1 + 2) = -4
     assert M.pis(np.array([[1.0, 0.0, 1.0]]), np.zeros((1, 3)))[0] == pytest.approx(-4.0)
+
+
+def test_registry_carries_the_metric_lists() -> None:
+    assert SCORE_METRICS == ("mae", "rmse", "mase", "rmsse", "me", "pis", "asym")
+    assert M.metric_names(signed=True) == ("me", "pis")
+    assert set(ROUTER_METRICS) == {"mase", "rmsse", "mae", "rmse", "asym", "mase+asym"}
+    assert M.METRICS["asym"].options == ("stockout_weight",)
+
+
+def test_stockout_weighted_se_is_the_mean_of_the_ml_asymmetric_loss(data: dict) -> None:
+    for w in (1.0, 3.0, 7.5):
+        want = asymmetric_loss(data["y_true"], data["y_pred"], w).mean(axis=1)
+        got = M.stockout_weighted_se(data["y_true"], data["y_pred"], stockout_weight=w)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_ratio_parts_pool_over_windows(data: dict) -> None:
+    yt, yp = data["y_true"], data["y_pred"]
+    for name in ("mape", "wape"):
+        parts = M.METRICS[name].parts
+        assert parts is not None
+        num, den = parts(yt, yp)
+        np.testing.assert_allclose(M.ratio_of_sums(num, den), M.METRICS[name](yt, yp), rtol=1e-12)
+        # two halves of the horizon pooled = the whole horizon
+        half = yt.shape[1] // 2
+        a, b = parts(yt[:, :half], yp[:, :half]), parts(yt[:, half:], yp[:, half:])
+        pooled = M.ratio_of_sums(a[0] + b[0], a[1] + b[1])
+        np.testing.assert_allclose(pooled, M.METRICS[name](yt, yp), rtol=1e-12)

@@ -11,7 +11,7 @@ from sklearn.base import clone
 from utils.panels import weekday_panel
 
 from sparecast import backtest, forecast
-from sparecast.classify import classify
+from sparecast.classify import REGULAR_TIERS, TierThresholds, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
 from sparecast.methods import METHODS, forecast_panel
@@ -188,6 +188,20 @@ def test_xgboost_per_item_and_pooled() -> None:
     np.testing.assert_array_equal(a[~regular], b[~regular])  # others: the same pooled model
     assert not np.allclose(a[regular], b[regular])
     assert (b >= 0).all() and b.shape == (30, 7)
+
+
+def test_xgboost_tiers_decide_the_regular_items() -> None:
+    panel = weekday_panel(n_items=30, n_periods=100, seed=5)
+    default = XGBoostRegular(**FAST).fit(panel, 7)
+    regular = np.isin(classify(panel)["tier"].to_numpy(), REGULAR_TIERS)
+    np.testing.assert_array_equal(default.regular_items_, np.flatnonzero(regular))
+    # every item with demand in at least 2% of the periods counts as regular
+    loose = TierThresholds(high_volume=0.04, regular=0.02, intermittent=0.01)
+    wide = XGBoostRegular(tiers=loose, **FAST).fit(panel, 7)
+    wanted = np.isin(classify(panel, thresholds=loose)["tier"].to_numpy(), REGULAR_TIERS)
+    np.testing.assert_array_equal(wide.regular_items_, np.flatnonzero(wanted))
+    assert wide.regular_items_.size > default.regular_items_.size
+    assert clone(wide).get_params()["tiers"] == loose
 
 
 # ---------------------------------------------------------------------------- asymmetric loss

@@ -5,8 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import sparecast
+from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
-from sparecast.methods import METHODS, Method, baseline, get_method, register_method
+from sparecast.methods import (
+    METHODS,
+    Method,
+    baseline,
+    forecast_matrix,
+    forecast_panel,
+    get_method,
+    register_method,
+)
 from sparecast.selection.router import hybrid_forecast
 
 
@@ -31,3 +41,46 @@ def test_ma_default_window_is_the_kernels() -> None:
     assert get_method("ma").defaults == {"window": baseline.MA_WINDOW}
     y = np.arange(40, dtype=float)[None, :]
     np.testing.assert_allclose(baseline.moving_average(y, 1), y[:, -baseline.MA_WINDOW :].mean())
+
+
+# ---------------------------------------------------------------------------- kernel parameters
+def _small_panel() -> DemandPanel:
+    y = np.array([[0, 2, 0, 3, 1, 0, 4, 2], [1, 1, 0, 0, 2, 1, 0, 1]], dtype=np.float64)
+    return DemandPanel(y, np.array(["A", "B"]), np.datetime64("2026-01-01"), "D")
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "needle"),
+    [
+        ("ma", {"window": 0}, r"method 'ma': parameter window must be an integer >= 1, got 0"),
+        ("ma", {"window": 2.5}, r"method 'ma': parameter window must be an integer >= 1"),
+        ("ma_nonzero", {"window": -1}, r"method 'ma_nonzero': parameter window must be"),
+        (
+            "seasonal_naive",
+            {"season_length": 0},
+            r"method 'seasonal_naive': parameter season_length must be an integer >= 1, got 0",
+        ),
+        ("ses", {"alpha": 0.0}, r"method 'ses': parameter alpha must be in \(0, 1\], got 0.0"),
+        ("croston", {"alpha": 1.5}, r"method 'croston': parameter alpha must be in \(0, 1\]"),
+        ("sba", {"alpha": 2}, r"method 'sba': parameter alpha must be in \(0, 1\], got 2"),
+        ("tsb", {"alpha_d": 0.0}, r"method 'tsb': parameter alpha_d must be in \(0, 1\]"),
+        ("tsb", {"alpha_p": 1.1}, r"method 'tsb': parameter alpha_p must be in \(0, 1\]"),
+        ("ma", {"windw": 3}, r"bad parameters .* for method 'ma'"),
+    ],
+)
+def test_bad_kernel_parameters_raise_method_error_through_the_public_api(
+    method: str, params: dict, needle: str
+) -> None:
+    with pytest.raises(MethodError, match=needle):
+        sparecast.forecast(_small_panel(), 2, [method], {method: params})
+
+
+def test_both_entry_points_check_the_horizon_the_same_way() -> None:
+    panel = _small_panel()
+    for call in (
+        lambda: forecast_matrix(panel.y, 0, "ma"),
+        lambda: forecast_panel(panel, 0, "ma"),
+        lambda: forecast_panel(panel, 0, "lightgbm"),
+    ):
+        with pytest.raises(MethodError, match="horizon h must be >= 1, got 0"):
+            call()

@@ -19,6 +19,7 @@ from sparecast.methods import forecast_matrix
 from sparecast.methods.combine import combination_members
 from sparecast.pipeline.core import make_router, run_core
 from sparecast.selection.choose import select
+from sparecast.selection.combinations import with_combinations
 from sparecast.selection.router import DEFAULT_RULES, HybridRouter
 
 
@@ -47,6 +48,29 @@ def _trend_and_noise_panel(seed: int = 1, t: int = 150) -> DemandPanel:
     trend = [5 + 0.5 * np.arange(t) + rng.normal(0, 0.3, t) for _ in range(6)]
     flat = [20 + rng.normal(0, 6, t) for _ in range(6)]
     return _panel(np.clip(np.vstack(trend + flat), 0.1, None))
+
+
+def test_predict_on_another_panel_uses_the_fitted_choice_and_the_fallback() -> None:
+    panel = _tiered_panel()
+    rules = {
+        "high_volume": "naive",
+        "regular": "ma",
+        "intermittent": "sba",
+        "very_intermittent": "ma_nonzero",
+    }
+    router = HybridRouter("rules", rules=rules, fallback="ses").fit(panel, 7)
+    full = router.predict(panel, 7)
+    assert router.notes_ == []
+    # items reversed, one item dropped and one new item: fitted items keep their method
+    order = np.arange(panel.n_items)[::-1][:-1]
+    other = _panel(
+        np.vstack([panel.y[order], np.arange(120) % 3]),
+        [str(panel.item_ids[i]) for i in order] + ["new-item"],
+    )
+    fc = router.predict(other, 7)
+    np.testing.assert_allclose(fc[:-1], full[order])
+    np.testing.assert_allclose(fc[-1], forecast_matrix(other.y[-1:], 7, "ses")[0])
+    assert router.notes_ == ["router: 1 item(s) the router was not fitted on get the fallback ses"]
 
 
 # ---------------------------------------------------------------------------- rules
@@ -215,7 +239,7 @@ def test_top_k_mean_equals_the_mean_of_the_members() -> None:
         np.testing.assert_allclose(fc[i], expected)
     # the combination's backtest score is the score of the mean forecast, window by window
     name = router.selection_["method"][0]
-    combo = bt.with_combinations([name])
+    combo = with_combinations(bt, [name])
     a, b = combination_members(name)
     errors = bt.errors
     assert errors is not None

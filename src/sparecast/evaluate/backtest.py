@@ -25,14 +25,17 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from sparecast.classify import SB_CLASSES, TIERS, classify
+from sparecast.classify import REGULAR_TIERS, SB_CLASSES, TIERS, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, DataValidationError, MethodError
-from sparecast.evaluate.metrics import METRICS, TrainScales, seasonal_naive_scales
+from sparecast.evaluate.metrics import (
+    METRICS,
+    TrainScales,
+    metric_names,
+    ratio_of_sums,
+    seasonal_naive_scales,
+)
 from sparecast.methods import Method, forecast_panel, get_method, params_for, resolve_methods
-from sparecast.methods.baseline import MA_WINDOW
-from sparecast.methods.combine import combination_members, combine
-from sparecast.methods.intermittent import MA_NONZERO_WINDOW
 
 __all__ = [
     "BacktestResult",
@@ -41,13 +44,15 @@ __all__ = [
     "backtest",
     "backtest_origins",
     "windows_that_fit",
+    "window_scores",
     "check_score_metric",
     "format_summary_lines",
     "method_label",
 ]
 
-# the backtest's per-item scores: names of the metric registry (sparecast.evaluate.metrics.METRICS)
-SCORE_METRICS: tuple[str, ...] = ("mae", "rmse", "mase", "rmsse", "me", "pis", "asym")
+# the backtest's per-item scores: the metrics registered with scored=True
+SCORE_METRICS: tuple[str, ...] = metric_names(scored=True)
+_SIGNED: tuple[str, ...] = metric_names(signed=True)
 ProgressCallback = Callable[[int, int, str], None]
 _ALL = "all"
 
@@ -60,8 +65,9 @@ def check_score_metric(metric: str) -> None:
     """A ConfigError unless ``metric`` is a backtest score a method can be ranked on."""
     if metric not in SCORE_METRICS:
         raise ConfigError(f"metric must be one of {SCORE_METRICS}, got {metric!r}")
-    if metric in ("me", "pis"):
-        raise ConfigError(f"metric {metric!r} is signed (bias); select on mae, rmse, mase or rmsse")
+    if metric in _SIGNED:
+        usable = ", ".join(m for m in SCORE_METRICS if m not in _SIGNED)
+        raise ConfigError(f"metric {metric!r} is signed (bias); select on one of {usable}")
 
 
 def windows_that_fit(
@@ -99,10 +105,11 @@ def method_label(name: str, params: dict[str, Any] | None = None) -> str:
         kwargs = {**get_method(name).defaults, **(params or {})}
     except MethodError:
         kwargs = dict(params or {})
+    # the registry's defaults give ma and ma_nonzero their window
     if name == "ma":
-        return f"MA({kwargs.get('window', MA_WINDOW)})"
+        return f"MA({kwargs['window']})"
     if name == "ma_nonzero":
-        return f"MA non-zero({kwargs.get('window', MA_NONZERO_WINDOW)})"
+        return f"MA non-zero({kwargs['window']})"
     if name == "seasonal_naive" and "season_length" in kwargs:
         return f"seasonal naive({kwargs['season_length']})"
     return _LABELS.get(name, name)
@@ -224,77 +231,6 @@ class BacktestResult:
             {"method": self.methods, "method_order": np.arange(len(self.methods), dtype=np.int64)}
         )
 
-    # ------------------------------------------------------------------ combinations
-    def with_combinations(self, names: Iterable[str]) -> BacktestResult:
-        """This result with score rows for each combination ``mean(a,b,...)`` in ``names``: the
-        mean of the members' forecasts, scored window by window like a method (needs the errors,
-        ``backtest(..., keep_errors=True)``). Names that are already methods are skipped; mape
-        and wape of a combination are null."""
-        new = [n for n in dict.fromkeys(names) if n not in self.methods]
-        if not new:
-            return self
-        if self.errors is None or self.panel is None:
-            raise MethodError(
-                f"scoring the combination(s) {new} needs the per-window errors; run the "
-                "backtest with keep_errors=True"
-            )
-        members = {n: combination_members(n) for n in new}
-        missing = sorted({m for ms in members.values() for m in ms} - set(self.errors))
-        if missing:
-            raise MethodError(f"combination member(s) {missing} were not backtested")
-        scales_abs, scales_sq = seasonal_naive_scales(self.panel.y, self.seasonality, self.origins)
-        base = self.scores.filter(pl.col("method") == self.methods[0])
-        frames = [self.scores]
-        errors = dict(self.errors)
-        for name, ms in members.items():
-            e_all = combine(name, {m: self.errors[m].astype(np.float64) for m in ms})
-            errors[name] = e_all.astype(np.float32)
-            n_items = e_all.shape[1]
-            sums = {k: np.zeros(n_items) for k in SCORE_METRICS}
-            counts = {k: np.zeros(n_items, dtype=np.int64) for k in SCORE_METRICS}
-            for w in range(len(self.origins)):
-                # scores depend on the errors only: the mean errors as forecasts of zeros
-                ws = _window_scores(
-                    np.zeros_like(e_all[w]),
-                    e_all[w],
-                    TrainScales(scales_abs[w], scales_sq[w]),
-                    self.stockout_weight,
-                )
-                for k, v in ws.items():
-                    ok = ~np.isnan(v)
-                    sums[k] += np.where(ok, v, 0.0)
-                    counts[k] += ok
-            cols: dict[str, Any] = {
-                "unique_id": base["unique_id"],
-                "method": pl.repeat(name, n_items, eager=True, dtype=pl.Utf8),
-            }
-            for k in SCORE_METRICS:
-                mean = np.where(counts[k] > 0, sums[k] / np.maximum(counts[k], 1), np.nan)
-                cols[k] = pl.Series(k, mean, dtype=pl.Float64, nan_to_null=True)
-            cols["mape"] = pl.repeat(None, n_items, eager=True, dtype=pl.Float64)
-            cols["wape"] = pl.repeat(None, n_items, eager=True, dtype=pl.Float64)
-            cols["n_windows_scaled"] = pl.Series(counts["mase"], dtype=pl.Int64)
-            cols["abs_error_sum"] = pl.Series(np.abs(e_all).sum(axis=(0, 2)), dtype=pl.Float64)
-            cols["actual_sum"] = base["actual_sum"]
-            cols["n_train_demands"] = base["n_train_demands"]
-            frames.append(pl.DataFrame(cols).select(self.scores.columns))
-        labels = dict(self.labels)
-        for name, ms in members.items():
-            labels[name] = "mean(" + ", ".join(self.labels.get(m, m) for m in ms) + ")"
-        return BacktestResult(
-            scores=pl.concat(frames),
-            methods=[*self.methods, *new],
-            labels=labels,
-            h=self.h,
-            seasonality=self.seasonality,
-            origins=self.origins,
-            cutoffs=self.cutoffs,
-            errors=errors,
-            timings=self.timings,
-            panel=self.panel,
-            stockout_weight=self.stockout_weight,
-        )
-
     # ------------------------------------------------------------------ summary
     def summary(
         self,
@@ -400,8 +336,8 @@ def _validate(panel: DemandPanel, h: int, n_windows: int, step: int, seasonality
             raise ConfigError(f"backtest parameter {name} must be an integer >= 1, got {value!r}")
     if panel.n_items == 0:
         raise DataValidationError("cannot backtest a panel with no items")
-    needed = h + (n_windows - 1) * step + seasonality + 1
-    if panel.n_periods < needed:
+    if windows_that_fit(panel.n_periods, h, n_windows, step, seasonality) < n_windows:
+        needed = h + (n_windows - 1) * step + seasonality + 1
         raise PanelTooShortError(
             f"the panel has {panel.n_periods} periods but a backtest with h={h}, "
             f"n_windows={n_windows}, step={step} needs at least {needed} "
@@ -411,16 +347,18 @@ def _validate(panel: DemandPanel, h: int, n_windows: int, step: int, seasonality
         )
 
 
-def _window_scores(
+def window_scores(
     y_true: np.ndarray, y_pred: np.ndarray, scales: TrainScales, stockout_weight: float
 ) -> dict[str, np.ndarray]:
     """Per-item scores (SCORE_METRICS, from the metric registry) of one window's forecasts
     ``y_pred[items, h]`` of ``y_true``, with the MASE/RMSSE scales of its training part (NaN
     where a scale is 0)."""
-    options = {"asym": {"stockout_weight": stockout_weight}}
-    return {
-        k: METRICS[k](y_true, y_pred, scale=scales, **options.get(k, {})) for k in SCORE_METRICS
-    }
+    options = {"stockout_weight": stockout_weight}
+    out = {}
+    for k in SCORE_METRICS:
+        metric = METRICS[k]
+        out[k] = metric(y_true, y_pred, scale=scales, **{o: options[o] for o in metric.options})
+    return out
 
 
 def backtest(
@@ -482,7 +420,7 @@ def backtest(
     done = 0
     if percentage_items is None:
         tiers = classify(panel)["tier"].to_numpy()
-        percentage_items = np.isin(tiers, ("high_volume", "regular"))
+        percentage_items = np.isin(tiers, REGULAR_TIERS)
     pct_rows = np.flatnonzero(np.asarray(percentage_items, dtype=bool))
     if np.asarray(percentage_items).shape != (n_items,):
         raise DataValidationError(
@@ -491,16 +429,18 @@ def backtest(
         )
     ape_sum = np.zeros((n_m, pct_rows.size))
     ape_count = np.zeros((n_m, pct_rows.size), dtype=np.int64)
+    # MAPE and WAPE pool over the windows: the registry's parts (sums) of each window add up
+    mape_parts, wape_parts = METRICS["mape"].parts, METRICS["wape"].parts
+    assert mape_parts is not None and wape_parts is not None
     # MASE / RMSSE scales of every window's training part, in one pass over the panel.
     scales_abs, scales_sq = seasonal_naive_scales(y, seasonality, origins)
 
     for w, origin in enumerate(origins):
         train_panel = panel.slice_periods(origin)
         actual = y[:, origin : origin + h].astype(np.float64)
-        actual_sum += np.abs(actual).sum(axis=1)
+        actual_sum += np.abs(actual).sum(axis=1)  # the WAPE denominator (wape_parts)
         scales = TrainScales(scales_abs[w], scales_sq[w])
-        pct_actual = np.abs(actual[pct_rows])
-        pct_nonzero = pct_actual > 0
+        pct_actual = actual[pct_rows]
         for i, m in enumerate(resolved):
             t0 = time.perf_counter()
             try:
@@ -517,18 +457,14 @@ def backtest(
                 raise MethodError(
                     f"method {m.name!r} returned shape {fc.shape}, expected {(n_items, h)}"
                 )
-            e = fc - actual
             if errors is not None:
-                errors[m.name][w] = e
-            window_scores = _window_scores(actual, fc, scales, stockout_weight)
-            abs_sum = np.abs(e, out=e).sum(axis=1)  # e is not needed after this
-            abs_error_sum[i] += abs_sum
-            ape = np.divide(
-                e[pct_rows], pct_actual, out=np.zeros_like(pct_actual), where=pct_nonzero
-            )
-            ape_sum[i] += ape.sum(axis=1)
-            ape_count[i] += pct_nonzero.sum(axis=1)
-            for k, v in window_scores.items():
+                errors[m.name][w] = fc - actual
+            scored = window_scores(actual, fc, scales, stockout_weight)
+            abs_error_sum[i] += wape_parts(actual, fc)[0]
+            ape, n_nonzero = mape_parts(pct_actual, fc[pct_rows])
+            ape_sum[i] += ape
+            ape_count[i] += n_nonzero
+            for k, v in scored.items():
                 ok = ~np.isnan(v)
                 sums[k][i] += np.where(ok, v, 0.0)
                 counts[k][i] += ok
@@ -549,14 +485,8 @@ def backtest(
             columns[k] = pl.Series(k, mean.ravel(), dtype=pl.Float64, nan_to_null=True)
     mape = np.full((n_m, n_items), np.nan)
     wape = np.full((n_m, n_items), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mape[:, pct_rows] = np.where(ape_count > 0, ape_sum / np.maximum(ape_count, 1), np.nan)
-        pct_total = actual_sum[pct_rows]
-        wape[:, pct_rows] = np.where(
-            pct_total > 0,
-            abs_error_sum[:, pct_rows] / np.where(pct_total > 0, pct_total, 1),
-            np.nan,
-        )
+    mape[:, pct_rows] = ratio_of_sums(ape_sum, ape_count)
+    wape[:, pct_rows] = ratio_of_sums(abs_error_sum[:, pct_rows], actual_sum[pct_rows])
     columns["mape"] = pl.Series("mape", mape.ravel(), dtype=pl.Float64, nan_to_null=True)
     columns["wape"] = pl.Series("wape", wape.ravel(), dtype=pl.Float64, nan_to_null=True)
     columns["n_windows_scaled"] = pl.Series(counts["mase"].ravel(), dtype=pl.Int64)

@@ -28,6 +28,7 @@ import polars as pl
 from sparecast.errors import ConfigError
 from sparecast.evaluate.metrics import pinball
 from sparecast.methods import forecast_matrix
+from sparecast.methods._check import check_levels
 from sparecast.methods.distributions import lead_time_demand, lead_time_matrix
 from sparecast.methods.quantiles import forecast_quantiles
 
@@ -50,13 +51,6 @@ class CalibrationResult:
     lead_time: pl.DataFrame
 
 
-def _levels(levels: Sequence[float] | np.ndarray) -> np.ndarray:
-    lv = np.asarray(levels, dtype=np.float64)
-    if lv.ndim != 1 or lv.size == 0 or ((lv <= 0) | (lv >= 1)).any():
-        raise ConfigError(f"quantile levels must be a non-empty list in (0, 1), got {levels!r}")
-    return lv
-
-
 def quantile_coverage(actual: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     """Share of ``actual[...]`` at or below ``quantiles[..., level]``: float64[levels]."""
     a = np.asarray(actual, dtype=np.float64)[..., None]
@@ -70,7 +64,7 @@ def pinball_loss(
 ) -> np.ndarray:
     """Mean pinball loss per level: float64[levels] (``actual[...]``, ``quantiles[..., level]``),
     :func:`sparecast.evaluate.metrics.pinball` over all actuals as one series."""
-    lv = _levels(levels)
+    lv = check_levels(levels, error=ConfigError, allow_empty=False)
     a = np.asarray(actual, dtype=np.float64).reshape(1, -1)
     q = np.asarray(quantiles, dtype=np.float64).reshape(-1, lv.size)
     return np.array([pinball(a, q[None, :, j], quantile=level)[0] for j, level in enumerate(lv)])
@@ -117,7 +111,7 @@ def rolling_calibration(
     ``lead_time_demand`` (periods); without them only the per-period table is filled. Lead-time
     windows that run past the end of the history are left out.
     """
-    lv = _levels(levels)
+    lv = check_levels(levels, error=ConfigError, allow_empty=False)
     hist = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
     n_items, n_t = hist.shape
     if h < 1 or n_windows < 1:

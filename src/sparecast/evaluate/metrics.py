@@ -6,15 +6,18 @@ Every metric has the same signature (the habit of ``utilsforecast.losses``)::
            seasonality=1, scale=None, **metric_specific_keywords) -> float64[items]
 
 ``scale`` (a :class:`TrainScales`, or the metric's own scale array) skips recomputing the
-in-sample scale of the scaled metrics from ``y_train``; the others ignore it. :data:`METRICS`
-is the one registry (the backtest scores through it): adding a metric is one function here and
-one line in ``METRICS``.
+in-sample scale of the scaled metrics from ``y_train``; the others ignore it.
 
-and gives the same numbers as the utilsforecast function of the same name on the same data (the
-tests check it to 1e-9). They are written on numpy because the backtest scores 100,000 items x
-11 methods x several windows at once: building long frames for utilsforecast would cost more than
-the forecasts. Errors are ``forecast - actual`` throughout (utilsforecast's ``bias`` convention):
-a positive mean error is over-forecasting.
+:data:`METRICS` is the one registry: each entry is a :class:`Metric` (the function and what it
+is used for), and the backtest's scores (``SCORE_METRICS``), the signed metrics a method may not
+be ranked on and the router's metrics (``ROUTER_METRICS``) are read from it. Adding a metric is
+one function here and one ``Metric(...)`` line in ``METRICS``.
+
+Each metric gives the same numbers as the utilsforecast function of the same name on the same
+data (the tests check it to 1e-9). They are written on numpy because the backtest scores
+100,000 items x 11 methods x several windows at once: building long frames for utilsforecast
+would cost more than the forecasts. Errors are ``forecast - actual`` throughout (utilsforecast's
+``bias`` convention): a positive mean error is over-forecasting.
 
 Undefined values are NaN, never inf: a scaled metric (MASE, RMSSE) of an item whose training part
 has no variation (scale 0, e.g. no demand at all), MAPE of an item whose actuals are all zero,
@@ -25,11 +28,13 @@ and reports how many items were counted.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from sparecast.errors import DataValidationError
+from sparecast.methods.ml import asymmetric_terms
 
 __all__ = [
     "mae",
@@ -40,6 +45,8 @@ __all__ = [
     "pis",
     "mape",
     "wape",
+    "mape_parts",
+    "wape_parts",
     "pinball",
     "stockout_weighted_se",
     "asym",
@@ -47,10 +54,13 @@ __all__ = [
     "seasonal_naive_scale",
     "seasonal_naive_scales",
     "nanmean_count",
+    "ratio_of_sums",
+    "Metric",
     "METRICS",
+    "metric_names",
 ]
 
-Metric = Callable[..., np.ndarray]
+Parts = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class TrainScales(NamedTuple):
@@ -194,6 +204,12 @@ def nanmean_count(values: np.ndarray, axis: int | None = None) -> tuple[np.ndarr
     return _safe_divide(total, count), count
 
 
+def ratio_of_sums(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """A ratio metric pooled over several windows from the sums of its parts (see
+    :attr:`Metric.parts`): ``numerator / denominator``, NaN where the denominator is 0."""
+    return _safe_divide(numerator, denominator)
+
+
 # ---------------------------------------------------------------------------- metrics
 def mae(
     y_true: np.ndarray,
@@ -304,6 +320,16 @@ def mape(
     return nanmean_count(ape, axis=1)[0]
 
 
+def mape_parts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MAPE as parts that add up over windows: the sum of the absolute percentage errors over
+    the non-zero actuals and their number, float64 and int64 ``[items]``."""
+    yt, yp = _pair(y_true, y_pred)
+    actual = np.abs(yt)
+    nonzero = actual > 0
+    ape = np.divide(np.abs(yp - yt), actual, out=np.zeros_like(actual), where=nonzero)
+    return ape.sum(axis=1), nonzero.sum(axis=1)
+
+
 def wape(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -314,8 +340,13 @@ def wape(
 ) -> np.ndarray:
     """Weighted absolute percentage error per item: ``sum|e| / sum|y|`` (utilsforecast ``wape``);
     NaN when the actuals sum to 0."""
+    return ratio_of_sums(*wape_parts(y_true, y_pred))
+
+
+def wape_parts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """WAPE as parts that add up over windows: ``sum|e|`` and ``sum|y|``, float64 ``[items]``."""
     yt, yp = _pair(y_true, y_pred)
-    return _safe_divide(np.abs(yp - yt).sum(axis=1), np.abs(yt).sum(axis=1))
+    return np.abs(yp - yt).sum(axis=1), np.abs(yt).sum(axis=1)
 
 
 def pinball(
@@ -348,12 +379,11 @@ def stockout_weighted_se(
 ) -> np.ndarray:
     """Mean squared error per item with under-forecasts (forecast < actual, a stock-out risk)
     weighted by ``stockout_weight`` and over-forecasts by 1: the mean over the horizon of
-    :func:`sparecast.methods.ml.asymmetric_loss` (the ML models' training loss), computed as
-    MSE + (weight - 1) x the mean squared under-forecast."""
+    :func:`sparecast.methods.ml.asymmetric_loss` (the ML models' training loss), on its two
+    terms: MSE + (weight - 1) x the mean squared under-forecast."""
     if stockout_weight <= 0:
         raise DataValidationError(f"stockout_weight must be > 0, got {stockout_weight}")
-    e = _errors(y_true, y_pred)
-    under = np.minimum(e, 0.0)  # forecast below actual: a stock-out risk
+    e, under = asymmetric_terms(*_pair(y_true, y_pred))
     return _mse(e) + (stockout_weight - 1.0) * np.einsum("ij,ij->i", under, under) / e.shape[1]
 
 
@@ -373,16 +403,51 @@ def asym(
     return _safe_divide(loss, _scale(y_train, seasonality, 2, scale, "asym"))
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: the function and what it is used for.
+
+    ``signed``: a bias (the sign says over or under), never a score to minimise; ``scored``: the
+    backtest scores every item and method with it (``SCORE_METRICS``); ``router``: the router can
+    rank methods by it (``ROUTER_METRICS``); ``options``: the metric-specific keywords the
+    backtest passes (e.g. ``stockout_weight``); ``parts``: for a ratio metric, numerator and
+    denominator per item that add up over windows (pooled with :func:`ratio_of_sums`).
+    Calling a Metric calls its function.
+    """
+
+    fn: Callable[..., np.ndarray]
+    signed: bool = False
+    scored: bool = False
+    router: bool = False
+    options: tuple[str, ...] = ()
+    parts: Parts | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        return self.fn(*args, **kwargs)
+
+
 METRICS: dict[str, Metric] = {
-    "mae": mae,
-    "rmse": rmse,
-    "mase": mase,
-    "rmsse": rmsse,
-    "me": me,
-    "pis": pis,
-    "mape": mape,
-    "wape": wape,
-    "pinball": pinball,
-    "stockout_weighted_se": stockout_weighted_se,
-    "asym": asym,
+    "mae": Metric(mae, scored=True, router=True),
+    "rmse": Metric(rmse, scored=True, router=True),
+    "mase": Metric(mase, scored=True, router=True),
+    "rmsse": Metric(rmsse, scored=True, router=True),
+    "me": Metric(me, signed=True, scored=True),
+    "pis": Metric(pis, signed=True, scored=True),
+    "mape": Metric(mape, parts=mape_parts),
+    "wape": Metric(wape, parts=wape_parts),
+    "pinball": Metric(pinball, options=("quantile",)),
+    "stockout_weighted_se": Metric(stockout_weighted_se, options=("stockout_weight",)),
+    "asym": Metric(asym, scored=True, router=True, options=("stockout_weight",)),
 }
+
+
+def metric_names(
+    *, signed: bool | None = None, scored: bool | None = None, router: bool | None = None
+) -> tuple[str, ...]:
+    """Names of the registered metrics with the given flags (None: either), in registry order."""
+    wanted = {"signed": signed, "scored": scored, "router": router}
+    return tuple(
+        name
+        for name, m in METRICS.items()
+        if all(v is None or getattr(m, k) == v for k, v in wanted.items())
+    )

@@ -180,6 +180,19 @@ def resolve_methods(names: Iterable[str] | None) -> list[Method]:
     return [get_method(n) for n in names]
 
 
+def _run_kernel(m: Method, data: Any, h: int, params: dict[str, Any] | None) -> np.ndarray:
+    """``m.kernel(data, h, **params)`` over the method's defaults, as float64: the horizon check
+    and the parameter merge of both entry points; a kernel's TypeError (an unknown or missing
+    parameter) becomes a MethodError naming the method."""
+    if h < 1:
+        raise MethodError(f"horizon h must be >= 1, got {h}")
+    kwargs = {**m.defaults, **(params or {})}
+    try:
+        return np.asarray(m.kernel(data, h, **kwargs), dtype=np.float64)
+    except TypeError as exc:
+        raise MethodError(f"bad parameters {kwargs} for method {m.name!r}: {exc}") from exc
+
+
 def forecast_matrix(
     y: np.ndarray, h: int, method: str | Method, params: dict[str, Any] | None = None
 ) -> np.ndarray:
@@ -187,13 +200,7 @@ def forecast_matrix(
     m = get_method(method) if isinstance(method, str) else method
     if m.needs_panel:
         raise MethodError(f"method {m.name!r} needs a DemandPanel; call sparecast.forecast instead")
-    if h < 1:
-        raise MethodError(f"horizon h must be >= 1, got {h}")
-    kwargs = {**m.defaults, **(params or {})}
-    try:
-        out = m.kernel(y, h, **kwargs)
-    except TypeError as exc:
-        raise MethodError(f"bad parameters {kwargs} for method {m.name!r}: {exc}") from exc
+    out = _run_kernel(m, y, h, params)
     # Demand forecasts are never negative (net returns can push a kernel below zero).
     return np.maximum(out, 0.0)
 
@@ -209,13 +216,7 @@ def forecast_panel(
     m = get_method(method) if isinstance(method, str) else method
     if not m.needs_panel:
         return forecast_matrix(panel.y, h, m, params)
-    if h < 1:
-        raise MethodError(f"horizon h must be >= 1, got {h}")
-    kwargs = {**m.defaults, **(params or {})}
-    try:
-        out = np.asarray(m.kernel(panel, h, **kwargs), dtype=np.float64)
-    except TypeError as exc:
-        raise MethodError(f"bad parameters {kwargs} for method {m.name!r}: {exc}") from exc
+    out = _run_kernel(m, panel, h, params)
     if out.shape != (panel.n_items, h):
         raise MethodError(
             f"method {m.name!r} returned shape {out.shape}, expected {(panel.n_items, h)}"

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparecast.methods._check import as_panel
+from sparecast.methods._check import as_panel, check_param
 
-__all__ = ["naive", "seasonal_naive", "moving_average", "ses", "MA_WINDOW"]
+__all__ = ["naive", "seasonal_naive", "moving_average", "ses", "ses_weights", "flat", "MA_WINDOW"]
 
 MA_WINDOW = 28
 """Default window of the moving average: about four weeks of daily data (the registry's default
 and the daily frequency's; weekly and monthly panels use their own, see FREQ_DEFAULTS)."""
 
 
-def _flat(level: np.ndarray, h: int) -> np.ndarray:
+def flat(level: np.ndarray, h: int) -> np.ndarray:
     """A per-item level repeated over the horizon, as a new ``float64[items, h]`` array."""
     return np.repeat(np.asarray(level, dtype=np.float64)[:, None], h, axis=1)
 
 
 def naive(y: np.ndarray, h: int) -> np.ndarray:
     """Last observed value repeated over the horizon (statsforecast ``Naive``)."""
-    return _flat(as_panel(y, np.float64)[:, -1], h)
+    return flat(as_panel(y, np.float64)[:, -1], h)
 
 
 def seasonal_naive(y: np.ndarray, h: int, season_length: int = 7) -> np.ndarray:
@@ -34,8 +34,7 @@ def seasonal_naive(y: np.ndarray, h: int, season_length: int = 7) -> np.ndarray:
     A history shorter than a season keeps statsforecast's alignment of the observed values to their
     seasonal positions; the positions never observed (NaN in statsforecast) get the last value.
     """
-    if season_length < 1:
-        raise ValueError(f"season_length must be >= 1, got {season_length}")
+    check_param("seasonal_naive", "season_length", season_length, minimum=1, integer=True)
     arr = as_panel(y, np.float64)
     n = arr.shape[1]
     season = np.repeat(arr[:, -1:], season_length, axis=1)
@@ -50,10 +49,9 @@ def moving_average(y: np.ndarray, h: int, window: int = MA_WINDOW) -> np.ndarray
 
     A history shorter than the window uses all of it (statsforecast returns NaN there).
     """
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+    check_param("ma", "window", window, minimum=1, integer=True)
     tail = as_panel(y, np.float64)[:, -window:]
-    return _flat(tail.mean(axis=1), h)
+    return flat(tail.mean(axis=1), h)
 
 
 def ses_weights(n: int, alpha: float) -> np.ndarray:
@@ -74,7 +72,6 @@ def ses(y: np.ndarray, h: int, alpha: float = 0.1) -> np.ndarray:
 
     The recursion is linear in ``y``, so the whole panel is one matrix-vector product.
     """
-    if not 0.0 < alpha <= 1.0:
-        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    check_param("ses", "alpha", alpha, minimum=0, maximum=1, open_minimum=True)
     arr = as_panel(y, np.float64)
-    return _flat(arr @ ses_weights(arr.shape[1], alpha), h)
+    return flat(arr @ ses_weights(arr.shape[1], alpha), h)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from sparecast.classify import TierThresholds
+from sparecast.classify import ADI_CUTOFF, CV2_CUTOFF, TierThresholds
 from sparecast.data.panel import DemandPanel, Freq, period_starts
 from sparecast.errors import MethodError
 
@@ -57,8 +57,8 @@ class FeatureSpec:
     season: int
     n_seasons: int = 4
     thresholds: TierThresholds = TierThresholds()
-    adi_cutoff: float = 1.32
-    cv2_cutoff: float = 0.49
+    adi_cutoff: float = ADI_CUTOFF
+    cv2_cutoff: float = CV2_CUTOFF
 
     def __post_init__(self) -> None:
         if not self.lags or min(self.lags) < 1:

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparecast.methods import _numba
-from sparecast.methods._check import as_panel
-from sparecast.methods.baseline import _flat, ses_weights
+from sparecast.methods._check import as_panel, check_param
+from sparecast.methods.baseline import flat, ses_weights
 
 __all__ = ["croston", "sba", "croston_optimized", "tsb", "adida", "imapa", "ma_nonzero"]
 
@@ -135,19 +135,19 @@ def croston(y: np.ndarray, h: int, alpha: float = 0.1) -> np.ndarray:
     from the series start); an item without positive demand gets its last value (statsforecast's
     Naive fallback).
     """
-    if not 0.0 < alpha <= 1.0:
-        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-    return _flat(_numba.croston_levels(_compiled_panel(y), alpha, *_SES_BOUNDS), h)
+    check_param("croston", "alpha", alpha, minimum=0, maximum=1, open_minimum=True)
+    return flat(_numba.croston_levels(_compiled_panel(y), alpha, *_SES_BOUNDS), h)
 
 
 def sba(y: np.ndarray, h: int, alpha: float = 0.1) -> np.ndarray:
     """Syntetos-Boylan approximation: Croston x (1 - alpha/2) (``CrostonSBA``: 0.95 at 0.1)."""
+    check_param("sba", "alpha", alpha, minimum=0, maximum=1, open_minimum=True)
     return croston(y, h, alpha) * (1.0 - alpha / 2.0)
 
 
 def croston_optimized(y: np.ndarray, h: int) -> np.ndarray:
     """Croston with each SES alpha chosen in [0.1, 0.3] by in-sample SSE (``CrostonOptimized``)."""
-    return _flat(_numba.croston_levels(_compiled_panel(y), 0.0, *_SES_BOUNDS), h)
+    return flat(_numba.croston_levels(_compiled_panel(y), 0.0, *_SES_BOUNDS), h)
 
 
 def tsb(
@@ -161,6 +161,9 @@ def tsb(
     series (a separable stand-in for the joint in-sample MSE), by statsforecast's golden section.
     An item without positive demand forecasts 0.
     """
+    for name, alpha in (("alpha_d", alpha_d), ("alpha_p", alpha_p)):
+        if alpha is not None:
+            check_param("tsb", name, alpha, minimum=0, maximum=1, open_minimum=True)
     ev = _nonzero_events(y)
     n_items, n = ev.n_items, ev.n_periods
     sizes = ev.where(ev.value > 0)
@@ -177,7 +180,7 @@ def tsb(
         )
     else:
         size = _ses_fixed_ragged(sizes.item, sizes.value, n_items, alpha_d)
-    return _flat(prob * size, h)
+    return flat(prob * size, h)
 
 
 def adida(y: np.ndarray, h: int) -> np.ndarray:
@@ -185,7 +188,7 @@ def adida(y: np.ndarray, h: int) -> np.ndarray:
 
     statsforecast ``ADIDA``; an all-zero item forecasts 0.
     """
-    return _flat(_numba.aggregated_levels(_compiled_panel(y), False, *_SES_BOUNDS), h)
+    return flat(_numba.aggregated_levels(_compiled_panel(y), False, *_SES_BOUNDS), h)
 
 
 def imapa(y: np.ndarray, h: int) -> np.ndarray:
@@ -193,7 +196,7 @@ def imapa(y: np.ndarray, h: int) -> np.ndarray:
 
     statsforecast ``IMAPA``; an all-zero item forecasts 0.
     """
-    return _flat(_numba.aggregated_levels(_compiled_panel(y), True, *_SES_BOUNDS), h)
+    return flat(_numba.aggregated_levels(_compiled_panel(y), True, *_SES_BOUNDS), h)
 
 
 def ma_nonzero(y: np.ndarray, h: int, window: int = MA_NONZERO_WINDOW) -> np.ndarray:
@@ -203,8 +206,7 @@ def ma_nonzero(y: np.ndarray, h: int, window: int = MA_NONZERO_WINDOW) -> np.nda
     (that period included), so leading zeros before an item existed do not dilute it. An item
     without positive demand forecasts 0.
     """
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+    check_param("ma_nonzero", "window", window, minimum=1, integer=True)
     ev = _nonzero_events(y)
     sizes = ev.where(ev.value > 0)
     counts, starts, within = _series_index(sizes.item, ev.n_items)
@@ -215,4 +217,4 @@ def ma_nonzero(y: np.ndarray, h: int, window: int = MA_NONZERO_WINDOW) -> np.nda
     first = np.zeros(ev.n_items, dtype=np.int64)
     first[has] = sizes.period[starts[has]]
     rate = np.where(has, counts / np.maximum(ev.n_periods - first, 1), 0.0)
-    return _flat(size_mean * rate, h)
+    return flat(size_mean * rate, h)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from sparecast.classify import classify
+from sparecast.classify import REGULAR_TIERS, TierThresholds, as_thresholds, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
 from sparecast.methods.features import (
@@ -54,6 +54,7 @@ __all__ = [
     "GlobalLightGBM",
     "XGBoostRegular",
     "asymmetric_loss",
+    "asymmetric_terms",
     "asymmetric_grad_hess",
     "lightgbm_forecast",
     "xgboost_forecast",
@@ -63,7 +64,6 @@ OBJECTIVES: tuple[str, ...] = ("tweedie", "poisson", "l2", "quantile", "asymmetr
 LINKS: tuple[str, ...] = ("log", "identity")
 STRATEGIES: tuple[str, ...] = ("direct", "recursive", "mean")
 XGB_MODES: tuple[str, ...] = ("pooled", "per_item")
-_REGULAR_TIERS = ("high_volume", "regular")
 _DEFAULT_STRIDE = {"D": 3, "W": 1, "M": 1}
 
 
@@ -96,13 +96,22 @@ def _xgboost() -> ModuleType:
 # --------------------------------------------------------------------------------------------
 
 
+def asymmetric_terms(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two terms of :func:`asymmetric_loss`: the error ``e = pred - true`` and its
+    under-forecast part ``min(e, 0)`` (a stock-out risk), float64 each."""
+    e = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)
+    return e, np.minimum(e, 0.0)
+
+
 def asymmetric_loss(
     y_true: np.ndarray, y_pred: np.ndarray, stockout_weight: float = 3.0
 ) -> np.ndarray:
     """Per-row loss ``c (pred - true)^2`` with ``c = stockout_weight`` for an under-forecast
-    (pred < true: a stock-out risk) and 1 otherwise."""
-    e = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)
-    return np.where(e < 0, stockout_weight, 1.0) * np.square(e)
+    (pred < true: a stock-out risk) and 1 otherwise, written as
+    ``e^2 + (stockout_weight - 1) min(e, 0)^2`` (the form the metric
+    :func:`sparecast.evaluate.metrics.stockout_weighted_se` averages)."""
+    e, under = asymmetric_terms(y_true, y_pred)
+    return np.square(e) + (stockout_weight - 1.0) * np.square(under)
 
 
 def asymmetric_grad_hess(
@@ -573,7 +582,9 @@ class XGBoostRegular(_GlobalTreeModel):
     items, when no item is regular) get the pooled model's forecast: it is trained on the regular
     items only, so for intermittent items it is a plain fallback; the hybrid router sends them
     to other methods. Objectives map to ``reg:tweedie``, ``count:poisson``, ``reg:squarederror``,
-    ``reg:quantileerror`` and the asymmetric custom objective.
+    ``reg:quantileerror`` and the asymmetric custom objective. ``tiers``: the frequency tier
+    thresholds that decide which items are regular (None: the defaults of
+    :class:`sparecast.classify.TierThresholds`; a mapping of its fields is accepted too).
     """
 
     def __init__(
@@ -601,6 +612,7 @@ class XGBoostRegular(_GlobalTreeModel):
         max_depth: int = 6,
         min_child_weight: float = 5.0,
         per_item_estimators: int = 100,
+        tiers: TierThresholds | None = None,
     ) -> None:
         self.objective = objective
         self.strategy = strategy
@@ -624,6 +636,7 @@ class XGBoostRegular(_GlobalTreeModel):
         self.max_depth = max_depth
         self.min_child_weight = min_child_weight
         self.per_item_estimators = per_item_estimators
+        self.tiers = tiers
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -704,8 +717,8 @@ class XGBoostRegular(_GlobalTreeModel):
         """Learn the pooled model (and in ``per_item`` mode one model per regular item)."""
         self._prepare(panel, h)
         self.panel_ = panel
-        tiers = classify(panel)["tier"].to_numpy()
-        regular = np.flatnonzero(np.isin(tiers, _REGULAR_TIERS))
+        tiers = classify(panel, thresholds=as_thresholds(self.tiers))["tier"].to_numpy()
+        regular = np.flatnonzero(np.isin(tiers, REGULAR_TIERS))
         self.regular_items_ = regular
         train_panel = panel.select_items(regular) if regular.size else panel
         self.model_, self.constant_ = self._fit_rows(train_panel, h)

@@ -18,6 +18,7 @@ from sparecast.errors import MethodError
 from sparecast.evaluate.backtest import SCORE_METRICS, BacktestResult, backtest, windows_that_fit
 from sparecast.methods import get_method
 from sparecast.pipeline.progress import Progress, no_progress
+from sparecast.selection.combinations import with_combinations
 from sparecast.selection.router import HybridRouter
 
 __all__ = ["CoreResult", "make_router", "run_core"]
@@ -133,7 +134,7 @@ def run_core(
         )
         router.fit(panel, h, classification=classification, backtest_result=bt)
         # combinations (top_k > 1) are scored like methods, so that the outputs show them
-        bt = bt.with_combinations(router.selection_["method"].unique(maintain_order=True))
+        bt = with_combinations(bt, router.selection_["method"].unique(maintain_order=True))
         bt.errors = None  # not needed any more; they are the largest part of the result
         summary_metric = metric if metric in SCORE_METRICS else "mase"
         summary = pl.concat(

@@ -5,6 +5,7 @@ Importing this package registers the router as the method ``"hybrid"``.
 """
 
 from sparecast.selection.choose import BALANCED, select
+from sparecast.selection.combinations import with_combinations
 from sparecast.selection.router import (
     DEFAULT_CANDIDATES,
     DEFAULT_METRIC,
@@ -25,4 +26,5 @@ __all__ = [
     "HybridRouter",
     "hybrid_forecast",
     "select",
+    "with_combinations",
 ]

@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
 
-from sparecast.classify import TIERS, TierThresholds, classify
+from sparecast.classify import TIERS, TierThresholds, as_thresholds, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, windows_that_fit
+from sparecast.evaluate.metrics import metric_names
 from sparecast.methods import (
     DEFAULT_METHODS,
     Method,
@@ -51,12 +52,19 @@ __all__ = [
     "DEFAULT_RULES",
     "DEFAULT_CANDIDATES",
     "DEFAULT_METRIC",
+    "DEFAULT_MODE",
+    "DEFAULT_SELECT_BY",
+    "DEFAULT_MIN_HISTORY",
+    "DEFAULT_TOP_K",
+    "DEFAULT_FALLBACK",
+    "DEFAULT_STOCKOUT_WEIGHT",
+    "SELECT_BY",
     "hybrid_forecast",
 ]
 
 ROUTER_MODES: tuple[str, ...] = ("auto", "rules")
-# names of the metric registry (sparecast.evaluate.metrics.METRICS) and the balanced rank
-ROUTER_METRICS: tuple[str, ...] = ("mase", "rmsse", "mae", "rmse", "asym", BALANCED)
+# the metrics registered with router=True (sparecast.evaluate.metrics.METRICS) and the balanced rank
+ROUTER_METRICS: tuple[str, ...] = (*metric_names(router=True), BALANCED)
 SELECT_BY: tuple[str, ...] = ("class", "tier", "item")
 DEFAULT_RULES: dict[str, str] = {
     "high_volume": "xgboost",
@@ -67,7 +75,14 @@ DEFAULT_RULES: dict[str, str] = {
 # The classical methods and the global LightGBM: with "mase+asym" per class this beat the best
 # single classical method and mlforecast on MASE on the demo and carparts (benchmarks/ml.py).
 DEFAULT_CANDIDATES: tuple[str, ...] = (*DEFAULT_METHODS, "lightgbm")
-DEFAULT_METRIC = BALANCED
+# The router's defaults (HybridRouter and the config's [router] section both use them).
+DEFAULT_MODE: Final = "auto"
+DEFAULT_METRIC: Final = BALANCED
+DEFAULT_SELECT_BY: Final = "class"
+DEFAULT_MIN_HISTORY: Final = 10
+DEFAULT_TOP_K: Final = 2  # measured best on MASE and asym together (benchmarks/ml.py)
+DEFAULT_FALLBACK: Final = "ma"
+DEFAULT_STOCKOUT_WEIGHT: Final = 3.0
 
 
 def _check_names(names: Iterable[str], what: str) -> list[str]:
@@ -99,21 +114,21 @@ class HybridRouter(BaseEstimator):
 
     def __init__(
         self,
-        mode: str = "auto",
+        mode: str = DEFAULT_MODE,
         *,
         candidates: Sequence[str] | None = None,
         rules: dict[str, str] | None = None,
         metric: str = DEFAULT_METRIC,
-        select_by: str = "class",
-        min_history: int = 10,
-        top_k: int = 2,
-        fallback: str = "ma",
+        select_by: str = DEFAULT_SELECT_BY,
+        min_history: int = DEFAULT_MIN_HISTORY,
+        top_k: int = DEFAULT_TOP_K,
+        fallback: str = DEFAULT_FALLBACK,
         n_windows: int = 3,
         step: int | None = None,
         seasonality: int = 1,
         params: dict[str, dict[str, Any]] | None = None,
         tiers: TierThresholds | None = None,
-        stockout_weight: float = 3.0,
+        stockout_weight: float = DEFAULT_STOCKOUT_WEIGHT,
     ) -> None:
         self.mode = mode
         self.candidates = candidates
@@ -199,7 +214,7 @@ class HybridRouter(BaseEstimator):
         self.classification_ = (
             classification
             if classification is not None
-            else classify(panel, thresholds=self.tiers or TierThresholds())
+            else classify(panel, thresholds=as_thresholds(self.tiers))
         )
         self.backtest_: BacktestResult | None = None
         self.notes_: list[str] = []
@@ -287,20 +302,36 @@ class HybridRouter(BaseEstimator):
         *,
         forecasts: dict[str, np.ndarray] | None = None,
     ) -> np.ndarray:
-        """Point forecasts ``float64[items, h]``: each item's chosen method, or the mean of its
-        chosen methods. ``forecasts`` (method -> ``[items, h]`` on this panel) are used where
-        given; the other needed methods are run on the whole panel (global models see every
-        item)."""
+        """Point forecasts ``float64[items, h]``, rows in panel order: each item's chosen method,
+        or the mean of its chosen methods. Items the router was not fitted on get the fallback
+        (and a note in ``notes_``). ``forecasts`` (method -> ``[items, h]`` on this panel) are
+        used where given; the other needed methods are run on the whole panel (global models see
+        every item)."""
         if not hasattr(self, "selection_"):
             raise MethodError("the router is not fitted; call fit(panel, h) first")
         ids = np.asarray(panel.item_ids).astype(str)
-        if not np.array_equal(ids, self.item_ids_):
-            raise MethodError(
-                "predict needs the panel the router was fitted on (same items in the same order)"
+        if np.array_equal(ids, self.item_ids_):
+            chosen = self.selection_["method"].to_numpy()
+        else:
+            chosen = (
+                pl.DataFrame({"unique_id": ids})
+                .join(self.selection_, on="unique_id", how="left", maintain_order="left")["method"]
+                .fill_null(self.fallback)
+                .to_numpy()
             )
+            unseen = int((~np.isin(ids, self.item_ids_)).sum())
+            if unseen:
+                self.notes_.append(
+                    f"router: {unseen} item(s) the router was not fitted on get the fallback "
+                    f"{self.fallback}"
+                )
+        # the methods these items need, in the order of methods_ (the fallback last)
+        used = {m for name in np.unique(chosen) for m in combination_members(str(name))}
+        candidates = [*self.methods_, *combination_members(self.fallback)]
+        needed = [m for m in dict.fromkeys(candidates) if m in used]
         values = dict(forecasts or {})
-        params = params_for(panel.freq, self.methods_, self._params(self.methods_))
-        for name in self.methods_:
+        params = params_for(panel.freq, needed, self._params(needed))
+        for name in needed:
             if name not in values:
                 values[name] = forecast_panel(panel, h, name, params.get(name))
             if values[name].shape != (panel.n_items, h):
@@ -308,7 +339,6 @@ class HybridRouter(BaseEstimator):
                     f"forecasts[{name!r}] has shape {values[name].shape}, "
                     f"expected {(panel.n_items, h)}"
                 )
-        chosen = self.selection_["method"].to_numpy()
         out = np.zeros((panel.n_items, h))
         for name in np.unique(chosen):
             rows = chosen == name
@@ -361,11 +391,9 @@ class HybridRouter(BaseEstimator):
 
 def hybrid_forecast(panel: DemandPanel, h: int, **params: Any) -> np.ndarray:
     """Kernel of the registered method ``"hybrid"``: a HybridRouter with ``params`` fitted on
-    ``panel`` (in a backtest: only the window's training part) and its forecasts."""
-    tiers = params.pop("tiers", None)
-    if isinstance(tiers, dict):
-        tiers = TierThresholds(**tiers)
-    return HybridRouter(tiers=tiers, **params).fit_predict(panel, h)
+    ``panel`` (in a backtest: only the window's training part) and its forecasts. ``tiers`` may
+    be a TierThresholds or a mapping of its fields (a TOML table)."""
+    return HybridRouter(**params).fit_predict(panel, h)
 
 
 # The hybrid router as a method: routes each item to a method chosen by tier rules or by a
