@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from sparecast.config import redact_url as config_redact_url
 from sparecast.urls import redact_url
 
 
@@ -40,10 +39,6 @@ from sparecast.urls import redact_url
 )
 def test_redact_url(url: str, expected: str) -> None:
     assert redact_url(url) == expected
-
-
-def test_config_redact_url_is_the_same_function() -> None:
-    assert config_redact_url is redact_url
 
 
 def test_redact_url_store_and_cache_urls() -> None:

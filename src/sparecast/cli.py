@@ -19,7 +19,7 @@ from rich.table import Table
 
 from sparecast.config import Settings, load_settings
 from sparecast.data.demo import generate_demo_erp
-from sparecast.data.sources import write_tables
+from sparecast.data.sources import sqlite_url, write_tables
 from sparecast.errors import OutputError, SparecastError
 from sparecast.pipeline.plan import PlanOutcome, run_plan
 from sparecast.pipeline.staging import recover_output_dir
@@ -282,10 +282,10 @@ def demo(
         # written beside and renamed into place: a reader never sees a half-written ERP
         tmp = output / f".erp.sqlite.{os.getpid()}.tmp"
         tmp.unlink(missing_ok=True)
-        write_tables(tables, f"sqlite:///{tmp}")
+        write_tables(tables, sqlite_url(tmp))
         os.replace(tmp, db)
         # A new demo ERP replaces the old one: extract it in full, not incrementally.
-        _plan(f"sqlite:///{db}", output, settings, quiet, full_extract=True)
+        _plan(sqlite_url(db), output, settings, quiet, full_extract=True)
     except SparecastError as exc:
         _fail(exc)
 

@@ -58,7 +58,6 @@ __all__ = [
     "StoreSettings",
     "ServiceSettings",
     "load_settings",
-    "redact_url",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Writing outputs (sparecast.pipeline.outputs): the output directory is prepared, every file
+"""Writing outputs (sparecast.pipeline.outputs): every file
 lands where run.json says, secrets stay out of run.json, quantile columns are named by level."""
 
 from __future__ import annotations
@@ -9,18 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pytest
 
 from sparecast.config import load_settings
 from sparecast.data.panel import DemandPanel
-from sparecast.errors import OutputError
 from sparecast.pipeline.core import CoreResult
 from sparecast.pipeline.load import load_panel
 from sparecast.pipeline.outputs import (
     OUTPUT_FILES,
     PLAN_FILES,
     POLICY_FILE,
-    prepare_output_dir,
     quantile_column,
     with_forecast_quantiles,
     write_outputs,
@@ -40,28 +37,6 @@ def test_the_plan_files_are_output_files() -> None:
     assert POLICY_FILE in PLAN_FILES
     assert set(PLAN_FILES) <= set(OUTPUT_FILES)
     assert len(set(OUTPUT_FILES)) == len(OUTPUT_FILES)
-
-
-def test_prepare_output_dir_removes_old_results_only(tmp_path: Path) -> None:
-    out = tmp_path / "new" / "out"
-    prepare_output_dir(out)  # created
-    assert out.is_dir() and list(out.iterdir()) == []
-    for name in ("forecasts.parquet", POLICY_FILE, "notes.txt"):
-        (out / name).write_text("old")
-    (out / "extract").mkdir()
-    (out / "extract" / "state.json").write_text("{}")
-    prepare_output_dir(out, PLAN_FILES)  # only the plan's files
-    assert sorted(p.name for p in out.iterdir()) == ["extract", "forecasts.parquet", "notes.txt"]
-    prepare_output_dir(out)
-    assert sorted(p.name for p in out.iterdir()) == ["extract", "notes.txt"]
-    assert (out / "extract" / "state.json").is_file()  # the extraction state is kept
-
-
-def test_prepare_output_dir_refuses_a_file(tmp_path: Path) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    with pytest.raises(OutputError, match="cannot write to the output directory"):
-        prepare_output_dir(blocker / "out")
 
 
 def test_forecast_quantiles_are_zero_below_the_no_demand_share() -> None:

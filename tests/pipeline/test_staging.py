@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sparecast.config import Settings
+from sparecast.errors import OutputError
 from sparecast.pipeline.staging import (
     COMMITTED,
     LOCK_FILE,
@@ -111,3 +112,11 @@ def test_write_json_atomic_leaves_no_temporary_file(tmp_path: Path) -> None:
     write_json_atomic(tmp_path / "a.json", {"x": 1})
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
     assert os.listdir(tmp_path) == ["a.json"]
+
+
+def test_an_output_path_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="cannot write to the output directory"):
+        Staging(blocker / "out", remove=()).__enter__()
+    assert blocker.read_text() == "x"

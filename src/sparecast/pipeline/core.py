@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from sparecast.classify import classify
+from sparecast.classify import REGULAR_TIERS, classify
 from sparecast.config import Settings
 from sparecast.core import forecast_arrays, forecasts_to_frame
 from sparecast.data.panel import DemandPanel
@@ -128,7 +128,7 @@ def run_core(
             params={k: v for k, v in settings.method_params.items() if k in names},
             seasonality=settings.backtest.seasonality,
             progress=lambda done, total, label: progress(f"backtest {label}", done, total),
-            percentage_items=classification["tier"].is_in(["high_volume", "regular"]).to_numpy(),
+            percentage_items=classification["tier"].is_in(REGULAR_TIERS).to_numpy(),
             keep_errors=settings.router.top_k > 1,
             stockout_weight=settings.backtest.stockout_weight,
         )

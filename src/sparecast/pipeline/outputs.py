@@ -12,59 +12,44 @@ import polars as pl
 from sparecast._version import __version__
 from sparecast.config import Settings
 from sparecast.data.panel import DemandPanel
-from sparecast.errors import OutputError
 from sparecast.methods.quantiles import forecast_quantiles
 from sparecast.pipeline.core import CoreResult
 from sparecast.pipeline.load import LoadedData
+from sparecast.pipeline.staging import RUN_JSON
 from sparecast.urls import redact_url, redact_values
 
 __all__ = [
+    "FORECASTS_FILE",
     "POLICY_FILE",
     "REPORT_FILE",
     "REJECTED_FILE",
     "PLAN_FILES",
     "OUTPUT_FILES",
-    "prepare_output_dir",
     "quantile_column",
     "with_forecast_quantiles",
     "write_outputs",
 ]
 
 
+FORECASTS_FILE = "forecasts.parquet"
 POLICY_FILE = "policy.parquet"
 REPORT_FILE = "inventory_report.html"
 REJECTED_FILE = "rejected_purchasing.parquet"
 PLAN_FILES: tuple[str, ...] = (POLICY_FILE, REPORT_FILE, REJECTED_FILE)
 """The files the plan step (sparecast.pipeline.plan) writes."""
-# Files a run writes; a new run removes the old ones first, so that no stale result survives.
+# Files a run writes; its commit removes those of an earlier run it does not produce, so that no
+# stale result survives (sparecast.pipeline.staging).
 OUTPUT_FILES: tuple[str, ...] = (
     "classification.parquet",
     "backtest.parquet",
     "backtest_summary.parquet",
     "selection.parquet",
-    "forecasts.parquet",
+    FORECASTS_FILE,
     "rejected_rows.parquet",
     "rejected_items.parquet",
-    "run.json",
+    RUN_JSON,
     *PLAN_FILES,
 )
-
-
-def prepare_output_dir(output_dir: Path, files: tuple[str, ...] = OUTPUT_FILES) -> None:
-    """Create ``output_dir`` (checking it is writable) and remove ``files`` of an earlier run
-    (default: all of them); the extraction state in ``output_dir/extract`` is kept."""
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / ".sparecast_write_test"
-        probe.write_text("ok")
-        probe.unlink()
-        for name in files:
-            (output_dir / name).unlink(missing_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write to the output directory {output_dir}: {exc.strerror or exc}; "
-            "give a writable directory with --output"
-        ) from None
 
 
 def quantile_column(level: float) -> str:
@@ -120,8 +105,8 @@ def write_outputs(
         result.summary.write_parquet(output_dir / "backtest_summary.parquet")
         paths["backtest_summary"] = str(output_dir / "backtest_summary.parquet")
     if result.forecasts is not None:
-        result.forecasts.write_parquet(output_dir / "forecasts.parquet")
-        paths["forecasts"] = str(output_dir / "forecasts.parquet")
+        result.forecasts.write_parquet(output_dir / FORECASTS_FILE)
+        paths["forecasts"] = str(output_dir / FORECASTS_FILE)
     for table, rows in loaded.rejected.items():
         if rows.height:
             name = "rejected_rows.parquet" if table == "demand" else f"rejected_{table}.parquet"
@@ -148,6 +133,6 @@ def write_outputs(
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "outputs": paths,
     }
-    (output_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
-    paths["run"] = str(final_dir / "run.json")
+    (output_dir / RUN_JSON).write_text(json.dumps(run, indent=2, default=str))
+    paths["run"] = str(final_dir / RUN_JSON)
     return paths

@@ -26,6 +26,7 @@ from sparecast.inventory.report import render_inventory_report
 from sparecast.pipeline.console import plan_summary_lines
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.outputs import (
+    FORECASTS_FILE,
     OUTPUT_FILES,
     PLAN_FILES,
     POLICY_FILE,
@@ -33,7 +34,7 @@ from sparecast.pipeline.outputs import (
     REPORT_FILE,
 )
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
-from sparecast.pipeline.staging import Staging
+from sparecast.pipeline.staging import RUN_JSON, Staging
 from sparecast.pipeline.steps import RunOutcome, stage_run, store_and_commit
 from sparecast.urls import redact_url
 
@@ -83,7 +84,7 @@ def write_plan(
     html = render_inventory_report(plan, source=redact_url(source))
     (output_dir / REPORT_FILE).write_text(html, encoding="utf-8")
     paths["inventory_report"] = str(final_dir / REPORT_FILE)
-    run_path = output_dir / "run.json"
+    run_path = output_dir / RUN_JSON
     base = base_run if base_run is not None else run_path
     run: dict[str, Any] = {}
     if base.exists():
@@ -101,7 +102,7 @@ def write_plan(
         "outputs": dict(paths),
     }
     run_path.write_text(json.dumps(run, indent=2, default=str))
-    paths["run"] = str(final_dir / "run.json")
+    paths["run"] = str(final_dir / RUN_JSON)
     return paths
 
 
@@ -135,7 +136,7 @@ def run_plan(
     forecasts: pl.DataFrame | None
     with Staging(output_dir, remove=PLAN_FILES if reuse_forecasts else OUTPUT_FILES) as staging:
         if reuse_forecasts:
-            fc_path = output_dir / "forecasts.parquet"
+            fc_path = output_dir / FORECASTS_FILE
             if not fc_path.is_file():
                 raise SourceError(
                     f"--reuse-forecasts: no forecasts.parquet in {output_dir}; run `sparecast "
@@ -207,7 +208,7 @@ def run_plan(
             source=source,
             forecasts_reused=reuse_forecasts,
             work_dir=staging.dir,
-            base_run=output_dir / "run.json" if reuse_forecasts else None,
+            base_run=output_dir / RUN_JSON if reuse_forecasts else None,
         )
         store_and_commit(staging, run, settings, source=source, progress=progress, steps=steps)
     return PlanOutcome(plan, run, paths, plan_summary_lines(plan))

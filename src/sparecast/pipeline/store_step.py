@@ -4,7 +4,6 @@ the forecast history store and record the store's run id and model version in ru
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -16,6 +15,7 @@ import polars as pl
 from sparecast._version import __version__
 from sparecast.config import Settings
 from sparecast.data.panel import DemandPanel
+from sparecast.pipeline.progress import Progress
 from sparecast.store.history import ForecastStore, RunMeta, default_store_url
 from sparecast.urls import redact_url, redact_values
 
@@ -27,8 +27,6 @@ __all__ = [
     "store_run",
     "check_store",
 ]
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import Any
 
 from sparecast.config import Settings
 from sparecast.pipeline.plan import run_plan
-from sparecast.pipeline.staging import recover_output_dir
+from sparecast.pipeline.staging import RUN_JSON, recover_output_dir
 from sparecast.pipeline.steps import run_pipeline
 from sparecast.service.errors import JobConflict, NoRetrainSource
 from sparecast.service.models import JobOut
@@ -49,7 +49,7 @@ def retrain_command(data_dir: Path) -> str:
     """What a retrain of ``data_dir`` runs: ``plan`` when ``run.json`` says the directory was
     made by ``plan`` (or ``demo``, or holds a plan), else ``run``."""
     try:
-        record = json.loads((data_dir / "run.json").read_text())
+        record = json.loads((data_dir / RUN_JSON).read_text())
     except (OSError, ValueError):
         return "run"
     command = record.get("command") or {}
@@ -64,7 +64,7 @@ def retrain_source(settings: Settings, data_dir: Path) -> str:
     in ``DIR/run.json`` (unless its password was redacted there)."""
     if settings.service.retrain_source:
         return settings.service.retrain_source
-    run_json = data_dir / "run.json"
+    run_json = data_dir / RUN_JSON
     try:
         source = json.loads(run_json.read_text()).get("source")
     except (OSError, ValueError):

@@ -22,13 +22,15 @@ import anyio.to_thread
 import polars as pl
 from starlette.concurrency import run_in_threadpool
 
-from sparecast.config import Settings, redact_url
+from sparecast.config import Settings
 from sparecast.errors import CacheUnavailable, SparecastError, StoreError, StoreUnavailable
+from sparecast.pipeline.outputs import POLICY_FILE, REPORT_FILE
 from sparecast.service.errors import NoPlan
 from sparecast.service.jobs import JobManager
 from sparecast.service.metrics import ServiceMetrics
 from sparecast.service.models import DependencyOut, FreshnessOut, HealthOut
 from sparecast.store import ForecastCache, ForecastStore, RunInfo, default_store_url, make_cache
+from sparecast.urls import redact_url
 
 __all__ = ["ServiceState", "PolicyTable", "plan_hint"]
 
@@ -114,8 +116,8 @@ class ServiceState:
         self.store_error: str | None = None  # last reason the store was unreachable
         self.cache_error: str | None = None
         self.metrics = ServiceMetrics(self._run_created_at, metrics_multiprocess_dir)
-        self.policy = PolicyTable(data_dir / "policy.parquet")
-        self.report_path = data_dir / "inventory_report.html"
+        self.policy = PolicyTable(data_dir / POLICY_FILE)
+        self.report_path = data_dir / REPORT_FILE
         self.jobs = JobManager(
             settings, data_dir, lambda: self.run.model_version if self.run else None, self._sync
         )

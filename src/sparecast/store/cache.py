@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
-from sparecast.config import StoreSettings, redact_url
+from sparecast.config import StoreSettings
 from sparecast.errors import CacheUnavailable, ConfigError
+from sparecast.urls import redact_url
 
 __all__ = [
     "ForecastCache",

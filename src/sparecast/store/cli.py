@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sparecast.config import load_settings, redact_url
+from sparecast.config import load_settings
 from sparecast.errors import SparecastError
 from sparecast.store.history import ForecastStore, default_store_url
+from sparecast.urls import redact_url
 
 __all__ = ["store_app"]
 

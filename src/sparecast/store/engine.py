@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
-from sparecast.config import redact_url
 from sparecast.errors import StoreError, StoreUnavailable
+from sparecast.urls import redact_url
 
 __all__ = ["MIGRATIONS_DIR", "StoreEngine", "alembic_config"]
 

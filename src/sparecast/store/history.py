@@ -15,12 +15,12 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from sparecast.config import redact_url
 from sparecast.store import writes
 from sparecast.store.engine import StoreEngine
 from sparecast.store.models import RunMeta
 from sparecast.store.reads import HistoryReader
 from sparecast.store.writes import StoreProgress
+from sparecast.urls import redact_url
 
 __all__ = ["ForecastStore", "default_store_url"]
 
