@@ -17,11 +17,11 @@ from sparecast.evaluate.backtest import (
     PanelTooShortError,
     backtest,
     backtest_origins,
-    format_summary_lines,
     method_label,
     windows_that_fit,
 )
 from sparecast.methods import Method, forecast_matrix
+from sparecast.pipeline.console import format_summary_lines
 
 
 # ---------------------------------------------------------------------------- windows
@@ -185,24 +185,6 @@ def test_summary_and_lines() -> None:
         assert pattern.match(line), line
     smooth = next(line for line in lines if line.startswith("smooth"))
     assert "than MA(28)" in smooth and "than naive" not in smooth  # no comparison with itself
-
-
-def test_format_summary_lines_exact() -> None:
-    summ = pl.DataFrame(
-        {
-            "sb_class": ["lumpy", "lumpy", "lumpy"],
-            "method": ["naive", "ma", "sba"],
-            "label": ["naive", "MA(28)", "SBA"],
-            "n_items": [1234, 1234, 1234],
-            "mase": [1.16, 0.92, 0.81],
-            "mase_vs_naive_pct": [0.0, 20.7, 30.1],
-            "mase_vs_ma_pct": [-26.1, 0.0, 12.3],
-            "chosen": [False, False, True],
-        }
-    )
-    assert format_summary_lines(summ) == [
-        "lumpy (1,234 items): SBA: MASE 0.81, 12.3% better than MA(28), 30.1% better than naive"
-    ]
 
 
 def test_method_labels() -> None:

@@ -13,7 +13,12 @@ import pytest
 from sparecast.config import load_settings
 from sparecast.evaluate.backtest import BacktestResult
 from sparecast.inventory.plan import PlanResult
-from sparecast.pipeline.console import plan_summary_lines, router_lines, selection_score
+from sparecast.pipeline.console import (
+    format_summary_lines,
+    plan_summary_lines,
+    router_lines,
+    selection_score,
+)
 
 SELECTION = pl.DataFrame(
     {
@@ -103,3 +108,21 @@ def test_plan_summary_lines() -> None:
 def test_router_lines_on_an_empty_selection(mode: str) -> None:
     empty = SELECTION.clear()
     assert len(router_lines(empty, load_settings(router={"mode": mode}))) == 1
+
+
+def test_format_summary_lines_exact() -> None:
+    summ = pl.DataFrame(
+        {
+            "sb_class": ["lumpy", "lumpy", "lumpy"],
+            "method": ["naive", "ma", "sba"],
+            "label": ["naive", "MA(28)", "SBA"],
+            "n_items": [1234, 1234, 1234],
+            "mase": [1.16, 0.92, 0.81],
+            "mase_vs_naive_pct": [0.0, 20.7, 30.1],
+            "mase_vs_ma_pct": [-26.1, 0.0, 12.3],
+            "chosen": [False, False, True],
+        }
+    )
+    assert format_summary_lines(summ) == [
+        "lumpy (1,234 items): SBA: MASE 0.81, 12.3% better than MA(28), 30.1% better than naive"
+    ]

@@ -6,7 +6,6 @@ from sparecast.evaluate.backtest import (
     PanelTooShortError,
     backtest,
     backtest_origins,
-    format_summary_lines,
     method_label,
     windows_that_fit,
 )
@@ -39,7 +38,6 @@ __all__ = [
     "PanelTooShortError",
     "backtest",
     "backtest_origins",
-    "format_summary_lines",
     "method_label",
     "mae",
     "mape",

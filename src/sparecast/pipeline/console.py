@@ -6,14 +6,51 @@ from __future__ import annotations
 
 from typing import cast
 
+import numpy as np
 import polars as pl
 
 from sparecast.config import Settings
-from sparecast.evaluate.backtest import BacktestResult, format_summary_lines
+from sparecast.errors import ConfigError
+from sparecast.evaluate.backtest import BacktestResult
 from sparecast.inventory.plan import HIGH_RISK, PlanResult
 from sparecast.pipeline.outputs import REJECTED_FILE
 
-__all__ = ["selection_score", "summary_lines", "router_lines", "plan_summary_lines"]
+__all__ = [
+    "format_summary_lines",
+    "selection_score",
+    "summary_lines",
+    "router_lines",
+    "plan_summary_lines",
+]
+
+
+def _pct_phrase(value: float | None, ref_label: str) -> str | None:
+    if value is None or not np.isfinite(value):
+        return None
+    word = "better" if value >= 0 else "worse"
+    return f"{abs(value):.1f}% {word} than {ref_label}"
+
+
+def format_summary_lines(summary: pl.DataFrame, *, metric: str = "mase") -> list[str]:
+    """One line per class of the chosen method, e.g. ``"lumpy (1,234 items): SBA: MASE 0.81,
+    12.3% better than MA(28), 30.1% better than naive"``; ``metric`` is "mase" or "rmsse"."""
+    if metric not in ("mase", "rmsse"):
+        raise ConfigError(f"metric must be 'mase' or 'rmsse', got {metric!r}")
+    labels = dict(zip(summary["method"].to_list(), summary["label"].to_list(), strict=True))
+    lines = []
+    for row in summary.filter(pl.col("chosen")).iter_rows(named=True):
+        value = row[metric]
+        parts = [f"{metric.upper()} {value:.2f}" if value is not None else f"{metric.upper()} n/a"]
+        for ref in ("ma", "naive"):
+            if row["method"] != ref and ref in labels:
+                phrase = _pct_phrase(row[f"{metric}_vs_{ref}_pct"], labels[ref])
+                if phrase:
+                    parts.append(phrase)
+        n = row["n_items"]
+        group = row["sb_class"] if "sb_class" in row else row["tier"]
+        head = f"{group} ({n:,} item{'' if n == 1 else 's'}): {row['label']}: "
+        lines.append(head + ", ".join(parts))
+    return lines
 
 
 def selection_score(bt: BacktestResult, selection: pl.DataFrame) -> dict[str, float | None]:

@@ -4,6 +4,7 @@ forecast the horizon. Numeric only; ``sparecast.pipeline.outputs`` writes the re
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -112,7 +113,7 @@ def run_core(
                 f"a horizon of {h}; the rules choose without it"
             )
         router.fit(panel, h, classification=classification)
-        router.notes_.clear()  # said above
+        # the router's own notes only repeat the line above: they are not added below
     else:
         if n_windows < settings.backtest.n_windows:
             notes.append(
@@ -135,7 +136,8 @@ def run_core(
         router.fit(panel, h, classification=classification, backtest_result=bt)
         # combinations (top_k > 1) are scored like methods, so that the outputs show them
         bt = with_combinations(bt, router.selection_["method"].unique(maintain_order=True))
-        bt.errors = None  # not needed any more; they are the largest part of the result
+        # the per-window errors are not needed any more; they are the largest part of the result
+        bt = dataclasses.replace(bt, errors=None)
         summary_metric = metric if metric in SCORE_METRICS else "mase"
         summary = pl.concat(
             [
@@ -148,7 +150,7 @@ def run_core(
                 .with_columns(pl.lit("tier").alias("grouping")),
             ]
         ).select("grouping", pl.exclude("grouping"))
-    notes += router.notes_
+        notes += router.notes_
     selection = router.selection_.join(
         classification.select("unique_id", "sb_class", "tier"), on="unique_id", how="left"
     ).select("unique_id", "method", "reason", "sb_class", "tier")
