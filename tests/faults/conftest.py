@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 import pytest
+from utils.servers import cli_command, cli_env
 
 from sparecast.config import Settings
 from sparecast.data.demo import generate_demo_erp
@@ -38,20 +37,6 @@ def small_erp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tables = generate_demo_erp(n_items=200, n_days=120, seed=0, end_date=date(2026, 10, 31))
     write_tables(tables, f"sqlite:///{path}")
     return path
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The environment of a CLI subprocess: ours without SPARECAST_* settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARECAST_")}
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    env["COLUMNS"] = "200"
-    return env | extra
-
-
-def cli_command(*args: str) -> list[str]:
-    """``python -m sparecast.cli ARGS``."""
-    return [sys.executable, "-m", "sparecast.cli", *args]
 
 
 def run_cli(

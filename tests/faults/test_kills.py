@@ -12,15 +12,21 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from utils.servers import MARIADB_SERVER_URL, free_port
+from utils.servers import (
+    MARIADB_SERVER_URL,
+    ServedApp,
+    cli_command,
+    cli_env,
+    free_port,
+    served,
+)
 
 from sparecast.pipeline.staging import STAGING_PREFIX
 
@@ -29,8 +35,6 @@ from .conftest import (
     AUTH,
     METHODS,
     assert_one_complete_run,
-    cli_command,
-    cli_env,
     run_cli,
     snapshot,
 )
@@ -154,36 +158,9 @@ def _retrain_children(pid: int) -> list[int]:
     return out
 
 
-@contextmanager
-def _serving(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``sparecast serve`` on ``data_dir`` as a real subprocess: its base URL and process."""
-    port = free_port()
-    env = cli_env(SPARECAST_SERVICE__API_KEY_HASHES=json.dumps([API_KEY_HASH]))
-    server = subprocess.Popen(
-        cli_command("serve", "--data", str(data_dir), "--port", str(port)),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
-        yield base, server
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+def _serving(data_dir: Path) -> AbstractContextManager[ServedApp]:
+    """``sparecast serve`` on ``data_dir`` as a real subprocess."""
+    return served(data_dir, env={"SPARECAST_SERVICE__API_KEY_HASHES": json.dumps([API_KEY_HASH])})
 
 
 def test_plans_into_a_served_directory_never_show_a_torn_policy(
@@ -192,7 +169,8 @@ def test_plans_into_a_served_directory_never_show_a_torn_policy(
     item = pl.read_parquet(planned_dir / "policy.parquet")["unique_id"][0]
     args = ["plan", "--reuse-forecasts", "-s", str(small_erp), "-o", str(planned_dir), "-q"]
     statuses: list[int] = []
-    with _serving(planned_dir) as (base, _):
+    with _serving(planned_dir) as app:
+        base = app.base
         stop = threading.Event()
 
         def poll() -> None:
@@ -214,7 +192,8 @@ def test_plans_into_a_served_directory_never_show_a_torn_policy(
 
 
 def test_kill_a_retrain_keeps_the_plan_served(planned_dir: Path) -> None:
-    with _serving(planned_dir) as (base, server):
+    with _serving(planned_dir) as app:
+        base = app.base
         item = pl.read_parquet(planned_dir / "policy.parquet")["unique_id"][0]
         started = httpx.post(f"{base}/retrain", headers=AUTH, timeout=10)
         assert started.status_code == 202, started.text
@@ -228,7 +207,7 @@ def test_kill_a_retrain_keeps_the_plan_served(planned_dir: Path) -> None:
             assert state["state"] in ("queued", "running"), state
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        children = _retrain_children(server.pid)
+        children = _retrain_children(app.proc.pid)
         assert children
         for child in children:
             os.kill(child, signal.SIGKILL)

@@ -7,8 +7,6 @@ console line and no HTTP answer."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from utils.servers import PG_SERVER_URL, free_port, pg_server
+from utils.servers import PG_SERVER_URL, cli_env, pg_server, served
 
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.sources import write_tables
 from sparecast.urls import redact_text, redact_values
 
-from .conftest import API_KEY_HASH, AUTH, METHODS, cli_command, cli_env, run_cli
+from .conftest import API_KEY_HASH, AUTH, METHODS, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -130,30 +128,14 @@ def test_a_retrain_with_a_secret_source_leaks_nothing(small_erp: Path, tmp_path:
     planned = run_cli("plan", "-s", str(small_erp), "-o", str(out), "-m", METHODS, "-q")
     assert planned.returncode == 0, planned.stderr
     source = f"sqlite:///{small_erp}?password={RETRAIN_PW}&token={TOKEN}&secret={SECRET}"
-    port = free_port()
-    env = cli_env(
-        SPARECAST_SERVICE__API_KEY_HASHES=json.dumps([API_KEY_HASH]),
-        SPARECAST_SERVICE__RETRAIN_SOURCE=source,
-        SPARECAST_METHODS=json.dumps(METHODS.split(",")),
-    )
-    server = subprocess.Popen(
-        cli_command("serve", "--data", str(out), "--port", str(port)),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    env = {
+        "SPARECAST_SERVICE__API_KEY_HASHES": json.dumps([API_KEY_HASH]),
+        "SPARECAST_SERVICE__RETRAIN_SOURCE": source,
+        "SPARECAST_METHODS": json.dumps(METHODS.split(",")),
+    }
     answers: list[str] = []
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+    with served(out, env=env, capture=True) as app:
+        base = app.base
         started = httpx.post(f"{base}/retrain", headers=AUTH, timeout=10)
         assert started.status_code == 202, started.text
         answers.append(started.text)
@@ -170,13 +152,7 @@ def test_a_retrain_with_a_secret_source_leaks_nothing(small_erp: Path, tmp_path:
         assert state.json()["command"] == "plan"
         answers.append(httpx.get(f"{base}/health", timeout=5).text)
         answers.append(httpx.get(f"{base}/health", headers=AUTH, timeout=5).text)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            logs, _ = server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            logs, _ = server.communicate()
+    logs = app.output
     for answer in answers:
         _assert_no_secret("an HTTP answer", answer)
     _assert_no_secret("the server's log", logs)

@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import select
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +24,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from utils.runs import make_forecasts, make_meta
-from utils.servers import PgDatabases, RedisProcess, TcpProxy, free_port
+from utils.servers import PgDatabases, RedisProcess, TcpProxy, served
 
 from sparecast.config import Settings
 from sparecast.service import create_app
@@ -38,13 +33,14 @@ from sparecast.store import ForecastStore
 pytestmark = pytest.mark.slow
 
 API_KEY = "faults-key-31c9"
+API_KEY_HASH = hashlib.sha256(API_KEY.encode()).hexdigest()
 AUTH = {"X-API-Key": API_KEY}
 ITEMS = [f"i{k}" for k in range(40)]
 HORIZON = 8
 
 
 def _settings(**kw: Any) -> Settings:
-    service = {"api_key_hashes": [hashlib.sha256(API_KEY.encode()).hexdigest()]}
+    service = {"api_key_hashes": [API_KEY_HASH]}
     service.update(kw.pop("service", {}))
     return Settings(service=service, **kw)
 
@@ -83,44 +79,6 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
-
-
-@contextmanager
-def _serving(data_dir: Path) -> Iterator[tuple[str, int]]:
-    """``sparecast serve`` of ``data_dir`` on a free port: (base URL, pid)."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "SPARECAST_SERVICE__API_KEY_HASHES": json.dumps(
-            [hashlib.sha256(API_KEY.encode()).hexdigest()]
-        ),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sparecast.cli", "serve", "--data", str(data_dir)]
-        + ["--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.2)
-        yield base, proc.pid
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 ANNOUNCED = 200 * 1024 * 1024  # what each oversized request claims to send
@@ -170,7 +128,9 @@ def _post_raw(port: int, *, key: bool, chunked: bool) -> tuple[int | None, int]:
 
 def test_oversized_bodies_do_not_grow_the_server_or_stall_reads(tmp_path: Path) -> None:
     _write_run(f"sqlite:///{tmp_path / 'history.sqlite'}")
-    with _serving(tmp_path) as (base, pid):
+    env = {"SPARECAST_SERVICE__API_KEY_HASHES": json.dumps([API_KEY_HASH])}
+    with served(tmp_path, env=env) as app:
+        base, pid = app.base, app.proc.pid
         port = int(base.rsplit(":", 1)[1])
         with httpx.Client(base_url=base, timeout=10) as http:
             for item in ITEMS[:5]:  # warm: cached answers, modules loaded
@@ -234,37 +194,6 @@ def test_oversized_bodies_do_not_grow_the_server_or_stall_reads(tmp_path: Path) 
 # -- PostgreSQL frozen ------------------------------------------------------------------------
 
 
-class PausableProxy(TcpProxy):
-    """A TcpProxy that can stop forwarding (``pause``) while still accepting connections and
-    taking data, as a frozen (SIGSTOPped) database server does: TCP is ACKed, nothing answers."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        super().__init__(target)
-        self.flowing = threading.Event()
-        self.flowing.set()
-
-    def pause(self) -> None:
-        self.flowing.clear()
-
-    def resume(self) -> None:
-        self.flowing.set()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:  # type: ignore[override]
-        try:
-            while data := src.recv(65536):
-                while not self.flowing.wait(0.5):
-                    pass
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     dbs = PgDatabases()  # unreachable PostgreSQL: skipped (a failure under CI=true)
@@ -282,7 +211,7 @@ def test_frozen_postgresql_answers_within_the_deadline_and_recovers(
     tmp_path: Path, pg_url: str
 ) -> None:
     _write_run(pg_url)
-    proxy = PausableProxy(("127.0.0.1", 5432))
+    proxy = TcpProxy(("127.0.0.1", 5432))
     proxy.restore()
     via = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     settings = _settings(

@@ -4,67 +4,28 @@ workers whose metrics add up)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import pytest
-from utils.servers import free_port
+from utils.servers import ServedApp, served
 
 from .conftest import API_KEY_HASH, AUTH, run_json
 
 pytestmark = pytest.mark.slow
 
 
-@contextmanager
-def serving(data_dir: Path, *args: str) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        # configured through the environment, as in a container
-        "SPARECAST_SERVICE__API_KEY_HASHES": json.dumps([API_KEY_HASH]),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sparecast.cli", "serve", "--data", str(data_dir)]
-        + ["--port", str(port), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise AssertionError(f"sparecast serve did not come up: {out}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise AssertionError("sparecast serve did not stop on SIGTERM") from None
-        # uvicorn shuts down gracefully, then re-raises the signal: -SIGTERM is a clean stop
-        assert code in (0, -signal.SIGTERM), proc.stdout.read().decode() if proc.stdout else code
+def serving(data_dir: Path, *args: str) -> AbstractContextManager[ServedApp]:
+    """``sparecast serve``, configured through the environment as in a container; SIGTERM must
+    stop it cleanly."""
+    env = {"SPARECAST_SERVICE__API_KEY_HASHES": json.dumps([API_KEY_HASH])}
+    return served(data_dir, *args, env=env, capture=True, clean_stop=True)
 
 
 def test_serve_one_worker(data_dir: Path) -> None:
-    with serving(data_dir) as base:
+    with serving(data_dir) as app:
+        base = app.base
         health = httpx.get(f"{base}/health", headers=AUTH).json()
         assert health["model_version"] == run_json(data_dir)["store"]["model_version"]
         r = httpx.get(f"{base}/forecast/item/P000007", params={"horizon": 4})
@@ -79,7 +40,8 @@ def test_serve_one_worker(data_dir: Path) -> None:
 
 
 def test_serve_two_workers_share_the_port_and_the_metrics(data_dir: Path) -> None:
-    with serving(data_dir, "--workers", "2") as base:
+    with serving(data_dir, "--workers", "2") as app:
+        base = app.base
         n = 40
         with httpx.Client(base_url=base) as client:
             for i in range(n):

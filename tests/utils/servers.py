@@ -1,22 +1,26 @@
 """Servers for the integration tests: where the machine's servers listen, a clear skip when one
 cannot be reached (a failure under CI=true, where every integration test must run), our own
-redis-server and PostgreSQL processes that a test may stop and start, and a TCP proxy that cuts
-connections on demand."""
+redis-server and PostgreSQL processes that a test may stop and start, a TCP proxy that cuts or
+freezes connections on demand, and ``sparecast serve`` as a real subprocess."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -202,7 +206,9 @@ class PostgresProcess:
 class TcpProxy:
     """A TCP relay 127.0.0.1:port -> target; ``cut()`` closes the listener and every relayed
     connection (the database looks down: connection refused), ``restore()`` listens again on
-    the same port."""
+    the same port. ``pause()`` stops forwarding while still accepting connections and taking
+    data, as a frozen (SIGSTOPped) database server does: TCP is ACKed, nothing answers;
+    ``resume()`` forwards again."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -210,6 +216,14 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.flowing = threading.Event()
+        self.flowing.set()
+
+    def pause(self) -> None:
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()
 
     def restore(self) -> None:
         listener = socket.socket()
@@ -235,10 +249,11 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                while not self.flowing.wait(0.5):
+                    pass
                 dst.sendall(data)
         except OSError:
             pass
@@ -265,3 +280,89 @@ class TcpProxy:
             except OSError:
                 pass
             s.close()
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a CLI subprocess: ours without SPARECAST_* settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARECAST_")}
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    env["COLUMNS"] = "200"
+    return env | extra
+
+
+def cli_command(*args: str) -> list[str]:
+    """``python -m sparecast.cli ARGS``."""
+    return [sys.executable, "-m", "sparecast.cli", *args]
+
+
+@dataclass
+class ServedApp:
+    """A running ``sparecast serve``: its base URL and process; ``output`` (stdout and stderr)
+    is filled once the server has stopped, when it was captured."""
+
+    base: str
+    proc: subprocess.Popen[bytes]
+    output: str = ""
+
+
+@contextmanager
+def served(
+    data_dir: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    capture: bool = False,
+    clean_stop: bool = False,
+) -> Iterator[ServedApp]:
+    """``sparecast serve --data DATA_DIR ARGS`` as a real subprocess on a free port, in
+    ``cli_env(**env)``, yielded once /health answers 200 (fails after 90 s); stopped with
+    SIGTERM on exit (killed after 30 s). ``capture`` keeps its output in ``ServedApp.output``;
+    ``clean_stop`` asserts that SIGTERM stops it cleanly (exit 0 or -SIGTERM)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        cli_command("serve", "--data", str(data_dir), "--port", str(port), *args),
+        env=cli_env(**(env or {})),
+        stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if capture else subprocess.DEVNULL,
+    )
+    app = ServedApp(f"http://127.0.0.1:{port}", proc)
+    came_up = False
+    try:
+        came_up = _wait_healthy(app)
+        if came_up:
+            yield app
+    finally:
+        _stop(app, clean_stop=clean_stop and came_up)
+    if not came_up:
+        raise AssertionError(f"sparecast serve did not come up: {app.output}")
+
+
+def _wait_healthy(app: ServedApp, timeout_s: float = 90) -> bool:
+    """Whether /health answers 200 before the process ends or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while app.proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{app.base}/health", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _stop(app: ServedApp, *, clean_stop: bool) -> None:
+    """SIGTERM, then wait up to 30 s (kill after that); keep the output; with ``clean_stop``
+    assert a clean stop."""
+    app.proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = app.proc.communicate(timeout=30)
+        stopped = True
+    except subprocess.TimeoutExpired:
+        app.proc.kill()
+        out, _ = app.proc.communicate()
+        stopped = False
+    app.output = (out or b"").decode(errors="replace")
+    if clean_stop:
+        assert stopped, "sparecast serve did not stop on SIGTERM"
+        # uvicorn shuts down gracefully, then re-raises the signal: -SIGTERM is a clean stop
+        assert app.proc.returncode in (0, -signal.SIGTERM), app.output
