@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
+from utils.runs import demo_output
 
 from sparecast.cli import app
 from sparecast.data.demo import generate_demo_erp
@@ -24,10 +25,7 @@ SMALL = ["--items", "150", "--days", "200", "--seed", "3", "--quiet"]
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    result = runner.invoke(app, ["demo", "--output", str(out), *SMALL])
-    assert result.exit_code == 0, result.output
-    return out
+    return demo_output(tmp_path_factory, *SMALL)
 
 
 def test_demo_writes_every_output(demo_dir: Path) -> None:

@@ -4,11 +4,9 @@ to the pipeline hears each long step advance up to its total."""
 from __future__ import annotations
 
 import inspect
-from datetime import date, timedelta
 from pathlib import Path
 
-import numpy as np
-import polars as pl
+from utils.panels import write_long_csv
 
 from sparecast.config import load_settings
 from sparecast.pipeline.core import run_core
@@ -29,17 +27,7 @@ def test_no_progress_is_the_default_of_the_steps() -> None:
 
 
 def test_the_pipeline_reports_each_step_up_to_its_total(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(60)]
-    long = pl.DataFrame(
-        {
-            "unique_id": ["A"] * 60 + ["B"] * 60,
-            "ds": days * 2,
-            "y": np.concatenate([rng.poisson(4.0, 60), rng.poisson(0.3, 60)]).astype(float),
-        }
-    )
-    path = tmp_path / "demand.csv"
-    long.write_csv(path)
+    path = write_long_csv(tmp_path)
     calls: list[tuple[str, int, int]] = []
 
     def record(label: str, done: int, total: int) -> None:

@@ -4,28 +4,17 @@ results go, every output is written, the console lines summarise the backtest.""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
 from pathlib import Path
 
-import numpy as np
 import polars as pl
+from utils.panels import write_long_csv
 
 from sparecast.config import load_settings
 from sparecast.pipeline.steps import run_pipeline
 
 
 def test_run_pipeline_on_a_long_csv(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(60)]
-    long = pl.DataFrame(
-        {
-            "unique_id": ["A"] * 60 + ["B"] * 60,
-            "ds": days * 2,
-            "y": np.concatenate([rng.poisson(4.0, 60), rng.poisson(0.3, 60)]).astype(float),
-        }
-    )
-    path = tmp_path / "demand.csv"
-    long.write_csv(path)
+    path = write_long_csv(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     (out / "policy.parquet").write_text("stale")  # a plan of an earlier run

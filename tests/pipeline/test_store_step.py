@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from typer.testing import CliRunner
+from utils.runs import demo_output
 
 from sparecast import __version__
-from sparecast.cli import app
 from sparecast.config import load_settings
 from sparecast.data.panel import DemandPanel
 from sparecast.pipeline.steps import run_pipeline
@@ -26,16 +25,12 @@ from sparecast.pipeline.store_step import (
 )
 from sparecast.store import ForecastStore, default_store_url
 
-runner = CliRunner()
 SMALL = ["--items", "120", "--days", "200", "--seed", "4", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    result = runner.invoke(app, ["demo", "--output", str(out), *SMALL])
-    assert result.exit_code == 0, result.output
-    return out
+    return demo_output(tmp_path_factory, *SMALL)
 
 
 def test_demo_leaves_its_run_in_history_sqlite(demo_dir: Path) -> None:

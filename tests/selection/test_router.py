@@ -29,6 +29,15 @@ def _panel(y: np.ndarray, ids: list[str] | None = None) -> DemandPanel:
     return DemandPanel(y=y, item_ids=np.array(ids, dtype=object), start=np.datetime64("2024-01-01"))
 
 
+TIER_RULES = {
+    "high_volume": "naive",
+    "regular": "ma",
+    "intermittent": "sba",
+    "very_intermittent": "ma_nonzero",
+}
+"""A different method for each tier of ``_tiered_panel``."""
+
+
 def _tiered_panel(t: int = 120) -> DemandPanel:
     """Three items per frequency tier: demand on every period (high_volume), every 4th
     (regular), every 20th (intermittent) and once (very_intermittent); sizes 1-5."""
@@ -52,12 +61,7 @@ def _trend_and_noise_panel(seed: int = 1, t: int = 150) -> DemandPanel:
 
 def test_predict_on_another_panel_uses_the_fitted_choice_and_the_fallback() -> None:
     panel = _tiered_panel()
-    rules = {
-        "high_volume": "naive",
-        "regular": "ma",
-        "intermittent": "sba",
-        "very_intermittent": "ma_nonzero",
-    }
+    rules = TIER_RULES
     router = HybridRouter("rules", rules=rules, fallback="ses").fit(panel, 7)
     full = router.predict(panel, 7)
     assert router.notes_ == []
@@ -76,12 +80,7 @@ def test_predict_on_another_panel_uses_the_fitted_choice_and_the_fallback() -> N
 # ---------------------------------------------------------------------------- rules
 def test_rules_map_tiers_to_methods_and_forecast_with_them() -> None:
     panel = _tiered_panel()
-    rules = {
-        "high_volume": "naive",
-        "regular": "ma",
-        "intermittent": "sba",
-        "very_intermittent": "ma_nonzero",
-    }
+    rules = TIER_RULES
     router = HybridRouter("rules", rules=rules).fit(panel, 7)
     tiers = classify(panel)["tier"].to_list()
     assert (

@@ -1,7 +1,10 @@
-"""Small demand panels and score lookups shared by the backtest, selection, ML and feature tests."""
+"""Small demand panels and score lookups shared by the backtest, selection, ML and feature tests,
+and a small long demand CSV for the pipeline tests."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,3 +69,20 @@ def weekday_panel(
             }
         )
     return DemandPanel(y, ids, start, "D", attrs)
+
+
+def write_long_csv(directory: Path) -> Path:
+    """DIRECTORY/demand.csv in long form: items A (Poisson 4) and B (Poisson 0.3), 60 days from
+    2026-01-01 (seed 3)."""
+    rng = np.random.default_rng(3)
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(60)]
+    long = pl.DataFrame(
+        {
+            "unique_id": ["A"] * 60 + ["B"] * 60,
+            "ds": days * 2,
+            "y": np.concatenate([rng.poisson(4.0, 60), rng.poisson(0.3, 60)]).astype(float),
+        }
+    )
+    path = directory / "demand.csv"
+    long.write_csv(path)
+    return path

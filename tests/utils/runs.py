@@ -1,18 +1,31 @@
 """Hand-made runs for the forecast store tests: a long forecasts frame with quantiles, the run's
-metadata, a backtest summary, and the row count of every store table."""
+metadata, a backtest summary, and the row count of every store table; and a real small
+``sparecast demo`` run for the CLI and pipeline tests."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from sparecast.cli import app
 from sparecast.store import ForecastStore, RunMeta
 from sparecast.store.schema import metadata
 
 START = date(2026, 11, 1)
+
+
+def demo_output(tmp_path_factory: pytest.TempPathFactory, *args: str) -> Path:
+    """A new temp folder holding ``sparecast demo --output FOLDER ARGS`` (which must succeed)."""
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(app, ["demo", "--output", str(out), *args])
+    assert result.exit_code == 0, result.output
+    return out
 
 
 def make_forecasts(
