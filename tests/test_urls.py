@@ -15,6 +15,15 @@ from sparecast.urls import redact_url
         ("mysql+pymysql://root:secret@127.0.0.1:1/x", "mysql+pymysql://root:***@127.0.0.1:1/x"),
         ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
         ("mysql+pymysql://erp:p@ss@db:3306/erp", "mysql+pymysql://erp:***@db:3306/erp"),
+        # a password with "?", "/", "#" or ":" in it (SQLAlchemy takes them unencoded)
+        ("postgresql://pg:ab?cd5ecret@h:5432/db", "postgresql://pg:***@h:5432/db"),
+        ("mysql://u:pa/ss#w:x@h/db?password=q", "mysql://u:***@h/db?password=***"),
+        # more secret query keys (ODBC's PWD, apikey, access_key)
+        (
+            "mssql+pyodbc://h/db?driver=d&PWD=s&apikey=k",
+            "mssql+pyodbc://h/db?driver=d&PWD=***&apikey=***",
+        ),
+        ("https://h/p?aws_access_key=k&region=eu", "https://h/p?aws_access_key=***&region=eu"),
         # secret query parameters, case-insensitive, first or later, other parameters kept
         ("postgresql://h/d?password=pw", "postgresql://h/d?password=***"),
         ("mysql://h/d?charset=utf8&passwd=pw", "mysql://h/d?charset=utf8&passwd=***"),

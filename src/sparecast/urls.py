@@ -11,33 +11,49 @@ from typing import Any
 
 __all__ = ["SECRET_QUERY_KEYS", "redact_url", "redact_text", "redact_values"]
 
-SECRET_QUERY_KEYS: tuple[str, ...] = ("password", "passwd", "secret", "token", "api_key")
+SECRET_QUERY_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "access_key",
+    "secret_key",
+    "private_key",
+)
 """Query parameters whose value ``redact_url`` hides; a key matches when it ends with one of
-these, case-insensitive (``password``, ``client_secret``, ``access_token``, ``API_KEY``)."""
+these, case-insensitive (``password``, ``PWD``, ``client_secret``, ``access_token``,
+``API_KEY``)."""
 
 _SECRET_QUERY = re.compile(
     r"(?P<key>[?&;][\w.\-]*(?:" + "|".join(SECRET_QUERY_KEYS) + r")=)(?P<value>[^&;#]*)",
     re.IGNORECASE,
 )
+# user:password@: the user has no ":", "/", "@", "?" or "#"; the password may hold any of them
+# (SQLAlchemy accepts "?", "#", "/" and ":" unencoded, and an unencoded "@" is a user's typo
+# that must not leak either), so it runs to the last "@": a secret is never shown, at worst
+# more than the password is hidden
+_CREDENTIALS = re.compile(r"^(?P<user>[^:/@?#]*):(?P<password>.*)@")
 
 
 def redact_url(url: str) -> str:
     """``url`` with its secrets replaced by ``***`` (for run.json, logs and messages).
 
     Hides the password of ``scheme://user:password@host`` (the user stays:
-    ``postgresql://app:***@db/fc``; ``redis://:pw@h`` gives ``redis://:***@h``) and the values of
-    secret query parameters (``?password=``, ``passwd``, ``secret``, ``token``, ``api_key``).
-    Anything that is not a URL (a file path) comes back unchanged.
+    ``postgresql://app:***@db/fc``; ``redis://:pw@h`` gives ``redis://:***@h``; a password
+    with ``?`` or ``/`` in it, which SQLAlchemy accepts, is hidden whole) and the values of
+    secret query parameters (``SECRET_QUERY_KEYS``). Anything that is not a URL (a file path)
+    comes back unchanged.
     """
     if "://" not in url:
         return url
     scheme, rest = url.split("://", 1)
+    creds = _CREDENTIALS.match(rest)
+    if creds:
+        rest = f"{creds['user']}:***@" + rest[creds.end() :]
     head, sep, query = rest.partition("?")
-    if "@" in head:
-        creds, host = head.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        if ":" in creds and "/" not in user:  # "/" in it: an "@" in a path, not credentials
-            head = f"{user}:***@{host}"
     if sep:
         query = _SECRET_QUERY.sub(lambda m: f"{m['key']}***", sep + query)[1:]
     return f"{scheme}://{head}{sep}{query}"

@@ -26,7 +26,7 @@ from .conftest import API_KEY_HASH, AUTH, METHODS, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-USER_PW = "UsrPw5ecretX1"
+USER_PW = "Usr?Pw5ecretX1"  # a "?" in the password: SQLAlchemy takes it unencoded
 QUERY_PW = "QryPw5ecretX2"
 TOKEN = "Tok5ecretX3"
 SECRET = "Sec5ecretX4"

@@ -48,5 +48,5 @@ async def job(job_id: str, state: StateDep) -> JobOut:
     the new model version) or ``failed`` (with the error)."""
     found = await run_in_threadpool(state.jobs.get, job_id)
     if found is None:
-        raise NotFound(f"unknown job {short(job_id)!r}")
+        raise NotFound(f"unknown job {short(job_id)}")
     return found
