@@ -470,3 +470,16 @@ def test_a_single_candidate_is_served_alone(tmp_path: Path) -> None:
     r = runner.invoke(app, ["run", "-s", str(src), "-o", str(tmp_path / "o"), "-m", "sba", "-q"])
     assert r.exit_code == 0, r.output
     assert set(pl.read_parquet(tmp_path / "o" / "selection.parquet")["method"]) == {"sba"}
+
+
+def test_extreme_rows_are_said_even_with_quiet(tmp_path: Path) -> None:
+    """A rejected 1e12 row changes the forecasts: the CLI says so on stderr with --quiet too."""
+    rows = [f"S{i},2024-01-0{d},1" for i in range(20) for d in (1, 5)]
+    rows += ["TYPO,2024-01-02,1", "TYPO,2024-01-06,1000000000000"]
+    csv = tmp_path / "typo.csv"
+    csv.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    result = runner.invoke(
+        app, ["run", "--source", str(csv), "--output", str(tmp_path / "o"), "-h", "3", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 demand row(s) with extreme quantities: extreme_quantity" in result.output

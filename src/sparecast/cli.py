@@ -21,6 +21,7 @@ from sparecast.config import Settings, load_settings
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.sources import sqlite_url, write_tables
 from sparecast.errors import OutputError, SparecastError
+from sparecast.pipeline.load import LoadedData
 from sparecast.pipeline.plan import PlanOutcome, run_plan
 from sparecast.pipeline.staging import recover_output_dir
 from sparecast.pipeline.steps import RunOutcome, run_pipeline
@@ -153,6 +154,20 @@ def _print_notes(notes: list[str]) -> None:
         )
 
 
+def _extreme_notes(loaded: LoadedData) -> list[str]:
+    """A note per extreme-quantity reason of the demand validation: such rows change the
+    forecasts (rejected or capped), so they are said even with --quiet."""
+    report = loaded.reports.get("demand")
+    if report is None:
+        return []
+    return [
+        f"{n} demand row(s) with extreme quantities: {reason} (listed in rejected_rows.parquet; "
+        "see data.outlier_action and data.outlier_factor)"
+        for reason, n in report.counts.items()
+        if reason.startswith("extreme_quantity")
+    ]
+
+
 def _recover(output: Path, settings: Settings) -> None:
     """Finish or undo what an interrupted command left in ``output`` (staging folders)."""
     for line in recover_output_dir(output, settings):
@@ -190,7 +205,7 @@ def _run(
             progress=bars,
             steps=_steps(quiet),
         )
-    _print_notes(outcome.result.notes)
+    _print_notes(_extreme_notes(outcome.loaded) + outcome.result.notes)
     if not quiet:
         _print_outcome(outcome, output, time.perf_counter() - t0)
     return outcome
@@ -217,7 +232,9 @@ def _plan(
             progress=bars,
             steps=_steps(quiet),
         )
-    _print_notes((outcome.run.result.notes if outcome.run is not None else []) + outcome.plan.notes)
+    run_notes = [] if outcome.run is None else outcome.run.result.notes
+    extreme = [] if outcome.run is None else _extreme_notes(outcome.run.loaded)
+    _print_notes(extreme + run_notes + outcome.plan.notes)
     if not quiet:
         if outcome.run is not None:
             _print_outcome(outcome.run, output, time.perf_counter() - t0, finished=False)

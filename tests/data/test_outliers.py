@@ -168,3 +168,24 @@ def test_1e12_row_does_not_reach_the_forecast() -> None:
     assert 0.3 < clean[0] < 0.7  # 2 units every 4 days: about 0.5 a day
     np.testing.assert_allclose(_sba(_daily_rows(True)), clean)
     assert _sba(_daily_rows(True), outlier_action="report")[0] > 1e6  # the case guarded against
+
+
+def test_a_category_of_very_sparse_items_still_catches_a_typo() -> None:
+    """No item has three demands (so no item median of its own): the category's typical size
+    comes from the items' one or two demands, and a 1e12 row is still extreme."""
+    rows = [(f"S{i}", f"2024-01-0{d}", 1.0) for i in range(20) for d in (1, 5)]
+    rows += [("TYPO", "2024-01-02", 1.0), ("TYPO", "2024-01-06", 1e12)]
+    res = validate_demand(_frame(rows))
+    assert res.rejected["item_id"].to_list() == ["TYPO"]
+    assert res.rejected["reason"].to_list() == ["extreme_quantity"]
+    assert res.valid.height == len(rows) - 1
+
+
+def test_a_huge_return_is_extreme_and_capped_by_its_size() -> None:
+    rows = [("A", f"2024-01-0{d}", q) for d, q in enumerate([2.0, 3.0, 2.0, -1.0, -1e12], 1)]
+    res = validate_demand(_frame(rows))
+    assert res.rejected["reason"].to_list() == ["extreme_quantity"]  # the -1e12 row only
+    assert sorted(res.valid["quantity"].to_list()) == [-1.0, 2.0, 2.0, 3.0]
+    capped = validate_demand(_frame(rows), outlier_action="cap")
+    # median of the positive rows 2, factor 100: the return is cut to -200
+    assert sorted(capped.valid["quantity"].to_list()) == [-200.0, -1.0, 2.0, 2.0, 3.0]

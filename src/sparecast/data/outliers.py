@@ -5,12 +5,16 @@ A demand row is *extreme* when its quantity is above ``factor`` times the larger
 - the item's typical size: the median of its positive quantities, known only when the item has
   at least ``MIN_ITEM_ROWS`` positive rows (a median of one or two rows would be the row itself);
 - its category's typical size: the ``CATEGORY_QUANTILE`` quantile of the item medians of its
-  category (of all items when the item has no category or its category has no known median).
+  category (of all items when the item has no category or its category has no known median);
+  in a category where no item has ``MIN_ITEM_ROWS`` positive rows (very sparse items), the
+  medians of the items' one or two positive rows, so that such a category still has a typical
+  size.
 
 So a row must be far above both what the item usually draws and what a large item of its kind
 draws; lumpy spare-parts demand (a few times the usual size) stays untouched, a typing error of
-1e12 units or a bogus row 1000 times the usual size does not. An item with a single demand is
-judged by its category alone. Zero and negative quantities (returns) are never extreme.
+1e12 units or a bogus row 1000 times the usual size does not. An item with one or two demands
+is judged by its category alone. A return (negative quantity) is judged by its size the same
+way: a return of 1e12 units is as wrong as an issue of 1e12. Zero quantities are never extreme.
 
 What validation does with an extreme row is ``DataSettings.outlier_action``: ``report`` (kept,
 listed), ``cap`` (kept with the quantity cut to the threshold, listed with the original value)
@@ -94,10 +98,11 @@ def extreme_thresholds(
     medians = (
         rows.filter(q > 0)
         .group_by("item_id")
-        .agg(pl.len().alias("_n"), q.median().alias("_med"))
+        .agg(pl.len().alias("_n"), q.median().alias("_any_med"))
         .select(
             "item_id",
-            pl.when(pl.col("_n") >= MIN_ITEM_ROWS).then(pl.col("_med")).alias("_med"),
+            "_any_med",  # any item with demand: the pool of its category's typical size
+            pl.when(pl.col("_n") >= MIN_ITEM_ROWS).then(pl.col("_any_med")).alias("_med"),
         )
     )
     cats = category_frame(categories)
@@ -106,11 +111,16 @@ def extreme_thresholds(
     else:
         medians = medians.with_columns(pl.lit(None, pl.String).alias("category"))
     known = medians.filter(pl.col("_med").is_not_null())
-    overall = known["_med"].quantile(CATEGORY_QUANTILE) if known.height else None
+    pool = known if known.height else medians  # the sparse fallback of the module docstring
+    overall = pool["_any_med"].quantile(CATEGORY_QUANTILE) if pool.height else None
     per_cat = (
-        known.filter(pl.col("category").is_not_null())
+        medians.filter(pl.col("category").is_not_null())
         .group_by("category")
-        .agg(pl.col("_med").quantile(CATEGORY_QUANTILE).alias("_cat"))
+        .agg(
+            pl.col("_med").quantile(CATEGORY_QUANTILE).alias("_known"),
+            pl.col("_any_med").quantile(CATEGORY_QUANTILE).alias("_sparse"),
+        )
+        .select("category", pl.coalesce("_known", "_sparse").alias("_cat"))
     )
     frame = rows.select("item_id").with_row_index("_pos")
     frame = frame.join(medians.select("item_id", "_med"), on="item_id", how="left")

@@ -597,7 +597,7 @@ def _validate_demand_frame(
             pl.col("quantity"),
             extreme_thresholds(kept, factor=outlier_factor, categories=categories).alias("_thr"),
         )
-        .filter(pl.col("quantity") > pl.col("_thr"))
+        .filter(pl.col("quantity").abs() > pl.col("_thr"))  # a huge return is extreme too
         .select(_ROW, "_thr")
     )
     parsed = parsed.join(extreme, on=_ROW, how="left", maintain_order="left").with_columns(
@@ -608,7 +608,7 @@ def _validate_demand_frame(
     )
     if outlier_action == "cap":
         parsed = parsed.with_columns(
-            pl.min_horizontal("quantity", pl.col("_thr")).alias("quantity")
+            pl.col("quantity").clip(-pl.col("_thr"), pl.col("_thr")).alias("quantity")
         )
     reason = parsed["reason"]
     valid = parsed.filter(
