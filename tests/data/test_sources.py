@@ -319,3 +319,21 @@ def test_malformed_source_url_through_the_cli(tmp_path: Path) -> None:
     assert proc.returncode == 2, out
     assert "Traceback" not in out and "hunter2pw" not in out
     assert "port must be a number" in out and "u:***@host:abc" in out
+
+
+@pytest.mark.parametrize(
+    ("url", "driver_says"),
+    [
+        # libpq refuses an unknown option; PyMySQL fails inside its constructor on a bad charset
+        (
+            "postgresql+psycopg://u:hunter2pw@127.0.0.1:5432/db?foo=bar",
+            'invalid connection option "foo"',
+        ),
+        ("mysql+pymysql://u:hunter2pw@127.0.0.1:3306/db?charset=nope", "encoding"),
+    ],
+)
+def test_an_option_the_driver_rejects_is_a_source_error(url: str, driver_says: str) -> None:
+    """Any failure to connect is a SourceError naming the redacted URL, never a traceback."""
+    with pytest.raises(SourceError, match="cannot connect to") as info:
+        open_source(url).read_tables(["items"])
+    assert driver_says in str(info.value) and "hunter2pw" not in str(info.value)

@@ -10,7 +10,8 @@ a report of every rejected row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any, ClassVar, Literal, Protocol, cast
 import pandas as pd
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from sparecast.data.mapping import ErpMapping
 from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACTOR
@@ -121,6 +122,23 @@ def _engine(url: str, *, must_exist: bool) -> Engine:
         ) from None
 
 
+@contextmanager
+def _connected(engine: Engine, url: str, *, begin: bool = False) -> Iterator[Connection]:
+    """A connection of ``engine``; any failure to connect (a driver error, an option the driver
+    rejects such as ``?charset=nope``) is a SourceError naming the redacted URL, never a
+    traceback."""
+    try:
+        conn = engine.connect()
+    except Exception as exc:  # noqa: BLE001 - every connect failure is the source's problem
+        raise _connect_error(url, exc) from None
+    with conn:
+        if begin:
+            with conn.begin():
+                yield conn
+        else:
+            yield conn
+
+
 def _connect_error(url: str, exc: Exception) -> SourceError:
     orig = getattr(exc, "orig", None) or exc
     return SourceError(
@@ -207,11 +225,11 @@ def write_tables(
     engine = _engine(url, must_exist=False)
     written: dict[str, int] = {}
     try:
-        with engine.begin() as conn:
+        with _connected(engine, url, begin=True) as conn:
             existing = set(sa.inspect(conn).get_table_names())
         for name, df in tables.items():
             frame = pl.from_pandas(df) if isinstance(df, pd.DataFrame) else df
-            with engine.begin() as conn:
+            with _connected(engine, url, begin=True) as conn:
                 meta = sa.MetaData()
                 cols = [sa.Column(c, _sql_type(c, frame[c])) for c in frame.columns]
                 table = sa.Table(name, meta, *cols)
@@ -236,7 +254,7 @@ def write_tables(
                                 f"ix_{name}_{'_'.join(cols_ix)}", *[table.c[c] for c in cols_ix]
                             ).create(conn)
             written[name] = frame.height
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DBAPIError as exc:
         raise _connect_error(url, exc) from None
     finally:
         engine.dispose()
@@ -353,7 +371,7 @@ def read_tables(
     shown = redact_url(url)
     out: dict[str, pl.DataFrame] = {}
     try:
-        with engine.connect() as conn:
+        with _connected(engine, url) as conn:
             available = sa.inspect(conn).get_table_names()
             by_lower = {t.lower(): t for t in available}
             missing_tables = [
@@ -410,7 +428,7 @@ def read_tables(
                     stmt = stmt.where(col >= bound)
                 tracker = (t, progress) if progress is not None else None
                 out[t] = _coerce_read(_fetch(conn, stmt, labels, chunk_size, tracker), t)
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DBAPIError as exc:
         raise _connect_error(url, exc) from None
     except sa.exc.NoSuchTableError as exc:
         raise SourceError(f"{shown} lacks table {exc}") from None
