@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,21 @@ def test_start_finishes_a_commit_a_killed_command_left_behind(data_dir: Path) ->
         assert not folder.exists()
         assert (data_dir / "inventory_report.html").read_text() == "<p>new report</p>"
         assert client.get("/reports/inventory").text == "<p>new report</p>"
+
+
+def test_a_running_service_finishes_a_commit_left_behind(data_dir: Path) -> None:
+    """Killed while moving its files (after its commit point), a command left a committed
+    staging folder: the running service completes it at its next refresh, not only at a
+    restart."""
+    settings = Settings(**service_settings(version_refresh_s=0.2))
+    with TestClient(create_app(settings, data_dir)) as client:
+        folder = data_dir / f"{STAGING_PREFIX}killed"
+        folder.mkdir()
+        (folder / "inventory_report.html").write_text("<p>newer report</p>")
+        marker = {"token": "killed", "files": ["inventory_report.html"], "remove": []}
+        write_json_atomic(folder / COMMITTED, marker)
+        deadline = time.monotonic() + 10
+        while folder.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not folder.exists()
+        assert client.get("/reports/inventory").text == "<p>newer report</p>"

@@ -26,7 +26,7 @@ from sparecast.config import Settings
 from sparecast.errors import CacheUnavailable, SparecastError, StoreError, StoreUnavailable
 from sparecast.pipeline.outputs import POLICY_FILE, REPORT_FILE
 from sparecast.service.errors import NoPlan
-from sparecast.service.jobs import JobManager
+from sparecast.service.jobs import JobManager, recover_data_dir
 from sparecast.service.metrics import ServiceMetrics
 from sparecast.service.models import DependencyOut, FreshnessOut, HealthOut
 from sparecast.store import ForecastCache, ForecastStore, RunInfo, default_store_url, make_cache
@@ -174,7 +174,18 @@ class ServiceState:
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.service.version_refresh_s)
+            await self._recover_staging()
             await self._refresh_within_deadline()
+
+    async def _recover_staging(self) -> None:
+        """Finish a commit that a command killed while moving its files left behind, without
+        waiting for the next command or a restart (the directory would otherwise serve the new
+        forecasts beside the old plan). Skipped while a command writes into the directory."""
+        try:
+            for line in await run_in_threadpool(recover_data_dir, self.settings, self.data_dir):
+                log.info("recovery: %s", line)
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.exception("recovering the data directory failed")
 
     async def _refresh_within_deadline(self) -> None:
         """``refresh_run`` bounded by the store deadline (without one while the schema may
