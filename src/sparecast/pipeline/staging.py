@@ -28,7 +28,8 @@ from typing import Any
 from sparecast.config import Settings
 from sparecast.errors import OutputError, SparecastError
 from sparecast.pipeline.progress import Steps, no_steps
-from sparecast.store.history import ForecastStore, default_store_url
+from sparecast.pipeline.store_step import store_url_for
+from sparecast.store.history import ForecastStore
 from sparecast.urls import redact_url
 
 __all__ = [
@@ -179,7 +180,7 @@ def _roll_forward(folder: Path, output_dir: Path) -> None:
 def _stored_run(settings: Settings, output_dir: Path, token: str) -> dict[str, Any] | None:
     """The store's run that carries ``token`` (config.store.staging_token) as run.json's
     ``store`` entry; None when it has none. Raises SparecastError when the store is unreachable."""
-    url = settings.store.url or default_store_url(output_dir)
+    url = store_url_for(settings, output_dir)
     store = ForecastStore(url)
     try:
         for run in store.runs(limit=50):
