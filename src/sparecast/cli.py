@@ -23,7 +23,7 @@ from sparecast.data.sources import sqlite_url, write_tables
 from sparecast.errors import OutputError, SparecastError
 from sparecast.pipeline.load import LoadedData
 from sparecast.pipeline.plan import PlanOutcome, run_plan
-from sparecast.pipeline.staging import recover_output_dir
+from sparecast.pipeline.staging import ensure_output_dir, recover_output_dir
 from sparecast.pipeline.steps import RunOutcome, run_pipeline
 from sparecast.store.cli import store_app
 from sparecast.urls import redact_text
@@ -284,14 +284,7 @@ def demo(
         settings = settings.model_copy(
             update={"data": settings.data.model_copy(update={"today": last_day})}
         )
-        _recover(output, settings)
-        try:
-            output.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(
-                f"cannot write to the output directory {output}: {exc.strerror or exc}; "
-                "give a writable directory with --output"
-            ) from None
+        ensure_output_dir(output)  # _plan below first finishes what an interrupted run left
         db = output / "erp.sqlite"
         if not quiet:
             err_console.print(f"Generating demo ERP: {items:,} items x {days} days -> {db}")
@@ -415,7 +408,6 @@ def serve(
                 f"data directory {data} does not exist; create one with "
                 f"`sparecast demo --output {data}` or `sparecast run --output {data}`"
             )
-        _recover(data, settings)  # what an interrupted command or retrain left
         err_console.print(
             f"Serving {data.resolve()} on http://{host or settings.service.host}:"
             f"{port or settings.service.port} ({workers or settings.service.workers} worker(s))"

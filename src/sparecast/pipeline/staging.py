@@ -36,6 +36,7 @@ __all__ = [
     "STAGING_PREFIX",
     "LOCK_FILE",
     "Staging",
+    "ensure_output_dir",
     "recover_output_dir",
     "write_json_atomic",
 ]
@@ -71,7 +72,8 @@ def _lock(output_dir: Path, mode: int) -> int | None:
     return fd
 
 
-def _ensure_dir(output_dir: Path) -> None:
+def ensure_output_dir(output_dir: Path) -> None:
+    """Create ``output_dir`` and check it is writable; an OutputError naming it otherwise."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe = output_dir / f".sparecast_write_test.{os.getpid()}"
@@ -91,16 +93,14 @@ class Staging:
     them (e.g. a ``run`` into a plan directory removes the stale plan files)."""
 
     def __init__(self, output_dir: Path, *, remove: tuple[str, ...] = ()) -> None:
-        _ensure_dir(output_dir)
+        ensure_output_dir(output_dir)
         self.output_dir = output_dir
         self.remove = remove
         self.token = uuid.uuid4().hex
         fd = None
         try:
-            fd = _lock(output_dir, fcntl.LOCK_SH)
-            if fd is None:  # a recovery holds it for a moment: wait for it
-                fd = os.open(output_dir / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
-                fcntl.flock(fd, fcntl.LOCK_SH)
+            fd = os.open(output_dir / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a recovery holds it
             self._fd: int | None = fd
             self.dir = output_dir / f"{STAGING_PREFIX}{self.token}"
             self.dir.mkdir()

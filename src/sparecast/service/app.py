@@ -15,10 +15,10 @@ from starlette.concurrency import run_in_threadpool
 
 from sparecast._version import __version__
 from sparecast.config import Settings
+from sparecast.pipeline.staging import recover_output_dir
 from sparecast.service.cached_reads import ItemForecastFastPath
 from sparecast.service.deps import require_api_key
 from sparecast.service.errors import add_exception_handlers
-from sparecast.service.jobs import recover_data_dir
 from sparecast.service.limits import RequestLimits
 from sparecast.service.metrics import LatencyMiddleware
 from sparecast.service.routes import forecast, health, items, jobs, metrics, reports
@@ -84,7 +84,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # finish or undo what an interrupted command or retrain left in the directory
-        for line in await run_in_threadpool(recover_data_dir, settings, Path(data_dir)):
+        for line in await run_in_threadpool(recover_output_dir, Path(data_dir), settings):
             _log.info("recovery: %s", line)
         await state.start()
         try:

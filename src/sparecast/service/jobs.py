@@ -4,8 +4,8 @@ The job repeats the command that made the directory (``run.json``'s ``command``)
 a directory made by ``sparecast plan`` or ``demo`` (forecasts, policy and report are rebuilt;
 the old ones are served until the new ones replace them), ``run`` otherwise. Like every command
 it writes into a staging folder and commits atomically (``sparecast.pipeline.staging``): a
-failed or killed job leaves the served results as they were. ``recover_data_dir`` (called at
-service start) finishes or undoes what a killed job left.
+failed or killed job leaves the served results as they were. The app (at start and at each
+refresh) runs ``recover_output_dir``, which finishes or undoes what a killed job left.
 
 The pipeline runs in a spawned child process, so its
 CPU work never holds the server's event loop or GIL; a watcher thread follows the child and
@@ -36,13 +36,7 @@ from sparecast.service.errors import JobConflict, NoRetrainSource
 from sparecast.service.models import JobOut
 from sparecast.urls import redact_text, redact_url
 
-__all__ = ["JobManager", "recover_data_dir", "retrain_command", "retrain_source"]
-
-
-def recover_data_dir(settings: Settings, data_dir: Path) -> list[str]:
-    """At service start: finish or undo what an interrupted command or retrain left in the
-    data directory (its staging folders); one line per folder handled."""
-    return recover_output_dir(data_dir, settings)
+__all__ = ["JobManager", "retrain_command", "retrain_source"]
 
 
 def retrain_command(data_dir: Path) -> str:

@@ -25,8 +25,9 @@ from starlette.concurrency import run_in_threadpool
 from sparecast.config import Settings
 from sparecast.errors import CacheUnavailable, SparecastError, StoreError, StoreUnavailable
 from sparecast.pipeline.outputs import POLICY_FILE, REPORT_FILE
+from sparecast.pipeline.staging import recover_output_dir
 from sparecast.service.errors import NoPlan
-from sparecast.service.jobs import JobManager, recover_data_dir
+from sparecast.service.jobs import JobManager
 from sparecast.service.metrics import ServiceMetrics
 from sparecast.service.models import DependencyOut, FreshnessOut, HealthOut
 from sparecast.store import ForecastCache, ForecastStore, RunInfo, default_store_url, make_cache
@@ -182,7 +183,7 @@ class ServiceState:
         waiting for the next command or a restart (the directory would otherwise serve the new
         forecasts beside the old plan). Skipped while a command writes into the directory."""
         try:
-            for line in await run_in_threadpool(recover_data_dir, self.settings, self.data_dir):
+            for line in await run_in_threadpool(recover_output_dir, self.data_dir, self.settings):
                 log.info("recovery: %s", line)
         except Exception:  # noqa: BLE001 - the next round tries again
             log.exception("recovering the data directory failed")
