@@ -17,7 +17,7 @@ import numpy as np
 
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
-from sparecast.methods import baseline, intermittent, ml
+from sparecast.methods import baseline, intermittent, ml, robust
 
 __all__ = [
     "Method",
@@ -100,6 +100,24 @@ METHODS: dict[str, Method] = _register(
         {"window": intermittent.MA_NONZERO_WINDOW},
     ),
     Method(
+        "combo_median",
+        robust.combo_median,
+        "median of SES, SBA, TSB, ADIDA and IMAPA (optional obsolescence decay)",
+        {"decay": 0.0},
+    ),
+    Method(
+        "combo_trimmed",
+        robust.combo_trimmed,
+        "trimmed mean of SES, SBA, TSB, ADIDA and IMAPA (lowest and highest left out)",
+        {"decay": 0.0},
+    ),
+    Method(
+        "robust",
+        robust.robust,
+        "median of SES, SBA, TSB, ADIDA and IMAPA, decayed after an unusually long silence",
+        {"decay": robust.DEFAULT_DECAY},
+    ),
+    Method(
         "lightgbm",
         ml.lightgbm_forecast,
         "global LightGBM over all items (Tweedie, direct multi-step), see methods/ml.py",
@@ -137,6 +155,7 @@ DEFAULT_METHODS: tuple[str, ...] = (
     "adida",
     "imapa",
     "ma_nonzero",
+    "robust",
 )
 
 
