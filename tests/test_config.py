@@ -64,7 +64,7 @@ def test_the_readme_config_example_loads(tmp_path: Path) -> None:
     cfg = tmp_path / "readme.toml"
     cfg.write_text(readme[start : readme.index("```", start)])
     s = load_settings(cfg)
-    assert s.horizon == 28 and s.router.metric == "mase+asym" and s.router.mode == "auto"
+    assert s.horizon == 28 and s.router.metric == "rmsse" and s.router.mode == "auto"
     assert s.data.erp_mapping["demand"]["table"] == "MTL_ISSUES"
 
 
@@ -76,7 +76,7 @@ def test_the_readme_router_example_loads(tmp_path: Path) -> None:
     cfg = tmp_path / "router.toml"
     cfg.write_text(readme[start : readme.index("```", start)])
     s = load_settings(cfg)
-    assert s.router.select_by == "item" and s.router.top_k == 2
+    assert s.router.select_by == "item" and s.router.default == "robust" and s.router.margin == 0.02
     assert s.router.rules["intermittent"] == "tsb" and s.router.rules["regular"] == "xgboost"
 
 

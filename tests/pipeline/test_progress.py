@@ -34,7 +34,11 @@ def test_the_pipeline_reports_each_step_up_to_its_total(tmp_path: Path) -> None:
         calls.append((label, done, total))
 
     settings = load_settings(
-        horizon=7, methods=["ma", "sba"], store={"write_runs": False}, data={"today": "2026-03-31"}
+        horizon=7,
+        methods=["ma", "sba"],
+        router={"fallback": "ma"},
+        store={"write_runs": False},
+        data={"today": "2026-03-31"},
     )
     run_pipeline(str(path), tmp_path / "out", settings, progress=record)
     # the backtest advances once per method and window (2 methods x 3 windows), the forecast

@@ -219,6 +219,8 @@ def test_top_k_mean_equals_the_mean_of_the_members() -> None:
         top_k=2,
         select_by="item",
         min_history=1,
+        default=None,
+        fallback="ma",
     ).fit(panel, 7)
     fc = router.predict(panel, 7)
     bt = router.backtest_

@@ -94,6 +94,12 @@ METHODS: dict[str, Method] = _register(
         "intermittent multiple aggregation prediction algorithm (mean over aggregation levels)",
     ),
     Method(
+        "mapa",
+        intermittent.mapa,
+        "MAPA-style: mean of optimised SES over aggregation levels 1..max_level",
+        {"max_level": 12},
+    ),
+    Method(
         "ma_nonzero",
         intermittent.ma_nonzero,
         "moving average of non-zero demand sizes x demand rate",
@@ -163,9 +169,13 @@ DEFAULT_METHODS: tuple[str, ...] = (
 # moving-average baseline covers about four weeks of daily data, a quarter of weekly data and a
 # year of monthly data. User parameters override these.
 FREQ_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "D": {"seasonal_naive": {"season_length": 7}, "ma": {"window": baseline.MA_WINDOW}},
-    "W": {"seasonal_naive": {"season_length": 52}, "ma": {"window": 13}},
-    "M": {"seasonal_naive": {"season_length": 12}, "ma": {"window": 12}},
+    "D": {
+        "seasonal_naive": {"season_length": 7},
+        "ma": {"window": baseline.MA_WINDOW},
+        "mapa": {"max_level": 28},
+    },
+    "W": {"seasonal_naive": {"season_length": 52}, "ma": {"window": 13}, "mapa": {"max_level": 13}},
+    "M": {"seasonal_naive": {"season_length": 12}, "ma": {"window": 12}, "mapa": {"max_level": 12}},
 }
 
 

@@ -114,7 +114,8 @@ class HybridRouter(BaseEstimator):
     averaged (at most as many as were scored, default 2);
     ``fallback`` method where nothing can be scored or the history is too short to backtest;
     ``default`` the robust default a class keeps unless a candidate is ``margin`` better with a
-    paired test significant at ``alpha`` (None: the lowest score wins, as before); ``n_windows``,
+    paired test significant at ``alpha`` (applies when it is among the candidates; None: the
+    lowest score wins); ``n_windows``,
     ``step``, ``seasonality`` of the auto mode's rolling-origin backtest; ``params`` per-method kernel parameters; ``tiers`` the
     frequency tier thresholds; ``stockout_weight`` of the asym metric.
 
@@ -212,10 +213,9 @@ class HybridRouter(BaseEstimator):
         return merged
 
     def backtest_methods(self) -> list[str]:
-        """Methods the auto mode backtests: the candidates, the robust default and the fallback."""
+        """Methods the auto mode backtests: the candidates and the fallback."""
         names = self.candidate_names()
-        extra = [self.default] if self.default is not None else []
-        return list(dict.fromkeys([*names, *extra, self.fallback]))
+        return names if self.fallback in names else [*names, self.fallback]
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -297,8 +297,6 @@ class HybridRouter(BaseEstimator):
                 # choose among the candidates only: the fallback is backtested (it must have a
                 # score to fall back to) but competes only when it is a candidate itself
                 cands = self.candidate_names()
-                if self.default is not None:  # the robust default always competes
-                    cands = list(dict.fromkeys([*cands, self.default]))
                 among = dataclasses.replace(
                     bt,
                     scores=bt.scores.filter(pl.col("method").is_in(cands)),
@@ -312,7 +310,8 @@ class HybridRouter(BaseEstimator):
                     fallback=self.fallback,
                     top_k=self.top_k,
                     min_history=self.min_history if self.select_by == "item" else 0,
-                    default=self.default,
+                    # the robust default applies when it is a candidate (--methods sba: sba)
+                    default=self.default if self.default in cands else None,
                     margin=self.margin,
                     alpha=self.alpha,
                 )
