@@ -209,3 +209,13 @@ def test_quantile_levels_are_checked_by_the_methods_check() -> None:
     assert load_settings(quantiles=[]).quantiles == []
     with pytest.raises(ConfigError, match=r"quantile levels must be a 1-D list in \(0, 1\)"):
         load_settings(quantiles=[0.5, 1.0])
+
+
+def test_the_router_robust_default_settings() -> None:
+    s = load_settings(router={"default": "", "margin": 0.05, "alpha": 0.01})
+    assert s.router.default is None and s.router.margin == 0.05 and s.router.alpha == 0.01
+    assert load_settings().router.default == "robust"
+    with pytest.raises(ConfigError, match="router.default: unknown method"):
+        load_settings(router={"default": "nope"})
+    with pytest.raises(ConfigError, match="margin"):
+        load_settings(router={"margin": 1.5})

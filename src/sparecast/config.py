@@ -168,6 +168,11 @@ class RouterSettings(_Section):
             )
         return value
 
+    @field_validator("default", mode="before")
+    @classmethod
+    def _no_default(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("rules")
     @classmethod
     def _known_tiers(cls, value: dict[str, str]) -> dict[str, str]:
@@ -185,8 +190,6 @@ class RouterSettings(_Section):
                 )
 
         check([self.fallback], "fallback")
-        if self.default == "":
-            self.default = None
         if self.default is not None:
             check([self.default], "default")
         if self.candidates is not None:

@@ -9,7 +9,6 @@ import pytest
 from utils.panels import make_panel, method_score, two_method_panel
 
 from sparecast.data.panel import DemandPanel
-
 from sparecast.errors import MethodError, SparecastError
 from sparecast.evaluate.backtest import backtest
 from sparecast.selection.choose import select

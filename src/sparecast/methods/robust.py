@@ -113,7 +113,10 @@ def combo_trimmed(
 
 
 def robust(
-    y: np.ndarray, h: int, members: Sequence[str] = COMBINATION_MEMBERS, decay: float = DEFAULT_DECAY
+    y: np.ndarray,
+    h: int,
+    members: Sequence[str] = COMBINATION_MEMBERS,
+    decay: float = DEFAULT_DECAY,
 ) -> np.ndarray:
     """The router's robust default: :func:`combo_median` with the obsolescence decay."""
     return combo_median(y, h, members, decay)

@@ -274,6 +274,5 @@ def _keep_default(
         else:
             short = "not significant" if gain >= margin else f"less than {margin:.0%} better"
             rows.append((group, default, f"robust default {default} kept: {evidence}, {short}"))
-    return pl.DataFrame(
-        rows, schema={"sb_class": pl.Utf8, "class_best": pl.Utf8, "class_why": pl.Utf8}, orient="row"
-    )
+    schema = {"sb_class": pl.Utf8, "class_best": pl.Utf8, "class_why": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema, orient="row")

@@ -88,7 +88,7 @@ DEFAULT_METRIC: Final = "rmsse"
 DEFAULT_SELECT_BY: Final = "class"
 DEFAULT_MIN_HISTORY: Final = 10
 DEFAULT_TOP_K: Final = 1
-# the robust default every class keeps unless a method is significantly better (benchmarks/accuracy.py)
+# the robust default a class keeps unless a method is significantly better (benchmarks/accuracy.py)
 DEFAULT_ROBUST: Final = "robust"
 DEFAULT_FALLBACK: Final = "robust"
 DEFAULT_STOCKOUT_WEIGHT: Final = 3.0
@@ -115,9 +115,9 @@ class HybridRouter(BaseEstimator):
     ``fallback`` method where nothing can be scored or the history is too short to backtest;
     ``default`` the robust default a class keeps unless a candidate is ``margin`` better with a
     paired test significant at ``alpha`` (applies when it is among the candidates; None: the
-    lowest score wins); ``n_windows``,
-    ``step``, ``seasonality`` of the auto mode's rolling-origin backtest; ``params`` per-method kernel parameters; ``tiers`` the
-    frequency tier thresholds; ``stockout_weight`` of the asym metric.
+    lowest score wins); ``n_windows``, ``step``, ``seasonality`` of the auto mode's
+    rolling-origin backtest; ``params`` per-method kernel parameters; ``tiers`` the frequency
+    tier thresholds; ``stockout_weight`` of the asym metric.
 
     Fitted attributes: ``classification_``, ``selection_`` (unique_id, method, reason),
     ``backtest_`` (auto mode, None without a fitting window), ``methods_`` (every method a
