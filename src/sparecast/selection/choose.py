@@ -92,6 +92,7 @@ def select(
         raise ConfigError(f"top_k must be an integer >= 1, got {top_k!r}")
     if not isinstance(min_history, (int, np.integer)) or min_history < 0:
         raise ConfigError(f"min_history must be an integer >= 0, got {min_history!r}")
+    result = result.without_references()  # the zero forecast etc. are not candidates
     ids = result.item_ids()
     scored = result.scores.join(result.method_order(), on="method", how="left")
     group = "tier" if by == "tier" else "sb_class"
