@@ -52,6 +52,7 @@ def test_demo_writes_every_output(demo_dir: Path) -> None:
     fc = pl.read_parquet(demo_dir / "forecasts.parquet")
     assert fc.height == 150 * 28
     assert set(DEFAULT_CANDIDATES) <= set(fc.columns)
+    assert "zero" not in fc.columns  # the zero forecast is a backtest reference only
     assert {"unique_id", "ds", "forecast", "method"} <= set(fc.columns)
     assert (fc["forecast"] >= 0).all()
 
@@ -70,11 +71,37 @@ def test_demo_writes_every_output(demo_dir: Path) -> None:
     assert "robust" in set(fc["method"])
 
     bt = pl.read_parquet(demo_dir / "backtest.parquet")
-    assert bt.height == 150 * len(DEFAULT_CANDIDATES)
+    # every candidate and the zero forecast (the reference), never chosen
+    assert bt.height == 150 * (len(DEFAULT_CANDIDATES) + 1)
+    assert bt.filter(pl.col("method") == "zero").height == 150
+    assert not bt.filter(pl.col("method") == "zero")["chosen"].any()
     assert {"mae", "rmse", "mase", "rmsse", "me", "pis", "chosen_method", "chosen"} <= set(
         bt.columns
     )
     assert bt.filter(pl.col("chosen")).height == 150  # exactly one chosen method per item
+
+    summary = pl.read_parquet(demo_dir / "backtest_summary.parquet")
+    assert summary.columns[:4] == ["grouping", "group", "method", "label"]
+    assert {
+        "rmsse",
+        "rmsse_median",
+        "mae",
+        "wape",
+        "rel_bias",
+        "mase_vs_zero_pct",
+        "rmsse_vs_zero_pct",
+        "mase_vs_naive_pct",
+        "rmsse_vs_ma_pct",
+        "chosen",
+    } <= set(summary.columns)
+    # every group has a zero row (relative bias -100% where anything was sold), never chosen
+    zero = summary.filter(pl.col("method") == "zero")
+    assert zero.height == summary.select("grouping", "group").unique().height
+    assert not zero["chosen"].any()
+    sold = zero["rel_bias"].drop_nulls()  # null in the no_demand group
+    assert sold.len() >= zero.height - 1 and sold.to_list() == pytest.approx(
+        [-1.0] * sold.len(), abs=0.01
+    )
 
     run = json.loads((demo_dir / "run.json").read_text())
     assert run["data_window"]["n_items"] == 150
@@ -109,7 +136,14 @@ def test_run_on_long_csv_and_summary_output(tmp_path: Path, demo_dir: Path) -> N
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "better than" in result.output  # the per-class accuracy lines
+    # the per-class accuracy table: the chosen method (*) and the zero forecast's row (the
+    # console wraps at 80 columns here: the rows are 97 wide)
+    out = result.output
+    assert "Backtest accuracy against the zero forecast" in out
+    assert "bias %" in out and "vs zero %" in out
+    rows = [line.split() for line in out.splitlines()]
+    assert ["intermittent", "2"] in [r[:2] for r in rows] and ["zero"] in [r[:1] for r in rows]
+    assert "than zero" in out  # the served forecasts compared with forecasting nothing
     fc = pl.read_parquet(fc_dir / "forecasts.parquet")
     assert fc.columns[:5] == ["unique_id", "ds", "naive", "ma", "sba"]
     assert fc.height == 14

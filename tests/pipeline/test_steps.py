@@ -48,7 +48,12 @@ def test_run_pipeline_on_a_long_csv(tmp_path: Path) -> None:
         outcome.timings
     )
     lines = outcome.summary_lines
-    assert lines[0] == "per demand class (best method of the group):"
-    assert "per frequency tier (best method of the group):" in lines
+    metric = settings.router.metric
+    assert (
+        lines[0] == f"per demand class (* best by backtest {metric}; zero = forecasting nothing):"
+    )
+    assert f"per frequency tier (* best by backtest {metric}; zero = forecasting nothing):" in lines
+    assert lines[1].split()[:3] == ["group", "items", "method"]
+    assert any(line.split()[:1] == ["zero"] for line in lines)  # the reference row
     assert any(line.startswith("router auto: ") for line in lines)
     assert lines[-1].startswith("all items, method chosen per ")

@@ -139,3 +139,33 @@ def test_a_default_that_was_not_backtested_is_an_error() -> None:
         select(res, default="robust")
     with pytest.raises(SparecastError, match="alpha"):
         select(res, default="ma", alpha=0.0)
+
+
+def test_the_summary_ranks_a_sum_of_metrics_like_select() -> None:
+    panel, classes = two_method_panel()
+    res = backtest(panel, h=7, n_windows=3, methods=["naive", "ma", "ses"], seasonality=1)
+    summ = res.summary(classes, metric="mase+asym")
+    chosen = dict(summ.filter(pl.col("chosen")).select("sb_class", "method").iter_rows())
+    sel = select(res, classes, by="class", metric="mase+asym", top_k=1)
+    picks = dict(sel.join(classes, on="unique_id").select("sb_class", "method").iter_rows())
+    assert chosen["smooth"] == picks["smooth"] and chosen["erratic"] == picks["erratic"]
+    with pytest.raises(SparecastError, match="signed"):
+        res.summary(classes, metric="mase+me")
+
+
+def test_select_ignores_the_zero_reference_unless_asked_for() -> None:
+    """Sparse demand: the zero forecast has the lowest MAE of every item, yet select never
+    chooses it unless it was one of the methods backtested."""
+    y = np.zeros((2, 60))
+    y[0, ::9] = 4.0
+    y[1, ::13] = 2.0
+    panel = make_panel(y)
+    res = backtest(panel, h=7, n_windows=3, methods=["naive", "ma"], seasonality=1)
+    for item in ("item0", "item1"):
+        zero = method_score(res, item, "zero", "mae")
+        assert all(zero < method_score(res, item, m, "mae") for m in ("naive", "ma"))
+    for by in ("item", "class"):
+        sel = select(res, by=by, metric="mae")  # type: ignore[arg-type]
+        assert "zero" not in sel["method"].to_list()
+    asked = backtest(panel, h=7, n_windows=3, methods=["naive", "ma", "zero"], seasonality=1)
+    assert select(asked, by="item", metric="mae")["method"].to_list() == ["zero", "zero"]

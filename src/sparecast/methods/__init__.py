@@ -47,6 +47,7 @@ def _register(*methods: Method) -> dict[str, Method]:
 
 
 METHODS: dict[str, Method] = _register(
+    Method("zero", baseline.zero, "zero forecast: the floor every method must beat"),
     Method("naive", baseline.naive, "last observed value"),
     Method(
         "seasonal_naive",

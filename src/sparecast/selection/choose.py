@@ -130,6 +130,7 @@ def select(
         raise ConfigError(f"top_k must be an integer >= 1, got {top_k!r}")
     if not isinstance(min_history, (int, np.integer)) or min_history < 0:
         raise ConfigError(f"min_history must be an integer >= 0, got {min_history!r}")
+    result = result.without_references()  # the zero forecast etc. are not candidates
     if default is not None and default not in result.methods:
         raise ConfigError(
             f"the robust default {default!r} was not backtested; backtested: {result.methods}"
