@@ -72,7 +72,9 @@ def test_the_summary_chooses_by_the_router_metric_and_shows_zero(metric: str) ->
         y.astype(np.float32), np.array([f"I{i}" for i in range(12)]), np.datetime64("2026-01-01")
     )
     settings = load_settings(
-        horizon=7, methods=["naive", "ma", "sba"], router={"metric": metric, "top_k": 1, "fallback": "ma"}
+        horizon=7,
+        methods=["naive", "ma", "sba"],
+        router={"metric": metric, "top_k": 1, "fallback": "ma"},
     )
     result = run_core(panel, settings)
     summary = result.summary
