@@ -169,3 +169,20 @@ def test_select_ignores_the_zero_reference_unless_asked_for() -> None:
         assert "zero" not in sel["method"].to_list()
     asked = backtest(panel, h=7, n_windows=3, methods=["naive", "ma", "zero"], seasonality=1)
     assert select(asked, by="item", metric="mae")["method"].to_list() == ["zero", "zero"]
+
+
+def test_a_biased_method_does_not_replace_the_default() -> None:
+    """On sparse items the last value is mostly 0: naive wins RMSSE (which rewards low
+    forecasts there) but runs far below the demand; the default stays, and says why."""
+    rng = np.random.default_rng(2)
+    y = (rng.random((60, 150)) < 0.08) * rng.integers(1, 4, (60, 150))
+    y[:, -22:-14] = 0  # the last value before each origin is 0
+    y[:, -8:-7] = 0
+    res = backtest(make_panel(y), h=7, n_windows=3, methods=["naive", "robust"], seasonality=1)
+    naive = res.scores.filter(pl.col("method") == "naive")
+    assert naive["error_sum"].sum() / naive["actual_sum"].sum() < -0.5
+    free = select(res, metric="rmsse")  # no default: the lowest mean wins
+    assert set(free["method"]) == {"naive"}
+    sel = select(res, metric="rmsse", default="robust")
+    assert set(sel["method"]) == {"robust"}
+    assert "but biased -" in sel["reason"][0] and "(robust default " in sel["reason"][0]

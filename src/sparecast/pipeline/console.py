@@ -178,7 +178,12 @@ def router_lines(selection: pl.DataFrame, settings: Settings, top: int = 8) -> l
     head = (
         "router rules (tier -> method): " + ", ".join(f"{t} -> {m}" for t, m in r.rules.items())
         if r.mode == "rules"
-        else f"router auto: lowest backtest {r.metric} per {r.select_by}"
+        else (
+            f"router auto: robust default {r.default} per {r.select_by} unless a method's backtest "
+            f"{r.metric} is {r.margin:.0%} better (p < {r.alpha})"
+            if r.default is not None
+            else f"router auto: lowest backtest {r.metric} per {r.select_by}"
+        )
         + (f" (own choice from {r.min_history} demand periods)" if r.select_by == "item" else "")
         + (f", mean of the best {r.top_k}" if r.top_k > 1 else "")
     )

@@ -27,7 +27,14 @@ from sparecast.evaluate.backtest import BacktestResult, check_score_metric
 from sparecast.methods import get_method
 from sparecast.methods.combine import combination_members
 
-__all__ = ["BALANCED", "DEFAULT_MARGIN", "DEFAULT_ALPHA", "paired_test", "select"]
+__all__ = [
+    "BALANCED",
+    "BIAS_TOLERANCE",
+    "DEFAULT_MARGIN",
+    "DEFAULT_ALPHA",
+    "paired_test",
+    "select",
+]
 
 BALANCED = "mase+asym"
 """Selection metric: MASE and asym, each divided by the group's best value, added."""
@@ -35,6 +42,10 @@ DEFAULT_MARGIN = 0.02
 """Relative improvement of the group's mean score a method needs to replace the robust default."""
 DEFAULT_ALPHA = 0.05
 """Significance level of the paired test against the robust default."""
+BIAS_TOLERANCE = 0.10
+"""A method replaces the robust default only if its relative bias over the group is within
+this, or within the default's own: RMSSE rewards forecasts that run low on intermittent items,
+and a plan built on them runs short."""
 
 
 def paired_test(default: np.ndarray, other: np.ndarray) -> tuple[float, int]:
@@ -119,7 +130,9 @@ def select(
     ``default`` (a backtested method, e.g. the robust combination): a group (class or tier)
     keeps it unless its best entry is ``margin`` better on the mean ``metric`` and the paired
     test (:func:`paired_test` on the per-item scores of the default and of the best entry's first
-    member; with ``mase+asym`` on RMSSE) has a p-value below ``alpha``; the reason says which.
+    member; with ``mase+asym`` on RMSSE) has a p-value below ``alpha``, and its relative bias
+    over the group (sum of errors / sum of actuals) is within ``BIAS_TOLERANCE`` or within the
+    default's; the reason says which.
     """
     if metric != BALANCED:
         check_score_metric(metric)
@@ -223,6 +236,14 @@ def select(
     )
 
 
+def _rel_bias(frame: pl.DataFrame, method: str) -> float:
+    """Relative bias of ``method`` over the items of ``frame``: sum of forecast - actual over
+    the sum of actuals (0 where nothing was sold)."""
+    rows = frame.filter(pl.col("method") == method)
+    actual = float(rows["actual_sum"].sum())
+    return float(rows["error_sum"].sum()) / actual if actual > 0 else 0.0
+
+
 def _keep_default(
     best: pl.DataFrame,
     means: pl.DataFrame,
@@ -266,14 +287,22 @@ def _keep_default(
             continue
         p_value, n = paired_test(d_scores, b_scores)
         gain = 1.0 - b_mean / d_mean if d_mean > 0 else 0.0
+        d_bias, b_bias = _rel_bias(in_group, default), _rel_bias(in_group, first)
         evidence = (
             f"{first} {column} {b_mean:.3f} vs {d_mean:.3f} in {what} {group} "
             f"({gain:+.1%}, p={p_value:.3f}, {n} items)"
         )
-        if gain >= margin and p_value < alpha:
+        biased = abs(b_bias) > max(BIAS_TOLERANCE, abs(d_bias))
+        if gain >= margin and p_value < alpha and not biased:
             rows.append((group, chosen, f"{why}; beats robust default {default}: {evidence}"))
         else:
-            short = "not significant" if gain >= margin else f"less than {margin:.0%} better"
+            short = (
+                f"less than {margin:.0%} better"
+                if gain < margin
+                else "not significant"
+                if p_value >= alpha
+                else f"but biased {b_bias:+.0%} (robust default {d_bias:+.0%})"
+            )
             rows.append((group, default, f"robust default {default} kept: {evidence}, {short}"))
     schema = {"sb_class": pl.Utf8, "class_best": pl.Utf8, "class_why": pl.Utf8}
     return pl.DataFrame(rows, schema=schema, orient="row")
