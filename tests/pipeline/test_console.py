@@ -33,6 +33,13 @@ def test_router_lines_count_items_per_method() -> None:
     settings = load_settings(
         router={"mode": "auto", "metric": "mase", "select_by": "class", "top_k": 1}
     )
+    assert router_lines(SELECTION, settings)[0] == (
+        "router auto: robust default robust per class unless a method's backtest mase is 2% "
+        "better (p < 0.05); items per method (selection.parquet has every item's reason):"
+    )
+    settings = load_settings(
+        router={"mode": "auto", "metric": "mase", "select_by": "class", "top_k": 1, "default": ""}
+    )
     assert router_lines(SELECTION, settings) == [
         "router auto: lowest backtest mase per class; items per method "
         "(selection.parquet has every item's reason):",
