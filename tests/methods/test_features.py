@@ -135,3 +135,56 @@ def test_target_calendar_weekly_and_monthly() -> None:
     np.testing.assert_array_equal(weeks, [[1, 1], [2, 1], [3, 1]])
     months = target_calendar(np.datetime64("2026-11-01"), 3, "M")
     np.testing.assert_array_equal(months[:, 0], [11, 12, 1])
+
+
+def test_obsolescence_features_by_hand() -> None:
+    # item 0: demands at 0, 1, 2 and 5, then four quiet periods; item 1: one demand; item 2: none
+    y = np.array(
+        [[1, 1, 1, 0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 4, 0, 0, 0], [0] * 10],
+        dtype=np.float32,
+    )
+    spec = FeatureSpec(lags=(1,), windows=(4, 8), season=0)
+    cal = target_calendar(np.datetime64("2026-01-05"), 11, "W")
+    x = cutoff_features(History(y), 10, spec, cal, np.ones(3, int), with_step=False)
+    names = feature_names(spec, "W", with_step=False)
+    assert names.index("last_interval_ratio") == names.index("cv2") + 1
+    rows = [dict(zip(names, r.tolist(), strict=True)) for r in x]
+    a = rows[0]
+    # mean interval between demands (5 - 0) / 3; the last one (2 -> 5) is 3 periods
+    assert a["last_interval_ratio"] == pytest.approx(3 / (5 / 3))
+    assert a["overdue"] == pytest.approx(5 / (5 / 3))  # 5 periods since the last demand
+    # share with demand since the first demand: 4 / 10; last 4 periods: 0; last 8: 2 / 8
+    assert a["nzrate_ratio_4"] == 0.0
+    assert a["nzrate_ratio_8"] == pytest.approx(0.25 / 0.4)
+    b = rows[1]  # one demand at 6: no interval yet; its life is 4 periods with 1 demand
+    assert np.isnan(b["last_interval_ratio"]) and np.isnan(b["overdue"])
+    assert b["nzrate_ratio_4"] == pytest.approx(1.0) and b["nzrate_ratio_8"] == pytest.approx(0.5)
+    c = rows[2]
+    assert all(np.isnan(c[k]) for k in ("last_interval_ratio", "overdue", "nzrate_ratio_4"))
+    # the same values one period at a time (the recursive strategy's History.append)
+    hist = History(y[:, :3], extra=7)
+    for t in range(3, 10):
+        hist.append(y[:, t])
+    np.testing.assert_array_equal(
+        cutoff_features(hist, 10, spec, cal, np.ones(3, int), with_step=False), x
+    )
+
+
+def test_obsolescence_features_can_be_left_out() -> None:
+    y = np.array([[0, 2, 0, 0, 3, 1]], dtype=np.float32)
+    full = default_spec("W")
+    plain = default_spec("W", obsolescence=False)
+    cal = target_calendar(np.datetime64("2026-01-05"), 7, "W")
+    names = feature_names(full, "W", with_step=False)
+    kept = feature_names(plain, "W", with_step=False)
+    assert set(names) - set(kept) == {
+        "last_interval_ratio",
+        "overdue",
+        "nzrate_ratio_4",
+        "nzrate_ratio_13",
+        "nzrate_ratio_52",
+    }
+    x = cutoff_features(History(y), 6, full, cal, np.ones(1, int), with_step=False)
+    x_plain = cutoff_features(History(y), 6, plain, cal, np.ones(1, int), with_step=False)
+    assert x_plain.shape[1] == len(kept)
+    np.testing.assert_array_equal(x[:, [names.index(n) for n in kept]], x_plain)

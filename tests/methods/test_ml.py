@@ -21,8 +21,10 @@ from sparecast.methods.ml import (
     STRATEGIES,
     GlobalLightGBM,
     XGBoostRegular,
+    apply_level,
     asymmetric_grad_hess,
     asymmetric_loss,
+    level_calibration,
 )
 
 FAST = {"n_estimators": 30, "learning_rate": 0.2}
@@ -286,3 +288,76 @@ def test_estimators_clone_and_round_trip_their_parameters(model_cls: type) -> No
     assert est.get_params() == params
     assert not hasattr(twin, "model_") and hasattr(est, "model_")
     assert est.set_params(n_estimators=20) is est and est.n_estimators == 20
+
+
+# ---------------------------------------------------------------------------- level calibration
+def test_level_calibration_by_hand() -> None:
+    pred = np.array([1.0, 1.0, 2.0, 2.0])
+    # one factor: sum(target) / sum(pred) = 12 / 6
+    knots, factors = level_calibration(pred, np.array([2.0, 2.0, 2.0, 6.0]), bins=1)
+    np.testing.assert_allclose(apply_level(pred, knots, factors), 2 * pred)
+    # two groups by level: 2 / 2 at knot 1, 8 / 4 at knot 2; already mean-preserving
+    knots, factors = level_calibration(pred, np.array([1.0, 1.0, 2.0, 6.0]), bins=2, min_rows=1)
+    np.testing.assert_allclose(knots, [1.0, 2.0])
+    np.testing.assert_allclose(factors, [1.0, 2.0])
+    np.testing.assert_allclose(
+        apply_level(np.array([1.0, 1.5, 2.0, 3.0]), knots, factors), [1, 2.25, 4, 6]
+    )
+    # weights count: rows weighted 3 weigh as three rows
+    w = np.array([3.0, 1.0])
+    knots, factors = level_calibration(np.array([1.0, 1.0]), np.array([2.0, 0.0]), w, bins=1)
+    assert factors[0] == pytest.approx(6 / 4)
+    # nothing to learn: no correction
+    knots, factors = level_calibration(np.zeros(3), np.ones(3))
+    np.testing.assert_allclose(apply_level(np.array([0.0, 5.0]), knots, factors), [0.0, 5.0])
+
+
+def test_level_calibration_is_mean_preserving_with_interpolation_and_clipping() -> None:
+    rng = np.random.default_rng(1)
+    pred = rng.gamma(0.5, 2.0, 5000)
+    target = rng.poisson(pred * np.where(pred > 1, 1.6, 0.7)).astype(float)
+    weight = rng.choice([1.0, 5.0], 5000)
+    knots, factors = level_calibration(pred, target, weight, bins=10, clip=1.5)
+    assert knots.size == 5 and (np.diff(knots) > 0).all()  # 5000 rows / 1000 a group
+    fitted = apply_level(pred, knots, factors)
+    assert (weight * fitted).sum() == pytest.approx((weight * target).sum(), rel=1e-9)
+    assert factors[-1] > factors[0]  # the busy rows were under-forecast, the quiet ones over
+
+
+def _lumpy_panel(n_items: int = 150, n_periods: int = 120, seed: int = 2) -> DemandPanel:
+    """Intermittent demand with rare large orders, a panel Tweedie (p = 1.8) under-forecasts."""
+    rng = np.random.default_rng(seed)
+    rate = rng.uniform(0.02, 0.3, (n_items, 1))
+    size = rng.lognormal(1.0, 1.2, (n_items, n_periods)).round() + 1
+    y = np.where(rng.random((n_items, n_periods)) < rate, size, 0.0)
+    ids = np.array([f"i{i}" for i in range(n_items)])
+    return DemandPanel(y, ids, np.datetime64("2026-01-05"), "W")
+
+
+def test_lightgbm_calibration_is_mean_preserving_on_its_training_rows() -> None:
+    panel, h = _lumpy_panel(), 4
+    raw = GlobalLightGBM(calibrate=False, **LGB_FAST).fit(panel, h)
+    model = GlobalLightGBM(**LGB_FAST).fit(panel, h)
+    cal = target_calendar(panel.start, panel.n_periods + h, "W")
+    X, target, weight = model._rows(
+        panel.y, model.static_.matrix(panel), model._cutoffs(panel.y, h), h, cal
+    )
+    before = model._predict_raw(model.model_, X)
+    np.testing.assert_allclose(before, raw._predict_raw(raw.model_, X))  # the same booster
+    after = model._level(model.model_, before)
+    total = (weight * target).sum()
+    assert (weight * before).sum() < 0.95 * total  # the raw model is biased low
+    assert (weight * after).sum() == pytest.approx(total, rel=1e-6)  # the correction is not
+    # the forecasts are the raw ones times the factor at their level
+    np.testing.assert_allclose(model.predict(), apply_level(raw.predict(), *model.level_))
+    assert model.predict().sum() > raw.predict().sum()
+
+
+def test_calibration_leaves_quantile_and_asymmetric_objectives_alone() -> None:
+    panel = _lumpy_panel(n_items=40, n_periods=60)
+    for objective in ("quantile", "asymmetric"):
+        a = GlobalLightGBM(objective=objective, **LGB_FAST).fit(panel, 3)
+        b = GlobalLightGBM(objective=objective, calibrate=False, **LGB_FAST).fit(panel, 3)
+        np.testing.assert_array_equal(a.predict(), b.predict())
+    with pytest.raises(MethodError, match="calibration_bins"):
+        GlobalLightGBM(calibration_bins=0).fit(panel, 3)

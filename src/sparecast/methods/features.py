@@ -13,6 +13,12 @@ period ``p = t + k - 1`` (``k`` = 1..h steps ahead). Every value of the row is c
 - non-zero demand statistics: ``n_demands``, ``mean_size``, ``mean_interval`` (periods since the
   first demand / demands, as :mod:`sparecast.classify`), ``since_last`` and ``since_first``
   (periods), ``demand_rate`` (demands / t), ``cv2`` of the sizes;
+- obsolescence (NaN where undefined): ``last_interval_ratio``, the interval between the last two
+  demands over the mean interval between demands (``(last - first) / (n_demands - 1)``; above 1:
+  demands are thinning out), ``overdue``, ``since_last`` over that mean interval (above 1: the
+  next demand is later than usual), and per window ``w`` ``nzrate_ratio_w``, the share of the
+  last ``w`` periods with demand over the share since the first demand (``n_demands /
+  since_first``; below 1: fewer demands lately than over the item's life);
 - ``sb_class`` and ``tier`` codes (the order of ``classify.SB_CLASSES`` / ``TIERS``), computed
   at the cutoff with the same definitions as :func:`sparecast.classify.classify`;
 - calendar of the target period: daily ``dow`` (Monday 0), ``dom``, ``month``; weekly ``week``,
@@ -50,12 +56,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Which features to build: lags, rolling windows and the season (0 = none)."""
+    """Which features to build: lags, rolling windows, the season (0 = none) and whether the
+    obsolescence features are included."""
 
     lags: tuple[int, ...]
     windows: tuple[int, ...]
     season: int
     n_seasons: int = 4
+    obsolescence: bool = True
     thresholds: TierThresholds = TierThresholds()
     adi_cutoff: float = ADI_CUTOFF
     cv2_cutoff: float = CV2_CUTOFF
@@ -87,15 +95,19 @@ def default_spec(
     freq: Freq,
     lags: tuple[int, ...] | list[int] | None = None,
     windows: tuple[int, ...] | None = None,
+    *,
+    obsolescence: bool = True,
 ) -> FeatureSpec:
     """Default features of a frequency: daily lags 1..21, windows 7/28/91 days, weekday season;
     weekly lags 1..13, windows 4/13/52 weeks; monthly lags 1..12, windows 3/6/12, yearly season.
-    ``lags`` / ``windows`` override the defaults."""
+    ``lags`` / ``windows`` override the defaults; ``obsolescence=False`` leaves the obsolescence
+    features out."""
     d_lags, d_windows, season = _DEFAULTS[freq]
     return FeatureSpec(
         lags=tuple(int(v) for v in lags) if lags is not None else d_lags,
         windows=tuple(int(v) for v in windows) if windows is not None else d_windows,
         season=season,
+        obsolescence=obsolescence,
     )
 
 
@@ -116,6 +128,14 @@ _STATS = [
 ]
 
 
+def _stat_names(spec: FeatureSpec) -> list[str]:
+    if not spec.obsolescence:
+        return list(_STATS)
+    obsolescence = ["last_interval_ratio", "overdue"]
+    obsolescence += [f"nzrate_ratio_{w}" for w in spec.windows]
+    return _STATS[:7] + obsolescence + _STATS[7:]
+
+
 def feature_names(
     spec: FeatureSpec, freq: Freq, *, with_step: bool, static: list[str] | None = None
 ) -> list[str]:
@@ -125,7 +145,7 @@ def feature_names(
         names += [f"mean_{w}", f"max_{w}", f"nzrate_{w}"]
     if spec.season:
         names.append("season_mean")
-    names += _STATS
+    names += _stat_names(spec)
     names += _calendar_names(freq)
     if with_step:
         names.append("step")
@@ -208,7 +228,8 @@ class History:
 
 
 def _item_stats(hist: History, t: int, spec: FeatureSpec) -> np.ndarray:
-    """Non-zero demand statistics and class/tier codes at cutoff ``t``: ``[items, len(_STATS)]``."""
+    """Non-zero demand statistics, obsolescence features and class/tier codes at cutoff ``t``:
+    ``[items, len(_stat_names(spec))]``."""
     n = hist.c_n[:, t].astype(np.float64)
     has = n > 0
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -237,7 +258,27 @@ def _item_stats(hist: History, t: int, spec: FeatureSpec) -> np.ndarray:
         default=3.0,
     )
     mean_size = np.where(has, mean, np.nan)
-    return np.stack([n, mean_size, adi, since_last, since_first, rate, cv2, sb, tier], axis=1)
+    if not spec.obsolescence:
+        return np.stack([n, mean_size, adi, since_last, since_first, rate, cv2, sb, tier], axis=1)
+    # obsolescence: the previous demand is the last one before the last demand
+    last_i = hist.last[:, t]
+    prev = np.where(last_i >= 0, hist.last[np.arange(hist.n_items), np.maximum(last_i, 0)], -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.where(n >= 2, (last - first) / (n - 1), np.nan)  # mean interval between demands
+        interval_ratio = np.where(n >= 2, (last - prev) / gap, np.nan)
+        overdue = since_last / gap
+        life_rate = np.where(has, n / np.maximum(t - first, 1.0), np.nan)
+        ratios = []
+        for w in spec.windows:
+            lo = max(0, t - w)
+            recent = (hist.c_n[:, t] - hist.c_n[:, lo]) / max(t - lo, 1)
+            ratios.append(recent / life_rate)
+    return np.stack(
+        [n, mean_size, adi, since_last, since_first, rate, cv2, interval_ratio, overdue]
+        + ratios
+        + [sb, tier],
+        axis=1,
+    )
 
 
 def cutoff_features(
