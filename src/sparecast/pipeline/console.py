@@ -10,12 +10,14 @@ import numpy as np
 import polars as pl
 
 from sparecast.config import Settings
+from sparecast.core import horizon_text
 from sparecast.errors import ConfigError
 from sparecast.evaluate.backtest import BacktestResult
 from sparecast.inventory.plan import HIGH_RISK, PlanResult
 from sparecast.pipeline.outputs import REJECTED_FILE
 
 __all__ = [
+    "horizon_line",
     "format_summary_lines",
     "selection_score",
     "summary_lines",
@@ -29,6 +31,20 @@ def _pct_phrase(value: float | None, ref_label: str) -> str | None:
         return None
     word = "better" if value >= 0 else "worse"
     return f"{abs(value):.1f}% {word} than {ref_label}"
+
+
+def horizon_line(h: int, freq: str, bt: BacktestResult | None = None) -> str:
+    """The horizon in periods and their unit, and the backtest's windows: ``"horizon 6 periods
+    (months); backtest on 3 windows, origins 6 periods apart"``."""
+    line = f"horizon {horizon_text(h, freq)}"
+    if bt is None:
+        return line + "; no backtest"
+    n = len(bt.origins)
+    line += f"; backtest on {n} window{'' if n == 1 else 's'}"
+    if n > 1:
+        step = bt.origins[1] - bt.origins[0]
+        line += f", origins {step} period{'' if step == 1 else 's'} apart"
+    return line
 
 
 def format_summary_lines(summary: pl.DataFrame, *, metric: str = "mase") -> list[str]:
