@@ -130,13 +130,14 @@ def horizon_periods(
     ``"1y"``; also ``days``, ``weeks``, ``months``, ``years`` spelled out). A duration becomes
     the fewest periods that cover it (rounded up), counted from the first forecast period:
 
-    - days and weeks on daily or weekly data: ``90d`` on weekly = ceil(90/7) = 13 weeks;
+    - days and weeks: ``90d`` on weekly data = ceil(90/7) = 13 weeks; on monthly data a month
+      is the mean Gregorian month, 365.2425/12 = 30.436875 days: ``13w`` = ceil(2.99) = 3
+      months, whatever the calendar (a short February adds no month);
     - months and years on monthly data: ``1y`` = 12 months;
-    - otherwise on the calendar when ``last_date`` (the start of the panel's last period) is
-      given: ``6mo`` on daily data ending 2026-10-31 = the 181 days of November to April;
-      ``90d`` on monthly data ending 2027-01-01 = 4 months (February to April have 89 days);
-    - without ``last_date`` a month is the mean Gregorian month, 365.2425/12 = 30.436875 days:
-      ``6mo`` on daily = ceil(182.6) = 183 days, ``13w`` on monthly = ceil(2.99) = 3 months.
+    - months and years on daily or weekly data: the calendar months after ``last_date`` (the
+      start of the panel's last period): ``6mo`` on daily data ending 2026-10-31 = the 181
+      days of November to April; without ``last_date``, mean months: ``6mo`` = ceil(182.6) =
+      183 days.
 
     Raises ConfigError for anything else ("horizon must be a number of periods or a duration
     like 90d, 13w, 6mo, 1y") or an unknown ``freq``. The caller checks ``max_horizon``.
@@ -152,23 +153,9 @@ def horizon_periods(
     months = {"mo": count, "y": 12 * count}.get(unit)
     if freq == "M" and months is not None:
         return months
-    if months is None:  # days or weeks
+    if months is None:  # days or weeks: on monthly data a month is the mean month
         days = Fraction(count * (7 if unit == "w" else 1))
-        if freq != "M":
-            return math.ceil(days / _DAYS_PER_PERIOD[freq])
-        if last_date is None:
-            return math.ceil(days / _MONTH_DAYS)
-        first = _first_forecast_day(last_date, freq)
-
-        def span(k: int) -> int:  # days in the k months from the first forecast month
-            return int((_add_months(first, k) - first).astype(np.int64))
-
-        k = max(1, math.ceil(days / _MONTH_DAYS) - 1)
-        while span(k) < days:
-            k += 1
-        while k > 1 and span(k - 1) >= days:
-            k -= 1
-        return k
+        return math.ceil(days / _DAYS_PER_PERIOD[freq])
     # months or years on daily or weekly data
     if last_date is None:
         covered = months * _MONTH_DAYS

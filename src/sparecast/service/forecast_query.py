@@ -71,7 +71,7 @@ def checked_horizon(
     except ConfigError as exc:
         raise unprocessable(loc, str(exc)) from None
     asked = str(horizon).strip()
-    shown = f"{h}" if asked == str(h) else f"{asked} ({horizon_text(h, run.freq)})"
+    shown = f"{h}" if asked == str(h) else f"{asked} = {horizon_text(h, run.freq)}"
     limit = state.settings.max_horizon
     if h > limit:
         raise unprocessable(
