@@ -1,12 +1,14 @@
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from sparecast.classify import TierThresholds
 from sparecast.cli import app
 from sparecast.config import StoreSettings, load_settings
+from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError
 from sparecast.selection.router import DEFAULT_METRIC, DEFAULT_TOP_K, ROUTER_METRICS
 from sparecast.store.cache import RedisCache
@@ -252,9 +254,6 @@ def test_bad_horizons_say_what_a_horizon_is(value: object, needle: str) -> None:
 
 
 def test_a_duration_is_bounded_by_max_horizon_once_the_frequency_is_known() -> None:
-    from sparecast.data.panel import DemandPanel
-    import numpy as np
-
     s = load_settings(horizon="2y", max_horizon=400)  # valid until converted
     daily = DemandPanel(np.zeros((1, 10), np.float32), np.array(["a"]), np.datetime64("2026-01-01"))
     monthly = DemandPanel(
