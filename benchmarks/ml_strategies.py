@@ -107,6 +107,7 @@ def run(
             n_windows=windows,
             methods=[method],
             params={method: params} if params else None,
+            references=(),  # the scores below are this method's alone
         )
         secs = time.perf_counter() - t0
         s = res.scores

@@ -52,11 +52,12 @@ def test_demo_writes_every_output(demo_dir: Path) -> None:
     fc = pl.read_parquet(demo_dir / "forecasts.parquet")
     assert fc.height == 150 * 28
     assert set(DEFAULT_CANDIDATES) <= set(fc.columns)
+    assert "zero" not in fc.columns  # the zero forecast is a backtest reference only
     assert {"unique_id", "ds", "forecast", "method"} <= set(fc.columns)
     assert (fc["forecast"] >= 0).all()
 
     # the forecast column is the chosen method's value (or the mean of the chosen methods'
-    # values, "mean(a,b)", the router's default top_k = 2), item by item
+    # values, "mean(a,b)", with top_k > 1), item by item
     def served(r: dict) -> float:
         name = r["method"]
         members = name[5:-1].split(",") if name.startswith("mean(") else [name]
@@ -66,18 +67,41 @@ def test_demo_writes_every_output(demo_dir: Path) -> None:
         pl.struct(["method", *DEFAULT_CANDIDATES]).map_elements(served, return_dtype=pl.Float64)
     ).to_series()
     np.testing.assert_allclose(chosen.to_numpy(), fc["forecast"].to_numpy(), rtol=1e-6)
-    assert fc["method"].str.starts_with("mean(").any()  # the default combines two methods
+    # the robust default serves the classes where no method is significantly better
+    assert "robust" in set(fc["method"])
 
     bt = pl.read_parquet(demo_dir / "backtest.parquet")
-    combos = bt.filter(pl.col("method").str.starts_with("mean("))
-    assert bt.height - combos.height == 150 * len(DEFAULT_CANDIDATES)
-    # each served combination is scored like a method, for every item
-    assert set(combos["method"]) == {m for m in fc["method"].unique() if m.startswith("mean(")}
-    assert combos.height == 150 * combos["method"].n_unique()
+    # every candidate and the zero forecast (the reference), never chosen
+    assert bt.height == 150 * (len(DEFAULT_CANDIDATES) + 1)
+    assert bt.filter(pl.col("method") == "zero").height == 150
+    assert not bt.filter(pl.col("method") == "zero")["chosen"].any()
     assert {"mae", "rmse", "mase", "rmsse", "me", "pis", "chosen_method", "chosen"} <= set(
         bt.columns
     )
     assert bt.filter(pl.col("chosen")).height == 150  # exactly one chosen method per item
+
+    summary = pl.read_parquet(demo_dir / "backtest_summary.parquet")
+    assert summary.columns[:4] == ["grouping", "group", "method", "label"]
+    assert {
+        "rmsse",
+        "rmsse_median",
+        "mae",
+        "wape",
+        "rel_bias",
+        "mase_vs_zero_pct",
+        "rmsse_vs_zero_pct",
+        "mase_vs_naive_pct",
+        "rmsse_vs_ma_pct",
+        "chosen",
+    } <= set(summary.columns)
+    # every group has a zero row (relative bias -100% where anything was sold), never chosen
+    zero = summary.filter(pl.col("method") == "zero")
+    assert zero.height == summary.select("grouping", "group").unique().height
+    assert not zero["chosen"].any()
+    sold = zero["rel_bias"].drop_nulls()  # null in the no_demand group
+    assert sold.len() >= zero.height - 1 and sold.to_list() == pytest.approx(
+        [-1.0] * sold.len(), abs=0.01
+    )
 
     run = json.loads((demo_dir / "run.json").read_text())
     assert run["data_window"]["n_items"] == 150
@@ -112,7 +136,14 @@ def test_run_on_long_csv_and_summary_output(tmp_path: Path, demo_dir: Path) -> N
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "better than" in result.output  # the per-class accuracy lines
+    # the per-class accuracy table: the chosen method (*) and the zero forecast's row (the
+    # console wraps at 80 columns here: the rows are 97 wide)
+    out = result.output
+    assert "Backtest accuracy against the zero forecast" in out
+    assert "bias %" in out and "vs zero %" in out
+    rows = [line.split() for line in out.splitlines()]
+    assert ["intermittent", "2"] in [r[:2] for r in rows] and ["zero"] in [r[:1] for r in rows]
+    assert "than zero" in out  # the served forecasts compared with forecasting nothing
     fc = pl.read_parquet(fc_dir / "forecasts.parquet")
     assert fc.columns[:5] == ["unique_id", "ds", "naive", "ma", "sba"]
     assert fc.height == 14
@@ -325,8 +356,8 @@ def test_fallback_method_is_always_forecast(tmp_path: Path) -> None:
     )
     assert r.exit_code == 0, r.output
     fc = pl.read_parquet(out / "forecasts.parquet").filter(pl.col("unique_id") == "NEW")
-    assert fc["method"][0] == "ma" and "ma" in fc.columns
-    np.testing.assert_allclose(fc["forecast"].to_numpy(), fc["ma"].to_numpy())
+    assert fc["method"][0] == "robust" and "robust" in fc.columns
+    np.testing.assert_allclose(fc["forecast"].to_numpy(), fc["robust"].to_numpy())
     assert fc["forecast"][0] > 0
 
 
@@ -373,7 +404,7 @@ def test_short_history_degrades_gracefully(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "backtest skipped" in r.output
     fc = pl.read_parquet(tmp_path / "o" / "forecasts.parquet")
-    assert set(fc["method"]) == {"ma"} and fc.height == 2 * 28
+    assert set(fc["method"]) == {"robust"} and fc.height == 2 * 28
     assert not (tmp_path / "o" / "backtest.parquet").exists()
     # 39 days, h = 14: 14 + 1 + 1 training periods leave room for 2 of the 3 windows
     longer = _csv(tmp_path / "l.csv", _days(40, "A", every=2) + _days(40, "B", every=5))
@@ -442,7 +473,8 @@ def test_router_option_and_selection_output(tmp_path: Path) -> None:
     r = runner.invoke(app, [*args, "--router", "auto", "-q"])
     assert r.exit_code == 0, r.output
     reasons = pl.read_parquet(out / "selection.parquet")["reason"].to_list()
-    assert all(x.startswith("best mase+asym in class") for x in reasons), reasons
+    assert all(x.startswith(("robust default robust", "best rmsse in class")) for x in reasons)
+    assert any("p=" in x and "items" in x for x in reasons), reasons
     r = runner.invoke(app, [*args, "--router", "magic", "-q"])
     assert r.exit_code != 0 and "auto or rules" in r.output
 
@@ -456,8 +488,8 @@ def test_a_single_period_runs_on_the_fallback(tmp_path: Path) -> None:
         r = runner.invoke(app, ["run", "-s", str(one), "-o", str(out), "--router", mode, "-q"])
         assert r.exit_code == 0, r.output
         fc = pl.read_parquet(out / "forecasts.parquet")
-        assert set(fc["method"]) == {"ma"} and fc.height == 2 * 28
-        np.testing.assert_allclose(fc["forecast"], fc["ma"])
+        assert set(fc["method"]) == {"robust"} and fc.height == 2 * 28
+        np.testing.assert_allclose(fc["forecast"], fc["robust"])
         assert "not forecast" in r.output
         if mode == "rules":  # the rules sent the items to XGBoost: they moved to the fallback
             sel = pl.read_parquet(out / "selection.parquet")

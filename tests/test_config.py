@@ -66,7 +66,7 @@ def test_the_readme_config_example_loads(tmp_path: Path) -> None:
     cfg = tmp_path / "readme.toml"
     cfg.write_text(readme[start : readme.index("```", start)])
     s = load_settings(cfg)
-    assert s.horizon is None and s.router.metric == "mase+asym" and s.router.mode == "auto"
+    assert s.horizon is None and s.router.metric == "rmsse" and s.router.mode == "auto"
     assert s.data.erp_mapping["demand"]["table"] == "MTL_ISSUES"
 
 
@@ -78,7 +78,7 @@ def test_the_readme_router_example_loads(tmp_path: Path) -> None:
     cfg = tmp_path / "router.toml"
     cfg.write_text(readme[start : readme.index("```", start)])
     s = load_settings(cfg)
-    assert s.router.select_by == "item" and s.router.top_k == 2
+    assert s.router.select_by == "item" and s.router.default == "robust" and s.router.margin == 0.02
     assert s.router.rules["intermittent"] == "tsb" and s.router.rules["regular"] == "xgboost"
 
 
@@ -211,6 +211,16 @@ def test_quantile_levels_are_checked_by_the_methods_check() -> None:
     assert load_settings(quantiles=[]).quantiles == []
     with pytest.raises(ConfigError, match=r"quantile levels must be a 1-D list in \(0, 1\)"):
         load_settings(quantiles=[0.5, 1.0])
+
+
+def test_the_router_robust_default_settings() -> None:
+    s = load_settings(router={"default": "", "margin": 0.05, "alpha": 0.01})
+    assert s.router.default is None and s.router.margin == 0.05 and s.router.alpha == 0.01
+    assert load_settings().router.default == "robust"
+    with pytest.raises(ConfigError, match="router.default: unknown method"):
+        load_settings(router={"default": "nope"})
+    with pytest.raises(ConfigError, match="margin"):
+        load_settings(router={"margin": 1.5})
 
 
 # --------------------------------------------------------------------------- issue 11

@@ -144,7 +144,7 @@ def _print_outcome(
             sb_class, *[f"{by_tier.get(t, 0):,}" for t in tiers], f"{sum(by_tier.values()):,}"
         )
     console.print(table)
-    console.print("[bold]Backtest accuracy against the naive and moving-average baselines[/bold]")
+    console.print("[bold]Backtest accuracy against the zero forecast and the baselines[/bold]")
     for line in outcome.summary_lines:
         console.print("  " + line, highlight=False)
     if finished:

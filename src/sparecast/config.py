@@ -38,10 +38,13 @@ from sparecast.errors import ConfigError, SourceError
 from sparecast.methods import METHODS
 from sparecast.methods._check import check_levels
 from sparecast.selection.router import (
+    DEFAULT_ALPHA,
     DEFAULT_FALLBACK,
+    DEFAULT_MARGIN,
     DEFAULT_METRIC,
     DEFAULT_MIN_HISTORY,
     DEFAULT_MODE,
+    DEFAULT_ROBUST,
     DEFAULT_RULES,
     DEFAULT_SELECT_BY,
     DEFAULT_TOP_K,
@@ -118,8 +121,8 @@ class RouterSettings(_Section):
         DEFAULT_METRIC,
         description="backtest score the auto mode minimises: one of "
         + ", ".join(ROUTER_METRICS)
-        + " (mase+asym: MASE and asym, each relative to the group's best, added; chosen by "
-        "benchmarks/ml.py)",
+        + " (rmsse targets the mean; mae and mase reward forecasts of zero on intermittent items; "
+        "mase+asym: MASE and asym, each relative to the group's best, added)",
     )
     select_by: Literal["class", "tier", "item"] = Field(
         DEFAULT_SELECT_BY,
@@ -136,8 +139,26 @@ class RouterSettings(_Section):
         DEFAULT_TOP_K,
         ge=1,
         description="serve the mean of the k best methods of each group (at most as many as "
-        "were scored; 1: the best alone). 2 measured best on MASE and asym together "
-        "(benchmarks/ml.py)",
+        "were scored; 1: the best alone)",
+    )
+    default: str | None = Field(
+        DEFAULT_ROBUST,
+        description="robust default a class keeps unless a candidate beats it by `margin` with a "
+        "paired test significant at `alpha` (empty: the lowest score wins)",
+    )
+    margin: float = Field(
+        DEFAULT_MARGIN,
+        ge=0,
+        lt=1,
+        description="relative improvement of the class's mean score a method needs to replace "
+        "the robust default",
+    )
+    alpha: float = Field(
+        DEFAULT_ALPHA,
+        gt=0,
+        le=1,
+        description="significance level of the paired test (over the class's items) against "
+        "the robust default",
     )
     fallback: str = Field(
         DEFAULT_FALLBACK, description="method for items no method can be scored on"
@@ -152,6 +173,11 @@ class RouterSettings(_Section):
                 + ", ".join(ROUTER_METRICS)
             )
         return value
+
+    @field_validator("default", mode="before")
+    @classmethod
+    def _no_default(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("rules")
     @classmethod
@@ -170,6 +196,8 @@ class RouterSettings(_Section):
                 )
 
         check([self.fallback], "fallback")
+        if self.default is not None:
+            check([self.default], "default")
         if self.candidates is not None:
             if not self.candidates:
                 raise ValueError("router.candidates must not be empty (leave it out for all)")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import polars as pl
 import pytest
@@ -158,8 +156,9 @@ def test_summary_and_lines() -> None:
     summ = res.summary(classes, metric="mase")
     assert set(summ["sb_class"]) == {"smooth", "erratic", "no_demand", "all"}
     allrows = summ.filter(pl.col("sb_class") == "all")
-    assert allrows["n_items"].to_list() == [3, 3]
-    assert allrows["n_scored"].to_list() == [2, 2]  # item2 has no defined MASE
+    assert allrows["method"].to_list() == ["naive", "ma", "zero"]  # the reference last
+    assert allrows["n_items"].to_list() == [3, 3, 3]
+    assert allrows["n_scored"].to_list() == [2, 2, 2]  # item2 has no defined MASE
     naive_mase = np.mean([method_score(res, i, "naive", "mase") for i in ("item0", "item1")])
     ma_mase = np.mean([method_score(res, i, "ma", "mase") for i in ("item0", "item1")])
     ma_row = allrows.filter(pl.col("method") == "ma").row(0, named=True)
@@ -175,16 +174,15 @@ def test_summary_and_lines() -> None:
     assert sorted(chosen["sb_class"]) == ["all", "erratic", "smooth"]
     assert chosen.filter(pl.col("sb_class") == "smooth")["method"][0] == "naive"
 
+    # the table: a header, per class the chosen method (*) then the zero row
     lines = format_summary_lines(summ)
-    assert len(lines) == 3
-    pattern = re.compile(
-        r"^(smooth|erratic|all) \(\d[\d,]* items?\): (naive|MA\(28\)): MASE \d+\.\d\d"
-        r"(, \d+\.\d% (better|worse) than (MA\(28\)|naive))*$"
-    )
-    for line in lines:
-        assert pattern.match(line), line
-    smooth = next(line for line in lines if line.startswith("smooth"))
-    assert "than MA(28)" in smooth and "than naive" not in smooth  # no comparison with itself
+    assert lines[0].split() == [
+        "group", "items", "method", "RMSSE", "median", "MAE", "bias", "%", "vs", "zero", "%"
+    ]  # fmt: skip
+    assert lines[1].split()[:4] == ["smooth", "1", "naive", "*"]
+    assert lines[2].split()[0] == "zero"
+    assert lines[-2].split()[:4] == ["all", "3", "naive", "*"] and lines[-1].split()[0] == "zero"
+    assert max(len(line) for line in lines) <= 96
 
 
 def test_method_labels() -> None:
@@ -223,7 +221,9 @@ def test_params_reach_the_kernel_and_progress_is_reported() -> None:
         progress=lambda d, t, label: calls.append((d, t, label)),
         keep_errors=True,
     )
-    assert [c[0] for c in calls] == [1, 2, 3, 4] and {c[1] for c in calls} == {4}
+    # two windows of ma, naive and the reference zero
+    assert [c[0] for c in calls] == [1, 2, 3, 4, 5, 6] and {c[1] for c in calls} == {6}
+    assert calls[-1][2] == "zero window 2/2"
     assert calls[0][2] == "ma window 1/2"
     assert res.labels["ma"] == "MA(2)"
     # MA(2) at origin 50: mean(48, 49) = 48.5; actuals 50..54
@@ -235,7 +235,7 @@ def test_params_reach_the_kernel_and_progress_is_reported() -> None:
 def test_scores_frame_layout() -> None:
     panel, _ = two_method_panel()
     res = backtest(panel, h=7, n_windows=2, methods=["naive", "ma"])
-    assert res.scores.height == 6
+    assert res.scores.height == 9  # 3 items x (naive, ma and the reference zero)
     assert res.scores.columns[:8] == [
         "unique_id",
         "method",
@@ -246,7 +246,12 @@ def test_scores_frame_layout() -> None:
         "me",
         "pis",
     ]
-    assert res.methods == ["naive", "ma"]
+    assert "error_sum" in res.scores.columns and "abs_error_sum" in res.scores.columns
+    assert res.methods == ["naive", "ma", "zero"] and res.references == ("zero",)
+    # no reference: only the methods asked for; zero asked for is a method, not a reference
+    assert backtest(panel, h=7, n_windows=2, methods=["naive"], references=()).methods == ["naive"]
+    asked = backtest(panel, h=7, n_windows=2, methods=["zero", "naive"])
+    assert asked.methods == ["zero", "naive"] and asked.references == ()
 
 
 # ---------------------------------------------------------------------------- MAPE/WAPE, tiers
@@ -286,9 +291,9 @@ def test_summary_by_tier() -> None:
     groups = set(by_tier["tier"].to_list())
     assert "high_volume" in groups and "all" in groups
     assert by_tier["tier"][0] == "high_volume" and by_tier["tier"][-1] == "all"  # tier order
-    assert by_tier.filter(pl.col("tier") == "high_volume")["n_items"].to_list() == [3, 3]
-    lines = format_summary_lines(by_tier, metric="rmsse")
-    assert any(line.startswith("high_volume (3 items)") for line in lines)
+    assert by_tier.filter(pl.col("tier") == "high_volume")["n_items"].to_list() == [3, 3, 3]
+    lines = format_summary_lines(by_tier)
+    assert any(line.split()[:2] == ["high_volume", "3"] for line in lines)
 
 
 def test_windows_that_fit_match_what_the_backtest_accepts() -> None:
@@ -303,3 +308,69 @@ def test_windows_that_fit_match_what_the_backtest_accepts() -> None:
     backtest(make_panel(y), h=7, n_windows=n, step=3, methods=["naive"])
     with pytest.raises(PanelTooShortError):
         backtest(make_panel(y), h=7, n_windows=n + 1, step=3, methods=["naive"])
+
+
+# ---------------------------------------------------------------------------- zero, bias
+def test_zero_reference_and_relative_bias_by_hand() -> None:
+    #            0  1  2  3  4  5  6  7  8  9 10 11
+    y0 = np.array([0, 2, 0, 4, 1, 0, 3, 5, 0, 6, 2, 0], dtype=float)
+    y1 = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], dtype=float)  # constant: no RMSSE scale
+    y2 = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1], dtype=float)
+    res = backtest(make_panel([y0, y1, y2]), h=2, n_windows=2, methods=["naive"], seasonality=1)
+    assert res.methods == ["naive", "zero"] and res.references == ("zero",)
+    # origins 8 and 10. item0: naive 5 vs (0, 6), 6 vs (2, 0): errors 5, -1, 4, 6
+    assert method_score(res, "item0", "naive", "error_sum") == pytest.approx(14.0)
+    assert method_score(res, "item0", "naive", "actual_sum") == pytest.approx(8.0)
+    assert method_score(res, "item0", "zero", "error_sum") == pytest.approx(-8.0)
+    # item1: naive is exact; item2: naive 1 vs (0, 1), 1 vs (0, 1): errors 1, 0, 1, 0
+    assert method_score(res, "item1", "naive", "error_sum") == pytest.approx(0.0)
+    assert method_score(res, "item2", "naive", "error_sum") == pytest.approx(2.0)
+    # the zero forecast's RMSSE: sqrt(mean(actual^2) / in-sample naive MSE) per window
+    q1 = np.square(np.diff(y0[:8])).mean()  # 4,4,16,9,1,9,4 -> 47/7
+    q2 = np.square(np.diff(y0[:10])).mean()  # + 25, 36 -> 108/9
+    assert (q1, q2) == (pytest.approx(47 / 7), pytest.approx(12.0))
+    zero0 = (np.sqrt((0 + 36) / 2 / q1) + np.sqrt((4 + 0) / 2 / q2)) / 2
+    assert method_score(res, "item0", "zero", "rmsse") == pytest.approx(zero0)
+    zero2 = np.sqrt((0 + 1) / 2 / 1.0)  # item2's in-sample naive MSE is 1 in both windows
+    assert method_score(res, "item2", "zero", "rmsse") == pytest.approx(zero2)
+    assert method_score(res, "item1", "zero", "rmsse") is None
+
+    classes = pl.DataFrame(
+        {"unique_id": ["item0", "item1", "item2"], "sb_class": ["lumpy", "smooth", "lumpy"]}
+    )
+    summ = res.summary(classes, metric="rmsse")
+    assert {
+        "rmsse_median",
+        "rel_bias",
+        "mase_vs_zero_pct",
+        "rmsse_vs_zero_pct",
+        "wape",
+    } <= set(summ.columns)
+
+    def row(group: str, method: str) -> dict:
+        return summ.filter((pl.col("sb_class") == group) & (pl.col("method") == method)).row(
+            0, named=True
+        )
+
+    # relative bias: sum of errors over sum of actuals of the group (item1's actuals count)
+    assert row("lumpy", "naive")["rel_bias"] == pytest.approx((14 + 2) / (8 + 2))
+    assert row("all", "naive")["rel_bias"] == pytest.approx((14 + 0 + 2) / (8 + 4 + 2))
+    assert row("all", "zero")["rel_bias"] == pytest.approx(-1.0)
+    assert row("smooth", "naive")["rel_bias"] == pytest.approx(0.0)
+    # RMSSE vs zero and the median over items (item1 has none)
+    naive_rmsse = [method_score(res, i, "naive", "rmsse") for i in ("item0", "item2")]
+    assert row("all", "zero")["rmsse"] == pytest.approx((zero0 + zero2) / 2)
+    assert row("all", "naive")["rmsse_median"] == pytest.approx(np.median(naive_rmsse))
+    want = ((zero0 + zero2) / 2 - np.mean(naive_rmsse)) / ((zero0 + zero2) / 2) * 100
+    assert row("all", "naive")["rmsse_vs_zero_pct"] == pytest.approx(want)
+    assert row("all", "zero")["rmsse_vs_zero_pct"] == pytest.approx(0.0)
+    # zero beats naive here, but a reference is never the chosen method
+    assert want < 0
+    assert summ.filter(pl.col("chosen"))["method"].unique().to_list() == ["naive"]
+
+
+def test_relative_bias_is_null_without_demand() -> None:
+    res = backtest(make_panel(np.zeros(12)), h=2, n_windows=2, methods=["naive"])
+    summ = res.summary(pl.DataFrame({"unique_id": ["item0"], "sb_class": ["no_demand"]}))
+    assert summ["rel_bias"].null_count() == summ.height
+    assert summ["rmsse_median"].null_count() == summ.height

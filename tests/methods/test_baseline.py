@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sparecast.methods import baseline
+from sparecast.methods import DEFAULT_METHODS, baseline, forecast_matrix
 
 sf_models = pytest.importorskip("statsforecast.models")
 
@@ -89,3 +89,11 @@ def test_properties(y: np.ndarray, scale: float) -> None:
         assert np.isfinite(out).all()
         assert (out >= 0).all()
         np.testing.assert_allclose(f(y * scale, 4), out * scale, rtol=1e-9, atol=1e-9)
+
+
+def test_zero_forecasts_nothing_and_is_registered() -> None:
+    y = np.array([[0.0, 3.0, 1.0], [5.0, 5.0, 5.0]], dtype=np.float32)
+    out = baseline.zero(y, 4)
+    assert out.shape == (2, 4) and out.dtype == np.float64 and not out.any()
+    np.testing.assert_array_equal(forecast_matrix(y, 2, "zero"), np.zeros((2, 2)))
+    assert "zero" not in DEFAULT_METHODS  # a backtest reference, not a router candidate

@@ -206,3 +206,18 @@ def test_properties(y: np.ndarray, scale: float) -> None:
         np.testing.assert_allclose(
             f(y * scale, 3), out * scale, rtol=1e-7, atol=1e-9, err_msg=f.__name__
         )
+
+
+def test_mapa_is_imapa_with_fixed_levels() -> None:
+    """MAPA over levels 1..K equals IMAPA on an item whose mean interval rounds to K, and
+    level 1 alone is ADIDA's optimised SES on a dense item."""
+    y = np.zeros((3, 30))
+    y[0, 2::3] = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]  # 10 demands in 30 periods: mean interval 3
+    y[1] = np.arange(1, 31) % 7 + 1  # dense: ADIDA aggregates at level 1
+    np.testing.assert_allclose(im.mapa(y[:1], 2, max_level=3), im.imapa(y[:1], 2), rtol=1e-12)
+    np.testing.assert_allclose(im.mapa(y[1:2], 2, max_level=1), im.adida(y[1:2], 2), rtol=1e-12)
+    # levels stop at half the history; an all-zero item forecasts 0
+    np.testing.assert_allclose(im.mapa(y[:1], 1, max_level=99), im.mapa(y[:1], 1, max_level=15))
+    assert im.mapa(y, 1)[2, 0] == 0.0
+    with pytest.raises(Exception, match="max_level"):
+        im.mapa(y, 1, max_level=0)

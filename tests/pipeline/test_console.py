@@ -66,6 +66,8 @@ def test_selection_score_is_the_mean_of_the_chosen_methods() -> None:
     assert selection_score(bt, chosen) == {
         "selected_mase": 0.75,
         "selected_rmsse": 2.0,
+        "zero_mase": None,  # no zero forecast in these scores
+        "zero_rmsse": None,
         "naive_mase": 2.0,
         "naive_rmsse": 1.0,
         "ma_mase": 2.0,
@@ -112,21 +114,38 @@ def test_router_lines_on_an_empty_selection(mode: str) -> None:
 
 
 def test_format_summary_lines_exact() -> None:
+    """Per group the chosen method (*) and the zero row; bias in %, RMSSE vs zero in %."""
     summ = pl.DataFrame(
         {
-            "sb_class": ["lumpy", "lumpy", "lumpy"],
-            "method": ["naive", "ma", "sba"],
-            "label": ["naive", "MA(28)", "SBA"],
-            "n_items": [1234, 1234, 1234],
-            "mase": [1.16, 0.92, 0.81],
-            "mase_vs_naive_pct": [0.0, 20.7, 30.1],
-            "mase_vs_ma_pct": [-26.1, 0.0, 12.3],
-            "chosen": [False, False, True],
+            "sb_class": ["lumpy", "lumpy", "lumpy", "lumpy", "all", "all"],
+            "method": ["naive", "ma", "mean(croston_optimized,lightgbm)", "zero", "ma", "zero"],
+            "label": [
+                "naive",
+                "MA(28)",
+                "mean(Croston (optimised), lightgbm)",
+                "zero",
+                "MA(28)",
+                "zero",
+            ],
+            "n_items": [1234, 1234, 1234, 1234, 2000, 2000],
+            "rmsse": [1.16, 0.92, 0.81, 0.9, 0.7, None],
+            "rmsse_median": [1.0, 0.8, 0.555, 0.85, 0.6, None],
+            "mae": [2.0, 1.5, 1.25, 1.3, 0.5, 0.4],
+            "rel_bias": [0.2, -0.05, 0.123, -1.0, 0.0, -1.0],
+            "rmsse_vs_zero_pct": [-28.9, -2.2, 10.0, 0.0, None, None],
+            "chosen": [False, False, True, False, True, False],
         }
     )
     assert format_summary_lines(summ) == [
-        "lumpy (1,234 items): SBA: MASE 0.81, 12.3% better than MA(28), 30.1% better than naive"
-    ]
+        "group               items  method                     "
+        " RMSSE median     MAE  bias % vs zero %",
+        "lumpy               1,234  mean(Croston (optimis... * "
+        "  0.81   0.56    1.25   +12.3     +10.0",
+        "                           zero                         0.90   0.85    1.30  -100.0",
+        "all                 2,000  MA(28) *                   "
+        "  0.70   0.60    0.50    +0.0       n/a",
+        "                           zero                          n/a    n/a    0.40  -100.0",
+    ]  # fmt: skip
 
 
 def test_horizon_line_gives_periods_unit_and_windows() -> None:

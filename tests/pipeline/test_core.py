@@ -65,6 +65,40 @@ def test_run_core_on_a_short_history_serves_the_fallback() -> None:
     assert {"classify_s", "backtest_s", "forecast_s"} <= set(result.timings)
 
 
+@pytest.mark.parametrize("metric", ["mae", "rmsse", "mase+asym"])
+def test_the_summary_chooses_by_the_router_metric_and_shows_zero(metric: str) -> None:
+    """The summary's ``chosen`` is the lowest mean of the router's metric per group among the
+    methods (the zero reference scored beside them, never chosen), and the forecasts have no
+    zero column."""
+    rng = np.random.default_rng(5)
+    y = (rng.random((12, 80)) < 0.3) * rng.integers(1, 6, (12, 80))
+    panel = DemandPanel(
+        y.astype(np.float32), np.array([f"I{i}" for i in range(12)]), np.datetime64("2026-01-01")
+    )
+    settings = load_settings(
+        horizon=7,
+        methods=["naive", "ma", "sba"],
+        router={"metric": metric, "top_k": 1, "fallback": "ma"},
+    )
+    result = run_core(panel, settings)
+    summary = result.summary
+    assert summary is not None and result.forecasts is not None
+    assert "zero" not in result.forecasts.columns
+    assert set(summary["method"]) == {"naive", "ma", "sba", "zero"}
+    for (_, _), rows in summary.group_by("grouping", "group"):
+        candidates = rows.filter(pl.col("method") != "zero")
+        if metric == "mase+asym":  # each relative to the group's best candidate, added
+            candidates = candidates.with_columns(
+                (
+                    pl.col("mase") / pl.col("mase").min() + pl.col("asym") / pl.col("asym").min()
+                ).alias(metric)
+            )
+        candidates = candidates.filter(pl.col(metric).is_not_null())
+        if candidates.height:
+            best = candidates.sort(metric, maintain_order=True)["method"][0]
+            assert rows.filter(pl.col("chosen"))["method"].to_list() == [best]
+
+
 # --------------------------------------------------------------------------- issue 11: horizons
 @pytest.mark.parametrize(("n_periods", "h", "expected"), [(56, 6, 3), (51, 6, 3), (56, 28, 1)])
 def test_six_months_fit_three_windows_on_oil_and_carparts_lengths(

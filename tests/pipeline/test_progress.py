@@ -34,18 +34,25 @@ def test_the_pipeline_reports_each_step_up_to_its_total(tmp_path: Path) -> None:
         calls.append((label, done, total))
 
     settings = load_settings(
-        horizon=7, methods=["ma", "sba"], store={"write_runs": False}, data={"today": "2026-03-31"}
+        horizon=7,
+        methods=["ma", "sba"],
+        router={"fallback": "ma"},
+        store={"write_runs": False},
+        data={"today": "2026-03-31"},
     )
     run_pipeline(str(path), tmp_path / "out", settings, progress=record)
-    # the backtest advances once per method and window (2 methods x 3 windows), the forecast
-    # once per method; the label names what was just done
+    # the backtest advances once per method and window (2 methods and the zero reference x 3
+    # windows), the forecast once per method; the label names what was just done
     assert calls == [
-        ("backtest ma window 1/3", 1, 6),
-        ("backtest sba window 1/3", 2, 6),
-        ("backtest ma window 2/3", 3, 6),
-        ("backtest sba window 2/3", 4, 6),
-        ("backtest ma window 3/3", 5, 6),
-        ("backtest sba window 3/3", 6, 6),
+        ("backtest ma window 1/3", 1, 9),
+        ("backtest sba window 1/3", 2, 9),
+        ("backtest zero window 1/3", 3, 9),
+        ("backtest ma window 2/3", 4, 9),
+        ("backtest sba window 2/3", 5, 9),
+        ("backtest zero window 2/3", 6, 9),
+        ("backtest ma window 3/3", 7, 9),
+        ("backtest sba window 3/3", 8, 9),
+        ("backtest zero window 3/3", 9, 9),
         ("forecast ma", 1, 2),
         ("forecast sba", 2, 2),
     ]

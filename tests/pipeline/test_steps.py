@@ -49,10 +49,15 @@ def test_run_pipeline_on_a_long_csv(tmp_path: Path) -> None:
         outcome.timings
     )
     lines = outcome.summary_lines
+    metric = settings.router.metric
     assert lines[0] == "horizon 7 periods (days); backtest on 3 windows, origins 7 periods apart"
-    assert lines[1] == "per demand class (best method of the group):"
     assert run["horizon"] == {"periods": 7, "unit": "days", "asked": 7}
-    assert "per frequency tier (best method of the group):" in lines
+    assert (
+        lines[1] == f"per demand class (* best by backtest {metric}; zero = forecasting nothing):"
+    )
+    assert f"per frequency tier (* best by backtest {metric}; zero = forecasting nothing):" in lines
+    assert lines[2].split()[:3] == ["group", "items", "method"]
+    assert any(line.split()[:1] == ["zero"] for line in lines)  # the reference row
     assert any(line.startswith("router auto: ") for line in lines)
     assert lines[-1].startswith("all items, method chosen per ")
 

@@ -23,7 +23,9 @@ def test_a_combination_is_scored_like_a_method_and_the_rest_is_kept() -> None:
     panel = _panel()
     bt = backtest(panel, h=5, methods=["naive", "ses"], n_windows=2, keep_errors=True)
     combo = with_combinations(bt, ["mean(naive,ses)", "naive"])
-    assert combo.methods == ["naive", "ses", "mean(naive,ses)"]
+    # the zero forecast is scored as a reference and stays last
+    assert combo.methods == ["naive", "ses", "mean(naive,ses)", "zero"]
+    assert combo.references == ("zero",)
     assert combo.labels["mean(naive,ses)"] == "mean(naive, SES)"
     assert (combo.h, combo.origins, combo.cutoffs, combo.panel) == (
         bt.h,
@@ -31,7 +33,7 @@ def test_a_combination_is_scored_like_a_method_and_the_rest_is_kept() -> None:
         bt.cutoffs,
         bt.panel,
     )
-    assert bt.methods == ["naive", "ses"]  # the input is not changed
+    assert bt.methods == ["naive", "ses", "zero"]  # the input is not changed
     rows = combo.scores.filter(pl.col("method") == "mean(naive,ses)")
     assert rows.height == panel.n_items and rows["mape"].null_count() == panel.n_items
     # mae of the combination = mean over windows of the mae of the mean errors

@@ -150,6 +150,7 @@ def test_auto_picks_the_method_that_is_truly_best() -> None:
         min_history=1,
         n_windows=3,
         top_k=1,
+        default=None,
     ).fit(panel, h)
     # independent computation: forecasts of each method on each window's training part
     y = panel.y.astype(np.float64)
@@ -206,7 +207,7 @@ def test_fallback_when_the_history_is_too_short() -> None:
     # an item without any demand before the origins falls back with its own reason
     y = np.vstack([np.arange(60) % 3, np.zeros(60)])
     router = HybridRouter("auto", candidates=["sba", "naive"], select_by="item").fit(_panel(y), 7)
-    assert router.selection_.row(1) == ("item01", "ma", "fallback ma: no history")
+    assert router.selection_.row(1) == ("item01", "robust", "fallback robust: no history")
 
 
 def test_top_k_mean_equals_the_mean_of_the_members() -> None:
@@ -218,6 +219,8 @@ def test_top_k_mean_equals_the_mean_of_the_members() -> None:
         top_k=2,
         select_by="item",
         min_history=1,
+        default=None,
+        fallback="ma",
     ).fit(panel, 7)
     fc = router.predict(panel, 7)
     bt = router.backtest_
@@ -264,6 +267,7 @@ def test_own_choice_only_for_items_with_enough_history() -> None:
         metric="mase",
         select_by="item",
         min_history=10,
+        default=None,
     ).fit(panel, 7)
     reasons = router.selection_["reason"].to_list()
     assert reasons[0].startswith("best mase of the item")

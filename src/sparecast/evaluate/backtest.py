@@ -6,8 +6,14 @@ Windows: with ``T`` panel periods, window ``w`` (0-based, ``n_windows`` of them)
 
 Scores are per item and method, averaged over the windows (NaN-aware): mae, rmse, mase, rmsse, me,
 pis as defined in :mod:`sparecast.evaluate.metrics`; MASE/RMSSE are scaled with the training part of
-each window. ``abs_error_sum`` and ``actual_sum`` (over all windows) let a class's WAPE be the ratio
-of sums, which stays defined for intermittent items where per-item scaled errors are not.
+each window. ``abs_error_sum``, ``error_sum`` and ``actual_sum`` (over all windows) let a class's
+WAPE and relative bias be ratios of sums, which stay defined for intermittent items where per-item
+scaled errors are not.
+
+Reference methods (``references``, default the ``zero`` forecast) are scored beside the methods
+asked for, so that every accuracy table shows whether a method beats forecasting nothing; they
+come last, are never a summary's ``chosen`` method, and selection ignores them
+(:meth:`BacktestResult.without_references`).
 
 Choosing methods from these scores is :mod:`sparecast.selection`'s job.
 
@@ -17,6 +23,7 @@ where it is undefined (null), with the count of items used reported beside it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,6 +45,7 @@ from sparecast.evaluate.metrics import (
 from sparecast.methods import Method, forecast_panel, get_method, params_for, resolve_methods
 
 __all__ = [
+    "REFERENCES",
     "BacktestResult",
     "PanelTooShortError",
     "SCORE_METRICS",
@@ -54,6 +62,10 @@ SCORE_METRICS: tuple[str, ...] = metric_names(scored=True)
 _SIGNED: tuple[str, ...] = metric_names(signed=True)
 ProgressCallback = Callable[[int, int, str], None]
 _ALL = "all"
+REFERENCES: tuple[str, ...] = ("zero",)
+"""Methods every backtest scores as references (the floor a method must beat)."""
+# references the summary reports improvements against: ``{metric}_vs_{ref}_pct``
+_SUMMARY_REFS: tuple[str, ...] = ("zero", "naive", "ma")
 
 
 class PanelTooShortError(DataValidationError):
@@ -86,6 +98,7 @@ def backtest_origins(n_periods: int, h: int, n_windows: int, step: int) -> list[
 
 
 _LABELS = {
+    "zero": "zero",
     "naive": "naive",
     "seasonal_naive": "seasonal naive",
     "ses": "SES",
@@ -121,9 +134,12 @@ class BacktestResult:
     Attributes:
         scores: one row per (unique_id, method): mae, rmse, mase, rmsse, me, pis (means over the
             windows, null where undefined), n_windows_scaled (windows with a defined MASE scale),
-            abs_error_sum and actual_sum (over all windows, for WAPE), n_train_demands (periods with
-            demand in the last window's training part).
-        methods: method names in the order they ran (ties in selection go to the earlier one).
+            abs_error_sum, error_sum (forecast minus actual) and actual_sum (over all windows, for
+            WAPE and relative bias), n_train_demands (periods with demand in the last window's
+            training part).
+        methods: method names in the order they ran (ties in selection go to the earlier one),
+            the references last.
+        references: the methods of ``methods`` scored only as references (not asked for).
         labels: method name -> human label (``MA(28)``).
         origins: first forecast period of each window; cutoffs: date of each window's last
             training period.
@@ -140,6 +156,7 @@ class BacktestResult:
     origins: list[int]
     cutoffs: list[np.datetime64]
     errors: dict[str, np.ndarray] | None = None
+    references: tuple[str, ...] = ()
     timings: dict[str, Any] = field(default_factory=dict)
     panel: DemandPanel | None = field(default=None, repr=False)
     stockout_weight: float = 3.0
@@ -148,6 +165,22 @@ class BacktestResult:
     )
 
     # ------------------------------------------------------------------ helpers
+    def without_references(self) -> BacktestResult:
+        """The result without its reference rows (what selection chooses among)."""
+        if not self.references:
+            return self
+        refs = set(self.references)
+        return dataclasses.replace(
+            self,
+            scores=self.scores.filter(~pl.col("method").is_in(list(refs))),
+            methods=[m for m in self.methods if m not in refs],
+            labels={k: v for k, v in self.labels.items() if k not in refs},
+            errors=None
+            if self.errors is None
+            else {k: v for k, v in self.errors.items() if k not in refs},
+            references=(),
+        )
+
     def item_groups(
         self, classification: pl.DataFrame | None, group: str = "sb_class"
     ) -> pl.DataFrame:
@@ -187,7 +220,9 @@ class BacktestResult:
             pl.len().alias("n_items"),
             pl.col("mase").count().alias("n_scored"),
             *[pl.col(m).mean() for m in SCORE_METRICS],
+            pl.col("rmsse").median().alias("rmsse_median"),
             pl.col("abs_error_sum").sum(),
+            pl.col("error_sum").sum(),
             pl.col("actual_sum").sum(),
         ]
         parts = [joined.group_by("sb_class", "method").agg(aggs)]
@@ -209,6 +244,10 @@ class BacktestResult:
                 .then(pl.col("abs_error_sum") / pl.col("actual_sum"))
                 .otherwise(None)
                 .alias("wape"),
+                pl.when(pl.col("actual_sum") > 0)
+                .then(pl.col("error_sum") / pl.col("actual_sum"))
+                .otherwise(None)
+                .alias("rel_bias"),
             )
             .sort("class_order", "method_order")
         )
@@ -225,9 +264,12 @@ class BacktestResult:
         )
 
     def method_order(self) -> pl.DataFrame:
-        """method and method_order (its position in ``methods``: ties go to the earlier one)."""
+        """method and method_order (its position in ``methods``, the references last: ties go
+        to the earlier one)."""
+        order = [m for m in self.methods if m not in self.references]
+        order += [m for m in self.methods if m in self.references]
         return pl.DataFrame(
-            {"method": self.methods, "method_order": np.arange(len(self.methods), dtype=np.int64)}
+            {"method": order, "method_order": np.arange(len(order), dtype=np.int64)}
         )
 
     # ------------------------------------------------------------------ summary
@@ -239,11 +281,17 @@ class BacktestResult:
         by: Literal["class", "tier"] = "class",
     ) -> pl.DataFrame:
         """Per class (or per frequency tier with ``by="tier"``; plus ``"all"``) and method:
-        n_items, n_scored, mean of each metric, wape (ratio of sums over the group), improvement
-        of MASE/RMSSE in % vs naive and vs ma (positive = better; null when that reference was not
-        backtested), ``chosen`` (the best method of the group by ``metric``; in "all" the best
-        overall) and ``label``. The first column is ``sb_class`` or ``tier``."""
-        check_score_metric(metric)
+        n_items, n_scored, mean of each metric, rmsse_median (the median over items: the mean is
+        dominated by a few items), wape and rel_bias (ratios of sums over the group: sum of
+        absolute errors, resp. of forecast minus actual, over the sum of actuals; null when
+        nothing was sold; rel_bias -1 is the zero forecast's), improvement of MASE/RMSSE in % vs
+        zero, naive and ma (positive = better; null when that reference was not backtested),
+        ``chosen`` (the best method of the group by ``metric``, references excluded; in "all"
+        the best overall; ``"mase+asym"`` ranks by the sum of each metric over the group's best,
+        like the router) and ``label``. The first column is ``sb_class`` or ``tier``."""
+        parts = metric.split("+")
+        for part in parts:
+            check_score_metric(part)
         group = {"class": "sb_class", "tier": "tier"}.get(by)
         if group is None:
             raise ConfigError(f"summary by must be 'class' or 'tier', got {by!r}")
@@ -253,7 +301,7 @@ class BacktestResult:
             group_order=TIERS if by == "tier" else SB_CLASSES,
         )
         ref_cols = []
-        for ref in ("naive", "ma"):
+        for ref in _SUMMARY_REFS:
             ref_means = means.filter(pl.col("method") == ref).select(
                 "sb_class", *[pl.col(m).alias(f"_{ref}_{m}") for m in ("mase", "rmsse")]
             )
@@ -266,7 +314,21 @@ class BacktestResult:
                     .otherwise(None)
                     .alias(f"{m}_vs_{ref}_pct")
                 )
-        best = self._best_per_class(means, metric).select(
+        candidates = means.filter(~pl.col("method").is_in(list(self.references)))
+        if len(parts) > 1:
+            # a sum of metrics (the router's "mase+asym"): each divided by the group's best
+            # candidate, as sparecast.selection.choose ranks them (the floor keeps a perfect
+            # method's ratio 0 instead of NaN)
+            candidates = candidates.with_columns(
+                pl.sum_horizontal(
+                    [
+                        pl.col(p) / pl.max_horizontal(pl.col(p).min().over("sb_class"), 1e-12)
+                        for p in parts
+                    ],
+                    ignore_nulls=False,
+                ).alias(metric)
+            )
+        best = self._best_per_class(candidates, metric).select(
             "sb_class", pl.col("method").alias("_chosen")
         )
         labels = pl.DataFrame({"method": list(self.labels), "label": list(self.labels.values())})
@@ -283,7 +345,11 @@ class BacktestResult:
                 "n_items",
                 "n_scored",
                 *SCORE_METRICS,
+                "rmsse_median",
                 "wape",
+                "rel_bias",
+                "mase_vs_zero_pct",
+                "rmsse_vs_zero_pct",
                 "mase_vs_naive_pct",
                 "rmsse_vs_naive_pct",
                 "mase_vs_ma_pct",
@@ -344,8 +410,13 @@ def backtest(
     keep_errors: bool = False,
     percentage_items: np.ndarray | None = None,
     stockout_weight: float = 3.0,
+    references: Iterable[str] = REFERENCES,
 ) -> BacktestResult:
     """Rolling-origin backtest of ``methods`` (all defaults when None) over ``n_windows`` windows.
+
+    ``references`` (default: the ``zero`` forecast) are scored too, after the methods, and
+    recorded as ``BacktestResult.references`` unless they are among ``methods``: the floor every
+    accuracy table shows; selection ignores them (``()`` scores only ``methods``).
 
     ``step`` (default ``h``) is the distance between origins; ``params`` maps a method name to
     kernel parameters (over the frequency's defaults, ``sparecast.methods.FREQ_DEFAULTS``);
@@ -365,11 +436,14 @@ def backtest(
     step = h if step is None else step
     _validate(panel, h, n_windows, step, seasonality)
     resolved: list[Method] = resolve_methods(methods)
+    asked = [m.name for m in resolved]
+    refs = tuple(get_method(r).name for r in dict.fromkeys(references) if r not in asked)
+    resolved += [get_method(r) for r in refs]
     names = [m.name for m in resolved]
     params = dict(params or {})
-    unknown = sorted(set(params) - set(names))
+    unknown = sorted(set(params) - set(asked))
     if unknown:
-        raise MethodError(f"params given for method(s) {unknown} that are not backtested ({names})")
+        raise MethodError(f"params given for method(s) {unknown} that are not backtested ({asked})")
     params = params_for(panel.freq, names, params)
 
     y = panel.y
@@ -379,6 +453,7 @@ def backtest(
     sums = {k: np.zeros((n_m, n_items)) for k in SCORE_METRICS}
     counts = {k: np.zeros((n_m, n_items), dtype=np.int64) for k in SCORE_METRICS}
     abs_error_sum = np.zeros((n_m, n_items))
+    error_sum = np.zeros((n_m, n_items))
     actual_sum = np.zeros(n_items)
     errors = (
         {n: np.empty((n_windows, n_items, h), dtype=np.float32) for n in names}
@@ -431,6 +506,7 @@ def backtest(
                 errors[m.name][w] = fc - actual
             scored = window_scores(actual, fc, scales, stockout_weight)
             abs_error_sum[i] += wape_parts(actual, fc)[0]
+            error_sum[i] += (fc - actual).sum(axis=1)
             ape, n_nonzero = mape_parts(pct_actual, fc[pct_rows])
             ape_sum[i] += ape
             ape_count[i] += n_nonzero
@@ -461,6 +537,7 @@ def backtest(
     columns["wape"] = pl.Series("wape", wape.ravel(), dtype=pl.Float64, nan_to_null=True)
     columns["n_windows_scaled"] = pl.Series(counts["mase"].ravel(), dtype=pl.Int64)
     columns["abs_error_sum"] = pl.Series(abs_error_sum.ravel(), dtype=pl.Float64, nan_to_null=True)
+    columns["error_sum"] = pl.Series(error_sum.ravel(), dtype=pl.Float64, nan_to_null=True)
     columns["actual_sum"] = pl.Series(np.tile(actual_sum, n_m), dtype=pl.Float64)
     columns["n_train_demands"] = pl.Series(np.tile(n_train_demands, n_m), dtype=pl.Int64)
     scores = pl.DataFrame(columns)
@@ -474,6 +551,7 @@ def backtest(
         origins=origins,
         cutoffs=[dates[o - 1] for o in origins],
         errors=errors,
+        references=refs,
         timings={
             "kernels": kernel_time,
             "frame": time.perf_counter() - t_score,

@@ -17,7 +17,7 @@ import numpy as np
 
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
-from sparecast.methods import baseline, intermittent, ml
+from sparecast.methods import baseline, intermittent, ml, robust
 
 __all__ = [
     "Method",
@@ -47,6 +47,7 @@ def _register(*methods: Method) -> dict[str, Method]:
 
 
 METHODS: dict[str, Method] = _register(
+    Method("zero", baseline.zero, "zero forecast: the floor every method must beat"),
     Method("naive", baseline.naive, "last observed value"),
     Method(
         "seasonal_naive",
@@ -94,10 +95,34 @@ METHODS: dict[str, Method] = _register(
         "intermittent multiple aggregation prediction algorithm (mean over aggregation levels)",
     ),
     Method(
+        "mapa",
+        intermittent.mapa,
+        "MAPA-style: mean of optimised SES over aggregation levels 1..max_level",
+        {"max_level": 12},
+    ),
+    Method(
         "ma_nonzero",
         intermittent.ma_nonzero,
         "moving average of non-zero demand sizes x demand rate",
         {"window": intermittent.MA_NONZERO_WINDOW},
+    ),
+    Method(
+        "combo_median",
+        robust.combo_median,
+        "median of SES, SBA, TSB, ADIDA and IMAPA (optional obsolescence decay)",
+        {"decay": 0.0},
+    ),
+    Method(
+        "combo_trimmed",
+        robust.combo_trimmed,
+        "trimmed mean of SES, SBA, TSB, ADIDA and IMAPA (lowest and highest left out)",
+        {"decay": 0.0},
+    ),
+    Method(
+        "robust",
+        robust.robust,
+        "median of SES, SBA, TSB, ADIDA and IMAPA, decayed after an unusually long silence",
+        {"decay": robust.DEFAULT_DECAY},
     ),
     Method(
         "lightgbm",
@@ -137,6 +162,7 @@ DEFAULT_METHODS: tuple[str, ...] = (
     "adida",
     "imapa",
     "ma_nonzero",
+    "robust",
 )
 
 
@@ -144,9 +170,13 @@ DEFAULT_METHODS: tuple[str, ...] = (
 # moving-average baseline covers about four weeks of daily data, a quarter of weekly data and a
 # year of monthly data. User parameters override these.
 FREQ_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "D": {"seasonal_naive": {"season_length": 7}, "ma": {"window": baseline.MA_WINDOW}},
-    "W": {"seasonal_naive": {"season_length": 52}, "ma": {"window": 13}},
-    "M": {"seasonal_naive": {"season_length": 12}, "ma": {"window": 12}},
+    "D": {
+        "seasonal_naive": {"season_length": 7},
+        "ma": {"window": baseline.MA_WINDOW},
+        "mapa": {"max_level": 28},
+    },
+    "W": {"seasonal_naive": {"season_length": 52}, "ma": {"window": 13}, "mapa": {"max_level": 13}},
+    "M": {"seasonal_naive": {"season_length": 12}, "ma": {"window": 12}, "mapa": {"max_level": 12}},
 }
 
 

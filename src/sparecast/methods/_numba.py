@@ -269,6 +269,30 @@ def aggregated_levels(y, all_levels, lower, upper):
 
 
 @njit(cache=True, nogil=True)
+def mapa_levels(y, max_level, lower, upper):
+    """MAPA-style level per item of ``y[items, periods]``: the mean over aggregation levels
+    k = 1..min(max_level, periods // 2) of the optimised-SES forecast of the chunk sums / k
+    (IMAPA with fixed levels instead of 1..mean interval). An all-zero item gets 0."""
+    n_items, n = y.shape
+    out = np.zeros(n_items)
+    pos = np.empty(n, np.int64)
+    val = np.empty(n)
+    cpos = np.empty(n, np.int64)
+    cval = np.empty(n)
+    top = max(1, min(max_level, n // 2))
+    for item in range(n_items):
+        m = _row_events(y, item, pos, val)
+        if m == 0:
+            continue
+        total = 0.0
+        for k in range(1, top + 1):
+            mc = _chunk_events(pos, val, m, n, k, cpos, cval)
+            total += optimized_ses_forecast(cpos, cval, mc, n // k, lower, upper) / k
+        out[item] = total / top
+    return out
+
+
+@njit(cache=True, nogil=True)
 def optimized_ses_sparse(item, pos, val, n_series, length, lower, upper):
     """Optimised-SES forecast per series of events sorted by ``item`` (series of ``length[s]``)."""
     out = np.zeros(n_series)

@@ -1,4 +1,4 @@
-"""Baseline methods: naive, seasonal naive, moving average, simple exponential smoothing.
+"""Baseline methods: zero, naive, seasonal naive, moving average, simple exponential smoothing.
 
 Every kernel takes ``y[items, periods]`` and a horizon ``h`` and returns ``float64[items, h]``.
 They are vectorised over items (loop over time, never over items) and reproduce the statsforecast
@@ -11,7 +11,16 @@ import numpy as np
 
 from sparecast.methods._check import as_panel, check_param
 
-__all__ = ["naive", "seasonal_naive", "moving_average", "ses", "ses_weights", "flat", "MA_WINDOW"]
+__all__ = [
+    "zero",
+    "naive",
+    "seasonal_naive",
+    "moving_average",
+    "ses",
+    "ses_weights",
+    "flat",
+    "MA_WINDOW",
+]
 
 MA_WINDOW = 28
 """Default window of the moving average: about four weeks of daily data (the registry's default
@@ -21,6 +30,13 @@ and the daily frequency's; weekly and monthly panels use their own, see FREQ_DEF
 def flat(level: np.ndarray, h: int) -> np.ndarray:
     """A per-item level repeated over the horizon, as a new ``float64[items, h]`` array."""
     return np.repeat(np.asarray(level, dtype=np.float64)[:, None], h, axis=1)
+
+
+def zero(y: np.ndarray, h: int) -> np.ndarray:
+    """Zero forecast ("forecast nothing"): the floor every method must beat. On intermittent
+    demand it often scores well on MAE/MASE, which reward forecasts at the median (zero); a
+    method that does not beat it on RMSSE serves no purpose."""
+    return np.zeros((as_panel(y, np.float64).shape[0], h), dtype=np.float64)
 
 
 def naive(y: np.ndarray, h: int) -> np.ndarray:

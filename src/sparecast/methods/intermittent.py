@@ -39,7 +39,7 @@ from sparecast.methods import _numba
 from sparecast.methods._check import as_panel, check_param
 from sparecast.methods.baseline import flat, ses_weights
 
-__all__ = ["croston", "sba", "croston_optimized", "tsb", "adida", "imapa", "ma_nonzero"]
+__all__ = ["croston", "sba", "croston_optimized", "tsb", "adida", "imapa", "mapa", "ma_nonzero"]
 
 MA_NONZERO_WINDOW = 5
 """Default number of recent demand sizes ``ma_nonzero`` averages."""
@@ -197,6 +197,17 @@ def imapa(y: np.ndarray, h: int) -> np.ndarray:
     statsforecast ``IMAPA``; an all-zero item forecasts 0.
     """
     return flat(_numba.aggregated_levels(_compiled_panel(y), True, *_SES_BOUNDS), h)
+
+
+def mapa(y: np.ndarray, h: int, max_level: int = 12) -> np.ndarray:
+    """MAPA-style temporal aggregation (Kourentzes, Petropoulos & Trapero 2014): the mean over
+    aggregation levels 1..``max_level`` (at most half the history) of optimised SES on the sums
+    of non-overlapping chunks of k periods (aligned to the end), / k. IMAPA's levels stop at the
+    item's mean interval; MAPA's cover a season whatever the item, so that a smooth item is also
+    seen at the yearly level. ``max_level`` follows the frequency (28 days, 13 weeks, 12 months).
+    An all-zero item forecasts 0."""
+    check_param("mapa", "max_level", max_level, minimum=1, integer=True)
+    return flat(_numba.mapa_levels(_compiled_panel(y), int(max_level), *_SES_BOUNDS), h)
 
 
 def ma_nonzero(y: np.ndarray, h: int, window: int = MA_NONZERO_WINDOW) -> np.ndarray:

@@ -16,7 +16,7 @@ from sparecast.config import Settings
 from sparecast.core import forecast_arrays, forecasts_to_frame, horizon_text
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
-from sparecast.evaluate.backtest import SCORE_METRICS, BacktestResult, backtest, windows_that_fit
+from sparecast.evaluate.backtest import BacktestResult, backtest, windows_that_fit
 from sparecast.methods import get_method
 from sparecast.pipeline.progress import Progress, no_progress
 from sparecast.selection.combinations import with_combinations
@@ -54,6 +54,9 @@ def make_router(settings: Settings) -> HybridRouter:
         min_history=r.min_history,
         top_k=r.top_k,
         fallback=r.fallback,
+        default=r.default,
+        margin=r.margin,
+        alpha=r.alpha,
         n_windows=settings.backtest.n_windows,
         step=settings.backtest.step,
         seasonality=settings.backtest.seasonality,
@@ -141,13 +144,13 @@ def run_core(
         bt = with_combinations(bt, router.selection_["method"].unique(maintain_order=True))
         # the per-window errors are not needed any more; they are the largest part of the result
         bt = dataclasses.replace(bt, errors=None)
-        summary_metric = metric if metric in SCORE_METRICS else "mase"
+        # the summary's ``chosen``: the best method of each group by the router's own metric
         summary = pl.concat(
             [
-                bt.summary(classification, metric=summary_metric)
+                bt.summary(classification, metric=metric)
                 .rename({"sb_class": "group"})
                 .with_columns(pl.lit("class").alias("grouping")),
-                bt.summary(classification, metric=summary_metric, by="tier")
+                bt.summary(classification, metric=metric, by="tier")
                 .rename({"tier": "group"})
                 .filter(pl.col("group") != "all")
                 .with_columns(pl.lit("tier").alias("grouping")),

@@ -1,5 +1,13 @@
 """Choosing methods from a backtest: per demand class, frequency tier or item, the method (or the
-mean of the ``top_k`` best) with the lowest backtest score.
+mean of the ``top_k`` best) with the lowest backtest score, or a robust default unless the
+evidence against it is significant.
+
+Why the robust default: with a few backtest windows the lowest mean score of a group is often
+luck (on a 24-month history one or two windows fit). With ``default`` given, a group departs from
+it only when its best method is at least ``margin`` better on the group's mean score *and* a
+one-sided paired t-test over the group's items (each item's score averaged over the windows) says
+the improvement is significant at level ``alpha``; otherwise the reason says the default was kept
+and why.
 
 The backtest (:mod:`sparecast.evaluate.backtest`) measures and summarises; this module decides.
 Aggregation rule: the mean over items of the per-item metric, ignoring items where it is
@@ -12,15 +20,49 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
+from scipy import stats
 
 from sparecast.errors import ConfigError
 from sparecast.evaluate.backtest import BacktestResult, check_score_metric
 from sparecast.methods import get_method
+from sparecast.methods.combine import combination_members
 
-__all__ = ["BALANCED", "select"]
+__all__ = [
+    "BALANCED",
+    "BIAS_TOLERANCE",
+    "DEFAULT_MARGIN",
+    "DEFAULT_ALPHA",
+    "paired_test",
+    "select",
+]
 
 BALANCED = "mase+asym"
 """Selection metric: MASE and asym, each divided by the group's best value, added."""
+DEFAULT_MARGIN = 0.02
+"""Relative improvement of the group's mean score a method needs to replace the robust default."""
+DEFAULT_ALPHA = 0.05
+"""Significance level of the paired test against the robust default."""
+BIAS_TOLERANCE = 0.10
+"""A method replaces the robust default only if its relative bias over the group is within
+this, or within the default's own: RMSSE rewards forecasts that run low on intermittent items,
+and a plan built on them runs short."""
+
+
+def paired_test(default: np.ndarray, other: np.ndarray) -> tuple[float, int]:
+    """One-sided paired t-test that ``other`` scores lower than ``default`` (per-item scores,
+    NaN pairs left out): the p-value and the number of pairs. Fewer than 3 pairs give p = 1;
+    identical differences give p = 0 when they favour ``other`` and 1 otherwise."""
+    d = np.asarray(default, dtype=np.float64) - np.asarray(other, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    n = int(d.size)
+    if n < 3:
+        return 1.0, n
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1))
+    if sd == 0.0:
+        return (0.0 if mean > 0 else 1.0), n
+    t = mean / (sd / np.sqrt(n))
+    return float(stats.t.sf(t, df=n - 1)), n
 
 
 def _best_k(frame: pl.DataFrame, key: str, metric: str, top_k: int) -> pl.DataFrame:
@@ -66,6 +108,9 @@ def select(
     fallback: str = "ma",
     top_k: int = 1,
     min_history: int = 0,
+    default: str | None = None,
+    margin: float = DEFAULT_MARGIN,
+    alpha: float = DEFAULT_ALPHA,
 ) -> pl.DataFrame:
     """The method to use per item of a backtest ``result``: unique_id, method, reason.
 
@@ -82,6 +127,12 @@ def select(
     stockout-weighted asym high ones).
     ``top_k > 1`` serves the mean of the ``top_k`` best methods, named ``mean(a,b,...)``
     (members best first); the score in the reason is the best member's.
+    ``default`` (a backtested method, e.g. the robust combination): a group (class or tier)
+    keeps it unless its best entry is ``margin`` better on the mean ``metric`` and the paired
+    test (:func:`paired_test` on the per-item scores of the default and of the best entry's first
+    member; with ``mase+asym`` on RMSSE) has a p-value below ``alpha``, and its relative bias
+    over the group (sum of errors / sum of actuals) is within ``BIAS_TOLERANCE`` or within the
+    default's; the reason says which.
     """
     if metric != BALANCED:
         check_score_metric(metric)
@@ -92,19 +143,30 @@ def select(
         raise ConfigError(f"top_k must be an integer >= 1, got {top_k!r}")
     if not isinstance(min_history, (int, np.integer)) or min_history < 0:
         raise ConfigError(f"min_history must be an integer >= 0, got {min_history!r}")
+    result = result.without_references()  # the zero forecast etc. are not candidates
+    if default is not None and default not in result.methods:
+        raise ConfigError(
+            f"the robust default {default!r} was not backtested; backtested: {result.methods}"
+        )
+    if not 0 <= margin < 1:
+        raise ConfigError(f"margin must be in [0, 1), got {margin!r}")
+    if not 0 < alpha <= 1:
+        raise ConfigError(f"alpha must be in (0, 1], got {alpha!r}")
     ids = result.item_ids()
     scored = result.scores.join(result.method_order(), on="method", how="left")
     group = "tier" if by == "tier" else "sb_class"
     classes = result.item_groups(classification, group)
-    best = _best_k(result.class_means(classes, with_all=False), "sb_class", metric, top_k).select(
+    what = "tier" if by == "tier" else "class"
+    means = result.class_means(classes, with_all=False)
+    best = _best_k(means, "sb_class", metric, top_k).select(
         "sb_class",
         pl.col("best").alias("class_best"),
         pl.format(
-            f"best {metric} in {'tier' if by == 'tier' else 'class'} {{}} ({{}})",
-            pl.col("sb_class"),
-            pl.col("score").round(3),
+            f"best {metric} in {what} {{}} ({{}})", pl.col("sb_class"), pl.col("score").round(3)
         ).alias("class_why"),
     )
+    if default is not None:
+        best = _keep_default(best, means, scored, classes, what, metric, default, margin, alpha)
     hist = scored.filter(pl.col("method") == result.methods[0]).select(
         "unique_id", "n_train_demands"
     )
@@ -172,3 +234,75 @@ def select(
         .otherwise(pl.col("class_why"))
         .alias("reason"),
     )
+
+
+def _rel_bias(frame: pl.DataFrame, method: str) -> float:
+    """Relative bias of ``method`` over the items of ``frame``: sum of forecast - actual over
+    the sum of actuals (0 where nothing was sold)."""
+    rows = frame.filter(pl.col("method") == method)
+    actual = float(rows["actual_sum"].sum())
+    return float(rows["error_sum"].sum()) / actual if actual > 0 else 0.0
+
+
+def _keep_default(
+    best: pl.DataFrame,
+    means: pl.DataFrame,
+    scored: pl.DataFrame,
+    classes: pl.DataFrame,
+    what: str,
+    metric: str,
+    default: str,
+    margin: float,
+    alpha: float,
+) -> pl.DataFrame:
+    """``best`` (sb_class, class_best, class_why) with each group's choice replaced by
+    ``default`` unless the evidence against the default is significant (see :func:`select`)."""
+    column = "rmsse" if metric == BALANCED else metric
+    per_item = scored.join(classes, on="unique_id", how="left").with_columns(
+        pl.col("sb_class").fill_null("unclassified")
+    )
+    rows = []
+    for group, chosen, why in best.iter_rows():
+        first = combination_members(chosen)[0]
+        if chosen == default:
+            rows.append((group, chosen, f"robust default {default}: also the {why}"))
+            continue
+        in_group = per_item.filter(pl.col("sb_class") == group)
+
+        def scores(name: str, frame: pl.DataFrame = in_group) -> np.ndarray:
+            return (
+                frame.filter(pl.col("method") == name)
+                .sort("unique_id")[column]
+                .fill_null(np.nan)
+                .to_numpy()
+                .astype(np.float64)
+            )
+
+        d_scores, b_scores = scores(default), scores(first)
+        group_means = means.filter(pl.col("sb_class") == group)
+        d_mean = group_means.filter(pl.col("method") == default)[column].item()
+        b_mean = group_means.filter(pl.col("method") == first)[column].item()
+        if d_mean is None or b_mean is None or d_scores.size != b_scores.size:
+            rows.append((group, chosen, why))  # the default cannot be scored here
+            continue
+        p_value, n = paired_test(d_scores, b_scores)
+        gain = 1.0 - b_mean / d_mean if d_mean > 0 else 0.0
+        d_bias, b_bias = _rel_bias(in_group, default), _rel_bias(in_group, first)
+        evidence = (
+            f"{first} {column} {b_mean:.3f} vs {d_mean:.3f} in {what} {group} "
+            f"({gain:+.1%}, p={p_value:.3f}, {n} items)"
+        )
+        biased = abs(b_bias) > max(BIAS_TOLERANCE, abs(d_bias))
+        if gain >= margin and p_value < alpha and not biased:
+            rows.append((group, chosen, f"{why}; beats robust default {default}: {evidence}"))
+        else:
+            short = (
+                f"less than {margin:.0%} better"
+                if gain < margin
+                else "not significant"
+                if p_value >= alpha
+                else f"but biased {b_bias:+.0%} (robust default {d_bias:+.0%})"
+            )
+            rows.append((group, default, f"robust default {default} kept: {evidence}, {short}"))
+    schema = {"sb_class": pl.Utf8, "class_best": pl.Utf8, "class_why": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema, orient="row")

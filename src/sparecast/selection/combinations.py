@@ -75,6 +75,7 @@ def with_combinations(result: BacktestResult, names: Iterable[str]) -> BacktestR
         cols["wape"] = pl.repeat(None, n_items, eager=True, dtype=pl.Float64)
         cols["n_windows_scaled"] = pl.Series(counts["mase"], dtype=pl.Int64)
         cols["abs_error_sum"] = pl.Series(np.abs(e_all).sum(axis=(0, 2)), dtype=pl.Float64)
+        cols["error_sum"] = pl.Series(e_all.sum(axis=(0, 2)), dtype=pl.Float64)
         cols["actual_sum"] = base["actual_sum"]
         cols["n_train_demands"] = base["n_train_demands"]
         frames.append(pl.DataFrame(cols).select(result.scores.columns))
@@ -84,7 +85,12 @@ def with_combinations(result: BacktestResult, names: Iterable[str]) -> BacktestR
     return dataclasses.replace(
         result,
         scores=pl.concat(frames),
-        methods=[*result.methods, *new],
+        # the references (the zero forecast) stay last
+        methods=[
+            *(m for m in result.methods if m not in result.references),
+            *new,
+            *result.references,
+        ],
         labels=labels,
         errors=errors,
     )

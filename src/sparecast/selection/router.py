@@ -5,10 +5,14 @@ Two modes (``HybridRouter(mode=...)``, config section ``[router]``):
 - ``rules``: a fixed frequency-tier -> method mapping (default: high_volume and regular ->
   xgboost, intermittent -> lightgbm, very_intermittent -> ma_nonzero). No backtest needed.
 - ``auto``: a rolling-origin backtest of the candidate methods on the panel it is fitted on picks,
-  per demand class (or tier), the method with the lowest mean metric; with ``select_by="item"``
-  items with at least ``min_history`` demand periods before the last origin get their own best
-  method. Items where no method can be scored get the ``fallback``. ``top_k > 1`` serves the mean
-  of the k best methods (named ``mean(a,b)``).
+  per demand class (or tier), the method with the lowest mean metric (RMSSE by default: it
+  targets the mean, where MAE and MASE reward forecasts of zero) *if* it beats the robust
+  ``default`` (the median of the classical methods with the obsolescence decay, ``robust``) by
+  ``margin`` with a paired test significant at ``alpha``; otherwise the class keeps the default
+  and the reason says so. With ``select_by="item"`` items with at least ``min_history`` demand
+  periods before the last origin get their own best method. Items where no method can be scored,
+  and every item when the history is too short to backtest, get the ``fallback``. ``top_k > 1``
+  serves the mean of the k best methods (named ``mean(a,b)``).
 
 A scikit-learn estimator (``sklearn.base.BaseEstimator``: ``get_params``, ``set_params``,
 ``clone``): the constructor stores parameters unchanged, ``fit(panel, h)`` validates them and
@@ -43,7 +47,7 @@ from sparecast.methods import (
     register_method,
 )
 from sparecast.methods.combine import combination_members, combine
-from sparecast.selection.choose import BALANCED, select
+from sparecast.selection.choose import BALANCED, DEFAULT_ALPHA, DEFAULT_MARGIN, select
 
 __all__ = [
     "HybridRouter",
@@ -58,6 +62,9 @@ __all__ = [
     "DEFAULT_TOP_K",
     "DEFAULT_FALLBACK",
     "DEFAULT_STOCKOUT_WEIGHT",
+    "DEFAULT_ROBUST",
+    "DEFAULT_MARGIN",
+    "DEFAULT_ALPHA",
     "SELECT_BY",
     "hybrid_forecast",
 ]
@@ -72,16 +79,18 @@ DEFAULT_RULES: dict[str, str] = {
     "intermittent": "lightgbm",
     "very_intermittent": "ma_nonzero",
 }
-# The classical methods and the global LightGBM: with "mase+asym" per class this beat the best
-# single classical method and mlforecast on MASE on the demo and carparts (benchmarks/ml.py).
+# The classical methods (the robust combination among them) and the global LightGBM.
 DEFAULT_CANDIDATES: tuple[str, ...] = (*DEFAULT_METHODS, "lightgbm")
 # The router's defaults (HybridRouter and the config's [router] section both use them).
 DEFAULT_MODE: Final = "auto"
-DEFAULT_METRIC: Final = BALANCED
+# RMSSE targets the mean (MAE and MASE are minimised by the median, 0 for most intermittent items)
+DEFAULT_METRIC: Final = "rmsse"
 DEFAULT_SELECT_BY: Final = "class"
 DEFAULT_MIN_HISTORY: Final = 10
-DEFAULT_TOP_K: Final = 2  # measured best on MASE and asym together (benchmarks/ml.py)
-DEFAULT_FALLBACK: Final = "ma"
+DEFAULT_TOP_K: Final = 1
+# the robust default a class keeps unless a method is significantly better (benchmarks/accuracy.py)
+DEFAULT_ROBUST: Final = "robust"
+DEFAULT_FALLBACK: Final = "robust"
 DEFAULT_STOCKOUT_WEIGHT: Final = 3.0
 
 
@@ -103,9 +112,12 @@ class HybridRouter(BaseEstimator):
     default, mase, rmsse, mae, rmse, asym); ``select_by`` "class" | "tier" | "item"; ``min_history``
     demand periods an item needs for its own choice (select_by="item"); ``top_k`` best methods
     averaged (at most as many as were scored, default 2);
-    ``fallback`` method where nothing can be scored; ``n_windows``, ``step``, ``seasonality`` of the
-    auto mode's rolling-origin backtest; ``params`` per-method kernel parameters; ``tiers`` the
-    frequency tier thresholds; ``stockout_weight`` of the asym metric.
+    ``fallback`` method where nothing can be scored or the history is too short to backtest;
+    ``default`` the robust default a class keeps unless a candidate is ``margin`` better with a
+    paired test significant at ``alpha`` (applies when it is among the candidates; None: the
+    lowest score wins); ``n_windows``, ``step``, ``seasonality`` of the auto mode's
+    rolling-origin backtest; ``params`` per-method kernel parameters; ``tiers`` the frequency
+    tier thresholds; ``stockout_weight`` of the asym metric.
 
     Fitted attributes: ``classification_``, ``selection_`` (unique_id, method, reason),
     ``backtest_`` (auto mode, None without a fitting window), ``methods_`` (every method a
@@ -129,6 +141,9 @@ class HybridRouter(BaseEstimator):
         params: dict[str, dict[str, Any]] | None = None,
         tiers: TierThresholds | None = None,
         stockout_weight: float = DEFAULT_STOCKOUT_WEIGHT,
+        default: str | None = DEFAULT_ROBUST,
+        margin: float = DEFAULT_MARGIN,
+        alpha: float = DEFAULT_ALPHA,
     ) -> None:
         self.mode = mode
         self.candidates = candidates
@@ -144,6 +159,9 @@ class HybridRouter(BaseEstimator):
         self.params = params
         self.tiers = tiers
         self.stockout_weight = stockout_weight
+        self.default = default
+        self.margin = margin
+        self.alpha = alpha
 
     # ------------------------------------------------------------------ parameters
     def validate_params(self) -> None:
@@ -166,6 +184,12 @@ class HybridRouter(BaseEstimator):
         ):
             raise ConfigError(f"router step must be an integer >= 1 or None, got {self.step!r}")
         _check_names([self.fallback], "fallback")
+        if self.default is not None:
+            _check_names([self.default], "default")
+        if not isinstance(self.margin, (int, float)) or not 0 <= self.margin < 1:
+            raise ConfigError(f"router margin must be in [0, 1), got {self.margin!r}")
+        if not isinstance(self.alpha, (int, float)) or not 0 < self.alpha <= 1:
+            raise ConfigError(f"router alpha must be in (0, 1], got {self.alpha!r}")
         if self.mode == "auto":
             cands = self.candidate_names()
             if not cands:
@@ -286,6 +310,10 @@ class HybridRouter(BaseEstimator):
                     fallback=self.fallback,
                     top_k=self.top_k,
                     min_history=self.min_history if self.select_by == "item" else 0,
+                    # the robust default applies when it is a candidate (--methods sba: sba)
+                    default=self.default if self.default in cands else None,
+                    margin=self.margin,
+                    alpha=self.alpha,
                 )
         used = self.selection_["method"].unique(maintain_order=True).to_list()
         self.methods_ = list(dict.fromkeys(m for name in used for m in combination_members(name)))
