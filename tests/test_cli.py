@@ -515,3 +515,49 @@ def test_extreme_rows_are_said_even_with_quiet(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "1 demand row(s) with extreme quantities: extreme_quantity" in result.output
+
+
+# --------------------------------------------------------------------------- issue 11: horizons
+def test_monthly_data_forecasts_6_months_on_3_windows_by_default(tmp_path: Path) -> None:
+    """Like `sparecast run --source oil.csv` (56 months): no horizon given, so 6 months, and
+    the backtest keeps its 3 windows (no note); the summary gives the horizon's unit."""
+    from utils.panels import write_monthly_csv
+
+    out = tmp_path / "out"
+    r = runner.invoke(
+        app,
+        ["run", "-s", str(write_monthly_csv(tmp_path)), "-o", str(out), "-m", "ma,sba"],
+        env={"COLUMNS": "200"},
+    )
+    assert r.exit_code == 0, r.output
+    assert "horizon 6 periods (months); backtest on 3 windows, origins 6 periods apart" in r.output
+    assert "note:" not in r.output
+    fc = pl.read_parquet(out / "forecasts.parquet")
+    assert fc.height == 12 * 6
+    assert json.loads((out / "run.json").read_text())["horizon"]["periods"] == 6
+
+
+def test_horizon_option_takes_periods_or_a_duration(tmp_path: Path) -> None:
+    csv = _csv(tmp_path / "d.csv", _days(120) + _days(120, "B", 5))
+    # the last day is 2025-04-28: a month is 2025-04-29 .. 2025-05-28, 30 days
+    for spec, periods in (("2w", 14), ("10", 10), ("1mo", 30)):
+        out = tmp_path / f"out{spec}"
+        r = runner.invoke(
+            app, ["run", "-s", str(csv), "-o", str(out), "-h", spec, "-m", "ma,sba", "-q"]
+        )
+        assert r.exit_code == 0, r.output
+        fc = pl.read_parquet(out / "forecasts.parquet")
+        assert fc.height == 2 * periods, spec
+        assert json.loads((out / "run.json").read_text())["horizon"] == {
+            "periods": periods,
+            "unit": "days",
+            "asked": int(spec) if spec.isdigit() else spec,
+        }
+    bad = runner.invoke(app, ["run", "-s", str(csv), "-o", str(tmp_path / "bad"), "-h", "soon"])
+    assert bad.exit_code == 2
+    assert "horizon must be a number of periods or a duration like 90d, 13w, 6mo, 1y" in bad.output
+    assert "'soon'" in bad.output
+    big = runner.invoke(app, ["run", "-s", str(csv), "-o", str(tmp_path / "big"), "-h", "20y"])
+    assert big.exit_code == 2
+    assert "h='20y' = 730" in big.output and "max_horizon=3660" in big.output
+    assert not (tmp_path / "big" / "forecasts.parquet").exists()

@@ -1,12 +1,14 @@
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from sparecast.classify import TierThresholds
 from sparecast.cli import app
 from sparecast.config import StoreSettings, load_settings
+from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError
 from sparecast.selection.router import DEFAULT_METRIC, DEFAULT_TOP_K, ROUTER_METRICS
 from sparecast.store.cache import RedisCache
@@ -16,7 +18,7 @@ runner = CliRunner()
 
 def test_defaults() -> None:
     s = load_settings()
-    assert s.horizon == 28
+    assert s.horizon is None  # the data's frequency decides: 28 days, 13 weeks, 6 months
     assert s.backtest.n_windows == 3
     assert s.tiers.regular == 0.1
 
@@ -64,7 +66,7 @@ def test_the_readme_config_example_loads(tmp_path: Path) -> None:
     cfg = tmp_path / "readme.toml"
     cfg.write_text(readme[start : readme.index("```", start)])
     s = load_settings(cfg)
-    assert s.horizon == 28 and s.router.metric == "rmsse" and s.router.mode == "auto"
+    assert s.horizon is None and s.router.metric == "rmsse" and s.router.mode == "auto"
     assert s.data.erp_mapping["demand"]["table"] == "MTL_ISSUES"
 
 
@@ -219,3 +221,56 @@ def test_the_router_robust_default_settings() -> None:
         load_settings(router={"default": "nope"})
     with pytest.raises(ConfigError, match="margin"):
         load_settings(router={"margin": 1.5})
+
+
+# --------------------------------------------------------------------------- issue 11
+def test_horizon_as_periods_or_a_duration_from_file_env_and_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('horizon = "13w"\n[service]\ndefault_horizon = "2w"\n')
+    s = load_settings(cfg)
+    assert s.horizon == "13w" and s.service.default_horizon == "2w"
+    assert load_settings(cfg, horizon="6 Months").horizon == "6mo"  # normalised
+    monkeypatch.setenv("SPARECAST_HORIZON", "90d")
+    assert load_settings(cfg).horizon == "90d"  # environment beats the file
+    monkeypatch.setenv("SPARECAST_HORIZON", "12")
+    assert load_settings().horizon == 12  # a number from the environment is periods, an int
+    monkeypatch.setenv("SPARECAST_HORIZON", "soon")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value) == (
+        "invalid settings: horizon: horizon must be a number of periods or a duration like "
+        "90d, 13w, 6mo, 1y, got 'soon'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("6m", "months are mo: 6mo"),
+        ("1.5y", "duration like 90d"),
+        ("-3", "duration like 90d"),
+        ("0d", "at least 1 period"),
+        (0, "at least 1 period"),
+        (True, "duration like 90d"),
+    ],
+)
+def test_bad_horizons_say_what_a_horizon_is(value: object, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load_settings(horizon=value)
+    with pytest.raises(ConfigError, match="service.default_horizon: .*" + needle):
+        load_settings(service={"default_horizon": value})
+
+
+def test_a_duration_is_bounded_by_max_horizon_once_the_frequency_is_known() -> None:
+    s = load_settings(horizon="2y", max_horizon=400)  # valid until converted
+    daily = DemandPanel(np.zeros((1, 10), np.float32), np.array(["a"]), np.datetime64("2026-01-01"))
+    monthly = DemandPanel(
+        np.zeros((1, 10), np.float32), np.array(["a"]), np.datetime64("2026-01-01"), "M"
+    )
+    assert s.horizon_for(monthly) == 24
+    with pytest.raises(ConfigError, match=r"horizon h='2y' = 730 exceeds max_horizon=400"):
+        s.horizon_for(daily)  # 2026-01-11 + 2 years: 730 days
+    assert load_settings().horizon_for(daily) == 28
+    assert load_settings().horizon_for(monthly) == 6

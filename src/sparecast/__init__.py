@@ -9,7 +9,7 @@ supplier performance from purchase orders), ``load_settings`` and the error type
 from sparecast._version import __version__
 from sparecast.classify import TierThresholds, classify
 from sparecast.config import Settings, load_settings
-from sparecast.core import forecast
+from sparecast.core import DEFAULT_HORIZONS, forecast, horizon_periods
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import (
     ConfigError,
@@ -26,6 +26,8 @@ from sparecast.selection import HybridRouter  # importing selection registers "h
 __all__ = [
     "DemandPanel",
     "forecast",
+    "horizon_periods",
+    "DEFAULT_HORIZONS",
     "backtest",
     "BacktestResult",
     "HybridRouter",

@@ -45,7 +45,15 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars 
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="fail if any input row is rejected by validation")
 ]
-HorizonOpt = Annotated[int | None, typer.Option("--horizon", "-h", help="forecast horizon")]
+HorizonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--horizon",
+        "-h",
+        help="forecast horizon: periods (6) or a duration (90d, 13w, 6mo, 1y), rounded up to "
+        "the data's periods; default by frequency: 28 days, 13 weeks, 6 months",
+    ),
+]
 MethodsOpt = Annotated[
     str | None,
     typer.Option("--methods", "-m", help="comma-separated method names (the router's candidates)"),
@@ -97,7 +105,7 @@ class _Bars:
 def _settings(
     config: Path | None,
     strict: bool,
-    horizon: int | None,
+    horizon: str | None,
     methods: str | None,
     router: str | None = None,
 ) -> Settings:

@@ -30,8 +30,9 @@ from pydantic_settings import (
 )
 
 from sparecast.classify import TIERS, TierThresholds
-from sparecast.core import MAX_HORIZON
+from sparecast.core import MAX_HORIZON, check_horizon, panel_horizon
 from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACTOR, OutlierAction
+from sparecast.data.panel import DemandPanel
 from sparecast.data.sources import check_database_url
 from sparecast.errors import ConfigError, SourceError
 from sparecast.methods import METHODS
@@ -75,7 +76,12 @@ class BacktestSettings(_Section):
     accepted here and moved there (see Settings._move_backtest_choice)."""
 
     n_windows: int = Field(3, ge=1, description="number of forecast origins")
-    step: int | None = Field(None, ge=1, description="periods between origins (default: horizon)")
+    step: int | None = Field(
+        None,
+        ge=1,
+        description="periods between origins (default: the horizon in periods, so 28 days, 13 "
+        "weeks or 6 months unless horizon is set)",
+    )
     seasonality: int = Field(
         1, ge=1, description="lag of the naive scale of MASE/RMSSE (1: one-step naive, as in M5)"
     )
@@ -390,8 +396,10 @@ class ServiceSettings(_Section):
     )
     api_key_header: str = Field("X-API-Key", min_length=1, description="header carrying the key")
     max_batch_items: int = Field(1000, ge=1, description="most items in one POST /forecast/items")
-    default_horizon: int | None = Field(
-        None, ge=1, description="periods answered when a request gives none (default: all stored)"
+    default_horizon: int | str | None = Field(
+        None,
+        description="periods (or a duration like 90d, 13w, 6mo, converted to the run's "
+        "periods) answered when a request gives none (default: all stored)",
     )
     host: str = Field("127.0.0.1", description="address `sparecast serve` listens on")
     port: int = Field(8000, ge=1, le=65535, description="port `sparecast serve` listens on")
@@ -425,6 +433,11 @@ class ServiceSettings(_Section):
         "end), so a frozen database cannot take every worker thread",
     )
 
+    @field_validator("default_horizon", mode="before")
+    @classmethod
+    def _horizon_spec(cls, value: Any) -> int | str | None:
+        return _checked_horizon(value)
+
     @field_validator("api_key_hashes")
     @classmethod
     def _sha256_hex(cls, value: list[str]) -> list[str]:
@@ -447,7 +460,12 @@ class Settings(BaseSettings):
         env_prefix="SPARECAST_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    horizon: int = Field(28, ge=1, description="forecast horizon in periods")
+    horizon: int | str | None = Field(
+        None,
+        description="forecast horizon: periods (28) or a duration (90d, 13w, 6mo, 1y) converted "
+        "to the data's periods, rounded up (sparecast.core.horizon_periods); default by the "
+        "data's frequency: 28 days, 13 weeks, 6 months (sparecast.core.DEFAULT_HORIZONS)",
+    )
     max_horizon: int = Field(
         MAX_HORIZON,
         ge=1,
@@ -491,9 +509,16 @@ class Settings(BaseSettings):
         }
         return data
 
+    @field_validator("horizon", mode="before")
+    @classmethod
+    def _horizon_spec(cls, value: Any) -> int | str | None:
+        return _checked_horizon(value)
+
     @model_validator(mode="after")
     def _horizon_within_limit(self) -> Settings:
-        if self.horizon > self.max_horizon:
+        """A horizon in periods is checked at once; a duration when the data's frequency is
+        known (``horizon_for``)."""
+        if isinstance(self.horizon, int) and self.horizon > self.max_horizon:
             raise ValueError(
                 f"horizon {self.horizon} exceeds max_horizon {self.max_horizon} (the bound on "
                 "the memory one run or request can take); ask for a shorter horizon, or raise "
@@ -548,6 +573,21 @@ class Settings(BaseSettings):
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable view (for run.json)."""
         return self.model_dump(mode="json")
+
+    def horizon_for(self, panel: DemandPanel) -> int:
+        """``horizon`` in periods of ``panel`` (None: its frequency's default; a duration
+        converted, rounded up, with the panel's last date), within ``max_horizon`` (ConfigError
+        otherwise)."""
+        return panel_horizon(self.horizon, panel, self.max_horizon)
+
+
+def _checked_horizon(value: Any) -> int | str | None:
+    """A horizon setting normalised (``"28"`` -> 28, ``"6 months"`` -> ``"6mo"``); a
+    ValueError (pydantic reports it with the key) for anything else."""
+    try:
+        return check_horizon(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _redis_url_problem(url: str) -> str | None:

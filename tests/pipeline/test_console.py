@@ -15,6 +15,7 @@ from sparecast.evaluate.backtest import BacktestResult
 from sparecast.inventory.plan import PlanResult
 from sparecast.pipeline.console import (
     format_summary_lines,
+    horizon_line,
     plan_summary_lines,
     router_lines,
     selection_score,
@@ -152,3 +153,14 @@ def test_format_summary_lines_exact() -> None:
         "  0.70   0.60    0.50    +0.0       n/a",
         "                           zero                          n/a    n/a    0.40  -100.0",
     ]  # fmt: skip
+
+
+def test_horizon_line_gives_periods_unit_and_windows() -> None:
+    def bt(origins: list[int]) -> BacktestResult:
+        return BacktestResult(pl.DataFrame(), [], {}, 6, 1, origins, [])
+
+    assert horizon_line(6, "M", bt([38, 44, 50])) == (
+        "horizon 6 periods (months); backtest on 3 windows, origins 6 periods apart"
+    )
+    assert horizon_line(1, "D", bt([9])) == "horizon 1 period (day); backtest on 1 window"
+    assert horizon_line(13, "W") == "horizon 13 periods (weeks); no backtest"

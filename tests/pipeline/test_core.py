@@ -4,13 +4,17 @@ settings describe, and a run on a history too short to backtest."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from utils.panels import write_monthly_csv
 
 from sparecast.config import load_settings
+from sparecast.core import DEFAULT_HORIZONS
 from sparecast.data.panel import DemandPanel
+from sparecast.errors import ConfigError
 from sparecast.evaluate.backtest import windows_that_fit
 from sparecast.pipeline.core import make_router, run_core
 
@@ -93,3 +97,63 @@ def test_the_summary_chooses_by_the_router_metric_and_shows_zero(metric: str) ->
         if candidates.height:
             best = candidates.sort(metric, maintain_order=True)["method"][0]
             assert rows.filter(pl.col("chosen"))["method"].to_list() == [best]
+
+
+# --------------------------------------------------------------------------- issue 11: horizons
+@pytest.mark.parametrize(("n_periods", "h", "expected"), [(56, 6, 3), (51, 6, 3), (56, 28, 1)])
+def test_six_months_fit_three_windows_on_oil_and_carparts_lengths(
+    n_periods: int, h: int, expected: int
+) -> None:
+    """oil has 56 months and carparts 51: the monthly default of 6 months (step 6) fits the 3
+    configured windows; 28 periods (the old default, whatever the frequency) fitted one."""
+    b = load_settings().backtest
+    assert windows_that_fit(n_periods, h, b.n_windows, b.step, b.seasonality) == expected
+    assert DEFAULT_HORIZONS["M"] == 6
+
+
+def _monthly_panel(tmp_path: Path, n_months: int = 56) -> DemandPanel:
+    frame = pl.read_csv(write_monthly_csv(tmp_path, n_months), try_parse_dates=True)
+    return DemandPanel.from_long(frame)
+
+
+def test_a_monthly_panel_forecasts_6_months_on_3_windows(tmp_path: Path) -> None:
+    panel = _monthly_panel(tmp_path)
+    assert panel.freq == "M" and panel.n_periods == 56
+    result = run_core(panel, load_settings(methods=["ma", "sba"]))
+    assert result.horizon == 6
+    bt = result.backtest
+    assert bt is not None and bt.h == 6
+    assert bt.origins == [38, 44, 50]  # 3 windows, 6 months apart, the last ending at 56
+    assert not any("window(s) instead of" in n for n in result.notes)
+    fc = result.forecasts
+    assert fc is not None and fc.height == 12 * 6
+    assert sorted(set(fc["ds"].to_list())) == [date(2024, 9 + k, 1) for k in range(4)] + [
+        date(2025, 1, 1),
+        date(2025, 2, 1),
+    ]
+
+
+def test_a_duration_is_converted_with_the_panels_frequency(tmp_path: Path) -> None:
+    monthly = _monthly_panel(tmp_path)
+    result = run_core(monthly, load_settings(horizon="13w", methods=["ma"]), with_forecast=False)
+    assert result.horizon == 3  # 91 days / 30.44 -> 3 months
+    weekly = DemandPanel(
+        np.ones((2, 60), np.float32), np.array(["a", "b"]), np.datetime64("2026-01-05"), "W"
+    )
+    assert run_core(weekly, load_settings(horizon="90d", methods=["ma"])).horizon == 13
+    assert run_core(weekly, load_settings(methods=["ma"])).horizon == 13  # weekly default
+    with pytest.raises(ConfigError, match=r"h='5y' = 261 exceeds max_horizon=200"):
+        run_core(weekly, load_settings(horizon="5y", max_horizon=200, methods=["ma"]))
+
+
+def test_short_history_notes_give_the_horizon_with_its_unit(tmp_path: Path) -> None:
+    short = run_core(_monthly_panel(tmp_path, 7), load_settings(methods=["ma", "sba"]))
+    assert any(
+        n.startswith("backtest skipped") and "horizon of 6 periods (months)" in n
+        for n in short.notes
+    ), short.notes
+    fewer = run_core(_monthly_panel(tmp_path, 16), load_settings(methods=["ma", "sba"]))
+    assert (
+        "backtest on 2 window(s) instead of 3: the history has 16 periods for a horizon of "
+        "6 periods (months)"
+    ) in fewer.notes

@@ -314,3 +314,27 @@ def test_a_later_plan_sees_changes_to_older_purchase_orders(
         .item()
     )
     assert pol["open_quantity"].item() == still_open
+
+
+def test_plan_takes_a_duration_horizon_on_weekly_buckets(tmp_path: Path, erp_tables: dict) -> None:
+    """`sparecast plan --horizon 1mo` on the daily ERP bucketed to weeks: the month after the
+    last complete week (Monday 2026-10-19; the forecast starts 2026-10-26) has 31 days, so 5
+    weeks; the plan's forecast total is the sum of those 5 weeks."""
+    db = tmp_path / "erp.sqlite"
+    write_tables(erp_tables, f"sqlite:///{db}")
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        ["plan", "-s", str(db), "-o", str(out), "-c", str(_config(tmp_path)), "-h", "1mo", *FAST],
+        env={"SPARECAST_DATA__FREQ": "W"},
+    )
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["horizon"] == {"periods": 5, "unit": "weeks", "asked": "1mo"}
+    fc = pl.read_parquet(out / "forecasts.parquet")
+    assert sorted(set(fc["ds"].to_list())) == [
+        date(2026, 10, 26) + timedelta(weeks=k) for k in range(5)
+    ]
+    totals = fc.group_by("unique_id").agg(pl.col("forecast").sum().alias("total"))
+    pol = pl.read_parquet(out / "policy.parquet").join(totals, on="unique_id")
+    np.testing.assert_allclose(pol["forecast_horizon_total"], pol["total"], rtol=1e-9)

@@ -35,6 +35,14 @@ def test_the_whole_run_is_no_horizon(client: TestClient) -> None:
     assert raised.value.status_code == 422
     assert raised.value.detail[0]["loc"] == LOC
     assert "longer than the 28 periods" in raised.value.detail[0]["msg"]
+    # durations in the run's periods (days; the demo's last day is 2026-10-31)
+    assert checked_horizon(state, run, "1w", LOC) == 7
+    assert checked_horizon(state, run, "4w", LOC) is None  # 28 days: the whole run
+    assert checked_horizon(state, run, " 10 ", LOC) == 10
+    for spec, words in (("1mo", "1mo = 30 periods (days) is longer"), ("x", "like 90d, 13w")):
+        with pytest.raises(HTTPException) as bad:
+            checked_horizon(state, run, spec, LOC)
+        assert bad.value.detail[0]["loc"] == LOC and words in bad.value.detail[0]["msg"]
 
 
 def test_levels_are_sorted_unique_and_in_the_run(client: TestClient) -> None:

@@ -113,7 +113,7 @@ def test_horizon_above_max_horizon_is_422_naming_the_limit(small: TestClient) ->
     [
         ({"item_ids": ["P000001"], "horizon": True}, "horizon"),
         ({"item_ids": ["P000001"], "horizon": 3.0}, "horizon"),
-        ({"item_ids": ["P000001"], "horizon": "3"}, "horizon"),
+        ({"item_ids": ["P000001"], "horizon": ["3"]}, "horizon"),  # "3" is 3 periods, "3w" too
         ({"item_ids": ["P000001"], "quantiles": ["90"]}, "quantiles"),
         ({"item_ids": ["P000001"], "quantiles": [True]}, "quantiles"),
     ],

@@ -31,6 +31,15 @@ def test_serve_one_worker(data_dir: Path) -> None:
         r = httpx.get(f"{base}/forecast/item/P000007", params={"horizon": 4})
         assert r.status_code == 200
         assert len(r.json()["forecast"]) == 4
+        # a duration in the run's periods (days): 2w = 14, over HTTP as in the container
+        weeks = httpx.get(f"{base}/forecast/item/P000007", params={"horizon": "2w"})
+        assert weeks.status_code == 200 and len(weeks.json()["forecast"]) == 14
+        body = {"item_ids": ["P000007"], "horizon": "1w"}
+        one_week = httpx.post(f"{base}/forecast/items", json=body, headers=AUTH)
+        assert one_week.status_code == 200 and len(one_week.json()["items"][0]["dates"]) == 7
+        garbage = httpx.get(f"{base}/forecast/item/P000007", params={"horizon": "soon"})
+        assert garbage.status_code == 422
+        assert "duration like 90d, 13w, 6mo" in garbage.json()["detail"][0]["msg"]
         batch = httpx.post(
             f"{base}/forecast/items", json={"item_ids": ["P000007", "P000008"]}, headers=AUTH
         )

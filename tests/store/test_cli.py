@@ -44,6 +44,7 @@ def test_runs_and_prune(tmp_path: Path) -> None:
     listed = runner.invoke(app, ["store", "runs", "--data", str(tmp_path), "-n", "2"])
     assert listed.exit_code == 0, listed.output
     assert "0.1.0+" in listed.output and "2025-11-01" in listed.output  # (table may wrap)
+    assert "(day)" in listed.output  # the horizon with its unit: "1 period (day)", may wrap
     pruned = runner.invoke(app, ["store", "prune", "--keep", "1", "--data", str(tmp_path)])
     assert pruned.exit_code == 0 and f"deleted 2 run(s) ({ids[0]}, {ids[1]})" in pruned.output
     assert [r.run_id for r in ForecastStore(default_store_url(tmp_path)).runs()] == [ids[2]]

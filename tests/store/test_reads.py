@@ -34,6 +34,24 @@ def test_horizon_and_quantile_selection(store: ForecastStore) -> None:
     assert longer is not None and len(longer.forecast) == 10
 
 
+def test_a_horizon_may_be_a_duration_in_the_runs_periods(store: ForecastStore) -> None:
+    """A daily run from 2026-11-01 (the last data day 2026-10-31) of 40 days: a week is 7
+    periods, 1mo the 30 days of November; a weekly run of 8 weeks: 30d is 5 weeks."""
+    store.write_run(make_meta(40, 2), make_forecasts(2, 40))
+    week = store.item_forecast("i0", horizon="1w")
+    assert week is not None and len(week.forecast) == 7
+    assert len(store.item_forecast("i0", horizon="1mo").forecast) == 30  # type: ignore[union-attr]
+    assert len(store.items_forecasts(["i1"], horizon="13")["i1"].forecast) == 13
+    with pytest.raises(StoreError, match="a number of periods or a duration like 90d, 13w, 6mo"):
+        store.item_forecast("i0", horizon="soon")
+    weekly = make_forecasts(2, 8).with_columns(
+        pl.Series("ds", [START + timedelta(weeks=k) for k in range(8)] * 2)
+    )
+    store.write_run(make_meta(8, 2, freq="W", data_end=START - timedelta(weeks=1)), weekly)
+    five = store.item_forecast("i0", horizon="30d")  # ceil(30 / 7) = 5 weeks
+    assert five is not None and five.dates == [START + timedelta(weeks=k) for k in range(5)]
+
+
 def test_missing_quantile_values_are_none(store: ForecastStore) -> None:
     fc = make_forecasts(2, 3, levels=(90,)).with_columns(
         pl.when((pl.col("unique_id") == "i0") & (pl.col("ds") == START))

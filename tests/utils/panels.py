@@ -86,3 +86,22 @@ def write_long_csv(directory: Path) -> Path:
     path = directory / "demand.csv"
     long.write_csv(path)
     return path
+
+
+def write_monthly_csv(directory: Path, n_months: int = 56, n_items: int = 12) -> Path:
+    """DIRECTORY/monthly.csv in long form: ``n_items`` intermittent items (Poisson rates 0.3 to
+    3), ``n_months`` month starts from 2020-01-01 (seed 5): a panel like oil's (56 months) or
+    carparts' (51)."""
+    rng = np.random.default_rng(5)
+    months = [date(2020 + m // 12, m % 12 + 1, 1) for m in range(n_months)]
+    rates = np.linspace(0.3, 3.0, n_items)
+    long = pl.DataFrame(
+        {
+            "unique_id": np.repeat([f"M{i:02d}" for i in range(n_items)], n_months),
+            "ds": months * n_items,
+            "y": rng.poisson(np.repeat(rates, n_months)).astype(float),
+        }
+    )
+    path = directory / "monthly.csv"
+    long.write_csv(path)
+    return path

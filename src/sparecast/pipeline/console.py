@@ -10,11 +10,13 @@ import numpy as np
 import polars as pl
 
 from sparecast.config import Settings
+from sparecast.core import horizon_text
 from sparecast.evaluate.backtest import BacktestResult
 from sparecast.inventory.plan import HIGH_RISK, PlanResult
 from sparecast.pipeline.outputs import REJECTED_FILE
 
 __all__ = [
+    "horizon_line",
     "format_summary_lines",
     "not_better_than_zero",
     "selection_score",
@@ -27,6 +29,20 @@ __all__ = [
 _REFERENCE = "zero"  # the reference row every group shows: forecasting nothing
 _LABEL_WIDTH = 26
 _LINE_WIDTH = 94  # the lines are indented by the CLI: 100 columns in all
+
+
+def horizon_line(h: int, freq: str, bt: BacktestResult | None = None) -> str:
+    """The horizon in periods and their unit, and the backtest's windows: ``"horizon 6 periods
+    (months); backtest on 3 windows, origins 6 periods apart"``."""
+    line = f"horizon {horizon_text(h, freq)}"
+    if bt is None:
+        return line + "; no backtest"
+    n = len(bt.origins)
+    line += f"; backtest on {n} window{'' if n == 1 else 's'}"
+    if n > 1:
+        step = bt.origins[1] - bt.origins[0]
+        line += f", origins {step} period{'' if step == 1 else 's'} apart"
+    return line
 
 
 def _wrap(names: list[str], width: int) -> list[str]:

@@ -13,7 +13,7 @@ import polars as pl
 
 from sparecast.classify import REGULAR_TIERS, classify
 from sparecast.config import Settings
-from sparecast.core import forecast_arrays, forecasts_to_frame
+from sparecast.core import forecast_arrays, forecasts_to_frame, horizon_text
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, windows_that_fit
@@ -36,6 +36,8 @@ class CoreResult:
     summary: pl.DataFrame | None
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    horizon: int | None = None
+    """Periods forecast (and backtested): ``settings.horizon_for(panel)``."""
 
 
 def make_router(settings: Settings) -> HybridRouter:
@@ -84,7 +86,8 @@ def run_core(
     """Classify, backtest, route every item to a method (the hybrid router: rules or the best
     backtest score per class/item) and forecast the horizon."""
     timings: dict[str, float] = {}
-    h = settings.horizon
+    h = settings.horizon_for(panel)  # None or a duration: in the panel's periods now
+    h_text = horizon_text(h, panel.freq)
     router = make_router(settings)
     router.validate_params()
     names = _reported_methods(router)
@@ -108,12 +111,12 @@ def run_core(
         if router.mode == "auto":
             notes.append(
                 f"backtest skipped: fallback {fallback}: history of {panel.n_periods} periods "
-                f"too short to backtest a horizon of {h}; every item uses {fallback}"
+                f"too short to backtest a horizon of {h_text}; every item uses {fallback}"
             )
         else:
             notes.append(
                 f"backtest skipped: history of {panel.n_periods} periods too short to backtest "
-                f"a horizon of {h}; the rules choose without it"
+                f"a horizon of {h_text}; the rules choose without it"
             )
         router.fit(panel, h, classification=classification)
         # the router's own notes only repeat the line above: they are not added below
@@ -121,7 +124,7 @@ def run_core(
         if n_windows < settings.backtest.n_windows:
             notes.append(
                 f"backtest on {n_windows} window(s) instead of {settings.backtest.n_windows}: "
-                f"the history has {panel.n_periods} periods"
+                f"the history has {panel.n_periods} periods for a horizon of {h_text}"
             )
         bt = backtest(
             panel,
@@ -195,7 +198,7 @@ def run_core(
             pl.Series("method", np.repeat(_selection_array(panel, selection), h)),
         )
         timings["forecast_s"] = time.perf_counter() - t0
-    return CoreResult(classification, bt, selection, forecasts, summary, timings, notes)
+    return CoreResult(classification, bt, selection, forecasts, summary, timings, notes, h)
 
 
 def _selection_array(panel: DemandPanel, selection: pl.DataFrame) -> np.ndarray:

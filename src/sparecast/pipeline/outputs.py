@@ -11,6 +11,7 @@ import polars as pl
 
 from sparecast._version import __version__
 from sparecast.config import Settings
+from sparecast.core import PERIOD_UNITS
 from sparecast.data.panel import DemandPanel
 from sparecast.methods.quantiles import forecast_quantiles
 from sparecast.pipeline.core import CoreResult
@@ -126,6 +127,11 @@ def write_outputs(
             "freq": panel.freq,
             "n_items": panel.n_items,
             "n_periods": panel.n_periods,
+        },
+        "horizon": {
+            "periods": result.horizon,
+            "unit": PERIOD_UNITS[panel.freq],
+            "asked": settings.horizon,  # None: the frequency's default
         },
         "validation": {t: r.to_dict() for t, r in loaded.reports.items()},
         "extract": loaded.extract_info,

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparecast.config import Settings
-from sparecast.pipeline.console import router_lines, selection_score, summary_lines
+from sparecast.pipeline.console import (
+    horizon_line,
+    router_lines,
+    selection_score,
+    summary_lines,
+)
 from sparecast.pipeline.core import CoreResult, run_core
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.outputs import OUTPUT_FILES, with_forecast_quantiles, write_outputs
@@ -97,6 +102,8 @@ def stage_run(
         lines = summary_lines(result.summary, settings, overall, result.selection)
     elif result.selection.height:
         lines = router_lines(result.selection, settings)
+    if result.horizon is not None:
+        lines.insert(0, horizon_line(result.horizon, loaded.panel.freq, result.backtest))
     return RunOutcome(loaded, result, paths, lines, timings)
 
 

@@ -90,7 +90,7 @@ def run_meta(
         freq=panel.freq,
         n_items=panel.n_items,
         n_periods=panel.n_periods,
-        horizon=settings.horizon,
+        horizon=settings.horizon_for(panel),
         source=redact_url(source),
         notes=list(notes or []),
     )
@@ -118,7 +118,7 @@ def store_run(
     store = ForecastStore(url)
     try:
         store.migrate()
-        n_actuals = settings.store.actuals_periods or settings.horizon
+        n_actuals = settings.store.actuals_periods or settings.horizon_for(panel)
         run_id = store.write_run(
             run_meta(panel, settings, source=source, notes=notes, token=token),
             forecasts,

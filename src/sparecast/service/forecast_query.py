@@ -8,6 +8,8 @@ import math
 
 from fastapi import HTTPException, Request
 
+from sparecast.core import HorizonSpec, check_horizon, horizon_periods, horizon_text
+from sparecast.errors import ConfigError
 from sparecast.service.errors import NoRun
 from sparecast.service.state import ServiceState
 from sparecast.store import RunInfo
@@ -53,21 +55,33 @@ def served_run(state: ServiceState) -> RunInfo:
 
 
 def checked_horizon(
-    state: ServiceState, run: RunInfo, horizon: int | None, loc: list[str | int]
+    state: ServiceState, run: RunInfo, horizon: HorizonSpec, loc: list[str | int]
 ) -> int | None:
-    """The requested horizon, None meaning all the run's periods (shares the cache entry)."""
+    """The requested horizon in the run's periods, None meaning all of them (shares the cache
+    entry). ``horizon``: periods or a duration (``90d``, ``13w``, ``6mo``, ``1y``) converted with
+    the run's frequency and last date, rounded up (``sparecast.core.horizon_periods``)."""
     if horizon is None:  # the configured default, capped at what the run has
         default = state.settings.service.default_horizon
-        return None if default is None or default >= run.horizon else default
-    h = horizon
+        if default is None:
+            return None
+        d = horizon_periods(default, run.freq, run.data_end)
+        return None if d >= run.horizon else d
+    try:
+        h = horizon_periods(check_horizon(horizon), run.freq, run.data_end)
+    except ConfigError as exc:
+        raise unprocessable(loc, str(exc)) from None
+    asked = str(horizon).strip()
+    shown = f"{h}" if asked == str(h) else f"{asked} = {horizon_text(h, run.freq)}"
     limit = state.settings.max_horizon
     if h > limit:
         raise unprocessable(
-            loc, f"horizon {h} is above the limit max_horizon={limit}; ask for at most {limit}"
+            loc, f"horizon {shown} is above the limit max_horizon={limit}; ask for at most {limit}"
         )
     if h > run.horizon:
         raise unprocessable(
-            loc, f"horizon {h} is longer than the {run.horizon} periods run {run.run_id} forecast"
+            loc,
+            f"horizon {shown} is longer than the {horizon_text(run.horizon, run.freq)} run "
+            f"{run.run_id} forecast",
         )
     return None if h == run.horizon else h
 

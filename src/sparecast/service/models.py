@@ -8,9 +8,20 @@ the tests validate real answers against them.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
+
+from sparecast.core import check_horizon
+from sparecast.errors import ConfigError
 
 __all__ = [
     "ErrorOut",
@@ -56,17 +67,26 @@ class ForecastBatchIn(BaseModel):
     item_ids: list[str] = Field(
         min_length=1, strict=True, description="item ids, each at most once"
     )
-    horizon: int | None = Field(
+    horizon: StrictInt | Annotated[StrictStr, Field(max_length=32)] | None = Field(
         None,
-        ge=1,
-        le=100_000,
-        strict=True,
-        description="periods to return, at most max_horizon (default: service.default_horizon)",
+        description='periods to return (14), or a duration ("90d", "13w", "6mo", '
+        '"1y") converted to the run\'s periods, rounded up; at most max_horizon (default: '
+        "service.default_horizon, else all the run has)",
     )
     quantiles: list[StrictFloat] | None = Field(
         None,
         description="quantile levels in percent, 0 < q < 100 (default: all the run has; [] none)",
     )
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon_spec(cls, value: int | str | None) -> int | str | None:
+        """Periods or a duration, normalised (``"14"`` -> 14); converted to the run's periods by
+        the route, which knows the run's frequency."""
+        try:
+            return check_horizon(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class ForecastBatchOut(BaseModel):

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sparecast.config import load_settings
+from sparecast.core import horizon_text
 from sparecast.errors import SparecastError
 from sparecast.store.history import ForecastStore, default_store_url
 from sparecast.urls import redact_url
@@ -101,7 +102,7 @@ def runs(
             run.model_version,
             f"{run.data_start} .. {run.data_end} ({run.freq})",
             f"{run.n_items:,}",
-            str(run.horizon),
+            horizon_text(run.horizon, run.freq),
             ", ".join(f"{q:g}" for q in run.quantile_levels) or "-",
         )
     console.print(table)

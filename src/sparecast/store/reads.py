@@ -18,7 +18,8 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sparecast.errors import StoreError
+from sparecast.core import HorizonSpec, check_horizon, horizon_periods
+from sparecast.errors import ConfigError, StoreError
 from sparecast.store.engine import StoreEngine
 from sparecast.store.models import ItemForecast, RunInfo, as_utc, quantile_label
 from sparecast.store.schema import actual_demand, forecast_runs, forecasts, run_accuracy
@@ -98,7 +99,7 @@ class HistoryReader:
         item_id: str,
         *,
         run_id: int | None = None,
-        horizon: int | None = None,
+        horizon: HorizonSpec = None,
         quantiles: Sequence[float] | None = None,
     ) -> ItemForecast | None:
         """One item's forecast (latest run by default); None for an unknown item or no run."""
@@ -111,29 +112,32 @@ class HistoryReader:
         item_ids: Sequence[str],
         *,
         run_id: int | None = None,
-        horizon: int | None = None,
+        horizon: HorizonSpec = None,
         quantiles: Sequence[float] | None = None,
     ) -> dict[str, ItemForecast]:
         """Forecasts of many items from one run, in three queries per 5,000 ids (the run, the
-        forecasts, the quantiles); unknown items are left out. ``horizon``: first k periods;
+        forecasts, the quantiles); unknown items are left out. ``horizon``: first k periods,
+        or a duration (``"90d"``, ``"13w"``, ``"6mo"``) in the run's periods, rounded up
+        (``sparecast.core.horizon_periods`` with the run's frequency and last date);
         ``quantiles``: levels in percent (None: all the run has, []: none).
 
         The ids are fetched ``_ID_CHUNK`` at a time, then cut to the horizon and the quantile
         levels asked for, in the order asked."""
-        if horizon is not None and horizon < 1:
-            raise StoreError(f"horizon must be at least 1, got {horizon}")
+        try:
+            spec = check_horizon(horizon)
+        except ConfigError as exc:
+            raise StoreError(str(exc)) from None
         ids = list(dict.fromkeys(str(i) for i in item_ids))
         with self._db.read("reading forecasts") as conn:
             run = self._resolve_run(conn, run_id)
             if run is None or not ids:
                 return {}
             levels = _pick_levels(run, quantiles)
-            h = len(run.forecast_dates) if horizon is None else horizon
             rows: list[tuple[Any, ...]] = []
             for start in range(0, len(ids), _ID_CHUNK):
                 rows += self._fetch_items(conn, run.run_id, ids[start : start + _ID_CHUNK], levels)
         full = len(run.forecast_dates)
-        h = full if horizon is None else min(horizon, full)
+        h = full if spec is None else min(horizon_periods(spec, run.freq, run.data_end), full)
         dates = run.forecast_dates[:h]
         offsets = [(quantile_label(q), run.quantile_levels.index(q) * full) for q in levels]
         found: dict[str, ItemForecast] = {}

@@ -67,9 +67,12 @@ def test_unknown_item_is_404_naming_it(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("query", "field", "words"),
     [
-        ("horizon=0", "horizon", "greater than or equal to 1"),
-        ("horizon=abc", "horizon", "integer"),
-        ("horizon=29", "horizon", "longer than the 28 periods"),
+        ("horizon=0", "horizon", "horizon must be at least 1 period, got '0'"),
+        ("horizon=abc", "horizon", "a number of periods or a duration like 90d, 13w, 6mo, 1y"),
+        ("horizon=6m", "horizon", "months are mo: 6mo"),
+        ("horizon=29", "horizon", "horizon 29 is longer than the 28 periods (days) run"),
+        ("horizon=1mo", "horizon", "horizon 1mo = 30 periods (days) is longer than the 28"),
+        ("horizon=20y", "horizon", "horizon 20y = 7305 periods (days) is above the limit"),
         ("quantiles=x", "quantiles", "number"),
         ("quantiles=42", "quantiles", "available: 50, 80, 90, 95, 99"),
     ],
@@ -243,3 +246,67 @@ def test_a_batch_of_the_default_limit_of_1000_items(tmp_path: Path) -> None:
         over = client.post("/forecast/items", json={"item_ids": ids}, headers=AUTH)
         assert over.status_code == 422
         assert "1001 items requested; at most 1000" in over.json()["detail"][0]["msg"]
+
+
+def test_a_horizon_may_be_a_duration_in_the_runs_periods(data_dir: Path) -> None:
+    """The demo run is daily (last day 2026-10-31) with 28 periods: 2w is 14 of them, 4w all
+    of them (the same cache entry as no horizon); the batch takes the same; and
+    service.default_horizon may be a duration too."""
+    settings = Settings(**service_settings(default_horizon="1w"))
+    with TestClient(create_app(settings, data_dir)) as c:
+        full = c.get("/forecast/item/P000001?horizon=28").json()
+        two = c.get("/forecast/item/P000001", params={"horizon": "2w"}).json()
+        assert two["dates"] == full["dates"][:14] and two["forecast"] == full["forecast"][:14]
+        before = cache_lookups(c, "hit")
+        assert c.get("/forecast/item/P000001?horizon=4w").json() == full  # all 28 days
+        assert cache_lookups(c, "hit") == before + 1  # the entry of ?horizon=28
+        assert len(c.get("/forecast/item/P000001?horizon=14%20days").json()["dates"]) == 14
+        assert len(c.get("/forecast/item/P000001").json()["dates"]) == 7  # default_horizon
+        body = c.post(
+            "/forecast/items",
+            json={"item_ids": ["P000001", "P000002"], "horizon": "3w"},
+            headers=AUTH,
+        )
+        assert body.status_code == 200, body.text
+        assert [len(i["dates"]) for i in body.json()["items"]] == [21, 21]
+        bad = c.post(
+            "/forecast/items", json={"item_ids": ["P000001"], "horizon": "1mo"}, headers=AUTH
+        )
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["body", "horizon"]
+        assert "1mo = 30 periods (days) is longer than the 28 periods (days)" in bad.text
+
+
+def test_a_monthly_run_converts_weeks_and_days_to_months(tmp_path: Path) -> None:
+    from sparecast.store import ForecastStore, RunMeta
+
+    out = tmp_path / "monthly"
+    out.mkdir()
+    months = [date(2026, 11, 1), date(2026, 12, 1)] + [date(2027, m, 1) for m in range(1, 5)]
+    frame = pl.DataFrame(
+        {"unique_id": ["M1"] * 6, "ds": months, "forecast": [1.0, 2, 3, 4, 5, 6], "method": "sba"}
+    )
+    store = ForecastStore(f"sqlite:///{out / 'history.sqlite'}")
+    try:
+        store.migrate()
+        meta = RunMeta(
+            sparecast_version="0.1.0",
+            config={},
+            data_start=date(2022, 7, 1),
+            data_end=date(2026, 10, 1),
+            freq="M",
+            n_items=1,
+            n_periods=52,
+            horizon=6,
+        )
+        store.write_run(meta, frame)
+    finally:
+        store.dispose()
+    with TestClient(create_app(Settings(**service_settings()), out)) as c:
+        for spec, n in (("13w", 3), ("90d", 3), ("92d", 4), ("6mo", 6), ("2", 2)):
+            r = c.get(f"/forecast/item/M1?horizon={spec}")
+            assert r.status_code == 200, (spec, r.text)
+            assert r.json()["forecast"] == [1.0, 2, 3, 4, 5, 6][:n], spec
+        long = c.get("/forecast/item/M1?horizon=1y")
+        assert long.status_code == 422
+        assert "horizon 1y = 12 periods (months) is longer than the 6 periods (months)" in long.text

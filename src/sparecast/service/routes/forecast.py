@@ -108,11 +108,13 @@ async def item_forecast(
     state: StateDep,
     request: Request,
     horizon: Annotated[
-        int | None,
+        str | None,
         Query(
-            ge=1,
-            le=100_000,
-            description="periods to return, at most max_horizon (default: all the run has)",
+            max_length=32,
+            description="periods to return (14), or a duration (90d, 13w, 6mo, 1y) converted "
+            "to the run's periods, rounded up; at most max_horizon (default: "
+            "service.default_horizon, else all the run has)",
+            examples=["14", "13w", "6mo"],
         ),
     ] = None,
     quantiles: Annotated[
