@@ -2,7 +2,7 @@
 a zero forecast against statsforecast's and mlforecast's equivalents, on three data sets, with one
 origin and with rolling origins.
 
-    python benchmarks/accuracy.py                                  # everything (about 20 min)
+    python benchmarks/accuracy.py                                  # everything (about 15 min)
     python benchmarks/accuracy.py --quick --origins 1              # sparecast rows only, one origin
     python benchmarks/accuracy.py --datasets carparts --methods combo_median
     python benchmarks/accuracy.py --markdown /tmp/accuracy.md      # tables for docs/results.md
@@ -456,7 +456,7 @@ def main() -> None:
             actuals.append(panel.y[:, stop : stop + h].astype(np.float64))
             scales.append(metrics.seasonal_naive_scale(train.y, 1, power=2))
         header = (
-            f"### {name}: {panel.n_items:,} items x {panel.n_periods} periods ({panel.freq}), "
+            f"#### {name}: {panel.n_items:,} items x {panel.n_periods} periods ({panel.freq}), "
             f"{100 * zeros:.0f}% zeros, h = {h}"
         )
         out += [header, "", ds.note + ".", ""]
