@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -85,6 +85,68 @@ def infer_freq(dates: np.ndarray) -> Freq:
     if (gaps % 7 == 0).all() and gaps.min() >= 7:
         return "W"
     return "D"
+
+
+def _id_runs(df: pd.DataFrame | pl.DataFrame, id_col: str) -> tuple[pl.Series, np.ndarray]:
+    """The id column as runs of equal consecutive values: (value of each run, its length).
+
+    A long frame grouped by item has one run per item, so everything after this step works on
+    a few thousand values instead of millions of rows; an unordered frame still works (more
+    runs). A pandas column of Python objects is compared in numpy, which avoids converting
+    millions of Python strings.
+    """
+    series: pl.Series
+    if isinstance(df, pd.DataFrame):
+        col: pd.Series = df[id_col]
+        if col.dtype == object and len(col):
+            arr = col.to_numpy()
+            try:
+                changed = arr[1:] != arr[:-1]
+            except TypeError:  # e.g. pd.NA, whose truth value is ambiguous
+                changed = None
+            if isinstance(changed, np.ndarray) and changed.dtype == bool:
+                starts = np.concatenate([[0], np.flatnonzero(changed) + 1])
+                lengths = np.diff(np.append(starts, arr.size))
+                values = cast(pl.Series, pl.from_pandas(pd.Series(arr[starts], dtype=object)))
+                return values, lengths
+        series = cast(pl.Series, pl.from_pandas(col))
+    else:
+        series = df[id_col]
+    if series.len() == 0:
+        return series, np.zeros(0, dtype=np.int64)
+    if isinstance(series.dtype, pl.Categorical | pl.Enum):
+        series = series.cast(pl.Utf8)
+    runs = series.rle()
+    return runs.struct.field("value"), runs.struct.field("len").to_numpy().astype(np.int64)
+
+
+def _column(df: pd.DataFrame | pl.DataFrame, name: str) -> pl.Series:
+    """One column as a polars Series (a pandas column converted on its own, without a copy of
+    the frame)."""
+    if isinstance(df, pd.DataFrame):
+        col: pd.Series = df[name]
+        series = cast(pl.Series, pl.from_pandas(col))
+        return series
+    return df[name]
+
+
+def _distinct(day_numbers: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of integer day numbers: a counting pass when their range is
+    small (any span of dates up to some millions of days), else a sort."""
+    if day_numbers.size == 0:
+        return day_numbers
+    lo, hi = int(day_numbers.min()), int(day_numbers.max())
+    if hi - lo > 10 * day_numbers.size + 1_000_000:
+        return np.unique(day_numbers)
+    return np.flatnonzero(np.bincount(day_numbers - lo)) + lo
+
+
+def _period_numbers(day_numbers: np.ndarray, start: np.datetime64, freq: Freq) -> np.ndarray:
+    """``period_index`` of integer day numbers (days since 1970-01-01)."""
+    if freq == "M":
+        return period_index(day_numbers.astype("datetime64[D]"), start, freq)
+    offset = day_numbers - int(start.astype(np.int64))
+    return offset if freq == "D" else offset // 7
 
 
 @dataclass(frozen=True)
@@ -171,37 +233,41 @@ class DemandPanel:
         item of the ERP); ``start``/``end`` widen or cut the window. ``attributes`` is joined on
         ``unique_id``. Net negative demand of a period (returns larger than issues) is kept as is.
         """
-        frame = pl.from_pandas(df) if isinstance(df, pd.DataFrame) else df
-        missing = [c for c in (id_col, time_col, target_col) if c not in frame.columns]
+        columns = list(df.columns)
+        missing = [c for c in (id_col, time_col, target_col) if c not in columns]
         if missing:
             raise DataValidationError(
-                f"long-format input lacks column(s) {missing}; it has {frame.columns}. "
+                f"long-format input lacks column(s) {missing}; it has {columns}. "
                 f"Expected columns {id_col!r}, {time_col!r}, {target_col!r}."
             )
-        ds_type = frame.schema[time_col]
+        # One pass over the rows: the ids as runs (long frames come grouped by item, so an
+        # item is one run and only the run values are cast, stripped and factorised), the
+        # dates as integer day numbers, one bincount into the matrix.
+        run_values, run_lengths = _id_runs(df, id_col)
+        ds_col = _column(df, time_col)
+        ds_type = ds_col.dtype
         if isinstance(ds_type, pl.Datetime):
-            ds = pl.col(time_col).dt.date()  # the local calendar day, also for tz-aware times
+            ds_col = ds_col.dt.date()  # the local calendar day, also for tz-aware times
         elif ds_type == pl.Utf8:
-            ds = pl.col(time_col).str.strip_chars().str.to_date(strict=False)
+            ds_col = ds_col.str.strip_chars().str.to_date(strict=False)
         else:
-            ds = pl.col(time_col).cast(pl.Date, strict=False)
-        frame = frame.select(
-            pl.col(id_col).cast(pl.Utf8).str.strip_chars().alias("unique_id"),
-            ds.alias("ds"),
-            pl.col(target_col).cast(pl.Float64, strict=False).alias("y"),
-        )
-        nulls = frame.null_count().row(0)
+            ds_col = ds_col.cast(pl.Date, strict=False)
+        y_col = _column(df, target_col).cast(pl.Float64, strict=False)
+        run_ids = run_values.cast(pl.Utf8).str.strip_chars()
+        id_nulls = int(run_lengths[run_ids.is_null().to_numpy()].sum())
+        nulls = (id_nulls, ds_col.null_count(), y_col.null_count())
         if any(nulls):
             raise DataValidationError(
                 f"long-format input has missing or unparseable values (unique_id, ds, y) = "
                 f"{nulls} rows; validate it first (sparecast.data.schema.validate_long) to see "
                 "and reject the bad rows."
             )
-        dates = frame["ds"].to_numpy().astype("datetime64[D]")
+        day_numbers = ds_col.to_physical().to_numpy()  # int32 days since 1970-01-01
+        distinct = _distinct(day_numbers).astype("datetime64[D]")
         if freq is None:
-            freq = infer_freq(dates) if dates.size else "D"
-        first = _day(start) if start is not None else (dates.min() if dates.size else None)
-        last = _day(end) if end is not None else (dates.max() if dates.size else None)
+            freq = infer_freq(distinct) if distinct.size else "D"
+        first = _day(start) if start is not None else (distinct[0] if distinct.size else None)
+        last = _day(end) if end is not None else (distinct[-1] if distinct.size else None)
         if first is None or last is None:
             raise DataValidationError(
                 "cannot build a DemandPanel from no rows without start and end"
@@ -211,25 +277,34 @@ class DemandPanel:
         first = period_starts(first, 1, freq)[0]  # months: the first of the month
         n_periods = int(period_index(np.array([last]), first, freq)[0]) + 1
 
+        present = run_ids.unique()
         if item_ids is None:
-            ids = np.array(sorted(frame["unique_id"].unique().to_list()), dtype=object)
+            ids = np.array(sorted(present.to_list()), dtype=object)
         else:
             ids = np.asarray(list(dict.fromkeys(str(i) for i in item_ids)), dtype=object)
-            unknown = set(frame["unique_id"].unique().to_list()) - set(ids.tolist())
+            unknown = set(present.to_list()) - set(ids.tolist())
             if unknown:
                 example = sorted(unknown)[:3]
                 raise DataValidationError(
                     f"{len(unknown)} item(s) in the demand rows are not in item_ids, e.g. {example}"
                 )
         lookup = pl.DataFrame(
-            {"unique_id": ids.tolist(), "_row": np.arange(ids.size, dtype=np.int64)}
+            {"unique_id": ids.tolist(), "_row": np.arange(ids.size, dtype=np.int64)},
+            schema={"unique_id": pl.Utf8, "_row": pl.Int64},
         )
-        frame = frame.join(lookup, on="unique_id", how="left")
-        rows = frame["_row"].to_numpy()
-        cols = period_index(frame["ds"].to_numpy(), first, freq)
-        inside = (cols >= 0) & (cols < n_periods)
-        flat = rows[inside] * n_periods + cols[inside]
-        y = np.bincount(flat, weights=frame["y"].to_numpy()[inside], minlength=ids.size * n_periods)
+        run_rows = (
+            run_ids.to_frame("unique_id")
+            .join(lookup, on="unique_id", how="left", maintain_order="left")["_row"]
+            .to_numpy()
+        )
+        rows = np.repeat(run_rows, run_lengths)
+        cols = _period_numbers(day_numbers, first, freq)
+        weights = y_col.to_numpy()
+        if distinct.size and (distinct[0] < first or distinct[-1] > last):
+            inside = (cols >= 0) & (cols < n_periods)
+            rows, cols, weights = rows[inside], cols[inside], weights[inside]
+        flat = rows * n_periods + cols
+        y = np.bincount(flat, weights=weights, minlength=ids.size * n_periods)
         y = y.reshape(ids.size, n_periods).astype(np.float32)
         attrs = None
         if attributes is not None:
