@@ -141,6 +141,20 @@ def _distinct(day_numbers: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.bincount(day_numbers - lo)) + lo
 
 
+def _scatter(flat: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    """float32 ``[size]`` with ``weights`` summed at the positions ``flat``. Rows in order with
+    one per cell (statsforecast's frames) are written in place, others summed by bincount."""
+    if flat.size > 1 and np.diff(flat).min() > 0:
+        if flat.size == size:  # every cell once, in order: flat is 0, 1, ..., size - 1
+            out = weights.astype(np.float32)
+        else:
+            out = np.zeros(size, dtype=np.float32)
+            out[flat] = weights
+        out += np.float32(0.0)  # -0.0 as 0.0, as a sum gives
+        return out
+    return np.bincount(flat, weights=weights, minlength=size).astype(np.float32)
+
+
 def _period_numbers(day_numbers: np.ndarray, start: np.datetime64, freq: Freq) -> np.ndarray:
     """``period_index`` of integer day numbers (days since 1970-01-01)."""
     if freq == "M":
@@ -246,8 +260,11 @@ class DemandPanel:
         run_values, run_lengths = _id_runs(df, id_col)
         ds_col = _column(df, time_col)
         ds_type = ds_col.dtype
-        if isinstance(ds_type, pl.Datetime):
-            ds_col = ds_col.dt.date()  # the local calendar day, also for tz-aware times
+        if isinstance(ds_type, pl.Datetime) and ds_type.time_zone is None:
+            per_day = {"ns": 86_400_000_000_000, "us": 86_400_000_000, "ms": 86_400_000}
+            ds_col = (ds_col.to_physical() // per_day[ds_type.time_unit]).cast(pl.Date)
+        elif isinstance(ds_type, pl.Datetime):
+            ds_col = ds_col.dt.date()  # the local calendar day of tz-aware times
         elif ds_type == pl.Utf8:
             ds_col = ds_col.str.strip_chars().str.to_date(strict=False)
         else:
@@ -303,9 +320,8 @@ class DemandPanel:
         if distinct.size and (distinct[0] < first or distinct[-1] > last):
             inside = (cols >= 0) & (cols < n_periods)
             rows, cols, weights = rows[inside], cols[inside], weights[inside]
-        flat = rows * n_periods + cols
-        y = np.bincount(flat, weights=weights, minlength=ids.size * n_periods)
-        y = y.reshape(ids.size, n_periods).astype(np.float32)
+        y = _scatter(rows * n_periods + cols, weights, ids.size * n_periods)
+        y = y.reshape(ids.size, n_periods)
         attrs = None
         if attributes is not None:
             attrs = (
