@@ -126,7 +126,7 @@ class FastReader:
             table = pa.Table.from_batches(batches, schema=reader.schema)
         finally:
             cursor.close()
-        frame = pl.from_arrow(table, rechunk=True)
+        frame = pl.from_arrow(table, rechunk=False)
         assert isinstance(frame, pl.DataFrame)
         return frame
 

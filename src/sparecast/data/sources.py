@@ -308,7 +308,12 @@ def _coerce_read(df: pl.DataFrame, table: str) -> pl.DataFrame:
     df = df.select(exprs)
     for c in DATE_COLUMNS.get(table, ()):
         if c in df.columns and df.schema[c] == pl.String():
-            parsed = df.select(parse_date_expr(pl.col(c), pl.String()).alias(c))[c]
+            # a few thousand distinct dates over millions of rows: parse each text once
+            texts = df[c].unique().to_frame("text")
+            texts = texts.with_columns(parse_date_expr(pl.col("text"), pl.String()).alias(c))
+            parsed = df.select(pl.col(c).alias("text")).join(
+                texts, on="text", how="left", maintain_order="left"
+            )[c]
             if parsed.null_count() == df[c].null_count():
                 df = df.with_columns(parsed)
     return df
