@@ -110,6 +110,27 @@ def test_postgresql_reads_the_same_through_arrow(
     _assert_same_reads(url, MAPPED, ("demand",))
 
 
+@pytest.mark.integration
+def test_postgresql_timestamptz_keeps_the_days_of_the_session_time_zone(
+    pg_databases: PgDatabases,
+) -> None:
+    """23:30 UTC is the same day in New York, 03:30 UTC the day before: both readers give the
+    calendar days of the database's time zone."""
+    url = pg_databases.create()
+    name = sa.make_url(url).database
+    with sa.create_engine(url).begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE demand (item_id TEXT, date TIMESTAMPTZ, quantity FLOAT)")
+        conn.exec_driver_sql(
+            "INSERT INTO demand VALUES ('A', '2026-01-01 23:30:00+00', 1), "
+            "('A', '2026-01-02 03:30:00+00', 2)"
+        )
+        conn.exec_driver_sql(f"ALTER DATABASE \"{name}\" SET timezone TO 'America/New_York'")
+    slow = read_tables(url, tables=["demand"], reader="sqlalchemy")["demand"]
+    fast = read_tables(url, tables=["demand"], reader="arrow")["demand"]
+    assert fast.equals(slow)
+    assert fast["date"].to_list() == [date(2026, 1, 1), date(2026, 1, 1)]
+
+
 def test_progress_is_reported_per_chunk_through_arrow(
     tmp_path: Path, demo: dict[str, pl.DataFrame]
 ) -> None:

@@ -376,11 +376,29 @@ def _fetch_fast(
                 reported[0] += chunk_size
                 report(table, reported[0], max(total, reported[0]))
 
+    declared = {c.name: c for c in stmt.selected_columns}
+    if conn.dialect.name in ("mysql", "mariadb") and any(
+        isinstance(c.type, sa.TIMESTAMP) for c in declared.values()
+    ):
+        # TIMESTAMP values come in the session's time zone through SQLAlchemy; read them the
+        # same way only where that zone is UTC
+        zone = conn.exec_driver_sql(
+            "SELECT IF(@@session.time_zone = 'SYSTEM', @@system_time_zone, @@session.time_zone)"
+        ).scalar()
+        if str(zone).upper() not in ("UTC", "+00:00", "GMT", "ETC/UTC"):
+            raise FastReadError(f"TIMESTAMP columns in the session time zone {zone}")
     frame = reader.read(compile_sql(stmt, conn.dialect), batch_rows=chunk_size, on_rows=on_rows)
+    aware = [n for n, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone]
+    if aware and conn.dialect.name == "postgresql":
+        # the Arrow driver gives UTC; psycopg gives the session's time zone (its calendar days)
+        zone = str(conn.exec_driver_sql("SHOW TIME ZONE").scalar())
+        try:
+            frame = frame.with_columns(pl.col(n).dt.convert_time_zone(zone) for n in aware)
+        except pl.exceptions.PolarsError:
+            raise FastReadError(f"the session time zone {zone!r} is not a zone name") from None
     if conn.dialect.name == "sqlite":
         # SQLite lets a column hold numbers and text; the driver then turns the numbers into
         # text of its own format, so such a table is read row by row instead.
-        declared = {c.name: c for c in stmt.selected_columns}
         for name in frame.columns:
             col = declared.get(name)
             if (
