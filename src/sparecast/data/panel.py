@@ -13,6 +13,8 @@ from typing import Any, Literal, cast
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sparecast.errors import DataValidationError
 
@@ -87,13 +89,28 @@ def infer_freq(dates: np.ndarray) -> Freq:
     return "D"
 
 
-def _id_runs(df: pd.DataFrame | pl.DataFrame, id_col: str) -> tuple[pl.Series, np.ndarray]:
-    """The id column as runs of equal consecutive values: (value of each run, its length).
+class _Ids:
+    """The id column in a compact form: the id of row ``i`` is ``values[codes[i]]``; ``codes``
+    is None for runs, where ``values[k]`` covers the next ``counts[k]`` rows. ``counts``: rows
+    per entry of ``values``."""
+
+    def __init__(self, values: pl.Series, counts: np.ndarray, codes: np.ndarray | None) -> None:
+        self.values, self.counts, self.codes = values, counts, codes
+
+    def expand(self, per_value: np.ndarray) -> np.ndarray:
+        """``per_value[k]`` for the value of every row."""
+        if self.codes is None:
+            return np.repeat(per_value, self.counts)
+        return per_value[self.codes]
+
+
+def _ids(df: pd.DataFrame | pl.DataFrame, id_col: str) -> _Ids:
+    """The id column as runs of equal consecutive values, or (when the rows are not grouped by
+    item: more than one run per 8 rows) as a dictionary encoding.
 
     A long frame grouped by item has one run per item, so everything after this step works on
-    a few thousand values instead of millions of rows; an unordered frame still works (more
-    runs). A pandas column of Python objects is compared in numpy, which avoids converting
-    millions of Python strings.
+    a few thousand values instead of millions of rows. A pandas column of Python objects is
+    compared in numpy, which avoids converting millions of Python strings.
     """
     series: pl.Series
     if isinstance(df, pd.DataFrame):
@@ -106,18 +123,27 @@ def _id_runs(df: pd.DataFrame | pl.DataFrame, id_col: str) -> tuple[pl.Series, n
                 changed = None
             if isinstance(changed, np.ndarray) and changed.dtype == bool:
                 starts = np.concatenate([[0], np.flatnonzero(changed) + 1])
-                lengths = np.diff(np.append(starts, arr.size))
-                values = cast(pl.Series, pl.from_pandas(pd.Series(arr[starts], dtype=object)))
-                return values, lengths
+                if starts.size * 8 <= arr.size:
+                    lengths = np.diff(np.append(starts, arr.size))
+                    values = cast(pl.Series, pl.from_pandas(pd.Series(arr[starts], dtype=object)))
+                    return _Ids(values, lengths, None)
         series = cast(pl.Series, pl.from_pandas(col))
     else:
         series = df[id_col]
     if series.len() == 0:
-        return series, np.zeros(0, dtype=np.int64)
+        return _Ids(series, np.zeros(0, dtype=np.int64), None)
     if isinstance(series.dtype, pl.Categorical | pl.Enum):
         series = series.cast(pl.Utf8)
     runs = series.rle()
-    return runs.struct.field("value"), runs.struct.field("len").to_numpy().astype(np.int64)
+    if runs.len() * 8 <= series.len():
+        lengths = runs.struct.field("len").to_numpy().astype(np.int64)
+        return _Ids(runs.struct.field("value"), lengths, None)
+    encoded = pc.dictionary_encode(series.to_arrow(), null_encoding="encode")
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    values = cast(pl.Series, pl.from_arrow(encoded.dictionary))
+    return _Ids(values, np.bincount(codes, minlength=len(values)), codes)
 
 
 def _column(df: pd.DataFrame | pl.DataFrame, name: str) -> pl.Series:
@@ -257,7 +283,7 @@ class DemandPanel:
         # One pass over the rows: the ids as runs (long frames come grouped by item, so an
         # item is one run and only the run values are cast, stripped and factorised), the
         # dates as integer day numbers, one bincount into the matrix.
-        run_values, run_lengths = _id_runs(df, id_col)
+        id_groups = _ids(df, id_col)
         ds_col = _column(df, time_col)
         ds_type = ds_col.dtype
         if isinstance(ds_type, pl.Datetime) and ds_type.time_zone is None:
@@ -270,8 +296,8 @@ class DemandPanel:
         else:
             ds_col = ds_col.cast(pl.Date, strict=False)
         y_col = _column(df, target_col).cast(pl.Float64, strict=False)
-        run_ids = run_values.cast(pl.Utf8).str.strip_chars()
-        id_nulls = int(run_lengths[run_ids.is_null().to_numpy()].sum())
+        run_ids = id_groups.values.cast(pl.Utf8).str.strip_chars()
+        id_nulls = int(id_groups.counts[run_ids.is_null().to_numpy()].sum())
         nulls = (id_nulls, ds_col.null_count(), y_col.null_count())
         if any(nulls):
             raise DataValidationError(
@@ -314,7 +340,7 @@ class DemandPanel:
             .join(lookup, on="unique_id", how="left", maintain_order="left")["_row"]
             .to_numpy()
         )
-        rows = np.repeat(run_rows, run_lengths)
+        rows = id_groups.expand(run_rows)
         cols = _period_numbers(day_numbers, first, freq)
         weights = y_col.to_numpy()
         if distinct.size and (distinct[0] < first or distinct[-1] > last):
