@@ -448,7 +448,7 @@ def read_tables(
 
     The queries are built by SQLAlchemy; ``reader`` (``SqlReader``) says how their rows are
     fetched: by default through an Arrow-native driver where one serves the URL (ADBC for
-    PostgreSQL and SQLite, connectorx for MariaDB/MySQL; 5-20x faster than row by row), else,
+    PostgreSQL and SQLite, connectorx for MariaDB/MySQL; 10-30x faster than row by row), else,
     or when that driver cannot read a table (e.g. a SQLite column holding both numbers and
     text), through SQLAlchemy, with a log note. Both give the same frames.
 
