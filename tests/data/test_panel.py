@@ -123,3 +123,33 @@ def test_timezone_aware_and_string_dates_keep_the_local_day() -> None:
     bad = pd.DataFrame({"unique_id": ["a"], "ds": ["not a date"], "y": [1]})
     with pytest.raises(DataValidationError, match="unparseable"):
         DemandPanel.from_long(bad)
+
+
+def test_row_order_and_layout_do_not_change_the_panel() -> None:
+    """The full grid in order (written in place), the same rows shuffled or split into
+    duplicates (summed), as pandas objects or polars strings: one panel."""
+    rng = np.random.default_rng(3)
+    y = (rng.random((5, 40)) < 0.3) * rng.integers(1, 9, (5, 40)).astype(float)
+    ids = np.array([f"i{k}" for k in (3, 10, 1, 22, 2)], dtype=object)
+    grid = pd.DataFrame(
+        {
+            "unique_id": np.repeat(ids, 40),
+            "ds": np.tile(pd.date_range("1969-12-20 08:30", periods=40, freq="D").values, 5),
+            "y": y.ravel(),
+        }
+    )
+    order = np.argsort(ids, kind="stable")
+    expected = y[order].astype(np.float32)
+    halves = pd.concat([grid.assign(y=grid["y"] / 2), grid.assign(y=grid["y"] / 2)])
+    frames = {
+        "grid": grid,
+        "shuffled": grid.sample(frac=1.0, random_state=1),
+        "duplicates": halves.sample(frac=1.0, random_state=2),
+        "polars": pl.from_pandas(grid),
+        "tz-aware": grid.assign(ds=grid["ds"].dt.tz_localize("America/New_York")),
+    }
+    for name, frame in frames.items():
+        p = DemandPanel.from_long(frame)
+        assert p.item_ids.tolist() == sorted(ids.tolist()), name
+        assert str(p.start) == "1969-12-20" and p.n_periods == 40, name
+        np.testing.assert_array_equal(p.y, expected, err_msg=name)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sparecast.errors import DataValidationError
 
@@ -85,6 +87,106 @@ def infer_freq(dates: np.ndarray) -> Freq:
     if (gaps % 7 == 0).all() and gaps.min() >= 7:
         return "W"
     return "D"
+
+
+class _Ids:
+    """The id column in a compact form: the id of row ``i`` is ``values[codes[i]]``; ``codes``
+    is None for runs, where ``values[k]`` covers the next ``counts[k]`` rows. ``counts``: rows
+    per entry of ``values``."""
+
+    def __init__(self, values: pl.Series, counts: np.ndarray, codes: np.ndarray | None) -> None:
+        self.values, self.counts, self.codes = values, counts, codes
+
+    def expand(self, per_value: np.ndarray) -> np.ndarray:
+        """``per_value[k]`` for the value of every row."""
+        if self.codes is None:
+            return np.repeat(per_value, self.counts)
+        return per_value[self.codes]
+
+
+def _ids(df: pd.DataFrame | pl.DataFrame, id_col: str) -> _Ids:
+    """The id column as runs of equal consecutive values, or (when the rows are not grouped by
+    item: more than one run per 8 rows) as a dictionary encoding.
+
+    A long frame grouped by item has one run per item, so everything after this step works on
+    a few thousand values instead of millions of rows. A pandas column of Python objects is
+    compared in numpy, which avoids converting millions of Python strings.
+    """
+    series: pl.Series
+    if isinstance(df, pd.DataFrame):
+        col: pd.Series = df[id_col]
+        if col.dtype == object and len(col):
+            arr = col.to_numpy()
+            try:
+                changed = arr[1:] != arr[:-1]
+            except TypeError:  # e.g. pd.NA, whose truth value is ambiguous
+                changed = None
+            if isinstance(changed, np.ndarray) and changed.dtype == bool:
+                starts = np.concatenate([[0], np.flatnonzero(changed) + 1])
+                if starts.size * 8 <= arr.size:
+                    lengths = np.diff(np.append(starts, arr.size))
+                    values = cast(pl.Series, pl.from_pandas(pd.Series(arr[starts], dtype=object)))
+                    return _Ids(values, lengths, None)
+        series = cast(pl.Series, pl.from_pandas(col))
+    else:
+        series = df[id_col]
+    if series.len() == 0:
+        return _Ids(series, np.zeros(0, dtype=np.int64), None)
+    if isinstance(series.dtype, pl.Categorical | pl.Enum):
+        series = series.cast(pl.Utf8)
+    runs = series.rle()
+    if runs.len() * 8 <= series.len():
+        lengths = runs.struct.field("len").to_numpy().astype(np.int64)
+        return _Ids(runs.struct.field("value"), lengths, None)
+    encoded = pc.dictionary_encode(series.to_arrow(), null_encoding="encode")
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    values = cast(pl.Series, pl.from_arrow(encoded.dictionary))
+    return _Ids(values, np.bincount(codes, minlength=len(values)), codes)
+
+
+def _column(df: pd.DataFrame | pl.DataFrame, name: str) -> pl.Series:
+    """One column as a polars Series (a pandas column converted on its own, without a copy of
+    the frame)."""
+    if isinstance(df, pd.DataFrame):
+        col: pd.Series = df[name]
+        series = cast(pl.Series, pl.from_pandas(col))
+        return series
+    return df[name]
+
+
+def _distinct(day_numbers: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of integer day numbers: a counting pass when their range is
+    small (any span of dates up to some millions of days), else a sort."""
+    if day_numbers.size == 0:
+        return day_numbers
+    lo, hi = int(day_numbers.min()), int(day_numbers.max())
+    if hi - lo > 10 * day_numbers.size + 1_000_000:
+        return np.unique(day_numbers)
+    return np.flatnonzero(np.bincount(day_numbers - lo)) + lo
+
+
+def _scatter(flat: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    """float32 ``[size]`` with ``weights`` summed at the positions ``flat``. Rows in order with
+    one per cell (statsforecast's frames) are written in place, others summed by bincount."""
+    if flat.size > 1 and np.diff(flat).min() > 0:
+        if flat.size == size:  # every cell once, in order: flat is 0, 1, ..., size - 1
+            out = weights.astype(np.float32)
+        else:
+            out = np.zeros(size, dtype=np.float32)
+            out[flat] = weights
+        out += np.float32(0.0)  # -0.0 as 0.0, as a sum gives
+        return out
+    return np.bincount(flat, weights=weights, minlength=size).astype(np.float32)
+
+
+def _period_numbers(day_numbers: np.ndarray, start: np.datetime64, freq: Freq) -> np.ndarray:
+    """``period_index`` of integer day numbers (days since 1970-01-01)."""
+    if freq == "M":
+        return period_index(day_numbers.astype("datetime64[D]"), start, freq)
+    offset = day_numbers - int(start.astype(np.int64))
+    return offset if freq == "D" else offset // 7
 
 
 @dataclass(frozen=True)
@@ -171,37 +273,44 @@ class DemandPanel:
         item of the ERP); ``start``/``end`` widen or cut the window. ``attributes`` is joined on
         ``unique_id``. Net negative demand of a period (returns larger than issues) is kept as is.
         """
-        frame = pl.from_pandas(df) if isinstance(df, pd.DataFrame) else df
-        missing = [c for c in (id_col, time_col, target_col) if c not in frame.columns]
+        columns = list(df.columns)
+        missing = [c for c in (id_col, time_col, target_col) if c not in columns]
         if missing:
             raise DataValidationError(
-                f"long-format input lacks column(s) {missing}; it has {frame.columns}. "
+                f"long-format input lacks column(s) {missing}; it has {columns}. "
                 f"Expected columns {id_col!r}, {time_col!r}, {target_col!r}."
             )
-        ds_type = frame.schema[time_col]
-        if isinstance(ds_type, pl.Datetime):
-            ds = pl.col(time_col).dt.date()  # the local calendar day, also for tz-aware times
+        # One pass over the rows: the ids as runs (long frames come grouped by item, so an
+        # item is one run and only the run values are cast, stripped and factorised), the
+        # dates as integer day numbers, one bincount into the matrix.
+        id_groups = _ids(df, id_col)
+        ds_col = _column(df, time_col)
+        ds_type = ds_col.dtype
+        if isinstance(ds_type, pl.Datetime) and ds_type.time_zone is None:
+            per_day = {"ns": 86_400_000_000_000, "us": 86_400_000_000, "ms": 86_400_000}
+            ds_col = (ds_col.to_physical() // per_day[ds_type.time_unit]).cast(pl.Date)
+        elif isinstance(ds_type, pl.Datetime):
+            ds_col = ds_col.dt.date()  # the local calendar day of tz-aware times
         elif ds_type == pl.Utf8:
-            ds = pl.col(time_col).str.strip_chars().str.to_date(strict=False)
+            ds_col = ds_col.str.strip_chars().str.to_date(strict=False)
         else:
-            ds = pl.col(time_col).cast(pl.Date, strict=False)
-        frame = frame.select(
-            pl.col(id_col).cast(pl.Utf8).str.strip_chars().alias("unique_id"),
-            ds.alias("ds"),
-            pl.col(target_col).cast(pl.Float64, strict=False).alias("y"),
-        )
-        nulls = frame.null_count().row(0)
+            ds_col = ds_col.cast(pl.Date, strict=False)
+        y_col = _column(df, target_col).cast(pl.Float64, strict=False)
+        run_ids = id_groups.values.cast(pl.Utf8).str.strip_chars()
+        id_nulls = int(id_groups.counts[run_ids.is_null().to_numpy()].sum())
+        nulls = (id_nulls, ds_col.null_count(), y_col.null_count())
         if any(nulls):
             raise DataValidationError(
                 f"long-format input has missing or unparseable values (unique_id, ds, y) = "
                 f"{nulls} rows; validate it first (sparecast.data.schema.validate_long) to see "
                 "and reject the bad rows."
             )
-        dates = frame["ds"].to_numpy().astype("datetime64[D]")
+        day_numbers = ds_col.to_physical().to_numpy()  # int32 days since 1970-01-01
+        distinct = _distinct(day_numbers).astype("datetime64[D]")
         if freq is None:
-            freq = infer_freq(dates) if dates.size else "D"
-        first = _day(start) if start is not None else (dates.min() if dates.size else None)
-        last = _day(end) if end is not None else (dates.max() if dates.size else None)
+            freq = infer_freq(distinct) if distinct.size else "D"
+        first = _day(start) if start is not None else (distinct[0] if distinct.size else None)
+        last = _day(end) if end is not None else (distinct[-1] if distinct.size else None)
         if first is None or last is None:
             raise DataValidationError(
                 "cannot build a DemandPanel from no rows without start and end"
@@ -211,26 +320,34 @@ class DemandPanel:
         first = period_starts(first, 1, freq)[0]  # months: the first of the month
         n_periods = int(period_index(np.array([last]), first, freq)[0]) + 1
 
+        present = run_ids.unique()
         if item_ids is None:
-            ids = np.array(sorted(frame["unique_id"].unique().to_list()), dtype=object)
+            ids = np.array(sorted(present.to_list()), dtype=object)
         else:
             ids = np.asarray(list(dict.fromkeys(str(i) for i in item_ids)), dtype=object)
-            unknown = set(frame["unique_id"].unique().to_list()) - set(ids.tolist())
+            unknown = set(present.to_list()) - set(ids.tolist())
             if unknown:
                 example = sorted(unknown)[:3]
                 raise DataValidationError(
                     f"{len(unknown)} item(s) in the demand rows are not in item_ids, e.g. {example}"
                 )
         lookup = pl.DataFrame(
-            {"unique_id": ids.tolist(), "_row": np.arange(ids.size, dtype=np.int64)}
+            {"unique_id": ids.tolist(), "_row": np.arange(ids.size, dtype=np.int64)},
+            schema={"unique_id": pl.Utf8, "_row": pl.Int64},
         )
-        frame = frame.join(lookup, on="unique_id", how="left")
-        rows = frame["_row"].to_numpy()
-        cols = period_index(frame["ds"].to_numpy(), first, freq)
-        inside = (cols >= 0) & (cols < n_periods)
-        flat = rows[inside] * n_periods + cols[inside]
-        y = np.bincount(flat, weights=frame["y"].to_numpy()[inside], minlength=ids.size * n_periods)
-        y = y.reshape(ids.size, n_periods).astype(np.float32)
+        run_rows = (
+            run_ids.to_frame("unique_id")
+            .join(lookup, on="unique_id", how="left", maintain_order="left")["_row"]
+            .to_numpy()
+        )
+        rows = id_groups.expand(run_rows)
+        cols = _period_numbers(day_numbers, first, freq)
+        weights = y_col.to_numpy()
+        if distinct.size and (distinct[0] < first or distinct[-1] > last):
+            inside = (cols >= 0) & (cols < n_periods)
+            rows, cols, weights = rows[inside], cols[inside], weights[inside]
+        y = _scatter(rows * n_periods + cols, weights, ids.size * n_periods)
+        y = y.reshape(ids.size, n_periods)
         attrs = None
         if attributes is not None:
             attrs = (

@@ -10,6 +10,7 @@ a report of every rejected row.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from sparecast.data.fastsql import FastReader, FastReadError, compile_sql, fast_reader
 from sparecast.data.mapping import ErpMapping
 from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACTOR
 from sparecast.data.schema import (
@@ -54,7 +56,10 @@ __all__ = [
     "read_tables",
     "write_tables",
     "sqlite_url",
+    "SqlReader",
 ]
+
+log = logging.getLogger(__name__)
 
 LONG_COLUMNS = ("unique_id", "ds", "y")
 FILE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -303,7 +308,12 @@ def _coerce_read(df: pl.DataFrame, table: str) -> pl.DataFrame:
     df = df.select(exprs)
     for c in DATE_COLUMNS.get(table, ()):
         if c in df.columns and df.schema[c] == pl.String():
-            parsed = df.select(parse_date_expr(pl.col(c), pl.String()).alias(c))[c]
+            # a few thousand distinct dates over millions of rows: parse each text once
+            texts = df[c].unique().to_frame("text")
+            texts = texts.with_columns(parse_date_expr(pl.col("text"), pl.String()).alias(c))
+            parsed = df.select(pl.col(c).alias("text")).join(
+                texts, on="text", how="left", maintain_order="left"
+            )[c]
             if parsed.null_count() == df[c].null_count():
                 df = df.with_columns(parsed)
     return df
@@ -341,6 +351,89 @@ def _fetch(
     return pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
 
 
+def _fetch_fast(
+    conn: sa.Connection,
+    reader: FastReader,
+    stmt: sa.Select[Any],
+    names: list[str],
+    chunk_size: int,
+    progress: tuple[str, ReadProgress] | None = None,
+) -> pl.DataFrame:
+    """``_fetch`` through the Arrow driver: the same frame (columns ``names``, the SQLAlchemy
+    reader's types) and the same progress calls (the total first, then one per ``chunk_size``
+    rows and one at the end)."""
+    total = 0
+    on_rows: Callable[[int], None] | None = None
+    if progress is not None:
+        count = sa.select(sa.func.count()).select_from(stmt.subquery())
+        total = int(conn.execute(count).scalar_one())
+        table, report = progress
+        report(table, 0, total)
+        reported = [0]
+
+        def on_rows(done: int) -> None:
+            while reported[0] + chunk_size <= done:
+                reported[0] += chunk_size
+                report(table, reported[0], max(total, reported[0]))
+
+    declared = {c.name: c for c in stmt.selected_columns}
+    if conn.dialect.name in ("mysql", "mariadb") and any(
+        isinstance(c.type, sa.TIMESTAMP) for c in declared.values()
+    ):
+        # TIMESTAMP values come in the session's time zone through SQLAlchemy; read them the
+        # same way only where that zone is UTC
+        zone = conn.exec_driver_sql(
+            "SELECT IF(@@session.time_zone = 'SYSTEM', @@system_time_zone, @@session.time_zone)"
+        ).scalar()
+        if str(zone).upper() not in ("UTC", "+00:00", "GMT", "ETC/UTC"):
+            raise FastReadError(f"TIMESTAMP columns in the session time zone {zone}")
+    frame = reader.read(compile_sql(stmt, conn.dialect), batch_rows=chunk_size, on_rows=on_rows)
+    aware = [n for n, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone]
+    if aware and conn.dialect.name == "postgresql":
+        # the Arrow driver gives UTC; psycopg gives the session's time zone (its calendar days)
+        zone = str(conn.exec_driver_sql("SHOW TIME ZONE").scalar())
+        try:
+            frame = frame.with_columns(pl.col(n).dt.convert_time_zone(zone) for n in aware)
+        except pl.exceptions.PolarsError:
+            raise FastReadError(f"the session time zone {zone!r} is not a zone name") from None
+    if conn.dialect.name == "sqlite":
+        # SQLite lets a column hold numbers and text; the driver then turns the numbers into
+        # text of its own format, so such a table is read row by row instead.
+        for name in frame.columns:
+            col = declared.get(name)
+            if (
+                frame.schema[name] == pl.String()
+                and col is not None
+                and not isinstance(col.type, sa.String | sa.Date | sa.DateTime | sa.Time)
+            ):
+                raise FastReadError(f"column {name!r} mixes text and numbers")
+    if progress is not None and frame.height % chunk_size:
+        progress[1](progress[0], frame.height, max(total, frame.height))
+    if frame.height == 0:
+        return pl.DataFrame({n: [] for n in names})
+    return frame.rename(dict(zip(frame.columns, names, strict=True)))
+
+
+SqlReader = Literal["auto", "arrow", "sqlalchemy"]
+"""How ``read_tables`` reads rows: "arrow" through an Arrow-native driver (ADBC for
+PostgreSQL and SQLite, connectorx for MariaDB/MySQL; SourceError when none serves the URL),
+"sqlalchemy" row by row through the URL's own driver, "auto" (default) Arrow where it can,
+else SQLAlchemy, with a log note saying why."""
+
+
+def _fast_reader_for(parsed: sa.URL, reader: SqlReader, shown: str) -> FastReader | None:
+    if reader == "sqlalchemy":
+        return None
+    if reader not in ("auto", "arrow"):
+        raise SourceError(f"reader must be 'auto', 'arrow' or 'sqlalchemy', got {reader!r}")
+    fast, why = fast_reader(parsed)
+    if fast is None:
+        if reader == "arrow":
+            raise SourceError(f"cannot read {shown} through Arrow: {why}")
+        log.info("reading %s through SQLAlchemy: %s", shown, why)
+    return fast
+
+
 def read_tables(
     url: str,
     mapping: ErpMapping | Mapping[str, Any] | None = None,
@@ -349,8 +442,15 @@ def read_tables(
     *,
     chunk_size: int = 100_000,
     progress: ReadProgress | None = None,
+    reader: SqlReader = "auto",
 ) -> dict[str, pl.DataFrame]:
     """Read canonical tables from the database at ``url`` through the ERP ``mapping``.
+
+    The queries are built by SQLAlchemy; ``reader`` (``SqlReader``) says how their rows are
+    fetched: by default through an Arrow-native driver where one serves the URL (ADBC for
+    PostgreSQL and SQLite, connectorx for MariaDB/MySQL; 10-30x faster than row by row), else,
+    or when that driver cannot read a table (e.g. a SQLite column holding both numbers and
+    text), through SQLAlchemy, with a log note. Both give the same frames.
 
     ``progress(table, rows_read, rows_total)`` is called as each table is read (in chunks of
     ``chunk_size`` rows); it costs one COUNT query per table.
@@ -369,6 +469,7 @@ def read_tables(
         raise SourceError(f"unknown table(s) {unknown}; canonical tables are {list(TABLES)}")
     engine = _engine(url, must_exist=True)
     shown = redact_url(url)
+    fast = _fast_reader_for(engine.url, reader, shown)
     out: dict[str, pl.DataFrame] = {}
     try:
         with _connected(engine, url) as conn:
@@ -427,12 +528,33 @@ def read_tables(
                         bound = first.isoformat()
                     stmt = stmt.where(col >= bound)
                 tracker = (t, progress) if progress is not None else None
-                out[t] = _coerce_read(_fetch(conn, stmt, labels, chunk_size, tracker), t)
+                frame = None
+                if fast is not None:
+                    try:
+                        frame = _fetch_fast(conn, fast, stmt, labels, chunk_size, tracker)
+                    except FastReadError as exc:
+                        if reader == "arrow":
+                            raise SourceError(
+                                f"cannot read table {src_name!r} of {shown} through "
+                                f"{fast.driver}: {exc}"
+                            ) from None
+                        log.warning(
+                            "reading table %r of %s through SQLAlchemy: %s could not (%s)",
+                            src_name,
+                            shown,
+                            fast.driver,
+                            exc,
+                        )
+                if frame is None:
+                    frame = _fetch(conn, stmt, labels, chunk_size, tracker)
+                out[t] = _coerce_read(frame, t)
     except sa.exc.DBAPIError as exc:
         raise _connect_error(url, exc) from None
     except sa.exc.NoSuchTableError as exc:
         raise SourceError(f"{shown} lacks table {exc}") from None
     finally:
+        if fast is not None:
+            fast.close()
         engine.dispose()
     return out
 
