@@ -72,7 +72,7 @@ def test_defaults_notes_rejected_rows_and_items_without_demand(tmp_path: Path) -
         (1, "B", "negative_moq")
     ]
     notes = "\n".join(plan.notes)
-    assert notes.startswith("1 item row(s) rejected (negative_moq 1)")
+    assert notes.startswith("1 row(s) of the items file rejected (negative_moq 1)")
     assert "lead_time_days (default: inventory.default_lead_time_days" in notes
     assert "1 item(s) of the demand have no row in the items file" in notes  # C
     assert "1 item(s) of the items file have no demand history" in notes  # Z

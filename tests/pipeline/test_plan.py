@@ -388,6 +388,7 @@ def test_plan_from_a_long_file_and_an_items_file(tmp_path: Path) -> None:
     assert "2 item(s) of the demand have no row in the items file" in notes  # B (rejected), C
     assert "1 item(s) of the items file have no demand history" in notes
     assert "2 item(s) have no learned or quoted lead time" in notes
+    assert notes.startswith("1 row(s) of the items file rejected (bad_lead_time_days 1)")
     assert "lead_time_std_days (default: 0" in (out / "inventory_report.html").read_text()
     fc = pl.read_parquet(out / "forecasts.parquet")
     assert set(fc["unique_id"]) == {"A", "B", "C", "Z"}  # Z forecast too (zero history)
@@ -421,3 +422,38 @@ def test_plan_items_file_errors(tmp_path: Path, erp_tables: dict) -> None:
         app, ["plan", "-s", str(demand), "-i", str(tmp_path / "no.csv"), *out, *cfg, *FAST]
     )
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_erp_item_master_quotes_are_the_fallback_after_own_orders(
+    planned: Path, tmp_path: Path, erp_tables: dict
+) -> None:
+    """An item master column mapped to lead_time_days: items with enough PO lines of their own
+    keep them; the others take their quote instead of the pooled supplier/global lead time."""
+    tables = dict(erp_tables)
+    items = tables["items"]
+    quotes = [float(10 + k % 5) for k in range(items.height)]
+    tables["items"] = items.with_columns(pl.Series("QUOTED_LT", quotes))
+    db = tmp_path / "erp.sqlite"
+    write_tables(tables, f"sqlite:///{db}")
+    cfg = tmp_path / "sparecast.toml"
+    cfg.write_text(
+        f'[data]\ntoday = "{END.isoformat()}"\n'
+        '[data.erp_mapping.items.columns]\nlead_time_days = "QUOTED_LT"\n'
+    )
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["plan", "-s", str(db), "-o", str(out), "-c", str(cfg), *FAST])
+    assert result.exit_code == 0, result.output
+    before = pl.read_parquet(planned / "policy.parquet")
+    after = pl.read_parquet(out / "policy.parquet")
+    quote = dict(zip(items["item_id"], quotes, strict=True))
+    joined = before.join(after, on="unique_id", suffix="_q")
+    own = joined.filter(pl.col("lead_time_source") == "item_supplier")
+    assert own.height > 0
+    assert (own["lead_time_source_q"] == "item_supplier").all()
+    np.testing.assert_allclose(own["lead_time_mean_days_q"], own["lead_time_mean_days"])
+    pooled = joined.filter(pl.col("lead_time_source") != "item_supplier")
+    assert pooled.height > 0
+    assert (pooled["lead_time_source_q"] == "quoted").all()
+    np.testing.assert_allclose(
+        pooled["lead_time_mean_days_q"], [quote[i] for i in pooled["unique_id"]]
+    )

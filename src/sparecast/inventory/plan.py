@@ -18,7 +18,7 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 
-from sparecast.config import Settings
+from sparecast.config import InventorySettings, Settings
 from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import parse_float_expr, validate_table
 from sparecast.errors import SourceError
@@ -102,7 +102,7 @@ class PlanResult:
 _ITEM_NUMBERS = ("lead_time_days", "lead_time_std_days", "on_order")
 
 
-def _item_inputs(raw: pl.DataFrame, inv: Any) -> pl.DataFrame:
+def _item_inputs(raw: pl.DataFrame, inv: InventorySettings) -> pl.DataFrame:
     """The validated items table with its per-item planning columns (quoted lead time, open
     quantity, MOQ, lot size, target; kept as the source gave them) parsed to floats (an
     unparseable value: null, i.e. the default)."""

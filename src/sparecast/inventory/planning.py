@@ -102,5 +102,9 @@ def plan(
     notes = [*inputs.notes, *result.notes]
     if checked.rejected.height:
         counts = ", ".join(f"{r} {n}" for r, n in checked.report.counts.items())
-        notes.insert(0, f"{checked.rejected.height} item row(s) rejected ({counts})")
+        notes.insert(
+            0,
+            f"{checked.report.rows_rejected} row(s) of the items file rejected ({counts}), "
+            "in Plan.rejected: not used (an item without a kept row takes the defaults)",
+        )
     return Plan(result.policy, notes, checked.rejected, dict(result.summary), result)

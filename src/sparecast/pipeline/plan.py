@@ -142,9 +142,18 @@ def _not_long_file(source: str) -> Callable[[LoadedData], None]:
 def _plan_tables(loaded: LoadedData) -> tuple[dict[str, pl.DataFrame], list[str]]:
     """The tables compute_plan reads (those of the items file, or the source's purchasing
     tables) and the notes of the items file."""
-    if loaded.plan_inputs is not None:
-        return dict(loaded.plan_inputs.tables), list(loaded.plan_inputs.notes)
-    return dict(loaded.tables), []
+    if loaded.plan_inputs is None:
+        return dict(loaded.tables), []
+    notes = list(loaded.plan_inputs.notes)
+    report = loaded.reports.get("items")
+    if report is not None and report.rows_rejected:
+        counts = ", ".join(f"{r} {n}" for r, n in report.counts.items())
+        notes.insert(
+            0,
+            f"{report.rows_rejected} row(s) of the items file rejected ({counts}), listed in "
+            f"{REJECTED_ITEMS_FILE}: not used (an item without a kept row takes the defaults)",
+        )
+    return dict(loaded.plan_inputs.tables), notes
 
 
 def run_plan(
