@@ -3,7 +3,8 @@
 The public API: ``DemandPanel`` (the items x periods demand matrix), ``forecast`` (every method
 over a panel), ``backtest`` (rolling-origin evaluation), ``HybridRouter`` (a method per item),
 ``classify`` (ADI/CV² classes and frequency tiers), ``lead_time_stats`` (lead times, open orders and
-supplier performance from purchase orders), ``load_settings`` and the error types.
+supplier performance from purchase orders), ``plan`` (the inventory policy of a panel and an
+items table, a ``Plan``), ``load_settings`` and the error types.
 """
 
 from sparecast._version import __version__
@@ -20,6 +21,7 @@ from sparecast.errors import (
 )
 from sparecast.evaluate.backtest import BacktestResult, backtest
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
+from sparecast.inventory.planning import Plan, plan
 from sparecast.methods import METHODS
 from sparecast.selection import HybridRouter  # importing selection registers "hybrid"
 
@@ -35,6 +37,8 @@ __all__ = [
     "TierThresholds",
     "lead_time_stats",
     "LeadTimeResult",
+    "plan",
+    "Plan",
     "Settings",
     "load_settings",
     "METHODS",

@@ -227,6 +227,7 @@ def _plan(
     *,
     full_extract: bool = False,
     reuse_forecasts: bool = False,
+    items_file: Path | None = None,
 ) -> PlanOutcome:
     t0 = time.perf_counter()
     _recover(output, settings)
@@ -239,6 +240,7 @@ def _plan(
             full_extract=full_extract,
             progress=bars,
             steps=_steps(quiet),
+            items_file=items_file,
         )
     run_notes = [] if outcome.run is None else outcome.run.result.notes
     extreme = [] if outcome.run is None else _extreme_notes(outcome.run.loaded)
@@ -358,10 +360,19 @@ def plan_cmd(
             "--source",
             "-s",
             help="SQLAlchemy URL of the ERP, or a SQLite file (with purchase orders, receipts "
-            "and stock)",
+            "and stock), or a long-format CSV/Parquet demand file with --items",
         ),
     ],
     output: OutputOpt,
+    items: Annotated[
+        Path | None,
+        typer.Option(
+            "--items",
+            "-i",
+            help="items file (CSV/Parquet) of a long-format SOURCE: unique_id and any of "
+            "lead_time_days, lead_time_std_days, moq, lot_size, unit_cost, on_hand, on_order",
+        ),
+    ] = None,
     reuse_forecasts: Annotated[
         bool,
         typer.Option(
@@ -376,8 +387,9 @@ def plan_cmd(
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Forecast SOURCE, then plan inventory: lead times from purchase orders, safety stock,
-    reorder points, suggested orders; writes OUTPUT/policy.parquet and inventory_report.html."""
+    """Forecast SOURCE, then plan inventory: lead times from purchase orders (or the items file
+    of a long-format SOURCE), safety stock, reorder points, suggested orders; writes
+    OUTPUT/policy.parquet and inventory_report.html."""
     try:
         _plan(
             source,
@@ -385,6 +397,7 @@ def plan_cmd(
             _settings(config, strict, horizon, methods, router),
             quiet,
             reuse_forecasts=reuse_forecasts,
+            items_file=items,
         )
     except SparecastError as exc:
         _fail(exc)

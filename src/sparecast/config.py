@@ -312,6 +312,12 @@ class InventorySettings(_Section):
     lead_time_max_samples: int = Field(
         200, ge=1, description="most recent completed PO lines kept as lead-time samples"
     )
+    default_lead_time_days: float = Field(
+        30.0,
+        gt=0,
+        description="lead time of items with no learned or quoted one (an items file without "
+        "lead_time_days, an ERP without completed purchase orders): lead_time_source default",
+    )
     calibrate: bool = Field(
         True,
         description="fill-rate targets: raise each frequency group's nominal target by what a "

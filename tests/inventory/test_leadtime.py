@@ -331,3 +331,46 @@ def test_properties_on_random_purchase_history(orders: list) -> None:
     )
     n_closed = sum(completed(d, q, p) for _, d, q, p in orders)
     assert res.open_orders.height == len(orders) - n_closed
+
+
+def test_an_items_quoted_lead_time_comes_after_its_own_orders_and_before_the_pools() -> None:
+    items = ITEMS.with_columns(
+        pl.Series("lead_time_days", ["20", "25", "", "40"]),
+        pl.Series("lead_time_std_days", [None, 5.0, None, None]),
+    )
+    per = _stats(items=items).per_item
+    a, b, c, d = (_row(per, item_id=i) for i in "ABCD")
+    assert a["lead_time_source"] == "item_supplier"  # 3 completed lines of its own beat a quote
+    assert (b["lead_time_source"], c["lead_time_source"]) == ("quoted", "global")
+    # B's quote (25 ± 5 days) replaces the pooled S1 lead times: 25 samples, exactly 25 and 5
+    assert len(b["lead_time_samples_days"]) == 25
+    assert b["lead_time_mean_days"] == pytest.approx(25.0)
+    assert b["lead_time_std_days"] == pytest.approx(5.0)
+    assert (d["lead_time_samples_days"], d["lead_time_std_days"]) == ([40.0], 0.0)
+
+
+def test_quote_samples_are_the_normal_quantiles_cut_at_zero() -> None:
+    from statistics import NormalDist
+
+    from sparecast.inventory.leadtime import quote_samples
+
+    assert quote_samples(12.0) == [12.0] and quote_samples(12.0, 0.0) == [12.0]
+    s = np.array(quote_samples(10.0, 2.0))
+    z = np.array([NormalDist().inv_cdf((k + 0.5) / 25) for k in range(25)])
+    np.testing.assert_allclose(s, 10.0 + 2.0 * z / z.std(ddof=1))
+    assert s.mean() == pytest.approx(10.0) and s.std(ddof=1) == pytest.approx(2.0)
+    assert min(quote_samples(1.0, 5.0)) == 0.0
+
+
+def test_default_lead_time_when_nothing_is_known() -> None:
+    no_receipts = RECEIPTS.head(0)
+    with pytest.raises(DataValidationError, match="no lead time can be estimated"):
+        _stats(receipts=no_receipts, suppliers=None)
+    per = _stats(receipts=no_receipts, suppliers=None, default_days=21.0).per_item
+    assert per["lead_time_source"].to_list() == ["default"] * 4
+    assert per["lead_time_mean_days"].to_list() == [21.0] * 4
+    # a supplier's quote still beats the default; the item's own quote beats both
+    items = ITEMS.with_columns(pl.Series("lead_time_days", [None, None, None, 5.0]))
+    per = _stats(receipts=no_receipts, items=items, default_days=21.0).per_item
+    assert per["lead_time_source"].to_list() == ["quoted", "quoted", "quoted", "quoted"]
+    assert per["lead_time_mean_days"].to_list() == [9.0, 9.0, 30.0, 5.0]

@@ -110,3 +110,25 @@ def test_extra_tables_and_weekly_buckets(tmp_path: Path) -> None:
         "partial_days_dropped_at_end": 1,
         "demand_in_dropped_days": 6.0,
     }
+
+
+def test_an_items_file_adds_its_items_and_the_plan_inputs(tmp_path: Path) -> None:
+    """Items of the items file without demand join the panel with zero demand; its rejected
+    rows are reported under ``items``; its valid rows become the plan's tables."""
+    path = _csv(tmp_path, "A,2026-01-01,2\nA,2026-01-03,1\nB,2026-01-02,5\n")
+    items = tmp_path / "items.csv"
+    items.write_text("unique_id,category,on_hand\nA,pumps,4\nC,valves,\nB,x,-2\n")
+    loaded = load_panel(str(path), load_settings(data={"today": "2026-01-31"}), items_file=items)
+    panel = loaded.panel
+    assert panel.item_ids.tolist() == ["A", "B", "C"]
+    np.testing.assert_array_equal(panel.y, [[2.0, 0.0, 1.0], [0.0, 5.0, 0.0], [0.0, 0.0, 0.0]])
+    assert panel.attributes is not None
+    assert panel.attributes["category"].to_list() == ["pumps", None, "valves"]
+    assert loaded.rejected["items"]["reason"].to_list() == ["negative_on_hand"]
+    assert loaded.reports["items"].rows_rejected == 1
+    inputs = loaded.plan_inputs
+    assert inputs is not None and inputs.only_in_items == ["C"]
+    assert inputs.tables["stock"].select("item_id", "on_hand").rows() == [("A", 4.0)]
+    assert sorted(inputs.tables["items"]["item_id"]) == ["A", "B", "C"]  # B: defaults
+    without = load_panel(str(path), load_settings(data={"today": "2026-01-31"}))
+    assert without.plan_inputs is None and "items" not in without.rejected

@@ -19,6 +19,7 @@ from sparecast.config import load_settings
 from sparecast.data.sources import write_tables
 from sparecast.inventory.leadtime import LEAD_TIME_SOURCES
 from sparecast.inventory.plan import POLICY_COLUMNS
+from sparecast.pipeline.plan import recorded_items_file
 
 runner = CliRunner()
 END = date(2026, 10, 31)
@@ -230,14 +231,14 @@ def test_plan_reports_bad_purchasing_rows(tmp_path: Path, erp_tables: dict) -> N
     assert "purchasing/stock row(s) rejected" in strict.output
 
 
-def test_plan_needs_purchasing_tables(tmp_path: Path) -> None:
+def test_plan_needs_purchasing_tables_or_an_items_file(tmp_path: Path) -> None:
     csv = tmp_path / "long.csv"
     pl.DataFrame(
         {"unique_id": ["a"] * 60, "ds": [date(2026, 1, 1) + timedelta(days=i) for i in range(60)]}
     ).with_columns(pl.lit(1.0).alias("y")).write_csv(csv)
     result = runner.invoke(app, ["plan", "-s", str(csv), "-o", str(tmp_path / "o"), *FAST])
     assert result.exit_code == 2
-    assert "needs an ERP database" in result.output
+    assert "needs an ERP database" in result.output and "--items FILE" in result.output
 
 
 def test_demo_includes_the_plan(tmp_path: Path) -> None:
@@ -338,3 +339,121 @@ def test_plan_takes_a_duration_horizon_on_weekly_buckets(tmp_path: Path, erp_tab
     totals = fc.group_by("unique_id").agg(pl.col("forecast").sum().alias("total"))
     pol = pl.read_parquet(out / "policy.parquet").join(totals, on="unique_id")
     np.testing.assert_allclose(pol["forecast_horizon_total"], pol["total"], rtol=1e-9)
+
+
+def _long_demand(path: Path, weeks: int = 30) -> Path:
+    """Weekly long-format demand of A, B (2 a week) and C (1 every 3rd week)."""
+    rows = []
+    for w in range(weeks):
+        day = (date(2026, 1, 5) + timedelta(weeks=w)).isoformat()
+        rows += [("A", day, "2"), ("B", day, "2"), ("C", day, "1" if w % 3 == 0 else "0")]
+    pl.DataFrame(rows, schema=["unique_id", "ds", "y"], orient="row").write_csv(path)
+    return path
+
+
+def test_plan_from_a_long_file_and_an_items_file(tmp_path: Path) -> None:
+    demand = _long_demand(tmp_path / "demand.csv")
+    items = tmp_path / "items.csv"
+    items.write_text(
+        "unique_id,lead_time_days,moq,unit_cost,on_hand,on_order\n"
+        "A,14,4,2.5,3,1\n"
+        "B,abc,1,1,0,0\n"  # rejected: B takes every default
+        "Z,21,1,4,0,0\n"  # no demand: planned with zero history
+    )
+    out = tmp_path / "out"
+    cfg = ["-c", str(_config(tmp_path))]
+    args = ["plan", "-s", str(demand), "--items", str(items), "-o", str(out), *cfg, *FAST]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    pol = pl.read_parquet(out / "policy.parquet").sort("unique_id")
+    assert pol.columns == list(POLICY_COLUMNS)
+    assert pol["unique_id"].to_list() == ["A", "B", "C", "Z"]
+    src = dict(zip(pol["unique_id"], pol["lead_time_source"], strict=True))
+    assert src == {"A": "quoted", "B": "default", "C": "default", "Z": "quoted"}
+    a = pol.row(0, named=True)
+    assert (a["lead_time_mean_days"], a["unit_cost"], a["inventory_position"]) == (14.0, 2.5, 4.0)
+    assert a["order_quantity"] >= 4
+    assert pol.filter(pl.col("unique_id") == "Z")["suggested_order"].item() == 0.0
+    rejected = pl.read_parquet(out / "rejected_items.parquet")
+    assert rejected.select("input_row", "unique_id", "lead_time_days", "reason").rows() == [
+        (1, "B", "abc", "bad_lead_time_days")
+    ]
+    run = json.loads((out / "run.json").read_text())
+    assert run["command"]["items"] == str(items.resolve())
+    assert recorded_items_file(out) == str(items.resolve())  # a retrain plans with it again
+    assert recorded_items_file(tmp_path) is None
+    assert run["validation"]["items"]["counts"] == {"bad_lead_time_days": 1}
+    notes = "\n".join(run["plan"]["notes"])
+    assert "lead_time_std_days (default: 0" in notes and "lot_size (default" in notes
+    assert "2 item(s) of the demand have no row in the items file" in notes  # B (rejected), C
+    assert "1 item(s) of the items file have no demand history" in notes
+    assert "2 item(s) have no learned or quoted lead time" in notes
+    assert notes.startswith("1 row(s) of the items file rejected (bad_lead_time_days 1)")
+    assert "lead_time_std_days (default: 0" in (out / "inventory_report.html").read_text()
+    fc = pl.read_parquet(out / "forecasts.parquet")
+    assert set(fc["unique_id"]) == {"A", "B", "C", "Z"}  # Z forecast too (zero history)
+
+    # the corrected items file replaces the plan on the same forecasts; no stale rejected rows
+    items.write_text("unique_id,lead_time_days\nA,7\nB,7\nC,7\nZ,7\n")
+    again = runner.invoke(app, [*args, "--reuse-forecasts"])
+    assert again.exit_code == 0, again.output
+    pol = pl.read_parquet(out / "policy.parquet")
+    assert set(pol["lead_time_mean_days"]) == {7.0} and set(pol["lead_time_source"]) == {"quoted"}
+    assert not (out / "rejected_items.parquet").exists()
+
+
+def test_plan_items_file_errors(tmp_path: Path, erp_tables: dict) -> None:
+    demand = _long_demand(tmp_path / "demand.csv")
+    items = tmp_path / "items.csv"
+    items.write_text("unique_id,on_hand\nA,-1\n")
+    cfg = ["-c", str(_config(tmp_path))]
+    out = ["-o", str(tmp_path / "o")]
+    strict = runner.invoke(
+        app, ["plan", "-s", str(demand), "-i", str(items), *out, *cfg, *FAST, "--strict"]
+    )
+    assert strict.exit_code == 2
+    assert "negative_on_hand" in strict.output
+    db = tmp_path / "erp.sqlite"
+    write_tables(erp_tables, f"sqlite:///{db}")
+    refused = runner.invoke(app, ["plan", "-s", str(db), "-i", str(items), *out, *cfg, *FAST])
+    assert refused.exit_code == 2
+    assert "--items is for a long-format demand file" in refused.output
+    missing = runner.invoke(
+        app, ["plan", "-s", str(demand), "-i", str(tmp_path / "no.csv"), *out, *cfg, *FAST]
+    )
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_erp_item_master_quotes_are_the_fallback_after_own_orders(
+    planned: Path, tmp_path: Path, erp_tables: dict
+) -> None:
+    """An item master column mapped to lead_time_days: items with enough PO lines of their own
+    keep them; the others take their quote instead of the pooled supplier/global lead time."""
+    tables = dict(erp_tables)
+    items = tables["items"]
+    quotes = [float(10 + k % 5) for k in range(items.height)]
+    tables["items"] = items.with_columns(pl.Series("QUOTED_LT", quotes))
+    db = tmp_path / "erp.sqlite"
+    write_tables(tables, f"sqlite:///{db}")
+    cfg = tmp_path / "sparecast.toml"
+    cfg.write_text(
+        f'[data]\ntoday = "{END.isoformat()}"\n'
+        '[data.erp_mapping.items.columns]\nlead_time_days = "QUOTED_LT"\n'
+    )
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["plan", "-s", str(db), "-o", str(out), "-c", str(cfg), *FAST])
+    assert result.exit_code == 0, result.output
+    before = pl.read_parquet(planned / "policy.parquet")
+    after = pl.read_parquet(out / "policy.parquet")
+    quote = dict(zip(items["item_id"], quotes, strict=True))
+    joined = before.join(after, on="unique_id", suffix="_q")
+    own = joined.filter(pl.col("lead_time_source") == "item_supplier")
+    assert own.height > 0
+    assert (own["lead_time_source_q"] == "item_supplier").all()
+    np.testing.assert_allclose(own["lead_time_mean_days_q"], own["lead_time_mean_days"])
+    pooled = joined.filter(pl.col("lead_time_source") != "item_supplier")
+    assert pooled.height > 0
+    assert (pooled["lead_time_source_q"] == "quoted").all()
+    np.testing.assert_allclose(
+        pooled["lead_time_mean_days_q"], [quote[i] for i in pooled["unique_id"]]
+    )

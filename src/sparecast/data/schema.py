@@ -129,6 +129,9 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     for name, cols in TABLE_SCHEMAS.items()
 }
 OPTIONAL_COLUMNS["demand"] = ("line_id",)  # defines duplicates when present (see module doc)
+# the item master's planning columns, read when the source (or its mapping) has them; kept as
+# extra columns by validate_table, parsed by the plan (sparecast.inventory.plan)
+OPTIONAL_COLUMNS["items"] += ("lead_time_days", "lead_time_std_days", "moq", "lot_size")
 
 DATE_COLUMNS: dict[str, tuple[str, ...]] = {
     name: tuple(c for c, t in cols.items() if t == pl.Date())

@@ -17,7 +17,14 @@ Definitions (all in days, dates as calendar days):
   ``min_orders`` (``lead_time_source = "item_supplier"``), else from all completed lines of that
   supplier (``"supplier"``, also at least ``min_orders``), else from all completed lines of every
   supplier (``"global"``); only when the data holds no completed PO line at all does the
-  supplier's ``quoted_lead_time_days`` serve (``"quoted"``).
+  supplier's ``quoted_lead_time_days`` serve (``"quoted"``). An item's own quoted lead time
+  (items-table columns ``lead_time_days`` and optional ``lead_time_std_days``, from an items
+  file or the item master) comes right after its own PO lines: before the supplier's and the
+  global lead times, which pool other items (``"quoted"``). Items with none of these take
+  ``default_days`` (``"default"``) when it is given, else the call fails.
+* A quoted lead time of mean m and standard deviation s (0 when not given) is represented by
+  25 samples at the normal quantiles (k + 0.5) / 25, scaled so that their mean is m and their
+  sample standard deviation s exactly (cut at 0 days); with s = 0 it is the single sample m.
 * Open quantity of a PO line = ordered - received (lines received in full or more are closed);
   expected on the promised date, else on ``order_date + round(mean lead time)`` of the item.
 * Supplier performance over PO lines due by ``today`` (promised date on or before it):
@@ -61,12 +68,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from sparecast.data.schema import validate_table
+from sparecast.data.schema import parse_float_expr, validate_table
 from sparecast.errors import DataValidationError
 
 __all__ = [
@@ -75,9 +83,10 @@ __all__ = [
     "RECEIPT_REJECT_REASONS",
     "LeadTimeResult",
     "lead_time_stats",
+    "quote_samples",
 ]
 
-LEAD_TIME_SOURCES: tuple[str, ...] = ("item_supplier", "supplier", "global", "quoted")
+LEAD_TIME_SOURCES: tuple[str, ...] = ("item_supplier", "supplier", "global", "quoted", "default")
 PO_REJECT_REASONS: tuple[str, ...] = (
     "missing_supplier_id",
     "unknown_item",
@@ -106,6 +115,37 @@ _REJECTED_SCHEMA = {
     "detail": pl.String,
 }
 _SAMPLES = pl.List(pl.Float64)
+_QUOTE_POINTS = 25
+_Z = np.array([NormalDist().inv_cdf((k + 0.5) / _QUOTE_POINTS) for k in range(_QUOTE_POINTS)])
+_Z = _Z / _Z.std(ddof=1)  # symmetric: mean 0; sample std 1
+
+
+def quote_samples(mean: float, std: float | None = None) -> list[float]:
+    """Lead-time samples (days) of a quoted lead time: ``mean`` alone when ``std`` is 0 or
+    missing, else 25 samples at the normal quantiles with exactly that mean and sample standard
+    deviation (cut at 0)."""
+    if std is None or not np.isfinite(std) or std <= 0:
+        return [float(mean)]
+    return np.maximum(mean + std * _Z, 0.0).tolist()
+
+
+def _item_quotes(item_table: pl.DataFrame | None) -> pl.DataFrame:
+    """item_id -> samples of its quoted lead time (items with a ``lead_time_days`` value)."""
+    schema: dict[str, pl.DataType] = {"item_id": pl.String(), "_iquote": _SAMPLES}
+    if item_table is None or "lead_time_days" not in item_table.columns:
+        return pl.DataFrame(schema=schema)
+    cols = [parse_float_expr(pl.col("lead_time_days"), item_table.schema["lead_time_days"])]
+    if "lead_time_std_days" in item_table.columns:
+        std = item_table.schema["lead_time_std_days"]
+        cols.append(parse_float_expr(pl.col("lead_time_std_days"), std))
+    else:
+        cols.append(pl.lit(None, pl.Float64))
+    q = item_table.select("item_id", *cols).filter(pl.nth(1).is_not_null() & (pl.nth(1) >= 0))
+    rows = q.rows()
+    return pl.DataFrame(
+        {"item_id": [r[0] for r in rows], "_iquote": [quote_samples(r[1], r[2]) for r in rows]},
+        schema=schema,
+    )
 
 
 @dataclass
@@ -347,14 +387,17 @@ def lead_time_stats(
     min_orders: int = 3,
     today: date,
     max_samples: int = 200,
+    default_days: float | None = None,
 ) -> LeadTimeResult:
     """Lead-time statistics per item (with fallbacks), open PO quantities, supplier performance
     and the rejected PO/receipt rows, from the canonical purchase_orders and receipts tables.
 
     Tables may be raw (strings) or validated; see the module docstring for every definition and
     rejection reason. ``today`` bounds the data (later orders/receipts are rejected) and decides
-    which promised dates are due. Raises DataValidationError only when no lead time can be known
-    for some item: no completed PO line at all and no quoted lead time of its supplier.
+    which promised dates are due. ``default_days``: the lead time of items with no learned or
+    quoted one (``"default"``). Raises DataValidationError only when no lead time can be known
+    for some item: no completed PO line at all, no quoted lead time of the item or its supplier
+    and no ``default_days``.
     """
     if min_orders < 1:
         raise DataValidationError(f"min_orders must be >= 1, got {min_orders}")
@@ -408,31 +451,43 @@ def lead_time_stats(
         )
     else:
         per = per.with_columns(pl.lit(None, pl.Float64).alias("_quoted"))
+    per = per.join(_item_quotes(item_table), on="item_id", how="left")
     glob = pl.lit(pl.Series([global_samples.tolist()], dtype=_SAMPLES))
     own_ok = pl.col("n_orders").fill_null(0) >= min_orders
+    item_quoted = pl.col("_iquote").is_not_null()
     sup_ok = pl.col("_n_sup").fill_null(0) >= min_orders
     glob_ok = global_samples.size > 0
     quoted = pl.concat_list(pl.col("_quoted")).cast(_SAMPLES)
+    has_default = default_days is not None
+    default = pl.lit(pl.Series([[float(default_days or 0.0)]], dtype=_SAMPLES))
     per = per.with_columns(
         pl.col("n_orders").fill_null(0).cast(pl.Int64),
         pl.when(own_ok)
         .then(pl.col("_own"))
+        .when(item_quoted)
+        .then(pl.col("_iquote"))
         .when(sup_ok)
         .then(pl.col("_sup"))
         .when(pl.lit(glob_ok))
         .then(glob)
         .when(pl.col("_quoted").is_not_null())
         .then(quoted)
+        .when(pl.lit(has_default))
+        .then(default)
         .otherwise(None)
         .alias("lead_time_samples_days"),
         pl.when(own_ok)
         .then(pl.lit("item_supplier"))
+        .when(item_quoted)
+        .then(pl.lit("quoted"))
         .when(sup_ok)
         .then(pl.lit("supplier"))
         .when(pl.lit(glob_ok))
         .then(pl.lit("global"))
         .when(pl.col("_quoted").is_not_null())
         .then(pl.lit("quoted"))
+        .when(pl.lit(has_default))
+        .then(pl.lit("default"))
         .otherwise(None)
         .alias("lead_time_source"),
     )

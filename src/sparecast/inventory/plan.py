@@ -18,9 +18,9 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 
-from sparecast.config import Settings
+from sparecast.config import InventorySettings, Settings
 from sparecast.data.panel import DemandPanel
-from sparecast.data.schema import validate_table
+from sparecast.data.schema import parse_float_expr, validate_table
 from sparecast.errors import SourceError
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
 from sparecast.inventory.policy import (
@@ -97,6 +97,22 @@ class PlanResult:
     notes: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+_ITEM_NUMBERS = ("lead_time_days", "lead_time_std_days", "on_order")
+
+
+def _item_inputs(raw: pl.DataFrame, inv: InventorySettings) -> pl.DataFrame:
+    """The validated items table with its per-item planning columns (quoted lead time, open
+    quantity, MOQ, lot size, target; kept as the source gave them) parsed to floats (an
+    unparseable value: null, i.e. the default)."""
+    items = validate_table("items", raw).valid
+    cols = (*_ITEM_NUMBERS, inv.moq_column, inv.lot_size_column, inv.item_target_column)
+    return items.with_columns(
+        parse_float_expr(pl.col(c), items.schema[c]).alias(c)
+        for c in dict.fromkeys(cols)
+        if c in items.columns
+    )
 
 
 def _stock_per_item(
@@ -195,7 +211,7 @@ def compute_plan(
             "purchase_orders, receipts and stock (map their names in [data.erp_mapping])"
         )
     ids = [str(i) for i in panel.item_ids]
-    items = validate_table("items", tables["items"]).valid if "items" in tables else None
+    items = _item_inputs(tables["items"], inv) if "items" in tables else None
     suppliers = (
         validate_table("suppliers", tables["suppliers"]).valid if "suppliers" in tables else None
     )
@@ -209,6 +225,7 @@ def compute_plan(
         min_orders=inv.lead_time_min_orders,
         max_samples=inv.lead_time_max_samples,
         today=today,
+        default_days=inv.default_lead_time_days,
     )
     on_hand, backorders, has_stock, stock_rejected, as_of = _stock_per_item(tables["stock"], ids)
     rejected = pl.concat([lt.rejected, stock_rejected])
@@ -218,6 +235,12 @@ def compute_plan(
     n_no_stock = int((~has_stock).sum())
     if n_no_stock:
         notes.append(f"{n_no_stock} item(s) have no stock row: on hand 0")
+    n_default = int((lt.per_item["lead_time_source"] == "default").sum())
+    if n_default:
+        notes.append(
+            f"{n_default} item(s) have no learned or quoted lead time: "
+            f"inventory.default_lead_time_days = {inv.default_lead_time_days:g} days"
+        )
 
     period_days = _PERIOD_DAYS[panel.freq]
     lt_samples = [s / period_days for s in lt.samples_for(ids)]
@@ -263,7 +286,8 @@ def compute_plan(
     pol = distribution_policy(
         ltd, policy_targets, q, target_type=inv.target_type, policy=inv.policy
     )
-    open_qty = lt.open_quantity_for(ids)
+    # open POs, plus the undated open quantity of an items file (items.on_order)
+    open_qty = lt.open_quantity_for(ids) + resolve_item_column(items, ids, "on_order", 0.0)
     ip = inventory_position(on_hand, open_qty, backorders)
     order = suggested_order(pol, ip, moq, lot)
     active = resolve_item_column(

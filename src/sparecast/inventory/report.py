@@ -180,7 +180,7 @@ def report_context(plan: PlanResult, *, source: str) -> dict[str, Any]:
         pl.len().alias("items"),
         pl.col("lead_time_mean_days").mean().alias("mean_days"),
     )
-    order_src = {"item_supplier": 0, "supplier": 1, "global": 2, "quoted": 3}
+    order_src = {"item_supplier": 0, "quoted": 1, "supplier": 2, "global": 3, "default": 4}
     source_rows = sorted(
         sources.iter_rows(named=True), key=lambda r: order_src.get(r["lead_time_source"], 9)
     )

@@ -24,6 +24,7 @@ __all__ = [
     "POLICY_FILE",
     "REPORT_FILE",
     "REJECTED_FILE",
+    "REJECTED_ITEMS_FILE",
     "PLAN_FILES",
     "OUTPUT_FILES",
     "quantile_column",
@@ -36,6 +37,7 @@ FORECASTS_FILE = "forecasts.parquet"
 POLICY_FILE = "policy.parquet"
 REPORT_FILE = "inventory_report.html"
 REJECTED_FILE = "rejected_purchasing.parquet"
+REJECTED_ITEMS_FILE = "rejected_items.parquet"
 PLAN_FILES: tuple[str, ...] = (POLICY_FILE, REPORT_FILE, REJECTED_FILE)
 """The files the plan step (sparecast.pipeline.plan) writes."""
 # Files a run writes; its commit removes those of an earlier run it does not produce, so that no
@@ -47,7 +49,7 @@ OUTPUT_FILES: tuple[str, ...] = (
     "selection.parquet",
     FORECASTS_FILE,
     "rejected_rows.parquet",
-    "rejected_items.parquet",
+    REJECTED_ITEMS_FILE,
     RUN_JSON,
     *PLAN_FILES,
 )

@@ -1,9 +1,11 @@
 """The plan step: forecasts + purchasing data -> inventory policy, order suggestions, report.
 
 ``run_plan`` stages the forecasting run (or reuses ``DIR/forecasts.parquet``), reads the
-purchasing tables of the same source (suppliers, purchase_orders, receipts, stock), computes the
-plan (:func:`sparecast.inventory.plan.compute_plan`, no I/O), stages ``policy.parquet`` and
-``inventory_report.html`` and then stores and commits everything in one step.
+purchasing tables of the same source (suppliers, purchase_orders, receipts, stock) or, for a
+long-format demand file, the items file (``items_file``: lead times, MOQs, costs, stock; see
+:mod:`sparecast.data.items`), computes the plan (:func:`sparecast.inventory.plan.compute_plan`,
+no I/O), stages ``policy.parquet`` and ``inventory_report.html`` and then stores and commits
+everything in one step.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sparecast.pipeline.outputs import (
     PLAN_FILES,
     POLICY_FILE,
     REJECTED_FILE,
+    REJECTED_ITEMS_FILE,
     REPORT_FILE,
 )
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
@@ -41,6 +44,7 @@ from sparecast.urls import redact_url
 __all__ = [
     "PLAN_TABLES",
     "PlanOutcome",
+    "recorded_items_file",
     "write_plan",
     "run_plan",
 ]
@@ -68,11 +72,13 @@ def write_plan(
     forecasts_reused: bool,
     work_dir: Path | None = None,
     base_run: Path | None = None,
+    items_file: str | Path | None = None,
 ) -> dict[str, str]:
     """Write policy.parquet, inventory_report.html, rejected_purchasing.parquet (only if any)
     and run.json with its ``plan`` section into ``work_dir`` (the staging folder, default
     ``output_dir``); the paths returned are those in ``output_dir``. run.json starts from
-    ``base_run`` (default: the run.json in ``work_dir``: the forecasting run just staged)."""
+    ``base_run`` (default: the run.json in ``work_dir``: the forecasting run just staged);
+    ``items_file`` is recorded in its ``command`` (a retrain plans with it again)."""
     final_dir = output_dir
     output_dir = work_dir if work_dir is not None else output_dir
     paths: dict[str, str] = {}
@@ -94,6 +100,8 @@ def write_plan(
             run = {}
     run.setdefault("sparecast_version", __version__)
     run["command"] = {"name": "plan", "reuse_forecasts": forecasts_reused}
+    if items_file is not None:
+        run["command"]["items"] = str(Path(items_file).expanduser().resolve())
     run["plan"] = {
         **plan.summary,
         "forecasts_reused": forecasts_reused,
@@ -106,16 +114,46 @@ def write_plan(
     return paths
 
 
+def recorded_items_file(output_dir: Path) -> str | None:
+    """The items file the plan in ``output_dir`` was made with (``run.json`` ``command.items``;
+    a retrain plans with it again), None when there is none."""
+    try:
+        command = json.loads((output_dir / RUN_JSON).read_text()).get("command")
+    except (OSError, ValueError):
+        return None
+    items = command.get("items") if isinstance(command, dict) else None
+    return str(items) if items else None
+
+
 def _not_long_file(source: str) -> Callable[[LoadedData], None]:
     def check(loaded: LoadedData) -> None:
-        if loaded.source_kind == "long_file":
+        if loaded.source_kind == "long_file" and loaded.plan_inputs is None:
             raise SourceError(
                 f"{redact_url(source)} is a long-format file (unique_id, ds, y) without purchase "
                 "orders or stock; `sparecast plan` needs an ERP database with the "
-                "purchase_orders, receipts and stock tables (use `sparecast run` to forecast it)"
+                "purchase_orders, receipts and stock tables, or --items FILE: the items' "
+                "lead_time_days, lead_time_std_days, moq, lot_size, unit_cost, on_hand and "
+                "on_order (use `sparecast run` to forecast it only)"
             )
 
     return check
+
+
+def _plan_tables(loaded: LoadedData) -> tuple[dict[str, pl.DataFrame], list[str]]:
+    """The tables compute_plan reads (those of the items file, or the source's purchasing
+    tables) and the notes of the items file."""
+    if loaded.plan_inputs is None:
+        return dict(loaded.tables), []
+    notes = list(loaded.plan_inputs.notes)
+    report = loaded.reports.get("items")
+    if report is not None and report.rows_rejected:
+        counts = ", ".join(f"{r} {n}" for r, n in report.counts.items())
+        notes.insert(
+            0,
+            f"{report.rows_rejected} row(s) of the items file rejected ({counts}), listed in "
+            f"{REJECTED_ITEMS_FILE}: not used (an item without a kept row takes the defaults)",
+        )
+    return dict(loaded.plan_inputs.tables), notes
 
 
 def run_plan(
@@ -127,14 +165,19 @@ def run_plan(
     full_extract: bool = False,
     progress: Progress = no_progress,
     steps: Steps = no_steps,
+    items_file: str | Path | None = None,
 ) -> PlanOutcome:
     """Forecast (the whole forecasting run, or ``DIR/forecasts.parquet`` with
     ``reuse_forecasts``), then plan; everything is staged and replaces the directory's previous
-    results in one step when it has succeeded (``sparecast.pipeline.staging``)."""
+    results in one step when it has succeeded (``sparecast.pipeline.staging``).
+    ``items_file``: the items file of a long-format ``source`` (``sparecast plan --items``)."""
     today = settings.data.today or date.today()
     run: RunOutcome | None = None
     forecasts: pl.DataFrame | None
-    with Staging(output_dir, remove=PLAN_FILES if reuse_forecasts else OUTPUT_FILES) as staging:
+    remove = PLAN_FILES if reuse_forecasts else OUTPUT_FILES
+    if reuse_forecasts and items_file is not None:
+        remove = (*remove, REJECTED_ITEMS_FILE)
+    with Staging(output_dir, remove=remove) as staging:
         if reuse_forecasts:
             fc_path = output_dir / FORECASTS_FILE
             if not fc_path.is_file():
@@ -156,8 +199,12 @@ def run_plan(
                 full_extract=full_extract,
                 progress=progress,
                 extra_tables=PLAN_TABLES,
+                items_file=items_file,
             )
             _not_long_file(source)(loaded)
+            item_rejects = loaded.rejected.get("items")
+            if items_file is not None and item_rejects is not None and item_rejects.height:
+                item_rejects.write_parquet(staging.dir / REJECTED_ITEMS_FILE)
             classification = classify(
                 loaded.panel,
                 thresholds=settings.tiers.thresholds(),
@@ -174,11 +221,12 @@ def run_plan(
                 extra_tables=PLAN_TABLES,
                 command="plan",
                 after_load=_not_long_file(source),
+                items_file=items_file,
             )
             loaded, classification = run.loaded, run.result.classification
             forecasts = run.result.forecasts
         steps("plan")
-        tables = dict(loaded.tables)
+        tables, item_notes = _plan_tables(loaded)
         if loaded.source_kind == "database" and not loaded.extract_info.get("full", True):
             # Incremental extraction appends purchase orders by order date, so changes to older
             # lines (cancelled, re-quantified, re-promised) would never be seen: open quantities
@@ -195,6 +243,7 @@ def run_plan(
             today=today,
             progress=progress,
         )
+        plan.notes[:0] = item_notes
         if settings.data.strict and plan.rejected.height:
             raise DataValidationError(
                 f"{plan.rejected.height} purchasing/stock row(s) rejected ("
@@ -209,6 +258,7 @@ def run_plan(
             forecasts_reused=reuse_forecasts,
             work_dir=staging.dir,
             base_run=output_dir / RUN_JSON if reuse_forecasts else None,
+            items_file=items_file,
         )
         store_and_commit(staging, run, settings, source=source, progress=progress, steps=steps)
     return PlanOutcome(plan, run, paths, plan_summary_lines(plan))

@@ -53,10 +53,12 @@ def stage_run(
     extra_tables: tuple[str, ...] = (),
     command: str = "run",
     after_load: Callable[[LoadedData], None] | None = None,
+    items_file: str | Path | None = None,
 ) -> RunOutcome:
     """Check the store, load and validate the source, compute and write the run's files into
     ``work_dir`` (a staging folder of ``output_dir``); nothing is stored or committed yet.
-    ``after_load``: a check of the loaded data before the long computation."""
+    ``after_load``: a check of the loaded data before the long computation; ``items_file``:
+    the items file of a long-format source (``load_panel``)."""
     timings: dict[str, float] = {}
     steps("check")
     if with_forecast:
@@ -70,6 +72,7 @@ def stage_run(
         full_extract=full_extract,
         progress=progress,
         extra_tables=extra_tables,
+        items_file=items_file,
     )
     if after_load is not None:
         after_load(loaded)

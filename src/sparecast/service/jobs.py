@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sparecast.config import Settings
-from sparecast.pipeline.plan import run_plan
+from sparecast.pipeline.plan import recorded_items_file, run_plan
 from sparecast.pipeline.staging import RUN_JSON, recover_output_dir
 from sparecast.pipeline.steps import run_pipeline
 from sparecast.service.errors import JobConflict, NoRetrainSource
@@ -92,7 +92,10 @@ def _retrain_main(
 
         recover_output_dir(Path(data_dir), settings)  # what an earlier killed job left
         if command == "plan":
-            run_plan(source, Path(data_dir), settings, progress=progress, steps=step)
+            items = recorded_items_file(Path(data_dir))  # planned from a long file + items
+            run_plan(
+                source, Path(data_dir), settings, progress=progress, steps=step, items_file=items
+            )
         else:
             run_pipeline(source, Path(data_dir), settings, progress=progress, steps=step)
         conn.send(("done", None))
