@@ -148,7 +148,9 @@ def test_frequency_groups() -> None:
     y[1, :5] = 1  # 5%
     y[2, :20] = 1  # 20%
     y[3] = 1
-    assert frequency_groups(y).tolist() == [0, 1, 2, 3]
+    assert frequency_groups(y).tolist() == [0, 2, 3, 4]  # 0: no demand, its own group
+    y[0, 0] = 1  # 1%: the sparse group, not the no-demand one
+    assert frequency_groups(y).tolist() == [1, 2, 3, 4]
 
 
 def _poisson_panel(n: int = 60, days: int = 500, seed: int = 0) -> np.ndarray:
