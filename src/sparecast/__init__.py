@@ -3,7 +3,9 @@
 The public API: ``DemandPanel`` (the items x periods demand matrix), ``forecast`` (every method
 over a panel), ``backtest`` (rolling-origin evaluation), ``HybridRouter`` (a method per item),
 ``classify`` (ADI/CV² classes and frequency tiers), ``lead_time_stats`` (lead times, open orders and
-supplier performance from purchase orders), ``load_settings`` and the error types.
+supplier performance from purchase orders), ``evaluate_plan`` (the decision backtest: the plan's
+policy against the textbook and an empirical rule, replayed on the history), ``simulate_policy``
+(one inventory simulation), ``load_settings`` and the error types.
 """
 
 from sparecast._version import __version__
@@ -19,7 +21,9 @@ from sparecast.errors import (
     SparecastError,
 )
 from sparecast.evaluate.backtest import BacktestResult, backtest
+from sparecast.inventory.decisions import DecisionBacktest, evaluate_plan
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
+from sparecast.inventory.simulate import SimulationResult, simulate_policy
 from sparecast.methods import METHODS
 from sparecast.selection import HybridRouter  # importing selection registers "hybrid"
 
@@ -35,6 +39,10 @@ __all__ = [
     "TierThresholds",
     "lead_time_stats",
     "LeadTimeResult",
+    "evaluate_plan",
+    "DecisionBacktest",
+    "simulate_policy",
+    "SimulationResult",
     "Settings",
     "load_settings",
     "METHODS",

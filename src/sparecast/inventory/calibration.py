@@ -95,7 +95,7 @@ def calibrated_targets(
     if sample.size > inv.calibration_max_items:
         rng = np.random.default_rng(inv.seed)
         sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
-    lts = [np.atleast_1d(np.asarray(lead_times[i], dtype=np.float64)) for i in sample]
+    lts = [np.atleast_1d(np.asarray(lead_times[int(i)], dtype=np.float64)) for i in sample]
     # items without room for a measured protection interval: warmed up over the whole holdout
     warm_s = np.where(measured[sample], warm[sample], holdout)
     nominal_sample = calibrate_targets(

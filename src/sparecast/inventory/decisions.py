@@ -211,14 +211,17 @@ def evaluate_plan(
 
     frames: list[pl.DataFrame] = []
     for t in tgts:
-        cal = calibrated_targets(
-            train, lts, np.full(n, t), q, settings, period_days=period_days, moq=moq_a,
-            lot_size=lot_a,
-        )  # fmt: skip
-        notes.append(f"target {t:.0%}: {cal.note}")
-        spare = distribution_policy(ltd, cal.nominal, q, target_type="fill_rate", policy=inv.policy)
+        nominal = np.full(n, t)
+        if inv.calibrate:  # as compute_plan: fill-rate targets calibrated when asked
+            cal = calibrated_targets(
+                train, lts, nominal, q, settings, period_days=period_days, moq=moq_a,
+                lot_size=lot_a,
+            )  # fmt: skip
+            notes.append(f"target {t:.0%}: {cal.note}")
+            nominal = cal.nominal
+        spare = distribution_policy(ltd, nominal, q, target_type="fill_rate", policy=inv.policy)
         plans = {
-            "sparecast": (spare.reorder_point, cal.nominal),
+            "sparecast": (spare.reorder_point, nominal),
             "textbook": (textbook(t), np.full(n, t)),
             "empirical": (empirical_reorder_points(train, window, t), np.full(n, t)),
         }
@@ -239,9 +242,23 @@ def evaluate_plan(
         pl.concat(frames)
         .rename({"item_id": "unique_id"})
         .select(
-            "policy", "target", "unique_id", "group", "has_history", "lead_time_periods",
-            "policy_target", "reorder_point", "order_quantity", "demand", "filled", "fill_rate",
-            "demand_days", "stockout_demand_days", "avg_on_hand", "avg_on_hand_value", "n_orders",
+            "policy",
+            "target",
+            "unique_id",
+            "group",
+            "has_history",
+            "lead_time_periods",
+            "policy_target",
+            "reorder_point",
+            "order_quantity",
+            "demand",
+            "filled",
+            "fill_rate",
+            "demand_days",
+            "stockout_demand_days",
+            "avg_on_hand",
+            "avg_on_hand_value",
+            "n_orders",
             "measured_periods",
         )  # fmt: skip
     )
@@ -265,10 +282,7 @@ def evaluate_plan(
     ladder = pl.DataFrame(ladder_rows)
     goal_rows = []
     for t in tgts:
-        got = {
-            r["policy"]: r
-            for r in points.filter(pl.col("target") == t).iter_rows(named=True)
-        }
+        got = {r["policy"]: r for r in points.filter(pl.col("target") == t).iter_rows(named=True)}
         sc, tb = got["sparecast"], got["textbook"]
         at = value_at_fill(
             ladder["fill_rate_with_history"].to_numpy(),
@@ -290,9 +304,7 @@ def evaluate_plan(
                 "saves_15_percent": bool(np.isfinite(vs) and vs <= -0.15),
             }
         )
-    return DecisionBacktest(
-        per_item, summary, curve, pl.DataFrame(goal_rows), split, n_t, notes
-    )
+    return DecisionBacktest(per_item, summary, curve, pl.DataFrame(goal_rows), split, n_t, notes)
 
 
 def _aggregate(frame: pl.DataFrame) -> dict[str, float]:
@@ -302,7 +314,8 @@ def _aggregate(frame: pl.DataFrame) -> dict[str, float]:
     hist = frame["has_history"].to_numpy()
     fill = frame["fill_rate"].to_numpy()
     measured = frame["measured_periods"].to_numpy() > 0
-    dd = float(frame["demand_days"].sum())
+    dd = float(frame["demand_days"].to_numpy().sum())
+    short = float(frame["stockout_demand_days"].to_numpy().sum())
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
             "items": float(frame.height),
@@ -315,8 +328,7 @@ def _aggregate(frame: pl.DataFrame) -> dict[str, float]:
             else float("nan"),
             "mean_item_fill_rate": float(np.nanmean(fill)) if np.isfinite(fill).any() else
             float("nan"),
-            "stockout_rate": float(frame["stockout_demand_days"].sum() / dd) if dd else
-            float("nan"),
+            "stockout_rate": short / dd if dd else float("nan"),
             "avg_stock_value": float(frame["avg_on_hand_value"].sum()),
             "orders": float(frame["n_orders"].sum()),
         }  # fmt: skip
@@ -330,9 +342,7 @@ def _summary(per_item: pl.DataFrame) -> pl.DataFrame:
         subsets += [(g, part.filter(pl.col("group") == g)) for g in GROUP_NAMES]
         for name, sub in subsets:
             if sub.height:
-                rows.append(
-                    {"policy": policy, "target": target, "group": name, **_aggregate(sub)}
-                )
+                rows.append({"policy": policy, "target": target, "group": name, **_aggregate(sub)})
     order = {p: i for i, p in enumerate(POLICIES)}
     return (
         pl.DataFrame(rows)

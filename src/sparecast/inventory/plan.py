@@ -256,7 +256,14 @@ def compute_plan(
     if inv.calibrate and inv.target_type == "fill_rate":
         t0 = time.perf_counter()
         calibration = calibrated_targets(
-            panel.y, lt_samples, targets, q, settings, period_days=period_days, moq=moq, lot_size=lot
+            panel.y,
+            lt_samples,
+            targets,
+            q,
+            settings,
+            period_days=period_days,
+            moq=moq,
+            lot_size=lot,
         )
         policy_targets = calibration.nominal
         notes.append(calibration.note)
