@@ -561,3 +561,36 @@ def test_horizon_option_takes_periods_or_a_duration(tmp_path: Path) -> None:
     assert big.exit_code == 2
     assert "h='20y' = 730" in big.output and "max_horizon=3660" in big.output
     assert not (tmp_path / "big" / "forecasts.parquet").exists()
+
+
+def test_evaluate_plan_command(demo_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "sparecast.toml"
+    config.write_text("[inventory]\nn_samples = 200\n")
+    out = tmp_path / "decisions"
+    r = runner.invoke(
+        app,
+        [
+            "evaluate-plan", "--source", str(demo_dir / "erp.sqlite"), "--output", str(out),
+            "--targets", "0.9,0.95", "--split", "130", "--config", str(config),
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "sparecast" in r.output and "decisions_report.html" in r.output
+    goals = pl.read_parquet(out / "decisions_goals.parquet")
+    assert goals["target"].to_list() == [0.9, 0.95]
+    meta = json.loads((out / "decisions.json").read_text())
+    assert meta["split"] == 130
+    quiet = runner.invoke(
+        app, ["evaluate-plan", "-s", str(demo_dir / "erp.sqlite"), "-o", str(out), "-q"]
+    )
+    assert quiet.exit_code == 0 and "Outputs in" not in quiet.output
+    assert pl.read_parquet(out / "decisions_goals.parquet")["target"].to_list() == [
+        0.9, 0.95, 0.98,
+    ]  # fmt: skip
+    bad = runner.invoke(app, ["evaluate-plan", "-s", "x.sqlite", "-o", str(out), "--targets", "a"])
+    assert bad.exit_code == 2
+    bad = runner.invoke(
+        app,
+        ["evaluate-plan", "-s", str(demo_dir / "erp.sqlite"), "-o", str(out), "--targets", "1.5"],
+    )
+    assert bad.exit_code == 2 and "targets must be in (0, 1)" in bad.output

@@ -4,7 +4,9 @@ The public API: ``DemandPanel`` (the items x periods demand matrix), ``forecast`
 over a panel), ``backtest`` (rolling-origin evaluation), ``HybridRouter`` (a method per item),
 ``classify`` (ADI/CV² classes and frequency tiers), ``lead_time_stats`` (lead times, open orders and
 supplier performance from purchase orders), ``plan`` (the inventory policy of a panel and an
-items table, a ``Plan``), ``load_settings`` and the error types.
+items table, a ``Plan``), ``evaluate_plan`` (the decision backtest: the plan's policy against
+the textbook and an empirical rule, replayed on the history), ``simulate_policy`` (one
+inventory simulation), ``load_settings`` and the error types.
 """
 
 from sparecast._version import __version__
@@ -20,8 +22,10 @@ from sparecast.errors import (
     SparecastError,
 )
 from sparecast.evaluate.backtest import BacktestResult, backtest
+from sparecast.inventory.decisions import DecisionBacktest, evaluate_plan
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
 from sparecast.inventory.planning import Plan, plan
+from sparecast.inventory.simulate import SimulationResult, simulate_policy
 from sparecast.methods import METHODS
 from sparecast.selection import HybridRouter  # importing selection registers "hybrid"
 
@@ -39,6 +43,10 @@ __all__ = [
     "LeadTimeResult",
     "plan",
     "Plan",
+    "evaluate_plan",
+    "DecisionBacktest",
+    "simulate_policy",
+    "SimulationResult",
     "Settings",
     "load_settings",
     "METHODS",

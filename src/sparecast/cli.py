@@ -1,4 +1,4 @@
-"""Command line: ``sparecast demo | run | backtest | plan``.
+"""Command line: ``sparecast demo | run | backtest | plan | evaluate-plan``.
 
 Thin layer over sparecast.pipeline (steps, plan): parse options, draw progress, print the summary.
 """
@@ -399,6 +399,70 @@ def plan_cmd(
             reuse_forecasts=reuse_forecasts,
             items_file=items,
         )
+    except SparecastError as exc:
+        _fail(exc)
+
+
+@app.command("evaluate-plan")
+def evaluate_plan_cmd(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            "-s",
+            help="SQLAlchemy URL of the ERP, or a SQLite file (with purchase orders and receipts)",
+        ),
+    ],
+    output: OutputOpt,
+    targets: Annotated[
+        str,
+        typer.Option("--targets", help="comma-separated fill-rate targets, each in (0, 1)"),
+    ] = "0.9,0.95,0.98",
+    split: Annotated[
+        int | None,
+        typer.Option(
+            "--split", min=1, help="periods the policies are set on (default: two thirds)"
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Decision backtest: set policies on an earlier cut of SOURCE, replay what followed; the
+    plan's policy against the textbook and empirical baselines, per target and frequency group
+    (OUTPUT/decisions_*.parquet, decisions_report.html)."""
+    from sparecast.pipeline.evaluate_plan import run_evaluate_plan
+
+    try:
+        values = [float(t) for t in targets.split(",") if t.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"--targets must be numbers like 0.9,0.95, got {targets!r}"
+        ) from None
+    try:
+        t0 = time.perf_counter()
+        outcome = run_evaluate_plan(
+            source, output, _settings(config, False, None, None), targets=values, split=split
+        )
+        _print_notes(outcome.backtest.notes)
+        if not quiet:
+            table = Table(title="Plan vs textbook (fill rate on items with history)")
+            for col in ("target", "sparecast", "textbook", "empirical", "stock vs textbook*"):
+                table.add_column(col, justify="right")
+            for g in outcome.backtest.goals.iter_rows(named=True):
+                vs = g["value_vs_textbook_same_fill"]
+                table.add_row(
+                    f"{g['target']:.1%}",
+                    f"{g['sparecast_fill_with_history']:.1%}",
+                    f"{g['textbook_fill_with_history']:.1%}",
+                    f"{g['empirical_fill_with_history']:.1%}",
+                    "never reached" if vs != vs else f"{vs:+.1%}",
+                )
+            console.print(table)
+            console.print("* stock value against the textbook's at the same achieved fill rate")
+            console.print(
+                f"Outputs in {output}: " + ", ".join(Path(p).name for p in outcome.paths.values())
+            )
+            console.print(f"Done in {time.perf_counter() - t0:.1f} s")
     except SparecastError as exc:
         _fail(exc)
 

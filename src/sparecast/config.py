@@ -325,9 +325,11 @@ class InventorySettings(_Section):
         "the target out of sample (inventory.simulate.calibrate_targets)",
     )
     calibration_min_periods: int = Field(
-        90,
-        ge=6,
-        description="histories shorter than this are not calibrated (the holdout is a third)",
+        0,
+        ge=0,
+        description="0: calibrate when the last third of the history (the holdout) holds two "
+        "protection intervals (lead time + review) for at least a quarter of the items and the "
+        "history has 12 periods or more; a positive value is a fixed minimum on top",
     )
     calibration_max_items: int = Field(
         10_000,

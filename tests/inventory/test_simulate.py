@@ -148,7 +148,9 @@ def test_frequency_groups() -> None:
     y[1, :5] = 1  # 5%
     y[2, :20] = 1  # 20%
     y[3] = 1
-    assert frequency_groups(y).tolist() == [0, 1, 2, 3]
+    assert frequency_groups(y).tolist() == [0, 2, 3, 4]  # 0: no demand, its own group
+    y[0, 0] = 1  # 1%: the sparse group, not the no-demand one
+    assert frequency_groups(y).tolist() == [1, 2, 3, 4]
 
 
 def _poisson_panel(n: int = 60, days: int = 500, seed: int = 0) -> np.ndarray:
@@ -222,3 +224,71 @@ def test_compare_policies_with_calibration_has_three_rows() -> None:
     )
     assert table["policy"].to_list() == ["normal", "distribution", "distribution_calibrated"]
     assert (policies["distribution_calibrated"].target >= policies["distribution"].target).all()
+
+
+def test_items_the_policy_does_not_stock_start_at_zero_and_never_order() -> None:
+    # two identical items, demand 1 on days 2 and 5; s = 1, Q = 3, L = 1: the stocked item
+    # starts with S = 4 (on hand 4 4 3 3 3 2 2 2: orders none), the other starts empty, never
+    # orders and fills nothing
+    y = np.zeros((2, 8))
+    y[:, [2, 5]] = 1.0
+    sim = simulate_policy(
+        y, np.array([1.0, 1.0]), np.array([3.0, 3.0]), np.array([1.0, 1.0]),
+        replenish=np.array([True, False]), unit_cost=10.0,
+    )  # fmt: skip
+    stocked, never = sim.per_item.rows(named=True)
+    assert stocked["filled"] == 2 and stocked["n_orders"] == 0
+    assert stocked["avg_on_hand"] == pytest.approx((4 + 4 + 3 + 3 + 3 + 2 + 2 + 2) / 8)
+    assert never["filled"] == 0 and never["n_orders"] == 0
+    assert never["avg_on_hand"] == 0 and never["avg_on_hand_value"] == 0
+    assert never["stockout_demand_days"] == 2
+    # a policy that holds nothing (s = -1, Q = 1: S = 0) starts at 0, not at a negative stock
+    sim = simulate_policy(y[:1], np.array([-1.0]), np.array([1.0]), np.array([1.0]))
+    r = sim.per_item.row(0, named=True)
+    # day 2: short (-1), order 1 (IP -1 <= -1) arriving at the end of day 3; day 5 likewise
+    assert r["filled"] == 0 and r["n_orders"] == 2 and r["avg_on_hand"] == 0
+
+
+def test_warmup_per_item_by_hand() -> None:
+    y = np.ones((3, 13))
+    sim = simulate_policy(
+        y, np.full(3, 1.0), np.full(3, 5.0), np.full(3, 3.0), warmup=np.array([0, 8, 13])
+    )
+    full, late, never = sim.per_item.rows(named=True)
+    # as test_constant_demand_with_stockouts_by_hand and test_warmup_is_not_measured
+    assert full["demand"] == 13 and full["filled"] == 9 and full["measured_periods"] == 13
+    assert late["demand"] == 5 and late["filled"] == 3 and late["measured_periods"] == 5
+    assert never["demand"] == 0 and never["measured_periods"] == 0 and never["n_orders"] == 0
+    assert sim.totals["items_measured"] == 2
+    with pytest.raises(ConfigError, match="warmup per item"):
+        simulate_policy(y, np.full(3, 1.0), np.full(3, 5.0), np.full(3, 3.0), warmup=np.ones(2))
+
+
+def test_protection_warmup_is_lead_time_plus_review_rounded_up() -> None:
+    from sparecast.inventory.simulate import protection_warmup
+
+    lts = [np.array([2.0, 3.0]), np.array([6.0]), np.array([0.2])]
+    # sQ: mean lead time + 1 (2.5 + 1 -> 4; 6 + 1; lead times below 1 period count as 1: 1 + 1)
+    assert protection_warmup(lts).tolist() == [4, 7, 2]
+    assert protection_warmup(lts, "RsS", 7).tolist() == [10, 13, 8]
+
+
+def test_never_demanded_items_do_not_push_sparse_items_to_the_cap() -> None:
+    # 30 sparse items (one unit every 60 periods: 1.7% of periods) and 30 items without demand
+    # in the fit part that come alive in the check part (one unit every 5 periods). Before
+    # issue 12 both were one group: the newcomers (never stocked) kept the group's fill rate
+    # below any target and its factor at the cap (nominal 1 - 0.1 * 0.05 = 0.995).
+    n_t, holdout = 600, 200
+    y = np.zeros((60, n_t))
+    y[:30, 7::60] = 1.0
+    y[30:, n_t - holdout :: 5] = 1.0
+    groups = frequency_groups(y[:, : n_t - holdout])
+    assert set(groups[:30]) == {1} and set(groups[30:]) == {0}
+    q, lt, tgt = np.ones(60), np.full(60, 2.0), np.full(60, 0.9)
+    cap = 1 - 0.1 * 0.05
+    mixed = calibrate_targets(
+        y, lt, tgt, q, holdout=holdout, groups=np.ones(60, dtype=int), n_samples=200
+    )
+    assert mixed[:30] == pytest.approx(cap)  # the fault, reproduced with the groups forced
+    fixed = calibrate_targets(y, lt, tgt, q, holdout=holdout, n_samples=200)
+    assert (fixed[:30] < cap).all()

@@ -22,6 +22,7 @@ from sparecast.config import InventorySettings, Settings
 from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import parse_float_expr, validate_table
 from sparecast.errors import SourceError
+from sparecast.inventory.calibration import calibrated_targets
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
 from sparecast.inventory.policy import (
     distribution_policy,
@@ -33,7 +34,6 @@ from sparecast.inventory.policy import (
     stockout_probability,
     suggested_order,
 )
-from sparecast.inventory.simulate import calibrate_targets, frequency_groups
 from sparecast.methods.distributions import lead_time_demand
 
 __all__ = ["HIGH_RISK", "POLICY_COLUMNS", "PlanResult", "compute_plan"]
@@ -278,9 +278,18 @@ def compute_plan(
     policy_targets = targets
     if inv.calibrate and inv.target_type == "fill_rate":
         t0 = time.perf_counter()
-        policy_targets = _calibrated_targets(
-            panel, lt_samples, targets, q, moq, lot, period_days, settings, notes
+        calibration = calibrated_targets(
+            panel.y,
+            lt_samples,
+            targets,
+            q,
+            settings,
+            period_days=period_days,
+            moq=moq,
+            lot_size=lot,
         )
+        policy_targets = calibration.nominal
+        notes.append(calibration.note)
         timings["calibration_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     pol = distribution_policy(
@@ -356,73 +365,6 @@ def compute_plan(
         },
     }
     return PlanResult(policy, lt, rejected, today, notes, summary, timings)
-
-
-def _calibrated_targets(
-    panel: DemandPanel,
-    lt_samples: list[np.ndarray],
-    targets: np.ndarray,
-    q: np.ndarray,
-    moq: np.ndarray,
-    lot: np.ndarray,
-    period_days: float,
-    settings: Settings,
-    notes: list[str],
-) -> np.ndarray:
-    """The nominal fill-rate targets that reached ``targets`` in a backtest on the history.
-
-    The last third of the history is the holdout (policies set on the first two thirds are
-    simulated on it after a warm-up of about 60 days); see ``calibrate_targets``. Histories
-    shorter than ``inventory.calibration_min_periods`` keep the targets, with a note."""
-    inv = settings.inventory
-    n_periods = panel.n_periods
-    if n_periods < inv.calibration_min_periods:
-        notes.append(
-            f"targets not calibrated: {n_periods} periods of history, fewer than "
-            f"inventory.calibration_min_periods = {inv.calibration_min_periods}"
-        )
-        return targets
-    holdout = n_periods // 3
-    warmup = max(1, min(holdout // 3, round(60 / period_days)))
-    review = max(1, round(inv.review_period_days / period_days))
-    targets = np.asarray(targets, dtype=np.float64)
-    groups = frequency_groups(panel.y[:, : n_periods - holdout])
-    sample = np.arange(panel.n_items)
-    if sample.size > inv.calibration_max_items:
-        rng = np.random.default_rng(inv.seed)
-        sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
-    nominal_sample = calibrate_targets(
-        panel.y[sample],
-        [lt_samples[i] for i in sample],
-        targets[sample],
-        q[sample],
-        holdout=holdout,
-        warmup=warmup,
-        policy=inv.policy,
-        review_period=review,
-        distribution=inv.distribution,
-        n_samples=inv.n_samples,
-        groups=groups[sample],
-        moq=np.broadcast_to(moq, targets.shape)[sample],
-        lot_size=np.broadcast_to(lot, targets.shape)[sample],
-        seed=inv.seed,
-    )
-    # the nominal target is a function of (group, target): carry the sample's to every item
-    factor = {
-        (int(g), float(t)): float(n)
-        for g, t, n in zip(groups[sample], targets[sample], nominal_sample, strict=True)
-    }
-    nominal = np.array(
-        [factor.get((int(g), float(t)), t) for g, t in zip(groups, targets, strict=True)]
-    )
-    raised = nominal > np.asarray(targets) + 1e-12
-    notes.append(
-        f"targets calibrated on the last {holdout} periods of {sample.size} item(s): "
-        f"{int(raised.sum())} item(s) planned "
-        f"at a higher nominal fill rate (policy_target, mean {float(nominal.mean()):.4f}) to "
-        f"reach service_target (mean {float(np.mean(targets)):.4f}) out of sample"
-    )
-    return nominal
 
 
 def _policy_frame(

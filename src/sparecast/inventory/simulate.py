@@ -12,8 +12,14 @@ Model (one loop over periods, arrays over items):
   up to the lot size and at least the MOQ). Each order's lead time is drawn from the item's
   lead-time samples (rounded to whole periods, at least 1) and it arrives at the end of the
   period ``lead time`` periods later; orders may cross.
-- the simulation starts with ``S`` on hand (default) and nothing on order; the first ``warmup``
-  periods are simulated but not measured.
+- the simulation starts at the policy's own level: ``S`` on hand (the top of the inventory
+  position the policy holds, at least 0) and nothing on order, except items the policy never
+  replenishes (``replenish`` false, e.g. no demand in the history the policy was set on): they
+  start at 0 and never order, so they add no stock value. The first ``warmup`` periods
+  (per item or for all) are simulated but not measured; :func:`protection_warmup` gives each
+  item its protection interval (lead time + review, rounded up), the shortest warm-up after
+  which the starting stock no longer flatters the result (an order placed at period 0 has
+  arrived). Items whose warm-up reaches the end are simulated but not measured.
 
 Backorders rather than lost sales: an ERP books an unserved issue as a backlog (a work order
 waiting for its part), the inventory position the planner sees nets it, and the fill-rate
@@ -48,7 +54,9 @@ from sparecast.inventory.policy import (
 from sparecast.methods.distributions import lead_time_demand, lead_time_matrix
 
 __all__ = [
+    "GROUP_NAMES",
     "SimulationResult",
+    "protection_warmup",
     "simulate_policy",
     "calibrate_targets",
     "frequency_groups",
@@ -59,6 +67,9 @@ __all__ = [
 TARGET_FACTORS: tuple[float, ...] = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05)
 # frequency_groups: lower bounds of the share of periods with demand (the default tiers)
 _GROUP_BOUNDS = (0.02, 0.1, 0.5)
+GROUP_NAMES: tuple[str, ...] = ("no demand", "under 2%", "2-10%", "10-50%", "50% or more")
+"""Names of the :func:`frequency_groups` indices with the default bounds (share of periods with
+demand; group 0 is the items without any demand)."""
 
 
 @dataclass(frozen=True)
@@ -84,14 +95,18 @@ def simulate_policy(
     lot_size: np.ndarray | float = 1.0,
     unit_cost: np.ndarray | float = 1.0,
     initial_inventory: np.ndarray | None = None,
-    warmup: int = 0,
+    warmup: int | np.ndarray = 0,
     seed: int = 0,
     item_ids: Sequence[str] | None = None,
+    replenish: np.ndarray | None = None,
 ) -> SimulationResult:
     """Simulate ``demand[items, periods]`` under an (s, Q) or (R, s, S) policy with backorders.
 
     ``reorder_point`` s and ``order_quantity`` Q per item (``order_up_to`` S defaults to s + Q);
-    ``lead_times`` per-item samples in periods (as for ``lead_time_demand``).
+    ``lead_times`` per-item samples in periods (as for ``lead_time_demand``). ``replenish``
+    (bool per item, default all): items the policy stocks; the others start at 0 and never
+    order. ``initial_inventory`` (default ``max(S, 0)`` for replenished items, else 0).
+    ``warmup``: periods not measured, one for all items or one per item.
     """
     d_all = np.maximum(np.asarray(demand, dtype=np.float64), 0.0)
     if d_all.ndim != 2:
@@ -101,8 +116,17 @@ def simulate_policy(
         raise ConfigError(f"policy must be 'sQ' or 'RsS', got {policy!r}")
     if review_period < 1:
         raise ConfigError(f"review_period must be >= 1 period, got {review_period}")
-    if not 0 <= warmup < n_t:
-        raise ConfigError(f"warmup must be in [0, {n_t}) periods, got {warmup}")
+    if np.ndim(warmup) == 0:
+        if not 0 <= int(warmup) < n_t:
+            raise ConfigError(f"warmup must be in [0, {n_t}) periods, got {warmup}")
+    elif np.shape(warmup) != (n,) or (np.asarray(warmup) < 0).any():
+        raise ConfigError(f"warmup per item must be {n} values >= 0")
+    warm = np.broadcast_to(np.asarray(warmup, dtype=np.int64), (n,))
+    stocked = (
+        np.ones(n, dtype=bool)
+        if replenish is None
+        else np.broadcast_to(np.asarray(replenish, dtype=bool), (n,))
+    )
     s = np.broadcast_to(np.asarray(reorder_point, dtype=np.float64), (n,)).copy()
     q = np.broadcast_to(np.asarray(order_quantity, dtype=np.float64), (n,)).copy()
     if (q <= 0).any():
@@ -116,8 +140,10 @@ def simulate_policy(
     max_lt = int(lt.max())
     rng = np.random.default_rng(seed)
 
-    net = big_s.copy() if initial_inventory is None else np.asarray(initial_inventory, float)
-    net = net.astype(np.float64).copy()
+    if initial_inventory is None:
+        net = np.where(stocked, np.maximum(big_s, 0.0), 0.0)
+    else:
+        net = np.broadcast_to(np.asarray(initial_inventory, dtype=np.float64), (n,)).copy()
     on_order = np.zeros(n)
     arrivals = np.zeros((n, n_t + max_lt + 1))
     demand_sum = np.zeros(n)
@@ -132,7 +158,7 @@ def simulate_policy(
     short_in_cycle = np.zeros(n, dtype=bool)
     rows = np.arange(n)
     for t in range(n_t):
-        measure = t >= warmup
+        measure = t >= warm
         d = d_all[:, t]
         filled = np.minimum(d, np.maximum(net, 0.0))
         short = d - filled > 1e-9
@@ -142,19 +168,18 @@ def simulate_policy(
         got = arr > 0
         net += arr
         on_order -= arr
-        if measure:
-            demand_sum += d
-            filled_sum += filled
-            demand_days += d > 0
-            short_demand_days += short
-            stockout_days += net < -1e-9
-            on_hand_sum += np.maximum(net, 0.0)
-            cycles += got
-            short_cycles += got & short_in_cycle
+        demand_sum += np.where(measure, d, 0.0)
+        filled_sum += np.where(measure, filled, 0.0)
+        demand_days += measure & (d > 0)
+        short_demand_days += measure & short
+        stockout_days += measure & (net < -1e-9)
+        on_hand_sum += np.where(measure, np.maximum(net, 0.0), 0.0)
+        cycles += measure & got
+        short_cycles += measure & got & short_in_cycle
         short_in_cycle &= ~got
         if policy == "sQ" or t % review_period == 0:
             ip = net + on_order
-            need = ip <= s + 1e-9
+            need = (ip <= s + 1e-9) & stocked
             if need.any():
                 idx = rows[need]
                 if policy == "sQ":
@@ -166,13 +191,12 @@ def simulate_policy(
                 due = t + lt[idx, pick]
                 arrivals[idx, due] += qty
                 on_order[idx] += qty
-                if measure:
-                    n_orders[idx] += 1
-    n_meas = n_t - warmup
+                n_orders[idx] += measure[idx]
+    n_meas = np.maximum(n_t - warm, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         fill = np.where(demand_sum > 0, filled_sum / demand_sum, np.nan)
         csl = np.where(cycles > 0, 1.0 - short_cycles / cycles, np.nan)
-    avg_on_hand = on_hand_sum / n_meas
+    avg_on_hand = on_hand_sum / np.maximum(n_meas, 1)
     ids = [str(i) for i in range(n)] if item_ids is None else list(item_ids)
     per_item = pl.DataFrame(
         {
@@ -189,13 +213,15 @@ def simulate_policy(
             "avg_on_hand": avg_on_hand,
             "avg_on_hand_value": avg_on_hand * cost,
             "n_orders": n_orders,
+            "measured_periods": n_meas.astype(np.int64),
         },
         nan_to_null=True,
     )
     has = demand_sum > 0
     totals = {
         "items": float(n),
-        "periods_measured": float(n_meas),
+        "periods_measured": float(n_meas.max()),
+        "items_measured": float((n_meas > 0).sum()),
         "demand": float(demand_sum.sum()),
         "filled": float(filled_sum.sum()),
         "fill_rate": float(filled_sum.sum() / demand_sum.sum()) if demand_sum.sum() else np.nan,
@@ -215,10 +241,25 @@ def simulate_policy(
 
 
 def frequency_groups(y: np.ndarray, bounds: Sequence[float] = _GROUP_BOUNDS) -> np.ndarray:
-    """Group index per item from its share of periods with demand (0: below ``bounds[0]``, ...;
-    with the default bounds the four frequency tiers, very intermittent first)."""
+    """Group index per item from its share of periods with demand: 0 for items without any
+    demand (their own group everywhere: mixed with sparse items they drag a group's measured
+    fill rate to its cap), then 1 below ``bounds[0]``, 2 up to ``bounds[1]``, ...; with the
+    default bounds :data:`GROUP_NAMES`."""
     freq = (np.asarray(y) > 0).mean(axis=1)
-    return np.searchsorted(np.asarray(bounds, dtype=np.float64), freq, side="right")
+    tier = np.searchsorted(np.asarray(bounds, dtype=np.float64), freq, side="right") + 1
+    return np.where(freq > 0, tier, 0)
+
+
+def protection_warmup(
+    lead_times: Sequence[np.ndarray] | np.ndarray, policy: str = "sQ", review_period: float = 1
+) -> np.ndarray:
+    """Warm-up per item: its protection interval in whole periods, ``ceil(mean lead time +
+    review)`` with the review of :func:`~sparecast.inventory.policy.protection_review_periods`
+    (1 for ``sQ``). int64[items]."""
+    lt, counts = lead_time_matrix(lead_times, len(lead_times))
+    total = np.nansum(np.maximum(lt, 1.0), axis=1)
+    mean = np.where(counts > 0, total / np.maximum(counts, 1), 1.0)
+    return np.ceil(mean + protection_review_periods(policy, review_period) - 1e-9).astype(np.int64)
 
 
 def calibrate_targets(
@@ -228,7 +269,7 @@ def calibrate_targets(
     order_quantity: np.ndarray,
     *,
     holdout: int,
-    warmup: int,
+    warmup: int | np.ndarray | None = None,
     policy: str = "sQ",
     review_period: int = 1,
     distribution: str = "auto",
@@ -245,7 +286,11 @@ def calibrate_targets(
     each factor ``f`` and simulated on the last ``holdout`` periods; per group (default:
     :func:`frequency_groups`) and target value the factor at which the simulated fill rate
     (served / demanded over the group) reaches the target is interpolated linearly between the
-    two factors around it (the smallest ``f`` when none reaches it).
+    two factors around it (the smallest ``f`` when none reaches it). ``warmup`` (default: each
+    item's protection interval, :func:`protection_warmup`) is not measured; items whose warm-up
+    fills the holdout do not count. Items without demand in the fit part are their own group
+    (:func:`frequency_groups`) and are not replenished in the simulation, as the plan orders
+    nothing for them.
 
     Why: the policy is computed from estimated parameters, and a fill rate is concave in them
     near high targets, so estimation error alone lowers the achieved fill rate; this measures
@@ -254,13 +299,20 @@ def calibrate_targets(
     h = np.asarray(y, dtype=np.float64)
     n, n_t = h.shape
     tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
-    if not 0 < holdout - warmup and holdout < n_t:
+    rp = protection_review_periods(policy, review_period)
+    warm = (
+        protection_warmup(lead_times, policy, review_period)
+        if warmup is None
+        else np.broadcast_to(np.asarray(warmup, dtype=np.int64), (n,))
+    )
+    if not (0 < holdout < n_t and (warm < holdout).any()):
         raise ConfigError(
-            f"calibration holdout ({holdout}) must exceed the warm-up ({warmup}) and leave history"
+            f"calibration holdout ({holdout}) must exceed the warm-up ({int(warm.min())}) and "
+            "leave history"
         )
     fit, check = h[:, : n_t - holdout], h[:, n_t - holdout :]
+    stocked = np.maximum(fit, 0.0).sum(axis=1) > 0
     grp = frequency_groups(fit) if groups is None else np.asarray(groups)
-    rp = protection_review_periods(policy, review_period)
     ltd = lead_time_demand(
         fit, lead_times, review_period=rp, method=distribution, n_samples=n_samples, seed=seed
     )
@@ -268,10 +320,9 @@ def calibrate_targets(
     keys = np.unique(np.stack([grp.astype(np.float64), tgt]), axis=1).T
     fs = np.asarray(factors, dtype=np.float64)
     achieved = np.full((len(keys), fs.size), np.nan)
-    # Items without demand in the fit part stay in their group: their demand in the check part
-    # (items coming to life) lowers the group's fill rate and raises the others' targets. Leaving
-    # them out was measured worse out of sample on carparts (items ramp up and phase out): 88.5/
-    # 92.0/94.7% instead of 94.2/95.7/96.5% at 90/95/98% (items with history); demo unchanged.
+    # Items without demand in the fit part are group 0 of frequency_groups: mixed with sparse
+    # items (issue 12: 1,989 of a group's 2,216 items) their check-part demand, never stocked,
+    # pushed the group's factor to its cap and sparse items to 99.5-99.9% nominal targets.
     members = [(grp == g) & (tgt == t) for g, t in keys]
     for j, f in enumerate(fs):
         nominal = 1.0 - (1.0 - tgt) * f
@@ -285,8 +336,9 @@ def calibrate_targets(
             review_period=max(review_period, 1),
             moq=moq,
             lot_size=lot_size,
-            warmup=warmup,
+            warmup=np.minimum(warm, check.shape[1]),
             seed=seed + 7,
+            replenish=stocked,
         )
         dem = sim.per_item["demand"].to_numpy()
         fil = sim.per_item["filled"].to_numpy()
@@ -325,7 +377,7 @@ def compare_policies(
     unit_cost: np.ndarray | float = 1.0,
     moq: np.ndarray | float = 1.0,
     lot_size: np.ndarray | float = 1.0,
-    warmup: int = 0,
+    warmup: int | np.ndarray | None = None,
     calibrate: bool = True,
     seed: int = 0,
 ) -> tuple[pl.DataFrame, dict[str, PolicyResult]]:
@@ -337,9 +389,12 @@ def compare_policies(
     the holdout (a shorter fit part overstates the estimation error of the full training part;
     measured: the last half overshot a 90% target by 3.5 points on the demo, a third by 0.7).
 
+    ``warmup`` (default: each item's protection interval, as in the calibration) is not
+    measured; items without demand in the training part are not replenished (they start at 0).
     Returns one row of totals per policy (``simulate_policy`` totals plus the fill rate over
     items with demand in the training part and the share of test demand on items without) and
-    the policies by name.
+    the policies by name. :func:`sparecast.inventory.decisions.evaluate_plan` is the full
+    decision backtest (per item, per group, the empirical baseline, the plan's calibration).
     """
     h = np.asarray(y, dtype=np.float64)
     if not 0 < split < h.shape[1]:
@@ -347,6 +402,11 @@ def compare_policies(
     train, test = h[:, :split], h[:, split:]
     n = h.shape[0]
     tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
+    warm = (
+        protection_warmup(lead_times, policy, review_period)
+        if warmup is None
+        else np.broadcast_to(np.asarray(warmup, dtype=np.int64), (n,))
+    )
     lt, counts = lead_time_matrix(lead_times, n)
     lt_mean = np.nanmean(lt, axis=1)
     lt_std = np.where(counts > 1, np.nanstd(lt, axis=1, ddof=0), 0.0)
@@ -370,6 +430,7 @@ def compare_policies(
     )
     pol_b = distribution_policy(ltd, tgt, q, target_type=target_type, policy=policy)
     policies = {"normal": pol_a, "distribution": pol_b}
+    trained = np.maximum(train, 0.0).sum(axis=1) > 0
     if calibrate and target_type == "fill_rate":
         nominal = calibrate_targets(
             train,
@@ -377,7 +438,7 @@ def compare_policies(
             tgt,
             q,
             holdout=min(train.shape[1] // 3, h.shape[1] - split),
-            warmup=warmup,
+            warmup=warm,
             policy=policy,
             review_period=review_period,
             distribution=distribution,
@@ -389,7 +450,6 @@ def compare_policies(
         policies["distribution_calibrated"] = distribution_policy(
             ltd, nominal, q, target_type=target_type, policy=policy
         )
-    trained = np.maximum(train, 0.0).sum(axis=1) > 0
     rows: list[dict[str, Any]] = []
     for name, pol in policies.items():
         sim = simulate_policy(
@@ -402,8 +462,9 @@ def compare_policies(
             moq=moq,
             lot_size=lot_size,
             unit_cost=unit_cost,
-            warmup=warmup,
+            warmup=np.minimum(warm, test.shape[1]),
             seed=seed + 1,
+            replenish=trained,
         )
         dem = sim.per_item["demand"].to_numpy()
         fil = sim.per_item["filled"].to_numpy()

@@ -1,0 +1,133 @@
+"""The plan's calibration of fill-rate targets: one code path for ``plan`` and ``evaluate-plan``.
+
+:func:`calibrated_targets` is what :func:`sparecast.inventory.plan.compute_plan` calls when
+``inventory.calibrate`` is on (fill-rate targets) and what the decision backtest
+(:func:`sparecast.inventory.decisions.evaluate_plan`) calls on its training cut, so the backtest
+measures the plan as it is computed.
+
+Recipe (numeric, on the items x periods history ``y``):
+
+- the last third of the history is the holdout: policies are set on the first two thirds at
+  nominal targets ``1 - (1 - target) * f`` and replayed on it by
+  :func:`sparecast.inventory.simulate.calibrate_targets`, per frequency group (items without
+  demand in the fit part are their own group) and target;
+- each item's warm-up is its protection interval (lead time + review, rounded up,
+  :func:`~sparecast.inventory.simulate.protection_warmup`); an item is measured only when the
+  holdout also holds one more protection interval after the warm-up (two in all), otherwise it is
+  simulated but does not count;
+- minimum history: with ``inventory.calibration_min_periods = 0`` (the default) the calibration
+  runs when at least a quarter of the (sampled) items are measured and the history has at least
+  12 periods, so the minimum follows the data's frequency and lead times (a monthly history of 56
+  months with lead times of a few months calibrates; 2 years of daily data with 30-day lead times
+  do too); a positive value is a fixed minimum number of periods on top of that;
+- above ``inventory.calibration_max_items`` items a random sample (``inventory.seed``) measures
+  the factors; the nominal target is a function of (group, target), carried to every item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sparecast.config import Settings
+from sparecast.inventory.simulate import (
+    calibrate_targets,
+    frequency_groups,
+    protection_warmup,
+)
+
+__all__ = ["MIN_MEASURED_SHARE", "Calibration", "calibrated_targets"]
+
+MIN_MEASURED_SHARE = 0.25
+"""Share of items the holdout must measure (two protection intervals) for the automatic minimum."""
+_MIN_PERIODS = 12
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``nominal``: the targets to plan at (float64[items], ``targets`` when not calibrated);
+    ``calibrated``: whether the backtest ran; ``note``: one line for the plan's notes; ``holdout``
+    periods and ``measured`` items of the calibration backtest."""
+
+    nominal: np.ndarray
+    calibrated: bool
+    note: str
+    holdout: int = 0
+    measured: int = 0
+
+
+def calibrated_targets(
+    y: np.ndarray,
+    lead_times: Sequence[np.ndarray] | np.ndarray,
+    targets: np.ndarray,
+    order_quantity: np.ndarray,
+    settings: Settings,
+    *,
+    period_days: float = 1.0,
+    moq: np.ndarray | float = 1.0,
+    lot_size: np.ndarray | float = 1.0,
+) -> Calibration:
+    """The nominal fill-rate targets that reached ``targets`` in a backtest on the history ``y``
+    (items x periods; ``lead_times`` per-item samples in periods; ``order_quantity`` Q per item),
+    with ``settings.inventory``'s policy, review period (``review_period_days / period_days``),
+    distribution, samples, seed and calibration settings. See the module docstring."""
+    inv = settings.inventory
+    h = np.asarray(y, dtype=np.float64)
+    n, n_periods = h.shape
+    tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
+    review = max(1, round(inv.review_period_days / period_days))
+    holdout = n_periods // 3
+    warm = protection_warmup(lead_times, inv.policy, review)
+    measured = warm * 2 <= holdout
+    floor = max(_MIN_PERIODS, inv.calibration_min_periods)
+    if n_periods < floor or n == 0 or measured.mean() < MIN_MEASURED_SHARE:
+        why = (
+            f"{n_periods} periods of history, fewer than {floor}"
+            if n_periods < floor
+            else f"its last third ({holdout} periods) holds two protection intervals (warm-up + "
+            f"measure) for {measured.mean():.0%} of the items, under {MIN_MEASURED_SHARE:.0%}"
+        )
+        return Calibration(tgt, False, f"targets not calibrated: {why}")
+    groups = frequency_groups(h[:, : n_periods - holdout])
+    sample = np.arange(n)
+    if sample.size > inv.calibration_max_items:
+        rng = np.random.default_rng(inv.seed)
+        sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
+    lts = [np.atleast_1d(np.asarray(lead_times[int(i)], dtype=np.float64)) for i in sample]
+    # items without room for a measured protection interval: warmed up over the whole holdout
+    warm_s = np.where(measured[sample], warm[sample], holdout)
+    nominal_sample = calibrate_targets(
+        h[sample],
+        lts,
+        tgt[sample],
+        np.broadcast_to(np.asarray(order_quantity, dtype=np.float64), (n,))[sample],
+        holdout=holdout,
+        warmup=warm_s,
+        policy=inv.policy,
+        review_period=review,
+        distribution=inv.distribution,
+        n_samples=inv.n_samples,
+        groups=groups[sample],
+        moq=np.broadcast_to(np.asarray(moq, dtype=np.float64), (n,))[sample],
+        lot_size=np.broadcast_to(np.asarray(lot_size, dtype=np.float64), (n,))[sample],
+        seed=inv.seed,
+    )
+    factor = {
+        (int(g), float(t)): float(v)
+        for g, t, v in zip(groups[sample], tgt[sample], nominal_sample, strict=True)
+    }
+    nominal = np.array(
+        [factor.get((int(g), float(t)), t) for g, t in zip(groups, tgt, strict=True)],
+        dtype=np.float64,
+    )
+    raised = nominal > tgt + 1e-12
+    note = (
+        f"targets calibrated on the last {holdout} periods of {sample.size} item(s) "
+        f"({int(measured[sample].sum())} measured after a warm-up of their protection interval): "
+        f"{int(raised.sum())} item(s) planned at a higher nominal fill rate (policy_target, mean "
+        f"{float(nominal.mean()):.4f}) to reach service_target (mean {float(tgt.mean()):.4f}) "
+        "out of sample"
+    )
+    return Calibration(nominal, True, note, holdout, int(measured[sample].sum()))

@@ -1,0 +1,114 @@
+"""Decision backtests: the empirical baseline by hand, the interpolation, evaluate_plan's frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sparecast.config import load_settings
+from sparecast.errors import ConfigError
+from sparecast.inventory.decisions import (
+    POLICIES,
+    empirical_reorder_points,
+    evaluate_plan,
+    value_at_fill,
+)
+
+
+def test_empirical_reorder_point_by_hand() -> None:
+    train = np.array([[1.0, 0.0, 2.0, 0.0, 3.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    # 2-period sums of item 0: 1 2 2 3; median 2; 90% quantile 2.7 -> 3 (rounded up)
+    assert empirical_reorder_points(train, np.array([2, 2]), 0.5).tolist() == [2.0, 0.0]
+    assert empirical_reorder_points(train, np.array([2, 2]), 0.9).tolist() == [3.0, 0.0]
+    # a window longer than the history: the history's sum scaled (6 * 10 / 5 = 12)
+    assert empirical_reorder_points(train, np.array([10, 1]), 0.9).tolist() == [12.0, 0.0]
+
+
+def test_value_at_fill_interpolates_and_says_never() -> None:
+    fills, values = np.array([0.8, 0.9, 0.85, 0.95]), np.array([10.0, 20.0, 30.0, 40.0])
+    assert value_at_fill(fills, values, 0.85) == pytest.approx(15.0)
+    assert value_at_fill(fills, values, 0.92) == pytest.approx(34.0)  # 0.9 (running max) .. 0.95
+    assert value_at_fill(fills, values, 0.5) == 10.0
+    assert np.isnan(value_at_fill(fills, values, 0.96))
+
+
+def _panel(n: int = 40, periods: int = 450, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rate = rng.uniform(0.3, 3.0, n)[:, None]
+    y = rng.poisson(rate, (n, periods)).astype(float)
+    y[:4, :300] = 0.0  # four items without demand before the cut (split 300)
+    return y
+
+
+@pytest.fixture(scope="module")
+def backtest() -> object:
+    settings = load_settings(inventory={"n_samples": 300})
+    return evaluate_plan(
+        _panel(),
+        [np.array([5.0, 7.0])] * 40,
+        targets=(0.9, 0.95),
+        settings=settings,
+        unit_cost=np.linspace(1, 2, 40),
+        textbook_ladder=(0.5, 0.8, 0.9, 0.95, 0.99, 0.999),
+    )
+
+
+def test_evaluate_plan_frames(backtest) -> None:  # type: ignore[no-untyped-def]
+    bt = backtest
+    assert bt.split == 300 and bt.n_periods == 450
+    assert bt.per_item.height == 3 * 2 * 40
+    assert set(bt.per_item["policy"]) == set(POLICIES)
+    # same Q for every policy; warm-up: ceil(6 + 1) = 7 periods of the 150 simulated
+    q = bt.per_item.group_by("unique_id").agg(pl.col("order_quantity").n_unique())
+    assert (q["order_quantity"] == 1).all()
+    assert (bt.per_item["measured_periods"] == 143).all()
+    # items without demand before the cut: stocked by no policy
+    new = bt.per_item.filter(~pl.col("has_history"))
+    assert new["unique_id"].n_unique() == 4 and (new["group"] == "no demand").all()
+    assert (new["avg_on_hand"] == 0).all() and (new["n_orders"] == 0).all()
+    assert (new["filled"] == 0).all() and (new["demand"] > 0).all()
+    # summary: all, items with history and the frequency groups per policy and target
+    groups = set(bt.summary["group"])
+    assert {"all", "with history", "no demand", "50% or more"} <= groups
+    row = bt.summary.filter(
+        pl.col("policy") == "textbook", pl.col("target") == 0.9, pl.col("group") == "all"
+    ).row(0, named=True)
+    part = bt.per_item.filter(pl.col("policy") == "textbook", pl.col("target") == 0.9)
+    assert row["fill_rate"] == pytest.approx(part["filled"].sum() / part["demand"].sum())
+    assert row["avg_stock_value"] == pytest.approx(part["avg_on_hand_value"].sum())
+    hist = part.filter(pl.col("has_history"))
+    assert row["fill_rate_with_history"] == pytest.approx(
+        hist["filled"].sum() / hist["demand"].sum()
+    )
+    # the curve: every policy per target plus the textbook ladder
+    assert bt.curve.height == 3 * 2 + 6
+    assert bt.goals["target"].to_list() == [0.9, 0.95]
+
+
+def test_the_plan_reaches_its_target_on_stationary_demand(backtest) -> None:  # type: ignore[no-untyped-def]
+    # Poisson demand, fixed-ish lead times: the calibrated plan within 2 points of the target
+    for g in backtest.goals.iter_rows(named=True):
+        assert g["sparecast_fill_with_history"] == pytest.approx(g["target"], abs=0.02)
+    sc = backtest.per_item.filter(pl.col("policy") == "sparecast")
+    assert (sc["policy_target"] >= sc["target"]).all()
+
+
+def test_evaluate_plan_without_calibration_plans_at_the_target() -> None:
+    bt = evaluate_plan(
+        _panel(n=10, periods=200),
+        np.full(10, 3.0),
+        targets=(0.9,),
+        settings=load_settings(inventory={"calibrate": False, "n_samples": 200}),
+        textbook_ladder=(0.9,),
+    )
+    assert (bt.per_item["policy_target"] == 0.9).all()
+    assert not any("calibrated" in n for n in bt.notes)
+
+
+def test_evaluate_plan_rejects_bad_arguments() -> None:
+    y = _panel(n=5, periods=50)
+    with pytest.raises(ConfigError, match="split"):
+        evaluate_plan(y, np.ones(5), split=50)
+    with pytest.raises(ConfigError, match="targets"):
+        evaluate_plan(y, np.ones(5), targets=(1.2,))
