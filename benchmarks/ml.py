@@ -14,9 +14,10 @@ in this same backtest (chosen with hindsight: a hard baseline). mlforecast (Nixt
 LightGBM over all series with the same lags as sparecast's LightGBM and forecasts recursively.
 
 Printed per dataset: mean over items of MAE, MASE, RMSSE, bias (mean error, forecast - actual),
-asym (squared error with under-forecasts weighted 3x, scaled like RMSSE), the fit+predict time
-summed over the windows, and per frequency tier the improvement of MASE and asym over MA
-(positive = better than MA).
+rel bias % (sum of errors / sum of actuals), asym (squared error with under-forecasts weighted
+3x, scaled like RMSSE), the fit+predict time summed over the windows, with the zero forecast as a
+reference row, and per frequency tier the improvement of MASE and asym over MA (positive =
+better than MA).
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ def evaluate(
             pl.col("mase").mean(),
             pl.col("rmsse").mean(),
             pl.col("me").mean().alias("bias"),
+            (pl.col("error_sum").sum() / pl.col("actual_sum").sum() * 100).alias("rel bias %"),
             pl.col("asym").mean(),
         )
         .with_columns(
@@ -157,7 +159,14 @@ def evaluate(
         )
     )
     best = means.filter(pl.col("method").is_in(CLASSICAL)).sort("mase").row(0, named=True)["method"]
-    order = ["naive", "ma", best, *[m for m in methods if m not in ("naive", "ma", *CLASSICAL)]]
+    # the zero forecast is scored by every backtest as a reference (never chosen)
+    order = [
+        "zero",
+        "naive",
+        "ma",
+        best,
+        *[m for m in methods if m not in ("zero", "naive", "ma", *CLASSICAL)],
+    ]
     table = (
         pl.DataFrame({"method": order, "_o": range(len(order))})
         .join(means, on="method", how="left")
@@ -181,7 +190,7 @@ def evaluate(
     )
     gains = (
         per_tier.join(ma, on="tier")
-        .filter(pl.col("method").is_in(order[2:]))
+        .filter(pl.col("method").is_in(order[3:]))
         .with_columns(
             pl.col("method").replace(best, f"best classical: {best}"),
             ((1 - pl.col("mase") / pl.col("ma_mase")) * 100).round(1).alias("MASE vs MA %"),
