@@ -106,8 +106,13 @@ def test_compute_plan_orders_nothing_for_items_without_demand() -> None:
     )
     pol = {r["unique_id"]: r for r in plan.policy.iter_rows(named=True)}
     b = pol["B"]
-    assert b["mean_lead_time_demand"] == 0.0 and b["inventory_position"] <= b["reorder_point"]
+    # B is its own group: no stock (s = -1), flagged, never ordered
+    assert b["mean_lead_time_demand"] == 0.0 and b["reorder_point"] == -1.0
+    assert b["stocking_rule"] == "no_demand" and b["obsolete"]
+    assert b["obsolete_reason"] == "no_demand"
     assert b["suggested_order"] == 0.0 and b["stockout_risk"] == 0.0
+    assert pol["A"]["stocking_rule"] == "target" and not pol["A"]["obsolete"]
+    assert pol["A"]["obsolete_reason"] is None and pol["A"]["level_factor"] == 1.0
     assert pol["A"]["suggested_order"] > 0  # A (on hand 0, 6 on order) is below its point
     assert any("1 item(s) without any demand" in n for n in plan.notes)
 
