@@ -147,20 +147,39 @@ def optimize_service(
         return ServiceOptimum(e, e, e, 1.0, 0.0, True)
     ints = None if integer is None else np.asarray(integer, dtype=bool)
 
-    def fill(s: np.ndarray) -> np.ndarray:
-        return fill_rate_from_samples(samples, s, q, lead_samples=lead_samples, integer=ints)
-
-    def rop(t: np.ndarray) -> np.ndarray:
-        return reorder_point_from_samples(
-            samples, t, q, "fill_rate", lead_samples=lead_samples, integer=ints
+    def fill(rows: np.ndarray, s: np.ndarray) -> np.ndarray:
+        return fill_rate_from_samples(
+            samples[rows],
+            s,
+            q[rows],
+            lead_samples=None if lead_samples is None else lead_samples[rows],
+            integer=None if ints is None else ints[rows],
         )
 
-    lo = np.where(floor > 0, rop(np.maximum(floor, 1e-9)), 0.0)
-    hi = np.maximum(rop(np.full(n, max_fill)), lo)
+    def rop(rows: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return reorder_point_from_samples(
+            samples[rows],
+            t,
+            q[rows],
+            "fill_rate",
+            lead_samples=None if lead_samples is None else lead_samples[rows],
+            integer=None if ints is None else ints[rows],
+        )
+
+    lo = np.zeros(n)
+    some = np.flatnonzero(floor > 0)
+    if some.size:
+        lo[some] = rop(some, floor[some])
+    hi = np.maximum(rop(np.arange(n), np.full(n, max_fill)), lo)
     levels = _levels(lo, hi, max_levels)
     value = np.empty_like(levels)
-    for j in range(levels.shape[1]):
-        value[:, j] = fill(levels[:, j])
+    value[:, 0] = fill(np.arange(n), levels[:, 0])
+    for j in range(1, levels.shape[1]):
+        # only the items with a new level (short ranges repeat their top level)
+        new = np.flatnonzero(levels[:, j] > levels[:, j - 1])
+        value[:, j] = value[:, j - 1]
+        if new.size:
+            value[new, j] = fill(new, levels[new, j])
     value = np.maximum.accumulate(value, axis=1)  # a higher reorder point never fills less
     weighted = value * w[:, None]
     item, end, ratio, gain = _hull_segments(levels, weighted, c)
