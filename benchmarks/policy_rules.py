@@ -5,19 +5,27 @@
   the next 60 after a 17-week warm-up, with the lead-time demand at the history's level
   (``history``), moved to the last 26 weeks' rate (``recent``) or to a TSB forecast's rate
   (``forecast``). Printed per group: fill rate and average stock value.
-- Sparse items (demand in about 1.5% of weeks, lumps of 1-12): the fill-rate policy against
-  the sparse rule (``sparse_reorder_point``), stock value and fill, and their share of the
-  total.
+- Sparse items (demand in about 1.5% of weeks, lumps of 1-12): the textbook and the
+  fill-rate policy against the sparse rule (``sparse_reorder_point``), stock value and fill.
+- Aggregate service (``optimize_service``) against per-item targets on the demo (daily, lead
+  times from its purchase orders, unit costs; policies on the first half, replayed on the
+  second after 60 warm-up days): per item target, the achieved aggregate fill rate and average
+  stock value of the per-item policy, and the stock value the optimiser needs for the same
+  achieved fill (interpolated on its curve over aggregate targets 0.80 .. 0.999).
 
-    PYTHONPATH=src python benchmarks/policy_rules.py [--items 300] [--seed 0]
+    PYTHONPATH=src python benchmarks/policy_rules.py [--items 300] [--demo-items 2016] [--seed 0]
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import date
 
 import numpy as np
 
+from sparecast.data.demo import generate_demo_erp
+from sparecast.inventory.leadtime import lead_time_stats
+from sparecast.inventory.optimize import optimize_service
 from sparecast.inventory.policy import (
     distribution_policy,
     level_factor,
@@ -138,13 +146,84 @@ def sparse(n: int, seed: int) -> None:
         )
 
 
+def _demo(n_items: int, n_days: int, seed: int) -> tuple[np.ndarray, list, np.ndarray]:
+    end = date(2026, 10, 31)
+    erp = generate_demo_erp(n_items=n_items, n_days=n_days, seed=seed, end_date=end)
+    items = erp["items"]
+    ids = items["item_id"].to_list()
+    index = {item: i for i, item in enumerate(ids)}
+    dem = erp["demand"]
+    start = np.datetime64(end, "D") - (n_days - 1)
+    day = (dem["date"].to_numpy().astype("datetime64[D]") - start).astype(np.int64)
+    row = np.array([index[i] for i in dem["item_id"].to_list()])
+    y = np.zeros((len(ids), n_days))
+    np.add.at(y, (row, day), dem["quantity"].to_numpy())
+    lt = lead_time_stats(
+        erp["purchase_orders"], erp["receipts"], suppliers=erp["suppliers"], items=items, today=end
+    )
+    return y, lt.samples_for(ids), items["unit_cost"].to_numpy().astype(np.float64)
+
+
+def aggregate_vs_item(n_items: int, seed: int) -> None:
+    n_days, warmup = 730, 60
+    y, lead, cost = _demo(n_items, n_days, seed)
+    split = n_days // 2
+    fit, n = y[:, :split], y.shape[0]
+    ltd = lead_time_demand(fit, lead, review_period=1.0, seed=seed)
+    rate = fit.mean(axis=1)
+    q = order_quantity(rate, 30.0)
+    w = ltd.mean / np.maximum(ltd.mean_lead_time + 1.0, 1e-12)
+
+    def replay(s: np.ndarray) -> tuple[float, float]:
+        res = simulate_policy(
+            y[:, split:],
+            s,
+            q,
+            lead,
+            unit_cost=cost,
+            warmup=warmup,
+            initial_inventory=np.maximum(s + q, 0.0),
+        ).totals
+        return res["fill_rate"], res["avg_on_hand_value"]
+
+    curve = []
+    for t in (0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999):
+        opt = optimize_service(
+            ltd.samples, q, w, cost, t, lead_samples=ltd.lead_samples, integer=ltd.params.integer
+        )
+        curve.append((*replay(opt.reorder_point), t))
+    curve.sort()
+    fills = np.array([c[0] for c in curve])
+    values = np.array([c[1] for c in curve])
+    print(f"\naggregate vs per-item targets: demo {n} items, {split} days fit, {split} replayed")
+    print(
+        "optimiser curve (aggregate target: achieved fill, stock value): "
+        + ", ".join(
+            f"{c[2]:.3f}: {c[0]:.1%} {c[1]:,.0f}" for c in sorted(curve, key=lambda c: c[2])
+        )
+    )
+    print(f"{'item target':>12s}{'fill':>8s}{'value':>12s}{'aggregate value':>17s}{'saving':>8s}")
+    for t in (0.9, 0.95, 0.98):
+        pol = distribution_policy(ltd, np.full(n, t), q)
+        fill, value = replay(pol.reorder_point)
+        if fills.min() <= fill <= fills.max():
+            agg = float(np.interp(fill, fills, values))
+            saving = f"{1 - agg / value:8.1%}"
+            agg_s = f"{agg:17,.0f}"
+        else:
+            agg_s, saving = f"{'not reached':>17s}", f"{'':8s}"
+        print(f"{t:12.2f}{fill:8.1%}{value:12,.0f}{agg_s}{saving}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=300)
+    parser.add_argument("--demo-items", type=int, default=2016)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     level_shifts(args.items, args.seed)
     sparse(args.items, args.seed)
+    aggregate_vs_item(args.demo_items, args.seed)
 
 
 if __name__ == "__main__":
