@@ -34,6 +34,13 @@ lead-time demand with mean ``d (L + R)`` and ``sigma = sqrt((L + R) sigma_d^2 + 
 from an SBA forecast ``d`` and its one-step error ``sigma_d``, and the normal loss function
 ``G(k) = phi(k) - k (1 - Phi(k))`` for fill rates (``sigma G(k) = (1 - beta) Q``).
 Reorder points are integers and at least 0 in both, so they are compared on equal terms.
+
+Sparse, dying and shifting demand: ``sparse_reorder_point`` (one typical lump or nothing,
+``s >= -1``, for items with demand in very few periods), ``obsolete_items`` (no demand for k
+mean intervals: stop replenishing), ``level_factor`` / ``rescale_samples`` (move the lead-time
+demand to the recent level or the forecast's) and ``with_reorder_points`` (replace some items'
+reorder points and recompute what depends on them). The aggregate service mode is in
+:mod:`sparecast.inventory.optimize`. docs/guides/inventory.md has the measured effects.
 """
 
 from __future__ import annotations
