@@ -14,6 +14,7 @@ from sparecast.config import InventorySettings
 from sparecast.errors import ConfigError, DataValidationError
 from sparecast.inventory.policy import (
     PolicyResult,
+    apply_sparse_rule,
     critical_ratio,
     demand_recency,
     distribution_policy,
@@ -32,6 +33,7 @@ from sparecast.inventory.policy import (
     round_order_quantity,
     sba_one_step,
     service_targets,
+    sparse_items,
     sparse_reorder_point,
     stockout_probability,
     suggested_order,
@@ -390,3 +392,23 @@ def test_with_reorder_points_recomputes_the_item() -> None:
     )
     assert new.expected_fill_rate[1] == pytest.approx(want[0])
     assert new.expected_fill_rate[1] < pol.expected_fill_rate[1]
+
+
+def test_apply_sparse_rule_changes_only_sparse_items() -> None:
+    rng = np.random.default_rng(6)
+    y = rng.poisson(1.0, (3, 200)).astype(np.float64)
+    y[1] = 0.0
+    y[1, [20, 120]] = 6.0  # 1% of periods: sparse
+    y[2] = 0.0  # no demand: not sparse (its own group)
+    assert sparse_items(y, 0.02).tolist() == [False, True, False]
+    ltd = lead_time_demand(y, [np.array([10.0])] * 3, review_period=1.0, n_samples=2000)
+    q = np.full(3, 2.0)
+    targets = np.full(3, 0.9)
+    pol = distribution_policy(ltd, targets, q)
+    new, mask = apply_sparse_rule(pol, ltd, y, targets, 0.02)
+    assert mask.tolist() == [False, True, False]
+    want = sparse_reorder_point(ltd.samples[1:2], targets[1:2], pol.reorder_point[1:2])
+    assert new.reorder_point[1] == want[0] < pol.reorder_point[1]
+    assert new.reorder_point[[0, 2]].tolist() == pol.reorder_point[[0, 2]].tolist()
+    same, none = apply_sparse_rule(pol, ltd, y, targets, 0.0)
+    assert same is pol and not none.any()

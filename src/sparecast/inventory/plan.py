@@ -26,6 +26,7 @@ from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
 from sparecast.inventory.optimize import optimize_service
 from sparecast.inventory.policy import (
     PolicyResult,
+    apply_sparse_rule,
     distribution_policy,
     inventory_position,
     level_factor,
@@ -35,7 +36,6 @@ from sparecast.inventory.policy import (
     rescale_samples,
     resolve_item_column,
     service_targets,
-    sparse_reorder_point,
     stockout_probability,
     suggested_order,
     with_reorder_points,
@@ -468,21 +468,14 @@ def _special_rules(
         return pol, rule
     if inv.sparse_threshold <= 0:
         return pol, rule
-    share = (np.asarray(panel.y) > 0).mean(axis=1) if panel.n_periods else np.zeros(n)
-    sparse = (share > 0) & (share < inv.sparse_threshold)
+    pol, sparse = apply_sparse_rule(pol, ltd, panel.y, targets, inv.sparse_threshold)
     if sparse.any():
-        idx = np.flatnonzero(sparse)
-        s_sparse = np.full(n, np.nan)
-        s_sparse[idx] = sparse_reorder_point(
-            ltd.samples[idx], np.asarray(targets, dtype=np.float64)[idx], pol.reorder_point[idx]
-        )
-        pol = with_reorder_points(pol, ltd, sparse, s_sparse)
         rule[sparse] = "sparse"
         notes.append(
             f"{int(sparse.sum())} sparse item(s) (demand in under "
             f"{inv.sparse_threshold:.0%} of periods): one typical lump when a demand in the "
             f"protection interval is likely enough for the target, "
-            f"{int((s_sparse[idx] < 0).sum())} with no stock (reorder point -1)"
+            f"{int((pol.reorder_point[sparse] < 0).sum())} with no stock (reorder point -1)"
         )
     return pol, rule
 

@@ -80,6 +80,8 @@ __all__ = [
     "level_factor",
     "rescale_samples",
     "with_reorder_points",
+    "sparse_items",
+    "apply_sparse_rule",
 ]
 
 _CHUNK = 2000
@@ -468,6 +470,37 @@ def sparse_reorder_point(
     tgt = np.asarray(target, dtype=np.float64)
     cyc = reorder_point_from_samples(samples, tgt, np.ones(tgt.size), "cycle_service")
     return np.minimum(np.maximum(cyc - 1.0, -1.0), np.asarray(reorder_point, dtype=np.float64))
+
+
+def sparse_items(y: np.ndarray, threshold: float) -> np.ndarray:
+    """bool[items]: demand in some but fewer than ``threshold`` of the periods of ``y``."""
+    arr = np.asarray(y, dtype=np.float64)
+    share = (arr > 0).mean(axis=1) if arr.shape[1] else np.zeros(arr.shape[0])
+    return np.asarray((share > 0) & (share < threshold), dtype=bool)
+
+
+def apply_sparse_rule(
+    pol: PolicyResult,
+    ltd: LeadTimeDemand,
+    y: np.ndarray,
+    targets: np.ndarray,
+    threshold: float,
+) -> tuple[PolicyResult, np.ndarray]:
+    """``pol`` with the sparse items of ``y`` (:func:`sparse_items`) at their
+    :func:`sparse_reorder_point` for ``targets`` (the service targets, not calibrated ones),
+    and the mask of those items. ``threshold <= 0``: unchanged. The one code path of the plan,
+    for backtests that replay the plan's policy."""
+    n = ltd.n_items
+    if threshold <= 0:
+        return pol, np.zeros(n, dtype=bool)
+    sparse = sparse_items(y, threshold)
+    if not sparse.any():
+        return pol, sparse
+    idx = np.flatnonzero(sparse)
+    s_new = np.full(n, np.nan)
+    tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,))
+    s_new[idx] = sparse_reorder_point(ltd.samples[idx], tgt[idx], pol.reorder_point[idx])
+    return with_reorder_points(pol, ltd, sparse, s_new), sparse
 
 
 def level_factor(
