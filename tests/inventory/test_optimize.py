@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sparecast.errors import ConfigError
-from sparecast.inventory.optimize import optimize_service
+from sparecast.inventory.optimize import calibrate_aggregate_target, optimize_service
 from sparecast.inventory.policy import fill_rate_from_samples, reorder_point_from_samples
 from sparecast.methods.distributions import lead_time_demand
 
@@ -130,3 +130,42 @@ def test_aggregate_mode_needs_less_stock_than_per_item_targets() -> None:
     )
     assert res.reached and res.aggregate_fill_rate >= agg_item - 1e-9
     assert (cost * res.reorder_point).sum() < 0.9 * (cost * per_item).sum()
+
+
+def test_calibrated_aggregate_target_by_hand() -> None:
+    # demand of exactly 1 a period, lead time 2: any policy at the target fills everything
+    # out of sample, so the nominal target is the target itself
+    y = np.ones((4, 60))
+    lead = [np.array([2.0])] * 4
+    q = np.full(4, 3.0)
+    nominal, pairs = calibrate_aggregate_target(
+        y, lead, q, np.ones(4), 0.9, holdout=20, warmup=5, n_samples=200
+    )
+    assert nominal == pytest.approx(0.9)
+    assert pairs[0][0] == pytest.approx(0.9) and pairs[0][1] == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="holdout"):
+        calibrate_aggregate_target(y, lead, q, np.ones(4), 0.9, holdout=5, warmup=5)
+
+
+def test_calibrated_aggregate_target_raises_the_nominal_under_noise() -> None:
+    rng = np.random.default_rng(8)
+    n = 80
+    # over-dispersed demand (gamma-Poisson, shape 0.5 per period), 45 periods to fit
+    lam = rng.gamma(0.5, 1.0, (n, 90)) * rng.uniform(0.2, 2.0, (n, 1))
+    y = rng.poisson(lam).astype(np.float64)
+    lead = [np.array([4.0, 5.0, 6.0])] * n
+    q = np.maximum(np.ceil(y.mean(axis=1) * 3), 1.0)
+    nominal, pairs = calibrate_aggregate_target(
+        y, lead, q, rng.uniform(1, 10, n), 0.95, holdout=45, warmup=9, n_samples=300
+    )
+    noms = [a for a, _ in pairs]
+    fills = np.maximum.accumulate([b for _, b in pairs])
+    assert noms == sorted(noms) and noms[0] == pytest.approx(0.95)
+    if fills[0] >= 0.95:
+        assert nominal == pytest.approx(0.95)
+    elif fills[-1] < 0.95:
+        assert nominal == pytest.approx(noms[-1])
+    else:  # between the last nominal short of the target and the first reaching it
+        j = int(np.argmax(fills >= 0.95))
+        assert noms[j - 1] <= nominal <= noms[j]
+    assert fills[0] < 0.95  # estimation error: the nominal target alone falls short here

@@ -31,14 +31,24 @@ target is out of reach even with every item at ``max_fill``, every item is at it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from sparecast.errors import ConfigError, DataValidationError
-from sparecast.inventory.policy import fill_rate_from_samples, reorder_point_from_samples
+from sparecast.inventory.policy import (
+    fill_rate_from_samples,
+    protection_review_periods,
+    reorder_point_from_samples,
+)
+from sparecast.inventory.simulate import simulate_policy
+from sparecast.methods.distributions import lead_time_demand
 
-__all__ = ["ServiceOptimum", "optimize_service"]
+__all__ = ["ServiceOptimum", "optimize_service", "calibrate_aggregate_target"]
+
+# calibration: factors on 1 - target tried for the nominal aggregate target
+AGGREGATE_FACTORS = (1.0, 0.7, 0.5, 0.35, 0.2, 0.1, 0.05)
 
 
 @dataclass(frozen=True)
@@ -207,3 +217,85 @@ def optimize_service(
         added_value=float((c * (s - lo)).sum()),
         reached=bool(reached or total_w == 0),
     )
+
+
+def calibrate_aggregate_target(
+    y: np.ndarray,
+    lead_times: Sequence[np.ndarray] | np.ndarray,
+    order_quantity: np.ndarray,
+    unit_cost: np.ndarray,
+    target: float,
+    *,
+    holdout: int,
+    warmup: int,
+    min_fill_rate: np.ndarray | float = 0.0,
+    policy: str = "sQ",
+    review_period: int = 1,
+    distribution: str = "auto",
+    n_samples: int = 1000,
+    moq: np.ndarray | float = 1.0,
+    lot_size: np.ndarray | float = 1.0,
+    seed: int = 0,
+    factors: Sequence[float] = AGGREGATE_FACTORS,
+) -> tuple[float, list[tuple[float, float]]]:
+    """The nominal aggregate target that reaches ``target`` out of sample, from a backtest on
+    ``y``: :func:`optimize_service` on ``y[:, :-holdout]`` at nominal targets ``1 - (1 -
+    target) f`` for each factor ``f``, simulated on the last ``holdout`` periods (after
+    ``warmup``); the factor at which the simulated aggregate fill rate (served / demanded) reaches
+    ``target`` is interpolated between the two around it (the smallest when none does).
+
+    As for per-item targets (``inventory.simulate.calibrate_targets``), estimation error alone
+    lowers the achieved fill rate. Returns the nominal target and the (nominal, achieved) pairs.
+    """
+    h = np.asarray(y, dtype=np.float64)
+    n, n_t = h.shape
+    if not 0 < holdout - warmup or holdout >= n_t:
+        raise ConfigError(
+            f"calibration holdout ({holdout}) must exceed the warm-up ({warmup}) and leave history"
+        )
+    fit, check = h[:, : n_t - holdout], h[:, n_t - holdout :]
+    rp = protection_review_periods(policy, review_period)
+    ltd = lead_time_demand(
+        fit, lead_times, review_period=rp, method=distribution, n_samples=n_samples, seed=seed
+    )
+    q = np.asarray(order_quantity, dtype=np.float64)
+    w = ltd.mean / np.maximum(ltd.mean_lead_time + rp, 1e-12)
+    fs = np.asarray(factors, dtype=np.float64)
+    achieved = np.empty(fs.size)
+    nominal = 1.0 - (1.0 - target) * fs
+    for j, t in enumerate(nominal):
+        opt = optimize_service(
+            ltd.samples,
+            q,
+            w,
+            unit_cost,
+            float(t),
+            min_fill_rate=min_fill_rate,
+            lead_samples=ltd.lead_samples if ltd.review_period > 0 else None,
+            integer=ltd.params.integer,
+        )
+        sim = simulate_policy(
+            check,
+            opt.reorder_point,
+            q,
+            lead_times,
+            policy=policy,
+            review_period=max(review_period, 1),
+            moq=moq,
+            lot_size=lot_size,
+            warmup=warmup,
+            seed=seed + 7,
+        )
+        got = sim.totals["fill_rate"]
+        achieved[j] = got if np.isfinite(got) else 1.0
+    pairs = [(float(a), float(b)) for a, b in zip(nominal, achieved, strict=True)]
+    fill = np.maximum.accumulate(achieved)
+    if fill[0] >= target:
+        return float(nominal[0]), pairs
+    if fill[-1] < target:
+        return float(nominal[-1]), pairs
+    j = int(np.argmax(fill >= target))
+    lo, hi = fill[j - 1], fill[j]
+    frac = (target - lo) / (hi - lo) if hi > lo else 1.0
+    f = fs[j - 1] + frac * (fs[j] - fs[j - 1])
+    return float(1.0 - (1.0 - target) * f), pairs

@@ -23,7 +23,7 @@ from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import validate_table
 from sparecast.errors import SourceError
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
-from sparecast.inventory.optimize import optimize_service
+from sparecast.inventory.optimize import calibrate_aggregate_target, optimize_service
 from sparecast.inventory.policy import (
     PolicyResult,
     apply_sparse_rule,
@@ -277,7 +277,16 @@ def compute_plan(
         ltd, policy_targets, q, target_type=inv.target_type, policy=inv.policy
     )
     unit_cost = resolve_item_column(items, ids, "unit_cost", np.nan)
-    pol, rule = _special_rules(panel, ltd, pol, targets, tiers, unit_cost, settings, notes)
+    aggregate_nominal = inv.aggregate_target
+    if aggregate and inv.calibrate:
+        t1 = time.perf_counter()
+        aggregate_nominal = _calibrated_aggregate_target(
+            panel, lt_samples, q, unit_cost, tiers, moq, lot, period_days, settings, notes
+        )
+        timings["calibration_s"] = time.perf_counter() - t1
+    pol, rule = _special_rules(
+        panel, ltd, pol, targets, tiers, unit_cost, aggregate_nominal, settings, notes
+    )
     obsolete, reason = obsolete_items(panel.y, inv.obsolete_intervals)
     pol = with_reorder_points(pol, ltd, obsolete, np.full(len(ids), -1.0))
     rule = np.where(obsolete, np.where(reason == "no_demand", "no_demand", "obsolete"), rule)
@@ -434,6 +443,7 @@ def _special_rules(
     targets: np.ndarray,
     tiers: list[str],
     unit_cost: np.ndarray,
+    aggregate_nominal: float,
     settings: Settings,
     notes: list[str],
 ) -> tuple[PolicyResult, np.ndarray]:
@@ -450,17 +460,17 @@ def _special_rules(
             pol.order_quantity,
             weights,
             unit_cost,
-            inv.aggregate_target,
+            aggregate_nominal,
             min_fill_rate=mins,
             lead_samples=ltd.lead_samples if ltd.review_period > 0 else None,
             integer=ltd.params.integer,
         )
         pol = with_reorder_points(pol, ltd, np.ones(n, bool), opt.reorder_point)
-        pol = replace(pol, target=np.full(n, inv.aggregate_target))
+        pol = replace(pol, target=np.full(n, aggregate_nominal))
         rule[:] = "aggregate"
         notes.append(
             f"service_mode = aggregate: reorder points for an aggregate fill rate of "
-            f"{inv.aggregate_target:.4f} at minimum stock value (predicted "
+            f"{aggregate_nominal:.4f} at minimum stock value (predicted "
             f"{opt.aggregate_fill_rate:.4f}"
             + ("" if opt.reached else ", the target is out of reach at a 99.9% cap per item")
             + ")"
@@ -478,6 +488,65 @@ def _special_rules(
             f"{int((pol.reorder_point[sparse] < 0).sum())} with no stock (reorder point -1)"
         )
     return pol, rule
+
+
+def _calibrated_aggregate_target(
+    panel: DemandPanel,
+    lt_samples: list[np.ndarray],
+    q: np.ndarray,
+    unit_cost: np.ndarray,
+    tiers: list[str],
+    moq: np.ndarray,
+    lot: np.ndarray,
+    period_days: float,
+    settings: Settings,
+    notes: list[str],
+) -> float:
+    """The nominal aggregate target that reached ``inventory.aggregate_target`` in a backtest
+    on the history (``optimize.calibrate_aggregate_target``; the same holdout, warm-up and item
+    sample as the per-item calibration). Short histories keep the target, with a note."""
+    inv = settings.inventory
+    n_periods = panel.n_periods
+    if n_periods < inv.calibration_min_periods:
+        notes.append(
+            f"aggregate target not calibrated: {n_periods} periods of history, fewer than "
+            f"inventory.calibration_min_periods = {inv.calibration_min_periods}"
+        )
+        return inv.aggregate_target
+    holdout = n_periods // 3
+    warmup = max(1, min(holdout // 3, round(60 / period_days)))
+    review = max(1, round(inv.review_period_days / period_days))
+    sample = np.arange(panel.n_items)
+    if sample.size > inv.calibration_max_items:
+        rng = np.random.default_rng(inv.seed)
+        sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
+    mins = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
+    nominal, pairs = calibrate_aggregate_target(
+        panel.y[sample],
+        [lt_samples[i] for i in sample],
+        q[sample],
+        unit_cost[sample],
+        inv.aggregate_target,
+        holdout=holdout,
+        warmup=warmup,
+        min_fill_rate=mins[sample],
+        policy=inv.policy,
+        review_period=review,
+        distribution=inv.distribution,
+        n_samples=inv.n_samples,
+        moq=np.broadcast_to(moq, q.shape)[sample],
+        lot_size=np.broadcast_to(lot, q.shape)[sample],
+        seed=inv.seed,
+    )
+    tried = ", ".join(f"{a:.4f} -> {b:.4f}" for a, b in pairs)
+    if max(b for _, b in pairs) < inv.aggregate_target:
+        tried += "; not reached at any nominal target: planned at the highest"
+    notes.append(
+        f"aggregate target calibrated on the last {holdout} periods of {sample.size} item(s): "
+        f"planned at a nominal {nominal:.4f} to reach {inv.aggregate_target:.4f} out of sample "
+        f"(nominal -> achieved: {tried})"
+    )
+    return nominal
 
 
 def _calibrated_targets(
