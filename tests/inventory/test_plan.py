@@ -4,6 +4,7 @@ calibration of fill-rate targets."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import numpy as np
@@ -261,6 +262,8 @@ def test_compute_plan_sparse_rule_and_obsolete_items() -> None:
     assert not ref["D"]["obsolete"] and ref["D"]["stocking_rule"] == "target"
     assert pol["A"]["stocking_rule"] == "target" and not pol["A"]["obsolete"]
     assert plan.summary["n_obsolete"] == 1
+    assert plan.summary["stocking_rules"] == {"obsolete": 1, "sparse": 1, "target": 32}
+    json.dumps(plan.summary)  # plain types only
     assert any("1 item(s) without demand for more than 4" in n for n in plan.notes)
     assert any("1 sparse item(s)" in n for n in plan.notes)
 

@@ -375,7 +375,10 @@ def compute_plan(
         else 1.0,
         "n_obsolete": int(dying.sum()),
         "obsolete_stock_value": float(np.nansum(on_hand[dying] * unit_cost[dying])),
-        "stocking_rules": dict(zip(*np.unique(rule.astype(str), return_counts=True), strict=True)),
+        "stocking_rules": {
+            str(k): int(v)
+            for k, v in zip(*np.unique(rule.astype(str), return_counts=True), strict=True)
+        },
         "n_open_orders": lt.open_orders.height,
         "n_overdue_orders": int(lt.open_orders["overdue"].sum()),
         "lead_time_sources": dict(
