@@ -274,3 +274,17 @@ def test_a_duration_is_bounded_by_max_horizon_once_the_frequency_is_known() -> N
         s.horizon_for(daily)  # 2026-01-11 + 2 years: 730 days
     assert load_settings().horizon_for(daily) == 28
     assert load_settings().horizon_for(monthly) == 6
+
+
+def test_inventory_service_mode_settings() -> None:
+    s = load_settings(
+        inventory={"service_mode": "aggregate", "min_fill_rates": {"high_volume": 0.9}}
+    )
+    assert s.inventory.service_mode == "aggregate" and s.inventory.aggregate_target == 0.98
+    assert s.inventory.level == "history" and s.inventory.sparse_threshold == 0.02
+    with pytest.raises(ConfigError, match="unknown tier"):
+        load_settings(inventory={"min_fill_rates": {"fast": 0.5}})
+    with pytest.raises(ConfigError, match="minimum fill rates"):
+        load_settings(inventory={"min_fill_rates": {"regular": 1.0}})
+    with pytest.raises(ConfigError, match="service_mode"):
+        load_settings(inventory={"service_mode": "portfolio"})

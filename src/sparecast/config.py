@@ -337,6 +337,40 @@ class InventorySettings(_Section):
         description="calibrate on a random sample of this many items (the factors are per "
         "frequency group and target, so a sample measures them for all items)",
     )
+    sparse_threshold: float = Field(
+        0.02,
+        ge=0,
+        lt=1,
+        description="items with demand in fewer than this share of periods follow the sparse "
+        "rule: one typical lump when a demand in the protection interval is likely enough for "
+        "the target, else no stock (0: off)",
+    )
+    obsolete_intervals: float = Field(
+        4.0,
+        ge=0,
+        description="stop replenishing (and flag) an item without demand for more than this "
+        "many mean intervals between its demands (0: only items without any demand)",
+    )
+    level: Literal["history", "recent", "forecast"] = Field(
+        "history",
+        description="level of the lead-time demand: history (the distribution's own), recent "
+        "(scaled to the last level_window_days) or forecast (scaled to the forecast's rate)",
+    )
+    level_window_days: float = Field(
+        182.0, gt=0, description="window of the recent level (level = recent), days"
+    )
+    service_mode: Literal["item", "aggregate"] = Field(
+        "item",
+        description="item: every item reaches its own target; aggregate: the fill rate over all "
+        "items reaches aggregate_target at minimum stock value (greedy marginal analysis)",
+    )
+    aggregate_target: float = Field(
+        0.98, gt=0, lt=1, description="fill rate over all items (service_mode = aggregate)"
+    )
+    min_fill_rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-tier minimum fill rate in service_mode = aggregate (tiers missing: 0)",
+    )
 
     @field_validator("targets", "item_targets")
     @classmethod
@@ -346,10 +380,18 @@ class InventorySettings(_Section):
             raise ValueError(f"service targets must be in (0, 1), got {bad}")
         return value
 
-    @field_validator("targets")
+    @field_validator("targets", "min_fill_rates")
     @classmethod
     def _known_tiers(cls, value: dict[str, float]) -> dict[str, float]:
         _check_tiers(value)
+        return value
+
+    @field_validator("min_fill_rates")
+    @classmethod
+    def _valid_minimums(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not 0.0 <= v < 1.0}
+        if bad:
+            raise ValueError(f"minimum fill rates must be in [0, 1), got {bad}")
         return value
 
 

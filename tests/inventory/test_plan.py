@@ -4,6 +4,7 @@ calibration of fill-rate targets."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import numpy as np
@@ -106,8 +107,13 @@ def test_compute_plan_orders_nothing_for_items_without_demand() -> None:
     )
     pol = {r["unique_id"]: r for r in plan.policy.iter_rows(named=True)}
     b = pol["B"]
-    assert b["mean_lead_time_demand"] == 0.0 and b["inventory_position"] <= b["reorder_point"]
+    # B is its own group: no stock (s = -1), flagged, never ordered
+    assert b["mean_lead_time_demand"] == 0.0 and b["reorder_point"] == -1.0
+    assert b["stocking_rule"] == "no_demand" and b["obsolete"]
+    assert b["obsolete_reason"] == "no_demand"
     assert b["suggested_order"] == 0.0 and b["stockout_risk"] == 0.0
+    assert pol["A"]["stocking_rule"] == "target" and not pol["A"]["obsolete"]
+    assert pol["A"]["obsolete_reason"] is None and pol["A"]["level_factor"] == 1.0
     assert pol["A"]["suggested_order"] > 0  # A (on hand 0, 6 on order) is below its point
     assert any("1 item(s) without any demand" in n for n in plan.notes)
 
@@ -190,3 +196,163 @@ def test_short_history_is_not_calibrated(erp_tables: dict) -> None:
     plan = compute_plan(panel, classes, None, tables, settings, today=END)
     np.testing.assert_array_equal(plan.policy["policy_target"], plan.policy["service_target"])
     assert any("targets not calibrated" in n for n in plan.notes)
+
+
+def _shift_panel() -> tuple[DemandPanel, pl.DataFrame, dict[str, pl.DataFrame]]:
+    """400 days: A steady (1 a day), S sparse (lumps of 5 on 4 days: 1% of periods), D dying
+    (1 a day for 100 days, then nothing), G growing (1 a day, 3 a day over the last 60), and
+    30 Poisson(1) items P00..P29 (so that the distributions' own level weight stays small)."""
+    n_days = 400
+    days = [date(2025, 5, 1) + timedelta(days=i) for i in range(n_days)]
+    rng = np.random.default_rng(0)
+    y = {
+        "A": [1.0] * n_days,
+        "S": [5.0 if i in (50, 150, 250, 390) else 0.0 for i in range(n_days)],
+        "D": [1.0] * 100 + [0.0] * 300,
+        "G": [1.0] * 340 + [3.0] * 60,
+    }
+    y.update({f"P{i:02d}": rng.poisson(1.0, n_days).astype(float).tolist() for i in range(30)})
+    long = pl.DataFrame(
+        {
+            "unique_id": [k for k in y for _ in range(n_days)],
+            "ds": days * len(y),
+            "y": [v for k in y for v in y[k]],
+        }
+    )
+    ids = list(y)
+    panel = DemandPanel.from_long(long, freq="D", item_ids=ids)
+    classification = pl.DataFrame({"unique_id": ids, "tier": ["regular"] * len(ids)})
+    tables = _tiny_tables(0.0)
+    cost = [1.0, 10.0, 2.0, 1.0] + [1.0] * 30
+    tables["items"] = pl.DataFrame({"item_id": ids, "unit_cost": cost, "active": [True] * len(ids)})
+    return panel, classification, tables
+
+
+def _rows(plan) -> dict:  # type: ignore[no-untyped-def]
+    return {r["unique_id"]: r for r in plan.policy.iter_rows(named=True)}
+
+
+def test_compute_plan_sparse_rule_and_obsolete_items() -> None:
+    panel, classification, tables = _shift_panel()
+    today = date(2026, 6, 5)
+    base = {"calibrate": False, "n_samples": 4000}
+    plan = compute_plan(
+        panel, classification, None, tables, load_settings(inventory=base), today=today
+    )
+    off = compute_plan(
+        panel,
+        classification,
+        None,
+        tables,
+        load_settings(inventory={**base, "sparse_threshold": 0.0, "obsolete_intervals": 0.0}),
+        today=today,
+    )
+    pol, ref = _rows(plan), _rows(off)
+    # S: demand in 1% of periods -> the sparse rule: the 95% quantile of the protection
+    # interval's demand (no demand 86% of the time: one lump, of a size drawn with parameter
+    # uncertainty), not the fill rate's cover of the lump tail
+    assert pol["S"]["stocking_rule"] == "sparse" and ref["S"]["stocking_rule"] == "target"
+    assert pol["S"]["reorder_point"] < ref["S"]["reorder_point"]
+    assert pol["S"]["expected_fill_rate"] < ref["S"]["expected_fill_rate"]
+    # D: no demand for 300 days, mean interval 4: obsolete, flagged, never ordered
+    d = pol["D"]
+    assert d["obsolete"] and d["obsolete_reason"] == "no_demand_for_k_intervals"
+    assert d["stocking_rule"] == "obsolete" and d["reorder_point"] == -1.0
+    assert d["suggested_order"] == 0.0
+    assert not ref["D"]["obsolete"] and ref["D"]["stocking_rule"] == "target"
+    assert pol["A"]["stocking_rule"] == "target" and not pol["A"]["obsolete"]
+    assert plan.summary["n_obsolete"] == 1
+    assert plan.summary["stocking_rules"] == {"obsolete": 1, "sparse": 1, "target": 32}
+    json.dumps(plan.summary)  # plain types only
+    assert any("1 item(s) without demand for more than 4" in n for n in plan.notes)
+    assert any("1 sparse item(s)" in n for n in plan.notes)
+
+
+def test_compute_plan_moves_the_level_to_recent_demand_or_the_forecast() -> None:
+    panel, classification, tables = _shift_panel()
+    today = date(2026, 6, 5)
+    base = {"calibrate": False, "n_samples": 4000, "obsolete_intervals": 0.0}
+    hist = _rows(
+        compute_plan(
+            panel, classification, None, tables, load_settings(inventory=base), today=today
+        )
+    )
+    recent = compute_plan(
+        panel,
+        classification,
+        None,
+        tables,
+        load_settings(inventory={**base, "level": "recent", "level_window_days": 60}),
+        today=today,
+    )
+    rec = _rows(recent)
+    assert hist["G"]["level_factor"] == 1.0
+    # the last 60 days run at 3 a day: G's lead-time demand is moved up to that level
+    per_day = rec["G"]["mean_lead_time_demand"] / 15.0  # 14-day lead time + 1 period
+    assert per_day == pytest.approx(3.0, rel=0.05)
+    assert rec["G"]["level_factor"] > 1.2
+    assert rec["G"]["reorder_point"] > hist["G"]["reorder_point"]
+    assert rec["A"]["level_factor"] == pytest.approx(1.0, abs=0.02)
+    # D has no demand in the window: too few demands to tell, left as it is
+    assert rec["D"]["level_factor"] == 1.0
+    assert any("inventory.level = recent" in n for n in recent.notes)
+    forecasts = pl.DataFrame(
+        {"unique_id": ["G"] * 3, "ds": [today] * 3, "forecast": [3.0, 3.0, 3.0]}
+    )
+    fc = _rows(
+        compute_plan(
+            panel,
+            classification,
+            forecasts,
+            tables,
+            load_settings(inventory={**base, "level": "forecast"}),
+            today=today,
+        )
+    )
+    assert fc["G"]["mean_lead_time_demand"] / 15.0 == pytest.approx(3.0, rel=0.05)
+
+
+def test_compute_plan_aggregate_service_mode() -> None:
+    panel, classification, tables = _shift_panel()
+    today = date(2026, 6, 5)
+    inv = {
+        "calibrate": False,
+        "n_samples": 4000,
+        "service_mode": "aggregate",
+        "aggregate_target": 0.9,
+    }
+    plan = compute_plan(
+        panel, classification, None, tables, load_settings(inventory=inv), today=today
+    )
+    pol = _rows(plan)
+    assert {r["stocking_rule"] for r in pol.values()} == {"aggregate", "obsolete"}
+    assert all(r["policy_target"] == 0.9 for r in pol.values())
+    assert plan.summary["service_mode"] == "aggregate"
+    assert plan.summary["expected_aggregate_fill_rate"] >= 0.9
+    assert any("service_mode = aggregate" in n for n in plan.notes)
+    # the dear sparse item (cost 10) is the last to get stock
+    assert pol["S"]["expected_fill_rate"] < pol["A"]["expected_fill_rate"]
+    # a per-tier minimum lifts it
+    floor = compute_plan(
+        panel,
+        classification,
+        None,
+        tables,
+        load_settings(inventory={**inv, "min_fill_rates": {"regular": 0.8}}),
+        today=today,
+    )
+    rows = _rows(floor)
+    assert rows["S"]["expected_fill_rate"] >= 0.8
+    assert rows["S"]["reorder_point"] >= pol["S"]["reorder_point"]
+    # calibrated (400 periods >= calibration_min_periods): planned at a nominal at least 0.9
+    cal = compute_plan(
+        panel,
+        classification,
+        None,
+        tables,
+        load_settings(inventory={**inv, "calibrate": True}),
+        today=today,
+    )
+    assert any("aggregate target calibrated" in n for n in cal.notes)
+    nominal = cal.policy["policy_target"].unique().to_list()
+    assert len(nominal) == 1 and 0.9 <= nominal[0] < 1.0

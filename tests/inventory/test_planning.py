@@ -84,9 +84,11 @@ def test_defaults_notes_rejected_rows_and_items_without_demand(tmp_path: Path) -
     q = dict(zip(pol["unique_id"], pol["order_quantity"], strict=True))
     assert q["A"] >= 6 and q["A"] % 3 == 0
     assert q["B"] >= 2 and q["C"] >= 2
-    # Z has no demand history: a policy row, nothing to hold or order
+    # Z has no demand history: a policy row, nothing to hold or order (reorder point -1:
+    # ordered only after a demand)
     z = pol.filter(pl.col("unique_id") == "Z").row(0, named=True)
-    assert (z["reorder_point"], z["suggested_order"], z["on_hand"]) == (0.0, 0.0, 0.0)
+    assert (z["reorder_point"], z["suggested_order"], z["on_hand"]) == (-1.0, 0.0, 0.0)
+    assert z["stocking_rule"] == "no_demand"
     assert plan.summary["n_items"] == 4
 
 

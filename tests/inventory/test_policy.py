@@ -14,22 +14,30 @@ from sparecast.config import InventorySettings
 from sparecast.errors import ConfigError, DataValidationError
 from sparecast.inventory.policy import (
     PolicyResult,
+    apply_sparse_rule,
     critical_ratio,
+    demand_recency,
     distribution_policy,
     expected_shortage,
     fill_rate_from_samples,
     inventory_position,
+    level_factor,
     normal_loss,
     normal_policy,
+    obsolete_items,
     order_quantity,
     protection_review_periods,
     reorder_point_from_samples,
+    rescale_samples,
     resolve_item_column,
     round_order_quantity,
     sba_one_step,
     service_targets,
+    sparse_items,
+    sparse_reorder_point,
     stockout_probability,
     suggested_order,
+    with_reorder_points,
 )
 from sparecast.methods.distributions import lead_time_demand
 from sparecast.methods.intermittent import sba
@@ -292,3 +300,115 @@ def test_inventory_settings_from_toml_and_environment(tmp_path, monkeypatch) -> 
     assert inv.targets == {"high_volume": 0.99}
     t = service_targets(["high_volume", "regular"], inv, item_ids=["P-1", "P-2"])
     assert t.tolist() == [0.8, inv.default_target]
+
+
+# --------------------------------------------------------------------------------------------
+# Sparse, dying and shifting demand
+# --------------------------------------------------------------------------------------------
+
+
+def test_demand_recency_and_obsolete_items_by_hand() -> None:
+    y = np.zeros((4, 20))
+    y[0, [0, 5, 10, 15]] = 1.0  # interval 20 / 4 = 5, last demand 4 periods ago: alive
+    y[1, [0, 1, 2, 3]] = 2.0  # interval 20 / 4 = 5, 16 periods since: 3.2 intervals
+    y[2, [10]] = 1.0  # interval 10 / 1 = 10, 9 periods since
+    has, since, interval = demand_recency(y)
+    assert has.tolist() == [True, True, True, False]
+    assert since.tolist() == [4.0, 16.0, 9.0, 20.0]
+    assert interval[:3].tolist() == [5.0, 5.0, 10.0] and np.isnan(interval[3])
+    obsolete, reason = obsolete_items(y, 3.0)
+    assert obsolete.tolist() == [False, True, False, True]
+    assert reason.tolist() == ["", "no_demand_for_k_intervals", "", "no_demand"]
+    # 4 intervals: item 1 (3.2) is kept; 0 flags only the item without demand
+    assert obsolete_items(y, 4.0)[0].tolist() == [False, False, False, True]
+    assert obsolete_items(y, 0.0)[0].tolist() == [False, False, False, True]
+
+
+def test_obsolete_rule_matches_the_forecasting_decay_factor() -> None:
+    """Flagged exactly where the decay factor exp(-decay max(0, s/p - 1)) of
+    sparecast.methods.robust falls below exp(-decay (k - 1))."""
+    from sparecast.methods.robust import decay_factor
+
+    rng = np.random.default_rng(5)
+    y = np.where(rng.random((300, 60)) < rng.uniform(0.02, 0.3, (300, 1)), 1.0, 0.0)
+    y[:100, -30:] = 0.0  # some items die
+    k, decay = 3.0, 0.5
+    obsolete, reason = obsolete_items(y, k)
+    has = y.sum(axis=1) > 0
+    factor = decay_factor(y, decay)
+    assert (obsolete[has] == (factor[has] < np.exp(-decay * (k - 1)) - 1e-12)).all()
+    assert obsolete[:100].sum() > obsolete[100:].sum()
+
+
+def test_sparse_reorder_point_by_hand() -> None:
+    # P(D = 0) = 0.9: a 90% target needs no stock at all (s = -1, hold nothing)
+    none = np.array([[0.0] * 9 + [5.0]])
+    # P(D = 0) = 0.7, then lumps of 3 (0.2) and 8 (0.1): 90% -> cover one lump of 3 (s = 2)
+    lump = np.array([[0.0] * 7 + [3.0, 3.0, 8.0]])
+    samples = np.vstack([none, lump])
+    s = sparse_reorder_point(samples, np.array([0.9, 0.9]), np.array([5.0, 8.0]))
+    assert s.tolist() == [-1.0, 2.0]
+    # never above the fill-rate reorder point
+    assert sparse_reorder_point(lump, np.array([0.9]), np.array([1.0])).tolist() == [1.0]
+    # the fill-rate rule covers into the lump tail (Q = 1: 1 - P(D > s) >= 0.9 at s = 5)
+    fill_s = reorder_point_from_samples(lump, np.array([0.9]), np.array([1.0]))
+    assert fill_s.tolist() == [5.0]
+
+
+def test_level_factor_by_hand() -> None:
+    y = np.zeros((3, 20))
+    y[0, -10:] = 2.0  # recent rate 2 (10 demands in the window)
+    y[1, -10:] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1]  # two demands only: too few to tell
+    y[2, :] = 1.0
+    f = level_factor(y, np.array([1.0, 0.05, 0.1]), 10)
+    # 2 / 1; unchanged (2 < 3 demands); 1 / 0.1 = 10 clipped to 4
+    assert f.tolist() == [2.0, 1.0, 4.0]
+    assert level_factor(y, np.array([0.0, 1.0, 1.0]), 10)[0] == 1.0
+    with pytest.raises(ConfigError, match="window"):
+        level_factor(y, np.ones(3), 0)
+
+
+def test_rescale_samples_keeps_means_and_integers() -> None:
+    rng = np.random.default_rng(2)
+    samples = rng.poisson(3.0, (3, 20000)).astype(np.float32)
+    out = rescale_samples(samples, np.array([1.5, 0.4, 1.0]), np.array([True, True, False]))
+    assert out.dtype == np.float32
+    assert (out[:2] == np.round(out[:2])).all()  # integers stay integers
+    assert out.mean(axis=1) == pytest.approx([4.5, 1.2, 3.0], rel=0.02)
+    assert np.array_equal(out[2], samples[2])  # factor 1: untouched
+
+
+def test_with_reorder_points_recomputes_the_item() -> None:
+    y = np.random.default_rng(4).poisson(1.0, (3, 60)).astype(np.float64)
+    ltd = lead_time_demand(y, [np.array([3.0])] * 3, review_period=1.0, n_samples=400)
+    q = np.full(3, 4.0)
+    pol = distribution_policy(ltd, np.full(3, 0.95), q)
+    new = with_reorder_points(pol, ltd, np.array([False, True, False]), np.full(3, -1.0))
+    assert new.reorder_point[[0, 2]].tolist() == pol.reorder_point[[0, 2]].tolist()
+    assert new.reorder_point[1] == -1.0 and new.order_up_to[1] == 3.0
+    assert new.safety_stock[1] == pytest.approx(-1.0 - pol.mean_demand[1])
+    want = fill_rate_from_samples(
+        ltd.samples[1:2], np.array([-1.0]), q[1:2], lead_samples=ltd.lead_samples[1:2]
+    )
+    assert new.expected_fill_rate[1] == pytest.approx(want[0])
+    assert new.expected_fill_rate[1] < pol.expected_fill_rate[1]
+
+
+def test_apply_sparse_rule_changes_only_sparse_items() -> None:
+    rng = np.random.default_rng(6)
+    y = rng.poisson(1.0, (3, 200)).astype(np.float64)
+    y[1] = 0.0
+    y[1, [20, 120]] = 6.0  # 1% of periods: sparse
+    y[2] = 0.0  # no demand: not sparse (its own group)
+    assert sparse_items(y, 0.02).tolist() == [False, True, False]
+    ltd = lead_time_demand(y, [np.array([10.0])] * 3, review_period=1.0, n_samples=2000)
+    q = np.full(3, 2.0)
+    targets = np.full(3, 0.9)
+    pol = distribution_policy(ltd, targets, q)
+    new, mask = apply_sparse_rule(pol, ltd, y, targets, 0.02)
+    assert mask.tolist() == [False, True, False]
+    want = sparse_reorder_point(ltd.samples[1:2], targets[1:2], pol.reorder_point[1:2])
+    assert new.reorder_point[1] == want[0] < pol.reorder_point[1]
+    assert new.reorder_point[[0, 2]].tolist() == pol.reorder_point[[0, 2]].tolist()
+    same, none = apply_sparse_rule(pol, ltd, y, targets, 0.0)
+    assert same is pol and not none.any()

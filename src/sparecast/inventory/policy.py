@@ -34,12 +34,19 @@ lead-time demand with mean ``d (L + R)`` and ``sigma = sqrt((L + R) sigma_d^2 + 
 from an SBA forecast ``d`` and its one-step error ``sigma_d``, and the normal loss function
 ``G(k) = phi(k) - k (1 - Phi(k))`` for fill rates (``sigma G(k) = (1 - beta) Q``).
 Reorder points are integers and at least 0 in both, so they are compared on equal terms.
+
+Sparse, dying and shifting demand: ``sparse_reorder_point`` (one typical lump or nothing,
+``s >= -1``, for items with demand in very few periods), ``obsolete_items`` (no demand for k
+mean intervals: stop replenishing), ``level_factor`` / ``rescale_samples`` (move the lead-time
+demand to the recent level or the forecast's) and ``with_reorder_points`` (replace some items'
+reorder points and recompute what depends on them). The aggregate service mode is in
+:mod:`sparecast.inventory.optimize`. docs/guides/inventory.md has the measured effects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -67,6 +74,14 @@ __all__ = [
     "stockout_probability",
     "protection_review_periods",
     "resolve_item_column",
+    "demand_recency",
+    "obsolete_items",
+    "sparse_reorder_point",
+    "level_factor",
+    "rescale_samples",
+    "with_reorder_points",
+    "sparse_items",
+    "apply_sparse_rule",
 ]
 
 _CHUNK = 2000
@@ -397,6 +412,165 @@ def distribution_policy(
         expected_fill_rate=fill,
         cycle_service_level=1.0 - stockout_probability(ltd, s),
         method=ltd.method,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Sparse, dying and shifting demand
+# --------------------------------------------------------------------------------------------
+
+
+def demand_recency(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per item of ``y[items, periods]``: (has any demand, periods since the last demand, mean
+    interval between demands ``(periods from the first demand to the end) / demands``), the
+    quantities of ``sparecast.methods.robust.decay_factor``; NaN intervals without demand."""
+    arr = np.asarray(y, dtype=np.float64)
+    n_t = arr.shape[1]
+    seen = arr > 0
+    has = np.asarray(seen.any(axis=1), dtype=bool)
+    first = np.argmax(seen, axis=1)
+    last = n_t - 1 - np.argmax(seen[:, ::-1], axis=1)
+    count = seen.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        interval = np.where(has, (n_t - first) / np.maximum(count, 1), np.nan)
+    since = np.where(has, n_t - 1 - last, float(n_t)).astype(np.float64)
+    return has, since, interval
+
+
+def obsolete_items(y: np.ndarray, intervals: float) -> tuple[np.ndarray, np.ndarray]:
+    """Items to stop replenishing: (obsolete bool[items], reason str[items], "" when not).
+
+    ``no_demand``: no demand in the history at all. ``no_demand_for_k_intervals``: the periods
+    since the last demand exceed ``intervals`` mean intervals between demands (the decay factor
+    ``exp(-decay * max(0, s/p - 1))`` of the forecasting layer below ``exp(-decay (k - 1))``).
+    ``intervals = 0`` flags only the items without demand.
+    """
+    has, since, interval = demand_recency(y)
+    dying = np.zeros(has.size, dtype=bool)
+    if intervals > 0:
+        with np.errstate(invalid="ignore"):
+            dying = has & (since > intervals * np.nan_to_num(interval, nan=np.inf))
+    reason = np.where(~has, "no_demand", np.where(dying, "no_demand_for_k_intervals", ""))
+    return ~has | dying, reason.astype(object)
+
+
+def sparse_reorder_point(
+    samples: np.ndarray, target: np.ndarray, reorder_point: np.ndarray
+) -> np.ndarray:
+    """Reorder point of a sparse item: one typical lump when a demand in the protection
+    interval is likely enough for the target, nothing otherwise, float64[items] >= -1.
+
+    A fill rate over a handful of demands asks for whole lumps (and their tails) held for
+    years. The sparse rule is a cycle service on the protection interval instead: the stock
+    ``s + 1`` (the least the position holds after a review) covers demand up to the ``target``
+    quantile of the lead-time demand, so ``s = quantile - 1``: -1 (hold nothing; order when a
+    demand comes) when ``P(no demand over the protection interval) >= target``, else the size
+    of one typical lump minus one. Never above ``reorder_point`` (the fill-rate one).
+    """
+    tgt = np.asarray(target, dtype=np.float64)
+    cyc = reorder_point_from_samples(samples, tgt, np.ones(tgt.size), "cycle_service")
+    return np.minimum(np.maximum(cyc - 1.0, -1.0), np.asarray(reorder_point, dtype=np.float64))
+
+
+def sparse_items(y: np.ndarray, threshold: float) -> np.ndarray:
+    """bool[items]: demand in some but fewer than ``threshold`` of the periods of ``y``."""
+    arr = np.asarray(y, dtype=np.float64)
+    share = (arr > 0).mean(axis=1) if arr.shape[1] else np.zeros(arr.shape[0])
+    return np.asarray((share > 0) & (share < threshold), dtype=bool)
+
+
+def apply_sparse_rule(
+    pol: PolicyResult,
+    ltd: LeadTimeDemand,
+    y: np.ndarray,
+    targets: np.ndarray,
+    threshold: float,
+) -> tuple[PolicyResult, np.ndarray]:
+    """``pol`` with the sparse items of ``y`` (:func:`sparse_items`) at their
+    :func:`sparse_reorder_point` for ``targets`` (the service targets, not calibrated ones),
+    and the mask of those items. ``threshold <= 0``: unchanged. The one code path of the plan,
+    for backtests that replay the plan's policy."""
+    n = ltd.n_items
+    if threshold <= 0:
+        return pol, np.zeros(n, dtype=bool)
+    sparse = sparse_items(y, threshold)
+    if not sparse.any():
+        return pol, sparse
+    idx = np.flatnonzero(sparse)
+    s_new = np.full(n, np.nan)
+    tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,))
+    s_new[idx] = sparse_reorder_point(ltd.samples[idx], tgt[idx], pol.reorder_point[idx])
+    return with_reorder_points(pol, ltd, sparse, s_new), sparse
+
+
+def level_factor(
+    y: np.ndarray,
+    current_rate: np.ndarray,
+    window: int,
+    *,
+    min_demands: int = 3,
+    bounds: tuple[float, float] = (0.25, 4.0),
+) -> np.ndarray:
+    """Factor per item that moves the lead-time demand to the recent level: the mean demand of
+    the last ``window`` periods over ``current_rate`` (the distribution's mean per period),
+    clipped to ``bounds``; 1 where the window has fewer than ``min_demands`` periods with
+    demand (too few to tell a shift from noise) or ``current_rate`` is 0."""
+    arr = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
+    if window < 1:
+        raise ConfigError(f"level window must be >= 1 period, got {window}")
+    recent = arr[:, -window:]
+    rate = recent.mean(axis=1)
+    cur = np.asarray(current_rate, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = np.where(cur > 0, rate / np.where(cur > 0, cur, 1.0), 1.0)
+    enough = (recent > 0).sum(axis=1) >= min_demands
+    return np.where(enough & (cur > 0), np.clip(f, *bounds), 1.0)
+
+
+def rescale_samples(
+    samples: np.ndarray, factor: np.ndarray, integer: np.ndarray, seed: int = 0
+) -> np.ndarray:
+    """Samples ``[items, n]`` times ``factor[items]``; integer items are rounded stochastically
+    (``floor(x f + u)``, ``u`` uniform) so the mean is kept and the samples stay integers."""
+    f = np.asarray(factor, dtype=np.float64)
+    ints = np.asarray(integer, dtype=bool)
+    out = samples.astype(np.float64) * f[:, None]
+    if ints.any():
+        rng = np.random.default_rng(seed)
+        rows = np.flatnonzero(ints & (f != 1.0))
+        out[rows] = np.floor(out[rows] + rng.random((rows.size, samples.shape[1])))
+    return out.astype(samples.dtype)
+
+
+def with_reorder_points(
+    pol: PolicyResult, ltd: LeadTimeDemand, rows: np.ndarray, reorder_point: np.ndarray
+) -> PolicyResult:
+    """``pol`` with the reorder points of ``rows`` (bool mask) replaced by ``reorder_point``
+    (float64[items], read where ``rows``), and their S, safety stock, expected fill rate and
+    cycle service recomputed on ``ltd``."""
+    mask = np.asarray(rows, dtype=bool)
+    if not mask.any():
+        return pol
+    s = np.where(mask, np.asarray(reorder_point, dtype=np.float64), pol.reorder_point)
+    idx = np.flatnonzero(mask)
+    lead = ltd.lead_samples[idx] if ltd.review_period > 0 else None
+    fill = pol.expected_fill_rate.copy()
+    fill[idx] = fill_rate_from_samples(
+        ltd.samples[idx],
+        s[idx],
+        pol.order_quantity[idx],
+        lead_samples=lead,
+        integer=ltd.params.integer[idx],
+    )
+    csl = pol.cycle_service_level.copy()
+    csl[idx] = 1.0 - stockout_probability(ltd.samples[idx], s[idx])
+    return replace(
+        pol,
+        reorder_point=s,
+        order_up_to=s + pol.order_quantity,
+        safety_stock=s - pol.mean_demand,
+        expected_fill_rate=fill,
+        cycle_service_level=csl,
     )
 
 
