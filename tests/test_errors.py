@@ -73,7 +73,9 @@ def test_errors_raised_through_the_api_name_what_is_wrong() -> None:
         item_ids=np.array(["a"], dtype=object),
         start=np.datetime64("2024-01-01"),
     )
-    with pytest.raises(SparecastError, match="unknown method 'nope'; known methods: zero, naive") as m:
+    with pytest.raises(
+        SparecastError, match="unknown method 'nope'; known methods: zero, naive"
+    ) as m:
         sparecast.forecast(panel, 3, methods=["nope"])
     assert type(m.value) is MethodError
     with pytest.raises(SparecastError, match="horizon") as c:
