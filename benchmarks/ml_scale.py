@@ -7,6 +7,11 @@ data generation). Goal: < 8 GiB at 100,000 x 730; global LightGBM fit on 2,016 x
     python benchmarks/ml_scale.py --items 2016 --days 365              # the demo size
     python benchmarks/ml_scale.py --items 100000 --days 730            # the scale goal
     python benchmarks/ml_scale.py --items 100000 --days 730 --method xgboost
+    python benchmarks/ml_scale.py --items 20000 --days 730 --backtest 3   # one fit vs per window
+
+``--backtest N`` instead times a rolling-origin backtest of the model alone over N windows, once
+with one fit for all windows (the default, ``Method.backtest_kernel``) and once with one fit per
+window (``reuse_fits=False``), counting the fits and comparing the scores.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from datetime import date
 
 import numpy as np
 
-from sparecast import DemandPanel
+from sparecast import DemandPanel, backtest
 from sparecast.data.demo import generate_demo_erp
+from sparecast.methods import ml
 from sparecast.methods.ml import GlobalLightGBM, XGBoostRegular
 
 
@@ -57,12 +63,16 @@ def main() -> None:
     parser.add_argument("--method", choices=["lightgbm", "xgboost"], default="lightgbm")
     parser.add_argument("--strategy", default="direct")
     parser.add_argument("--objective", default="tweedie")
+    parser.add_argument("--backtest", type=int, default=0, metavar="N_WINDOWS")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
     panel = build_panel(args.items, args.days, args.seed)
     t_panel = time.perf_counter() - t0
     peak_panel = peak_gib()
+    if args.backtest:
+        time_backtest(panel, args)
+        return
     cls = GlobalLightGBM if args.method == "lightgbm" else XGBoostRegular
     model = cls(strategy=args.strategy, objective=args.objective)
     t1 = time.perf_counter()
@@ -80,6 +90,48 @@ def main() -> None:
         f"{float(panel.y.mean()):.3f})\n"
         f"  peak resident memory {peak_gib():.2f} GiB"
     )
+
+
+def time_backtest(panel: DemandPanel, args: argparse.Namespace) -> None:
+    """The backtest of the model alone, one fit for all windows against one fit per window."""
+    # through sparecast: it sets OMP_WAIT_POLICY before the library is first loaded
+    lib = ml._lightgbm() if args.method == "lightgbm" else ml._xgboost()
+    fits = [0]
+    train = lib.train
+
+    def counting(*a: object, **k: object) -> object:
+        fits[0] += 1
+        return train(*a, **k)
+
+    lib.train = counting
+    params = {args.method: {"strategy": args.strategy, "objective": args.objective}}
+    # warm up (imports, numba compilation of the features) on a few items, not timed
+    few = panel.select_items(np.arange(min(panel.n_items, 200)))
+    backtest(few, h=args.h, methods=[args.method], n_windows=2, params=params, references=())
+    print(f"{args.method} backtest, {args.backtest} windows, h={args.h}: {panel!r}")
+    for reuse in (True, False):
+        fits[0] = 0
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        result = backtest(
+            panel,
+            h=args.h,
+            methods=[args.method],
+            n_windows=args.backtest,
+            params=params,
+            references=(),
+            percentage_items=np.zeros(panel.n_items, dtype=bool),
+            reuse_fits=reuse,
+        )
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        scores = result.scores.select("mase", "rmsse", "abs_error_sum", "actual_sum")
+        wape = scores["abs_error_sum"].sum() / scores["actual_sum"].sum()
+        print(
+            f"  {'one fit' if reuse else 'per window'}: {fits[0]} fit(s), {seconds:.1f} s "
+            f"({cpu:.1f} s CPU); "
+            f"MASE {scores['mase'].mean():.4f}, RMSSE {scores['rmsse'].mean():.4f}, "
+            f"WAPE {wape:.4f}"
+        )
+    print(f"  peak resident memory {peak_gib():.2f} GiB")
 
 
 if __name__ == "__main__":

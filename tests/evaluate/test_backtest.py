@@ -374,3 +374,75 @@ def test_relative_bias_is_null_without_demand() -> None:
     summ = res.summary(pl.DataFrame({"unique_id": ["item0"], "sb_class": ["no_demand"]}))
     assert summ["rel_bias"].null_count() == summ.height
     assert summ["rmsse_median"].null_count() == summ.height
+
+
+# ---------------------------------------------------------------------------- one fit per run
+def _one_fit_method(fits: list[int]) -> Method:
+    """A panel method whose "model" is each item's mean over the history it is fitted on and
+    whose forecast from an origin adds the last value before that origin; ``fits`` records the
+    number of periods of every fit (per window through the kernel, once through the hook)."""
+
+    def fit(panel: DemandPanel) -> np.ndarray:
+        fits.append(panel.n_periods)
+        return panel.y.mean(axis=1)
+
+    def kernel(panel: DemandPanel, h: int) -> np.ndarray:
+        level = fit(panel)
+        return np.repeat((level + panel.y[:, -1])[:, None], h, axis=1)
+
+    def once(panel: DemandPanel, h: int, origins: list[int]) -> list[np.ndarray]:
+        level = fit(panel.slice_periods(min(origins)))
+        return [np.repeat((level + panel.y[:, o - 1])[:, None], h, axis=1) for o in origins]
+
+    return Method("onefit", kernel, "one fit", needs_panel=True, backtest_kernel=once)
+
+
+def test_backtest_kernel_fits_once_and_matches_the_per_window_path_on_its_first_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(3)
+    y = rng.poisson(3.0, (4, 60)).astype(np.float32)
+    fits: list[int] = []
+    monkeypatch.setitem(registry.METHODS, "onefit", _one_fit_method(fits))
+    kw = {"h": 5, "n_windows": 3, "methods": ["onefit"], "keep_errors": True}
+    shared = backtest(make_panel(y), **kw)
+    assert fits == [shared.origins[0]]  # one fit, on the periods before the earliest origin
+    fits.clear()
+    per_window = backtest(make_panel(y), reuse_fits=False, **kw)
+    assert fits == per_window.origins == shared.origins  # one fit per window
+    assert shared.errors is not None and per_window.errors is not None
+    # the first window's training part is the same: the same forecasts
+    np.testing.assert_array_equal(shared.errors["onefit"][0], per_window.errors["onefit"][0])
+    # later windows: the older model (its level from fewer periods), the origin's last value
+    actual = np.stack([y[:, o : o + 5] for o in shared.origins])
+    level = y[:, : shared.origins[0]].mean(axis=1)
+    for w, o in enumerate(shared.origins):
+        expected = np.repeat((level + y[:, o - 1])[:, None], 5, axis=1)
+        np.testing.assert_allclose(shared.errors["onefit"][w] + actual[w], expected, rtol=1e-6)
+
+    # one window: both paths are the same backtest
+    one = backtest(make_panel(y), h=5, n_windows=1, methods=["onefit"])
+    assert one.scores.equals(
+        backtest(make_panel(y), h=5, n_windows=1, methods=["onefit"], reuse_fits=False).scores
+    )
+
+
+def test_backtest_kernel_must_return_one_forecast_per_origin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def short(panel: DemandPanel, h: int, origins: list[int]) -> list[np.ndarray]:
+        return [np.zeros((panel.n_items, h))]
+
+    def bug(panel: DemandPanel, h: int, origins: list[int]) -> list[np.ndarray]:
+        raise ValueError("boom")
+
+    panel = make_panel(np.ones((2, 40)))
+    for name, hook in (("short", short), ("bug", bug)):
+        method = Method(
+            name, lambda p, h: np.zeros((p.n_items, h)), "", needs_panel=True, backtest_kernel=hook
+        )
+        monkeypatch.setitem(registry.METHODS, name, method)
+    with pytest.raises(MethodError, match="returned 1 backtest forecasts for 3 origins"):
+        backtest(panel, h=4, n_windows=3, methods=["short"])
+    with pytest.raises(MethodError, match=r"'bug' failed in the backtest \(one fit.*boom"):
+        backtest(panel, h=4, n_windows=3, methods=["bug"])

@@ -3,6 +3,8 @@ tested in test_features.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 import pytest
@@ -14,7 +16,8 @@ from sparecast import backtest, forecast
 from sparecast.classify import REGULAR_TIERS, TierThresholds, classify
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
-from sparecast.methods import METHODS, forecast_panel
+from sparecast.evaluate.backtest import backtest_origins
+from sparecast.methods import METHODS, forecast_panel, ml
 from sparecast.methods.features import target_calendar
 from sparecast.methods.ml import (
     OBJECTIVES,
@@ -25,6 +28,10 @@ from sparecast.methods.ml import (
     asymmetric_grad_hess,
     asymmetric_loss,
     level_calibration,
+    lightgbm_backtest,
+    lightgbm_forecast,
+    xgboost_backtest,
+    xgboost_forecast,
 )
 
 FAST = {"n_estimators": 30, "learning_rate": 0.2}
@@ -361,3 +368,118 @@ def test_calibration_leaves_quantile_and_asymmetric_objectives_alone() -> None:
         np.testing.assert_array_equal(a.predict(), b.predict())
     with pytest.raises(MethodError, match="calibration_bins"):
         GlobalLightGBM(calibration_bins=0).fit(panel, 3)
+
+
+# ---------------------------------------------------------------------------- one fit per backtest
+@pytest.fixture
+def lgb_fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts LightGBM fits: the number of training rows of every ``lightgbm.train`` call."""
+    import lightgbm
+
+    fits: list[int] = []
+    train = lightgbm.train
+
+    def counting(params: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+        booster = train(params, data, *args, **kwargs)
+        fits.append(int(data.num_data()))
+        return booster
+
+    monkeypatch.setattr(lightgbm, "train", counting)
+    return fits
+
+
+def test_lightgbm_backtest_fits_once_before_the_earliest_origin(lgb_fits: list[int]) -> None:
+    panel, h = weekday_panel(n_items=40, n_periods=130, seed=4), 7
+    origins = backtest_origins(panel.n_periods, h, 3, h)
+    shared = lightgbm_backtest(panel, h, origins, **LGB_FAST)
+    assert len(lgb_fits) == 1
+    # the same fit as the first window's own, and from it the forecast of every window
+    model = GlobalLightGBM(**LGB_FAST).fit(panel.slice_periods(origins[0]), h)
+    assert lgb_fits[1] == lgb_fits[0] and len(lgb_fits) == 2
+    for o, fc in zip(origins, shared, strict=True):
+        np.testing.assert_array_equal(fc, model.predict(panel.slice_periods(o), h))
+    # the first window: equal to the per-window path (a fit on the same training part)
+    per_window = lightgbm_forecast(panel.slice_periods(origins[0]), h, **LGB_FAST)
+    np.testing.assert_array_equal(shared[0], per_window)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "params"),
+    [
+        (lightgbm_backtest, LGB_FAST),
+        (lightgbm_backtest, {**LGB_FAST, "calibrate": False, "strategy": "recursive"}),
+        (xgboost_backtest, FAST),
+    ],
+)
+def test_backtest_kernels_do_not_leak(kernel: Any, params: dict[str, Any]) -> None:
+    """Changing the actuals at and after an origin changes no forecast from that origin or an
+    earlier one (the level calibration included); later origins do see them."""
+    panel, h = weekday_panel(n_items=40, n_periods=130, seed=5), 7
+    origins = backtest_origins(panel.n_periods, h, 3, h)
+    base = kernel(panel, h, origins, **params)
+    rng = np.random.default_rng(0)
+    for k, o in enumerate(origins):
+        y = panel.y.copy()
+        y[:, o:] = rng.poisson(20.0, y[:, o:].shape)
+        changed = kernel(
+            DemandPanel(y, panel.item_ids, panel.start, panel.freq, panel.attributes),
+            h,
+            origins,
+            **params,
+        )
+        for j in range(len(origins)):
+            if j <= k:
+                np.testing.assert_array_equal(changed[j], base[j])
+            else:  # the test can see a leak: later origins' features include the change
+                assert not np.array_equal(changed[j], base[j])
+
+
+def test_level_calibration_of_the_shared_fit_uses_its_training_rows_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The calibration is learned once, in the one fit, from rows whose targets end before the
+    earliest origin: the same knots and factors as a fit on that history alone."""
+    levels: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        levels.append(level_calibration(*args, **kwargs))
+        return levels[-1]
+
+    monkeypatch.setattr(ml, "level_calibration", spy)
+    panel, h = _lumpy_panel(n_items=60, n_periods=90), 4
+    origins = backtest_origins(panel.n_periods, h, 3, h)
+    lightgbm_backtest(panel, h, origins, **LGB_FAST)
+    GlobalLightGBM(**LGB_FAST).fit(panel.slice_periods(origins[0]), h)
+    assert len(levels) == 2
+    for a, b in zip(levels[0], levels[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(levels[0][1], np.ones(1))  # a real correction
+
+
+def test_xgboost_per_item_backtest_fits_every_window() -> None:
+    panel, h = weekday_panel(n_items=12, n_periods=100, seed=1), 5
+    origins = backtest_origins(panel.n_periods, h, 2, h)
+    params = {**FAST, "mode": "per_item", "per_item_estimators": 10}
+    fcs = xgboost_backtest(panel, h, origins, **params)
+    for o, fc in zip(origins, fcs, strict=True):
+        np.testing.assert_array_equal(fc, xgboost_forecast(panel.slice_periods(o), h, **params))
+
+
+def test_backtest_counts_one_lightgbm_fit_for_all_windows(lgb_fits: list[int]) -> None:
+    panel = weekday_panel(n_items=30, n_periods=120, seed=6)
+    kw: dict[str, Any] = {
+        "h": 7,
+        "n_windows": 3,
+        "methods": ["lightgbm", "ma"],
+        "params": {"lightgbm": LGB_FAST},
+    }
+    shared = backtest(panel, **kw)
+    assert len(lgb_fits) == 1
+    per_window = backtest(panel, reuse_fits=False, **kw)
+    assert len(lgb_fits) == 4
+    # the same scores for the other methods, and a comparable score for LightGBM
+    lgb = pl.col("method") == "lightgbm"
+    assert shared.scores.filter(~lgb).equals(per_window.scores.filter(~lgb))
+    assert shared.scores.filter(lgb)["mase"].mean() == pytest.approx(
+        per_window.scores.filter(lgb)["mase"].mean(), rel=0.25
+    )

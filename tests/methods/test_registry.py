@@ -11,6 +11,7 @@ from sparecast.errors import MethodError
 from sparecast.methods import (
     METHODS,
     Method,
+    backtest_forecasts,
     baseline,
     forecast_matrix,
     forecast_panel,
@@ -84,3 +85,44 @@ def test_both_entry_points_check_the_horizon_the_same_way() -> None:
     ):
         with pytest.raises(MethodError, match="horizon h must be >= 1, got 0"):
             call()
+
+
+# ---------------------------------------------------------------------------- backtest kernels
+def test_backtest_forecasts_use_the_hook_or_one_forecast_per_origin() -> None:
+    """Without a hook: the kernel on each origin's history; with one: the hook's forecasts,
+    clipped at zero, its parameters merged over the defaults and checked."""
+    panel = _small_panel()
+    origins = [5, 6, 7]
+    naive = backtest_forecasts(panel, 2, origins, "naive")
+    for o, fc in zip(origins, naive, strict=True):
+        np.testing.assert_array_equal(fc, np.repeat(panel.y[:, o - 1 : o], 2, axis=1))
+    seen: list[tuple[list[int], dict]] = []
+
+    def hook(p: DemandPanel, h: int, origins: list[int], level: float) -> list[np.ndarray]:
+        seen.append((origins, {"level": level}))
+        return [np.full((p.n_items, h), level - o) for o in origins]
+
+    m = Method(
+        "_hooked",
+        lambda p, h, level: np.zeros((p.n_items, h)),
+        "",
+        {"level": 6.0},
+        needs_panel=True,
+        backtest_kernel=hook,
+    )
+    out = backtest_forecasts(panel, 2, origins, m)
+    assert seen == [(origins, {"level": 6.0})]
+    assert [float(fc[0, 0]) for fc in out] == [1.0, 0.0, 0.0]  # 6 - 7 clipped at zero
+    assert [fc.shape for fc in out] == [(2, 2)] * 3
+    # reuse_fits=False: the kernel on each origin's history
+    assert all((fc == 0).all() for fc in backtest_forecasts(panel, 2, origins, m, reuse_fits=False))
+    with pytest.raises(MethodError, match="bad parameters .* for method '_hooked'"):
+        backtest_forecasts(panel, 2, origins, m, {"levl": 1.0})
+    with pytest.raises(MethodError, match="horizon h must be >= 1"):
+        backtest_forecasts(panel, 0, origins, m)
+
+
+def test_the_global_models_have_backtest_kernels() -> None:
+    assert get_method("lightgbm").backtest_kernel is not None
+    assert get_method("xgboost").backtest_kernel is not None
+    assert get_method("hybrid").backtest_kernel is None  # it runs once per window

@@ -3,14 +3,16 @@ settings describe, and a run on a history too short to backtest."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-from utils.panels import write_monthly_csv
+from utils.panels import weekday_panel, write_monthly_csv
 
+from sparecast import methods as registry
 from sparecast.config import load_settings
 from sparecast.core import DEFAULT_HORIZONS
 from sparecast.data.panel import DemandPanel
@@ -157,3 +159,48 @@ def test_short_history_notes_give_the_horizon_with_its_unit(tmp_path: Path) -> N
         "backtest on 2 window(s) instead of 3: the history has 16 periods for a horizon of "
         "6 periods (months)"
     ) in fewer.notes
+
+
+def test_run_core_fits_lightgbm_twice_and_keeps_its_columns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One LightGBM fit for the three backtest windows and one for the final forecast; the
+    per-window path (the method without its backtest kernel) fits four times and gives the
+    same tables, column for column."""
+    import lightgbm  # here: sparecast sets OMP_WAIT_POLICY before the first import
+
+    fits: list[int] = []
+    train = lightgbm.train
+
+    def counting(*args: object, **kwargs: object) -> object:
+        fits.append(1)
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(lightgbm, "train", counting)
+    panel = weekday_panel(n_items=30, n_periods=120, seed=3)
+    settings = load_settings(
+        horizon=7,
+        methods=["ma", "sba", "lightgbm"],
+        backtest={"n_windows": 3},
+        method_params={"lightgbm": {"n_estimators": 20, "min_data_in_leaf": 20}},
+    )
+    shared = run_core(panel, settings)
+    assert len(fits) == 2
+    lgb = registry.METHODS["lightgbm"]
+    monkeypatch.setitem(
+        registry.METHODS, "lightgbm", dataclasses.replace(lgb, backtest_kernel=None)
+    )
+    per_window = run_core(panel, settings)
+    assert len(fits) == 2 + 4
+    assert shared.backtest is not None and per_window.backtest is not None
+    assert shared.forecasts is not None and per_window.forecasts is not None
+    for a, b in [
+        (shared.forecasts, per_window.forecasts),
+        (shared.backtest.scores, per_window.backtest.scores),
+        (shared.summary, per_window.summary),
+        (shared.selection, per_window.selection),
+    ]:
+        assert a is not None and b is not None
+        assert a.schema == b.schema and a.height == b.height
+    # the final forecast is fitted on the whole history either way
+    assert shared.forecasts["lightgbm"].equals(per_window.forecasts["lightgbm"])

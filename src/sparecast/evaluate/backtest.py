@@ -4,6 +4,14 @@ Windows: with ``T`` panel periods, window ``w`` (0-based, ``n_windows`` of them)
 ``T - h - (n_windows - 1 - w) * step``; the last window ends at the panel end. The kernel sees only
 ``y[:, :origin]``; the actuals are ``y[:, origin:origin + h]``.
 
+One fit for all windows: a method with a ``backtest_kernel`` (the global LightGBM and XGBoost
+models, :class:`sparecast.methods.Method`) is fitted once, on the periods before the earliest
+origin, and forecasts every window from that window's own history (features of
+``y[:, :origin]``), instead of one fit per window (``reuse_fits=False``). Nothing after an origin
+reaches its forecast, and the first window's forecast is the per-window one; at the later
+windows the model is ``step``, ``2 x step``.. periods older than a refit would be, so its
+scores there are slightly pessimistic (the final forecast is fitted on the whole history).
+
 Scores are per item and method, averaged over the windows (NaN-aware): mae, rmse, mase, rmsse, me,
 pis as defined in :mod:`sparecast.evaluate.metrics`; MASE/RMSSE are scaled with the training part of
 each window. ``abs_error_sum``, ``error_sum`` and ``actual_sum`` (over all windows) let a class's
@@ -42,7 +50,14 @@ from sparecast.evaluate.metrics import (
     ratio_of_sums,
     seasonal_naive_scales,
 )
-from sparecast.methods import Method, forecast_panel, get_method, params_for, resolve_methods
+from sparecast.methods import (
+    Method,
+    backtest_forecasts,
+    forecast_panel,
+    get_method,
+    params_for,
+    resolve_methods,
+)
 
 __all__ = [
     "REFERENCES",
@@ -411,6 +426,7 @@ def backtest(
     percentage_items: np.ndarray | None = None,
     stockout_weight: float = 3.0,
     references: Iterable[str] = REFERENCES,
+    reuse_fits: bool = True,
 ) -> BacktestResult:
     """Rolling-origin backtest of ``methods`` (all defaults when None) over ``n_windows`` windows.
 
@@ -429,6 +445,9 @@ def backtest(
     ``asym`` is the asymmetric (stockout-weighted) loss: squared errors with under-forecasts
     weighted ``stockout_weight`` times over-forecasts, divided by the same in-sample scale as
     RMSSE so that items of any volume count alike (lower is better).
+    ``reuse_fits`` (default True): methods with a ``backtest_kernel`` (the global ML models) are
+    fitted once before the earliest origin and forecast every window from it (module
+    docstring); False fits them once per window.
     """
     if stockout_weight <= 0:
         raise ConfigError(f"stockout_weight must be > 0, got {stockout_weight}")
@@ -479,6 +498,22 @@ def backtest(
     assert mape_parts is not None and wape_parts is not None
     # MASE / RMSSE scales of every window's training part, in one pass over the panel.
     scales_abs, scales_sq = seasonal_naive_scales(y, seasonality, origins)
+    # methods that forecast every window from one fit (Method.backtest_kernel)
+    shared: dict[str, list[np.ndarray]] = {}
+    for m in resolved:
+        if m.backtest_kernel is None or not reuse_fits:
+            continue
+        t0 = time.perf_counter()
+        try:
+            shared[m.name] = backtest_forecasts(panel, h, origins, m, params.get(m.name))
+        except MethodError:
+            raise
+        except Exception as exc:  # a kernel bug: say where it happened
+            raise MethodError(
+                f"method {m.name!r} failed in the backtest (one fit on training periods "
+                f"0..{origins[0] - 1} for all {n_windows} windows): {type(exc).__name__}: {exc}"
+            ) from exc
+        kernel_time[m.name] += time.perf_counter() - t0
 
     for w, origin in enumerate(origins):
         train_panel = panel.slice_periods(origin)
@@ -489,7 +524,11 @@ def backtest(
         for i, m in enumerate(resolved):
             t0 = time.perf_counter()
             try:
-                fc = forecast_panel(train_panel, h, m, params.get(m.name))
+                fc = (
+                    shared[m.name][w]
+                    if m.name in shared
+                    else forecast_panel(train_panel, h, m, params.get(m.name))
+                )
             except MethodError:
                 raise  # already names the method and the fix
             except Exception as exc:  # a kernel bug: say where it happened

@@ -2,9 +2,11 @@
 
 A classical method is a kernel ``f(y[items, periods], h, **params) -> float64[items, h]``.
 Panel methods (global ML models, the hybrid router) have ``needs_panel=True`` so that they receive
-the whole DemandPanel (dates, attributes) instead of the bare matrix. The hybrid router lives in
-the layer above (``sparecast.selection``, which uses the backtest) and registers itself with
-:func:`register_method` when that package is imported (``import sparecast`` does).
+the whole DemandPanel (dates, attributes) instead of the bare matrix. A method may also register a
+``backtest_kernel`` that forecasts every backtest window from fewer fits than one per window (the
+global models: one fit before the earliest origin, :func:`backtest_forecasts`). The hybrid router
+lives in the layer above (``sparecast.selection``, which uses the backtest) and registers itself
+with :func:`register_method` when that package is imported (``import sparecast`` does).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "resolve_methods",
     "forecast_matrix",
     "forecast_panel",
+    "backtest_forecasts",
 ]
 
 
@@ -40,6 +43,13 @@ class Method:
     description: str
     defaults: dict[str, Any] = field(default_factory=dict)
     needs_panel: bool = False
+    backtest_kernel: Callable[..., list[np.ndarray]] | None = None
+    """Optional, panel methods: ``backtest_kernel(panel, h, origins, **params)`` returns the
+    forecasts ``[items, h]`` from every origin (first forecast period) of a rolling-origin
+    backtest, e.g. from one model fitted before the earliest origin. The contract: nothing at
+    or after an origin (``panel.y[:, origin:]``) may reach that origin's forecast. The backtest
+    uses it when present (:func:`backtest_forecasts`); without it the kernel runs once per
+    origin on ``panel.slice_periods(origin)``."""
 
 
 def _register(*methods: Method) -> dict[str, Method]:
@@ -130,6 +140,7 @@ METHODS: dict[str, Method] = _register(
         "global LightGBM over all items (Tweedie, direct multi-step), see methods/ml.py",
         {"objective": "tweedie", "strategy": "direct"},
         needs_panel=True,
+        backtest_kernel=ml.lightgbm_backtest,
     ),
     Method(
         "xgboost",
@@ -137,6 +148,7 @@ METHODS: dict[str, Method] = _register(
         "XGBoost pooled over the high-volume and regular items (others: the same model)",
         {"objective": "tweedie", "strategy": "direct", "mode": "pooled"},
         needs_panel=True,
+        backtest_kernel=ml.xgboost_backtest,
     ),
 )
 
@@ -252,3 +264,39 @@ def forecast_panel(
             f"method {m.name!r} returned shape {out.shape}, expected {(panel.n_items, h)}"
         )
     return np.maximum(out, 0.0)
+
+
+def backtest_forecasts(
+    panel: DemandPanel,
+    h: int,
+    origins: list[int],
+    method: str | Method,
+    params: dict[str, Any] | None = None,
+    *,
+    reuse_fits: bool = True,
+) -> list[np.ndarray]:
+    """Point forecasts ``float64[items, h]`` of ``method`` from each origin of a rolling-origin
+    backtest, as if forecast from ``panel.slice_periods(origin)``: through the method's
+    ``backtest_kernel`` when it has one (and ``reuse_fits``), else one forecast per origin.
+    Clipped at zero like :func:`forecast_panel`."""
+    m = get_method(method) if isinstance(method, str) else method
+    if m.backtest_kernel is None or not reuse_fits:
+        return [forecast_panel(panel.slice_periods(o), h, m, params) for o in origins]
+    if h < 1:
+        raise MethodError(f"horizon h must be >= 1, got {h}")
+    kwargs = {**m.defaults, **(params or {})}
+    try:
+        out = m.backtest_kernel(panel, h, list(origins), **kwargs)
+    except TypeError as exc:
+        raise MethodError(f"bad parameters {kwargs} for method {m.name!r}: {exc}") from exc
+    if len(out) != len(origins):
+        raise MethodError(
+            f"method {m.name!r} returned {len(out)} backtest forecasts for {len(origins)} origins"
+        )
+    fcs = [np.maximum(np.asarray(fc, dtype=np.float64), 0.0) for fc in out]
+    for fc in fcs:
+        if fc.shape != (panel.n_items, h):
+            raise MethodError(
+                f"method {m.name!r} returned shape {fc.shape}, expected {(panel.n_items, h)}"
+            )
+    return fcs

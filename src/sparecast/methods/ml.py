@@ -59,7 +59,9 @@ __all__ = [
     "level_calibration",
     "apply_level",
     "lightgbm_forecast",
+    "lightgbm_backtest",
     "xgboost_forecast",
+    "xgboost_backtest",
 ]
 
 OBJECTIVES: tuple[str, ...] = ("tweedie", "poisson", "l2", "quantile", "asymmetric")
@@ -905,3 +907,38 @@ def xgboost_forecast(panel: DemandPanel, h: int, **params: Any) -> np.ndarray:
     """Kernel of the registered ``xgboost`` method: fit :class:`XGBoostRegular` on the panel,
     forecast ``h`` periods (every item gets a forecast, see the class docstring)."""
     return XGBoostRegular(**params).fit(panel, h).predict()
+
+
+def _one_fit_backtest(
+    model: _GlobalTreeModel, panel: DemandPanel, h: int, origins: list[int]
+) -> list[np.ndarray]:
+    """Forecasts from every backtest origin of ``model`` fitted once on the history before the
+    earliest origin (its level calibration too: on those training rows only); the forecast
+    from origin ``o`` is :meth:`~_GlobalTreeModel.predict` on ``panel.slice_periods(o)``, whose
+    features see ``y[:, :o]`` only. The earliest window's forecast is the per-window one; at
+    later origins the model is ``o - min(origins)`` periods older than a refit would be."""
+    if not origins:
+        return []
+    model.fit(panel.slice_periods(min(origins)), h)
+    return [model.predict(panel.slice_periods(o), h) for o in origins]
+
+
+def lightgbm_backtest(
+    panel: DemandPanel, h: int, origins: list[int], **params: Any
+) -> list[np.ndarray]:
+    """Backtest kernel of the registered ``lightgbm`` method: one :class:`GlobalLightGBM` fit
+    on the periods before the earliest origin, forecasts from every origin
+    (:func:`_one_fit_backtest`)."""
+    return _one_fit_backtest(GlobalLightGBM(**params), panel, h, origins)
+
+
+def xgboost_backtest(
+    panel: DemandPanel, h: int, origins: list[int], **params: Any
+) -> list[np.ndarray]:
+    """Backtest kernel of the registered ``xgboost`` method: as :func:`lightgbm_backtest` in
+    the ``pooled`` mode (the regular items are those of the earliest window's history); the
+    ``per_item`` mode fits once per origin (its item models forecast only their fitted panel)."""
+    model = XGBoostRegular(**params)
+    if model.mode == "per_item":
+        return [xgboost_forecast(panel.slice_periods(o), h, **params) for o in origins]
+    return _one_fit_backtest(model, panel, h, origins)
