@@ -372,8 +372,8 @@ class ComputeSettings(_Section):
     memory_limit: str = Field(
         "auto",
         min_length=1,
-        description="memory limit of each local worker (Dask's: 2GiB, 0.5 = half the "
-        "machine's memory, auto = the machine's memory / workers)",
+        description="memory limit of each local worker: 2GiB, 0.5 (a fraction up to 1 of the "
+        "machine's memory), auto (the machine's memory / workers), 0 (no limit)",
     )
     chunk_items: int = Field(
         10_000, ge=1, description="items per chunk (one task per chunk and step on the cluster)"

@@ -22,7 +22,12 @@ from sparecast.data.panel import DemandPanel
 from sparecast.data.sources import sqlite_url, write_tables
 from sparecast.errors import ConfigError
 from sparecast.pipeline.core import run_core
-from sparecast.pipeline.distributed import DaskEngine, chunk_bounds, compute_engine
+from sparecast.pipeline.distributed import (
+    DaskEngine,
+    chunk_bounds,
+    compute_engine,
+    memory_limit,
+)
 from sparecast.pipeline.engine import LOCAL
 
 distributed = pytest.importorskip("distributed")
@@ -159,6 +164,12 @@ def test_unreachable_scheduler_is_a_clear_error(
     )
     assert result.exit_code == 2
     assert f"cannot reach the Dask scheduler at {address}" in " ".join(result.output.split())
+
+
+def test_memory_limit_as_dask_takes_it() -> None:
+    assert memory_limit("0.5") == 0.5 and memory_limit("1") == 1.0
+    assert memory_limit("2GiB") == "2GiB" and memory_limit("auto") == "auto"
+    assert memory_limit("0") == "0"  # Dask: no limit
 
 
 def test_no_compute_settings_keep_the_single_process() -> None:

@@ -38,7 +38,7 @@ from sparecast.pipeline.progress import Progress, no_progress
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["DaskEngine", "chunk_bounds", "compute_engine", "uses_cluster"]
+__all__ = ["DaskEngine", "chunk_bounds", "compute_engine", "memory_limit", "uses_cluster"]
 
 INSTALL_HINT = "pip install 'sparecast[dask]'"
 
@@ -111,7 +111,7 @@ class DaskEngine:
         from distributed import as_completed
 
         bounds = chunk_bounds(panel.n_items, self.chunk_items)
-        n_workers = max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
+        n_workers = max(1, len(self.client.nthreads()))
         limit = 2 * n_workers
         results: list[Any] = [None] * len(bounds)
         t0 = time.perf_counter()
@@ -276,6 +276,16 @@ def _merge_backtests(
     )
 
 
+def memory_limit(value: str) -> str | float:
+    """``compute.memory_limit`` as Dask takes it: a fraction of the machine's memory (``0.5``)
+    as a float, anything else (``2GiB``, ``auto``, ``0`` = no limit) as given."""
+    try:
+        fraction = float(value)
+    except ValueError:
+        return value
+    return fraction if 0 < fraction <= 1 else value
+
+
 def uses_cluster(compute: ComputeSettings) -> bool:
     """Whether the settings ask for Dask (a scheduler address or a number of local workers)."""
     return compute.scheduler is not None or compute.workers is not None
@@ -314,7 +324,7 @@ def compute_engine(settings: Settings, *, progress: Progress = no_progress) -> I
             n_workers=c.workers,
             threads_per_worker=1,
             processes=True,
-            memory_limit=c.memory_limit,
+            memory_limit=memory_limit(c.memory_limit),
             dashboard_address=":0",  # any free port: never fight over 8787
         )
         client = distributed.Client(cluster)
