@@ -9,7 +9,7 @@ LightGBM, which learns across items) run on the client over the whole panel whil
 compute the chunks, so that they see every item as in one process. The results are therefore the
 same as the single-process run's (tests/pipeline/test_distributed.py checks it).
 
-Memory: a worker holds at most a few chunks at a time (each chunk is sent when its task is
+Memory: at most two chunks per worker are in flight (each chunk is sent when its task is
 submitted and released when its result is back); the client holds the panel and the gathered
 results, as in one process.
 """
