@@ -108,8 +108,11 @@ def _settings(
     horizon: str | None,
     methods: str | None,
     router: str | None = None,
+    compute: dict[str, Any] | None = None,
 ) -> Settings:
     overrides: dict[str, Any] = {}
+    if compute:  # --workers / --cluster: the [compute] section
+        overrides["compute"] = compute
     if router is not None:
         if router not in ("auto", "rules"):
             raise typer.BadParameter(f"--router must be auto or rules, got {router!r}")
@@ -320,10 +323,25 @@ def run(
     router: RouterOpt = None,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="run per chunk of items on a local Dask cluster of N single-threaded worker "
+            "processes (compute.workers; needs sparecast[dask])",
+            min=1,
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="address of a running Dask scheduler, e.g. tcp://host:8786 (compute.scheduler)"
+        ),
+    ] = None,
 ) -> None:
     """Extract, validate, classify, backtest and forecast SOURCE; write the results into OUTPUT."""
+    compute = {k: v for k, v in (("workers", workers), ("scheduler", cluster)) if v is not None}
     try:
-        _run(source, output, _settings(config, strict, horizon, methods, router), quiet)
+        _run(source, output, _settings(config, strict, horizon, methods, router, compute), quiet)
     except SparecastError as exc:
         _fail(exc)
 

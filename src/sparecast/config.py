@@ -60,6 +60,7 @@ __all__ = [
     "DataSettings",
     "InventorySettings",
     "StoreSettings",
+    "ComputeSettings",
     "ServiceSettings",
     "load_settings",
 ]
@@ -395,6 +396,35 @@ class InventorySettings(_Section):
         return value
 
 
+class ComputeSettings(_Section):
+    """[compute]: where the forecasting core runs (``sparecast run --workers N | --cluster``)."""
+
+    scheduler: str | None = Field(
+        None,
+        description="address of a running Dask scheduler (tcp://host:8786): classification, "
+        "backtest and forecasts run per chunk of items on its workers (needs sparecast[dask])",
+    )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="start a local Dask cluster of N single-threaded worker processes for the "
+        "run (ignored when scheduler is set); none of both: one process, no Dask",
+    )
+    memory_limit: str = Field(
+        "auto",
+        min_length=1,
+        description="memory limit of each local worker: 2GiB, 0.5 (a fraction up to 1 of the "
+        "machine's memory), auto (the machine's memory / workers), 0 (no limit)",
+    )
+    chunk_items: int = Field(
+        10_000, ge=1, description="items per chunk (one task per chunk and step on the cluster)"
+    )
+    connect_timeout_s: float = Field(
+        10.0, gt=0, description="seconds to wait for the scheduler before giving up"
+    )
+
+
 class StoreSettings(_Section):
     """Forecast history store (SQLite file or PostgreSQL) and the forecast cache (LRU or Redis)."""
 
@@ -538,6 +568,7 @@ class Settings(BaseSettings):
     data: DataSettings = Field(default_factory=DataSettings)
     inventory: InventorySettings = Field(default_factory=InventorySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @model_validator(mode="before")

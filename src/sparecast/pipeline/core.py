@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from sparecast.classify import REGULAR_TIERS, classify
+from sparecast.classify import REGULAR_TIERS
 from sparecast.config import Settings
-from sparecast.core import forecast_arrays, forecasts_to_frame, horizon_text
+from sparecast.core import forecasts_to_frame, horizon_text
 from sparecast.data.panel import DemandPanel
-from sparecast.errors import MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, windows_that_fit
 from sparecast.methods import get_method
+from sparecast.pipeline.engine import LOCAL, Engine
 from sparecast.pipeline.progress import Progress, no_progress
 from sparecast.selection.combinations import with_combinations
 from sparecast.selection.router import HybridRouter
@@ -82,9 +82,12 @@ def run_core(
     *,
     with_forecast: bool = True,
     progress: Progress = no_progress,
+    engine: Engine = LOCAL,
 ) -> CoreResult:
     """Classify, backtest, route every item to a method (the hybrid router: rules or the best
-    backtest score per class/item) and forecast the horizon."""
+    backtest score per class/item) and forecast the horizon. ``engine``: where classification,
+    backtest and forecasts run (this process, or per chunk on a Dask cluster:
+    ``sparecast.pipeline.distributed``)."""
     timings: dict[str, float] = {}
     h = settings.horizon_for(panel)  # None or a duration: in the panel's periods now
     h_text = horizon_text(h, panel.freq)
@@ -92,7 +95,7 @@ def run_core(
     router.validate_params()
     names = _reported_methods(router)
     t0 = time.perf_counter()
-    classification = classify(panel, thresholds=router.tiers)
+    classification = engine.classify(panel, router.tiers)
     timings["classify_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -126,7 +129,7 @@ def run_core(
                 f"backtest on {n_windows} window(s) instead of {settings.backtest.n_windows}: "
                 f"the history has {panel.n_periods} periods for a horizon of {h_text}"
             )
-        bt = backtest(
+        bt = engine.backtest(
             panel,
             h=h,
             methods=names,
@@ -173,16 +176,8 @@ def run_core(
 
         # a method that cannot run on this panel (e.g. LightGBM on a single period) is left
         # out of the columns with a note, and the items it would serve get the fallback
-        values: dict[str, np.ndarray] = {}
-        failed: dict[str, str] = {}
-        for name in names:
-            try:
-                values.update(
-                    forecast_arrays(panel, h, [name], settings.method_params, progress=step)
-                )
-            except MethodError as exc:
-                failed[name] = str(exc)
-                notes.append(f"{name} not forecast: {exc}")
+        values, failed = engine.forecast_all(panel, h, names, settings.method_params, step)
+        notes += [f"{name} not forecast: {why}" for name, why in failed.items()]
         if failed and router.reroute(failed):
             notes.append(router.notes_[-1])
             selection = router.selection_.join(

@@ -20,6 +20,7 @@ from sparecast.pipeline.console import (
     summary_lines,
 )
 from sparecast.pipeline.core import CoreResult, run_core
+from sparecast.pipeline.distributed import compute_engine
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.outputs import OUTPUT_FILES, with_forecast_quantiles, write_outputs
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
@@ -78,7 +79,10 @@ def stage_run(
         after_load(loaded)
     timings["load_s"] = time.perf_counter() - t0
     steps("compute")
-    result = run_core(loaded.panel, settings, with_forecast=with_forecast, progress=progress)
+    with compute_engine(settings, progress=progress) as engine:  # this process, or Dask
+        result = run_core(
+            loaded.panel, settings, with_forecast=with_forecast, progress=progress, engine=engine
+        )
     if result.forecasts is not None and settings.quantiles:
         t0 = time.perf_counter()
         result.forecasts = with_forecast_quantiles(

@@ -1,0 +1,336 @@
+"""The forecasting core on a Dask cluster (``sparecast run --workers N | --cluster ADDRESS``,
+``[compute]`` settings; needs ``pip install 'sparecast[dask]'``).
+
+The items are cut into chunks of ``compute.chunk_items`` rows, in panel order. Per chunk, on the
+workers: the classification, the rolling-origin backtest of the classical (per-item) methods and
+their forecasts. The scores are gathered on the client, where the router chooses per class (or
+tier, or item) on all of them, exactly as in one process. Global methods (``needs_panel``, e.g.
+LightGBM, which learns across items) run on the client over the whole panel while the workers
+compute the chunks, so that they see every item as in one process. The results are therefore the
+same as the single-process run's (tests/pipeline/test_distributed.py checks it).
+
+Memory: at most two chunks per worker are in flight (each chunk is sent when its task is
+submitted and released when its result is back); the client holds the panel and the gathered
+results, as in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from sparecast.classify import REGULAR_TIERS, TierThresholds, classify
+from sparecast.config import ComputeSettings, Settings
+from sparecast.core import forecast_arrays
+from sparecast.data.panel import DemandPanel
+from sparecast.errors import ConfigError, MethodError
+from sparecast.evaluate.backtest import BacktestResult, backtest
+from sparecast.methods import get_method, resolve_methods
+from sparecast.pipeline.engine import LOCAL, Engine
+from sparecast.pipeline.progress import Progress, no_progress
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["DaskEngine", "chunk_bounds", "compute_engine", "memory_limit", "uses_cluster"]
+
+INSTALL_HINT = "pip install 'sparecast[dask]'"
+
+
+def chunk_bounds(n_items: int, chunk_items: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` rows of each chunk of at most ``chunk_items`` items (the last one may be
+    shorter); one empty chunk for an empty panel."""
+    if chunk_items < 1:
+        raise ConfigError(f"compute.chunk_items must be >= 1, got {chunk_items}")
+    if n_items == 0:
+        return [(0, 0)]
+    return [(a, min(a + chunk_items, n_items)) for a in range(0, n_items, chunk_items)]
+
+
+def _chunk(panel: DemandPanel, a: int, b: int) -> DemandPanel:
+    attrs = panel.attributes.slice(a, b - a) if panel.attributes is not None else None
+    return DemandPanel(panel.y[a:b], panel.item_ids[a:b], panel.start, panel.freq, attrs)
+
+
+# ---------------------------------------------------------------- tasks (run on the workers)
+def _classify_task(chunk: DemandPanel, thresholds: TierThresholds | None) -> pl.DataFrame:
+    return classify(chunk, thresholds=thresholds)
+
+
+def _backtest_task(chunk: DemandPanel, percentage_items: np.ndarray, kwargs: dict[str, Any]):
+    result = backtest(chunk, percentage_items=percentage_items, **kwargs)
+    return dataclasses.replace(result, panel=None)  # the client has the panel
+
+
+def _forecast_task(
+    chunk: DemandPanel, h: int, names: list[str], params: dict[str, dict[str, Any]]
+) -> dict[str, np.ndarray | str]:
+    """Forecasts of every method of ``names``; the message of a method that cannot run."""
+    out: dict[str, np.ndarray | str] = {}
+    for name in names:
+        try:
+            out.update(forecast_arrays(chunk, h, [name], params))
+        except MethodError as exc:
+            out[name] = str(exc)
+    return out
+
+
+class DaskEngine:
+    """The core's steps per chunk of ``chunk_items`` items on the cluster of ``client``; global
+    methods on the client (see the module docstring). ``progress(label, done, total)`` is called
+    as each chunk's result comes back."""
+
+    def __init__(
+        self, client: Client, chunk_items: int, *, progress: Progress = no_progress
+    ) -> None:
+        self.client = client
+        self.chunk_items = chunk_items
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------ mapping over the chunks
+    def _map(
+        self,
+        panel: DemandPanel,
+        label: str,
+        task: Callable[..., Any],
+        *args: Any,
+        per_chunk: Callable[[int, int], tuple[Any, ...]] = lambda a, b: (),
+        meanwhile: Callable[[], Any] | None = None,
+    ) -> tuple[list[Any], Any]:
+        """``task(chunk, *per_chunk(a, b), *args)`` for every chunk, in panel order, with at most
+        two chunks per worker in flight (each chunk is sent with its task and released with
+        its result); ``meanwhile()`` runs here while the workers compute. Returns the results
+        in chunk order and what ``meanwhile`` returned."""
+        from distributed import as_completed
+
+        bounds = chunk_bounds(panel.n_items, self.chunk_items)
+        n_workers = max(1, len(self.client.nthreads()))
+        limit = 2 * n_workers
+        results: list[Any] = [None] * len(bounds)
+        t0 = time.perf_counter()
+
+        def submit(i: int) -> Any:
+            a, b = bounds[i]
+            chunk = self.client.scatter(_chunk(panel, a, b), hash=False)
+            future = self.client.submit(task, chunk, *per_chunk(a, b), *args, pure=False)
+            future.chunk_index = i  # type: ignore[attr-defined]
+            return future
+
+        queue = as_completed([submit(i) for i in range(min(limit, len(bounds)))])
+        nxt = min(limit, len(bounds))
+        other = meanwhile() if meanwhile is not None else None
+        done = 0
+        for future in queue:
+            i = future.chunk_index
+            results[i] = future.result()  # a task's exception is raised here, as it was
+            future.release()
+            done += 1
+            a, b = bounds[i]
+            self.progress(
+                f"{label} chunk {i + 1}/{len(bounds)} (items {a + 1}-{b})", done, len(bounds)
+            )
+            if nxt < len(bounds):
+                queue.add(submit(nxt))
+                nxt += 1
+        self.timings[f"{label}_s"] = self.timings.get(f"{label}_s", 0.0) + (
+            time.perf_counter() - t0
+        )
+        return results, other
+
+    # ------------------------------------------------------------ the Engine steps
+    def classify(self, panel: DemandPanel, thresholds: TierThresholds | None) -> pl.DataFrame:
+        parts, _ = self._map(panel, "classify", _classify_task, thresholds)
+        return pl.concat(parts, how="vertical")
+
+    def backtest(self, panel: DemandPanel, **kwargs: Any) -> BacktestResult:
+        t0 = time.perf_counter()
+        asked = [m.name for m in resolve_methods(kwargs.pop("methods", None))]
+        classical = [n for n in asked if not get_method(n).needs_panel]
+        global_ = [n for n in asked if get_method(n).needs_panel]
+        if not classical:  # nothing to cut into chunks
+            return LOCAL.backtest(panel, methods=asked, **kwargs)
+        params: dict[str, dict[str, Any]] = kwargs.pop("params", None) or {}
+        pct = kwargs.pop("percentage_items", None)
+        if pct is None:
+            pct = np.isin(self.classify(panel, TierThresholds())["tier"].to_numpy(), REGULAR_TIERS)
+        pct = np.asarray(pct, dtype=bool)
+        kwargs.pop("progress", None)  # progress is shown per chunk (self.progress)
+        chunk_kwargs = {
+            **kwargs,
+            "methods": classical,
+            "params": {k: v for k, v in params.items() if k in classical},
+        }
+
+        def global_backtest() -> BacktestResult | None:
+            if not global_:
+                return None
+            return backtest(
+                panel,
+                methods=global_,
+                params={k: v for k, v in params.items() if k in global_},
+                percentage_items=pct,
+                references=(),
+                **kwargs,
+            )
+
+        parts, glob = self._map(
+            panel,
+            "backtest",
+            _backtest_task,
+            chunk_kwargs,
+            per_chunk=lambda a, b: (pct[a:b],),
+            meanwhile=global_backtest,
+        )
+        return _merge_backtests(panel, asked, parts, glob, time.perf_counter() - t0)
+
+    def forecast_all(
+        self,
+        panel: DemandPanel,
+        h: int,
+        names: list[str],
+        params: dict[str, dict[str, Any]],
+        step: Callable[[str], None],
+    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        classical = [n for n in names if not get_method(n).needs_panel]
+        global_ = [n for n in names if get_method(n).needs_panel]
+        glob_values: dict[str, np.ndarray] = {}
+        glob_failed: dict[str, str] = {}
+
+        def global_forecasts() -> None:
+            values, failed = LOCAL.forecast_all(panel, h, global_, params, step)
+            glob_values.update(values)
+            glob_failed.update(failed)
+
+        parts: list[dict[str, np.ndarray | str]] = []
+        if classical:
+            parts, _ = self._map(
+                panel, "forecast", _forecast_task, h, classical, params, meanwhile=global_forecasts
+            )
+        else:
+            global_forecasts()
+        values: dict[str, np.ndarray] = {}
+        failed: dict[str, str] = {}
+        for name in names:
+            if name in glob_failed:
+                failed[name] = glob_failed[name]
+            elif name in glob_values:
+                values[name] = glob_values[name]
+            else:
+                why = next((p[name] for p in parts if isinstance(p[name], str)), None)
+                if why is not None:
+                    failed[name] = str(why)
+                else:
+                    values[name] = np.concatenate([np.asarray(p[name]) for p in parts], axis=0)
+                step(name)
+        return values, failed
+
+
+def _merge_backtests(
+    panel: DemandPanel,
+    asked: list[str],
+    parts: list[BacktestResult],
+    glob: BacktestResult | None,
+    seconds: float,
+) -> BacktestResult:
+    """One BacktestResult as ``backtest`` over the whole panel returns it: the methods in the
+    order asked, then the references; the scores method-major, items in panel order."""
+    first = parts[0]
+    order = [*asked, *first.references]
+    chunk_scores = pl.concat([p.scores for p in parts], how="vertical")
+    frames = []
+    for name in order:
+        if glob is not None and name in glob.methods:
+            frames.append(glob.scores.filter(pl.col("method") == name))
+        else:
+            frames.append(chunk_scores.filter(pl.col("method") == name))
+    errors = None
+    if first.errors is not None:
+        errors = {
+            name: (
+                glob.errors[name]
+                if glob is not None and glob.errors is not None and name in glob.methods
+                else np.concatenate([p.errors[name] for p in parts if p.errors], axis=1)
+            )
+            for name in order
+        }
+    kernels: dict[str, float] = {}
+    for p in [*parts, *([glob] if glob is not None else [])]:
+        for k, v in p.timings.get("kernels", {}).items():
+            kernels[k] = kernels.get(k, 0.0) + v
+    labels = {**first.labels, **(glob.labels if glob is not None else {})}
+    return dataclasses.replace(
+        first,
+        scores=pl.concat(frames, how="vertical"),
+        methods=order,
+        labels={n: labels[n] for n in order},
+        errors=errors,
+        timings={"kernels": kernels, "total": seconds, "chunks": len(parts)},
+        panel=panel,
+    )
+
+
+def memory_limit(value: str) -> str | float:
+    """``compute.memory_limit`` as Dask takes it: a fraction of the machine's memory (``0.5``)
+    as a float, anything else (``2GiB``, ``auto``, ``0`` = no limit) as given."""
+    try:
+        fraction = float(value)
+    except ValueError:
+        return value
+    return fraction if 0 < fraction <= 1 else value
+
+
+def uses_cluster(compute: ComputeSettings) -> bool:
+    """Whether the settings ask for Dask (a scheduler address or a number of local workers)."""
+    return compute.scheduler is not None or compute.workers is not None
+
+
+@contextmanager
+def compute_engine(settings: Settings, *, progress: Progress = no_progress) -> Iterator[Engine]:
+    """The engine ``settings.compute`` asks for, open for the ``with`` block: this process
+    (``LOCAL``) without a scheduler or workers; a client of the scheduler at
+    ``compute.scheduler``; or a LocalCluster of ``compute.workers`` single-threaded worker
+    processes (``compute.memory_limit`` each), closed at the end. ConfigError when Dask is not
+    installed or the scheduler cannot be reached (naming its address)."""
+    c = settings.compute
+    if not uses_cluster(c):
+        yield LOCAL
+        return
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError(
+            "running on Dask (--workers, --cluster, [compute]) needs dask and distributed: "
+            + INSTALL_HINT
+        ) from None
+    cluster = None
+    if c.scheduler is not None:
+        try:
+            client = distributed.Client(c.scheduler, timeout=c.connect_timeout_s)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot reach the Dask scheduler at {c.scheduler} within "
+                f"{c.connect_timeout_s:g} s ({type(exc).__name__}: {exc}); start it "
+                "(dask scheduler) or fix --cluster / compute.scheduler"
+            ) from None
+    else:
+        cluster = distributed.LocalCluster(
+            n_workers=c.workers,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=memory_limit(c.memory_limit),
+            dashboard_address=":0",  # any free port: never fight over 8787
+        )
+        client = distributed.Client(cluster)
+    try:
+        yield DaskEngine(client, c.chunk_items, progress=progress)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,76 @@
+"""Where the forecasting core's heavy steps run: ``LocalEngine`` in this process (the default),
+``sparecast.pipeline.distributed.DaskEngine`` per chunk of items on a Dask cluster. The core
+(``sparecast.pipeline.core.run_core``) calls the same three steps on either."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import polars as pl
+
+from sparecast.classify import TierThresholds, classify
+from sparecast.core import forecast_arrays
+from sparecast.data.panel import DemandPanel
+from sparecast.errors import MethodError
+from sparecast.evaluate.backtest import BacktestResult, backtest
+
+__all__ = ["Engine", "LocalEngine", "LOCAL"]
+
+
+class Engine(Protocol):
+    """The core's heavy steps over a whole panel (rows of every result in panel order)."""
+
+    def classify(self, panel: DemandPanel, thresholds: TierThresholds | None) -> pl.DataFrame:
+        """:func:`sparecast.classify.classify` of ``panel``."""
+        ...
+
+    def backtest(self, panel: DemandPanel, **kwargs: Any) -> BacktestResult:
+        """:func:`sparecast.evaluate.backtest.backtest` of ``panel`` with ``kwargs``."""
+        ...
+
+    def forecast_all(
+        self,
+        panel: DemandPanel,
+        h: int,
+        names: list[str],
+        params: dict[str, dict[str, Any]],
+        step: Callable[[str], None],
+    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """Point forecasts ``[items, h]`` of every method of ``names`` (in that order) and the
+        methods that cannot forecast this panel (name -> why); ``step(name)`` after each."""
+        ...
+
+
+class LocalEngine:
+    """Every step in this process, on the whole panel (today's single-process run)."""
+
+    def classify(self, panel: DemandPanel, thresholds: TierThresholds | None) -> pl.DataFrame:
+        return classify(panel, thresholds=thresholds)
+
+    def backtest(self, panel: DemandPanel, **kwargs: Any) -> BacktestResult:
+        return backtest(panel, **kwargs)
+
+    def forecast_all(
+        self,
+        panel: DemandPanel,
+        h: int,
+        names: list[str],
+        params: dict[str, dict[str, Any]],
+        step: Callable[[str], None],
+    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        # a method that cannot run on this panel (e.g. LightGBM on a single period) is left
+        # out, and the caller serves its items the fallback
+        values: dict[str, np.ndarray] = {}
+        failed: dict[str, str] = {}
+        for name in names:
+            try:
+                values.update(forecast_arrays(panel, h, [name], params, progress=step))
+            except MethodError as exc:
+                failed[name] = str(exc)
+        return values, failed
+
+
+LOCAL = LocalEngine()
+"""The default engine: no cluster."""

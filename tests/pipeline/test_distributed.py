@@ -1,0 +1,177 @@
+"""The core on a real Dask LocalCluster (sparecast.pipeline.distributed): the same
+classification, scores, selection and forecasts as the single-process run, chunks of uneven
+size, ``sparecast run --cluster`` to a scheduler started here and ``--workers``, and a clear
+error when the scheduler cannot be reached."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+from typer.testing import CliRunner
+
+from sparecast.cli import app
+from sparecast.config import load_settings
+from sparecast.data.demo import generate_demo_erp
+from sparecast.data.panel import DemandPanel
+from sparecast.data.sources import sqlite_url, write_tables
+from sparecast.errors import ConfigError
+from sparecast.pipeline.core import run_core
+from sparecast.pipeline.distributed import (
+    DaskEngine,
+    chunk_bounds,
+    compute_engine,
+    memory_limit,
+)
+from sparecast.pipeline.engine import LOCAL
+
+distributed = pytest.importorskip("distributed")
+
+runner = CliRunner()
+CLASSICAL = ["croston", "sba", "ma", "adida", "robust"]
+END = date(2026, 10, 31)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[distributed.LocalCluster]:
+    """Two single-threaded workers in this process (light on a 2-core machine)."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def client(cluster: distributed.LocalCluster) -> Iterator[distributed.Client]:
+    with distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, pl.DataFrame]:
+    return generate_demo_erp(n_items=150, n_days=200, seed=3, end_date=END)
+
+
+@pytest.fixture(scope="module")
+def panel(tables: dict[str, pl.DataFrame]) -> DemandPanel:
+    return DemandPanel.from_long(
+        tables["demand"], id_col="item_id", time_col="date", target_col="quantity"
+    )
+
+
+def test_chunk_bounds_cover_every_item_once() -> None:
+    assert chunk_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert chunk_bounds(8, 4) == [(0, 4), (4, 8)]
+    assert chunk_bounds(3, 10) == [(0, 3)]
+    assert chunk_bounds(0, 10) == [(0, 0)]
+    with pytest.raises(ConfigError, match="chunk_items"):
+        chunk_bounds(5, 0)
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_dask_core_equals_the_single_process_run(
+    client: distributed.Client, panel: DemandPanel, top_k: int
+) -> None:
+    """Chunks of 40 items (the last one shorter): every table the core returns is identical to
+    the single-process run's; top_k=2 also merges the per-window errors of the chunks."""
+    assert panel.n_items % 40 != 0
+    settings = load_settings(methods=CLASSICAL, router={"top_k": top_k})
+    seen: list[tuple[str, int, int]] = []
+    engine = DaskEngine(client, 40, progress=lambda label, d, n: seen.append((label, d, n)))
+    ref = run_core(panel, settings, engine=LOCAL)
+    got = run_core(panel, settings, engine=engine)
+    assert ref.backtest is not None and got.backtest is not None
+    assert got.backtest.methods == ref.backtest.methods
+    assert got.backtest.labels == ref.backtest.labels
+    assert got.backtest.origins == ref.backtest.origins
+    for name in ("classification", "selection", "summary", "forecasts"):
+        assert_frame_equal(getattr(got, name), getattr(ref, name))
+    assert_frame_equal(got.backtest.scores, ref.backtest.scores)
+    assert got.notes == ref.notes
+    # progress per chunk and step: 4 chunks (40, 40, 40, 30 items) each
+    n_chunks = -(-panel.n_items // 40)
+    for step in ("classify", "backtest", "forecast"):
+        mine = [s for s in seen if s[0].startswith(f"{step} chunk")]
+        assert len(mine) == n_chunks and {s[2] for s in mine} == {n_chunks}
+    assert any(f"(items 121-{panel.n_items})" in s[0] for s in seen)
+
+
+def test_a_global_method_runs_on_the_client_and_matches(
+    client: distributed.Client, panel: DemandPanel
+) -> None:
+    """LightGBM learns across items: it is backtested and forecast on the whole panel while the
+    workers do the classical methods per chunk; the result equals the single-process one."""
+    settings = load_settings(methods=["sba", "ma", "lightgbm"])
+    ref = run_core(panel, settings, engine=LOCAL)
+    got = run_core(panel, settings, engine=DaskEngine(client, 64))
+    assert ref.backtest is not None and got.backtest is not None
+    assert "lightgbm" in got.backtest.methods
+    assert_frame_equal(got.backtest.scores, ref.backtest.scores)
+    assert_frame_equal(got.forecasts, ref.forecasts)
+    assert_frame_equal(got.selection, ref.selection)
+
+
+@pytest.fixture(scope="module")
+def erp(tmp_path_factory: pytest.TempPathFactory, tables: dict[str, pl.DataFrame]) -> str:
+    db = tmp_path_factory.mktemp("erp") / "erp.sqlite"
+    write_tables(tables, sqlite_url(db))
+    return sqlite_url(db)
+
+
+def _run(erp: str, out: Path, *extra: str, config: Path | None = None) -> pl.DataFrame:
+    args = ["run", "--source", erp, "-o", str(out), "--methods", ",".join(CLASSICAL), "-q"]
+    args += ["--config", str(config)] if config else []
+    result = runner.invoke(app, [*args, *extra])
+    assert result.exit_code == 0, result.output
+    return pl.read_parquet(out / "forecasts.parquet")
+
+
+def test_run_on_a_scheduler_writes_the_same_outputs(
+    cluster: distributed.LocalCluster, erp: str, tmp_path: Path
+) -> None:
+    """``sparecast run --cluster ADDRESS`` (chunk_items from the config file) writes the same
+    forecasts, selection and classification as the run without Dask."""
+    cfg = tmp_path / "sparecast.toml"
+    cfg.write_text("[compute]\nchunk_items = 45\n")
+    ref = _run(erp, tmp_path / "single", config=cfg)
+    got = _run(erp, tmp_path / "dask", "--cluster", cluster.scheduler_address, config=cfg)
+    assert_frame_equal(got, ref)
+    for name in ("classification.parquet", "backtest.parquet"):
+        a = pl.read_parquet(tmp_path / "dask" / name)
+        assert_frame_equal(a, pl.read_parquet(tmp_path / "single" / name))
+    assert np.isfinite(got["forecast"].to_numpy()).all()
+
+
+def test_workers_start_a_local_cluster(erp: str, tmp_path: Path) -> None:
+    """``--workers 1``: a LocalCluster of one worker process started and closed by the run."""
+    ref = _run(erp, tmp_path / "single")
+    got = _run(erp, tmp_path / "dask", "--workers", "1")
+    assert_frame_equal(got, ref)
+
+
+def test_unreachable_scheduler_is_a_clear_error(
+    erp: str, tmp_path: Path, unused_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPARECAST_COMPUTE__CONNECT_TIMEOUT_S", "1")
+    address = f"tcp://127.0.0.1:{unused_port}"
+    result = runner.invoke(
+        app, ["run", "--source", erp, "-o", str(tmp_path / "out"), "--cluster", address, "-q"]
+    )
+    assert result.exit_code == 2
+    assert f"cannot reach the Dask scheduler at {address}" in " ".join(result.output.split())
+
+
+def test_memory_limit_as_dask_takes_it() -> None:
+    assert memory_limit("0.5") == 0.5 and memory_limit("1") == 1.0
+    assert memory_limit("2GiB") == "2GiB" and memory_limit("auto") == "auto"
+    assert memory_limit("0") == "0"  # Dask: no limit
+
+
+def test_no_compute_settings_keep_the_single_process() -> None:
+    with compute_engine(load_settings()) as engine:
+        assert engine is LOCAL
