@@ -97,6 +97,7 @@ def run_evaluate_plan(
         min_orders=inv.lead_time_min_orders,
         max_samples=inv.lead_time_max_samples,
         today=today,
+        default_days=inv.default_lead_time_days,
     )
     period_days = PERIOD_DAYS[panel.freq]
     samples = [s / period_days for s in lt.samples_for(ids)]
