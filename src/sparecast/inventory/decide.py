@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sparecast.config import Settings
-from sparecast.inventory.calibration import calibrated_targets
+from sparecast.inventory.calibration import MIN_MEASURED_SHARE, calibrated_targets
 from sparecast.inventory.optimize import calibrate_aggregate_target, optimize_service
 from sparecast.inventory.policy import (
     PolicyResult,
@@ -44,6 +44,7 @@ from sparecast.inventory.policy import (
     rescale_samples,
     with_reorder_points,
 )
+from sparecast.inventory.simulate import protection_warmup
 from sparecast.methods.distributions import LeadTimeDemand, lead_time_demand
 
 __all__ = ["PolicyDecision", "plan_policy"]
@@ -309,7 +310,8 @@ def calibrated_aggregate_target(
 ) -> float:
     """The nominal aggregate target that reached ``inventory.aggregate_target`` in a backtest
     on the history (``optimize.calibrate_aggregate_target``; the same holdout, warm-up and item
-    sample as the per-item calibration). Short histories keep the target, with a note."""
+    sample as the per-item calibration, the plan's level shift and obsolescence). Histories
+    too short for that keep the target, with a note."""
     inv = settings.inventory
     n_items, n_periods = y.shape
     if n_periods < inv.calibration_min_periods:
@@ -319,21 +321,37 @@ def calibrated_aggregate_target(
         )
         return inv.aggregate_target
     holdout = n_periods // 3
-    warmup = max(1, min(holdout // 3, round(60 / period_days)))
     review = max(1, round(inv.review_period_days / period_days))
     sample = np.arange(n_items)
     if sample.size > inv.calibration_max_items:
         rng = np.random.default_rng(inv.seed)
         sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
+    lts = [lt_samples[i] for i in sample]
+    # as the per-item calibration: each item's warm-up is its protection interval; items
+    # without room for a measured one after it are simulated but not measured
+    warm = protection_warmup(lts, inv.policy, review)
+    measured = warm * 2 <= holdout
+    if n_periods < 12 or n_items == 0 or measured.mean() < MIN_MEASURED_SHARE:
+        notes.append(
+            f"aggregate target not calibrated: the last third of the history ({holdout} "
+            f"periods) holds two protection intervals for {measured.mean():.0%} of the items"
+        )
+        return inv.aggregate_target
+    warm = np.where(measured, warm, holdout)
+    adjust_ltd, _ = calibration_rules(settings, period_days)
+
+    def replenish(fit: np.ndarray) -> np.ndarray:
+        return ~obsolete_items(fit, inv.obsolete_intervals)[0]
+
     mins = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
     nominal, pairs = calibrate_aggregate_target(
         y[sample],
-        [lt_samples[i] for i in sample],
+        lts,
         q[sample],
         unit_cost[sample],
         inv.aggregate_target,
         holdout=holdout,
-        warmup=warmup,
+        warmup=warm,
         min_fill_rate=mins[sample],
         policy=inv.policy,
         review_period=review,
@@ -342,6 +360,8 @@ def calibrated_aggregate_target(
         moq=np.broadcast_to(moq, q.shape)[sample],
         lot_size=np.broadcast_to(lot, q.shape)[sample],
         seed=inv.seed,
+        replenish=replenish,
+        adjust_ltd=adjust_ltd,
     )
     tried = ", ".join(f"{a:.4f} -> {b:.4f}" for a, b in pairs)
     if max(b for _, b in pairs) < inv.aggregate_target:

@@ -5,27 +5,31 @@ history (``split``, default two thirds) and simulated on what followed
 (:func:`sparecast.inventory.simulate.simulate_policy`: (s, nQ) or (R, s, S), backorders, lead
 times drawn from each item's samples), for each fill-rate target. Policies:
 
-- ``sparecast``: the plan's policy as :func:`sparecast.inventory.plan.compute_plan` computes it:
-  the lead-time demand distribution of the training part
-  (:func:`sparecast.methods.distributions.lead_time_demand` with the inventory settings) at the
-  nominal targets of the plan's calibration
-  (:func:`sparecast.inventory.calibration.calibrated_targets` on the training part);
+- ``sparecast``: the plan's policy per item, computed by
+  :func:`sparecast.inventory.decide.plan_policy` (what :func:`sparecast.inventory.plan.
+  compute_plan` calls) on the training part: lead-time demand distribution, level shift,
+  calibrated targets, sparse rule and obsolescence of the settings;
+- ``aggregate``: the same function in the multi-item mode (``service_mode = "aggregate"``,
+  ``aggregate_target`` = the target);
 - ``textbook``: normal lead-time demand on SBA (``inventory.policy.normal_policy``);
 - ``empirical``: ``s`` = the target quantile of the item's past sums of demand over its
   protection interval (``round(mean lead time) + 1`` periods for sQ, ``+ R`` for RsS), rounded up.
 
 All use the same order quantity ``Q`` (``inventory.order_cover_days`` of mean training demand,
 rounded to MOQ and lot size), lead-time samples, random draws and start: items without demand in
-the training part are not stocked by any policy (they start at 0 and never order), the others
-start with ``S`` on hand; each item's first protection interval (lead time + review, rounded up)
-is a warm-up that is not measured.
+the training part are not stocked by any policy (they start at 0 and never order), nor are the
+items the plan flags obsolete in the plan's lines; the others start with ``S`` on hand; each
+item's first protection interval (lead time + review, rounded up) is a warm-up that is not
+measured.
 
 Results: one row per policy, target and item (``per_item``), aggregates per policy, target and
 group (``summary``: all items, items with history, and the demand-frequency groups of the
 training part), the trade-off curve (``curve``: achieved fill rate and average stock value of
-each policy per target, plus the textbook over a ladder of nominal targets) and the goal check
-(``goals``: the plan's fill rate on items with history against the target, and its stock value
-against the textbook's at the same achieved fill rate, interpolated on the textbook ladder).
+each policy per target, plus the textbook and the uncalibrated per-item plan over ladders of
+nominal targets) and the goal check (``goals``: the plan's fill rate on items with history
+against the target, its stock value against the textbook's at the same achieved fill rate,
+interpolated on the textbook ladder, and the aggregate mode's fill and stockout rates and stock
+value against the per-item mode's at the same fill rate).
 """
 
 from __future__ import annotations
