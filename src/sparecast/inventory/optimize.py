@@ -244,7 +244,9 @@ def calibrate_aggregate_target(
     ``y``: :func:`optimize_service` on ``y[:, :-holdout]`` at nominal targets ``1 - (1 -
     target) f`` for each factor ``f``, simulated on the last ``holdout`` periods (after
     ``warmup``); the factor at which the simulated aggregate fill rate (served / demanded) reaches
-    ``target`` is interpolated between the two around it (the smallest when none does).
+    ``target`` is interpolated between the two around it (the smallest when none does). The
+    fill rate is measured on the items with demand in the fit part (as the goal: items with
+    history), the new items' demand being out of reach of any policy set on the fit part.
 
     As for per-item targets (``inventory.simulate.calibrate_targets``), estimation error alone
     lowers the achieved fill rate. ``warmup``: one number of periods or one per item (e.g. the
@@ -268,6 +270,7 @@ def calibrate_aggregate_target(
     if adjust_ltd is not None:
         ltd = adjust_ltd(fit, ltd)
     stocked = replenish(fit) if replenish is not None else None
+    history = np.maximum(fit, 0.0).sum(axis=1) > 0
     q = np.asarray(order_quantity, dtype=np.float64)
     w = ltd.mean / np.maximum(ltd.mean_lead_time + rp, 1e-12)
     fs = np.asarray(factors, dtype=np.float64)
@@ -297,8 +300,11 @@ def calibrate_aggregate_target(
             seed=seed + 7,
             replenish=stocked,
         )
-        got = sim.totals["fill_rate"]
-        achieved[j] = got if np.isfinite(got) else 1.0
+        # measured on the items with demand in the fit part: the others are new to the
+        # policy (their demand is out of reach of any reorder point set on the fit part)
+        dem = sim.per_item["demand"].to_numpy()[history].sum()
+        got = sim.per_item["filled"].to_numpy()[history].sum() / dem if dem > 0 else 1.0
+        achieved[j] = got
     pairs = [(float(a), float(b)) for a, b in zip(nominal, achieved, strict=True)]
     fill = np.maximum.accumulate(achieved)
     if fill[0] >= target:
