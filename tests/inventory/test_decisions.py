@@ -188,3 +188,20 @@ def test_evaluate_plan_replays_the_plan_with_its_rules() -> None:
     assert sc["stocking_rule"].to_list() == planned["stocking_rule"].to_list()
     assert {"sparse", "obsolete", "no_demand", "target"} <= set(sc["stocking_rule"])
     assert np.allclose(sc["policy_target"].to_numpy(), planned["policy_target"].to_numpy())
+
+
+def test_the_aggregate_line_keeps_the_per_tier_minimums() -> None:
+    y, lead = _panel(n=10, periods=200), np.full(10, 3.0)
+    tiers = ["high_volume"] * 5 + ["regular"] * 5
+
+    def aggregate_s(mins: dict[str, float]) -> np.ndarray:
+        settings = load_settings(
+            inventory={"calibrate": False, "n_samples": 200, "min_fill_rates": mins}
+        )
+        bt = evaluate_plan(y, lead, targets=(0.8,), settings=settings, tiers=tiers,
+                           textbook_ladder=(0.8,), item_ladder=(0.8,))  # fmt: skip
+        agg = bt.per_item.filter(pl.col("policy") == "aggregate")
+        return agg["reorder_point"].to_numpy()
+
+    free, kept = aggregate_s({}), aggregate_s({"high_volume": 0.995})
+    assert (kept[:5] >= free[:5]).all() and (kept[:5] > free[:5]).any()

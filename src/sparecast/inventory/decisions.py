@@ -147,11 +147,13 @@ def evaluate_plan(
     item_ids: Sequence[str] | None = None,
     textbook_ladder: Sequence[float] = TEXTBOOK_LADDER,
     item_ladder: Sequence[float] = ITEM_LADDER,
+    tiers: Sequence[str] | None = None,
 ) -> DecisionBacktest:
     """Decision backtest of ``y`` (items x periods, the history) with per-item ``lead_times``
     samples in periods; ``period_days`` converts the day-based inventory settings
     (``order_cover_days``, ``review_period_days``). Every target is given to every item.
-    ``split``: periods the policies are set on (default two thirds of the history)."""
+    ``split``: periods the policies are set on (default two thirds of the history). ``tiers``:
+    per-item tier for the aggregate mode's ``inventory.min_fill_rates`` (default none)."""
     settings = settings or load_settings()
     inv = settings.inventory
     h = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
@@ -229,12 +231,12 @@ def evaluate_plan(
         # per item and in the aggregate mode at an aggregate target of t
         spare = plan_policy(
             train, lts, t, q, item_settings, period_days=period_days, unit_cost=cost,
-            moq=moq_a, lot_size=lot_a, ltd=ltd,
+            moq=moq_a, lot_size=lot_a, ltd=ltd, tiers=tiers,
         )  # fmt: skip
         agg = plan_policy(
             train, lts, t, q, _with_inventory(settings, service_mode="aggregate",
             aggregate_target=t), period_days=period_days, unit_cost=cost, moq=moq_a,
-            lot_size=lot_a, ltd=ltd,
+            lot_size=lot_a, ltd=ltd, tiers=tiers,
         )  # fmt: skip
         notes.extend(f"target {t:.0%}, sparecast: {x}" for x in spare.notes)
         notes.extend(f"target {t:.0%}, aggregate: {x}" for x in agg.notes)
