@@ -30,9 +30,11 @@ Data sets:
 
 Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0.90,0.95,0.98]
 [--policy sQ|RsS] [--distribution auto] [--n-samples 1000] [--skip-demo] [--skip-carparts]
-[--skip-oil] [--quantiles]``; ``--quantiles`` also prints the coverage and pinball loss of the
-per-period and lead-time quantiles over 3 rolling origins; ``--scale-items N`` only times
-``lead_time_demand`` and ``distribution_policy`` on a synthetic panel of N items x ``--days``.
+[--skip-oil] [--svg FILE] [--quantiles]``; ``--svg`` writes the trade-off curves
+(fill rate on items with history against average stock value, one panel per data set) to an SVG
+file; ``--quantiles`` also prints the coverage and pinball loss of the per-period and lead-time
+quantiles over 3 rolling origins; ``--scale-items N`` only times ``lead_time_demand`` and
+``distribution_policy`` on a synthetic panel of N items x ``--days``.
 """
 
 from __future__ import annotations
@@ -204,22 +206,94 @@ def print_results(ds: dict, bt: DecisionBacktest) -> None:
             )
             + " |"
         )
-    print("\nGoal check (issue 12):\n")
+    print("\nGoal check (issue 12), items with history:\n")
     print(
-        "| target | sparecast fill, items with history | within 1 point | textbook fill | "
-        "empirical fill | stock value vs textbook at the same fill |"
+        "| target | sparecast fill | within 1 point | textbook fill | empirical fill "
+        "| stock value vs textbook at the same fill | aggregate mode fill | its stockout rate "
+        "| aggregate vs per-item stock value at the same fill |"
     )
-    print("|---:|---:|---|---:|---:|---:|")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for g in bt.goals.iter_rows(named=True):
         vs = g["value_vs_textbook_same_fill"]
+        ag = g["aggregate_vs_per_item_same_fill"]
         print(
             f"| {g['target']:.0%} | {_pct(g['sparecast_fill_with_history'])} "
             f"| {'yes' if g['within_1_point'] else 'no'} | {_pct(g['textbook_fill_with_history'])} "
             f"| {_pct(g['empirical_fill_with_history'])} "
-            f"| {'textbook never reaches it' if not np.isfinite(vs) else f'{vs:+.1%}'} |"
+            f"| {'textbook never reaches it' if not np.isfinite(vs) else f'{vs:+.1%}'} "
+            f"| {_pct(g['aggregate_fill_with_history'])} | {_pct(g['aggregate_stockout_rate'])} "
+            f"| {'per-item never reaches it' if not np.isfinite(ag) else f'{ag:+.1%}'} |"
         )
     for note in bt.notes:
         print(f"- {note}")
+
+
+_COLOURS = {
+    "textbook ladder": "#999999",
+    "sparecast ladder": "#9ecae1",
+    "sparecast": "#08519c",
+    "aggregate": "#d94801",
+    "textbook": "#444444",
+    "empirical": "#41ab5d",
+}
+
+
+def write_svg(panels: list[tuple[str, DecisionBacktest]], path: Path) -> None:
+    """One panel per data set: fill rate on items with history (y) against average stock value
+    (x, relative to the textbook's at the middle target), lines for the ladders, marks for the
+    policies at each target."""
+    w, h, pad = 300, 240, 40
+    y_lo, xmax = 0.7, 3.0  # fill rates from 70%, stock value up to 3x the textbook's
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(panels)}" height="{h + 40}" '
+        'font-family="sans-serif" font-size="10">'
+    ]
+    for k, (name, bt) in enumerate(panels):
+        c = bt.curve.filter(pl.col("fill_rate_with_history").is_finite())
+        tb = c.filter(pl.col("policy") == "textbook")
+        ref = float(tb["avg_stock_value"][len(tb) // 2]) or 1.0
+        x0 = k * w
+
+        def pos(v: float, f: float, x0: float = x0, ref: float = ref) -> tuple[float, float]:
+            x = x0 + pad + min(v / ref, xmax) / xmax * (w - pad - 10)
+            y = 10 + (1 - (max(f, y_lo) - y_lo) / (1 - y_lo)) * (h - pad)
+            return x, y
+
+        out.append(f'<text x="{x0 + pad}" y="{h + 25}">{name}</text>')
+        out.append(
+            f'<rect x="{x0 + pad}" y="10" width="{w - pad - 10}" height="{h - pad}" '
+            'fill="none" stroke="#ccc"/>'
+        )
+        for f in (0.8, 0.9, 0.95, 0.98):
+            _, yy = pos(0, f)
+            out.append(f'<text x="{x0 + 5}" y="{yy + 3:.0f}">{f:.0%}</text>')
+            out.append(
+                f'<line x1="{x0 + pad}" x2="{x0 + w - 10}" y1="{yy:.0f}" y2="{yy:.0f}" '
+                'stroke="#eee"/>'
+            )
+        for v in (1.0, 2.0, 3.0):
+            xx, _ = pos(v * ref, y_lo)
+            out.append(f'<text x="{xx - 8:.0f}" y="{h - 15}">{v:g}x</text>')
+        for pol in ("textbook ladder", "sparecast ladder"):
+            pts = c.filter(pl.col("policy") == pol).sort("avg_stock_value")
+            xy = " ".join(
+                "{:.1f},{:.1f}".format(*pos(v, f))
+                for v, f in zip(pts["avg_stock_value"], pts["fill_rate_with_history"], strict=True)
+            )
+            out.append(f'<polyline points="{xy}" fill="none" stroke="{_COLOURS[pol]}"/>')
+        for pol in ("textbook", "empirical", "sparecast", "aggregate"):
+            for v, f in (
+                c.filter(pl.col("policy") == pol)
+                .select("avg_stock_value", "fill_rate_with_history")
+                .iter_rows()
+            ):
+                xx, yy = pos(v, f)
+                out.append(f'<circle cx="{xx:.1f}" cy="{yy:.1f}" r="3" fill="{_COLOURS[pol]}"/>')
+    for j, (pol, col) in enumerate(_COLOURS.items()):
+        out.append(f'<text x="{10 + j * 110}" y="{h + 38}" fill="{col}">\u25cf {pol}</text>')
+    out.append("</svg>")
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    print(f"\nwrote {path}")
 
 
 def print_calibration(ds: dict, h: int, n_samples: int) -> None:
@@ -279,6 +353,7 @@ def main() -> None:
     ap.add_argument("--policy", choices=["sQ", "RsS"], default="sQ")
     ap.add_argument("--distribution", default="auto")
     ap.add_argument("--n-samples", type=int, default=1000)
+    ap.add_argument("--svg", type=Path, help="write the trade-off curves to this SVG file")
     ap.add_argument("--quantiles", action="store_true", help="also print quantile calibration")
     ap.add_argument(
         "--scale-items", type=int, default=0, help="only time the distributions on N items"
@@ -295,11 +370,16 @@ def main() -> None:
         loaders.append((lambda: carparts_dataset(args.carparts, args.seed), 6))
     if not args.skip_oil and args.oil.is_file():
         loaders.append((lambda: oil_dataset(args.oil, args.seed), 6))
+    panels = []
     for load, h in loaders:
         ds = load()
-        print_results(ds, run(ds, targets, args))
+        bt = run(ds, targets, args)
+        print_results(ds, bt)
+        panels.append((ds["name"], bt))
         if args.quantiles:
             print_calibration(ds, h, args.n_samples)
+    if args.svg and panels:
+        write_svg(panels, args.svg)
 
 
 if __name__ == "__main__":

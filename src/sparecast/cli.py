@@ -464,13 +464,16 @@ def evaluate_plan_cmd(
         _print_notes(outcome.backtest.notes)
         if not quiet:
             table = Table(title="Plan vs textbook (fill rate on items with history)")
-            for col in ("target", "sparecast", "textbook", "empirical", "stock vs textbook*"):
+            cols = ("target", "sparecast", "aggregate", "textbook", "empirical",
+                    "stock vs textbook*")  # fmt: skip
+            for col in cols:
                 table.add_column(col, justify="right")
             for g in outcome.backtest.goals.iter_rows(named=True):
                 vs = g["value_vs_textbook_same_fill"]
                 table.add_row(
                     f"{g['target']:.1%}",
                     f"{g['sparecast_fill_with_history']:.1%}",
+                    f"{g['aggregate_fill_with_history']:.1%}",
                     f"{g['textbook_fill_with_history']:.1%}",
                     f"{g['empirical_fill_with_history']:.1%}",
                     "never reached" if vs != vs else f"{vs:+.1%}",

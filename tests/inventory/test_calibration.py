@@ -62,7 +62,10 @@ def test_short_histories_are_not_calibrated() -> None:
 
 
 def test_the_plan_calls_the_public_calibration(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sparecast.inventory.decide as decide_module
     import sparecast.inventory.plan as plan_module
 
-    assert plan_module.calibrated_targets is calibrated_targets
+    # compute_plan and evaluate_plan both set their policy with decide.plan_policy
+    assert plan_module.plan_policy is decide_module.plan_policy
+    assert decide_module.calibrated_targets is calibrated_targets
     assert not hasattr(plan_module, "_calibrated_targets")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import polars as pl
 import pytest
@@ -51,13 +53,14 @@ def backtest() -> object:
         settings=settings,
         unit_cost=np.linspace(1, 2, 40),
         textbook_ladder=(0.5, 0.8, 0.9, 0.95, 0.99, 0.999),
+        item_ladder=(0.8, 0.9, 0.99),
     )
 
 
 def test_evaluate_plan_frames(backtest) -> None:  # type: ignore[no-untyped-def]
     bt = backtest
     assert bt.split == 300 and bt.n_periods == 450
-    assert bt.per_item.height == 3 * 2 * 40
+    assert bt.per_item.height == 4 * 2 * 40
     assert set(bt.per_item["policy"]) == set(POLICIES)
     # same Q for every policy; warm-up: ceil(6 + 1) = 7 periods of the 150 simulated
     q = bt.per_item.group_by("unique_id").agg(pl.col("order_quantity").n_unique())
@@ -81,8 +84,9 @@ def test_evaluate_plan_frames(backtest) -> None:  # type: ignore[no-untyped-def]
     assert row["fill_rate_with_history"] == pytest.approx(
         hist["filled"].sum() / hist["demand"].sum()
     )
-    # the curve: every policy per target plus the textbook ladder
-    assert bt.curve.height == 3 * 2 + 6
+    # the curve: every policy per target plus the textbook and per-item ladders
+    assert bt.curve.height == 4 * 2 + 6 + 3
+    assert set(bt.curve["policy"]) == {*POLICIES, "textbook ladder", "sparecast ladder"}
     assert bt.goals["target"].to_list() == [0.9, 0.95]
 
 
@@ -101,6 +105,7 @@ def test_evaluate_plan_without_calibration_plans_at_the_target() -> None:
         targets=(0.9,),
         settings=load_settings(inventory={"calibrate": False, "n_samples": 200}),
         textbook_ladder=(0.9,),
+        item_ladder=(0.9,),
     )
     assert (bt.per_item["policy_target"] == 0.9).all()
     assert not any("calibrated" in n for n in bt.notes)
@@ -112,3 +117,91 @@ def test_evaluate_plan_rejects_bad_arguments() -> None:
         evaluate_plan(y, np.ones(5), split=50)
     with pytest.raises(ConfigError, match="targets"):
         evaluate_plan(y, np.ones(5), targets=(1.2,))
+
+
+def test_the_aggregate_line_and_its_goal_check(backtest) -> None:  # type: ignore[no-untyped-def]
+    agg = backtest.per_item.filter(pl.col("policy") == "aggregate")
+    assert agg.height == 2 * 40
+    # items with history follow the multi-item optimisation, the others are not stocked
+    hist = agg.filter(pl.col("has_history"))
+    assert set(hist["stocking_rule"]) == {"aggregate"}
+    assert set(agg.filter(~pl.col("has_history"))["stocking_rule"]) == {"no_demand"}
+    for g in backtest.goals.iter_rows(named=True):
+        part = agg.filter(pl.col("target") == g["target"], pl.col("has_history"))
+        assert g["aggregate_fill_with_history"] == pytest.approx(
+            part["filled"].sum() / part["demand"].sum()
+        )
+        assert g["aggregate_stockout_rate"] == pytest.approx(
+            part["stockout_demand_days"].sum() / part["demand_days"].sum()
+        )
+        assert g["aggregate_stock_value"] == pytest.approx(agg.filter(
+            pl.col("target") == g["target"])["avg_on_hand_value"].sum())  # fmt: skip
+        # Poisson demand, no lumps: the optimised mode reaches its target within 2 points
+        assert g["aggregate_fill_with_history"] == pytest.approx(g["target"], abs=0.02)
+        if np.isfinite(g["per_item_value_at_same_fill"]):
+            assert g["aggregate_vs_per_item_same_fill"] == pytest.approx(
+                g["aggregate_stock_value"] / g["per_item_value_at_same_fill"] - 1.0
+            )
+
+
+def test_evaluate_plan_replays_the_plan_with_its_rules() -> None:
+    """The backtest's sparecast line is what ``sparecast.plan`` decides on the training cut,
+    with the level shift, the sparse rule and obsolescence: the same reorder points."""
+    from sparecast.inventory.planning import plan
+
+    rng = np.random.default_rng(3)
+    n, split, periods = 24, 240, 330
+    y = rng.poisson(rng.uniform(0.2, 2.0, n)[:, None], (n, periods)).astype(float)
+    y[:3] = 0.0
+    y[3:6] = (rng.random((3, periods)) < 0.01) * 4.0  # sparse
+    y[6:9, 150:] = 0.0  # demand stopped: obsolete at the cut
+    y[9:12, 180:] *= 3.0  # demand grew: the recent level moves
+    settings = load_settings(
+        inventory={"n_samples": 300, "level": "recent", "level_window_days": 60}
+    )
+    ids = [f"I{i:02d}" for i in range(n)]
+    start = np.datetime64("2025-01-01")
+    long = pl.DataFrame(
+        {
+            "unique_id": np.repeat(ids, split),
+            "ds": np.tile(np.arange(start, start + split), n).astype("datetime64[D]"),
+            "y": y[:, :split].ravel(),
+        }
+    )
+    items = pl.DataFrame(
+        {"unique_id": ids, "lead_time_days": [6.0] * n, "service_target": [0.9] * n}
+    )
+    planned = plan(long, items, settings=settings, today=date(2025, 9, 1)).policy
+    lt = planned["lead_time_mean_days"].to_numpy()
+    bt = evaluate_plan(
+        y,
+        [np.array([v]) for v in lt],
+        targets=(0.9,),
+        settings=settings,
+        split=split,
+        item_ids=ids,
+        textbook_ladder=(0.9,),
+        item_ladder=(0.9,),
+    )
+    sc = bt.per_item.filter(pl.col("policy") == "sparecast").sort("unique_id")
+    assert sc["reorder_point"].to_list() == planned["reorder_point"].to_list()
+    assert sc["stocking_rule"].to_list() == planned["stocking_rule"].to_list()
+    assert {"sparse", "obsolete", "no_demand", "target"} <= set(sc["stocking_rule"])
+    assert np.allclose(sc["policy_target"].to_numpy(), planned["policy_target"].to_numpy())
+
+
+def test_the_aggregate_line_keeps_the_per_tier_minimums() -> None:
+    y, lead = _panel(n=10, periods=200), np.full(10, 3.0)
+    tiers = ["high_volume"] * 5 + ["regular"] * 5
+
+    def aggregate_s(mins: dict[str, float]) -> np.ndarray:
+        settings = load_settings(
+            inventory={"calibrate": False, "n_samples": 200, "min_fill_rates": mins}
+        )
+        bt = evaluate_plan(y, lead, targets=(0.8,), settings=settings, tiers=tiers,
+                           textbook_ladder=(0.8,), item_ladder=(0.8,))  # fmt: skip
+        agg = bt.per_item.filter(pl.col("policy") == "aggregate")
+        return agg["reorder_point"].to_numpy()
+
+    free, kept = aggregate_s({}), aggregate_s({"high_volume": 0.995})
+    assert (kept[:5] >= free[:5]).all() and (kept[:5] > free[:5]).any()

@@ -292,3 +292,22 @@ def test_never_demanded_items_do_not_push_sparse_items_to_the_cap() -> None:
     assert mixed[:30] == pytest.approx(cap)  # the fault, reproduced with the groups forced
     fixed = calibrate_targets(y, lt, tgt, q, holdout=holdout, n_samples=200)
     assert (fixed[:30] < cap).all()
+
+
+def test_calibrate_targets_sets_the_policies_with_the_plans_rules() -> None:
+    """``adjust_policy`` decides the simulated policies: with every item not replenished
+    nothing is served, no factor reaches the target and every item gets the smallest one."""
+    y = _poisson_panel(days=300)
+    q = np.maximum(np.round(y.mean(axis=1) * 10), 1)
+    seen: list[tuple[int, int]] = []
+
+    def nothing(fit, ltd, pol, targets):  # type: ignore[no-untyped-def]
+        seen.append(fit.shape)
+        assert (targets == 0.9).all()
+        return pol, np.zeros(fit.shape[0], dtype=bool)
+
+    nominal = calibrate_targets(
+        y, np.full(60, 6.0), np.full(60, 0.9), q, holdout=150, warmup=30, adjust_policy=nothing
+    )
+    assert nominal == pytest.approx(np.full(60, 1 - 0.1 * 0.05))
+    assert seen and all(s == (60, 150) for s in seen)  # once per factor, on the fit part

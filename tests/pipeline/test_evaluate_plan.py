@@ -22,7 +22,8 @@ def test_evaluate_plan_on_a_demo_erp(erp_tables: dict, tmp_path: Path) -> None:
     for name in DECISION_FILES:
         assert (tmp_path / "out" / name).is_file(), name
     per_item = pl.read_parquet(tmp_path / "out" / "decisions_per_item.parquet")
-    assert per_item.height == 3 * 2 * 80
+    assert per_item.height == 4 * 2 * 80
+    assert set(per_item["policy"]) == {"sparecast", "aggregate", "textbook", "empirical"}
     # unit costs come from the items table
     costs = dict(zip(erp_tables["items"]["item_id"], erp_tables["items"]["unit_cost"], strict=True))
     row = per_item.filter(pl.col("avg_on_hand") > 0).row(0, named=True)

@@ -26,17 +26,19 @@ Recipe (numeric, on the items x periods history ``y``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from sparecast.config import Settings
+from sparecast.inventory.policy import PolicyResult
 from sparecast.inventory.simulate import (
     calibrate_targets,
     frequency_groups,
     protection_warmup,
 )
+from sparecast.methods.distributions import LeadTimeDemand
 
 __all__ = ["MIN_MEASURED_SHARE", "Calibration", "calibrated_targets"]
 
@@ -68,11 +70,19 @@ def calibrated_targets(
     period_days: float = 1.0,
     moq: np.ndarray | float = 1.0,
     lot_size: np.ndarray | float = 1.0,
+    adjust_ltd: Callable[[np.ndarray, LeadTimeDemand], LeadTimeDemand] | None = None,
+    adjust_policy: Callable[
+        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray], tuple[PolicyResult, np.ndarray]
+    ]
+    | None = None,
 ) -> Calibration:
     """The nominal fill-rate targets that reached ``targets`` in a backtest on the history ``y``
     (items x periods; ``lead_times`` per-item samples in periods; ``order_quantity`` Q per item),
     with ``settings.inventory``'s policy, review period (``review_period_days / period_days``),
-    distribution, samples, seed and calibration settings. See the module docstring."""
+    distribution, samples, seed and calibration settings. ``adjust_ltd`` / ``adjust_policy``:
+    the plan's rules applied in the calibration backtest (see
+    :func:`sparecast.inventory.simulate.calibrate_targets`; ``plan_policy`` passes them). See
+    the module docstring."""
     inv = settings.inventory
     h = np.asarray(y, dtype=np.float64)
     n, n_periods = h.shape
@@ -113,6 +123,8 @@ def calibrated_targets(
         moq=np.broadcast_to(np.asarray(moq, dtype=np.float64), (n,))[sample],
         lot_size=np.broadcast_to(np.asarray(lot_size, dtype=np.float64), (n,))[sample],
         seed=inv.seed,
+        adjust_ltd=adjust_ltd,
+        adjust_policy=adjust_policy,
     )
     factor = {
         (int(g), float(t)): float(v)

@@ -5,27 +5,31 @@ history (``split``, default two thirds) and simulated on what followed
 (:func:`sparecast.inventory.simulate.simulate_policy`: (s, nQ) or (R, s, S), backorders, lead
 times drawn from each item's samples), for each fill-rate target. Policies:
 
-- ``sparecast``: the plan's policy as :func:`sparecast.inventory.plan.compute_plan` computes it:
-  the lead-time demand distribution of the training part
-  (:func:`sparecast.methods.distributions.lead_time_demand` with the inventory settings) at the
-  nominal targets of the plan's calibration
-  (:func:`sparecast.inventory.calibration.calibrated_targets` on the training part);
+- ``sparecast``: the plan's policy per item, computed by
+  :func:`sparecast.inventory.decide.plan_policy` (what :func:`sparecast.inventory.plan.
+  compute_plan` calls) on the training part: lead-time demand distribution, level shift,
+  calibrated targets, sparse rule and obsolescence of the settings;
+- ``aggregate``: the same function in the multi-item mode (``service_mode = "aggregate"``,
+  ``aggregate_target`` = the target);
 - ``textbook``: normal lead-time demand on SBA (``inventory.policy.normal_policy``);
 - ``empirical``: ``s`` = the target quantile of the item's past sums of demand over its
   protection interval (``round(mean lead time) + 1`` periods for sQ, ``+ R`` for RsS), rounded up.
 
 All use the same order quantity ``Q`` (``inventory.order_cover_days`` of mean training demand,
 rounded to MOQ and lot size), lead-time samples, random draws and start: items without demand in
-the training part are not stocked by any policy (they start at 0 and never order), the others
-start with ``S`` on hand; each item's first protection interval (lead time + review, rounded up)
-is a warm-up that is not measured.
+the training part are not stocked by any policy (they start at 0 and never order), nor are the
+items the plan flags obsolete in the plan's lines; the others start with ``S`` on hand; each
+item's first protection interval (lead time + review, rounded up) is a warm-up that is not
+measured.
 
 Results: one row per policy, target and item (``per_item``), aggregates per policy, target and
 group (``summary``: all items, items with history, and the demand-frequency groups of the
 training part), the trade-off curve (``curve``: achieved fill rate and average stock value of
-each policy per target, plus the textbook over a ladder of nominal targets) and the goal check
-(``goals``: the plan's fill rate on items with history against the target, and its stock value
-against the textbook's at the same achieved fill rate, interpolated on the textbook ladder).
+each policy per target, plus the textbook and the uncalibrated per-item plan over ladders of
+nominal targets) and the goal check (``goals``: the plan's fill rate on items with history
+against the target, its stock value against the textbook's at the same achieved fill rate,
+interpolated on the textbook ladder, and the aggregate mode's fill and stockout rates and stock
+value against the per-item mode's at the same fill rate).
 """
 
 from __future__ import annotations
@@ -38,9 +42,8 @@ import polars as pl
 
 from sparecast.config import Settings, load_settings
 from sparecast.errors import ConfigError
-from sparecast.inventory.calibration import calibrated_targets
+from sparecast.inventory.decide import PolicyDecision, plan_policy
 from sparecast.inventory.policy import (
-    distribution_policy,
     normal_policy,
     order_quantity,
     protection_review_periods,
@@ -55,6 +58,7 @@ from sparecast.inventory.simulate import (
 from sparecast.methods.distributions import lead_time_demand, lead_time_matrix
 
 __all__ = [
+    "ITEM_LADDER",
     "POLICIES",
     "TEXTBOOK_LADDER",
     "DecisionBacktest",
@@ -63,11 +67,19 @@ __all__ = [
     "value_at_fill",
 ]
 
-POLICIES = ("sparecast", "textbook", "empirical")
+POLICIES = ("sparecast", "aggregate", "textbook", "empirical")
 TEXTBOOK_LADDER: tuple[float, ...] = (
     0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9999,
 )  # fmt: skip
 """Nominal targets of the textbook's trade-off curve (the reference at the same fill rate)."""
+ITEM_LADDER: tuple[float, ...] = (0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
+"""Nominal targets of the per-item mode's curve without calibration (the reference of the
+aggregate mode at the same fill rate)."""
+
+
+def _line(d: PolicyDecision) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(reorder points, policy targets, replenished, stocking rule) of a plan decision."""
+    return d.policy.reorder_point, d.policy.target, d.replenished, d.rule
 
 
 @dataclass(frozen=True)
@@ -134,11 +146,14 @@ def evaluate_plan(
     lot_size: np.ndarray | float = 1.0,
     item_ids: Sequence[str] | None = None,
     textbook_ladder: Sequence[float] = TEXTBOOK_LADDER,
+    item_ladder: Sequence[float] = ITEM_LADDER,
+    tiers: Sequence[str] | None = None,
 ) -> DecisionBacktest:
     """Decision backtest of ``y`` (items x periods, the history) with per-item ``lead_times``
     samples in periods; ``period_days`` converts the day-based inventory settings
     (``order_cover_days``, ``review_period_days``). Every target is given to every item.
-    ``split``: periods the policies are set on (default two thirds of the history)."""
+    ``split``: periods the policies are set on (default two thirds of the history). ``tiers``:
+    per-item tier for the aggregate mode's ``inventory.min_fill_rates`` (default none)."""
     settings = settings or load_settings()
     inv = settings.inventory
     h = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
@@ -185,7 +200,7 @@ def evaluate_plan(
     sba_rate, sba_rmse = sba_one_step(train)
     window = np.rint(lt_mean).astype(np.int64) + int(round(rp))
 
-    def simulate(s: np.ndarray) -> pl.DataFrame:
+    def simulate(s: np.ndarray, replenish: np.ndarray = stocked) -> pl.DataFrame:
         sim = simulate_policy(
             test,
             s,
@@ -199,7 +214,7 @@ def evaluate_plan(
             warmup=np.minimum(warm, test.shape[1]),
             seed=inv.seed + 1,
             item_ids=ids,
-            replenish=stocked,
+            replenish=replenish,
         )
         return sim.per_item
 
@@ -210,27 +225,40 @@ def evaluate_plan(
         ).reorder_point  # fmt: skip
 
     frames: list[pl.DataFrame] = []
+    item_settings = _with_inventory(settings, service_mode="item")
     for t in tgts:
-        nominal = np.full(n, t)
-        if inv.calibrate:  # as compute_plan: fill-rate targets calibrated when asked
-            cal = calibrated_targets(
-                train, lts, nominal, q, settings, period_days=period_days, moq=moq_a,
-                lot_size=lot_a,
-            )  # fmt: skip
-            notes.append(f"target {t:.0%}: {cal.note}")
-            nominal = cal.nominal
-        spare = distribution_policy(ltd, nominal, q, target_type="fill_rate", policy=inv.policy)
+        # the plan's own code path (calibration, sparse and obsolescence rules, level shift),
+        # per item and in the aggregate mode at an aggregate target of t
+        spare = plan_policy(
+            train, lts, t, q, item_settings, period_days=period_days, unit_cost=cost,
+            moq=moq_a, lot_size=lot_a, ltd=ltd, tiers=tiers,
+        )  # fmt: skip
+        agg = plan_policy(
+            train, lts, t, q, _with_inventory(settings, service_mode="aggregate",
+            aggregate_target=t), period_days=period_days, unit_cost=cost, moq=moq_a,
+            lot_size=lot_a, ltd=ltd, tiers=tiers,
+        )  # fmt: skip
+        notes.extend(f"target {t:.0%}, sparecast: {x}" for x in spare.notes)
+        notes.extend(f"target {t:.0%}, aggregate: {x}" for x in agg.notes)
+        base_rule = np.where(stocked, "target", "no_demand")
         plans = {
-            "sparecast": (spare.reorder_point, nominal),
-            "textbook": (textbook(t), np.full(n, t)),
-            "empirical": (empirical_reorder_points(train, window, t), np.full(n, t)),
+            "sparecast": _line(spare),
+            "aggregate": _line(agg),
+            "textbook": (textbook(t), np.full(n, t), stocked, base_rule),
+            "empirical": (
+                empirical_reorder_points(train, window, t),
+                np.full(n, t),
+                stocked,
+                base_rule,
+            ),
         }
-        for name, (s, nominal) in plans.items():
+        for name, (s, nominal, replenish, rule) in plans.items():
             frames.append(
-                simulate(s).with_columns(
+                simulate(s, replenish).with_columns(
                     pl.lit(name).alias("policy"),
                     pl.lit(t).alias("target"),
                     pl.Series("policy_target", nominal),
+                    pl.Series("stocking_rule", rule.astype(str), dtype=pl.String),
                     pl.Series("reorder_point", s),
                     pl.Series("order_quantity", q),
                     pl.Series("group", [GROUP_NAMES[g] for g in groups], dtype=pl.String),
@@ -249,6 +277,7 @@ def evaluate_plan(
             "has_history",
             "lead_time_periods",
             "policy_target",
+            "stocking_rule",
             "reorder_point",
             "order_quantity",
             "demand",
@@ -268,22 +297,57 @@ def evaluate_plan(
         sim = simulate(textbook(t))
         row = _aggregate(sim.with_columns(pl.Series("has_history", stocked)))
         ladder_rows.append({"policy": "textbook ladder", "target": float(t), **row})
+    # the per-item mode over nominal targets (not calibrated: the calibration only picks a
+    # nominal target per group): the reference of the aggregate mode at the same fill rate
+    item_rows = []
+    uncal = _with_inventory(item_settings, calibrate=False)
+    for t in item_ladder:
+        d = plan_policy(
+            train, lts, t, q, uncal, period_days=period_days, unit_cost=cost, moq=moq_a,
+            lot_size=lot_a, ltd=ltd,
+        )  # fmt: skip
+        sim = simulate(d.policy.reorder_point, d.replenished)
+        row = _aggregate(sim.with_columns(pl.Series("has_history", stocked)))
+        item_rows.append({"policy": "sparecast ladder", "target": float(t), **row})
     points = summary.filter(pl.col("group") == "all").select(
         "policy", "target", "fill_rate", "fill_rate_with_history", "avg_stock_value"
     )
     curve = pl.concat(
         [
             points,
-            pl.DataFrame(ladder_rows).select(
+            pl.DataFrame(ladder_rows + item_rows).select(
                 "policy", "target", "fill_rate", "fill_rate_with_history", "avg_stock_value"
             ),
         ]
     )
+    # the per-item curve: its ladder and its calibrated points, in order of stock value
+    item_curve = pl.concat(
+        [
+            pl.DataFrame(item_rows).select("fill_rate_with_history", "avg_stock_value")
+            if item_rows
+            else pl.DataFrame(
+                schema={"fill_rate_with_history": pl.Float64, "avg_stock_value": pl.Float64}
+            ),
+            points.filter(pl.col("policy") == "sparecast").select(
+                "fill_rate_with_history", "avg_stock_value"
+            ),
+        ]
+    ).sort("avg_stock_value")
     ladder = pl.DataFrame(ladder_rows)
     goal_rows = []
     for t in tgts:
         got = {r["policy"]: r for r in points.filter(pl.col("target") == t).iter_rows(named=True)}
-        sc, tb = got["sparecast"], got["textbook"]
+        sc, tb, ag = got["sparecast"], got["textbook"], got["aggregate"]
+        stockouts = summary.filter(
+            (pl.col("group") == "with history") & (pl.col("target") == t)
+        ).select("policy", "stockout_rate")
+        short = dict(stockouts.iter_rows())
+        ag_at = value_at_fill(
+            item_curve["fill_rate_with_history"].to_numpy(),
+            item_curve["avg_stock_value"].to_numpy(),
+            ag["fill_rate_with_history"],
+        )
+        ag_vs = ag["avg_stock_value"] / ag_at - 1.0 if ag_at and np.isfinite(ag_at) else np.nan
         at = value_at_fill(
             ladder["fill_rate_with_history"].to_numpy(),
             ladder["avg_stock_value"].to_numpy(),
@@ -302,9 +366,23 @@ def evaluate_plan(
                 "textbook_value_at_same_fill": at,
                 "value_vs_textbook_same_fill": vs,
                 "saves_15_percent": bool(np.isfinite(vs) and vs <= -0.15),
+                "aggregate_fill_with_history": ag["fill_rate_with_history"],
+                "aggregate_within_1_point": abs(ag["fill_rate_with_history"] - t) <= 0.01,
+                "aggregate_stockout_rate": short.get("aggregate", float("nan")),
+                "sparecast_stockout_rate": short.get("sparecast", float("nan")),
+                "aggregate_stock_value": ag["avg_stock_value"],
+                "per_item_value_at_same_fill": ag_at,
+                "aggregate_vs_per_item_same_fill": ag_vs,
+                "aggregate_saves_20_percent": bool(np.isfinite(ag_vs) and ag_vs <= -0.20),
             }
         )
     return DecisionBacktest(per_item, summary, curve, pl.DataFrame(goal_rows), split, n_t, notes)
+
+
+def _with_inventory(settings: Settings, **changes: object) -> Settings:
+    """``settings`` with some inventory settings changed (validated like any settings)."""
+    inv = settings.inventory.model_validate({**settings.inventory.model_dump(), **changes})
+    return settings.model_copy(update={"inventory": inv})
 
 
 def _aggregate(frame: pl.DataFrame) -> dict[str, float]:

@@ -16,10 +16,12 @@ from sparecast.inventory.report import _environment
 __all__ = ["decisions_context", "render_decisions_report"]
 
 _COLORS = {
-    "sparecast": "#1b7837",
+    "textbook ladder": "#999999",
+    "sparecast ladder": "#a6dba0",
     "textbook": "#b2182b",
     "empirical": "#2166ac",
-    "textbook ladder": "#999999",
+    "sparecast": "#1b7837",
+    "aggregate": "#e08214",
 }
 _W, _H, _PAD = 640, 360, 56
 
@@ -45,7 +47,7 @@ def _chart(bt: DecisionBacktest) -> dict[str, Any]:
         return round(_H - _PAD - (y - y0) / max(y1 - y0, 1e-9) * (_H - 2 * _PAD), 1)
 
     lines = []
-    for policy in ("textbook ladder", "textbook", "empirical", "sparecast"):
+    for policy in _COLORS:
         mine = sorted((r for r in pts if r["policy"] == policy), key=lambda r: r["target"])
         if mine:
             coords = [(px(r["avg_stock_value"]), py(r["fill_rate_with_history"])) for r in mine]
@@ -53,7 +55,7 @@ def _chart(bt: DecisionBacktest) -> dict[str, Any]:
                 {
                     "policy": policy,
                     "color": _COLORS[policy],
-                    "dashed": policy == "textbook ladder",
+                    "dashed": policy.endswith("ladder"),
                     "points": " ".join(f"{x},{y}" for x, y in coords),
                     "dots": [
                         (x, y, f"{policy} {r['target']:.2%}: fill {r['fill_rate_with_history']:.1%}"

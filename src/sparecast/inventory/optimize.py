@@ -31,7 +31,7 @@ target is out of reach even with every item at ``max_fill``, every item is at it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +43,7 @@ from sparecast.inventory.policy import (
     reorder_point_from_samples,
 )
 from sparecast.inventory.simulate import simulate_policy
-from sparecast.methods.distributions import lead_time_demand
+from sparecast.methods.distributions import LeadTimeDemand, lead_time_demand
 
 __all__ = ["ServiceOptimum", "optimize_service", "calibrate_aggregate_target"]
 
@@ -227,7 +227,7 @@ def calibrate_aggregate_target(
     target: float,
     *,
     holdout: int,
-    warmup: int,
+    warmup: int | np.ndarray,
     min_fill_rate: np.ndarray | float = 0.0,
     policy: str = "sQ",
     review_period: int = 1,
@@ -237,27 +237,40 @@ def calibrate_aggregate_target(
     lot_size: np.ndarray | float = 1.0,
     seed: int = 0,
     factors: Sequence[float] = AGGREGATE_FACTORS,
+    replenish: Callable[[np.ndarray], np.ndarray] | None = None,
+    adjust_ltd: Callable[[np.ndarray, LeadTimeDemand], LeadTimeDemand] | None = None,
 ) -> tuple[float, list[tuple[float, float]]]:
     """The nominal aggregate target that reaches ``target`` out of sample, from a backtest on
     ``y``: :func:`optimize_service` on ``y[:, :-holdout]`` at nominal targets ``1 - (1 -
     target) f`` for each factor ``f``, simulated on the last ``holdout`` periods (after
     ``warmup``); the factor at which the simulated aggregate fill rate (served / demanded) reaches
-    ``target`` is interpolated between the two around it (the smallest when none does).
+    ``target`` is interpolated between the two around it (the smallest when none does). The
+    fill rate is measured on the items with demand in the fit part (as the goal: items with
+    history), the new items' demand being out of reach of any policy set on the fit part.
 
     As for per-item targets (``inventory.simulate.calibrate_targets``), estimation error alone
-    lowers the achieved fill rate. Returns the nominal target and the (nominal, achieved) pairs.
+    lowers the achieved fill rate. ``warmup``: one number of periods or one per item (e.g. the
+    protection interval); ``replenish(fit)`` -> bool[items]: the items the plan stocks (the
+    others start at 0 and never order; default all); ``adjust_ltd(fit, ltd)``: the plan's level
+    shift. Returns the nominal target and the (nominal, achieved) pairs.
     """
     h = np.asarray(y, dtype=np.float64)
     n, n_t = h.shape
-    if not 0 < holdout - warmup or holdout >= n_t:
+    warm = np.broadcast_to(np.asarray(warmup, dtype=np.int64), (n,))
+    if not 0 < holdout - int(warm.min(initial=holdout)) or holdout >= n_t:
         raise ConfigError(
-            f"calibration holdout ({holdout}) must exceed the warm-up ({warmup}) and leave history"
+            f"calibration holdout ({holdout}) must exceed the warm-up ({int(warm.min())}) and "
+            "leave history"
         )
     fit, check = h[:, : n_t - holdout], h[:, n_t - holdout :]
     rp = protection_review_periods(policy, review_period)
     ltd = lead_time_demand(
         fit, lead_times, review_period=rp, method=distribution, n_samples=n_samples, seed=seed
     )
+    if adjust_ltd is not None:
+        ltd = adjust_ltd(fit, ltd)
+    stocked = replenish(fit) if replenish is not None else None
+    history = np.maximum(fit, 0.0).sum(axis=1) > 0
     q = np.asarray(order_quantity, dtype=np.float64)
     w = ltd.mean / np.maximum(ltd.mean_lead_time + rp, 1e-12)
     fs = np.asarray(factors, dtype=np.float64)
@@ -283,11 +296,15 @@ def calibrate_aggregate_target(
             review_period=max(review_period, 1),
             moq=moq,
             lot_size=lot_size,
-            warmup=warmup,
+            warmup=np.minimum(warm, check.shape[1]) if np.ndim(warmup) else warmup,
             seed=seed + 7,
+            replenish=stocked,
         )
-        got = sim.totals["fill_rate"]
-        achieved[j] = got if np.isfinite(got) else 1.0
+        # measured on the items with demand in the fit part: the others are new to the
+        # policy (their demand is out of reach of any reorder point set on the fit part)
+        dem = sim.per_item["demand"].to_numpy()[history].sum()
+        got = sim.per_item["filled"].to_numpy()[history].sum() / dem if dem > 0 else 1.0
+        achieved[j] = got
     pairs = [(float(a), float(b)) for a, b in zip(nominal, achieved, strict=True)]
     fill = np.maximum.accumulate(achieved)
     if fill[0] >= target:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
@@ -22,26 +22,17 @@ from sparecast.config import InventorySettings, Settings
 from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import parse_float_expr, validate_table
 from sparecast.errors import SourceError
-from sparecast.inventory.calibration import calibrated_targets
+from sparecast.inventory.decide import plan_policy
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
-from sparecast.inventory.optimize import calibrate_aggregate_target, optimize_service
 from sparecast.inventory.policy import (
-    PolicyResult,
-    apply_sparse_rule,
-    distribution_policy,
     inventory_position,
-    level_factor,
-    obsolete_items,
     order_quantity,
     protection_review_periods,
-    rescale_samples,
     resolve_item_column,
     service_targets,
     stockout_probability,
     suggested_order,
-    with_reorder_points,
 )
-from sparecast.methods.distributions import LeadTimeDemand, lead_time_demand
 
 __all__ = ["HIGH_RISK", "POLICY_COLUMNS", "PlanResult", "compute_plan"]
 
@@ -255,22 +246,6 @@ def compute_plan(
 
     period_days = _PERIOD_DAYS[panel.freq]
     lt_samples = [s / period_days for s in lt.samples_for(ids)]
-    # protection interval: lead time + 1 period (sQ, reviewed every period) or + R (RsS)
-    review = protection_review_periods(inv.policy, inv.review_period_days / period_days)
-    t0 = time.perf_counter()
-    ltd = lead_time_demand(
-        panel.y,
-        lt_samples,
-        review_period=review,
-        method=inv.distribution,
-        n_samples=inv.n_samples,
-        seed=inv.seed,
-        chunk_size=inv.chunk_size,
-        progress=progress,
-    )
-    timings["lead_time_demand_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
     tiers = (
         pl.DataFrame({"unique_id": ids})
         .join(classification.select("unique_id", "tier"), on="unique_id", how="left")["tier"]
@@ -285,43 +260,28 @@ def compute_plan(
     if n_no_fc and forecasts is not None:
         notes.append(f"{n_no_fc} item(s) have no forecast: their history mean sets the lot size")
     q = order_quantity(rate, inv.order_cover_days / period_days, moq, lot)
-    ltd, factor = _shift_level(ltd, panel, rate, review, period_days, settings, notes)
-    timings["policy_s"] = time.perf_counter() - t0
-    policy_targets = targets
-    aggregate = inv.service_mode == "aggregate"
-    if inv.calibrate and inv.target_type == "fill_rate" and not aggregate:
-        t0 = time.perf_counter()
-        calibration = calibrated_targets(
-            panel.y,
-            lt_samples,
-            targets,
-            q,
-            settings,
-            period_days=period_days,
-            moq=moq,
-            lot_size=lot,
-        )
-        policy_targets = calibration.nominal
-        notes.append(calibration.note)
-        timings["calibration_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pol = distribution_policy(
-        ltd, policy_targets, q, target_type=inv.target_type, policy=inv.policy
-    )
     unit_cost = resolve_item_column(items, ids, "unit_cost", np.nan)
-    aggregate_nominal = inv.aggregate_target
-    if aggregate and inv.calibrate:
-        t1 = time.perf_counter()
-        aggregate_nominal = _calibrated_aggregate_target(
-            panel, lt_samples, q, unit_cost, tiers, moq, lot, period_days, settings, notes
-        )
-        timings["calibration_s"] = time.perf_counter() - t1
-    pol, rule = _special_rules(
-        panel, ltd, pol, targets, tiers, unit_cost, aggregate_nominal, settings, notes
+    # protection interval: lead time + 1 period (sQ, reviewed every period) or + R (RsS)
+    review = protection_review_periods(inv.policy, inv.review_period_days / period_days)
+    decision = plan_policy(
+        panel.y,
+        lt_samples,
+        targets,
+        q,
+        settings,
+        period_days=period_days,
+        rate=rate,
+        tiers=tiers,
+        unit_cost=unit_cost,
+        moq=moq,
+        lot_size=lot,
+        progress=progress,
     )
-    obsolete, reason = obsolete_items(panel.y, inv.obsolete_intervals)
-    pol = with_reorder_points(pol, ltd, obsolete, np.full(len(ids), -1.0))
-    rule = np.where(obsolete, np.where(reason == "no_demand", "no_demand", "obsolete"), rule)
+    notes.extend(decision.notes)
+    timings.update(decision.timings)
+    ltd, pol, rule = decision.lead_time_demand, decision.policy, decision.rule
+    obsolete, reason, factor = decision.obsolete, decision.obsolete_reason, decision.level_factor
+    t0 = time.perf_counter()
     dying = obsolete & (reason != "no_demand")
     if dying.any():
         value = float(np.nansum(on_hand[dying] * unit_cost[dying]))
@@ -427,162 +387,6 @@ def compute_plan(
         },
     }
     return PlanResult(policy, lt, rejected, today, notes, summary, timings)
-
-
-def _shift_level(
-    ltd: LeadTimeDemand,
-    panel: DemandPanel,
-    rate: np.ndarray,
-    review: float,
-    period_days: float,
-    settings: Settings,
-    notes: list[str],
-) -> tuple[LeadTimeDemand, np.ndarray]:
-    """The lead-time demand moved to the recent or the forecast level (``inventory.level``),
-    and the factor per item (1 = unchanged); see ``sparecast.inventory.policy.level_factor``."""
-    inv = settings.inventory
-    n = ltd.n_items
-    if inv.level == "history" or n == 0:
-        return ltd, np.ones(n)
-    per_period = ltd.mean / np.maximum(ltd.mean_lead_time + review, 1e-12)
-    if inv.level == "recent":
-        window = max(1, round(inv.level_window_days / period_days))
-        factor = level_factor(panel.y, per_period, window)
-        what = f"the last {window} periods"
-    else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            factor = np.where(
-                per_period > 0,
-                np.clip(rate / np.where(per_period > 0, per_period, 1.0), 0.25, 4.0),
-                1.0,
-            )
-        what = "the forecast"
-    samples = rescale_samples(ltd.samples, factor, ltd.params.integer, inv.seed)
-    lead = (
-        rescale_samples(ltd.lead_samples, factor, ltd.params.integer, inv.seed)
-        if ltd.review_period > 0
-        else samples
-    )
-    moved = replace(ltd, samples=samples, lead_samples=lead)
-    up, down = int((factor > 1.1).sum()), int((factor < 1 / 1.1).sum())
-    notes.append(
-        f"lead-time demand moved to the level of {what} (inventory.level = {inv.level}): "
-        f"{up} item(s) raised, {down} lowered by more than 10%"
-    )
-    return moved, factor
-
-
-def _special_rules(
-    panel: DemandPanel,
-    ltd: LeadTimeDemand,
-    pol: PolicyResult,
-    targets: np.ndarray,
-    tiers: list[str],
-    unit_cost: np.ndarray,
-    aggregate_nominal: float,
-    settings: Settings,
-    notes: list[str],
-) -> tuple[PolicyResult, np.ndarray]:
-    """Aggregate service mode (``optimize_service``) or, per item, the sparse rule; returns
-    the policy and the stocking rule per item (target, aggregate, sparse)."""
-    inv = settings.inventory
-    n = len(tiers)
-    rule = np.full(n, "target", dtype=object)
-    if inv.service_mode == "aggregate":
-        weights = ltd.mean / np.maximum(ltd.mean_lead_time + ltd.review_period, 1e-12)
-        mins = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
-        opt = optimize_service(
-            ltd.samples,
-            pol.order_quantity,
-            weights,
-            unit_cost,
-            aggregate_nominal,
-            min_fill_rate=mins,
-            lead_samples=ltd.lead_samples if ltd.review_period > 0 else None,
-            integer=ltd.params.integer,
-        )
-        pol = with_reorder_points(pol, ltd, np.ones(n, bool), opt.reorder_point)
-        pol = replace(pol, target=np.full(n, aggregate_nominal))
-        rule[:] = "aggregate"
-        notes.append(
-            f"service_mode = aggregate: reorder points for an aggregate fill rate of "
-            f"{aggregate_nominal:.4f} at minimum stock value (predicted "
-            f"{opt.aggregate_fill_rate:.4f}"
-            + ("" if opt.reached else ", the target is out of reach at a 99.9% cap per item")
-            + ")"
-        )
-        return pol, rule
-    if inv.sparse_threshold <= 0:
-        return pol, rule
-    pol, sparse = apply_sparse_rule(pol, ltd, panel.y, targets, inv.sparse_threshold)
-    if sparse.any():
-        rule[sparse] = "sparse"
-        notes.append(
-            f"{int(sparse.sum())} sparse item(s) (demand in under "
-            f"{inv.sparse_threshold:.0%} of periods): one typical lump when a demand in the "
-            f"protection interval is likely enough for the target, "
-            f"{int((pol.reorder_point[sparse] < 0).sum())} with no stock (reorder point -1)"
-        )
-    return pol, rule
-
-
-def _calibrated_aggregate_target(
-    panel: DemandPanel,
-    lt_samples: list[np.ndarray],
-    q: np.ndarray,
-    unit_cost: np.ndarray,
-    tiers: list[str],
-    moq: np.ndarray,
-    lot: np.ndarray,
-    period_days: float,
-    settings: Settings,
-    notes: list[str],
-) -> float:
-    """The nominal aggregate target that reached ``inventory.aggregate_target`` in a backtest
-    on the history (``optimize.calibrate_aggregate_target``; the same holdout, warm-up and item
-    sample as the per-item calibration). Short histories keep the target, with a note."""
-    inv = settings.inventory
-    n_periods = panel.n_periods
-    if n_periods < inv.calibration_min_periods:
-        notes.append(
-            f"aggregate target not calibrated: {n_periods} periods of history, fewer than "
-            f"inventory.calibration_min_periods = {inv.calibration_min_periods}"
-        )
-        return inv.aggregate_target
-    holdout = n_periods // 3
-    warmup = max(1, min(holdout // 3, round(60 / period_days)))
-    review = max(1, round(inv.review_period_days / period_days))
-    sample = np.arange(panel.n_items)
-    if sample.size > inv.calibration_max_items:
-        rng = np.random.default_rng(inv.seed)
-        sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
-    mins = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
-    nominal, pairs = calibrate_aggregate_target(
-        panel.y[sample],
-        [lt_samples[i] for i in sample],
-        q[sample],
-        unit_cost[sample],
-        inv.aggregate_target,
-        holdout=holdout,
-        warmup=warmup,
-        min_fill_rate=mins[sample],
-        policy=inv.policy,
-        review_period=review,
-        distribution=inv.distribution,
-        n_samples=inv.n_samples,
-        moq=np.broadcast_to(moq, q.shape)[sample],
-        lot_size=np.broadcast_to(lot, q.shape)[sample],
-        seed=inv.seed,
-    )
-    tried = ", ".join(f"{a:.4f} -> {b:.4f}" for a, b in pairs)
-    if max(b for _, b in pairs) < inv.aggregate_target:
-        tried += "; not reached at any nominal target: planned at the highest"
-    notes.append(
-        f"aggregate target calibrated on the last {holdout} periods of {sample.size} item(s): "
-        f"planned at a nominal {nominal:.4f} to reach {inv.aggregate_target:.4f} out of sample "
-        f"(nominal -> achieved: {tried})"
-    )
-    return nominal
 
 
 def _policy_frame(

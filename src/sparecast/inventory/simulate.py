@@ -34,7 +34,7 @@ orders placed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,7 @@ from sparecast.inventory.policy import (
     round_order_quantity,
     sba_one_step,
 )
-from sparecast.methods.distributions import lead_time_demand, lead_time_matrix
+from sparecast.methods.distributions import LeadTimeDemand, lead_time_demand, lead_time_matrix
 
 __all__ = [
     "GROUP_NAMES",
@@ -279,6 +279,11 @@ def calibrate_targets(
     moq: np.ndarray | float = 1.0,
     lot_size: np.ndarray | float = 1.0,
     seed: int = 0,
+    adjust_ltd: Callable[[np.ndarray, LeadTimeDemand], LeadTimeDemand] | None = None,
+    adjust_policy: Callable[
+        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray], tuple[PolicyResult, np.ndarray]
+    ]
+    | None = None,
 ) -> np.ndarray:
     """Nominal fill-rate targets that reach ``targets`` out of sample, from a backtest on ``y``.
 
@@ -295,6 +300,11 @@ def calibrate_targets(
     Why: the policy is computed from estimated parameters, and a fill rate is concave in them
     near high targets, so estimation error alone lowers the achieved fill rate; this measures
     that loss on the items' own data before it happens. Returns float64[items].
+
+    ``adjust_ltd(fit, ltd)`` and ``adjust_policy(fit, ltd, policy, targets) -> (policy,
+    replenished)``: the plan's rules (level shift; sparse, obsolescence), so the calibration
+    backtest sets the policies as the plan does (:func:`sparecast.inventory.decide.plan_policy`
+    passes them); default: the distribution policy, every item with demand replenished.
     """
     h = np.asarray(y, dtype=np.float64)
     n, n_t = h.shape
@@ -316,6 +326,8 @@ def calibrate_targets(
     ltd = lead_time_demand(
         fit, lead_times, review_period=rp, method=distribution, n_samples=n_samples, seed=seed
     )
+    if adjust_ltd is not None:
+        ltd = adjust_ltd(fit, ltd)
     q = np.asarray(order_quantity, dtype=np.float64)
     keys = np.unique(np.stack([grp.astype(np.float64), tgt]), axis=1).T
     fs = np.asarray(factors, dtype=np.float64)
@@ -327,6 +339,9 @@ def calibrate_targets(
     for j, f in enumerate(fs):
         nominal = 1.0 - (1.0 - tgt) * f
         pol = distribution_policy(ltd, nominal, q, target_type="fill_rate", policy=policy)
+        replenish = stocked
+        if adjust_policy is not None:
+            pol, replenish = adjust_policy(fit, ltd, pol, tgt)
         sim = simulate_policy(
             check,
             pol.reorder_point,
@@ -338,7 +353,7 @@ def calibrate_targets(
             lot_size=lot_size,
             warmup=np.minimum(warm, check.shape[1]),
             seed=seed + 7,
-            replenish=stocked,
+            replenish=replenish,
         )
         dem = sim.per_item["demand"].to_numpy()
         fil = sim.per_item["filled"].to_numpy()

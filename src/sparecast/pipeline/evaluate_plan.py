@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from sparecast.classify import classify
 from sparecast.config import Settings
+from sparecast.data.panel import DemandPanel
 from sparecast.data.schema import validate_table
 from sparecast.errors import SourceError
 from sparecast.inventory.decisions import DecisionBacktest, evaluate_plan
@@ -97,10 +99,29 @@ def run_evaluate_plan(
         min_orders=inv.lead_time_min_orders,
         max_samples=inv.lead_time_max_samples,
         today=today,
+        default_days=inv.default_lead_time_days,
     )
     period_days = PERIOD_DAYS[panel.freq]
     samples = [s / period_days for s in lt.samples_for(ids)]
     cost = resolve_item_column(items, ids, "unit_cost", 1.0)
+    # the tiers of the training cut (the aggregate mode's per-tier minimum fill rates)
+    cut = panel.n_periods * 2 // 3 if split is None else split
+    tiers = None
+    if 0 < cut < panel.n_periods:
+        train = DemandPanel(panel.y[:, :cut], panel.item_ids, panel.start, panel.freq)
+        tiers = (
+            pl.DataFrame({"unique_id": ids})
+            .join(
+                classify(train, thresholds=settings.tiers.thresholds()).select(
+                    pl.col("unique_id").cast(pl.String), "tier"
+                ),
+                on="unique_id",
+                how="left",
+                maintain_order="left",
+            )["tier"]
+            .fill_null("very_intermittent")
+            .to_list()
+        )
     bt = evaluate_plan(
         panel.y,
         samples,
@@ -112,6 +133,7 @@ def run_evaluate_plan(
         moq=resolve_item_column(items, ids, inv.moq_column, inv.moq),
         lot_size=resolve_item_column(items, ids, inv.lot_size_column, inv.lot_size),
         item_ids=ids,
+        tiers=tiers,
     )
     paths: dict[str, str] = {}
     frames = {

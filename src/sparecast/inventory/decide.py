@@ -1,0 +1,374 @@
+"""The plan's policy computation: one code path for ``plan`` and ``evaluate-plan``.
+
+:func:`plan_policy` turns a demand history, lead-time samples, service targets and order
+quantities into the reorder points the plan sets, with every rule of the inventory settings:
+
+1. the lead-time demand distribution (:func:`sparecast.methods.distributions.lead_time_demand`,
+   ``inventory.distribution``, ``n_samples``, ``seed``), moved to the recent or forecast level
+   when ``inventory.level`` asks (:func:`sparecast.inventory.policy.level_factor`);
+2. per item (``inventory.service_mode = "item"``): the fill-rate targets calibrated by a
+   backtest on the history when ``inventory.calibrate`` is on
+   (:func:`sparecast.inventory.calibration.calibrated_targets`), the distribution policy
+   (:func:`sparecast.inventory.policy.distribution_policy`) and the sparse-item rule
+   (``inventory.sparse_threshold``, :func:`sparecast.inventory.policy.apply_sparse_rule`);
+   or, in the aggregate mode, the reorder points of
+   :func:`sparecast.inventory.optimize.optimize_service` at the (calibrated) nominal aggregate
+   target, with the per-tier minimum fill rates;
+3. obsolescence (``inventory.obsolete_intervals``, :func:`sparecast.inventory.policy.
+   obsolete_items`): obsolete items and items without any demand get reorder point -1 and are
+   not replenished.
+
+:func:`sparecast.inventory.plan.compute_plan` calls it on the whole history and
+:func:`sparecast.inventory.decisions.evaluate_plan` on its training cut, so the decision
+backtest replays what ``plan`` would have decided at the cut (settings included).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from sparecast.config import Settings
+from sparecast.inventory.calibration import MIN_MEASURED_SHARE, calibrated_targets
+from sparecast.inventory.optimize import calibrate_aggregate_target, optimize_service
+from sparecast.inventory.policy import (
+    PolicyResult,
+    apply_sparse_rule,
+    distribution_policy,
+    level_factor,
+    obsolete_items,
+    protection_review_periods,
+    rescale_samples,
+    with_reorder_points,
+)
+from sparecast.inventory.simulate import protection_warmup
+from sparecast.methods.distributions import LeadTimeDemand, lead_time_demand
+
+__all__ = ["PolicyDecision", "plan_policy"]
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """What :func:`plan_policy` decided per item: the policy (reorder points, order quantities,
+    targets, expected fill rates), the (level-shifted) lead-time demand, the stocking rule
+    (target, sparse, aggregate, obsolete, no_demand), the obsolescence flag and reason, the level
+    factor (1 = unchanged), whether the item is replenished (not obsolete, some demand), the notes
+    that change the result and timings."""
+
+    policy: PolicyResult
+    lead_time_demand: LeadTimeDemand
+    rule: np.ndarray
+    obsolete: np.ndarray
+    obsolete_reason: np.ndarray
+    level_factor: np.ndarray
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def replenished(self) -> np.ndarray:
+        """bool[items]: items the plan orders for (not obsolete, demand in the history)."""
+        return ~self.obsolete & (self.policy.mean_demand > 0)
+
+
+def plan_policy(
+    y: np.ndarray,
+    lead_times: Sequence[np.ndarray],
+    targets: np.ndarray | float,
+    order_quantity: np.ndarray,
+    settings: Settings,
+    *,
+    period_days: float = 1.0,
+    rate: np.ndarray | None = None,
+    tiers: Sequence[str] | None = None,
+    unit_cost: np.ndarray | float = np.nan,
+    moq: np.ndarray | float = 1.0,
+    lot_size: np.ndarray | float = 1.0,
+    ltd: LeadTimeDemand | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> PolicyDecision:
+    """The plan's reorder points for the history ``y`` (items x periods) with per-item
+    ``lead_times`` samples in periods, fill-rate (or cycle-service) ``targets`` per item and
+    order quantities ``order_quantity`` (see the module docstring).
+
+    ``rate``: demand per period the ``forecast`` level moves to (default the history mean);
+    ``tiers``: per-item tier for ``inventory.min_fill_rates`` (aggregate mode; default none);
+    ``unit_cost``: money per unit for the aggregate mode (NaN: 1); ``ltd``: the lead-time demand
+    of ``y`` when already computed with the same settings."""
+    inv = settings.inventory
+    h = np.asarray(y)
+    n = h.shape[0]
+    notes: list[str] = []
+    timings: dict[str, float] = {}
+    lts = [np.atleast_1d(np.asarray(lead_times[i], dtype=np.float64)) for i in range(n)]
+    tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
+    q = np.broadcast_to(np.asarray(order_quantity, dtype=np.float64), (n,))
+    moq_a = np.broadcast_to(np.asarray(moq, dtype=np.float64), (n,))
+    lot_a = np.broadcast_to(np.asarray(lot_size, dtype=np.float64), (n,))
+    cost = np.broadcast_to(np.asarray(unit_cost, dtype=np.float64), (n,))
+    review = protection_review_periods(inv.policy, inv.review_period_days / period_days)
+    t0 = time.perf_counter()
+    if ltd is None:
+        ltd = lead_time_demand(
+            h,
+            lts,
+            review_period=review,
+            method=inv.distribution,
+            n_samples=inv.n_samples,
+            seed=inv.seed,
+            chunk_size=inv.chunk_size,
+            progress=progress,
+        )
+    timings["lead_time_demand_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if rate is None:
+        rate = np.maximum(h, 0).mean(axis=1, dtype=np.float64)
+    ltd, factor = shift_level(ltd, h, rate, review, period_days, settings, notes)
+    timings["policy_s"] = time.perf_counter() - t0
+    policy_targets = tgt
+    aggregate = inv.service_mode == "aggregate"
+    if inv.calibrate and inv.target_type == "fill_rate" and not aggregate:
+        t0 = time.perf_counter()
+        ltd_rule, pol_rule = calibration_rules(settings, period_days)
+        calibration = calibrated_targets(
+            h,
+            lts,
+            tgt,
+            q,
+            settings,
+            period_days=period_days,
+            moq=moq_a,
+            lot_size=lot_a,
+            adjust_ltd=ltd_rule,
+            adjust_policy=pol_rule,
+        )
+        policy_targets = calibration.nominal
+        notes.append(calibration.note)
+        timings["calibration_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pol = distribution_policy(
+        ltd, policy_targets, q, target_type=inv.target_type, policy=inv.policy
+    )
+    tier_list = list(tiers) if tiers is not None else [""] * n
+    aggregate_nominal = inv.aggregate_target
+    if aggregate and inv.calibrate:
+        t1 = time.perf_counter()
+        aggregate_nominal = calibrated_aggregate_target(
+            h, lts, q, cost, tier_list, moq_a, lot_a, period_days, settings, notes
+        )
+        timings["calibration_s"] = time.perf_counter() - t1
+        t0 += time.perf_counter() - t1
+    pol, rule = special_rules(h, ltd, pol, tgt, tier_list, cost, aggregate_nominal, settings, notes)
+    obsolete, reason = obsolete_items(h, inv.obsolete_intervals)
+    pol = with_reorder_points(pol, ltd, obsolete, np.full(n, -1.0))
+    rule = np.where(obsolete, np.where(reason == "no_demand", "no_demand", "obsolete"), rule)
+    timings["policy_s"] += time.perf_counter() - t0
+    return PolicyDecision(pol, ltd, rule, obsolete, reason, factor, notes, timings)
+
+
+def calibration_rules(
+    settings: Settings, period_days: float
+) -> tuple[
+    Callable[[np.ndarray, LeadTimeDemand], LeadTimeDemand],
+    Callable[
+        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray], tuple[PolicyResult, np.ndarray]
+    ],
+]:
+    """The plan's rules for the calibration backtest (``calibrate_targets``' ``adjust_ltd`` and
+    ``adjust_policy``): the level shift of the fit part (``inventory.level``; the forecast level
+    is the fit part's mean there, no forecast being made), the sparse rule at the service
+    targets and obsolescence (obsolete items and items without demand not replenished)."""
+    inv = settings.inventory
+    review = protection_review_periods(inv.policy, inv.review_period_days / period_days)
+
+    def adjust_ltd(fit: np.ndarray, ltd: LeadTimeDemand) -> LeadTimeDemand:
+        rate = np.maximum(fit, 0).mean(axis=1, dtype=np.float64)
+        return shift_level(ltd, fit, rate, review, period_days, settings, [])[0]
+
+    def adjust_policy(
+        fit: np.ndarray, ltd: LeadTimeDemand, pol: PolicyResult, targets: np.ndarray
+    ) -> tuple[PolicyResult, np.ndarray]:
+        if inv.sparse_threshold > 0:
+            pol, _ = apply_sparse_rule(pol, ltd, fit, targets, inv.sparse_threshold)
+        obsolete, _ = obsolete_items(fit, inv.obsolete_intervals)
+        pol = with_reorder_points(pol, ltd, obsolete, np.full(ltd.n_items, -1.0))
+        return pol, ~obsolete
+
+    return adjust_ltd, adjust_policy
+
+
+def shift_level(
+    ltd: LeadTimeDemand,
+    y: np.ndarray,
+    rate: np.ndarray,
+    review: float,
+    period_days: float,
+    settings: Settings,
+    notes: list[str],
+) -> tuple[LeadTimeDemand, np.ndarray]:
+    """The lead-time demand moved to the recent or the forecast level (``inventory.level``),
+    and the factor per item (1 = unchanged); see ``sparecast.inventory.policy.level_factor``."""
+    inv = settings.inventory
+    n = ltd.n_items
+    if inv.level == "history" or n == 0:
+        return ltd, np.ones(n)
+    per_period = ltd.mean / np.maximum(ltd.mean_lead_time + review, 1e-12)
+    if inv.level == "recent":
+        window = max(1, round(inv.level_window_days / period_days))
+        factor = level_factor(y, per_period, window)
+        what = f"the last {window} periods"
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            factor = np.where(
+                per_period > 0,
+                np.clip(rate / np.where(per_period > 0, per_period, 1.0), 0.25, 4.0),
+                1.0,
+            )
+        what = "the forecast"
+    samples = rescale_samples(ltd.samples, factor, ltd.params.integer, inv.seed)
+    lead = (
+        rescale_samples(ltd.lead_samples, factor, ltd.params.integer, inv.seed)
+        if ltd.review_period > 0
+        else samples
+    )
+    moved = replace(ltd, samples=samples, lead_samples=lead)
+    up, down = int((factor > 1.1).sum()), int((factor < 1 / 1.1).sum())
+    notes.append(
+        f"lead-time demand moved to the level of {what} (inventory.level = {inv.level}): "
+        f"{up} item(s) raised, {down} lowered by more than 10%"
+    )
+    return moved, factor
+
+
+def special_rules(
+    y: np.ndarray,
+    ltd: LeadTimeDemand,
+    pol: PolicyResult,
+    targets: np.ndarray,
+    tiers: list[str],
+    unit_cost: np.ndarray,
+    aggregate_nominal: float,
+    settings: Settings,
+    notes: list[str],
+) -> tuple[PolicyResult, np.ndarray]:
+    """Aggregate service mode (``optimize_service``) or, per item, the sparse rule; returns
+    the policy and the stocking rule per item (target, aggregate, sparse)."""
+    inv = settings.inventory
+    n = len(tiers)
+    rule = np.full(n, "target", dtype=object)
+    if inv.service_mode == "aggregate":
+        weights = ltd.mean / np.maximum(ltd.mean_lead_time + ltd.review_period, 1e-12)
+        mins = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
+        opt = optimize_service(
+            ltd.samples,
+            pol.order_quantity,
+            weights,
+            unit_cost,
+            aggregate_nominal,
+            min_fill_rate=mins,
+            lead_samples=ltd.lead_samples if ltd.review_period > 0 else None,
+            integer=ltd.params.integer,
+        )
+        pol = with_reorder_points(pol, ltd, np.ones(n, bool), opt.reorder_point)
+        pol = replace(pol, target=np.full(n, aggregate_nominal))
+        rule[:] = "aggregate"
+        notes.append(
+            f"service_mode = aggregate: reorder points for an aggregate fill rate of "
+            f"{aggregate_nominal:.4f} at minimum stock value (predicted "
+            f"{opt.aggregate_fill_rate:.4f}"
+            + ("" if opt.reached else ", the target is out of reach at a 99.9% cap per item")
+            + ")"
+        )
+        return pol, rule
+    if inv.sparse_threshold <= 0:
+        return pol, rule
+    pol, sparse = apply_sparse_rule(pol, ltd, y, targets, inv.sparse_threshold)
+    if sparse.any():
+        rule[sparse] = "sparse"
+        notes.append(
+            f"{int(sparse.sum())} sparse item(s) (demand in under "
+            f"{inv.sparse_threshold:.0%} of periods): one typical lump when a demand in the "
+            f"protection interval is likely enough for the target, "
+            f"{int((pol.reorder_point[sparse] < 0).sum())} with no stock (reorder point -1)"
+        )
+    return pol, rule
+
+
+def calibrated_aggregate_target(
+    y: np.ndarray,
+    lt_samples: list[np.ndarray],
+    q: np.ndarray,
+    unit_cost: np.ndarray,
+    tiers: list[str],
+    moq: np.ndarray,
+    lot: np.ndarray,
+    period_days: float,
+    settings: Settings,
+    notes: list[str],
+) -> float:
+    """The nominal aggregate target that reached ``inventory.aggregate_target`` in a backtest
+    on the history (``optimize.calibrate_aggregate_target``; the same holdout, warm-up and item
+    sample as the per-item calibration, the plan's level shift and obsolescence). Histories
+    too short for that keep the target, with a note."""
+    inv = settings.inventory
+    n_items, n_periods = y.shape
+    if n_periods < inv.calibration_min_periods:
+        notes.append(
+            f"aggregate target not calibrated: {n_periods} periods of history, fewer than "
+            f"inventory.calibration_min_periods = {inv.calibration_min_periods}"
+        )
+        return inv.aggregate_target
+    holdout = n_periods // 3
+    review = max(1, round(inv.review_period_days / period_days))
+    sample = np.arange(n_items)
+    if sample.size > inv.calibration_max_items:
+        rng = np.random.default_rng(inv.seed)
+        sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
+    lts = [lt_samples[i] for i in sample]
+    # as the per-item calibration: each item's warm-up is its protection interval; items
+    # without room for a measured one after it are simulated but not measured
+    warm = protection_warmup(lts, inv.policy, review)
+    measured = warm * 2 <= holdout
+    if n_periods < 12 or n_items == 0 or measured.mean() < MIN_MEASURED_SHARE:
+        notes.append(
+            f"aggregate target not calibrated: the last third of the history ({holdout} "
+            f"periods) holds two protection intervals for {measured.mean():.0%} of the items"
+        )
+        return inv.aggregate_target
+    warm = np.where(measured, warm, holdout)
+    adjust_ltd, _ = calibration_rules(settings, period_days)
+
+    def replenish(fit: np.ndarray) -> np.ndarray:
+        return ~obsolete_items(fit, inv.obsolete_intervals)[0]
+
+    mins = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
+    nominal, pairs = calibrate_aggregate_target(
+        y[sample],
+        lts,
+        q[sample],
+        unit_cost[sample],
+        inv.aggregate_target,
+        holdout=holdout,
+        warmup=warm,
+        min_fill_rate=mins[sample],
+        policy=inv.policy,
+        review_period=review,
+        distribution=inv.distribution,
+        n_samples=inv.n_samples,
+        moq=np.broadcast_to(moq, q.shape)[sample],
+        lot_size=np.broadcast_to(lot, q.shape)[sample],
+        seed=inv.seed,
+        replenish=replenish,
+        adjust_ltd=adjust_ltd,
+    )
+    tried = ", ".join(f"{a:.4f} -> {b:.4f}" for a, b in pairs)
+    if max(b for _, b in pairs) < inv.aggregate_target:
+        tried += "; not reached at any nominal target: planned at the highest"
+    notes.append(
+        f"aggregate target calibrated on the last {holdout} periods of {sample.size} item(s): "
+        f"planned at a nominal {nominal:.4f} to reach {inv.aggregate_target:.4f} out of sample "
+        f"(nominal -> achieved: {tried})"
+    )
+    return nominal

@@ -1,0 +1,67 @@
+"""plan_policy: the plan's rules in one function (level shift, calibration, sparse rule,
+obsolescence, aggregate mode)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparecast.config import load_settings
+from sparecast.inventory.decide import plan_policy
+from sparecast.inventory.policy import distribution_policy
+from sparecast.methods.distributions import lead_time_demand
+
+
+def _history() -> np.ndarray:
+    rng = np.random.default_rng(5)
+    y = rng.poisson(1.0, (12, 300)).astype(float)
+    y[0] = 0.0  # never demanded
+    y[1, 100:] = 0.0  # stopped 200 periods ago: obsolete
+    y[2] = 0.0
+    y[2, [40, 200]] = 5.0  # sparse: 2 demands in 300 periods
+    y[3, 240:] *= 4.0  # grew over the last 60 periods
+    return y
+
+
+def test_the_rules_per_item() -> None:
+    y = _history()
+    settings = load_settings(
+        inventory={"n_samples": 400, "calibrate": False, "level": "recent", "level_window_days": 60}
+    )
+    lead = [np.array([5.0])] * 12
+    q = np.full(12, 10.0)
+    d = plan_policy(y, lead, 0.95, q, settings)
+    assert d.rule[:4].tolist() == ["no_demand", "obsolete", "sparse", "target"]
+    assert d.obsolete_reason[:2].tolist() == ["no_demand", "no_demand_for_k_intervals"]
+    assert (d.policy.reorder_point[:2] == -1).all()
+    assert d.replenished.tolist() == [False, False] + [True] * 10
+    # the grown item is planned at its recent level (4 a period), not its history's (1.6)
+    assert d.lead_time_demand.mean[3] / 6 == pytest.approx(y[3, -60:].mean(), rel=0.15)
+    assert d.level_factor[4:].min() > 0.5
+    # the other items: the distribution policy at the target on the shifted lead-time demand;
+    # with level = history, on lead_time_demand's own
+    ref = distribution_policy(d.lead_time_demand, np.full(12, 0.95), q)
+    assert np.array_equal(d.policy.reorder_point[4:], ref.reorder_point[4:])
+    hist = plan_policy(y, lead, 0.95, q, load_settings(inventory={"n_samples": 400,
+                                                                  "calibrate": False}))  # fmt: skip
+    ltd = lead_time_demand(y, lead, review_period=1, n_samples=400, seed=settings.inventory.seed)
+    ref = distribution_policy(ltd, np.full(12, 0.95), q)
+    assert np.array_equal(hist.policy.reorder_point[3:], ref.reorder_point[3:])
+    assert (hist.level_factor == 1).all()
+    assert any("sparse item" in n for n in d.notes) and any("recent" in n for n in d.notes)
+
+
+def test_the_aggregate_mode() -> None:
+    y = _history()
+    settings = load_settings(
+        inventory={"n_samples": 400, "calibrate": False, "service_mode": "aggregate",
+                   "aggregate_target": 0.9}
+    )  # fmt: skip
+    d = plan_policy(y, [np.array([5.0])] * 12, 0.95, np.full(12, 10.0), settings,
+                    unit_cost=np.linspace(1, 5, 12))  # fmt: skip
+    assert set(d.rule[3:]) == {"aggregate"} and d.rule[0] == "no_demand"
+    assert (d.policy.target[2:] == 0.9).all()
+    w = d.lead_time_demand.mean
+    live = d.replenished
+    fill = (w[live] * d.policy.expected_fill_rate[live]).sum() / w[live].sum()
+    assert fill >= 0.9 - 0.01
