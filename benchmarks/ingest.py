@@ -7,9 +7,12 @@ statsforecast including that build, and reading a database through Arrow against
 ``panel`` builds the long frame ``unique_id, ds, y`` of a synthetic spare-parts panel (string ids,
 daily dates, every item x day as statsforecast expects) as pandas and as polars, times
 ``DemandPanel.from_long`` on each (best of ``--repeat``), then times Croston+SBA+ADIDA+IMAPA:
-sparecast from the pandas frame (``from_long`` + the four kernels) against
-``StatsForecast(models=[4 models], freq="D", n_jobs=1).forecast`` on the same frame, and prints
-the largest absolute difference of the forecasts (``--no-statsforecast`` skips it).
+sparecast from the pandas frame (``from_long`` + ``forecast_arrays`` of the four methods, which
+share their levels, on ``--threads`` kernel threads, default every core; then on one thread,
+checking that the forecasts are identical) against
+``StatsForecast(models=[4 models], freq="D", n_jobs=N).forecast`` on the same frame for each N
+of ``--sf-jobs`` (default 1,2), and prints the ratios and the largest absolute difference of the
+forecasts (``--no-statsforecast`` skips statsforecast).
 
 ``extract`` writes a demand table of ``--rows`` rows into the database at ``--url`` (unless one of
 that size is there already: ``--keep`` reuses it), reads it with ``read_tables`` through
@@ -79,7 +82,6 @@ def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 def bench_panel(args: argparse.Namespace) -> None:
-    from sparecast.methods import intermittent
 
     y = spare_parts_matrix(args.items, args.days, args.seed)
     pdf = long_pandas(y)
@@ -98,44 +100,53 @@ def bench_panel(args: argparse.Namespace) -> None:
     first = next(iter(panels.values()))
     assert np.array_equal(first.y, y), "the panel must hold the generated matrix"
 
+    from sparecast.core import forecast_arrays
+    from sparecast.methods import available_cores, kernel_threads, set_threads
+
+    names = ["croston", "sba", "adida", "imapa"]
+    set_threads(args.threads)
+
     def ours() -> np.ndarray:
         panel = DemandPanel.from_long(pdf)
-        return np.stack(
-            [
-                intermittent.croston(panel.y, H),
-                intermittent.sba(panel.y, H),
-                intermittent.adida(panel.y, H),
-                intermittent.imapa(panel.y, H),
-            ]
-        )
+        return np.stack(list(forecast_arrays(panel, H, names).values()))
 
     ours()  # load the compiled kernels from numba's cache outside the timing
-    t_ours, f_ours = best_of(ours, 1)
-    print(f"\nCroston+SBA+ADIDA+IMAPA, h={H}, from the pandas frame")
+    t_ours, f_ours = best_of(ours, args.repeat)
+    print(f"\nCroston+SBA+ADIDA+IMAPA, h={H}, from the pandas frame (best of {args.repeat})")
     print(f"{'':<34} {'seconds':>8}")
-    print(f"{'sparecast (from_long + 4 kernels)':<34} {t_ours:>8.2f}")
+    threads = f"{kernel_threads()} of {available_cores()} cores"
+    print(f"{'sparecast (from_long + 4 kernels)':<34} {t_ours:>8.2f}   ({threads})")
+    if args.threads != 1:
+        set_threads(1)
+        t_one, f_one = best_of(ours, args.repeat)
+        set_threads(args.threads)
+        same = np.array_equal(f_one, f_ours)
+        print(f"{'sparecast, 1 thread':<34} {t_one:>8.2f}   (identical forecasts: {same})")
     if args.no_statsforecast:
         return
     from statsforecast import StatsForecast
     from statsforecast import models as sf
 
-    def theirs() -> pd.DataFrame:
+    def theirs(n_jobs: int) -> pd.DataFrame:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = StatsForecast(
                 models=[sf.CrostonClassic(), sf.CrostonSBA(), sf.ADIDA(), sf.IMAPA()],
                 freq="D",
-                n_jobs=1,
+                n_jobs=n_jobs,
             )
             return model.forecast(df=pdf, h=H)
 
-    t_sf, out = best_of(theirs, 1)
-    out = out.sort_values(["unique_id", "ds"])
     cols = ["CrostonClassic", "CrostonSBA", "ADIDA", "IMAPA"]
-    ref = np.stack([out[c].to_numpy(np.float64).reshape(args.items, H) for c in cols])
-    diff = float(np.nanmax(np.abs(f_ours - ref)))
-    print(f"{'statsforecast (n_jobs=1)':<34} {t_sf:>8.2f}")
-    print(f"{'ratio':<34} {t_sf / t_ours:>7.1f}x   (max abs diff of forecasts {diff:.1e})")
+    for n_jobs in args.sf_jobs:
+        t_sf, out = best_of(lambda n=n_jobs: theirs(n), args.sf_repeat)
+        out = out.sort_values(["unique_id", "ds"])
+        ref = np.stack([out[c].to_numpy(np.float64).reshape(args.items, H) for c in cols])
+        diff = float(np.nanmax(np.abs(f_ours - ref)))
+        print(
+            f"{f'statsforecast (n_jobs={n_jobs})':<34} {t_sf:>8.2f}   ratio {t_sf / t_ours:.1f}x"
+            f"   (max abs diff of forecasts {diff:.1e})"
+        )
 
 
 def demand_rows(rows: int, seed: int) -> pl.DataFrame:
@@ -201,6 +212,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-statsforecast", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="kernel threads (default: every core)")
+    p.add_argument(
+        "--sf-jobs",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 2],
+        help="statsforecast n_jobs values to time, comma-separated (default 1,2)",
+    )
+    p.add_argument("--sf-repeat", type=int, default=1, help="best of N statsforecast runs")
     e = sub.add_parser("extract", help="read_tables through Arrow vs SQLAlchemy")
     e.add_argument("--url", required=True, help="SQLAlchemy URL of a scratch database")
     e.add_argument("--rows", type=int, default=5_000_000)

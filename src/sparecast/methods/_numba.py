@@ -306,3 +306,30 @@ def optimized_ses_sparse(item, pos, val, n_series, length, lower, upper):
         out[s] = optimized_ses_forecast(pos[lo:hi], val[lo:hi], hi - lo, length[s], lower, upper)
         lo = hi
     return out
+
+
+@njit(cache=True, nogil=True)
+def adida_imapa_levels(y, lower, upper):
+    """ADIDA and IMAPA levels per item in one pass (``aggregated_levels`` with ``all_levels``
+    False and True): ADIDA's level is IMAPA's top aggregation level, bit for bit."""
+    n_items, n = y.shape
+    adida = np.zeros(n_items)
+    imapa = np.zeros(n_items)
+    pos = np.empty(n, np.int64)
+    val = np.empty(n)
+    cpos = np.empty(n, np.int64)
+    cval = np.empty(n)
+    for item in range(n_items):
+        m = _row_events(y, item, pos, val)
+        if m == 0:
+            continue
+        top = _round_half_even((pos[m - 1] + 1) / m)
+        total = 0.0
+        for k in range(1, top + 1):
+            mc = _chunk_events(pos, val, m, n, k, cpos, cval)
+            level = optimized_ses_forecast(cpos, cval, mc, n // k, lower, upper) / k
+            total += level
+            if k == top:
+                adida[item] = (0.0 + level) / 1  # aggregated_levels' sum over one level
+        imapa[item] = total / top
+    return adida, imapa
