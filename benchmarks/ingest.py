@@ -12,7 +12,8 @@ share their levels, on ``--threads`` kernel threads, default every core; then on
 checking that the forecasts are identical) against
 ``StatsForecast(models=[4 models], freq="D", n_jobs=N).forecast`` on the same frame for each N
 of ``--sf-jobs`` (default 1,2), and prints the ratios and the largest absolute difference of the
-forecasts (``--no-statsforecast`` skips statsforecast).
+forecasts (``--no-statsforecast`` skips statsforecast). ``--defaults`` also times the default
+methods (``robust`` included) through ``forecast_arrays`` against one method at a time.
 
 ``extract`` writes a demand table of ``--rows`` rows into the database at ``--url`` (unless one of
 that size is there already: ``--keep`` reuses it), reads it with ``read_tables`` through
@@ -122,6 +123,8 @@ def bench_panel(args: argparse.Namespace) -> None:
         set_threads(args.threads)
         same = np.array_equal(f_one, f_ours)
         print(f"{'sparecast, 1 thread':<34} {t_one:>8.2f}   (identical forecasts: {same})")
+    if args.defaults:
+        bench_defaults(DemandPanel.from_long(pdf), args.repeat)
     if args.no_statsforecast:
         return
     from statsforecast import StatsForecast
@@ -147,6 +150,25 @@ def bench_panel(args: argparse.Namespace) -> None:
             f"{f'statsforecast (n_jobs={n_jobs})':<34} {t_sf:>8.2f}   ratio {t_sf / t_ours:.1f}x"
             f"   (max abs diff of forecasts {diff:.1e})"
         )
+
+
+def bench_defaults(panel: DemandPanel, repeat: int) -> None:
+    """The default methods (robust included) through ``forecast_arrays`` (levels shared) against
+    one ``forecast_matrix`` per method (each on its own, as before the memo), same threads."""
+    from sparecast.core import forecast_arrays
+    from sparecast.methods import DEFAULT_METHODS, forecast_matrix, params_for
+
+    params = params_for(panel.freq, DEFAULT_METHODS)
+
+    def alone() -> dict[str, np.ndarray]:
+        return {m: forecast_matrix(panel.y, H, m, params.get(m)) for m in DEFAULT_METHODS}
+
+    t_alone, f_alone = best_of(alone, repeat)
+    t_shared, f_shared = best_of(lambda: forecast_arrays(panel, H), repeat)
+    same = all(np.array_equal(f_alone[m], f_shared[m]) for m in DEFAULT_METHODS)
+    print(f"\nthe {len(DEFAULT_METHODS)} default methods (robust included), panel built")
+    print(f"{'one method at a time':<34} {t_alone:>8.2f}")
+    print(f"{'forecast_arrays (shared levels)':<34} {t_shared:>8.2f}   (identical: {same})")
 
 
 def demand_rows(rows: int, seed: int) -> pl.DataFrame:
@@ -220,6 +242,11 @@ def main() -> None:
         help="statsforecast n_jobs values to time, comma-separated (default 1,2)",
     )
     p.add_argument("--sf-repeat", type=int, default=1, help="best of N statsforecast runs")
+    p.add_argument(
+        "--defaults",
+        action="store_true",
+        help="also time the default methods with and without shared levels",
+    )
     e = sub.add_parser("extract", help="read_tables through Arrow vs SQLAlchemy")
     e.add_argument("--url", required=True, help="SQLAlchemy URL of a scratch database")
     e.add_argument("--rows", type=int, default=5_000_000)

@@ -8,7 +8,8 @@ the same floating-point operations as statsforecast (so dense series give bit-eq
 run of at least ``_CLOSED_FORM_GAP`` zeros is done in closed form: the prediction decays by
 ``(1-a)`` per step and its squares are a geometric series.
 
-Everything here is single-threaded (``nogil`` lets callers thread over blocks if they want).
+Everything here is single-threaded; ``nogil`` lets ``_work.by_blocks`` run blocks of items in
+threads.
 """
 
 from __future__ import annotations

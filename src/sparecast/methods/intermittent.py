@@ -18,7 +18,8 @@ item, about 37 levels per item on the benchmark panel). The search is sequential
 it cannot be vectorised over items with numpy except by evaluating a shared grid of alphas, and
 an earlier grid + parabolic version settled in another local minimum than statsforecast on about
 3 in 10,000 items. These kernels are therefore compiled loops over items (numba, ``_numba.py``,
-single-threaded, cached on disk) that follow golden section decision by decision: same points,
+cached on disk; run on blocks of items in a thread pool, ``_work.py``) that follow golden
+section decision by decision: same points,
 same comparisons, until the bracket is 1e-4 wide, then the vertex of a parabola through the
 evaluated points stands in for statsforecast's remaining ~35 halvings (which converge on the
 minimum inside that bracket, and below ~1e-8 are decided by rounding). Where the SSE is flat
