@@ -163,3 +163,23 @@ def test_memo_only_for_that_array_and_inside_the_block(monkeypatch: pytest.Monke
         im.imapa(y, H)
         im.adida(y, H)  # remembered
     assert (calls["aggregated_levels"], calls["adida_imapa_levels"]) == (1, 1)
+
+
+def test_nested_blocks_on_the_same_array_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller's block around several forecast_arrays calls (one method each) shares levels."""
+    _work.set_threads(1)
+    y = _panel()
+    panel = DemandPanel(
+        y=y, item_ids=np.arange(len(y)).astype(str), start=np.datetime64("2026-01-01")
+    )
+    calls = _count_passes(monkeypatch)
+    names = ["croston", "sba", "adida", "imapa", "robust"]
+    with _work.shared_levels(panel.y, names):
+        one_by_one = {}
+        for name in names:
+            one_by_one.update(forecast_arrays(panel, H, [name]))
+        with _work.shared_levels(y.copy()):  # another array inside: its own results
+            im.croston(y, H)
+    assert calls == {"croston_levels": 2, "aggregated_levels": 0, "adida_imapa_levels": 1}
+    for name in names:
+        np.testing.assert_array_equal(one_by_one[name], forecast_matrix(y, H, name))

@@ -104,8 +104,15 @@ def shared_levels(y: np.ndarray, methods: Iterable[str] = ()) -> Iterator[None]:
     """Within the block, kernels called on ``y`` itself (the same array object, unchanged)
     compute each memoized intermediate result once (:func:`memoized`). ``methods``: the method
     names the block will run, a hint (:func:`will_run`) that lets a kernel compute a result a
-    later method needs in the same pass. Nested blocks: the innermost one counts."""
-    token = _memo.set(_Memo(y, frozenset(methods)))
+    later method needs in the same pass. A block inside a block on the same ``y`` shares its
+    results (so a caller may open one around several ``forecast_arrays`` calls); on another
+    array, the inner block counts until it closes."""
+    outer = _memo.get()
+    if outer is not None and outer.y is y:
+        memo = _Memo(y, outer.methods | frozenset(methods), outer.results)
+    else:
+        memo = _Memo(y, frozenset(methods))
+    token = _memo.set(memo)
     try:
         yield
     finally:
