@@ -7,9 +7,13 @@ statsforecast including that build, and reading a database through Arrow against
 ``panel`` builds the long frame ``unique_id, ds, y`` of a synthetic spare-parts panel (string ids,
 daily dates, every item x day as statsforecast expects) as pandas and as polars, times
 ``DemandPanel.from_long`` on each (best of ``--repeat``), then times Croston+SBA+ADIDA+IMAPA:
-sparecast from the pandas frame (``from_long`` + the four kernels) against
-``StatsForecast(models=[4 models], freq="D", n_jobs=1).forecast`` on the same frame, and prints
-the largest absolute difference of the forecasts (``--no-statsforecast`` skips it).
+sparecast from the pandas frame (``from_long`` + ``forecast_arrays`` of the four methods, which
+share their levels, on ``--threads`` kernel threads, default every core; then on one thread,
+checking that the forecasts are identical) against
+``StatsForecast(models=[4 models], freq="D", n_jobs=N).forecast`` on the same frame for each N
+of ``--sf-jobs`` (default 1,2), and prints the ratios and the largest absolute difference of the
+forecasts (``--no-statsforecast`` skips statsforecast). ``--defaults`` also times the default
+methods (``robust`` included) through ``forecast_arrays`` against one method at a time.
 
 ``extract`` writes a demand table of ``--rows`` rows into the database at ``--url`` (unless one of
 that size is there already: ``--keep`` reuses it), reads it with ``read_tables`` through
@@ -69,17 +73,23 @@ def long_pandas(y: np.ndarray, start: str = "2025-01-01") -> pd.DataFrame:
     )
 
 
-def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+CPU_SECONDS: dict[str, float] = {}
+"""CPU seconds of this process (all its threads; not child processes) in the fastest run of each
+``best_of`` call, by the ``label`` given: unlike the wall time they hardly depend on the load."""
+
+
+def best_of(fn: Callable[[], Any], repeat: int, label: str = "") -> tuple[float, Any]:
     best, out = float("inf"), None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        best = min(best, time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        if wall < best:
+            best, CPU_SECONDS[label] = wall, time.process_time() - c0
     return best, out
 
 
 def bench_panel(args: argparse.Namespace) -> None:
-    from sparecast.methods import intermittent
 
     y = spare_parts_matrix(args.items, args.days, args.seed)
     pdf = long_pandas(y)
@@ -98,44 +108,79 @@ def bench_panel(args: argparse.Namespace) -> None:
     first = next(iter(panels.values()))
     assert np.array_equal(first.y, y), "the panel must hold the generated matrix"
 
+    from sparecast.core import forecast_arrays
+    from sparecast.methods import available_cores, kernel_threads, set_threads
+
+    names = ["croston", "sba", "adida", "imapa"]
+    set_threads(args.threads)
+
     def ours() -> np.ndarray:
         panel = DemandPanel.from_long(pdf)
-        return np.stack(
-            [
-                intermittent.croston(panel.y, H),
-                intermittent.sba(panel.y, H),
-                intermittent.adida(panel.y, H),
-                intermittent.imapa(panel.y, H),
-            ]
-        )
+        return np.stack(list(forecast_arrays(panel, H, names).values()))
 
     ours()  # load the compiled kernels from numba's cache outside the timing
-    t_ours, f_ours = best_of(ours, 1)
-    print(f"\nCroston+SBA+ADIDA+IMAPA, h={H}, from the pandas frame")
+    t_ours, f_ours = best_of(ours, args.repeat, "ours")
+    print(f"\nCroston+SBA+ADIDA+IMAPA, h={H}, from the pandas frame (best of {args.repeat})")
     print(f"{'':<34} {'seconds':>8}")
-    print(f"{'sparecast (from_long + 4 kernels)':<34} {t_ours:>8.2f}")
+    threads = f"{kernel_threads()} of {available_cores()} cores"
+    cpu = CPU_SECONDS["ours"]
+    print(
+        f"{'sparecast (from_long + 4 kernels)':<34} {t_ours:>8.2f}   ({threads}; {cpu:.2f} CPU s)"
+    )
+    if args.threads != 1:
+        set_threads(1)
+        t_one, f_one = best_of(ours, args.repeat, "one")
+        set_threads(args.threads)
+        same = np.array_equal(f_one, f_ours)
+        cpu = CPU_SECONDS["one"]
+        print(f"{'sparecast, 1 thread':<34} {t_one:>8.2f}   ({cpu:.2f} CPU s; identical: {same})")
+    if args.defaults:
+        bench_defaults(DemandPanel.from_long(pdf), args.repeat)
     if args.no_statsforecast:
         return
     from statsforecast import StatsForecast
     from statsforecast import models as sf
 
-    def theirs() -> pd.DataFrame:
+    def theirs(n_jobs: int) -> pd.DataFrame:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = StatsForecast(
                 models=[sf.CrostonClassic(), sf.CrostonSBA(), sf.ADIDA(), sf.IMAPA()],
                 freq="D",
-                n_jobs=1,
+                n_jobs=n_jobs,
             )
             return model.forecast(df=pdf, h=H)
 
-    t_sf, out = best_of(theirs, 1)
-    out = out.sort_values(["unique_id", "ds"])
     cols = ["CrostonClassic", "CrostonSBA", "ADIDA", "IMAPA"]
-    ref = np.stack([out[c].to_numpy(np.float64).reshape(args.items, H) for c in cols])
-    diff = float(np.nanmax(np.abs(f_ours - ref)))
-    print(f"{'statsforecast (n_jobs=1)':<34} {t_sf:>8.2f}")
-    print(f"{'ratio':<34} {t_sf / t_ours:>7.1f}x   (max abs diff of forecasts {diff:.1e})")
+    for n_jobs in args.sf_jobs:
+        t_sf, out = best_of(lambda n=n_jobs: theirs(n), args.sf_repeat, f"sf{n_jobs}")
+        out = out.sort_values(["unique_id", "ds"])
+        ref = np.stack([out[c].to_numpy(np.float64).reshape(args.items, H) for c in cols])
+        diff = float(np.nanmax(np.abs(f_ours - ref)))
+        cpu = f"; {CPU_SECONDS[f'sf{n_jobs}']:.2f} CPU s" if n_jobs == 1 else ""
+        print(
+            f"{f'statsforecast (n_jobs={n_jobs})':<34} {t_sf:>8.2f}   ratio {t_sf / t_ours:.1f}x"
+            f"   (max abs diff of forecasts {diff:.1e}{cpu})"
+        )
+
+
+def bench_defaults(panel: DemandPanel, repeat: int) -> None:
+    """The default methods (robust included) through ``forecast_arrays`` (levels shared) against
+    one ``forecast_matrix`` per method (each on its own, as before the memo), same threads."""
+    from sparecast.core import forecast_arrays
+    from sparecast.methods import DEFAULT_METHODS, forecast_matrix, params_for
+
+    params = params_for(panel.freq, DEFAULT_METHODS)
+
+    def alone() -> dict[str, np.ndarray]:
+        return {m: forecast_matrix(panel.y, H, m, params.get(m)) for m in DEFAULT_METHODS}
+
+    t_alone, f_alone = best_of(alone, repeat)
+    t_shared, f_shared = best_of(lambda: forecast_arrays(panel, H), repeat)
+    same = all(np.array_equal(f_alone[m], f_shared[m]) for m in DEFAULT_METHODS)
+    print(f"\nthe {len(DEFAULT_METHODS)} default methods (robust included), panel built")
+    print(f"{'one method at a time':<34} {t_alone:>8.2f}")
+    print(f"{'forecast_arrays (shared levels)':<34} {t_shared:>8.2f}   (identical: {same})")
 
 
 def demand_rows(rows: int, seed: int) -> pl.DataFrame:
@@ -201,6 +246,19 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-statsforecast", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="kernel threads (default: every core)")
+    p.add_argument(
+        "--sf-jobs",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 2],
+        help="statsforecast n_jobs values to time, comma-separated (default 1,2)",
+    )
+    p.add_argument("--sf-repeat", type=int, default=1, help="best of N statsforecast runs")
+    p.add_argument(
+        "--defaults",
+        action="store_true",
+        help="also time the default methods with and without shared levels",
+    )
     e = sub.add_parser("extract", help="read_tables through Arrow vs SQLAlchemy")
     e.add_argument("--url", required=True, help="SQLAlchemy URL of a scratch database")
     e.add_argument("--rows", type=int, default=5_000_000)

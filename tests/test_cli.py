@@ -594,3 +594,28 @@ def test_evaluate_plan_command(demo_dir: Path, tmp_path: Path) -> None:
         ["evaluate-plan", "-s", str(demo_dir / "erp.sqlite"), "-o", str(out), "--targets", "1.5"],
     )
     assert bad.exit_code == 2 and "targets must be in (0, 1)" in bad.output
+
+
+def test_threads_setting_reaches_the_kernels(
+    tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPARECAST_THREADS caps the classical kernels' threads for the command (forecasts alike)."""
+    from sparecast.methods import _work
+
+    seen: list[int] = []
+    real = _work.by_blocks
+
+    def spy(level, y):  # type: ignore[no-untyped-def]
+        seen.append(_work.kernel_threads())
+        return real(level, y)
+
+    monkeypatch.setattr(_work, "by_blocks", spy)
+    monkeypatch.setenv("SPARECAST_THREADS", "1")
+    out = tmp_path / "bt"
+    args = ["--source", str(demo_dir / "erp.sqlite"), "--output", str(out), "-m", "croston,imapa"]
+    try:
+        result = runner.invoke(app, ["backtest", *args, "-q"])
+    finally:
+        _work.set_threads(None)
+    assert result.exit_code == 0, result.output
+    assert seen and set(seen) == {1}

@@ -21,6 +21,7 @@ from sparecast.config import Settings, load_settings
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.sources import sqlite_url, write_tables
 from sparecast.errors import OutputError, SparecastError
+from sparecast.methods import set_threads
 from sparecast.pipeline.load import LoadedData
 from sparecast.pipeline.plan import PlanOutcome, run_plan
 from sparecast.pipeline.staging import ensure_output_dir, recover_output_dir
@@ -123,7 +124,9 @@ def _settings(
         overrides["methods"] = [m.strip() for m in methods.split(",") if m.strip()]
     if strict:
         overrides["data"] = {"strict": True}
-    return load_settings(config, **overrides)
+    settings = load_settings(config, **overrides)
+    set_threads(settings.threads)
+    return settings
 
 
 def _print_outcome(
@@ -509,6 +512,7 @@ def serve(
 
     try:
         settings = load_settings(config)
+        set_threads(settings.threads)
         if not data.is_dir():
             raise OutputError(
                 f"data directory {data} does not exist; create one with "

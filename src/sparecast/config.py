@@ -558,6 +558,13 @@ class Settings(BaseSettings):
         "forecast (columns q50, q80, ...; empty: none)",
     )
     methods: list[str] | None = Field(None, description="methods to run (default: all classical)")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="threads of the classical kernels (Croston, SBA, TSB, ADIDA, IMAPA, MAPA) "
+        "over blocks of items; default every core the process may use, 1 = single-threaded; "
+        "the forecasts are identical whatever the number",
+    )
     method_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='per-method kernel parameters, e.g. {"ma": {"window": 28}}',

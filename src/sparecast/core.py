@@ -15,7 +15,7 @@ import polars as pl
 
 from sparecast.data.panel import DemandPanel, Freq, period_starts
 from sparecast.errors import ConfigError
-from sparecast.methods import forecast_panel, params_for, resolve_methods
+from sparecast.methods import forecast_panel, params_for, resolve_methods, shared_levels
 
 __all__ = [
     "MAX_HORIZON",
@@ -216,14 +216,18 @@ def forecast_arrays(
 ) -> dict[str, np.ndarray]:
     """Point forecasts ``float64[items, h]`` per method name, rows in ``panel.item_ids`` order.
 
-    ``params`` override the frequency's defaults (``sparecast.methods.FREQ_DEFAULTS``)."""
+    ``params`` override the frequency's defaults (``sparecast.methods.FREQ_DEFAULTS``). The
+    classical methods share their intermediate levels (``sparecast.methods.shared_levels``:
+    Croston's for SBA, IMAPA's pass for ADIDA, the members of ``robust``)."""
     resolved = resolve_methods(methods)
-    params = params_for(panel.freq, [m.name for m in resolved], params)
+    names = [m.name for m in resolved]
+    params = params_for(panel.freq, names, params)
     out: dict[str, np.ndarray] = {}
-    for method in resolved:
-        out[method.name] = forecast_panel(panel, h, method, params.get(method.name))
-        if progress is not None:
-            progress(method.name)
+    with shared_levels(panel.y, names):
+        for method in resolved:
+            out[method.name] = forecast_panel(panel, h, method, params.get(method.name))
+            if progress is not None:
+                progress(method.name)
     return out
 
 

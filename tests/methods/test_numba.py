@@ -191,3 +191,19 @@ def test_optimized_ses_sparse_is_optimized_ses_per_series() -> None:
     want = [_numba.optimized_ses_forecast(*_compressed(s), LOWER, UPPER) for s in series]
     np.testing.assert_array_equal(got, want)
     assert got[2] == 0.0  # a series without events: 0
+
+
+@pytest.mark.parametrize("p", [0.02, 0.1, 0.5, 1.0])
+def test_three_alpha_sse_is_each_sse_bit_for_bit(p: float) -> None:
+    """ses_sse3 (the golden section's fused pass) = ses_sse_forecast at each alpha, exactly,
+    with long zero runs (closed form), short ones (stepped) and a leading value or zero."""
+    rng = np.random.default_rng(int(p * 100))
+    for n in (2, 5, 40, 300):
+        for lead in (0.0, 3.0):
+            x = np.where(rng.random(n) < p, rng.gamma(1.0, 4.0, n), 0.0)
+            x[0] = lead
+            pos, val, m, length = _compressed(x)
+            alphas = rng.uniform(0.01, 0.6, 3)
+            got = _numba.ses_sse3(pos, val, m, length, *alphas)
+            want = [_numba.ses_sse_forecast(pos, val, m, length, a)[0] for a in alphas]
+            assert list(got) == want

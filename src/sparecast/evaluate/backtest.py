@@ -57,6 +57,7 @@ from sparecast.methods import (
     get_method,
     params_for,
     resolve_methods,
+    shared_levels,
 )
 
 __all__ = [
@@ -521,41 +522,43 @@ def backtest(
         actual_sum += np.abs(actual).sum(axis=1)  # the WAPE denominator (wape_parts)
         scales = TrainScales(scales_abs[w], scales_sq[w])
         pct_actual = actual[pct_rows]
-        for i, m in enumerate(resolved):
-            t0 = time.perf_counter()
-            try:
-                fc = (
-                    shared[m.name][w]
-                    if m.name in shared
-                    else forecast_panel(train_panel, h, m, params.get(m.name))
-                )
-            except MethodError:
-                raise  # already names the method and the fix
-            except Exception as exc:  # a kernel bug: say where it happened
-                raise MethodError(
-                    f"method {m.name!r} failed in backtest window {w + 1}/{n_windows} "
-                    f"(training periods 0..{origin - 1}): {type(exc).__name__}: {exc}"
-                ) from exc
-            kernel_time[m.name] += time.perf_counter() - t0
-            if fc.shape != (n_items, h):
-                raise MethodError(
-                    f"method {m.name!r} returned shape {fc.shape}, expected {(n_items, h)}"
-                )
-            if errors is not None:
-                errors[m.name][w] = fc - actual
-            scored = window_scores(actual, fc, scales, stockout_weight)
-            abs_error_sum[i] += wape_parts(actual, fc)[0]
-            error_sum[i] += (fc - actual).sum(axis=1)
-            ape, n_nonzero = mape_parts(pct_actual, fc[pct_rows])
-            ape_sum[i] += ape
-            ape_count[i] += n_nonzero
-            for k, v in scored.items():
-                ok = ~np.isnan(v)
-                sums[k][i] += np.where(ok, v, 0.0)
-                counts[k][i] += ok
-            done += 1
-            if progress is not None:
-                progress(done, total, f"{m.name} window {w + 1}/{n_windows}")
+        # the classical methods of this window share their levels (Croston for SBA, ...)
+        with shared_levels(train_panel.y, names):
+            for i, m in enumerate(resolved):
+                t0 = time.perf_counter()
+                try:
+                    fc = (
+                        shared[m.name][w]
+                        if m.name in shared
+                        else forecast_panel(train_panel, h, m, params.get(m.name))
+                    )
+                except MethodError:
+                    raise  # already names the method and the fix
+                except Exception as exc:  # a kernel bug: say where it happened
+                    raise MethodError(
+                        f"method {m.name!r} failed in backtest window {w + 1}/{n_windows} "
+                        f"(training periods 0..{origin - 1}): {type(exc).__name__}: {exc}"
+                    ) from exc
+                kernel_time[m.name] += time.perf_counter() - t0
+                if fc.shape != (n_items, h):
+                    raise MethodError(
+                        f"method {m.name!r} returned shape {fc.shape}, expected {(n_items, h)}"
+                    )
+                if errors is not None:
+                    errors[m.name][w] = fc - actual
+                scored = window_scores(actual, fc, scales, stockout_weight)
+                abs_error_sum[i] += wape_parts(actual, fc)[0]
+                error_sum[i] += (fc - actual).sum(axis=1)
+                ape, n_nonzero = mape_parts(pct_actual, fc[pct_rows])
+                ape_sum[i] += ape
+                ape_count[i] += n_nonzero
+                for k, v in scored.items():
+                    ok = ~np.isnan(v)
+                    sums[k][i] += np.where(ok, v, 0.0)
+                    counts[k][i] += ok
+                done += 1
+                if progress is not None:
+                    progress(done, total, f"{m.name} window {w + 1}/{n_windows}")
 
     t_score = time.perf_counter()
     n_train_demands = (y[:, : origins[-1]] > 0).sum(axis=1)

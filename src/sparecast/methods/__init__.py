@@ -20,6 +20,7 @@ import numpy as np
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
 from sparecast.methods import baseline, intermittent, ml, robust
+from sparecast.methods._work import available_cores, kernel_threads, set_threads, shared_levels
 
 __all__ = [
     "Method",
@@ -31,6 +32,10 @@ __all__ = [
     "forecast_matrix",
     "forecast_panel",
     "backtest_forecasts",
+    "available_cores",
+    "kernel_threads",
+    "set_threads",
+    "shared_levels",
 ]
 
 

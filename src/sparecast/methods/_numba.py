@@ -8,7 +8,8 @@ the same floating-point operations as statsforecast (so dense series give bit-eq
 run of at least ``_CLOSED_FORM_GAP`` zeros is done in closed form: the prediction decays by
 ``(1-a)`` per step and its squares are a geometric series.
 
-Everything here is single-threaded (``nogil`` lets callers thread over blocks if they want).
+Everything here is single-threaded; ``nogil`` lets ``_work.by_blocks`` run blocks of items in
+threads.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ _FLAT_SSE = 1e-11
 def ses_sse_forecast(pos, val, m, n, alpha):
     """In-sample SSE and one-step forecast of SES on a compressed series of length n >= 2."""
     beta = 1.0 - alpha
-    log_beta = math.log(beta)
-    inv_q = 1.0 / (1.0 - beta * beta)
+    log_beta = 0.0  # log(beta) and 1 / (1 - beta^2), computed at the first long zero run
+    inv_q = 0.0
     j = 0
     if m > 0 and pos[0] == 0:
         f = val[0]
@@ -49,6 +50,9 @@ def ses_sse_forecast(pos, val, m, n, alpha):
         p = pos[j] if j < m else n
         g = p - i  # zeros at i..p-1
         if g >= _CLOSED_FORM_GAP:
+            if inv_q == 0.0:
+                log_beta = math.log(beta)
+                inv_q = 1.0 / (1.0 - beta * beta)
             decay = math.exp(g * log_beta)
             f1 = alpha * prev + beta * f  # prediction at i; then decays by beta per zero
             sse_runs += f1 * f1 * (1.0 - decay * decay) * inv_q
@@ -68,6 +72,93 @@ def ses_sse_forecast(pos, val, m, n, alpha):
         err = v - fp
         sse += err * err
         f = fp
+        prev = v
+        i = p + 1
+        j += 1
+
+
+@njit(cache=True, nogil=True)
+def ses_sse3(pos, val, m, n, a1, a2, a3):
+    """The in-sample SSEs of :func:`ses_sse_forecast` at three alphas in one pass over the series:
+    each with exactly its operations (so the same bits), the three recursions interleaved, which
+    a latency-bound loop runs in about the time of one."""
+    b1 = 1.0 - a1
+    b2 = 1.0 - a2
+    b3 = 1.0 - a3
+    lb1 = lb2 = lb3 = 0.0  # as in ses_sse_forecast: at the first long zero run
+    q1 = q2 = q3 = 0.0
+    j = 0
+    if m > 0 and pos[0] == 0:
+        f1 = val[0]
+        j = 1
+    else:
+        f1 = 0.0
+    f2 = f1
+    f3 = f1
+    prev = f1
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    r1 = 0.0
+    r2 = 0.0
+    r3 = 0.0
+    i = 1
+    while True:
+        p = pos[j] if j < m else n
+        g = p - i
+        if g >= _CLOSED_FORM_GAP:
+            if q1 == 0.0:
+                lb1 = math.log(b1)
+                lb2 = math.log(b2)
+                lb3 = math.log(b3)
+                q1 = 1.0 / (1.0 - b1 * b1)
+                q2 = 1.0 / (1.0 - b2 * b2)
+                q3 = 1.0 / (1.0 - b3 * b3)
+            d1 = math.exp(g * lb1)
+            d2 = math.exp(g * lb2)
+            d3 = math.exp(g * lb3)
+            e1 = a1 * prev + b1 * f1
+            e2 = a2 * prev + b2 * f2
+            e3 = a3 * prev + b3 * f3
+            r1 += e1 * e1 * (1.0 - d1 * d1) * q1
+            r2 += e2 * e2 * (1.0 - d2 * d2) * q2
+            r3 += e3 * e3 * (1.0 - d3 * d3) * q3
+            p1 = (a1 * prev) * d1 + (b1 * d1) * f1
+            p2 = (a2 * prev) * d2 + (b2 * d2) * f2
+            p3 = (a3 * prev) * d3 + (b3 * d3) * f3
+        elif g > 0:
+            f1 = a1 * prev + b1 * f1
+            f2 = a2 * prev + b2 * f2
+            f3 = a3 * prev + b3 * f3
+            s1 += f1 * f1
+            s2 += f2 * f2
+            s3 += f3 * f3
+            for _ in range(g - 1):
+                f1 = b1 * f1
+                f2 = b2 * f2
+                f3 = b3 * f3
+                s1 += f1 * f1
+                s2 += f2 * f2
+                s3 += f3 * f3
+            p1 = b1 * f1
+            p2 = b2 * f2
+            p3 = b3 * f3
+        else:
+            p1 = a1 * prev + b1 * f1
+            p2 = a2 * prev + b2 * f2
+            p3 = a3 * prev + b3 * f3
+        if j >= m:
+            return s1 + r1, s2 + r2, s3 + r3
+        v = val[j]
+        e1 = v - p1
+        e2 = v - p2
+        e3 = v - p3
+        s1 += e1 * e1
+        s2 += e2 * e2
+        s3 += e3 * e3
+        f1 = p1
+        f2 = p2
+        f3 = p3
         prev = v
         i = p + 1
         j += 1
@@ -108,8 +199,13 @@ def golden_alpha(pos, val, m, n, lower, upper):
     b = upper
     c = b - (b - a) / _GOLDEN_RATIO
     d = a + (b - a) / _GOLDEN_RATIO
-    fc = ses_sse_forecast(pos, val, m, n, c)[0]
-    fd = ses_sse_forecast(pos, val, m, n, d)[0]
+    # Each pass over the series evaluates the point needed now and, speculatively, both points
+    # the next step may need (ses_sse3): half the passes. (k1, v1), (k2, v2): the speculative
+    # alphas and SSEs; the SSE is a function of alpha alone, so any equal alpha may use them.
+    k1 = d - (d - a) / _GOLDEN_RATIO  # the first step's c if fc < fd (see below)
+    fc, fd, v1 = ses_sse3(pos, val, m, n, c, d, k1)
+    k2 = math.nan
+    v2 = math.nan
     fa = math.inf  # the bounds themselves are never evaluated
     fb = math.inf
     refine = True
@@ -141,16 +237,32 @@ def golden_alpha(pos, val, m, n, lower, upper):
             d = c
             fd = fc
             c = b - (b - a) / _GOLDEN_RATIO
-            fc = ses_sse_forecast(pos, val, m, n, c)[0]
+            x = c
+            left = True
         elif fd < fc:
             a = c
             fa = fc
             c = d
             fc = fd
             d = a + (b - a) / _GOLDEN_RATIO
-            fd = ses_sse_forecast(pos, val, m, n, d)[0]
+            x = d
+            left = False
         else:
             break
+        if x == k1:
+            fx = v1
+        elif x == k2:
+            fx = v2
+        else:
+            # the next step's new point: c' = d - (d - a) / G if fc < fd, else
+            # d' = c + (b - c) / G (the same operations as above, so the same bits)
+            k1 = d - (d - a) / _GOLDEN_RATIO
+            k2 = c + (b - c) / _GOLDEN_RATIO
+            fx, v1, v2 = ses_sse3(pos, val, m, n, x, k1, k2)
+        if left:
+            fc = fx
+        else:
+            fd = fx
     return (b + a) / 2.0
 
 
@@ -306,3 +418,30 @@ def optimized_ses_sparse(item, pos, val, n_series, length, lower, upper):
         out[s] = optimized_ses_forecast(pos[lo:hi], val[lo:hi], hi - lo, length[s], lower, upper)
         lo = hi
     return out
+
+
+@njit(cache=True, nogil=True)
+def adida_imapa_levels(y, lower, upper):
+    """ADIDA and IMAPA levels per item in one pass (``aggregated_levels`` with ``all_levels``
+    False and True): ADIDA's level is IMAPA's top aggregation level, bit for bit."""
+    n_items, n = y.shape
+    adida = np.zeros(n_items)
+    imapa = np.zeros(n_items)
+    pos = np.empty(n, np.int64)
+    val = np.empty(n)
+    cpos = np.empty(n, np.int64)
+    cval = np.empty(n)
+    for item in range(n_items):
+        m = _row_events(y, item, pos, val)
+        if m == 0:
+            continue
+        top = _round_half_even((pos[m - 1] + 1) / m)
+        total = 0.0
+        for k in range(1, top + 1):
+            mc = _chunk_events(pos, val, m, n, k, cpos, cval)
+            level = optimized_ses_forecast(cpos, cval, mc, n // k, lower, upper) / k
+            total += level
+            if k == top:
+                adida[item] = (0.0 + level) / 1  # aggregated_levels' sum over one level
+        imapa[item] = total / top
+    return adida, imapa

@@ -18,7 +18,8 @@ item, about 37 levels per item on the benchmark panel). The search is sequential
 it cannot be vectorised over items with numpy except by evaluating a shared grid of alphas, and
 an earlier grid + parabolic version settled in another local minimum than statsforecast on about
 3 in 10,000 items. These kernels are therefore compiled loops over items (numba, ``_numba.py``,
-single-threaded, cached on disk) that follow golden section decision by decision: same points,
+cached on disk; run on blocks of items in a thread pool, ``_work.py``) that follow golden
+section decision by decision: same points,
 same comparisons, until the bracket is 1e-4 wide, then the vertex of a parabola through the
 evaluated points stands in for statsforecast's remaining ~35 halvings (which converge on the
 minimum inside that bracket, and below ~1e-8 are decided by rounding). Where the SSE is flat
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sparecast.methods import _numba
+from sparecast.methods import _numba, _work
 from sparecast.methods._check import as_panel, check_param
 from sparecast.methods.baseline import flat, ses_weights
 
@@ -128,6 +129,17 @@ def _ses_fixed_ragged(
 # --------------------------------------------------------------------------------------------
 
 
+def _croston_level(y: np.ndarray, alpha: float) -> np.ndarray:
+    """Croston's level per item (fixed ``alpha``; 0 = optimised), once per shared_levels block."""
+    return _work.memoized(
+        y,
+        ("croston", float(alpha)),
+        lambda: _work.by_blocks(
+            lambda rows: _numba.croston_levels(rows, alpha, *_SES_BOUNDS), _compiled_panel(y)
+        ),
+    )
+
+
 def croston(y: np.ndarray, h: int, alpha: float = 0.1) -> np.ndarray:
     """Croston's method: SES of demand sizes / SES of intervals (statsforecast ``CrostonClassic``).
 
@@ -136,7 +148,7 @@ def croston(y: np.ndarray, h: int, alpha: float = 0.1) -> np.ndarray:
     Naive fallback).
     """
     check_param("croston", "alpha", alpha, minimum=0, maximum=1, open_minimum=True)
-    return flat(_numba.croston_levels(_compiled_panel(y), alpha, *_SES_BOUNDS), h)
+    return flat(_croston_level(y, alpha), h)
 
 
 def sba(y: np.ndarray, h: int, alpha: float = 0.1) -> np.ndarray:
@@ -147,7 +159,7 @@ def sba(y: np.ndarray, h: int, alpha: float = 0.1) -> np.ndarray:
 
 def croston_optimized(y: np.ndarray, h: int) -> np.ndarray:
     """Croston with each SES alpha chosen in [0.1, 0.3] by in-sample SSE (``CrostonOptimized``)."""
-    return flat(_numba.croston_levels(_compiled_panel(y), 0.0, *_SES_BOUNDS), h)
+    return flat(_croston_level(y, 0.0), h)
 
 
 def tsb(
@@ -164,6 +176,16 @@ def tsb(
     for name, alpha in (("alpha_d", alpha_d), ("alpha_p", alpha_p)):
         if alpha is not None:
             check_param("tsb", name, alpha, minimum=0, maximum=1, open_minimum=True)
+    level = _work.memoized(
+        y,
+        ("tsb", alpha_d, alpha_p),
+        lambda: _work.by_blocks(lambda rows: _tsb_level(rows, alpha_d, alpha_p), as_panel(y)),
+    )
+    return flat(level, h)
+
+
+def _tsb_level(y: np.ndarray, alpha_d: float | None, alpha_p: float | None) -> np.ndarray:
+    """TSB's level per item (see :func:`tsb`)."""
     ev = _nonzero_events(y)
     n_items, n = ev.n_items, ev.n_periods
     sizes = ev.where(ev.value > 0)
@@ -180,7 +202,37 @@ def tsb(
         )
     else:
         size = _ses_fixed_ragged(sizes.item, sizes.value, n_items, alpha_d)
-    return flat(prob * size, h)
+    return prob * size
+
+
+# Methods whose forecast includes IMAPA's: with one of them to come, ADIDA runs the IMAPA pass.
+_USES_IMAPA = ("imapa", "robust", "combo_median", "combo_trimmed")
+
+
+def _aggregated_level(y: np.ndarray, all_levels: bool) -> np.ndarray:
+    """ADIDA's (``all_levels`` False) or IMAPA's level per item. In a shared_levels block the
+    IMAPA pass also gives ADIDA (its top level), and ADIDA takes that pass when IMAPA will run."""
+    key = ("aggregated", all_levels)
+    if _work.has_memo(y, key):
+        return _work.memoized(y, key, lambda: None)
+    if all_levels or _work.will_run(y, _USES_IMAPA):
+        both = _work.memoized(
+            y,
+            ("aggregated", "both"),
+            lambda: _work.by_blocks(
+                lambda rows: _numba.adida_imapa_levels(rows, *_SES_BOUNDS), _compiled_panel(y)
+            ),
+        )
+        _work.remember(y, ("aggregated", False), both[0])
+        _work.remember(y, ("aggregated", True), both[1])
+        return both[1] if all_levels else both[0]
+    return _work.memoized(
+        y,
+        key,
+        lambda: _work.by_blocks(
+            lambda rows: _numba.aggregated_levels(rows, False, *_SES_BOUNDS), _compiled_panel(y)
+        ),
+    )
 
 
 def adida(y: np.ndarray, h: int) -> np.ndarray:
@@ -188,7 +240,7 @@ def adida(y: np.ndarray, h: int) -> np.ndarray:
 
     statsforecast ``ADIDA``; an all-zero item forecasts 0.
     """
-    return flat(_numba.aggregated_levels(_compiled_panel(y), False, *_SES_BOUNDS), h)
+    return flat(_aggregated_level(y, False), h)
 
 
 def imapa(y: np.ndarray, h: int) -> np.ndarray:
@@ -196,7 +248,7 @@ def imapa(y: np.ndarray, h: int) -> np.ndarray:
 
     statsforecast ``IMAPA``; an all-zero item forecasts 0.
     """
-    return flat(_numba.aggregated_levels(_compiled_panel(y), True, *_SES_BOUNDS), h)
+    return flat(_aggregated_level(y, True), h)
 
 
 def mapa(y: np.ndarray, h: int, max_level: int = 12) -> np.ndarray:
@@ -207,7 +259,10 @@ def mapa(y: np.ndarray, h: int, max_level: int = 12) -> np.ndarray:
     seen at the yearly level. ``max_level`` follows the frequency (28 days, 13 weeks, 12 months).
     An all-zero item forecasts 0."""
     check_param("mapa", "max_level", max_level, minimum=1, integer=True)
-    return flat(_numba.mapa_levels(_compiled_panel(y), int(max_level), *_SES_BOUNDS), h)
+    level = _work.by_blocks(
+        lambda rows: _numba.mapa_levels(rows, int(max_level), *_SES_BOUNDS), _compiled_panel(y)
+    )
+    return flat(level, h)
 
 
 def ma_nonzero(y: np.ndarray, h: int, window: int = MA_NONZERO_WINDOW) -> np.ndarray:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sparecast.config import Settings
+from sparecast.methods import set_threads
 from sparecast.pipeline.plan import recorded_items_file, run_plan
 from sparecast.pipeline.staging import RUN_JSON, recover_output_dir
 from sparecast.pipeline.steps import run_pipeline
@@ -82,6 +83,7 @@ def _retrain_main(
     """Child process: run ``command`` (``run`` or ``plan``) into ``data_dir`` (which writes the
     run into the store and commits the files atomically), reporting progress and the outcome
     through ``conn``."""
+    set_threads(settings.threads)  # a spawned process starts with the default
     try:
 
         def progress(label: str, done: int, total: int) -> None:
