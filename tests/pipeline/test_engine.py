@@ -4,6 +4,7 @@ functions it wraps, and a method that cannot forecast the panel reported instead
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from polars.testing import assert_frame_equal
 from utils.panels import make_panel
 
@@ -34,3 +35,28 @@ def test_a_method_that_cannot_forecast_is_reported() -> None:
     values, failed = LOCAL.forecast_all(panel, 3, ["naive", "lightgbm"], {}, lambda n: None)
     assert list(values) == ["naive"] and list(failed) == ["lightgbm"]
     assert failed["lightgbm"]
+
+
+def test_the_engine_shares_the_kernel_levels_between_methods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One method at a time, yet Croston's levels are computed once for croston, sba and
+    robust (which takes SBA as a member), with the same forecasts as separate calls."""
+    from sparecast.methods import _numba
+
+    rng = np.random.default_rng(1)
+    panel = make_panel((rng.random((8, 90)) < 0.2) * rng.integers(1, 6, (8, 90)))
+    names = ["croston", "sba", "robust"]
+    expected = {n: forecast_arrays(panel, 7, [n])[n] for n in names}
+    calls = [0]
+    kernel = _numba.croston_levels
+
+    def counted(*args: object) -> object:
+        calls[0] += 1
+        return kernel(*args)
+
+    monkeypatch.setattr(_numba, "croston_levels", counted)
+    values, failed = LOCAL.forecast_all(panel, 7, names, {}, lambda _: None)
+    assert failed == {} and calls[0] == 1
+    for name in names:
+        np.testing.assert_array_equal(values[name], expected[name])

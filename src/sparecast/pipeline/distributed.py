@@ -31,7 +31,7 @@ from sparecast.core import forecast_arrays
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest
-from sparecast.methods import get_method, resolve_methods
+from sparecast.methods import get_method, resolve_methods, shared_levels
 from sparecast.pipeline.engine import LOCAL, Engine
 from sparecast.pipeline.progress import Progress, no_progress
 
@@ -73,11 +73,12 @@ def _forecast_task(
 ) -> dict[str, np.ndarray | str]:
     """Forecasts of every method of ``names``; the message of a method that cannot run."""
     out: dict[str, np.ndarray | str] = {}
-    for name in names:
-        try:
-            out.update(forecast_arrays(chunk, h, [name], params))
-        except MethodError as exc:
-            out[name] = str(exc)
+    with shared_levels(chunk.y, names):  # the classical methods share their levels
+        for name in names:
+            try:
+                out.update(forecast_arrays(chunk, h, [name], params))
+            except MethodError as exc:
+                out[name] = str(exc)
     return out
 
 

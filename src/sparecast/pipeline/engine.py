@@ -15,6 +15,7 @@ from sparecast.core import forecast_arrays
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest
+from sparecast.methods import shared_levels
 
 __all__ = ["Engine", "LocalEngine", "LOCAL"]
 
@@ -64,11 +65,14 @@ class LocalEngine:
         # out, and the caller serves its items the fallback
         values: dict[str, np.ndarray] = {}
         failed: dict[str, str] = {}
-        for name in names:
-            try:
-                values.update(forecast_arrays(panel, h, [name], params, progress=step))
-            except MethodError as exc:
-                failed[name] = str(exc)
+        # one block around the loop: the classical methods share their levels (e.g. SBA
+        # reuses Croston's, robust its members')
+        with shared_levels(panel.y, names):
+            for name in names:
+                try:
+                    values.update(forecast_arrays(panel, h, [name], params, progress=step))
+                except MethodError as exc:
+                    failed[name] = str(exc)
         return values, failed
 
 

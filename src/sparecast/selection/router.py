@@ -45,6 +45,7 @@ from sparecast.methods import (
     get_method,
     params_for,
     register_method,
+    shared_levels,
 )
 from sparecast.methods.combine import combination_members, combine
 from sparecast.selection.choose import BALANCED, DEFAULT_ALPHA, DEFAULT_MARGIN, select
@@ -359,14 +360,15 @@ class HybridRouter(BaseEstimator):
         needed = [m for m in dict.fromkeys(candidates) if m in used]
         values = dict(forecasts or {})
         params = params_for(panel.freq, needed, self._params(needed))
-        for name in needed:
-            if name not in values:
-                values[name] = forecast_panel(panel, h, name, params.get(name))
-            if values[name].shape != (panel.n_items, h):
-                raise MethodError(
-                    f"forecasts[{name!r}] has shape {values[name].shape}, "
-                    f"expected {(panel.n_items, h)}"
-                )
+        with shared_levels(panel.y, needed):  # e.g. robust reuses its members' levels
+            for name in needed:
+                if name not in values:
+                    values[name] = forecast_panel(panel, h, name, params.get(name))
+                if values[name].shape != (panel.n_items, h):
+                    raise MethodError(
+                        f"forecasts[{name!r}] has shape {values[name].shape}, "
+                        f"expected {(panel.n_items, h)}"
+                    )
         out = np.zeros((panel.n_items, h))
         for name in np.unique(chosen):
             rows = chosen == name
