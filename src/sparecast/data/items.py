@@ -44,6 +44,7 @@ from sparecast.data.schema import (
     _parse_str_expr,
     parse_float_expr,
 )
+from sparecast.data.sources import read_frame_file
 from sparecast.errors import DataValidationError, SourceError
 
 __all__ = [
@@ -97,18 +98,7 @@ def read_items_file(path: str | Path) -> pl.DataFrame:
     p = Path(path).expanduser()
     if not p.is_file():
         raise SourceError(f"items file {p} does not exist")
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".csv":
-            df = pl.read_csv(p, infer_schema=False)
-        elif suffix in (".parquet", ".pq"):
-            df = pl.read_parquet(p)
-        else:
-            raise SourceError(
-                f"cannot read items file {p}: unknown extension {p.suffix!r}; use .csv or .parquet"
-            )
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise SourceError(f"cannot read items file {p}: {exc}") from None
+    df = read_frame_file(p, "items file")
     if _ID not in df.columns:
         raise SourceError(
             f"items file {p} lacks the column 'unique_id'; it has {df.columns}. It needs "

@@ -560,6 +560,22 @@ def read_tables(
 
 
 # --------------------------------------------------------------------------- long files
+def read_frame_file(p: Path, what: str = "") -> pl.DataFrame:
+    """A CSV (every column as strings: nothing lost to type inference, bad values reach
+    validation) or Parquet file, by extension; a SourceError naming ``what`` and the file
+    otherwise."""
+    name = f"{what} {p}".strip()
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pl.read_csv(p, infer_schema=False)
+        if suffix in (".parquet", ".pq"):
+            return pl.read_parquet(p)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise SourceError(f"cannot read {name}: {exc}") from None
+    raise SourceError(f"cannot read {name}: unknown extension {p.suffix!r}; use .csv or .parquet")
+
+
 def read_long_file(path: str | Path) -> pl.DataFrame:
     """Read a long-format file ``unique_id, ds, y`` (CSV or Parquet, by extension).
 
@@ -570,18 +586,7 @@ def read_long_file(path: str | Path) -> pl.DataFrame:
     p = Path(path)
     if not p.exists():
         raise SourceError(f"long-format file {p} does not exist")
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".csv":
-            df = pl.read_csv(p, infer_schema=False)
-        elif suffix in (".parquet", ".pq"):
-            df = pl.read_parquet(p)
-        else:
-            raise SourceError(
-                f"cannot read {p}: unknown extension {p.suffix!r}; use .csv or .parquet"
-            )
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise SourceError(f"cannot read {p}: {exc}") from None
+    df = read_frame_file(p)
     missing = [c for c in LONG_COLUMNS if c not in df.columns]
     if missing:
         raise SourceError(

@@ -34,7 +34,7 @@ from sparecast.inventory.policy import (
     suggested_order,
 )
 
-__all__ = ["HIGH_RISK", "POLICY_COLUMNS", "PlanResult", "compute_plan"]
+__all__ = ["HIGH_RISK", "POLICY_COLUMNS", "PlanResult", "compute_plan", "plan_lead_times"]
 
 _PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
 HIGH_RISK = 0.5
@@ -102,6 +102,29 @@ class PlanResult:
 
 
 _ITEM_NUMBERS = ("lead_time_days", "lead_time_std_days", "on_order")
+
+
+def plan_lead_times(
+    tables: dict[str, pl.DataFrame], ids: list[str], inv: InventorySettings, today: date
+) -> tuple[pl.DataFrame | None, LeadTimeResult]:
+    """The items table with its planning columns parsed (None without one) and the lead times
+    of ``ids`` learnt from the purchase orders (quoted or default where there are none): the
+    inputs ``plan`` and ``evaluate-plan`` share."""
+    items = _item_inputs(tables["items"], inv) if "items" in tables else None
+    suppliers = (
+        validate_table("suppliers", tables["suppliers"]).valid if "suppliers" in tables else None
+    )
+    lt = lead_time_stats(
+        tables["purchase_orders"],
+        tables["receipts"],
+        suppliers=suppliers,
+        items=items if items is not None else pl.DataFrame({"item_id": ids}),
+        min_orders=inv.lead_time_min_orders,
+        max_samples=inv.lead_time_max_samples,
+        today=today,
+        default_days=inv.default_lead_time_days,
+    )
+    return items, lt
 
 
 def _item_inputs(raw: pl.DataFrame, inv: InventorySettings) -> pl.DataFrame:
@@ -213,22 +236,8 @@ def compute_plan(
             "purchase_orders, receipts and stock (map their names in [data.erp_mapping])"
         )
     ids = [str(i) for i in panel.item_ids]
-    items = _item_inputs(tables["items"], inv) if "items" in tables else None
-    suppliers = (
-        validate_table("suppliers", tables["suppliers"]).valid if "suppliers" in tables else None
-    )
-
     t0 = time.perf_counter()
-    lt = lead_time_stats(
-        tables["purchase_orders"],
-        tables["receipts"],
-        suppliers=suppliers,
-        items=items if items is not None else pl.DataFrame({"item_id": ids}),
-        min_orders=inv.lead_time_min_orders,
-        max_samples=inv.lead_time_max_samples,
-        today=today,
-        default_days=inv.default_lead_time_days,
-    )
+    items, lt = plan_lead_times(tables, ids, inv, today)
     on_hand, backorders, has_stock, stock_rejected, as_of = _stock_per_item(tables["stock"], ids)
     rejected = pl.concat([lt.rejected, stock_rejected])
     timings["lead_times_s"] = time.perf_counter() - t0

@@ -25,11 +25,10 @@ import polars as pl
 from sparecast.classify import classify
 from sparecast.config import Settings
 from sparecast.data.panel import DemandPanel
-from sparecast.data.schema import validate_table
 from sparecast.errors import SourceError
 from sparecast.inventory.decisions import DecisionBacktest, evaluate_plan
 from sparecast.inventory.decisions_report import render_decisions_report
-from sparecast.inventory.leadtime import lead_time_stats
+from sparecast.inventory.plan import plan_lead_times
 from sparecast.inventory.policy import resolve_item_column
 from sparecast.pipeline.load import load_panel
 from sparecast.pipeline.plan import PLAN_TABLES
@@ -86,21 +85,8 @@ def run_evaluate_plan(
         )
     panel = loaded.panel
     ids = [str(i) for i in panel.item_ids]
-    items = validate_table("items", tables["items"]).valid if "items" in tables else None
-    suppliers = (
-        validate_table("suppliers", tables["suppliers"]).valid if "suppliers" in tables else None
-    )
     inv = settings.inventory
-    lt = lead_time_stats(
-        tables["purchase_orders"],
-        tables["receipts"],
-        suppliers=suppliers,
-        items=items if items is not None else pl.DataFrame({"item_id": ids}),
-        min_orders=inv.lead_time_min_orders,
-        max_samples=inv.lead_time_max_samples,
-        today=today,
-        default_days=inv.default_lead_time_days,
-    )
+    items, lt = plan_lead_times(tables, ids, inv, today)  # the same inputs as `plan`
     period_days = PERIOD_DAYS[panel.freq]
     samples = [s / period_days for s in lt.samples_for(ids)]
     cost = resolve_item_column(items, ids, "unit_cost", 1.0)
