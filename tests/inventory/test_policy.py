@@ -16,7 +16,6 @@ from sparecast.inventory.policy import (
     PolicyResult,
     apply_sparse_rule,
     critical_ratio,
-    demand_recency,
     distribution_policy,
     expected_shortage,
     fill_rate_from_samples,
@@ -41,6 +40,7 @@ from sparecast.inventory.policy import (
 )
 from sparecast.methods.distributions import lead_time_demand
 from sparecast.methods.intermittent import sba
+from sparecast.methods.robust import demand_recency
 
 
 def test_round_order_quantity_by_hand() -> None:

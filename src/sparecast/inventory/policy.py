@@ -55,6 +55,7 @@ from scipy import stats
 from sparecast.config import InventorySettings
 from sparecast.errors import ConfigError, DataValidationError
 from sparecast.methods.distributions import LeadTimeDemand
+from sparecast.methods.robust import demand_recency
 
 __all__ = [
     "PolicyResult",
@@ -74,7 +75,6 @@ __all__ = [
     "stockout_probability",
     "protection_review_periods",
     "resolve_item_column",
-    "demand_recency",
     "obsolete_items",
     "sparse_reorder_point",
     "level_factor",
@@ -418,23 +418,6 @@ def distribution_policy(
 # --------------------------------------------------------------------------------------------
 # Sparse, dying and shifting demand
 # --------------------------------------------------------------------------------------------
-
-
-def demand_recency(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per item of ``y[items, periods]``: (has any demand, periods since the last demand, mean
-    interval between demands ``(periods from the first demand to the end) / demands``), the
-    quantities of ``sparecast.methods.robust.decay_factor``; NaN intervals without demand."""
-    arr = np.asarray(y, dtype=np.float64)
-    n_t = arr.shape[1]
-    seen = arr > 0
-    has = np.asarray(seen.any(axis=1), dtype=bool)
-    first = np.argmax(seen, axis=1)
-    last = n_t - 1 - np.argmax(seen[:, ::-1], axis=1)
-    count = seen.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        interval = np.where(has, (n_t - first) / np.maximum(count, 1), np.nan)
-    since = np.where(has, n_t - 1 - last, float(n_t)).astype(np.float64)
-    return has, since, interval
 
 
 def obsolete_items(y: np.ndarray, intervals: float) -> tuple[np.ndarray, np.ndarray]:

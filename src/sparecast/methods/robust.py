@@ -37,16 +37,17 @@ __all__ = [
     "MEMBER_KERNELS",
     "DEFAULT_DECAY",
     "decay_factor",
+    "demand_recency",
     "combo_median",
     "combo_trimmed",
     "robust",
 ]
 
-# The classical kernels a combination may use, with the registry's default parameters.
+# The classical kernels a combination may use, with their default parameters (the registry's).
 MEMBER_KERNELS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-    "ses": lambda y, h: baseline.ses(y, h, alpha=0.1),
-    "croston": lambda y, h: intermittent.croston(y, h, alpha=0.1),
-    "sba": lambda y, h: intermittent.sba(y, h, alpha=0.1),
+    "ses": baseline.ses,
+    "croston": intermittent.croston,
+    "sba": intermittent.sba,
     "croston_optimized": intermittent.croston_optimized,
     "tsb": intermittent.tsb,
     "adida": intermittent.adida,
@@ -67,20 +68,30 @@ def decay_factor(y: np.ndarray, decay: float = DEFAULT_DECAY) -> np.ndarray:
     mean interval between demands since the first one. 1 for items without demand (their
     forecasts are zero anyway) and for ``decay=0``."""
     check_param("decay", "decay", decay, minimum=0)
-    arr = as_panel(y)
-    n = arr.shape[1]
-    seen = arr > 0
-    has = seen.any(axis=1)
-    first = np.argmax(seen, axis=1)
-    last = n - 1 - np.argmax(seen[:, ::-1], axis=1)
-    count = seen.sum(axis=1)
-    out = np.ones(arr.shape[0])
+    has, since, interval = demand_recency(as_panel(y))
+    out = np.ones(has.size)
     if decay == 0 or not has.any():
         return out
-    interval = (n - first[has]) / count[has]
-    since = n - 1 - last[has]
-    out[has] = np.exp(-decay * np.maximum(0.0, since / interval - 1.0))
+    out[has] = np.exp(-decay * np.maximum(0.0, since[has] / interval[has] - 1.0))
     return out
+
+
+def demand_recency(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per item of ``y[items, periods]``: (has any demand, periods since the last demand, mean
+    interval between demands ``(periods from the first demand to the end) / demands``), the
+    quantities of :func:`decay_factor` and of the plan's obsolescence rule; NaN intervals (and
+    the panel length as the silence) without demand."""
+    arr = np.asarray(y, dtype=np.float64)
+    n_t = arr.shape[1]
+    seen = arr > 0
+    has = np.asarray(seen.any(axis=1), dtype=bool)
+    first = np.argmax(seen, axis=1)
+    last = n_t - 1 - np.argmax(seen[:, ::-1], axis=1)
+    count = seen.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        interval = np.where(has, (n_t - first) / np.maximum(count, 1), np.nan)
+    since = np.where(has, n_t - 1 - last, float(n_t)).astype(np.float64)
+    return has, since, interval
 
 
 def _members(y: np.ndarray, h: int, members: Sequence[str], method: str) -> np.ndarray:

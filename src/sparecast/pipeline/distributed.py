@@ -27,11 +27,10 @@ import polars as pl
 
 from sparecast.classify import REGULAR_TIERS, TierThresholds, classify
 from sparecast.config import ComputeSettings, Settings
-from sparecast.core import forecast_arrays
 from sparecast.data.panel import DemandPanel
-from sparecast.errors import ConfigError, MethodError
+from sparecast.errors import ConfigError
 from sparecast.evaluate.backtest import BacktestResult, backtest
-from sparecast.methods import get_method, resolve_methods, shared_levels
+from sparecast.methods import get_method, resolve_methods
 from sparecast.pipeline.engine import LOCAL, Engine
 from sparecast.pipeline.progress import Progress, no_progress
 
@@ -72,14 +71,8 @@ def _forecast_task(
     chunk: DemandPanel, h: int, names: list[str], params: dict[str, dict[str, Any]]
 ) -> dict[str, np.ndarray | str]:
     """Forecasts of every method of ``names``; the message of a method that cannot run."""
-    out: dict[str, np.ndarray | str] = {}
-    with shared_levels(chunk.y, names):  # the classical methods share their levels
-        for name in names:
-            try:
-                out.update(forecast_arrays(chunk, h, [name], params))
-            except MethodError as exc:
-                out[name] = str(exc)
-    return out
+    values, failed = LOCAL.forecast_all(chunk, h, names, params, lambda _: None)
+    return {**values, **failed}
 
 
 class DaskEngine:
