@@ -24,7 +24,6 @@ import polars as pl
 
 from sparecast.classify import classify
 from sparecast.config import Settings
-from sparecast.data.panel import DemandPanel
 from sparecast.errors import SourceError
 from sparecast.inventory.decisions import DecisionBacktest, evaluate_plan
 from sparecast.inventory.decisions_report import render_decisions_report
@@ -94,7 +93,7 @@ def run_evaluate_plan(
     cut = panel.n_periods * 2 // 3 if split is None else split
     tiers = None
     if 0 < cut < panel.n_periods:
-        train = DemandPanel(panel.y[:, :cut], panel.item_ids, panel.start, panel.freq)
+        train = panel.slice_periods(cut)
         tiers = (
             pl.DataFrame({"unique_id": ids})
             .join(
