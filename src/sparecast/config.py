@@ -62,6 +62,8 @@ __all__ = [
     "StoreSettings",
     "ComputeSettings",
     "ServiceSettings",
+    "PipelineSettings",
+    "RegistrySettings",
     "load_settings",
 ]
 
@@ -533,6 +535,75 @@ class ServiceSettings(_Section):
         return out
 
 
+class PipelineSettings(_Section):
+    """The production loop (``sparecast pipeline``): schedules, the champion/challenger test and
+    the Prefect retries."""
+
+    daily_cron: str = Field(
+        "0 5 * * *", description="cron of the daily flow (extract, monitor, roll back)"
+    )
+    weekly_cron: str = Field(
+        "0 6 * * 1", description="cron of the weekly flow (train, evaluate, promote)"
+    )
+    timezone: str = Field("UTC", description="time zone of the cron strings")
+    retries: int = Field(2, ge=0, description="retries of a failed step (Prefect flows)")
+    retry_delay_s: float = Field(30.0, ge=0, description="seconds between retries of a step")
+    challenger_config: str | None = Field(
+        None,
+        description="TOML file of the challenger's settings (default: the served run's own "
+        "configuration, retrained on the newest data)",
+    )
+    eval_windows: int = Field(
+        2, ge=1, description="recent windows (one horizon each) both models are evaluated on"
+    )
+    metric: Literal["rmsse", "mase", "mae"] = Field(
+        "rmsse", description="metric of the champion/challenger test (lower is better)"
+    )
+    margin: float = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="the challenger must beat the champion by this fraction on `metric` over "
+        "all items",
+    )
+    tolerance: float = Field(
+        0.05,
+        ge=0,
+        description="no tier or category of the challenger may be worse than the champion's "
+        "by more than this fraction",
+    )
+    baselines: list[str] = Field(
+        default_factory=lambda: ["sba", "robust"],
+        description="the baseline guard: the challenger may not be worse than any of these "
+        "methods on any tier (by more than `baseline_tolerance`)",
+    )
+    baseline_tolerance: float = Field(
+        0.02, ge=0, description="slack of the baseline guard, a fraction of the baseline score"
+    )
+    min_group_items: int = Field(
+        3, ge=1, description="tiers/categories with fewer items are not tested on their own"
+    )
+
+
+class RegistrySettings(_Section):
+    """The MLflow registry of the production loop (tracking and registered model versions)."""
+
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow backend store, e.g. postgresql+psycopg://postgres@127.0.0.1/mlflow "
+        "(default: sqlite file mlflow.db in the data directory)",
+    )
+    artifact_location: str | None = Field(
+        None, description="where runs keep their artefacts (default: DIR/mlartifacts)"
+    )
+    model_name: str = Field("sparecast", description="name of the registered model")
+    experiment: str = Field("sparecast", description="MLflow experiment of the training runs")
+
+    @field_serializer("tracking_uri", when_used="json")
+    def _hide_password(self, value: str | None) -> str | None:
+        return None if value is None else redact_url(value)
+
+
 class Settings(BaseSettings):
     """Everything a run of sparecast can be told."""
 
@@ -577,6 +648,8 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
     @model_validator(mode="before")
     @classmethod

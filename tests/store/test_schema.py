@@ -71,12 +71,14 @@ def test_float_array_round_trip(fresh_url: str) -> None:
 
 
 def test_tables_and_their_keys() -> None:
-    assert [t.name for t in metadata.sorted_tables] == [
+    assert {t.name for t in metadata.sorted_tables} >= {
         "forecast_runs",
         "actual_demand",
         "forecasts",
         "run_accuracy",
-    ]
+        "model_aliases",
+        "alias_events",
+    }
     assert [c.name for c in forecast_runs.primary_key] == ["id"]
     assert [c.name for c in forecasts.primary_key] == ["run_id", "unique_id"]
     assert [c.name for c in actual_demand.primary_key] == ["run_id", "unique_id"]

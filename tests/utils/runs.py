@@ -68,12 +68,16 @@ def make_meta(h: int, n_items: int, **kw: object) -> RunMeta:
     return RunMeta(**values)  # type: ignore[arg-type]
 
 
+RUN_TABLES = ("forecast_runs", "forecasts", "actual_demand", "run_accuracy")
+
+
 def row_counts(store: ForecastStore) -> dict[str, int]:
-    """Rows in each table of the store."""
+    """Rows in each run table of the store (the tables ``write_run`` fills)."""
     with store.engine.connect() as conn:
         return {
             t.name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
             for t in metadata.sorted_tables
+            if t.name in RUN_TABLES
         }
 
 

@@ -144,7 +144,7 @@ class ServiceState:
                 if not self.store.is_migrated():
                     self.store.migrate()
                 self._migrated = True
-            run = self.store.latest_run()
+            run = self.store.served_run()
             if run is not None and (self.run is None or run.run_id != self.run.run_id):
                 items = frozenset(self.store.known_items(run.run_id))
             else:

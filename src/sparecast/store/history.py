@@ -15,7 +15,8 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from sparecast.store import writes
+from sparecast.store import aliases, writes
+from sparecast.store.aliases import AliasEvent, AliasRow
 from sparecast.store.engine import StoreEngine
 from sparecast.store.models import RunMeta
 from sparecast.store.reads import HistoryReader
@@ -139,3 +140,41 @@ class ForecastStore(HistoryReader):
         old = writes.delete_runs(self._db, keep_last=keep_last)
         self.forget(old)
         return old
+
+    # ------------------------------------------------------------- served-model pointer
+
+    def aliases(self) -> dict[str, AliasRow]:
+        """Every model alias (champion, challenger) -> the model version it names."""
+        return aliases.get_aliases(self._db)
+
+    def move_alias(
+        self,
+        alias: str,
+        model_version: str,
+        *,
+        action: str,
+        reason: str,
+        expect: str | None = None,
+        check_expected: bool = False,
+    ) -> str | None:
+        """Point ``alias`` at ``model_version`` and record why (one transaction); the version
+        it named before. See ``store/aliases.py``."""
+        return aliases.move_alias(
+            self._db,
+            alias,
+            model_version,
+            action=action,
+            reason=reason,
+            expect=expect,
+            check_expected=check_expected,
+        )
+
+    def record_event(
+        self, action: str, alias: str, model_version: str, reason: str, previous: str | None = None
+    ) -> None:
+        """Record a decision that moved no alias (``keep``)."""
+        aliases.record_event(self._db, action, alias, model_version, reason, previous)
+
+    def alias_events(self, limit: int | None = None) -> list[AliasEvent]:
+        """The alias history, oldest first."""
+        return aliases.list_events(self._db, limit)

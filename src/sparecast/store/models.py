@@ -40,14 +40,18 @@ def quantile_columns(columns: Sequence[str]) -> dict[str, float]:
     return out
 
 
+_NOT_SHAPING = ("store", "service", "pipeline", "registry")
+
+
 def model_version_of(
     sparecast_version: str, config: dict[str, Any], data_end: date, run_id: int
 ) -> str:
     """``{version}+{config hash}.{data end}.r{run id}``: what produced a run, unique per run.
 
     The hash covers the settings that shape forecasts; where they are stored and served
-    (``store``, ``service``: URLs, API keys, ports) does not change the model."""
-    shaping = {k: v for k, v in config.items() if k not in ("store", "service")}
+    (``store``, ``service``: URLs, API keys, ports), nor how the loop schedules and registers
+    it (``pipeline``, ``registry``), does not change the model."""
+    shaping = {k: v for k, v in config.items() if k not in _NOT_SHAPING}
     digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
     return f"{sparecast_version}+{digest[:8]}.{data_end:%Y%m%d}.r{run_id}"
 

@@ -22,7 +22,13 @@ from sparecast.core import HorizonSpec, check_horizon, horizon_periods
 from sparecast.errors import ConfigError, StoreError
 from sparecast.store.engine import StoreEngine
 from sparecast.store.models import ItemForecast, RunInfo, as_utc, quantile_label
-from sparecast.store.schema import actual_demand, forecast_runs, forecasts, run_accuracy
+from sparecast.store.schema import (
+    actual_demand,
+    forecast_runs,
+    forecasts,
+    model_aliases,
+    run_accuracy,
+)
 
 __all__ = ["HistoryReader"]
 
@@ -51,6 +57,27 @@ class HistoryReader:
         with self._db.read("reading the latest run") as conn:
             row = conn.execute(
                 sa.select(forecast_runs).order_by(forecast_runs.c.id.desc()).limit(1)
+            ).first()
+        return _run_info(row) if row is not None else None
+
+    def served_run(self) -> RunInfo | None:
+        """The run the API serves: the one the ``champion`` alias names (the production loop's
+        served-model pointer, ``store/aliases.py``), else the newest run."""
+        with self._db.read("reading the served run") as conn:
+            row = conn.execute(
+                sa.select(forecast_runs)
+                .join(model_aliases, model_aliases.c.model_version == forecast_runs.c.model_version)
+                .where(model_aliases.c.alias == "champion")
+            ).first()
+        if row is not None:
+            return _run_info(row)
+        return self.latest_run()
+
+    def run_by_version(self, model_version: str) -> RunInfo | None:
+        """The run with this model version, or None."""
+        with self._db.read(f"reading run {model_version}") as conn:
+            row = conn.execute(
+                sa.select(forecast_runs).where(forecast_runs.c.model_version == model_version)
             ).first()
         return _run_info(row) if row is not None else None
 

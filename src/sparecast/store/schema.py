@@ -42,6 +42,8 @@ __all__ = [
     "forecasts",
     "actual_demand",
     "run_accuracy",
+    "model_aliases",
+    "alias_events",
 ]
 
 
@@ -132,3 +134,27 @@ run_accuracy = Table(
 # Item lookups across runs: "every forecast / every actual stored for item X".
 Index("ix_forecasts_unique_id", forecasts.c.unique_id, forecasts.c.run_id)
 Index("ix_actual_demand_unique_id", actual_demand.c.unique_id, actual_demand.c.run_id)
+
+# The served-model pointer of the production loop (sparecast.pipeline.loop): which run the API
+# serves (alias ``champion``; ``challenger``: the newest trained candidate), and every move of
+# an alias with its reason. The service reads only these tables, never MLflow.
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("alias", String(50), primary_key=True),
+    Column("model_version", String(200), nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("action", String(20), nullable=False),  # bootstrap | train | promote | keep | rollback
+    Column("alias", String(50), nullable=False),
+    Column("model_version", String(200), nullable=False),
+    Column("previous_version", String(200), nullable=True),
+    Column("reason", Text, nullable=False),
+)

@@ -25,7 +25,14 @@ from sqlalchemy.engine import Connection
 from sparecast.errors import StoreError
 from sparecast.store.engine import StoreEngine
 from sparecast.store.models import RunMeta, as_utc, model_version_of, quantile_columns
-from sparecast.store.schema import actual_demand, forecast_runs, forecasts, run_accuracy
+from sparecast.store.schema import (
+    actual_demand,
+    alias_events,
+    forecast_runs,
+    forecasts,
+    model_aliases,
+    run_accuracy,
+)
 
 __all__ = ["StoreProgress", "delete_runs", "write_run"]
 
@@ -199,9 +206,17 @@ def delete_runs(db: StoreEngine, *, keep_last: int) -> list[int]:
             .limit(keep_last)
             .subquery()
         )
+        # runs an alias names, or that served as champion (a rollback restores them), stay
+        named = sa.union(
+            sa.select(model_aliases.c.model_version),
+            sa.select(alias_events.c.model_version).where(alias_events.c.alias == "champion"),
+        ).subquery()
         old = sorted(
             conn.execute(
-                sa.select(forecast_runs.c.id).where(forecast_runs.c.id.not_in(sa.select(keep)))
+                sa.select(forecast_runs.c.id).where(
+                    forecast_runs.c.id.not_in(sa.select(keep)),
+                    forecast_runs.c.model_version.not_in(sa.select(named.c.model_version)),
+                )
             ).scalars()
         )
         if old:
