@@ -23,6 +23,7 @@ from sparecast.data.sources import sqlite_url, write_tables
 from sparecast.errors import OutputError, SparecastError
 from sparecast.methods import set_threads
 from sparecast.pipeline.load import LoadedData
+from sparecast.pipeline.ops_cli import models_app, pipeline_app
 from sparecast.pipeline.plan import PlanOutcome, run_plan
 from sparecast.pipeline.staging import ensure_output_dir, recover_output_dir
 from sparecast.pipeline.steps import RunOutcome, run_pipeline
@@ -36,6 +37,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(store_app, name="store")  # sparecast store migrate | runs | prune
+app.add_typer(pipeline_app, name="pipeline")  # sparecast pipeline run daily|weekly | serve
+app.add_typer(models_app, name="models")  # sparecast models status | history | rollback
 console = Console()
 err_console = Console(stderr=True)
 

@@ -82,6 +82,11 @@ EVAL_FILE = "evaluation.json"
 _ARTEFACTS = ("run.json", "selection.parquet", "backtest_summary.parquet", "classification.parquet")
 
 
+def _iso_day(value: Any) -> str:
+    """A numpy/Python date as ``YYYY-MM-DD``."""
+    return str(np.asarray(value).astype("datetime64[D]"))
+
+
 class LoopError(SparecastError):
     """A step of the production loop cannot run (no served run, no previous champion...)."""
 
@@ -226,10 +231,9 @@ def extract(ctx: LoopContext) -> tuple[LoadedData, StepReport]:
     info = loaded.extract_info
     new = info.get("new_rows", {}) if isinstance(info, dict) else {}
     panel = loaded.panel
-    end = str(np.datetime64(panel.end, "D")) if panel.n_periods else "-"
-    msg = (
-        f"extract: {panel.n_items} items x {panel.n_periods} periods up to {end}; new rows: "
-        + (", ".join(f"{k} {v}" for k, v in new.items()) or "none (a file source)")
+    end = str(_iso_day(panel.end)) if panel.n_periods else "-"
+    msg = f"extract: {panel.n_items} items x {panel.n_periods} periods up to {end}; new rows: " + (
+        ", ".join(f"{k} {v}" for k, v in new.items()) or "none (a file source)"
     )
     return loaded, StepReport("extract", msg, {"new_rows": new}, time.perf_counter() - t0)
 
@@ -300,7 +304,10 @@ def _register_run(
         metrics.update(_extra_metrics(files_dir / "run.json"))
     for k, v in (timings or {}).items():
         metrics[f"time/{k}"] = v
-    tags = {"sparecast.data_end": run.data_end.isoformat(), "sparecast.store_run_id": str(run.run_id)}
+    tags = {
+        "sparecast.data_end": run.data_end.isoformat(),
+        "sparecast.store_run_id": str(run.run_id),
+    }
     if train_key is not None:
         tags[TRAIN_KEY_TAG] = train_key
     return registry.log_version(
@@ -391,7 +398,7 @@ def train_key(settings: Settings, panel_end: Any) -> str:
     }
     config["data"] = {k: v for k, v in config["data"].items() if k not in ("today", "end_date")}
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{digest[:12]}.{np.datetime64(panel_end, 'D')}"
+    return f"{digest[:12]}.{_iso_day(panel_end)}"
 
 
 def train(ctx: LoopContext, loaded: LoadedData | None = None) -> TrainReport:
@@ -597,7 +604,7 @@ def evaluate(ctx: LoopContext, loaded: LoadedData | None = None) -> Evaluation |
     folder = _model_dir(ctx, challenger)
     folder.mkdir(parents=True, exist_ok=True)
     cached = folder / EVAL_FILE
-    end = str(np.datetime64(panel.end, "D"))
+    end = str(_iso_day(panel.end))
     if cached.is_file():
         old = json.loads(cached.read_text())
         if old.get("champion") == champion and old.get("data_end") == end:
@@ -623,7 +630,7 @@ def evaluate(ctx: LoopContext, loaded: LoadedData | None = None) -> Evaluation |
         train_panel = panel.slice_periods(origin)
         y_true = panel.y[:, origin : origin + h].astype(np.float64)
         y_train = train_panel.y.astype(np.float64)
-        windows.append(str(np.datetime64(panel.dates[origin], "D")))
+        windows.append(str(_iso_day(panel.dates[origin])))
         preds = {name: _model_matrix(s, train_panel, h) for name, s in models.items()}
         for base in p.baselines:
             preds[base] = forecast_panel(train_panel, h, base)
@@ -644,9 +651,7 @@ def evaluate(ctx: LoopContext, loaded: LoadedData | None = None) -> Evaluation |
                     }
                 )
             )
-    per_item = pl.concat(rows).with_columns(
-        pl.col("mae", "mase", "rmsse").fill_nan(None)
-    )
+    per_item = pl.concat(rows).with_columns(pl.col("mae", "mase", "rmsse").fill_nan(None))
     per_item = per_item.group_by("model", "unique_id").agg(
         pl.col("mae", "mase", "rmsse").mean(), pl.col("err", "y").sum()
     )
@@ -669,8 +674,15 @@ def evaluate(ctx: LoopContext, loaded: LoadedData | None = None) -> Evaluation |
         .select("model", "grouping", "group", "n_items", "mae", "mase", "rmsse", "rel_bias")
         .sort("grouping", "group", "model")
     )
-    decision = decide(scores, p.metric, p.margin, p.tolerance, p.baselines, p.baseline_tolerance,
-                      p.min_group_items)
+    decision = decide(
+        scores,
+        p.metric,
+        p.margin,
+        p.tolerance,
+        p.baselines,
+        p.baseline_tolerance,
+        p.min_group_items,
+    )
     evaluation = Evaluation(
         challenger, champion, scores, decision, windows, time.perf_counter() - t0
     )
@@ -709,7 +721,9 @@ def decide(
 
     def value(model: str, grouping: str, group: str) -> float | None:
         row = scores.filter(
-            (pl.col("model") == model) & (pl.col("grouping") == grouping) & (pl.col("group") == group)
+            (pl.col("model") == model)
+            & (pl.col("grouping") == grouping)
+            & (pl.col("group") == group)
         )
         if row.is_empty():
             return None
@@ -725,9 +739,7 @@ def decide(
         reasons.append(f"{metric} {ch:.4f} beats the champion's {cp:.4f} by more than {margin:.0%}")
     else:
         ok = False
-        reasons.append(
-            f"{metric} {ch:.4f} does not beat the champion's {cp:.4f} by {margin:.0%}"
-        )
+        reasons.append(f"{metric} {ch:.4f} does not beat the champion's {cp:.4f} by {margin:.0%}")
     for grouping in ("tier", "category"):
         rows = scores.filter(
             (pl.col("model") == "challenger")
@@ -749,8 +761,7 @@ def decide(
                 if a is not None and c is not None and a > c * (1 + baseline_tolerance):
                     ok = False
                     reasons.append(
-                        f"baseline guard: tier {group} {metric} {a:.4f} worse than {base}'s "
-                        f"{c:.4f}"
+                        f"baseline guard: tier {group} {metric} {a:.4f} worse than {base}'s {c:.4f}"
                     )
     reasons.insert(0, "promote" if ok else "keep the champion")
     return Decision(ok, reasons)
@@ -796,7 +807,10 @@ def promote(ctx: LoopContext, evaluation: Evaluation | None = None) -> StepRepor
             )
             if not seen:
                 store.record_event(
-                    "keep", CHALLENGER, evaluation.challenger, evaluation.decision.text(),
+                    "keep",
+                    CHALLENGER,
+                    evaluation.challenger,
+                    evaluation.decision.text(),
                     previous=evaluation.champion,
                 )
             if version is not None:

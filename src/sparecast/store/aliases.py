@@ -73,9 +73,7 @@ def get_aliases(db: StoreEngine) -> dict[str, AliasRow]:
     """Every alias -> its row (empty before the loop has run)."""
     with db.read("reading the model aliases") as conn:
         rows = conn.execute(sa.select(model_aliases)).all()
-    return {
-        r.alias: AliasRow(r.alias, r.model_version, as_utc(r.set_at), r.reason) for r in rows
-    }
+    return {r.alias: AliasRow(r.alias, r.model_version, as_utc(r.set_at), r.reason) for r in rows}
 
 
 def _insert_event(

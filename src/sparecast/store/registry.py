@@ -69,7 +69,7 @@ def default_tracking_uri(data_dir: str | Path) -> str:
 
 def _metric_key(*parts: str) -> str:
     """An MLflow metric name (letters, digits, _ - . / and spaces only)."""
-    return "/".join(re.sub(r"[^A-Za-z0-9_\-. ]", "_", p) for p in parts)
+    return "/".join(re.sub(r"[^A-Za-z0-9_\-. /]", "_", p) for p in parts)
 
 
 def summary_metrics(
@@ -256,7 +256,9 @@ class ModelRegistry:
                     "logging artefacts", self.client.log_artifacts, run_id, str(path), "model"
                 )
             elif path.is_file():
-                self._call("logging artefacts", self.client.log_artifact, run_id, str(path), "model")
+                self._call(
+                    "logging artefacts", self.client.log_artifact, run_id, str(path), "model"
+                )
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], prefix: str = "") -> None:
         """Add metrics to an existing run (e.g. the evaluation of a challenger)."""
