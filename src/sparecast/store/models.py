@@ -46,8 +46,9 @@ def model_version_of(
     """``{version}+{config hash}.{data end}.r{run id}``: what produced a run, unique per run.
 
     The hash covers the settings that shape forecasts; where they are stored and served
-    (``store``, ``service``: URLs, API keys, ports) does not change the model."""
-    shaping = {k: v for k, v in config.items() if k not in ("store", "service")}
+    (``store``, ``service``: URLs, API keys, ports) and how it is watched (``monitoring``) do
+    not change the model."""
+    shaping = {k: v for k, v in config.items() if k not in ("store", "service", "monitoring")}
     digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
     return f"{sparecast_version}+{digest[:8]}.{data_end:%Y%m%d}.r{run_id}"
 
