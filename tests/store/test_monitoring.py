@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from utils.monitoring import DATES, H, N_ITEMS, item_attributes, write_hand_run
+from utils.monitoring import DATES, N_ITEMS, H, item_attributes, write_hand_run
 
 from sparecast.errors import StoreError
 from sparecast.store import ForecastStore, RunMeta
