@@ -1,4 +1,4 @@
-"""Command line: ``sparecast demo | run | backtest | plan | evaluate-plan``.
+"""Command line: ``sparecast demo | run | backtest | plan | evaluate-plan | serve | monitor``.
 
 Thin layer over sparecast.pipeline (steps, plan): parse options, draw progress, print the summary.
 """
@@ -530,6 +530,94 @@ def serve(
         )
     except SparecastError as exc:
         _fail(exc)
+
+
+@app.command("monitor")
+def monitor_command(
+    data: Annotated[
+        Path,
+        typer.Option("--data", "-d", help="output directory of `sparecast demo|run|plan`"),
+    ] = Path("."),
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="score the forecast periods that ended by this date (default: today)"
+        ),
+    ] = None,
+    model_version: Annotated[
+        str | None,
+        typer.Option("--model-version", help="the stored run to score (default: the latest)"),
+    ] = None,
+    periods: Annotated[
+        int, typer.Option("--periods", help="show the scores of the last N periods", min=1)
+    ] = 1,
+    fail_on_alert: Annotated[
+        bool, typer.Option("--fail-on-alert", help="exit with code 1 when alerts are open")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Score the served forecasts on the actuals stored since the run, per tier, class and
+    category, against the run's backtest expectation; open or close accuracy alerts."""
+    from sparecast.pipeline.monitor import monitor
+
+    day = _iso_date(as_of) if as_of is not None else None
+    try:
+        settings = load_settings(config)
+        if not data.is_dir():
+            raise OutputError(
+                f"data directory {data} does not exist; create one with "
+                f"`sparecast demo --output {data}` or `sparecast run --output {data}`"
+            )
+        report = monitor(settings, data.resolve(), model_version=model_version, as_of=day)
+    except SparecastError as exc:
+        _fail(exc)
+        return
+    cfg = settings.monitoring
+    if report.scores.height:
+        last = int(report.scores["period"].max())  # type: ignore[arg-type]
+        shown = report.scores.filter(pl.col("period") > last - periods)
+        table = Table(
+            title=f"Accuracy of {report.model_version} (rolling; expectation: {report.expectation})"
+        )
+        columns = ["ds", "grouping", "group", "n_items", "mae", "mase", "rmsse", "rel_bias", "mape"]
+        expected = f"expected_{cfg.metric}"
+        if expected in shown.columns:
+            columns.append(expected)
+        for name in columns:
+            table.add_column(name, justify="left" if name in ("grouping", "group") else "right")
+        for row in shown.select(columns).iter_rows():
+            table.add_row(
+                *["" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
+            )
+        console.print(table)
+    if report.alerts:
+        alerts = Table(title=f"Open accuracy alerts ({cfg.metric}, threshold {cfg.threshold:g})")
+        for name in ("id", "new", "grouping", "group", "value", "expected", "periods", "reason"):
+            alerts.add_column(name)
+        for a in report.alerts:
+            alerts.add_row(
+                str(a.alert_id),
+                "new" if a.new else "",
+                a.grouping,
+                a.group,
+                "" if a.value is None else f"{a.value:.3f}",
+                "" if a.expected is None else f"{a.expected:.3f}",
+                str(a.periods),
+                a.reason,
+            )
+        console.print(alerts)
+    for a in report.closed:
+        console.print(f"closed alert {a.alert_id}: {a.reason}", markup=False, highlight=False)
+    if report.webhook:
+        console.print(f"webhook: {report.webhook}", markup=False, highlight=False)
+    console.print(
+        ("DEGRADED: " if report.degraded else "ok: ") + report.reason,
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    if fail_on_alert and report.degraded:
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,7 @@ from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACT
 from sparecast.data.panel import DemandPanel
 from sparecast.data.sources import check_database_url
 from sparecast.errors import ConfigError, SourceError
+from sparecast.evaluate.monitoring import MONITOR_GROUPINGS, MONITOR_METRICS
 from sparecast.methods import METHODS
 from sparecast.methods._check import check_levels
 from sparecast.selection.router import (
@@ -64,6 +65,7 @@ __all__ = [
     "ServiceSettings",
     "PipelineSettings",
     "RegistrySettings",
+    "MonitoringSettings",
     "load_settings",
 ]
 
@@ -604,6 +606,79 @@ class RegistrySettings(_Section):
         return None if value is None else redact_url(value)
 
 
+class MonitoringSettings(_Section):
+    """[monitoring]: scoring the served forecasts on the actuals that arrive after the run, and
+    the alerts raised when they degrade (``sparecast monitor``, ``sparecast.pipeline.monitor``)."""
+
+    metric: str = Field(
+        "mase",
+        description="metric alerts watch: mae, mase, rmsse, rel_bias (its absolute value) or mape "
+        "(regular items only)",
+    )
+    threshold: float = Field(
+        0.5,
+        gt=0,
+        description="a group is degraded in a period when its metric is worse than the run's "
+        "backtest expectation x (1 + threshold)",
+    )
+    consecutive_periods: int = Field(
+        3, ge=1, description="an alert opens after this many degraded periods in a row"
+    )
+    min_items: int = Field(
+        5, ge=1, description="groups with fewer scored items are shown but never alerted on"
+    )
+    window: int | None = Field(
+        None,
+        ge=1,
+        description="rolling window of the scores, in periods (None: every forecast period with "
+        "actuals up to the scored one)",
+    )
+    groupings: list[str] = Field(
+        default_factory=lambda: ["tier", "class", "category"],
+        description="groupings alerts are raised for (all, tier, class, category); the scores "
+        "table shows all of them",
+    )
+    webhook_url: str | None = Field(
+        None, description="http(s) URL that receives a JSON POST for every opened alert"
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0, description="timeout of one webhook POST, seconds")
+    webhook_retries: int = Field(
+        3, ge=0, description="further attempts after a failed webhook POST (1 s apart, doubling)"
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in MONITOR_METRICS:
+            raise ValueError(f"unknown metric {value!r}; known: {', '.join(MONITOR_METRICS)}")
+        return value
+
+    @field_validator("groupings")
+    @classmethod
+    def _known_groupings(cls, value: list[str]) -> list[str]:
+        unknown = [g for g in value if g not in MONITOR_GROUPINGS]
+        if unknown:
+            raise ValueError(
+                f"unknown grouping(s) {unknown}; known: {', '.join(MONITOR_GROUPINGS)}"
+            )
+        if not value:
+            raise ValueError("groupings must not be empty")
+        return list(dict.fromkeys(value))
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"webhook_url must start with http:// or https://: {redact_url(value)}"
+            )
+        return value
+
+    @field_serializer("webhook_url", when_used="json")
+    def _hide_secret(self, value: str | None) -> str | None:
+        return None if value is None else redact_url(value)
+
+
 class Settings(BaseSettings):
     """Everything a run of sparecast can be told."""
 
@@ -650,6 +725,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @model_validator(mode="before")
     @classmethod

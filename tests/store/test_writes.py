@@ -125,7 +125,7 @@ def test_delete_runs_keeps_the_newest(store: ForecastStore) -> None:
     assert store.delete_runs(keep_last=2) == ids[:2]
     assert [r.run_id for r in store.runs()] == ids[:1:-1]
     counts = row_counts(store)
-    assert counts == {
+    assert {k: v for k, v in counts.items() if v} == {
         "forecast_runs": 2,
         "forecasts": 4,
         "actual_demand": 2,

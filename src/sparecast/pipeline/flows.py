@@ -70,10 +70,9 @@ def daily(
     loaded, rep = _step(loop.extract, "extract", ctx)(ctx)
     lines = [rep.message]
     _step(loop.ensure_champion, "champion", ctx)(ctx)
+    lines.append(_step(loop.record_observed, "actuals", ctx)(ctx, loaded).message)
     result = _step(loop.monitor_step, "monitor", ctx)(ctx)
-    if result is None:
-        return [*lines, "monitor: not available in this build"]
-    lines.append(f"monitor: {'degraded' if result.degraded else 'ok'} {result.reason}".strip())
+    lines.append(f"monitor: {'degraded' if result.degraded else 'ok'}: {result.reason}")
     if result.degraded:
         try:
             done: StepReport = _step(loop.rollback, "rollback", ctx)(

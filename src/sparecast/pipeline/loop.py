@@ -17,7 +17,6 @@ Prefect flows (``pipeline/flows.py``) wrap the same steps for scheduled runs.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import math
@@ -41,6 +40,12 @@ from sparecast.evaluate.metrics import rmsse as rmsse_metric
 from sparecast.methods import forecast_panel
 from sparecast.pipeline.core import run_core
 from sparecast.pipeline.load import LoadedData, load_panel
+from sparecast.pipeline.monitor import (
+    MonitorReport,
+    monitor,
+    record_actuals,
+    run_items_frame,
+)
 from sparecast.pipeline.staging import write_json_atomic
 from sparecast.pipeline.steps import stage_run
 from sparecast.pipeline.store_step import store_run, store_url_for
@@ -168,7 +173,7 @@ def loop_context(
     extra = load_settings(config) if config is not None else None
     values = _clean_config(base)
     if extra is not None:
-        for section in ("pipeline", "registry", "service"):
+        for section in ("pipeline", "registry", "service", "monitoring"):
             values[section] = extra.model_dump(mode="python")[section]
         if extra.store.url is not None:
             values["store"] = extra.store.model_dump(mode="python")
@@ -394,7 +399,7 @@ def train_key(settings: Settings, panel_end: Any) -> str:
     config = {
         k: v
         for k, v in settings.to_dict().items()
-        if k not in ("store", "service", "pipeline", "registry")
+        if k not in ("store", "service", "monitoring", "pipeline", "registry")
     }
     config["data"] = {k: v for k, v in config["data"].items() if k not in ("today", "end_date")}
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
@@ -442,6 +447,13 @@ def train(ctx: LoopContext, loaded: LoadedData | None = None) -> TrainReport:
             settings,
             source=ctx.source,
             notes=outcome.result.notes,
+            items=run_items_frame(
+                outcome.loaded.panel,
+                outcome.result.classification,
+                outcome.result.selection,
+                outcome.result.backtest,
+                seasonality=settings.backtest.seasonality,
+            ),
         )
         if stored is None:
             raise LoopError("store.write_runs is off: the loop needs the forecast store")
@@ -853,38 +865,43 @@ def rollback(ctx: LoopContext, reason: str) -> StepReport:
 # ------------------------------------------------------------------------------ the flows' bodies
 
 
-def monitor_step(ctx: LoopContext) -> Any | None:
-    """h14mon's ``sparecast.pipeline.monitor.monitor`` on the champion, or None while that
-    module is not installed."""
+def record_observed(ctx: LoopContext, loaded: LoadedData) -> StepReport:
+    """The actuals the extraction brought, stored for monitoring (``observed_demand``)."""
+    t0 = time.perf_counter()
+    store = ctx.store()
     try:
-        module = importlib.import_module("sparecast.pipeline.monitor")
-    except ImportError:
-        return None
+        load = record_actuals(store, loaded.panel, ctx.as_of)
+    finally:
+        store.dispose()
+    msg = f"actuals: {load.inserted} new, {load.updated} corrected, {load.unchanged} unchanged"
+    return StepReport("actuals", msg, load.to_dict(), time.perf_counter() - t0)
+
+
+def monitor_step(ctx: LoopContext) -> MonitorReport:
+    """Monitor the champion's served forecasts on the stored actuals
+    (``sparecast.pipeline.monitor.monitor``)."""
     store = ctx.store()
     try:
         aliases = store.aliases()
     finally:
         store.dispose()
     champion = aliases[CHAMPION].model_version if CHAMPION in aliases else None
-    return module.monitor(ctx.settings, ctx.data_dir, model_version=champion, as_of=ctx.as_of)
+    return monitor(ctx.settings, ctx.data_dir, model_version=champion, as_of=ctx.as_of)
 
 
 def run_daily(ctx: LoopContext) -> list[StepReport]:
-    """The daily flow without Prefect: incremental extraction, monitoring of the champion,
-    and a rollback when the monitor reports a degradation."""
-    reports = []
-    _, rep = extract(ctx)
-    reports.append(rep)
+    """The daily flow without Prefect: incremental extraction, the new actuals stored,
+    monitoring of the champion, and a rollback when the monitor reports a degradation."""
+    loaded, rep = extract(ctx)
+    reports = [rep]
     ensure_champion(ctx)
+    reports.append(record_observed(ctx, loaded))
     t0 = time.perf_counter()
     result = monitor_step(ctx)
-    if result is None:
-        reports.append(StepReport("monitor", "monitor: not available in this build", {}, 0.0))
-        return reports
     reports.append(
         StepReport(
             "monitor",
-            f"monitor: {'degraded' if result.degraded else 'ok'} {result.reason}".strip(),
+            f"monitor: {'degraded' if result.degraded else 'ok'}: {result.reason}",
             {"degraded": bool(result.degraded)},
             time.perf_counter() - t0,
         )

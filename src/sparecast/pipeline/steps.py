@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
 from sparecast.config import Settings
 from sparecast.pipeline.console import (
     horizon_line,
@@ -22,6 +24,7 @@ from sparecast.pipeline.console import (
 from sparecast.pipeline.core import CoreResult, run_core
 from sparecast.pipeline.distributed import compute_engine
 from sparecast.pipeline.load import LoadedData, load_panel
+from sparecast.pipeline.monitor import run_items_frame
 from sparecast.pipeline.outputs import OUTPUT_FILES, with_forecast_quantiles, write_outputs
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
 from sparecast.pipeline.staging import Staging
@@ -139,6 +142,7 @@ def store_and_commit(
             notes=run.result.notes,
             progress=progress,
             token=staging.token,
+            items=_monitoring_items(run, settings),
         )
     if stored is not None and run is not None:  # the forecast history store
         run.paths["store"] = stored.url
@@ -146,6 +150,19 @@ def store_and_commit(
     steps("commit")
     staging.commit(stored.to_dict() if stored is not None else None, steps)
     steps("done")
+
+
+def _monitoring_items(run: RunOutcome, settings: Settings) -> pl.DataFrame | None:
+    """The per-item attributes accuracy monitoring groups and scales by (None: no forecasts)."""
+    if run.result.forecasts is None:
+        return None
+    return run_items_frame(
+        run.loaded.panel,
+        run.result.classification,
+        run.result.selection,
+        run.result.backtest,
+        seasonality=settings.backtest.seasonality,
+    )
 
 
 def run_pipeline(

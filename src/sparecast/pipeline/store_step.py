@@ -107,9 +107,11 @@ def store_run(
     notes: list[str] | None = None,
     progress: Progress | None = None,
     token: str | None = None,
+    items: pl.DataFrame | None = None,
 ) -> StoredRun | None:
     """Migrate the store if needed, write the run in one transaction (then delete runs beyond
     ``store.keep_runs``); the caller records the result in run.json (``Staging.commit``).
+    ``items``: what accuracy monitoring needs per item (``pipeline.monitor.run_items_frame``).
     None when ``store.write_runs`` is off or there are no forecasts (``sparecast backtest``)."""
     if not settings.store.write_runs or forecasts is None:
         return None
@@ -124,6 +126,7 @@ def store_run(
             forecasts,
             actuals=actuals_frame(panel, n_actuals),
             accuracy=summary,
+            items=items,
             progress=progress,
         )
         if settings.store.keep_runs is not None:

@@ -24,7 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ServiceMetrics", "LatencyMiddleware", "CONTENT_TYPE"]
+__all__ = ["ServiceMetrics", "MonitoringCollector", "LatencyMiddleware", "CONTENT_TYPE"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -101,6 +101,10 @@ class ServiceMetrics:
         self._exposed.register(_Passthrough(source))
         self._exposed.register(_DerivedCollector(source, forecast_created_at))
 
+    def add_collector(self, collector: Collector) -> None:
+        """Expose the metrics of another collector too (computed at scrape time)."""
+        self._exposed.register(collector)
+
     def cache_lookups(self, hits: int, misses: int, errors: int = 0) -> None:
         """Count cache lookups of one request."""
         if hits:
@@ -113,6 +117,44 @@ class ServiceMetrics:
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
         return generate_latest(self._exposed)
+
+
+class MonitoringCollector(Collector):
+    """Accuracy monitoring gauges, from what the service last read of the store:
+    ``sparecast_accuracy_alerts_open`` (count), ``sparecast_accuracy_alert_ratio`` (per open
+    alert: its metric over the backtest expectation, labelled by model version, grouping, group
+    and metric) and ``sparecast_monitoring_last_run_timestamp_seconds``."""
+
+    def __init__(self, snapshot: Callable[[], tuple[list[Any], float | None] | None]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        state = self.snapshot()
+        alerts, last_run = state if state is not None else ([], None)
+        count = GaugeMetricFamily(
+            "sparecast_accuracy_alerts_open", "open accuracy alerts (sparecast monitor)"
+        )
+        count.add_metric([], float(len(alerts)))
+        yield count
+        ratio = GaugeMetricFamily(
+            "sparecast_accuracy_alert_ratio",
+            "metric / backtest expectation of each open accuracy alert (NaN: no expectation)",
+            labels=["model_version", "grouping", "group", "metric"],
+        )
+        for alert in alerts:
+            value, expected = alert.value, alert.expected
+            ok = value is not None and expected not in (None, 0)
+            ratio.add_metric(
+                [alert.model_version, alert.grouping, alert.group, alert.metric],
+                abs(value) / abs(expected) if ok else float("nan"),
+            )
+        yield ratio
+        last = GaugeMetricFamily(
+            "sparecast_monitoring_last_run_timestamp_seconds",
+            "Unix time of the last monitoring pass (NaN: monitoring never ran on this store)",
+        )
+        last.add_metric([], last_run if last_run is not None else float("nan"))
+        yield last
 
 
 class _Passthrough(Collector):

@@ -140,6 +140,30 @@ class FreshnessOut(BaseModel):
     data_age_days: int | None = Field(description="days from the data window end to today")
 
 
+class AlertOut(BaseModel):
+    """An open accuracy alert (``sparecast monitor``)."""
+
+    alert_id: int
+    model_version: str
+    grouping: str = Field(description="all | tier | class | category")
+    group: str
+    metric: str
+    value: float | None = Field(description="the group's rolling metric when last scored")
+    expected: float | None = Field(description="the run's backtest expectation of it")
+    periods: int = Field(description="degraded periods in a row")
+    opened_at: datetime
+    reason: str
+
+
+class MonitoringOut(BaseModel):
+    """Accuracy monitoring: the last pass and the open alerts."""
+
+    last_run_at: datetime | None = Field(description="when monitoring last ran (UTC)")
+    last_model_version: str | None = Field(description="the model version it scored")
+    degraded: bool = Field(description="open accuracy alerts exist")
+    open_alerts: list[AlertOut]
+
+
 class HealthOut(BaseModel):
     """Overall state: ok, degraded (answers still served, some slower or from fallbacks), down."""
 
@@ -148,6 +172,9 @@ class HealthOut(BaseModel):
     run_id: int | None
     freshness: FreshnessOut
     dependencies: dict[str, DependencyOut]
+    monitoring: MonitoringOut | None = Field(
+        None, description="accuracy monitoring (None: the store has not been read yet)"
+    )
 
 
 class HealthStatusOut(BaseModel):

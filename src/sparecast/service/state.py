@@ -28,9 +28,16 @@ from sparecast.pipeline.outputs import POLICY_FILE, REPORT_FILE
 from sparecast.pipeline.staging import recover_output_dir
 from sparecast.service.errors import NoPlan
 from sparecast.service.jobs import JobManager
-from sparecast.service.metrics import ServiceMetrics
-from sparecast.service.models import DependencyOut, FreshnessOut, HealthOut
+from sparecast.service.metrics import MonitoringCollector, ServiceMetrics
+from sparecast.service.models import (
+    AlertOut,
+    DependencyOut,
+    FreshnessOut,
+    HealthOut,
+    MonitoringOut,
+)
 from sparecast.store import ForecastCache, ForecastStore, RunInfo, default_store_url, make_cache
+from sparecast.store.monitoring import MonitorPass, StoredAlert
 from sparecast.urls import redact_url
 
 __all__ = ["ServiceState", "PolicyTable", "plan_hint"]
@@ -117,6 +124,9 @@ class ServiceState:
         self.store_error: str | None = None  # last reason the store was unreachable
         self.cache_error: str | None = None
         self.metrics = ServiceMetrics(self._run_created_at, metrics_multiprocess_dir)
+        # accuracy monitoring as last read from the store (None: not read yet)
+        self.monitoring: tuple[list[StoredAlert], MonitorPass | None] | None = None
+        self.metrics.add_collector(MonitoringCollector(self._monitoring_gauges))
         self.policy = PolicyTable(data_dir / POLICY_FILE)
         self.report_path = data_dir / REPORT_FILE
         self.jobs = JobManager(
@@ -131,6 +141,46 @@ class ServiceState:
     # -- served run -------------------------------------------------------------------------
     def _run_created_at(self) -> float | None:
         return self.run.created_at.timestamp() if self.run else None
+
+    def _monitoring_gauges(self) -> tuple[list[StoredAlert], float | None] | None:
+        if self.monitoring is None:
+            return None
+        alerts, last = self.monitoring
+        return alerts, last.ran_at.timestamp() if last is not None else None
+
+    def refresh_monitoring(self) -> None:
+        """Read the open accuracy alerts and the last monitoring pass (blocking); kept as they
+        were when the store cannot answer."""
+        try:
+            self.monitoring = (self.store.open_alerts(), self.store.last_monitor_pass())
+        except StoreError as exc:  # StoreUnavailable too: the next refresh tries again
+            log.debug("reading accuracy alerts: %s", exc)
+
+    def monitoring_out(self) -> MonitoringOut | None:
+        """The /health detail of accuracy monitoring (None: not read yet)."""
+        if self.monitoring is None:
+            return None
+        alerts, last = self.monitoring
+        return MonitoringOut(
+            last_run_at=last.ran_at if last else None,
+            last_model_version=last.model_version if last else None,
+            degraded=bool(alerts),
+            open_alerts=[
+                AlertOut(
+                    alert_id=a.alert_id,
+                    model_version=a.model_version,
+                    grouping=a.grouping,
+                    group=a.group,
+                    metric=a.metric,
+                    value=a.value,
+                    expected=a.expected,
+                    periods=a.periods,
+                    opened_at=a.opened_at,
+                    reason=a.reason,
+                )
+                for a in alerts
+            ],
+        )
 
     def _sync(self) -> tuple[str | None, int | None]:
         """Re-read the latest run now (blocking; after a retraining job)."""
@@ -159,6 +209,7 @@ class ServiceState:
         self.store_error = None
         self.items = items  # before the run: a request never sees the new run with old items
         self.run = run
+        self.refresh_monitoring()
 
     async def start(self) -> None:
         """Read the served run and start the periodic re-check (nested lifespans, e.g. a test
@@ -375,6 +426,7 @@ class ServiceState:
             run_id=run.run_id if run else None,
             freshness=freshness,
             dependencies={"store": store, "cache": cache},
+            monitoring=self.monitoring_out(),
         )
 
     def no_run_message(self) -> str:

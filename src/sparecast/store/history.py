@@ -19,6 +19,7 @@ from sparecast.store import aliases, writes
 from sparecast.store.aliases import AliasEvent, AliasRow
 from sparecast.store.engine import StoreEngine
 from sparecast.store.models import RunMeta
+from sparecast.store.monitoring import MonitoringStore
 from sparecast.store.reads import HistoryReader
 from sparecast.store.writes import StoreProgress
 from sparecast.urls import redact_url
@@ -31,11 +32,12 @@ def default_store_url(output_dir: str | Path) -> str:
     return f"sqlite:///{(Path(output_dir).expanduser().resolve() / 'history.sqlite')}"
 
 
-class ForecastStore(HistoryReader):
+class ForecastStore(MonitoringStore, HistoryReader):
     """The forecast history in one database (``url``: SQLAlchemy URL, SQLite or PostgreSQL).
 
     The queries (``latest_run``, ``items_forecasts``, ``actuals``, ...) are ``HistoryReader``'s
-    (``store/reads.py``); this class adds the schema, the writes and the engine's properties.
+    (``store/reads.py``), observed demand and alerts ``MonitoringStore``'s
+    (``store/monitoring.py``); this class adds the schema, the writes and the engine's properties.
 
     Thread-safe (one engine, pooled connections). Connection errors raise ``StoreUnavailable``;
     the pool pre-pings, so the same object works again when the database is back.
@@ -115,6 +117,7 @@ class ForecastStore(HistoryReader):
         *,
         actuals: pl.DataFrame | None = None,
         accuracy: pl.DataFrame | None = None,
+        items: pl.DataFrame | None = None,
         progress: StoreProgress | None = None,
     ) -> int:
         """Store one run in one transaction and return its id.
@@ -122,7 +125,9 @@ class ForecastStore(HistoryReader):
         ``forecasts_frame``: unique_id, ds, forecast, method and optional quantile columns
         ``q{percent:g}``, one row per item and date, the same dates for every item;
         ``actuals``: unique_id, ds, y (recent demand, the same dates for every item);
-        ``accuracy``: the backtest summary (grouping, group, method, metrics, chosen).
+        ``accuracy``: the backtest summary (grouping, group, method, metrics, chosen);
+        ``items``: what monitoring needs per item (``store.monitoring.RUN_ITEM_COLUMNS``:
+        groups, MASE/RMSSE scales, the served method's backtest scores).
         ``progress(label, done, total)`` is called as the tables fill.
         """
         return writes.write_run(
@@ -131,6 +136,7 @@ class ForecastStore(HistoryReader):
             forecasts_frame,
             actuals=actuals,
             accuracy=accuracy,
+            items=items,
             progress=progress,
         )
 

@@ -40,7 +40,7 @@ def quantile_columns(columns: Sequence[str]) -> dict[str, float]:
     return out
 
 
-_NOT_SHAPING = ("store", "service", "pipeline", "registry")
+_NOT_SHAPING = ("store", "service", "monitoring", "pipeline", "registry")
 
 
 def model_version_of(
@@ -49,8 +49,9 @@ def model_version_of(
     """``{version}+{config hash}.{data end}.r{run id}``: what produced a run, unique per run.
 
     The hash covers the settings that shape forecasts; where they are stored and served
-    (``store``, ``service``: URLs, API keys, ports), nor how the loop schedules and registers
-    it (``pipeline``, ``registry``), does not change the model."""
+    (``store``, ``service``: URLs, API keys, ports), how it is watched (``monitoring``), and
+    how the loop schedules and registers it (``pipeline``, ``registry``) do not change the
+    model."""
     shaping = {k: v for k, v in config.items() if k not in _NOT_SHAPING}
     digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
     return f"{sparecast_version}+{digest[:8]}.{data_end:%Y%m%d}.r{run_id}"

@@ -27,6 +27,7 @@ from sparecast.store.schema import (
     forecast_runs,
     forecasts,
     model_aliases,
+    observed_demand,
     run_accuracy,
 )
 
@@ -279,11 +280,13 @@ class HistoryReader:
         freq: str | None = None,
     ) -> pl.DataFrame:
         """Actual demand of one item (``ds``, ``y``, sorted by date) from every run of the
-        frequency that stored it; where runs overlap the later run wins (corrections, late
-        returns). ``freq`` defaults to the latest run's. Empty when nothing is stored.
+        frequency that stored it and from the observed demand loaded since (``observed_demand``);
+        where they overlap the later one wins (corrections, late returns). ``freq`` defaults to
+        the latest run's. Empty when nothing is stored.
 
-        The item's arrays of every run of ``freq`` are merged in run order, so that a later run
-        overwrites the dates it stored again."""
+        The item's arrays of every run of ``freq`` and its observed rows are merged in the order
+        they were written (run creation, load time), so that a later one overwrites the dates
+        it stored again."""
         empty = pl.DataFrame(schema={"ds": pl.Date, "y": pl.Float64})
         with self._db.read("reading actuals") as conn:
             if freq is None:
@@ -292,14 +295,26 @@ class HistoryReader:
                     return empty
                 freq = latest.freq
             rows = conn.execute(
-                sa.select(forecast_runs.c.actuals_dates, actual_demand.c.y)
+                sa.select(
+                    forecast_runs.c.actuals_dates, actual_demand.c.y, forecast_runs.c.created_at
+                )
                 .join(forecast_runs, forecast_runs.c.id == actual_demand.c.run_id)
                 .where(actual_demand.c.unique_id == str(item_id), forecast_runs.c.freq == freq)
                 .order_by(actual_demand.c.run_id)
             ).all()
+            observed = conn.execute(
+                sa.select(
+                    observed_demand.c.ds, observed_demand.c.y, observed_demand.c.loaded_at
+                ).where(observed_demand.c.unique_id == str(item_id), observed_demand.c.freq == freq)
+            ).all()
+        written: list[tuple[datetime, int, list[tuple[date, float]]]] = [
+            (_utc(at), 0, list(zip(_dates_of(dates_json), values, strict=True)))
+            for dates_json, values, at in rows
+        ]
+        written += [(_utc(at), 1, [(_as_date(ds), float(y))]) for ds, y, at in observed]  # type: ignore[list-item]
         merged: dict[date, float] = {}
-        for dates_json, values in rows:
-            merged.update(zip(_dates_of(dates_json), values, strict=True))
+        for _, _, pairs in sorted(written, key=lambda w: (w[0], w[1])):
+            merged.update(pairs)
         days = sorted(
             d for d in merged if (start is None or d >= start) and (end is None or d <= end)
         )
@@ -309,7 +324,8 @@ class HistoryReader:
 
     def forecast_vs_actual(self, run_id: int | None = None) -> pl.DataFrame:
         """A run's forecasts (latest by default) next to the demand that actually happened,
-        as stored by the runs of the same frequency (later runs win): unique_id, ds, step
+        as stored by the runs of the same frequency and the observed demand loaded since
+        (``observed_demand``; the later write wins): unique_id, ds, step
         (1 = first forecast period), method, forecast, y; only dates with a known actual.
 
         The realised accuracy of a run once its horizon has passed: feed the frame to
@@ -330,7 +346,9 @@ class HistoryReader:
         parts = []
         with self._db.read("reading actuals") as conn:
             sources = conn.execute(
-                sa.select(forecast_runs.c.id, forecast_runs.c.actuals_dates)
+                sa.select(
+                    forecast_runs.c.id, forecast_runs.c.actuals_dates, forecast_runs.c.created_at
+                )
                 .where(
                     forecast_runs.c.freq == run.freq,
                     forecast_runs.c.actuals_start.is_not(None),
@@ -338,7 +356,7 @@ class HistoryReader:
                 )
                 .order_by(forecast_runs.c.id)
             ).all()
-            for source_id, dates_json in sources:
+            for source_id, dates_json, created_at in sources:
                 dates = _dates_of(dates_json)
                 keep = [k for k, d in enumerate(dates) if first <= d <= last]
                 if not keep:
@@ -359,13 +377,39 @@ class HistoryReader:
                             ).tolist(),
                             "ds": [dates[k] for k in keep] * len(rows),
                             "y": values.reshape(-1),
+                            "_at": [_utc(created_at)] * (len(rows) * len(keep)),
                         },
-                        schema={"unique_id": pl.Utf8, "ds": pl.Date, "y": pl.Float64},
+                        schema=_ACTUAL_SCHEMA,
                     )
                 )
+            observed = conn.execute(
+                sa.select(
+                    observed_demand.c.unique_id,
+                    observed_demand.c.ds,
+                    observed_demand.c.y,
+                    observed_demand.c.loaded_at,
+                ).where(
+                    observed_demand.c.freq == run.freq,
+                    observed_demand.c.ds >= first,
+                    observed_demand.c.ds <= last,
+                )
+            ).all()
+        if observed:
+            parts.append(
+                pl.DataFrame(
+                    [(r[0], _as_date(r[1]), float(r[2]), _utc(r[3])) for r in observed],
+                    schema=_ACTUAL_SCHEMA,
+                    orient="row",
+                )
+            )
         if not parts:
             return pl.DataFrame(schema=schema)
-        actual = pl.concat(parts).unique(["unique_id", "ds"], keep="last", maintain_order=True)
+        actual = (
+            pl.concat(parts)
+            .sort("_at", maintain_order=True)  # stable: runs in id order, then observed
+            .unique(["unique_id", "ds"], keep="last", maintain_order=True)
+            .drop("_at")
+        )
         steps = pl.DataFrame(
             {"ds": run.forecast_dates, "step": list(range(1, len(run.forecast_dates) + 1))},
             schema={"ds": pl.Date, "step": pl.Int32},
@@ -426,6 +470,21 @@ class HistoryReader:
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+_ACTUAL_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "unique_id": pl.Utf8,
+    "ds": pl.Date,
+    "y": pl.Float64,
+    "_at": pl.Datetime("us", "UTC"),
+}
+
+
+def _utc(value: Any) -> datetime:
+    """A stored timestamp (SQLite: naive UTC or ISO text) as an aware UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return as_utc(value)
 
 
 def _dates_of(text: str) -> list[date]:

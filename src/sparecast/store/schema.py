@@ -44,6 +44,10 @@ __all__ = [
     "run_accuracy",
     "model_aliases",
     "alias_events",
+    "observed_demand",
+    "run_items",
+    "alerts",
+    "monitor_runs",
 ]
 
 
@@ -158,3 +162,75 @@ alias_events = Table(
     Column("previous_version", String(200), nullable=True),
     Column("reason", Text, nullable=False),
 )
+# ---------------------------------------------------------------- accuracy monitoring (0002)
+
+# Demand that arrived after the runs, one row per period (the incremental load of
+# sparecast.pipeline.monitor.record_actuals): a reload writes only new or corrected values.
+observed_demand = Table(
+    "observed_demand",
+    metadata,
+    Column("freq", String(1), primary_key=True),
+    Column("unique_id", String(200), primary_key=True),
+    Column("ds", Date, primary_key=True),
+    Column("y", Float, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+)
+
+# What monitoring needs of every item of a run: its groups, the in-sample scales of MASE and
+# RMSSE (of the history the run was fitted on) and the backtest scores of its served method.
+run_items = Table(
+    "run_items",
+    metadata,
+    Column("run_id", Integer, ForeignKey("forecast_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("unique_id", String(200), primary_key=True),
+    Column("sb_class", String(50), nullable=True),
+    Column("tier", String(50), nullable=True),
+    Column("category", String(200), nullable=True),
+    Column("scale_mase", Float, nullable=True),
+    Column("scale_rmsse", Float, nullable=True),
+    Column("expected_mae", Float, nullable=True),
+    Column("expected_mase", Float, nullable=True),
+    Column("expected_rmsse", Float, nullable=True),
+    Column("expected_mape", Float, nullable=True),
+    Column("expected_error_sum", Float, nullable=True),
+    Column("expected_actual_sum", Float, nullable=True),
+)
+
+# Accuracy alerts: open while a group of a model version stays degraded, then closed. No
+# foreign key: the history of alerts outlives pruned runs.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("model_version", String(200), nullable=False),
+    Column("grouping", String(20), nullable=False),
+    Column("group_name", String(200), nullable=False),
+    Column("metric", String(50), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("expected", Float, nullable=True),
+    Column("threshold", Float, nullable=False),
+    Column("periods", Integer, nullable=False),  # degraded periods in a row when last seen
+    Column("period_end", Date, nullable=True),  # last scored forecast date when last seen
+    Column("status", String(10), nullable=False),  # open | closed
+    Column("reason", Text, nullable=False),
+)
+
+# One row per monitoring pass: when, what it scored, the verdict.
+monitor_runs = Table(
+    "monitor_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ran_at", DateTime(timezone=True), nullable=False),
+    Column("model_version", String(200), nullable=True),
+    Column("as_of", Date, nullable=False),
+    Column("periods_scored", Integer, nullable=False),
+    Column("degraded", Boolean, nullable=False),
+    Column("open_alerts", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+Index("ix_observed_demand_ds", observed_demand.c.freq, observed_demand.c.ds)
+Index("ix_alerts_status", alerts.c.status, alerts.c.model_version)

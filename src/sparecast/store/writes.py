@@ -32,6 +32,7 @@ from sparecast.store.schema import (
     forecasts,
     model_aliases,
     run_accuracy,
+    run_items,
 )
 
 __all__ = ["StoreProgress", "delete_runs", "write_run"]
@@ -48,6 +49,7 @@ def write_run(
     *,
     actuals: pl.DataFrame | None = None,
     accuracy: pl.DataFrame | None = None,
+    items: pl.DataFrame | None = None,
     progress: StoreProgress | None = None,
 ) -> int:
     """Store one run in ``db`` in one transaction and return its id (the new run's id sets its
@@ -56,10 +58,12 @@ def write_run(
     ``forecasts_frame``: unique_id, ds, forecast, method and optional quantile columns
     ``q{percent:g}``, one row per item and date, the same dates for every item;
     ``actuals``: unique_id, ds, y (recent demand, the same dates for every item);
-    ``accuracy``: the backtest summary (grouping, group, method, metrics, chosen).
+    ``accuracy``: the backtest summary (grouping, group, method, metrics, chosen);
+    ``items``: per-item attributes for monitoring (``run_items`` columns but run_id).
     ``progress(label, done, total)`` is called as the tables fill.
     """
     report = progress or (lambda label, done, total: None)
+    item_rows = _item_rows(items) if items is not None and items.height else None
     fc = _forecast_grid(forecasts_frame)
     act = _actuals_grid(actuals) if actuals is not None and actuals.height else None
     accuracy_rows = _accuracy_rows(accuracy) if accuracy is not None else None
@@ -130,6 +134,17 @@ def write_run(
                 {},
                 report,
                 "store accuracy",
+            )
+        if item_rows is not None:
+            _bulk_insert(
+                conn,
+                db.backend,
+                "run_items",
+                {"run_id": [run_id] * item_rows.height}
+                | {c: item_rows[c].to_list() for c in item_rows.columns},
+                {},
+                report,
+                "store item attributes",
             )
         report("store commit", 1, 1)
     if db.backend == "postgresql":
@@ -220,7 +235,7 @@ def delete_runs(db: StoreEngine, *, keep_last: int) -> list[int]:
             ).scalars()
         )
         if old:
-            for table in (forecasts, actual_demand, run_accuracy):
+            for table in (forecasts, actual_demand, run_accuracy, run_items):
                 conn.execute(table.delete().where(table.c.run_id.in_(old)))
             conn.execute(forecast_runs.delete().where(forecast_runs.c.id.in_(old)))
     return old
@@ -456,3 +471,26 @@ def _accuracy_rows(frame: pl.DataFrame) -> pl.DataFrame:
     return long.with_columns(
         pl.when(pl.col("value").is_finite()).then(pl.col("value")).otherwise(None).alias("value")
     ).select("grouping", "group_name", "method", "metric", "value", "chosen", "row_order")
+
+
+def _item_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """The item attributes of a run for ``run_items``: unique_id, the group labels and the
+    float columns (NaN/infinite stored as null); missing columns are null."""
+    names = [c.name for c in run_items.columns if c.name != "run_id"]
+    if "unique_id" not in frame.columns:
+        raise StoreError(f"items frame lacks unique_id; its columns are {names}")
+    unknown = [c for c in frame.columns if c not in names]
+    if unknown:
+        raise StoreError(f"items frame has unknown column(s) {unknown}; known: {names}")
+    dup = frame.filter(pl.col("unique_id").is_duplicated())
+    if dup.height:
+        raise StoreError(f"items frame has item {dup['unique_id'][0]} more than once")
+    columns = []
+    for name in names:
+        text = name in ("unique_id", "sb_class", "tier", "category")
+        kind = pl.Utf8 if text else pl.Float64
+        col = pl.col(name).cast(kind) if name in frame.columns else pl.lit(None, dtype=kind)
+        if not text:
+            col = pl.when(col.is_finite()).then(col).otherwise(None)
+        columns.append(col.alias(name))
+    return frame.select(columns)

@@ -1,0 +1,302 @@
+"""Accuracy monitoring of served forecasts, on arrays: rolling scores per group of items, the
+backtest expectation of the same groups, and the degradation rule that raises alerts.
+
+Pure numbers (no I/O): ``sparecast.pipeline.monitor`` reads the store, calls these and writes
+the alerts. The per-item metrics are the registry's (:data:`sparecast.evaluate.metrics.METRICS`);
+MASE and RMSSE use the in-sample scales stored with the run (the training part the served
+forecast was fitted on), so a monitored MASE means what the backtest's MASE means.
+
+Scores of a period ``j`` (a forecast date with actuals) are computed over a rolling window: the
+forecast dates with actuals up to ``j``, the last ``window`` of them (all when None). An item is
+scored in a window only when every date of the window has its actual. Group values are means
+over the scored items (MAE, MASE, RMSSE, MAPE: MAPE over regular items only) and, for the
+relative bias, the ratio of sums ``sum(forecast - actual) / sum(actual)`` (positive =
+over-forecast), as the backtest summary's ``rel_bias``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from sparecast.errors import DataValidationError
+from sparecast.evaluate.metrics import METRICS, ratio_of_sums
+
+__all__ = [
+    "MONITOR_METRICS",
+    "MONITOR_GROUPINGS",
+    "EXPECTATION_COLUMNS",
+    "group_codes",
+    "rolling_scores",
+    "expected_scores",
+    "degradations",
+]
+
+MONITOR_METRICS: tuple[str, ...] = ("mae", "mase", "rmsse", "rel_bias", "mape")
+"""Metrics of the monitoring scores (``rel_bias`` is compared by its absolute value)."""
+MONITOR_GROUPINGS: tuple[str, ...] = ("all", "tier", "class", "category")
+"""Groupings of the monitoring scores: every item, frequency tier, demand class, item category."""
+EXPECTATION_COLUMNS: tuple[str, ...] = (
+    "expected_mae",
+    "expected_mase",
+    "expected_rmsse",
+    "expected_mape",
+    "expected_error_sum",
+    "expected_actual_sum",
+)
+"""Per-item backtest expectation of the served method, as stored with a run."""
+
+_SCORE_SCHEMA = {
+    "period": pl.Int32,
+    "ds": pl.Date,
+    "grouping": pl.Utf8,
+    "group": pl.Utf8,
+    "n_items": pl.Int64,
+    "mae": pl.Float64,
+    "mase": pl.Float64,
+    "rmsse": pl.Float64,
+    "rel_bias": pl.Float64,
+    "mape": pl.Float64,
+}
+
+
+def group_codes(labels: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of item labels (None -> ``"unknown"``) and the label of each code, in
+    first-seen order."""
+    names: dict[str, int] = {}
+    codes = np.empty(len(labels), dtype=np.int64)
+    for i, label in enumerate(labels):
+        key = "unknown" if label is None else str(label)
+        codes[i] = names.setdefault(key, len(names))
+    return codes, list(names)
+
+
+def _group_rows(
+    values: Mapping[str, np.ndarray],
+    error_sum: np.ndarray,
+    actual_sum: np.ndarray,
+    scored: np.ndarray,
+    groups: Mapping[str, Sequence[str | None]],
+) -> list[dict[str, object]]:
+    """One row per (grouping, group): n_items (scored items), the mean of each per-item value
+    over the items where it is defined, and rel_bias as a ratio of sums over the scored items."""
+    rows: list[dict[str, object]] = []
+    n = scored.shape[0]
+    for grouping, labels in groups.items():
+        codes, names = (
+            group_codes(labels) if grouping != "all" else (np.zeros(n, np.int64), ["all"])
+        )
+        size = len(names)
+        count = np.bincount(codes, weights=scored, minlength=size)
+        means = {}
+        for name, v in values.items():
+            ok = scored & ~np.isnan(v)
+            total = np.bincount(codes, weights=np.where(ok, v, 0.0), minlength=size)
+            means[name] = ratio_of_sums(total, np.bincount(codes, weights=ok, minlength=size))
+        err = np.bincount(codes, weights=np.where(scored, error_sum, 0.0), minlength=size)
+        act = np.bincount(codes, weights=np.where(scored, actual_sum, 0.0), minlength=size)
+        bias = ratio_of_sums(err, act)
+        for k, group in enumerate(names):
+            row: dict[str, object] = {
+                "grouping": grouping,
+                "group": group,
+                "n_items": int(count[k]),
+            }
+            for name in ("mae", "mase", "rmsse", "mape"):
+                row[name] = float(means[name][k]) if name in means else float("nan")
+            row["rel_bias"] = float(bias[k])
+            rows.append(row)
+    return rows
+
+
+def _check_items(n: int, **arrays: np.ndarray | Sequence[object]) -> None:
+    for name, a in arrays.items():
+        if len(a) != n:
+            raise DataValidationError(
+                f"{name} has {len(a)} values for {n} items; give one per item"
+            )
+
+
+def rolling_scores(
+    forecast: np.ndarray,
+    actual: np.ndarray,
+    dates: Sequence[date],
+    *,
+    scale_mase: np.ndarray,
+    scale_rmsse: np.ndarray,
+    regular: np.ndarray,
+    groups: Mapping[str, Sequence[str | None]],
+    window: int | None = None,
+) -> pl.DataFrame:
+    """Rolling accuracy of one run's forecasts per group and period.
+
+    ``forecast``, ``actual``: float ``[items, h]`` over the run's forecast ``dates``, actual NaN
+    where not known (yet); ``scale_mase``/``scale_rmsse``: the in-sample scales per item (mean
+    absolute / squared seasonal difference of the training part; NaN or 0: MASE/RMSSE
+    undefined); ``regular``: bool per item, where MAPE is meaningful; ``groups``: grouping name
+    -> a label per item (``"all"`` needs no labels: pass any sequence). Returns one row per
+    (period, grouping, group) for every date with at least one actual: period (1-based among
+    those dates), ds, grouping, group, n_items, mae, mase, rmsse, rel_bias, mape (NaN where
+    undefined)."""
+    fc = np.asarray(forecast, dtype=np.float64)
+    act = np.asarray(actual, dtype=np.float64)
+    if fc.ndim != 2 or fc.shape != act.shape:
+        raise DataValidationError(
+            f"forecast {fc.shape} and actual {act.shape} must both be [items, h]"
+        )
+    n, h = fc.shape
+    if len(dates) != h:
+        raise DataValidationError(f"{len(dates)} dates for {h} forecast periods")
+    if window is not None and window < 1:
+        raise DataValidationError(f"window must be >= 1 period, got {window}")
+    _check_items(n, scale_mase=scale_mase, scale_rmsse=scale_rmsse, regular=regular)
+    for grouping, labels in groups.items():
+        if grouping != "all":
+            _check_items(n, **{f"groups[{grouping!r}]": labels})
+    regular = np.asarray(regular, dtype=bool)
+    known = np.flatnonzero(~np.isnan(act).all(axis=0))
+    rows: list[dict[str, object]] = []
+    for period, j in enumerate(known, start=1):
+        lo = 0 if window is None else max(0, period - window)
+        cols = known[lo:period]
+        yt, yp = act[:, cols], fc[:, cols]
+        scored = np.asarray(~np.isnan(yt).any(axis=1), dtype=bool)
+        yt0 = np.where(scored[:, None], yt, 0.0)  # unscored items: any number, masked below
+        values = {
+            "mae": METRICS["mae"](yt0, yp),
+            "mase": METRICS["mase"](yt0, yp, scale=np.asarray(scale_mase, dtype=np.float64)),
+            "rmsse": METRICS["rmsse"](yt0, yp, scale=np.asarray(scale_rmsse, dtype=np.float64)),
+            "mape": np.where(regular, METRICS["mape"](yt0, yp), np.nan),
+        }
+        error_sum = (yp - yt0).sum(axis=1)
+        actual_sum = yt0.sum(axis=1)
+        for row in _group_rows(values, error_sum, actual_sum, scored, groups):
+            rows.append({"period": period, "ds": dates[int(j)], **row})
+    return pl.DataFrame(rows, schema=_SCORE_SCHEMA, orient="row").with_columns(
+        pl.col(c).fill_nan(None) for c in MONITOR_METRICS
+    )
+
+
+def expected_scores(
+    expected: Mapping[str, np.ndarray],
+    *,
+    regular: np.ndarray,
+    groups: Mapping[str, Sequence[str | None]],
+) -> pl.DataFrame:
+    """The backtest expectation per group, aggregated as :func:`rolling_scores` aggregates the
+    monitored scores: ``expected`` maps each of :data:`EXPECTATION_COLUMNS` to a float per item
+    (the backtest scores of the method the run serves the item with; NaN: unknown). Returns
+    grouping, group, n_items (items with an expectation), mae, mase, rmsse, rel_bias, mape."""
+    missing = [c for c in EXPECTATION_COLUMNS if c not in expected]
+    if missing:
+        raise DataValidationError(f"expected lacks {missing}; give {list(EXPECTATION_COLUMNS)}")
+    arrays = {c: np.asarray(expected[c], dtype=np.float64) for c in EXPECTATION_COLUMNS}
+    n = len(arrays["expected_mae"])
+    _check_items(n, regular=regular, **arrays)
+    regular = np.asarray(regular, dtype=bool)
+    values = {
+        "mae": arrays["expected_mae"],
+        "mase": arrays["expected_mase"],
+        "rmsse": arrays["expected_rmsse"],
+        "mape": np.where(regular, arrays["expected_mape"], np.nan),
+    }
+    scored = ~np.isnan(arrays["expected_mae"])
+    err = np.nan_to_num(arrays["expected_error_sum"])
+    act = np.nan_to_num(arrays["expected_actual_sum"])
+    rows = _group_rows(values, err, act, scored, groups)
+    schema = {k: v for k, v in _SCORE_SCHEMA.items() if k not in ("period", "ds")}
+    return pl.DataFrame(rows, schema=schema, orient="row").with_columns(
+        pl.col(c).fill_nan(None) for c in MONITOR_METRICS
+    )
+
+
+def degradations(
+    scores: pl.DataFrame,
+    expected: pl.DataFrame,
+    *,
+    metric: str,
+    threshold: float,
+    periods: int,
+    min_items: int,
+    groupings: Sequence[str] = MONITOR_GROUPINGS,
+) -> pl.DataFrame:
+    """The degradation state of every monitored group at the last scored period.
+
+    A group is degraded in a period when it has at least ``min_items`` scored items and its
+    ``metric`` is worse than ``expected x (1 + threshold)`` (for ``rel_bias``: its absolute
+    value above the expectation's absolute value x (1 + threshold)); ``streak`` counts the
+    degraded periods in a row up to the last one, and ``alert`` is True when it reaches
+    ``periods``. Returns grouping, group, metric, ds (last period), period, n_items, value,
+    expected, limit, streak, alert; groups without an expectation or without a score in the
+    last period are left out."""
+    if metric not in MONITOR_METRICS:
+        raise DataValidationError(f"metric {metric!r} is not one of {MONITOR_METRICS}")
+    if threshold <= 0 or periods < 1 or min_items < 1:
+        raise DataValidationError(
+            f"threshold must be > 0, periods and min_items >= 1 (got {threshold}, {periods}, "
+            f"{min_items})"
+        )
+    out_schema = {
+        "grouping": pl.Utf8,
+        "group": pl.Utf8,
+        "metric": pl.Utf8,
+        "ds": pl.Date,
+        "period": pl.Int32,
+        "n_items": pl.Int64,
+        "value": pl.Float64,
+        "expected": pl.Float64,
+        "limit": pl.Float64,
+        "streak": pl.Int64,
+        "alert": pl.Boolean,
+    }
+    if scores.height == 0 or expected.height == 0:
+        return pl.DataFrame(schema=out_schema)
+    last = int(scores["period"].max())  # type: ignore[arg-type]
+    exp = expected.select("grouping", "group", pl.col(metric).alias("expected")).filter(
+        pl.col("expected").is_not_null()
+    )
+    value = pl.col(metric).abs() if metric == "rel_bias" else pl.col(metric)
+    limit = (pl.col("expected").abs() if metric == "rel_bias" else pl.col("expected")) * (
+        1.0 + threshold
+    )
+    marked = (
+        scores.filter(pl.col("grouping").is_in(list(groupings)))
+        .join(exp, on=["grouping", "group"], how="inner")
+        .with_columns(
+            pl.col(metric).alias("value"),
+            limit.alias("limit"),
+            ((pl.col("n_items") >= min_items) & value.is_not_null() & (value > limit))
+            .fill_null(False)
+            .alias("worse"),
+        )
+        .sort("grouping", "group", "period")
+    )
+    rows = []
+    for (grouping, group), part in marked.group_by(["grouping", "group"], maintain_order=True):
+        if int(part["period"][-1]) != last:
+            continue
+        worse = part["worse"].to_list()
+        streak = 0
+        for flag in reversed(worse):
+            if not flag:
+                break
+            streak += 1
+        rows.append(
+            {
+                "grouping": grouping,
+                "group": group,
+                "metric": metric,
+                "ds": part["ds"][-1],
+                "period": last,
+                "n_items": int(part["n_items"][-1]),
+                "value": part["value"][-1],
+                "expected": part["expected"][-1],
+                "limit": part["limit"][-1],
+                "streak": streak,
+                "alert": streak >= periods,
+            }
+        )
+    return pl.DataFrame(rows, schema=out_schema, orient="row")

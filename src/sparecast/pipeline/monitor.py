@@ -1,0 +1,669 @@
+"""Pipeline step ``monitor``: score the served forecasts on the actuals that arrived after the
+run, compare them with the run's backtest expectation and raise or close accuracy alerts.
+
+``monitor(settings, data_dir)`` is a plain, idempotent function (the daily flow and
+``sparecast monitor`` call it): a second pass on the same day opens no second alert and posts
+no second webhook. An alert is a row of the store's ``alerts`` table (which the API shows in
+``/health`` and ``/metrics``), a log line and, when ``monitoring.webhook_url`` is set, a JSON
+POST (retried; a failing webhook is logged, never fatal).
+
+``record_actuals(store, panel, as_of)`` loads the demand of the periods that ended by
+``as_of`` into the store's ``observed_demand`` (incremental: unchanged values are not written
+again, corrections win). ``run_items_frame`` is what a run stores per item so that monitoring
+can group and scale its scores (``store_run`` writes it with every run).
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from sparecast.classify import REGULAR_TIERS
+from sparecast.config import MonitoringSettings, Settings
+from sparecast.data.panel import DemandPanel
+from sparecast.errors import StoreError
+from sparecast.evaluate.backtest import BacktestResult
+from sparecast.evaluate.metrics import seasonal_naive_scale
+from sparecast.evaluate.monitoring import (
+    EXPECTATION_COLUMNS,
+    degradations,
+    expected_scores,
+    rolling_scores,
+)
+from sparecast.pipeline.store_step import store_url_for
+from sparecast.store.history import ForecastStore
+from sparecast.store.models import RunInfo
+from sparecast.store.monitoring import AlertChange, MonitorPass, ObservedLoad, StoredAlert
+from sparecast.urls import redact_url
+
+__all__ = [
+    "Alert",
+    "MonitorReport",
+    "monitor",
+    "record_actuals",
+    "run_items_frame",
+    "period_end",
+    "send_webhook",
+]
+
+log = logging.getLogger("sparecast.monitor")
+
+_RUNS_FOR_ACTUALS = 50  # newest runs whose forecast dates record_actuals covers by default
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An accuracy alert of one group of a model version (a row of the store's ``alerts``).
+
+    ``value``: the group's rolling ``metric`` at the last scored period; ``expected``: the
+    run's backtest expectation of it; ``periods``: degraded periods in a row; ``new``: opened
+    by this monitoring pass."""
+
+    alert_id: int
+    model_version: str
+    grouping: str
+    group: str
+    metric: str
+    value: float | None
+    expected: float | None
+    threshold: float
+    periods: int
+    period_end: date | None
+    status: str
+    reason: str
+    opened_at: datetime
+    closed_at: datetime | None = None
+    new: bool = False
+
+    @classmethod
+    def from_stored(cls, stored: StoredAlert, *, new: bool = False) -> Alert:
+        """The alert of a stored row."""
+        return cls(
+            alert_id=stored.alert_id,
+            model_version=stored.model_version,
+            grouping=stored.grouping,
+            group=stored.group,
+            metric=stored.metric,
+            value=stored.value,
+            expected=stored.expected,
+            threshold=stored.threshold,
+            periods=stored.periods,
+            period_end=stored.period_end,
+            status=stored.status,
+            reason=stored.reason,
+            opened_at=stored.opened_at,
+            closed_at=stored.closed_at,
+            new=new,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (dates as ISO strings)."""
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, date | datetime):
+                out[key] = value.isoformat()
+        return out
+
+
+@dataclass
+class MonitorReport:
+    """What a monitoring pass found.
+
+    ``degraded``: the model version has open alerts after the pass (the daily flow rolls back
+    on it); ``alerts``: those open alerts (``new`` marks the ones this pass opened);
+    ``closed``: alerts this pass closed (the group recovered); ``scores``: the rolling scores
+    per period and group (period, ds, grouping, group, n_items, mae, mase, rmsse, rel_bias,
+    mape, then expected_<metric> and limit of the watched metric); ``expected``: the backtest
+    expectation per group; ``states``: the degradation state of every watched group at the
+    last period (``sparecast.evaluate.monitoring.degradations``)."""
+
+    model_version: str | None
+    run_id: int | None
+    as_of: date
+    degraded: bool
+    alerts: list[Alert]
+    reason: str
+    scores: pl.DataFrame
+    closed: list[Alert] = field(default_factory=list)
+    expected: pl.DataFrame = field(default_factory=pl.DataFrame)
+    states: pl.DataFrame = field(default_factory=pl.DataFrame)
+    periods_scored: int = 0
+    expectation: str = "none"
+    webhook: str | None = None
+
+    @property
+    def new_alerts(self) -> list[Alert]:
+        """The alerts this pass opened."""
+        return [a for a in self.alerts if a.new]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (without the score tables)."""
+        return {
+            "model_version": self.model_version,
+            "run_id": self.run_id,
+            "as_of": self.as_of.isoformat(),
+            "degraded": self.degraded,
+            "reason": self.reason,
+            "periods_scored": self.periods_scored,
+            "expectation": self.expectation,
+            "alerts": [a.to_dict() for a in self.alerts],
+            "closed": [a.to_dict() for a in self.closed],
+            "webhook": self.webhook,
+        }
+
+
+# ------------------------------------------------------------------------------ periods
+
+
+def period_end(start: date, freq: str) -> date:
+    """Last day of the period of ``freq`` (D, W, M) that starts on ``start``."""
+    if freq == "D":
+        return start
+    if freq == "W":
+        return start + timedelta(days=6)
+    if freq == "M":
+        return date(start.year, start.month, calendar.monthrange(start.year, start.month)[1])
+    raise StoreError(f"unknown frequency {freq!r}; expected D, W or M")
+
+
+# ------------------------------------------------------------------------- run time: items
+
+
+def run_items_frame(
+    panel: DemandPanel,
+    classification: pl.DataFrame | None,
+    selection: pl.DataFrame | None,
+    backtest: BacktestResult | None,
+    *,
+    seasonality: int = 1,
+) -> pl.DataFrame:
+    """What monitoring needs per item of a run, stored with it (``run_items``): unique_id,
+    sb_class, tier, category (from the panel's attributes, when it has them), the MASE and
+    RMSSE scales of the whole history (what the served forecast was fitted on) and the
+    backtest scores of the method the item is served with (expected_mae, expected_mase,
+    expected_rmsse, expected_mape, expected_error_sum, expected_actual_sum; null when the item's
+    method was not backtested)."""
+    ids = panel.item_ids.astype(str)
+    frame = pl.DataFrame(
+        {
+            "unique_id": ids,
+            "scale_mase": seasonal_naive_scale(panel.y, seasonality, power=1),
+            "scale_rmsse": seasonal_naive_scale(panel.y, seasonality, power=2),
+        },
+        schema={"unique_id": pl.Utf8, "scale_mase": pl.Float64, "scale_rmsse": pl.Float64},
+    )
+    if panel.attributes is not None and "category" in panel.attributes.columns:
+        frame = frame.with_columns(panel.attributes["category"].cast(pl.Utf8).alias("category"))
+    else:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("category"))
+    if classification is not None:
+        frame = frame.join(
+            classification.select(
+                pl.col("unique_id").cast(pl.Utf8),
+                pl.col("sb_class").cast(pl.Utf8),
+                pl.col("tier").cast(pl.Utf8),
+            ),
+            on="unique_id",
+            how="left",
+            maintain_order="left",
+        )
+    else:
+        frame = frame.with_columns(
+            pl.lit(None, dtype=pl.Utf8).alias("sb_class"), pl.lit(None, dtype=pl.Utf8).alias("tier")
+        )
+    expected_cols = {
+        "expected_mae": "mae",
+        "expected_mase": "mase",
+        "expected_rmsse": "rmsse",
+        "expected_mape": "mape",
+        "expected_error_sum": "error_sum",
+        "expected_actual_sum": "actual_sum",
+    }
+    if selection is not None and backtest is not None:
+        served = (
+            selection.select(pl.col("unique_id").cast(pl.Utf8), "method")
+            .join(backtest.scores, on=["unique_id", "method"], how="left")
+            .select(
+                "unique_id",
+                *[pl.col(src).cast(pl.Float64).alias(dst) for dst, src in expected_cols.items()],
+            )
+        )
+        frame = frame.join(served, on="unique_id", how="left", maintain_order="left")
+    else:
+        frame = frame.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias(c) for c in EXPECTATION_COLUMNS
+        )
+    return frame.select(
+        "unique_id",
+        "sb_class",
+        "tier",
+        "category",
+        "scale_mase",
+        "scale_rmsse",
+        *EXPECTATION_COLUMNS,
+    )
+
+
+# ------------------------------------------------------------------------- actuals
+
+
+def record_actuals(
+    store: ForecastStore,
+    panel: DemandPanel,
+    as_of: date | None = None,
+    *,
+    since: date | None = None,
+) -> ObservedLoad:
+    """Load the panel's demand of the periods that ended by ``as_of`` (default: the panel's
+    last period) and start on or after ``since`` into the store's ``observed_demand``, zeros
+    included (a stored zero is a known zero). Incremental and idempotent: the same load twice
+    writes nothing the second time; a changed value (a correction) replaces the stored one.
+
+    ``since`` defaults to the first forecast date of the newest runs of the panel's frequency
+    (the periods monitoring can score); with no such run nothing is loaded."""
+    if panel.n_periods == 0 or panel.n_items == 0:
+        return ObservedLoad(0, 0, 0)
+    starts = [date.fromisoformat(str(d)) for d in panel.dates.astype("datetime64[D]")]
+    if as_of is None:
+        as_of = period_end(starts[-1], panel.freq)
+    if since is None:
+        runs = [r for r in store.runs(limit=_RUNS_FOR_ACTUALS) if r.freq == panel.freq]
+        if not runs:
+            return ObservedLoad(0, 0, 0)
+        since = min(r.forecast_dates[0] for r in runs)
+    keep = [k for k, d in enumerate(starts) if d >= since and period_end(d, panel.freq) <= as_of]
+    if not keep:
+        return ObservedLoad(0, 0, 0)
+    n = len(keep)
+    frame = pl.DataFrame(
+        {
+            "unique_id": np.repeat(panel.item_ids.astype(str), n),
+            "ds": [starts[k] for k in keep] * panel.n_items,
+            "y": panel.y[:, keep].astype(np.float64).reshape(-1),
+        },
+        schema={"unique_id": pl.Utf8, "ds": pl.Date, "y": pl.Float64},
+    )
+    load = store.record_observed(frame, freq=panel.freq)
+    log.info(
+        "observed demand %s .. %s of %d items: %d new, %d corrected, %d unchanged",
+        starts[keep[0]],
+        starts[keep[-1]],
+        panel.n_items,
+        load.inserted,
+        load.updated,
+        load.unchanged,
+    )
+    return load
+
+
+# ------------------------------------------------------------------------- scoring a run
+
+
+def _expected_from_summary(accuracy: pl.DataFrame) -> pl.DataFrame:
+    """The backtest expectation per group from a run's stored summary (``run_accuracy``): the
+    row of the method the summary marks ``chosen`` in each class and tier (class ``all`` is
+    the whole run). For runs stored without per-item attributes."""
+    schema = {
+        "grouping": pl.Utf8,
+        "group": pl.Utf8,
+        "n_items": pl.Int64,
+        "mae": pl.Float64,
+        "mase": pl.Float64,
+        "rmsse": pl.Float64,
+        "rel_bias": pl.Float64,
+        "mape": pl.Float64,
+    }
+    if accuracy.height == 0 or "chosen" not in accuracy.columns:
+        return pl.DataFrame(schema=schema)
+    chosen = accuracy.filter(pl.col("chosen"))
+    cols = [
+        pl.col(c).cast(pl.Float64) if c in chosen.columns else pl.lit(None, dtype=pl.Float64)
+        for c in ("mae", "mase", "rmsse", "rel_bias")
+    ]
+    n_items = (
+        pl.col("n_items").cast(pl.Int64) if "n_items" in chosen.columns else pl.lit(None, pl.Int64)
+    )
+    return chosen.select(
+        pl.when((pl.col("grouping") == "class") & (pl.col("group") == "all"))
+        .then(pl.lit("all"))
+        .otherwise(pl.col("grouping"))
+        .alias("grouping"),
+        pl.col("group"),
+        n_items.alias("n_items"),
+        *[c.alias(n) for c, n in zip(cols, ("mae", "mase", "rmsse", "rel_bias"), strict=True)],
+        pl.lit(None, dtype=pl.Float64).alias("mape"),
+    ).select(list(schema))
+
+
+def _score_run(
+    store: ForecastStore, run: RunInfo, as_of: date, cfg: MonitoringSettings
+) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    """Rolling scores of the run's forecast periods that ended by ``as_of``, the expectation
+    per group and where it came from."""
+    due = [d for d in run.forecast_dates if period_end(d, run.freq) <= as_of]
+    forecasts = store.run_forecasts(run.run_id)
+    ids = forecasts["unique_id"].unique(maintain_order=True).to_list()
+    h = len(run.forecast_dates)
+    fc = forecasts["forecast"].to_numpy().reshape(len(ids), h)[:, : len(due)]
+    actual = np.full(fc.shape, np.nan)
+    found = store.forecast_vs_actual(run.run_id).filter(pl.col("ds").is_in(due))
+    if found.height:
+        row = pl.DataFrame({"unique_id": ids, "_r": np.arange(len(ids))})
+        hits = found.join(row, on="unique_id", how="inner")
+        actual[hits["_r"].to_numpy(), hits["step"].to_numpy() - 1] = hits["y"].to_numpy()
+    attrs = pl.DataFrame({"unique_id": ids}).join(
+        store.run_items(run.run_id), on="unique_id", how="left", maintain_order="left"
+    )
+    if "tier" not in attrs.columns:  # no stored attributes at all
+        attrs = attrs.with_columns(
+            pl.lit(None, dtype=pl.Utf8).alias(c) for c in ("sb_class", "tier", "category")
+        ).with_columns(
+            pl.lit(None, dtype=pl.Float64).alias(c)
+            for c in ("scale_mase", "scale_rmsse", *EXPECTATION_COLUMNS)
+        )
+    groups = {
+        "all": ids,
+        "tier": attrs["tier"].to_list(),
+        "class": attrs["sb_class"].to_list(),
+        "category": attrs["category"].to_list(),
+    }
+    regular = attrs["tier"].is_in(list(REGULAR_TIERS)).fill_null(False).to_numpy()
+    scores = rolling_scores(
+        fc,
+        actual,
+        due,
+        scale_mase=attrs["scale_mase"].fill_null(np.nan).to_numpy(),
+        scale_rmsse=attrs["scale_rmsse"].fill_null(np.nan).to_numpy(),
+        regular=regular,
+        groups=groups,
+        window=cfg.window,
+    )
+    if attrs["expected_mae"].is_not_null().any():
+        expected = expected_scores(
+            {c: attrs[c].fill_null(np.nan).to_numpy() for c in EXPECTATION_COLUMNS},
+            regular=regular,
+            groups=groups,
+        )
+        source = "backtest of each item's served method (run_items)"
+    else:
+        expected = _expected_from_summary(store.run_accuracy(run.run_id))
+        source = "backtest summary, chosen method per class and tier (run_accuracy)"
+        if expected.height == 0:
+            source = "none: the run has no backtest"
+    return scores, expected, source
+
+
+# ------------------------------------------------------------------------- alerts
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _alert_reason(state: dict[str, Any], threshold: float) -> str:
+    metric = state["metric"]
+    what = f"|{metric}|" if metric == "rel_bias" else metric
+    return (
+        f"{what} of {state['grouping']} {state['group']} is {_fmt(state['value'])}, worse than "
+        f"the backtest expectation {_fmt(state['expected'])} x (1 + {threshold:g}) = "
+        f"{_fmt(state['limit'])} for {state['streak']} consecutive period(s) up to "
+        f"{state['ds']} ({state['n_items']} items)"
+    )
+
+
+def _plan_changes(
+    model_version: str,
+    states: pl.DataFrame,
+    open_before: list[StoredAlert],
+    cfg: MonitoringSettings,
+) -> list[AlertChange]:
+    """Alerts to open, refresh or close: a degraded group opens one (or refreshes its open
+    one); an open alert closes when its group is not degraded in the last period any more,
+    or when its metric is no longer the watched one."""
+    by_group = {(a.grouping, a.group): a for a in open_before if a.metric == cfg.metric}
+    changes: list[AlertChange] = []
+    seen = set()
+    for state in states.iter_rows(named=True):
+        key = (state["grouping"], state["group"])
+        existing = by_group.get(key)
+        if state["alert"]:
+            seen.add(key)
+            changes.append(
+                AlertChange(
+                    alert_id=existing.alert_id if existing else None,
+                    model_version=model_version,
+                    grouping=state["grouping"],
+                    group=state["group"],
+                    metric=cfg.metric,
+                    value=state["value"],
+                    expected=state["expected"],
+                    threshold=cfg.threshold,
+                    periods=state["streak"],
+                    period_end=state["ds"],
+                    reason=_alert_reason(state, cfg.threshold),
+                )
+            )
+        elif existing is not None and state["streak"] == 0:
+            seen.add(key)
+            changes.append(
+                AlertChange(
+                    alert_id=existing.alert_id,
+                    model_version=model_version,
+                    grouping=existing.grouping,
+                    group=existing.group,
+                    metric=cfg.metric,
+                    value=state["value"],
+                    expected=state["expected"],
+                    threshold=cfg.threshold,
+                    periods=0,
+                    period_end=state["ds"],
+                    reason=f"recovered: {cfg.metric} of {existing.grouping} {existing.group} is "
+                    f"{_fmt(state['value'])}, within {_fmt(state['limit'])} on {state['ds']} "
+                    f"(opened: {existing.reason})",
+                    close=True,
+                )
+            )
+    for alert in open_before:
+        if alert.metric != cfg.metric:
+            changes.append(
+                AlertChange(
+                    alert_id=alert.alert_id,
+                    model_version=model_version,
+                    grouping=alert.grouping,
+                    group=alert.group,
+                    metric=alert.metric,
+                    value=alert.value,
+                    expected=alert.expected,
+                    threshold=alert.threshold,
+                    periods=alert.periods,
+                    period_end=alert.period_end,
+                    reason=f"closed: monitoring watches {cfg.metric} now, not {alert.metric} "
+                    f"(opened: {alert.reason})",
+                    close=True,
+                )
+            )
+    return changes
+
+
+def send_webhook(
+    url: str, payload: dict[str, Any], *, timeout_s: float, retries: int, backoff_s: float = 1.0
+) -> str:
+    """POST ``payload`` as JSON to ``url``; retried ``retries`` more times (``backoff_s``
+    apart, doubling) on a connection error or a non-2xx answer. Never raises: returns what
+    happened (``sent (HTTP 200)`` or ``failed after N attempt(s): ...``), which is also
+    logged."""
+    body = json.dumps(payload, default=str).encode()
+    where = redact_url(url)
+    problem = ""
+    for attempt in range(1, retries + 2):
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "sparecast-monitor"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as answer:  # noqa: S310
+                status = int(answer.status)
+            if 200 <= status < 300:
+                log.info("webhook %s: sent (HTTP %d, attempt %d)", where, status, attempt)
+                return f"sent (HTTP {status})"
+            problem = f"HTTP {status}"
+        except urllib.error.HTTPError as exc:
+            problem = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            problem = str(getattr(exc, "reason", exc))
+        log.warning("webhook %s: attempt %d failed: %s", where, attempt, problem)
+        if attempt <= retries:
+            time.sleep(backoff_s * 2 ** (attempt - 1))
+    return f"failed after {retries + 1} attempt(s): {problem}"
+
+
+# ------------------------------------------------------------------------- the step
+
+
+def monitor(
+    settings: Settings,
+    data_dir: Path,
+    *,
+    model_version: str | None = None,
+    as_of: date | None = None,
+) -> MonitorReport:
+    """Score the served forecasts of ``model_version`` (None: the store's latest run) on the
+    actuals stored up to ``as_of`` (default: today, UTC), compare them with the run's backtest
+    expectation per tier, class and category, and open or close alerts (``[monitoring]``:
+    metric, threshold, consecutive_periods, min_items, window, groupings, webhook).
+
+    The store is ``store.url`` or ``data_dir/history.sqlite``. Idempotent: a second pass with
+    the same actuals refreshes the open alerts and opens no new one. Raises ``StoreError``
+    for a model version the store does not have."""
+    cfg = settings.monitoring
+    as_of = as_of or datetime.now(UTC).date()
+    url = store_url_for(settings, Path(data_dir))
+    store = ForecastStore(url)
+    try:
+        store.migrate()
+        return _monitor(store, cfg, model_version, as_of)
+    finally:
+        store.dispose()
+
+
+def _monitor(
+    store: ForecastStore, cfg: MonitoringSettings, model_version: str | None, as_of: date
+) -> MonitorReport:
+    now = datetime.now(UTC)
+    if model_version is not None:
+        run = store.run_of_version(model_version)
+        if run is None:
+            raise StoreError(
+                f"model version {model_version} is not in the forecast store "
+                f"{redact_url(store.url)}; `sparecast store runs --data DIR` lists the stored ones"
+            )
+    else:
+        run = store.latest_run()
+    if run is None:
+        reason = "nothing to monitor: the forecast store holds no run"
+        store.record_monitor_pass(MonitorPass(now, None, as_of, 0, False, 0, reason), [])
+        return MonitorReport(None, None, as_of, False, [], reason, pl.DataFrame())
+    scores, expected, source = _score_run(store, run, as_of, cfg)
+    periods = int(scores["period"].max() or 0) if scores.height else 0  # type: ignore[arg-type]
+    states = degradations(
+        scores,
+        expected,
+        metric=cfg.metric,
+        threshold=cfg.threshold,
+        periods=cfg.consecutive_periods,
+        min_items=cfg.min_items,
+        groupings=cfg.groupings,
+    )
+    open_before = store.open_alerts(run.model_version)
+    changes = _plan_changes(run.model_version, states, open_before, cfg)
+    closing = {c.alert_id for c in changes if c.close}
+    touched = {c.alert_id for c in changes if c.alert_id is not None}
+    still_open = [a for a in open_before if a.alert_id not in closing]
+    n_new = sum(c.alert_id is None for c in changes)
+    n_open = len(still_open) + n_new
+    degraded = n_open > 0
+    if periods == 0:
+        reason = (
+            f"model {run.model_version}: no forecast period up to {as_of} has actuals yet "
+            f"(first forecast date {run.forecast_dates[0]})"
+        )
+    elif degraded:
+        reasons = [c.reason for c in changes if not c.close]
+        reasons += [a.reason for a in still_open if a.alert_id not in touched]
+        reason = f"model {run.model_version} degraded: " + "; ".join(reasons)
+    else:
+        reason = (
+            f"model {run.model_version}: {cfg.metric} within the backtest expectation x "
+            f"(1 + {cfg.threshold:g}) in every watched group over {periods} period(s) up to "
+            f"{scores['ds'].max()!s}"
+        )
+    stored = store.record_monitor_pass(
+        MonitorPass(now, run.model_version, as_of, periods, degraded, n_open, reason), changes
+    )
+    new_alerts = [
+        Alert.from_stored(s, new=True)
+        for s, c in zip(stored, changes, strict=True)
+        if c.alert_id is None
+    ]
+    closed = [Alert.from_stored(s) for s, c in zip(stored, changes, strict=True) if c.close]
+    for alert in new_alerts:
+        log.warning("accuracy alert opened (model %s): %s", alert.model_version, alert.reason)
+    for alert in closed:
+        log.info("accuracy alert closed (model %s): %s", alert.model_version, alert.reason)
+    alerts = [
+        Alert.from_stored(a, new=a.alert_id in {n.alert_id for n in new_alerts})
+        for a in store.open_alerts(run.model_version)
+    ]
+    webhook = None
+    if cfg.webhook_url and (new_alerts or closed):
+        webhook = send_webhook(
+            cfg.webhook_url,
+            {
+                "event": "sparecast.accuracy_alerts",
+                "model_version": run.model_version,
+                "as_of": as_of.isoformat(),
+                "degraded": degraded,
+                "reason": reason,
+                "opened": [a.to_dict() for a in new_alerts],
+                "closed": [a.to_dict() for a in closed],
+            },
+            timeout_s=cfg.webhook_timeout_s,
+            retries=cfg.webhook_retries,
+        )
+    if cfg.metric in scores.columns and scores.height:
+        scores = scores.join(
+            expected.select(
+                "grouping", "group", pl.col(cfg.metric).alias(f"expected_{cfg.metric}")
+            ),
+            on=["grouping", "group"],
+            how="left",
+            maintain_order="left",
+        )
+    return MonitorReport(
+        model_version=run.model_version,
+        run_id=run.run_id,
+        as_of=as_of,
+        degraded=degraded,
+        alerts=alerts,
+        reason=reason,
+        scores=scores,
+        closed=closed,
+        expected=expected,
+        states=states,
+        periods_scored=periods,
+        expectation=source,
+        webhook=webhook,
+    )
