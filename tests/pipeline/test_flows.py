@@ -4,6 +4,7 @@ retried and its failure hook runs, and the schedules carry the [pipeline] cron s
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -49,8 +50,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _copy(src: Path, tmp_path: Path) -> Path:
-    shutil.copytree(src, tmp_path / "data")
-    return tmp_path / "data"
+    """A private copy of the demo directory whose run.json names the copy's own ERP."""
+    target = tmp_path / "data"
+    shutil.copytree(src, target)
+    record = json.loads((target / "run.json").read_text())
+    record["source"] = f"sqlite:///{target / 'erp.sqlite'}"
+    (target / "run.json").write_text(json.dumps(record))
+    return target
 
 
 def test_weekly_and_daily_flows_run_the_steps(harness: None, demo: Path, tmp_path: Path) -> None:

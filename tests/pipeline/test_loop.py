@@ -7,10 +7,13 @@ SQLite schema, about 20 s) and copied for every test."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import sqlite3
 import time
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -67,8 +70,12 @@ def sba_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _copy(src: Path, tmp_path: Path) -> Path:
+    """A private copy of a demo directory whose run.json names the copy's own ERP."""
     target = tmp_path / "data"
     shutil.copytree(src, target)
+    record = json.loads((target / "run.json").read_text())
+    record["source"] = f"sqlite:///{target / 'erp.sqlite'}"
+    (target / "run.json").write_text(json.dumps(record))
     return target
 
 
@@ -314,3 +321,45 @@ def test_registry_on_postgresql(tmp_path: Path) -> None:
         with server.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         server.dispose()
+
+
+def _shift_demand(data: Path, start: date, days: int, quantity: float) -> None:
+    """Append demand rows to the demo ERP: every item issues ``quantity`` a day from ``start``
+    (a regime change the served forecasts did not expect)."""
+    with sqlite3.connect(data / "erp.sqlite") as conn:
+        items = [r[0] for r in conn.execute("SELECT DISTINCT item_id FROM items")]
+        rows = [
+            (item, (start + timedelta(days=d)).isoformat(), quantity)
+            for item in items
+            for d in range(days)
+        ]
+        conn.executemany("INSERT INTO demand (item_id, date, quantity) VALUES (?, ?, ?)", rows)
+
+
+def test_a_degraded_champion_is_rolled_back_by_the_daily_flow(
+    sba_demo: Path, tmp_path: Path
+) -> None:
+    data = _copy(sba_demo, tmp_path)
+    first = _served(data)
+    ctx = loop.loop_context(
+        data,
+        config=_toml(tmp_path, "loop.toml", RELAXED),
+        challenger_config=_toml(tmp_path, "router.toml", ROUTER),
+    )
+    assert loop.run_weekly(ctx)[-1].details["promoted"] is True
+    promoted = _served(data)
+    assert promoted != first
+    healthy = loop.run_daily(ctx)  # no actuals after the run yet: nothing to roll back
+    assert [r.step for r in healthy] == ["extract", "actuals", "monitor"]
+    _shift_demand(data, date(2026, 11, 1), 10, 40.0)
+    later = loop.loop_context(
+        data, config=_toml(tmp_path, "loop.toml", RELAXED), as_of=date(2026, 11, 10)
+    )
+    reports = loop.run_daily(later)
+    assert [r.step for r in reports] == ["extract", "actuals", "monitor", "rollback"], [
+        r.message for r in reports
+    ]
+    assert reports[2].details["degraded"] is True
+    assert _served(data) == first  # the previous champion serves again
+    last = loop.models_history(ctx)[-1]
+    assert last["action"] == "rollback" and last["reason"].startswith("monitoring:")
