@@ -67,7 +67,7 @@ def test_weekly_and_daily_flows_run_the_steps(harness: None, demo: Path, tmp_pat
     naive.write_text(NAIVE)
     lines = flows.weekly(data_dir=str(data), challenger_config=str(naive))
     assert lines[0].startswith("extract:") and lines[1].startswith("train: challenger")
-    assert lines[-1].startswith("promote: kept")
+    assert lines[-2].startswith("promote: kept") and lines[-1].startswith("refresh: ")
     daily = flows.daily(data_dir=str(data))
     assert daily[0].startswith("extract:") and daily[1].startswith("actuals:")
     assert daily[2].startswith("monitor: ok")

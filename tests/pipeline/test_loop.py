@@ -110,8 +110,10 @@ def test_a_degraded_challenger_is_not_promoted(good_demo: Path, tmp_path: Path) 
     ctx = loop.loop_context(data, challenger_config=_toml(tmp_path, "naive.toml", NAIVE))
     champion = _served(data)
     reports = loop.run_weekly(ctx)
-    assert [r.step for r in reports] == ["extract", "train", "evaluate", "promote"]
-    assert reports[-1].details["promoted"] is False
+    assert [r.step for r in reports] == ["extract", "train", "evaluate", "promote", "refresh"]
+    assert reports[3].details["promoted"] is False
+    # the champion's configuration on the same data is the champion itself: nothing to refresh
+    assert reports[4].message.endswith("is up to date")
     assert _served(data) == champion  # the API keeps serving the champion
     status = loop.models_status(ctx)
     assert status["aliases"]["champion"]["model_version"] == champion
@@ -131,9 +133,18 @@ def test_a_degraded_challenger_is_not_promoted(good_demo: Path, tmp_path: Path) 
     assert any(k.startswith("eval/rmsse/tier/") for k in metrics)
     # a rerun is idempotent: the same training is reused, no second decision recorded
     again = loop.run_weekly(ctx)
-    assert again[1].details["reused"] is True
-    assert len(ctx.registry().versions()) == 2
+    assert again[1].details["reused"] is True and again[-1].message.endswith("is up to date")
+    assert len(ctx.registry().versions()) == 2 and _served(data) == champion
     assert len([e for e in loop.models_history(ctx) if e["action"] == "keep"]) == 1
+    # a week later the champion's configuration is retrained on the newer data (a refresh)
+    later = loop.loop_context(
+        data, challenger_config=_toml(tmp_path, "naive.toml", NAIVE), as_of=date(2026, 11, 7)
+    )
+    _shift_demand(data, date(2026, 11, 1), 7, 1.0)
+    week = loop.run_weekly(later)
+    assert week[-1].step == "refresh" and week[-1].details["from"] == champion
+    assert _served(data) == week[-1].details["to"] != champion
+    assert [e["action"] for e in loop.models_history(ctx)][-1] == "refresh"
 
 
 def test_decide_margin_tolerance_and_baseline_guard() -> None:
@@ -180,6 +191,11 @@ def test_promote_and_rollback_move_what_the_api_serves(sba_demo: Path, tmp_path:
     with TestClient(create_app(settings, data)) as client:
         health = client.get("/health", headers=AUTH).json()
         assert health["model_version"] == first
+        store = ForecastStore(default_store_url(data))
+        item = store.known_items()[0]
+        store.dispose()
+        none = client.get(f"/forecast/item/{item}", params={"model": "challenger"})
+        assert none.status_code == 404 and "no challenger" in none.text
         ctx = loop.loop_context(
             data,
             config=_toml(tmp_path, "loop.toml", RELAXED),
@@ -190,9 +206,6 @@ def test_promote_and_rollback_move_what_the_api_serves(sba_demo: Path, tmp_path:
         promoted = loop.models_status(ctx)["aliases"]["champion"]["model_version"]
         assert promoted != first and _served(data) == promoted
         assert _wait_served(client, promoted)
-        store = ForecastStore(default_store_url(data))
-        item = store.known_items()[0]
-        store.dispose()
         body = client.get(f"/forecast/item/{item}").json()
         assert body["model_version"] == promoted
         # rollback restores the previous champion; the API follows without a restart
@@ -200,6 +213,9 @@ def test_promote_and_rollback_move_what_the_api_serves(sba_demo: Path, tmp_path:
         assert done.details == {"from": promoted, "to": first}
         assert _wait_served(client, first)
         assert client.get(f"/forecast/item/{item}").json()["model_version"] == first
+        # the challenger alias still names the rolled-back model: its shadow forecasts
+        shadow = client.get(f"/forecast/item/{item}", params={"model": "challenger"})
+        assert shadow.status_code == 200 and shadow.json()["model_version"] == promoted
     history = loop.models_history(ctx)
     assert [e["action"] for e in history] == ["bootstrap", "train", "promote", "rollback"]
     assert history[-1]["reason"] == "test: a planner saw wrong forecasts"
@@ -251,9 +267,10 @@ def test_a_crash_mid_training_leaves_champion_and_registry_unchanged(
     assert not list((data / "models").glob(".tmp-*"))
     monkeypatch.undo()
 
-    # the rerun continues
+    # the rerun continues: the challenger is trained, tested and kept out
     reports = loop.run_weekly(ctx)
-    assert reports[1].details["reused"] is False and _served(data) == served
+    assert reports[1].details["reused"] is False and reports[3].details["promoted"] is False
+    assert _served(data) == served
     assert len(ctx.registry().versions()) == len(before[0]) + 1
     store.dispose()
 
@@ -363,3 +380,17 @@ def test_a_degraded_champion_is_rolled_back_by_the_daily_flow(
     assert _served(data) == first  # the previous champion serves again
     last = loop.models_history(ctx)[-1]
     assert last["action"] == "rollback" and last["reason"].startswith("monitoring:")
+
+
+def test_champion_stack_replays_promotions_refreshes_and_rollbacks() -> None:
+    from datetime import UTC, datetime
+
+    from sparecast.store.aliases import AliasEvent, champion_stack
+
+    def ev(action: str, version: str, alias: str = "champion") -> AliasEvent:
+        return AliasEvent(0, datetime.now(UTC), action, alias, version, None, "")
+
+    events = [ev("bootstrap", "A1"), ev("refresh", "A2"), ev("train", "B1", "challenger")]
+    events += [ev("promote", "B1"), ev("refresh", "B2")]
+    assert champion_stack(events) == ["A2", "B2"]  # a refresh replaces, a promotion pushes
+    assert champion_stack([*events, ev("rollback", "A2")]) == ["A2"]

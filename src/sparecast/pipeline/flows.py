@@ -91,7 +91,8 @@ def weekly(
     config: str | None = None,
     challenger_config: str | None = None,
 ) -> list[str]:
-    """Extract, train a challenger, evaluate it against the champion, promote or keep."""
+    """Extract, train a challenger, evaluate it against the champion, promote it or keep (and
+    refresh) the champion; a challenger of the champion's own configuration is a refresh."""
     ctx = _context(data_dir, as_of, config, challenger_config)
     loaded, rep = _step(loop.extract, "extract", ctx)(ctx)
     lines = [rep.message]
@@ -99,12 +100,16 @@ def weekly(
     lines.append(
         f"train: challenger {trained.model_version}" + (" (reused)" if trained.reused else "")
     )
+    if loop.same_model(ctx):  # the champion's own configuration on newer data
+        return [*lines, _step(loop.refresh, "refresh", ctx)(ctx, loaded, trained).message]
     evaluation = _step(loop.evaluate, "evaluate", ctx)(ctx, loaded)
     if evaluation is None:
         return [*lines, "evaluate: the challenger is the champion"]
     lines.append(f"evaluate: {evaluation.decision.reasons[0]}")
     done = _step(loop.promote, "promote", ctx)(ctx, evaluation)
     lines.append(done.message)
+    if not done.details.get("promoted", False):
+        lines.append(_step(loop.refresh, "refresh", ctx)(ctx, loaded).message)
     return lines
 
 

@@ -72,6 +72,7 @@ __all__ = [
     "decide",
     "promote",
     "rollback",
+    "refresh",
     "ensure_champion",
     "sync_registry",
     "run_daily",
@@ -352,9 +353,11 @@ def ensure_champion(ctx: LoopContext) -> str:
                 for name in _ARTEFACTS:
                     if (ctx.data_dir / name).is_file():
                         shutil.copy2(ctx.data_dir / name, folder / name)
-            _register_run(
-                ctx, registry, run, store.run_accuracy(run.run_id), folder, train_key=None
-            )
+            try:  # a refresh of this configuration on the same data reuses the version
+                key: str | None = train_key(_settings_of(run, ctx.settings), run.data_end)
+            except Exception:  # noqa: BLE001 - a config this version cannot read: no key
+                key = None
+            _register_run(ctx, registry, run, store.run_accuracy(run.run_id), folder, train_key=key)
         store.move_alias(
             CHAMPION,
             run.model_version,
@@ -394,6 +397,12 @@ def sync_registry(
 # ------------------------------------------------------------------------------ train
 
 
+def config_key(settings: Settings) -> str:
+    """What identifies a configuration (a model of the registry): a hash of the settings that
+    shape forecasts."""
+    return train_key(settings, None).split(".", 1)[0]
+
+
 def train_key(settings: Settings, panel_end: Any) -> str:
     """What identifies a training: the shaping configuration and the data's last date."""
     config = {
@@ -403,10 +412,16 @@ def train_key(settings: Settings, panel_end: Any) -> str:
     }
     config["data"] = {k: v for k, v in config["data"].items() if k not in ("today", "end_date")}
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{digest[:12]}.{_iso_day(panel_end)}"
+    return f"{digest[:12]}.{_iso_day(panel_end) if panel_end is not None else ''}"
 
 
-def train(ctx: LoopContext, loaded: LoadedData | None = None) -> TrainReport:
+def train(
+    ctx: LoopContext,
+    loaded: LoadedData | None = None,
+    *,
+    settings: Settings | None = None,
+    as_challenger: bool = True,
+) -> TrainReport:
     """Train a challenger on the newest data: the whole forecasting run (classify, backtest,
     route, forecast) with the challenger's settings, its files in ``DIR/models/<version>``, its
     run in the forecast store (not served), a registered MLflow version, then the
@@ -415,14 +430,15 @@ def train(ctx: LoopContext, loaded: LoadedData | None = None) -> TrainReport:
     were (an unaliased store run or an unregistered MLflow run at most)."""
     t0 = time.perf_counter()
     ensure_champion(ctx)
-    settings = ctx.challenger_settings
+    settings = settings or ctx.challenger_settings
     if loaded is None:
         loaded, _ = extract(ctx)
     key = train_key(settings, loaded.panel.end)
     registry = ctx.registry()
     found = registry.by_train_key(key)
     if found is not None:
-        _set_challenger(ctx, registry, found, "an identical earlier training (same config, data)")
+        if as_challenger:
+            _set_challenger(ctx, registry, found, "an identical earlier training (config, data)")
         return TrainReport(found.store_version, found.version, True, time.perf_counter() - t0)
     models = ctx.data_dir / MODELS_DIR
     models.mkdir(exist_ok=True)
@@ -480,7 +496,8 @@ def train(ctx: LoopContext, loaded: LoadedData | None = None) -> TrainReport:
         work.rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    _set_challenger(ctx, registry, version, f"trained on data up to {run.data_end}")
+    if as_challenger:
+        _set_challenger(ctx, registry, version, f"trained on data up to {run.data_end}")
     return TrainReport(stored.model_version, version.version, False, time.perf_counter() - t0)
 
 
@@ -862,6 +879,60 @@ def rollback(ctx: LoopContext, reason: str) -> StepReport:
     )
 
 
+def refresh(
+    ctx: LoopContext, loaded: LoadedData | None = None, trained: TrainReport | None = None
+) -> StepReport:
+    """Serve the champion's configuration retrained on the newest data (the same model, newer
+    forecasts; a champion's run would otherwise grow stale while no challenger wins): train it
+    (or take ``trained``, a training of that same configuration) and move the champion alias
+    with action ``refresh``. A rollback goes back past refreshes to the previous model."""
+    t0 = time.perf_counter()
+    champion = ensure_champion(ctx)
+    store = ctx.store()
+    try:
+        run = store.run_by_version(champion)
+    finally:
+        store.dispose()
+    if run is None:
+        raise LoopError(f"the store lost the champion's run {champion}")
+    if trained is None:
+        trained = train(ctx, loaded, settings=_settings_of(run, ctx.settings), as_challenger=False)
+    if trained.model_version == champion:
+        return StepReport("refresh", f"refresh: {champion} is up to date", {}, 0.0)
+    store = ctx.store()
+    try:
+        store.move_alias(
+            CHAMPION,
+            trained.model_version,
+            action="refresh",
+            reason=f"the champion's configuration retrained on newer data (was {champion})",
+            expect=champion,
+            check_expected=True,
+        )
+        sync_registry(ctx, store)
+    finally:
+        store.dispose()
+    return StepReport(
+        "refresh",
+        f"refresh: {trained.model_version} serves the champion's configuration on newer data",
+        {"from": champion, "to": trained.model_version},
+        time.perf_counter() - t0,
+    )
+
+
+def same_model(ctx: LoopContext) -> bool:
+    """True when the challenger's configuration is the champion's (a refresh, no test)."""
+    champion = ensure_champion(ctx)
+    store = ctx.store()
+    try:
+        run = store.run_by_version(champion)
+    finally:
+        store.dispose()
+    return run is not None and config_key(_settings_of(run, ctx.settings)) == config_key(
+        ctx.challenger_settings
+    )
+
+
 # ------------------------------------------------------------------------------ the flows' bodies
 
 
@@ -915,8 +986,9 @@ def run_daily(ctx: LoopContext) -> list[StepReport]:
 
 
 def run_weekly(ctx: LoopContext) -> list[StepReport]:
-    """The weekly flow without Prefect: extract, train a challenger, evaluate it against the
-    champion on the same windows, promote or keep."""
+    """The weekly flow without Prefect: extract, train a challenger; when its configuration is
+    the champion's, serve it (``refresh``); otherwise evaluate it against the champion on the
+    same windows and promote it, or keep the champion and refresh it on the newest data."""
     loaded, rep = extract(ctx)
     reports = [rep]
     tr = train(ctx, loaded)
@@ -929,6 +1001,9 @@ def run_weekly(ctx: LoopContext) -> list[StepReport]:
             tr.seconds,
         )
     )
+    if same_model(ctx):
+        reports.append(refresh(ctx, loaded, tr))
+        return reports
     ev = evaluate(ctx, loaded)
     if ev is None:
         reports.append(StepReport("evaluate", "evaluate: the challenger is the champion", {}, 0.0))
@@ -941,7 +1016,10 @@ def run_weekly(ctx: LoopContext) -> list[StepReport]:
             ev.seconds,
         )
     )
-    reports.append(promote(ctx, ev))
+    done = promote(ctx, ev)
+    reports.append(done)
+    if not done.details.get("promoted", False):
+        reports.append(refresh(ctx, loaded))
     return reports
 
 

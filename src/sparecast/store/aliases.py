@@ -169,7 +169,8 @@ def list_events(db: StoreEngine, limit: int | None = None) -> list[AliasEvent]:
 
 def champion_stack(events: list[AliasEvent]) -> list[str]:
     """The champions in the order they served, replayed from the events (oldest first): a
-    bootstrap or promotion pushes a version, a rollback pops back to the one before."""
+    bootstrap or promotion pushes a version, a refresh (the same configuration on newer data)
+    replaces the top, a rollback pops back to the one before."""
     stack: list[str] = []
     for event in events:
         if event.alias != CHAMPION:
@@ -178,6 +179,11 @@ def champion_stack(events: list[AliasEvent]) -> list[str]:
             while stack and stack[-1] != event.model_version:
                 stack.pop()
             if not stack:
+                stack.append(event.model_version)
+        elif event.action == "refresh":  # the same model on newer data: replaces the top
+            if stack:
+                stack[-1] = event.model_version
+            else:
                 stack.append(event.model_version)
         elif event.action in ("bootstrap", "promote", "set"):
             if not stack or stack[-1] != event.model_version:

@@ -156,7 +156,9 @@ alias_events = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", DateTime(timezone=True), nullable=False),
-    Column("action", String(20), nullable=False),  # bootstrap | train | promote | keep | rollback
+    Column(
+        "action", String(20), nullable=False
+    ),  # bootstrap | train | promote | keep | refresh | rollback
     Column("alias", String(50), nullable=False),
     Column("model_version", String(200), nullable=False),
     Column("previous_version", String(200), nullable=True),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -98,6 +98,25 @@ async def _from_store(
         ) from exc
 
 
+async def _challenger_run(state: ServiceState) -> RunInfo:
+    """The run the production loop's ``challenger`` alias names; 404 without one."""
+
+    def read() -> RunInfo | None:
+        row = state.store.aliases().get("challenger")
+        return state.store.run_by_version(row.model_version) if row is not None else None
+
+    try:
+        run = await state.store_call(read)
+    except StoreUnavailable as exc:
+        raise StoreDown("the forecast store is unreachable; retry later") from exc
+    if run is None:
+        raise NotFound(
+            "no challenger: the production loop has not trained one "
+            "(`sparecast pipeline run weekly --data DIR`)"
+        )
+    return run
+
+
 @router.get(
     "/item/{item_id:path}",
     responses={200: {"model": ItemForecastOut, "description": "Successful Response"}, **_ERRORS},
@@ -121,10 +140,21 @@ async def item_forecast(
         list[float] | None,
         Query(description="quantile levels in percent, repeated: ?quantiles=90&quantiles=97.5"),
     ] = None,
+    model: Annotated[
+        Literal["champion", "challenger"],
+        Query(
+            description="champion: the served model (default); challenger: the production "
+            "loop's newest trained candidate, not served yet (shadow forecasts)"
+        ),
+    ] = "champion",
 ) -> Response:
-    """Point and quantile forecast of ``item_id`` by the current model version."""
+    """Point and quantile forecast of ``item_id`` by the current model version (or by the
+    production loop's challenger with ``?model=challenger``)."""
     single_valued(request, "horizon")
-    run = served_run(state)
+    if model == "challenger":
+        run = await _challenger_run(state)
+    else:
+        run = served_run(state)
     h = checked_horizon(state, run, horizon, ["query", "horizon"])
     levels = checked_levels(run, quantiles, ["query", "quantiles"])
     key = cache_key(run.model_version, item_id, h, levels)
@@ -134,7 +164,7 @@ async def item_forecast(
     else:
         body = state.cache_get(key)
     if body is None:
-        if item_id not in state.items:
+        if model == "champion" and item_id not in state.items:
             raise _unknown(run, [item_id])
         fc = await _from_store(
             state,
