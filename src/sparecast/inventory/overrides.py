@@ -278,7 +278,8 @@ _POLICY_BASE = ("reorder_point", "order_up_to", "suggested_order")
 def apply_policy_overrides(
     policy: pl.DataFrame, overrides: Mapping[str, Override], as_of: date
 ) -> pl.DataFrame:
-    """The policy frame (unique_id, inventory_position, reorder_point, order_up_to,
+    """The policy frame (unique_id, inventory_position (else on_hand, else 0), reorder_point,
+    order_up_to,
     suggested_order, optional policy, order_quantity, unit_cost, order_value, order_rank) with
     the overrides active on ``as_of`` applied.
 
@@ -309,7 +310,12 @@ def apply_policy_overrides(
     s = frame["reorder_point"].cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
     big_s = frame["order_up_to"].cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
     order = frame["suggested_order"].cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
-    ip = frame["inventory_position"].cast(pl.Float64).to_numpy()
+    position = next((c for c in ("inventory_position", "on_hand") if c in frame.columns), None)
+    ip = (
+        frame[position].cast(pl.Float64).fill_null(0.0).to_numpy()
+        if position is not None
+        else np.zeros(n)
+    )
     q = (
         frame["order_quantity"].cast(pl.Float64).to_numpy()
         if "order_quantity" in frame.columns
