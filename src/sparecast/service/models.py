@@ -119,10 +119,12 @@ class ItemForecastOut(BaseModel):
     )
     override: OverrideOut | None = Field(
         None,
-        description="the planner override applied to this answer (absent when none applies)",
+        description="the planner override applied to this answer (null when none applies)",
     )
     forecast_model: list[float | None] | None = Field(
-        None, description="the model's forecast before the override (absent when none applies)"
+        None,
+        description="the model's forecast before a forecast level/multiplier override (null "
+        "when none applies)",
     )
 
 

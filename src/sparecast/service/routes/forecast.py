@@ -65,6 +65,8 @@ def forecast_json(fc: ItemForecast, override: Override | None = None) -> bytes:
         "dates": fc.dates,
         "forecast": fc.forecast,
         "quantiles": fc.quantiles,
+        "override": None,
+        "forecast_model": None,
     }
     if override is not None:
         if {"forecast_level", "forecast_multiplier"} & set(override.kinds) and fc.dates:
