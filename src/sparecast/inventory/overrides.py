@@ -31,6 +31,7 @@ __all__ = [
     "active_overrides",
     "apply_forecast_overrides",
     "apply_policy_overrides",
+    "forecasts_with_override_history",
     "overrides_frame",
 ]
 
@@ -381,3 +382,59 @@ def apply_policy_overrides(
             .alias("order_rank")
         )
     return out
+
+
+def forecasts_with_override_history(frame: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Each forecast row (unique_id, ds, forecast) with the forecast override that applied on
+    its date according to the override history ``events`` (unique_id, event_id, recorded_at,
+    action, forecast_level, forecast_multiplier, expires): the item's last event recorded on or
+    before ``ds``, when it is a ``set``/``changed`` with a forecast level or multiplier that has
+    not expired by ``ds``. Adds ``forecast_model`` (the model's value) and ``override`` (the
+    kind, null where none applied); ``forecast`` becomes the overridden value. For the forecast
+    value added of overrides (``sparecast.evaluate.fva``)."""
+    ev = (
+        events.select(
+            pl.col("unique_id").cast(pl.String),
+            pl.col("event_id"),
+            pl.col("recorded_at").dt.date().alias("_from"),
+            pl.col("action").alias("_action"),
+            pl.col("forecast_level").cast(pl.Float64).alias("_level"),
+            pl.col("forecast_multiplier").cast(pl.Float64).alias("_mult"),
+            pl.col("expires").alias("_expires"),
+        )
+        .sort("_from", "event_id")
+        .unique(["unique_id", "_from"], keep="last", maintain_order=True)
+    )
+    base = frame.with_columns(pl.col("unique_id").cast(pl.String)).with_row_index("_row")
+    joined = (
+        base.sort("ds")
+        .join_asof(
+            ev,
+            left_on="ds",
+            right_on="_from",
+            by="unique_id",
+            strategy="backward",
+            check_sortedness=False,  # both sorted by date above
+        )
+        .sort("_row")
+    )
+    applies = (
+        pl.col("_action").is_in(["set", "changed"])
+        & (pl.col("_expires") > pl.col("ds"))
+        & (pl.col("_level").is_not_null() | pl.col("_mult").is_not_null())
+    )
+    return joined.with_columns(
+        pl.col("forecast").alias("forecast_model"),
+        pl.when(applies & pl.col("_level").is_not_null())
+        .then(pl.col("_level"))
+        .when(applies)
+        .then(pl.col("forecast") * pl.col("_mult"))
+        .otherwise(pl.col("forecast"))
+        .alias("forecast"),
+        pl.when(applies & pl.col("_level").is_not_null())
+        .then(pl.lit("forecast_level"))
+        .when(applies)
+        .then(pl.lit("forecast_multiplier"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+        .alias("override"),
+    ).drop("_row", "event_id", "_from", "_action", "_level", "_mult", "_expires")

@@ -17,12 +17,12 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from sparecast.inventory.overrides import Override
+from sparecast.inventory.overrides import Override, forecasts_with_override_history
 from sparecast.store import overrides as _overrides
 from sparecast.store import writes
 from sparecast.store.engine import StoreEngine
 from sparecast.store.models import RunMeta
-from sparecast.store.overrides import OverrideEvent
+from sparecast.store.overrides import OverrideEvent, override_history_frame
 from sparecast.store.reads import HistoryReader
 from sparecast.store.writes import StoreProgress
 from sparecast.urls import redact_url
@@ -180,3 +180,12 @@ class ForecastStore(HistoryReader):
     def overrides_revision(self) -> int:
         """The newest override history id (0: none): changes with every override change."""
         return _overrides.overrides_revision(self._db)
+
+    def override_forecast_vs_actual(self, run_id: int | None = None) -> pl.DataFrame:
+        """``forecast_vs_actual`` of a run (latest by default) with the forecast override that
+        applied on each date by the override history: forecast_model (the model's), forecast
+        (overridden), override (the kind, null where none): the input of
+        ``sparecast.evaluate.fva.forecast_value_added``."""
+        frame = self.forecast_vs_actual(run_id)
+        events = override_history_frame(self.override_history())
+        return forecasts_with_override_history(frame, events)

@@ -276,9 +276,15 @@ def item_history(db: StoreEngine, item_id: str | None = None) -> list[OverrideEv
 
 def override_history_frame(events: Sequence[OverrideEvent]) -> pl.DataFrame:
     """History events as a frame (event_id, unique_id, action, recorded_at, recorded_by, note,
-    kinds, set_by, reason, expires)."""
+    kinds, the override's values, set_by, reason, expires)."""
     return pl.DataFrame(
         {
+            "forecast_level": [e.override.forecast_level for e in events],
+            "forecast_multiplier": [e.override.forecast_multiplier for e in events],
+            "reorder_point": [e.override.reorder_point for e in events],
+            "order_up_to": [e.override.order_up_to for e in events],
+            "do_not_order": [e.override.do_not_order for e in events],
+            "phase_out_date": [e.override.phase_out_date for e in events],
             "event_id": [e.event_id for e in events],
             "unique_id": [e.override.item_id for e in events],
             "action": [e.action for e in events],
@@ -291,6 +297,12 @@ def override_history_frame(events: Sequence[OverrideEvent]) -> pl.DataFrame:
             "expires": [e.override.expires for e in events],
         },
         schema={
+            "forecast_level": pl.Float64,
+            "forecast_multiplier": pl.Float64,
+            "reorder_point": pl.Float64,
+            "order_up_to": pl.Float64,
+            "do_not_order": pl.Boolean,
+            "phase_out_date": pl.Date,
             "event_id": pl.Int64,
             "unique_id": pl.String,
             "action": pl.String,
@@ -302,4 +314,21 @@ def override_history_frame(events: Sequence[OverrideEvent]) -> pl.DataFrame:
             "reason": pl.String,
             "expires": pl.Date,
         },
+    ).select(
+        "event_id",
+        "unique_id",
+        "action",
+        "recorded_at",
+        "recorded_by",
+        "note",
+        "kinds",
+        "forecast_level",
+        "forecast_multiplier",
+        "reorder_point",
+        "order_up_to",
+        "do_not_order",
+        "phase_out_date",
+        "set_by",
+        "reason",
+        "expires",
     )
