@@ -136,8 +136,9 @@ def recorded_items_file(output_dir: Path) -> str | None:
 
 def planner_overrides(settings: Settings, output_dir: Path, today: date) -> dict[str, Override]:
     """The planner overrides active on ``today`` in the store of ``output_dir`` (``store.url``
-    or ``DIR/history.sqlite``), after moving the expired ones to the history; {} when the
-    directory has no store yet."""
+    or ``DIR/history.sqlite``); {} when the directory has no store yet. Read only: ``today``
+    may be a replayed date (``data.today``), so expiry is recorded by the override commands and
+    the API, which use the real date."""
     url = store_url_for(settings, output_dir)
     if not settings.store.url and not (output_dir / "history.sqlite").is_file():
         return {}
@@ -147,7 +148,6 @@ def planner_overrides(settings: Settings, output_dir: Path, today: date) -> dict
             return {}
         if not store.is_migrated():
             store.migrate()
-        store.expire_overrides(today)
         return store.overrides(as_of=today)
     finally:
         store.dispose()
