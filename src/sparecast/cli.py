@@ -28,6 +28,7 @@ from sparecast.pipeline.plan import PlanOutcome, run_plan
 from sparecast.pipeline.staging import ensure_output_dir, recover_output_dir
 from sparecast.pipeline.steps import RunOutcome, run_pipeline
 from sparecast.store.cli import store_app
+from sparecast.store.overrides_cli import overrides_app
 from sparecast.urls import redact_text
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app = typer.Typer(
 app.add_typer(store_app, name="store")  # sparecast store migrate | runs | prune
 app.add_typer(pipeline_app, name="pipeline")  # sparecast pipeline run daily|weekly | serve
 app.add_typer(models_app, name="models")  # sparecast models status | history | rollback
+app.add_typer(overrides_app, name="overrides")  # sparecast overrides set | list | delete | ...
 console = Console()
 err_console = Console(stderr=True)
 

@@ -28,10 +28,8 @@ def _write_runs(directory: Path, n: int) -> list[int]:
 
 
 def _head() -> str:
-    from alembic.script import ScriptDirectory
-
-    from sparecast.store.engine import alembic_config
-
+    
+    
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return str(head)

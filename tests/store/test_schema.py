@@ -77,6 +77,14 @@ def test_tables_and_their_keys() -> None:
     assert names.index("forecast_runs") < min(
         names.index(n) for n in ("actual_demand", "forecasts", "run_accuracy")
     )
+    assert {t.name for t in metadata.sorted_tables} >= {
+        "forecast_runs",
+        "actual_demand",
+        "forecasts",
+        "run_accuracy",
+        "item_overrides",  # planner overrides (migration 0003)
+        "override_history",
+    }
     assert [c.name for c in forecast_runs.primary_key] == ["id"]
     assert [c.name for c in forecasts.primary_key] == ["run_id", "unique_id"]
     assert [c.name for c in actual_demand.primary_key] == ["run_id", "unique_id"]
@@ -110,3 +118,10 @@ def test_arrays_and_item_indexes() -> None:
     }
     assert indexes["ix_forecasts_unique_id"] == ["unique_id", "run_id"]
     assert indexes["ix_actual_demand_unique_id"] == ["unique_id", "run_id"]
+    assert indexes == {
+        "ix_forecasts_unique_id": ["unique_id", "run_id"],
+        "ix_actual_demand_unique_id": ["unique_id", "run_id"],
+        "ix_override_history_unique_id": ["unique_id", "id"],
+        "ix_alerts_status": ["status", "model_version"],
+        "ix_observed_demand_ds": ["freq", "ds"],
+    }

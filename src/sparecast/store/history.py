@@ -10,16 +10,21 @@ transaction: a crash or an error mid-write leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from sparecast.inventory.overrides import Override, forecasts_with_override_history
 from sparecast.store import aliases, writes
+from sparecast.store import overrides as _overrides
 from sparecast.store.aliases import AliasEvent, AliasRow
 from sparecast.store.engine import StoreEngine
 from sparecast.store.models import RunMeta
 from sparecast.store.monitoring import MonitoringStore
+from sparecast.store.overrides import OverrideEvent, override_history_frame
 from sparecast.store.reads import HistoryReader
 from sparecast.store.writes import StoreProgress
 from sparecast.urls import redact_url
@@ -184,3 +189,48 @@ class ForecastStore(MonitoringStore, HistoryReader):
     def alias_events(self, limit: int | None = None) -> list[AliasEvent]:
         """The alias history, oldest first."""
         return aliases.list_events(self._db, limit)
+
+    # -------------------------------------------------------------------------- overrides
+
+    def set_override(
+        self, override: Override, *, today: date | None = None, check_item: bool = True
+    ) -> Override:
+        """Validate and store the item's planner override (replacing its previous one), with a
+        ``set``/``changed`` history event; returns it with its revision. The item must be in
+        the latest run (``UnknownOverrideItem`` otherwise) unless ``check_item`` is False;
+        ``today`` (default: the date today) is what the expiry must be after."""
+        return _overrides.set_override(
+            self._db, override, today=today or date.today(), check_item=check_item
+        )
+
+    def delete_override(self, item_id: str, *, by: str, note: str = "") -> Override:
+        """Remove the item's override (a ``deleted`` history event by ``by``); returns it.
+        ``OverrideError`` when the item has none."""
+        return _overrides.delete_override(self._db, item_id, by=by, note=note)
+
+    def expire_overrides(self, as_of: date | None = None) -> list[Override]:
+        """Move the overrides expired on ``as_of`` (default today) to the history."""
+        return _overrides.expire_overrides(self._db, as_of or date.today())
+
+    def overrides(
+        self, *, as_of: date | None = None, item_ids: Sequence[str] | None = None
+    ) -> dict[str, Override]:
+        """The current overrides by item (only those active on ``as_of`` when given)."""
+        return _overrides.current_overrides(self._db, as_of=as_of, item_ids=item_ids)
+
+    def override_history(self, item_id: str | None = None) -> list[OverrideEvent]:
+        """The override history (of one item or all), oldest first."""
+        return _overrides.item_history(self._db, item_id)
+
+    def overrides_revision(self) -> int:
+        """The newest override history id (0: none): changes with every override change."""
+        return _overrides.overrides_revision(self._db)
+
+    def override_forecast_vs_actual(self, run_id: int | None = None) -> pl.DataFrame:
+        """``forecast_vs_actual`` of a run (latest by default) with the forecast override that
+        applied on each date by the override history: forecast_model (the model's), forecast
+        (overridden), override (the kind, null where none): the input of
+        ``sparecast.evaluate.fva.forecast_value_added``."""
+        frame = self.forecast_vs_actual(run_id)
+        events = override_history_frame(self.override_history())
+        return forecasts_with_override_history(frame, events)
