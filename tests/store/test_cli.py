@@ -7,10 +7,12 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
 from sparecast.cli import app
 from sparecast.store import ForecastStore, RunMeta, default_store_url
+from sparecast.store.engine import alembic_config
 
 runner = CliRunner()
 
