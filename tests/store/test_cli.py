@@ -30,8 +30,7 @@ def _write_runs(directory: Path, n: int) -> list[int]:
 
 
 def _head() -> str:
-    
-    
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return str(head)
