@@ -99,3 +99,21 @@ def test_validation_and_unknown_items(store: ForecastStore) -> None:
     # no check of the item when asked not to (e.g. an item the next run will have)
     store.set_override(_override("new-item"), today=TODAY, check_item=False)
     assert "new-item" in store.overrides()
+
+
+def test_concurrent_first_overrides_of_one_item_all_succeed(store: ForecastStore) -> None:
+    """Eight threads set the first override of the same item at once: none fails, the
+    history has one ``set`` and seven ``changed``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.write_run(make_meta(5, 3), make_forecasts(3, 5))
+    with ThreadPoolExecutor(8) as pool:
+        done = list(
+            pool.map(
+                lambda k: store.set_override(_override(forecast_multiplier=1.0 + k), today=TODAY),
+                range(8),
+            )
+        )
+    assert len({o.revision for o in done}) == 8
+    actions = [e.action for e in store.override_history("i1")]
+    assert actions == ["set"] + ["changed"] * 7

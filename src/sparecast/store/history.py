@@ -11,12 +11,14 @@ transaction: a crash or an error mid-write leaves nothing behind.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from sparecast.evaluate.fva import FvaResult, forecast_value_added
 from sparecast.inventory.overrides import Override, forecasts_with_override_history
 from sparecast.store import aliases, writes
 from sparecast.store import overrides as _overrides
@@ -234,3 +236,37 @@ class ForecastStore(MonitoringStore, HistoryReader):
         frame = self.forecast_vs_actual(run_id)
         events = override_history_frame(self.override_history())
         return forecasts_with_override_history(frame, events)
+
+    def override_fva(self, run_ids: Sequence[int] | None = None) -> FvaResult:
+        """The forecast value added of the planner overrides on the given runs (default: every
+        run the store keeps) whose forecasts have known actuals
+        (``sparecast.evaluate.fva.forecast_value_added``); each item's RMSSE scale is the mean
+        squared one-step difference of its stored actual demand before its first scored date."""
+        ids = list(run_ids) if run_ids is not None else [r.run_id for r in self.runs(10_000)]
+        parts = [self.override_forecast_vs_actual(i) for i in ids]
+        kept = [p for p in parts if p.height]
+        if not kept:
+            return forecast_value_added(
+                pl.DataFrame(
+                    schema={
+                        "unique_id": pl.String,
+                        "ds": pl.Date,
+                        "y": pl.Float64,
+                        "forecast_model": pl.Float64,
+                        "forecast": pl.Float64,
+                        "override": pl.String,
+                    }
+                )
+            )
+        frame = pl.concat(kept, how="vertical_relaxed")
+        firsts = (
+            frame.filter(pl.col("override").is_not_null())
+            .group_by("unique_id")
+            .agg(pl.col("ds").min())
+            .iter_rows()
+        )
+        scales = {}
+        for item, first in firsts:
+            y = self.actuals(item, end=first - timedelta(days=1))["y"].to_numpy()
+            scales[item] = float(np.mean(np.diff(y) ** 2)) if y.size > 1 else float("nan")
+        return forecast_value_added(frame, scales=scales)

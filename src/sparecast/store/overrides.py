@@ -139,6 +139,16 @@ def _record(
     )
 
 
+_PG_OVERRIDES_LOCK = 7_305_118_203  # pg_advisory_xact_lock key of every override write
+
+
+def _serialise(conn: Connection, db: StoreEngine) -> None:
+    """Override writes one at a time (PostgreSQL: a transaction-scoped advisory lock, so two
+    first writes for one item cannot both insert; SQLite: BEGIN IMMEDIATE does it)."""
+    if db.backend == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_OVERRIDES_LOCK})
+
+
 def _check_item(conn: Connection, item_id: str) -> None:
     run = conn.execute(
         sa.select(forecast_runs.c.id, forecast_runs.c.model_version)
@@ -171,6 +181,7 @@ def set_override(
     override.validated(today)
     now = datetime.now(UTC)
     with db.write(f"setting the override of item {override.item_id!r}") as conn:
+        _serialise(conn, db)
         if check_item:
             _check_item(conn, override.item_id)
         had = conn.execute(
@@ -198,6 +209,7 @@ def delete_override(db: StoreEngine, item_id: str, *, by: str, note: str = "") -
     if not by.strip():
         raise OverrideError(f"deleting the override of item {item_id!r}: say who (--by NAME)")
     with db.write(f"deleting the override of item {item_id!r}") as conn:
+        _serialise(conn, db)
         row = conn.execute(
             sa.select(item_overrides).where(item_overrides.c.unique_id == item_id)
         ).first()
@@ -213,6 +225,7 @@ def expire_overrides(db: StoreEngine, as_of: date) -> list[Override]:
     """Move every override whose expiry date is on or before ``as_of`` to the history
     (``expired``, by ``system``); returns them. Idempotent."""
     with db.write("expiring overrides") as conn:
+        _serialise(conn, db)
         rows = conn.execute(
             sa.select(item_overrides).where(item_overrides.c.expires <= as_of)
         ).all()

@@ -10,24 +10,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from sparecast.config import load_settings
 from sparecast.errors import SparecastError, StoreError
-from sparecast.evaluate.fva import FvaResult, forecast_value_added
 from sparecast.inventory.overrides import Override
 from sparecast.store.history import ForecastStore, default_store_url
 from sparecast.urls import redact_text, redact_url
 
-__all__ = ["overrides_app", "override_fva"]
+__all__ = ["overrides_app"]
 
 overrides_app = typer.Typer(
     help="Planner overrides: set, list, delete, history, forecast value added (fva).",
@@ -246,44 +243,6 @@ def history_cmd(
     console.print(table)
 
 
-def _scale(history: pl.DataFrame) -> float:
-    """In-sample RMSSE scale: mean squared one-step difference (NaN with fewer than 2 values)."""
-    y = history["y"].to_numpy().astype(np.float64)
-    return float(np.mean(np.diff(y) ** 2)) if y.size > 1 else float("nan")
-
-
-def override_fva(store: ForecastStore, run_ids: list[int] | None = None) -> FvaResult:
-    """The forecast value added of the overrides on the given runs (default: every run the
-    store keeps) whose forecasts have known actuals; each item's RMSSE scale is its stored
-    actual demand before the first scored date."""
-    ids = run_ids if run_ids is not None else [r.run_id for r in store.runs(limit=10_000)]
-    parts = [store.override_forecast_vs_actual(i) for i in ids]
-    parts = [
-        p.with_columns(pl.lit(i).alias("run_id"))
-        for i, p in zip(ids, parts, strict=True)
-        if p.height
-    ]
-    frame = pl.concat(parts, how="vertical_relaxed") if parts else None
-    if frame is None:
-        return forecast_value_added(
-            pl.DataFrame(
-                schema={
-                    "unique_id": pl.String,
-                    "ds": pl.Date,
-                    "y": pl.Float64,
-                    "forecast_model": pl.Float64,
-                    "forecast": pl.Float64,
-                    "override": pl.String,
-                }
-            )
-        )
-    overridden = frame.filter(pl.col("override").is_not_null())
-    scales = {}
-    for item, first in overridden.group_by("unique_id").agg(pl.col("ds").min()).iter_rows():
-        scales[item] = _scale(store.actuals(item, end=first - timedelta(days=1)))
-    return forecast_value_added(frame, scales=scales)
-
-
 @overrides_app.command("fva")
 def fva_cmd(
     data: DataOpt = Path("."),
@@ -297,7 +256,7 @@ def fva_cmd(
     """Forecast value added of the overrides: the overridden forecast against the model's on
     the actual demand stored since (MAE and RMSSE, > 0: the overrides helped)."""
     with _opened(data, url, config) as store:
-        result = override_fva(store, [run] if run is not None else None)
+        result = store.override_fva([run] if run is not None else None)
     if as_json:
         console.print_json(
             json.dumps({"summary": result.summary, "items": result.per_item.to_dicts()})
