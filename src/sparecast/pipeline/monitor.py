@@ -124,7 +124,7 @@ class MonitorReport:
     on it); ``alerts``: those open alerts (``new`` marks the ones this pass opened);
     ``closed``: alerts this pass closed (the group recovered); ``scores``: the rolling scores
     per period and group (period, ds, grouping, group, n_items, mae, mase, rmsse, rel_bias,
-    mape, then expected_<metric> and limit of the watched metric); ``expected``: the backtest
+    mape, then ``expected_<metric>`` of the watched metric); ``expected``: the backtest
     expectation per group; ``states``: the degradation state of every watched group at the
     last period (``sparecast.evaluate.monitoring.degradations``)."""
 
