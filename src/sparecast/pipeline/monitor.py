@@ -357,11 +357,14 @@ def _score_run(
     h = len(run.forecast_dates)
     fc = forecasts["forecast"].to_numpy().reshape(len(ids), h)[:, : len(due)]
     actual = np.full(fc.shape, np.nan)
-    found = store.forecast_vs_actual(run.run_id).filter(pl.col("ds").is_in(due))
+    found = store.run_actuals(run.run_id).filter(pl.col("ds").is_in(due))
     if found.height:
         row = pl.DataFrame({"unique_id": ids, "_r": np.arange(len(ids))})
-        hits = found.join(row, on="unique_id", how="inner")
-        actual[hits["_r"].to_numpy(), hits["step"].to_numpy() - 1] = hits["y"].to_numpy()
+        col = pl.DataFrame(
+            {"ds": due, "_c": np.arange(len(due))}, schema={"ds": pl.Date, "_c": pl.Int64}
+        )
+        hits = found.join(row, on="unique_id", how="inner").join(col, on="ds", how="inner")
+        actual[hits["_r"].to_numpy(), hits["_c"].to_numpy()] = hits["y"].to_numpy()
     attrs = pl.DataFrame({"unique_id": ids}).join(
         store.run_items(run.run_id), on="unique_id", how="left", maintain_order="left"
     )
