@@ -186,6 +186,15 @@ def test_a_failing_webhook_is_retried_and_never_fatal(
     assert "s3cret" not in caplog.text and "token=***" in caplog.text
 
 
+def test_alerts_of_a_metric_no_longer_watched_close(data_dir: Path) -> None:
+    load(data_dir, PUMPS, DATES[2])
+    (alert,) = monitor(settings(), data_dir, as_of=DATES[2]).alerts
+    report = monitor(settings(metric="mae", groupings=["tier"]), data_dir, as_of=DATES[2])
+    assert [a.alert_id for a in report.closed] == [alert.alert_id]
+    assert report.closed[0].reason.startswith("closed: monitoring watches mae now, not mase")
+    assert not report.degraded  # tiers mix pumps with healthy items: within 2 x expectation
+
+
 def test_record_actuals_is_idempotent(data_dir: Path) -> None:
     store = ForecastStore(default_store_url(data_dir))
     try:

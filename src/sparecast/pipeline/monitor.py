@@ -433,7 +433,7 @@ def _plan_changes(
 ) -> list[AlertChange]:
     """Alerts to open, refresh or close: a degraded group opens one (or refreshes its open
     one); an open alert closes when its group is not degraded in the last period any more,
-    or when its metric is no longer the watched one."""
+    or when its metric or grouping is no longer watched."""
     by_group = {(a.grouping, a.group): a for a in open_before if a.metric == cfg.metric}
     changes: list[AlertChange] = []
     seen = set()
@@ -478,7 +478,12 @@ def _plan_changes(
                 )
             )
     for alert in open_before:
-        if alert.metric != cfg.metric:
+        if alert.metric != cfg.metric or alert.grouping not in cfg.groupings:
+            watched = (
+                f"{cfg.metric} now, not {alert.metric}"
+                if alert.metric != cfg.metric
+                else f"the groupings {', '.join(cfg.groupings)} now, not {alert.grouping}"
+            )
             changes.append(
                 AlertChange(
                     alert_id=alert.alert_id,
@@ -491,8 +496,7 @@ def _plan_changes(
                     threshold=alert.threshold,
                     periods=alert.periods,
                     period_end=alert.period_end,
-                    reason=f"closed: monitoring watches {cfg.metric} now, not {alert.metric} "
-                    f"(opened: {alert.reason})",
+                    reason=f"closed: monitoring watches {watched} (opened: {alert.reason})",
                     close=True,
                 )
             )
@@ -525,8 +529,8 @@ def send_webhook(
             problem = f"HTTP {status}"
         except urllib.error.HTTPError as exc:
             problem = f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            problem = str(getattr(exc, "reason", exc))
+        except Exception as exc:  # noqa: BLE001 - a webhook never stops monitoring
+            problem = str(getattr(exc, "reason", exc)) or type(exc).__name__
         log.warning("webhook %s: attempt %d failed: %s", where, attempt, problem)
         if attempt <= retries:
             time.sleep(backoff_s * 2 ** (attempt - 1))
