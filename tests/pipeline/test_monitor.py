@@ -186,6 +186,15 @@ def test_a_failing_webhook_is_retried_and_never_fatal(
     assert "s3cret" not in caplog.text and "token=***" in caplog.text
 
 
+def test_alerts_of_a_metric_no_longer_watched_close(data_dir: Path) -> None:
+    load(data_dir, PUMPS, DATES[2])
+    (alert,) = monitor(settings(), data_dir, as_of=DATES[2]).alerts
+    report = monitor(settings(metric="mae", groupings=["tier"]), data_dir, as_of=DATES[2])
+    assert [a.alert_id for a in report.closed] == [alert.alert_id]
+    assert report.closed[0].reason.startswith("closed: monitoring watches mae now, not mase")
+    assert not report.degraded  # tiers mix pumps with healthy items: within 2 x expectation
+
+
 def test_record_actuals_is_idempotent(data_dir: Path) -> None:
     store = ForecastStore(default_store_url(data_dir))
     try:
@@ -265,3 +274,32 @@ def test_a_real_run_stores_what_monitoring_needs(tmp_path: Path) -> None:
         store.dispose()
     report = monitor(load_settings(), out, as_of=date(2026, 11, 30))
     assert report.periods_scored == 0 and "no forecast period" in report.reason
+
+
+@pytest.mark.integration
+def test_monitor_on_postgresql(pg_databases: Any, tmp_path: Path) -> None:
+    """The same degradation on a fresh PostgreSQL database (store.url): one alert, a rerun
+    adds none, the pass is recorded."""
+    url = pg_databases.create()
+    store = ForecastStore(url)
+    try:
+        write_hand_run(store)
+        first = record_actuals(store, actuals_panel(PUMPS), DATES[2])
+        assert first.inserted == 16 * 3
+        assert record_actuals(store, actuals_panel(PUMPS), DATES[2]).inserted == 0
+        cfg = load_settings(
+            store={"url": url},
+            monitoring={"threshold": 1.0, "min_items": 2, "consecutive_periods": 3},
+        )
+        report = monitor(cfg, tmp_path, as_of=DATES[2])
+        assert report.degraded and [(a.grouping, a.group) for a in report.alerts] == [
+            ("category", "pumps")
+        ]
+        again = monitor(cfg, tmp_path, as_of=DATES[2])
+        assert [a.alert_id for a in again.alerts] == [report.alerts[0].alert_id]
+        assert len(store.alerts()) == 1
+        last = store.last_monitor_pass()
+        assert last is not None and last.degraded and last.model_version == report.model_version
+        assert not (tmp_path / "history.sqlite").exists()  # everything went to PostgreSQL
+    finally:
+        store.dispose()

@@ -185,3 +185,20 @@ def test_alerts_open_refresh_close_and_passes(store: ForecastStore) -> None:
     assert last is not None and last.ran_at == t2 and last.degraded is False
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM monitor_runs")).scalar() == 3
+
+
+def test_close_alerts_of_a_version(store: ForecastStore) -> None:
+    store.migrate()
+    t0 = datetime(2026, 11, 4, 7, tzinfo=UTC)
+    changes = [
+        AlertChange(None, v, "tier", g, "mase", 3.0, 1.0, 0.5, 3, DATES[2], f"worse {g}")
+        for v, g in (("v1", "regular"), ("v1", "intermittent"), ("v2", "regular"))
+    ]
+    opened = store.record_monitor_pass(MonitorPass(t0, "v1", DATES[2], 3, True, 2, "x"), changes)
+    closed = store.close_alerts("v1", "rolled back to v0")
+    assert closed == sorted(a.alert_id for a in opened[:2])
+    assert [a.model_version for a in store.open_alerts()] == ["v2"]
+    (one,) = store.alerts(status="closed", limit=1)
+    assert one.reason == "rolled back to v0 (opened: worse intermittent)"
+    assert one.closed_at is not None
+    assert store.close_alerts("v1", "again") == []

@@ -66,12 +66,21 @@ _SCORE_SCHEMA = {
 def group_codes(labels: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:
     """Integer codes of item labels (None -> ``"unknown"``) and the label of each code, in
     first-seen order."""
-    names: dict[str, int] = {}
-    codes = np.empty(len(labels), dtype=np.int64)
-    for i, label in enumerate(labels):
-        key = "unknown" if label is None else str(label)
-        codes[i] = names.setdefault(key, len(names))
-    return codes, list(names)
+    series = pl.Series("label", list(labels), dtype=pl.Utf8).fill_null("unknown")
+    names = series.unique(maintain_order=True).to_list()
+    codes = series.replace_strict(names, list(range(len(names))), return_dtype=pl.Int64)
+    return codes.to_numpy(), names
+
+
+Codes = dict[str, tuple[np.ndarray, list[str]]]
+
+
+def _codes(groups: Mapping[str, Sequence[str | None]], n: int) -> Codes:
+    """Integer codes and labels of every grouping (``all``: one group of every item)."""
+    return {
+        g: (np.zeros(n, np.int64), ["all"]) if g == "all" else group_codes(labels)
+        for g, labels in groups.items()
+    }
 
 
 def _group_rows(
@@ -79,16 +88,12 @@ def _group_rows(
     error_sum: np.ndarray,
     actual_sum: np.ndarray,
     scored: np.ndarray,
-    groups: Mapping[str, Sequence[str | None]],
+    groups: Codes,
 ) -> list[dict[str, object]]:
     """One row per (grouping, group): n_items (scored items), the mean of each per-item value
     over the items where it is defined, and rel_bias as a ratio of sums over the scored items."""
     rows: list[dict[str, object]] = []
-    n = scored.shape[0]
-    for grouping, labels in groups.items():
-        codes, names = (
-            group_codes(labels) if grouping != "all" else (np.zeros(n, np.int64), ["all"])
-        )
+    for grouping, (codes, names) in groups.items():
         size = len(names)
         count = np.bincount(codes, weights=scored, minlength=size)
         means = {}
@@ -157,6 +162,7 @@ def rolling_scores(
         if grouping != "all":
             _check_items(n, **{f"groups[{grouping!r}]": labels})
     regular = np.asarray(regular, dtype=bool)
+    codes = _codes(groups, n)
     known = np.flatnonzero(~np.isnan(act).all(axis=0))
     rows: list[dict[str, object]] = []
     for period, j in enumerate(known, start=1):
@@ -173,7 +179,7 @@ def rolling_scores(
         }
         error_sum = (yp - yt0).sum(axis=1)
         actual_sum = yt0.sum(axis=1)
-        for row in _group_rows(values, error_sum, actual_sum, scored, groups):
+        for row in _group_rows(values, error_sum, actual_sum, scored, codes):
             rows.append({"period": period, "ds": dates[int(j)], **row})
     return pl.DataFrame(rows, schema=_SCORE_SCHEMA, orient="row").with_columns(
         pl.col(c).fill_nan(None) for c in MONITOR_METRICS
@@ -206,7 +212,7 @@ def expected_scores(
     scored = ~np.isnan(arrays["expected_mae"])
     err = np.nan_to_num(arrays["expected_error_sum"])
     act = np.nan_to_num(arrays["expected_actual_sum"])
-    rows = _group_rows(values, err, act, scored, groups)
+    rows = _group_rows(values, err, act, scored, _codes(groups, n))
     schema = {k: v for k, v in _SCORE_SCHEMA.items() if k not in ("period", "ds")}
     return pl.DataFrame(rows, schema=schema, orient="row").with_columns(
         pl.col(c).fill_nan(None) for c in MONITOR_METRICS

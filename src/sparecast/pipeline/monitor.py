@@ -124,7 +124,7 @@ class MonitorReport:
     on it); ``alerts``: those open alerts (``new`` marks the ones this pass opened);
     ``closed``: alerts this pass closed (the group recovered); ``scores``: the rolling scores
     per period and group (period, ds, grouping, group, n_items, mae, mase, rmsse, rel_bias,
-    mape, then expected_<metric> and limit of the watched metric); ``expected``: the backtest
+    mape, then ``expected_<metric>`` of the watched metric); ``expected``: the backtest
     expectation per group; ``states``: the degradation state of every watched group at the
     last period (``sparecast.evaluate.monitoring.degradations``)."""
 
@@ -357,11 +357,14 @@ def _score_run(
     h = len(run.forecast_dates)
     fc = forecasts["forecast"].to_numpy().reshape(len(ids), h)[:, : len(due)]
     actual = np.full(fc.shape, np.nan)
-    found = store.forecast_vs_actual(run.run_id).filter(pl.col("ds").is_in(due))
+    found = store.run_actuals(run.run_id).filter(pl.col("ds").is_in(due))
     if found.height:
         row = pl.DataFrame({"unique_id": ids, "_r": np.arange(len(ids))})
-        hits = found.join(row, on="unique_id", how="inner")
-        actual[hits["_r"].to_numpy(), hits["step"].to_numpy() - 1] = hits["y"].to_numpy()
+        col = pl.DataFrame(
+            {"ds": due, "_c": np.arange(len(due))}, schema={"ds": pl.Date, "_c": pl.Int64}
+        )
+        hits = found.join(row, on="unique_id", how="inner").join(col, on="ds", how="inner")
+        actual[hits["_r"].to_numpy(), hits["_c"].to_numpy()] = hits["y"].to_numpy()
     attrs = pl.DataFrame({"unique_id": ids}).join(
         store.run_items(run.run_id), on="unique_id", how="left", maintain_order="left"
     )
@@ -430,7 +433,7 @@ def _plan_changes(
 ) -> list[AlertChange]:
     """Alerts to open, refresh or close: a degraded group opens one (or refreshes its open
     one); an open alert closes when its group is not degraded in the last period any more,
-    or when its metric is no longer the watched one."""
+    or when its metric or grouping is no longer watched."""
     by_group = {(a.grouping, a.group): a for a in open_before if a.metric == cfg.metric}
     changes: list[AlertChange] = []
     seen = set()
@@ -475,7 +478,12 @@ def _plan_changes(
                 )
             )
     for alert in open_before:
-        if alert.metric != cfg.metric:
+        if alert.metric != cfg.metric or alert.grouping not in cfg.groupings:
+            watched = (
+                f"{cfg.metric} now, not {alert.metric}"
+                if alert.metric != cfg.metric
+                else f"the groupings {', '.join(cfg.groupings)} now, not {alert.grouping}"
+            )
             changes.append(
                 AlertChange(
                     alert_id=alert.alert_id,
@@ -488,8 +496,7 @@ def _plan_changes(
                     threshold=alert.threshold,
                     periods=alert.periods,
                     period_end=alert.period_end,
-                    reason=f"closed: monitoring watches {cfg.metric} now, not {alert.metric} "
-                    f"(opened: {alert.reason})",
+                    reason=f"closed: monitoring watches {watched} (opened: {alert.reason})",
                     close=True,
                 )
             )
@@ -522,8 +529,8 @@ def send_webhook(
             problem = f"HTTP {status}"
         except urllib.error.HTTPError as exc:
             problem = f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            problem = str(getattr(exc, "reason", exc))
+        except Exception as exc:  # noqa: BLE001 - a webhook never stops monitoring
+            problem = str(getattr(exc, "reason", exc)) or type(exc).__name__
         log.warning("webhook %s: attempt %d failed: %s", where, attempt, problem)
         if attempt <= retries:
             time.sleep(backoff_s * 2 ** (attempt - 1))

@@ -161,10 +161,13 @@ class ServiceState:
         return alerts, last.ran_at.timestamp() if last is not None else None
 
     def refresh_monitoring(self) -> None:
-        """Read the open accuracy alerts and the last monitoring pass (blocking); kept as they
-        were when the store cannot answer."""
+        """Read the open accuracy alerts of the served model version and the last monitoring
+        pass (blocking); kept as they were when the store cannot answer. Alerts of a version
+        no longer served (rolled back, replaced) are not the served model's state."""
+        served = self.run.model_version if self.run is not None else None
         try:
-            self.monitoring = (self.store.open_alerts(), self.store.last_monitor_pass())
+            alerts = self.store.open_alerts(served) if served is not None else []
+            self.monitoring = (alerts, self.store.last_monitor_pass())
         except StoreError as exc:  # StoreUnavailable too: the next refresh tries again
             log.debug("reading accuracy alerts: %s", exc)
 

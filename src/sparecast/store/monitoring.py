@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sparecast.errors import StoreError
 from sparecast.store.engine import StoreEngine
 from sparecast.store.models import RunInfo, as_utc
+from sparecast.store.reads import observed_frame
 from sparecast.store.schema import alerts, monitor_runs, observed_demand, run_items
 
 __all__ = [
@@ -210,26 +211,28 @@ class MonitoringStore:
         first, last = rows["ds"].min(), rows["ds"].max()
         stamp = _naive_utc(loaded_at or datetime.now(UTC), self._db.backend)
         with self._db.write("loading observed demand") as conn:
-            stored = conn.execute(
+            old = observed_frame(
+                conn,
                 sa.select(
                     observed_demand.c.unique_id, observed_demand.c.ds, observed_demand.c.y
                 ).where(
                     observed_demand.c.freq == freq,
                     observed_demand.c.ds >= first,
                     observed_demand.c.ds <= last,
-                )
-            ).all()
-            old = pl.DataFrame(
-                [(r[0], _day(r[1]), float(r[2])) for r in stored],
-                schema={"unique_id": pl.Utf8, "ds": pl.Date, "old_y": pl.Float64},
-                orient="row",
-            )
+                ),
+            ).rename({"y": "old_y"})
             joined = rows.join(old, on=["unique_id", "ds"], how="left")
             new = joined.filter(pl.col("old_y").is_null())
             changed = joined.filter(
                 pl.col("old_y").is_not_null() & (pl.col("old_y") != pl.col("y"))
             )
-            if new.height:
+            if new.height and self._db.backend == "postgresql":  # COPY: 100,000s of rows a day
+                raw = conn.connection.driver_connection
+                sql = "COPY observed_demand (freq, unique_id, ds, y, loaded_at) FROM STDIN"
+                with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+                    for u, d, y in new.select("unique_id", "ds", "y").iter_rows():
+                        copy.write_row((freq, u, d, y, stamp))
+            elif new.height:
                 conn.execute(
                     observed_demand.insert(),
                     [
@@ -269,17 +272,7 @@ class MonitoringStore:
         if end is not None:
             query = query.where(observed_demand.c.ds <= end)
         with self._db.read("reading observed demand") as conn:
-            found = conn.execute(query).all()
-        return pl.DataFrame(
-            [(r[0], _day(r[1]), float(r[2]), _stamp(r[3])) for r in found],
-            schema={
-                "unique_id": pl.Utf8,
-                "ds": pl.Date,
-                "y": pl.Float64,
-                "loaded_at": pl.Datetime("us", "UTC"),
-            },
-            orient="row",
-        ).sort("unique_id", "ds")
+            return observed_frame(conn, query).sort("unique_id", "ds")
 
     # ------------------------------------------------------------------ runs and items
 
@@ -332,6 +325,31 @@ class MonitoringStore:
     def open_alerts(self, model_version: str | None = None) -> list[StoredAlert]:
         """The open alerts (of one model version, or all), newest first."""
         return self.alerts(status="open", model_version=model_version)
+
+    def close_alerts(self, model_version: str, reason: str) -> list[int]:
+        """Close every open alert of ``model_version`` (e.g. the version was rolled back:
+        ``reason`` says so); returns the closed alert ids."""
+        now = _naive_utc(datetime.now(UTC), self._db.backend)
+        with self._db.write("closing alerts") as conn:
+            ids = sorted(
+                conn.execute(
+                    sa.select(alerts.c.id).where(
+                        alerts.c.status == "open", alerts.c.model_version == model_version
+                    )
+                ).scalars()
+            )
+            if ids:
+                conn.execute(
+                    alerts.update()
+                    .where(alerts.c.id.in_(ids))
+                    .values(
+                        status="closed",
+                        closed_at=now,
+                        updated_at=now,
+                        reason=sa.literal(f"{reason} (opened: ") + alerts.c.reason + ")",
+                    )
+                )
+        return ids
 
     def last_monitor_pass(self) -> MonitorPass | None:
         """The newest monitoring pass, or None when monitoring never ran on this store."""

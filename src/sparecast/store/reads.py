@@ -342,9 +342,34 @@ class HistoryReader:
         run = self.get_run(run_id) if run_id is not None else self.latest_run()
         if run is None:
             return pl.DataFrame(schema=schema)
-        first, last = run.forecast_dates[0], run.forecast_dates[-1]
-        parts = []
+        actual = self.run_actuals(run.run_id)
+        if actual.height == 0:
+            return pl.DataFrame(schema=schema)
+        steps = pl.DataFrame(
+            {"ds": run.forecast_dates, "step": list(range(1, len(run.forecast_dates) + 1))},
+            schema={"ds": pl.Date, "step": pl.Int32},
+        )
+        return (
+            self.run_forecasts(run.run_id)
+            .select("unique_id", "ds", "method", "forecast")
+            .join(actual, on=["unique_id", "ds"], how="inner")
+            .join(steps, on="ds", how="left")
+            .select(list(schema))
+            .sort("unique_id", "ds")
+        )
+
+    def run_actuals(self, run_id: int | None = None) -> pl.DataFrame:
+        """The demand known for a run's forecast dates (latest run by default): unique_id, ds,
+        y of every item stored, from the actuals of the runs of the same frequency and the
+        observed demand (``observed_demand``), the value written last winning; empty when none
+        is known yet."""
+        empty = pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Date, "y": pl.Float64})
         with self._db.read("reading actuals") as conn:
+            run = self._resolve_run(conn, run_id)
+            if run is None:
+                return empty
+            first, last = run.forecast_dates[0], run.forecast_dates[-1]
+            parts = []
             sources = conn.execute(
                 sa.select(
                     forecast_runs.c.id, forecast_runs.c.actuals_dates, forecast_runs.c.created_at
@@ -382,7 +407,8 @@ class HistoryReader:
                         schema=_ACTUAL_SCHEMA,
                     )
                 )
-            observed = conn.execute(
+            observed = observed_frame(
+                conn,
                 sa.select(
                     observed_demand.c.unique_id,
                     observed_demand.c.ds,
@@ -392,34 +418,17 @@ class HistoryReader:
                     observed_demand.c.freq == run.freq,
                     observed_demand.c.ds >= first,
                     observed_demand.c.ds <= last,
-                )
-            ).all()
-        if observed:
-            parts.append(
-                pl.DataFrame(
-                    [(r[0], _as_date(r[1]), float(r[2]), _utc(r[3])) for r in observed],
-                    schema=_ACTUAL_SCHEMA,
-                    orient="row",
-                )
+                ),
             )
+        if observed.height:
+            parts.append(observed.rename({"loaded_at": "_at"}))
         if not parts:
-            return pl.DataFrame(schema=schema)
-        actual = (
+            return empty
+        return (
             pl.concat(parts)
             .sort("_at", maintain_order=True)  # stable: runs in id order, then observed
             .unique(["unique_id", "ds"], keep="last", maintain_order=True)
             .drop("_at")
-        )
-        steps = pl.DataFrame(
-            {"ds": run.forecast_dates, "step": list(range(1, len(run.forecast_dates) + 1))},
-            schema={"ds": pl.Date, "step": pl.Int32},
-        )
-        return (
-            self.run_forecasts(run.run_id)
-            .select("unique_id", "ds", "method", "forecast")
-            .join(actual, on=["unique_id", "ds"], how="inner")
-            .join(steps, on="ds", how="left")
-            .select(list(schema))
             .sort("unique_id", "ds")
         )
 
@@ -478,6 +487,41 @@ _ACTUAL_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "y": pl.Float64,
     "_at": pl.Datetime("us", "UTC"),
 }
+
+
+def observed_frame(conn: Connection, query: sa.Select[Any]) -> pl.DataFrame:
+    """Rows of ``observed_demand`` (unique_id, ds, y and optionally loaded_at, in that order)
+    as a typed frame, fetched straight from the driver: dates and timestamps are converted by
+    polars in one go (SQLite returns them as text) instead of row by row."""
+    names = [c.name for c in query.selected_columns]
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    schema: dict[str, Any] = {
+        "unique_id": pl.Utf8,
+        "ds": pl.Date,
+        "y": pl.Float64,
+        "loaded_at": pl.Datetime("us", "UTC"),
+    }
+    if not rows:
+        return pl.DataFrame(schema={n: schema[n] for n in names})
+    frame = pl.DataFrame(rows, schema=names, orient="row")
+    if frame["ds"].dtype == pl.Utf8:
+        frame = frame.with_columns(pl.col("ds").str.to_date("%Y-%m-%d"))
+    if "loaded_at" in names:
+        at = pl.col("loaded_at")
+        if frame["loaded_at"].dtype == pl.Utf8:  # SQLite: naive UTC text
+            at = at.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us").dt.replace_time_zone(
+                "UTC"
+            )
+        else:
+            at = at.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+        frame = frame.with_columns(at)
+    return frame.select(pl.col(n).cast(schema[n]) for n in names)
 
 
 def _utc(value: Any) -> datetime:
