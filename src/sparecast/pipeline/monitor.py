@@ -416,12 +416,15 @@ def _fmt(value: float | None) -> str:
 
 def _alert_reason(state: dict[str, Any], threshold: float) -> str:
     metric = state["metric"]
-    what = f"|{metric}|" if metric == "rel_bias" else metric
+    rule = (
+        f"|{_fmt(state['expected'])}| + {threshold:g}"
+        if metric == "rel_bias"
+        else f"{_fmt(state['expected'])} x (1 + {threshold:g})"
+    )
     return (
-        f"{what} of {state['grouping']} {state['group']} is {_fmt(state['value'])}, worse than "
-        f"the backtest expectation {_fmt(state['expected'])} x (1 + {threshold:g}) = "
-        f"{_fmt(state['limit'])} for {state['streak']} consecutive period(s) up to "
-        f"{state['ds']} ({state['n_items']} items)"
+        f"{metric} of {state['grouping']} {state['group']} is {_fmt(state['value'])}, worse than "
+        f"the backtest expectation: {rule} = {_fmt(state['limit'])} for {state['streak']} "
+        f"consecutive period(s) up to {state['ds']} ({state['n_items']} items)"
     )
 
 
