@@ -605,20 +605,20 @@ def _monitor(
     n_new = sum(c.alert_id is None for c in changes)
     n_open = len(still_open) + n_new
     degraded = n_open > 0
-    if periods == 0:
+    if degraded:
+        reasons = [c.reason for c in changes if not c.close]
+        reasons += [a.reason for a in still_open if a.alert_id not in touched]
+        reason = f"model {run.model_version} degraded: " + "; ".join(reasons)
+    elif periods == 0:
         reason = (
             f"model {run.model_version}: no forecast period up to {as_of} has actuals yet "
             f"(first forecast date {run.forecast_dates[0]})"
         )
-    elif degraded:
-        reasons = [c.reason for c in changes if not c.close]
-        reasons += [a.reason for a in still_open if a.alert_id not in touched]
-        reason = f"model {run.model_version} degraded: " + "; ".join(reasons)
     else:
         reason = (
-            f"model {run.model_version}: {cfg.metric} within the backtest expectation x "
-            f"(1 + {cfg.threshold:g}) in every watched group over {periods} period(s) up to "
-            f"{scores['ds'].max()!s}"
+            f"model {run.model_version}: {cfg.metric} within the backtest expectation "
+            f"(threshold {cfg.threshold:g}) in every watched group over {periods} period(s) up "
+            f"to {scores['ds'].max()!s}"
         )
     stored = store.record_monitor_pass(
         MonitorPass(now, run.model_version, as_of, periods, degraded, n_open, reason), changes
