@@ -619,7 +619,7 @@ class MonitoringSettings(_Section):
         0.5,
         gt=0,
         description="a group is degraded in a period when its metric is worse than the run's "
-        "backtest expectation x (1 + threshold)",
+        "backtest expectation x (1 + threshold) (rel_bias: |bias| above |expected| + threshold)",
     )
     consecutive_periods: int = Field(
         3, ge=1, description="an alert opens after this many degraded periods in a row"

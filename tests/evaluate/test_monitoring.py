@@ -144,8 +144,8 @@ def test_small_groups_and_signed_bias() -> None:
     small = degradations(scores, expected, metric="mae", threshold=0.5, periods=3, min_items=5)
     assert small["alert"].to_list() == [False]  # 4 items < min_items
     bias = degradations(scores, expected, metric="rel_bias", threshold=0.5, periods=3, min_items=1)
-    assert bias["alert"].to_list() == [True]  # |-2| > |0.2| x 1.5
-    assert bias["value"].to_list() == [-2.0] and bias["limit"].to_list() == [pytest.approx(0.3)]
+    assert bias["alert"].to_list() == [True]  # |-2| > |0.2| + 0.5
+    assert bias["value"].to_list() == [-2.0] and bias["limit"].to_list() == [pytest.approx(0.7)]
     other = degradations(
         scores, expected, metric="mae", threshold=0.5, periods=1, min_items=1, groupings=["class"]
     )

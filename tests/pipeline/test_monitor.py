@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -21,6 +22,7 @@ from utils.monitoring import DATES, PUMPS, actuals_panel, write_hand_run
 
 from sparecast.cli import app
 from sparecast.config import Settings, load_settings
+from sparecast.data.panel import DemandPanel
 from sparecast.errors import StoreError
 from sparecast.pipeline.monitor import monitor, record_actuals, send_webhook
 from sparecast.store import ForecastStore, default_store_url
@@ -141,6 +143,7 @@ def test_a_degraded_champion_raises_one_alert_after_k_periods(
     assert alert.new and alert.status == "open" and alert.periods == 3
     assert alert.value == pytest.approx(4.0) and alert.expected == pytest.approx(1.0)
     assert alert.reason.startswith("mase of category pumps is 4, worse than the backtest")
+    assert "expectation: 1 x (1 + 1) = 2 for 3 consecutive" in alert.reason
     assert "3 consecutive period(s) up to 2026-11-03 (4 items)" in alert.reason
     assert alert.reason in report.reason and report.model_version in report.reason
     assert any(
@@ -242,7 +245,17 @@ def test_cli_prints_scores_and_alerts(data_dir: Path) -> None:
     assert bad.exit_code != 0 and "is not a date" in bad.output
 
 
+def store_forecasts(directory: Path) -> pl.DataFrame:
+    store = ForecastStore(default_store_url(directory))
+    try:
+        return store.run_forecasts()
+    finally:
+        store.dispose()
+
+
 def test_a_real_run_stores_what_monitoring_needs(tmp_path: Path) -> None:
+    """A demo run stores its items' groups, scales and expectations; its forecasts taken as
+    actuals raise nothing, three times them raise alerts after k = 3 periods."""
     out = tmp_path / "demo"
     result = runner.invoke(
         app,
@@ -272,8 +285,35 @@ def test_a_real_run_stores_what_monitoring_needs(tmp_path: Path) -> None:
         assert items["scale_mase"].null_count() < 30
     finally:
         store.dispose()
-    report = monitor(load_settings(), out, as_of=date(2026, 11, 30))
+    # a level shift is the relative bias's to see: on intermittent items 3x the forecast level
+    # stays within the backtest's MASE (the lumps dominate both), far off its bias
+    cfg = load_settings(
+        monitoring={"metric": "rel_bias", "min_items": 1, "threshold": 0.3, "window": 3}
+    )
+    report = monitor(cfg, out, as_of=date(2026, 10, 31))
     assert report.periods_scored == 0 and "no forecast period" in report.reason
+    # actuals exactly as forecast for 3 days: healthy; then 3 times the forecast for 6 days:
+    # every group's bias is -2/3 from the 3rd shifted day on
+    assert run.model_version is not None
+    forecasts = store_forecasts(out)
+    days = sorted(forecasts["ds"].unique().to_list())[:9]
+    level = forecasts.filter(pl.col("ds").is_in(days)).sort("unique_id", "ds")
+    ids = level["unique_id"].unique(maintain_order=True).to_numpy()
+    y = level["forecast"].to_numpy().reshape(len(ids), len(days)).copy()
+    y[:, 3:] *= 3.0
+    store = ForecastStore(default_store_url(out))
+    panel = DemandPanel(y.astype("float32"), ids, np.datetime64(days[0].isoformat()), "D")
+    record_actuals(store, panel, days[-1])
+    store.dispose()
+    healthy = monitor(cfg, out, model_version=run.model_version, as_of=days[2])
+    assert healthy.periods_scored == 3 and not healthy.degraded
+    shifted = monitor(cfg, out, model_version=run.model_version, as_of=days[8])
+    assert shifted.degraded and shifted.alerts
+    for alert in shifted.alerts:
+        assert alert.value is not None and alert.expected is not None
+        # rel_bias of actuals 3x the forecast: (1 - 3) / 3 in every group
+        assert alert.value == pytest.approx(-2 / 3) and alert.periods >= 3
+        assert abs(alert.value) > abs(alert.expected) + 0.3
 
 
 @pytest.mark.integration

@@ -36,7 +36,8 @@ __all__ = [
 ]
 
 MONITOR_METRICS: tuple[str, ...] = ("mae", "mase", "rmsse", "rel_bias", "mape")
-"""Metrics of the monitoring scores (``rel_bias`` is compared by its absolute value)."""
+"""Metrics of the monitoring scores (``rel_bias`` is compared by its absolute value, with an
+additive threshold: see :func:`degradations`)."""
 MONITOR_GROUPINGS: tuple[str, ...] = ("all", "tier", "class", "category")
 """Groupings of the monitoring scores: every item, frequency tier, demand class, item category."""
 EXPECTATION_COLUMNS: tuple[str, ...] = (
@@ -232,8 +233,10 @@ def degradations(
     """The degradation state of every monitored group at the last scored period.
 
     A group is degraded in a period when it has at least ``min_items`` scored items and its
-    ``metric`` is worse than ``expected x (1 + threshold)`` (for ``rel_bias``: its absolute
-    value above the expectation's absolute value x (1 + threshold)); ``streak`` counts the
+    ``metric`` is worse than ``expected x (1 + threshold)``; for ``rel_bias``, a ratio near
+    zero where a multiple means nothing, when its absolute value exceeds the expectation's
+    absolute value + threshold (0.5: fifty points of bias more than the backtest had);
+    ``streak`` counts the
     degraded periods in a row up to the last one, and ``alert`` is True when it reaches
     ``periods``. Returns grouping, group, metric, ds (last period), period, n_items, value,
     expected, limit, streak, alert; groups without an expectation or without a score in the
@@ -265,9 +268,10 @@ def degradations(
         pl.col("expected").is_not_null()
     )
     value = pl.col(metric).abs() if metric == "rel_bias" else pl.col(metric)
-    limit = (pl.col("expected").abs() if metric == "rel_bias" else pl.col("expected")) * (
-        1.0 + threshold
-    )
+    if metric == "rel_bias":
+        limit = pl.col("expected").abs() + threshold
+    else:
+        limit = pl.col("expected") * (1.0 + threshold)
     marked = (
         scores.filter(pl.col("grouping").is_in(list(groupings)))
         .join(exp, on=["grouping", "group"], how="inner")

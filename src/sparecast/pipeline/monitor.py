@@ -416,12 +416,15 @@ def _fmt(value: float | None) -> str:
 
 def _alert_reason(state: dict[str, Any], threshold: float) -> str:
     metric = state["metric"]
-    what = f"|{metric}|" if metric == "rel_bias" else metric
+    rule = (
+        f"|{_fmt(state['expected'])}| + {threshold:g}"
+        if metric == "rel_bias"
+        else f"{_fmt(state['expected'])} x (1 + {threshold:g})"
+    )
     return (
-        f"{what} of {state['grouping']} {state['group']} is {_fmt(state['value'])}, worse than "
-        f"the backtest expectation {_fmt(state['expected'])} x (1 + {threshold:g}) = "
-        f"{_fmt(state['limit'])} for {state['streak']} consecutive period(s) up to "
-        f"{state['ds']} ({state['n_items']} items)"
+        f"{metric} of {state['grouping']} {state['group']} is {_fmt(state['value'])}, worse than "
+        f"the backtest expectation: {rule} = {_fmt(state['limit'])} for {state['streak']} "
+        f"consecutive period(s) up to {state['ds']} ({state['n_items']} items)"
     )
 
 
@@ -602,20 +605,20 @@ def _monitor(
     n_new = sum(c.alert_id is None for c in changes)
     n_open = len(still_open) + n_new
     degraded = n_open > 0
-    if periods == 0:
+    if degraded:
+        reasons = [c.reason for c in changes if not c.close]
+        reasons += [a.reason for a in still_open if a.alert_id not in touched]
+        reason = f"model {run.model_version} degraded: " + "; ".join(reasons)
+    elif periods == 0:
         reason = (
             f"model {run.model_version}: no forecast period up to {as_of} has actuals yet "
             f"(first forecast date {run.forecast_dates[0]})"
         )
-    elif degraded:
-        reasons = [c.reason for c in changes if not c.close]
-        reasons += [a.reason for a in still_open if a.alert_id not in touched]
-        reason = f"model {run.model_version} degraded: " + "; ".join(reasons)
     else:
         reason = (
-            f"model {run.model_version}: {cfg.metric} within the backtest expectation x "
-            f"(1 + {cfg.threshold:g}) in every watched group over {periods} period(s) up to "
-            f"{scores['ds'].max()!s}"
+            f"model {run.model_version}: {cfg.metric} within the backtest expectation "
+            f"(threshold {cfg.threshold:g}) in every watched group over {periods} period(s) up "
+            f"to {scores['ds'].max()!s}"
         )
     stored = store.record_monitor_pass(
         MonitorPass(now, run.model_version, as_of, periods, degraded, n_open, reason), changes

@@ -232,13 +232,19 @@ class MonitoringStore:
                 with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
                     for u, d, y in new.select("unique_id", "ds", "y").iter_rows():
                         copy.write_row((freq, u, d, y, stamp))
-            elif new.height:
-                conn.execute(
-                    observed_demand.insert(),
-                    [
-                        {"freq": freq, "unique_id": u, "ds": d, "y": y, "loaded_at": stamp}
-                        for u, d, y in new.select("unique_id", "ds", "y").iter_rows()
-                    ],
+            elif new.height:  # SQLite: straight to the driver, in SQLAlchemy's text formats
+                text = stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+                values = new.select(
+                    pl.lit(freq).alias("freq"),
+                    "unique_id",
+                    pl.col("ds").dt.strftime("%Y-%m-%d"),
+                    "y",
+                    pl.lit(text).alias("loaded_at"),
+                )
+                conn.exec_driver_sql(
+                    "INSERT INTO observed_demand (freq, unique_id, ds, y, loaded_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    values.rows(),  # type: ignore[arg-type]
                 )
             if changed.height:
                 conn.execute(
