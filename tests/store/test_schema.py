@@ -73,6 +73,7 @@ def test_float_array_round_trip(fresh_url: str) -> None:
 def test_tables_and_their_keys() -> None:
     assert [t.name for t in metadata.sorted_tables] == [
         "forecast_runs",
+        "order_decisions",
         "actual_demand",
         "forecasts",
         "run_accuracy",
@@ -111,4 +112,5 @@ def test_arrays_and_item_indexes() -> None:
     assert indexes == {
         "ix_forecasts_unique_id": ["unique_id", "run_id"],
         "ix_actual_demand_unique_id": ["unique_id", "run_id"],
+        "ix_order_decisions_plan": ["plan_id", "unique_id"],
     }

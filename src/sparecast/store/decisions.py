@@ -7,9 +7,10 @@ write-back (``store.writeback``) uses the same key, so a retry never duplicates 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 import sqlalchemy as sa
@@ -170,8 +171,8 @@ class OrderDecisions:
             raise self._error("marking written order lines", error) from error
 
 
-def _frame(rows: list[sa.Row]) -> pl.DataFrame:
-    schema = {
+def _frame(rows: Sequence[sa.Row[Any]]) -> pl.DataFrame:
+    schema: dict[str, Any] = {
         "line_key": pl.String,
         "plan_id": pl.String,
         "unique_id": pl.String,

@@ -120,7 +120,7 @@ def write_erp_orders(
         inserted = updated = 0
         keys: list[str] = []
         with eng.begin() as conn:
-            existing = set()
+            existing: set[str] = set()
             all_keys = [r["line_key"] for r in rows]
             for start in range(0, len(all_keys), 500):
                 chunk = all_keys[start : start + 500]
