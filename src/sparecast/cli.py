@@ -36,6 +36,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(store_app, name="store")  # sparecast store migrate | runs | prune
+web_app = typer.Typer(help="The planner's web app (served by `sparecast serve` under /app).")
+app.add_typer(web_app, name="web")  # sparecast web hash-password
 console = Console()
 err_console = Console(stderr=True)
 
@@ -520,13 +522,34 @@ def serve(
             )
         err_console.print(
             f"Serving {data.resolve()} on http://{host or settings.service.host}:"
-            f"{port or settings.service.port} ({workers or settings.service.workers} worker(s))"
+            f"{port or settings.service.port} ({workers or settings.service.workers} worker(s)); "
+            "the planner's web app is under /app"
         )
         run_server(
             settings, data.resolve(), host=host, port=port, workers=workers, log_level=log_level
         )
     except SparecastError as exc:
         _fail(exc)
+
+
+@web_app.command("hash-password")
+def web_hash_password(
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="the password (asked for when not given)",
+        ),
+    ],
+) -> None:
+    """Print a password hash for ``[web.users]`` in the config file (scrypt, salted)."""
+    from sparecast.service.web.auth import hash_password
+
+    if len(password) < 8:
+        _fail(SparecastError("the password is shorter than 8 characters; choose a longer one"))
+    typer.echo(hash_password(password))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -130,6 +130,21 @@ class OrderDecisions:
             raise self._error(f"reading the decisions of plan {plan_id}", error) from error
         return _frame(rows)
 
+    def signature(self, plan_id: str) -> tuple[int, str]:
+        """(number of decisions, latest decision time) of a plan: changes with every decision,
+        so a page may keep what it derived from them until it does."""
+        t = order_decisions
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    sa.select(sa.func.count(), sa.func.max(t.c.decided_at)).where(
+                        t.c.plan_id == plan_id
+                    )
+                ).one()
+        except exc.DBAPIError as error:
+            raise self._error(f"reading the decisions of plan {plan_id}", error) from error
+        return int(row[0]), str(row[1])
+
     def approved(self, plan_id: str | None = None) -> pl.DataFrame:
         """Approved lines (of one plan, or of every plan), oldest decision first."""
         t = order_decisions

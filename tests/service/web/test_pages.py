@@ -252,3 +252,25 @@ def test_approve_reject_and_write_back(web_client: TestClient, data_dir: Path) -
     assert load_workbook(data_dir / "approved_orders.xlsx").active.max_row == 3
     csv = pl.read_csv(io.BytesIO(web_client.get("/app/orders/approved").content))
     assert csv.height == 2
+
+
+def test_cli_hash_password_makes_a_hash_that_signs_in() -> None:
+    from typer.testing import CliRunner
+
+    from sparecast.cli import app as cli_app
+
+    result = CliRunner().invoke(cli_app, ["web", "hash-password", "--password", "long-enough-1"])
+    assert result.exit_code == 0, result.output
+    stored = result.output.strip()
+    assert verify_password("long-enough-1", stored)
+    Settings(web={"users": {"bob": stored}})  # accepted by the config's check
+    short = CliRunner().invoke(cli_app, ["web", "hash-password", "--password", "short"])
+    assert short.exit_code == 2
+
+
+def test_config_refuses_a_plain_password() -> None:
+    from sparecast.config import load_settings
+    from sparecast.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="hash-password"):
+        load_settings(web={"users": {"bob": "plaintext"}})

@@ -17,6 +17,7 @@ import polars as pl
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from sparecast._version import __version__
@@ -32,7 +33,14 @@ from sparecast.service.web.auth import (
     check_credentials,
 )
 from sparecast.service.web.data import RISK_LEVELS, WebData
-from sparecast.service.web.tables import Column, TableQuery, TableSpec, fmt, query_table
+from sparecast.service.web.tables import (
+    Column,
+    TableQuery,
+    TableSpec,
+    fmt,
+    query_table,
+    sort_frame,
+)
 from sparecast.service.web.tables import filtered as filtered_table
 from sparecast.store.decisions import OrderDecision, OrderDecisions
 from sparecast.store.writeback import orders_csv, orders_xlsx, write_erp_orders
@@ -179,7 +187,7 @@ def _env() -> Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["urlq"] = lambda s: quote(str(s), safe="")
-    env.filters["json"] = chart_json
+    env.filters["json"] = lambda v: Markup(chart_json(v))  # escaped for a <script> block
     return env
 
 
@@ -194,6 +202,30 @@ class WebApp:
         self.env = _env()
         self.signer = Signer(self.web.secret, self.web.session_max_age_s)
         self.decisions = OrderDecisions(state.store.engine)
+        self._memo: dict[str, tuple[Any, Any]] = {}
+
+    def memo(self, name: str, key: tuple[Any, ...], make: Any) -> Any:
+        """``make()``, remembered while ``key`` stays the same (derived tables of big files):
+        its frames and dicts compare by identity (a re-read file is a new object), the rest by
+        value."""
+        found = self._memo.get(name)
+        if found is not None and _same_key(found[0], key):
+            return found[1]
+        value = make()
+        self._memo[name] = (key, value)
+        return value
+
+
+def _same_key(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, pl.DataFrame | dict) or isinstance(y, pl.DataFrame | dict):
+            if x is not y:
+                return False
+        elif x != y:
+            return False
+    return True
 
 
 def _app(request: Request) -> WebApp:
@@ -281,12 +313,19 @@ def _table(
     """The table page of the request (or its export when ``?export=`` asks for one)."""
     params = dict(request.query_params)
     query = TableQuery.from_params(params, spec)
+
+    def sorter(f: pl.DataFrame, sort: str, desc: bool) -> pl.DataFrame:
+        # a table is sorted once per (frame, column, direction): paging and filtering reuse it
+        return web.memo(  # type: ignore[no-any-return]
+            f"sorted:{spec.name}", (f, sort, desc), lambda: sort_frame(f, spec, sort, desc)
+        )
+
     kind = params.get("export")
     if kind in ("csv", "xlsx"):
         return None, _export(
-            filtered_table(frame, spec, query), spec, kind, web.web.export_max_rows
+            filtered_table(frame, spec, query, sorter), spec, kind, web.web.export_max_rows
         )
-    return query_table(frame, spec, query, web.web.page_size), None
+    return query_table(frame, spec, query, web.web.page_size, sorter), None
 
 
 def _no_plan(request: Request, web: WebApp, page: str) -> Response:
@@ -472,6 +511,7 @@ async def overview(request: Request) -> Response:
 
 
 def _orders_frame(web: WebApp, plan: dict[str, Any]) -> pl.DataFrame:
+    """The plan's suggested orders with the decisions taken on them (status, quantity...)."""
     decided = web.decisions.of_plan(plan["plan_id"])
     orders = plan["orders"]
     if decided.height:
@@ -504,7 +544,10 @@ async def orders_page(request: Request) -> Response:
     plan = web.data.plan()
     if plan is None:
         return _no_plan(request, web, "orders")
-    frame = await web.state.store_call(_orders_frame, web, plan)
+    signature = await web.state.store_call(web.decisions.signature, plan["plan_id"])
+    frame = await web.state.store_call(
+        web.memo, "orders", (plan, signature), lambda: _orders_frame(web, plan)
+    )
     table, export = _table(request, web, frame, ORDERS)
     if export is not None:
         return export
@@ -675,9 +718,12 @@ def _ltd_chart(row: dict[str, Any], history: np.ndarray, freq_days: float) -> di
     )
     samples = ltd.lead_samples[0].astype(float)
     top = int(max(np.ceil(samples.max()), (row.get("reorder_point") or 0) + 1, 1))
-    counts = np.bincount(np.clip(np.round(samples).astype(int), 0, top), minlength=top + 1)
+    width = max(1, math.ceil((top + 1) / 60))  # at most about 60 bars
+    bins = np.clip(np.round(samples).astype(int), 0, top) // width
+    counts = np.bincount(bins, minlength=top // width + 1)
     return {
-        "x": list(range(top + 1)),
+        "x": [k * width for k in range(counts.size)],
+        "bin_width": width,
         "p": [round(float(c) / samples.size, 5) for c in counts],
         "reorder_point": row.get("reorder_point"),
         "safety_stock": row.get("safety_stock"),
@@ -910,7 +956,8 @@ async def accuracy_page(request: Request) -> Response:
     web = _app(request)
     if (gate := _gate(request, web)) is not None:
         return gate
-    frame = await run_in_threadpool(accuracy_frame, web)
+    key = tuple(web.data.frame(n) for n in ("backtest_summary", "backtest")) + (web.data.plan(),)
+    frame = await run_in_threadpool(web.memo, "accuracy", key, lambda: accuracy_frame(web))
     if frame is None:
         return _render(
             request,
@@ -922,7 +969,14 @@ async def accuracy_page(request: Request) -> Response:
             fix="sparecast run --output DIR (or sparecast demo --output DIR)",
         )
     which = request.query_params.get("table", "backtest")
-    realised = await web.state.store_call(realised_frame, web, timeout=None)
+    run_ids = tuple(r.run_id for r in await web.state.store_call(web.state.store.runs, 10))
+    realised = await web.state.store_call(
+        web.memo,
+        "realised",
+        (run_ids, web.data.plan(), web.data.frame("classification")),
+        lambda: realised_frame(web),
+        timeout=None,
+    )
     if which == "realised":
         table, export = _table(request, web, realised, REALISED)
     else:
@@ -990,7 +1044,8 @@ async def suppliers_page(request: Request) -> Response:
     web = _app(request)
     if (gate := _gate(request, web)) is not None:
         return gate
-    frame = await run_in_threadpool(suppliers_frame, web)
+    key = (web.data.frame("suppliers"), web.data.plan())
+    frame = await run_in_threadpool(web.memo, "suppliers", key, lambda: suppliers_frame(web))
     if frame is None:
         return _render(
             request,
@@ -1098,4 +1153,5 @@ async def data_file(name: str, request: Request) -> Response:
 
 def chart_json(value: Any) -> str:
     """``value`` as JSON for a ``<script type="application/json">`` block (NaN as null)."""
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
+    text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -4,13 +4,23 @@ its CSV/Excel export. The page shows ``page_size`` rows; the export the whole fi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import polars as pl
 
-__all__ = ["Column", "TableSpec", "TableQuery", "TablePage", "query_table", "fmt"]
+__all__ = [
+    "Column",
+    "TableSpec",
+    "TableQuery",
+    "TablePage",
+    "query_table",
+    "filtered",
+    "sort_frame",
+    "fmt",
+]
 
 
 @dataclass(frozen=True)
@@ -97,9 +107,23 @@ class TablePage:
     desc: bool
 
 
-def filtered(frame: pl.DataFrame, spec: TableSpec, query: TableQuery) -> pl.DataFrame:
-    """``frame`` with the query's filters, search and risk floor applied, sorted."""
-    out = frame
+Sorter = Callable[[pl.DataFrame, str, bool], pl.DataFrame]
+
+
+def sort_frame(frame: pl.DataFrame, spec: TableSpec, sort: str, desc: bool) -> pl.DataFrame:
+    """``frame`` sorted by ``sort`` (then the spec's tie-break column), nulls last."""
+    tie = spec.tiebreak
+    by = [sort] + ([tie] if tie in frame.columns and tie != sort else [])
+    return frame.sort(by, descending=[desc] + [False] * (len(by) - 1), nulls_last=True)
+
+
+def filtered(
+    frame: pl.DataFrame, spec: TableSpec, query: TableQuery, sorter: Sorter | None = None
+) -> pl.DataFrame:
+    """``frame`` sorted, then with the query's filters, search and risk floor applied (a filter
+    keeps the order, so ``sorter`` may hand back a sorted frame it remembered)."""
+    sort, desc = _sort_of(spec, query, frame)
+    out = sorter(frame, sort, desc) if sorter is not None else sort_frame(frame, spec, sort, desc)
     for key, value in query.filters.items():
         if key in out.columns:
             out = out.filter(pl.col(key).cast(pl.String) == value)
@@ -114,11 +138,7 @@ def filtered(frame: pl.DataFrame, spec: TableSpec, query: TableQuery) -> pl.Data
         out = out.filter(cond)
     if query.min_risk is not None and "stockout_risk" in out.columns:
         out = out.filter(pl.col("stockout_risk") >= query.min_risk)
-    sort, desc = _sort_of(spec, query, out)
-    by = [sort] + (
-        [spec.tiebreak] if spec.tiebreak in out.columns and spec.tiebreak != sort else []
-    )
-    return out.sort(by, descending=[desc] + [False] * (len(by) - 1), nulls_last=True)
+    return out
 
 
 def _sort_of(spec: TableSpec, query: TableQuery, frame: pl.DataFrame) -> tuple[str, bool]:
@@ -129,10 +149,14 @@ def _sort_of(spec: TableSpec, query: TableQuery, frame: pl.DataFrame) -> tuple[s
 
 
 def query_table(
-    frame: pl.DataFrame, spec: TableSpec, query: TableQuery, page_size: int
+    frame: pl.DataFrame,
+    spec: TableSpec,
+    query: TableQuery,
+    page_size: int,
+    sorter: Sorter | None = None,
 ) -> TablePage:
     """The page ``query.page`` of ``frame`` filtered and sorted by ``query``."""
-    out = filtered(frame, spec, query)
+    out = filtered(frame, spec, query, sorter)
     total = out.height
     pages = max(1, math.ceil(total / page_size))
     page = min(query.page, pages)

@@ -89,14 +89,14 @@
     ltd: function (el, d) {
       if (!el || !d) return;
       var marks = [
-        { x: d.mean, color: "#888", label: "mean" },
-        { x: d.reorder_point, color: "#e15759", label: "reorder point" },
+        { x: d.mean, color: "#666", label: "mean", dy: 30 },
+        { x: d.reorder_point, color: "#e15759", label: "reorder point", dy: 14 },
       ];
       new uPlot({
         width: width(el), height: 260,
         scales: { x: { time: false } },
         axes: [{ label: "units over the lead time" }, { label: "probability" }],
-        series: [{}, { label: "P(demand)", fill: "#76b7b2", stroke: "#4e9a94", paths: bars, points: { show: false } }],
+        series: [{ label: "units" }, { label: d.bin_width > 1 ? "P(bin of " + d.bin_width + ")" : "P(demand)", fill: "#76b7b2", stroke: "#4e9a94", paths: bars, points: { show: false } }],
         hooks: {
           draw: [function (u) {
             var ctx = u.ctx;
@@ -112,7 +112,7 @@
               ctx.strokeStyle = m.color; ctx.lineWidth = 2;
               ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
               ctx.fillStyle = m.color; ctx.font = "12px sans-serif";
-              ctx.fillText(m.label, x + 4, u.bbox.top + 14);
+              ctx.fillText(m.label, x + 4, u.bbox.top + m.dy * (window.devicePixelRatio || 1));
             });
             ctx.restore();
           }],
