@@ -1001,11 +1001,13 @@ async def accuracy_page(request: Request) -> Response:
         "rmsse": [r["rmsse"] for r in chosen.to_dicts()],
     }
     methods = sorted(frame["method"].unique().to_list())
+    alerts = await run_in_threadpool(_optional_rows, web, "alerts", order="opened_at", limit=50)
     return _render(
         request,
         web,
         "accuracy.html",
         "accuracy",
+        alerts=alerts,
         t=bt_table,
         r=rl_table,
         chart=chart,
