@@ -274,3 +274,41 @@ def test_config_refuses_a_plain_password() -> None:
 
     with pytest.raises(ConfigError, match="hash-password"):
         load_settings(web={"users": {"bob": "plaintext"}})
+
+
+def test_open_alerts_and_aliases_show_when_their_tables_exist(data_dir: Path) -> None:
+    """The monitoring and registry tables belong to other features: the pages show their rows
+    when the store has them (here made by hand, with the columns those features write)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{data_dir / 'history.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE alerts (id INTEGER PRIMARY KEY, opened_at TEXT, status TEXT, "
+                "grouping TEXT, group_name TEXT, metric TEXT, reason TEXT)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO alerts VALUES (1, '2026-11-20', 'open', 'tier', 'regular', 'mase', "
+                "'MASE 1.4 over the expected 1.1 for 3 periods')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TABLE model_aliases "
+                "(alias TEXT, model_version TEXT, set_at TEXT, reason TEXT)"
+            )
+        )
+        version = conn.execute(sa.text("SELECT model_version FROM forecast_runs")).scalar()
+        conn.execute(
+            sa.text("INSERT INTO model_aliases VALUES ('champion', :v, '2026-11-20', 'first run')"),
+            {"v": version},
+        )
+    engine.dispose()
+    with TestClient(create_app(Settings(**web_settings()), data_dir)) as c:
+        assert "MASE 1.4 over the expected 1.1" in c.get("/app").text
+        assert "MASE 1.4 over the expected 1.1" in c.get("/app/accuracy").text
+        models = c.get("/app/models").text
+        assert 'id="aliases"' in models and "champion" in models
