@@ -24,6 +24,7 @@ from sparecast.errors import (
 from sparecast.evaluate.backtest import BacktestResult, backtest
 from sparecast.inventory.decisions import DecisionBacktest, evaluate_plan
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
+from sparecast.inventory.overrides import Override
 from sparecast.inventory.planning import Plan, plan
 from sparecast.inventory.simulate import SimulationResult, simulate_policy
 from sparecast.methods import METHODS
@@ -43,6 +44,7 @@ __all__ = [
     "LeadTimeResult",
     "plan",
     "Plan",
+    "Override",
     "evaluate_plan",
     "DecisionBacktest",
     "simulate_policy",

@@ -27,6 +27,7 @@ from sparecast.pipeline.plan import PlanOutcome, run_plan
 from sparecast.pipeline.staging import ensure_output_dir, recover_output_dir
 from sparecast.pipeline.steps import RunOutcome, run_pipeline
 from sparecast.store.cli import store_app
+from sparecast.store.overrides_cli import overrides_app
 from sparecast.urls import redact_text
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app = typer.Typer(
 app.add_typer(store_app, name="store")  # sparecast store migrate | runs | prune
 web_app = typer.Typer(help="The planner's web app (served by `sparecast serve` under /app).")
 app.add_typer(web_app, name="web")  # sparecast web hash-password
+app.add_typer(overrides_app, name="overrides")  # sparecast overrides set | list | delete | ...
 console = Console()
 err_console = Console(stderr=True)
 

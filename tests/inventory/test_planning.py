@@ -99,3 +99,25 @@ def test_a_panel_without_items_plans_on_every_default() -> None:
     assert set(plan.policy["lead_time_source"]) == {"default"}
     assert plan.policy["unit_cost"].null_count() == 3
     assert "3 item(s) of the demand have no row in the items file" in "\n".join(plan.notes)
+
+
+def test_overrides_reach_the_library_plan() -> None:
+    """``sparecast.plan(..., overrides=...)``: do-not-order stops B's order, a fixed
+    order-up-to re-decides A's, an expired override changes nothing."""
+    items = pl.DataFrame({"unique_id": ["A", "B", "C"], "on_hand": ["0", "0", "0"]})
+    before = sparecast.plan(_demand(), items, today=TODAY).policy
+    assert (before.filter(pl.col("unique_id") == "B")["suggested_order"] > 0).all()
+    until = TODAY + timedelta(days=10)
+    overrides = {
+        "A": sparecast.Override("A", "alice", "critical", until, order_up_to=50.0),
+        "B": sparecast.Override("B", "alice", "obsolete", until, do_not_order=True),
+        "C": sparecast.Override("C", "bob", "old", TODAY, do_not_order=True),  # expired
+    }
+    plan = sparecast.plan(_demand(), items, today=TODAY, overrides=overrides)
+    by = {r["unique_id"]: r for r in plan.policy.iter_rows(named=True)}
+    assert by["A"]["order_up_to"] == 50.0 and by["A"]["suggested_order"] == 50.0  # IP 0
+    assert by["B"]["suggested_order"] == 0.0 and by["B"]["override"] == "do_not_order"
+    c = before.filter(pl.col("unique_id") == "C").row(0, named=True)
+    assert by["C"]["suggested_order"] == c["suggested_order"] and by["C"]["override"] is None
+    assert plan.summary["n_overrides"] == 2
+    assert "2 item(s) with a planner override" in "\n".join(plan.notes)

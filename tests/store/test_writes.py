@@ -130,6 +130,8 @@ def test_delete_runs_keeps_the_newest(store: ForecastStore) -> None:
         "forecasts": 4,
         "actual_demand": 2,
         "run_accuracy": 2 * 4 * 3,  # 4 summary rows x 3 numeric metrics per run
+        "item_overrides": 0,
+        "override_history": 0,
     }
     assert store.get_run(ids[0]) is None and store.item_forecast("i0", run_id=ids[1]) is None
     assert store.actuals("i0")["y"].to_list() == [2.0, 3.0]

@@ -10,6 +10,7 @@ items, else ``inventory.default_lead_time_days``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -23,6 +24,11 @@ from sparecast.classify import classify
 from sparecast.config import Settings, load_settings
 from sparecast.data.items import plan_tables, read_items_file, validate_items_file
 from sparecast.data.panel import DemandPanel
+from sparecast.inventory.overrides import (
+    Override,
+    apply_forecast_overrides,
+    apply_policy_overrides,
+)
 from sparecast.inventory.plan import PlanResult, compute_plan
 
 __all__ = ["Plan", "plan"]
@@ -64,6 +70,7 @@ def plan(
     today: date | None = None,
     forecasts: pl.DataFrame | None = None,
     classification: pl.DataFrame | None = None,
+    overrides: Mapping[str, Override] | None = None,
 ) -> Plan:
     """The inventory policy of every item of ``panel`` (a DemandPanel, or long-format rows
     ``unique_id, ds, y``) and of ``items`` (a frame or an items file; None: every default).
@@ -73,7 +80,11 @@ def plan(
     history. ``settings``: default ``load_settings()`` ([inventory] targets, policy, MOQ and
     lot-size defaults, ``default_lead_time_days``); ``today``: default ``data.today`` or the
     current date; ``forecasts``: long format with ``unique_id`` and ``forecast`` (it sets the
-    lot sizes; default: the history mean); ``classification``: default ``classify(panel)``.
+    lot sizes; default: the history mean); ``classification``: default ``classify(panel)``;
+    ``overrides``: planner overrides by item (e.g. ``ForecastStore.overrides()``), those that
+    apply on ``today`` are applied as ``sparecast plan`` does (forecast levels/multipliers to
+    ``forecasts`` before planning, the rest to the policy: see
+    :mod:`sparecast.inventory.overrides`).
     """
     settings = settings if settings is not None else load_settings()
     inv = settings.inventory
@@ -98,7 +109,16 @@ def plan(
     panel = _with_items(panel, inputs.only_in_items)
     if classification is None or inputs.only_in_items:
         classification = classify(panel, thresholds=settings.tiers.thresholds())
+    active = {k: o for k, o in (overrides or {}).items() if o.is_active(today)}
+    if active and forecasts is not None:
+        forecasts = apply_forecast_overrides(forecasts, active, today)
     result = compute_plan(panel, classification, forecasts, inputs.tables, settings, today=today)
+    if active:
+        result.policy = apply_policy_overrides(result.policy, active, today)
+        n = int(result.policy["override"].is_not_null().sum())
+        result.notes.append(f"{n} item(s) with a planner override (policy column override)")
+        result.summary["n_overrides"] = n
+        result.summary["n_to_order"] = int((result.policy["suggested_order"] > 0).sum())
     notes = [*inputs.notes, *result.notes]
     if checked.rejected.height:
         counts = ", ".join(f"{r} {n}" for r, n in checked.report.counts.items())

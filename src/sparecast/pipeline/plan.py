@@ -23,6 +23,11 @@ from sparecast._version import __version__
 from sparecast.classify import classify
 from sparecast.config import Settings
 from sparecast.errors import DataValidationError, SourceError
+from sparecast.inventory.overrides import (
+    Override,
+    apply_forecast_overrides,
+    apply_policy_overrides,
+)
 from sparecast.inventory.plan import PlanResult, compute_plan
 from sparecast.inventory.report import render_inventory_report
 from sparecast.pipeline.console import plan_summary_lines
@@ -41,11 +46,15 @@ from sparecast.pipeline.outputs import (
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
 from sparecast.pipeline.staging import RUN_JSON, Staging
 from sparecast.pipeline.steps import RunOutcome, stage_run, store_and_commit
+from sparecast.pipeline.store_step import store_url_for
+from sparecast.store.history import ForecastStore
 from sparecast.urls import redact_url
 
 __all__ = [
     "PLAN_TABLES",
     "PlanOutcome",
+    "apply_plan_overrides",
+    "planner_overrides",
     "recorded_items_file",
     "write_plan",
     "run_plan",
@@ -131,6 +140,51 @@ def recorded_items_file(output_dir: Path) -> str | None:
         return None
     items = command.get("items") if isinstance(command, dict) else None
     return str(items) if items else None
+
+
+def planner_overrides(settings: Settings, output_dir: Path, today: date) -> dict[str, Override]:
+    """The planner overrides active on ``today`` in the store of ``output_dir`` (``store.url``
+    or ``DIR/history.sqlite``); {} when the directory has no store yet. Read only: ``today``
+    may be a replayed date (``data.today``), so expiry is recorded by the override commands and
+    the API, which use the real date."""
+    url = store_url_for(settings, output_dir)
+    if not settings.store.url and not (output_dir / "history.sqlite").is_file():
+        return {}
+    store = ForecastStore(url)
+    try:
+        if store.schema_revision() is None:
+            return {}
+        if not store.is_migrated():
+            store.migrate()
+        return store.overrides(as_of=today)
+    finally:
+        store.dispose()
+
+
+def apply_plan_overrides(
+    plan: PlanResult, overrides: dict[str, Override], today: date
+) -> PlanResult:
+    """``plan`` with the policy overrides applied to its policy (``apply_policy_overrides``),
+    a note per overridden item and ``summary["n_overrides"]``; unchanged without overrides."""
+    if not overrides:
+        return plan
+    plan.policy = apply_policy_overrides(plan.policy, overrides, today)
+    applied = plan.policy.filter(pl.col("override").is_not_null())
+    lines = [
+        f"{r['unique_id']}: {r['override']} by {r['override_by']} ({r['override_reason']}), "
+        f"until {r['override_expires']}"
+        for r in applied.head(20).iter_rows(named=True)
+    ]
+    more = f"; and {applied.height - 20} more" if applied.height > 20 else ""
+    plan.notes.append(
+        f"{applied.height} item(s) with a planner override (policy column override): "
+        + "; ".join(lines)
+        + more
+    )
+    plan.summary["n_overrides"] = applied.height
+    plan.summary["n_to_order"] = int((plan.policy["suggested_order"] > 0).sum())
+    plan.summary["order_value"] = float(plan.policy["order_value"].fill_null(0.0).sum())
+    return plan
 
 
 def _not_long_file(source: str) -> Callable[[LoadedData], None]:
@@ -242,16 +296,21 @@ def run_plan(
             tables["purchase_orders"] = loaded.source.read_tables(["purchase_orders"])[
                 "purchase_orders"
             ]
+        overrides = planner_overrides(settings, output_dir, today)
+        planned = forecasts
+        if overrides and forecasts is not None:  # the forecast levels/multipliers
+            planned = apply_forecast_overrides(forecasts, overrides, today)
         plan = compute_plan(
             loaded.panel,
             classification,
-            forecasts,
+            planned,
             tables,
             settings,
             today=today,
             progress=progress,
         )
         plan.notes[:0] = item_notes
+        plan = apply_plan_overrides(plan, overrides, today)
         if settings.data.strict and plan.rejected.height:
             raise DataValidationError(
                 f"{plan.rejected.height} purchasing/stock row(s) rejected ("

@@ -22,7 +22,7 @@ from sparecast.service.deps import require_api_key
 from sparecast.service.errors import add_exception_handlers
 from sparecast.service.limits import RequestLimits
 from sparecast.service.metrics import LatencyMiddleware
-from sparecast.service.routes import forecast, health, items, jobs, metrics, reports
+from sparecast.service.routes import forecast, health, items, jobs, metrics, overrides, reports
 from sparecast.service.state import ServiceState
 from sparecast.service.web import STATIC_DIR
 from sparecast.service.web import router as web_router
@@ -36,6 +36,7 @@ ROUTERS = (
     health.router,
     jobs.router,
     metrics.router,
+    overrides.router,
 )
 """One router per resource, each with its path prefix."""
 

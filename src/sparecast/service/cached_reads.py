@@ -16,7 +16,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sparecast.errors import CacheUnavailable
 from sparecast.service.forecast_query import FAST_PATH_MISS, checked_horizon, checked_levels
 from sparecast.service.state import ServiceState
-from sparecast.store import cache_key
 
 __all__ = ["ItemForecastFastPath"]
 
@@ -70,7 +69,7 @@ class ItemForecastFastPath:
             levels = checked_levels(run, quantiles, ["query", "quantiles"])
         except HTTPException:
             return None
-        key = cache_key(run.model_version, item_id, h, levels)
+        key = self.state.item_cache_key(run, item_id, h, levels)
         try:
             body = self.state.cache.get(key)
         except CacheUnavailable:

@@ -25,6 +25,10 @@ from sparecast.errors import ConfigError
 
 __all__ = [
     "ErrorOut",
+    "OverrideIn",
+    "OverrideOut",
+    "OverrideEventOut",
+    "ItemOverrideOut",
     "ItemForecastOut",
     "ForecastBatchIn",
     "ForecastBatchOut",
@@ -44,6 +48,62 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+class OverrideIn(BaseModel):
+    """A planner override of one item (``PUT /items/{item_id}/override``): one or more kinds,
+    who sets it, why, and the date it expires (it applies before that date). It replaces the
+    item's previous override as a whole."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    set_by: str = Field(min_length=1, max_length=200, description="who sets it")
+    reason: str = Field(min_length=1, max_length=2000, description="why")
+    expires: date = Field(description="first date it no longer applies; must be in the future")
+    forecast_level: float | None = Field(None, ge=0, description="units per period")
+    forecast_multiplier: float | None = Field(None, gt=0, description="scales the forecast")
+    reorder_point: float | None = Field(None, description="fixed reorder point (units)")
+    order_up_to: float | None = Field(None, ge=0, description="fixed order-up-to level (units)")
+    do_not_order: bool = Field(False, description="no suggested order while it applies")
+    phase_out_date: date | None = Field(None, description="no suggested order from this date")
+
+
+class OverrideOut(BaseModel):
+    """A stored planner override, as every answer it changed names it."""
+
+    kinds: list[str] = Field(description='the kinds it sets, e.g. ["forecast_multiplier"]')
+    item_id: str
+    set_by: str
+    reason: str
+    expires: date
+    forecast_level: float | None = None
+    forecast_multiplier: float | None = None
+    reorder_point: float | None = None
+    order_up_to: float | None = None
+    do_not_order: bool = False
+    phase_out_date: date | None = None
+    created_at: datetime
+    revision: int = Field(description="id of the history event of its last change")
+
+
+class OverrideEventOut(BaseModel):
+    """One change of an item's override: set, changed, deleted or expired."""
+
+    event_id: int
+    action: Literal["set", "changed", "deleted", "expired"]
+    recorded_at: datetime
+    recorded_by: str
+    note: str
+    override: OverrideOut
+
+
+class ItemOverrideOut(BaseModel):
+    """``GET /items/{item_id}/override``: the current override (null: none applies today) and
+    the item's whole history, oldest first."""
+
+    item_id: str
+    override: OverrideOut | None
+    history: list[OverrideEventOut]
+
+
 class ItemForecastOut(BaseModel):
     """The forecast of one item by the current model version, one value per period."""
 
@@ -56,6 +116,15 @@ class ItemForecastOut(BaseModel):
     quantiles: dict[str, list[float | None]] = Field(
         description='quantile forecasts keyed by level in percent, e.g. {"q90": [...]}; '
         "null where the run has no value"
+    )
+    override: OverrideOut | None = Field(
+        None,
+        description="the planner override applied to this answer (null when none applies)",
+    )
+    forecast_model: list[float | None] | None = Field(
+        None,
+        description="the model's forecast before a forecast level/multiplier override (null "
+        "when none applies)",
     )
 
 

@@ -24,13 +24,21 @@ from starlette.concurrency import run_in_threadpool
 
 from sparecast.config import Settings
 from sparecast.errors import CacheUnavailable, SparecastError, StoreError, StoreUnavailable
+from sparecast.inventory.overrides import Override
 from sparecast.pipeline.outputs import POLICY_FILE, REPORT_FILE
 from sparecast.pipeline.staging import recover_output_dir
 from sparecast.service.errors import NoPlan
 from sparecast.service.jobs import JobManager
 from sparecast.service.metrics import ServiceMetrics
 from sparecast.service.models import DependencyOut, FreshnessOut, HealthOut
-from sparecast.store import ForecastCache, ForecastStore, RunInfo, default_store_url, make_cache
+from sparecast.store import (
+    ForecastCache,
+    ForecastStore,
+    RunInfo,
+    cache_key,
+    default_store_url,
+    make_cache,
+)
 from sparecast.urls import redact_url
 
 __all__ = ["ServiceState", "PolicyTable", "plan_hint"]
@@ -114,6 +122,10 @@ class ServiceState:
         self.cache_ttl_s = settings.store.cache_ttl_s
         self.run: RunInfo | None = None
         self.items: frozenset[str] = frozenset()  # item ids of the served run
+        # planner overrides: every current one (filtered by date when used) and the store's
+        # override revision they were read at (re-read when it changes)
+        self.overrides: dict[str, Override] = {}
+        self.overrides_revision = -1
         self.store_error: str | None = None  # last reason the store was unreachable
         self.cache_error: str | None = None
         self.metrics = ServiceMetrics(self._run_created_at, metrics_multiprocess_dir)
@@ -159,6 +171,38 @@ class ServiceState:
         self.store_error = None
         self.items = items  # before the run: a request never sees the new run with old items
         self.run = run
+        self.refresh_overrides()
+
+    def refresh_overrides(self, *, force: bool = False) -> None:
+        """Re-read the planner overrides when the store's override revision changed (blocking;
+        after this process wrote one, ``force``). A store without the overrides table (an
+        older schema) has none."""
+        try:
+            revision = self.store.overrides_revision()
+            if force or revision != self.overrides_revision:
+                self.overrides = self.store.overrides()
+                self.overrides_revision = revision
+        except StoreUnavailable as exc:
+            self.store_error = str(exc)
+        except StoreError as exc:
+            log.warning("planner overrides: %s", exc)
+
+    def active_override(self, item_id: str, today: date | None = None) -> Override | None:
+        """The item's planner override when it applies today (not expired), else None."""
+        found = self.overrides.get(item_id)
+        if found is None or not found.is_active(today or date.today()):
+            return None
+        return found
+
+    def item_cache_key(
+        self, run: RunInfo, item_id: str, horizon: int | None, levels: list[float] | None
+    ) -> str:
+        """The cache key of an item's forecast answer, with its override's revision when one
+        applies (``cache_key``)."""
+        found = self.active_override(item_id)
+        return cache_key(
+            run.model_version, item_id, horizon, levels, found.revision if found else None
+        )
 
     async def start(self) -> None:
         """Read the served run and start the periodic re-check (nested lifespans, e.g. a test

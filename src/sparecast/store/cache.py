@@ -89,14 +89,21 @@ def _level_text(levels: Sequence[float] | None) -> str:
 
 
 def cache_key(
-    model_version: str, item_id: str, horizon: int | None, quantiles: Sequence[float] | None
+    model_version: str,
+    item_id: str,
+    horizon: int | None,
+    quantiles: Sequence[float] | None,
+    override_revision: int | None = None,
 ) -> str:
     """Key of one item's forecast answer: model version, item (percent-escaped), horizon
-    (``all`` for None) and sorted quantile levels (``all`` for None, ``none`` for [])."""
-    return (
+    (``all`` for None) and sorted quantile levels (``all`` for None, ``none`` for []); with
+    ``override_revision`` (the item's planner override applies) ``:o{revision}`` is appended,
+    so a changed or removed override never meets an answer cached before it."""
+    key = (
         f"fc:{quote(model_version, safe='+')}:{quote(str(item_id), safe='')}"
         f":h{'all' if horizon is None else int(horizon)}:q{_level_text(quantiles)}"
     )
+    return key if override_revision is None else f"{key}:o{int(override_revision)}"
 
 
 class _Counters:

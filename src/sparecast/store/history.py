@@ -10,14 +10,21 @@ transaction: a crash or an error mid-write leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from sparecast.evaluate.fva import FvaResult, forecast_value_added
+from sparecast.inventory.overrides import Override, forecasts_with_override_history
+from sparecast.store import overrides as _overrides
 from sparecast.store import writes
 from sparecast.store.engine import StoreEngine
 from sparecast.store.models import RunMeta
+from sparecast.store.overrides import OverrideEvent, override_history_frame
 from sparecast.store.reads import HistoryReader
 from sparecast.store.writes import StoreProgress
 from sparecast.urls import redact_url
@@ -139,3 +146,82 @@ class ForecastStore(HistoryReader):
         old = writes.delete_runs(self._db, keep_last=keep_last)
         self.forget(old)
         return old
+
+    # -------------------------------------------------------------------------- overrides
+
+    def set_override(
+        self, override: Override, *, today: date | None = None, check_item: bool = True
+    ) -> Override:
+        """Validate and store the item's planner override (replacing its previous one), with a
+        ``set``/``changed`` history event; returns it with its revision. The item must be in
+        the latest run (``UnknownOverrideItem`` otherwise) unless ``check_item`` is False;
+        ``today`` (default: the date today) is what the expiry must be after."""
+        return _overrides.set_override(
+            self._db, override, today=today or date.today(), check_item=check_item
+        )
+
+    def delete_override(self, item_id: str, *, by: str, note: str = "") -> Override:
+        """Remove the item's override (a ``deleted`` history event by ``by``); returns it.
+        ``OverrideError`` when the item has none."""
+        return _overrides.delete_override(self._db, item_id, by=by, note=note)
+
+    def expire_overrides(self, as_of: date | None = None) -> list[Override]:
+        """Move the overrides expired on ``as_of`` (default today) to the history."""
+        return _overrides.expire_overrides(self._db, as_of or date.today())
+
+    def overrides(
+        self, *, as_of: date | None = None, item_ids: Sequence[str] | None = None
+    ) -> dict[str, Override]:
+        """The current overrides by item (only those active on ``as_of`` when given)."""
+        return _overrides.current_overrides(self._db, as_of=as_of, item_ids=item_ids)
+
+    def override_history(self, item_id: str | None = None) -> list[OverrideEvent]:
+        """The override history (of one item or all), oldest first."""
+        return _overrides.item_history(self._db, item_id)
+
+    def overrides_revision(self) -> int:
+        """The newest override history id (0: none): changes with every override change."""
+        return _overrides.overrides_revision(self._db)
+
+    def override_forecast_vs_actual(self, run_id: int | None = None) -> pl.DataFrame:
+        """``forecast_vs_actual`` of a run (latest by default) with the forecast override that
+        applied on each date by the override history: forecast_model (the model's), forecast
+        (overridden), override (the kind, null where none): the input of
+        ``sparecast.evaluate.fva.forecast_value_added``."""
+        frame = self.forecast_vs_actual(run_id)
+        events = override_history_frame(self.override_history())
+        return forecasts_with_override_history(frame, events)
+
+    def override_fva(self, run_ids: Sequence[int] | None = None) -> FvaResult:
+        """The forecast value added of the planner overrides on the given runs (default: every
+        run the store keeps) whose forecasts have known actuals
+        (``sparecast.evaluate.fva.forecast_value_added``); each item's RMSSE scale is the mean
+        squared one-step difference of its stored actual demand before its first scored date."""
+        ids = list(run_ids) if run_ids is not None else [r.run_id for r in self.runs(10_000)]
+        parts = [self.override_forecast_vs_actual(i) for i in ids]
+        kept = [p for p in parts if p.height]
+        if not kept:
+            return forecast_value_added(
+                pl.DataFrame(
+                    schema={
+                        "unique_id": pl.String,
+                        "ds": pl.Date,
+                        "y": pl.Float64,
+                        "forecast_model": pl.Float64,
+                        "forecast": pl.Float64,
+                        "override": pl.String,
+                    }
+                )
+            )
+        frame = pl.concat(kept, how="vertical_relaxed")
+        firsts = (
+            frame.filter(pl.col("override").is_not_null())
+            .group_by("unique_id")
+            .agg(pl.col("ds").min())
+            .iter_rows()
+        )
+        scales = {}
+        for item, first in firsts:
+            y = self.actuals(item, end=first - timedelta(days=1))["y"].to_numpy()
+            scales[item] = float(np.mean(np.diff(y) ** 2)) if y.size > 1 else float("nan")
+        return forecast_value_added(frame, scales=scales)

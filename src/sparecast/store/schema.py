@@ -43,6 +43,8 @@ __all__ = [
     "actual_demand",
     "run_accuracy",
     "order_decisions",
+    "item_overrides",
+    "override_history",
 ]
 
 
@@ -130,6 +132,47 @@ run_accuracy = Table(
     Column("row_order", Integer, nullable=False),  # row of the summary, to give it back in order
 )
 
+# Planner overrides (migration 0003): the current override per item, and every change to it
+# (set, changed, deleted, expired) appended to override_history, never updated.
+_OVERRIDE_VALUES = (
+    ("forecast_level", Float),
+    ("forecast_multiplier", Float),
+    ("reorder_point", Float),
+    ("order_up_to", Float),
+)
+
+item_overrides = Table(
+    "item_overrides",
+    metadata,
+    Column("unique_id", String(200), primary_key=True),
+    *[Column(name, kind, nullable=True) for name, kind in _OVERRIDE_VALUES],
+    Column("do_not_order", Boolean, nullable=False),
+    Column("phase_out_date", Date, nullable=True),
+    Column("set_by", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires", Date, nullable=False),
+    Column("revision", Integer, nullable=False),  # override_history.id of the last change
+)
+
+override_history = Table(
+    "override_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("unique_id", String(200), nullable=False),
+    Column("action", String(10), nullable=False),  # set | changed | deleted | expired
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(200), nullable=False),  # who set/deleted it ("system": expiry)
+    Column("note", Text, nullable=False),  # the reason given for a deletion, else ""
+    *[Column(name, kind, nullable=True) for name, kind in _OVERRIDE_VALUES],
+    Column("do_not_order", Boolean, nullable=False),
+    Column("phase_out_date", Date, nullable=True),
+    Column("set_by", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires", Date, nullable=False),
+)
+
 # Item lookups across runs: "every forecast / every actual stored for item X".
 Index("ix_forecasts_unique_id", forecasts.c.unique_id, forecasts.c.run_id)
 Index("ix_actual_demand_unique_id", actual_demand.c.unique_id, actual_demand.c.run_id)
@@ -154,3 +197,4 @@ order_decisions = Table(
     Column("written_at", DateTime(timezone=True), nullable=True),  # ERP write-back done
 )
 Index("ix_order_decisions_plan", order_decisions.c.plan_id, order_decisions.c.unique_id)
+Index("ix_override_history_unique_id", override_history.c.unique_id, override_history.c.id)

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import date
 from typing import Annotated, Any, TypeVar
 
 import orjson
+import polars as pl
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from sparecast.errors import StoreUnavailable
+from sparecast.inventory.overrides import Override, apply_forecast_overrides
 from sparecast.service.deps import API_KEY_RESPONSES, ApiKeyDep, StateDep
 from sparecast.service.errors import NotFound, StoreDown, short
 from sparecast.service.forecast_query import (
@@ -30,7 +33,7 @@ from sparecast.service.forecast_query import (
 )
 from sparecast.service.models import ErrorOut, ForecastBatchIn, ForecastBatchOut, ItemForecastOut
 from sparecast.service.state import ServiceState
-from sparecast.store import ItemForecast, RunInfo, cache_key
+from sparecast.store import ItemForecast, RunInfo
 
 __all__ = ["router", "forecast_json", "item_forecast", "items_forecasts"]
 
@@ -49,19 +52,39 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def forecast_json(fc: ItemForecast) -> bytes:
-    """The ``ItemForecastOut`` JSON of one item forecast (NaN becomes null)."""
-    return orjson.dumps(
-        {
-            "item_id": fc.item_id,
-            "model_version": fc.model_version,
-            "run_id": fc.run_id,
-            "method": fc.method,
-            "dates": fc.dates,
-            "forecast": fc.forecast,
-            "quantiles": fc.quantiles,
-        }
-    )
+def forecast_json(fc: ItemForecast, override: Override | None = None) -> bytes:
+    """The ``ItemForecastOut`` JSON of one item forecast (NaN becomes null); with a planner
+    override whose forecast level or multiplier applies, the overridden forecast and quantiles
+    (``apply_forecast_overrides`` over the dates answered), the model's forecast in
+    ``forecast_model`` and the override in ``override``."""
+    answer: dict[str, Any] = {
+        "item_id": fc.item_id,
+        "model_version": fc.model_version,
+        "run_id": fc.run_id,
+        "method": fc.method,
+        "dates": fc.dates,
+        "forecast": fc.forecast,
+        "quantiles": fc.quantiles,
+        "override": None,
+        "forecast_model": None,
+    }
+    if override is not None:
+        if {"forecast_level", "forecast_multiplier"} & set(override.kinds) and fc.dates:
+            frame = pl.DataFrame(
+                {
+                    "unique_id": [fc.item_id] * len(fc.dates),
+                    "ds": fc.dates,
+                    "forecast": fc.forecast,
+                    **{label: values for label, values in fc.quantiles.items()},
+                },
+                schema_overrides={label: pl.Float64 for label in fc.quantiles},
+            )
+            changed = apply_forecast_overrides(frame, {fc.item_id: override}, date.today())
+            answer["forecast"] = changed["forecast"].to_list()
+            answer["quantiles"] = {label: changed[label].to_list() for label in fc.quantiles}
+            answer["forecast_model"] = fc.forecast
+        answer["override"] = override.summary()
+    return orjson.dumps(answer)
 
 
 def _unknown(run: RunInfo, item_ids: list[str]) -> NotFound:
@@ -127,7 +150,7 @@ async def item_forecast(
     run = served_run(state)
     h = checked_horizon(state, run, horizon, ["query", "horizon"])
     levels = checked_levels(run, quantiles, ["query", "quantiles"])
-    key = cache_key(run.model_version, item_id, h, levels)
+    key = state.item_cache_key(run, item_id, h, levels)
     if request.scope.get(FAST_PATH_MISS) == key:  # the fast path looked it up already
         state.metrics.cache_lookups(0, 1)
         body = None
@@ -148,7 +171,7 @@ async def item_forecast(
         )
         if fc is None:
             raise _unknown(run, [item_id])
-        body = forecast_json(fc)
+        body = forecast_json(fc, state.active_override(item_id))
         state.cache_set_many({key: body})
     return Response(body, media_type="application/json")
 
@@ -179,7 +202,7 @@ async def items_forecasts(body: ForecastBatchIn, state: StateDep) -> Response:
     unknown = [i for i in ids if i not in state.items]
     if unknown:
         raise _unknown(run, unknown)
-    keys = [cache_key(run.model_version, i, h, levels) for i in ids]
+    keys = [state.item_cache_key(run, i, h, levels) for i in ids]
     found = dict(zip(ids, state.cache_get_many(keys), strict=True))
     missing = [i for i, v in found.items() if v is None]
     if missing:
@@ -199,7 +222,7 @@ async def items_forecasts(body: ForecastBatchIn, state: StateDep) -> Response:
         new = {}
         for item, key in zip(ids, keys, strict=True):
             if found[item] is None:
-                found[item] = new[key] = forecast_json(fetched[item])
+                found[item] = new[key] = forecast_json(fetched[item], state.active_override(item))
         state.cache_set_many(new)
     parts = [found[i] for i in body.item_ids]
     head = orjson.dumps({"model_version": run.model_version, "run_id": run.run_id})[:-1]

@@ -1,7 +1,7 @@
 """Order decisions: the planner's approvals and rejections of suggested orders (web app).
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0003 (0001 before the merge of the overrides branch)
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0001"
+down_revision = "0003"  # 0001 on its own branch; follows 0003 here (the coordinator relinks)
 branch_labels = None
 depends_on = None
 
