@@ -210,3 +210,31 @@ def test_planner_approves_two_orders_into_mariadb(
     quantities = {r["item_id"]: r["quantity"] for r in rows}
     assert quantities[second["unique_id"]] == second["suggested_order"] + 3
     assert {r["decided_by"] for r in rows} == {PLANNER}
+
+
+def test_override_set_on_the_item_page_changes_the_api(browser: Browser, data_dir: Path) -> None:
+    from datetime import date, timedelta
+
+    policy = pl.read_parquet(data_dir / "policy.parquet")
+    item = policy.sort("order_rank")["unique_id"][0]
+    with _Server(Settings(**web_settings()), data_dir) as server:
+        before = httpx.get(f"{server.url}/forecast/item/{item}").json()
+        assert before["override"] is None
+        page = browser.new_page()
+        errors = _watch(page)
+        _sign_in(page, server.url)
+        page.goto(f"{server.url}/app/items/{item}")
+        form = page.locator("#override-form")
+        form.locator("input[name=forecast_level]").fill("3.5")
+        form.locator("input[name=expires]").fill((date.today() + timedelta(days=14)).isoformat())
+        form.locator("input[name=reason]").fill("known project demand")
+        page.click("#override-set")
+        page.wait_for_selector("#override-applied")
+        after = httpx.get(f"{server.url}/forecast/item/{item}").json()
+        assert after["override"]["forecast_level"] == 3.5
+        assert after["override"]["set_by"] == PLANNER
+        assert set(after["forecast"]) == {3.5} and after["forecast_model"] == before["forecast"]
+        shown = page.locator("#forecast-values td[data-col=forecast]").all_text_contents()
+        assert {float(x) for x in shown} == {3.5}
+        assert errors == [], errors
+        page.close()

@@ -312,3 +312,38 @@ def test_open_alerts_and_aliases_show_when_their_tables_exist(data_dir: Path) ->
         assert "MASE 1.4 over the expected 1.1" in c.get("/app/accuracy").text
         models = c.get("/app/models").text
         assert 'id="aliases"' in models and "champion" in models
+
+
+def test_override_set_and_removed_on_the_item_page(web_client: TestClient, data_dir: Path) -> None:
+    from datetime import date, timedelta
+
+    item = _first_orders(data_dir, 1)[0]["unique_id"]
+    expires = (date.today() + timedelta(days=30)).isoformat()
+    form = {"forecast_level": "5", "expires": expires, "reason": "campaign", "action": "set"}
+    anon = web_client.post(
+        f"/app/items/{item}/override",
+        data={**form, "csrf_token": csrf_of(web_client)},
+        follow_redirects=False,
+    )
+    assert anon.status_code == 303 and "/app/login" in anon.headers["location"]
+    sign_in(web_client)
+    token = csrf_of(web_client)
+    forged = web_client.post(f"/app/items/{item}/override", data={**form, "csrf_token": "x"})
+    assert forged.status_code == 403
+    page = web_client.post(f"/app/items/{item}/override", data={**form, "csrf_token": token})
+    assert "set (forecast_level)" in page.text and 'id="override-applied"' in page.text
+    api = web_client.get(f"/forecast/item/{item}").json()
+    assert api["override"]["forecast_level"] == 5 and set(api["forecast"]) == {5.0}
+    shown = re.findall(r'data-col="forecast">([^<]*)<', page.text)
+    assert {float(x) for x in shown} == {5.0}  # the page shows what the API answers
+    bad = web_client.post(
+        f"/app/items/{item}/override",
+        data={**form, "forecast_level": "lots", "csrf_token": token},
+    )
+    assert "not a number" in bad.text
+    gone = web_client.post(
+        f"/app/items/{item}/override",
+        data={"action": "delete", "reason": "over", "csrf_token": token},
+    )
+    assert "removed" in gone.text and 'id="no-override"' in gone.text
+    assert web_client.get(f"/forecast/item/{item}").json()["override"] is None

@@ -23,8 +23,10 @@ from starlette.concurrency import run_in_threadpool
 from sparecast._version import __version__
 from sparecast.errors import SparecastError, StoreError
 from sparecast.inventory.leadtime import quote_samples
+from sparecast.inventory.overrides import Override, OverrideError
 from sparecast.inventory.plan import HIGH_RISK
 from sparecast.methods.distributions import lead_time_demand
+from sparecast.service.routes.forecast import forecast_json
 from sparecast.service.state import ServiceState
 from sparecast.service.web.auth import (
     CSRF_COOKIE,
@@ -747,16 +749,22 @@ def item_context(web: WebApp, item_id: str) -> dict[str, Any] | None:
             "y": history["y"].to_list(),
         }
     forecast_rows: list[dict[str, Any]] = []
+    applied = None
     if fc is not None:
-        q = dict(fc.quantiles)
+        # what GET /forecast/item/{id} answers: an active planner override's level or
+        # multiplier replaces the model's forecast there, so it does here
+        answer = orjson.loads(forecast_json(fc, web.state.active_override(item_id)))
+        applied = answer["override"]
+        q = dict(answer["quantiles"])
+        values = answer["forecast"]
         chart["forecast"] = {
             "x": [d.isoformat() for d in fc.dates],
-            "y": list(fc.forecast),
+            "y": values,
             "quantiles": q,
         }
         for i, d in enumerate(fc.dates):
             forecast_rows.append(
-                {"ds": d.isoformat(), "forecast": fc.forecast[i], **{k: v[i] for k, v in q.items()}}
+                {"ds": d.isoformat(), "forecast": values[i], **{k: v[i] for k, v in q.items()}}
             )
     freq_days = {"D": 1.0, "W": 7.0, "M": 30.4375}.get(run.freq if run else "D", 1.0)
     ltd = None
@@ -782,6 +790,10 @@ def item_context(web: WebApp, item_id: str) -> dict[str, Any] | None:
         found = cls.filter(pl.col("unique_id") == item_id).to_dicts()
         classification = found[0] if found else None
     override = _optional_rows(web, "item_overrides", where={"unique_id": item_id}, limit=1)
+    if override:  # the override's values, for the edit form
+        current: dict[str, Any] | None = override[0]
+    else:
+        current = None
     override_history = _optional_rows(
         web, "override_history", where={"unique_id": item_id}, order="id", limit=50
     )
@@ -797,7 +809,10 @@ def item_context(web: WebApp, item_id: str) -> dict[str, Any] | None:
         "selection": selection,
         "classification": classification,
         "override": override,
+        "override_current": current,
+        "override_applied": applied,
         "override_history": override_history,
+        "tomorrow": date.fromordinal(date.today().toordinal() + 1).isoformat(),
         "method": fc.method if fc else None,
     }
 
@@ -821,6 +836,78 @@ async def item_page(item_id: str, request: Request) -> Response:
         response.status_code = 404
         return response
     return _render(request, web, "item.html", "items", **ctx)
+
+
+def _float_or_none(form: dict[str, str], key: str) -> float | None:
+    text = form.get(key, "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise OverrideError(f"{key.replace('_', ' ')} {text!r} is not a number") from None
+
+
+def _date_or_none(form: dict[str, str], key: str) -> date | None:
+    text = form.get(key, "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise OverrideError(
+            f"{key.replace('_', ' ')} {text!r} is not a date (YYYY-MM-DD)"
+        ) from None
+
+
+def _change_override(web: WebApp, item_id: str, form: dict[str, str], user: str) -> str:
+    """Set or delete the item's planner override from the item page's form (as
+    ``PUT``/``DELETE /items/{id}/override`` do); the message shown."""
+    state = web.state
+    today = date.today()
+    state.store.expire_overrides(today)
+    if form.get("action") == "delete":
+        state.store.delete_override(item_id, by=user, note=form.get("reason", ""))
+        state.refresh_overrides(force=True)
+        return f"override of {item_id} removed"
+    expires = _date_or_none(form, "expires")
+    if expires is None:
+        raise OverrideError("an override needs an expiry date (the first day it no longer applies)")
+    override = Override(
+        item_id=item_id,
+        set_by=user,
+        reason=form.get("reason", "").strip(),
+        expires=expires,
+        forecast_level=_float_or_none(form, "forecast_level"),
+        forecast_multiplier=_float_or_none(form, "forecast_multiplier"),
+        reorder_point=_float_or_none(form, "reorder_point"),
+        order_up_to=_float_or_none(form, "order_up_to"),
+        do_not_order=form.get("do_not_order") in ("on", "1", "true"),
+        phase_out_date=_date_or_none(form, "phase_out_date"),
+    )
+    state.store.set_override(override, today=today)
+    state.refresh_overrides(force=True)
+    return f"override of {item_id} set ({', '.join(override.kinds)}) until {expires}"
+
+
+@router.post("/items/{item_id:path}/override")
+async def item_override(item_id: str, request: Request) -> Response:
+    """Set (``action=set``) or delete (``action=delete``) the item's planner override."""
+    web = _app(request)
+    if (gate := _gate(request, web, write=True)) is not None:
+        return gate
+    try:
+        form = await _form(request, web)
+    except _Forbidden:
+        return _forbidden()
+    back = f"/app/items/{quote(item_id, safe='')}"
+    try:
+        msg = await web.state.store_call(
+            _change_override, web, item_id, form, _user(request, web) or ""
+        )
+    except SparecastError as exc:
+        msg = f"override not changed: {exc}"
+    return _redirect_msg(back, msg)
 
 
 # ---------------------------------------------------------------------------- accuracy
