@@ -347,3 +347,32 @@ def test_override_set_and_removed_on_the_item_page(web_client: TestClient, data_
     )
     assert "removed" in gone.text and 'id="no-override"' in gone.text
     assert web_client.get(f"/forecast/item/{item}").json()["override"] is None
+
+
+def test_overview_says_what_changed_since_the_previous_run(data_dir: Path) -> None:
+    from datetime import timedelta
+
+    from sparecast.store import ForecastStore, RunMeta
+
+    store = ForecastStore(f"sqlite:///{data_dir / 'history.sqlite'}")
+    run = store.latest_run()
+    assert run is not None
+    with TestClient(create_app(Settings(**web_settings()), data_dir)) as c:
+        assert "nothing to compare with yet" in c.get("/app").text
+    meta = RunMeta(
+        sparecast_version=run.sparecast_version,
+        config=run.config,
+        data_start=run.data_start,
+        data_end=run.data_end + timedelta(days=7),
+        freq=run.freq,
+        n_items=run.n_items,
+        n_periods=run.n_periods,
+        horizon=run.horizon,
+        source=run.source,
+    )
+    store.write_run(meta, store.run_forecasts(run.run_id))
+    store.dispose()
+    with TestClient(create_app(Settings(**web_settings()), data_dir)) as c:
+        html = c.get("/app").text
+        assert f"Since the previous run (<code>{run.model_version}</code>" in html
+        assert "data +7 days, items +0, same settings" in html

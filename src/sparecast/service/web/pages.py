@@ -490,6 +490,18 @@ async def overview(request: Request) -> Response:
     if (gate := _gate(request, web)) is not None:
         return gate
     figures = await run_in_threadpool(overview_figures, web)
+    runs = await web.state.store_call(web.state.store.runs, 2)
+    changes = None
+    if len(runs) == 2:  # what changed since the run before the served one
+        new, old = runs
+        changes = {
+            "previous": old.model_version,
+            "previous_created": old.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "item_change": new.n_items - old.n_items,
+            "data_days": (new.data_end - old.data_end).days,
+            "horizon": (old.horizon, new.horizon),
+            "config_changed": old.config != new.config,
+        }
     alerts = await run_in_threadpool(
         _optional_rows, web, "alerts", where={"status": "open"}, order="opened_at", limit=20
     )
@@ -502,6 +514,7 @@ async def overview(request: Request) -> Response:
         web,
         "overview.html",
         "overview",
+        changes=changes,
         f=figures,
         alerts=alerts,
         top=top,
