@@ -1051,6 +1051,31 @@ def realised_frame(web: WebApp, max_runs: int = 10) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
 
+def expectation_rows(web: WebApp, run_ids: tuple[int, ...]) -> list[dict[str, Any]]:
+    """The backtest expectation stored with each run (its chosen methods' scores by class and
+    tier): what the served model version promised, per version."""
+    rows = []
+    for run_id in run_ids:
+        info = web.state.store.get_run(run_id)
+        acc = web.state.store.run_accuracy(run_id)
+        if info is None or not acc.height or "chosen" not in acc.columns:
+            continue
+        for r in acc.filter(pl.col("chosen")).to_dicts():
+            rows.append(
+                {
+                    "model version": info.model_version,
+                    "by": r.get("grouping"),
+                    "group": r.get("group"),
+                    "method": r.get("method"),
+                    "MAE": fmt(r.get("mae"), "num3"),
+                    "MASE": fmt(r.get("mase"), "num3"),
+                    "RMSSE": fmt(r.get("rmsse"), "num3"),
+                    "bias": fmt(r.get("rel_bias"), "pct"),
+                }
+            )
+    return rows
+
+
 @router.get("/accuracy")
 async def accuracy_page(request: Request) -> Response:
     web = _app(request)
@@ -1101,6 +1126,9 @@ async def accuracy_page(request: Request) -> Response:
         "rmsse": [r["rmsse"] for r in chosen.to_dicts()],
     }
     methods = sorted(frame["method"].unique().to_list())
+    expectation = await web.state.store_call(
+        web.memo, "expectation", (run_ids,), lambda: expectation_rows(web, run_ids)
+    )
     alerts = await run_in_threadpool(_optional_rows, web, "alerts", order="opened_at", limit=50)
     return _render(
         request,
@@ -1108,6 +1136,7 @@ async def accuracy_page(request: Request) -> Response:
         "accuracy.html",
         "accuracy",
         alerts=alerts,
+        expectation=expectation,
         t=bt_table,
         r=rl_table,
         chart=chart,
