@@ -376,3 +376,13 @@ def test_overview_says_what_changed_since_the_previous_run(data_dir: Path) -> No
         html = c.get("/app").text
         assert f"Since the previous run (<code>{run.model_version}</code>" in html
         assert "data +7 days, items +0, same settings" in html
+
+
+def test_item_tables_export(web_client: TestClient, data_dir: Path) -> None:
+    item = _first_orders(data_dir, 1)[0]["unique_id"]
+    api = web_client.get(f"/forecast/item/{item}").json()
+    csv = pl.read_csv(io.BytesIO(web_client.get(f"/app/items/{item}?export=csv").content))
+    assert csv["forecast"].to_list() == pytest.approx(api["forecast"])
+    assert csv["q90"].to_list() == pytest.approx(api["quantiles"]["q90"])
+    xlsx = web_client.get(f"/app/items/{item}?export=xlsx&table=open_orders")
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"

@@ -848,6 +848,17 @@ async def item_page(item_id: str, request: Request) -> Response:
         )
         response.status_code = 404
         return response
+    kind = request.query_params.get("export")
+    if kind in ("csv", "xlsx"):  # the item's forecast table or its open purchase orders
+        which = request.query_params.get("table", "forecast")
+        rows = ctx["open_orders"] if which == "open_orders" else ctx["forecast_rows"]
+        frame = pl.DataFrame(rows) if rows else pl.DataFrame({"unique_id": []})
+        spec = TableSpec(
+            f"{which}-{item_id}".replace("/", "_"),
+            tuple(Column(c, c) for c in frame.columns),
+            default_sort=frame.columns[0],
+        )
+        return _export(frame, spec, kind, web.web.export_max_rows)
     return _render(request, web, "item.html", "items", **ctx)
 
 
