@@ -40,6 +40,8 @@ app = typer.Typer(
 app.add_typer(store_app, name="store")  # sparecast store migrate | runs | prune
 app.add_typer(pipeline_app, name="pipeline")  # sparecast pipeline run daily|weekly | serve
 app.add_typer(models_app, name="models")  # sparecast models status | history | rollback
+web_app = typer.Typer(help="The planner's web app (served by `sparecast serve` under /app).")
+app.add_typer(web_app, name="web")  # sparecast web hash-password
 app.add_typer(overrides_app, name="overrides")  # sparecast overrides set | list | delete | ...
 console = Console()
 err_console = Console(stderr=True)
@@ -525,7 +527,8 @@ def serve(
             )
         err_console.print(
             f"Serving {data.resolve()} on http://{host or settings.service.host}:"
-            f"{port or settings.service.port} ({workers or settings.service.workers} worker(s))"
+            f"{port or settings.service.port} ({workers or settings.service.workers} worker(s)); "
+            "the planner's web app is under /app"
         )
         run_server(
             settings, data.resolve(), host=host, port=port, workers=workers, log_level=log_level
@@ -620,6 +623,26 @@ def monitor_command(
     )
     if fail_on_alert and report.degraded:
         raise typer.Exit(code=1)
+
+
+@web_app.command("hash-password")
+def web_hash_password(
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="the password (asked for when not given)",
+        ),
+    ],
+) -> None:
+    """Print a password hash for ``[web.users]`` in the config file (scrypt, salted)."""
+    from sparecast.service.web.auth import hash_password
+
+    if len(password) < 8:
+        _fail(SparecastError("the password is shorter than 8 characters; choose a longer one"))
+    typer.echo(hash_password(password))
 
 
 if __name__ == "__main__":  # pragma: no cover

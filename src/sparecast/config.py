@@ -66,6 +66,8 @@ __all__ = [
     "PipelineSettings",
     "RegistrySettings",
     "MonitoringSettings",
+    "WebSettings",
+    "WritebackSettings",
     "load_settings",
 ]
 
@@ -679,6 +681,74 @@ class MonitoringSettings(_Section):
         return None if value is None else redact_url(value)
 
 
+class WebSettings(_Section):
+    """The planner's web app (``/app`` of ``sparecast serve``): sign-in, sessions, tables."""
+
+    users: dict[str, str] = Field(
+        default_factory=dict,
+        description="planners who may sign in: user name -> password hash "
+        "(`sparecast web hash-password` prints one: scrypt$n$r$p$salt$hash); the API keys of "
+        "service.api_key_hashes also sign in, with any user name",
+    )
+    public: bool = Field(
+        True,
+        description="read-only pages open without signing in (false: every page asks for a "
+        "sign-in); pages that change things (approve, override) always do",
+    )
+    secret: str | None = Field(
+        None,
+        description="key that signs session cookies and CSRF tokens (default: random per "
+        "process, so sign-ins end at a restart and do not span server workers; set it when "
+        "service.workers > 1)",
+    )
+    session_max_age_s: int = Field(8 * 3600, ge=60, description="sign-in lifetime, seconds")
+    page_size: int = Field(50, ge=5, le=1000, description="table rows per page")
+    export_max_rows: int = Field(
+        1_000_000, ge=1, description="most rows of a CSV/Excel export (of the filtered table)"
+    )
+
+    @field_validator("users")
+    @classmethod
+    def _hashed(cls, value: dict[str, str]) -> dict[str, str]:
+        for user, digest in value.items():
+            if not digest.startswith("scrypt$") or len(digest.split("$")) != 6:
+                raise ValueError(
+                    f"web.users.{user} is not a password hash (scrypt$n$r$p$salt$hash); "
+                    "make one with `sparecast web hash-password`"
+                )
+        return value
+
+
+class WritebackSettings(_Section):
+    """Where approved orders go besides DIR/approved_orders.csv: an ERP table (SQLAlchemy)."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the ERP database that receives approved order lines "
+        "(e.g. mysql+pymysql://user:pw@host/erp); unset: files only",
+    )
+    table: str = Field(
+        "sparecast_order_proposals",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="table of approved order lines (created when missing; one row per order "
+        "line key, so a retry never duplicates)",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_database_url(value)
+            except SourceError as exc:
+                raise ValueError(f"writeback.url: {exc}") from None
+        return value
+
+    @field_serializer("url", when_used="json")
+    def _hide_password(self, value: str | None) -> str | None:
+        return None if value is None else redact_url(value)
+
+
 class Settings(BaseSettings):
     """Everything a run of sparecast can be told."""
 
@@ -726,6 +796,8 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    writeback: WritebackSettings = Field(default_factory=WritebackSettings)
 
     @model_validator(mode="before")
     @classmethod

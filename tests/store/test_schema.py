@@ -79,6 +79,7 @@ def test_tables_and_their_keys() -> None:
     )
     assert {t.name for t in metadata.sorted_tables} >= {
         "forecast_runs",
+        "order_decisions",
         "actual_demand",
         "forecasts",
         "run_accuracy",
@@ -121,6 +122,7 @@ def test_arrays_and_item_indexes() -> None:
     assert indexes == {
         "ix_forecasts_unique_id": ["unique_id", "run_id"],
         "ix_actual_demand_unique_id": ["unique_id", "run_id"],
+        "ix_order_decisions_plan": ["plan_id", "unique_id"],
         "ix_override_history_unique_id": ["unique_id", "id"],
         "ix_alerts_status": ["status", "model_version"],
         "ix_observed_demand_ds": ["freq", "ds"],

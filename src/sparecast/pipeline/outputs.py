@@ -25,6 +25,8 @@ __all__ = [
     "REPORT_FILE",
     "REJECTED_FILE",
     "REJECTED_ITEMS_FILE",
+    "SUPPLIERS_FILE",
+    "OPEN_ORDERS_FILE",
     "PLAN_FILES",
     "OUTPUT_FILES",
     "quantile_column",
@@ -38,7 +40,15 @@ POLICY_FILE = "policy.parquet"
 REPORT_FILE = "inventory_report.html"
 REJECTED_FILE = "rejected_purchasing.parquet"
 REJECTED_ITEMS_FILE = "rejected_items.parquet"
-PLAN_FILES: tuple[str, ...] = (POLICY_FILE, REPORT_FILE, REJECTED_FILE)
+SUPPLIERS_FILE = "suppliers.parquet"
+OPEN_ORDERS_FILE = "open_orders.parquet"
+PLAN_FILES: tuple[str, ...] = (
+    POLICY_FILE,
+    REPORT_FILE,
+    REJECTED_FILE,
+    SUPPLIERS_FILE,
+    OPEN_ORDERS_FILE,
+)
 """The files the plan step (sparecast.pipeline.plan) writes."""
 # Files a run writes; its commit removes those of an earlier run it does not produce, so that no
 # stale result survives (sparecast.pipeline.staging).

@@ -34,12 +34,14 @@ from sparecast.pipeline.console import plan_summary_lines
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.outputs import (
     FORECASTS_FILE,
+    OPEN_ORDERS_FILE,
     OUTPUT_FILES,
     PLAN_FILES,
     POLICY_FILE,
     REJECTED_FILE,
     REJECTED_ITEMS_FILE,
     REPORT_FILE,
+    SUPPLIERS_FILE,
 )
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
 from sparecast.pipeline.staging import RUN_JSON, Staging
@@ -83,7 +85,8 @@ def write_plan(
     base_run: Path | None = None,
     items_file: str | Path | None = None,
 ) -> dict[str, str]:
-    """Write policy.parquet, inventory_report.html, rejected_purchasing.parquet (only if any)
+    """Write policy.parquet, inventory_report.html, suppliers.parquet, open_orders.parquet,
+    rejected_purchasing.parquet (only if any)
     and run.json with its ``plan`` section into ``work_dir`` (the staging folder, default
     ``output_dir``); the paths returned are those in ``output_dir``. run.json starts from
     ``base_run`` (default: the run.json in ``work_dir``: the forecasting run just staged);
@@ -93,6 +96,11 @@ def write_plan(
     paths: dict[str, str] = {}
     plan.policy.write_parquet(output_dir / POLICY_FILE)
     paths["policy"] = str(final_dir / POLICY_FILE)
+    # supplier performance and open purchase orders (the web app's supplier and item pages)
+    plan.lead_times.suppliers.write_parquet(output_dir / SUPPLIERS_FILE)
+    paths["suppliers"] = str(final_dir / SUPPLIERS_FILE)
+    plan.lead_times.open_orders.write_parquet(output_dir / OPEN_ORDERS_FILE)
+    paths["open_orders"] = str(final_dir / OPEN_ORDERS_FILE)
     if plan.rejected.height:
         plan.rejected.write_parquet(output_dir / REJECTED_FILE)
         paths["rejected_purchasing"] = str(final_dir / REJECTED_FILE)

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from sparecast._version import __version__
@@ -23,6 +24,8 @@ from sparecast.service.limits import RequestLimits
 from sparecast.service.metrics import LatencyMiddleware
 from sparecast.service.routes import forecast, health, items, jobs, metrics, overrides, reports
 from sparecast.service.state import ServiceState
+from sparecast.service.web import STATIC_DIR
+from sparecast.service.web import router as web_router
 
 __all__ = ["create_app"]
 
@@ -103,6 +106,9 @@ def create_app(
     add_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    # the planner's web app: pages under /app, its static files (uPlot, CSS, JS) beside them
+    app.include_router(web_router)
+    app.mount("/app/static", StaticFiles(directory=STATIC_DIR), name="web-static")
     app.add_middleware(
         ItemForecastFastPath, state=state, route=_route_of(forecast.router, forecast.item_forecast)
     )

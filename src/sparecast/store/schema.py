@@ -48,6 +48,7 @@ __all__ = [
     "run_items",
     "alerts",
     "monitor_runs",
+    "order_decisions",
     "item_overrides",
     "override_history",
 ]
@@ -279,4 +280,24 @@ monitor_runs = Table(
 
 Index("ix_observed_demand_ds", observed_demand.c.freq, observed_demand.c.ds)
 Index("ix_alerts_status", alerts.c.status, alerts.c.model_version)
+# The planner's decisions on suggested orders (web app's order workbench; migration 0005).
+# One row per order line: ``line_key`` = plan id + item, so deciding again updates the row and
+# the ERP write-back (keyed by line_key) never duplicates a line.
+order_decisions = Table(
+    "order_decisions",
+    metadata,
+    Column("line_key", String(250), primary_key=True),
+    Column("plan_id", String(64), nullable=False),
+    Column("unique_id", String(200), nullable=False),
+    Column("supplier_id", String(200), nullable=True),
+    Column("suggested_quantity", Float, nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("unit_cost", Float, nullable=True),
+    Column("decision", String(20), nullable=False),  # approved | rejected
+    Column("reason", Text, nullable=False),
+    Column("decided_by", String(200), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("written_at", DateTime(timezone=True), nullable=True),  # ERP write-back done
+)
+Index("ix_order_decisions_plan", order_decisions.c.plan_id, order_decisions.c.unique_id)
 Index("ix_override_history_unique_id", override_history.c.unique_id, override_history.c.id)
