@@ -327,9 +327,9 @@ class InventorySettings(_Section):
     )
     calibrate: bool = Field(
         True,
-        description="fill-rate targets: raise each frequency group's nominal target by what a "
-        "backtest on the item history shows is lost to estimation error, so the plan reaches "
-        "the target out of sample (inventory.simulate.calibrate_targets)",
+        description="fill-rate targets: move each frequency group's nominal target by what a "
+        "backtest on the item history shows is lost (or gained) out of sample, so the plan "
+        "reaches the target (inventory.calibration.calibrated_targets)",
     )
     calibration_min_periods: int = Field(
         0,

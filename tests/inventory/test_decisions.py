@@ -95,7 +95,10 @@ def test_the_plan_reaches_its_target_on_stationary_demand(backtest) -> None:  # 
     for g in backtest.goals.iter_rows(named=True):
         assert g["sparecast_fill_with_history"] == pytest.approx(g["target"], abs=0.02)
     sc = backtest.per_item.filter(pl.col("policy") == "sparecast")
-    assert (sc["policy_target"] >= sc["target"]).all()
+    # the calibration may plan below the target where its backtest overshoots (stationary
+    # demand: little estimation error), never below half of it
+    assert (sc["policy_target"] >= sc["target"] / 2).all()
+    assert (sc["policy_target"] - sc["target"]).abs().max() < 0.05
 
 
 def test_evaluate_plan_without_calibration_plans_at_the_target() -> None:

@@ -31,3 +31,27 @@ def test_page_has_the_tradeoff_curve_and_no_external_resources() -> None:
     assert "<svg" in html and "aggregate mode fill" in html
     assert "http://" not in html and "https://" not in html and "<script" not in html
     assert "Goal check" in html and "test.sqlite" in html
+
+
+def test_page_lists_the_items_the_plan_flagged_obsolete() -> None:
+    # item 0 sold until period 40 and then stopped (obsolete at the cut, 160): it comes back
+    # after the cut; the page names it with its demand after the cut
+    rng = np.random.default_rng(1)
+    y = rng.poisson(1.0, (6, 240)).astype(float)
+    y[0, 40:160] = 0.0
+    y[0, 200:] = 2.0
+    bt = evaluate_plan(
+        y,
+        np.full(6, 3.0),
+        targets=(0.9,),
+        settings=load_settings(inventory={"n_samples": 200, "calibrate": False}),
+        split=160,
+        textbook_ladder=(0.9,),
+        item_ladder=(0.9,),
+    )
+    ctx = decisions_context(bt, source="x")
+    assert ctx["obsolete_count"] == 1 and ctx["obsolete_revived"] == 1
+    assert ctx["obsolete"][0]["unique_id"] == "0" and ctx["obsolete"][0]["demand"] > 0
+    assert 0 < ctx["obsolete_demand_share"] < 1
+    html = render_decisions_report(bt, source="x")
+    assert 'id="obsolete-items"' in html and "Obsolete items" in html

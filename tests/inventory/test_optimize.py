@@ -169,3 +169,21 @@ def test_calibrated_aggregate_target_raises_the_nominal_under_noise() -> None:
         j = int(np.argmax(fills >= 0.95))
         assert noms[j - 1] <= nominal <= noms[j]
     assert fills[0] < 0.95  # estimation error: the nominal target alone falls short here
+
+
+def test_the_aggregate_mode_reaches_a_target_the_old_per_item_ceiling_blocked() -> None:
+    # Poisson lead-time demand (mean 20) for 20 items, Q = 1: at the old cap of 99.9% per item
+    # the aggregate tops out at ~99.92%, so 99.95% is out of reach; the cap of MAX_ITEM_FILL
+    # (99.99%) lets the greedy raise the cheap items further and reach it
+    from sparecast.inventory.optimize import MAX_ITEM_FILL
+
+    rng = np.random.default_rng(3)
+    samples = rng.poisson(20.0, (20, 20_000)).astype(np.float32)
+    q, w = np.ones(20), np.full(20, 20.0)
+    cost = np.where(np.arange(20) < 10, 1.0, 50.0)  # ten cheap items, ten dear ones
+    old = optimize_service(samples, q, w, cost, 0.9995, max_fill=0.999)
+    assert not old.reached and old.aggregate_fill_rate < 0.9995
+    new = optimize_service(samples, q, w, cost, 0.9995)
+    assert MAX_ITEM_FILL > 0.999 and new.reached and new.aggregate_fill_rate >= 0.9995
+    # the cheap items carry the extra service: they fill more than the dear ones
+    assert new.expected_fill_rate[:10].mean() > new.expected_fill_rate[10:].mean()

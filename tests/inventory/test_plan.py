@@ -164,9 +164,10 @@ def year_tables() -> dict[str, pl.DataFrame]:
 
 
 def test_calibration_raises_fill_rate_targets_per_group(year_tables: dict) -> None:
-    """Calibrated: each item is planned at a nominal target >= its service target, equal for
-    items of the same frequency group and target, also when calibrated on a sample of items;
-    the reorder points rise with it. Off: the policy target is the service target."""
+    """Calibrated: each item is planned at a nominal target (raised where the backtest falls
+    short, lowered where it overshoots), equal for items of the same frequency group (of the
+    whole history) and target, also when calibrated on a sample of items; the reorder points
+    follow it. Off: the policy target is the service target."""
     panel, classes, tables = _demo_plan_inputs(year_tables)
     today = END
 
@@ -179,10 +180,11 @@ def test_calibration_raises_fill_rate_targets_per_group(year_tables: dict) -> No
     sampled = plan(calibrate=True, calibration_max_items=100, seed=1)
     np.testing.assert_array_equal(off["policy_target"], off["service_target"])
     np.testing.assert_array_equal(on["service_target"], off["service_target"])
-    assert (on["policy_target"] >= on["service_target"]).all()
+    assert (on["policy_target"] >= on["service_target"] / 2).all()
     assert (on["policy_target"] > on["service_target"]).any()
-    assert (on["reorder_point"] >= off["reorder_point"]).all()
-    groups = frequency_groups(panel.y[:, : panel.n_periods - panel.n_periods // 3])
+    up = (on["policy_target"] > on["service_target"]).to_numpy()
+    assert (on["reorder_point"].to_numpy()[up] >= off["reorder_point"].to_numpy()[up]).all()
+    groups = frequency_groups(panel.y)
     for frame in (on, sampled):
         keyed = pl.DataFrame(
             {"g": groups, "t": frame["service_target"], "p": frame["policy_target"]}

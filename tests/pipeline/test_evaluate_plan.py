@@ -38,3 +38,34 @@ def test_a_file_without_purchase_orders_is_refused(tmp_path: Path) -> None:
     csv.write_text("unique_id,ds,y\na,2026-01-01,1\na,2026-01-02,0\n")
     with pytest.raises(SourceError, match="purchase_orders and receipts"):
         run_evaluate_plan(str(csv), tmp_path / "out", load_settings())
+
+
+def test_a_crash_while_writing_leaves_the_previous_set_intact(
+    erp_tables: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sparecast.pipeline.evaluate_plan as module
+    from sparecast.pipeline.staging import STAGING_PREFIX
+
+    db = tmp_path / "erp.sqlite"
+    write_tables(erp_tables, sqlite_url(db))
+    out_dir = tmp_path / "out"
+    settings = load_settings(inventory={"n_samples": 200})
+    first = run_evaluate_plan(str(db), out_dir, settings, targets=(0.9,), split=150)
+    before = {name: (out_dir / name).read_bytes() for name in DECISION_FILES}
+
+    # the second set: different targets (other files), and the page fails after the four
+    # parquet files and decisions.json are written
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("disk full while rendering")
+
+    monkeypatch.setattr(module, "render_decisions_report", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        module.write_decisions(first.backtest, out_dir, str(db), "D", (0.9, 0.95))
+    assert {name: (out_dir / name).read_bytes() for name in DECISION_FILES} == before
+    assert not list(out_dir.glob(f"{STAGING_PREFIX}*"))
+    # and a complete set replaces the old one as a whole
+    monkeypatch.undo()
+    module.write_decisions(first.backtest, out_dir, str(db), "D", (0.9, 0.95))
+    meta = json.loads((out_dir / "decisions.json").read_text())
+    assert meta["targets"] == [0.9, 0.95]
+    assert not list(out_dir.glob(f"{STAGING_PREFIX}*"))

@@ -21,7 +21,13 @@ Recipe (numeric, on the items x periods history ``y``):
   months with lead times of a few months calibrates; 2 years of daily data with 30-day lead times
   do too); a positive value is a fixed minimum number of periods on top of that;
 - above ``inventory.calibration_max_items`` items a random sample (``inventory.seed``) measures
-  the factors; the nominal target is a function of (group, target), carried to every item.
+  the factors; the nominal target is a function of (group, target), carried to every item by
+  its group on the whole history (the history its policy is set on);
+- the factor of a (group, target) is solved on its achieved-fill error, shrunk towards the pooled
+  one for small groups and monotone in the target
+  (:func:`sparecast.inventory.simulate.solve_factors`); factors above 1 lower the nominal
+  target of groups that overshoot; the sparse rule is applied at the nominal targets, so sparse
+  items follow the calibration too.
 """
 
 from __future__ import annotations
@@ -34,13 +40,22 @@ import numpy as np
 from sparecast.config import Settings
 from sparecast.inventory.policy import PolicyResult
 from sparecast.inventory.simulate import (
-    calibrate_targets,
+    CalibrationCurves,
+    calibration_curves,
     frequency_groups,
+    nominal_targets,
     protection_warmup,
+    solve_factors,
 )
 from sparecast.methods.distributions import LeadTimeDemand
 
-__all__ = ["MIN_MEASURED_SHARE", "Calibration", "calibrated_targets"]
+__all__ = [
+    "MIN_MEASURED_SHARE",
+    "Calibration",
+    "CalibrationWindow",
+    "calibrated_targets",
+    "calibration_window",
+]
 
 MIN_MEASURED_SHARE = 0.25
 """Share of items the holdout must measure (two protection intervals) for the automatic minimum."""
@@ -51,13 +66,82 @@ _MIN_PERIODS = 12
 class Calibration:
     """``nominal``: the targets to plan at (float64[items], ``targets`` when not calibrated);
     ``calibrated``: whether the backtest ran; ``note``: one line for the plan's notes; ``holdout``
-    periods and ``measured`` items of the calibration backtest."""
+    periods and ``measured`` items of the calibration backtest, its ``curves`` (factor ->
+    achieved fill rate per group and target)."""
 
     nominal: np.ndarray
     calibrated: bool
     note: str
     holdout: int = 0
     measured: int = 0
+    curves: CalibrationCurves | None = None
+
+
+def factors_by_group(
+    keys: np.ndarray, factors: np.ndarray, groups: np.ndarray, targets: np.ndarray
+) -> np.ndarray:
+    """float64[items]: the factor of each item's (group, target) key; a group the calibration
+    did not see takes the factor of the nearest group with demand for its target (1 when the
+    target was not calibrated)."""
+    out = np.ones(groups.size)
+    for t in np.unique(targets):
+        rows = np.flatnonzero((keys[:, 1] == t) & (keys[:, 0] > 0))
+        if rows.size == 0:
+            continue
+        for g in np.unique(groups[targets == t]):
+            near = rows[np.argmin(np.abs(keys[rows, 0] - g))]
+            exact = np.flatnonzero((keys[:, 1] == t) & (keys[:, 0] == g))
+            out[(groups == g) & (targets == t)] = factors[exact[0] if exact.size else near]
+    return out
+
+
+@dataclass(frozen=True)
+class CalibrationWindow:
+    """Where the calibration backtest measures: the ``holdout`` (last third of the history),
+    each item's ``warmup`` (its protection interval), the ``measured`` items (two protection
+    intervals fit in the holdout), the item ``sample`` and, when the history cannot be
+    calibrated, ``why`` (else "")."""
+
+    holdout: int
+    warmup: np.ndarray
+    measured: np.ndarray
+    sample: np.ndarray
+    why: str
+
+
+def calibration_window(
+    n_periods: int,
+    lead_times: Sequence[np.ndarray] | np.ndarray,
+    settings: Settings,
+    *,
+    period_days: float = 1.0,
+) -> CalibrationWindow:
+    """The holdout, warm-ups, measured items and item sample of the calibration backtest and
+    whether the history is long enough (the automatic minimum of the module docstring, with
+    ``inventory.calibration_min_periods`` on top). One rule for the per-item calibration and
+    the aggregate one."""
+    inv = settings.inventory
+    n = len(lead_times)
+    review = max(1, round(inv.review_period_days / period_days))
+    holdout = n_periods // 3
+    warm = protection_warmup(lead_times, inv.policy, review)
+    measured = warm * 2 <= holdout
+    floor = max(_MIN_PERIODS, inv.calibration_min_periods)
+    why = ""
+    if n_periods < floor:
+        why = f"{n_periods} periods of history, fewer than {floor}"
+    elif n == 0:
+        why = "no items"
+    elif measured.mean() < MIN_MEASURED_SHARE:
+        why = (
+            f"its last third ({holdout} periods) holds two protection intervals (warm-up + "
+            f"measure) for {measured.mean():.0%} of the items, under {MIN_MEASURED_SHARE:.0%}"
+        )
+    sample = np.arange(n)
+    if sample.size > inv.calibration_max_items:
+        rng = np.random.default_rng(inv.seed)
+        sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
+    return CalibrationWindow(holdout, warm, measured, sample, why)
 
 
 def calibrated_targets(
@@ -88,27 +172,15 @@ def calibrated_targets(
     n, n_periods = h.shape
     tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
     review = max(1, round(inv.review_period_days / period_days))
-    holdout = n_periods // 3
-    warm = protection_warmup(lead_times, inv.policy, review)
-    measured = warm * 2 <= holdout
-    floor = max(_MIN_PERIODS, inv.calibration_min_periods)
-    if n_periods < floor or n == 0 or measured.mean() < MIN_MEASURED_SHARE:
-        why = (
-            f"{n_periods} periods of history, fewer than {floor}"
-            if n_periods < floor
-            else f"its last third ({holdout} periods) holds two protection intervals (warm-up + "
-            f"measure) for {measured.mean():.0%} of the items, under {MIN_MEASURED_SHARE:.0%}"
-        )
-        return Calibration(tgt, False, f"targets not calibrated: {why}")
+    win = calibration_window(n_periods, lead_times, settings, period_days=period_days)
+    if win.why:
+        return Calibration(tgt, False, f"targets not calibrated: {win.why}")
+    holdout, warm, measured, sample = win.holdout, win.warmup, win.measured, win.sample
     groups = frequency_groups(h[:, : n_periods - holdout])
-    sample = np.arange(n)
-    if sample.size > inv.calibration_max_items:
-        rng = np.random.default_rng(inv.seed)
-        sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
     lts = [np.atleast_1d(np.asarray(lead_times[int(i)], dtype=np.float64)) for i in sample]
     # items without room for a measured protection interval: warmed up over the whole holdout
     warm_s = np.where(measured[sample], warm[sample], holdout)
-    nominal_sample = calibrate_targets(
+    curves = calibration_curves(
         h[sample],
         lts,
         tgt[sample],
@@ -126,20 +198,19 @@ def calibrated_targets(
         adjust_ltd=adjust_ltd,
         adjust_policy=adjust_policy,
     )
-    factor = {
-        (int(g), float(t)): float(v)
-        for g, t, v in zip(groups[sample], tgt[sample], nominal_sample, strict=True)
-    }
-    nominal = np.array(
-        [factor.get((int(g), float(t)), t) for g, t in zip(groups, tgt, strict=True)],
-        dtype=np.float64,
-    )
+    # the factors of (group, target), carried to the items by their group on the whole history:
+    # the history the plan sets their policy on (an item without demand in the fit part but
+    # with some later is planned as the group it is in now, not at the no-demand group's cap)
+    factors = solve_factors(curves)
+    per_item = factors_by_group(curves.keys, factors, frequency_groups(h), tgt)
+    nominal = nominal_targets(tgt, per_item)
     raised = nominal > tgt + 1e-12
+    lowered = nominal < tgt - 1e-12
     note = (
         f"targets calibrated on the last {holdout} periods of {sample.size} item(s) "
         f"({int(measured[sample].sum())} measured after a warm-up of their protection interval): "
-        f"{int(raised.sum())} item(s) planned at a higher nominal fill rate (policy_target, mean "
-        f"{float(nominal.mean()):.4f}) to reach service_target (mean {float(tgt.mean()):.4f}) "
-        "out of sample"
+        f"{int(raised.sum())} item(s) planned at a higher nominal fill rate, {int(lowered.sum())} "
+        f"at a lower one (policy_target, mean {float(nominal.mean()):.4f}) to reach "
+        f"service_target (mean {float(tgt.mean()):.4f}) out of sample"
     )
-    return Calibration(nominal, True, note, holdout, int(measured[sample].sum()))
+    return Calibration(nominal, True, note, holdout, int(measured[sample].sum()), curves)

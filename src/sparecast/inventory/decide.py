@@ -32,8 +32,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sparecast.config import Settings
-from sparecast.inventory.calibration import MIN_MEASURED_SHARE, calibrated_targets
-from sparecast.inventory.optimize import calibrate_aggregate_target, optimize_service
+from sparecast.inventory.calibration import calibrated_targets, calibration_window
+from sparecast.inventory.optimize import (
+    MAX_ITEM_FILL,
+    calibrate_aggregate_target,
+    optimize_service,
+)
 from sparecast.inventory.policy import (
     PolicyResult,
     apply_sparse_rule,
@@ -44,7 +48,6 @@ from sparecast.inventory.policy import (
     rescale_samples,
     with_reorder_points,
 )
-from sparecast.inventory.simulate import protection_warmup
 from sparecast.methods.distributions import LeadTimeDemand, lead_time_demand
 
 __all__ = ["PolicyDecision", "plan_policy"]
@@ -160,7 +163,11 @@ def plan_policy(
         )
         timings["calibration_s"] = time.perf_counter() - t1
         t0 += time.perf_counter() - t1
-    pol, rule = special_rules(h, ltd, pol, tgt, tier_list, cost, aggregate_nominal, settings, notes)
+    # the sparse rule at the calibrated targets: the calibration backtest applies it at each
+    # factor's nominal targets, so the sparse group's factor moves its fill rate too
+    pol, rule = special_rules(
+        h, ltd, pol, policy_targets, tier_list, cost, aggregate_nominal, settings, notes
+    )
     obsolete, reason = obsolete_items(h, inv.obsolete_intervals)
     pol = with_reorder_points(pol, ltd, obsolete, np.full(n, -1.0))
     rule = np.where(obsolete, np.where(reason == "no_demand", "no_demand", "obsolete"), rule)
@@ -178,8 +185,9 @@ def calibration_rules(
 ]:
     """The plan's rules for the calibration backtest (``calibrate_targets``' ``adjust_ltd`` and
     ``adjust_policy``): the level shift of the fit part (``inventory.level``; the forecast level
-    is the fit part's mean there, no forecast being made), the sparse rule at the service
-    targets and obsolescence (obsolete items and items without demand not replenished)."""
+    is the fit part's mean there, no forecast being made), the sparse rule at the targets
+    passed (each factor's nominal targets) and obsolescence (obsolete items and items without
+    demand not replenished)."""
     inv = settings.inventory
     review = protection_review_periods(inv.policy, inv.review_period_days / period_days)
 
@@ -278,7 +286,7 @@ def special_rules(
             f"service_mode = aggregate: reorder points for an aggregate fill rate of "
             f"{aggregate_nominal:.4f} at minimum stock value (predicted "
             f"{opt.aggregate_fill_rate:.4f}"
-            + ("" if opt.reached else ", the target is out of reach at a 99.9% cap per item")
+            + ("" if opt.reached else f", out of reach at a {MAX_ITEM_FILL:.2%} cap per item")
             + ")"
         )
         return pol, rule
@@ -313,30 +321,18 @@ def calibrated_aggregate_target(
     sample as the per-item calibration, the plan's level shift and obsolescence). Histories
     too short for that keep the target, with a note."""
     inv = settings.inventory
-    n_items, n_periods = y.shape
-    if n_periods < inv.calibration_min_periods:
-        notes.append(
-            f"aggregate target not calibrated: {n_periods} periods of history, fewer than "
-            f"inventory.calibration_min_periods = {inv.calibration_min_periods}"
-        )
-        return inv.aggregate_target
-    holdout = n_periods // 3
+    n_periods = y.shape[1]
     review = max(1, round(inv.review_period_days / period_days))
-    sample = np.arange(n_items)
-    if sample.size > inv.calibration_max_items:
-        rng = np.random.default_rng(inv.seed)
-        sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
+    # the same rule as the per-item calibration (the automatic minimum of the history)
+    win = calibration_window(n_periods, lt_samples, settings, period_days=period_days)
+    if win.why:
+        notes.append(f"aggregate target not calibrated: {win.why}")
+        return inv.aggregate_target
+    holdout, sample = win.holdout, win.sample
     lts = [lt_samples[i] for i in sample]
     # as the per-item calibration: each item's warm-up is its protection interval; items
     # without room for a measured one after it are simulated but not measured
-    warm = protection_warmup(lts, inv.policy, review)
-    measured = warm * 2 <= holdout
-    if n_periods < 12 or n_items == 0 or measured.mean() < MIN_MEASURED_SHARE:
-        notes.append(
-            f"aggregate target not calibrated: the last third of the history ({holdout} "
-            f"periods) holds two protection intervals for {measured.mean():.0%} of the items"
-        )
-        return inv.aggregate_target
+    warm, measured = win.warmup[sample], win.measured[sample]
     warm = np.where(measured, warm, holdout)
     adjust_ltd, _ = calibration_rules(settings, period_days)
 

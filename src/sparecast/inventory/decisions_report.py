@@ -2,13 +2,16 @@
 
 A trade-off chart (achieved fill rate on items with history against average stock value, one
 line per policy over the targets, plus the textbook's curve over its nominal ladder), the goal
-check, and the summary per policy, target and demand-frequency group.
+check, the summary per policy, target and demand-frequency group, and the items the plan flagged
+obsolete at the cut (not replenished) with their demand after it.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import polars as pl
 
 from sparecast.inventory.decisions import DecisionBacktest
 from sparecast.inventory.report import _environment
@@ -83,6 +86,32 @@ def decisions_context(bt: DecisionBacktest, *, source: str = "") -> dict[str, An
         "goals": bt.goals.to_dicts(),
         "summary": bt.summary.to_dicts(),
         "notes": bt.notes,
+        **obsolete_context(bt),
+    }
+
+
+def obsolete_context(bt: DecisionBacktest, limit: int = 50) -> dict[str, Any]:
+    """The items the plan (policy ``sparecast``, first target) flagged obsolete at the cut and
+    stopped replenishing: how many, their demand after the cut (what the rule cost in service)
+    and the first ``limit`` of them, most demanded after the cut first."""
+    pi = bt.per_item
+    if pi.height == 0:
+        return {"obsolete": [], "obsolete_count": 0, "obsolete_demand": 0.0,
+                "obsolete_demand_share": 0.0, "obsolete_revived": 0}  # fmt: skip
+    first = pi.filter(pl.col("policy") == "sparecast")
+    first = first.filter(pl.col("target") == first["target"].min())
+    obs = first.filter(pl.col("stocking_rule") == "obsolete").sort(
+        ["demand", "unique_id"], descending=[True, False]
+    )
+    hist = float(first.filter(pl.col("has_history"))["demand"].sum())
+    dem = float(obs["demand"].sum())
+    rows = obs.head(limit).select("unique_id", "group", "demand", "demand_days", "filled")
+    return {
+        "obsolete": rows.to_dicts(),
+        "obsolete_count": obs.height,
+        "obsolete_demand": dem,
+        "obsolete_demand_share": dem / hist if hist > 0 else 0.0,
+        "obsolete_revived": int((obs["demand"] > 0).sum()),
     }
 
 

@@ -59,12 +59,20 @@ __all__ = [
     "protection_warmup",
     "simulate_policy",
     "calibrate_targets",
+    "calibration_curves",
+    "CalibrationCurves",
     "frequency_groups",
+    "nominal_targets",
+    "solve_factors",
     "compare_policies",
 ]
 
-# calibrate_targets: nominal target = 1 - (1 - target) * factor, factors tried from the first
-TARGET_FACTORS: tuple[float, ...] = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05)
+# calibrate_targets: nominal target = 1 - (1 - target) * factor; above 1 lowers the target
+TARGET_FACTORS: tuple[float, ...] = (
+    2.0, 1.5, 1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.025, 0.01,
+)  # fmt: skip
+CALIBRATION_SHRINKAGE = 30.0
+"""Prior weight, in items, of the pooled shortfall in a group's calibration (solve_factors)."""
 # frequency_groups: lower bounds of the share of periods with demand (the default tiers)
 _GROUP_BOUNDS = (0.02, 0.1, 0.5)
 GROUP_NAMES: tuple[str, ...] = ("no demand", "under 2%", "2-10%", "10-50%", "50% or more")
@@ -262,7 +270,31 @@ def protection_warmup(
     return np.ceil(mean + protection_review_periods(policy, review_period) - 1e-9).astype(np.int64)
 
 
-def calibrate_targets(
+@dataclass(frozen=True)
+class CalibrationCurves:
+    """What the calibration backtest of :func:`calibration_curves` measured: ``keys``
+    float64[k, 2] (frequency group, service target), ``factors`` float64[F] (nominal target
+    ``1 - (1 - target) * f``), ``achieved`` float64[k, F] (fill rate served / demanded over the
+    key's measured items; NaN without demand), ``items`` int64[k] (items of the key with demand
+    in the measured holdout), ``demand`` float64[k] (their measured demand) and ``members``
+    bool[k, items]."""
+
+    keys: np.ndarray
+    factors: np.ndarray
+    achieved: np.ndarray
+    items: np.ndarray
+    demand: np.ndarray
+    members: np.ndarray
+
+
+def nominal_targets(targets: np.ndarray | float, factor: np.ndarray | float) -> np.ndarray:
+    """``1 - (1 - target) * factor``, kept inside ``[target / 2, 1 - 1e-6]``: the nominal
+    fill-rate target of a calibration factor (below 1 raises the target, above 1 lowers it)."""
+    t = np.asarray(targets, dtype=np.float64)
+    return np.clip(1.0 - (1.0 - t) * np.asarray(factor, dtype=np.float64), t / 2.0, 1.0 - 1e-6)
+
+
+def calibration_curves(
     y: np.ndarray,
     lead_times: Sequence[np.ndarray] | np.ndarray,
     targets: np.ndarray,
@@ -284,28 +316,11 @@ def calibrate_targets(
         [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray], tuple[PolicyResult, np.ndarray]
     ]
     | None = None,
-) -> np.ndarray:
-    """Nominal fill-rate targets that reach ``targets`` out of sample, from a backtest on ``y``.
-
-    Policies are set on ``y[:, :-holdout]`` with nominal targets ``1 - (1 - target) * f`` for
-    each factor ``f`` and simulated on the last ``holdout`` periods; per group (default:
-    :func:`frequency_groups`) and target value the factor at which the simulated fill rate
-    (served / demanded over the group) reaches the target is interpolated linearly between the
-    two factors around it (the smallest ``f`` when none reaches it). ``warmup`` (default: each
-    item's protection interval, :func:`protection_warmup`) is not measured; items whose warm-up
-    fills the holdout do not count. Items without demand in the fit part are their own group
-    (:func:`frequency_groups`) and are not replenished in the simulation, as the plan orders
-    nothing for them.
-
-    Why: the policy is computed from estimated parameters, and a fill rate is concave in them
-    near high targets, so estimation error alone lowers the achieved fill rate; this measures
-    that loss on the items' own data before it happens. Returns float64[items].
-
-    ``adjust_ltd(fit, ltd)`` and ``adjust_policy(fit, ltd, policy, targets) -> (policy,
-    replenished)``: the plan's rules (level shift; sparse, obsolescence), so the calibration
-    backtest sets the policies as the plan does (:func:`sparecast.inventory.decide.plan_policy`
-    passes them); default: the distribution policy, every item with demand replenished.
-    """
+) -> CalibrationCurves:
+    """The calibration backtest: policies set on ``y[:, :-holdout]`` at the nominal targets of
+    every factor (:func:`nominal_targets`), simulated on the last ``holdout`` periods after
+    ``warmup`` (default each item's protection interval), the achieved fill rate per (group,
+    target). See :func:`calibrate_targets`."""
     h = np.asarray(y, dtype=np.float64)
     n, n_t = h.shape
     tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
@@ -335,13 +350,16 @@ def calibrate_targets(
     # Items without demand in the fit part are group 0 of frequency_groups: mixed with sparse
     # items (issue 12: 1,989 of a group's 2,216 items) their check-part demand, never stocked,
     # pushed the group's factor to its cap and sparse items to 99.5-99.9% nominal targets.
-    members = [(grp == g) & (tgt == t) for g, t in keys]
+    members = np.array([(grp == g) & (tgt == t) for g, t in keys]).reshape(len(keys), n)
+    counted = np.zeros(len(keys), dtype=np.int64)
+    demand = np.zeros(len(keys))
     for j, f in enumerate(fs):
-        nominal = 1.0 - (1.0 - tgt) * f
+        nominal = nominal_targets(tgt, f)
         pol = distribution_policy(ltd, nominal, q, target_type="fill_rate", policy=policy)
         replenish = stocked
         if adjust_policy is not None:
-            pol, replenish = adjust_policy(fit, ltd, pol, tgt)
+            # the plan's rules at the nominal targets (the sparse rule follows the calibration)
+            pol, replenish = adjust_policy(fit, ltd, pol, nominal)
         sim = simulate_policy(
             check,
             pol.reorder_point,
@@ -359,22 +377,183 @@ def calibrate_targets(
         fil = sim.per_item["filled"].to_numpy()
         for k, m in enumerate(members):
             total = dem[m].sum()
-            achieved[k, j] = fil[m].sum() / total if total > 0 else 1.0
-    chosen = np.ones(n)
-    for k, (_, t) in enumerate(keys):
-        # running maximum: the achieved fill rate as a non-decreasing function of 1/f
-        fill = np.maximum.accumulate(achieved[k])
-        if fill[0] >= t:
-            f_k = fs[0]
-        elif fill[-1] < t:
-            f_k = fs[-1]
-        else:
-            j = int(np.argmax(fill >= t))  # first factor that reaches the target
-            lo_fill, hi_fill = fill[j - 1], fill[j]
-            w = (t - lo_fill) / (hi_fill - lo_fill) if hi_fill > lo_fill else 1.0
-            f_k = fs[j - 1] + w * (fs[j] - fs[j - 1])
-        chosen[members[k]] = f_k
-    return 1.0 - (1.0 - tgt) * chosen
+            achieved[k, j] = fil[m].sum() / total if total > 0 else np.nan
+            counted[k] = int((dem[m] > 0).sum())
+            demand[k] = float(total)
+    return CalibrationCurves(keys, fs, achieved, counted, demand, members)
+
+
+def _fill_at(fill: np.ndarray, log_fs: np.ndarray, log_f: float) -> float:
+    """A key's (non-decreasing) fill curve at ``log f``, linear in ``log f`` between factors
+    and flat beyond the grid (``log_fs`` decreasing)."""
+    return float(np.interp(-log_f, -log_fs, fill))
+
+
+def _factor_at(fill: np.ndarray, fs: np.ndarray, t: float) -> float:
+    """The factor at which a non-decreasing fill curve reaches ``t`` (linear in ``log f``;
+    the largest factor when even it overshoots, the smallest when none reaches it)."""
+    if fill[0] >= t:
+        return float(fs[0])
+    if fill[-1] < t:
+        return float(fs[-1])
+    j = int(np.argmax(fill >= t))
+    w = (t - fill[j - 1]) / (fill[j] - fill[j - 1]) if fill[j] > fill[j - 1] else 1.0
+    return float(np.exp(np.log(fs[j - 1]) + w * (np.log(fs[j]) - np.log(fs[j - 1]))))
+
+
+def solve_factors(
+    curves: CalibrationCurves, shrinkage: float = CALIBRATION_SHRINKAGE
+) -> np.ndarray:
+    """The calibration factor per key of ``curves`` (float64[k]).
+
+    1. Per key the shortfall ``e(f) = nominal(f) - achieved(f)`` (the achieved-fill error of
+       each factor) is shrunk towards the pooled one of the keys with the same target and
+       demand in the fit part (weighted by their holdout demand): ``(n e + shrinkage e_pool)
+       / (n + shrinkage)`` with ``n`` the key's items with demand in the holdout, so a group of
+       a few items does not decide its factor alone.
+    2. The corrected achieved fill ``nominal - e`` is made non-decreasing in the nominal target
+       and each key's factor is where it reaches the target (:func:`_factor_at`).
+    3. Per target, the demand-weighted fill of its keys at these factors falls short of the
+       target when some keys cannot reach it (lumpy groups saturate below it): every key's
+       factor is then lowered by one common multiple, found by bisection, until the
+       demand-weighted fill is the target (the goal is the fill over all items with history,
+       as the decision backtest scores it).
+    4. Factors are made monotone in the target within a group: a higher service target never
+       gets a lower nominal target."""
+    keys, fs, ach = curves.keys, curves.factors, curves.achieved
+    k_n = len(keys)
+    nom = nominal_targets(keys[:, 1][:, None], fs[None, :])
+    err = nom - ach
+    log_fs = np.log(fs)
+    out = np.ones(k_n)
+    for t in np.unique(keys[:, 1]) if k_n else []:
+        rows = np.flatnonzero((keys[:, 1] == t) & (keys[:, 0] > 0))
+        dem = np.nan_to_num(curves.demand[rows].astype(np.float64))
+        ok = np.isfinite(err[rows]).all(axis=1) & (dem > 0)
+        pooled = (
+            (err[rows][ok] * dem[ok, None]).sum(axis=0) / dem[ok].sum()
+            if ok.any()
+            else np.zeros(fs.size)
+        )
+        fills: dict[int, np.ndarray] = {}
+        for k in np.flatnonzero(keys[:, 1] == t).tolist():
+            n_k = float(curves.items[k])
+            e_k = np.where(np.isfinite(err[k]), err[k], pooled)
+            e = (n_k * e_k + shrinkage * pooled) / (n_k + shrinkage) if keys[k, 0] > 0 else e_k
+            fills[k] = np.maximum.accumulate(nom[k] - e)
+            out[k] = _factor_at(fills[k], fs, float(t))
+        live = [int(k) for k, d in zip(rows, dem, strict=True) if d > 0]
+        if not live:
+            continue
+        d_live = np.array([curves.demand[k] for k in live], dtype=np.float64)
+
+        def agg(
+            shift: float,
+            live: list[int] = live,
+            d_live: np.ndarray = d_live,
+            fills: dict[int, np.ndarray] = fills,
+        ) -> float:
+            f = [_fill_at(fills[k], log_fs, np.log(out[k]) + shift) for k in live]
+            return float(np.dot(f, d_live) / d_live.sum())
+
+        span = float(log_fs[0] - log_fs[-1])
+        lo, hi = -span, 0.0  # agg is non-increasing in the shift (a larger factor fills less)
+        # only upwards: a backtest on a shorter history than the plan's is optimistic about
+        # what a group beside one that overshoots must give up (measured on carparts)
+        if agg(0.0) < t - 1e-4 and agg(hi) <= t <= agg(lo):
+            for _ in range(40):
+                mid = (lo + hi) / 2.0
+                lo, hi = (mid, hi) if agg(mid) >= t else (lo, mid)
+            for j in live:
+                out[j] = float(np.clip(np.exp(np.log(out[j]) + lo), fs[-1], fs[0]))
+    # monotone in the target within a group: the nominal target never falls as the target rises
+    for g in np.unique(keys[:, 0]) if k_n else []:
+        rows = np.flatnonzero(keys[:, 0] == g)
+        rows = rows[np.argsort(keys[rows, 1])]
+        nominal = np.maximum.accumulate(nominal_targets(keys[rows, 1], out[rows]))
+        out[rows] = (1.0 - nominal) / np.maximum(1.0 - keys[rows, 1], 1e-12)
+    return out
+
+
+def calibrate_targets(
+    y: np.ndarray,
+    lead_times: Sequence[np.ndarray] | np.ndarray,
+    targets: np.ndarray,
+    order_quantity: np.ndarray,
+    *,
+    holdout: int,
+    warmup: int | np.ndarray | None = None,
+    policy: str = "sQ",
+    review_period: int = 1,
+    distribution: str = "auto",
+    n_samples: int = 1000,
+    groups: np.ndarray | None = None,
+    factors: Sequence[float] = TARGET_FACTORS,
+    moq: np.ndarray | float = 1.0,
+    lot_size: np.ndarray | float = 1.0,
+    seed: int = 0,
+    shrinkage: float = CALIBRATION_SHRINKAGE,
+    adjust_ltd: Callable[[np.ndarray, LeadTimeDemand], LeadTimeDemand] | None = None,
+    adjust_policy: Callable[
+        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray], tuple[PolicyResult, np.ndarray]
+    ]
+    | None = None,
+) -> np.ndarray:
+    """Nominal fill-rate targets that reach ``targets`` out of sample, from a backtest on ``y``.
+
+    Policies are set on ``y[:, :-holdout]`` with nominal targets ``1 - (1 - target) * f`` for
+    each factor ``f`` (:data:`TARGET_FACTORS`: from 2, a nominal target below the service
+    target for groups that overshoot, to 0.01) and simulated on the last ``holdout`` periods
+    (:func:`calibration_curves`); per group (default: :func:`frequency_groups`) and target
+    value :func:`solve_factors` finds the factor at which the simulated fill rate (served /
+    demanded over the group, its shortfall shrunk towards the pooled one by ``shrinkage``
+    items) reaches the target. ``warmup`` (default: each item's protection interval,
+    :func:`protection_warmup`) is not measured; items whose warm-up fills the holdout do not
+    count. Items without demand in the fit part are their own group (:func:`frequency_groups`)
+    and are not replenished in the simulation, as the plan orders nothing for them.
+
+    Why: the policy is computed from estimated parameters, and a fill rate is concave in them
+    near high targets, so estimation error alone lowers the achieved fill rate; this measures
+    that loss on the items' own data before it happens. Returns float64[items].
+
+    ``adjust_ltd(fit, ltd)`` and ``adjust_policy(fit, ltd, policy, nominal) -> (policy,
+    replenished)``: the plan's rules (level shift; sparse, obsolescence) applied at each
+    factor's nominal targets, so the calibration backtest sets the policies as the plan does
+    (:func:`sparecast.inventory.decide.plan_policy` passes them); default: the distribution
+    policy, every item with demand replenished.
+    """
+    curves = calibration_curves(
+        y,
+        lead_times,
+        targets,
+        order_quantity,
+        holdout=holdout,
+        warmup=warmup,
+        policy=policy,
+        review_period=review_period,
+        distribution=distribution,
+        n_samples=n_samples,
+        groups=groups,
+        factors=factors,
+        moq=moq,
+        lot_size=lot_size,
+        seed=seed,
+        adjust_ltd=adjust_ltd,
+        adjust_policy=adjust_policy,
+    )
+    return nominal_targets_per_item(curves, np.asarray(targets, dtype=np.float64), shrinkage)
+
+
+def nominal_targets_per_item(
+    curves: CalibrationCurves, targets: np.ndarray, shrinkage: float = CALIBRATION_SHRINKAGE
+) -> np.ndarray:
+    """float64[items]: each item's nominal target from the factors of :func:`solve_factors`."""
+    n = curves.members.shape[1]
+    tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,))
+    factor = np.ones(n)
+    for k, f in enumerate(solve_factors(curves, shrinkage)):
+        factor[curves.members[k]] = f
+    return nominal_targets(tgt, factor)
 
 
 def compare_policies(

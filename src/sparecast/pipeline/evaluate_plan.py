@@ -6,14 +6,14 @@ receipts, the demo's included), learns each item's lead times from its purchase 
 unit cost, MOQ and lot size from the items table, runs
 :func:`sparecast.inventory.decisions.evaluate_plan` and writes ``decisions_per_item.parquet``,
 ``decisions_summary.parquet``, ``decisions_curve.parquet``, ``decisions_goals.parquet``,
-``decisions.json`` (goals and notes) and ``decisions_report.html``. Each file is written beside
-and renamed into place.
+``decisions.json`` (goals and notes) and ``decisions_report.html``. The files are one set: written
+into a staging folder and moved into place together when all are complete
+(:mod:`sparecast.pipeline.staging`), so a crash midway leaves the previous set intact.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -31,10 +31,10 @@ from sparecast.inventory.plan import plan_lead_times
 from sparecast.inventory.policy import resolve_item_column
 from sparecast.pipeline.load import load_panel
 from sparecast.pipeline.plan import PLAN_TABLES
-from sparecast.pipeline.staging import ensure_output_dir
+from sparecast.pipeline.staging import Staging, ensure_output_dir
 from sparecast.urls import redact_url
 
-__all__ = ["DECISION_FILES", "EvaluatePlanOutcome", "run_evaluate_plan"]
+__all__ = ["DECISION_FILES", "EvaluatePlanOutcome", "run_evaluate_plan", "write_decisions"]
 
 PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
 DECISION_FILES = (
@@ -51,15 +51,6 @@ DECISION_FILES = (
 class EvaluatePlanOutcome:
     backtest: DecisionBacktest
     paths: dict[str, str]
-
-
-def _write(path: Path, write: object) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(write, pl.DataFrame):
-        write.write_parquet(tmp)
-    else:
-        tmp.write_text(str(write), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def run_evaluate_plan(
@@ -120,28 +111,43 @@ def run_evaluate_plan(
         item_ids=ids,
         tiers=tiers,
     )
-    paths: dict[str, str] = {}
-    frames = {
-        "decisions_per_item.parquet": bt.per_item,
-        "decisions_summary.parquet": bt.summary,
-        "decisions_curve.parquet": bt.curve,
-        "decisions_goals.parquet": bt.goals,
-    }
-    for name, frame in frames.items():
-        _write(output_dir / name, frame)
-        paths[name] = str(output_dir / name)
-    meta = {
-        "source": redact_url(source),
-        "split": bt.split,
-        "n_periods": bt.n_periods,
-        "freq": panel.freq,
-        "targets": list(targets),
-        "goals": bt.goals.to_dicts(),
-        "notes": bt.notes,
-    }
-    _write(output_dir / "decisions.json", json.dumps(meta, indent=2, default=str))
-    paths["decisions.json"] = str(output_dir / "decisions.json")
-    html = render_decisions_report(bt, source=redact_url(source))
-    _write(output_dir / "decisions_report.html", html)
-    paths["decisions_report.html"] = str(output_dir / "decisions_report.html")
-    return EvaluatePlanOutcome(bt, paths)
+    return EvaluatePlanOutcome(bt, write_decisions(bt, output_dir, source, panel.freq, targets))
+
+
+def write_decisions(
+    bt: DecisionBacktest,
+    output_dir: Path,
+    source: str,
+    freq: str,
+    targets: Sequence[float],
+) -> dict[str, str]:
+    """Write the backtest's files (:data:`DECISION_FILES`) into ``output_dir`` as one set:
+    they are written into a staging folder and moved into place only when all are complete
+    (:class:`sparecast.pipeline.staging.Staging`), so a crash midway leaves the previous set
+    as it was. Returns the paths by file name."""
+    with Staging(output_dir) as staging:
+        frames = {
+            "decisions_per_item.parquet": bt.per_item,
+            "decisions_summary.parquet": bt.summary,
+            "decisions_curve.parquet": bt.curve,
+            "decisions_goals.parquet": bt.goals,
+        }
+        for name, frame in frames.items():
+            frame.write_parquet(staging.dir / name)
+        meta = {
+            "source": redact_url(source),
+            "split": bt.split,
+            "n_periods": bt.n_periods,
+            "freq": freq,
+            "targets": list(targets),
+            "goals": bt.goals.to_dicts(),
+            "notes": bt.notes,
+        }
+        (staging.dir / "decisions.json").write_text(
+            json.dumps(meta, indent=2, default=str), encoding="utf-8"
+        )
+        html = render_decisions_report(bt, source=redact_url(source))
+        (staging.dir / "decisions_report.html").write_text(html, encoding="utf-8")
+        staging.prepare()
+        staging.commit()
+    return {name: str(output_dir / name) for name in DECISION_FILES}
