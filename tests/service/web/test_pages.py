@@ -278,33 +278,37 @@ def test_config_refuses_a_plain_password() -> None:
 
 def test_open_alerts_and_aliases_show_when_their_tables_exist(data_dir: Path) -> None:
     """The monitoring and registry tables belong to other features: the pages show their rows
-    when the store has them (here made by hand, with the columns those features write)."""
+    (written here into the store's own tables, as monitoring and the loop write them)."""
+    from datetime import UTC, datetime
+
     import sqlalchemy as sa
 
+    from sparecast.store.schema import alerts, model_aliases
+
     engine = sa.create_engine(f"sqlite:///{data_dir / 'history.sqlite'}")
+    now = datetime(2026, 11, 20, tzinfo=UTC)
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "CREATE TABLE alerts (id INTEGER PRIMARY KEY, opened_at TEXT, status TEXT, "
-                "grouping TEXT, group_name TEXT, metric TEXT, reason TEXT)"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO alerts VALUES (1, '2026-11-20', 'open', 'tier', 'regular', 'mase', "
-                "'MASE 1.4 over the expected 1.1 for 3 periods')"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "CREATE TABLE model_aliases "
-                "(alias TEXT, model_version TEXT, set_at TEXT, reason TEXT)"
-            )
-        )
         version = conn.execute(sa.text("SELECT model_version FROM forecast_runs")).scalar()
         conn.execute(
-            sa.text("INSERT INTO model_aliases VALUES ('champion', :v, '2026-11-20', 'first run')"),
-            {"v": version},
+            alerts.insert().values(
+                opened_at=now,
+                updated_at=now,
+                model_version=version,
+                grouping="tier",
+                group_name="regular",
+                metric="mase",
+                value=1.4,
+                expected=1.1,
+                threshold=0.2,
+                periods=3,
+                status="open",
+                reason="MASE 1.4 over the expected 1.1 for 3 periods",
+            )
+        )
+        conn.execute(
+            model_aliases.insert().values(
+                alias="champion", model_version=version, set_at=now, reason="first run"
+            )
         )
     engine.dispose()
     with TestClient(create_app(Settings(**web_settings()), data_dir)) as c:
