@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -42,6 +43,13 @@ def synthetic_panel(n_items: int, n_days: int, seed: int = 0) -> Any:
     return DemandPanel(y, ids, np.datetime64("2024-11-01"), "D")
 
 
+def _rss() -> float:
+    """This process's current resident set size in KiB (run on each worker)."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 1024
+
+
 def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) -> dict[str, Any]:
     """One measured run in this process (the ``--mode`` child)."""
     from sparecast.config import load_settings
@@ -55,7 +63,27 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
         compute["workers"] = workers
     settings = load_settings(methods=list(DEFAULT_METHODS), compute=compute)
     out: dict[str, Any] = {"mode": mode, "items": n_items, "days": n_days}
-    with compute_engine(settings) as engine:
+    out["load_start"] = round(os.getloadavg()[0], 1)
+    trace: list[tuple[str, float, list[float]]] = []  # (label, seconds, worker RSS GiB)
+    holder: dict[str, Any] = {}
+    t_start = time.perf_counter()
+
+    def progress(label: str, done: int, total: int) -> None:
+        """After each chunk: every worker's current resident set size (the growth over chunks)."""
+        eng = holder.get("engine")
+        if mode != "dask" or eng is None or not hasattr(eng, "client"):
+            return
+        rss = eng.client.run(_rss)
+        trace.append(
+            (
+                label,
+                round(time.perf_counter() - t_start, 1),
+                [round(gib(v), 3) for v in rss.values()],
+            )
+        )
+
+    with compute_engine(settings, progress=progress) as engine:
+        holder["engine"] = engine
         t0 = time.perf_counter()
         result = run_core(panel, settings, engine=engine)
         out["core_s"] = round(time.perf_counter() - t0, 1)
@@ -64,7 +92,9 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
             peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
             out["worker_peak_gib"] = [round(gib(v), 2) for v in peaks.values()]
             out["chunk_items"] = chunk_items
+            out["trace"] = trace
     assert result.forecasts is not None and result.forecasts.height == n_items * 28
+    out["load_end"] = round(os.getloadavg()[0], 1)
     out["client_peak_gib"] = round(gib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss), 2)
     out["methods"] = len(DEFAULT_METHODS)
     return out
@@ -79,13 +109,14 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=["local", "dask"], choices=["local", "dask"])
     ap.add_argument("--chunk-items", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--log", help="append every run's JSON line (with the memory trace) here")
     ap.add_argument("--mode", choices=["local", "dask"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode:  # the child: one run, one JSON line
         print(json.dumps(one(args.mode, args.items[0], args.days, args.chunk_items, args.workers)))
         return
-    print("| mode | items x days | core s | client peak GiB | worker peaks GiB |")
-    print("|---|---|---|---|---|")
+    print("| mode | items x days | core s | client peak GiB | worker peaks GiB | load 1-min |")
+    print("|---|---|---:|---:|---|---|")
     for n in args.items:
         for mode in args.modes:
             cmd = [sys.executable, __file__, "--mode", mode, "--items", str(n)]
@@ -94,12 +125,16 @@ def main() -> None:
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(proc.stderr[-3000:])
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            line = proc.stdout.strip().splitlines()[-1]
+            r = json.loads(line)
+            if args.log:
+                with open(args.log, "a") as f:
+                    f.write(line + "\n")
             label = "one process" if mode == "local" else f"Dask, {args.workers} workers"
             peaks = ", ".join(f"{p:.2f}" for p in r.get("worker_peak_gib", [])) or "-"
             print(
                 f"| {label} | {n:,} x {args.days} | {r['core_s']} | {r['client_peak_gib']:.2f} "
-                f"| {peaks} |",
+                f"| {peaks} | {r['load_start']}-{r['load_end']} |",
                 flush=True,
             )
 

@@ -104,11 +104,13 @@ def test_dask_core_equals_the_single_process_run(
 def test_a_global_method_runs_on_the_client_and_matches(
     client: distributed.Client, panel: DemandPanel
 ) -> None:
-    """LightGBM learns across items: it is backtested and forecast on the whole panel while the
-    workers do the classical methods per chunk; the result equals the single-process one."""
+    """With ``compute.lightgbm_on_dask`` off, LightGBM (which learns across items) is
+    backtested and forecast on the whole panel on the client while the workers do the classical
+    methods per chunk; the result equals the single-process one. (On: lightgbm.dask,
+    tests/pipeline/test_dask_ml.py.)"""
     settings = load_settings(methods=["sba", "ma", "lightgbm"])
     ref = run_core(panel, settings, engine=LOCAL)
-    got = run_core(panel, settings, engine=DaskEngine(client, 64))
+    got = run_core(panel, settings, engine=DaskEngine(client, 64, lightgbm_on_dask=False))
     assert ref.backtest is not None and got.backtest is not None
     assert "lightgbm" in got.backtest.methods
     assert_frame_equal(got.backtest.scores, ref.backtest.scores)
