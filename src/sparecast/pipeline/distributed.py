@@ -314,6 +314,23 @@ class DaskEngine:
                 step(name)
         return values, failed
 
+    def forecast_quantiles(
+        self, panel: DemandPanel, point: np.ndarray, levels: list[float]
+    ) -> np.ndarray:
+        """Per chunk on the workers (a quantile of an item needs only its history)."""
+        parts, _ = self._map(
+            panel,
+            "quantiles",
+            _quantiles_task,
+            list(levels),
+            per_chunk=lambda a, b: (point[a:b],),
+        )
+        return np.concatenate(parts, axis=0)
+
+
+def _quantiles_task(chunk: DemandPanel, point: np.ndarray, levels: list[float]) -> np.ndarray:
+    return LOCAL.forecast_quantiles(chunk, point, levels)
+
 
 def _merge_backtests(
     panel: DemandPanel,
