@@ -60,11 +60,21 @@ def synthetic_panel(n_items: int, n_days: int, seed: int = 0) -> Any:
     return DemandPanel(y, ids, np.datetime64("2024-11-01"), "D")
 
 
-def _rss() -> float:
-    """This process's current resident set size in KiB (run on each worker)."""
+def _rss() -> list[float]:
+    """This process's current resident set size and its peak since the last call (KiB; run on
+    each worker). The peak (VmHWM) is reset through /proc/self/clear_refs, so that each chunk's
+    own peak shows."""
     import psutil
 
-    return psutil.Process().memory_info().rss / 1024
+    hwm = 0.0
+    try:
+        with open("/proc/self/status") as f:
+            hwm = float(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except (OSError, StopIteration):
+        pass
+    return [psutil.Process().memory_info().rss / 1024, hwm]
 
 
 FOUR = ["croston", "sba", "adida", "imapa"]
@@ -161,7 +171,8 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
         compute["workers"] = workers
     methods = {"dask-4": FOUR, "dask-lgb": ["lightgbm"]}.get(mode, list(DEFAULT_METHODS))
     settings = load_settings(methods=methods, compute=compute)
-    trace: list[tuple[str, float, list[float]]] = []  # (label, seconds, worker RSS GiB)
+    # (label, seconds, per worker [current RSS, peak since the previous chunk] GiB)
+    trace: list[tuple[str, float, list[list[float]]]] = []
     holder: dict[str, Any] = {}
     t_start = time.perf_counter()
 
@@ -175,7 +186,7 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
             (
                 label,
                 round(time.perf_counter() - t_start, 1),
-                [round(gib(v), 3) for v in rss.values()],
+                [[round(gib(x), 3) for x in v] for v in rss.values()],
             )
         )
 

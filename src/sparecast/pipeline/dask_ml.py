@@ -67,11 +67,17 @@ def _n_rows(rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
     return int(rows[1].size)
 
 
+def _predict_rows(booster: Any, rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    return np.asarray(booster.predict(rows[0], num_threads=1), dtype=np.float64)
+
+
 def predict_chunk(
     model: GlobalLightGBM, chunk: DemandPanel, h: int, origins: list[int] | None = None
 ) -> list[np.ndarray]:
     """Forecasts ``float64[items, h]`` of ``model`` for ``chunk``: from its end (``origins``
-    None, one array) or from every backtest origin (``chunk.slice_periods(o)``), clipped at 0."""
+    None, one array) or from every backtest origin (``chunk.slice_periods(o)``), clipped at 0;
+    one thread (a worker runs one task per thread)."""
+    model.n_jobs = 1  # prediction only: the fitted trees do not depend on it
     panels = [chunk] if origins is None else [chunk.slice_periods(o) for o in origins]
     return [np.maximum(model.predict(p, h), 0.0) for p in panels]
 
@@ -178,12 +184,14 @@ def fit_on_cluster(
     timings["train_s"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     fitted = None
-    if model.calibrate:
-        with warnings.catch_warnings():  # the parts are arrays: no feature names to check
-            warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
-            fitted = np.asarray(reg.predict(X).compute(), dtype=np.float64)
+    booster = reg.booster_
+    if model.calibrate:  # the booster's forecasts of its rows, on the workers that hold them
+        remote = client.scatter(booster, broadcast=True, hash=False)
+        preds = [client.submit(_predict_rows, remote, rows[i], pure=False) for i in keep]
+        fitted = np.concatenate(client.gather(preds))
+        del preds, remote
     weight_np = np.concatenate(client.gather(parts[2]))
-    model.adopt(reg.booster_, total, fitted, target_np, weight_np)
+    model.adopt(booster, total, fitted, target_np, weight_np)
     timings["calibrate_s"] = time.perf_counter() - t1
     held: list[Any] = [*rows, *sizes, *parts[0], *parts[1], *parts[2]]
     for f in held:
