@@ -1,8 +1,8 @@
 """The forecasting core on a synthetic intermittent panel of ITEMS x DAYS, in one process and on a
 2-worker Dask LocalCluster (``sparecast.pipeline.distributed``), against statsforecast and
 mlforecast on the same kind of cluster: wall time, peak memory of the client and of each worker
-(maximum resident set size), the load average at start and end, and each worker's current memory
-after every chunk (``--log``: the growth over chunks).
+(maximum resident set size; a worker's own, see ``_peaks``), the load average at start and end,
+and each worker's current and peak memory per chunk (``--log``: the growth over chunks).
 
 Modes (each in a fresh process, so the peaks do not mix):
 
@@ -81,10 +81,21 @@ FOUR = ["croston", "sba", "adida", "imapa"]
 MODES = ("local", "dask", "dask-4", "statsforecast", "dask-lgb", "mlforecast")
 
 
-def _peaks(client: Any) -> list[float]:
-    """Every worker's peak resident set size in GiB."""
-    peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return [round(gib(v), 2) for v in peaks.values()]
+def _hwm() -> float:
+    """This process's own peak resident set size (VmHWM, KiB)."""
+    with open("/proc/self/status") as f:
+        return float(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
+
+
+def _peaks(client: Any, seen: dict[str, float] | None = None) -> list[float]:
+    """Every worker's peak resident set size in GiB: its VmHWM now, and the peaks ``seen`` by
+    the per-chunk trace (which resets VmHWM). Not ``ru_maxrss``: a worker process is forked
+    from the client and exec'd, and Linux keeps the client's resident size at the fork in the
+    child's ``ru_maxrss`` (pages the worker never touches), so that figure grows with the
+    client's panel, not with the worker's work."""
+    now = client.run(_hwm)
+    seen = seen or {}
+    return [round(gib(max(v, seen.get(k, 0.0))), 2) for k, v in sorted(now.items())]
 
 
 def long_frame(panel: Any) -> Any:
@@ -174,6 +185,7 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
     # (label, seconds, per worker [current RSS, peak since the previous chunk] GiB)
     trace: list[tuple[str, float, list[list[float]]]] = []
     holder: dict[str, Any] = {}
+    seen: dict[str, float] = {}  # each worker's peak (KiB) over the chunks
     t_start = time.perf_counter()
 
     def progress(label: str, done: int, total: int) -> None:
@@ -182,6 +194,8 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
         if mode == "local" or eng is None or not hasattr(eng, "client"):
             return
         rss = eng.client.run(_rss)
+        for worker, (_, hwm) in rss.items():
+            seen[worker] = max(seen.get(worker, 0.0), hwm)
         trace.append(
             (
                 label,
@@ -201,7 +215,7 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
             assert result.forecasts is not None and result.forecasts.height == n_items * 28
         out["core_s"] = round(time.perf_counter() - t0, 1)
         if mode != "local":
-            out["worker_peak_gib"] = _peaks(engine.client)  # type: ignore[attr-defined]
+            out["worker_peak_gib"] = _peaks(engine.client, seen)  # type: ignore[attr-defined]
             out["chunk_items"] = chunk_items
             out["trace"] = trace
             out["engine_timings"] = {
