@@ -87,6 +87,12 @@ def _hwm() -> float:
         return float(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
 
 
+def _cpu() -> float:
+    """This process's CPU seconds (user + system; run on each worker)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def _peaks(client: Any, seen: dict[str, float] | None = None) -> list[float]:
     """Every worker's peak resident set size in GiB: its VmHWM now, and the peaks ``seen`` by
     the per-chunk trace (which resets VmHWM). Not ``ru_maxrss``: a worker process is forked
@@ -159,6 +165,7 @@ def peer(mode: str, panel: Any, workers: int) -> dict[str, Any]:
             out["rows"] = [len(fc)]
         out["core_s"] = round(time.perf_counter() - t0, 1)
         out["worker_peak_gib"] = _peaks(client)
+        out["worker_cpu_s"] = round(sum(client.run(_cpu).values()), 1)
     return out
 
 
@@ -216,6 +223,8 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
         out["core_s"] = round(time.perf_counter() - t0, 1)
         if mode != "local":
             out["worker_peak_gib"] = _peaks(engine.client, seen)  # type: ignore[attr-defined]
+            cpu = engine.client.run(_cpu)  # type: ignore[attr-defined]
+            out["worker_cpu_s"] = round(sum(cpu.values()), 1)
             out["chunk_items"] = chunk_items
             out["trace"] = trace
             out["engine_timings"] = {
@@ -224,6 +233,7 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
             }
     out["load_end"] = round(os.getloadavg()[0], 1)
     out["client_peak_gib"] = round(gib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss), 2)
+    out["client_cpu_s"] = round(_cpu(), 1)  # the panel's generation included
     out["methods"] = len(methods)
     return out
 
@@ -253,8 +263,11 @@ def main() -> None:
     if args.mode:  # the child: one run, one JSON line
         print(json.dumps(one(args.mode, args.items[0], args.days, args.chunk_items, args.workers)))
         return
-    print("| mode | items x days | core s | client peak GiB | worker peaks GiB | load 1-min |")
-    print("|---|---|---:|---:|---|---|")
+    print(
+        "| mode | items x days | wall s | workers' CPU s | client peak GiB | worker peaks GiB "
+        "| load 1-min |"
+    )
+    print("|---|---|---:|---:|---:|---|---|")
     for n in args.items:
         for mode in args.modes:
             cmd = [sys.executable, __file__, "--mode", mode, "--items", str(n)]
@@ -264,7 +277,7 @@ def main() -> None:
             label = LABELS[mode].format(workers=args.workers)
             if proc.returncode != 0:  # e.g. a peer out of memory: say so, go on
                 why = (proc.stderr.strip().splitlines() or ["no output"])[-1][:150]
-                print(f"| {label} | {n:,} x {args.days} | failed: {why} | | | |", flush=True)
+                print(f"| {label} | {n:,} x {args.days} | failed: {why} | | | | |", flush=True)
                 continue
             line = proc.stdout.strip().splitlines()[-1]
             r = json.loads(line)
@@ -273,7 +286,8 @@ def main() -> None:
                     f.write(line + "\n")
             peaks = ", ".join(f"{p:.2f}" for p in r.get("worker_peak_gib", [])) or "-"
             print(
-                f"| {label} | {n:,} x {args.days} | {r['core_s']} | {r['client_peak_gib']:.2f} "
+                f"| {label} | {n:,} x {args.days} | {r['core_s']} | {r.get('worker_cpu_s', '-')} "
+                f"| {r['client_peak_gib']:.2f} "
                 f"| {peaks} | {r['load_start']}-{r['load_end']} |",
                 flush=True,
             )
