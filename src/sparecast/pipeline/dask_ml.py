@@ -9,8 +9,10 @@ chunks together), the level calibration (from the model's forecasts of all its t
 the forecast of an item from its own history. What differs: each chunk draws its own horizon
 steps and kept quiet rows (``seed + chunk index``), and lightgbm.dask trains data-parallel, one
 part of the rows per worker (histogram bins found per worker and merged, bagging per worker), so
-the trees are not those of one process's fit. tests/pipeline/test_dask_ml.py bounds the
-difference.
+the trees are not those of one process's fit; nor are two cluster fits alike when the chunks
+land on other workers (which rows each worker trains on follows the scheduling).
+tests/pipeline/test_dask_ml.py bounds the difference; benchmarks/dask_lightgbm.py measures it
+against the difference between two single-process fits with other seeds.
 """
 
 from __future__ import annotations
