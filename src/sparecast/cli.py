@@ -50,6 +50,27 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML configuration file", exists=True)
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or tables")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="run per chunk of items on a local Dask cluster of N single-threaded worker "
+        "processes (compute.workers; needs sparecast[dask])",
+        min=1,
+    ),
+]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="address of a running Dask scheduler, e.g. tcp://host:8786 (compute.scheduler)"
+    ),
+]
+
+
+def _compute(workers: int | None, cluster: str | None) -> dict[str, Any]:
+    """The [compute] overrides of --workers / --cluster."""
+    return {k: v for k, v in (("workers", workers), ("scheduler", cluster)) if v is not None}
+
+
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="fail if any input row is rejected by validation")
 ]
@@ -297,12 +318,14 @@ def demo(
     methods: MethodsOpt = None,
     router: RouterOpt = None,
     quiet: QuietOpt = False,
+    workers: WorkersOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Generate a demo ERP into OUTPUT/erp.sqlite and run the whole pipeline on it: forecasts,
     then the inventory plan (policy.parquet, inventory_report.html)."""
     last_day = _iso_date(end_date)
     try:
-        settings = _settings(config, False, horizon, methods, router)
+        settings = _settings(config, False, horizon, methods, router, _compute(workers, cluster))
         # The demo's history ends on end_date: that is its "today", whatever the clock says.
         settings = settings.model_copy(
             update={"data": settings.data.model_copy(update={"today": last_day})}
@@ -333,23 +356,11 @@ def run(
     router: RouterOpt = None,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="run per chunk of items on a local Dask cluster of N single-threaded worker "
-            "processes (compute.workers; needs sparecast[dask])",
-            min=1,
-        ),
-    ] = None,
-    cluster: Annotated[
-        str | None,
-        typer.Option(
-            help="address of a running Dask scheduler, e.g. tcp://host:8786 (compute.scheduler)"
-        ),
-    ] = None,
+    workers: WorkersOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Extract, validate, classify, backtest and forecast SOURCE; write the results into OUTPUT."""
-    compute = {k: v for k, v in (("workers", workers), ("scheduler", cluster)) if v is not None}
+    compute = _compute(workers, cluster)
     try:
         _run(source, output, _settings(config, strict, horizon, methods, router, compute), quiet)
     except SparecastError as exc:
@@ -366,13 +377,15 @@ def backtest_cmd(
     router: RouterOpt = None,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
+    workers: WorkersOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Only the evaluation: rolling-origin backtest of every method, per-class summary."""
     try:
         _run(
             source,
             output,
-            _settings(config, strict, horizon, methods, router),
+            _settings(config, strict, horizon, methods, router, _compute(workers, cluster)),
             quiet,
             with_forecast=False,
         )
@@ -414,6 +427,8 @@ def plan_cmd(
     router: RouterOpt = None,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
+    workers: WorkersOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Forecast SOURCE, then plan inventory: lead times from purchase orders (or the items file
     of a long-format SOURCE), safety stock, reorder points, suggested orders; writes
@@ -422,7 +437,7 @@ def plan_cmd(
         _plan(
             source,
             output,
-            _settings(config, strict, horizon, methods, router),
+            _settings(config, strict, horizon, methods, router, _compute(workers, cluster)),
             quiet,
             reuse_forecasts=reuse_forecasts,
             items_file=items,

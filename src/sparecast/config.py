@@ -429,6 +429,12 @@ class ComputeSettings(_Section):
     connect_timeout_s: float = Field(
         10.0, gt=0, description="seconds to wait for the scheduler before giving up"
     )
+    lightgbm_on_dask: bool = Field(
+        True,
+        description="on a cluster, train the global LightGBM with lightgbm.dask on rows built "
+        "per chunk on the workers and forecast per chunk there (false: on the client over the "
+        "whole panel, as in one process)",
+    )
 
 
 class StoreSettings(_Section):

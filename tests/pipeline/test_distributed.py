@@ -29,6 +29,7 @@ from sparecast.pipeline.distributed import (
     memory_limit,
 )
 from sparecast.pipeline.engine import LOCAL
+from sparecast.pipeline.outputs import read_forecasts
 
 distributed = pytest.importorskip("distributed")
 
@@ -104,11 +105,13 @@ def test_dask_core_equals_the_single_process_run(
 def test_a_global_method_runs_on_the_client_and_matches(
     client: distributed.Client, panel: DemandPanel
 ) -> None:
-    """LightGBM learns across items: it is backtested and forecast on the whole panel while the
-    workers do the classical methods per chunk; the result equals the single-process one."""
+    """With ``compute.lightgbm_on_dask`` off, LightGBM (which learns across items) is
+    backtested and forecast on the whole panel on the client while the workers do the classical
+    methods per chunk; the result equals the single-process one. (On: lightgbm.dask,
+    tests/pipeline/test_dask_ml.py.)"""
     settings = load_settings(methods=["sba", "ma", "lightgbm"])
     ref = run_core(panel, settings, engine=LOCAL)
-    got = run_core(panel, settings, engine=DaskEngine(client, 64))
+    got = run_core(panel, settings, engine=DaskEngine(client, 64, lightgbm_on_dask=False))
     assert ref.backtest is not None and got.backtest is not None
     assert "lightgbm" in got.backtest.methods
     assert_frame_equal(got.backtest.scores, ref.backtest.scores)
@@ -128,7 +131,7 @@ def _run(erp: str, out: Path, *extra: str, config: Path | None = None) -> pl.Dat
     args += ["--config", str(config)] if config else []
     result = runner.invoke(app, [*args, *extra])
     assert result.exit_code == 0, result.output
-    return pl.read_parquet(out / "forecasts.parquet")
+    return read_forecasts(out)  # forecasts.parquet, or forecasts/part-*.parquet on Dask
 
 
 def test_run_on_a_scheduler_writes_the_same_outputs(
@@ -141,6 +144,10 @@ def test_run_on_a_scheduler_writes_the_same_outputs(
     ref = _run(erp, tmp_path / "single", config=cfg)
     got = _run(erp, tmp_path / "dask", "--cluster", cluster.scheduler_address, config=cfg)
     assert_frame_equal(got, ref)
+    # on the cluster: one part per chunk of 45 items, written chunk by chunk
+    parts = sorted(p.name for p in (tmp_path / "dask" / "forecasts").iterdir())
+    assert parts == [f"part-{i:05d}.parquet" for i in range(-(-150 // 45))]
+    assert not (tmp_path / "dask" / "forecasts.parquet").exists()
     for name in ("classification.parquet", "backtest.parquet"):
         a = pl.read_parquet(tmp_path / "dask" / name)
         assert_frame_equal(a, pl.read_parquet(tmp_path / "single" / name))
@@ -175,3 +182,46 @@ def test_memory_limit_as_dask_takes_it() -> None:
 def test_no_compute_settings_keep_the_single_process() -> None:
     with compute_engine(load_settings()) as engine:
         assert engine is LOCAL
+
+
+def test_plan_and_backtest_on_a_scheduler(
+    cluster: distributed.LocalCluster, erp: str, tmp_path: Path
+) -> None:
+    """``plan --cluster``: forecasts, their quantiles (per chunk on the workers) and the plan
+    equal the run without Dask; ``plan --reuse-forecasts`` reads the partitioned forecasts; a
+    run without Dask into the same directory replaces the parts by one file (and back).
+    ``backtest --cluster`` writes the same scores."""
+    methods = ["--methods", ",".join(CLASSICAL), "-q"]
+    cfg = tmp_path / "sparecast.toml"
+    cfg.write_text("[compute]\nchunk_items = 60\nlightgbm_on_dask = false\n")
+
+    def plan(out: Path, *extra: str) -> None:
+        args = ["plan", "--source", erp, "-o", str(out), "--config", str(cfg), *methods]
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 0, result.output
+
+    single, dask = tmp_path / "single", tmp_path / "dask"
+    plan(single)
+    plan(dask)  # first without Dask: forecasts.parquet, replaced below
+    assert (dask / "forecasts.parquet").is_file()
+    plan(dask, "--cluster", cluster.scheduler_address)
+    assert not (dask / "forecasts.parquet").exists()
+    assert len(list((dask / "forecasts").glob("part-*.parquet"))) == 3
+    ref = read_forecasts(single)
+    assert any(c.startswith("q") for c in ref.columns)  # the quantile columns
+    assert_frame_equal(read_forecasts(dask), ref)
+    policy = pl.read_parquet(single / "policy.parquet")
+    assert_frame_equal(pl.read_parquet(dask / "policy.parquet"), policy)
+    plan(dask, "--reuse-forecasts")
+    assert_frame_equal(pl.read_parquet(dask / "policy.parquet"), policy)
+    plan(dask)  # without Dask again: one file, the parts are gone
+    assert (dask / "forecasts.parquet").is_file() and not (dask / "forecasts").exists()
+
+    for out, extra in ((single, ()), (dask, ("--cluster", cluster.scheduler_address))):
+        args = ["backtest", "--source", erp, "-o", str(out / "bt"), "--config", str(cfg)]
+        result = runner.invoke(app, [*args, *methods, *extra])
+        assert result.exit_code == 0, result.output
+    assert_frame_equal(
+        pl.read_parquet(dask / "bt" / "backtest.parquet"),
+        pl.read_parquet(single / "bt" / "backtest.parquet"),
+    )

@@ -428,6 +428,7 @@ def backtest(
     stockout_weight: float = 3.0,
     references: Iterable[str] = REFERENCES,
     reuse_fits: bool = True,
+    window_forecasts: dict[str, list[np.ndarray]] | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest of ``methods`` (all defaults when None) over ``n_windows`` windows.
 
@@ -449,6 +450,9 @@ def backtest(
     ``reuse_fits`` (default True): methods with a ``backtest_kernel`` (the global ML models) are
     fitted once before the earliest origin and forecast every window from it (module
     docstring); False fits them once per window.
+    ``window_forecasts`` (method -> one ``[items, h]`` forecast per window): forecasts of
+    methods that the caller computed (a model trained on a Dask cluster,
+    ``sparecast.pipeline.dask_ml``); they are scored, not run again.
     """
     if stockout_weight <= 0:
         raise ConfigError(f"stockout_weight must be > 0, got {stockout_weight}")
@@ -501,8 +505,15 @@ def backtest(
     scales_abs, scales_sq = seasonal_naive_scales(y, seasonality, origins)
     # methods that forecast every window from one fit (Method.backtest_kernel)
     shared: dict[str, list[np.ndarray]] = {}
+    for name, fcs in (window_forecasts or {}).items():
+        if name not in asked or len(fcs) != n_windows:
+            raise MethodError(
+                f"window_forecasts[{name!r}]: {len(fcs)} forecast(s) for {n_windows} window(s) "
+                f"of a backtested method ({asked}); give one per window of a method in methods"
+            )
+        shared[name] = [np.maximum(np.asarray(fc, dtype=np.float64), 0.0) for fc in fcs]
     for m in resolved:
-        if m.backtest_kernel is None or not reuse_fits:
+        if m.name in shared or m.backtest_kernel is None or not reuse_fits:
             continue
         t0 = time.perf_counter()
         try:

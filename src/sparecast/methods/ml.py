@@ -319,12 +319,14 @@ class _GlobalTreeModel(BaseEstimator):
         calendar: np.ndarray,
         *,
         zero_keep: float | None = None,
+        seed: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Feature matrix, target and sample weight of all training rows of ``y`` (in chunks of
         items). Rows with no demand in the longest window and a zero target are kept with
-        probability ``zero_keep`` (default: the parameter) and weighted ``1 / zero_keep``."""
+        probability ``zero_keep`` (default: the parameter) and weighted ``1 / zero_keep``.
+        ``seed`` (default: the parameter) seeds the draws of steps and kept rows."""
         zero_keep = self.zero_keep if zero_keep is None else zero_keep
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
         n_items, n_periods = y.shape
         zw = max(self.spec_.windows)
         floor = 0.0
@@ -506,7 +508,12 @@ class _GlobalTreeModel(BaseEstimator):
         the fitted panel and horizon), rows in panel order. The direct and mean strategies
         forecast at most the fitted ``h``."""
         self._check_fitted()
-        panel = panel if panel is not None else self.panel_
+        panel = panel if panel is not None else getattr(self, "panel_", None)
+        if panel is None:
+            raise MethodError(
+                f"{type(self).__name__} was trained elsewhere (adopt) and keeps no panel; "
+                "call predict(panel, h)"
+            )
         h = self.h_ if h is None else h
         if h < 1:
             raise MethodError(f"horizon h must be >= 1, got {h}")
@@ -705,6 +712,80 @@ class GlobalLightGBM(_GlobalTreeModel):
         if self.objective != "asymmetric":
             return raw
         return self._response(raw + self.init_score_)
+
+    # ------------------------------------------------------------------ training elsewhere
+    # The Dask engine (sparecast.pipeline.dask_ml) trains this model with lightgbm.dask: the
+    # client calls ``plan_rows`` on the whole panel, each worker ``chunk_rows`` on its chunk of
+    # items, and the client ``adopt`` on the booster lightgbm.dask trained on those rows.
+
+    @property
+    def trains_on_dask(self) -> bool:
+        """Whether lightgbm.dask can train this model: a built-in objective (the asymmetric
+        objective is a Python callable, trained in one process)."""
+        return self.objective != "asymmetric"
+
+    def plan_rows(self, panel: DemandPanel, h: int) -> list[int]:
+        """Check the parameters, learn the features' layout (categories of the whole panel)
+        and return the training cutoffs of ``panel`` (as ``fit`` would use them)."""
+        self._prepare(panel, h)
+        cutoffs = self._cutoffs(panel.y, h)
+        if not cutoffs:
+            raise MethodError(
+                f"{type(self).__name__}: a panel of {panel.n_periods} periods has no training "
+                f"row for strategy {self.strategy!r} and h={h}; use strategy 'direct' or a "
+                "classical method for such short histories"
+            )
+        return cutoffs
+
+    def chunk_rows(
+        self, chunk: DemandPanel, cutoffs: list[int], h: int, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Training rows (features ``float32``, target clipped at 0, weight) of the items of
+        ``chunk`` at ``cutoffs`` (from :meth:`plan_rows` on the whole panel); ``seed`` draws
+        this chunk's steps and kept rows."""
+        calendar = target_calendar(chunk.start, chunk.n_periods + h, chunk.freq)
+        X, target, weight = self._rows(
+            chunk.y, self.static_.matrix(chunk), cutoffs, h, calendar, seed=seed
+        )
+        return np.ascontiguousarray(X, dtype=np.float32), np.maximum(target, 0.0), weight
+
+    def dask_params(self) -> dict[str, Any]:
+        """LightGBM parameters for ``lightgbm.DaskLGBMRegressor`` (as one process trains,
+        without the thread count: lightgbm.dask uses each worker's threads)."""
+        if not self.trains_on_dask:
+            raise MethodError(
+                "objective 'asymmetric' is a Python callable that lightgbm.dask does not "
+                "train; use it in one process or choose tweedie, poisson, l2 or quantile"
+            )
+        params = {k: v for k, v in self._params().items() if k != "num_threads"}
+        return {**params, "n_estimators": self.n_estimators, "max_bin": 255}
+
+    def adopt(
+        self,
+        booster: Any,
+        n_rows: int,
+        fitted: np.ndarray | None = None,
+        target: np.ndarray | None = None,
+        weight: np.ndarray | None = None,
+    ) -> GlobalLightGBM:
+        """Take ``booster`` (trained elsewhere on ``n_rows`` rows of :meth:`chunk_rows`; None:
+        every target was 0, the forecast is 0) as the fitted model; its level calibration
+        from the booster's ``fitted`` forecasts of its training rows, their ``target`` and
+        ``weight`` (as :meth:`fit` learns it). ``predict`` then needs a panel."""
+        self.n_train_rows_ = int(n_rows)
+        self.level_ = (np.zeros(1), np.ones(1))
+        self.init_score_ = 0.0
+        self.constant_ = 0.0
+        self.model_ = booster
+        if (
+            booster is not None
+            and fitted is not None
+            and self.calibrate
+            and self.objective in MEAN_OBJECTIVES
+        ):
+            assert target is not None and weight is not None
+            self.level_ = level_calibration(fitted, target, weight, bins=self.calibration_bins)
+        return self
 
 
 # --------------------------------------------------------------------------------------------

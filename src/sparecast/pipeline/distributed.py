@@ -28,9 +28,11 @@ import polars as pl
 from sparecast.classify import REGULAR_TIERS, TierThresholds, classify
 from sparecast.config import ComputeSettings, Settings
 from sparecast.data.panel import DemandPanel
-from sparecast.errors import ConfigError
-from sparecast.evaluate.backtest import BacktestResult, backtest
+from sparecast.errors import ConfigError, MethodError
+from sparecast.evaluate.backtest import BacktestResult, backtest, backtest_origins
 from sparecast.methods import get_method, resolve_methods
+from sparecast.methods.ml import GlobalLightGBM
+from sparecast.pipeline.dask_ml import dask_model, fit_on_cluster, predict_chunk
 from sparecast.pipeline.engine import LOCAL, Engine
 from sparecast.pipeline.progress import Progress, no_progress
 
@@ -62,16 +64,33 @@ def _classify_task(chunk: DemandPanel, thresholds: TierThresholds | None) -> pl.
     return classify(chunk, thresholds=thresholds)
 
 
-def _backtest_task(chunk: DemandPanel, percentage_items: np.ndarray, kwargs: dict[str, Any]):
-    result = backtest(chunk, percentage_items=percentage_items, **kwargs)
+def _backtest_task(
+    chunk: DemandPanel,
+    percentage_items: np.ndarray,
+    kwargs: dict[str, Any],
+    models: dict[str, GlobalLightGBM] | None = None,
+    origins: list[int] | None = None,
+) -> BacktestResult:
+    """The chunk's backtest; ``models`` (trained on the cluster) forecast every window from
+    ``origins`` here and are scored with the others."""
+    window = {n: predict_chunk(m, chunk, kwargs["h"], origins) for n, m in (models or {}).items()}
+    result = backtest(chunk, percentage_items=percentage_items, window_forecasts=window, **kwargs)
     return dataclasses.replace(result, panel=None)  # the client has the panel
 
 
 def _forecast_task(
-    chunk: DemandPanel, h: int, names: list[str], params: dict[str, dict[str, Any]]
+    chunk: DemandPanel,
+    h: int,
+    names: list[str],
+    params: dict[str, dict[str, Any]],
+    models: dict[str, GlobalLightGBM] | None = None,
 ) -> dict[str, np.ndarray | str]:
-    """Forecasts of every method of ``names``; the message of a method that cannot run."""
-    values, failed = LOCAL.forecast_all(chunk, h, names, params, lambda _: None)
+    """Forecasts of every method of ``names`` (``models``: trained on the cluster); the message
+    of a method that cannot run."""
+    classical = [n for n in names if n not in (models or {})]
+    values, failed = LOCAL.forecast_all(chunk, h, classical, params, lambda _: None)
+    for name, model in (models or {}).items():
+        values[name] = predict_chunk(model, chunk, h)[0]
     return {**values, **failed}
 
 
@@ -81,12 +100,51 @@ class DaskEngine:
     as each chunk's result comes back."""
 
     def __init__(
-        self, client: Client, chunk_items: int, *, progress: Progress = no_progress
+        self,
+        client: Client,
+        chunk_items: int,
+        *,
+        progress: Progress = no_progress,
+        lightgbm_on_dask: bool = True,
     ) -> None:
         self.client = client
         self.chunk_items = chunk_items
         self.progress = progress
+        self.lightgbm_on_dask = lightgbm_on_dask
         self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------ models trained on the cluster
+    def _cluster_models(
+        self, panel: DemandPanel, names: list[str], params: dict[str, dict[str, Any]]
+    ) -> dict[str, GlobalLightGBM]:
+        """The unfitted models of ``names`` that train on the cluster (lightgbm.dask)."""
+        if not self.lightgbm_on_dask:
+            return {}
+        models = {n: dask_model(n, panel.freq, params) for n in names}
+        return {n: m for n, m in models.items() if m is not None}
+
+    def _fit_models(
+        self, models: dict[str, GlobalLightGBM], panel: DemandPanel, h: int, label: str
+    ) -> dict[str, Any]:
+        """Fit each model on ``panel`` on the cluster; their futures, sent to every worker."""
+        fitted: dict[str, Any] = {}
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            model, parts = fit_on_cluster(
+                self.client,
+                model,
+                panel,
+                h,
+                chunk_bounds(panel.n_items, self.chunk_items),
+                _chunk,
+                label=f"{label} {name}",
+                progress=self.progress,
+            )
+            for k, v in parts.items():
+                self.timings[f"{label}_{name}_{k}"] = self.timings.get(f"{label}_{name}_{k}", 0) + v
+            self.timings[f"{label}_{name}_fit_s"] = time.perf_counter() - t0
+            fitted[name] = self.client.scatter(model, broadcast=True, hash=False)
+        return fitted
 
     # ------------------------------------------------------------ mapping over the chunks
     def _map(
@@ -147,20 +205,32 @@ class DaskEngine:
         t0 = time.perf_counter()
         asked = [m.name for m in resolve_methods(kwargs.pop("methods", None))]
         classical = [n for n in asked if not get_method(n).needs_panel]
-        global_ = [n for n in asked if get_method(n).needs_panel]
-        if not classical:  # nothing to cut into chunks
-            return LOCAL.backtest(panel, methods=asked, **kwargs)
         params: dict[str, dict[str, Any]] = kwargs.pop("params", None) or {}
+        cluster = (
+            self._cluster_models(panel, asked, params) if kwargs.get("reuse_fits", True) else {}
+        )
+        global_ = [n for n in asked if get_method(n).needs_panel and n not in cluster]
+        if not classical and not cluster:  # nothing to cut into chunks
+            return LOCAL.backtest(panel, methods=asked, params=params, **kwargs)
         pct = kwargs.pop("percentage_items", None)
         if pct is None:
             pct = np.isin(self.classify(panel, TierThresholds())["tier"].to_numpy(), REGULAR_TIERS)
         pct = np.asarray(pct, dtype=bool)
         kwargs.pop("progress", None)  # progress is shown per chunk (self.progress)
+        per_chunk = [n for n in asked if n in classical or n in cluster]
         chunk_kwargs = {
             **kwargs,
-            "methods": classical,
-            "params": {k: v for k, v in params.items() if k in classical},
+            "methods": per_chunk,
+            "params": {k: v for k, v in params.items() if k in per_chunk},
         }
+        origins = backtest_origins(
+            panel.n_periods, kwargs["h"], kwargs["n_windows"], kwargs.get("step") or kwargs["h"]
+        )
+        models: dict[str, Any] = {}
+        if cluster:  # one fit before the earliest origin, as the backtest_kernel in one process
+            models = self._fit_models(
+                cluster, panel.slice_periods(origins[0]), kwargs["h"], "backtest"
+            )
 
         def global_backtest() -> BacktestResult | None:
             if not global_:
@@ -179,6 +249,8 @@ class DaskEngine:
             "backtest",
             _backtest_task,
             chunk_kwargs,
+            models,
+            origins,
             per_chunk=lambda a, b: (pct[a:b],),
             meanwhile=global_backtest,
         )
@@ -193,9 +265,19 @@ class DaskEngine:
         step: Callable[[str], None],
     ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         classical = [n for n in names if not get_method(n).needs_panel]
-        global_ = [n for n in names if get_method(n).needs_panel]
-        glob_values: dict[str, np.ndarray] = {}
         glob_failed: dict[str, str] = {}
+        models: dict[str, Any] = {}
+        for name, model in self._cluster_models(panel, names, params).items():
+            try:
+                models.update(self._fit_models({name: model}, panel, h, "forecast"))
+            except MethodError as exc:  # e.g. too short a history: the fallback serves
+                glob_failed[name] = str(exc)
+        global_ = [
+            n
+            for n in names
+            if get_method(n).needs_panel and n not in models and n not in glob_failed
+        ]
+        glob_values: dict[str, np.ndarray] = {}
 
         def global_forecasts() -> None:
             values, failed = LOCAL.forecast_all(panel, h, global_, params, step)
@@ -203,9 +285,16 @@ class DaskEngine:
             glob_failed.update(failed)
 
         parts: list[dict[str, np.ndarray | str]] = []
-        if classical:
+        if classical or models:
             parts, _ = self._map(
-                panel, "forecast", _forecast_task, h, classical, params, meanwhile=global_forecasts
+                panel,
+                "forecast",
+                _forecast_task,
+                h,
+                [*classical, *models],
+                params,
+                models,
+                meanwhile=global_forecasts,
             )
         else:
             global_forecasts()
@@ -224,6 +313,23 @@ class DaskEngine:
                     values[name] = np.concatenate([np.asarray(p[name]) for p in parts], axis=0)
                 step(name)
         return values, failed
+
+    def forecast_quantiles(
+        self, panel: DemandPanel, point: np.ndarray, levels: list[float]
+    ) -> np.ndarray:
+        """Per chunk on the workers (a quantile of an item needs only its history)."""
+        parts, _ = self._map(
+            panel,
+            "quantiles",
+            _quantiles_task,
+            list(levels),
+            per_chunk=lambda a, b: (point[a:b],),
+        )
+        return np.concatenate(parts, axis=0)
+
+
+def _quantiles_task(chunk: DemandPanel, point: np.ndarray, levels: list[float]) -> np.ndarray:
+    return LOCAL.forecast_quantiles(chunk, point, levels)
 
 
 def _merge_backtests(
@@ -323,7 +429,9 @@ def compute_engine(settings: Settings, *, progress: Progress = no_progress) -> I
         )
         client = distributed.Client(cluster)
     try:
-        yield DaskEngine(client, c.chunk_items, progress=progress)
+        yield DaskEngine(
+            client, c.chunk_items, progress=progress, lightgbm_on_dask=c.lightgbm_on_dask
+        )
     finally:
         client.close()
         if cluster is not None:

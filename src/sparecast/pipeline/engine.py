@@ -16,6 +16,7 @@ from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest
 from sparecast.methods import shared_levels
+from sparecast.methods.quantiles import forecast_quantiles
 
 __all__ = ["Engine", "LocalEngine", "LOCAL"]
 
@@ -41,6 +42,13 @@ class Engine(Protocol):
     ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """Point forecasts ``[items, h]`` of every method of ``names`` (in that order) and the
         methods that cannot forecast this panel (name -> why); ``step(name)`` after each."""
+        ...
+
+    def forecast_quantiles(
+        self, panel: DemandPanel, point: np.ndarray, levels: list[float]
+    ) -> np.ndarray:
+        """:func:`sparecast.methods.quantiles.forecast_quantiles` of ``panel.y`` around
+        ``point[items, h]``: ``float64[items, h, len(levels)]``."""
         ...
 
 
@@ -74,6 +82,11 @@ class LocalEngine:
                 except MethodError as exc:
                     failed[name] = str(exc)
         return values, failed
+
+    def forecast_quantiles(
+        self, panel: DemandPanel, point: np.ndarray, levels: list[float]
+    ) -> np.ndarray:
+        return forecast_quantiles(panel.y, point, levels)
 
 
 LOCAL = LocalEngine()

@@ -13,14 +13,19 @@ from sparecast._version import __version__
 from sparecast.config import Settings
 from sparecast.core import PERIOD_UNITS
 from sparecast.data.panel import DemandPanel
-from sparecast.methods.quantiles import forecast_quantiles
 from sparecast.pipeline.core import CoreResult
+from sparecast.pipeline.distributed import uses_cluster
+from sparecast.pipeline.engine import LOCAL, Engine
 from sparecast.pipeline.load import LoadedData
+from sparecast.pipeline.progress import Progress, no_progress
 from sparecast.pipeline.staging import RUN_JSON
 from sparecast.urls import redact_url, redact_values
 
 __all__ = [
     "FORECASTS_FILE",
+    "FORECASTS_DIR",
+    "read_forecasts",
+    "write_forecasts",
     "POLICY_FILE",
     "REPORT_FILE",
     "REJECTED_FILE",
@@ -36,6 +41,9 @@ __all__ = [
 
 
 FORECASTS_FILE = "forecasts.parquet"
+FORECASTS_DIR = "forecasts"
+"""On a Dask cluster the forecasts are written as ``forecasts/part-00000.parquet``, ... (one
+part per chunk of items, in panel order) instead of one ``forecasts.parquet``."""
 POLICY_FILE = "policy.parquet"
 REPORT_FILE = "inventory_report.html"
 REJECTED_FILE = "rejected_purchasing.parquet"
@@ -58,6 +66,7 @@ OUTPUT_FILES: tuple[str, ...] = (
     "backtest_summary.parquet",
     "selection.parquet",
     FORECASTS_FILE,
+    FORECASTS_DIR,
     "rejected_rows.parquet",
     REJECTED_ITEMS_FILE,
     RUN_JSON,
@@ -71,17 +80,57 @@ def quantile_column(level: float) -> str:
 
 
 def with_forecast_quantiles(
-    panel: DemandPanel, forecasts: pl.DataFrame, levels: list[float]
+    panel: DemandPanel, forecasts: pl.DataFrame, levels: list[float], *, engine: Engine = LOCAL
 ) -> pl.DataFrame:
     """``forecasts`` with one column per quantile level of each period's demand around the
     chosen ``forecast`` (sparecast.methods.quantiles.forecast_quantiles: compound
-    Bernoulli-size from the item's history, integer for integer demand)."""
+    Bernoulli-size from the item's history, integer for integer demand), computed by
+    ``engine`` (per chunk on the workers on a Dask cluster)."""
     h = forecasts.height // max(panel.n_items, 1)
     point = forecasts["forecast"].to_numpy().reshape(panel.n_items, h)
-    values = forecast_quantiles(panel.y, point, levels)
+    values = engine.forecast_quantiles(panel, point, levels)
     return forecasts.with_columns(
         pl.Series(quantile_column(q), values[:, :, k].reshape(-1)) for k, q in enumerate(levels)
     )
+
+
+def write_forecasts(
+    output_dir: Path,
+    forecasts: pl.DataFrame,
+    n_items: int,
+    *,
+    chunk_items: int | None = None,
+    progress: Progress = no_progress,
+) -> Path:
+    """Write ``forecasts`` (``h`` rows per item, items in panel order) into ``output_dir``: one
+    ``forecasts.parquet``, or with ``chunk_items`` (a run on a Dask cluster) one
+    ``forecasts/part-NNNNN.parquet`` per chunk of that many items, written chunk by chunk
+    (``progress`` after each). Returns the file or directory written; :func:`read_forecasts`
+    reads either."""
+    if chunk_items is None:
+        forecasts.write_parquet(output_dir / FORECASTS_FILE)
+        return output_dir / FORECASTS_FILE
+    folder = output_dir / FORECASTS_DIR
+    folder.mkdir(exist_ok=True)
+    h = forecasts.height // max(n_items, 1)
+    starts = list(range(0, n_items, chunk_items)) or [0]
+    for i, a in enumerate(starts):
+        b = min(a + chunk_items, n_items)
+        forecasts.slice(a * h, (b - a) * h).write_parquet(folder / f"part-{i:05d}.parquet")
+        progress(f"write forecasts part {i + 1}/{len(starts)}", i + 1, len(starts))
+    return folder
+
+
+def read_forecasts(output_dir: Path) -> pl.DataFrame:
+    """The forecasts a run wrote into ``output_dir``: ``forecasts.parquet`` or the parts of
+    ``forecasts/`` (a run on a Dask cluster) in order. FileNotFoundError when there are none."""
+    file, folder = output_dir / FORECASTS_FILE, output_dir / FORECASTS_DIR
+    if file.is_file():
+        return pl.read_parquet(file)
+    parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+    if not parts:
+        raise FileNotFoundError(f"no {FORECASTS_FILE} nor {FORECASTS_DIR}/part-*.parquet")
+    return pl.concat([pl.read_parquet(p) for p in parts], how="vertical")
 
 
 def write_outputs(
@@ -94,6 +143,7 @@ def write_outputs(
     timings: dict[str, float],
     command: str = "run",
     work_dir: Path | None = None,
+    progress: Progress = no_progress,
 ) -> dict[str, str]:
     """Write classification, backtest, forecasts, rejected rows and run.json into ``work_dir``
     (the staging folder, default ``output_dir``); the paths returned and recorded are those
@@ -118,8 +168,15 @@ def write_outputs(
         result.summary.write_parquet(output_dir / "backtest_summary.parquet")
         paths["backtest_summary"] = str(output_dir / "backtest_summary.parquet")
     if result.forecasts is not None:
-        result.forecasts.write_parquet(output_dir / FORECASTS_FILE)
-        paths["forecasts"] = str(output_dir / FORECASTS_FILE)
+        c = settings.compute
+        written = write_forecasts(
+            output_dir,
+            result.forecasts,
+            loaded.panel.n_items,
+            chunk_items=c.chunk_items if uses_cluster(c) else None,
+            progress=progress,
+        )
+        paths["forecasts"] = str(written)
     for table, rows in loaded.rejected.items():
         if rows.height:
             name = "rejected_rows.parquet" if table == "demand" else f"rejected_{table}.parquet"

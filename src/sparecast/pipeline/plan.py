@@ -33,7 +33,6 @@ from sparecast.inventory.report import render_inventory_report
 from sparecast.pipeline.console import plan_summary_lines
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.outputs import (
-    FORECASTS_FILE,
     OPEN_ORDERS_FILE,
     OUTPUT_FILES,
     PLAN_FILES,
@@ -42,6 +41,7 @@ from sparecast.pipeline.outputs import (
     REJECTED_ITEMS_FILE,
     REPORT_FILE,
     SUPPLIERS_FILE,
+    read_forecasts,
 )
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
 from sparecast.pipeline.staging import RUN_JSON, Staging
@@ -241,17 +241,18 @@ def run_plan(
         remove = (*remove, REJECTED_ITEMS_FILE)
     with Staging(output_dir, remove=remove) as staging:
         if reuse_forecasts:
-            fc_path = output_dir / FORECASTS_FILE
-            if not fc_path.is_file():
+            try:
+                forecasts = read_forecasts(output_dir)
+            except FileNotFoundError:
                 raise SourceError(
-                    f"--reuse-forecasts: no forecasts.parquet in {output_dir}; run `sparecast "
-                    "run` (or `sparecast plan` without --reuse-forecasts) into this directory first"
-                )
-            forecasts = pl.read_parquet(fc_path)
+                    f"--reuse-forecasts: no forecasts.parquet (nor forecasts/ of a run on Dask) "
+                    f"in {output_dir}; run `sparecast run` (or `sparecast plan` without "
+                    "--reuse-forecasts) into this directory first"
+                ) from None
             if not {"unique_id", "forecast"} <= set(forecasts.columns):
                 raise SourceError(
-                    f"{fc_path} lacks the columns unique_id and forecast; it is not a sparecast "
-                    "forecasts file: run without --reuse-forecasts"
+                    f"the forecasts in {output_dir} lack the columns unique_id and forecast; "
+                    "they are not sparecast forecasts: run without --reuse-forecasts"
                 )
             steps("load")
             loaded: LoadedData = load_panel(

@@ -168,10 +168,15 @@ def _roll_forward(folder: Path, output_dir: Path) -> None:
     produced = set(marker["files"])
     for name in sorted(produced):
         if name != RUN_JSON and not name.startswith(".") and (folder / name).exists():
+            if (folder / name).is_dir() and (output_dir / name).is_dir():
+                shutil.rmtree(output_dir / name)  # a folder of parts replaces the old one
             os.replace(folder / name, output_dir / name)
     for name in marker.get("remove", []):
         if name not in produced and name != RUN_JSON:
-            (output_dir / name).unlink(missing_ok=True)
+            if (output_dir / name).is_dir():
+                shutil.rmtree(output_dir / name, ignore_errors=True)
+            else:
+                (output_dir / name).unlink(missing_ok=True)
     if (folder / RUN_JSON).exists():
         os.replace(folder / RUN_JSON, output_dir / RUN_JSON)
     shutil.rmtree(folder, ignore_errors=True)

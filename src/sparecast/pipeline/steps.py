@@ -86,12 +86,12 @@ def stage_run(
         result = run_core(
             loaded.panel, settings, with_forecast=with_forecast, progress=progress, engine=engine
         )
-    if result.forecasts is not None and settings.quantiles:
-        t0 = time.perf_counter()
-        result.forecasts = with_forecast_quantiles(
-            loaded.panel, result.forecasts, settings.quantiles
-        )
-        result.timings["quantiles_s"] = time.perf_counter() - t0
+        if result.forecasts is not None and settings.quantiles:
+            t0 = time.perf_counter()
+            result.forecasts = with_forecast_quantiles(
+                loaded.panel, result.forecasts, settings.quantiles, engine=engine
+            )
+            result.timings["quantiles_s"] = time.perf_counter() - t0
     timings.update(result.timings)
     steps("write")
     t0 = time.perf_counter()
@@ -104,6 +104,7 @@ def stage_run(
         timings=timings,
         command=command,
         work_dir=work_dir,
+        progress=progress,
     )
     timings["write_s"] = time.perf_counter() - t0
     lines = []
