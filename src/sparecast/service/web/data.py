@@ -47,6 +47,7 @@ class _Cached:
         self.signature: tuple[int, int] | None = None
         self.value: Any = None
         self.lock = threading.Lock()
+        self.reads = 0
 
     def get(self) -> Any:
         try:
@@ -59,6 +60,7 @@ class _Cached:
                 if sig != self.signature:
                     self.value = self.parse(self.path)
                     self.signature = sig
+                    self.reads += 1
         return self.value
 
 
@@ -137,6 +139,15 @@ class WebData:
         """``DIR/run.json`` ({} when missing)."""
         value: dict[str, Any] = self._run.get() or {}
         return value
+
+    def reads(self) -> dict[str, int]:
+        """How often each file was read (parsed) so far, by name (``policy``, ``run.json``,
+        the frames' names)."""
+        return {
+            "policy": self._policy.reads,
+            "run.json": self._run.reads,
+            **{name: cached.reads for name, cached in self._files.items()},
+        }
 
     def policy_row(self, item_id: str) -> dict[str, Any] | None:
         """The item's plan row, or None."""
