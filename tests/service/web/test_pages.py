@@ -277,33 +277,28 @@ def test_config_refuses_a_plain_password() -> None:
 
 
 def test_open_alerts_and_aliases_show_when_their_tables_exist(data_dir: Path) -> None:
-    """The monitoring and registry tables belong to other features: the pages show their rows
-    when the store has them (here made by hand, with the columns those features write)."""
+    """The monitoring and registry tables belong to other features (the store's migrations
+    make them): the pages show their rows (here written by hand, with those tables' columns)."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(f"sqlite:///{data_dir / 'history.sqlite'}")
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "CREATE TABLE alerts (id INTEGER PRIMARY KEY, opened_at TEXT, status TEXT, "
-                "grouping TEXT, group_name TEXT, metric TEXT, reason TEXT)"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO alerts VALUES (1, '2026-11-20', 'open', 'tier', 'regular', 'mase', "
-                "'MASE 1.4 over the expected 1.1 for 3 periods')"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "CREATE TABLE model_aliases "
-                "(alias TEXT, model_version TEXT, set_at TEXT, reason TEXT)"
-            )
-        )
         version = conn.execute(sa.text("SELECT model_version FROM forecast_runs")).scalar()
         conn.execute(
-            sa.text("INSERT INTO model_aliases VALUES ('champion', :v, '2026-11-20', 'first run')"),
+            sa.text(
+                "INSERT INTO alerts (opened_at, updated_at, model_version, grouping, group_name, "
+                "metric, value, expected, threshold, periods, status, reason) VALUES "
+                "('2026-11-20 00:00:00', '2026-11-20 00:00:00', :v, 'tier', 'regular', 'mase', "
+                "1.4, 1.1, 1.2, 3, 'open', 'MASE 1.4 over the expected 1.1 for 3 periods')"
+            ),
+            {"v": version},
+        )
+        conn.execute(sa.text("DELETE FROM model_aliases WHERE alias = 'champion'"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO model_aliases VALUES ('champion', :v, '2026-11-20 00:00:00', "
+                "'first run')"
+            ),
             {"v": version},
         )
     engine.dispose()
