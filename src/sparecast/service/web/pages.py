@@ -255,13 +255,18 @@ class WebApp:
         self._stop.clear()
 
         def loop() -> None:
+            failed = ""  # the last failure, logged once (not at every pass while it lasts)
             while not self._stop.is_set():
                 t0 = time.perf_counter()
                 before = sum(self.computed.values())
                 try:
                     warm(self)
-                except Exception:  # noqa: BLE001 - the next pass tries again; pages still work
-                    log.exception("warming the web app's tables failed")
+                    failed = ""
+                except Exception as exc:  # noqa: BLE001 - the next pass tries again
+                    # an unreachable store or a file being replaced: the pages say so themselves
+                    if str(exc) != failed:
+                        failed = str(exc)
+                        log.warning("warming the web app's tables: %s", exc, exc_info=True)
                 if sum(self.computed.values()) != before:
                     self.last_warm_s = time.perf_counter() - t0
                 self.warm_passes += 1
