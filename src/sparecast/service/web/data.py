@@ -117,7 +117,6 @@ class WebData:
                 "classification",
                 "selection",
                 "backtest_summary",
-                "backtest",
                 SUPPLIERS_FILE.removesuffix(".parquet"),
                 OPEN_ORDERS_FILE.removesuffix(".parquet"),
             )
@@ -130,10 +129,27 @@ class WebData:
         return value
 
     def frame(self, name: str) -> pl.DataFrame | None:
-        """``DIR/<name>.parquet`` (classification, selection, backtest_summary, backtest,
-        suppliers, open_orders) or None."""
+        """``DIR/<name>.parquet`` (classification, selection, backtest_summary, suppliers,
+        open_orders) or None."""
         value: pl.DataFrame | None = self._files[name].get()
         return value
+
+    def signature(self, name: str) -> tuple[int, int] | None:
+        """``DIR/<name>.parquet``'s (mtime, size), None when missing: the version of a file read
+        only to derive a table (the backtest's per-item scores, 1.4 million rows at 100,000
+        items: its derived table is kept, the file is not)."""
+        try:
+            st = (self.data_dir / f"{name}.parquet").stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def read(self, name: str, columns: list[str]) -> pl.DataFrame | None:
+        """``columns`` of ``DIR/<name>.parquet`` read now (not kept), or None when missing."""
+        path = self.data_dir / f"{name}.parquet"
+        if not path.exists():
+            return None
+        return pl.read_parquet(path, columns=columns)
 
     def run_json(self) -> dict[str, Any]:
         """``DIR/run.json`` ({} when missing)."""

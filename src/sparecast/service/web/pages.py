@@ -408,7 +408,7 @@ def _sorter(web: WebApp, spec: TableSpec) -> Any:
 
 
 def _accuracy_key(web: WebApp) -> tuple[Any, ...]:
-    return tuple(web.data.frame(n) for n in ("backtest_summary", "backtest")) + (web.data.plan(),)
+    return (web.data.frame("backtest_summary"), web.data.signature("backtest"), web.data.plan())
 
 
 def _suppliers_key(web: WebApp) -> tuple[Any, ...]:
@@ -1103,8 +1103,10 @@ def accuracy_frame(web: WebApp) -> pl.DataFrame | None:
             "chosen",
         )
     ]
-    scores = web.data.frame("backtest")
     plan = web.data.plan()
+    scores = None
+    if plan is not None:
+        scores = web.data.read("backtest", BACKTEST_COLUMNS)
     if scores is not None and plan is not None:
         attrs = plan["frame"].select("unique_id", "category", "tier")
         s = scores.join(attrs, on="unique_id", how="inner")
@@ -1152,6 +1154,20 @@ def accuracy_frame(web: WebApp) -> pl.DataFrame | None:
         ],
         how="vertical_relaxed",
     )
+
+
+BACKTEST_COLUMNS = [
+    "unique_id",
+    "method",
+    "mae",
+    "mase",
+    "rmsse",
+    "error_sum",
+    "actual_sum",
+    "mape",
+    "chosen",
+]
+"""The columns of backtest.parquet the accuracy page derives its category scores from."""
 
 
 def realised_frame(web: WebApp, max_runs: int = 10) -> pl.DataFrame:
