@@ -170,9 +170,8 @@ def measure(data: Path, repeat: int) -> tuple[list[dict[str, object]], dict[str,
     then p50/p95 of ``repeat`` requests, and the HTML bytes; with the warm-up's durations."""
     policy = pl.read_parquet(data / "policy.parquet")
     item = policy.sort("forecast_horizon_total", descending=True)["unique_id"][0]
-    settings = Settings(
-        web={"users": {"ann": hash_password("pw")}, "secret": "b" * 32, "warm_interval_s": 0.1}
-    )
+    # the default warm-up interval (2 s), as served
+    settings = Settings(web={"users": {"ann": hash_password("pw")}, "secret": "b" * 32})
     pages = {
         "overview": "/app",
         "orders": "/app/orders",
