@@ -710,7 +710,7 @@ async def orders_page(request: Request) -> Response:
     if plan is None:
         return _no_plan(request, web, "orders")
     frame = await web.state.store_call(_orders, web, plan)
-    table, export = _table(request, web, frame, ORDERS)
+    table, export = await run_in_threadpool(_table, request, web, frame, ORDERS)
     if export is not None:
         return export
     counts = frame.group_by("status").len().to_dicts()
@@ -849,7 +849,7 @@ async def items_page(request: Request) -> Response:
     plan = await run_in_threadpool(web.data.plan)
     if plan is None:
         return _no_plan(request, web, "items")
-    table, export = _table(request, web, plan["frame"], ITEMS)
+    table, export = await run_in_threadpool(_table, request, web, plan["frame"], ITEMS)
     if export is not None:
         return export
     tiers = sorted(x for x in plan["frame"]["tier"].unique().to_list() if x is not None)
@@ -1272,9 +1272,9 @@ async def accuracy_page(request: Request) -> Response:
     run_ids = tuple(r.run_id for r in await web.state.store_call(web.state.store.runs, 10))
     realised = await web.state.store_call(_realised, web, run_ids, timeout=None)
     if which == "realised":
-        table, export = _table(request, web, realised, REALISED)
+        table, export = await run_in_threadpool(_table, request, web, realised, REALISED)
     else:
-        table, export = _table(request, web, frame, ACCURACY)
+        table, export = await run_in_threadpool(_table, request, web, frame, ACCURACY)
     if export is not None:
         return export
     bt = (
@@ -1355,7 +1355,7 @@ async def suppliers_page(request: Request) -> Response:
             what="the supplier performance of the plan (suppliers.parquet)",
             fix="sparecast plan --output DIR (a plan made by this version writes it)",
         )
-    table, export = _table(request, web, frame, SUPPLIERS)
+    table, export = await run_in_threadpool(_table, request, web, frame, SUPPLIERS)
     if export is not None:
         return export
     chosen = request.query_params.get("supplier_id")
@@ -1417,7 +1417,7 @@ async def models_page(request: Request) -> Response:
     if (gate := _gate(request, web)) is not None:
         return gate
     ctx = await web.state.store_call(models_context, web)
-    table, export = _table(request, web, ctx["runs"], RUNS)
+    table, export = await run_in_threadpool(_table, request, web, ctx["runs"], RUNS)
     if export is not None:
         return export
     served = web.state.run
