@@ -262,8 +262,9 @@ class WebApp:
                 try:
                     warm(self)
                     failed = ""
-                except Exception as exc:  # noqa: BLE001 - the next pass tries again
-                    # an unreachable store or a file being replaced: the pages say so themselves
+                except (Exception, pl.exceptions.PanicException) as exc:  # noqa: BLE001
+                    # an unreachable store, or a file read while a command rewrote it in place
+                    # (polars then panics): the next pass tries again; the pages say so
                     if str(exc) != failed:
                         failed = str(exc)
                         log.warning("warming the web app's tables: %s", exc, exc_info=True)
