@@ -5,11 +5,13 @@
 Makes a demo run directory (``sparecast demo --items 2016 --days 365``, or ``--base DIR``) and,
 for every larger size, a scaled copy of it: the plan files (policy, backtest, classification,
 selection, open orders) and the forecast store's run tiled to N items (ids ``<id>~k``), so every
-page reads N items. Each page is then requested ``--repeat`` times in-process (Starlette's
-TestClient: the server's own time, no network) after one warm-up request, and the p50/p95
-server time and the HTML weight are printed, with the time of that first request (it reads
-the files and sorts the table; later requests reuse the sorted frame), plus the static assets'
-weight (loaded once).
+page reads N items. Each page is then measured three ways (in-process, Starlette's TestClient:
+the server's own time, no network): its first request on a server just started (a new server
+per page; the background warm-up runs meanwhile and the request waits for the tables it needs,
+computed once), its first request right after a new policy.parquet was moved in (the warm-up
+has not noticed it yet), and p50/p95 of ``--repeat`` requests once the warm-up is done; with
+the HTML weight, the warm-up's duration at start and after a plan change (no request
+meanwhile), and the static assets' weight (loaded once).
 
 Goal (issue 15): p95 under 300 ms per page at 100,000 items.
 """
@@ -27,6 +29,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -139,10 +142,35 @@ def scaled(base: Path, out: Path, n: int) -> None:
     dst.dispose()
 
 
-def measure(data: Path, repeat: int) -> list[dict[str, object]]:
-    """p50/p95 server time and HTML bytes of every page over ``data``."""
+def _replace_plan(data: Path) -> None:
+    """A new plan file as ``sparecast plan`` writes it: a new policy.parquet moved into place
+    (same rows: the pages' tables are all derived again)."""
+    tmp = data / "policy.parquet.new"
+    pl.read_parquet(data / "policy.parquet").write_parquet(tmp)
+    os.replace(tmp, data / "policy.parquet")
+
+
+def _timed_get(client: TestClient, path: str) -> tuple[float, bytes]:
+    t0 = time.perf_counter()
+    r = client.get(path)
+    ms = 1000 * (time.perf_counter() - t0)
+    assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    return ms, r.content
+
+
+def _warmed(web: Any, passes: int) -> None:
+    """Wait until the warm-up finished a pass started after pass ``passes``."""
+    while web.warm_passes < passes + 2:
+        time.sleep(0.01)
+
+
+def measure(data: Path, repeat: int) -> tuple[list[dict[str, object]], dict[str, float]]:
+    """Per page over ``data``: the server time of its first request right after the server
+    started (the warm-up runs meanwhile) and right after a new policy.parquet was moved in,
+    then p50/p95 of ``repeat`` requests, and the HTML bytes; with the warm-up's durations."""
     policy = pl.read_parquet(data / "policy.parquet")
     item = policy.sort("forecast_horizon_total", descending=True)["unique_id"][0]
+    # the default warm-up interval (2 s), as served
     settings = Settings(web={"users": {"ann": hash_password("pw")}, "secret": "b" * 32})
     pages = {
         "overview": "/app",
@@ -158,28 +186,37 @@ def measure(data: Path, repeat: int) -> list[dict[str, object]]:
         "orders CSV export": "/app/orders?export=csv",
     }
     rows = []
-    with TestClient(create_app(settings, data)) as client:
-        for name, path in pages.items():
-            t0 = time.perf_counter()
-            r = client.get(path)  # warm-up: the first request reads files, sorts the table
-            first = 1000 * (time.perf_counter() - t0)
-            assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    for name, path in pages.items():  # a new server per page: its first request at start
+        app = create_app(settings, data)
+        with TestClient(app) as client:
+            at_start, _ = _timed_get(client, path)
+            _warmed(app.state.sparecast_web, 0)
+        rows.append({"page": name, "start_ms": at_start})
+    app = create_app(settings, data)
+    with TestClient(app) as client:
+        web = app.state.sparecast_web
+        _warmed(web, 0)  # no request meanwhile: the warm-up computes everything
+        warm = {"warm_up_s": web.last_warm_s}
+        passes = web.warm_passes
+        _replace_plan(data)
+        _warmed(web, passes)
+        warm["rewarm_s"] = web.last_warm_s
+        for row, path in zip(rows, pages.values(), strict=True):
+            passes = web.warm_passes
+            _replace_plan(data)
+            row["change_ms"], _ = _timed_get(client, path)
+            _warmed(web, passes)
             times = []
             for _ in range(repeat):
-                t0 = time.perf_counter()
-                r = client.get(path)
-                times.append(1000 * (time.perf_counter() - t0))
+                ms, content = _timed_get(client, path)
+                times.append(ms)
             times.sort()
-            rows.append(
-                {
-                    "page": name,
-                    "first_ms": first,
-                    "p50_ms": statistics.median(times),
-                    "p95_ms": times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))],
-                    "kib": len(r.content) / 1024,
-                }
+            row.update(
+                p50_ms=statistics.median(times),
+                p95_ms=times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))],
+                kib=len(content) / 1024,
             )
-    return rows
+    return rows, warm
 
 
 def main() -> None:
@@ -203,17 +240,30 @@ def main() -> None:
             f"static assets (uPlot + app.js + CSS, loaded once, cacheable): {assets / 1024:.1f} KiB"
         )
         results = {}
+        warm = {}
         for n in args.items:
             data = base if n == base_items else work / f"n{n}"
-            if data != base:
+            if data == base:  # the plan-change measure rewrites policy.parquet: use a copy
+                data = work / f"n{n}"
+                shutil.copytree(base, data)
+            else:
                 t0 = time.perf_counter()
                 scaled(base, data, n)
                 print(f"scaled copy with {n:,} items made in {time.perf_counter() - t0:.1f} s")
-            results[n] = measure(data, args.repeat)
+            results[n], warm[n] = measure(data, args.repeat)
+            print(
+                f"{n:,} items: warm-up at start {warm[n]['warm_up_s']:.1f} s, after a plan "
+                f"change {warm[n]['rewarm_s']:.1f} s (without requests meanwhile)",
+                flush=True,
+            )
+        load = os.getloadavg()
+        print(f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         sizes = list(results)
         head = (
             "| page | "
-            + " | ".join(f"{n:,} items first / p50 / p95 ms | KiB" for n in sizes)
+            + " | ".join(
+                f"{n:,} items at start / after a plan change / p50 / p95 ms | KiB" for n in sizes
+            )
             + " |"
         )
         print()
@@ -224,12 +274,13 @@ def main() -> None:
             for n in sizes:
                 r = results[n][i]
                 cells += [
-                    f"{r['first_ms']:.0f} / {r['p50_ms']:.1f} / {r['p95_ms']:.1f}",
+                    f"{r['start_ms']:.0f} / {r['change_ms']:.0f} / {r['p50_ms']:.1f} / "
+                    f"{r['p95_ms']:.1f}",
                     f"{r['kib']:.1f}",
                 ]
             print(f"| {row['page']} | " + " | ".join(cells) + " |")
         print()
-        print(json.dumps({str(n): results[n] for n in sizes}, default=float))
+        print(json.dumps({str(n): {"pages": results[n], **warm[n]} for n in sizes}, default=float))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -712,6 +712,13 @@ class WebSettings(_Section):
     export_max_rows: int = Field(
         1_000_000, ge=1, description="most rows of a CSV/Excel export (of the filtered table)"
     )
+    warm_interval_s: float = Field(
+        2.0,
+        ge=0,
+        description="seconds between checks of the plan files and the served run by the "
+        "background warm-up, which computes the pages' tables at start and after a change so "
+        "no request pays for them (0: no warm-up; the first request of a page computes them)",
+    )
 
     @field_validator("users")
     @classmethod

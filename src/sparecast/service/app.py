@@ -26,6 +26,7 @@ from sparecast.service.routes import forecast, health, items, jobs, metrics, ove
 from sparecast.service.state import ServiceState
 from sparecast.service.web import STATIC_DIR
 from sparecast.service.web import router as web_router
+from sparecast.service.web.pages import WebApp
 
 __all__ = ["create_app"]
 
@@ -91,9 +92,16 @@ def create_app(
         for line in await run_in_threadpool(recover_output_dir, Path(data_dir), settings):
             _log.info("recovery: %s", line)
         await state.start()
+        # the web app's tables are computed in the background from now on: requests are
+        # answered at once, and one that needs a table being computed waits for it
+        web = getattr(app.state, "sparecast_web", None)
+        if web is None:
+            web = app.state.sparecast_web = WebApp(state)
+        web.start_warming()
         try:
             yield
         finally:
+            await run_in_threadpool(web.stop_warming)
             await state.stop()
 
     app = FastAPI(

@@ -277,38 +277,29 @@ def test_config_refuses_a_plain_password() -> None:
 
 
 def test_open_alerts_and_aliases_show_when_their_tables_exist(data_dir: Path) -> None:
-    """The monitoring and registry tables belong to other features: the pages show their rows
-    (written here into the store's own tables, as monitoring and the loop write them)."""
-    from datetime import UTC, datetime
-
+    """The monitoring and registry tables belong to other features (the store's migrations
+    make them): the pages show their rows (here written by hand, with those tables' columns)."""
     import sqlalchemy as sa
 
-    from sparecast.store.schema import alerts, model_aliases
-
     engine = sa.create_engine(f"sqlite:///{data_dir / 'history.sqlite'}")
-    now = datetime(2026, 11, 20, tzinfo=UTC)
     with engine.begin() as conn:
         version = conn.execute(sa.text("SELECT model_version FROM forecast_runs")).scalar()
         conn.execute(
-            alerts.insert().values(
-                opened_at=now,
-                updated_at=now,
-                model_version=version,
-                grouping="tier",
-                group_name="regular",
-                metric="mase",
-                value=1.4,
-                expected=1.1,
-                threshold=0.2,
-                periods=3,
-                status="open",
-                reason="MASE 1.4 over the expected 1.1 for 3 periods",
-            )
+            sa.text(
+                "INSERT INTO alerts (opened_at, updated_at, model_version, grouping, group_name, "
+                "metric, value, expected, threshold, periods, status, reason) VALUES "
+                "('2026-11-20 00:00:00', '2026-11-20 00:00:00', :v, 'tier', 'regular', 'mase', "
+                "1.4, 1.1, 1.2, 3, 'open', 'MASE 1.4 over the expected 1.1 for 3 periods')"
+            ),
+            {"v": version},
         )
+        conn.execute(sa.text("DELETE FROM model_aliases WHERE alias = 'champion'"))
         conn.execute(
-            model_aliases.insert().values(
-                alias="champion", model_version=version, set_at=now, reason="first run"
-            )
+            sa.text(
+                "INSERT INTO model_aliases VALUES ('champion', :v, '2026-11-20 00:00:00', "
+                "'first run')"
+            ),
+            {"v": version},
         )
     engine.dispose()
     with TestClient(create_app(Settings(**web_settings()), data_dir)) as c:

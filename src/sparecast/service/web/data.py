@@ -47,6 +47,7 @@ class _Cached:
         self.signature: tuple[int, int] | None = None
         self.value: Any = None
         self.lock = threading.Lock()
+        self.reads = 0
 
     def get(self) -> Any:
         try:
@@ -59,6 +60,7 @@ class _Cached:
                 if sig != self.signature:
                     self.value = self.parse(self.path)
                     self.signature = sig
+                    self.reads += 1
         return self.value
 
 
@@ -115,7 +117,6 @@ class WebData:
                 "classification",
                 "selection",
                 "backtest_summary",
-                "backtest",
                 SUPPLIERS_FILE.removesuffix(".parquet"),
                 OPEN_ORDERS_FILE.removesuffix(".parquet"),
             )
@@ -128,15 +129,41 @@ class WebData:
         return value
 
     def frame(self, name: str) -> pl.DataFrame | None:
-        """``DIR/<name>.parquet`` (classification, selection, backtest_summary, backtest,
-        suppliers, open_orders) or None."""
+        """``DIR/<name>.parquet`` (classification, selection, backtest_summary, suppliers,
+        open_orders) or None."""
         value: pl.DataFrame | None = self._files[name].get()
         return value
+
+    def signature(self, name: str) -> tuple[int, int] | None:
+        """``DIR/<name>.parquet``'s (mtime, size), None when missing: the version of a file read
+        only to derive a table (the backtest's per-item scores, 1.4 million rows at 100,000
+        items: its derived table is kept, the file is not)."""
+        try:
+            st = (self.data_dir / f"{name}.parquet").stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def read(self, name: str, columns: list[str]) -> pl.DataFrame | None:
+        """``columns`` of ``DIR/<name>.parquet`` read now (not kept), or None when missing."""
+        path = self.data_dir / f"{name}.parquet"
+        if not path.exists():
+            return None
+        return pl.read_parquet(path, columns=columns)
 
     def run_json(self) -> dict[str, Any]:
         """``DIR/run.json`` ({} when missing)."""
         value: dict[str, Any] = self._run.get() or {}
         return value
+
+    def reads(self) -> dict[str, int]:
+        """How often each file was read (parsed) so far, by name (``policy``, ``run.json``,
+        the frames' names)."""
+        return {
+            "policy": self._policy.reads,
+            "run.json": self._run.reads,
+            **{name: cached.reads for name, cached in self._files.items()},
+        }
 
     def policy_row(self, item_id: str) -> dict[str, Any] | None:
         """The item's plan row, or None."""

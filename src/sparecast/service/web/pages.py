@@ -4,8 +4,12 @@ and exports to CSV (``?export=csv``) or Excel (``?export=xlsx``) as filtered."""
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
+import threading
+import time
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +51,9 @@ from sparecast.service.web.tables import filtered as filtered_table
 from sparecast.store.decisions import OrderDecision, OrderDecisions
 from sparecast.store.writeback import orders_csv, orders_xlsx, write_erp_orders
 
-__all__ = ["router", "STATIC_DIR", "WebApp", "TABLES"]
+__all__ = ["router", "STATIC_DIR", "WebApp", "TABLES", "warm"]
+
+log = logging.getLogger("sparecast.service.web")
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -194,7 +200,8 @@ def _env() -> Environment:
 
 
 class WebApp:
-    """Per-app state of the pages: templates, data files, signer, decisions."""
+    """Per-app state of the pages: templates, data files, signer, decisions, derived tables
+    (one value per name, for the current file versions) and their background warm-up."""
 
     def __init__(self, state: ServiceState) -> None:
         self.state = state
@@ -205,17 +212,80 @@ class WebApp:
         self.signer = Signer(self.web.secret, self.web.session_max_age_s)
         self.decisions = OrderDecisions(state.store.engine)
         self._memo: dict[str, tuple[Any, Any]] = {}
+        self._memo_locks: dict[str, threading.Lock] = {}
+        self._memo_guard = threading.Lock()
+        self.computed: Counter[str] = Counter()
+        """How often each derived table was computed (the tests and the benchmark read it)."""
+        self.warm_passes = 0
+        """Warm-up passes finished (each checks every file and table; most find nothing new)."""
+        self.last_warm_s: float | None = None
+        """Seconds the last warm-up pass that computed something took."""
+        self._stop = threading.Event()
+        self._warmer: threading.Thread | None = None
+        self._warm_users = 0
 
     def memo(self, name: str, key: tuple[Any, ...], make: Any) -> Any:
         """``make()``, remembered while ``key`` stays the same (derived tables of big files):
         its frames and dicts compare by identity (a re-read file is a new object), the rest by
-        value."""
+        value. One computation at a time per name: a caller that arrives while another (the
+        warm-up or a request) computes the same table waits for it and takes its result."""
         found = self._memo.get(name)
         if found is not None and _same_key(found[0], key):
             return found[1]
-        value = make()
-        self._memo[name] = (key, value)
-        return value
+        with self._memo_guard:
+            lock = self._memo_locks.setdefault(name, threading.Lock())
+        with lock:
+            found = self._memo.get(name)
+            if found is not None and _same_key(found[0], key):
+                return found[1]
+            value = make()
+            self._memo[name] = (key, value)
+            self.computed[name] += 1
+            return value
+
+    def start_warming(self) -> None:
+        """Start the background warm-up (``warm`` now, then every ``web.warm_interval_s``
+        seconds: a pass that finds nothing changed only stats the files and asks the store for
+        its run ids). Requests are answered meanwhile; one that needs a table being computed
+        waits for that computation (``memo``)."""
+        self._warm_users += 1
+        interval = self.web.warm_interval_s
+        if interval <= 0 or self._warmer is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            failed = ""  # the last failure, logged once (not at every pass while it lasts)
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                before = sum(self.computed.values())
+                try:
+                    warm(self)
+                    failed = ""
+                except (Exception, pl.exceptions.PanicException) as exc:  # noqa: BLE001
+                    # an unreachable store, or a file read while a command rewrote it in place
+                    # (polars then panics): the next pass tries again; the pages say so
+                    if str(exc) != failed:
+                        failed = str(exc)
+                        log.warning("warming the web app's tables: %s", exc, exc_info=True)
+                if sum(self.computed.values()) != before:
+                    self.last_warm_s = time.perf_counter() - t0
+                self.warm_passes += 1
+                self._stop.wait(interval)
+
+        self._warmer = threading.Thread(target=loop, name="sparecast-web-warm", daemon=True)
+        self._warmer.start()
+
+    def stop_warming(self, timeout: float = 60.0) -> None:
+        """Stop the warm-up (blocking: waits for a computation in progress, at most
+        ``timeout`` seconds). Nested lifespans share one warm-up: the last one stops it."""
+        self._warm_users -= 1
+        if self._warm_users > 0:
+            return
+        thread, self._warmer = self._warmer, None
+        self._stop.set()
+        if thread is not None:
+            thread.join(timeout)
 
 
 def _same_key(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
@@ -315,19 +385,100 @@ def _table(
     """The table page of the request (or its export when ``?export=`` asks for one)."""
     params = dict(request.query_params)
     query = TableQuery.from_params(params, spec)
-
-    def sorter(f: pl.DataFrame, sort: str, desc: bool) -> pl.DataFrame:
-        # a table is sorted once per (frame, column, direction): paging and filtering reuse it
-        return web.memo(  # type: ignore[no-any-return]
-            f"sorted:{spec.name}", (f, sort, desc), lambda: sort_frame(f, spec, sort, desc)
-        )
-
+    sorter = _sorter(web, spec)
     kind = params.get("export")
     if kind in ("csv", "xlsx"):
         return None, _export(
             filtered_table(frame, spec, query, sorter), spec, kind, web.web.export_max_rows
         )
     return query_table(frame, spec, query, web.web.page_size, sorter), None
+
+
+def _sorter(web: WebApp, spec: TableSpec) -> Any:
+    """Sorts ``spec``'s table once per (frame, column, direction): paging and filtering reuse the
+    sorted frame. The default order (which the warm-up makes) and the last other order asked for
+    are kept: at most two sorted copies per table."""
+
+    def sorter(f: pl.DataFrame, sort: str, desc: bool) -> pl.DataFrame:
+        slot = "default" if (sort, desc) == (spec.default_sort, spec.default_desc) else "other"
+        return web.memo(  # type: ignore[no-any-return]
+            f"sorted:{spec.name}:{slot}", (f, sort, desc), lambda: sort_frame(f, spec, sort, desc)
+        )
+
+    return sorter
+
+
+def _accuracy_key(web: WebApp) -> tuple[Any, ...]:
+    return (web.data.frame("backtest_summary"), web.data.signature("backtest"), web.data.plan())
+
+
+def _suppliers_key(web: WebApp) -> tuple[Any, ...]:
+    return (web.data.frame("suppliers"), web.data.plan())
+
+
+def _realised(web: WebApp, run_ids: tuple[int, ...]) -> pl.DataFrame:
+    """``realised_frame`` of the stored runs ``run_ids`` (remembered; blocking)."""
+    key = (run_ids, web.data.plan(), web.data.frame("classification"))
+    return web.memo("realised", key, lambda: realised_frame(web))  # type: ignore[no-any-return]
+
+
+def _expectation(web: WebApp, run_ids: tuple[int, ...]) -> list[dict[str, Any]]:
+    """``expectation_rows`` of the stored runs ``run_ids`` (remembered; blocking)."""
+    return web.memo(  # type: ignore[no-any-return]
+        "expectation", (run_ids,), lambda: expectation_rows(web, run_ids)
+    )
+
+
+def _orders(web: WebApp, plan: dict[str, Any]) -> pl.DataFrame:
+    """The order workbench's frame of ``plan`` with the decisions taken (remembered while no
+    decision is taken; blocking: reads the store)."""
+    signature = web.decisions.signature(plan["plan_id"])
+    return web.memo(  # type: ignore[no-any-return]
+        "orders", (plan, signature), lambda: _orders_frame(web, plan)
+    )
+
+
+def warm(web: WebApp) -> None:
+    """Compute what the pages' first requests would (blocking): read the plan files, derive the
+    accuracy, supplier and order tables, read the stored runs' realised accuracy, and sort each
+    table in its default order. Whatever is current already is only checked, so a pass after no
+    change costs a few stats and store queries."""
+    steps: list[Any] = [
+        web.data.plan,
+        web.data.run_json,
+        *(
+            (lambda n=n: web.data.frame(n))
+            for n in ("classification", "selection", "suppliers", "open_orders")
+        ),
+        lambda: _table_default(web, ITEMS, (web.data.plan() or {}).get("frame")),
+        lambda: _table_default(
+            web, ACCURACY, web.memo("accuracy", _accuracy_key(web), lambda: accuracy_frame(web))
+        ),
+        lambda: _table_default(
+            web,
+            SUPPLIERS,
+            web.memo("suppliers", _suppliers_key(web), lambda: suppliers_frame(web)),
+        ),
+        lambda: _table_default(
+            web, ORDERS, _orders(web, plan) if (plan := web.data.plan()) is not None else None
+        ),
+        lambda: _run_tables(web),
+    ]
+    for step in steps:
+        if web._stop.is_set():
+            return
+        step()
+
+
+def _table_default(web: WebApp, spec: TableSpec, frame: pl.DataFrame | None) -> None:
+    if frame is not None and spec.default_sort in frame.columns:
+        _sorter(web, spec)(frame, spec.default_sort, spec.default_desc)
+
+
+def _run_tables(web: WebApp) -> None:
+    run_ids = tuple(r.run_id for r in web.state.store.runs(10))
+    _table_default(web, REALISED, _realised(web, run_ids))
+    _expectation(web, run_ids)
 
 
 def _no_plan(request: Request, web: WebApp, page: str) -> Response:
@@ -506,7 +657,7 @@ async def overview(request: Request) -> Response:
         _optional_rows, web, "alerts", where={"status": "open"}, order="opened_at", limit=20
     )
     top = []
-    plan = web.data.plan()
+    plan = await run_in_threadpool(web.data.plan)
     if plan is not None:
         top = plan["orders"].sort("order_rank").head(10).to_dicts()
     return _render(
@@ -556,14 +707,11 @@ async def orders_page(request: Request) -> Response:
     web = _app(request)
     if (gate := _gate(request, web)) is not None:
         return gate
-    plan = web.data.plan()
+    plan = await run_in_threadpool(web.data.plan)
     if plan is None:
         return _no_plan(request, web, "orders")
-    signature = await web.state.store_call(web.decisions.signature, plan["plan_id"])
-    frame = await web.state.store_call(
-        web.memo, "orders", (plan, signature), lambda: _orders_frame(web, plan)
-    )
-    table, export = _table(request, web, frame, ORDERS)
+    frame = await web.state.store_call(_orders, web, plan)
+    table, export = await run_in_threadpool(_table, request, web, frame, ORDERS)
     if export is not None:
         return export
     counts = frame.group_by("status").len().to_dicts()
@@ -592,14 +740,14 @@ async def decide(request: Request) -> Response:
     except _Forbidden:
         return _forbidden()
     user = _user(request, web) or ""
-    plan = web.data.plan()
+    plan = await run_in_threadpool(web.data.plan)
     back = form.get("back", "/app/orders")
     if not back.startswith("/app"):
         back = "/app/orders"
     if plan is None:
         return _no_plan(request, web, "orders")
     item = form.get("item_id", "")
-    row = web.data.policy_row(item)
+    row = await run_in_threadpool(web.data.policy_row, item)
     if row is None or not (row.get("suggested_order") or 0) > 0:
         return _redirect_msg(back, f"item {item} has no suggested order in this plan")
     decision = form.get("decision", "")
@@ -658,7 +806,7 @@ async def writeback(request: Request) -> Response:
         await _form(request, web)
     except _Forbidden:
         return _forbidden()
-    plan = web.data.plan()
+    plan = await run_in_threadpool(web.data.plan)
     if plan is None:
         return _no_plan(request, web, "orders")
     try:
@@ -674,7 +822,7 @@ async def approved_export(request: Request) -> Response:
     web = _app(request)
     if (gate := _gate(request, web)) is not None:
         return gate
-    plan = web.data.plan()
+    plan = await run_in_threadpool(web.data.plan)
     if plan is None:
         return _no_plan(request, web, "orders")
     approved = await web.state.store_call(web.decisions.approved, plan["plan_id"])
@@ -699,10 +847,10 @@ async def items_page(request: Request) -> Response:
     web = _app(request)
     if (gate := _gate(request, web)) is not None:
         return gate
-    plan = web.data.plan()
+    plan = await run_in_threadpool(web.data.plan)
     if plan is None:
         return _no_plan(request, web, "items")
-    table, export = _table(request, web, plan["frame"], ITEMS)
+    table, export = await run_in_threadpool(_table, request, web, plan["frame"], ITEMS)
     if export is not None:
         return export
     tiers = sorted(x for x in plan["frame"]["tier"].unique().to_list() if x is not None)
@@ -956,8 +1104,10 @@ def accuracy_frame(web: WebApp) -> pl.DataFrame | None:
             "chosen",
         )
     ]
-    scores = web.data.frame("backtest")
     plan = web.data.plan()
+    scores = None
+    if plan is not None:
+        scores = web.data.read("backtest", BACKTEST_COLUMNS)
     if scores is not None and plan is not None:
         attrs = plan["frame"].select("unique_id", "category", "tier")
         s = scores.join(attrs, on="unique_id", how="inner")
@@ -1005,6 +1155,20 @@ def accuracy_frame(web: WebApp) -> pl.DataFrame | None:
         ],
         how="vertical_relaxed",
     )
+
+
+BACKTEST_COLUMNS = [
+    "unique_id",
+    "method",
+    "mae",
+    "mase",
+    "rmsse",
+    "error_sum",
+    "actual_sum",
+    "mape",
+    "chosen",
+]
+"""The columns of backtest.parquet the accuracy page derives its category scores from."""
 
 
 def realised_frame(web: WebApp, max_runs: int = 10) -> pl.DataFrame:
@@ -1092,8 +1256,9 @@ async def accuracy_page(request: Request) -> Response:
     web = _app(request)
     if (gate := _gate(request, web)) is not None:
         return gate
-    key = tuple(web.data.frame(n) for n in ("backtest_summary", "backtest")) + (web.data.plan(),)
-    frame = await run_in_threadpool(web.memo, "accuracy", key, lambda: accuracy_frame(web))
+    frame = await run_in_threadpool(
+        lambda: web.memo("accuracy", _accuracy_key(web), lambda: accuracy_frame(web))
+    )
     if frame is None:
         return _render(
             request,
@@ -1106,17 +1271,11 @@ async def accuracy_page(request: Request) -> Response:
         )
     which = request.query_params.get("table", "backtest")
     run_ids = tuple(r.run_id for r in await web.state.store_call(web.state.store.runs, 10))
-    realised = await web.state.store_call(
-        web.memo,
-        "realised",
-        (run_ids, web.data.plan(), web.data.frame("classification")),
-        lambda: realised_frame(web),
-        timeout=None,
-    )
+    realised = await web.state.store_call(_realised, web, run_ids, timeout=None)
     if which == "realised":
-        table, export = _table(request, web, realised, REALISED)
+        table, export = await run_in_threadpool(_table, request, web, realised, REALISED)
     else:
-        table, export = _table(request, web, frame, ACCURACY)
+        table, export = await run_in_threadpool(_table, request, web, frame, ACCURACY)
     if export is not None:
         return export
     bt = (
@@ -1137,9 +1296,7 @@ async def accuracy_page(request: Request) -> Response:
         "rmsse": [r["rmsse"] for r in chosen.to_dicts()],
     }
     methods = sorted(frame["method"].unique().to_list())
-    expectation = await web.state.store_call(
-        web.memo, "expectation", (run_ids,), lambda: expectation_rows(web, run_ids)
-    )
+    expectation = await web.state.store_call(_expectation, web, run_ids)
     alerts = await run_in_threadpool(_optional_rows, web, "alerts", order="opened_at", limit=50)
     return _render(
         request,
@@ -1186,8 +1343,9 @@ async def suppliers_page(request: Request) -> Response:
     web = _app(request)
     if (gate := _gate(request, web)) is not None:
         return gate
-    key = (web.data.frame("suppliers"), web.data.plan())
-    frame = await run_in_threadpool(web.memo, "suppliers", key, lambda: suppliers_frame(web))
+    frame = await run_in_threadpool(
+        lambda: web.memo("suppliers", _suppliers_key(web), lambda: suppliers_frame(web))
+    )
     if frame is None:
         return _render(
             request,
@@ -1198,11 +1356,11 @@ async def suppliers_page(request: Request) -> Response:
             what="the supplier performance of the plan (suppliers.parquet)",
             fix="sparecast plan --output DIR (a plan made by this version writes it)",
         )
-    table, export = _table(request, web, frame, SUPPLIERS)
+    table, export = await run_in_threadpool(_table, request, web, frame, SUPPLIERS)
     if export is not None:
         return export
     chosen = request.query_params.get("supplier_id")
-    plan = web.data.plan()
+    plan = await run_in_threadpool(web.data.plan)
     hist: dict[str, Any] = {"x": [], "y": [], "supplier": chosen or "all suppliers"}
     if plan is not None:
         lt = plan["frame"]
@@ -1260,7 +1418,7 @@ async def models_page(request: Request) -> Response:
     if (gate := _gate(request, web)) is not None:
         return gate
     ctx = await web.state.store_call(models_context, web)
-    table, export = _table(request, web, ctx["runs"], RUNS)
+    table, export = await run_in_threadpool(_table, request, web, ctx["runs"], RUNS)
     if export is not None:
         return export
     served = web.state.run
