@@ -220,6 +220,12 @@ def main() -> None:
     parser.add_argument(
         "--challenger-methods", default="sba,tsb,ma,ses,imapa,robust", help="the challenger's"
     )
+    parser.add_argument(
+        "--monitor-periods",
+        type=int,
+        default=None,
+        help="[monitoring] consecutive_periods of the loop (default: the configured 3)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="work directory (kept)")
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args()
@@ -256,6 +262,10 @@ def main() -> None:
         + ", ".join(f'"{m.strip()}"' for m in args.challenger_methods.split(","))
         + "]\n"
     )
+    loop_config = None
+    if args.monitor_periods is not None:
+        loop_config = args.output / "loop.toml"
+        loop_config.write_text(f"[monitoring]\nconsecutive_periods = {args.monitor_periods}\n")
     store = ForecastStore(default_store_url(args.output))
     first = store.served_run()
     assert first is not None
@@ -267,7 +277,9 @@ def main() -> None:
     events: dict[str, list[int]] = {"alert": [], "rollback": [], "promote": []}
     for week in range(args.weeks):
         as_of = starts[week] - timedelta(days=1)
-        ctx = loop.loop_context(args.output, as_of=as_of, challenger_config=chall)
+        ctx = loop.loop_context(
+            args.output, config=loop_config, as_of=as_of, challenger_config=chall
+        )
         t0 = time.perf_counter()
         daily = loop.run_daily(ctx)
         daily_s.append(time.perf_counter() - t0)
@@ -331,7 +343,9 @@ def main() -> None:
             row[f"RMSSE {label}"] = round(rmsse, 4)
             row[f"bias % {label}"] = round(bias, 1)
         rows.append(row)
-    history = loop.models_history(loop.loop_context(args.output, challenger_config=chall))
+    history = loop.models_history(
+        loop.loop_context(args.output, config=loop_config, challenger_config=chall)
+    )
     counts = {a: sum(e["action"] == a for e in history) for a in ("promote", "refresh", "rollback")}
 
     def detected(kind: str) -> str:
@@ -351,6 +365,8 @@ def main() -> None:
         if args.factor != 1
         else "no change inserted"
     )
+    if args.monitor_periods is not None:
+        change_text += f", alerts after {args.monitor_periods} degraded period(s)"
     lines = [
         f"loop benchmark: {what}, {len(items)} items, {args.weeks} {unit}ly cycles from "
         f"{first_day}, {change_text}",

@@ -4,70 +4,18 @@ same figures in ``sparecast monitor``."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import polars as pl
 import pytest
 from typer.testing import CliRunner
-from utils.runs import make_meta
+from utils.monitoring import FVA_DAYS, write_override_run
 
 from sparecast.cli import app
 from sparecast.config import Settings, load_settings
-from sparecast.inventory.overrides import Override
 from sparecast.pipeline.monitor import monitor
-from sparecast.store import ForecastStore, default_store_url
 
-H = 4
-# overrides are recorded today and apply from today's date on: the forecasts start later
-F0 = date.today() + timedelta(days=30)
-DAYS = [F0 + timedelta(days=k) for k in range(H)]
-ITEMS = ("a", "b", "c")
-
-
-def _store_with_overrides(data_dir: Path) -> None:
-    """A daily run forecasting 2.0 for a, b, c over F0..F0+3; a's level override 3 (exact:
-    its demand is 3), b's multiplier 2 (forecast 4 on a demand of 2), c none. The demand of
-    the 4 days before F0 gives the RMSSE scales: a 0, 2, 0, 2 (scale 4), b 2 throughout
-    (scale 0: no RMSSE)."""
-    store = ForecastStore(default_store_url(data_dir))
-    try:
-        store.migrate()
-        frame = pl.DataFrame(
-            {
-                "unique_id": [i for i in ITEMS for _ in DAYS],
-                "ds": DAYS * len(ITEMS),
-                "forecast": [2.0] * (len(ITEMS) * H),
-                "method": ["sba"] * (len(ITEMS) * H),
-            }
-        )
-        store.write_run(make_meta(H, len(ITEMS), data_end=F0 - timedelta(days=1)), frame)
-        later = date.today() + timedelta(days=400)
-        store.set_override(
-            Override("a", "alice", "campaign", later, forecast_level=3.0), today=date.today()
-        )
-        store.set_override(
-            Override("b", "bob", "gut feeling", later, forecast_multiplier=2.0),
-            today=date.today(),
-        )
-        before = [F0 - timedelta(days=k) for k in range(4, 0, -1)]
-        observed = {
-            "a": [0.0, 2.0, 0.0, 2.0] + [3.0] * H,
-            "b": [2.0] * (4 + H),
-            "c": [1.0] * (4 + H),
-        }
-        store.record_observed(
-            pl.DataFrame(
-                {
-                    "unique_id": [i for i in ITEMS for _ in range(4 + H)],
-                    "ds": (before + DAYS) * len(ITEMS),
-                    "y": [v for i in ITEMS for v in observed[i]],
-                }
-            ),
-            freq="D",
-        )
-    finally:
-        store.dispose()
+DAYS = FVA_DAYS
 
 
 def _settings() -> Settings:
@@ -75,9 +23,9 @@ def _settings() -> Settings:
 
 
 def test_monitor_reports_the_override_fva(tmp_path: Path) -> None:
-    _store_with_overrides(tmp_path)
+    write_override_run(tmp_path)
     # before any forecast period ended: nothing scored, no FVA
-    report = monitor(_settings(), tmp_path, as_of=F0 - timedelta(days=1))
+    report = monitor(_settings(), tmp_path, as_of=DAYS[0] - timedelta(days=1))
     assert report.override_fva is not None and report.override_fva.summary["n_items"] == 0
     assert "no overridden forecast period" in report.override_fva_text()
 
