@@ -386,7 +386,9 @@ def main() -> None:
         f"promotions {counts['promote']}, refreshes {counts['refresh']}, rollbacks "
         f"{counts['rollback']}",
         f"changed periods observed before the first alert: {detected('alert')}, rollback: "
-        f"{detected('rollback')}, promotion: {detected('promote')}",
+        f"{detected('rollback')}, promotion: {detected('promote')}; cycles with an alert "
+        f"before the change (false alarms): {sum(w <= args.change_week for w in events['alert'])}"
+        f" of {min(args.change_week + 1, args.weeks)}",
         f"first run {first_run_s:.1f} s; weekly steps per cycle: median "
         f"{statistics.median(weekly_s):.1f} s, max {max(weekly_s):.1f} s; daily steps: median "
         f"{statistics.median(daily_s):.1f} s, max {max(daily_s):.1f} s "
