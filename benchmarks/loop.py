@@ -6,7 +6,7 @@ the periods it took to detect the change, and the time of each cycle.
     python benchmarks/loop.py                                  # 300 items, 12 weeks (a few min)
     python benchmarks/loop.py --items 2016 --weeks 52 --change-week 26
     python benchmarks/loop.py --markdown /tmp/loop.md          # the table for docs/results.md
-    python benchmarks/loop.py --dataset oil --items 1000 --weeks 12 --change-week 6
+    python benchmarks/loop.py --dataset oil --items 14523 --weeks 20 --change-week 10  # ~7 min
 
 ``--dataset oil``: a sample of ``--items`` series of the oil data (monthly; y read as Float64;
 the one-off spike of 1997-11 set to zero as ``benchmarks/inventory.py`` does; missing months
