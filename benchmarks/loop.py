@@ -1,10 +1,18 @@
-"""The production loop replayed week by week on the demo ERP with a regime change part-way:
-the accuracy the loop serves against never retraining and against always serving the newest
-model, the promotions and rollbacks it made, and the time of each cycle.
+"""The production loop replayed week by week on the demo ERP with a regime change part-way
+(or month by month on ``../shared/data/oil``): the accuracy the loop serves against never
+retraining and against always serving the newest model, the promotions and rollbacks it made,
+the periods it took to detect the change, and the time of each cycle.
 
     python benchmarks/loop.py                                  # 300 items, 12 weeks (a few min)
     python benchmarks/loop.py --items 2016 --weeks 52 --change-week 26
     python benchmarks/loop.py --markdown /tmp/loop.md          # the table for docs/results.md
+    python benchmarks/loop.py --dataset oil --items 14523 --weeks 20 --change-week 10  # ~7 min
+
+``--dataset oil``: a sample of ``--items`` series of the oil data (monthly; y read as Float64;
+the one-off spike of 1997-11 set to zero as ``benchmarks/inventory.py`` does; missing months
+are not scored), written as a Parquet file the loop extracts from; a cycle is a month and
+``--weeks`` counts months, the last one being the data's last month (2001-08). The same
+regime change is inserted (``--factor 1`` for none).
 
 The ERP (``generate_demo_erp``) holds ``--history`` days before the first cycle and the
 ``--weeks`` weeks replayed; from week ``--change-week`` on, half of the items (drawn with the
@@ -21,8 +29,12 @@ week ``t`` (``as_of`` = the last day before the week):
    horizon its last period's value held), **always newest** (the challenger just trained,
    untested).
 
-Scores over all items and days of the replayed weeks, before and after the change: MAE, and
-relative bias = sum(forecast - actual) / sum(actual) in %. Times: seconds of the weekly steps
+Scores over all items and days of the replayed weeks, before and after the change: MAE, RMSSE
+(per item: RMSE over the cells scored divided by the root of the mean squared one-step
+difference of its demand before the first cycle; averaged over the items with a positive
+scale), and relative bias = sum(forecast - actual) / sum(actual) in %. Detection: the changed
+periods observed (whose actuals had arrived) when the first alert, rollback and promotion after
+the change happened. Times: seconds of the weekly steps
 and of the daily steps per cycle (median and max); the machine's load average is printed beside
 them.
 """
@@ -48,15 +60,35 @@ from sparecast.pipeline import loop
 from sparecast.pipeline.steps import run_pipeline
 from sparecast.store import ForecastStore, default_store_url
 
+# ../shared/data beside the checkout (a worktree under wt/ looks one level further up)
+_HERE = Path(__file__).resolve()
+DATA = next(
+    (p / "shared" / "data" for p in _HERE.parents[1:4] if (p / "shared" / "data").is_dir()),
+    _HERE.parents[2] / "shared" / "data",
+)
+OIL = DATA / "oil" / "oil.csv"
+OIL_LAST_MONTH = date(2001, 8, 1)
 
-def _erp(args: argparse.Namespace, first_day: date) -> pl.DataFrame:
-    """Write the demo ERP with the regime change; return its daily demand (unique_id, ds, y)."""
+
+def _month(start: date, k: int) -> date:
+    """The first day of the month ``k`` months after ``start``'s month."""
+    m = start.year * 12 + start.month - 1 + k
+    return date(m // 12, m % 12 + 1, 1)
+
+
+def _shifted(ids: list[str], seed: int) -> set[str]:
+    rng = np.random.default_rng(seed + 1)
+    return set(rng.choice(ids, size=len(ids) // 2, replace=False).tolist())
+
+
+def _erp(args: argparse.Namespace, first_day: date) -> tuple[pl.DataFrame, str]:
+    """Write the demo ERP with the regime change; return its daily demand (unique_id, ds, y)
+    and the source URL."""
     n_days = args.history + args.weeks * 7
     end = first_day + timedelta(days=args.weeks * 7 - 1)
     tables = generate_demo_erp(n_items=args.items, n_days=n_days, seed=args.seed, end_date=end)
-    rng = np.random.default_rng(args.seed + 1)
     ids = tables["items"]["item_id"].to_list()
-    shifted = set(rng.choice(ids, size=len(ids) // 2, replace=False).tolist())
+    shifted = _shifted(ids, args.seed)
     change = first_day + timedelta(days=7 * args.change_week)
     demand = tables["demand"].with_columns(
         pl.when(pl.col("item_id").is_in(list(shifted)) & (pl.col("date") >= change))
@@ -66,9 +98,33 @@ def _erp(args: argparse.Namespace, first_day: date) -> pl.DataFrame:
     )
     tables["demand"] = demand
     write_tables(tables, sqlite_url(args.output / "erp.sqlite"))
-    return demand.group_by(pl.col("item_id").alias("unique_id"), pl.col("date").alias("ds")).agg(
-        pl.col("quantity").sum().alias("y")
+    actual = demand.group_by(pl.col("item_id").alias("unique_id"), pl.col("date").alias("ds")).agg(
+        pl.col("quantity").sum().cast(pl.Float64).alias("y")
     )
+    return actual, sqlite_url(args.output / "erp.sqlite")
+
+
+def _oil(args: argparse.Namespace, first_month: date) -> tuple[pl.DataFrame, str]:
+    """A sample of the oil series with the regime change as a Parquet file; its rows and path."""
+    df = pl.read_csv(
+        args.oil, schema_overrides={"y": pl.Float64, "unique_id": pl.String}, try_parse_dates=True
+    ).with_columns(
+        pl.when(pl.col("ds") == date(1997, 11, 1)).then(0.0).otherwise(pl.col("y")).alias("y")
+    )
+    ids = sorted(df["unique_id"].unique().to_list())
+    rng = np.random.default_rng(args.seed)
+    sample = sorted(rng.choice(ids, size=min(args.items, len(ids)), replace=False).tolist())
+    shifted = _shifted(sample, args.seed)
+    change = _month(first_month, args.change_week)
+    df = df.filter(pl.col("unique_id").is_in(sample)).with_columns(
+        pl.when(pl.col("unique_id").is_in(list(shifted)) & (pl.col("ds") >= change))
+        .then((pl.col("y") * args.factor).ceil())
+        .otherwise(pl.col("y"))
+        .alias("y")
+    )
+    path = args.output / "oil.parquet"
+    df.sort("unique_id", "ds").write_parquet(path)
+    return df.select("unique_id", "ds", "y"), str(path)
 
 
 def _forecasts(store: ForecastStore, model_version: str) -> pl.DataFrame:
@@ -79,12 +135,18 @@ def _forecasts(store: ForecastStore, model_version: str) -> pl.DataFrame:
     )
 
 
-def _week_frame(
-    fc: pl.DataFrame, items: list[str], start: date, actual: pl.DataFrame, hold: bool
+def _period_frame(
+    fc: pl.DataFrame,
+    items: list[str],
+    days: list[date],
+    actual: pl.DataFrame,
+    *,
+    hold: bool,
+    dense: bool,
 ) -> pl.DataFrame:
-    """The forecasts of the 7 days from ``start`` for every item (0 where none; with ``hold``
-    the run's last forecast period stands for days beyond its horizon) joined to the actuals."""
-    days = [start + timedelta(days=d) for d in range(7)]
+    """The forecasts of the periods ``days`` for every item (0 where none; with ``hold`` the
+    run's last forecast period stands for periods beyond its horizon) joined to the actuals
+    (``dense``: a missing actual is a zero; otherwise the cell is not scored)."""
     grid = pl.DataFrame({"unique_id": items}).join(pl.DataFrame({"ds": days}), how="cross")
     week = fc.filter(pl.col("ds").is_in(days))
     if hold:
@@ -97,24 +159,72 @@ def _week_frame(
         out = grid.join(week, on=["unique_id", "ds"], how="left").with_columns(
             pl.col("forecast").fill_null(0.0)
         )
+    out = out.select("unique_id", "ds", "forecast")
+    if dense:
+        return out.join(actual, on=["unique_id", "ds"], how="left").with_columns(
+            pl.col("y").fill_null(0.0)
+        )
+    return out.join(actual, on=["unique_id", "ds"], how="inner")
+
+
+def _scales(actual: pl.DataFrame, before: date, *, dense: bool) -> pl.DataFrame:
+    """Per item the mean squared one-step difference of its demand before ``before`` (the
+    RMSSE scale; ``dense``: daily, missing days are zeros)."""
+    hist = actual.filter(pl.col("ds") < before)
+    if dense:
+        first = hist["ds"].min()
+        days = pl.date_range(first, before - timedelta(days=1), "1d", eager=True).alias("ds")
+        grid = pl.DataFrame({"unique_id": hist["unique_id"].unique()}).join(
+            days.to_frame(), how="cross"
+        )
+        hist = grid.join(hist, on=["unique_id", "ds"], how="left").with_columns(
+            pl.col("y").fill_null(0.0)
+        )
     return (
-        out.select("unique_id", "ds", "forecast")
-        .join(actual, on=["unique_id", "ds"], how="left")
-        .with_columns(pl.col("y").fill_null(0.0))
+        hist.sort("unique_id", "ds")
+        .group_by("unique_id")
+        .agg((pl.col("y").diff() ** 2).mean().alias("scale"))
     )
+
+
+def _scores(part: pl.DataFrame, scales: pl.DataFrame) -> tuple[float, float, float]:
+    """MAE, mean RMSSE over items with a positive scale, relative bias in %."""
+    mae = float(part["e"].abs().mean() or 0.0)  # type: ignore[arg-type]
+    total = float(part["y"].sum())
+    bias = float(part["e"].sum()) / total * 100 if total else float("nan")
+    per_item = (
+        part.group_by("unique_id")
+        .agg((pl.col("e") ** 2).mean().alias("mse"))
+        .join(scales, on="unique_id", how="inner")
+        .filter(pl.col("scale") > 0)
+    )
+    rmsse = (
+        float((per_item["mse"] / per_item["scale"]).sqrt().mean())  # type: ignore[arg-type]
+        if per_item.height
+        else float("nan")
+    )
+    return mae, rmsse, bias
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", choices=("demo", "oil"), default="demo")
+    parser.add_argument("--oil", type=Path, default=OIL, help="oil.csv (--dataset oil)")
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--history", type=int, default=365, help="days before the first cycle")
-    parser.add_argument("--weeks", type=int, default=12)
-    parser.add_argument("--change-week", type=int, default=6)
+    parser.add_argument("--weeks", type=int, default=12, help="cycles (months with oil)")
+    parser.add_argument("--change-week", type=int, default=6, help="cycle of the change")
     parser.add_argument("--factor", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default="sba,tsb,ma", help="the first champion's methods")
     parser.add_argument(
         "--challenger-methods", default="sba,tsb,ma,ses,imapa,robust", help="the challenger's"
+    )
+    parser.add_argument(
+        "--monitor-periods",
+        type=int,
+        default=None,
+        help="[monitoring] consecutive_periods of the loop (default: the configured 3)",
     )
     parser.add_argument("--output", type=Path, default=None, help="work directory (kept)")
     parser.add_argument("--markdown", type=Path, default=None)
@@ -125,30 +235,51 @@ def main() -> None:
         shutil.rmtree(args.output)
     args.output.mkdir(parents=True, exist_ok=True)
 
-    first_day = date(2026, 1, 5)
-    actual = _erp(args, first_day)
+    monthly = args.dataset == "oil"
+    if monthly:
+        first_day = _month(OIL_LAST_MONTH, 1 - args.weeks)
+        actual, source = _oil(args, first_day)
+        starts = [_month(first_day, k) for k in range(args.weeks + 1)]
+        unit = "month"
+    else:
+        first_day = date(2026, 1, 5)
+        actual, source = _erp(args, first_day)
+        starts = [first_day + timedelta(days=7 * k) for k in range(args.weeks + 1)]
+        unit = "week"
     items = sorted(actual["unique_id"].unique().to_list())
     start_as_of = first_day - timedelta(days=1)
     methods = [m.strip() for m in args.methods.split(",")]
-    settings = load_settings(methods=methods, data={"end_date": start_as_of, "today": start_as_of})
-    source = sqlite_url(args.output / "erp.sqlite")
+    data = {"end_date": start_as_of, "today": start_as_of}
+    if monthly:
+        data["freq"] = "M"
+    settings = load_settings(methods=methods, data=data)
+    t0 = time.perf_counter()
     run_pipeline(source, args.output, settings)
+    first_run_s = time.perf_counter() - t0
     chall = args.output / "challenger.toml"
     chall.write_text(
         "methods = ["
         + ", ".join(f'"{m.strip()}"' for m in args.challenger_methods.split(","))
         + "]\n"
     )
+    loop_config = None
+    if args.monitor_periods is not None:
+        loop_config = args.output / "loop.toml"
+        loop_config.write_text(f"[monitoring]\nconsecutive_periods = {args.monitor_periods}\n")
     store = ForecastStore(default_store_url(args.output))
     first = store.served_run()
     assert first is not None
+    scales = _scales(actual, first_day, dense=not monthly)
     frames: dict[str, list[pl.DataFrame]] = {"loop": [], "never retrain": [], "always newest": []}
     weekly_s: list[float] = []
     daily_s: list[float] = []
     log: list[str] = []
+    events: dict[str, list[int]] = {"alert": [], "rollback": [], "promote": []}
     for week in range(args.weeks):
-        as_of = start_as_of + timedelta(days=7 * week)
-        ctx = loop.loop_context(args.output, as_of=as_of, challenger_config=chall)
+        as_of = starts[week] - timedelta(days=1)
+        ctx = loop.loop_context(
+            args.output, config=loop_config, as_of=as_of, challenger_config=chall
+        )
         t0 = time.perf_counter()
         daily = loop.run_daily(ctx)
         daily_s.append(time.perf_counter() - t0)
@@ -158,63 +289,109 @@ def main() -> None:
         newest = next(r.details["model_version"] for r in reports if r.step == "train")
         served = store.served_run()
         assert served is not None
-        start = as_of + timedelta(days=1)
+        if monthly:
+            days = [starts[week]]
+        else:
+            days = [starts[week] + timedelta(days=d) for d in range(7)]
+        dense = not monthly
         frames["loop"].append(
-            _week_frame(_forecasts(store, served.model_version), items, start, actual, False)
+            _period_frame(
+                _forecasts(store, served.model_version),
+                items,
+                days,
+                actual,
+                hold=False,
+                dense=dense,
+            )
         )
         frames["always newest"].append(
-            _week_frame(_forecasts(store, newest), items, start, actual, False)
+            _period_frame(_forecasts(store, newest), items, days, actual, hold=False, dense=dense)
         )
         frames["never retrain"].append(
-            _week_frame(_forecasts(store, first.model_version), items, start, actual, True)
+            _period_frame(
+                _forecasts(store, first.model_version), items, days, actual, hold=True, dense=dense
+            )
         )
         for r in daily + reports:
+            if r.step == "monitor" and r.details.get("degraded"):
+                events["alert"].append(week)
+            if r.step == "rollback" and r.details.get("to"):
+                events["rollback"].append(week)
+            if r.step == "promote" and r.details.get("promoted"):
+                events["promote"].append(week)
             if r.step in ("promote", "rollback", "refresh") or (
                 r.step == "monitor" and r.details.get("degraded")
             ):
-                log.append(f"week {week} ({as_of}): {r.message[:160]}")
+                log.append(f"{unit} {week} ({as_of}): {r.message[:160]}")
         print(
-            f"week {week:2d} as of {as_of}: weekly {weekly_s[-1]:.1f} s, daily {daily_s[-1]:.1f} s"
+            f"{unit} {week:2d} as of {as_of}: weekly {weekly_s[-1]:.1f} s, "
+            f"daily {daily_s[-1]:.1f} s",
+            flush=True,
         )
-    change = first_day + timedelta(days=7 * args.change_week)
+    change = starts[args.change_week] if args.change_week < len(starts) else starts[-1]
     rows = []
     for name, parts in frames.items():
         frame = pl.concat(parts).with_columns((pl.col("forecast") - pl.col("y")).alias("e"))
-        row = {"strategy": name}
+        row: dict[str, object] = {"strategy": name}
         for label, part in (
             ("before", frame.filter(pl.col("ds") < change)),
             ("after", frame.filter(pl.col("ds") >= change)),
             ("all", frame),
         ):
-            mae = part["e"].abs().mean()
-            total = part["y"].sum()
-            bias = part["e"].sum() / total * 100 if total else float("nan")
-            row[f"MAE {label}"] = round(float(mae or 0.0), 4)
-            row[f"bias % {label}"] = round(float(bias), 1)
+            mae, rmsse, bias = _scores(part, scales)
+            row[f"MAE {label}"] = round(mae, 4)
+            row[f"RMSSE {label}"] = round(rmsse, 4)
+            row[f"bias % {label}"] = round(bias, 1)
         rows.append(row)
-    table = pl.DataFrame(rows)
-    events = loop.models_history(loop.loop_context(args.output, challenger_config=chall))
-    counts = {a: sum(e["action"] == a for e in events) for a in ("promote", "refresh", "rollback")}
+    history = loop.models_history(
+        loop.loop_context(args.output, config=loop_config, challenger_config=chall)
+    )
+    counts = {a: sum(e["action"] == a for e in history) for a in ("promote", "refresh", "rollback")}
+
+    def detected(kind: str) -> str:
+        # a cycle at week w has seen the actuals of the periods before it: w - change_week of
+        # them changed
+        after = [w for w in events[kind] if w > args.change_week]
+        return f"{after[0] - args.change_week} {unit}(s)" if after else "never"
+
     load = os.getloadavg()
+    what = (
+        f"oil sample ({args.oil.name}, monthly)"
+        if monthly
+        else f"demo ERP (daily, {unit}ly cycles)"
+    )
+    change_text = (
+        f"x{args.factor:g} demand for half the items from {unit} {args.change_week} ({change})"
+        if args.factor != 1
+        else "no change inserted"
+    )
+    if args.monitor_periods is not None:
+        change_text += f", alerts after {args.monitor_periods} degraded period(s)"
     lines = [
-        f"loop benchmark: {args.items} items, {args.weeks} weeks from {first_day}, "
-        f"x{args.factor:g} demand for half the items from week {args.change_week} ({change})",
+        f"loop benchmark: {what}, {len(items)} items, {args.weeks} {unit}ly cycles from "
+        f"{first_day}, {change_text}",
         "",
-        "| strategy | MAE before | MAE after | MAE all | bias % before | bias % after "
-        "| bias % all |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| strategy | MAE before | MAE after | MAE all | RMSSE before | RMSSE after | RMSSE all "
+        "| bias % before | bias % after | bias % all |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in table.to_dicts():
+    for r in rows:
         lines.append(
             f"| {r['strategy']} | {r['MAE before']} | {r['MAE after']} | {r['MAE all']} | "
+            f"{r['RMSSE before']} | {r['RMSSE after']} | {r['RMSSE all']} | "
             f"{r['bias % before']} | {r['bias % after']} | {r['bias % all']} |"
         )
     lines += [
         "",
         f"promotions {counts['promote']}, refreshes {counts['refresh']}, rollbacks "
         f"{counts['rollback']}",
-        f"weekly steps per cycle: median {statistics.median(weekly_s):.1f} s, max "
-        f"{max(weekly_s):.1f} s; daily steps: median {statistics.median(daily_s):.1f} s "
+        f"changed periods observed before the first alert: {detected('alert')}, rollback: "
+        f"{detected('rollback')}, promotion: {detected('promote')}; cycles with an alert "
+        f"before the change (false alarms): {sum(w <= args.change_week for w in events['alert'])}"
+        f" of {min(args.change_week + 1, args.weeks)}",
+        f"first run {first_run_s:.1f} s; weekly steps per cycle: median "
+        f"{statistics.median(weekly_s):.1f} s, max {max(weekly_s):.1f} s; daily steps: median "
+        f"{statistics.median(daily_s):.1f} s, max {max(daily_s):.1f} s "
         f"(load average {load[0]:.1f} on {os.cpu_count()} cores)",
         "",
         *log,

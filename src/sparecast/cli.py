@@ -630,6 +630,8 @@ def monitor_command(
         console.print(f"closed alert {a.alert_id}: {a.reason}", markup=False, highlight=False)
     if report.webhook:
         console.print(f"webhook: {report.webhook}", markup=False, highlight=False)
+    if report.model_version is not None:
+        console.print(report.override_fva_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(
         ("DEGRADED: " if report.degraded else "ok: ") + report.reason,
         markup=False,

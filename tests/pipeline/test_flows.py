@@ -71,6 +71,7 @@ def test_weekly_and_daily_flows_run_the_steps(harness: None, demo: Path, tmp_pat
     daily = flows.daily(data_dir=str(data))
     assert daily[0].startswith("extract:") and daily[1].startswith("actuals:")
     assert daily[2].startswith("monitor: ok")
+    assert daily[3].startswith("overrides: no overridden forecast period")  # the FVA line
 
 
 def test_a_failing_step_is_retried_and_its_hook_runs(

@@ -8,7 +8,14 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from utils.monitoring import DATES, PUMPS, actuals_panel, write_hand_run
+from utils.monitoring import (
+    DATES,
+    FVA_DAYS,
+    PUMPS,
+    actuals_panel,
+    write_hand_run,
+    write_override_run,
+)
 
 from sparecast.config import Settings, load_settings
 from sparecast.pipeline.monitor import monitor, record_actuals
@@ -85,3 +92,25 @@ def test_health_and_metrics_show_the_open_alert(tmp_path: Path) -> None:
         assert health.monitoring is not None and not health.monitoring.degraded
         assert _samples(client)["sparecast_accuracy_alerts_open"] == 0
     store.dispose()
+
+
+def test_health_and_metrics_show_the_override_fva(tmp_path: Path) -> None:
+    # a's override helped (MAE 1 -> 0), b's hurt (0 -> 2): FVA -0.5 over 2 items x 2 days
+    write_override_run(tmp_path)
+    app = create_app(Settings(**service_settings(version_refresh_s=0.05)), tmp_path)
+    with TestClient(app) as client:
+        health = _wait_for(lambda h: h.monitoring is not None, client)
+        assert health.monitoring is not None and health.monitoring.override_fva is None
+        assert _samples(client)["sparecast_override_fva_items"] == 0
+
+        monitor(load_settings(monitoring={"min_items": 1}), tmp_path, as_of=FVA_DAYS[1])
+        health = _wait_for(lambda h: h.monitoring and h.monitoring.override_fva, client)
+        assert health.monitoring is not None
+        fva = health.monitoring.override_fva
+        assert fva is not None and (fva.n_items, fva.n_periods) == (2, 4)
+        assert (fva.mae_model, fva.mae_override, fva.mae_fva) == (0.5, 1.0, -0.5)
+        assert (fva.share_helped, fva.share_hurt) == (0.5, 0.5)
+        m = _samples(client)
+        assert m["sparecast_override_fva_mae"] == -0.5
+        assert m["sparecast_override_fva_rmsse"] == 0.5  # a alone has a scale: 0.5 -> 0
+        assert m["sparecast_override_fva_items"] == 2

@@ -12,12 +12,15 @@ expectation); a degraded item's actual is 6, three times the forecast (error 4).
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from sparecast.data.panel import DemandPanel
-from sparecast.store import ForecastStore, RunMeta
+from sparecast.inventory.overrides import Override
+from sparecast.store import ForecastStore, RunMeta, default_store_url
+from utils.runs import make_meta
 
 N_ITEMS = 16
 H = 6
@@ -72,3 +75,59 @@ def actuals_panel(degraded: list[str] | tuple[str, ...] = (), days: int = H) -> 
     return DemandPanel(
         y.astype(np.float32), np.array(IDS), np.datetime64(FIRST_DAY.isoformat()), "D"
     )
+
+
+# ---- planner overrides: one that helped, one that hurt (the FVA monitoring reports)
+
+FVA_H = 4
+# overrides are recorded today and apply from today's date on: the forecasts start later
+FVA_F0 = date.today() + timedelta(days=30)
+FVA_DAYS = [FVA_F0 + timedelta(days=k) for k in range(FVA_H)]
+FVA_ITEMS = ("a", "b", "c")
+
+
+def write_override_run(data_dir: Path) -> None:
+    """A daily run forecasting 2.0 for a, b, c over FVA_F0..FVA_F0+3; a's level override 3 (exact:
+    its demand is 3), b's multiplier 2 (forecast 4 on a demand of 2), c none. The demand of
+    the 4 days before FVA_F0 gives the RMSSE scales: a 0, 2, 0, 2 (scale 4), b 2 throughout
+    (scale 0: no RMSSE)."""
+    store = ForecastStore(default_store_url(data_dir))
+    try:
+        store.migrate()
+        frame = pl.DataFrame(
+            {
+                "unique_id": [i for i in FVA_ITEMS for _ in FVA_DAYS],
+                "ds": FVA_DAYS * len(FVA_ITEMS),
+                "forecast": [2.0] * (len(FVA_ITEMS) * FVA_H),
+                "method": ["sba"] * (len(FVA_ITEMS) * FVA_H),
+            }
+        )
+        store.write_run(
+            make_meta(FVA_H, len(FVA_ITEMS), data_end=FVA_F0 - timedelta(days=1)), frame
+        )
+        later = date.today() + timedelta(days=400)
+        store.set_override(
+            Override("a", "alice", "campaign", later, forecast_level=3.0), today=date.today()
+        )
+        store.set_override(
+            Override("b", "bob", "gut feeling", later, forecast_multiplier=2.0),
+            today=date.today(),
+        )
+        before = [FVA_F0 - timedelta(days=k) for k in range(4, 0, -1)]
+        observed = {
+            "a": [0.0, 2.0, 0.0, 2.0] + [3.0] * FVA_H,
+            "b": [2.0] * (4 + FVA_H),
+            "c": [1.0] * (4 + FVA_H),
+        }
+        store.record_observed(
+            pl.DataFrame(
+                {
+                    "unique_id": [i for i in FVA_ITEMS for _ in range(4 + FVA_H)],
+                    "ds": (before + FVA_DAYS) * len(FVA_ITEMS),
+                    "y": [v for i in FVA_ITEMS for v in observed[i]],
+                }
+            ),
+            freq="D",
+        )
+    finally:
+        store.dispose()

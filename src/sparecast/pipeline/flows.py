@@ -73,6 +73,7 @@ def daily(
     lines.append(_step(loop.record_observed, "actuals", ctx)(ctx, loaded).message)
     result = _step(loop.monitor_step, "monitor", ctx)(ctx)
     lines.append(f"monitor: {'degraded' if result.degraded else 'ok'}: {result.reason}")
+    lines.append(result.override_fva_text())
     if result.degraded:
         try:
             done: StepReport = _step(loop.rollback, "rollback", ctx)(

@@ -972,8 +972,12 @@ def run_daily(ctx: LoopContext) -> list[StepReport]:
     reports.append(
         StepReport(
             "monitor",
-            f"monitor: {'degraded' if result.degraded else 'ok'}: {result.reason}",
-            {"degraded": bool(result.degraded)},
+            f"monitor: {'degraded' if result.degraded else 'ok'}: {result.reason}; "
+            + result.override_fva_text(),
+            {
+                "degraded": bool(result.degraded),
+                "override_fva": result.override_fva.summary if result.override_fva else None,
+            },
             time.perf_counter() - t0,
         )
     )

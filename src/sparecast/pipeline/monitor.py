@@ -34,6 +34,7 @@ from sparecast.config import MonitoringSettings, Settings
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import StoreError
 from sparecast.evaluate.backtest import BacktestResult
+from sparecast.evaluate.fva import FvaResult
 from sparecast.evaluate.metrics import seasonal_naive_scale
 from sparecast.evaluate.monitoring import (
     EXPECTATION_COLUMNS,
@@ -55,6 +56,7 @@ __all__ = [
     "run_items_frame",
     "period_end",
     "send_webhook",
+    "fva_line",
 ]
 
 log = logging.getLogger("sparecast.monitor")
@@ -126,7 +128,9 @@ class MonitorReport:
     per period and group (period, ds, grouping, group, n_items, mae, mase, rmsse, rel_bias,
     mape, then ``expected_<metric>`` of the watched metric); ``expected``: the backtest
     expectation per group; ``states``: the degradation state of every watched group at the
-    last period (``sparecast.evaluate.monitoring.degradations``)."""
+    last period (``sparecast.evaluate.monitoring.degradations``); ``override_fva``: the
+    forecast value added of the planner overrides against this model on the same scored
+    periods (``ForecastStore.override_fva``; None when there is no run)."""
 
     model_version: str | None
     run_id: int | None
@@ -141,6 +145,7 @@ class MonitorReport:
     periods_scored: int = 0
     expectation: str = "none"
     webhook: str | None = None
+    override_fva: FvaResult | None = None
 
     @property
     def new_alerts(self) -> list[Alert]:
@@ -160,7 +165,30 @@ class MonitorReport:
             "alerts": [a.to_dict() for a in self.alerts],
             "closed": [a.to_dict() for a in self.closed],
             "webhook": self.webhook,
+            "override_fva": self.override_fva.summary if self.override_fva else None,
         }
+
+    def override_fva_text(self) -> str:
+        """One line on the forecast value added of the overrides (for the console and logs)."""
+        return fva_line(self.override_fva.summary if self.override_fva else None)
+
+
+def fva_line(summary: dict[str, Any] | None) -> str:
+    """A FVA summary (``sparecast.evaluate.fva.FvaResult.summary``) in one line."""
+    if not summary or not summary.get("n_items"):
+        return "overrides: no overridden forecast period of this model has actuals yet"
+    rmsse = (
+        f"; RMSSE {_fmt(summary['rmsse_model'])} -> {_fmt(summary['rmsse_override'])} "
+        f"(FVA {_fmt(summary['rmsse_fva'])})"
+        if summary.get("rmsse_fva") is not None
+        else ""
+    )
+    return (
+        f"overrides: {summary['n_items']} item(s), {summary['n_periods']} period(s) scored: "
+        f"MAE model {_fmt(summary['mae_model'])} -> overridden {_fmt(summary['mae_override'])} "
+        f"(FVA {_fmt(summary['mae_fva'])}, > 0: the overrides helped){rmsse}; helped "
+        f"{summary['share_helped']:.0%} of the items, hurt {summary['share_hurt']:.0%}"
+    )
 
 
 # ------------------------------------------------------------------------------ periods
@@ -587,6 +615,14 @@ def _monitor(
         store.record_monitor_pass(MonitorPass(now, None, as_of, 0, False, 0, reason), [])
         return MonitorReport(None, None, as_of, False, [], reason, pl.DataFrame())
     scores, expected, source = _score_run(store, run, as_of, cfg)
+    due = [d for d in run.forecast_dates if period_end(d, run.freq) <= as_of]
+    fva = (
+        store.override_fva([run.run_id], until=due[-1])
+        if due
+        else store.override_fva([], until=as_of)
+    )
+    if fva.summary.get("n_items"):
+        log.info("model %s: %s", run.model_version, fva_line(fva.summary))
     periods = int(scores["period"].max() or 0) if scores.height else 0  # type: ignore[arg-type]
     states = degradations(
         scores,
@@ -676,4 +712,5 @@ def _monitor(
         periods_scored=periods,
         expectation=source,
         webhook=webhook,
+        override_fva=fva,
     )

@@ -157,6 +157,36 @@ class MonitoringCollector(Collector):
         yield last
 
 
+class OverrideFvaCollector(Collector):
+    """The planner overrides' forecast value added against the served model, from the last
+    monitoring pass the service read: ``sparecast_override_fva_mae`` and
+    ``sparecast_override_fva_rmsse`` (model minus overridden; > 0: the overrides helped; NaN:
+    nothing scored) and ``sparecast_override_fva_items`` (overridden items scored)."""
+
+    def __init__(self, snapshot: Callable[[], dict[str, Any] | None]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        summary = self.snapshot() or {}
+        for name, key, what in (
+            ("sparecast_override_fva_mae", "mae_fva", "MAE"),
+            ("sparecast_override_fva_rmsse", "rmsse_fva", "mean RMSSE"),
+        ):
+            gauge = GaugeMetricFamily(
+                name,
+                f"{what} of the served model minus {what} after the planner overrides on the "
+                "scored periods (> 0: they helped; NaN: none scored)",
+            )
+            value = summary.get(key)
+            gauge.add_metric([], float(value) if value is not None else float("nan"))
+            yield gauge
+        items = GaugeMetricFamily(
+            "sparecast_override_fva_items", "overridden items scored for the overrides' FVA"
+        )
+        items.add_metric([], float(summary.get("n_items") or 0))
+        yield items
+
+
 class _Passthrough(Collector):
     def __init__(self, source: Collector) -> None:
         self.source = source

@@ -224,6 +224,23 @@ class AlertOut(BaseModel):
     reason: str
 
 
+class OverrideFvaOut(BaseModel):
+    """Forecast value added of the planner overrides against the served model, on its forecast
+    periods that ended by the last monitoring pass and have actuals (``*_fva`` > 0: the
+    overrides helped; None: nothing scored)."""
+
+    n_items: int = Field(description="overridden items scored")
+    n_periods: int = Field(description="overridden item-periods scored")
+    mae_model: float | None
+    mae_override: float | None
+    mae_fva: float | None = Field(description="MAE of the model minus MAE after the overrides")
+    rmsse_model: float | None
+    rmsse_override: float | None
+    rmsse_fva: float | None
+    share_helped: float | None = Field(description="share of the items whose MAE fell")
+    share_hurt: float | None = Field(description="share of the items whose MAE rose")
+
+
 class MonitoringOut(BaseModel):
     """Accuracy monitoring: the last pass and the open alerts."""
 
@@ -231,6 +248,9 @@ class MonitoringOut(BaseModel):
     last_model_version: str | None = Field(description="the model version it scored")
     degraded: bool = Field(description="open accuracy alerts exist")
     open_alerts: list[AlertOut]
+    override_fva: OverrideFvaOut | None = Field(
+        None, description="the planner overrides' forecast value added (None: no pass yet)"
+    )
 
 
 class HealthOut(BaseModel):

@@ -25,17 +25,19 @@ from starlette.concurrency import run_in_threadpool
 from sparecast.config import Settings
 from sparecast.errors import CacheUnavailable, SparecastError, StoreError, StoreUnavailable
 from sparecast.inventory.overrides import Override
+from sparecast.pipeline.monitor import period_end
 from sparecast.pipeline.outputs import POLICY_FILE, REPORT_FILE
 from sparecast.pipeline.staging import recover_output_dir
 from sparecast.service.errors import NoPlan
 from sparecast.service.jobs import JobManager
-from sparecast.service.metrics import MonitoringCollector, ServiceMetrics
+from sparecast.service.metrics import MonitoringCollector, OverrideFvaCollector, ServiceMetrics
 from sparecast.service.models import (
     AlertOut,
     DependencyOut,
     FreshnessOut,
     HealthOut,
     MonitoringOut,
+    OverrideFvaOut,
 )
 from sparecast.store import (
     ForecastCache,
@@ -139,6 +141,10 @@ class ServiceState:
         # accuracy monitoring as last read from the store (None: not read yet)
         self.monitoring: tuple[list[StoredAlert], MonitorPass | None] | None = None
         self.metrics.add_collector(MonitoringCollector(self._monitoring_gauges))
+        # the overrides' FVA on the served run at the last monitoring pass: (what it was
+        # computed for: run id, pass time, override revision; the FvaResult summary)
+        self.override_fva: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self.metrics.add_collector(OverrideFvaCollector(self._override_fva_summary))
         self.policy = PolicyTable(data_dir / POLICY_FILE)
         self.report_path = data_dir / REPORT_FILE
         self.jobs = JobManager(
@@ -167,15 +173,37 @@ class ServiceState:
         served = self.run.model_version if self.run is not None else None
         try:
             alerts = self.store.open_alerts(served) if served is not None else []
-            self.monitoring = (alerts, self.store.last_monitor_pass())
+            last = self.store.last_monitor_pass()
+            self.monitoring = (alerts, last)
+            self._refresh_override_fva(last)
         except StoreError as exc:  # StoreUnavailable too: the next refresh tries again
             log.debug("reading accuracy alerts: %s", exc)
+
+    def _override_fva_summary(self) -> dict[str, Any] | None:
+        return self.override_fva[1] if self.override_fva is not None else None
+
+    def _refresh_override_fva(self, last: MonitorPass | None) -> None:
+        """The planner overrides' FVA on the served run's periods that ended by the last
+        monitoring pass (what ``sparecast monitor`` reported), recomputed only when the served
+        run, the pass or the overrides changed (blocking)."""
+        run = self.run
+        if run is None or last is None:
+            self.override_fva = None
+            return
+        key = (run.run_id, last.ran_at, last.as_of, self.store.overrides_revision())
+        if self.override_fva is not None and self.override_fva[0] == key:
+            return
+        due = [d for d in run.forecast_dates if period_end(d, run.freq) <= last.as_of]
+        runs = [run.run_id] if due else []
+        result = self.store.override_fva(runs, until=due[-1] if due else None)
+        self.override_fva = (key, result.summary)
 
     def monitoring_out(self) -> MonitoringOut | None:
         """The /health detail of accuracy monitoring (None: not read yet)."""
         if self.monitoring is None:
             return None
         alerts, last = self.monitoring
+        summary = self._override_fva_summary()
         return MonitoringOut(
             last_run_at=last.ran_at if last else None,
             last_model_version=last.model_version if last else None,
@@ -195,6 +223,7 @@ class ServiceState:
                 )
                 for a in alerts
             ],
+            override_fva=OverrideFvaOut(**summary) if summary else None,
         )
 
     def _sync(self) -> tuple[str | None, int | None]:

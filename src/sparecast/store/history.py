@@ -237,13 +237,30 @@ class ForecastStore(MonitoringStore, HistoryReader):
         events = override_history_frame(self.override_history())
         return forecasts_with_override_history(frame, events)
 
-    def override_fva(self, run_ids: Sequence[int] | None = None) -> FvaResult:
+    def override_fva(
+        self, run_ids: Sequence[int] | None = None, *, until: date | None = None
+    ) -> FvaResult:
         """The forecast value added of the planner overrides on the given runs (default: every
         run the store keeps) whose forecasts have known actuals
-        (``sparecast.evaluate.fva.forecast_value_added``); each item's RMSSE scale is the mean
-        squared one-step difference of its stored actual demand before its first scored date."""
+        (``sparecast.evaluate.fva.forecast_value_added``), only forecast dates up to ``until``
+        when given; each item's RMSSE scale is the mean squared one-step difference of its
+        stored actual demand before its first scored date."""
         ids = list(run_ids) if run_ids is not None else [r.run_id for r in self.runs(10_000)]
-        parts = [self.override_forecast_vs_actual(i) for i in ids]
+        events = override_history_frame(self.override_history())
+        overridden = events["unique_id"].unique().to_list() if events.height else []
+        parts = (
+            [
+                forecasts_with_override_history(
+                    self.forecast_vs_actual(i).filter(pl.col("unique_id").is_in(overridden)),
+                    events,
+                )
+                for i in ids
+            ]
+            if overridden  # no override ever: nothing to read
+            else []
+        )
+        if until is not None:
+            parts = [p.filter(pl.col("ds") <= until) for p in parts]
         kept = [p for p in parts if p.height]
         if not kept:
             return forecast_value_added(
