@@ -53,6 +53,7 @@ __all__ = [
     "monitor",
     "record_actuals",
     "run_items_frame",
+    "score_run",
     "period_end",
     "send_webhook",
 ]
@@ -346,7 +347,7 @@ def _expected_from_summary(accuracy: pl.DataFrame) -> pl.DataFrame:
     ).select(list(schema))
 
 
-def _score_run(
+def score_run(
     store: ForecastStore, run: RunInfo, as_of: date, cfg: MonitoringSettings
 ) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     """Rolling scores of the run's forecast periods that ended by ``as_of``, the expectation
@@ -586,7 +587,7 @@ def _monitor(
         reason = "nothing to monitor: the forecast store holds no run"
         store.record_monitor_pass(MonitorPass(now, None, as_of, 0, False, 0, reason), [])
         return MonitorReport(None, None, as_of, False, [], reason, pl.DataFrame())
-    scores, expected, source = _score_run(store, run, as_of, cfg)
+    scores, expected, source = score_run(store, run, as_of, cfg)
     periods = int(scores["period"].max() or 0) if scores.height else 0  # type: ignore[arg-type]
     states = degradations(
         scores,
