@@ -59,7 +59,11 @@
       new uPlot({
         width: width(el), height: 280,
         scales: { x: { time: true } },
-        axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return fmtv(u, v); }); }, size: 60 }],
+        tzDate: function (t) { return uPlot.tzDate(new Date(t * 1e3), "Etc/UTC"); },
+        axes: [{  // one tick per whole number of days, labelled with the period's date
+          incrs: [1, 2, 7, 14, 28, 91, 182, 364].map(function (k) { return k * 86400; }),
+          values: function (u, splits) { return splits.map(function (v) { return new Date(v * 1e3).toISOString().slice(0, 10); }); },
+        }, { values: function (u, vals) { return vals.map(function (v) { return fmtv(u, v); }); }, size: 60 }],
         series: series,
         bands: [{ series: [4, 3], fill: "rgba(78,121,167,0.15)" }],
       }, [d.x.map(ts), d.value, d.expected, d.low, d.high, d.alerts], el);
