@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -410,7 +411,9 @@ def test_accuracy_over_time_is_what_monitoring_scores(tmp_path: Path) -> None:
     from sparecast.store import ForecastStore, default_store_url
 
     monitoring = {"threshold": 1.0, "consecutive_periods": 3, "min_items": 2}
-    settings = Settings(**web_settings(), monitoring=monitoring)
+    settings = Settings(
+        **web_settings(), monitoring=monitoring, service={"version_refresh_s": 0.05}
+    )
     store = ForecastStore(default_store_url(tmp_path))
     write_hand_run(store)
     with TestClient(create_app(settings, tmp_path)) as c:
@@ -423,6 +426,7 @@ def test_accuracy_over_time_is_what_monitoring_scores(tmp_path: Path) -> None:
         report = monitor(settings, tmp_path, as_of=DATES[3])  # refreshes it, opens none
         (alert,) = report.alerts
         assert (alert.grouping, alert.group, alert.period_end) == ("category", "pumps", DATES[3])
+        time.sleep(0.1)  # past version_refresh_s: the page re-reads the revision
         version = report.model_version
 
         html = c.get("/app/accuracy?table=monitoring&by=category&group=pumps&metric=mase").text
@@ -468,6 +472,7 @@ def test_accuracy_over_time_is_what_monitoring_scores(tmp_path: Path) -> None:
         c.get("/app/accuracy?by=class")
         assert web._memo[name][1] is first  # same actuals: not rescored
         record_actuals(store, actuals_panel(PUMPS), DATES[5])
+        time.sleep(0.1)  # the observed-demand revision is re-read every version_refresh_s
         later = _monitor_chart(c.get("/app/accuracy").text)
         assert web._memo[name][1] is not first and len(later["x"]) == 6
     store.dispose()

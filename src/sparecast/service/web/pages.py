@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -1101,7 +1102,8 @@ def expectation_rows(web: WebApp, run_ids: tuple[int, ...]) -> list[dict[str, An
 def monitor_section(web: WebApp, params: dict[str, str]) -> MonitorView:
     """The Accuracy page's monitoring chart and table for the request's ``version``, ``by``,
     ``group`` and ``metric`` (blocking store reads; the scores are remembered per run, stored
-    runs and observed-demand revision, so a page view does not rescore)."""
+    runs and observed-demand revision, so a page view does not rescore; the revision is read at
+    most every ``service.version_refresh_s``)."""
     store = web.state.store
     cfg = web.settings.monitoring
     runs = store.runs(limit=50)
@@ -1118,7 +1120,14 @@ def monitor_section(web: WebApp, params: dict[str, str]) -> MonitorView:
     fired: list[dict[str, Any]] = []
     if run is not None:
         day = monitoring_today()
-        key = (monitor_revision(store, run.freq), day, cfg.window)
+        # the revision scans observed_demand: checked at most every service.version_refresh_s
+        every, freq = web.settings.service.version_refresh_s, run.freq
+        revision = web.memo(
+            f"monitor-revision:{freq}",
+            (int(time.monotonic() // every),),
+            lambda: monitor_revision(store, freq),
+        )
+        key = (revision, day, cfg.window)
         chosen = run
         got = web.memo(
             f"monitor:{run.run_id}:{run.model_version}",
