@@ -444,6 +444,7 @@ def test_accuracy_over_time_is_what_monitoring_scores(tmp_path: Path) -> None:
         assert chart["alerts"] == [None, None, pytest.approx(4.0), None]
         assert f"#{alert.alert_id} opened" in chart["alert_labels"][2]
         assert f'id="monitor-version">{version}<' in html
+        assert f'<option value="{version}" selected>{version} (served)</option>' in html
 
         default = _monitor_chart(c.get("/app/accuracy").text)  # all items, MASE
         every = report.scores.filter(pl.col("grouping") == "all").sort("period")

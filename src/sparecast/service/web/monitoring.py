@@ -32,6 +32,7 @@ __all__ = [
     "fired_alerts",
     "monitor_view",
     "monitoring_spec",
+    "today",
 ]
 
 METRIC_LABELS = {
