@@ -54,6 +54,7 @@ __all__ = [
     "monitor",
     "record_actuals",
     "run_items_frame",
+    "score_run",
     "period_end",
     "send_webhook",
     "fva_line",
@@ -374,7 +375,7 @@ def _expected_from_summary(accuracy: pl.DataFrame) -> pl.DataFrame:
     ).select(list(schema))
 
 
-def _score_run(
+def score_run(
     store: ForecastStore, run: RunInfo, as_of: date, cfg: MonitoringSettings
 ) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     """Rolling scores of the run's forecast periods that ended by ``as_of``, the expectation
@@ -614,7 +615,7 @@ def _monitor(
         reason = "nothing to monitor: the forecast store holds no run"
         store.record_monitor_pass(MonitorPass(now, None, as_of, 0, False, 0, reason), [])
         return MonitorReport(None, None, as_of, False, [], reason, pl.DataFrame())
-    scores, expected, source = _score_run(store, run, as_of, cfg)
+    scores, expected, source = score_run(store, run, as_of, cfg)
     due = [d for d in run.forecast_dates if period_end(d, run.freq) <= as_of]
     fva = (
         store.override_fva([run.run_id], until=due[-1])

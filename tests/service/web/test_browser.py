@@ -146,6 +146,41 @@ def test_every_page_loads_without_errors(browser: Browser, data_dir: Path, tmp_p
     assert sorted(p.name for p in shots.iterdir()) == sorted(f"{n}.png" for n in pages)
 
 
+def test_accuracy_over_time_chart(browser: Browser, tmp_path: Path) -> None:
+    """The Accuracy page's monitoring chart on a store with actuals and a fired alert: drawn
+    (band, series, alert marker) without console errors; screenshot ``accuracy-monitor.png``."""
+    from utils.monitoring import DATES, PUMPS, actuals_panel, write_hand_run
+
+    from sparecast.pipeline.monitor import monitor, record_actuals
+    from sparecast.store import ForecastStore, default_store_url
+
+    settings = Settings(
+        **web_settings(), monitoring={"threshold": 1.0, "consecutive_periods": 3, "min_items": 2}
+    )
+    store = ForecastStore(default_store_url(tmp_path))
+    write_hand_run(store)
+    record_actuals(store, actuals_panel(PUMPS), DATES[-1])
+    store.dispose()
+    monitor(settings, tmp_path, as_of=DATES[2])
+    monitor(settings, tmp_path, as_of=DATES[-1])
+    with _Server(settings, tmp_path) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = _watch(page)
+        page.goto(f"{server.url}/app/accuracy?by=category&group=pumps&metric=mase")
+        page.wait_for_load_state("networkidle")
+        assert page.locator("#chart-monitor canvas").count() == 1
+        assert page.text_content("#monitor-group") == "pumps"
+        assert page.locator("#table-monitoring td[data-col=alert]").all_text_contents()[2]
+        page.select_option("select[name=by]", "tier")
+        page.click("#monitor-form button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        assert page.text_content("#monitor-group") in ("intermittent", "regular")
+        page.goto(f"{server.url}/app/accuracy?by=category&group=pumps&metric=mase")
+        page.screenshot(path=str(tmp_path / "accuracy-monitor.png"), full_page=True)
+        assert errors == [], errors
+        page.close()
+
+
 def test_numbers_shown_equal_the_api_and_files(browser: Browser, data_dir: Path) -> None:
     plan = json.loads((data_dir / "run.json").read_text())["plan"]
     policy = pl.read_parquet(data_dir / "policy.parquet")

@@ -5,8 +5,11 @@ write-back writes the approved lines; the numbers shown are those of the files a
 from __future__ import annotations
 
 import io
+import json
 import re
+import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -381,3 +384,87 @@ def test_item_tables_export(web_client: TestClient, data_dir: Path) -> None:
     assert csv["q90"].to_list() == pytest.approx(api["quantiles"]["q90"])
     xlsx = web_client.get(f"/app/items/{item}?export=xlsx&table=open_orders")
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+
+
+def _monitor_chart(html: str) -> dict[str, Any]:
+    start = html.index('id="chart-monitor-data">') + len('id="chart-monitor-data">')
+    return json.loads(html[start : html.index("</script>", start)])  # type: ignore[no-any-return]
+
+
+def test_accuracy_over_time_is_what_monitoring_scores(tmp_path: Path) -> None:
+    """On a hand-built store (tests/utils/monitoring.py) whose pumps degrade: the page's series
+    are ``monitor(...).scores`` of the chosen group and metric, the band is the expectation up
+    to its alert limit, the alert is marked at the period it fired, the table exports the same
+    numbers, and the scores are recomputed only when new actuals arrive."""
+    from utils.monitoring import DATES, PUMPS, actuals_panel, write_hand_run
+
+    from sparecast.pipeline.monitor import monitor, record_actuals
+    from sparecast.store import ForecastStore, default_store_url
+
+    monitoring = {"threshold": 1.0, "consecutive_periods": 3, "min_items": 2}
+    settings = Settings(
+        **web_settings(), monitoring=monitoring, service={"version_refresh_s": 0.05}
+    )
+    store = ForecastStore(default_store_url(tmp_path))
+    write_hand_run(store)
+    with TestClient(create_app(settings, tmp_path)) as c:
+        empty = c.get("/app/accuracy").text
+        assert 'id="monitor-empty"' in empty and 'id="chart-monitor"' not in empty
+        assert "sparecast pipeline run daily" in empty and "sparecast monitor" in empty
+
+        record_actuals(store, actuals_panel(PUMPS), DATES[3])
+        monitor(settings, tmp_path, as_of=DATES[2])  # three degraded days: the alert opens
+        report = monitor(settings, tmp_path, as_of=DATES[3])  # refreshes it, opens none
+        (alert,) = report.alerts
+        assert (alert.grouping, alert.group, alert.period_end) == ("category", "pumps", DATES[3])
+        time.sleep(0.1)  # past version_refresh_s: the page re-reads the revision
+        version = report.model_version
+
+        html = c.get("/app/accuracy?table=monitoring&by=category&group=pumps&metric=mase").text
+        chart = _monitor_chart(html)
+        want = report.scores.filter(
+            (pl.col("grouping") == "category") & (pl.col("group") == "pumps")
+        ).sort("period")
+        assert (
+            chart["x"] == [d.isoformat() for d in DATES[:4]] == [d.isoformat() for d in want["ds"]]
+        )
+        assert chart["value"] == pytest.approx(want["mase"].to_list())
+        assert chart["expected"] == pytest.approx(want["expected_mase"].to_list())
+        assert chart["high"] == pytest.approx([1.0 * (1 + 1.0)] * 4)  # expected x (1 + threshold)
+        # fired at the third degraded day (the pass that opened it), not at its last refresh
+        assert chart["alerts"] == [None, None, pytest.approx(4.0), None]
+        assert f"#{alert.alert_id} opened" in chart["alert_labels"][2]
+        assert f'id="monitor-version">{version}<' in html
+        assert f'<option value="{version}" selected>{version} (served)</option>' in html
+
+        default = _monitor_chart(c.get("/app/accuracy").text)  # all items, MASE
+        every = report.scores.filter(pl.col("grouping") == "all").sort("period")
+        assert default["value"] == pytest.approx(every["mase"].to_list())
+        assert default["alerts"] == [None] * 4
+        bias = _monitor_chart(c.get("/app/accuracy?by=tier&group=regular&metric=rel_bias").text)
+        regular = report.scores.filter(pl.col("group") == "regular").sort("period")
+        assert bias["value"] == pytest.approx(regular["rel_bias"].to_list())
+        assert bias["low"] == pytest.approx([-1.0] * 4)  # +-(|0| + threshold)
+
+        csv = c.get("/app/accuracy?table=monitoring&by=category&group=pumps&metric=mase&export=csv")
+        assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+        table = pl.read_csv(io.BytesIO(csv.content))
+        assert table["mase"].to_list() == pytest.approx(want["mase"].to_list())
+        assert table["mape"].to_list() == pytest.approx(want["mape"].to_list())
+        assert table["alert"].is_not_null().to_list() == [False, False, True, False]
+        xlsx = c.get(
+            "/app/accuracy?table=monitoring&by=category&group=pumps&metric=mase&export=xlsx"
+        )
+        rows = list(load_workbook(io.BytesIO(xlsx.content)).active.iter_rows(values_only=True))
+        assert len(rows) == 5 and rows[0][0] == "model_version"
+
+        web = c.app.state.sparecast_web  # type: ignore[attr-defined]
+        (name,) = [k for k in web._memo if k.startswith("monitor:")]
+        first = web._memo[name][1]
+        c.get("/app/accuracy?by=class")
+        assert web._memo[name][1] is first  # same actuals: not rescored
+        record_actuals(store, actuals_panel(PUMPS), DATES[5])
+        time.sleep(0.1)  # the observed-demand revision is re-read every version_refresh_s
+        later = _monitor_chart(c.get("/app/accuracy").text)
+        assert web._memo[name][1] is not first and len(later["x"]) == 6
+    store.dispose()

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sparecast._version import __version__
 from sparecast.errors import SparecastError, StoreError
+from sparecast.evaluate.monitoring import MONITOR_GROUPINGS
 from sparecast.inventory.leadtime import quote_samples
 from sparecast.inventory.overrides import Override, OverrideError
 from sparecast.inventory.plan import HIGH_RISK
@@ -39,6 +40,16 @@ from sparecast.service.web.auth import (
     check_credentials,
 )
 from sparecast.service.web.data import RISK_LEVELS, WebData
+from sparecast.service.web.monitoring import (
+    METRIC_LABELS,
+    MonitorView,
+    fired_alerts,
+    monitor_revision,
+    monitor_scores,
+    monitor_view,
+    monitoring_spec,
+)
+from sparecast.service.web.monitoring import today as monitoring_today
 from sparecast.service.web.tables import (
     Column,
     TableQuery,
@@ -1251,51 +1262,104 @@ def expectation_rows(web: WebApp, run_ids: tuple[int, ...]) -> list[dict[str, An
     return rows
 
 
+def monitor_section(web: WebApp, params: dict[str, str]) -> MonitorView:
+    """The Accuracy page's monitoring chart and table for the request's ``version``, ``by``,
+    ``group`` and ``metric`` (blocking store reads; the scores are remembered per run, stored
+    runs and observed-demand revision, so a page view does not rescore; the revision is read at
+    most every ``service.version_refresh_s``)."""
+    store = web.state.store
+    cfg = web.settings.monitoring
+    runs = store.runs(limit=50)
+    served = web.state.run.model_version if web.state.run is not None else None
+    asked = params.get("version")
+    run = next((r for r in runs if r.model_version == asked), None)
+    if run is None and asked:
+        run = store.run_by_version(asked)
+        if run is not None:
+            runs.append(run)
+    if run is None:
+        run = next((r for r in runs if r.model_version == served), runs[0] if runs else None)
+    got = None
+    fired: list[dict[str, Any]] = []
+    if run is not None:
+        day = monitoring_today()
+        # the revision scans observed_demand: checked at most every service.version_refresh_s
+        every, freq = web.settings.service.version_refresh_s, run.freq
+        revision = web.memo(
+            f"monitor-revision:{freq}",
+            (int(time.monotonic() // every),),
+            lambda: monitor_revision(store, freq),
+        )
+        key = (revision, day, cfg.window)
+        chosen = run
+        got = web.memo(
+            f"monitor:{run.run_id}:{run.model_version}",
+            key,
+            lambda: monitor_scores(store, chosen, day, cfg),
+        )
+        fired = fired_alerts(store, run.model_version)
+    return monitor_view(got, runs, fired, served=served, params=params, cfg=cfg)
+
+
 @router.get("/accuracy")
 async def accuracy_page(request: Request) -> Response:
     web = _app(request)
     if (gate := _gate(request, web)) is not None:
         return gate
+    params = dict(request.query_params)
+    which = params.get("table", "backtest")
     frame = await run_in_threadpool(
         lambda: web.memo("accuracy", _accuracy_key(web), lambda: accuracy_frame(web))
     )
-    if frame is None:
-        return _render(
-            request,
-            web,
-            "missing.html",
-            "accuracy",
-            title="No backtest",
-            what="the backtest summary (backtest_summary.parquet)",
-            fix="sparecast run --output DIR (or sparecast demo --output DIR)",
-        )
-    which = request.query_params.get("table", "backtest")
+    mon = await web.state.store_call(monitor_section, web, params, timeout=None)
+    mon_spec = monitoring_spec(mon.metric)
+    carried = {"table": "monitoring", "version": mon.version, "by": mon.grouping}
+    carried.update(group=mon.group, metric=mon.metric)
+    m_table = None
+    if mon.frame.width:
+        filters = {k: v for k, v in carried.items() if v}
+        if which == "monitoring":
+            m_query = TableQuery.from_params({**params, **filters}, mon_spec)
+            kind = params.get("export")
+            if kind in ("csv", "xlsx"):
+                out = filtered_table(mon.frame, mon_spec, m_query)
+                return _export(out, mon_spec, kind, web.web.export_max_rows)
+        else:
+            m_query = TableQuery(filters=filters)
+        m_table = query_table(mon.frame, mon_spec, m_query, web.web.page_size)
+    elif which == "monitoring" and params.get("export"):
+        return HTMLResponse(f"no accuracy scores to export: {mon.empty}", status_code=404)
     run_ids = tuple(r.run_id for r in await web.state.store_call(web.state.store.runs, 10))
     realised = await web.state.store_call(_realised, web, run_ids, timeout=None)
     if which == "realised":
-        table, export = await run_in_threadpool(_table, request, web, realised, REALISED)
+        rl_table, export = await run_in_threadpool(_table, request, web, realised, REALISED)
+        if export is not None:
+            return export
     else:
-        table, export = await run_in_threadpool(_table, request, web, frame, ACCURACY)
-    if export is not None:
-        return export
-    bt = (
-        TableQuery.from_params(dict(request.query_params), ACCURACY)
-        if which != "realised"
-        else TableQuery()
-    )
-    bt_table = table if which != "realised" else query_table(frame, ACCURACY, bt, web.web.page_size)
-    rl_table = (
-        table
-        if which == "realised"
-        else query_table(realised, REALISED, TableQuery(), web.web.page_size)
-    )
-    chosen = frame.filter(pl.col("chosen") & (pl.col("grouping") != "category"))
-    chart = {
-        "labels": [f"{r['grouping']}: {r['group']}" for r in chosen.to_dicts()],
-        "mase": [r["mase"] for r in chosen.to_dicts()],
-        "rmsse": [r["rmsse"] for r in chosen.to_dicts()],
-    }
-    methods = sorted(frame["method"].unique().to_list())
+        rl_table = query_table(realised, REALISED, TableQuery(), web.web.page_size)
+    bt_table = None
+    chart: dict[str, Any] = {"labels": [], "mase": [], "rmsse": []}
+    methods: list[str] = []
+    groupings: list[str] = []
+    if frame is not None:
+        if which not in ("realised", "monitoring"):
+            bt_table, export = await run_in_threadpool(_table, request, web, frame, ACCURACY)
+            if export is not None:
+                return export
+        else:
+            bt_table = query_table(frame, ACCURACY, TableQuery(), web.web.page_size)
+        chosen = frame.filter(pl.col("chosen") & (pl.col("grouping") != "category"))
+        chart = {
+            "labels": [f"{r['grouping']}: {r['group']}" for r in chosen.to_dicts()],
+            "mase": [r["mase"] for r in chosen.to_dicts()],
+            "rmsse": [r["rmsse"] for r in chosen.to_dicts()],
+        }
+        methods = sorted(frame["method"].unique().to_list())
+        groupings = sorted(frame["grouping"].unique().to_list())
+    elif which == "backtest" and params.get("export"):
+        return HTMLResponse(
+            "no backtest summary (backtest_summary.parquet) to export", status_code=404
+        )
     expectation = await web.state.store_call(_expectation, web, run_ids)
     alerts = await run_in_threadpool(_optional_rows, web, "alerts", order="opened_at", limit=50)
     return _render(
@@ -1307,9 +1371,13 @@ async def accuracy_page(request: Request) -> Response:
         expectation=expectation,
         t=bt_table,
         r=rl_table,
+        m=m_table,
+        mon=mon,
+        metrics=METRIC_LABELS,
+        monitor_groupings=MONITOR_GROUPINGS,
         chart=chart,
         methods=methods,
-        groupings=sorted(frame["grouping"].unique().to_list()),
+        groupings=groupings,
     )
 
 

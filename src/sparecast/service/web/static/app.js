@@ -46,6 +46,28 @@
         { label: "MASE", values: d.mase, color: "#f28e2b" },
       ]);
     },
+    monitor: function (el) {
+      var d = data(el.id);
+      if (!d || !d.x.length) return;
+      var fmtv = function (u, v) { return v == null ? "—" : d.pct ? (100 * v).toFixed(1) + "%" : v.toFixed(3); };
+      var series = [{}, { label: d.label, stroke: "#e15759", width: 2, value: fmtv },
+        { label: "expected", stroke: "#4e79a7", width: 1, dash: [6, 4], value: fmtv },
+        { label: "band low", stroke: "rgba(78,121,167,0.35)", width: 1, value: fmtv },
+        { label: "alert limit", stroke: "rgba(78,121,167,0.35)", width: 1, value: fmtv },
+        { label: "alert fired", stroke: "#b30000", fill: "#b30000", paths: function () { return null; },
+          points: { show: true, size: 12, stroke: "#b30000", fill: "#b30000" }, value: fmtv }];
+      new uPlot({
+        width: width(el), height: 280,
+        scales: { x: { time: true } },
+        tzDate: function (t) { return uPlot.tzDate(new Date(t * 1e3), "Etc/UTC"); },
+        axes: [{  // one tick per whole number of days, labelled with the period's date
+          incrs: [1, 2, 7, 14, 28, 91, 182, 364].map(function (k) { return k * 86400; }),
+          values: function (u, splits) { return splits.map(function (v) { return new Date(v * 1e3).toISOString().slice(0, 10); }); },
+        }, { values: function (u, vals) { return vals.map(function (v) { return fmtv(u, v); }); }, size: 60 }],
+        series: series,
+        bands: [{ series: [4, 3], fill: "rgba(78,121,167,0.15)" }],
+      }, [d.x.map(ts), d.value, d.expected, d.low, d.high, d.alerts], el);
+    },
     hist: function (el) {
       var d = data(el.id);
       if (!d || !d.x.length) return;
