@@ -67,6 +67,8 @@ def test_tables_are_computed_once_and_again_after_a_plan_change(data_dir: Path) 
         os.replace(data_dir / "policy.tmp", data_dir / "policy.parquet")
         # picked up without a request: the plan is read and its tables derived once more
         _wait(lambda: web.computed["sorted:orders:default"] == 2)
+        passes = web.warm_passes
+        _wait(lambda: web.warm_passes >= passes + 1)  # the pass that noticed it has finished
         assert web.data.reads()["policy"] == 2
         counts = _counts(web)
         assert counts["accuracy"] == counts["orders"] == counts["suppliers"] == 2
