@@ -21,7 +21,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,49 +66,20 @@ _RUNS_FOR_ACTUALS = 50  # newest runs whose forecast dates record_actuals covers
 
 
 @dataclass(frozen=True)
-class Alert:
-    """An accuracy alert of one group of a model version (a row of the store's ``alerts``).
+class Alert(StoredAlert):
+    """An accuracy alert of one group of a model version: a row of the store's ``alerts``
+    (``StoredAlert``) and whether this monitoring pass opened it.
 
     ``value``: the group's rolling ``metric`` at the last scored period; ``expected``: the
     run's backtest expectation of it; ``periods``: degraded periods in a row; ``new``: opened
     by this monitoring pass."""
 
-    alert_id: int
-    model_version: str
-    grouping: str
-    group: str
-    metric: str
-    value: float | None
-    expected: float | None
-    threshold: float
-    periods: int
-    period_end: date | None
-    status: str
-    reason: str
-    opened_at: datetime
-    closed_at: datetime | None = None
     new: bool = False
 
     @classmethod
     def from_stored(cls, stored: StoredAlert, *, new: bool = False) -> Alert:
         """The alert of a stored row."""
-        return cls(
-            alert_id=stored.alert_id,
-            model_version=stored.model_version,
-            grouping=stored.grouping,
-            group=stored.group,
-            metric=stored.metric,
-            value=stored.value,
-            expected=stored.expected,
-            threshold=stored.threshold,
-            periods=stored.periods,
-            period_end=stored.period_end,
-            status=stored.status,
-            reason=stored.reason,
-            opened_at=stored.opened_at,
-            closed_at=stored.closed_at,
-            new=new,
-        )
+        return cls(**{f.name: getattr(stored, f.name) for f in fields(stored)}, new=new)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (dates as ISO strings)."""
