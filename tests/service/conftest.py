@@ -37,8 +37,10 @@ AUTH = {"X-API-Key": API_KEY}
 
 
 def service_settings(**service: Any) -> dict[str, Any]:
-    """Settings overrides with the test API key (and ``service`` keys on top)."""
-    return {"service": {"api_key_hashes": [API_KEY_HASH], **service}}
+    """Settings overrides with the test API key (and ``service`` keys on top); the web app's
+    background warm-up off (tests/service/web test it), so that no thread compiles beside a
+    test's own lazy imports (CPython 3.11.7 can fail two concurrent AST builds, gh-106905)."""
+    return {"service": {"api_key_hashes": [API_KEY_HASH], **service}, "web": {"warm_interval_s": 0}}
 
 
 def metric_value(client: TestClient, line_prefix: str) -> float:
