@@ -263,6 +263,10 @@ class WebApp:
         interval = self.web.warm_interval_s
         if interval <= 0 or self._warmer is not None:
             return
+        # every template compiled here, before the thread starts: requests then never compile
+        # one beside the warm-up (CPython 3.11.7 can fail two concurrent AST builds, gh-106905)
+        for name in self.env.list_templates():
+            self.env.get_template(name)
         self._stop.clear()
 
         def loop() -> None:
