@@ -9,7 +9,6 @@ store is unreachable the last known run stays current and cached answers keep be
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import threading
@@ -335,8 +334,10 @@ class ServiceState:
         if task is not None:
             if task.get_loop() is asyncio.get_running_loop():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # bounded: a re-check cancelled inside a store call must not hold the shutdown
+                done, _ = await asyncio.wait({task}, timeout=5.0)
+                if not done:
+                    log.warning("the run re-check did not stop within 5 s; shutting down anyway")
             elif not task.get_loop().is_closed():  # a closed loop has dropped the task
                 task.get_loop().call_soon_threadsafe(task.cancel)
         self.store.dispose()
