@@ -26,7 +26,7 @@ from sparecast.service.routes import forecast, health, items, jobs, metrics, ove
 from sparecast.service.state import ServiceState
 from sparecast.service.web import STATIC_DIR
 from sparecast.service.web import router as web_router
-from sparecast.service.web.pages import WebApp
+from sparecast.service.web.pages import PageResponse, WebApp, page_response
 
 __all__ = ["create_app"]
 
@@ -116,6 +116,7 @@ def create_app(
         app.include_router(router)
     # the planner's web app: pages under /app, its static files (uPlot, CSS, JS) beside them
     app.include_router(web_router)
+    app.add_exception_handler(PageResponse, page_response)
     app.mount("/app/static", StaticFiles(directory=STATIC_DIR), name="web-static")
     app.add_middleware(
         ItemForecastFastPath, state=state, route=_route_of(forecast.router, forecast.item_forecast)

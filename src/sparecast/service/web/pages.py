@@ -345,12 +345,30 @@ def _render(request: Request, web: WebApp, template: str, page: str, **ctx: Any)
     return response
 
 
-def _gate(request: Request, web: WebApp, *, write: bool = False) -> Response | None:
-    """A redirect to the sign-in page when the page needs a signed-in user and there is none."""
+class PageResponse(Exception):
+    """Raised by a page's checks to answer with ``response`` instead of the page (a sign-in
+    redirect, a 403 for a stale form, the "no plan" page); ``app.py`` turns it into the answer."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def page_response(request: Request, exc: Exception) -> Response:
+    """The exception handler of :class:`PageResponse` (installed by ``create_app``)."""
+    assert isinstance(exc, PageResponse)
+    return exc.response
+
+
+def _signed_in(request: Request, *, write: bool = False) -> WebApp:
+    """The web app of a request whose user may see the page (or change data: ``write``);
+    otherwise a redirect to the sign-in page."""
+    web = _app(request)
     if (write or not web.web.public) and _user(request, web) is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/app/login?next={quote(target, safe='')}", status_code=303)
-    return None
+        redirect = RedirectResponse(f"/app/login?next={quote(target, safe='')}", status_code=303)
+        raise PageResponse(redirect)
+    return web
 
 
 async def _form(request: Request, web: WebApp) -> dict[str, str]:
@@ -358,20 +376,43 @@ async def _form(request: Request, web: WebApp) -> dict[str, str]:
     body = (await request.body()).decode("utf-8", "replace")
     form = {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
     if not web.signer.csrf_ok(request.cookies.get(CSRF_COOKIE), form.get("csrf_token")):
-        raise _Forbidden()
+        raise PageResponse(
+            HTMLResponse(
+                "<h1>403</h1><p>The form's security token is missing or stale: reload the page "
+                "and try again.</p>",
+                status_code=403,
+            )
+        )
     return form
 
 
-class _Forbidden(Exception):
-    pass
+async def _plan(request: Request, web: WebApp, page: str) -> dict[str, Any]:
+    """The current inventory plan, or the "no plan" page in its place."""
+    plan = await run_in_threadpool(web.data.plan)
+    if plan is None:
+        raise PageResponse(
+            _render(
+                request,
+                web,
+                "missing.html",
+                page,
+                title="No inventory plan",
+                what="the inventory plan (policy.parquet)",
+                fix="sparecast plan --output DIR (or sparecast demo --output DIR)",
+            )
+        )
+    return plan  # type: ignore[no-any-return]
 
 
-def _forbidden() -> Response:
-    return HTMLResponse(
-        "<h1>403</h1><p>The form's security token is missing or stale: reload the page and "
-        "try again.</p>",
-        status_code=403,
+def _download(content: bytes, kind: str, filename: str) -> Response:
+    """``content`` as a file download: ``kind`` "xlsx" (Excel) or "csv"."""
+    media = (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        if kind == "xlsx"
+        else "text/csv; charset=utf-8"
     )
+    headers = {"Content-Disposition": f'attachment; filename="{filename}.{kind}"'}
+    return Response(content, media_type=media, headers=headers)
 
 
 def _export(frame: pl.DataFrame, spec: TableSpec, kind: str, limit: int) -> Response:
@@ -380,18 +421,8 @@ def _export(frame: pl.DataFrame, spec: TableSpec, kind: str, limit: int) -> Resp
     temporal = [c for c, t in out.schema.items() if t == pl.Object]
     if temporal:
         out = out.with_columns(pl.col(temporal).cast(pl.String))
-    stamp = date.today().isoformat()
-    if kind == "xlsx":
-        return Response(
-            orders_xlsx(out, spec.name),
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": f'attachment; filename="{spec.name}-{stamp}.xlsx"'},
-        )
-    return Response(
-        orders_csv(out),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{spec.name}-{stamp}.csv"'},
-    )
+    content = orders_xlsx(out, spec.name) if kind == "xlsx" else orders_csv(out)
+    return _download(content, kind, f"{spec.name}-{date.today().isoformat()}")
 
 
 def _table(
@@ -496,18 +527,6 @@ def _run_tables(web: WebApp) -> None:
     _expectation(web, run_ids)
 
 
-def _no_plan(request: Request, web: WebApp, page: str) -> Response:
-    return _render(
-        request,
-        web,
-        "missing.html",
-        page,
-        title="No inventory plan",
-        what="the inventory plan (policy.parquet)",
-        fix="sparecast plan --output DIR (or sparecast demo --output DIR)",
-    )
-
-
 # ---------------------------------------------------------------------------- store extras
 
 
@@ -559,10 +578,7 @@ async def login_page(request: Request) -> Response:
 @router.post("/login")
 async def login(request: Request) -> Response:
     web = _app(request)
-    try:
-        form = await _form(request, web)
-    except _Forbidden:
-        return _forbidden()
+    form = await _form(request, web)
     user, password = form.get("username", "").strip(), form.get("password", "")
     target = form.get("next", "/app")
     if not target.startswith("/app"):
@@ -595,10 +611,7 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     web = _app(request)
-    try:
-        await _form(request, web)
-    except _Forbidden:
-        return _forbidden()
+    await _form(request, web)
     response = RedirectResponse("/app", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/app")
     return response
@@ -652,9 +665,7 @@ def overview_figures(web: WebApp) -> dict[str, Any]:
 
 @router.get("")
 async def overview(request: Request) -> Response:
-    web = _app(request)
-    if (gate := _gate(request, web)) is not None:
-        return gate
+    web = _signed_in(request)
     figures = await run_in_threadpool(overview_figures, web)
     runs = await web.state.store_call(web.state.store.runs, 2)
     changes = None
@@ -719,12 +730,8 @@ def _orders_frame(web: WebApp, plan: dict[str, Any]) -> pl.DataFrame:
 
 @router.get("/orders")
 async def orders_page(request: Request) -> Response:
-    web = _app(request)
-    if (gate := _gate(request, web)) is not None:
-        return gate
-    plan = await run_in_threadpool(web.data.plan)
-    if plan is None:
-        return _no_plan(request, web, "orders")
+    web = _signed_in(request)
+    plan = await _plan(request, web, "orders")
     frame = await web.state.store_call(_orders, web, plan)
     table, export = await run_in_threadpool(_table, request, web, frame, ORDERS)
     if export is not None:
@@ -747,20 +754,13 @@ async def orders_page(request: Request) -> Response:
 
 @router.post("/orders/decide")
 async def decide(request: Request) -> Response:
-    web = _app(request)
-    if (gate := _gate(request, web, write=True)) is not None:
-        return gate
-    try:
-        form = await _form(request, web)
-    except _Forbidden:
-        return _forbidden()
+    web = _signed_in(request, write=True)
+    form = await _form(request, web)
     user = _user(request, web) or ""
-    plan = await run_in_threadpool(web.data.plan)
+    plan = await _plan(request, web, "orders")
     back = form.get("back", "/app/orders")
     if not back.startswith("/app"):
         back = "/app/orders"
-    if plan is None:
-        return _no_plan(request, web, "orders")
     item = form.get("item_id", "")
     row = await run_in_threadpool(web.data.policy_row, item)
     if row is None or not (row.get("suggested_order") or 0) > 0:
@@ -814,16 +814,9 @@ def _write_back(web: WebApp, plan_id: str) -> str:
 
 @router.post("/orders/writeback")
 async def writeback(request: Request) -> Response:
-    web = _app(request)
-    if (gate := _gate(request, web, write=True)) is not None:
-        return gate
-    try:
-        await _form(request, web)
-    except _Forbidden:
-        return _forbidden()
-    plan = await run_in_threadpool(web.data.plan)
-    if plan is None:
-        return _no_plan(request, web, "orders")
+    web = _signed_in(request, write=True)
+    await _form(request, web)
+    plan = await _plan(request, web, "orders")
     try:
         msg = await run_in_threadpool(_write_back, web, plan["plan_id"])
     except (SparecastError, StoreError) as exc:
@@ -834,24 +827,12 @@ async def writeback(request: Request) -> Response:
 @router.get("/orders/approved")
 async def approved_export(request: Request) -> Response:
     """The approved lines of the current plan as CSV (``?export=xlsx``: Excel)."""
-    web = _app(request)
-    if (gate := _gate(request, web)) is not None:
-        return gate
-    plan = await run_in_threadpool(web.data.plan)
-    if plan is None:
-        return _no_plan(request, web, "orders")
+    web = _signed_in(request)
+    plan = await _plan(request, web, "orders")
     approved = await web.state.store_call(web.decisions.approved, plan["plan_id"])
     if request.query_params.get("export") == "xlsx":
-        return Response(
-            orders_xlsx(approved, "approved orders"),
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": 'attachment; filename="approved_orders.xlsx"'},
-        )
-    return Response(
-        orders_csv(approved),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="approved_orders.csv"'},
-    )
+        return _download(orders_xlsx(approved, "approved orders"), "xlsx", "approved_orders")
+    return _download(orders_csv(approved), "csv", "approved_orders")
 
 
 # ---------------------------------------------------------------------------- items
@@ -859,12 +840,8 @@ async def approved_export(request: Request) -> Response:
 
 @router.get("/items")
 async def items_page(request: Request) -> Response:
-    web = _app(request)
-    if (gate := _gate(request, web)) is not None:
-        return gate
-    plan = await run_in_threadpool(web.data.plan)
-    if plan is None:
-        return _no_plan(request, web, "items")
+    web = _signed_in(request)
+    plan = await _plan(request, web, "items")
     table, export = await run_in_threadpool(_table, request, web, plan["frame"], ITEMS)
     if export is not None:
         return export
@@ -995,9 +972,7 @@ def item_context(web: WebApp, item_id: str) -> dict[str, Any] | None:
 
 @router.get("/items/{item_id:path}")
 async def item_page(item_id: str, request: Request) -> Response:
-    web = _app(request)
-    if (gate := _gate(request, web)) is not None:
-        return gate
+    web = _signed_in(request)
     ctx = await web.state.store_call(item_context, web, item_id)
     if ctx is None:
         response = _render(
@@ -1080,13 +1055,8 @@ def _change_override(web: WebApp, item_id: str, form: dict[str, str], user: str)
 @router.post("/items/{item_id:path}/override")
 async def item_override(item_id: str, request: Request) -> Response:
     """Set (``action=set``) or delete (``action=delete``) the item's planner override."""
-    web = _app(request)
-    if (gate := _gate(request, web, write=True)) is not None:
-        return gate
-    try:
-        form = await _form(request, web)
-    except _Forbidden:
-        return _forbidden()
+    web = _signed_in(request, write=True)
+    form = await _form(request, web)
     back = f"/app/items/{quote(item_id, safe='')}"
     try:
         msg = await web.state.store_call(
@@ -1307,9 +1277,7 @@ def monitor_section(web: WebApp, params: dict[str, str]) -> MonitorView:
 
 @router.get("/accuracy")
 async def accuracy_page(request: Request) -> Response:
-    web = _app(request)
-    if (gate := _gate(request, web)) is not None:
-        return gate
+    web = _signed_in(request)
     params = dict(request.query_params)
     which = params.get("table", "backtest")
     frame = await run_in_threadpool(
@@ -1412,9 +1380,7 @@ def suppliers_frame(web: WebApp) -> pl.DataFrame | None:
 
 @router.get("/suppliers")
 async def suppliers_page(request: Request) -> Response:
-    web = _app(request)
-    if (gate := _gate(request, web)) is not None:
-        return gate
+    web = _signed_in(request)
     frame = await run_in_threadpool(
         lambda: web.memo("suppliers", _suppliers_key(web), lambda: suppliers_frame(web))
     )
@@ -1486,9 +1452,7 @@ def models_context(web: WebApp) -> dict[str, Any]:
 
 @router.get("/models")
 async def models_page(request: Request) -> Response:
-    web = _app(request)
-    if (gate := _gate(request, web)) is not None:
-        return gate
+    web = _signed_in(request)
     ctx = await web.state.store_call(models_context, web)
     table, export = await run_in_threadpool(_table, request, web, ctx["runs"], RUNS)
     if export is not None:
@@ -1510,9 +1474,7 @@ async def models_page(request: Request) -> Response:
 @router.get("/files/{name}")
 async def data_file(name: str, request: Request) -> Response:
     """A decision-curve SVG of the data directory (the Models page shows it)."""
-    web = _app(request)
-    if (gate := _gate(request, web)) is not None:
-        return gate
+    web = _signed_in(request)
     path = web.state.data_dir / name
     if (
         not (name.startswith("decision") and name.endswith(".svg"))
