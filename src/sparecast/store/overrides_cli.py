@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -153,6 +153,30 @@ def set_cmd(
     )
 
 
+def _show(
+    summaries: list[dict[str, Any]],
+    rows: list[tuple[str, ...]],
+    *,
+    columns: tuple[str, ...],
+    title: str,
+    empty: str,
+    as_json: bool,
+) -> None:
+    """Print ``summaries`` as JSON, or ``rows`` as a table (``empty`` when there are none)."""
+    if as_json:
+        console.print_json(json.dumps(summaries))
+        return
+    if not rows:
+        console.print(empty, highlight=False)
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 @overrides_app.command("list")
 def list_cmd(
     data: DataOpt = Path("."),
@@ -165,26 +189,25 @@ def list_cmd(
         store.expire_overrides()
         found = store.overrides(as_of=date.today())
         where = redact_url(store.url)
-    if as_json:
-        console.print_json(json.dumps([o.summary() for o in found.values()]))
-        return
-    if not found:
-        console.print(f"{where}: no overrides", highlight=False)
-        return
-    table = Table(title=f"Overrides in {where}")
-    for column in ("item", "override", "by", "reason", "set (UTC)", "expires", "revision"):
-        table.add_column(column, overflow="fold")
-    for o in found.values():
-        table.add_row(
-            o.item_id,
-            _kinds_text(o),
-            o.set_by,
-            o.reason,
-            o.created_at.strftime("%Y-%m-%d %H:%M"),
-            str(o.expires),
-            str(o.revision),
-        )
-    console.print(table)
+    _show(
+        [o.summary() for o in found.values()],
+        [
+            (
+                o.item_id,
+                _kinds_text(o),
+                o.set_by,
+                o.reason,
+                o.created_at.strftime("%Y-%m-%d %H:%M"),
+                str(o.expires),
+                str(o.revision),
+            )
+            for o in found.values()
+        ],
+        columns=("item", "override", "by", "reason", "set (UTC)", "expires", "revision"),
+        title=f"Overrides in {where}",
+        empty=f"{where}: no overrides",
+        as_json=as_json,
+    )
 
 
 @overrides_app.command("delete")
@@ -220,27 +243,26 @@ def history_cmd(
         store.expire_overrides()
         events = store.override_history(item)
         where = redact_url(store.url)
-    if as_json:
-        console.print_json(json.dumps([e.summary() for e in events]))
-        return
-    if not events:
-        console.print(f"{where}: no override history" + (f" for {item}" if item else ""))
-        return
-    table = Table(title=f"Override history in {where}")
-    for column in ("#", "when (UTC)", "item", "action", "by", "override", "reason", "expires"):
-        table.add_column(column, overflow="fold")
-    for e in events:
-        table.add_row(
-            str(e.event_id),
-            e.recorded_at.strftime("%Y-%m-%d %H:%M"),
-            e.override.item_id,
-            e.action,
-            e.recorded_by,
-            _kinds_text(e.override),
-            e.note or e.override.reason,
-            str(e.override.expires),
-        )
-    console.print(table)
+    _show(
+        [e.summary() for e in events],
+        [
+            (
+                str(e.event_id),
+                e.recorded_at.strftime("%Y-%m-%d %H:%M"),
+                e.override.item_id,
+                e.action,
+                e.recorded_by,
+                _kinds_text(e.override),
+                e.note or e.override.reason,
+                str(e.override.expires),
+            )
+            for e in events
+        ],
+        columns=("#", "when (UTC)", "item", "action", "by", "override", "reason", "expires"),
+        title=f"Override history in {where}",
+        empty=f"{where}: no override history" + (f" for {item}" if item else ""),
+        as_json=as_json,
+    )
 
 
 @overrides_app.command("fva")
