@@ -9,6 +9,10 @@ LightGBM, which learns across items) run on the client over the whole panel whil
 compute the chunks, so that they see every item as in one process. The results are therefore the
 same as the single-process run's (tests/pipeline/test_distributed.py checks it).
 
+The plan's lead-time demand distributions, per-item policies and stockout risks run per chunk
+on the workers too (:meth:`DaskEngine.plan_items`), with the calibration and the parameters
+shared by all items computed on the client; the aggregate service mode stays on the client.
+
 Memory: at most two chunks per worker are in flight (each chunk is sent when its task is
 submitted and released when its result is back); the client holds the panel and the gathered
 results, as in one process.
@@ -345,6 +349,8 @@ class DaskEngine:
                     failed[name] = str(why)
                 else:
                     values[name] = np.concatenate([np.asarray(p[name]) for p in parts], axis=0)
+                for p in parts:  # each chunk's part released once gathered: not held twice
+                    p.pop(name, None)
                 step(name)
         return values, failed
 
