@@ -552,13 +552,24 @@ def _merge_backtests(
     order asked, then the references; the scores method-major, items in panel order."""
     first = parts[0]
     order = [*asked, *first.references]
-    chunk_scores = pl.concat([p.scores for p in parts], how="vertical")
+    # each chunk's scores split by method, and the chunk's own frame released at once (in
+    # ``parts`` itself): the client holds the scores about once, not four times
+    by_method: dict[str, list[pl.DataFrame]] = {name: [] for name in order}
+    for i, p in enumerate(parts):
+        for (name,), frame in p.scores.partition_by(
+            "method", as_dict=True, maintain_order=True
+        ).items():
+            by_method.setdefault(str(name), []).append(frame)
+        parts[i] = dataclasses.replace(p, scores=p.scores.clear())
+    first = parts[0]
     frames = []
     for name in order:
         if glob is not None and name in glob.methods:
             frames.append(glob.scores.filter(pl.col("method") == name))
+        elif by_method[name]:
+            frames.append(pl.concat(by_method.pop(name), how="vertical", rechunk=False))
         else:
-            frames.append(chunk_scores.filter(pl.col("method") == name))
+            frames.append(first.scores.clear())
     errors = None
     if first.errors is not None:
         errors = {
@@ -576,7 +587,7 @@ def _merge_backtests(
     labels = {**first.labels, **(glob.labels if glob is not None else {})}
     return dataclasses.replace(
         first,
-        scores=pl.concat(frames, how="vertical"),
+        scores=pl.concat(frames, how="vertical", rechunk=False),
         methods=order,
         labels={n: labels[n] for n in order},
         errors=errors,
