@@ -15,6 +15,7 @@ from sparecast.core import (
     DEFAULT_HORIZONS,
     MAX_HORIZON,
     check_horizon,
+    forecasts_to_frame,
     horizon_periods,
     horizon_text,
 )
@@ -152,3 +153,21 @@ def test_forecast_default_horizon_follows_the_frequency_and_takes_durations() ->
     with pytest.raises(ConfigError, match=r"h='20y' = 730\d exceeds max_horizon=3660 periods"):
         forecast(daily, "20y", methods=["naive"])
     assert sparecast.horizon_periods is horizon_periods
+
+
+def test_forecasts_to_frame_consumes_the_arrays_when_asked() -> None:
+    """``consume=True`` (the pipeline: a large panel's forecasts not held twice) empties the
+    dict and gives the same frame: each id h times, the dates, one float64 column per method."""
+    panel = DemandPanel(
+        np.ones((3, 10), np.float32), np.array(["a", "b", "c"]), np.datetime64("2026-01-01"), "D"
+    )
+    values = {"m1": np.arange(6, dtype=np.float32).reshape(3, 2), "m2": np.zeros((3, 2))}
+    kept = forecasts_to_frame(panel, values, 2)
+    eaten = forecasts_to_frame(panel, dict(values), 2, consume=True)
+    assert kept.equals(eaten) and kept["unique_id"].to_list() == ["a", "a", "b", "b", "c", "c"]
+    assert kept["m1"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] and kept["m1"].dtype == pl.Float64
+    assert kept["ds"].to_list()[:2] == [date(2026, 1, 11), date(2026, 1, 12)]
+    left = dict(values)
+    forecasts_to_frame(panel, left, 2, consume=True)
+    assert left == {} and set(values) == {"m1", "m2"}
+    assert forecasts_to_frame(panel, {}, 0).height == 0

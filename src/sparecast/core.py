@@ -231,18 +231,24 @@ def forecast_arrays(
     return out
 
 
-def forecasts_to_frame(panel: DemandPanel, values: dict[str, np.ndarray], h: int) -> pl.DataFrame:
-    """Long frame ``unique_id, ds, <method>...`` from per-method ``[items, h]`` arrays."""
+def forecasts_to_frame(
+    panel: DemandPanel, values: dict[str, np.ndarray], h: int, *, consume: bool = False
+) -> pl.DataFrame:
+    """Long frame ``unique_id, ds, <method>...`` from per-method ``[items, h]`` arrays.
+    ``consume``: each array is removed from ``values`` once its column is made (a large
+    panel's forecasts are not held twice)."""
     dates = panel.future_dates(h)
-    frame = pl.DataFrame(
-        {
-            "unique_id": np.repeat(panel.item_ids.astype(str), h),
-            "ds": np.tile(dates, panel.n_items),
-        }
-    )
-    return frame.with_columns(
-        [pl.Series(name, arr.reshape(-1).astype(np.float64)) for name, arr in values.items()]
-    )
+    ids = pl.Series("unique_id", panel.item_ids.astype(str), dtype=pl.String)
+    if h > 0:  # each id h times, in polars (not a numpy array of fixed-width strings)
+        ids = ids.to_frame().select(pl.col("unique_id").repeat_by(h).explode()).to_series()
+    else:
+        ids = ids.clear()
+    frame = pl.DataFrame({"unique_id": ids, "ds": np.tile(dates, panel.n_items)})
+    for name in list(values):
+        arr = values.pop(name) if consume else values[name]
+        frame = frame.with_columns(pl.Series(name, arr.reshape(-1).astype(np.float64)))
+        del arr
+    return frame
 
 
 def forecast(

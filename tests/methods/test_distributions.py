@@ -15,6 +15,8 @@ from sparecast.methods.distributions import (
     demand_parameters,
     lead_time_demand,
     lead_time_matrix,
+    ltd_level_alpha,
+    pooled_size_cv2,
     sample_quantiles,
 )
 
@@ -177,6 +179,32 @@ def test_seed_makes_it_deterministic() -> None:
     c = lead_time_demand(y, lt, method="bootstrap", n_samples=200, seed=4, chunk_size=7)
     np.testing.assert_array_equal(a.samples, b.samples)
     assert not np.array_equal(a.samples, c.samples)
+
+
+@pytest.mark.parametrize("method", ["auto", "bootstrap"])
+def test_parts_cut_at_whole_blocks_draw_what_the_whole_draws(method: str) -> None:
+    """Items split at multiples of ``chunk_size`` (per chunk on a Dask cluster), each part with
+    its ``first_block`` and the whole's level weight, get the whole's samples exactly; a cut
+    that is not at a block boundary does not (the draws are per block)."""
+    rng = np.random.default_rng(8)
+    y = (rng.random((23, 150)) < rng.uniform(0.05, 0.7, (23, 1))) * rng.integers(1, 9, (23, 150))
+    lts = [rng.uniform(2, 12, size=rng.integers(1, 5)) for _ in range(23)]
+    kw = {"method": method, "n_samples": 300, "seed": 5, "chunk_size": 5, "review_period": 2.0}
+    whole = lead_time_demand(y, lts, **kw)
+    alpha = ltd_level_alpha(y, lts, 2.0)
+    assert alpha == whole.level_alpha
+    pooled = pooled_size_cv2(y, alpha, rows=4)  # per block of 4 rows: the whole's
+    assert pooled == whole.params.pooled_cv2
+    shared = {"level_alpha": alpha, "pooled_cv2": pooled}
+    parts = [
+        lead_time_demand(y[a:b], lts[a:b], first_block=a // 5, **shared, **kw)
+        for a, b in ((0, 10), (10, 15), (15, 23))
+    ]
+    for name in ("samples", "lead_samples", "mean_lead_time", "method"):
+        got = np.concatenate([getattr(p, name) for p in parts])
+        np.testing.assert_array_equal(got, getattr(whole, name))
+    off = lead_time_demand(y[3:], lts[3:], **shared, **kw)
+    assert not np.array_equal(off.samples, whole.samples[3:])
 
 
 def test_mixed_methods_in_one_chunk_go_to_the_right_rows() -> None:

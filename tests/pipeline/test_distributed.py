@@ -15,18 +15,21 @@ import pytest
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
+from sparecast.classify import classify
 from sparecast.cli import app
 from sparecast.config import load_settings
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.panel import DemandPanel
 from sparecast.data.sources import sqlite_url, write_tables
 from sparecast.errors import ConfigError
+from sparecast.inventory.plan import compute_plan
 from sparecast.pipeline.core import run_core
 from sparecast.pipeline.distributed import (
     DaskEngine,
     chunk_bounds,
     compute_engine,
     memory_limit,
+    merge_notes,
 )
 from sparecast.pipeline.engine import LOCAL
 from sparecast.pipeline.outputs import read_forecasts
@@ -119,6 +122,52 @@ def test_a_global_method_runs_on_the_client_and_matches(
     assert_frame_equal(got.selection, ref.selection)
 
 
+@pytest.mark.parametrize("calibrate", [True, False])
+def test_the_plan_per_chunk_on_the_workers_equals_the_single_process_plan(
+    client: distributed.Client,
+    panel: DemandPanel,
+    tables: dict[str, pl.DataFrame],
+    calibrate: bool,
+) -> None:
+    """``compute_plan(..., planner=DaskEngine.plan_items)``: the lead-time demand, policies,
+    sparse rule and stockout risk per chunk on the workers (chunks of 40 items, two blocks of
+    ``inventory.chunk_size`` 20), the calibration on the client: the same policy, notes and
+    summary as in one process."""
+    settings = load_settings(
+        inventory={
+            "chunk_size": 20,
+            "n_samples": 200,
+            "calibrate": calibrate,
+            "calibration_max_items": 100,
+            "sparse_threshold": 0.1,
+        }
+    )
+    classification = classify(panel)
+    ref = compute_plan(panel, classification, None, tables, settings, today=END)
+    seen: list[str] = []
+    engine = DaskEngine(client, 40, progress=lambda label, done, total: seen.append(label))
+    got = compute_plan(
+        panel, classification, None, tables, settings, today=END, planner=engine.plan_items
+    )
+    assert_frame_equal(got.policy, ref.policy)
+    assert got.notes == ref.notes and got.summary == ref.summary
+    assert len([s for s in seen if s.startswith("plan chunk")]) == 4  # 150 items
+    assert any("sparse item(s)" in n for n in got.notes)  # summed over the chunks
+    assert any("targets calibrated" in n for n in got.notes) == calibrate
+
+
+def test_merge_notes_sums_the_counts_of_the_same_note() -> None:
+    a = ["3 sparse item(s) (demand in under 2% of periods): 1 with no stock (reorder point -1)"]
+    b = [
+        "x 0.5 once",
+        "4 sparse item(s) (demand in under 2% of periods): 0 with no stock (reorder point -1)",
+    ]
+    assert merge_notes([a, b, []]) == [
+        "x 0.5 once",
+        "7 sparse item(s) (demand in under 2% of periods): 1 with no stock (reorder point -1)",
+    ]
+
+
 @pytest.fixture(scope="module")
 def erp(tmp_path_factory: pytest.TempPathFactory, tables: dict[str, pl.DataFrame]) -> str:
     db = tmp_path_factory.mktemp("erp") / "erp.sqlite"
@@ -193,7 +242,10 @@ def test_plan_and_backtest_on_a_scheduler(
     ``backtest --cluster`` writes the same scores."""
     methods = ["--methods", ",".join(CLASSICAL), "-q"]
     cfg = tmp_path / "sparecast.toml"
-    cfg.write_text("[compute]\nchunk_items = 60\nlightgbm_on_dask = false\n")
+    # the plan per chunk of 60 items too: three blocks of Monte-Carlo samples of 20
+    cfg.write_text(
+        "[compute]\nchunk_items = 60\nlightgbm_on_dask = false\n[inventory]\nchunk_size = 20\n"
+    )
 
     def plan(out: Path, *extra: str) -> None:
         args = ["plan", "--source", erp, "-o", str(out), "--config", str(cfg), *methods]

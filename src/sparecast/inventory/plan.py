@@ -25,6 +25,7 @@ from sparecast.errors import SourceError
 from sparecast.inventory.decide import plan_policy
 from sparecast.inventory.leadtime import LeadTimeResult, lead_time_stats
 from sparecast.inventory.policy import (
+    PolicyResult,
     inventory_position,
     order_quantity,
     protection_review_periods,
@@ -34,7 +35,16 @@ from sparecast.inventory.policy import (
     suggested_order,
 )
 
-__all__ = ["HIGH_RISK", "POLICY_COLUMNS", "PlanResult", "compute_plan", "plan_lead_times"]
+__all__ = [
+    "HIGH_RISK",
+    "POLICY_COLUMNS",
+    "ItemPlan",
+    "PlanResult",
+    "Planner",
+    "compute_plan",
+    "plan_items",
+    "plan_lead_times",
+]
 
 _PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
 HIGH_RISK = 0.5
@@ -99,6 +109,56 @@ class PlanResult:
     notes: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemPlan:
+    """What :func:`plan_items` decided per item (float64[items] or labels each): the policy,
+    the stocking rule, the obsolescence flag and reason and the level factor of
+    :func:`sparecast.inventory.decide.plan_policy`, the stockout risk at the inventory
+    position and the mean lead time (periods): all the plan reads of the lead-time demand
+    distributions, which stay where they were sampled. Notes and timings as plan_policy's."""
+
+    policy: PolicyResult
+    rule: np.ndarray
+    obsolete: np.ndarray
+    obsolete_reason: np.ndarray
+    level_factor: np.ndarray
+    stockout_risk: np.ndarray
+    mean_lead_time: np.ndarray
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def plan_items(
+    y: np.ndarray,
+    lead_times: list[np.ndarray],
+    targets: np.ndarray,
+    order_quantity: np.ndarray,
+    position: np.ndarray,
+    settings: Settings,
+    **kwargs: Any,
+) -> ItemPlan:
+    """:func:`sparecast.inventory.decide.plan_policy` of the items of ``y`` (``kwargs``: its
+    keyword arguments) and their stockout risk at the inventory ``position``."""
+    decision = plan_policy(y, lead_times, targets, order_quantity, settings, **kwargs)
+    return ItemPlan(
+        decision.policy,
+        decision.rule,
+        decision.obsolete,
+        decision.obsolete_reason,
+        decision.level_factor,
+        stockout_probability(decision.lead_time_demand, position),
+        decision.lead_time_demand.mean_lead_time,
+        decision.notes,
+        decision.timings,
+    )
+
+
+Planner = Callable[..., ItemPlan]
+"""Where the per-item policies are computed: :func:`plan_items` (this process, the default)
+or per chunk of items on a Dask cluster (``sparecast.pipeline.distributed.DaskEngine``); the
+arguments of :func:`plan_items`."""
 
 
 _ITEM_NUMBERS = ("lead_time_days", "lead_time_std_days", "on_order")
@@ -216,6 +276,7 @@ def compute_plan(
     *,
     today: date,
     progress: Callable[[str, int, int], None] | None = None,
+    planner: Planner = plan_items,
 ) -> PlanResult:
     """The policy of every item of ``panel`` from its history, its forecast (``forecasts`` long
     format with a ``forecast`` column) and the raw purchasing ``tables`` (purchase_orders,
@@ -224,7 +285,8 @@ def compute_plan(
     Lead times are converted to the panel's periods (days / 1, 7 or 30.44); ``order_cover_days``
     and ``review_period_days`` likewise. The protection interval is the lead time plus one
     period (sQ, reviewed every period) or plus the review period (RsS), see
-    ``sparecast.inventory.policy.protection_review_periods``.
+    ``sparecast.inventory.policy.protection_review_periods``. ``planner``: where the
+    distributions and policies are computed (:data:`Planner`).
     """
     inv = settings.inventory
     timings: dict[str, float] = {}
@@ -272,11 +334,15 @@ def compute_plan(
     unit_cost = resolve_item_column(items, ids, "unit_cost", np.nan)
     # protection interval: lead time + 1 period (sQ, reviewed every period) or + R (RsS)
     review = protection_review_periods(inv.policy, inv.review_period_days / period_days)
-    decision = plan_policy(
+    # open POs, plus the undated open quantity of an items file (items.on_order)
+    open_qty = lt.open_quantity_for(ids) + resolve_item_column(items, ids, "on_order", 0.0)
+    ip = inventory_position(on_hand, open_qty, backorders)
+    decision = planner(
         panel.y,
         lt_samples,
         targets,
         q,
+        ip,
         settings,
         period_days=period_days,
         rate=rate,
@@ -288,7 +354,7 @@ def compute_plan(
     )
     notes.extend(decision.notes)
     timings.update(decision.timings)
-    ltd, pol, rule = decision.lead_time_demand, decision.policy, decision.rule
+    pol, rule, risk = decision.policy, decision.rule, decision.stockout_risk
     obsolete, reason, factor = decision.obsolete, decision.obsolete_reason, decision.level_factor
     t0 = time.perf_counter()
     dying = obsolete & (reason != "no_demand")
@@ -299,9 +365,6 @@ def compute_plan(
             f"{inv.obsolete_intervals:g} mean intervals between their demands: flagged obsolete "
             f"(policy.obsolete), not replenished; {value:,.2f} of stock value on hand"
         )
-    # open POs, plus the undated open quantity of an items file (items.on_order)
-    open_qty = lt.open_quantity_for(ids) + resolve_item_column(items, ids, "on_order", 0.0)
-    ip = inventory_position(on_hand, open_qty, backorders)
     order = suggested_order(pol, ip, moq, lot)
     active = resolve_item_column(
         items.with_columns(pl.col("active").cast(pl.Float64)) if items is not None else None,
@@ -322,7 +385,6 @@ def compute_plan(
             f"{int(dead.sum())} item(s) without any demand in the history: their own group "
             "(stocking_rule no_demand), no stock (reorder point -1), no orders"
         )
-    risk = stockout_probability(ltd, ip)
     timings["policy_s"] += time.perf_counter() - t0
 
     policy = _policy_frame(
@@ -354,7 +416,7 @@ def compute_plan(
         pl.Series("level_factor", factor),
     )
     policy = policy.select([pl.col(c).cast(t) for c, t in POLICY_COLUMNS.items()])
-    weights = pol.mean_demand / np.maximum(ltd.mean_lead_time + review, 1e-12)
+    weights = pol.mean_demand / np.maximum(decision.mean_lead_time + review, 1e-12)
     n_order = int((order > 0).sum())
     summary = {
         "today": today.isoformat(),

@@ -52,7 +52,7 @@ weight chosen by a backtest of the level (``level_alpha="auto"``, 0 for stationa
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numba import njit  # type: ignore[import-untyped]
@@ -65,9 +65,12 @@ __all__ = [
     "DISTRIBUTIONS",
     "DemandParameters",
     "LeadTimeDemand",
+    "block_rng",
     "demand_parameters",
     "lead_time_matrix",
     "lead_time_demand",
+    "ltd_level_alpha",
+    "pooled_size_cv2",
     "sample_quantiles",
 ]
 
@@ -139,9 +142,7 @@ def demand_parameters(y: np.ndarray, level_alpha: float = 0.0) -> DemandParamete
     p01 = (n01 + p_all) / (n0 + 1.0)
     p11 = (n11 + p_all) / (n1 + 1.0)
     integer = np.all(h == np.round(h), axis=1)
-    many = n_dem >= _POOL_MIN_DEMANDS
-    cv2 = size_var[many] / np.square(size_mean[many])
-    pooled = float(np.median(cv2)) if cv2.size else _CV2_DEFAULT
+    pooled = _pooled(_size_cv2(n_dem, size_mean, size_var))
     return DemandParameters(
         mean=mean,
         var=var,
@@ -158,6 +159,27 @@ def demand_parameters(y: np.ndarray, level_alpha: float = 0.0) -> DemandParamete
         n_eff_periods=float(w_sum**2 / w_sq),
         pooled_cv2=pooled,
     )
+
+
+def _size_cv2(n_demands: np.ndarray, size_mean: np.ndarray, size_var: np.ndarray) -> np.ndarray:
+    """The squared CV of the sizes of the items that count in the pooled one."""
+    many = n_demands >= _POOL_MIN_DEMANDS
+    return np.asarray(size_var[many] / np.square(size_mean[many]))
+
+
+def _pooled(cv2: np.ndarray) -> float:
+    return float(np.median(cv2)) if cv2.size else _CV2_DEFAULT
+
+
+def pooled_size_cv2(y: np.ndarray, level_alpha: float = 0.0, *, rows: int = 20_000) -> float:
+    """``demand_parameters(y, level_alpha).pooled_cv2`` (the one parameter shared by all
+    items), computed per block of ``rows`` items: bounded memory on a large panel."""
+    n = int(np.shape(y)[0])
+    parts = [
+        _size_cv2(p.n_demands, p.size_mean, p.size_var)
+        for p in (demand_parameters(y[a : a + rows], level_alpha) for a in range(0, n, rows))
+    ]
+    return _pooled(np.concatenate(parts) if parts else np.empty(0))
 
 
 def lead_time_matrix(
@@ -521,6 +543,8 @@ def lead_time_demand(
     parameter_uncertainty: bool = True,
     level_alpha: float | str = "auto",
     progress: Progress | None = None,
+    first_block: int = 0,
+    pooled_cv2: float | None = None,
 ) -> LeadTimeDemand:
     """Samples of demand over lead time + review period for every item.
 
@@ -532,7 +556,12 @@ def lead_time_demand(
     (:func:`_parameter_draws`); ``level_alpha``: exponential weight of recent periods in the
     parameters (``"auto"``: :func:`sparecast.methods.level_alpha.select_level_alpha` for the
     median protection interval).
-    Deterministic by ``seed`` (and ``chunk_size``).
+    Deterministic by ``seed`` (and ``chunk_size``): the items are sampled in blocks of
+    ``chunk_size``, block ``c`` from its own generator (:func:`block_rng`), so that the items of
+    a part of a larger history cut at a multiple of ``chunk_size`` draw what they draw in the
+    whole (``first_block``: the part's first block in the whole; ``level_alpha`` and
+    ``pooled_cv2``: the whole's, :func:`ltd_level_alpha` and :func:`pooled_size_cv2`), e.g.
+    per chunk of items on a Dask cluster.
     """
     if method not in DISTRIBUTIONS:
         raise MethodError(f"unknown distribution {method!r}; known: {', '.join(DISTRIBUTIONS)}")
@@ -543,17 +572,17 @@ def lead_time_demand(
     h = as_history(y)
     n_items = h.shape[0]
     lt, counts = lead_time_matrix(lead_times, n_items)
-    alpha = resolve_level_alpha(
-        level_alpha, h, lambda: int(round(float(np.nanmedian(lt)) + review_period))
-    )
+    alpha = ltd_level_alpha(h, lt, review_period, level_alpha)
     par = demand_parameters(h, alpha)
+    if pooled_cv2 is not None:
+        par = replace(par, pooled_cv2=float(pooled_cv2))
     methods = _auto_methods(par) if method == "auto" else np.full(n_items, method, dtype=object)
     samples = np.empty((n_items, n_samples), dtype=np.float32)
     lead_samples = np.empty((n_items, n_samples), dtype=np.float32) if review_period else samples
-    rng = np.random.default_rng(seed)
     n_chunks = max(1, -(-n_items // chunk_size))
     for c in range(n_chunks):
         sl = slice(c * chunk_size, min(n_items, (c + 1) * chunk_size))
+        rng = block_rng(seed, first_block + c)
         t = _draw_intervals(lt[sl], counts[sl], 0.0, n_samples, rng)
         chunk_methods = methods[sl]
         for name in np.unique(chunk_methods):
@@ -585,6 +614,28 @@ def lead_time_demand(
         mean_lead_time=mean_lt,
         level_alpha=alpha,
         params=par,
+    )
+
+
+def block_rng(seed: int, block: int) -> np.random.Generator:
+    """The generator of block ``block`` of items of :func:`lead_time_demand`: ``seed`` itself
+    for the first (a history of one block draws as it always did), ``(seed, block)`` after."""
+    return np.random.default_rng(seed if block == 0 else [seed, block])
+
+
+def ltd_level_alpha(
+    y: np.ndarray,
+    lead_times: Sequence[np.ndarray] | np.ndarray,
+    review_period: float,
+    level_alpha: float | str = "auto",
+) -> float:
+    """The level weight :func:`lead_time_demand` uses for the history ``y`` (one value for all
+    items: with ``"auto"`` chosen for the median protection interval over every item's lead
+    times, :func:`sparecast.methods.level_alpha.resolve_level_alpha`)."""
+    h = as_history(y)
+    lt = lead_time_matrix(lead_times, h.shape[0])[0]
+    return resolve_level_alpha(
+        level_alpha, h, lambda: int(round(float(np.nanmedian(lt)) + review_period))
     )
 
 

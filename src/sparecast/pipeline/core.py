@@ -187,7 +187,7 @@ def run_core(
                 maintain_order="left",
             ).select("unique_id", "method", "reason", "sb_class", "tier")
         chosen = router.predict(panel, h, forecasts=values)
-        forecasts = forecasts_to_frame(panel, values, h)
+        forecasts = forecasts_to_frame(panel, values, h, consume=True)
         forecasts = forecasts.with_columns(
             pl.Series("forecast", chosen.reshape(-1)),
             pl.Series("method", np.repeat(_selection_array(panel, selection), h)),

@@ -9,6 +9,10 @@ LightGBM, which learns across items) run on the client over the whole panel whil
 compute the chunks, so that they see every item as in one process. The results are therefore the
 same as the single-process run's (tests/pipeline/test_distributed.py checks it).
 
+The plan's lead-time demand distributions, per-item policies and stockout risks run per chunk
+on the workers too (:meth:`DaskEngine.plan_items`), with the calibration and the parameters
+shared by all items computed on the client; the aggregate service mode stays on the client.
+
 Memory: at most two chunks per worker are in flight (each chunk is sent when its task is
 submitted and released when its result is back); the client holds the panel and the gathered
 results, as in one process.
@@ -17,6 +21,7 @@ results, as in one process.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +35,12 @@ from sparecast.config import ComputeSettings, Settings
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, backtest_origins
+from sparecast.inventory.calibration import calibrated_targets
+from sparecast.inventory.decide import calibration_rules
+from sparecast.inventory.plan import ItemPlan, plan_items
+from sparecast.inventory.policy import protection_review_periods
 from sparecast.methods import get_method, resolve_methods
+from sparecast.methods.distributions import lead_time_demand, ltd_level_alpha, pooled_size_cv2
 from sparecast.methods.ml import GlobalLightGBM
 from sparecast.pipeline.dask_ml import dask_model, fit_on_cluster, predict_chunk
 from sparecast.pipeline.engine import LOCAL, Engine
@@ -39,7 +49,14 @@ from sparecast.pipeline.progress import Progress, no_progress
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["DaskEngine", "chunk_bounds", "compute_engine", "memory_limit", "uses_cluster"]
+__all__ = [
+    "DaskEngine",
+    "chunk_bounds",
+    "compute_engine",
+    "memory_limit",
+    "merge_notes",
+    "uses_cluster",
+]
 
 INSTALL_HINT = "pip install 'sparecast[dask]'"
 
@@ -160,9 +177,30 @@ class DaskEngine:
         two chunks per worker in flight (each chunk is sent with its task and released with
         its result); ``meanwhile()`` runs here while the workers compute. Returns the results
         in chunk order and what ``meanwhile`` returned."""
+        return self._map_chunks(
+            chunk_bounds(panel.n_items, self.chunk_items),
+            lambda a, b: _chunk(panel, a, b),
+            label,
+            task,
+            *args,
+            per_chunk=per_chunk,
+            meanwhile=meanwhile,
+        )
+
+    def _map_chunks(
+        self,
+        bounds: list[tuple[int, int]],
+        make_chunk: Callable[[int, int], Any],
+        label: str,
+        task: Callable[..., Any],
+        *args: Any,
+        per_chunk: Callable[[int, int], tuple[Any, ...]] = lambda a, b: (),
+        meanwhile: Callable[[], Any] | None = None,
+    ) -> tuple[list[Any], Any]:
+        """:meth:`_map` over the rows ``bounds`` of any data: ``make_chunk(a, b)`` is sent
+        with each task."""
         from distributed import as_completed
 
-        bounds = chunk_bounds(panel.n_items, self.chunk_items)
         n_workers = max(1, len(self.client.nthreads()))
         limit = 2 * n_workers
         results: list[Any] = [None] * len(bounds)
@@ -170,7 +208,7 @@ class DaskEngine:
 
         def submit(i: int) -> Any:
             a, b = bounds[i]
-            chunk = self.client.scatter(_chunk(panel, a, b), hash=False)
+            chunk = self.client.scatter(make_chunk(a, b), hash=False)
             future = self.client.submit(task, chunk, *per_chunk(a, b), *args, pure=False)
             future.chunk_index = i  # type: ignore[attr-defined]
             return future
@@ -311,6 +349,8 @@ class DaskEngine:
                     failed[name] = str(why)
                 else:
                     values[name] = np.concatenate([np.asarray(p[name]) for p in parts], axis=0)
+                for p in parts:  # each chunk's part released once gathered: not held twice
+                    p.pop(name, None)
                 step(name)
         return values, failed
 
@@ -326,6 +366,175 @@ class DaskEngine:
             per_chunk=lambda a, b: (point[a:b],),
         )
         return np.concatenate(parts, axis=0)
+
+    def plan_items(
+        self,
+        y: np.ndarray,
+        lead_times: list[np.ndarray],
+        targets: np.ndarray,
+        order_quantity: np.ndarray,
+        position: np.ndarray,
+        settings: Settings,
+        **kwargs: Any,
+    ) -> ItemPlan:
+        """The plan's distributions and policies per chunk of items on the workers, as
+        :func:`sparecast.inventory.plan.plan_items` computes them in one process (the per-item
+        service mode, ``inventory.level = history``). Here, on the client: the fill-rate
+        calibration on its sample of items (``inventory.calibration_max_items``) and the level
+        weight of the distributions (one value for all items); on the workers: each chunk's
+        lead-time demand (its blocks of ``inventory.chunk_size`` items draw as in the whole, so
+        the chunks are cut at multiples of it), policy, rules and stockout risk. The
+        aggregate service mode (one optimisation over all items) and the recent or forecast
+        level (its stochastic rounding draws over all items at once) run on the client."""
+        inv = settings.inventory
+        n = int(np.asarray(y).shape[0])
+        if inv.service_mode == "aggregate" or inv.level != "history" or n == 0:
+            return plan_items(y, lead_times, targets, order_quantity, position, settings, **kwargs)
+        t_start = time.perf_counter()
+        kwargs.pop("progress", None)  # progress is shown per chunk (self.progress)
+        period_days = float(kwargs.get("period_days", 1.0))
+        lts = [np.atleast_1d(np.asarray(lead_times[i], dtype=np.float64)) for i in range(n)]
+        nominal = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
+        q = np.broadcast_to(np.asarray(order_quantity, dtype=np.float64), (n,))
+        notes: list[str] = []
+        timings: dict[str, float] = {}
+        chunk_settings = settings
+        if inv.calibrate and inv.target_type == "fill_rate":  # as plan_policy, on the client
+            t0 = time.perf_counter()
+            ltd_rule, pol_rule = calibration_rules(settings, period_days)
+            calibration = calibrated_targets(
+                y,
+                lts,
+                nominal,
+                q,
+                settings,
+                period_days=period_days,
+                moq=np.broadcast_to(np.asarray(kwargs.get("moq", 1.0), dtype=np.float64), (n,)),
+                lot_size=np.broadcast_to(
+                    np.asarray(kwargs.get("lot_size", 1.0), dtype=np.float64), (n,)
+                ),
+                adjust_ltd=ltd_rule,
+                adjust_policy=pol_rule,
+            )
+            nominal = calibration.nominal
+            notes.append(calibration.note)
+            timings["calibration_s"] = time.perf_counter() - t0
+            # the workers plan at the calibrated nominal targets
+            chunk_settings = settings.model_copy(
+                update={"inventory": inv.model_copy(update={"calibrate": False})}
+            )
+        review = protection_review_periods(inv.policy, inv.review_period_days / period_days)
+        alpha = ltd_level_alpha(y, lts, review)
+        shared = {"level_alpha": alpha, "pooled_cv2": pooled_size_cv2(y, alpha)}
+        block = inv.chunk_size
+        size = max(1, round(self.chunk_items / block)) * block
+        bounds = chunk_bounds(n, size)
+
+        def rows(a: int, b: int) -> tuple[Any, ...]:
+            per_item = {
+                k: (v[a:b] if isinstance(v, list) or np.ndim(v) == 1 else v)
+                for k, v in kwargs.items()
+            }
+            return (lts[a:b], nominal[a:b], q[a:b], position[a:b], per_item, a // block)
+
+        parts, _ = self._map_chunks(
+            bounds,
+            lambda a, b: y[a:b],
+            "plan",
+            _plan_task,
+            shared,
+            chunk_settings,
+            per_chunk=rows,
+        )
+        for part in parts:
+            for k, v in part.timings.items():
+                timings[k] = timings.get(k, 0.0) + v
+        timings["plan_chunks_s"] = time.perf_counter() - t_start
+        return _merge_item_plans(parts, notes, timings)
+
+
+def _plan_task(
+    y: np.ndarray,
+    lead_times: list[np.ndarray],
+    targets: np.ndarray,
+    order_quantity: np.ndarray,
+    position: np.ndarray,
+    per_item: dict[str, Any],
+    first_block: int,
+    shared: dict[str, float],
+    settings: Settings,
+) -> ItemPlan:
+    """One chunk's lead-time demand (the blocks it holds of the whole panel's draws; the
+    parameters ``shared`` by all items, from the whole panel) and its :func:`plan_items`."""
+    inv = settings.inventory
+    period_days = float(per_item.get("period_days", 1.0))
+    t0 = time.perf_counter()
+    ltd = lead_time_demand(
+        np.asarray(y),
+        lead_times,
+        review_period=protection_review_periods(inv.policy, inv.review_period_days / period_days),
+        method=inv.distribution,
+        n_samples=inv.n_samples,
+        seed=inv.seed,
+        chunk_size=inv.chunk_size,
+        first_block=first_block,
+        **shared,  # type: ignore[arg-type]
+    )
+    seconds = time.perf_counter() - t0
+    part = plan_items(
+        y, lead_times, targets, order_quantity, position, settings, ltd=ltd, **per_item
+    )
+    return dataclasses.replace(part, timings={**part.timings, "lead_time_demand_s": seconds})
+
+
+# an integer count in a note (not a part of a decimal, a percentage or a negative number)
+_COUNT = re.compile(r"(?<![\d.\-])\d+(?![\d.%])")
+
+
+def merge_notes(parts: list[list[str]]) -> list[str]:
+    """The notes of the chunks as one run over all their items writes them: the notes that
+    differ only in their counts are one, with the counts summed, in the order they come."""
+    order: list[str] = []
+    counts: dict[str, list[int]] = {}
+    for notes in parts:
+        after = -1
+        for note in notes:
+            template = _COUNT.sub("{}", note.replace("{", "{{").replace("}", "}}"))
+            values = [int(v) for v in _COUNT.findall(note)]
+            if template not in counts:
+                order.insert(after + 1, template)
+                counts[template] = values
+            else:
+                counts[template] = [a + b for a, b in zip(counts[template], values, strict=True)]
+            after = order.index(template)
+    return [t.format(*counts[t]) for t in order]
+
+
+def _merge_item_plans(
+    parts: list[ItemPlan], notes: list[str], timings: dict[str, float]
+) -> ItemPlan:
+    """The chunks' ItemPlans as one, items in chunk order; ``notes`` (the client's) first."""
+    first = parts[0]
+    columns: dict[str, Any] = {
+        f.name: np.concatenate([getattr(p.policy, f.name) for p in parts])
+        for f in dataclasses.fields(first.policy)
+        if isinstance(getattr(first.policy, f.name), np.ndarray)
+    }
+    policy = dataclasses.replace(first.policy, **columns)
+    arrays = {
+        name: np.concatenate([getattr(p, name) for p in parts])
+        for name in (
+            "rule",
+            "obsolete",
+            "obsolete_reason",
+            "level_factor",
+            "stockout_risk",
+            "mean_lead_time",
+        )
+    }
+    return ItemPlan(
+        policy, **arrays, notes=[*notes, *merge_notes([p.notes for p in parts])], timings=timings
+    )
 
 
 def _quantiles_task(chunk: DemandPanel, point: np.ndarray, levels: list[float]) -> np.ndarray:
@@ -343,13 +552,24 @@ def _merge_backtests(
     order asked, then the references; the scores method-major, items in panel order."""
     first = parts[0]
     order = [*asked, *first.references]
-    chunk_scores = pl.concat([p.scores for p in parts], how="vertical")
+    # each chunk's scores split by method, and the chunk's own frame released at once (in
+    # ``parts`` itself): the client holds the scores about once, not four times
+    by_method: dict[str, list[pl.DataFrame]] = {name: [] for name in order}
+    for i, p in enumerate(parts):
+        for (name,), frame in p.scores.partition_by(
+            "method", as_dict=True, maintain_order=True
+        ).items():
+            by_method.setdefault(str(name), []).append(frame)
+        parts[i] = dataclasses.replace(p, scores=p.scores.clear())
+    first = parts[0]
     frames = []
     for name in order:
         if glob is not None and name in glob.methods:
             frames.append(glob.scores.filter(pl.col("method") == name))
+        elif by_method[name]:
+            frames.append(pl.concat(by_method.pop(name), how="vertical", rechunk=False))
         else:
-            frames.append(chunk_scores.filter(pl.col("method") == name))
+            frames.append(first.scores.clear())
     errors = None
     if first.errors is not None:
         errors = {
@@ -367,7 +587,7 @@ def _merge_backtests(
     labels = {**first.labels, **(glob.labels if glob is not None else {})}
     return dataclasses.replace(
         first,
-        scores=pl.concat(frames, how="vertical"),
+        scores=pl.concat(frames, how="vertical", rechunk=False),
         methods=order,
         labels={n: labels[n] for n in order},
         errors=errors,

@@ -1,6 +1,7 @@
 """Where the forecasting core's heavy steps run: ``LocalEngine`` in this process (the default),
 ``sparecast.pipeline.distributed.DaskEngine`` per chunk of items on a Dask cluster. The core
-(``sparecast.pipeline.core.run_core``) calls the same three steps on either."""
+(``sparecast.pipeline.core.run_core``) calls the same steps on either, and the plan
+(``sparecast.inventory.plan.compute_plan``) their ``plan_items``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sparecast.core import forecast_arrays
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest
+from sparecast.inventory.plan import ItemPlan, plan_items
 from sparecast.methods import shared_levels
 from sparecast.methods.quantiles import forecast_quantiles
 
@@ -49,6 +51,11 @@ class Engine(Protocol):
     ) -> np.ndarray:
         """:func:`sparecast.methods.quantiles.forecast_quantiles` of ``panel.y`` around
         ``point[items, h]``: ``float64[items, h, len(levels)]``."""
+        ...
+
+    def plan_items(self, *args: Any, **kwargs: Any) -> ItemPlan:
+        """:func:`sparecast.inventory.plan.plan_items` (the plan's distributions and
+        policies; ``compute_plan(..., planner=engine.plan_items)``)."""
         ...
 
 
@@ -87,6 +94,9 @@ class LocalEngine:
         self, panel: DemandPanel, point: np.ndarray, levels: list[float]
     ) -> np.ndarray:
         return forecast_quantiles(panel.y, point, levels)
+
+    def plan_items(self, *args: Any, **kwargs: Any) -> ItemPlan:
+        return plan_items(*args, **kwargs)
 
 
 LOCAL = LocalEngine()

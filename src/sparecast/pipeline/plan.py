@@ -31,6 +31,7 @@ from sparecast.inventory.overrides import (
 from sparecast.inventory.plan import PlanResult, compute_plan
 from sparecast.inventory.report import render_inventory_report
 from sparecast.pipeline.console import plan_summary_lines
+from sparecast.pipeline.distributed import compute_engine
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.outputs import (
     OPEN_ORDERS_FILE,
@@ -239,7 +240,10 @@ def run_plan(
     remove = PLAN_FILES if reuse_forecasts else OUTPUT_FILES
     if reuse_forecasts and items_file is not None:
         remove = (*remove, REJECTED_ITEMS_FILE)
-    with Staging(output_dir, remove=remove) as staging:
+    with (
+        Staging(output_dir, remove=remove) as staging,
+        compute_engine(settings, progress=progress) as engine,  # this process, or Dask
+    ):
         if reuse_forecasts:
             try:
                 forecasts = read_forecasts(output_dir)
@@ -285,6 +289,7 @@ def run_plan(
                 command="plan",
                 after_load=_not_long_file(source),
                 items_file=items_file,
+                engine=engine,
             )
             loaded, classification = run.loaded, run.result.classification
             forecasts = run.result.forecasts
@@ -309,6 +314,7 @@ def run_plan(
             settings,
             today=today,
             progress=progress,
+            planner=engine.plan_items,
         )
         plan.notes[:0] = item_notes
         plan = apply_plan_overrides(plan, overrides, today)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from sparecast.pipeline.console import (
 )
 from sparecast.pipeline.core import CoreResult, run_core
 from sparecast.pipeline.distributed import compute_engine
+from sparecast.pipeline.engine import Engine
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.monitor import run_items_frame
 from sparecast.pipeline.outputs import OUTPUT_FILES, with_forecast_quantiles, write_outputs
@@ -58,11 +60,13 @@ def stage_run(
     command: str = "run",
     after_load: Callable[[LoadedData], None] | None = None,
     items_file: str | Path | None = None,
+    engine: Engine | None = None,
 ) -> RunOutcome:
     """Check the store, load and validate the source, compute and write the run's files into
     ``work_dir`` (a staging folder of ``output_dir``); nothing is stored or committed yet.
     ``after_load``: a check of the loaded data before the long computation; ``items_file``:
-    the items file of a long-format source (``load_panel``)."""
+    the items file of a long-format source (``load_panel``); ``engine``: where the core runs
+    (default: the one ``settings.compute`` asks for, open for this run only)."""
     timings: dict[str, float] = {}
     steps("check")
     if with_forecast:
@@ -82,14 +86,16 @@ def stage_run(
         after_load(loaded)
     timings["load_s"] = time.perf_counter() - t0
     steps("compute")
-    with compute_engine(settings, progress=progress) as engine:  # this process, or Dask
+    with (
+        nullcontext(engine) if engine is not None else compute_engine(settings, progress=progress)
+    ) as eng:  # this process, or Dask
         result = run_core(
-            loaded.panel, settings, with_forecast=with_forecast, progress=progress, engine=engine
+            loaded.panel, settings, with_forecast=with_forecast, progress=progress, engine=eng
         )
         if result.forecasts is not None and settings.quantiles:
             t0 = time.perf_counter()
             result.forecasts = with_forecast_quantiles(
-                loaded.panel, result.forecasts, settings.quantiles, engine=engine
+                loaded.panel, result.forecasts, settings.quantiles, engine=eng
             )
             result.timings["quantiles_s"] = time.perf_counter() - t0
     timings.update(result.timings)
