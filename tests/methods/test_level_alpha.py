@@ -24,3 +24,17 @@ def test_resolve_level_alpha() -> None:
     assert resolve_level_alpha("auto", y, lambda: 5) == select_level_alpha(y, 5)
     with pytest.raises(MethodError, match="level_alpha"):
         resolve_level_alpha("recent", y, lambda: 5)
+
+
+def test_select_level_alpha_large_panel_uses_an_even_sample_of_items_with_demand() -> None:
+    # 12,000 items (float32, as panels are): every second item has demand, drifting upward on
+    # half of those; the choice must be that of the 5,000 evenly spaced items with demand
+    rng = np.random.default_rng(3)
+    n, t = 12_000, 60
+    trend = np.where(np.arange(n)[:, None] % 4 == 0, np.linspace(0.2, 3.0, t), 1.0)
+    y = rng.poisson(trend).astype(np.float32)
+    y[1::2] = 0.0
+    active = np.flatnonzero(y.sum(axis=1) > 0)
+    sample = active[np.linspace(0, active.size - 1, 5000).round().astype(np.int64)]
+    expected = select_level_alpha(y[sample].astype(np.float64), 10)
+    assert select_level_alpha(y, 10) == expected

@@ -36,13 +36,19 @@ def select_level_alpha(
     demand (at most 5,000, evenly spaced). Stationary demand selects 0 (the plain mean),
     drifting demand a larger weight.
     """
-    h = as_history(y)
-    active_rows = np.flatnonzero(h.sum(axis=1) > 0)
-    if active_rows.size > _ALPHA_MAX_ITEMS:  # one value for all: an even subsample suffices
-        active_rows = active_rows[
-            np.linspace(0, active_rows.size - 1, _ALPHA_MAX_ITEMS).round().astype(np.int64)
-        ]
-    h = h[active_rows]
+    raw = np.asarray(y)
+    if raw.ndim == 2 and raw.shape[0] > _ALPHA_MAX_ITEMS:
+        # one value for all: an even subsample of the items with demand suffices, chosen
+        # before the float64 copy (which at a million items would be several GiB)
+        active_rows = np.flatnonzero(raw.max(axis=1) > 0)
+        if active_rows.size > _ALPHA_MAX_ITEMS:
+            active_rows = active_rows[
+                np.linspace(0, active_rows.size - 1, _ALPHA_MAX_ITEMS).round().astype(np.int64)
+            ]
+        h = as_history(raw[active_rows])
+    else:
+        h = as_history(raw)
+        h = h[h.sum(axis=1) > 0]
     n_items, n_t = h.shape
     horizon = max(int(horizon), 1)
     start = n_t // 2
