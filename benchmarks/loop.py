@@ -15,7 +15,8 @@ does: the first champion), the champion registered (``ensure_champion``), then o
 with the challenger of ``--challenger-methods``, step by step as ``run_weekly`` runs them
 (extract, train, evaluate, promote, refresh when kept, re-plan when the champion moved); per
 step the wall time and the peak resident memory of the process and its children (sampled every
-0.1 s), and the load average.
+0.1 s), CPU seconds (this process and its children), and the load average. ``--again`` runs one
+more cycle on the kept ``--output`` of an earlier one (no new ERP, no first run).
 
 ``--dataset oil``: a sample of ``--items`` series of the oil data (monthly; y read as Float64;
 the one-off spike of 1997-11 set to zero as ``benchmarks/inventory.py`` does; missing months
@@ -260,16 +261,24 @@ class _Peak:
 
 def _cycle(args: argparse.Namespace) -> None:
     """One weekly cycle at scale, timed step by step (``--cycle``; see the module docstring)."""
-    rows: list[tuple[str, float, float, str]] = []
+    rows: list[tuple[str, float, float, float, str]] = []
+
+    def cpu_s() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
     def timed(name: str, fn: Callable[[], object]) -> object:
         with _Peak() as peak:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_s()
             out = fn()
-            seconds = time.perf_counter() - t0
+            seconds, cpu = time.perf_counter() - t0, cpu_s() - c0
         message = getattr(out, "message", "") or ""
-        rows.append((name, seconds, peak.peak, str(message)[:110]))
-        print(f"{name}: {seconds:.1f} s, peak {peak.peak:,.0f} MB {message}"[:200], flush=True)
+        rows.append((name, seconds, cpu, peak.peak, str(message)[:110]))
+        print(
+            f"{name}: {seconds:.1f} s, cpu {cpu:.1f} s, peak {peak.peak:,.0f} MB {message}"[:220],
+            flush=True,
+        )
         return out
 
     end = date(2026, 10, 31)
@@ -281,10 +290,13 @@ def _cycle(args: argparse.Namespace) -> None:
         )
         write_tables(tables, sqlite_url(db))
 
-    timed("generate demo ERP", generate)
-    methods = [m.strip() for m in args.methods.split(",")]
-    settings = load_settings(methods=methods, data={"today": end})
-    timed("first run (forecast + plan)", lambda: run_plan(sqlite_url(db), args.output, settings))
+    if not (args.again and (args.output / "run.json").is_file()):
+        timed("generate demo ERP", generate)
+        methods = [m.strip() for m in args.methods.split(",")]
+        settings = load_settings(methods=methods, data={"today": end})
+        timed(
+            "first run (forecast + plan)", lambda: run_plan(sqlite_url(db), args.output, settings)
+        )
     chall = args.output / "challenger.toml"
     chall.write_text(
         "methods = ["
@@ -308,12 +320,16 @@ def _cycle(args: argparse.Namespace) -> None:
         f"one weekly cycle: demo ERP {args.items:,} items x {args.history} days, champion "
         f"`{args.methods}`, challenger `{args.challenger_methods}`",
         "",
-        "| step | seconds | peak RSS MB | outcome |",
-        "|---|---:|---:|---|",
-        *[f"| {n} | {s:.1f} | {m:,.0f} | {msg.replace('|', '/')} |" for n, s, m, msg in rows],
+        "| step | seconds | CPU seconds | peak RSS MB | outcome |",
+        "|---|---:|---:|---:|---|",
+        *[
+            f"| {n} | {s:.1f} | {c:.1f} | {m:,.0f} | {msg.replace('|', '/')} |"
+            for n, s, c, m, msg in rows
+        ],
         "",
-        f"weekly cycle (extract to re-plan): {sum(r[1] for r in cycle):.1f} s; peak RSS "
-        f"{max(r[2] for r in cycle):,.0f} MB (ru_maxrss of the process {peak_all:,.0f} MB); "
+        f"weekly cycle (extract to re-plan): {sum(r[1] for r in cycle):.1f} s, CPU "
+        f"{sum(r[2] for r in cycle):.1f} s; peak RSS "
+        f"{max(r[3] for r in cycle):,.0f} MB (ru_maxrss of the process {peak_all:,.0f} MB); "
         f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
         f"(1/5/15 min) on {os.cpu_count()} cores",
     ]
@@ -348,10 +364,15 @@ def main() -> None:
     parser.add_argument(
         "--cycle", action="store_true", help="time one weekly cycle at scale (no replay)"
     )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="--cycle on the kept --output of an earlier --cycle: one more cycle, no new ERP",
+    )
     args = parser.parse_args()
     keep = args.output is not None
     args.output = args.output or Path(tempfile.mkdtemp(prefix="sparecast-loop-"))
-    if args.output.exists() and keep:
+    if args.output.exists() and keep and not (args.cycle and args.again):
         shutil.rmtree(args.output)
     args.output.mkdir(parents=True, exist_ok=True)
     if args.cycle:
