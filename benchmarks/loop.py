@@ -17,6 +17,9 @@ with the challenger of ``--challenger-methods``, step by step as ``run_weekly`` 
 step the wall time and the peak resident memory of the process and its children (sampled every
 0.1 s), CPU seconds (this process and its children), and the load average. ``--again`` runs one
 more cycle on the kept ``--output`` of an earlier one (no new ERP, no first run).
+``--engine-check``: the CPU seconds of evaluate's two core runs on one window (a demo of
+``--items`` x ``--history`` days cut 28 days before its end; challenger then champion), on the
+local engine and on the shared one, each twice.
 
 ``--dataset oil``: a sample of ``--items`` series of the oil data (monthly; y read as Float64;
 the one-off spike of 1997-11 set to zero as ``benchmarks/inventory.py`` does; missing months
@@ -339,6 +342,37 @@ def _cycle(args: argparse.Namespace) -> None:
         args.markdown.write_text(text + "\n")
 
 
+def _engine_check(args: argparse.Namespace) -> None:
+    """CPU seconds of ``evaluate``'s two core runs on one window (the challenger's, then the
+    champion's), on the local engine and on the shared one (``--engine-check``)."""
+    from sparecast.config import Settings
+    from sparecast.pipeline.load import load_panel
+
+    def cpu_s() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    db = args.output / "erp.sqlite"
+    tables = generate_demo_erp(n_items=args.items, n_days=args.history, seed=args.seed)
+    write_tables(tables, sqlite_url(db))
+    full = load_panel(sqlite_url(db), Settings(), args.output).panel
+    panel = full.slice_periods(full.n_periods - 28)
+    ch = Settings(methods=[m.strip() for m in args.challenger_methods.split(",")])
+    cp = Settings(methods=[m.strip() for m in args.methods.split(",")])
+    loop._model_matrix(cp, panel.slice_periods(100), 28)  # compile the kernels
+    for name in ("local", "shared", "local", "shared"):
+        c0, t0 = cpu_s(), time.perf_counter()
+        engine = loop._SharedEngine(panel) if name == "shared" else loop.LOCAL
+        loop._model_matrix(ch, panel, 28, engine)
+        loop._model_matrix(cp, panel, 28, engine)
+        print(
+            f"{args.items} items x {args.history} days, {name} engine: CPU "
+            f"{cpu_s() - c0:.1f} s, wall {time.perf_counter() - t0:.1f} s (load average "
+            f"{os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=("demo", "oil"), default="demo")
@@ -369,12 +403,24 @@ def main() -> None:
         action="store_true",
         help="--cycle on the kept --output of an earlier --cycle: one more cycle, no new ERP",
     )
+    parser.add_argument(
+        "--engine-check",
+        action="store_true",
+        help="CPU of evaluate's two core runs on one window: local against shared engine",
+    )
     args = parser.parse_args()
     keep = args.output is not None
     args.output = args.output or Path(tempfile.mkdtemp(prefix="sparecast-loop-"))
     if args.output.exists() and keep and not (args.cycle and args.again):
         shutil.rmtree(args.output)
     args.output.mkdir(parents=True, exist_ok=True)
+    if args.engine_check:
+        try:
+            _engine_check(args)
+        finally:
+            if not keep:
+                shutil.rmtree(args.output, ignore_errors=True)
+        return
     if args.cycle:
         try:
             _cycle(args)

@@ -541,3 +541,28 @@ def test_shadow_keeps_the_champion_when_the_challenger_scores_worse(
     decision = {v["store_version"]: v["tags"].get("sparecast.decision") for v in status["versions"]}
     assert decision[challenger] == "rejected"
     assert loop.shadow_challenger(ctx) is None
+
+
+def test_evaluate_shares_what_both_configurations_compute(good_demo: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    data = _copy(good_demo, tmp_path)
+    loaded, _ = loop.extract(loop.loop_context(data))
+    panel = loaded.panel.slice_periods(loaded.panel.n_periods - 28)
+    champion = Settings(methods=["sba", "tsb", "ma"])
+    challenger = Settings(methods=["sba", "tsb", "ma", "ses", "imapa", "robust"])
+    alone = loop._model_matrix(champion, panel, 28)
+    shared = loop._SharedEngine(panel)
+    first = loop._model_matrix(challenger, panel, 28, shared)
+    after = loop._model_matrix(champion, panel, 28, shared)
+    assert np.array_equal(after, alone, equal_nan=True)  # the same forecasts as alone
+    assert not np.array_equal(first, alone, equal_nan=True)
+    assert len(shared._backtests) == 1  # the champion's backtest was cut from the challenger's
+    # a configuration with other parameters of a method is computed, not taken
+    other = Settings(methods=["sba", "tsb"], method_params={"tsb": {"alpha_d": 0.3}})
+    assert np.array_equal(
+        loop._model_matrix(other, panel, 28, shared),
+        loop._model_matrix(other, panel, 28),
+        equal_nan=True,
+    )
+    assert len(shared._backtests) == 2

@@ -16,6 +16,7 @@ Prefect flows (``pipeline/flows.py``) wrap the same steps for scheduled runs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -34,11 +35,13 @@ import polars as pl
 from sparecast.classify import classify
 from sparecast.config import Settings, load_settings
 from sparecast.errors import ConfigError, SourceError, SparecastError
+from sparecast.evaluate.backtest import REFERENCES, BacktestResult
 from sparecast.evaluate.metrics import mae as mae_metric
 from sparecast.evaluate.metrics import mase as mase_metric
 from sparecast.evaluate.metrics import rmsse as rmsse_metric
 from sparecast.methods import forecast_panel
 from sparecast.pipeline.core import run_core
+from sparecast.pipeline.engine import LOCAL, Engine
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.monitor import (
     MonitorReport,
@@ -589,11 +592,116 @@ def _settings_of(run: RunInfo, like: Settings) -> Settings:
     )
 
 
-def _model_matrix(settings: Settings, train_panel: Any, h: int) -> np.ndarray:
+class _SharedEngine:
+    """The local engine for the core runs of several configurations on one panel (evaluate
+    runs the challenger's and the champion's on each window's panel): what a configuration
+    computes like one before it is taken from that one, not computed again. Shared: the
+    classification (same tier thresholds), each method's backtest scores (same horizon,
+    windows, step, seasonality, parameters of that method, stockout weight and percentage
+    items) and each method's forecasts (same horizon and parameters). A method's scores and
+    forecasts do not depend on the other methods of the call, so the results are the ones
+    ``LocalEngine`` computes, in the order the call asks (tested)."""
+
+    _SAME = ("h", "n_windows", "step", "seasonality", "stockout_weight")
+
+    def __init__(self, panel: Any) -> None:
+        self.panel = panel
+        self._classes: dict[str, pl.DataFrame] = {}
+        self._backtests: list[tuple[dict[str, Any], BacktestResult]] = []
+        self._forecasts: dict[tuple[str, int, str], np.ndarray] = {}
+        self._failed: dict[tuple[str, int, str], str] = {}
+
+    def classify(self, panel: Any, thresholds: Any) -> pl.DataFrame:
+        assert panel is self.panel
+        key = repr(thresholds)
+        if key not in self._classes:
+            self._classes[key] = LOCAL.classify(panel, thresholds)
+        return self._classes[key]
+
+    def _subset(
+        self, cached: dict[str, Any], result: BacktestResult, kwargs: dict[str, Any]
+    ) -> BacktestResult | None:
+        """The cached ``result`` cut to the methods ``kwargs`` asks for, or None when it was
+        computed differently or lacks one of them."""
+        if any(cached.get(k) != kwargs.get(k) for k in self._SAME):
+            return None
+        if kwargs.get("keep_errors") and result.errors is None:
+            return None
+        a, b = cached.get("percentage_items"), kwargs.get("percentage_items")
+        if (a is None) != (b is None) or (
+            a is not None and b is not None and not np.array_equal(a, b)
+        ):
+            return None
+        if "references" in cached or "references" in kwargs:
+            return None
+        methods = list(kwargs["methods"])
+        old_params, params = cached.get("params") or {}, kwargs.get("params") or {}
+        refs = tuple(r for r in REFERENCES if r not in methods)
+        keep = [*methods, *refs]
+        if any(m not in result.methods or old_params.get(m) != params.get(m) for m in keep):
+            return None
+        order = pl.DataFrame({"method": keep, "_o": range(len(keep))})
+        scores = (
+            result.scores.join(order, on="method", how="inner")
+            .sort("_o", maintain_order=True)
+            .drop("_o")
+        )
+        errors = None
+        if kwargs.get("keep_errors") and result.errors is not None:
+            errors = {m: result.errors[m] for m in keep if m in result.errors}
+        return dataclasses.replace(
+            result,
+            scores=scores,
+            methods=keep,
+            references=refs,
+            labels={m: result.labels[m] for m in keep if m in result.labels},
+            errors=errors,
+            timings=dict(result.timings),
+        )
+
+    def backtest(self, panel: Any, **kwargs: Any) -> BacktestResult:
+        assert panel is self.panel
+        for cached, result in self._backtests:
+            found = self._subset(cached, result, kwargs)
+            if found is not None:
+                return found
+        result = LOCAL.backtest(panel, **kwargs)
+        self._backtests.append((kwargs, result))
+        return result
+
+    def forecast_all(
+        self,
+        panel: Any,
+        h: int,
+        names: list[str],
+        params: dict[str, dict[str, Any]],
+        step: Any,
+    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        assert panel is self.panel
+
+        def key(name: str) -> tuple[str, int, str]:
+            return (name, h, json.dumps(params.get(name), sort_keys=True, default=str))
+
+        todo = [n for n in names if key(n) not in self._forecasts and key(n) not in self._failed]
+        if todo:
+            values, failed = LOCAL.forecast_all(panel, h, todo, params, step)
+            self._forecasts.update({key(n): v for n, v in values.items()})
+            self._failed.update({key(n): why for n, why in failed.items()})
+        out = {n: self._forecasts[key(n)] for n in names if key(n) in self._forecasts}
+        return out, {n: self._failed[key(n)] for n in names if key(n) in self._failed}
+
+    def forecast_quantiles(self, panel: Any, point: np.ndarray, levels: list[float]) -> np.ndarray:
+        return LOCAL.forecast_quantiles(panel, point, levels)
+
+
+def _model_matrix(
+    settings: Settings, train_panel: Any, h: int, engine: Engine = LOCAL
+) -> np.ndarray:
     """A configuration's forecasts ``[items, h]`` for ``train_panel`` (the whole run: classify,
-    backtest, route, forecast), rows in panel order."""
+    backtest, route, forecast), rows in panel order. ``engine``: a ``_SharedEngine`` of the
+    panel when several configurations run on it."""
     settings = settings.model_copy(update={"horizon": h, "quantiles": []})
-    result = run_core(train_panel, settings, with_forecast=True)
+    result = run_core(train_panel, settings, with_forecast=True, engine=engine)
     assert result.forecasts is not None
     frame = result.forecasts.sort("unique_id", "ds")
     ids = [str(i) for i in train_panel.item_ids]
@@ -678,7 +786,8 @@ def evaluate(ctx: LoopContext, loaded: LoadedData | None = None) -> Evaluation |
         y_true = panel.y[:, origin : origin + h].astype(np.float64)
         y_train = train_panel.y.astype(np.float64)
         windows.append(str(_iso_day(panel.dates[origin])))
-        preds = {name: _model_matrix(s, train_panel, h) for name, s in models.items()}
+        shared = _SharedEngine(train_panel)  # the champion takes what the challenger computed
+        preds = {name: _model_matrix(s, train_panel, h, shared) for name, s in models.items()}
         for base in p.baselines:
             preds[base] = forecast_panel(train_panel, h, base)
         for name, pred in preds.items():
