@@ -7,6 +7,19 @@ the periods it took to detect the change, and the time of each cycle.
     python benchmarks/loop.py --items 2016 --weeks 52 --change-week 26
     python benchmarks/loop.py --markdown /tmp/loop.md          # the table for docs/results.md
     python benchmarks/loop.py --dataset oil --items 14523 --weeks 20 --change-week 10  # ~7 min
+    python benchmarks/loop.py --cycle --items 100000 --history 730   # one weekly cycle, timed
+
+``--cycle``: the time and memory of one weekly cycle at scale, not a replay. A demo ERP of
+``--items`` items x ``--history`` days, planned once (``run_plan``, as ``sparecast demo``
+does: the first champion), the champion registered (``ensure_champion``), then one weekly cycle
+with the challenger of ``--challenger-methods``, step by step as ``run_weekly`` runs them
+(extract, train, evaluate, promote, refresh when kept, re-plan when the champion moved); per
+step the wall time and the peak resident memory of the process and its children (sampled every
+0.1 s), CPU seconds (this process and its children), and the load average. ``--again`` runs one
+more cycle on the kept ``--output`` of an earlier one (no new ERP, no first run).
+``--engine-check``: the CPU seconds of evaluate's two core runs on one window (a demo of
+``--items`` x ``--history`` days cut 28 days before its end; challenger then champion), on the
+local engine and on the shared one, each twice.
 
 ``--dataset oil``: a sample of ``--items`` series of the oil data (monthly; y read as Float64;
 the one-off spike of 1997-11 set to zero as ``benchmarks/inventory.py`` does; missing months
@@ -43,10 +56,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -57,6 +73,7 @@ from sparecast.config import load_settings
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.sources import sqlite_url, write_tables
 from sparecast.pipeline import loop
+from sparecast.pipeline.plan import run_plan
 from sparecast.pipeline.steps import run_pipeline
 from sparecast.store import ForecastStore, default_store_url
 
@@ -206,6 +223,156 @@ def _scores(part: pl.DataFrame, scales: pl.DataFrame) -> tuple[float, float, flo
     return mae, rmsse, bias
 
 
+def _rss_mb() -> float:
+    """Resident memory of this process and its children, MB (from /proc)."""
+    total = 0.0
+    pids = [os.getpid()]
+    try:
+        children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
+class _Peak:
+    """Peak resident memory (MB) while a block runs, sampled every 0.1 s in a thread."""
+
+    def __enter__(self) -> _Peak:
+        self.peak = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+
+def _cycle(args: argparse.Namespace) -> None:
+    """One weekly cycle at scale, timed step by step (``--cycle``; see the module docstring)."""
+    rows: list[tuple[str, float, float, float, str]] = []
+
+    def cpu_s() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def timed(name: str, fn: Callable[[], object]) -> object:
+        with _Peak() as peak:
+            t0, c0 = time.perf_counter(), cpu_s()
+            out = fn()
+            seconds, cpu = time.perf_counter() - t0, cpu_s() - c0
+        message = getattr(out, "message", "") or ""
+        rows.append((name, seconds, cpu, peak.peak, str(message)[:110]))
+        print(
+            f"{name}: {seconds:.1f} s, cpu {cpu:.1f} s, peak {peak.peak:,.0f} MB {message}"[:220],
+            flush=True,
+        )
+        return out
+
+    end = date(2026, 10, 31)
+    db = args.output / "erp.sqlite"
+
+    def generate() -> None:
+        tables = generate_demo_erp(
+            n_items=args.items, n_days=args.history, seed=args.seed, end_date=end
+        )
+        write_tables(tables, sqlite_url(db))
+
+    if not (args.again and (args.output / "run.json").is_file()):
+        timed("generate demo ERP", generate)
+        methods = [m.strip() for m in args.methods.split(",")]
+        settings = load_settings(methods=methods, data={"today": end})
+        timed(
+            "first run (forecast + plan)", lambda: run_plan(sqlite_url(db), args.output, settings)
+        )
+    chall = args.output / "challenger.toml"
+    chall.write_text(
+        "methods = ["
+        + ", ".join(f'"{m.strip()}"' for m in args.challenger_methods.split(","))
+        + "]\n"
+    )
+    ctx = loop.loop_context(args.output, challenger_config=chall)
+    timed("register the first champion (once)", lambda: loop.ensure_champion(ctx))
+    first_cycle = len(rows)
+    loaded, _ = timed("extract", lambda: loop.extract(ctx))  # type: ignore[misc]
+    timed("train", lambda: loop.train(ctx, loaded))
+    ev = timed("evaluate", lambda: loop.evaluate(ctx, loaded))
+    done = timed("promote", lambda: loop.promote(ctx, ev))  # type: ignore[arg-type]
+    if not done.details.get("promoted", False):  # type: ignore[attr-defined]
+        timed("refresh (champion kept)", lambda: loop.refresh(ctx, loaded))
+    timed("re-plan (the champion moved)", lambda: loop.replan_if_planned(ctx))
+    cycle = rows[first_cycle:]
+    load = os.getloadavg()
+    peak_all = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines = [
+        f"one weekly cycle: demo ERP {args.items:,} items x {args.history} days, champion "
+        f"`{args.methods}`, challenger `{args.challenger_methods}`",
+        "",
+        "| step | seconds | CPU seconds | peak RSS MB | outcome |",
+        "|---|---:|---:|---:|---|",
+        *[
+            f"| {n} | {s:.1f} | {c:.1f} | {m:,.0f} | {msg.replace('|', '/')} |"
+            for n, s, c, m, msg in rows
+        ],
+        "",
+        f"weekly cycle (extract to re-plan): {sum(r[1] for r in cycle):.1f} s, CPU "
+        f"{sum(r[2] for r in cycle):.1f} s; peak RSS "
+        f"{max(r[3] for r in cycle):,.0f} MB (ru_maxrss of the process {peak_all:,.0f} MB); "
+        f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+        f"(1/5/15 min) on {os.cpu_count()} cores",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+
+
+def _engine_check(args: argparse.Namespace) -> None:
+    """CPU seconds of ``evaluate``'s two core runs on one window (the challenger's, then the
+    champion's), on the local engine and on the shared one (``--engine-check``)."""
+    from sparecast.config import Settings
+    from sparecast.pipeline.load import load_panel
+
+    def cpu_s() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    db = args.output / "erp.sqlite"
+    tables = generate_demo_erp(n_items=args.items, n_days=args.history, seed=args.seed)
+    write_tables(tables, sqlite_url(db))
+    full = load_panel(sqlite_url(db), Settings(), args.output).panel
+    panel = full.slice_periods(full.n_periods - 28)
+    ch = Settings(methods=[m.strip() for m in args.challenger_methods.split(",")])
+    cp = Settings(methods=[m.strip() for m in args.methods.split(",")])
+    loop._model_matrix(cp, panel.slice_periods(100), 28)  # compile the kernels
+    for name in ("local", "shared", "local", "shared"):
+        c0, t0 = cpu_s(), time.perf_counter()
+        engine = loop._SharedEngine(panel) if name == "shared" else loop.LOCAL
+        loop._model_matrix(ch, panel, 28, engine)
+        loop._model_matrix(cp, panel, 28, engine)
+        print(
+            f"{args.items} items x {args.history} days, {name} engine: CPU "
+            f"{cpu_s() - c0:.1f} s, wall {time.perf_counter() - t0:.1f} s (load average "
+            f"{os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=("demo", "oil"), default="demo")
@@ -228,12 +395,39 @@ def main() -> None:
     )
     parser.add_argument("--output", type=Path, default=None, help="work directory (kept)")
     parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument(
+        "--cycle", action="store_true", help="time one weekly cycle at scale (no replay)"
+    )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="--cycle on the kept --output of an earlier --cycle: one more cycle, no new ERP",
+    )
+    parser.add_argument(
+        "--engine-check",
+        action="store_true",
+        help="CPU of evaluate's two core runs on one window: local against shared engine",
+    )
     args = parser.parse_args()
     keep = args.output is not None
     args.output = args.output or Path(tempfile.mkdtemp(prefix="sparecast-loop-"))
-    if args.output.exists() and keep:
+    if args.output.exists() and keep and not (args.cycle and args.again):
         shutil.rmtree(args.output)
     args.output.mkdir(parents=True, exist_ok=True)
+    if args.engine_check:
+        try:
+            _engine_check(args)
+        finally:
+            if not keep:
+                shutil.rmtree(args.output, ignore_errors=True)
+        return
+    if args.cycle:
+        try:
+            _cycle(args)
+        finally:
+            if not keep:
+                shutil.rmtree(args.output, ignore_errors=True)
+        return
 
     monthly = args.dataset == "oil"
     if monthly:

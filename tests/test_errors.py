@@ -14,6 +14,7 @@ from sparecast.errors import (
     CacheUnavailable,
     ConfigError,
     DataValidationError,
+    LoopManagedError,
     MethodError,
     OutputError,
     SourceError,
@@ -32,6 +33,7 @@ SUBCLASSES = [
     StoreError,
     StoreUnavailable,
     CacheUnavailable,
+    LoopManagedError,
 ]
 
 

@@ -27,6 +27,7 @@ from sparecast.pipeline.ops_cli import models_app, pipeline_app
 from sparecast.pipeline.plan import PlanOutcome, run_plan
 from sparecast.pipeline.staging import ensure_output_dir, recover_output_dir
 from sparecast.pipeline.steps import RunOutcome, run_pipeline
+from sparecast.pipeline.store_step import check_not_loop_managed
 from sparecast.store.cli import store_app
 from sparecast.store.overrides_cli import overrides_app
 from sparecast.urls import redact_text
@@ -331,6 +332,8 @@ def demo(
             update={"data": settings.data.model_copy(update={"today": last_day})}
         )
         ensure_output_dir(output)  # _plan below first finishes what an interrupted run left
+        # a new demo ERP is not written over a directory the production loop serves
+        check_not_loop_managed(settings, output, command="demo")
         db = output / "erp.sqlite"
         if not quiet:
             err_console.print(f"Generating demo ERP: {items:,} items x {days} days -> {db}")

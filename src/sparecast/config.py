@@ -593,6 +593,13 @@ class PipelineSettings(_Section):
     min_group_items: int = Field(
         3, ge=1, description="tiers/categories with fewer items are not tested on their own"
     )
+    shadow_periods: int = Field(
+        0,
+        ge=0,
+        description="shadow mode: a challenger that passes the backtest test is held as "
+        "challenger and promoted only after its stored forecasts beat the champion's on this "
+        "many periods of actuals (same margin and tolerances); 0: promoted at once",
+    )
 
 
 class RegistrySettings(_Section):

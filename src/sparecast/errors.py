@@ -12,6 +12,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "CacheUnavailable",
+    "LoopManagedError",
 ]
 
 
@@ -49,3 +50,8 @@ class StoreUnavailable(StoreError):
 
 class CacheUnavailable(SparecastError):
     """The forecast cache (Redis) cannot be reached; callers treat it as a miss."""
+
+
+class LoopManagedError(SparecastError):
+    """The output directory is served by the production loop (its store has a champion): a
+    plain run there would not be served; challengers go through ``sparecast pipeline``."""

@@ -110,10 +110,18 @@ def test_a_degraded_challenger_is_not_promoted(good_demo: Path, tmp_path: Path) 
     ctx = loop.loop_context(data, challenger_config=_toml(tmp_path, "naive.toml", NAIVE))
     champion = _served(data)
     reports = loop.run_weekly(ctx)
-    assert [r.step for r in reports] == ["extract", "train", "evaluate", "promote", "refresh"]
+    assert [r.step for r in reports] == [
+        "extract",
+        "train",
+        "evaluate",
+        "promote",
+        "refresh",
+        "replan",
+    ]
     assert reports[3].details["promoted"] is False
     # the champion's configuration on the same data is the champion itself: nothing to refresh
     assert reports[4].message.endswith("is up to date")
+    assert reports[5].details["replanned"] is False  # the plan is on the champion already
     assert _served(data) == champion  # the API keeps serving the champion
     status = loop.models_status(ctx)
     assert status["aliases"]["champion"]["model_version"] == champion
@@ -133,7 +141,7 @@ def test_a_degraded_challenger_is_not_promoted(good_demo: Path, tmp_path: Path) 
     assert any(k.startswith("eval/rmsse/tier/") for k in metrics)
     # a rerun is idempotent: the same training is reused, no second decision recorded
     again = loop.run_weekly(ctx)
-    assert again[1].details["reused"] is True and again[-1].message.endswith("is up to date")
+    assert again[1].details["reused"] is True and again[4].message.endswith("is up to date")
     assert len(ctx.registry().versions()) == 2 and _served(data) == champion
     assert len([e for e in loop.models_history(ctx) if e["action"] == "keep"]) == 1
     # a week later the champion's configuration is retrained on the newer data (a refresh)
@@ -142,8 +150,11 @@ def test_a_degraded_challenger_is_not_promoted(good_demo: Path, tmp_path: Path) 
     )
     _shift_demand(data, date(2026, 11, 1), 7, 1.0)
     week = loop.run_weekly(later)
-    assert week[-1].step == "refresh" and week[-1].details["from"] == champion
-    assert _served(data) == week[-1].details["to"] != champion
+    assert week[-2].step == "refresh" and week[-2].details["from"] == champion
+    assert _served(data) == week[-2].details["to"] != champion
+    # the plan follows the refreshed champion
+    assert week[-1].details["replanned"] is True
+    assert loop.planned_version(data) == week[-2].details["to"]
     assert [e["action"] for e in loop.models_history(ctx)][-1] == "refresh"
 
 
@@ -185,6 +196,8 @@ def test_decide_margin_tolerance_and_baseline_guard() -> None:
 def test_promote_and_rollback_move_what_the_api_serves(sba_demo: Path, tmp_path: Path) -> None:
     data = _copy(sba_demo, tmp_path)
     first = _served(data)
+    first_policy = pl.read_parquet(data / "policy.parquet")
+    first_forecasts = pl.read_parquet(data / "forecasts.parquet")
     settings = Settings(
         service={"version_refresh_s": 0.2, "api_key_hashes": [hashlib.sha256(KEY).hexdigest()]}
     )
@@ -208,11 +221,28 @@ def test_promote_and_rollback_move_what_the_api_serves(sba_demo: Path, tmp_path:
         assert _wait_served(client, promoted)
         body = client.get(f"/forecast/item/{item}").json()
         assert body["model_version"] == promoted
+        # the plan followed the promotion: the promoted model's forecasts, a new policy
+        assert reports[-1].details["replan"].startswith("replan: the plan follows")
+        assert loop.planned_version(data) == promoted
+        assert pl.read_parquet(data / "forecasts.parquet").equals(
+            pl.read_parquet(data / "models" / promoted / "forecasts.parquet")
+        )
+        assert not pl.read_parquet(data / "policy.parquet").equals(first_policy)
+        assert not list(data.glob(".staging-*"))
+        # a retrain into the loop's directory would not be served: refused, pointing to the loop
+        refused = client.post("/retrain", headers=AUTH)
+        assert refused.status_code == 409 and "pipeline run weekly" in refused.text
         # rollback restores the previous champion; the API follows without a restart
         done = loop.rollback(ctx, "test: a planner saw wrong forecasts")
         assert done.details == {"from": promoted, "to": first}
         assert _wait_served(client, first)
         assert client.get(f"/forecast/item/{item}").json()["model_version"] == first
+        # the plan follows the rollback: the first run's forecasts and the same plan again
+        assert loop.replan_if_planned(ctx).details["replanned"] is True
+        assert loop.planned_version(data) == first
+        assert pl.read_parquet(data / "forecasts.parquet").equals(first_forecasts)
+        assert pl.read_parquet(data / "policy.parquet").equals(first_policy)
+        assert loop.replan_if_planned(ctx).details["replanned"] is False  # idempotent
         # the challenger alias still names the rolled-back model: its shadow forecasts
         shadow = client.get(f"/forecast/item/{item}", params={"model": "challenger"})
         assert shadow.status_code == 200 and shadow.json()["model_version"] == promoted
@@ -290,6 +320,18 @@ def test_cli_pipeline_run_and_models_status_history(good_demo: Path, tmp_path: P
     assert status.exit_code == 0 and "champion:" in status.output and "rejected" in status.output
     history = runner.invoke(cli_app, ["models", "history", "--data", str(data), "--json"])
     assert history.exit_code == 0 and '"keep"' in history.output
+    # a plain run or plan into the loop's directory would not be served: refused
+    source = f"sqlite:///{data / 'erp.sqlite'}"
+    for command in (["run"], ["plan"], ["demo", "--items", "30"]):
+        args = [*command, "--output", str(data), "--quiet"]
+        if command[0] != "demo":
+            args += ["--source", source]
+        refused = runner.invoke(cli_app, args)
+        assert refused.exit_code == 2 and "managed by the production loop" in refused.output
+    replan = runner.invoke(
+        cli_app, ["plan", "--source", source, "--output", str(data), "--reuse-forecasts"]
+    )
+    assert replan.exit_code == 0, replan.output  # planning on the served forecasts is fine
     daily = runner.invoke(cli_app, ["pipeline", "run", "daily", "--data", str(data)])
     assert daily.exit_code == 0, daily.output
     assert "extract:" in daily.output
@@ -394,3 +436,133 @@ def test_champion_stack_replays_promotions_refreshes_and_rollbacks() -> None:
     events += [ev("promote", "B1"), ev("refresh", "B2")]
     assert champion_stack(events) == ["A2", "B2"]  # a refresh replaces, a promotion pushes
     assert champion_stack([*events, ev("rollback", "A2")]) == ["A2"]
+
+
+SHADOW = RELAXED + "shadow_periods = 3\n"
+
+
+def _actuals_like(data: Path, model_version: str, days: list[date]) -> None:
+    """Append demand rows to the demo ERP: every item issues what ``model_version`` forecast
+    for each of ``days`` (actuals that model forecast exactly)."""
+    store = ForecastStore(default_store_url(data))
+    try:
+        run = store.run_by_version(model_version)
+        assert run is not None
+        frame = store.run_forecasts(run.run_id).filter(pl.col("ds").is_in(days))
+    finally:
+        store.dispose()
+    rows = [
+        (r["unique_id"], r["ds"].isoformat(), float(r["forecast"]))
+        for r in frame.iter_rows(named=True)
+        if r["forecast"] > 0
+    ]
+    with sqlite3.connect(data / "erp.sqlite") as conn:
+        conn.executemany("INSERT INTO demand (item_id, date, quantity) VALUES (?, ?, ?)", rows)
+
+
+def _shadow_start(sba_demo: Path, tmp_path: Path) -> tuple[Path, str, str]:
+    """A copy of the SBA demo whose challenger (sba/tsb/ma) passed the backtest test and is
+    held in shadow for 3 days: (directory, champion, challenger)."""
+    data = _copy(sba_demo, tmp_path)
+    first = _served(data)
+    assert first is not None
+    ctx = loop.loop_context(
+        data,
+        config=_toml(tmp_path, "loop.toml", SHADOW),
+        challenger_config=_toml(tmp_path, "router.toml", ROUTER),
+    )
+    reports = loop.run_weekly(ctx)
+    promote = next(r for r in reports if r.step == "promote")
+    assert promote.details == {"promoted": False, "shadow": True}, promote.message
+    challenger = loop.shadow_challenger(ctx)
+    assert challenger is not None and challenger != first
+    assert _served(data) == first  # the champion serves during the shadow
+    assert loop.models_history(ctx)[-1]["action"] in ("shadow", "refresh")
+    return data, first, challenger
+
+
+def _week(
+    data: Path, tmp_path: Path, as_of: date
+) -> tuple[loop.LoopContext, list[loop.StepReport]]:
+    ctx = loop.loop_context(
+        data,
+        config=_toml(tmp_path, "loop.toml", SHADOW),
+        challenger_config=_toml(tmp_path, "router.toml", ROUTER),
+        as_of=as_of,
+    )
+    return ctx, loop.run_weekly(ctx)
+
+
+def test_shadow_promotes_a_better_challenger_only_after_n_periods(
+    sba_demo: Path, tmp_path: Path
+) -> None:
+    data, first, challenger = _shadow_start(sba_demo, tmp_path)
+    days = [date(2026, 11, 1) + timedelta(days=k) for k in range(3)]
+    _actuals_like(data, challenger, days[:2])  # the challenger forecast these two days exactly
+    ctx, reports = _week(data, tmp_path, date(2026, 11, 2))
+    assert [r.step for r in reports] == ["extract", "actuals", "shadow", "refresh", "replan"]
+    assert reports[2].details == {"pending": True, "periods": 2}, reports[2].message
+    assert _served(data) == reports[3].details["to"] != challenger  # the champion, refreshed
+    assert loop.shadow_challenger(ctx) == challenger
+    # a challenger trained meanwhile does not take the slot of the one in shadow
+    newer = loop.train(ctx)
+    assert newer.model_version != challenger
+    assert loop.models_status(ctx)["aliases"]["challenger"]["model_version"] == challenger
+    _actuals_like(data, challenger, days[2:])
+    ctx, reports = _week(data, tmp_path, date(2026, 11, 3))
+    shadow = reports[2]
+    assert shadow.details["promoted"] is True, shadow.message
+    history = loop.models_history(ctx)
+    promote = next(e for e in history if e["action"] == "promote")
+    assert promote["model_version"] == challenger
+    assert promote["reason"].startswith("shadow: promote; shadow over 3 period(s)")
+    # the promoted configuration serves, retrained on the newest data; the plan follows it
+    assert reports[3].details["from"] == challenger
+    assert _served(data) == reports[3].details["to"] == loop.planned_version(data)
+    record = json.loads((data / "models" / challenger / "shadow.json").read_text())
+    assert record["periods"] == 3 and record["promote"] is True
+    assert loop.shadow_challenger(ctx) is None
+
+
+def test_shadow_keeps_the_champion_when_the_challenger_scores_worse(
+    sba_demo: Path, tmp_path: Path
+) -> None:
+    data, first, challenger = _shadow_start(sba_demo, tmp_path)
+    days = [date(2026, 11, 1) + timedelta(days=k) for k in range(3)]
+    _actuals_like(data, first, days)  # the champion forecast these days exactly
+    ctx, reports = _week(data, tmp_path, date(2026, 11, 3))
+    assert reports[2].details["promoted"] is False, reports[2].message
+    keep = loop.models_history(ctx)[-2]  # then the champion's refresh
+    assert keep["action"] == "keep" and keep["model_version"] == challenger
+    assert "does not beat the champion" in keep["reason"] and keep["reason"].startswith("shadow:")
+    assert _served(data) == reports[3].details["to"]
+    assert reports[3].details["from"] == first  # the champion's configuration, refreshed
+    status = loop.models_status(ctx)
+    decision = {v["store_version"]: v["tags"].get("sparecast.decision") for v in status["versions"]}
+    assert decision[challenger] == "rejected"
+    assert loop.shadow_challenger(ctx) is None
+
+
+def test_evaluate_shares_what_both_configurations_compute(good_demo: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    data = _copy(good_demo, tmp_path)
+    loaded, _ = loop.extract(loop.loop_context(data))
+    panel = loaded.panel.slice_periods(loaded.panel.n_periods - 28)
+    champion = Settings(methods=["sba", "tsb", "ma"])
+    challenger = Settings(methods=["sba", "tsb", "ma", "ses", "imapa", "robust"])
+    alone = loop._model_matrix(champion, panel, 28)
+    shared = loop._SharedEngine(panel)
+    first = loop._model_matrix(challenger, panel, 28, shared)
+    after = loop._model_matrix(champion, panel, 28, shared)
+    assert np.array_equal(after, alone, equal_nan=True)  # the same forecasts as alone
+    assert not np.array_equal(first, alone, equal_nan=True)
+    assert len(shared._backtests) == 1  # the champion's backtest was cut from the challenger's
+    # a configuration with other parameters of a method is computed, not taken
+    other = Settings(methods=["sba", "tsb"], method_params={"tsb": {"alpha_d": 0.3}})
+    assert np.array_equal(
+        loop._model_matrix(other, panel, 28, shared),
+        loop._model_matrix(other, panel, 28),
+        equal_nan=True,
+    )
+    assert len(shared._backtests) == 2

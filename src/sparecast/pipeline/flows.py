@@ -92,17 +92,27 @@ def weekly(
     config: str | None = None,
     challenger_config: str | None = None,
 ) -> list[str]:
-    """Extract, train a challenger, evaluate it against the champion, promote it or keep (and
-    refresh) the champion; a challenger of the champion's own configuration is a refresh."""
+    """Extract, train a challenger, evaluate it against the champion, promote it (or hold it
+    in shadow) or keep (and refresh) the champion; a challenger of the champion's own
+    configuration is a refresh; while a challenger is in shadow, score and decide it instead;
+    the directory's plan follows the champion (``loop.run_weekly``)."""
     ctx = _context(data_dir, as_of, config, challenger_config)
     loaded, rep = _step(loop.extract, "extract", ctx)(ctx)
     lines = [rep.message]
+    replan = _step(loop.replan_if_planned, "replan", ctx)
+    if ctx.settings.pipeline.shadow_periods > 0 and loop.shadow_challenger(ctx) is not None:
+        # the challenger in shadow keeps its slot until decided (loop.run_weekly)
+        lines.append(_step(loop.record_observed, "actuals", ctx)(ctx, loaded).message)
+        lines.append(_step(loop.shadow_step, "shadow", ctx)(ctx).message)
+        lines.append(_step(loop.refresh, "refresh", ctx)(ctx, loaded).message)
+        return [*lines, replan(ctx).message]
     trained = _step(loop.train, "train", ctx)(ctx, loaded)
     lines.append(
         f"train: challenger {trained.model_version}" + (" (reused)" if trained.reused else "")
     )
     if loop.same_model(ctx):  # the champion's own configuration on newer data
-        return [*lines, _step(loop.refresh, "refresh", ctx)(ctx, loaded, trained).message]
+        lines.append(_step(loop.refresh, "refresh", ctx)(ctx, loaded, trained).message)
+        return [*lines, replan(ctx).message]
     evaluation = _step(loop.evaluate, "evaluate", ctx)(ctx, loaded)
     if evaluation is None:
         return [*lines, "evaluate: the challenger is the champion"]
@@ -111,6 +121,7 @@ def weekly(
     lines.append(done.message)
     if not done.details.get("promoted", False):
         lines.append(_step(loop.refresh, "refresh", ctx)(ctx, loaded).message)
+        lines.append(replan(ctx).message)
     return lines
 
 

@@ -16,6 +16,7 @@ Prefect flows (``pipeline/flows.py``) wrap the same steps for scheduled runs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +35,28 @@ import polars as pl
 from sparecast.classify import classify
 from sparecast.config import Settings, load_settings
 from sparecast.errors import ConfigError, SourceError, SparecastError
+from sparecast.evaluate.backtest import REFERENCES, BacktestResult
 from sparecast.evaluate.metrics import mae as mae_metric
 from sparecast.evaluate.metrics import mase as mase_metric
 from sparecast.evaluate.metrics import rmsse as rmsse_metric
 from sparecast.methods import forecast_panel
 from sparecast.pipeline.core import run_core
+from sparecast.pipeline.engine import LOCAL, Engine
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.monitor import (
     MonitorReport,
     monitor,
+    period_end,
     record_actuals,
     run_items_frame,
+    score_run,
 )
+from sparecast.pipeline.outputs import FORECASTS_DIR, FORECASTS_FILE, POLICY_FILE
+from sparecast.pipeline.plan import RUN_FILES, recorded_items_file, run_plan
 from sparecast.pipeline.staging import write_json_atomic
 from sparecast.pipeline.steps import stage_run
 from sparecast.pipeline.store_step import store_run, store_url_for
-from sparecast.store.aliases import CHALLENGER, CHAMPION, champion_stack
+from sparecast.store.aliases import CHALLENGER, CHAMPION, AliasEvent, champion_stack
 from sparecast.store.history import ForecastStore
 from sparecast.store.models import RunInfo
 from sparecast.store.registry import (
@@ -73,6 +80,12 @@ __all__ = [
     "promote",
     "rollback",
     "refresh",
+    "ShadowScores",
+    "shadow_challenger",
+    "shadow_scores",
+    "shadow_step",
+    "replan_if_planned",
+    "planned_version",
     "ensure_champion",
     "sync_registry",
     "run_daily",
@@ -353,6 +366,7 @@ def ensure_champion(ctx: LoopContext) -> str:
                 for name in _ARTEFACTS:
                     if (ctx.data_dir / name).is_file():
                         shutil.copy2(ctx.data_dir / name, folder / name)
+                _keep_run_files(ctx.data_dir, folder)  # a re-plan on it after a rollback
             try:  # a refresh of this configuration on the same data reuses the version
                 key: str | None = train_key(_settings_of(run, ctx.settings), run.data_end)
             except Exception:  # noqa: BLE001 - a config this version cannot read: no key
@@ -507,7 +521,14 @@ def _set_challenger(
     store = ctx.store()
     try:
         current = store.aliases().get(CHALLENGER)
-        if current is None or current.model_version != version.store_version:
+        pending = _pending_shadow(store) if ctx.settings.pipeline.shadow_periods > 0 else None
+        if pending is not None and pending != version.store_version:
+            log.info(
+                "challenger %s stays in shadow until decided: %s is registered, not aliased",
+                pending,
+                version.store_version,
+            )
+        elif current is None or current.model_version != version.store_version:
             store.move_alias(CHALLENGER, version.store_version, action="train", reason=reason)
         sync_registry(ctx, store, registry)
     finally:
@@ -571,11 +592,116 @@ def _settings_of(run: RunInfo, like: Settings) -> Settings:
     )
 
 
-def _model_matrix(settings: Settings, train_panel: Any, h: int) -> np.ndarray:
+class _SharedEngine:
+    """The local engine for the core runs of several configurations on one panel (evaluate
+    runs the challenger's and the champion's on each window's panel): what a configuration
+    computes like one before it is taken from that one, not computed again. Shared: the
+    classification (same tier thresholds), each method's backtest scores (same horizon,
+    windows, step, seasonality, parameters of that method, stockout weight and percentage
+    items) and each method's forecasts (same horizon and parameters). A method's scores and
+    forecasts do not depend on the other methods of the call, so the results are the ones
+    ``LocalEngine`` computes, in the order the call asks (tested)."""
+
+    _SAME = ("h", "n_windows", "step", "seasonality", "stockout_weight")
+
+    def __init__(self, panel: Any) -> None:
+        self.panel = panel
+        self._classes: dict[str, pl.DataFrame] = {}
+        self._backtests: list[tuple[dict[str, Any], BacktestResult]] = []
+        self._forecasts: dict[tuple[str, int, str], np.ndarray] = {}
+        self._failed: dict[tuple[str, int, str], str] = {}
+
+    def classify(self, panel: Any, thresholds: Any) -> pl.DataFrame:
+        assert panel is self.panel
+        key = repr(thresholds)
+        if key not in self._classes:
+            self._classes[key] = LOCAL.classify(panel, thresholds)
+        return self._classes[key]
+
+    def _subset(
+        self, cached: dict[str, Any], result: BacktestResult, kwargs: dict[str, Any]
+    ) -> BacktestResult | None:
+        """The cached ``result`` cut to the methods ``kwargs`` asks for, or None when it was
+        computed differently or lacks one of them."""
+        if any(cached.get(k) != kwargs.get(k) for k in self._SAME):
+            return None
+        if kwargs.get("keep_errors") and result.errors is None:
+            return None
+        a, b = cached.get("percentage_items"), kwargs.get("percentage_items")
+        if (a is None) != (b is None) or (
+            a is not None and b is not None and not np.array_equal(a, b)
+        ):
+            return None
+        if "references" in cached or "references" in kwargs:
+            return None
+        methods = list(kwargs["methods"])
+        old_params, params = cached.get("params") or {}, kwargs.get("params") or {}
+        refs = tuple(r for r in REFERENCES if r not in methods)
+        keep = [*methods, *refs]
+        if any(m not in result.methods or old_params.get(m) != params.get(m) for m in keep):
+            return None
+        order = pl.DataFrame({"method": keep, "_o": range(len(keep))})
+        scores = (
+            result.scores.join(order, on="method", how="inner")
+            .sort("_o", maintain_order=True)
+            .drop("_o")
+        )
+        errors = None
+        if kwargs.get("keep_errors") and result.errors is not None:
+            errors = {m: result.errors[m] for m in keep if m in result.errors}
+        return dataclasses.replace(
+            result,
+            scores=scores,
+            methods=keep,
+            references=refs,
+            labels={m: result.labels[m] for m in keep if m in result.labels},
+            errors=errors,
+            timings=dict(result.timings),
+        )
+
+    def backtest(self, panel: Any, **kwargs: Any) -> BacktestResult:
+        assert panel is self.panel
+        for cached, result in self._backtests:
+            found = self._subset(cached, result, kwargs)
+            if found is not None:
+                return found
+        result = LOCAL.backtest(panel, **kwargs)
+        self._backtests.append((kwargs, result))
+        return result
+
+    def forecast_all(
+        self,
+        panel: Any,
+        h: int,
+        names: list[str],
+        params: dict[str, dict[str, Any]],
+        step: Any,
+    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        assert panel is self.panel
+
+        def key(name: str) -> tuple[str, int, str]:
+            return (name, h, json.dumps(params.get(name), sort_keys=True, default=str))
+
+        todo = [n for n in names if key(n) not in self._forecasts and key(n) not in self._failed]
+        if todo:
+            values, failed = LOCAL.forecast_all(panel, h, todo, params, step)
+            self._forecasts.update({key(n): v for n, v in values.items()})
+            self._failed.update({key(n): why for n, why in failed.items()})
+        out = {n: self._forecasts[key(n)] for n in names if key(n) in self._forecasts}
+        return out, {n: self._failed[key(n)] for n in names if key(n) in self._failed}
+
+    def forecast_quantiles(self, panel: Any, point: np.ndarray, levels: list[float]) -> np.ndarray:
+        return LOCAL.forecast_quantiles(panel, point, levels)
+
+
+def _model_matrix(
+    settings: Settings, train_panel: Any, h: int, engine: Engine = LOCAL
+) -> np.ndarray:
     """A configuration's forecasts ``[items, h]`` for ``train_panel`` (the whole run: classify,
-    backtest, route, forecast), rows in panel order."""
+    backtest, route, forecast), rows in panel order. ``engine``: a ``_SharedEngine`` of the
+    panel when several configurations run on it."""
     settings = settings.model_copy(update={"horizon": h, "quantiles": []})
-    result = run_core(train_panel, settings, with_forecast=True)
+    result = run_core(train_panel, settings, with_forecast=True, engine=engine)
     assert result.forecasts is not None
     frame = result.forecasts.sort("unique_id", "ds")
     ids = [str(i) for i in train_panel.item_ids]
@@ -660,7 +786,8 @@ def evaluate(ctx: LoopContext, loaded: LoadedData | None = None) -> Evaluation |
         y_true = panel.y[:, origin : origin + h].astype(np.float64)
         y_train = train_panel.y.astype(np.float64)
         windows.append(str(_iso_day(panel.dates[origin])))
-        preds = {name: _model_matrix(s, train_panel, h) for name, s in models.items()}
+        shared = _SharedEngine(train_panel)  # the champion takes what the challenger computed
+        preds = {name: _model_matrix(s, train_panel, h, shared) for name, s in models.items()}
         for base in p.baselines:
             preds[base] = forecast_panel(train_panel, h, base)
         for name, pred in preds.items():
@@ -801,8 +928,11 @@ def decide(
 
 def promote(ctx: LoopContext, evaluation: Evaluation | None = None) -> StepReport:
     """Promote the challenger when the test passes: the store's champion alias moves (the
-    commit point: the API serves it within its refresh interval), then MLflow's; otherwise a
-    ``keep`` event records why. Idempotent: a promoted challenger is not promoted again."""
+    commit point: the API serves it within its refresh interval), then MLflow's, and the
+    directory's plan follows (``replan_if_planned``); otherwise a ``keep`` event records why.
+    With ``[pipeline] shadow_periods`` > 0 a challenger that passes is held in shadow instead
+    (a ``shadow`` event; ``shadow_step`` decides on its stored forecasts later). Idempotent: a
+    promoted challenger is not promoted again, a shadowed one not shadowed again."""
     t0 = time.perf_counter()
     if evaluation is None:
         evaluation = evaluate(ctx)
@@ -816,7 +946,11 @@ def promote(ctx: LoopContext, evaluation: Evaluation | None = None) -> StepRepor
         if current == evaluation.challenger:
             sync_registry(ctx, store, registry)
             return StepReport("promote", f"promote: {current} is the champion already", {}, 0.0)
-        if evaluation.decision.promote:
+        shadowed = _shadow_events(store.alias_events(), evaluation.challenger)
+        if evaluation.decision.promote and ctx.settings.pipeline.shadow_periods > 0:
+            msg = _start_shadow(ctx, store, registry, evaluation, shadowed)
+            promoted = False
+        elif evaluation.decision.promote:
             store.move_alias(
                 CHAMPION,
                 evaluation.challenger,
@@ -829,6 +963,7 @@ def promote(ctx: LoopContext, evaluation: Evaluation | None = None) -> StepRepor
                 registry.set_version_tag(version.version, "sparecast.decision", "promoted")
             sync_registry(ctx, store, registry)
             msg = f"promote: {evaluation.challenger} is the champion ({evaluation.decision.text()})"
+            promoted = True
         else:
             events = store.alias_events(limit=20)
             seen = any(
@@ -845,11 +980,15 @@ def promote(ctx: LoopContext, evaluation: Evaluation | None = None) -> StepRepor
             if version is not None:
                 registry.set_version_tag(version.version, "sparecast.decision", "rejected")
             msg = f"promote: kept {evaluation.champion} ({evaluation.decision.text()})"
+            promoted = False
     finally:
         store.dispose()
-    return StepReport(
-        "promote", msg, {"promoted": evaluation.decision.promote}, time.perf_counter() - t0
-    )
+    details: dict[str, Any] = {"promoted": promoted}
+    if evaluation.decision.promote and ctx.settings.pipeline.shadow_periods > 0:
+        details["shadow"] = True
+    if promoted:  # the plan follows the served model
+        details["replan"] = replan_if_planned(ctx).message
+    return StepReport("promote", msg, details, time.perf_counter() - t0)
 
 
 def rollback(ctx: LoopContext, reason: str) -> StepReport:
@@ -933,6 +1072,361 @@ def same_model(ctx: LoopContext) -> bool:
     )
 
 
+# ------------------------------------------------------------------------------ shadow mode
+
+SHADOW = "shadow"
+"""The ``alias_events`` action of a challenger held in shadow (``[pipeline] shadow_periods``)."""
+SHADOW_FILE = "shadow.json"
+
+
+def _shadow_events(events: list[AliasEvent], model_version: str) -> list[AliasEvent]:
+    """The shadow of ``model_version``: its ``shadow`` event and the decisions after it."""
+    out: list[AliasEvent] = []
+    for event in events:
+        if event.model_version != model_version:
+            continue
+        if event.action == SHADOW or (out and event.action in ("promote", "keep")):
+            out.append(event)
+    return out
+
+
+def _pending_shadow(store: ForecastStore) -> str | None:
+    """The challenger held in shadow and not decided yet (it must still be the challenger)."""
+    pending: str | None = None
+    for event in store.alias_events():
+        if event.action == SHADOW:
+            pending = event.model_version
+        elif pending == event.model_version and event.action in ("promote", "keep"):
+            pending = None
+    current = store.aliases().get(CHALLENGER)
+    return pending if current is not None and current.model_version == pending else None
+
+
+def shadow_challenger(ctx: LoopContext) -> str | None:
+    """The model version held in shadow (passed the backtest test, not decided yet), or None."""
+    store = ctx.store()
+    try:
+        return _pending_shadow(store)
+    finally:
+        store.dispose()
+
+
+def _start_shadow(
+    ctx: LoopContext,
+    store: ForecastStore,
+    registry: ModelRegistry,
+    evaluation: Evaluation,
+    shadowed: list[AliasEvent],
+) -> str:
+    """Hold a challenger that passed the backtest test in shadow (``shadow`` event, registry
+    tag); a challenger whose shadow was decided already is not shadowed again."""
+    n = ctx.settings.pipeline.shadow_periods
+    if shadowed:
+        last = shadowed[-1]
+        if last.action == SHADOW:
+            return f"promote: {evaluation.challenger} is in shadow since {last.at:%Y-%m-%d}"
+        return f"promote: the shadow of {evaluation.challenger} was decided: {last.reason}"
+    run = store.run_by_version(evaluation.challenger)
+    if run is not None and n > len(run.forecast_dates):
+        raise ConfigError(
+            f"[pipeline] shadow_periods = {n} exceeds the challenger's horizon of "
+            f"{len(run.forecast_dates)} periods: its stored forecasts cannot be scored on {n} "
+            "periods; lower shadow_periods or raise the horizon"
+        )
+    store.record_event(
+        SHADOW,
+        CHALLENGER,
+        evaluation.challenger,
+        f"passed the backtest test ({evaluation.decision.text()}); held in shadow: promoted "
+        f"only if its forecasts beat the champion's on {n} period(s) of actuals",
+        previous=evaluation.champion,
+    )
+    version = registry.by_store_version(evaluation.challenger)
+    if version is not None:
+        registry.set_version_tag(version.version, "sparecast.decision", SHADOW)
+    return (
+        f"promote: {evaluation.challenger} passed ({evaluation.decision.reasons[1]}); in shadow "
+        f"for {n} period(s) of actuals before promotion, {evaluation.champion} serves"
+    )
+
+
+@dataclass
+class ShadowScores:
+    """The shadowed challenger's and the champion's stored forecasts scored on the same items
+    and periods of actuals: ``scores`` as ``evaluate``'s (model challenger/champion, grouping,
+    group, n_items, mae, mase, rmsse, rel_bias) over the ``periods`` scored so far, through
+    ``last``; ``champion_run``: the champion's run compared (its configuration trained on the
+    challenger's data)."""
+
+    challenger: str
+    champion_run: str
+    periods: int
+    last: date | None
+    scores: pl.DataFrame
+
+
+def _comparison_run(
+    ctx: LoopContext, store: ForecastStore, champion: RunInfo, data_end: date
+) -> RunInfo | None:
+    """The champion's configuration trained on the data up to ``data_end`` (the refresh of
+    the cycle the challenger was trained in: the same forecast periods), None when there is
+    no such training."""
+    if champion.data_end == data_end:
+        return champion
+    try:
+        key = train_key(_settings_of(champion, ctx.settings), data_end)
+    except Exception:  # noqa: BLE001 - a config this version cannot read: no key
+        return None
+    found = ctx.registry().by_train_key(key)
+    return store.run_by_version(found.store_version) if found is not None else None
+
+
+def shadow_scores(ctx: LoopContext, challenger: str) -> ShadowScores | None:
+    """Score the challenger's stored forecasts and the champion's on the actuals stored so far
+    (``observed_demand``, recorded by the daily steps), with the monitoring's scoring
+    (``sparecast.pipeline.monitor.score_run``, cumulative over the scored periods): the same
+    items and periods for both, the periods of the challenger's forecasts that ended by
+    ``as_of`` (default today). None when the champion's configuration has no forecasts of
+    those periods (the champion changed during the shadow)."""
+    as_of = ctx.as_of or datetime.now(UTC).date()
+    store = ctx.store()
+    try:
+        ch_run = store.run_by_version(challenger)
+        champion = store.aliases()[CHAMPION].model_version
+        cp_now = store.run_by_version(champion)
+        if ch_run is None or cp_now is None:
+            raise LoopError(
+                f"the store lost the run of {challenger if ch_run is None else champion}"
+            )
+        cp_run = _comparison_run(ctx, store, cp_now, ch_run.data_end)
+        if cp_run is None or cp_run.freq != ch_run.freq:
+            return None
+        common = [
+            d for d, e in zip(ch_run.forecast_dates, cp_run.forecast_dates, strict=False) if d == e
+        ]
+        if not common:
+            return None
+        until = min(as_of, period_end(common[-1], ch_run.freq))
+        cfg = ctx.settings.monitoring.model_copy(update={"window": None})
+        parts = []
+        for name, run in (("challenger", ch_run), ("champion", cp_run)):
+            scores, _, _ = score_run(store, run, until, cfg)
+            if scores.height == 0:
+                return ShadowScores(challenger, cp_run.model_version, 0, None, pl.DataFrame())
+            last = scores.filter(pl.col("period") == pl.col("period").max())
+            parts.append(
+                last.select(
+                    pl.lit(name).alias("model"),
+                    "grouping",
+                    "group",
+                    "n_items",
+                    "mae",
+                    "mase",
+                    "rmsse",
+                    "rel_bias",
+                    "period",
+                    "ds",
+                )
+            )
+    finally:
+        store.dispose()
+    periods = min(int(p["period"][0]) for p in parts)
+    last_day = min(p["ds"][0] for p in parts)
+    scores = pl.concat(parts).drop("period", "ds").sort("grouping", "group", "model")
+    return ShadowScores(challenger, cp_run.model_version, periods, last_day, scores)
+
+
+def shadow_step(ctx: LoopContext) -> StepReport:
+    """Decide on the challenger in shadow once its stored forecasts and the champion's have
+    ``[pipeline] shadow_periods`` periods of actuals: promote it (champion alias moved, action
+    ``promote``, the plan follows) only if it beats the champion by ``margin`` on ``metric``
+    with no tier or category worse than ``tolerance`` (``decide``; the baseline guard was
+    applied by the backtest test), otherwise a ``keep`` event; the reason names the shadow's
+    scores. Before that, reports the periods scored so far. The scores are kept in
+    ``DIR/models/<challenger>/shadow.json`` and logged on its MLflow run (``shadow/...``)."""
+    t0 = time.perf_counter()
+    p = ctx.settings.pipeline
+    challenger = shadow_challenger(ctx)
+    if challenger is None:
+        return StepReport("shadow", "shadow: no challenger in shadow", {"pending": False})
+    result = shadow_scores(ctx, challenger)
+    if result is not None and result.periods < p.shadow_periods:
+        return StepReport(
+            "shadow",
+            f"shadow: {challenger} scored on {result.periods} of {p.shadow_periods} period(s) "
+            "of actuals; the decision waits for the rest",
+            {"pending": True, "periods": result.periods},
+            time.perf_counter() - t0,
+        )
+    if result is None:
+        decision = Decision(
+            False,
+            [
+                "keep the champion",
+                "shadow: the champion's configuration has no forecasts of the shadow's periods "
+                "(the champion changed during the shadow)",
+            ],
+        )
+        scores = pl.DataFrame()
+    else:
+        decision = decide(
+            result.scores,
+            p.metric,
+            p.margin,
+            p.tolerance,
+            (),
+            p.baseline_tolerance,
+            p.min_group_items,
+        )
+        decision.reasons.insert(
+            1,
+            f"shadow over {result.periods} period(s) of actuals up to {result.last} against "
+            f"{result.champion_run}",
+        )
+        scores = result.scores
+    store = ctx.store()
+    registry = ctx.registry()
+    try:
+        champion = store.aliases()[CHAMPION].model_version
+        reason = "shadow: " + decision.text()
+        if decision.promote:
+            store.move_alias(
+                CHAMPION,
+                challenger,
+                action="promote",
+                reason=reason,
+                expect=champion,
+                check_expected=True,
+            )
+        else:
+            store.record_event("keep", CHALLENGER, challenger, reason, previous=champion)
+        version = registry.by_store_version(challenger)
+        if version is not None:
+            registry.set_version_tag(
+                version.version,
+                "sparecast.decision",
+                "promoted" if decision.promote else "rejected",
+            )
+            if scores.height:
+                registry.log_metrics(
+                    version.run_id, _score_metrics(scores, "challenger"), "shadow/"
+                )
+        sync_registry(ctx, store, registry)
+    finally:
+        store.dispose()
+    folder = _model_dir(ctx, challenger)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        folder / SHADOW_FILE,
+        {
+            "challenger": challenger,
+            "champion": champion,
+            "compared_run": result.champion_run if result else None,
+            "periods": result.periods if result else 0,
+            "last": result.last if result else None,
+            "promote": decision.promote,
+            "reasons": decision.reasons,
+            "scores": scores.to_dicts(),
+        },
+    )
+    details: dict[str, Any] = {"pending": False, "promoted": decision.promote}
+    if decision.promote:
+        details["replan"] = replan_if_planned(ctx).message
+        msg = f"shadow: {challenger} is the champion ({decision.text()})"
+    else:
+        msg = f"shadow: kept {champion} ({decision.text()})"
+    return StepReport("shadow", msg, details, time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------------------ re-plan
+
+
+def _has_forecasts(folder: Path) -> bool:
+    return (folder / FORECASTS_FILE).is_file() or (folder / FORECASTS_DIR).is_dir()
+
+
+def _keep_run_files(data_dir: Path, folder: Path) -> None:
+    """Copy the directory's run files (forecasts, classification, backtest, selection) into a
+    model's folder that lacks them: the run they belong to can be planned on again later."""
+    if _has_forecasts(folder) or not _has_forecasts(data_dir):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (*RUN_FILES, "run.json"):
+        src, dst = data_dir / name, folder / name
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        elif src.is_file():
+            shutil.copy2(src, dst)
+
+
+def planned_version(data_dir: Path) -> str | None:
+    """The model version the directory's forecasts and plan were made with (run.json:
+    ``plan.model_version``, else ``store.model_version``); None when unknown."""
+    try:
+        record = json.loads((data_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    plan = record.get("plan") or {}
+    version = plan.get("model_version") or (record.get("store") or {}).get("model_version")
+    return str(version) if version else None
+
+
+def replan_if_planned(ctx: LoopContext) -> StepReport:
+    """Re-plan the directory on the champion's forecasts when it holds a plan (made by
+    ``sparecast plan`` or ``demo``: ``policy.parquet``) made with another model version, so
+    that the policy, the report and the web workbench follow a promotion, a refresh or a
+    rollback. The plan's own code path (``run_plan`` with ``forecasts_from`` the champion's
+    folder ``DIR/models/<version>``): staged and committed atomically like every output, the
+    champion's run files replace the directory's. Its settings are the champion's
+    configuration (data window of the loop). Idempotent: a plan already on the champion is
+    kept. Called after every move of the champion alias (``promote``, ``run_weekly``; a
+    rollback calls it too)."""
+    t0 = time.perf_counter()
+    if not (ctx.data_dir / POLICY_FILE).is_file():
+        return StepReport("replan", "replan: the directory holds no plan", {"replanned": False})
+    store = ctx.store()
+    try:
+        aliases = store.aliases()
+        champion = aliases[CHAMPION].model_version if CHAMPION in aliases else None
+        run = store.run_by_version(champion) if champion else None
+    finally:
+        store.dispose()
+    if champion is None or run is None:
+        return StepReport("replan", "replan: no champion to plan on", {"replanned": False})
+    before = planned_version(ctx.data_dir)
+    if before == champion:
+        return StepReport(
+            "replan", f"replan: the plan is on the champion {champion}", {"replanned": False}
+        )
+    if before is not None:  # the run planned on so far stays plannable (a later rollback)
+        _keep_run_files(ctx.data_dir, _model_dir(ctx, before))
+    folder = _model_dir(ctx, champion)
+    if not _has_forecasts(folder):
+        raise LoopError(
+            f"the forecasts of the champion {champion} are not kept in {folder}: re-plan with "
+            f"`sparecast plan --reuse-forecasts` after `sparecast pipeline run weekly`"
+        )
+    try:
+        settings = _settings_of(run, ctx.settings)
+    except Exception:  # noqa: BLE001 - a config this version cannot read: the served one
+        settings = ctx.settings
+    outcome = run_plan(
+        ctx.source,
+        ctx.data_dir,
+        settings,
+        forecasts_from=folder,
+        items_file=recorded_items_file(ctx.data_dir),
+    )
+    summary = outcome.plan.summary
+    return StepReport(
+        "replan",
+        f"replan: the plan follows the champion {champion} (was {before}): "
+        f"{summary.get('n_to_order', 0)} item(s) to order",
+        {"replanned": True, "from": before, "to": champion},
+        time.perf_counter() - t0,
+    )
+
+
 # ------------------------------------------------------------------------------ the flows' bodies
 
 
@@ -992,9 +1486,19 @@ def run_daily(ctx: LoopContext) -> list[StepReport]:
 def run_weekly(ctx: LoopContext) -> list[StepReport]:
     """The weekly flow without Prefect: extract, train a challenger; when its configuration is
     the champion's, serve it (``refresh``); otherwise evaluate it against the champion on the
-    same windows and promote it, or keep the champion and refresh it on the newest data."""
+    same windows and promote it (or, in shadow mode, hold it in shadow), or keep the champion
+    and refresh it on the newest data; the directory's plan follows the champion. While a
+    challenger is in shadow the week scores it instead (``shadow_step``: the newest actuals
+    recorded, promoted or rejected after ``shadow_periods``) and refreshes the champion."""
     loaded, rep = extract(ctx)
     reports = [rep]
+    if ctx.settings.pipeline.shadow_periods > 0 and shadow_challenger(ctx) is not None:
+        # the challenger in shadow keeps its slot until decided: no new one is trained
+        reports.append(record_observed(ctx, loaded))
+        reports.append(shadow_step(ctx))
+        reports.append(refresh(ctx, loaded))  # the champion (kept or just promoted), newest data
+        reports.append(replan_if_planned(ctx))
+        return reports
     tr = train(ctx, loaded)
     reports.append(
         StepReport(
@@ -1007,6 +1511,7 @@ def run_weekly(ctx: LoopContext) -> list[StepReport]:
     )
     if same_model(ctx):
         reports.append(refresh(ctx, loaded, tr))
+        reports.append(replan_if_planned(ctx))
         return reports
     ev = evaluate(ctx, loaded)
     if ev is None:
@@ -1024,6 +1529,7 @@ def run_weekly(ctx: LoopContext) -> list[StepReport]:
     reports.append(done)
     if not done.details.get("promoted", False):
         reports.append(refresh(ctx, loaded))
+        reports.append(replan_if_planned(ctx))
     return reports
 
 

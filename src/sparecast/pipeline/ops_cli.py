@@ -203,9 +203,11 @@ def rollback_cmd(
     reason: Annotated[str, typer.Option(help="why (recorded in the history)")],
     config: ConfigOpt = None,
 ) -> None:
-    """Restore the previous champion now (the API serves it within its refresh interval)."""
+    """Restore the previous champion now (the API serves it within its refresh interval);
+    a directory with a plan is re-planned on it."""
     try:
         loop, ctx = _ctx(data, config)
         console.print(loop.rollback(ctx, reason).message, markup=False)
+        console.print(loop.replan_if_planned(ctx).message, markup=False)
     except SparecastError as exc:
         _fail(exc)

@@ -11,6 +11,7 @@ everything in one step.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -34,6 +35,8 @@ from sparecast.pipeline.console import plan_summary_lines
 from sparecast.pipeline.distributed import compute_engine
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.outputs import (
+    FORECASTS_DIR,
+    FORECASTS_FILE,
     OPEN_ORDERS_FILE,
     OUTPUT_FILES,
     PLAN_FILES,
@@ -47,12 +50,13 @@ from sparecast.pipeline.outputs import (
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
 from sparecast.pipeline.staging import RUN_JSON, Staging
 from sparecast.pipeline.steps import RunOutcome, stage_run, store_and_commit
-from sparecast.pipeline.store_step import store_url_for
+from sparecast.pipeline.store_step import check_not_loop_managed, store_url_for
 from sparecast.store.history import ForecastStore
 from sparecast.urls import redact_url
 
 __all__ = [
     "PLAN_TABLES",
+    "RUN_FILES",
     "PlanOutcome",
     "apply_plan_overrides",
     "planner_overrides",
@@ -219,6 +223,43 @@ def _plan_tables(loaded: LoadedData) -> tuple[dict[str, pl.DataFrame], list[str]
     return dict(loaded.plan_inputs.tables), notes
 
 
+RUN_FILES: tuple[str, ...] = (
+    "classification.parquet",
+    "backtest.parquet",
+    "backtest_summary.parquet",
+    "selection.parquet",
+    FORECASTS_FILE,
+    FORECASTS_DIR,
+    "rejected_rows.parquet",
+)
+"""A forecasting run's files that a plan on it (``forecasts_from``) stages beside the plan."""
+
+
+def _stage_run_files(folder: Path, work_dir: Path) -> None:
+    """Copy the run files of ``folder`` (those it has) into the staging folder."""
+    for name in RUN_FILES:
+        src = folder / name
+        if src.is_dir():
+            shutil.copytree(src, work_dir / name)
+        elif src.is_file():
+            shutil.copy2(src, work_dir / name)
+
+
+def _record_forecasts_from(run_json: Path, folder: Path) -> None:
+    """The staged run.json names the run the plan was made on: its ``store`` entry (the model
+    version) and ``plan.forecasts_from``."""
+    run = json.loads(run_json.read_text())
+    try:
+        kept = json.loads((folder / RUN_JSON).read_text())
+    except (OSError, ValueError):
+        kept = {}
+    if isinstance(kept.get("store"), dict):
+        run["store"] = kept["store"]
+    run["plan"]["forecasts_from"] = str(folder)
+    run["plan"]["model_version"] = (run.get("store") or {}).get("model_version")
+    run_json.write_text(json.dumps(run, indent=2, default=str))
+
+
 def run_plan(
     source: str,
     output_dir: Path,
@@ -229,24 +270,34 @@ def run_plan(
     progress: Progress = no_progress,
     steps: Steps = no_steps,
     items_file: str | Path | None = None,
+    forecasts_from: Path | None = None,
 ) -> PlanOutcome:
     """Forecast (the whole forecasting run, or ``DIR/forecasts.parquet`` with
     ``reuse_forecasts``), then plan; everything is staged and replaces the directory's previous
     results in one step when it has succeeded (``sparecast.pipeline.staging``).
-    ``items_file``: the items file of a long-format ``source`` (``sparecast plan --items``)."""
+    ``items_file``: the items file of a long-format ``source`` (``sparecast plan --items``).
+    ``forecasts_from``: plan on the forecasting run kept in that folder (a model version of
+    the production loop, ``DIR/models/<version>``): its run files (forecasts, classification,
+    backtest, selection) are staged with the plan and replace the directory's, and its store
+    entry replaces run.json's ``store``, so that the directory shows the served model."""
     today = settings.data.today or date.today()
     run: RunOutcome | None = None
     forecasts: pl.DataFrame | None
-    remove = PLAN_FILES if reuse_forecasts else OUTPUT_FILES
-    if reuse_forecasts and items_file is not None:
+    reuse = reuse_forecasts or forecasts_from is not None
+    remove = PLAN_FILES if reuse_forecasts and forecasts_from is None else OUTPUT_FILES
+    if reuse and items_file is not None:
         remove = (*remove, REJECTED_ITEMS_FILE)
+    if not reuse:
+        check_not_loop_managed(settings, output_dir, command="plan")
     with (
         Staging(output_dir, remove=remove) as staging,
         compute_engine(settings, progress=progress) as engine,  # this process, or Dask
     ):
-        if reuse_forecasts:
+        if reuse:
             try:
-                forecasts = read_forecasts(output_dir)
+                forecasts = read_forecasts(forecasts_from or output_dir)
+                if forecasts_from is not None:
+                    _stage_run_files(forecasts_from, staging.dir)
             except FileNotFoundError:
                 raise SourceError(
                     f"--reuse-forecasts: no forecasts.parquet (nor forecasts/ of a run on Dask) "
@@ -329,10 +380,12 @@ def run_plan(
             output_dir,
             plan,
             source=source,
-            forecasts_reused=reuse_forecasts,
+            forecasts_reused=reuse,
             work_dir=staging.dir,
-            base_run=output_dir / RUN_JSON if reuse_forecasts else None,
+            base_run=output_dir / RUN_JSON if reuse else None,
             items_file=items_file,
         )
+        if forecasts_from is not None:
+            _record_forecasts_from(staging.dir / RUN_JSON, forecasts_from)
         store_and_commit(staging, run, settings, source=source, progress=progress, steps=steps)
     return PlanOutcome(plan, run, paths, plan_summary_lines(plan))

@@ -30,7 +30,7 @@ from sparecast.pipeline.monitor import run_items_frame
 from sparecast.pipeline.outputs import OUTPUT_FILES, with_forecast_quantiles, write_outputs
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
 from sparecast.pipeline.staging import Staging
-from sparecast.pipeline.store_step import check_store, store_run
+from sparecast.pipeline.store_step import check_not_loop_managed, check_store, store_run
 
 __all__ = ["RunOutcome", "run_pipeline", "stage_run", "store_and_commit"]
 
@@ -185,7 +185,9 @@ def run_pipeline(
 ) -> RunOutcome:
     """Load, validate, classify, backtest, forecast, store and write everything into
     ``output_dir`` atomically (staging folder; the previous results stay until this run has
-    succeeded; files of the previous run this one does not produce are removed then)."""
+    succeeded; files of the previous run this one does not produce are removed then).
+    LoopManagedError for a directory the production loop serves (``check_not_loop_managed``)."""
+    check_not_loop_managed(settings, output_dir, command="run" if with_forecast else "backtest")
     with Staging(output_dir, remove=OUTPUT_FILES) as staging:
         run = stage_run(
             source,

@@ -15,6 +15,7 @@ import polars as pl
 from sparecast._version import __version__
 from sparecast.config import Settings
 from sparecast.data.panel import DemandPanel
+from sparecast.errors import LoopManagedError
 from sparecast.pipeline.progress import Progress
 from sparecast.store.history import ForecastStore, RunMeta, default_store_url
 from sparecast.urls import redact_url, redact_values
@@ -26,6 +27,7 @@ __all__ = [
     "run_meta",
     "store_run",
     "check_store",
+    "check_not_loop_managed",
 ]
 
 
@@ -148,3 +150,35 @@ def check_store(settings: Settings, output_dir: Path) -> None:
         store.migrate()
     finally:
         store.dispose()
+
+
+_ALIASES_REVISION = "0004"  # the migration that added the served-model pointer
+
+
+def check_not_loop_managed(settings: Settings, output_dir: Path, *, command: str = "run") -> None:
+    """Refuse a forecasting run into a directory the production loop serves (its store has a
+    ``champion`` alias): the store's served-model pointer, not the newest run, says what the
+    API serves, so a plain run there would write files and a store run that are never served.
+    A challenger goes through ``sparecast pipeline run weekly`` (trained, tested against the
+    champion, promoted or not); LoopManagedError names it. Nothing to check without a store."""
+    if not settings.store.write_runs:
+        return
+    if not settings.store.url and not (output_dir / "history.sqlite").is_file():
+        return
+    store = ForecastStore(store_url_for(settings, output_dir))
+    try:
+        revision = store.schema_revision()
+        if revision is None or revision[:4] < _ALIASES_REVISION:
+            return
+        champion = store.aliases().get("champion")
+    finally:
+        store.dispose()
+    if champion is None:
+        return
+    raise LoopManagedError(
+        f"{output_dir} is managed by the production loop (champion {champion.model_version}): "
+        f"a `{command}` there would not change what is served. Train a challenger with "
+        f"`sparecast pipeline run weekly --data {output_dir}` (--challenger-config FILE for "
+        "another configuration; it is promoted only if it beats the champion), re-plan on the "
+        "served forecasts with `sparecast plan --reuse-forecasts`, or give a new --output"
+    )

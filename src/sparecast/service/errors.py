@@ -25,7 +25,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from sparecast.errors import CacheUnavailable, SparecastError, StoreError, StoreUnavailable
+from sparecast.errors import (
+    CacheUnavailable,
+    LoopManagedError,
+    SparecastError,
+    StoreError,
+    StoreUnavailable,
+)
 
 __all__ = [
     "NotFound",
@@ -139,6 +145,7 @@ STATUS_CODES: dict[type[Exception], int] = {
     NotFound: status.HTTP_404_NOT_FOUND,
     JobConflict: status.HTTP_409_CONFLICT,
     NoRetrainSource: status.HTTP_409_CONFLICT,
+    LoopManagedError: status.HTTP_409_CONFLICT,
     NoRun: status.HTTP_503_SERVICE_UNAVAILABLE,
     # StoreUnavailable (a StoreError) too: cached answers are still served, the rest wait
     StoreError: status.HTTP_503_SERVICE_UNAVAILABLE,

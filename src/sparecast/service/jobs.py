@@ -33,6 +33,7 @@ from sparecast.methods import set_threads
 from sparecast.pipeline.plan import recorded_items_file, run_plan
 from sparecast.pipeline.staging import RUN_JSON, recover_output_dir
 from sparecast.pipeline.steps import run_pipeline
+from sparecast.pipeline.store_step import check_not_loop_managed
 from sparecast.service.errors import JobConflict, NoRetrainSource
 from sparecast.service.models import JobOut
 from sparecast.urls import redact_text, redact_url
@@ -181,9 +182,12 @@ class JobManager:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> JobOut:
         """Start a retraining job; raises JobConflict while one runs, NoRetrainSource when
-        there is no source to retrain on."""
+        there is no source to retrain on, LoopManagedError when the production loop serves
+        the directory (challengers go through ``sparecast pipeline run weekly``)."""
         source = retrain_source(self.settings, self.data_dir)
         command = retrain_command(self.data_dir)
+        # the production loop serves this directory: a retrain there would not be served
+        check_not_loop_managed(self.settings, self.data_dir, command="POST /retrain")
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
             lock_fd = os.open(self.jobs_dir / "lock", os.O_CREAT | os.O_RDWR, 0o644)

@@ -22,7 +22,11 @@ router = APIRouter(tags=["operations"])
     response_model=JobOut,
     responses={
         **API_KEY_RESPONSES,
-        409: {"model": ErrorOut, "description": "a job is running, or no source to retrain on"},
+        409: {
+            "model": ErrorOut,
+            "description": "a job is running, no source to retrain on, or the production loop "
+            "serves the directory (challengers go through `sparecast pipeline run weekly`)",
+        },
     },
     dependencies=[ApiKeyDep],
     summary="Start retraining",
@@ -31,7 +35,9 @@ async def retrain(state: StateDep, response: Response) -> JobOut:
     """Run the pipeline on ``service.retrain_source`` (default: the source in ``DIR/run.json``)
     into the data directory in a background process; the new run goes into the store and the
     served model version changes when it is done. One job at a time: while one runs, 409 names
-    it. Poll ``GET /jobs/{job_id}`` (also in the ``Location`` header)."""
+    it. Poll ``GET /jobs/{job_id}`` (also in the ``Location`` header). In a directory the
+    production loop serves (its store has a champion) a retrain would not be served: 409, a
+    challenger goes through ``sparecast pipeline run weekly``."""
     job = await run_in_threadpool(state.jobs.start)  # JobConflict, NoRetrainSource: 409
     response.headers["Location"] = f"/jobs/{job.job_id}"
     return job
