@@ -693,6 +693,9 @@ class _SharedEngine:
     def forecast_quantiles(self, panel: Any, point: np.ndarray, levels: list[float]) -> np.ndarray:
         return LOCAL.forecast_quantiles(panel, point, levels)
 
+    def plan_items(self, *args: Any, **kwargs: Any) -> Any:
+        return LOCAL.plan_items(*args, **kwargs)
+
 
 def _model_matrix(
     settings: Settings, train_panel: Any, h: int, engine: Engine = LOCAL
