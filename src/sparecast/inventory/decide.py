@@ -43,6 +43,7 @@ from sparecast.inventory.policy import (
     apply_sparse_rule,
     distribution_policy,
     level_factor,
+    level_mixture,
     obsolete_items,
     protection_review_periods,
     rescale_samples,
@@ -250,6 +251,26 @@ def shift_level(
     return moved, factor
 
 
+def with_level_uncertainty(ltd: LeadTimeDemand, settings: Settings) -> LeadTimeDemand:
+    """The lead-time demand the aggregate mode optimises on: each sample path times a
+    lognormal level factor (``inventory.aggregate_level_sigma``,
+    :func:`sparecast.inventory.policy.level_mixture`). Measured on carparts and oil, the
+    demand the aggregate mode lost at a nominal 99.98% was in items whose demand grew (by 4x
+    and more: 312 of 402 units on carparts, 4,462 of 5,149 on oil): the stationary samples put
+    no weight there, so no nominal target reached 98%."""
+    sigma = settings.inventory.aggregate_level_sigma
+    if sigma <= 0:
+        return ltd
+    seed = settings.inventory.seed + 11
+    samples = level_mixture(ltd.samples, sigma, ltd.params.integer, seed)
+    lead = (
+        level_mixture(ltd.lead_samples, sigma, ltd.params.integer, seed)
+        if ltd.review_period > 0
+        else samples
+    )
+    return replace(ltd, samples=samples, lead_samples=lead)
+
+
 def special_rules(
     y: np.ndarray,
     ltd: LeadTimeDemand,
@@ -268,6 +289,7 @@ def special_rules(
     rule = np.full(n, "target", dtype=object)
     if inv.service_mode == "aggregate":
         weights = ltd.mean / np.maximum(ltd.mean_lead_time + ltd.review_period, 1e-12)
+        ltd = with_level_uncertainty(ltd, settings)
         mins = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
         opt = optimize_service(
             ltd.samples,
@@ -334,7 +356,10 @@ def calibrated_aggregate_target(
     # without room for a measured one after it are simulated but not measured
     warm, measured = win.warmup[sample], win.measured[sample]
     warm = np.where(measured, warm, holdout)
-    adjust_ltd, _ = calibration_rules(settings, period_days)
+    shift, _ = calibration_rules(settings, period_days)
+
+    def adjust_ltd(fit: np.ndarray, ltd: LeadTimeDemand) -> LeadTimeDemand:
+        return with_level_uncertainty(shift(fit, ltd), settings)
 
     def replenish(fit: np.ndarray) -> np.ndarray:
         return ~obsolete_items(fit, inv.obsolete_intervals)[0]

@@ -51,7 +51,10 @@ __all__ = ["ServiceOptimum", "optimize_service", "calibrate_aggregate_target"]
 MAX_ITEM_FILL = 0.9999
 """The highest fill rate the greedy raises one item to: 99.99%, so that cheap items can carry
 an aggregate target of 98% (at 99.9% the cap kept the aggregate mode below 98% on real data)."""
-AGGREGATE_FACTORS = (1.0, 0.7, 0.5, 0.35, 0.2, 0.1, 0.05, 0.02, 0.01)
+AGGREGATE_FACTORS = (5.0, 3.0, 2.0, 1.4, 1.0, 0.7, 0.5, 0.35, 0.2, 0.1, 0.05, 0.02, 0.01)
+"""Factors on ``1 - target`` the aggregate calibration tries; above 1 they lower the nominal
+target (the level uncertainty of the aggregate mode overshoots on stable demand); nominal
+targets under 5% are not tried."""
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,9 @@ def calibrate_aggregate_target(
     q = np.asarray(order_quantity, dtype=np.float64)
     w = ltd.mean / np.maximum(ltd.mean_lead_time + rp, 1e-12)
     fs = np.asarray(factors, dtype=np.float64)
+    fs = fs[1.0 - (1.0 - target) * fs >= 0.05]
+    if fs.size == 0:
+        raise ConfigError(f"no calibration factor leaves a nominal target of 5% for {target}")
     achieved = np.empty(fs.size)
     nominal = 1.0 - (1.0 - target) * fs
     for j, t in enumerate(nominal):
