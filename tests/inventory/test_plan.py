@@ -356,6 +356,6 @@ def test_compute_plan_aggregate_service_mode() -> None:
         load_settings(inventory={**inv, "calibrate": True}),
         today=today,
     )
-    assert any("aggregate target calibrated" in n for n in cal.notes)
+    assert any("aggregate target calibrated" in n and "level sigma" in n for n in cal.notes)
     nominal = cal.policy["policy_target"].unique().to_list()
     assert len(nominal) == 1 and 0.5 <= nominal[0] < 1.0
