@@ -9,7 +9,9 @@ distribution-based policy at the nominal targets of its calibration,
 quantity Q (30 days of mean training demand), lead-time samples and random draws; items without
 demand in the training part are stocked by no policy; each item's first protection interval is a
 warm-up. Printed per data set, target and policy: fill rate (all items; items with history), mean
-item fill rate, stockout rate, average stock value and orders; then the goal check of issue 12:
+item fill rate, stockout rate, average stock value and orders; per frequency group and for the
+growing / decaying items (mean demand after the cut over twice / under half the training mean);
+then the goal check of issue 12:
 the plan within 1 point of the target on items with history, and its stock value against the
 textbook's at the same achieved fill rate (interpolated on the textbook over nominal targets
 50% .. 99.99%; "never reached" when the textbook does not get there).

@@ -374,6 +374,14 @@ class InventorySettings(_Section):
     aggregate_target: float = Field(
         0.98, gt=0, lt=1, description="fill rate over all items (service_mode = aggregate)"
     )
+    aggregate_level_sigma: float = Field(
+        0.6,
+        ge=0,
+        le=2,
+        description="service_mode = aggregate: sigma of a lognormal factor (mean 1) on the "
+        "lead-time demand per sample path, the uncertainty of the demand level ahead "
+        "(inventory.policy.level_mixture; 0: none)",
+    )
     min_fill_rates: dict[str, float] = Field(
         default_factory=dict,
         description="per-tier minimum fill rate in service_mode = aggregate (tiers missing: 0)",

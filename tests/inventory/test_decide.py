@@ -65,3 +65,24 @@ def test_the_aggregate_mode() -> None:
     live = d.replenished
     fill = (w[live] * d.policy.expected_fill_rate[live]).sum() / w[live].sum()
     assert fill >= 0.9 - 0.01
+
+
+def test_the_aggregate_mode_plans_for_level_uncertainty() -> None:
+    y = _history()
+    lead, q, cost = [np.array([5.0])] * 12, np.full(12, 10.0), np.linspace(1, 5, 12)
+    base = {"n_samples": 400, "calibrate": False, "service_mode": "aggregate",
+            "aggregate_target": 0.95}  # fmt: skip
+    plain = plan_policy(y, lead, 0.95, q, load_settings(
+        inventory={**base, "aggregate_level_sigma": 0.0}), unit_cost=cost)  # fmt: skip
+    wide = plan_policy(y, lead, 0.95, q, load_settings(
+        inventory={**base, "aggregate_level_sigma": 0.5}), unit_cost=cost)  # fmt: skip
+    live = plain.replenished
+    # the same aggregate target over a wider lead-time demand needs more stock, never less
+    assert (cost * wide.policy.reorder_point)[live].sum() > (cost * plain.policy.reorder_point)[
+        live
+    ].sum()
+    # the stationary lead-time demand of the decision is not the mixed one
+    np.testing.assert_array_equal(plain.lead_time_demand.samples, wide.lead_time_demand.samples)
+    again = plan_policy(y, lead, 0.95, q, load_settings(
+        inventory={**base, "aggregate_level_sigma": 0.5}), unit_cost=cost)  # fmt: skip
+    np.testing.assert_array_equal(again.policy.reorder_point, wide.policy.reorder_point)

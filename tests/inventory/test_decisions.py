@@ -12,6 +12,8 @@ from sparecast.config import load_settings
 from sparecast.errors import ConfigError
 from sparecast.inventory.decisions import (
     POLICIES,
+    TRENDS,
+    demand_trend,
     empirical_reorder_points,
     evaluate_plan,
     value_at_fill,
@@ -208,3 +210,25 @@ def test_the_aggregate_line_keeps_the_per_tier_minimums() -> None:
 
     free, kept = aggregate_s({}), aggregate_s({"high_volume": 0.995})
     assert (kept[:5] >= free[:5]).all() and (kept[:5] > free[:5]).any()
+
+
+def test_demand_trend_by_hand() -> None:
+    train = np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [2.0, 0.0], [0.0, 0.0]])
+    test = np.array([[3.0, 2.0], [0.0, 0.5], [1.0, 2.0], [1.0, 0.0], [5.0, 5.0]])
+    # 2.5 > 2 x 1; 0.25 < 0.5 x 1; 1.5; 0.5 = half of 1 (not under it); no training demand
+    assert demand_trend(train, test).tolist() == [
+        "growing", "decaying", "stable", "stable", "no history",
+    ]  # fmt: skip
+
+
+def test_the_summary_reports_growing_and_decaying_items(backtest) -> None:  # type: ignore[no-untyped-def]
+    trend = backtest.per_item["trend"]
+    assert set(trend) <= {"growing", "decaying", "stable", "no history"}
+    for g in TRENDS:
+        part = backtest.per_item.filter(pl.col("trend") == g)
+        rows = backtest.summary.filter(pl.col("group") == g)
+        keys = part.select("policy", "target").unique().height if part.height else 0
+        assert rows.height == keys
+        for r in rows.iter_rows(named=True):
+            sub = part.filter(pl.col("policy") == r["policy"], pl.col("target") == r["target"])
+            assert r["demand"] == pytest.approx(sub["demand"].sum())

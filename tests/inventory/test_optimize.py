@@ -134,15 +134,27 @@ def test_aggregate_mode_needs_less_stock_than_per_item_targets() -> None:
 
 def test_calibrated_aggregate_target_by_hand() -> None:
     # demand of exactly 1 a period, lead time 2: any policy at the target fills everything
-    # out of sample, so the nominal target is the target itself
+    # out of sample, so the nominal target is at most the target itself (factors above 1
+    # try lower nominal targets first: 1 - 0.1 * 5 = 0.5, then 0.7, 0.8, 0.86, 0.9, ...)
     y = np.ones((4, 60))
     lead = [np.array([2.0])] * 4
     q = np.full(4, 3.0)
-    nominal, pairs = calibrate_aggregate_target(
+    cal = calibrate_aggregate_target(
         y, lead, q, np.ones(4), 0.9, holdout=20, warmup=5, n_samples=200
     )
-    assert nominal == pytest.approx(0.9)
-    assert pairs[0][0] == pytest.approx(0.9) and pairs[0][1] == pytest.approx(1.0)
+    nominal, pairs = cal.nominal, cal.pairs
+    assert cal.reached and cal.value > 0
+    noms = [a for a, _ in pairs]
+    assert noms[:5] == pytest.approx([0.5, 0.7, 0.8, 0.86, 0.9])
+    assert nominal <= 0.9 + 1e-12 and dict(pairs)[noms[4]] == pytest.approx(1.0)
+    # the smallest nominal target reaching 0.9 or the interpolation just below it
+    first = next(a for a, b in pairs if b >= 0.9)
+    assert nominal <= first + 1e-12 and nominal >= noms[max(noms.index(first) - 1, 0)] - 1e-12
+    # only factors leaving a nominal target of 5% or more are tried
+    few = calibrate_aggregate_target(
+        y, lead, q, np.ones(4), 0.6, holdout=20, warmup=5, n_samples=200
+    ).pairs
+    assert min(a for a, _ in few) == pytest.approx(1 - 0.4 * 2.0)
     with pytest.raises(ConfigError, match="holdout"):
         calibrate_aggregate_target(y, lead, q, np.ones(4), 0.9, holdout=5, warmup=5)
 
@@ -155,20 +167,21 @@ def test_calibrated_aggregate_target_raises_the_nominal_under_noise() -> None:
     y = rng.poisson(lam).astype(np.float64)
     lead = [np.array([4.0, 5.0, 6.0])] * n
     q = np.maximum(np.ceil(y.mean(axis=1) * 3), 1.0)
-    nominal, pairs = calibrate_aggregate_target(
+    cal = calibrate_aggregate_target(
         y, lead, q, rng.uniform(1, 10, n), 0.95, holdout=45, warmup=9, n_samples=300
     )
+    nominal, pairs = cal.nominal, cal.pairs
     noms = [a for a, _ in pairs]
     fills = np.maximum.accumulate([b for _, b in pairs])
-    assert noms == sorted(noms) and noms[0] == pytest.approx(0.95)
+    assert noms == sorted(noms) and noms[4] == pytest.approx(0.95)
     if fills[0] >= 0.95:
-        assert nominal == pytest.approx(0.95)
+        assert nominal == pytest.approx(noms[0])
     elif fills[-1] < 0.95:
         assert nominal == pytest.approx(noms[-1])
     else:  # between the last nominal short of the target and the first reaching it
         j = int(np.argmax(fills >= 0.95))
         assert noms[j - 1] <= nominal <= noms[j]
-    assert fills[0] < 0.95  # estimation error: the nominal target alone falls short here
+    assert fills[4] < 0.95  # estimation error: the nominal target alone falls short here
 
 
 def test_the_aggregate_mode_reaches_a_target_the_old_per_item_ceiling_blocked() -> None:

@@ -346,7 +346,8 @@ def test_compute_plan_aggregate_service_mode() -> None:
     rows = _rows(floor)
     assert rows["S"]["expected_fill_rate"] >= 0.8
     assert rows["S"]["reorder_point"] >= pol["S"]["reorder_point"]
-    # calibrated (400 periods >= calibration_min_periods): planned at a nominal at least 0.9
+    # calibrated (400 periods >= calibration_min_periods): a nominal from the backtest (on
+    # this stable demand below 0.9: the level uncertainty of the mode overshoots there)
     cal = compute_plan(
         panel,
         classification,
@@ -355,6 +356,6 @@ def test_compute_plan_aggregate_service_mode() -> None:
         load_settings(inventory={**inv, "calibrate": True}),
         today=today,
     )
-    assert any("aggregate target calibrated" in n for n in cal.notes)
+    assert any("aggregate target calibrated" in n and "level sigma" in n for n in cal.notes)
     nominal = cal.policy["policy_target"].unique().to_list()
-    assert len(nominal) == 1 and 0.9 <= nominal[0] < 1.0
+    assert len(nominal) == 1 and 0.5 <= nominal[0] < 1.0

@@ -21,6 +21,7 @@ from sparecast.inventory.policy import (
     fill_rate_from_samples,
     inventory_position,
     level_factor,
+    level_mixture,
     normal_loss,
     normal_policy,
     obsolete_items,
@@ -412,3 +413,22 @@ def test_apply_sparse_rule_changes_only_sparse_items() -> None:
     assert new.reorder_point[[0, 2]].tolist() == pol.reorder_point[[0, 2]].tolist()
     same, none = apply_sparse_rule(pol, ltd, y, targets, 0.0)
     assert same is pol and not none.any()
+
+
+def test_level_mixture_keeps_means_widens_the_tail_and_moves_paths_together() -> None:
+    samples = np.full((2, 40000), 10.0, dtype=np.float32)
+    ints = np.array([True, False])
+    out = level_mixture(samples, 0.5, ints, seed=3)
+    assert out.dtype == np.float32
+    # mean kept (E exp(sigma z - sigma^2/2) = 1), log-sd sigma on the continuous item
+    assert out.mean(axis=1) == pytest.approx([10.0, 10.0], rel=0.01)
+    assert np.log(out[1]).std() == pytest.approx(0.5, rel=0.02)
+    # P(factor > 2) = P(z > (ln 2 + 0.125) / 0.5) = 1 - Phi(1.636) = 0.051
+    assert (out[1] > 20.0).mean() == pytest.approx(0.051, abs=0.005)
+    assert (out[0] == np.round(out[0])).all()
+    # the same seed gives the same factors: another sample array moves with the same paths
+    twice = level_mixture(samples * 2, 0.5, np.array([False, False]), seed=3)
+    np.testing.assert_allclose(twice[1], 2 * out[1], rtol=1e-6)
+    assert level_mixture(samples, 0.0, ints) is samples
+    with pytest.raises(ConfigError, match="sigma"):
+        level_mixture(samples, -0.1, ints)

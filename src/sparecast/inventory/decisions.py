@@ -61,13 +61,18 @@ __all__ = [
     "ITEM_LADDER",
     "POLICIES",
     "TEXTBOOK_LADDER",
+    "TRENDS",
     "DecisionBacktest",
+    "demand_trend",
     "empirical_reorder_points",
     "evaluate_plan",
     "value_at_fill",
 ]
 
 POLICIES = ("sparecast", "aggregate", "textbook", "empirical")
+TRENDS = ("growing", "decaying")
+"""Items whose mean demand in the replayed part more than doubled / halved against the part the
+policies were set on (reported as groups beside the frequency groups)."""
 TEXTBOOK_LADDER: tuple[float, ...] = (
     0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9999,
 )  # fmt: skip
@@ -117,6 +122,19 @@ def empirical_reorder_points(
             sub = tgt[rows] == t
             s[rows[sub]] = np.quantile(sums[sub], t, axis=1)
     return np.ceil(s - 1e-9)
+
+
+def demand_trend(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """str[items]: ``growing`` when the item's mean demand per period in ``test`` is more than
+    twice its mean in ``train``, ``decaying`` when under half of it, else ``stable``; items
+    without demand in ``train`` are ``no history`` (their growth has no base)."""
+    tr = np.maximum(np.asarray(train, dtype=np.float64), 0.0).mean(axis=1)
+    te = np.maximum(np.asarray(test, dtype=np.float64), 0.0).mean(axis=1)
+    out = np.full(tr.size, "stable", dtype=object)
+    out[te > 2.0 * tr] = "growing"
+    out[te < 0.5 * tr] = "decaying"
+    out[tr <= 0] = "no history"
+    return out.astype(str)
 
 
 def value_at_fill(fills: np.ndarray, values: np.ndarray, fill: float) -> float:
@@ -175,6 +193,7 @@ def evaluate_plan(
     q = order_quantity(train.mean(axis=1), inv.order_cover_days / period_days, moq_a, lot_a)
     stocked = train.sum(axis=1) > 0
     groups = frequency_groups(train)
+    trend = demand_trend(train, test)
     warm = protection_warmup(lts, inv.policy, review)
     lt, counts = lead_time_matrix(lts, n)
     lt_mean = np.nansum(lt, axis=1) / np.maximum(counts, 1)
@@ -263,6 +282,7 @@ def evaluate_plan(
                     pl.Series("order_quantity", q),
                     pl.Series("group", [GROUP_NAMES[g] for g in groups], dtype=pl.String),
                     pl.Series("has_history", stocked),
+                    pl.Series("trend", trend, dtype=pl.String),
                     pl.Series("lead_time_periods", lt_mean),
                 )
             )
@@ -275,6 +295,7 @@ def evaluate_plan(
             "unique_id",
             "group",
             "has_history",
+            "trend",
             "lead_time_periods",
             "policy_target",
             "stocking_rule",
@@ -418,6 +439,7 @@ def _summary(per_item: pl.DataFrame) -> pl.DataFrame:
         part = part.with_columns(pl.col("fill_rate").fill_null(np.nan))
         subsets = [("all", part), ("with history", part.filter(pl.col("has_history")))]
         subsets += [(g, part.filter(pl.col("group") == g)) for g in GROUP_NAMES]
+        subsets += [(g, part.filter(pl.col("trend") == g)) for g in TRENDS]
         for name, sub in subsets:
             if sub.height:
                 rows.append({"policy": policy, "target": target, "group": name, **_aggregate(sub)})

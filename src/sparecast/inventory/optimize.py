@@ -45,13 +45,21 @@ from sparecast.inventory.policy import (
 from sparecast.inventory.simulate import simulate_policy
 from sparecast.methods.distributions import LeadTimeDemand, lead_time_demand
 
-__all__ = ["ServiceOptimum", "optimize_service", "calibrate_aggregate_target"]
+__all__ = [
+    "AggregateCalibration",
+    "ServiceOptimum",
+    "optimize_service",
+    "calibrate_aggregate_target",
+]
 
 # calibration: factors on 1 - target tried for the nominal aggregate target
 MAX_ITEM_FILL = 0.9999
 """The highest fill rate the greedy raises one item to: 99.99%, so that cheap items can carry
 an aggregate target of 98% (at 99.9% the cap kept the aggregate mode below 98% on real data)."""
-AGGREGATE_FACTORS = (1.0, 0.7, 0.5, 0.35, 0.2, 0.1, 0.05, 0.02, 0.01)
+AGGREGATE_FACTORS = (5.0, 3.0, 2.0, 1.4, 1.0, 0.7, 0.5, 0.35, 0.2, 0.1, 0.05, 0.02, 0.01)
+"""Factors on ``1 - target`` the aggregate calibration tries; above 1 they lower the nominal
+target (the level uncertainty of the aggregate mode overshoots on stable demand); nominal
+targets under 5% are not tried."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,19 @@ class ServiceOptimum:
     aggregate_fill_rate: float
     added_value: float
     reached: bool
+
+
+@dataclass(frozen=True)
+class AggregateCalibration:
+    """What :func:`calibrate_aggregate_target` found: the ``nominal`` target to plan at, the
+    (nominal, achieved aggregate fill) ``pairs`` it tried, whether one ``reached`` the target
+    and the average stock value of the replay at the chosen nominal (``value``, interpolated
+    like the nominal; unit costs as given)."""
+
+    nominal: float
+    pairs: list[tuple[float, float]]
+    reached: bool
+    value: float
 
 
 def _levels(lo: np.ndarray, hi: np.ndarray, max_levels: int) -> np.ndarray:
@@ -242,7 +263,7 @@ def calibrate_aggregate_target(
     factors: Sequence[float] = AGGREGATE_FACTORS,
     replenish: Callable[[np.ndarray], np.ndarray] | None = None,
     adjust_ltd: Callable[[np.ndarray, LeadTimeDemand], LeadTimeDemand] | None = None,
-) -> tuple[float, list[tuple[float, float]]]:
+) -> AggregateCalibration:
     """The nominal aggregate target that reaches ``target`` out of sample, from a backtest on
     ``y``: :func:`optimize_service` on ``y[:, :-holdout]`` at nominal targets ``1 - (1 -
     target) f`` for each factor ``f``, simulated on the last ``holdout`` periods (after
@@ -255,7 +276,7 @@ def calibrate_aggregate_target(
     lowers the achieved fill rate. ``warmup``: one number of periods or one per item (e.g. the
     protection interval); ``replenish(fit)`` -> bool[items]: the items the plan stocks (the
     others start at 0 and never order; default all); ``adjust_ltd(fit, ltd)``: the plan's level
-    shift. Returns the nominal target and the (nominal, achieved) pairs.
+    shift. Returns an :class:`AggregateCalibration`.
     """
     h = np.asarray(y, dtype=np.float64)
     n, n_t = h.shape
@@ -277,7 +298,13 @@ def calibrate_aggregate_target(
     q = np.asarray(order_quantity, dtype=np.float64)
     w = ltd.mean / np.maximum(ltd.mean_lead_time + rp, 1e-12)
     fs = np.asarray(factors, dtype=np.float64)
+    fs = fs[1.0 - (1.0 - target) * fs >= 0.05]
+    if fs.size == 0:
+        raise ConfigError(f"no calibration factor leaves a nominal target of 5% for {target}")
     achieved = np.empty(fs.size)
+    value = np.empty(fs.size)
+    cost = np.broadcast_to(np.asarray(unit_cost, dtype=np.float64), (n,))
+    cost = np.where(np.isfinite(cost) & (cost > 0), cost, 1.0)
     nominal = 1.0 - (1.0 - target) * fs
     for j, t in enumerate(nominal):
         opt = optimize_service(
@@ -308,14 +335,16 @@ def calibrate_aggregate_target(
         dem = sim.per_item["demand"].to_numpy()[history].sum()
         got = sim.per_item["filled"].to_numpy()[history].sum() / dem if dem > 0 else 1.0
         achieved[j] = got
+        value[j] = float((sim.per_item["avg_on_hand"].to_numpy() * cost).sum())
     pairs = [(float(a), float(b)) for a, b in zip(nominal, achieved, strict=True)]
     fill = np.maximum.accumulate(achieved)
     if fill[0] >= target:
-        return float(nominal[0]), pairs
+        return AggregateCalibration(float(nominal[0]), pairs, True, float(value[0]))
     if fill[-1] < target:
-        return float(nominal[-1]), pairs
+        return AggregateCalibration(float(nominal[-1]), pairs, False, float(value[-1]))
     j = int(np.argmax(fill >= target))
     lo, hi = fill[j - 1], fill[j]
     frac = (target - lo) / (hi - lo) if hi > lo else 1.0
     f = fs[j - 1] + frac * (fs[j] - fs[j - 1])
-    return float(1.0 - (1.0 - target) * f), pairs
+    v = value[j - 1] + frac * (value[j] - value[j - 1])
+    return AggregateCalibration(float(1.0 - (1.0 - target) * f), pairs, True, float(v))

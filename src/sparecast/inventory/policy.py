@@ -78,6 +78,7 @@ __all__ = [
     "obsolete_items",
     "sparse_reorder_point",
     "level_factor",
+    "level_mixture",
     "rescale_samples",
     "with_reorder_points",
     "sparse_items",
@@ -521,6 +522,28 @@ def rescale_samples(
     if ints.any():
         rng = np.random.default_rng(seed)
         rows = np.flatnonzero(ints & (f != 1.0))
+        out[rows] = np.floor(out[rows] + rng.random((rows.size, samples.shape[1])))
+    return out.astype(samples.dtype)
+
+
+def level_mixture(
+    samples: np.ndarray, sigma: float, integer: np.ndarray, seed: int = 0
+) -> np.ndarray:
+    """Samples ``[items, n]`` each times its own level factor ``exp(sigma z - sigma^2 / 2)``
+    (``z`` standard normal, one per sample path, so the mean is kept): the uncertainty of the
+    demand level between the history and the lead time ahead (growth, decay) that the
+    stationary model leaves out, a heavier tail than the history shows. The same ``seed`` gives
+    the same factors (lead-time and protection-interval samples of one path move together);
+    integer items are rounded stochastically as in :func:`rescale_samples`."""
+    if sigma < 0:
+        raise ConfigError(f"level sigma must be >= 0, got {sigma}")
+    if sigma == 0 or samples.size == 0:
+        return samples
+    rng = np.random.default_rng(seed)
+    factor = np.exp(sigma * rng.standard_normal(samples.shape) - 0.5 * sigma * sigma)
+    out = samples.astype(np.float64) * factor
+    rows = np.flatnonzero(np.asarray(integer, dtype=bool))
+    if rows.size:
         out[rows] = np.floor(out[rows] + rng.random((rows.size, samples.shape[1])))
     return out.astype(samples.dtype)
 
