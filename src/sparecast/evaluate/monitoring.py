@@ -32,6 +32,8 @@ __all__ = [
     "group_codes",
     "rolling_scores",
     "expected_scores",
+    "mark_periods",
+    "streaks",
     "degradations",
 ]
 
@@ -220,93 +222,134 @@ def expected_scores(
     )
 
 
+_STATE_SCHEMA = {
+    "grouping": pl.Utf8,
+    "group": pl.Utf8,
+    "metric": pl.Utf8,
+    "ds": pl.Date,
+    "period": pl.Int32,
+    "n_items": pl.Int64,
+    "value": pl.Float64,
+    "expected": pl.Float64,
+    "threshold": pl.Float64,
+    "limit": pl.Float64,
+    "streak": pl.Int64,
+    "alert": pl.Boolean,
+}
+_MARK_SCHEMA = {k: v for k, v in _STATE_SCHEMA.items() if k not in ("period", "streak", "alert")}
+_MARK_SCHEMA["worse"] = pl.Boolean
+
+
+def _check_watch(watch: Mapping[str, float]) -> None:
+    if not watch:
+        raise DataValidationError("watch at least one metric")
+    for metric, threshold in watch.items():
+        if metric not in MONITOR_METRICS:
+            raise DataValidationError(f"metric {metric!r} is not one of {MONITOR_METRICS}")
+        if not threshold > 0:
+            raise DataValidationError(f"the threshold of {metric} must be > 0, got {threshold}")
+
+
+def mark_periods(
+    scores: pl.DataFrame,
+    expected: pl.DataFrame,
+    *,
+    watch: Mapping[str, float],
+    min_items: int,
+    groupings: Sequence[str] = MONITOR_GROUPINGS,
+    exclude: Sequence[str] = (),
+) -> pl.DataFrame:
+    """Whether each scored (period, group) is degraded on each watched metric.
+
+    ``watch``: metric -> threshold. A group is degraded on a metric in a period when it has at
+    least ``min_items`` scored items and the metric is worse than ``expected x (1 +
+    threshold)``; for ``rel_bias``, a ratio near zero where a multiple means nothing, when its
+    absolute value exceeds the expectation's absolute value + threshold (0.5: fifty points of
+    bias more than the backtest had). Groups labelled in ``exclude`` (e.g. ``no_demand``) and
+    groups without an expectation of the metric are left out. Returns grouping, group, metric,
+    ds, n_items, value, expected, threshold, limit, worse."""
+    _check_watch(watch)
+    if min_items < 1:
+        raise DataValidationError(f"min_items must be >= 1, got {min_items}")
+    if scores.height == 0 or expected.height == 0:
+        return pl.DataFrame(schema=_MARK_SCHEMA)
+    watched = scores.filter(
+        pl.col("grouping").is_in(list(groupings)) & ~pl.col("group").is_in(list(exclude))
+    )
+    parts = []
+    for metric, threshold in watch.items():
+        exp = expected.select("grouping", "group", pl.col(metric).alias("expected")).filter(
+            pl.col("expected").is_not_null() & pl.col("expected").is_finite()
+        )
+        value = pl.col(metric).abs() if metric == "rel_bias" else pl.col(metric)
+        if metric == "rel_bias":
+            limit = pl.col("expected").abs() + threshold
+        else:
+            limit = pl.col("expected") * (1.0 + threshold)
+        parts.append(
+            watched.join(exp, on=["grouping", "group"], how="inner").select(
+                "grouping",
+                "group",
+                pl.lit(metric).alias("metric"),
+                "ds",
+                "n_items",
+                pl.col(metric).alias("value"),
+                "expected",
+                pl.lit(float(threshold)).alias("threshold"),
+                limit.alias("limit"),
+                ((pl.col("n_items") >= min_items) & value.is_not_null() & (value > limit))
+                .fill_null(False)
+                .alias("worse"),
+            )
+        )
+    return pl.concat(parts).cast(_MARK_SCHEMA)  # type: ignore[arg-type]
+
+
+def streaks(marked: pl.DataFrame, dates: Sequence[date], *, periods: int) -> pl.DataFrame:
+    """The degradation state of every watched (group, metric) at the last of ``dates``.
+
+    ``marked``: rows of :func:`mark_periods`, possibly from several runs (each period marked
+    by the run that served it); ``dates``: the periods in serving order. ``streak`` counts the
+    degraded periods in a row up to the last date (a date where a group has no row breaks
+    it); ``alert`` is True when it reaches ``periods``. Returns grouping, group, metric, ds,
+    period (the number of dates), n_items, value, expected, threshold, limit, streak, alert;
+    (group, metric) pairs without a row at the last date are left out."""
+    if periods < 1:
+        raise DataValidationError(f"periods must be >= 1, got {periods}")
+    if marked.height == 0 or not dates:
+        return pl.DataFrame(schema=_STATE_SCHEMA)
+    last = dates[-1]
+    order = list(dates)
+    rows = []
+    for _, part in marked.sort("ds").group_by(["grouping", "group", "metric"], maintain_order=True):
+        flags = dict(zip(part["ds"].to_list(), part["worse"].to_list(), strict=True))
+        if last not in flags:
+            continue
+        streak = 0
+        for day in reversed(order):
+            if not flags.get(day, False):
+                break
+            streak += 1
+        row = part.filter(pl.col("ds") == last).row(0, named=True)
+        row.pop("worse")
+        rows.append({**row, "period": len(order), "streak": streak, "alert": streak >= periods})
+    return pl.DataFrame(rows, schema=_STATE_SCHEMA, orient="row").select(list(_STATE_SCHEMA))
+
+
 def degradations(
     scores: pl.DataFrame,
     expected: pl.DataFrame,
     *,
-    metric: str,
-    threshold: float,
+    watch: Mapping[str, float],
     periods: int,
     min_items: int,
     groupings: Sequence[str] = MONITOR_GROUPINGS,
+    exclude: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """The degradation state of every monitored group at the last scored period.
-
-    A group is degraded in a period when it has at least ``min_items`` scored items and its
-    ``metric`` is worse than ``expected x (1 + threshold)``; for ``rel_bias``, a ratio near
-    zero where a multiple means nothing, when its absolute value exceeds the expectation's
-    absolute value + threshold (0.5: fifty points of bias more than the backtest had);
-    ``streak`` counts the
-    degraded periods in a row up to the last one, and ``alert`` is True when it reaches
-    ``periods``. Returns grouping, group, metric, ds (last period), period, n_items, value,
-    expected, limit, streak, alert; groups without an expectation or without a score in the
-    last period are left out."""
-    if metric not in MONITOR_METRICS:
-        raise DataValidationError(f"metric {metric!r} is not one of {MONITOR_METRICS}")
-    if threshold <= 0 or periods < 1 or min_items < 1:
-        raise DataValidationError(
-            f"threshold must be > 0, periods and min_items >= 1 (got {threshold}, {periods}, "
-            f"{min_items})"
-        )
-    out_schema = {
-        "grouping": pl.Utf8,
-        "group": pl.Utf8,
-        "metric": pl.Utf8,
-        "ds": pl.Date,
-        "period": pl.Int32,
-        "n_items": pl.Int64,
-        "value": pl.Float64,
-        "expected": pl.Float64,
-        "limit": pl.Float64,
-        "streak": pl.Int64,
-        "alert": pl.Boolean,
-    }
-    if scores.height == 0 or expected.height == 0:
-        return pl.DataFrame(schema=out_schema)
-    last = int(scores["period"].max())  # type: ignore[arg-type]
-    exp = expected.select("grouping", "group", pl.col(metric).alias("expected")).filter(
-        pl.col("expected").is_not_null()
+    """The degradation state of every watched (group, metric) of one run's scores at its last
+    scored period: :func:`mark_periods` then :func:`streaks` over the run's scored dates."""
+    marked = mark_periods(
+        scores, expected, watch=watch, min_items=min_items, groupings=groupings, exclude=exclude
     )
-    value = pl.col(metric).abs() if metric == "rel_bias" else pl.col(metric)
-    if metric == "rel_bias":
-        limit = pl.col("expected").abs() + threshold
-    else:
-        limit = pl.col("expected") * (1.0 + threshold)
-    marked = (
-        scores.filter(pl.col("grouping").is_in(list(groupings)))
-        .join(exp, on=["grouping", "group"], how="inner")
-        .with_columns(
-            pl.col(metric).alias("value"),
-            limit.alias("limit"),
-            ((pl.col("n_items") >= min_items) & value.is_not_null() & (value > limit))
-            .fill_null(False)
-            .alias("worse"),
-        )
-        .sort("grouping", "group", "period")
-    )
-    rows = []
-    for (grouping, group), part in marked.group_by(["grouping", "group"], maintain_order=True):
-        if int(part["period"][-1]) != last:
-            continue
-        worse = part["worse"].to_list()
-        streak = 0
-        for flag in reversed(worse):
-            if not flag:
-                break
-            streak += 1
-        rows.append(
-            {
-                "grouping": grouping,
-                "group": group,
-                "metric": metric,
-                "ds": part["ds"][-1],
-                "period": last,
-                "n_items": int(part["n_items"][-1]),
-                "value": part["value"][-1],
-                "expected": part["expected"][-1],
-                "limit": part["limit"][-1],
-                "streak": streak,
-                "alert": streak >= periods,
-            }
-        )
-    return pl.DataFrame(rows, schema=out_schema, orient="row")
+    dates = scores.select("ds").unique().sort("ds")["ds"].to_list() if scores.height else []
+    return streaks(marked, dates, periods=periods)
