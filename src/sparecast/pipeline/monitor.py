@@ -599,8 +599,8 @@ def _served_periods(
     """The runs of ``run``'s served lineage (``served_lineage``: ``run`` and the champions of
     its configuration that it replaced by refreshes), each with the forecast dates it served
     that ended by ``as_of``: a run serves from its first forecast date until the next run of
-    the lineage starts. Newest runs only, enough to cover ``consecutive_periods`` + 10
-    periods (a longer streak is not needed to decide)."""
+    the lineage starts. Newest runs only, enough to cover ``consecutive_periods`` periods (a
+    longer streak is not needed to decide; the streak reported counts the periods covered)."""
     lineage = served_lineage(store.alias_events(), run.model_version)
     runs: list[RunInfo] = []
     for version in lineage[:-1]:
@@ -609,7 +609,7 @@ def _served_periods(
             runs.append(found)
     runs.append(run)
     out: list[_Served] = []
-    needed = cfg.consecutive_periods + 10
+    needed = cfg.consecutive_periods
     until: date | None = None
     for r in reversed(runs):
         dates = [
@@ -646,8 +646,13 @@ def _monitor(
     parts, marks = [], []
     expected, source = pl.DataFrame(), "none"
     for s in served:
-        run_scores, run_expected, run_source = score_run(store, s.run, as_of, cfg)
-        if s.run.run_id == run.run_id:
+        current = s.run.run_id == run.run_id
+        if not current and not s.dates:
+            continue
+        # an earlier run of the lineage is scored up to the last period it served only
+        upto = as_of if current else period_end(s.dates[-1], s.run.freq)
+        run_scores, run_expected, run_source = score_run(store, s.run, upto, cfg)
+        if current:
             expected, source = run_expected, run_source
         if not s.dates:
             continue
