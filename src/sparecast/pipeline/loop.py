@@ -867,9 +867,9 @@ def rollback(ctx: LoopContext, reason: str, loaded: LoadedData | None = None) ->
         stack = champion_stack(events)
         if len(stack) < 2:
             raise LoopError(
-                "no previous champion configuration to roll back to (the champion's "
-                "configuration is the first one the loop has served): it keeps serving, the "
-                "alert stays open"
+                "no previous champion configuration to roll back to (none was served before "
+                "the champion's configuration, or the loop rolled back to it already): the "
+                "champion keeps serving, the alert stays open"
             )
         current, previous = stack[-1], stack[-2]
         prev_run = store.run_by_version(previous)
