@@ -226,6 +226,13 @@ def main() -> None:
         default=None,
         help="[monitoring] consecutive_periods of the loop (default: the configured 3)",
     )
+    parser.add_argument(
+        "--monitor-window",
+        type=int,
+        default=None,
+        help="[monitoring] window of the loop: a rolling window in periods spanning the "
+        "refreshes (default: none, each period scored within the run that served it)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="work directory (kept)")
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args()
@@ -263,9 +270,14 @@ def main() -> None:
         + "]\n"
     )
     loop_config = None
+    monitoring = []
     if args.monitor_periods is not None:
+        monitoring.append(f"consecutive_periods = {args.monitor_periods}")
+    if args.monitor_window is not None:
+        monitoring.append(f"window = {args.monitor_window}")
+    if monitoring:
         loop_config = args.output / "loop.toml"
-        loop_config.write_text(f"[monitoring]\nconsecutive_periods = {args.monitor_periods}\n")
+        loop_config.write_text("[monitoring]\n" + "\n".join(monitoring) + "\n")
     store = ForecastStore(default_store_url(args.output))
     first = store.served_run()
     assert first is not None
@@ -367,6 +379,8 @@ def main() -> None:
     )
     if args.monitor_periods is not None:
         change_text += f", alerts after {args.monitor_periods} degraded period(s)"
+    if args.monitor_window is not None:
+        change_text += f", monitoring window {args.monitor_window} period(s)"
     lines = [
         f"loop benchmark: {what}, {len(items)} items, {args.weeks} {unit}ly cycles from "
         f"{first_day}, {change_text}",

@@ -635,8 +635,9 @@ class MonitoringSettings(_Section):
     window: int | None = Field(
         None,
         ge=1,
-        description="rolling window of the scores, in periods (None: every forecast period with "
-        "actuals up to the scored one)",
+        description="rolling window of the scores, in periods, spanning the refreshes of the "
+        "served lineage (None: each period scored within the run that served it, over that "
+        "run's periods with actuals up to it)",
     )
     groupings: list[str] = Field(
         default_factory=lambda: ["tier", "class", "category"],

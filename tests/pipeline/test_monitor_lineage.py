@@ -177,3 +177,30 @@ def test_legacy_metric_and_threshold_keys_mean_one_watched_metric() -> None:
     assert "rel_bias" in default.watch and default.exclude_groups == ["no_demand"]
     with pytest.raises(ConfigError, match="unknown metric"):
         load_settings(monitoring={"watch": {"wape": 0.5}})
+
+
+def test_a_rolling_window_spans_the_refreshes(tmp_path: Path) -> None:
+    """window = 2: the score of v2's first day (day 3) covers day 2, served by v1; pumps are
+    degraded on day 2 only, so with the window day 3 is degraded too (without a window it is
+    scored on its own healthy day)."""
+    store = ForecastStore(default_store_url(tmp_path))
+    store.migrate()
+    v1 = write_run(store, 0)
+    store.move_alias(CHAMPION, v1, action="bootstrap", reason="first")
+    v2 = write_run(store, 2)
+    store.move_alias(CHAMPION, v2, action="refresh", reason="weekly")
+    store.dispose()
+    y = actuals_panel([]).y.copy()
+    y[[IDS.index(u) for u in PUMPS], 1] = 12.0  # day 2: error 10 (expected 1)
+    load(
+        tmp_path, DemandPanel(y, np.array(IDS), np.datetime64(DATES[0].isoformat()), "D"), DATES[2]
+    )
+    cfg = {"consecutive_periods": 2, "groupings": ["category"]}
+    alone = monitor(settings(**cfg), tmp_path, as_of=DATES[2])
+    spanning = monitor(settings(window=2, **cfg), tmp_path, as_of=DATES[2])
+    pumps = pl.col("group") == "pumps"
+    assert alone.states.filter(pumps)["streak"].to_list() == [0]
+    assert spanning.states.filter(pumps)["streak"].to_list() == [2] and spanning.degraded
+    day3 = spanning.scores.filter(pumps & (pl.col("ds") == DATES[2]))
+    assert day3["model_version"].to_list() == [v2]
+    assert day3["mae"].to_list() == [pytest.approx((10 + 1) / 2)]  # days 2 and 3

@@ -353,25 +353,70 @@ def _expected_from_summary(accuracy: pl.DataFrame) -> pl.DataFrame:
     ).select(list(schema))
 
 
+def _fill(
+    target: np.ndarray, frame: pl.DataFrame, value: str, rows: pl.DataFrame, cols: pl.DataFrame
+) -> None:
+    """Write ``frame[value]`` into ``target`` at the (unique_id, ds) cells it has."""
+    if frame.height == 0:
+        return
+    hits = (
+        frame.with_columns(pl.col("ds").cast(pl.Date))
+        .join(rows, on="unique_id", how="inner")
+        .join(cols, on="ds", how="inner")
+    )
+    target[hits["_r"].to_numpy(), hits["_c"].to_numpy()] = hits[value].to_numpy()
+
+
+def _served_matrix(
+    store: ForecastStore, ids: list[str], served: list[_Served]
+) -> tuple[np.ndarray, np.ndarray, list[date]]:
+    """The forecasts ``[items, periods]`` and actuals of the periods the lineage ``served``,
+    each period's column from the run that served it (NaN where that run lacks the item)."""
+    dates = [d for s in served for d in s.dates]
+    fc = np.full((len(ids), len(dates)), np.nan)
+    actual = np.full(fc.shape, np.nan)
+    rows = pl.DataFrame({"unique_id": ids, "_r": np.arange(len(ids))})
+    cols = pl.DataFrame(
+        {"ds": dates, "_c": np.arange(len(dates))}, schema={"ds": pl.Date, "_c": pl.Int64}
+    )
+    for s in served:
+        if not s.dates:
+            continue
+        forecasts = store.run_forecasts(s.run.run_id).select("unique_id", "ds", "forecast")
+        _fill(fc, forecasts.filter(pl.col("ds").is_in(s.dates)), "forecast", rows, cols)
+        found = store.run_actuals(s.run.run_id).filter(pl.col("ds").is_in(s.dates))
+        _fill(actual, found, "y", rows, cols)
+    actual[np.isnan(fc)] = np.nan
+    return fc, actual, dates
+
+
 def score_run(
-    store: ForecastStore, run: RunInfo, as_of: date, cfg: MonitoringSettings
+    store: ForecastStore,
+    run: RunInfo,
+    as_of: date,
+    cfg: MonitoringSettings,
+    served: list[_Served] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     """Rolling scores of the run's forecast periods that ended by ``as_of``, the expectation
-    per group and where it came from."""
-    due = [d for d in run.forecast_dates if period_end(d, run.freq) <= as_of]
+    per group and where it came from. With ``served`` (the lineage's runs and the periods each
+    served, ``run`` the newest), the periods of the lineage instead, each scored on the
+    forecasts of the run that served it, the rolling window spanning the runs; groups, scales
+    and expectation are ``run``'s."""
     forecasts = store.run_forecasts(run.run_id)
     ids = forecasts["unique_id"].unique(maintain_order=True).to_list()
-    h = len(run.forecast_dates)
-    fc = forecasts["forecast"].to_numpy().reshape(len(ids), h)[:, : len(due)]
-    actual = np.full(fc.shape, np.nan)
-    found = store.run_actuals(run.run_id).filter(pl.col("ds").is_in(due))
-    if found.height:
-        row = pl.DataFrame({"unique_id": ids, "_r": np.arange(len(ids))})
-        col = pl.DataFrame(
+    if served is not None:
+        fc, actual, due = _served_matrix(store, ids, served)
+    else:
+        due = [d for d in run.forecast_dates if period_end(d, run.freq) <= as_of]
+        h = len(run.forecast_dates)
+        fc = forecasts["forecast"].to_numpy().reshape(len(ids), h)[:, : len(due)]
+        actual = np.full(fc.shape, np.nan)
+        found = store.run_actuals(run.run_id).filter(pl.col("ds").is_in(due))
+        rows = pl.DataFrame({"unique_id": ids, "_r": np.arange(len(ids))})
+        cols = pl.DataFrame(
             {"ds": due, "_c": np.arange(len(due))}, schema={"ds": pl.Date, "_c": pl.Int64}
         )
-        hits = found.join(row, on="unique_id", how="inner").join(col, on="ds", how="inner")
-        actual[hits["_r"].to_numpy(), hits["_c"].to_numpy()] = hits["y"].to_numpy()
+        _fill(actual, found, "y", rows, cols)
     attrs = pl.DataFrame({"unique_id": ids}).join(
         store.run_items(run.run_id), on="unique_id", how="left", maintain_order="left"
     )
@@ -609,7 +654,7 @@ def _served_periods(
             runs.append(found)
     runs.append(run)
     out: list[_Served] = []
-    needed = cfg.consecutive_periods
+    needed = cfg.consecutive_periods + (cfg.window - 1 if cfg.window else 0)
     until: date | None = None
     for r in reversed(runs):
         dates = [
@@ -645,6 +690,27 @@ def _monitor(
     lineage = [s.run.model_version for s in served]
     parts, marks = [], []
     expected, source = pl.DataFrame(), "none"
+    if cfg.window is not None:  # one rolling window over the lineage's served periods
+        scores, expected, source = score_run(store, run, as_of, cfg, served)
+        by_date = pl.DataFrame(
+            {
+                "ds": [d for s in served for d in s.dates],
+                "model_version": [s.run.model_version for s in served for _ in s.dates],
+            },
+            schema={"ds": pl.Date, "model_version": pl.Utf8},
+        )
+        parts.append(scores.join(by_date, on="ds", how="left").drop("period"))
+        marks.append(
+            mark_periods(
+                scores,
+                expected,
+                watch=cfg.watch,
+                min_items=cfg.min_items,
+                groupings=cfg.groupings,
+                exclude=cfg.exclude_groups,
+            )
+        )
+        served = []  # scored already
     for s in served:
         current = s.run.run_id == run.run_id
         if not current and not s.dates:
