@@ -7,6 +7,11 @@ the periods it took to detect the change, and the time of each cycle.
     python benchmarks/loop.py --items 2016 --weeks 52 --change-week 26
     python benchmarks/loop.py --markdown /tmp/loop.md          # the table for docs/results.md
     python benchmarks/loop.py --dataset oil --items 14523 --weeks 20 --change-week 10  # ~7 min
+    python benchmarks/loop.py --items 500 --weeks 52 --change-week 26 --monitor-window 28
+
+``--monitor-periods K`` / ``--monitor-window N`` set ``[monitoring] consecutive_periods`` and
+``window`` of the loop (degraded periods are counted along the served lineage: a refresh
+continues the count).
 
 ``--dataset oil``: a sample of ``--items`` series of the oil data (monthly; y read as Float64;
 the one-off spike of 1997-11 set to zero as ``benchmarks/inventory.py`` does; missing months
