@@ -629,6 +629,14 @@ class MonitoringSettings(_Section):
     consecutive_periods: int = Field(
         3, ge=1, description="an alert opens after this many degraded periods in a row"
     )
+    z: float = Field(
+        3.0,
+        ge=0,
+        description="significance a degraded period needs besides its threshold: the deviation "
+        "from the expectation in standard deviations of the group-period's sampling noise "
+        "(rel_bias: the demand's noise over the period's cells, from each item's history; other "
+        "metrics: the standard error of the mean over the group's items); 0: the threshold alone",
+    )
     min_items: int = Field(
         5, ge=1, description="groups with fewer scored items are shown but never alerted on"
     )

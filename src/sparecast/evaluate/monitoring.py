@@ -63,7 +63,24 @@ _SCORE_SCHEMA = {
     "rmsse": pl.Float64,
     "rel_bias": pl.Float64,
     "mape": pl.Float64,
+    "error_sum": pl.Float64,
+    "actual_sum": pl.Float64,
+    "noise_var": pl.Float64,
+    "mae_se": pl.Float64,
+    "mase_se": pl.Float64,
+    "rmsse_se": pl.Float64,
+    "mape_se": pl.Float64,
 }
+_NOISE_COLUMNS = (
+    "error_sum",
+    "actual_sum",
+    "noise_var",
+    "mae_se",
+    "mase_se",
+    "rmsse_se",
+    "mape_se",
+)
+"""Columns of :func:`rolling_scores` that :func:`mark_periods` tests significance with."""
 
 
 def group_codes(labels: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:
@@ -92,20 +109,31 @@ def _group_rows(
     actual_sum: np.ndarray,
     scored: np.ndarray,
     groups: Codes,
+    noise_var: np.ndarray | None = None,
 ) -> list[dict[str, object]]:
     """One row per (grouping, group): n_items (scored items), the mean of each per-item value
-    over the items where it is defined, and rel_bias as a ratio of sums over the scored items."""
+    over the items where it is defined and its standard error (``<metric>_se``: the standard
+    deviation over those items / sqrt(count); NaN below two items), rel_bias as a ratio of sums
+    over the scored items with its parts error_sum and actual_sum, and noise_var, the sum of
+    ``noise_var`` (per item) over the scored items (NaN counted as 0)."""
     rows: list[dict[str, object]] = []
+    noise = np.zeros(len(scored)) if noise_var is None else np.nan_to_num(noise_var)
     for grouping, (codes, names) in groups.items():
         size = len(names)
         count = np.bincount(codes, weights=scored, minlength=size)
-        means = {}
+        means, ses = {}, {}
         for name, v in values.items():
             ok = scored & ~np.isnan(v)
+            k = np.bincount(codes, weights=ok, minlength=size)
             total = np.bincount(codes, weights=np.where(ok, v, 0.0), minlength=size)
-            means[name] = ratio_of_sums(total, np.bincount(codes, weights=ok, minlength=size))
+            squares = np.bincount(codes, weights=np.where(ok, v * v, 0.0), minlength=size)
+            means[name] = ratio_of_sums(total, k)
+            spread = np.maximum(squares - total * means[name], 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ses[name] = np.where(k >= 2, np.sqrt(spread / np.maximum(k - 1, 1) / k), np.nan)
         err = np.bincount(codes, weights=np.where(scored, error_sum, 0.0), minlength=size)
         act = np.bincount(codes, weights=np.where(scored, actual_sum, 0.0), minlength=size)
+        var = np.bincount(codes, weights=np.where(scored, noise, 0.0), minlength=size)
         bias = ratio_of_sums(err, act)
         for k, group in enumerate(names):
             row: dict[str, object] = {
@@ -116,6 +144,11 @@ def _group_rows(
             for name in ("mae", "mase", "rmsse", "mape"):
                 row[name] = float(means[name][k]) if name in means else float("nan")
             row["rel_bias"] = float(bias[k])
+            row["error_sum"] = float(err[k])
+            row["actual_sum"] = float(act[k])
+            row["noise_var"] = float(var[k])
+            for name in ("mae", "mase", "rmsse", "mape"):
+                row[f"{name}_se"] = float(ses[name][k]) if name in ses else float("nan")
             rows.append(row)
     return rows
 
@@ -148,7 +181,11 @@ def rolling_scores(
     -> a label per item (``"all"`` needs no labels: pass any sequence). Returns one row per
     (period, grouping, group) for every date with at least one actual: period (1-based among
     those dates), ds, grouping, group, n_items, mae, mase, rmsse, rel_bias, mape (NaN where
-    undefined)."""
+    undefined), and what :func:`mark_periods` judges their noise by: error_sum and actual_sum
+    (the parts of rel_bias), noise_var (the variance of error_sum from the demand's noise:
+    per item ``scale_rmsse / 2`` per cell, the mean squared one-step difference being twice
+    the variance of uncorrelated demand), and ``<metric>_se`` (the standard error of each mean
+    over the group's items)."""
     fc = np.asarray(forecast, dtype=np.float64)
     act = np.asarray(actual, dtype=np.float64)
     if fc.ndim != 2 or fc.shape != act.shape:
@@ -166,6 +203,7 @@ def rolling_scores(
             _check_items(n, **{f"groups[{grouping!r}]": labels})
     regular = np.asarray(regular, dtype=bool)
     codes = _codes(groups, n)
+    variance = np.asarray(scale_rmsse, dtype=np.float64) / 2.0
     known = np.flatnonzero(~np.isnan(act).all(axis=0))
     rows: list[dict[str, object]] = []
     for period, j in enumerate(known, start=1):
@@ -182,7 +220,8 @@ def rolling_scores(
         }
         error_sum = (yp - yt0).sum(axis=1)
         actual_sum = yt0.sum(axis=1)
-        for row in _group_rows(values, error_sum, actual_sum, scored, codes):
+        noise_var = variance * len(cols)  # of error_sum, the demand's noise alone
+        for row in _group_rows(values, error_sum, actual_sum, scored, codes, noise_var):
             rows.append({"period": period, "ds": dates[int(j)], **row})
     return pl.DataFrame(rows, schema=_SCORE_SCHEMA, orient="row").with_columns(
         pl.col(c).fill_nan(None) for c in MONITOR_METRICS
@@ -215,8 +254,10 @@ def expected_scores(
     scored = ~np.isnan(arrays["expected_mae"])
     err = np.nan_to_num(arrays["expected_error_sum"])
     act = np.nan_to_num(arrays["expected_actual_sum"])
+    drop = ("period", "ds", *_NOISE_COLUMNS)
+    schema = {k: v for k, v in _SCORE_SCHEMA.items() if k not in drop}
     rows = _group_rows(values, err, act, scored, _codes(groups, n))
-    schema = {k: v for k, v in _SCORE_SCHEMA.items() if k not in ("period", "ds")}
+    rows = [{k: row[k] for k in schema} for row in rows]
     return pl.DataFrame(rows, schema=schema, orient="row").with_columns(
         pl.col(c).fill_nan(None) for c in MONITOR_METRICS
     )
@@ -233,6 +274,7 @@ _STATE_SCHEMA = {
     "expected": pl.Float64,
     "threshold": pl.Float64,
     "limit": pl.Float64,
+    "z": pl.Float64,
     "streak": pl.Int64,
     "alert": pl.Boolean,
 }
@@ -258,6 +300,7 @@ def mark_periods(
     min_items: int,
     groupings: Sequence[str] = MONITOR_GROUPINGS,
     exclude: Sequence[str] = (),
+    z: float = 0.0,
 ) -> pl.DataFrame:
     """Whether each scored (period, group) is degraded on each watched metric.
 
@@ -266,11 +309,26 @@ def mark_periods(
     threshold)``; for ``rel_bias``, a ratio near zero where a multiple means nothing, when its
     absolute value exceeds the expectation's absolute value + threshold (0.5: fifty points of
     bias more than the backtest had). Groups labelled in ``exclude`` (e.g. ``no_demand``) and
-    groups without an expectation of the metric are left out. Returns grouping, group, metric,
-    ds, n_items, value, expected, threshold, limit, worse."""
+    groups without an expectation of the metric are left out.
+
+    ``z`` > 0 also asks the deviation to be significant given the group-period's sampling
+    noise: a small group over a short window misses a fixed relative threshold by chance
+    most periods. The score ``z`` is, for rel_bias, ``(|error_sum| - |expected| x
+    actual_sum) / sqrt(noise_var)`` (the excess error over the expected bias, in standard
+    deviations of the demand's noise), for the other metrics ``(value - expected) /
+    <metric>_se`` (in standard errors of the mean over the group's items); a period is
+    degraded only when it is also >= ``z`` (an undefined score, e.g. one item, is not
+    significant). ``z = 0`` skips the test (the relative threshold alone). Returns grouping,
+    group, metric, ds, n_items, value, expected, threshold, limit, z (the score; null where
+    undefined), worse."""
     _check_watch(watch)
     if min_items < 1:
         raise DataValidationError(f"min_items must be >= 1, got {min_items}")
+    if not z >= 0:
+        raise DataValidationError(f"z must be >= 0 (0: no significance test), got {z}")
+    lacking = [c for c in _NOISE_COLUMNS if c not in scores.columns]
+    if z > 0 and scores.height and lacking:
+        raise DataValidationError(f"scores lack {lacking} (rolling_scores gives them) for z > 0")
     if scores.height == 0 or expected.height == 0:
         return pl.DataFrame(schema=_MARK_SCHEMA)
     watched = scores.filter(
@@ -286,6 +344,15 @@ def mark_periods(
             limit = pl.col("expected").abs() + threshold
         else:
             limit = pl.col("expected") * (1.0 + threshold)
+        if lacking:
+            score = pl.lit(None, dtype=pl.Float64)
+        elif metric == "rel_bias":
+            excess = pl.col("error_sum").abs() - pl.col("expected").abs() * pl.col("actual_sum")
+            score = excess / pl.col("noise_var").sqrt()
+        else:
+            score = (pl.col(metric) - pl.col("expected")) / pl.col(f"{metric}_se")
+        score = pl.when(score.is_nan()).then(None).otherwise(score)
+        significant = pl.lit(True) if z == 0 else (score >= z)
         parts.append(
             watched.join(exp, on=["grouping", "group"], how="inner").select(
                 "grouping",
@@ -297,7 +364,13 @@ def mark_periods(
                 "expected",
                 pl.lit(float(threshold)).alias("threshold"),
                 limit.alias("limit"),
-                ((pl.col("n_items") >= min_items) & value.is_not_null() & (value > limit))
+                score.alias("z"),
+                (
+                    (pl.col("n_items") >= min_items)
+                    & value.is_not_null()
+                    & (value > limit)
+                    & significant
+                )
                 .fill_null(False)
                 .alias("worse"),
             )
@@ -345,11 +418,18 @@ def degradations(
     min_items: int,
     groupings: Sequence[str] = MONITOR_GROUPINGS,
     exclude: Sequence[str] = (),
+    z: float = 0.0,
 ) -> pl.DataFrame:
     """The degradation state of every watched (group, metric) of one run's scores at its last
     scored period: :func:`mark_periods` then :func:`streaks` over the run's scored dates."""
     marked = mark_periods(
-        scores, expected, watch=watch, min_items=min_items, groupings=groupings, exclude=exclude
+        scores,
+        expected,
+        watch=watch,
+        min_items=min_items,
+        groupings=groupings,
+        exclude=exclude,
+        z=z,
     )
     dates = scores.select("ds").unique().sort("ds")["ds"].to_list() if scores.height else []
     return streaks(marked, dates, periods=periods)

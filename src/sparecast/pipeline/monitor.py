@@ -473,10 +473,12 @@ def _alert_reason(state: dict[str, Any]) -> str:
         if metric == "rel_bias"
         else f"{_fmt(state['expected'])} x (1 + {threshold:g})"
     )
+    z = state.get("z")
+    noise = "" if z is None else f"; {z:.1f} standard errors of its noise above the expectation"
     return (
         f"{metric} of {state['grouping']} {state['group']} is {_fmt(state['value'])}, worse than "
         f"the backtest expectation: {rule} = {_fmt(state['limit'])} for {state['streak']} "
-        f"consecutive period(s) up to {state['ds']} ({state['n_items']} items)"
+        f"consecutive period(s) up to {state['ds']} ({state['n_items']} items){noise}"
     )
 
 
@@ -607,7 +609,7 @@ def monitor(
     """Score the served forecasts of ``model_version`` (None: the store's latest run) on the
     actuals stored up to ``as_of`` (default: today, UTC), compare them with the backtest
     expectation per tier, class and category on every watched metric, and open or close
-    alerts (``[monitoring]``: watch, consecutive_periods, min_items, window, groupings,
+    alerts (``[monitoring]``: watch, z, consecutive_periods, min_items, window, groupings,
     exclude_groups, webhook).
 
     Degraded periods are counted along the served lineage, not per model version: a weekly
@@ -708,6 +710,7 @@ def _monitor(
                 min_items=cfg.min_items,
                 groupings=cfg.groupings,
                 exclude=cfg.exclude_groups,
+                z=cfg.z,
             )
         )
         served = []  # scored already
@@ -730,6 +733,7 @@ def _monitor(
                 min_items=cfg.min_items,
                 groupings=cfg.groupings,
                 exclude=cfg.exclude_groups,
+                z=cfg.z,
             ).filter(pl.col("ds").is_in(s.dates))
         )
         parts.append(
