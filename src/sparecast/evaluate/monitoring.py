@@ -124,13 +124,13 @@ def _group_rows(
         means, ses = {}, {}
         for name, v in values.items():
             ok = scored & ~np.isnan(v)
-            k = np.bincount(codes, weights=ok, minlength=size)
+            m = np.bincount(codes, weights=ok, minlength=size)
             total = np.bincount(codes, weights=np.where(ok, v, 0.0), minlength=size)
             squares = np.bincount(codes, weights=np.where(ok, v * v, 0.0), minlength=size)
-            means[name] = ratio_of_sums(total, k)
+            means[name] = ratio_of_sums(total, m)
             spread = np.maximum(squares - total * means[name], 0.0)
             with np.errstate(divide="ignore", invalid="ignore"):
-                ses[name] = np.where(k >= 2, np.sqrt(spread / np.maximum(k - 1, 1) / k), np.nan)
+                ses[name] = np.where(m >= 2, np.sqrt(spread / np.maximum(m - 1, 1) / m), np.nan)
         err = np.bincount(codes, weights=np.where(scored, error_sum, 0.0), minlength=size)
         act = np.bincount(codes, weights=np.where(scored, actual_sum, 0.0), minlength=size)
         var = np.bincount(codes, weights=np.where(scored, noise, 0.0), minlength=size)
