@@ -170,7 +170,7 @@ def test_one_items_big_order_is_not_a_shift_of_the_group() -> None:
     # 10 quiet items (demand variance 0.05 a day) forecast 1 a day: one issues 31 on one day,
     # the others their forecast. rel_bias -30 / 40 = -0.75 and 30 / sqrt(10 x 0.05) = 42
     # standard deviations of the history's noise, but it rests on one item: the spread of the
-X
+    # items' errors (n / (n - 1) x sum (e_i - mean e)^2 = 10 / 9 x 810) makes it z = 1.0
     forecast = np.ones((10, 1))
     lumpy = np.ones((10, 1))
     lumpy[0, 0] = 31.0
