@@ -9,9 +9,9 @@ the periods it took to detect the change, and the time of each cycle.
     python benchmarks/loop.py --dataset oil --items 14523 --weeks 20 --change-week 10  # ~7 min
     python benchmarks/loop.py --items 500 --weeks 52 --change-week 26 --monitor-window 28
 
-``--monitor-periods K`` / ``--monitor-window N`` set ``[monitoring] consecutive_periods`` and
-``window`` of the loop (degraded periods are counted along the served lineage: a refresh
-continues the count).
+``--monitor-periods K`` / ``--monitor-window N`` / ``--monitor-z Z`` set ``[monitoring]
+consecutive_periods``, ``window`` and ``z`` of the loop (degraded periods are counted along
+the served lineage: a refresh continues the count).
 
 ``--dataset oil``: a sample of ``--items`` series of the oil data (monthly; y read as Float64;
 the one-off spike of 1997-11 set to zero as ``benchmarks/inventory.py`` does; missing months
@@ -238,6 +238,13 @@ def main() -> None:
         help="[monitoring] window of the loop: a rolling window in periods spanning the "
         "refreshes (default: none, each period scored within the run that served it)",
     )
+    parser.add_argument(
+        "--monitor-z",
+        type=float,
+        default=None,
+        help="[monitoring] z of the loop: the significance a degraded period needs (default: "
+        "the configured 3; 0: the threshold alone)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="work directory (kept)")
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args()
@@ -280,6 +287,8 @@ def main() -> None:
         monitoring.append(f"consecutive_periods = {args.monitor_periods}")
     if args.monitor_window is not None:
         monitoring.append(f"window = {args.monitor_window}")
+    if args.monitor_z is not None:
+        monitoring.append(f"z = {args.monitor_z}")
     if monitoring:
         loop_config = args.output / "loop.toml"
         loop_config.write_text("[monitoring]\n" + "\n".join(monitoring) + "\n")
@@ -386,6 +395,8 @@ def main() -> None:
         change_text += f", alerts after {args.monitor_periods} degraded period(s)"
     if args.monitor_window is not None:
         change_text += f", monitoring window {args.monitor_window} period(s)"
+    if args.monitor_z is not None:
+        change_text += f", significance z = {args.monitor_z:g}"
     lines = [
         f"loop benchmark: {what}, {len(items)} items, {args.weeks} {unit}ly cycles from "
         f"{first_day}, {change_text}",

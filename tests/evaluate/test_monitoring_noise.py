@@ -164,31 +164,3 @@ def test_z_zero_is_the_relative_threshold_alone() -> None:
         mark_periods(scores, expected, watch={"rmsse": 0.5}, min_items=5, z=3.0)
     with pytest.raises(DataValidationError, match="z must be >= 0"):
         mark_periods(scores, expected, watch={"rmsse": 0.5}, min_items=5, z=-1.0)
-
-
-def test_one_items_big_order_is_not_a_shift_of_the_group() -> None:
-    # 10 quiet items (demand variance 0.05 a day) forecast 1 a day: one issues 31 on one day,
-    # the others their forecast. rel_bias -30 / 40 = -0.75 and 30 / sqrt(10 x 0.05) = 42
-    # standard deviations of the history's noise, but it rests on one item: the spread of the
-    # items' errors (n / (n - 1) x sum (e_i - mean e)^2 = 10 / 9 x 810) makes it z = 1.0
-    forecast = np.ones((10, 1))
-    lumpy = np.ones((10, 1))
-    lumpy[0, 0] = 31.0
-    shared = np.full((10, 1), 4.0)  # every item 3 over its forecast: the same total, a shift
-    marks = {}
-    for name, actual in (("lumpy", lumpy), ("shared", shared)):
-        scores = _scores(forecast, actual, np.full(10, 0.1))
-        marks[name] = degradations(
-            scores,
-            _expected(10),
-            watch={"rel_bias": 0.4},
-            periods=1,
-            min_items=5,
-            groupings=["category"],
-            z=3.0,
-        ).row(0, named=True)
-    assert marks["lumpy"]["value"] == pytest.approx(-0.75)
-    assert marks["lumpy"]["z"] == pytest.approx(30.0 / np.sqrt(10 / 9 * (27**2 + 9 * 3**2)))
-    assert marks["lumpy"]["alert"] is False
-    assert marks["shared"]["z"] == pytest.approx(30.0 / np.sqrt(10 * 0.05))  # spread 0
-    assert marks["shared"]["alert"] is True

@@ -114,11 +114,8 @@ def _group_rows(
     """One row per (grouping, group): n_items (scored items), the mean of each per-item value
     over the items where it is defined and its standard error (``<metric>_se``: the standard
     deviation over those items / sqrt(count); NaN below two items), rel_bias as a ratio of sums
-    over the scored items with its parts error_sum and actual_sum, and noise_var, the variance
-    of error_sum: the larger of the sum of ``noise_var`` (per item, NaN counted as 0) over the
-    scored items and the spread of the items' error sums, ``n / (n - 1) x sum (e_i - mean
-    e)^2`` (items as independent clusters: lumpy demand makes the sum skewed, and one big order
-    of one item must not pass for a shift of the group)."""
+    over the scored items with its parts error_sum and actual_sum, and noise_var, the sum of
+    ``noise_var`` (per item) over the scored items (NaN counted as 0)."""
     rows: list[dict[str, object]] = []
     noise = np.zeros(len(scored)) if noise_var is None else np.nan_to_num(noise_var)
     for grouping, (codes, names) in groups.items():
@@ -137,11 +134,6 @@ def _group_rows(
         err = np.bincount(codes, weights=np.where(scored, error_sum, 0.0), minlength=size)
         act = np.bincount(codes, weights=np.where(scored, actual_sum, 0.0), minlength=size)
         var = np.bincount(codes, weights=np.where(scored, noise, 0.0), minlength=size)
-        # the spread of the items' errors: a sum resting on a few items' big orders is noisy
-        err2 = np.bincount(codes, weights=np.where(scored, error_sum**2, 0.0), minlength=size)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            spread = np.where(count >= 2, (err2 - err * err / count) * count / (count - 1), 0.0)
-        var = np.maximum(var, spread)
         bias = ratio_of_sums(err, act)
         for k, group in enumerate(names):
             row: dict[str, object] = {
@@ -190,10 +182,9 @@ def rolling_scores(
     (period, grouping, group) for every date with at least one actual: period (1-based among
     those dates), ds, grouping, group, n_items, mae, mase, rmsse, rel_bias, mape (NaN where
     undefined), and what :func:`mark_periods` judges their noise by: error_sum and actual_sum
-    (the parts of rel_bias), noise_var (the variance of error_sum: the larger of the demand's
-    noise the items' history shows, ``scale_rmsse / 2`` per item and cell, the mean squared
-    one-step difference being twice the variance of uncorrelated demand, and the spread of the
-    items' error sums in the window), and ``<metric>_se`` (the standard error of each mean
+    (the parts of rel_bias), noise_var (the variance of error_sum from the demand's noise:
+    per item ``scale_rmsse / 2`` per cell, the mean squared one-step difference being twice
+    the variance of uncorrelated demand), and ``<metric>_se`` (the standard error of each mean
     over the group's items)."""
     fc = np.asarray(forecast, dtype=np.float64)
     act = np.asarray(actual, dtype=np.float64)
