@@ -101,10 +101,12 @@ class MonitorReport:
     ``closed``: alerts this pass closed (the group recovered, or its model no longer serves);
     ``scores``: the rolling scores of every served period of the lineage, each period scored
     by the run that served it (period along the lineage, ds, grouping, group, n_items, mae,
-    mase, rmsse, rel_bias, mape, model_version, then ``expected_<metric>`` of each watched
-    metric, from the monitored run); ``expected``: the monitored run's backtest expectation
-    per group; ``states``: the degradation state of every watched (group, metric) at the last
-    period (``sparecast.evaluate.monitoring.streaks``); ``lineage``: the model versions whose
+    mase, rmsse, rel_bias, mape, the noise columns of ``rolling_scores`` (error_sum,
+    actual_sum, noise_var, ``<metric>_se``), model_version, then ``expected_<metric>`` of each
+    watched metric, from the monitored run); ``expected``: the monitored run's backtest
+    expectation per group; ``states``: the degradation state of every watched (group, metric)
+    at the last period, with its significance score ``z``
+    (``sparecast.evaluate.monitoring.streaks``); ``lineage``: the model versions whose
     served periods were scored, oldest first (the monitored one and the refreshes of its
     configuration it follows); ``override_fva``: the forecast value added of the planner
     overrides against this model on the same scored periods (``ForecastStore.override_fva``;
