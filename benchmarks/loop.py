@@ -8,6 +8,7 @@ the periods it took to detect the change, and the time of each cycle.
     python benchmarks/loop.py --markdown /tmp/loop.md          # the table for docs/results.md
     python benchmarks/loop.py --dataset oil --items 14523 --weeks 20 --change-week 10  # ~7 min
     python benchmarks/loop.py --cycle --items 100000 --history 730   # one weekly cycle, timed
+    python benchmarks/loop.py --items 500 --weeks 52 --change-week 26 --monitor-window 28
 
 ``--cycle``: the time and memory of one weekly cycle at scale, not a replay. A demo ERP of
 ``--items`` items x ``--history`` days, planned once (``run_plan``, as ``sparecast demo``
@@ -20,6 +21,10 @@ more cycle on the kept ``--output`` of an earlier one (no new ERP, no first run)
 ``--engine-check``: the CPU seconds of evaluate's two core runs on one window (a demo of
 ``--items`` x ``--history`` days cut 28 days before its end; challenger then champion), on the
 local engine and on the shared one, each twice.
+
+``--monitor-periods K`` / ``--monitor-window N`` / ``--monitor-z Z`` set ``[monitoring]
+consecutive_periods``, ``window`` and ``z`` of the loop (degraded periods are counted along
+the served lineage: a refresh continues the count).
 
 ``--dataset oil``: a sample of ``--items`` series of the oil data (monthly; y read as Float64;
 the one-off spike of 1997-11 set to zero as ``benchmarks/inventory.py`` does; missing months
@@ -393,6 +398,20 @@ def main() -> None:
         default=None,
         help="[monitoring] consecutive_periods of the loop (default: the configured 3)",
     )
+    parser.add_argument(
+        "--monitor-window",
+        type=int,
+        default=None,
+        help="[monitoring] window of the loop: a rolling window in periods spanning the "
+        "refreshes (default: none, each period scored within the run that served it)",
+    )
+    parser.add_argument(
+        "--monitor-z",
+        type=float,
+        default=None,
+        help="[monitoring] z of the loop: the significance a degraded period needs (default: "
+        "the configured 3; 0: the threshold alone)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="work directory (kept)")
     parser.add_argument("--markdown", type=Path, default=None)
     parser.add_argument(
@@ -457,9 +476,16 @@ def main() -> None:
         + "]\n"
     )
     loop_config = None
+    monitoring = []
     if args.monitor_periods is not None:
+        monitoring.append(f"consecutive_periods = {args.monitor_periods}")
+    if args.monitor_window is not None:
+        monitoring.append(f"window = {args.monitor_window}")
+    if args.monitor_z is not None:
+        monitoring.append(f"z = {args.monitor_z}")
+    if monitoring:
         loop_config = args.output / "loop.toml"
-        loop_config.write_text(f"[monitoring]\nconsecutive_periods = {args.monitor_periods}\n")
+        loop_config.write_text("[monitoring]\n" + "\n".join(monitoring) + "\n")
     store = ForecastStore(default_store_url(args.output))
     first = store.served_run()
     assert first is not None
@@ -561,6 +587,10 @@ def main() -> None:
     )
     if args.monitor_periods is not None:
         change_text += f", alerts after {args.monitor_periods} degraded period(s)"
+    if args.monitor_window is not None:
+        change_text += f", monitoring window {args.monitor_window} period(s)"
+    if args.monitor_z is not None:
+        change_text += f", significance z = {args.monitor_z:g}"
     lines = [
         f"loop benchmark: {what}, {len(items)} items, {args.weeks} {unit}ly cycles from "
         f"{first_day}, {change_text}",

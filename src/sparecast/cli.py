@@ -603,9 +603,7 @@ def monitor_command(
             title=f"Accuracy of {report.model_version} (rolling; expectation: {report.expectation})"
         )
         columns = ["ds", "grouping", "group", "n_items", "mae", "mase", "rmsse", "rel_bias", "mape"]
-        expected = f"expected_{cfg.metric}"
-        if expected in shown.columns:
-            columns.append(expected)
+        columns += [f"expected_{m}" for m in cfg.watch if f"expected_{m}" in shown.columns]
         for name in columns:
             table.add_column(name, justify="left" if name in ("grouping", "group") else "right")
         for row in shown.select(columns).iter_rows():
@@ -614,8 +612,10 @@ def monitor_command(
             )
         console.print(table)
     if report.alerts:
-        alerts = Table(title=f"Open accuracy alerts ({cfg.metric}, threshold {cfg.threshold:g})")
-        for name in ("id", "new", "grouping", "group", "value", "expected", "periods", "reason"):
+        watched = ", ".join(f"{m} threshold {t:g}" for m, t in cfg.watch.items())
+        alerts = Table(title=f"Open accuracy alerts ({watched})")
+        names = ("id", "new", "grouping", "group", "metric", "value", "expected", "periods")
+        for name in (*names, "reason"):
             alerts.add_column(name)
         for a in report.alerts:
             alerts.add_row(
@@ -623,6 +623,7 @@ def monitor_command(
                 "new" if a.new else "",
                 a.grouping,
                 a.group,
+                a.metric,
                 "" if a.value is None else f"{a.value:.3f}",
                 "" if a.expected is None else f"{a.expected:.3f}",
                 str(a.periods),

@@ -633,19 +633,24 @@ class MonitoringSettings(_Section):
     """[monitoring]: scoring the served forecasts on the actuals that arrive after the run, and
     the alerts raised when they degrade (``sparecast monitor``, ``sparecast.pipeline.monitor``)."""
 
-    metric: str = Field(
-        "mase",
-        description="metric alerts watch: mae, mase, rmsse, rel_bias (its absolute value) or mape "
-        "(regular items only)",
-    )
-    threshold: float = Field(
-        0.5,
-        gt=0,
-        description="a group is degraded in a period when its metric is worse than the run's "
-        "backtest expectation x (1 + threshold) (rel_bias: |bias| above |expected| + threshold)",
+    watch: dict[str, float] = Field(
+        default_factory=lambda: {"rmsse": 0.5, "rel_bias": 0.4},
+        description="metrics alerts watch, each with its threshold: a group is degraded in a "
+        "period when one of them is worse than the run's backtest expectation x (1 + threshold) "
+        "(rel_bias: |bias| above |expected| + threshold); metrics: mae, mase, rmsse, rel_bias, "
+        "mape (regular items only). Each (group, metric) counts its own degraded periods and "
+        "raises its own alert. The legacy keys metric = M, threshold = T mean {M = T}",
     )
     consecutive_periods: int = Field(
         3, ge=1, description="an alert opens after this many degraded periods in a row"
+    )
+    z: float = Field(
+        3.0,
+        ge=0,
+        description="significance a degraded period needs besides its threshold: the deviation "
+        "from the expectation in standard deviations of the group-period's sampling noise "
+        "(rel_bias: the demand's noise over the period's cells, from each item's history; other "
+        "metrics: the standard error of the mean over the group's items); 0: the threshold alone",
     )
     min_items: int = Field(
         5, ge=1, description="groups with fewer scored items are shown but never alerted on"
@@ -653,8 +658,9 @@ class MonitoringSettings(_Section):
     window: int | None = Field(
         None,
         ge=1,
-        description="rolling window of the scores, in periods (None: every forecast period with "
-        "actuals up to the scored one)",
+        description="rolling window of the scores, in periods, spanning the refreshes of the "
+        "served lineage (None: each period scored within the run that served it, over that "
+        "run's periods with actuals up to it)",
     )
     groupings: list[str] = Field(
         default_factory=lambda: ["tier", "class", "category"],
@@ -669,12 +675,49 @@ class MonitoringSettings(_Section):
         3, ge=0, description="further attempts after a failed webhook POST (1 s apart, doubling)"
     )
 
-    @field_validator("metric")
+    exclude_groups: list[str] = Field(
+        default_factory=lambda: ["no_demand"],
+        description="group labels never alerted on (still scored and shown): no_demand items had "
+        "no demand in their history, so their backtest expectation is ~0 and any demand at all "
+        "would exceed any multiple of it",
+    )
+
+    @model_validator(mode="before")
     @classmethod
-    def _known_metric(cls, value: str) -> str:
-        if value not in MONITOR_METRICS:
-            raise ValueError(f"unknown metric {value!r}; known: {', '.join(MONITOR_METRICS)}")
-        return value
+    def _legacy_metric(cls, data: Any) -> Any:
+        """``metric``/``threshold`` (one watched metric, before ``watch``) -> ``watch``."""
+        if isinstance(data, dict) and ("metric" in data or "threshold" in data):
+            data = dict(data)
+            metric = data.pop("metric", "mase")
+            threshold = data.pop("threshold", 0.5)
+            data.setdefault("watch", {metric: threshold})
+        return data
+
+    @field_validator("watch")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("watch must name at least one metric")
+        for metric, threshold in value.items():
+            if metric not in MONITOR_METRICS:
+                raise ValueError(f"unknown metric {metric!r}; known: {', '.join(MONITOR_METRICS)}")
+            if not threshold > 0:
+                raise ValueError(f"the threshold of {metric} must be > 0, got {threshold}")
+        return dict(value)
+
+    @property
+    def metric(self) -> str:
+        """The first watched metric (the one pages and tables show by default)."""
+        return next(iter(self.watch))
+
+    @property
+    def threshold(self) -> float:
+        """The threshold of :attr:`metric`."""
+        return self.watch[self.metric]
+
+    def threshold_of(self, metric: str) -> float | None:
+        """The threshold of a watched metric (None: not watched)."""
+        return self.watch.get(metric)
 
     @field_validator("groupings")
     @classmethod

@@ -131,9 +131,7 @@ def _frames(values: list[float], n_items: int = 10) -> tuple[pl.DataFrame, pl.Da
 )
 def test_degraded_after_k_periods_in_a_row(values: list[float], streak: int, alert: bool) -> None:
     scores, expected = _frames(values)
-    state = degradations(
-        scores, expected, metric="mase", threshold=0.5, periods=3, min_items=5
-    ).to_dicts()
+    state = degradations(scores, expected, watch={"mase": 0.5}, periods=3, min_items=5).to_dicts()
     assert len(state) == 1
     assert state[0]["streak"] == streak and state[0]["alert"] is alert
     assert state[0]["limit"] == pytest.approx(1.5) and state[0]["value"] == values[-1]
@@ -141,13 +139,13 @@ def test_degraded_after_k_periods_in_a_row(values: list[float], streak: int, ale
 
 def test_small_groups_and_signed_bias() -> None:
     scores, expected = _frames([2.0, 2.0, 2.0], n_items=4)
-    small = degradations(scores, expected, metric="mae", threshold=0.5, periods=3, min_items=5)
+    small = degradations(scores, expected, watch={"mae": 0.5}, periods=3, min_items=5)
     assert small["alert"].to_list() == [False]  # 4 items < min_items
-    bias = degradations(scores, expected, metric="rel_bias", threshold=0.5, periods=3, min_items=1)
+    bias = degradations(scores, expected, watch={"rel_bias": 0.5}, periods=3, min_items=1)
     assert bias["alert"].to_list() == [True]  # |-2| > |0.2| + 0.5
     assert bias["value"].to_list() == [-2.0] and bias["limit"].to_list() == [pytest.approx(0.7)]
     other = degradations(
-        scores, expected, metric="mae", threshold=0.5, periods=1, min_items=1, groupings=["class"]
+        scores, expected, watch={"mae": 0.5}, periods=1, min_items=1, groupings=["class"]
     )
     assert other.height == 0  # tier is not watched
 

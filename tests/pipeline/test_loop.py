@@ -234,7 +234,7 @@ def test_promote_and_rollback_move_what_the_api_serves(sba_demo: Path, tmp_path:
         assert refused.status_code == 409 and "pipeline run weekly" in refused.text
         # rollback restores the previous champion; the API follows without a restart
         done = loop.rollback(ctx, "test: a planner saw wrong forecasts")
-        assert done.details == {"from": promoted, "to": first}
+        assert done.details["from"] == promoted and done.details["to"] == first
         assert _wait_served(client, first)
         assert client.get(f"/forecast/item/{item}").json()["model_version"] == first
         # the plan follows the rollback: the first run's forecasts and the same plan again
@@ -248,7 +248,8 @@ def test_promote_and_rollback_move_what_the_api_serves(sba_demo: Path, tmp_path:
         assert shadow.status_code == 200 and shadow.json()["model_version"] == promoted
     history = loop.models_history(ctx)
     assert [e["action"] for e in history] == ["bootstrap", "train", "promote", "rollback"]
-    assert history[-1]["reason"] == "test: a planner saw wrong forecasts"
+    assert history[-1]["reason"].startswith("test: a planner saw wrong forecasts; back to the")
+    assert history[-1]["reason"].endswith("its run on data up to 2026-10-31")  # nothing newer
     assert ctx.registry().alias_version("champion").version == "1"  # type: ignore[union-attr]
     with pytest.raises(SparecastError, match="no previous champion"):
         loop.rollback(ctx, "again")
@@ -415,13 +416,29 @@ def test_a_degraded_champion_is_rolled_back_by_the_daily_flow(
         data, config=_toml(tmp_path, "loop.toml", RELAXED), as_of=date(2026, 11, 10)
     )
     reports = loop.run_daily(later)
-    assert [r.step for r in reports] == ["extract", "actuals", "monitor", "rollback"], [
+    assert [r.step for r in reports] == ["extract", "actuals", "monitor", "rollback", "replan"], [
         r.message for r in reports
     ]
     assert reports[2].details["degraded"] is True
-    assert _served(data) == first  # the previous champion serves again
+    assert reports[4].details["replanned"] is True  # the plan follows the rolled-back champion
+    # the previous champion configuration serves again, retrained on the newest data: not
+    # its old run (``first``, trained before the promotion)
+    back = _served(data)
+    assert back not in (first, promoted)
+    store = ForecastStore(default_store_url(data))
+    runs = {v: store.run_by_version(v) for v in (first, promoted, back)}
+    store.dispose()
+    key = {v: loop.config_key(loop._settings_of(r, ctx.settings)) for v, r in runs.items() if r}
+    assert key[back] == key[first] != key[promoted]
+    plan_record = json.loads((data / "run.json").read_text())["plan"]
+    assert plan_record["model_version"] == back
+    assert runs[back].data_end == date(2026, 11, 10) > runs[first].data_end  # type: ignore[union-attr]
     last = loop.models_history(ctx)[-1]
     assert last["action"] == "rollback" and last["reason"].startswith("monitoring:")
+    assert (
+        f"that of {first}" in last["reason"]
+        and "retrained on data up to 2026-11-10" in (last["reason"])
+    )
 
 
 def test_champion_stack_replays_promotions_refreshes_and_rollbacks() -> None:

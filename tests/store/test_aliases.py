@@ -10,7 +10,7 @@ import pytest
 from utils.runs import START, make_forecasts, make_meta
 
 from sparecast.store import ForecastStore, StoreError
-from sparecast.store.aliases import champion_stack
+from sparecast.store.aliases import champion_stack, served_lineage
 
 
 def _runs(store: ForecastStore, n: int) -> list[str]:
@@ -55,3 +55,24 @@ def test_pruning_keeps_the_runs_that_served_as_champion(store: ForecastStore) ->
     kept = [r.model_version for r in store.runs()]
     assert kept == [v4, v2, v1]  # newest, the challenger, the champion; v3 went
     assert store.served_run().model_version == v1  # type: ignore[union-attr]
+
+
+def test_served_lineage_follows_refreshes_and_restarts_on_promotion_and_rollback(
+    store: ForecastStore,
+) -> None:
+    a1, a2, b1, b2, a3 = _runs(store, 5)
+    store.move_alias("champion", a1, action="bootstrap", reason="first")
+    store.move_alias("champion", a2, action="refresh", reason="newer data")
+    store.move_alias("challenger", b1, action="train", reason="trained")
+    store.move_alias("champion", b1, action="promote", reason="better")
+    store.move_alias("champion", b2, action="refresh", reason="newer data")
+    events = store.alias_events()
+    assert served_lineage(events, b2) == [b1, b2]  # a promotion starts a new lineage
+    assert served_lineage(events, a2) == [a1, a2]
+    assert served_lineage(events, a3) == [a3]  # never served
+    assert champion_stack(events) == [a2, b2]
+    # a rollback to the previous configuration retrained on newer data (a3): a new lineage,
+    # and it replaces that configuration's entry of the stack
+    store.move_alias("champion", a3, action="rollback", reason="degraded")
+    events = store.alias_events()
+    assert served_lineage(events, a3) == [a3] and champion_stack(events) == [a3]

@@ -202,3 +202,22 @@ def test_close_alerts_of_a_version(store: ForecastStore) -> None:
     assert one.reason == "rolled back to v0 (opened: worse intermittent)"
     assert one.closed_at is not None
     assert store.close_alerts("v1", "again") == []
+
+
+def test_a_refreshed_alert_names_the_version_serving_now(store: ForecastStore) -> None:
+    store.migrate()
+    change = AlertChange(
+        None, "v1", "category", "pumps", "rel_bias", -0.5, 0.0, 0.3, 3, DATES[2], "opened"
+    )
+    (opened,) = store.record_monitor_pass(
+        MonitorPass(datetime.now(UTC), "v1", DATES[2], 3, True, 1, "degraded"), [change]
+    )
+    refresh = AlertChange(
+        opened.alert_id, "v2", "category", "pumps", "rel_bias", -0.6, 0.0, 0.3, 4, DATES[3], "on"
+    )
+    store.record_monitor_pass(
+        MonitorPass(datetime.now(UTC), "v2", DATES[3], 4, True, 1, "degraded"), [refresh]
+    )
+    assert store.open_alerts("v1") == []
+    (moved,) = store.open_alerts("v2")
+    assert (moved.alert_id, moved.periods, moved.metric) == (opened.alert_id, 4, "rel_bias")

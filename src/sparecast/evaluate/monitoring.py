@@ -32,6 +32,8 @@ __all__ = [
     "group_codes",
     "rolling_scores",
     "expected_scores",
+    "mark_periods",
+    "streaks",
     "degradations",
 ]
 
@@ -61,7 +63,24 @@ _SCORE_SCHEMA = {
     "rmsse": pl.Float64,
     "rel_bias": pl.Float64,
     "mape": pl.Float64,
+    "error_sum": pl.Float64,
+    "actual_sum": pl.Float64,
+    "noise_var": pl.Float64,
+    "mae_se": pl.Float64,
+    "mase_se": pl.Float64,
+    "rmsse_se": pl.Float64,
+    "mape_se": pl.Float64,
 }
+_NOISE_COLUMNS = (
+    "error_sum",
+    "actual_sum",
+    "noise_var",
+    "mae_se",
+    "mase_se",
+    "rmsse_se",
+    "mape_se",
+)
+"""Columns of :func:`rolling_scores` that :func:`mark_periods` tests significance with."""
 
 
 def group_codes(labels: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:
@@ -90,20 +109,31 @@ def _group_rows(
     actual_sum: np.ndarray,
     scored: np.ndarray,
     groups: Codes,
+    noise_var: np.ndarray | None = None,
 ) -> list[dict[str, object]]:
     """One row per (grouping, group): n_items (scored items), the mean of each per-item value
-    over the items where it is defined, and rel_bias as a ratio of sums over the scored items."""
+    over the items where it is defined and its standard error (``<metric>_se``: the standard
+    deviation over those items / sqrt(count); NaN below two items), rel_bias as a ratio of sums
+    over the scored items with its parts error_sum and actual_sum, and noise_var, the sum of
+    ``noise_var`` (per item) over the scored items (NaN counted as 0)."""
     rows: list[dict[str, object]] = []
+    noise = np.zeros(len(scored)) if noise_var is None else np.nan_to_num(noise_var)
     for grouping, (codes, names) in groups.items():
         size = len(names)
         count = np.bincount(codes, weights=scored, minlength=size)
-        means = {}
+        means, ses = {}, {}
         for name, v in values.items():
             ok = scored & ~np.isnan(v)
+            m = np.bincount(codes, weights=ok, minlength=size)
             total = np.bincount(codes, weights=np.where(ok, v, 0.0), minlength=size)
-            means[name] = ratio_of_sums(total, np.bincount(codes, weights=ok, minlength=size))
+            squares = np.bincount(codes, weights=np.where(ok, v * v, 0.0), minlength=size)
+            means[name] = ratio_of_sums(total, m)
+            spread = np.maximum(squares - total * means[name], 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ses[name] = np.where(m >= 2, np.sqrt(spread / np.maximum(m - 1, 1) / m), np.nan)
         err = np.bincount(codes, weights=np.where(scored, error_sum, 0.0), minlength=size)
         act = np.bincount(codes, weights=np.where(scored, actual_sum, 0.0), minlength=size)
+        var = np.bincount(codes, weights=np.where(scored, noise, 0.0), minlength=size)
         bias = ratio_of_sums(err, act)
         for k, group in enumerate(names):
             row: dict[str, object] = {
@@ -114,6 +144,11 @@ def _group_rows(
             for name in ("mae", "mase", "rmsse", "mape"):
                 row[name] = float(means[name][k]) if name in means else float("nan")
             row["rel_bias"] = float(bias[k])
+            row["error_sum"] = float(err[k])
+            row["actual_sum"] = float(act[k])
+            row["noise_var"] = float(var[k])
+            for name in ("mae", "mase", "rmsse", "mape"):
+                row[f"{name}_se"] = float(ses[name][k]) if name in ses else float("nan")
             rows.append(row)
     return rows
 
@@ -146,7 +181,11 @@ def rolling_scores(
     -> a label per item (``"all"`` needs no labels: pass any sequence). Returns one row per
     (period, grouping, group) for every date with at least one actual: period (1-based among
     those dates), ds, grouping, group, n_items, mae, mase, rmsse, rel_bias, mape (NaN where
-    undefined)."""
+    undefined), and what :func:`mark_periods` judges their noise by: error_sum and actual_sum
+    (the parts of rel_bias), noise_var (the variance of error_sum from the demand's noise:
+    per item ``scale_rmsse / 2`` per cell, the mean squared one-step difference being twice
+    the variance of uncorrelated demand), and ``<metric>_se`` (the standard error of each mean
+    over the group's items)."""
     fc = np.asarray(forecast, dtype=np.float64)
     act = np.asarray(actual, dtype=np.float64)
     if fc.ndim != 2 or fc.shape != act.shape:
@@ -164,6 +203,7 @@ def rolling_scores(
             _check_items(n, **{f"groups[{grouping!r}]": labels})
     regular = np.asarray(regular, dtype=bool)
     codes = _codes(groups, n)
+    variance = np.asarray(scale_rmsse, dtype=np.float64) / 2.0
     known = np.flatnonzero(~np.isnan(act).all(axis=0))
     rows: list[dict[str, object]] = []
     for period, j in enumerate(known, start=1):
@@ -180,7 +220,8 @@ def rolling_scores(
         }
         error_sum = (yp - yt0).sum(axis=1)
         actual_sum = yt0.sum(axis=1)
-        for row in _group_rows(values, error_sum, actual_sum, scored, codes):
+        noise_var = variance * len(cols)  # of error_sum, the demand's noise alone
+        for row in _group_rows(values, error_sum, actual_sum, scored, codes, noise_var):
             rows.append({"period": period, "ds": dates[int(j)], **row})
     return pl.DataFrame(rows, schema=_SCORE_SCHEMA, orient="row").with_columns(
         pl.col(c).fill_nan(None) for c in MONITOR_METRICS
@@ -213,100 +254,182 @@ def expected_scores(
     scored = ~np.isnan(arrays["expected_mae"])
     err = np.nan_to_num(arrays["expected_error_sum"])
     act = np.nan_to_num(arrays["expected_actual_sum"])
+    drop = ("period", "ds", *_NOISE_COLUMNS)
+    schema = {k: v for k, v in _SCORE_SCHEMA.items() if k not in drop}
     rows = _group_rows(values, err, act, scored, _codes(groups, n))
-    schema = {k: v for k, v in _SCORE_SCHEMA.items() if k not in ("period", "ds")}
+    rows = [{k: row[k] for k in schema} for row in rows]
     return pl.DataFrame(rows, schema=schema, orient="row").with_columns(
         pl.col(c).fill_nan(None) for c in MONITOR_METRICS
     )
+
+
+_STATE_SCHEMA = {
+    "grouping": pl.Utf8,
+    "group": pl.Utf8,
+    "metric": pl.Utf8,
+    "ds": pl.Date,
+    "period": pl.Int32,
+    "n_items": pl.Int64,
+    "value": pl.Float64,
+    "expected": pl.Float64,
+    "threshold": pl.Float64,
+    "limit": pl.Float64,
+    "z": pl.Float64,
+    "streak": pl.Int64,
+    "alert": pl.Boolean,
+}
+_MARK_SCHEMA = {k: v for k, v in _STATE_SCHEMA.items() if k not in ("period", "streak", "alert")}
+_MARK_SCHEMA["worse"] = pl.Boolean
+
+
+def _check_watch(watch: Mapping[str, float]) -> None:
+    if not watch:
+        raise DataValidationError("watch at least one metric")
+    for metric, threshold in watch.items():
+        if metric not in MONITOR_METRICS:
+            raise DataValidationError(f"metric {metric!r} is not one of {MONITOR_METRICS}")
+        if not threshold > 0:
+            raise DataValidationError(f"the threshold of {metric} must be > 0, got {threshold}")
+
+
+def mark_periods(
+    scores: pl.DataFrame,
+    expected: pl.DataFrame,
+    *,
+    watch: Mapping[str, float],
+    min_items: int,
+    groupings: Sequence[str] = MONITOR_GROUPINGS,
+    exclude: Sequence[str] = (),
+    z: float = 0.0,
+) -> pl.DataFrame:
+    """Whether each scored (period, group) is degraded on each watched metric.
+
+    ``watch``: metric -> threshold. A group is degraded on a metric in a period when it has at
+    least ``min_items`` scored items and the metric is worse than ``expected x (1 +
+    threshold)``; for ``rel_bias``, a ratio near zero where a multiple means nothing, when its
+    absolute value exceeds the expectation's absolute value + threshold (0.5: fifty points of
+    bias more than the backtest had). Groups labelled in ``exclude`` (e.g. ``no_demand``) and
+    groups without an expectation of the metric are left out.
+
+    ``z`` > 0 also asks the deviation to be significant given the group-period's sampling
+    noise: a small group over a short window misses a fixed relative threshold by chance
+    most periods. The score ``z`` is, for rel_bias, ``(|error_sum| - |expected| x
+    actual_sum) / sqrt(noise_var)`` (the excess error over the expected bias, in standard
+    deviations of the demand's noise), for the other metrics ``(value - expected) /
+    <metric>_se`` (in standard errors of the mean over the group's items); a period is
+    degraded only when it is also >= ``z`` (an undefined score, e.g. one item, is not
+    significant). ``z = 0`` skips the test (the relative threshold alone). Returns grouping,
+    group, metric, ds, n_items, value, expected, threshold, limit, z (the score; null where
+    undefined), worse."""
+    _check_watch(watch)
+    if min_items < 1:
+        raise DataValidationError(f"min_items must be >= 1, got {min_items}")
+    if not z >= 0:
+        raise DataValidationError(f"z must be >= 0 (0: no significance test), got {z}")
+    lacking = [c for c in _NOISE_COLUMNS if c not in scores.columns]
+    if z > 0 and scores.height and lacking:
+        raise DataValidationError(f"scores lack {lacking} (rolling_scores gives them) for z > 0")
+    if scores.height == 0 or expected.height == 0:
+        return pl.DataFrame(schema=_MARK_SCHEMA)
+    watched = scores.filter(
+        pl.col("grouping").is_in(list(groupings)) & ~pl.col("group").is_in(list(exclude))
+    )
+    parts = []
+    for metric, threshold in watch.items():
+        exp = expected.select("grouping", "group", pl.col(metric).alias("expected")).filter(
+            pl.col("expected").is_not_null() & pl.col("expected").is_finite()
+        )
+        value = pl.col(metric).abs() if metric == "rel_bias" else pl.col(metric)
+        if metric == "rel_bias":
+            limit = pl.col("expected").abs() + threshold
+        else:
+            limit = pl.col("expected") * (1.0 + threshold)
+        if lacking:
+            score = pl.lit(None, dtype=pl.Float64)
+        elif metric == "rel_bias":
+            excess = pl.col("error_sum").abs() - pl.col("expected").abs() * pl.col("actual_sum")
+            score = excess / pl.col("noise_var").sqrt()
+        else:
+            score = (pl.col(metric) - pl.col("expected")) / pl.col(f"{metric}_se")
+        score = pl.when(score.is_nan()).then(None).otherwise(score)
+        significant = pl.lit(True) if z == 0 else (score >= z)
+        parts.append(
+            watched.join(exp, on=["grouping", "group"], how="inner").select(
+                "grouping",
+                "group",
+                pl.lit(metric).alias("metric"),
+                "ds",
+                "n_items",
+                pl.col(metric).alias("value"),
+                "expected",
+                pl.lit(float(threshold)).alias("threshold"),
+                limit.alias("limit"),
+                score.alias("z"),
+                (
+                    (pl.col("n_items") >= min_items)
+                    & value.is_not_null()
+                    & (value > limit)
+                    & significant
+                )
+                .fill_null(False)
+                .alias("worse"),
+            )
+        )
+    return pl.concat(parts).cast(_MARK_SCHEMA)  # type: ignore[arg-type]
+
+
+def streaks(marked: pl.DataFrame, dates: Sequence[date], *, periods: int) -> pl.DataFrame:
+    """The degradation state of every watched (group, metric) at the last of ``dates``.
+
+    ``marked``: rows of :func:`mark_periods`, possibly from several runs (each period marked
+    by the run that served it); ``dates``: the periods in serving order. ``streak`` counts the
+    degraded periods in a row up to the last date (a date where a group has no row breaks
+    it); ``alert`` is True when it reaches ``periods``. Returns grouping, group, metric, ds,
+    period (the number of dates), n_items, value, expected, threshold, limit, streak, alert;
+    (group, metric) pairs without a row at the last date are left out."""
+    if periods < 1:
+        raise DataValidationError(f"periods must be >= 1, got {periods}")
+    if marked.height == 0 or not dates:
+        return pl.DataFrame(schema=_STATE_SCHEMA)
+    last = dates[-1]
+    order = list(dates)
+    rows = []
+    for _, part in marked.sort("ds").group_by(["grouping", "group", "metric"], maintain_order=True):
+        flags = dict(zip(part["ds"].to_list(), part["worse"].to_list(), strict=True))
+        if last not in flags:
+            continue
+        streak = 0
+        for day in reversed(order):
+            if not flags.get(day, False):
+                break
+            streak += 1
+        row = part.filter(pl.col("ds") == last).row(0, named=True)
+        row.pop("worse")
+        rows.append({**row, "period": len(order), "streak": streak, "alert": streak >= periods})
+    return pl.DataFrame(rows, schema=_STATE_SCHEMA, orient="row").select(list(_STATE_SCHEMA))
 
 
 def degradations(
     scores: pl.DataFrame,
     expected: pl.DataFrame,
     *,
-    metric: str,
-    threshold: float,
+    watch: Mapping[str, float],
     periods: int,
     min_items: int,
     groupings: Sequence[str] = MONITOR_GROUPINGS,
+    exclude: Sequence[str] = (),
+    z: float = 0.0,
 ) -> pl.DataFrame:
-    """The degradation state of every monitored group at the last scored period.
-
-    A group is degraded in a period when it has at least ``min_items`` scored items and its
-    ``metric`` is worse than ``expected x (1 + threshold)``; for ``rel_bias``, a ratio near
-    zero where a multiple means nothing, when its absolute value exceeds the expectation's
-    absolute value + threshold (0.5: fifty points of bias more than the backtest had);
-    ``streak`` counts the
-    degraded periods in a row up to the last one, and ``alert`` is True when it reaches
-    ``periods``. Returns grouping, group, metric, ds (last period), period, n_items, value,
-    expected, limit, streak, alert; groups without an expectation or without a score in the
-    last period are left out."""
-    if metric not in MONITOR_METRICS:
-        raise DataValidationError(f"metric {metric!r} is not one of {MONITOR_METRICS}")
-    if threshold <= 0 or periods < 1 or min_items < 1:
-        raise DataValidationError(
-            f"threshold must be > 0, periods and min_items >= 1 (got {threshold}, {periods}, "
-            f"{min_items})"
-        )
-    out_schema = {
-        "grouping": pl.Utf8,
-        "group": pl.Utf8,
-        "metric": pl.Utf8,
-        "ds": pl.Date,
-        "period": pl.Int32,
-        "n_items": pl.Int64,
-        "value": pl.Float64,
-        "expected": pl.Float64,
-        "limit": pl.Float64,
-        "streak": pl.Int64,
-        "alert": pl.Boolean,
-    }
-    if scores.height == 0 or expected.height == 0:
-        return pl.DataFrame(schema=out_schema)
-    last = int(scores["period"].max())  # type: ignore[arg-type]
-    exp = expected.select("grouping", "group", pl.col(metric).alias("expected")).filter(
-        pl.col("expected").is_not_null()
+    """The degradation state of every watched (group, metric) of one run's scores at its last
+    scored period: :func:`mark_periods` then :func:`streaks` over the run's scored dates."""
+    marked = mark_periods(
+        scores,
+        expected,
+        watch=watch,
+        min_items=min_items,
+        groupings=groupings,
+        exclude=exclude,
+        z=z,
     )
-    value = pl.col(metric).abs() if metric == "rel_bias" else pl.col(metric)
-    if metric == "rel_bias":
-        limit = pl.col("expected").abs() + threshold
-    else:
-        limit = pl.col("expected") * (1.0 + threshold)
-    marked = (
-        scores.filter(pl.col("grouping").is_in(list(groupings)))
-        .join(exp, on=["grouping", "group"], how="inner")
-        .with_columns(
-            pl.col(metric).alias("value"),
-            limit.alias("limit"),
-            ((pl.col("n_items") >= min_items) & value.is_not_null() & (value > limit))
-            .fill_null(False)
-            .alias("worse"),
-        )
-        .sort("grouping", "group", "period")
-    )
-    rows = []
-    for (grouping, group), part in marked.group_by(["grouping", "group"], maintain_order=True):
-        if int(part["period"][-1]) != last:
-            continue
-        worse = part["worse"].to_list()
-        streak = 0
-        for flag in reversed(worse):
-            if not flag:
-                break
-            streak += 1
-        rows.append(
-            {
-                "grouping": grouping,
-                "group": group,
-                "metric": metric,
-                "ds": part["ds"][-1],
-                "period": last,
-                "n_items": int(part["n_items"][-1]),
-                "value": part["value"][-1],
-                "expected": part["expected"][-1],
-                "limit": part["limit"][-1],
-                "streak": streak,
-                "alert": streak >= periods,
-            }
-        )
-    return pl.DataFrame(rows, schema=out_schema, orient="row")
+    dates = scores.select("ds").unique().sort("ds")["ds"].to_list() if scores.height else []
+    return streaks(marked, dates, periods=periods)

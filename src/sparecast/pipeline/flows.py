@@ -77,9 +77,10 @@ def daily(
     if result.degraded:
         try:
             done: StepReport = _step(loop.rollback, "rollback", ctx)(
-                ctx, f"monitoring: {result.reason}"
+                ctx, f"monitoring: {result.reason}", loaded
             )
             lines.append(done.message)
+            lines.append(_step(loop.replan_if_planned, "replan", ctx)(ctx).message)
         except LoopError as exc:
             lines.append(f"rollback: not possible ({exc})")
     return lines

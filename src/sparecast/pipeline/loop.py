@@ -56,7 +56,13 @@ from sparecast.pipeline.plan import RUN_FILES, recorded_items_file, run_plan
 from sparecast.pipeline.staging import write_json_atomic
 from sparecast.pipeline.steps import stage_run
 from sparecast.pipeline.store_step import store_run, store_url_for
-from sparecast.store.aliases import CHALLENGER, CHAMPION, AliasEvent, champion_stack
+from sparecast.store.aliases import (
+    CHALLENGER,
+    CHAMPION,
+    AliasEvent,
+    champion_stack,
+    served_lineage,
+)
 from sparecast.store.history import ForecastStore
 from sparecast.store.models import RunInfo
 from sparecast.store.registry import (
@@ -994,29 +1000,68 @@ def promote(ctx: LoopContext, evaluation: Evaluation | None = None) -> StepRepor
     return StepReport("promote", msg, details, time.perf_counter() - t0)
 
 
-def rollback(ctx: LoopContext, reason: str) -> StepReport:
-    """Restore the previous champion (the one the current champion replaced), reason
-    recorded; the API serves it within its refresh interval. LoopError when there is none."""
+def rollback(ctx: LoopContext, reason: str, loaded: LoadedData | None = None) -> StepReport:
+    """Serve the previous champion configuration again (the one promoted before the current
+    one: ``champion_stack``), retrained on the newest data (``train``, reused when that
+    configuration was already trained on it), never one of its old runs: a rollback after
+    months would otherwise serve months-old forecasts. The champion alias moves with action
+    ``rollback`` and the reason; the alerts of the rolled-back lineage close; the API serves
+    it within its refresh interval. LoopError when there is no previous configuration (the
+    champion keeps serving and the alerts stay open) or it cannot be retrained."""
     t0 = time.perf_counter()
     store = ctx.store()
     try:
-        stack = champion_stack(store.alias_events())
+        events = store.alias_events()
+        stack = champion_stack(events)
         if len(stack) < 2:
             raise LoopError(
-                "no previous champion to roll back to (the champion is the first one the loop "
-                "has served)"
+                "no previous champion configuration to roll back to (none was served before "
+                "the champion's configuration, or the loop rolled back to it already): the "
+                "champion keeps serving, the alert stays open"
             )
-        current, target = stack[-1], stack[-2]
-        store.move_alias(
-            CHAMPION, target, action="rollback", reason=reason, expect=current, check_expected=True
+        current, previous = stack[-1], stack[-2]
+        prev_run = store.run_by_version(previous)
+        lineage = served_lineage(events, current)
+    finally:
+        store.dispose()
+    if prev_run is None:
+        raise LoopError(f"the store lost the previous champion's run {previous}")
+    try:
+        trained = train(
+            ctx, loaded, settings=_settings_of(prev_run, ctx.settings), as_challenger=False
         )
+    except SparecastError as exc:
+        raise LoopError(
+            f"the previous champion configuration ({previous}) could not be retrained on the "
+            f"newest data: {exc}; the champion keeps serving"
+        ) from exc
+    target = trained.model_version
+    store = ctx.store()
+    try:
+        run = store.run_by_version(target)
+        data_end = run.data_end if run is not None else None
+        why = (
+            f"{reason}; back to the previous champion configuration (that of {previous}, "
+            f"served before {current}'s), "
+            + (
+                f"retrained on data up to {data_end}"
+                if target != previous
+                else f"its run on data up to {data_end}"
+            )
+        )
+        store.move_alias(
+            CHAMPION, target, action="rollback", reason=why, expect=current, check_expected=True
+        )
+        for version in lineage:
+            store.close_alerts(version, f"closed: rolled back, {target} serves instead")
         sync_registry(ctx, store)
     finally:
         store.dispose()
     return StepReport(
         "rollback",
-        f"rollback: {target} serves again instead of {current} ({reason})",
-        {"from": current, "to": target},
+        f"rollback: {target} (the configuration of {previous} on data up to {data_end}) "
+        f"serves again instead of {current} ({reason})",
+        {"from": current, "to": target, "configuration_of": previous},
         time.perf_counter() - t0,
     )
 
@@ -1459,7 +1504,8 @@ def monitor_step(ctx: LoopContext) -> MonitorReport:
 
 def run_daily(ctx: LoopContext) -> list[StepReport]:
     """The daily flow without Prefect: incremental extraction, the new actuals stored,
-    monitoring of the champion, and a rollback when the monitor reports a degradation."""
+    monitoring of the champion, and a rollback when the monitor reports a degradation (the
+    directory's plan then follows the champion)."""
     loaded, rep = extract(ctx)
     reports = [rep]
     ensure_champion(ctx)
@@ -1480,7 +1526,8 @@ def run_daily(ctx: LoopContext) -> list[StepReport]:
     )
     if result.degraded:
         try:
-            reports.append(rollback(ctx, f"monitoring: {result.reason}"))
+            reports.append(rollback(ctx, f"monitoring: {result.reason}", loaded))
+            reports.append(replan_if_planned(ctx))
         except LoopError as exc:
             reports.append(StepReport("rollback", f"rollback: not possible ({exc})", {}, 0.0))
     return reports

@@ -38,11 +38,13 @@ from sparecast.evaluate.fva import FvaResult
 from sparecast.evaluate.metrics import seasonal_naive_scale
 from sparecast.evaluate.monitoring import (
     EXPECTATION_COLUMNS,
-    degradations,
     expected_scores,
+    mark_periods,
     rolling_scores,
+    streaks,
 )
 from sparecast.pipeline.store_step import store_url_for
+from sparecast.store.aliases import CHAMPION, served_lineage
 from sparecast.store.history import ForecastStore
 from sparecast.store.models import RunInfo
 from sparecast.store.monitoring import AlertChange, MonitorPass, ObservedLoad, StoredAlert
@@ -96,13 +98,19 @@ class MonitorReport:
 
     ``degraded``: the model version has open alerts after the pass (the daily flow rolls back
     on it); ``alerts``: those open alerts (``new`` marks the ones this pass opened);
-    ``closed``: alerts this pass closed (the group recovered); ``scores``: the rolling scores
-    per period and group (period, ds, grouping, group, n_items, mae, mase, rmsse, rel_bias,
-    mape, then ``expected_<metric>`` of the watched metric); ``expected``: the backtest
-    expectation per group; ``states``: the degradation state of every watched group at the
-    last period (``sparecast.evaluate.monitoring.degradations``); ``override_fva``: the
-    forecast value added of the planner overrides against this model on the same scored
-    periods (``ForecastStore.override_fva``; None when there is no run)."""
+    ``closed``: alerts this pass closed (the group recovered, or its model no longer serves);
+    ``scores``: the rolling scores of every served period of the lineage, each period scored
+    by the run that served it (period along the lineage, ds, grouping, group, n_items, mae,
+    mase, rmsse, rel_bias, mape, the noise columns of ``rolling_scores`` (error_sum,
+    actual_sum, noise_var, ``<metric>_se``), model_version, then ``expected_<metric>`` of each
+    watched metric, from the monitored run); ``expected``: the monitored run's backtest
+    expectation per group; ``states``: the degradation state of every watched (group, metric)
+    at the last period, with its significance score ``z``
+    (``sparecast.evaluate.monitoring.streaks``); ``lineage``: the model versions whose
+    served periods were scored, oldest first (the monitored one and the refreshes of its
+    configuration it follows); ``override_fva``: the forecast value added of the planner
+    overrides against this model on the same scored periods (``ForecastStore.override_fva``;
+    None when there is no run)."""
 
     model_version: str | None
     run_id: int | None
@@ -118,6 +126,7 @@ class MonitorReport:
     expectation: str = "none"
     webhook: str | None = None
     override_fva: FvaResult | None = None
+    lineage: list[str] = field(default_factory=list)
 
     @property
     def new_alerts(self) -> list[Alert]:
@@ -346,25 +355,70 @@ def _expected_from_summary(accuracy: pl.DataFrame) -> pl.DataFrame:
     ).select(list(schema))
 
 
+def _fill(
+    target: np.ndarray, frame: pl.DataFrame, value: str, rows: pl.DataFrame, cols: pl.DataFrame
+) -> None:
+    """Write ``frame[value]`` into ``target`` at the (unique_id, ds) cells it has."""
+    if frame.height == 0:
+        return
+    hits = (
+        frame.with_columns(pl.col("ds").cast(pl.Date))
+        .join(rows, on="unique_id", how="inner")
+        .join(cols, on="ds", how="inner")
+    )
+    target[hits["_r"].to_numpy(), hits["_c"].to_numpy()] = hits[value].to_numpy()
+
+
+def _served_matrix(
+    store: ForecastStore, ids: list[str], served: list[_Served]
+) -> tuple[np.ndarray, np.ndarray, list[date]]:
+    """The forecasts ``[items, periods]`` and actuals of the periods the lineage ``served``,
+    each period's column from the run that served it (NaN where that run lacks the item)."""
+    dates = [d for s in served for d in s.dates]
+    fc = np.full((len(ids), len(dates)), np.nan)
+    actual = np.full(fc.shape, np.nan)
+    rows = pl.DataFrame({"unique_id": ids, "_r": np.arange(len(ids))})
+    cols = pl.DataFrame(
+        {"ds": dates, "_c": np.arange(len(dates))}, schema={"ds": pl.Date, "_c": pl.Int64}
+    )
+    for s in served:
+        if not s.dates:
+            continue
+        forecasts = store.run_forecasts(s.run.run_id).select("unique_id", "ds", "forecast")
+        _fill(fc, forecasts.filter(pl.col("ds").is_in(s.dates)), "forecast", rows, cols)
+        found = store.run_actuals(s.run.run_id).filter(pl.col("ds").is_in(s.dates))
+        _fill(actual, found, "y", rows, cols)
+    actual[np.isnan(fc)] = np.nan
+    return fc, actual, dates
+
+
 def score_run(
-    store: ForecastStore, run: RunInfo, as_of: date, cfg: MonitoringSettings
+    store: ForecastStore,
+    run: RunInfo,
+    as_of: date,
+    cfg: MonitoringSettings,
+    served: list[_Served] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     """Rolling scores of the run's forecast periods that ended by ``as_of``, the expectation
-    per group and where it came from."""
-    due = [d for d in run.forecast_dates if period_end(d, run.freq) <= as_of]
+    per group and where it came from. With ``served`` (the lineage's runs and the periods each
+    served, ``run`` the newest), the periods of the lineage instead, each scored on the
+    forecasts of the run that served it, the rolling window spanning the runs; groups, scales
+    and expectation are ``run``'s."""
     forecasts = store.run_forecasts(run.run_id)
     ids = forecasts["unique_id"].unique(maintain_order=True).to_list()
-    h = len(run.forecast_dates)
-    fc = forecasts["forecast"].to_numpy().reshape(len(ids), h)[:, : len(due)]
-    actual = np.full(fc.shape, np.nan)
-    found = store.run_actuals(run.run_id).filter(pl.col("ds").is_in(due))
-    if found.height:
-        row = pl.DataFrame({"unique_id": ids, "_r": np.arange(len(ids))})
-        col = pl.DataFrame(
+    if served is not None:
+        fc, actual, due = _served_matrix(store, ids, served)
+    else:
+        due = [d for d in run.forecast_dates if period_end(d, run.freq) <= as_of]
+        h = len(run.forecast_dates)
+        fc = forecasts["forecast"].to_numpy().reshape(len(ids), h)[:, : len(due)]
+        actual = np.full(fc.shape, np.nan)
+        found = store.run_actuals(run.run_id).filter(pl.col("ds").is_in(due))
+        rows = pl.DataFrame({"unique_id": ids, "_r": np.arange(len(ids))})
+        cols = pl.DataFrame(
             {"ds": due, "_c": np.arange(len(due))}, schema={"ds": pl.Date, "_c": pl.Int64}
         )
-        hits = found.join(row, on="unique_id", how="inner").join(col, on="ds", how="inner")
-        actual[hits["_r"].to_numpy(), hits["_c"].to_numpy()] = hits["y"].to_numpy()
+        _fill(actual, found, "y", rows, cols)
     attrs = pl.DataFrame({"unique_id": ids}).join(
         store.run_items(run.run_id), on="unique_id", how="left", maintain_order="left"
     )
@@ -414,17 +468,36 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def _alert_reason(state: dict[str, Any], threshold: float) -> str:
-    metric = state["metric"]
+def _alert_reason(state: dict[str, Any]) -> str:
+    metric, threshold = state["metric"], state["threshold"]
     rule = (
         f"|{_fmt(state['expected'])}| + {threshold:g}"
         if metric == "rel_bias"
         else f"{_fmt(state['expected'])} x (1 + {threshold:g})"
     )
+    z = state.get("z")
+    noise = "" if z is None else f"; {z:.1f} standard errors of its noise above the expectation"
     return (
         f"{metric} of {state['grouping']} {state['group']} is {_fmt(state['value'])}, worse than "
         f"the backtest expectation: {rule} = {_fmt(state['limit'])} for {state['streak']} "
-        f"consecutive period(s) up to {state['ds']} ({state['n_items']} items)"
+        f"consecutive period(s) up to {state['ds']} ({state['n_items']} items){noise}"
+    )
+
+
+def _closing(alert: StoredAlert, model_version: str, reason: str) -> AlertChange:
+    return AlertChange(
+        alert_id=alert.alert_id,
+        model_version=model_version,
+        grouping=alert.grouping,
+        group=alert.group,
+        metric=alert.metric,
+        value=alert.value,
+        expected=alert.expected,
+        threshold=alert.threshold,
+        periods=alert.periods,
+        period_end=alert.period_end,
+        reason=f"{reason} (opened: {alert.reason})",
+        close=True,
     )
 
 
@@ -434,75 +507,60 @@ def _plan_changes(
     open_before: list[StoredAlert],
     cfg: MonitoringSettings,
 ) -> list[AlertChange]:
-    """Alerts to open, refresh or close: a degraded group opens one (or refreshes its open
-    one); an open alert closes when its group is not degraded in the last period any more,
-    or when its metric or grouping is no longer watched."""
-    by_group = {(a.grouping, a.group): a for a in open_before if a.metric == cfg.metric}
+    """Alerts to open, refresh or close: a degraded (group, metric) opens one (or refreshes its
+    open one, which then names ``model_version``); an open alert closes when its group is not
+    degraded on its metric in the last period any more, or when its metric, grouping or group
+    is no longer watched."""
+    by_key = {(a.grouping, a.group, a.metric): a for a in open_before}
     changes: list[AlertChange] = []
-    seen = set()
     for state in states.iter_rows(named=True):
-        key = (state["grouping"], state["group"])
-        existing = by_group.get(key)
+        key = (state["grouping"], state["group"], state["metric"])
+        existing = by_key.get(key)
         if state["alert"]:
-            seen.add(key)
             changes.append(
                 AlertChange(
                     alert_id=existing.alert_id if existing else None,
                     model_version=model_version,
                     grouping=state["grouping"],
                     group=state["group"],
-                    metric=cfg.metric,
+                    metric=state["metric"],
                     value=state["value"],
                     expected=state["expected"],
-                    threshold=cfg.threshold,
+                    threshold=state["threshold"],
                     periods=state["streak"],
                     period_end=state["ds"],
-                    reason=_alert_reason(state, cfg.threshold),
+                    reason=_alert_reason(state),
                 )
             )
         elif existing is not None and state["streak"] == 0:
-            seen.add(key)
             changes.append(
                 AlertChange(
                     alert_id=existing.alert_id,
                     model_version=model_version,
                     grouping=existing.grouping,
                     group=existing.group,
-                    metric=cfg.metric,
+                    metric=existing.metric,
                     value=state["value"],
                     expected=state["expected"],
-                    threshold=cfg.threshold,
+                    threshold=state["threshold"],
                     periods=0,
                     period_end=state["ds"],
-                    reason=f"recovered: {cfg.metric} of {existing.grouping} {existing.group} is "
-                    f"{_fmt(state['value'])}, within {_fmt(state['limit'])} on {state['ds']} "
-                    f"(opened: {existing.reason})",
+                    reason=f"recovered: {existing.metric} of {existing.grouping} "
+                    f"{existing.group} is {_fmt(state['value'])}, within {_fmt(state['limit'])} "
+                    f"on {state['ds']} (opened: {existing.reason})",
                     close=True,
                 )
             )
     for alert in open_before:
-        if alert.metric != cfg.metric or alert.grouping not in cfg.groupings:
-            watched = (
-                f"{cfg.metric} now, not {alert.metric}"
-                if alert.metric != cfg.metric
-                else f"the groupings {', '.join(cfg.groupings)} now, not {alert.grouping}"
-            )
-            changes.append(
-                AlertChange(
-                    alert_id=alert.alert_id,
-                    model_version=model_version,
-                    grouping=alert.grouping,
-                    group=alert.group,
-                    metric=alert.metric,
-                    value=alert.value,
-                    expected=alert.expected,
-                    threshold=alert.threshold,
-                    periods=alert.periods,
-                    period_end=alert.period_end,
-                    reason=f"closed: monitoring watches {watched} (opened: {alert.reason})",
-                    close=True,
-                )
-            )
+        if alert.metric not in cfg.watch:
+            why = f"monitoring watches {', '.join(cfg.watch)} now, not {alert.metric}"
+        elif alert.grouping not in cfg.groupings:
+            why = f"monitoring watches the groupings {', '.join(cfg.groupings)} now"
+        elif alert.group in cfg.exclude_groups:
+            why = f"group {alert.group} is excluded from alerts now"
+        else:
+            continue
+        changes.append(_closing(alert, model_version, f"closed: {why}"))
     return changes
 
 
@@ -551,9 +609,16 @@ def monitor(
     as_of: date | None = None,
 ) -> MonitorReport:
     """Score the served forecasts of ``model_version`` (None: the store's latest run) on the
-    actuals stored up to ``as_of`` (default: today, UTC), compare them with the run's backtest
-    expectation per tier, class and category, and open or close alerts (``[monitoring]``:
-    metric, threshold, consecutive_periods, min_items, window, groupings, webhook).
+    actuals stored up to ``as_of`` (default: today, UTC), compare them with the backtest
+    expectation per tier, class and category on every watched metric, and open or close
+    alerts (``[monitoring]``: watch, z, consecutive_periods, min_items, window, groupings,
+    exclude_groups, webhook).
+
+    Degraded periods are counted along the served lineage, not per model version: a weekly
+    refresh (the champion's configuration retrained on newer data, a new model version) does
+    not restart the count; each period is judged on the run that served it, against that
+    run's own expectation. A promotion or a rollback (another configuration) starts a new
+    count, and the alerts of a model that no longer serves close.
 
     The store is ``store.url`` or ``data_dir/history.sqlite``. Idempotent: a second pass with
     the same actuals refreshes the open alerts and opens no new one. Raises ``StoreError``
@@ -567,6 +632,45 @@ def monitor(
         return _monitor(store, cfg, model_version, as_of)
     finally:
         store.dispose()
+
+
+@dataclass
+class _Served:
+    """A run of the served lineage and the due forecast dates it served."""
+
+    run: RunInfo
+    dates: list[date]
+
+
+def _served_periods(
+    store: ForecastStore, run: RunInfo, as_of: date, cfg: MonitoringSettings
+) -> list[_Served]:
+    """The runs of ``run``'s served lineage (``served_lineage``: ``run`` and the champions of
+    its configuration that it replaced by refreshes), each with the forecast dates it served
+    that ended by ``as_of``: a run serves from its first forecast date until the next run of
+    the lineage starts. Newest runs only, enough to cover ``consecutive_periods`` periods (a
+    longer streak is not needed to decide; the streak reported counts the periods covered)."""
+    lineage = served_lineage(store.alias_events(), run.model_version)
+    runs: list[RunInfo] = []
+    for version in lineage[:-1]:
+        found = store.run_of_version(version)
+        if found is not None and found.freq == run.freq:
+            runs.append(found)
+    runs.append(run)
+    out: list[_Served] = []
+    needed = cfg.consecutive_periods + (cfg.window - 1 if cfg.window else 0)
+    until: date | None = None
+    for r in reversed(runs):
+        dates = [
+            d
+            for d in r.forecast_dates
+            if period_end(d, r.freq) <= as_of and (until is None or d < until)
+        ]
+        out.append(_Served(r, dates))
+        until = r.forecast_dates[0] if until is None else min(until, r.forecast_dates[0])
+        if sum(len(s.dates) for s in out) >= needed:
+            break
+    return list(reversed(out))
 
 
 def _monitor(
@@ -586,7 +690,70 @@ def _monitor(
         reason = "nothing to monitor: the forecast store holds no run"
         store.record_monitor_pass(MonitorPass(now, None, as_of, 0, False, 0, reason), [])
         return MonitorReport(None, None, as_of, False, [], reason, pl.DataFrame())
-    scores, expected, source = score_run(store, run, as_of, cfg)
+    served = _served_periods(store, run, as_of, cfg)
+    lineage = [s.run.model_version for s in served]
+    parts, marks = [], []
+    expected, source = pl.DataFrame(), "none"
+    if cfg.window is not None:  # one rolling window over the lineage's served periods
+        scores, expected, source = score_run(store, run, as_of, cfg, served)
+        by_date = pl.DataFrame(
+            {
+                "ds": [d for s in served for d in s.dates],
+                "model_version": [s.run.model_version for s in served for _ in s.dates],
+            },
+            schema={"ds": pl.Date, "model_version": pl.Utf8},
+        )
+        parts.append(scores.join(by_date, on="ds", how="left").drop("period"))
+        marks.append(
+            mark_periods(
+                scores,
+                expected,
+                watch=cfg.watch,
+                min_items=cfg.min_items,
+                groupings=cfg.groupings,
+                exclude=cfg.exclude_groups,
+                z=cfg.z,
+            )
+        )
+        served = []  # scored already
+    for s in served:
+        current = s.run.run_id == run.run_id
+        if not current and not s.dates:
+            continue
+        # an earlier run of the lineage is scored up to the last period it served only
+        upto = as_of if current else period_end(s.dates[-1], s.run.freq)
+        run_scores, run_expected, run_source = score_run(store, s.run, upto, cfg)
+        if current:
+            expected, source = run_expected, run_source
+        if not s.dates:
+            continue
+        marks.append(
+            mark_periods(
+                run_scores,
+                run_expected,
+                watch=cfg.watch,
+                min_items=cfg.min_items,
+                groupings=cfg.groupings,
+                exclude=cfg.exclude_groups,
+                z=cfg.z,
+            ).filter(pl.col("ds").is_in(s.dates))
+        )
+        parts.append(
+            run_scores.filter(pl.col("ds").is_in(s.dates)).with_columns(
+                pl.lit(s.run.model_version).alias("model_version")
+            )
+        )
+    scores = pl.concat(parts) if parts else pl.DataFrame()
+    dates: list[date] = []
+    if scores.height:
+        dates = scores["ds"].unique().sort().to_list()
+        rank = pl.DataFrame({"ds": dates, "_p": range(1, len(dates) + 1)})
+        scores = (
+            scores.join(rank, on="ds", how="left")
+            .with_columns(pl.col("_p").cast(pl.Int32).alias("period"))
+            .drop("_p")
+            .sort("period", maintain_order=True)
+        )
     due = [d for d in run.forecast_dates if period_end(d, run.freq) <= as_of]
     fva = (
         store.override_fva([run.run_id], until=due[-1])
@@ -595,38 +762,46 @@ def _monitor(
     )
     if fva.summary.get("n_items"):
         log.info("model %s: %s", run.model_version, fva_line(fva.summary))
-    periods = int(scores["period"].max() or 0) if scores.height else 0  # type: ignore[arg-type]
-    states = degradations(
-        scores,
-        expected,
-        metric=cfg.metric,
-        threshold=cfg.threshold,
-        periods=cfg.consecutive_periods,
-        min_items=cfg.min_items,
-        groupings=cfg.groupings,
+    periods = len(dates)
+    states = streaks(
+        pl.concat(marks) if marks else pl.DataFrame(), dates, periods=cfg.consecutive_periods
     )
-    open_before = store.open_alerts(run.model_version)
+    open_before = [a for v in lineage for a in store.open_alerts(v)]
     changes = _plan_changes(run.model_version, states, open_before, cfg)
+    champion = store.aliases().get(CHAMPION)
+    if champion is not None and champion.model_version == run.model_version:
+        # alerts of configurations that no longer serve (promoted over, rolled back) close
+        for alert in store.open_alerts():
+            if alert.model_version not in lineage:
+                changes.append(
+                    _closing(
+                        alert,
+                        alert.model_version,
+                        f"closed: model {alert.model_version} no longer serves (the champion is "
+                        f"{run.model_version}, another configuration or lineage)",
+                    )
+                )
     closing = {c.alert_id for c in changes if c.close}
     touched = {c.alert_id for c in changes if c.alert_id is not None}
     still_open = [a for a in open_before if a.alert_id not in closing]
     n_new = sum(c.alert_id is None for c in changes)
     n_open = len(still_open) + n_new
     degraded = n_open > 0
+    across = f" across {len(lineage)} refresh(es) of its configuration" if len(lineage) > 1 else ""
     if degraded:
         reasons = [c.reason for c in changes if not c.close]
         reasons += [a.reason for a in still_open if a.alert_id not in touched]
-        reason = f"model {run.model_version} degraded: " + "; ".join(reasons)
+        reason = f"model {run.model_version} degraded{across}: " + "; ".join(reasons)
     elif periods == 0:
         reason = (
             f"model {run.model_version}: no forecast period up to {as_of} has actuals yet "
             f"(first forecast date {run.forecast_dates[0]})"
         )
     else:
+        watched = ", ".join(f"{m} (threshold {t:g})" for m, t in cfg.watch.items())
         reason = (
-            f"model {run.model_version}: {cfg.metric} within the backtest expectation "
-            f"(threshold {cfg.threshold:g}) in every watched group over {periods} period(s) up "
-            f"to {scores['ds'].max()!s}"
+            f"model {run.model_version}: {watched} within the backtest expectation in every "
+            f"watched group over {periods} period(s){across} up to {dates[-1]!s}"
         )
     stored = store.record_monitor_pass(
         MonitorPass(now, run.model_version, as_of, periods, degraded, n_open, reason), changes
@@ -661,10 +836,12 @@ def _monitor(
             timeout_s=cfg.webhook_timeout_s,
             retries=cfg.webhook_retries,
         )
-    if cfg.metric in scores.columns and scores.height:
+    if scores.height and expected.height:
         scores = scores.join(
             expected.select(
-                "grouping", "group", pl.col(cfg.metric).alias(f"expected_{cfg.metric}")
+                "grouping",
+                "group",
+                *[pl.col(m).alias(f"expected_{m}") for m in cfg.watch if m in expected.columns],
             ),
             on=["grouping", "group"],
             how="left",
@@ -685,4 +862,5 @@ def _monitor(
         expectation=source,
         webhook=webhook,
         override_fva=fva,
+        lineage=lineage,
     )

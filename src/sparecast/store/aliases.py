@@ -28,6 +28,7 @@ __all__ = [
     "record_event",
     "list_events",
     "champion_stack",
+    "served_lineage",
 ]
 
 CHAMPION = "champion"
@@ -170,16 +171,24 @@ def list_events(db: StoreEngine, limit: int | None = None) -> list[AliasEvent]:
 def champion_stack(events: list[AliasEvent]) -> list[str]:
     """The champions in the order they served, replayed from the events (oldest first): a
     bootstrap or promotion pushes a version, a refresh (the same configuration on newer data)
-    replaces the top, a rollback pops back to the one before."""
+    replaces the top, a rollback pops the top and serves the configuration below it (that
+    version, or its retraining on newer data, which replaces it): one entry per configuration
+    served in turn."""
     stack: list[str] = []
     for event in events:
         if event.alias != CHAMPION:
             continue
-        if event.action == "rollback":
-            while stack and stack[-1] != event.model_version:
-                stack.pop()
-            if not stack:
-                stack.append(event.model_version)
+        if event.action == "rollback":  # back to the configuration below the top
+            if event.model_version in stack:  # a version served before: back to it
+                while stack[-1] != event.model_version:
+                    stack.pop()
+            else:  # that configuration retrained on newer data: it replaces it
+                if stack:
+                    stack.pop()
+                if stack:
+                    stack[-1] = event.model_version
+                else:
+                    stack.append(event.model_version)
         elif event.action == "refresh":  # the same model on newer data: replaces the top
             if stack:
                 stack[-1] = event.model_version
@@ -189,3 +198,24 @@ def champion_stack(events: list[AliasEvent]) -> list[str]:
             if not stack or stack[-1] != event.model_version:
                 stack.append(event.model_version)
     return stack
+
+
+def served_lineage(events: list[AliasEvent], model_version: str) -> list[str]:
+    """The versions that served ``model_version``'s configuration without a break, oldest
+    first, ending with ``model_version``: the champions it replaced through a chain of
+    ``refresh`` events (the same configuration retrained on newer data). A bootstrap,
+    promotion or rollback starts a new lineage (another configuration serves: monitoring
+    counts its degraded periods afresh). ``[model_version]`` when it never was champion."""
+    lineages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for event in events:
+        if event.alias != CHAMPION:
+            continue
+        if event.action == "refresh" and current and current[-1] == event.previous_version:
+            current = [*current, event.model_version]
+        elif event.action in ("bootstrap", "promote", "set", "rollback", "refresh"):
+            current = [event.model_version]
+        else:
+            continue
+        lineages[event.model_version] = current
+    return lineages.get(model_version, [model_version])

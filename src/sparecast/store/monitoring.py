@@ -431,5 +431,7 @@ class MonitoringStore:
             )
         if change.close:
             values.update(status="closed", closed_at=now)
+        else:  # an open alert follows the served lineage: it names the version serving now
+            values["model_version"] = change.model_version
         conn.execute(alerts.update().where(alerts.c.id == change.alert_id).values(**values))
         return change.alert_id

@@ -221,8 +221,8 @@ def monitor_view(
         grouping=grouping,
         group="all",
         metric=metric,
-        threshold=cfg.threshold,
-        watched_metric=cfg.metric,
+        threshold=cfg.threshold_of(metric) or cfg.threshold,
+        watched_metric=metric if metric in cfg.watch else cfg.metric,
     )
     asked = params.get("version")
     if got is None:
@@ -252,7 +252,7 @@ def monitor_view(
         (pl.col("grouping") == grouping) & (pl.col("group") == view.group)
     )
     expected = exp_rows[metric][0] if exp_rows.height else None
-    low, high = _band(metric, expected, cfg.threshold)
+    low, high = _band(metric, expected, view.threshold)
     dates = series["ds"].to_list()
     marks: dict[date, list[str]] = {}
     for a in fired:
