@@ -73,7 +73,10 @@ def test_a_noisy_small_group_with_a_large_relative_bias_is_not_degraded() -> Non
     row = scores.filter((pl.col("period") == 3) & (pl.col("group") == "valves")).row(0, named=True)
     assert row["rel_bias"] == pytest.approx(1.0)
     assert row["error_sum"] == pytest.approx(18.0) and row["actual_sum"] == pytest.approx(18.0)
-    assert row["noise_var"] == pytest.approx(6 * 3 * 25.0)
+    # each item's error (3) over the sd of its error sum from the noise (sqrt(3 x 25))
+    assert row["std_error_sum"] == pytest.approx(6 * 3.0 / np.sqrt(75.0))
+    assert row["std_actual_sum"] == pytest.approx(6 * 3.0 / np.sqrt(75.0))
+    assert row["std_items"] == 6
     noisy = _bias_state(scores, _expected(6), z=3.0)
     assert noisy["z"] == pytest.approx(18.0 / np.sqrt(450.0))
     assert noisy["streak"] == 0 and noisy["alert"] is False
@@ -164,3 +167,22 @@ def test_z_zero_is_the_relative_threshold_alone() -> None:
         mark_periods(scores, expected, watch={"rmsse": 0.5}, min_items=5, z=3.0)
     with pytest.raises(DataValidationError, match="z must be >= 0"):
         mark_periods(scores, expected, watch={"rmsse": 0.5}, min_items=5, z=-1.0)
+
+
+def test_one_spiky_item_does_not_hide_a_shift_of_the_others() -> None:
+    # 10 items with demand variance 0.25 a day under-forecast (forecast 0.5, demand 2),
+    # beside one item whose history is very lumpy (variance 10,000 a day) and forecast right.
+    # Pooled, that one item's noise (sqrt(3 x 10,000) = 173) would swamp the others' error of
+    # 45 (rel_bias -0.6); each item standardised by its own noise, the shift stands out:
+    # every item counts alike, whatever its scale
+    forecast = np.vstack([np.full((10, 3), 0.5), np.full((1, 3), 5.0)])
+    actual = np.vstack([np.full((10, 3), 2.0), np.full((1, 3), 5.0)])
+    scale = np.append(np.full(10, 0.5), 20_000.0)
+    scores = _scores(forecast, actual, scale)
+    state = _bias_state(scores, _expected(11), z=3.0)
+    pooled = 45.0 / np.sqrt(10 * 3 * 0.25 + 3 * 10_000.0)
+    assert pooled < 1.0  # what a pooled noise would say
+    sd = np.sqrt(3 * 0.25)
+    assert state["value"] == pytest.approx(-0.6)
+    assert state["z"] == pytest.approx(10 * 4.5 / sd / np.sqrt(11))
+    assert state["streak"] == 3 and state["alert"] is True

@@ -65,7 +65,9 @@ _SCORE_SCHEMA = {
     "mape": pl.Float64,
     "error_sum": pl.Float64,
     "actual_sum": pl.Float64,
-    "noise_var": pl.Float64,
+    "std_error_sum": pl.Float64,
+    "std_actual_sum": pl.Float64,
+    "std_items": pl.Int64,
     "mae_se": pl.Float64,
     "mase_se": pl.Float64,
     "rmsse_se": pl.Float64,
@@ -74,7 +76,9 @@ _SCORE_SCHEMA = {
 _NOISE_COLUMNS = (
     "error_sum",
     "actual_sum",
-    "noise_var",
+    "std_error_sum",
+    "std_actual_sum",
+    "std_items",
     "mae_se",
     "mase_se",
     "rmsse_se",
@@ -109,15 +113,20 @@ def _group_rows(
     actual_sum: np.ndarray,
     scored: np.ndarray,
     groups: Codes,
-    noise_var: np.ndarray | None = None,
+    noise_sd: np.ndarray | None = None,
 ) -> list[dict[str, object]]:
     """One row per (grouping, group): n_items (scored items), the mean of each per-item value
     over the items where it is defined and its standard error (``<metric>_se``: the standard
     deviation over those items / sqrt(count); NaN below two items), rel_bias as a ratio of sums
-    over the scored items with its parts error_sum and actual_sum, and noise_var, the sum of
-    ``noise_var`` (per item) over the scored items (NaN counted as 0)."""
+    over the scored items with its parts error_sum and actual_sum, and the same parts with each
+    item's error and actual divided by ``noise_sd`` (per item: the standard deviation of its
+    error sum from the demand's noise): std_error_sum, std_actual_sum over the std_items scored
+    items with a positive, finite ``noise_sd``."""
     rows: list[dict[str, object]] = []
-    noise = np.zeros(len(scored)) if noise_var is None else np.nan_to_num(noise_var)
+    sd = np.zeros(len(scored)) if noise_sd is None else np.nan_to_num(noise_sd)
+    with np.errstate(divide="ignore"):
+        weight = np.where(scored & (sd > 0) & np.isfinite(sd), 1.0 / sd, 0.0)
+    weight = np.where(np.isfinite(weight), weight, 0.0)
     for grouping, (codes, names) in groups.items():
         size = len(names)
         count = np.bincount(codes, weights=scored, minlength=size)
@@ -133,7 +142,9 @@ def _group_rows(
                 ses[name] = np.where(m >= 2, np.sqrt(spread / np.maximum(m - 1, 1) / m), np.nan)
         err = np.bincount(codes, weights=np.where(scored, error_sum, 0.0), minlength=size)
         act = np.bincount(codes, weights=np.where(scored, actual_sum, 0.0), minlength=size)
-        var = np.bincount(codes, weights=np.where(scored, noise, 0.0), minlength=size)
+        std_err = np.bincount(codes, weights=weight * np.nan_to_num(error_sum), minlength=size)
+        std_act = np.bincount(codes, weights=weight * np.nan_to_num(actual_sum), minlength=size)
+        std_n = np.bincount(codes, weights=weight > 0, minlength=size)
         bias = ratio_of_sums(err, act)
         for k, group in enumerate(names):
             row: dict[str, object] = {
@@ -146,7 +157,9 @@ def _group_rows(
             row["rel_bias"] = float(bias[k])
             row["error_sum"] = float(err[k])
             row["actual_sum"] = float(act[k])
-            row["noise_var"] = float(var[k])
+            row["std_error_sum"] = float(std_err[k])
+            row["std_actual_sum"] = float(std_act[k])
+            row["std_items"] = int(std_n[k])
             for name in ("mae", "mase", "rmsse", "mape"):
                 row[f"{name}_se"] = float(ses[name][k]) if name in ses else float("nan")
             rows.append(row)
@@ -182,10 +195,11 @@ def rolling_scores(
     (period, grouping, group) for every date with at least one actual: period (1-based among
     those dates), ds, grouping, group, n_items, mae, mase, rmsse, rel_bias, mape (NaN where
     undefined), and what :func:`mark_periods` judges their noise by: error_sum and actual_sum
-    (the parts of rel_bias), noise_var (the variance of error_sum from the demand's noise:
-    per item ``scale_rmsse / 2`` per cell, the mean squared one-step difference being twice
-    the variance of uncorrelated demand), and ``<metric>_se`` (the standard error of each mean
-    over the group's items)."""
+    (the parts of rel_bias), the same parts with every item's error and actual divided by the
+    standard deviation of its error sum from the demand's noise (std_error_sum,
+    std_actual_sum, over std_items items; the variance per item and cell is ``scale_rmsse /
+    2``, the mean squared one-step difference being twice the variance of uncorrelated
+    demand), and ``<metric>_se`` (the standard error of each mean over the group's items)."""
     fc = np.asarray(forecast, dtype=np.float64)
     act = np.asarray(actual, dtype=np.float64)
     if fc.ndim != 2 or fc.shape != act.shape:
@@ -220,8 +234,8 @@ def rolling_scores(
         }
         error_sum = (yp - yt0).sum(axis=1)
         actual_sum = yt0.sum(axis=1)
-        noise_var = variance * len(cols)  # of error_sum, the demand's noise alone
-        for row in _group_rows(values, error_sum, actual_sum, scored, codes, noise_var):
+        noise_sd = np.sqrt(variance * len(cols))  # of error_sum, the demand's noise alone
+        for row in _group_rows(values, error_sum, actual_sum, scored, codes, noise_sd):
             rows.append({"period": period, "ds": dates[int(j)], **row})
     return pl.DataFrame(rows, schema=_SCORE_SCHEMA, orient="row").with_columns(
         pl.col(c).fill_nan(None) for c in MONITOR_METRICS
@@ -313,9 +327,11 @@ def mark_periods(
 
     ``z`` > 0 also asks the deviation to be significant given the group-period's sampling
     noise: a small group over a short window misses a fixed relative threshold by chance
-    most periods. The score ``z`` is, for rel_bias, ``(|error_sum| - |expected| x
-    actual_sum) / sqrt(noise_var)`` (the excess error over the expected bias, in standard
-    deviations of the demand's noise), for the other metrics ``(value - expected) /
+    most periods. The score ``z`` is, for rel_bias, ``(|std_error_sum| - |expected| x
+    std_actual_sum) / sqrt(std_items)``: the excess error over the expected bias, each item's
+    part in standard deviations of its own demand noise, so that under no change the sum has
+    a variance of about one per item and every item counts alike (pooled, a few lumpy items'
+    noise would hide a shift of all the others); for the other metrics ``(value - expected) /
     <metric>_se`` (in standard errors of the mean over the group's items); a period is
     degraded only when it is also >= ``z`` (an undefined score, e.g. one item, is not
     significant). ``z = 0`` skips the test (the relative threshold alone). Returns grouping,
@@ -347,8 +363,10 @@ def mark_periods(
         if lacking:
             score = pl.lit(None, dtype=pl.Float64)
         elif metric == "rel_bias":
-            excess = pl.col("error_sum").abs() - pl.col("expected").abs() * pl.col("actual_sum")
-            score = excess / pl.col("noise_var").sqrt()
+            excess = pl.col("std_error_sum").abs() - pl.col("expected").abs() * pl.col(
+                "std_actual_sum"
+            )
+            score = excess / pl.col("std_items").cast(pl.Float64).sqrt()
         else:
             score = (pl.col(metric) - pl.col("expected")) / pl.col(f"{metric}_se")
         score = pl.when(score.is_nan()).then(None).otherwise(score)

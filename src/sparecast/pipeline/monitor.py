@@ -102,7 +102,8 @@ class MonitorReport:
     ``scores``: the rolling scores of every served period of the lineage, each period scored
     by the run that served it (period along the lineage, ds, grouping, group, n_items, mae,
     mase, rmsse, rel_bias, mape, the noise columns of ``rolling_scores`` (error_sum,
-    actual_sum, noise_var, ``<metric>_se``), model_version, then ``expected_<metric>`` of each
+    actual_sum, std_error_sum, std_actual_sum, std_items, ``<metric>_se``), model_version,
+    then ``expected_<metric>`` of each
     watched metric, from the monitored run); ``expected``: the monitored run's backtest
     expectation per group; ``states``: the degradation state of every watched (group, metric)
     at the last period, with its significance score ``z``
