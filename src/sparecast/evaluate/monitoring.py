@@ -29,6 +29,7 @@ __all__ = [
     "MONITOR_METRICS",
     "MONITOR_GROUPINGS",
     "EXPECTATION_COLUMNS",
+    "EXPECTED_SCHEMA",
     "group_codes",
     "rolling_scores",
     "expected_scores",
@@ -85,6 +86,11 @@ _NOISE_COLUMNS = (
     "mape_se",
 )
 """Columns of :func:`rolling_scores` that :func:`mark_periods` tests significance with."""
+EXPECTED_SCHEMA = {
+    k: v for k, v in _SCORE_SCHEMA.items() if k not in ("period", "ds", *_NOISE_COLUMNS)
+}
+"""Columns of a backtest expectation per group (:func:`expected_scores`): grouping, group,
+n_items, mae, mase, rmsse, rel_bias, mape."""
 
 
 def group_codes(labels: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:
@@ -268,11 +274,9 @@ def expected_scores(
     scored = ~np.isnan(arrays["expected_mae"])
     err = np.nan_to_num(arrays["expected_error_sum"])
     act = np.nan_to_num(arrays["expected_actual_sum"])
-    drop = ("period", "ds", *_NOISE_COLUMNS)
-    schema = {k: v for k, v in _SCORE_SCHEMA.items() if k not in drop}
     rows = _group_rows(values, err, act, scored, _codes(groups, n))
-    rows = [{k: row[k] for k in schema} for row in rows]
-    return pl.DataFrame(rows, schema=schema, orient="row").with_columns(
+    rows = [{k: row[k] for k in EXPECTED_SCHEMA} for row in rows]
+    return pl.DataFrame(rows, schema=EXPECTED_SCHEMA, orient="row").with_columns(
         pl.col(c).fill_nan(None) for c in MONITOR_METRICS
     )
 

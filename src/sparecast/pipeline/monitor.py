@@ -21,7 +21,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from sparecast.evaluate.fva import FvaResult
 from sparecast.evaluate.metrics import seasonal_naive_scale
 from sparecast.evaluate.monitoring import (
     EXPECTATION_COLUMNS,
+    EXPECTED_SCHEMA,
     expected_scores,
     mark_periods,
     rolling_scores,
@@ -82,14 +83,6 @@ class Alert(StoredAlert):
     def from_stored(cls, stored: StoredAlert, *, new: bool = False) -> Alert:
         """The alert of a stored row."""
         return cls(**{f.name: getattr(stored, f.name) for f in fields(stored)}, new=new)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (dates as ISO strings)."""
-        out = asdict(self)
-        for key, value in out.items():
-            if isinstance(value, date | datetime):
-                out[key] = value.isoformat()
-        return out
 
 
 @dataclass
@@ -324,18 +317,8 @@ def _expected_from_summary(accuracy: pl.DataFrame) -> pl.DataFrame:
     """The backtest expectation per group from a run's stored summary (``run_accuracy``): the
     row of the method the summary marks ``chosen`` in each class and tier (class ``all`` is
     the whole run). For runs stored without per-item attributes."""
-    schema = {
-        "grouping": pl.Utf8,
-        "group": pl.Utf8,
-        "n_items": pl.Int64,
-        "mae": pl.Float64,
-        "mase": pl.Float64,
-        "rmsse": pl.Float64,
-        "rel_bias": pl.Float64,
-        "mape": pl.Float64,
-    }
     if accuracy.height == 0 or "chosen" not in accuracy.columns:
-        return pl.DataFrame(schema=schema)
+        return pl.DataFrame(schema=EXPECTED_SCHEMA)
     chosen = accuracy.filter(pl.col("chosen"))
     cols = [
         pl.col(c).cast(pl.Float64) if c in chosen.columns else pl.lit(None, dtype=pl.Float64)
@@ -353,7 +336,7 @@ def _expected_from_summary(accuracy: pl.DataFrame) -> pl.DataFrame:
         n_items.alias("n_items"),
         *[c.alias(n) for c, n in zip(cols, ("mae", "mase", "rmsse", "rel_bias"), strict=True)],
         pl.lit(None, dtype=pl.Float64).alias("mape"),
-    ).select(list(schema))
+    ).select(list(EXPECTED_SCHEMA))
 
 
 def _fill(
@@ -674,6 +657,19 @@ def _served_periods(
     return list(reversed(out))
 
 
+def _mark(scores: pl.DataFrame, expected: pl.DataFrame, cfg: MonitoringSettings) -> pl.DataFrame:
+    """:func:`mark_periods` with the watched metrics, thresholds and exclusions of ``cfg``."""
+    return mark_periods(
+        scores,
+        expected,
+        watch=cfg.watch,
+        min_items=cfg.min_items,
+        groupings=cfg.groupings,
+        exclude=cfg.exclude_groups,
+        z=cfg.z,
+    )
+
+
 def _monitor(
     store: ForecastStore, cfg: MonitoringSettings, model_version: str | None, as_of: date
 ) -> MonitorReport:
@@ -705,17 +701,7 @@ def _monitor(
             schema={"ds": pl.Date, "model_version": pl.Utf8},
         )
         parts.append(scores.join(by_date, on="ds", how="left").drop("period"))
-        marks.append(
-            mark_periods(
-                scores,
-                expected,
-                watch=cfg.watch,
-                min_items=cfg.min_items,
-                groupings=cfg.groupings,
-                exclude=cfg.exclude_groups,
-                z=cfg.z,
-            )
-        )
+        marks.append(_mark(scores, expected, cfg))
         served = []  # scored already
     for s in served:
         current = s.run.run_id == run.run_id
@@ -728,17 +714,7 @@ def _monitor(
             expected, source = run_expected, run_source
         if not s.dates:
             continue
-        marks.append(
-            mark_periods(
-                run_scores,
-                run_expected,
-                watch=cfg.watch,
-                min_items=cfg.min_items,
-                groupings=cfg.groupings,
-                exclude=cfg.exclude_groups,
-                z=cfg.z,
-            ).filter(pl.col("ds").is_in(s.dates))
-        )
+        marks.append(_mark(run_scores, run_expected, cfg).filter(pl.col("ds").is_in(s.dates)))
         parts.append(
             run_scores.filter(pl.col("ds").is_in(s.dates)).with_columns(
                 pl.lit(s.run.model_version).alias("model_version")
