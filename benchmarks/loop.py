@@ -45,7 +45,8 @@ week ``t`` (``as_of`` = the last day before the week):
 3. the week's demand is scored against the forecasts of the run each strategy serves:
    **loop** (the champion after the steps), **never retrain** (the first run; beyond its
    horizon its last period's value held), **always newest** (the challenger just trained,
-   untested).
+   untested); and the **zero forecast** on the same cells, the floor intermittent-demand scores
+   are read against.
 
 Scores over all items and days of the replayed weeks, before and after the change: MAE, RMSSE
 (per item: RMSE over the cells scored divided by the root of the mean squared one-step
@@ -549,6 +550,9 @@ def main() -> None:
             flush=True,
         )
     change = starts[args.change_week] if args.change_week < len(starts) else starts[-1]
+    # the zero forecast on the same cells: the floor every intermittent-demand score is read by
+    zero = pl.lit(0.0).alias("forecast")
+    frames["zero forecast"] = [part.with_columns(zero) for part in frames["loop"]]
     rows = []
     for name, parts in frames.items():
         frame = pl.concat(parts).with_columns((pl.col("forecast") - pl.col("y")).alias("e"))
