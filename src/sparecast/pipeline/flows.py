@@ -79,10 +79,11 @@ def daily(
             done: StepReport = _step(loop.rollback, "rollback", ctx)(
                 ctx, f"monitoring: {result.reason}", loaded
             )
-            lines.append(done.message)
-            lines.append(_step(loop.replan_if_planned, "replan", ctx)(ctx).message)
         except LoopError as exc:
             lines.append(f"rollback: not possible ({exc})")
+        else:  # a failed re-plan is its own error, not a rollback that could not happen
+            lines.append(done.message)
+            lines.append(_step(loop.replan_if_planned, "replan", ctx)(ctx).message)
     return lines
 
 

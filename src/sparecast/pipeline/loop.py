@@ -1527,9 +1527,10 @@ def run_daily(ctx: LoopContext) -> list[StepReport]:
     if result.degraded:
         try:
             reports.append(rollback(ctx, f"monitoring: {result.reason}", loaded))
-            reports.append(replan_if_planned(ctx))
         except LoopError as exc:
             reports.append(StepReport("rollback", f"rollback: not possible ({exc})", {}, 0.0))
+        else:  # a failed re-plan is its own error, not a rollback that could not happen
+            reports.append(replan_if_planned(ctx))
     return reports
 
 
