@@ -331,6 +331,20 @@ class InventorySettings(_Section):
         "backtest on the item history shows is lost (or gained) out of sample, so the plan "
         "reaches the target (inventory.calibration.calibrated_targets)",
     )
+    calibration_mode: Literal["cost", "group"] = Field(
+        "cost",
+        description="per-item calibration: cost (the groups' nominal targets that reach the "
+        "target's fill rate over all items with history at the least stock value, no group "
+        "under target - calibration_floor_gap) or group (each frequency group solved to the "
+        "target, the behaviour before 2026-12)",
+    )
+    calibration_floor_gap: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="calibration_mode = cost: no frequency group is planned for a fill rate "
+        "below the target minus this gap (0.05: 85% at a 90% target)",
+    )
     calibration_min_periods: int = Field(
         0,
         ge=0,

@@ -27,8 +27,9 @@ def test_a_monthly_history_of_56_months_calibrates() -> None:
     settings = load_settings(inventory={"n_samples": 200})
     cal = calibrated_targets(y, lts, np.full(120, 0.95), q, settings, period_days=30.44)
     assert cal.calibrated and cal.holdout == 18 and cal.measured == 120
-    # stationary Poisson: the nominal target stays near the target (raised or lowered)
-    assert (np.abs(cal.nominal - 0.95) < 0.04).all() and (cal.nominal < 1).all()
+    # stationary Poisson: the nominal target stays near the target (raised or lowered; the
+    # cost-aware mode may lower a group that overshoots down to the largest factor, 90%)
+    assert (np.abs(cal.nominal - 0.95) <= 0.05 + 1e-9).all() and (cal.nominal < 1).all()
     assert cal.curves is not None and cal.curves.achieved.shape[1] > 1
     assert "targets calibrated on the last 18 periods" in cal.note
     # one nominal target per (frequency group, target)

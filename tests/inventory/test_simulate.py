@@ -14,6 +14,7 @@ from sparecast.inventory.simulate import (
     CalibrationCurves,
     calibrate_targets,
     compare_policies,
+    cost_aware_factors,
     frequency_groups,
     nominal_targets,
     simulate_policy,
@@ -377,3 +378,77 @@ def test_solve_factors_is_monotone_in_the_target() -> None:
     f = solve_factors(curves)
     nominal = nominal_targets(keys[:, 1], f)
     assert nominal[1] >= nominal[0] - 1e-12
+
+
+def _costed(achieved: list[list[float]], stock: list[list[float]], demand: list[float],
+            target: float = 0.9) -> CalibrationCurves:  # fmt: skip
+    c = _curves(achieved, demand, [500] * len(achieved), target)
+    return CalibrationCurves(c.keys, c.factors, c.achieved, c.items, c.demand, c.members,
+                             np.array(stock, dtype=float))  # fmt: skip
+
+
+def _fill(curves: CalibrationCurves, f: np.ndarray) -> np.ndarray:
+    log_fs = np.log(np.asarray(TARGET_FACTORS))
+    return np.array([np.interp(-np.log(f[k]), -log_fs, curves.achieved[k]) for k in range(len(f))])
+
+
+def test_cost_aware_factors_raise_the_cheaper_group_first() -> None:
+    # two groups with the same demand and the same fill curve (80% .. 99% over the grid); a
+    # point of fill costs 10x more stock in group 2. Both start at the floor (85%); group 1
+    # is raised alone until the aggregate is 90%: 95% / 85%. Per group (solve_factors) both
+    # would be at 90%.
+    fill, cheap = _line(0.80, 0.99), np.linspace(1.0, 10.0, len(TARGET_FACTORS))
+    curves = _costed([fill, fill], [cheap.tolist(), (10 * cheap).tolist()], [100, 100])
+    f = cost_aware_factors(curves, floor_gap=0.05)
+    got = _fill(curves, f)
+    assert got == pytest.approx([0.95, 0.85], abs=1e-6)
+    assert got.mean() == pytest.approx(0.9, abs=1e-6)
+    assert _fill(curves, solve_factors(curves)) == pytest.approx([0.9, 0.9], abs=1e-6)
+    # the costs swapped: the other group is raised
+    swapped = _costed([fill, fill], [(10 * cheap).tolist(), cheap.tolist()], [100, 100])
+    assert _fill(swapped, cost_aware_factors(swapped, 0.05)) == pytest.approx([0.85, 0.95])
+
+
+def test_cost_aware_factors_honour_the_floor() -> None:
+    # group 2 (20% of the demand) costs far more per point: without a floor (gap 0.5) it is
+    # left at its lowest fill (60%) and group 1 fills (0.9 - 0.2 * 0.6) / 0.8 = 97.5%; with
+    # a gap of 5 points it stays at 85% and group 1 fills (0.9 - 0.2 * 0.85) / 0.8 = 91.25%
+    # (no shrinkage: the curves as measured)
+    cheap = np.linspace(1.0, 10.0, len(TARGET_FACTORS))
+    curves = _costed(
+        [_line(0.80, 0.99), _line(0.60, 0.99)],
+        [cheap.tolist(), (100 * cheap).tolist()],
+        [80, 20],
+    )
+    free = _fill(curves, cost_aware_factors(curves, floor_gap=0.5, shrinkage=0.0))
+    assert free == pytest.approx([0.975, 0.60], abs=1e-6)
+    floored = _fill(curves, cost_aware_factors(curves, floor_gap=0.05, shrinkage=0.0))
+    assert floored == pytest.approx([0.9125, 0.85], abs=1e-6)
+    for got in (free, floored):
+        assert np.dot(got, [80, 20]) / 100 == pytest.approx(0.9, abs=1e-6)
+
+
+def test_cost_aware_factors_keep_a_group_that_overshoots_at_its_floor() -> None:
+    # group 1 overshoots at every factor (95% .. 99%) and its points cost more than group 2's:
+    # it stays at the largest factor; group 2 is raised until the aggregate is reached
+    cheap = np.linspace(1.0, 10.0, len(TARGET_FACTORS))
+    curves = _costed(
+        [_line(0.95, 0.99), _line(0.70, 0.99)], [(20 * cheap).tolist(), cheap.tolist()], [50, 50]
+    )
+    f = cost_aware_factors(curves, floor_gap=0.05, shrinkage=0.0)  # the curves as measured
+    got = _fill(curves, f)
+    assert f[0] == TARGET_FACTORS[0]
+    assert got == pytest.approx([0.95, 0.85], abs=1e-6)
+    flat = np.ones(len(TARGET_FACTORS))
+    # a target no factor reaches: every group at its smallest factor
+    low = _costed([_line(0.5, 0.7), _line(0.5, 0.8)], [flat.tolist(), flat.tolist()], [50, 50])
+    assert cost_aware_factors(low) == pytest.approx(np.full(2, TARGET_FACTORS[-1]))
+
+
+def test_cost_aware_factors_need_stock_curves_and_a_valid_gap() -> None:
+    no_stock = _curves([_line(0.8, 0.99)], [100], [500])
+    with pytest.raises(ConfigError, match="stock"):
+        cost_aware_factors(no_stock)
+    curves = _costed([_line(0.8, 0.99)], [_line(1.0, 2.0)], [100])
+    with pytest.raises(ConfigError, match="floor_gap"):
+        cost_aware_factors(curves, floor_gap=1.0)

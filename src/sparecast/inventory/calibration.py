@@ -42,6 +42,7 @@ from sparecast.inventory.policy import PolicyResult
 from sparecast.inventory.simulate import (
     CalibrationCurves,
     calibration_curves,
+    cost_aware_factors,
     frequency_groups,
     nominal_targets,
     protection_warmup,
@@ -159,6 +160,7 @@ def calibrated_targets(
         [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray], tuple[PolicyResult, np.ndarray]
     ]
     | None = None,
+    unit_cost: np.ndarray | float = 1.0,
 ) -> Calibration:
     """The nominal fill-rate targets that reached ``targets`` in a backtest on the history ``y``
     (items x periods; ``lead_times`` per-item samples in periods; ``order_quantity`` Q per item),
@@ -166,7 +168,8 @@ def calibrated_targets(
     distribution, samples, seed and calibration settings. ``adjust_ltd`` / ``adjust_policy``:
     the plan's rules applied in the calibration backtest (see
     :func:`sparecast.inventory.simulate.calibrate_targets`; ``plan_policy`` passes them). See
-    the module docstring."""
+    the module docstring. ``unit_cost`` (NaN: 1) values the stock of the cost-aware mode
+    (``inventory.calibration_mode = "cost"``)."""
     inv = settings.inventory
     h = np.asarray(y, dtype=np.float64)
     n, n_periods = h.shape
@@ -197,11 +200,22 @@ def calibrated_targets(
         seed=inv.seed,
         adjust_ltd=adjust_ltd,
         adjust_policy=adjust_policy,
+        unit_cost=np.nan_to_num(
+            np.broadcast_to(np.asarray(unit_cost, dtype=np.float64), (n,))[sample], nan=1.0
+        ),
     )
     # the factors of (group, target), carried to the items by their group on the whole history:
     # the history the plan sets their policy on (an item without demand in the fit part but
     # with some later is planned as the group it is in now, not at the no-demand group's cap)
-    factors = solve_factors(curves)
+    if inv.calibration_mode == "cost":
+        factors = cost_aware_factors(curves, inv.calibration_floor_gap)
+        how = (
+            f"cost-aware: aggregate fill at least stock value, no group under the target "
+            f"- {inv.calibration_floor_gap:g}"
+        )
+    else:
+        factors = solve_factors(curves)
+        how = "per group"
     per_item = factors_by_group(curves.keys, factors, frequency_groups(h), tgt)
     nominal = nominal_targets(tgt, per_item)
     raised = nominal > tgt + 1e-12
@@ -211,6 +225,6 @@ def calibrated_targets(
         f"({int(measured[sample].sum())} measured after a warm-up of their protection interval): "
         f"{int(raised.sum())} item(s) planned at a higher nominal fill rate, {int(lowered.sum())} "
         f"at a lower one (policy_target, mean {float(nominal.mean()):.4f}) to reach "
-        f"service_target (mean {float(tgt.mean()):.4f}) out of sample"
+        f"service_target (mean {float(tgt.mean()):.4f}) out of sample ({how})"
     )
     return Calibration(nominal, True, note, holdout, int(measured[sample].sum()), curves)

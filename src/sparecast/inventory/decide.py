@@ -100,8 +100,8 @@ def plan_policy(
 
     ``rate``: demand per period the ``forecast`` level moves to (default the history mean);
     ``tiers``: per-item tier for ``inventory.min_fill_rates`` (aggregate mode; default none);
-    ``unit_cost``: money per unit for the aggregate mode (NaN: 1); ``ltd``: the lead-time demand
-    of ``y`` when already computed with the same settings."""
+    ``unit_cost``: money per unit for the aggregate mode and the cost-aware calibration (NaN:
+    1); ``ltd``: the lead-time demand of ``y`` when already computed with the same settings."""
     inv = settings.inventory
     h = np.asarray(y)
     n = h.shape[0]
@@ -148,6 +148,7 @@ def plan_policy(
             lot_size=lot_a,
             adjust_ltd=ltd_rule,
             adjust_policy=pol_rule,
+            unit_cost=cost,
         )
         policy_targets = calibration.nominal
         notes.append(calibration.note)

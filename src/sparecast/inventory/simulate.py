@@ -64,6 +64,9 @@ __all__ = [
     "frequency_groups",
     "nominal_targets",
     "solve_factors",
+    "cost_aware_factors",
+    "shrunk_fills",
+    "DEFAULT_FLOOR_GAP",
     "compare_policies",
 ]
 
@@ -276,8 +279,10 @@ class CalibrationCurves:
     float64[k, 2] (frequency group, service target), ``factors`` float64[F] (nominal target
     ``1 - (1 - target) * f``), ``achieved`` float64[k, F] (fill rate served / demanded over the
     key's measured items; NaN without demand), ``items`` int64[k] (items of the key with demand
-    in the measured holdout), ``demand`` float64[k] (their measured demand) and ``members``
-    bool[k, items]."""
+    in the measured holdout), ``demand`` float64[k] (their measured demand), ``members``
+    bool[k, items] and ``stock`` float64[k, F] (the key's average stock value on hand over the
+    measured holdout at each factor; ``None`` when not measured, :func:`cost_aware_factors`
+    needs it)."""
 
     keys: np.ndarray
     factors: np.ndarray
@@ -285,6 +290,7 @@ class CalibrationCurves:
     items: np.ndarray
     demand: np.ndarray
     members: np.ndarray
+    stock: np.ndarray | None = None
 
 
 def nominal_targets(targets: np.ndarray | float, factor: np.ndarray | float) -> np.ndarray:
@@ -316,11 +322,13 @@ def calibration_curves(
         [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray], tuple[PolicyResult, np.ndarray]
     ]
     | None = None,
+    unit_cost: np.ndarray | float = 1.0,
 ) -> CalibrationCurves:
     """The calibration backtest: policies set on ``y[:, :-holdout]`` at the nominal targets of
     every factor (:func:`nominal_targets`), simulated on the last ``holdout`` periods after
-    ``warmup`` (default each item's protection interval), the achieved fill rate per (group,
-    target). See :func:`calibrate_targets`."""
+    ``warmup`` (default each item's protection interval), the achieved fill rate and the
+    average stock value (``unit_cost`` per unit) per (group, target). See
+    :func:`calibrate_targets`."""
     h = np.asarray(y, dtype=np.float64)
     n, n_t = h.shape
     tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
@@ -353,6 +361,7 @@ def calibration_curves(
     members = np.array([(grp == g) & (tgt == t) for g, t in keys]).reshape(len(keys), n)
     counted = np.zeros(len(keys), dtype=np.int64)
     demand = np.zeros(len(keys))
+    stock = np.zeros((len(keys), fs.size))
     for j, f in enumerate(fs):
         nominal = nominal_targets(tgt, f)
         pol = distribution_policy(ltd, nominal, q, target_type="fill_rate", policy=policy)
@@ -372,15 +381,18 @@ def calibration_curves(
             warmup=np.minimum(warm, check.shape[1]),
             seed=seed + 7,
             replenish=replenish,
+            unit_cost=unit_cost,
         )
         dem = sim.per_item["demand"].to_numpy()
         fil = sim.per_item["filled"].to_numpy()
+        val = sim.per_item["avg_on_hand_value"].to_numpy()
         for k, m in enumerate(members):
             total = dem[m].sum()
             achieved[k, j] = fil[m].sum() / total if total > 0 else np.nan
             counted[k] = int((dem[m] > 0).sum())
             demand[k] = float(total)
-    return CalibrationCurves(keys, fs, achieved, counted, demand, members)
+            stock[k, j] = float(np.nan_to_num(val[m]).sum())
+    return CalibrationCurves(keys, fs, achieved, counted, demand, members, stock)
 
 
 def _fill_at(fill: np.ndarray, log_fs: np.ndarray, log_f: float) -> float:
@@ -420,29 +432,16 @@ def solve_factors(
        as the decision backtest scores it).
     4. Factors are made monotone in the target within a group: a higher service target never
        gets a lower nominal target."""
-    keys, fs, ach = curves.keys, curves.factors, curves.achieved
+    keys, fs = curves.keys, curves.factors
     k_n = len(keys)
-    nom = nominal_targets(keys[:, 1][:, None], fs[None, :])
-    err = nom - ach
+    fills = shrunk_fills(curves, shrinkage)
     log_fs = np.log(fs)
     out = np.ones(k_n)
+    for k in range(k_n):
+        out[k] = _factor_at(fills[k], fs, float(keys[k, 1]))
     for t in np.unique(keys[:, 1]) if k_n else []:
         rows = np.flatnonzero((keys[:, 1] == t) & (keys[:, 0] > 0))
-        dem = np.nan_to_num(curves.demand[rows].astype(np.float64))
-        ok = np.isfinite(err[rows]).all(axis=1) & (dem > 0)
-        pooled = (
-            (err[rows][ok] * dem[ok, None]).sum(axis=0) / dem[ok].sum()
-            if ok.any()
-            else np.zeros(fs.size)
-        )
-        fills: dict[int, np.ndarray] = {}
-        for k in np.flatnonzero(keys[:, 1] == t).tolist():
-            n_k = float(curves.items[k])
-            e_k = np.where(np.isfinite(err[k]), err[k], pooled)
-            e = (n_k * e_k + shrinkage * pooled) / (n_k + shrinkage) if keys[k, 0] > 0 else e_k
-            fills[k] = np.maximum.accumulate(nom[k] - e)
-            out[k] = _factor_at(fills[k], fs, float(t))
-        live = [int(k) for k, d in zip(rows, dem, strict=True) if d > 0]
+        live = [int(k) for k in rows if curves.demand[k] > 0]
         if not live:
             continue
         d_live = np.array([curves.demand[k] for k in live], dtype=np.float64)
@@ -451,7 +450,6 @@ def solve_factors(
             shift: float,
             live: list[int] = live,
             d_live: np.ndarray = d_live,
-            fills: dict[int, np.ndarray] = fills,
         ) -> float:
             f = [_fill_at(fills[k], log_fs, np.log(out[k]) + shift) for k in live]
             return float(np.dot(f, d_live) / d_live.sum())
@@ -466,13 +464,135 @@ def solve_factors(
                 lo, hi = (mid, hi) if agg(mid) >= t else (lo, mid)
             for j in live:
                 out[j] = float(np.clip(np.exp(np.log(out[j]) + lo), fs[-1], fs[0]))
-    # monotone in the target within a group: the nominal target never falls as the target rises
-    for g in np.unique(keys[:, 0]) if k_n else []:
+    return _monotone_in_target(keys, out)
+
+
+def shrunk_fills(curves: CalibrationCurves, shrinkage: float = CALIBRATION_SHRINKAGE) -> np.ndarray:
+    """float64[k, F]: each key's achieved fill per factor as :func:`solve_factors` reads it:
+    its shortfall ``nominal - achieved`` shrunk towards the pooled one of the keys with the
+    same target and demand in the fit part (weighted by their holdout demand) by
+    ``shrinkage`` items, then made non-decreasing in the nominal target."""
+    keys, fs, ach = curves.keys, curves.factors, curves.achieved
+    k_n = len(keys)
+    nom = nominal_targets(keys[:, 1][:, None], fs[None, :])
+    err = nom - ach
+    fills = np.zeros((k_n, fs.size))
+    for t in np.unique(keys[:, 1]) if k_n else []:
+        rows = np.flatnonzero((keys[:, 1] == t) & (keys[:, 0] > 0))
+        dem = np.nan_to_num(curves.demand[rows].astype(np.float64))
+        ok = np.isfinite(err[rows]).all(axis=1) & (dem > 0)
+        pooled = (
+            (err[rows][ok] * dem[ok, None]).sum(axis=0) / dem[ok].sum()
+            if ok.any()
+            else np.zeros(fs.size)
+        )
+        for k in np.flatnonzero(keys[:, 1] == t).tolist():
+            n_k = float(curves.items[k])
+            e_k = np.where(np.isfinite(err[k]), err[k], pooled)
+            e = (n_k * e_k + shrinkage * pooled) / (n_k + shrinkage) if keys[k, 0] > 0 else e_k
+            fills[k] = np.maximum.accumulate(nom[k] - e)
+    return fills
+
+
+def _monotone_in_target(keys: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Factors made monotone in the target within a group: a higher service target never gets
+    a lower nominal target (a noisy backtest must not plan 95% below 90%)."""
+    out = out.copy()
+    for g in np.unique(keys[:, 0]) if len(keys) else []:
         rows = np.flatnonzero(keys[:, 0] == g)
         rows = rows[np.argsort(keys[rows, 1])]
         nominal = np.maximum.accumulate(nominal_targets(keys[rows, 1], out[rows]))
         out[rows] = (1.0 - nominal) / np.maximum(1.0 - keys[rows, 1], 1e-12)
     return out
+
+
+DEFAULT_FLOOR_GAP = 0.05
+""":func:`cost_aware_factors`: no frequency group with history is planned for a fill rate
+below the target minus this gap (``inventory.calibration_floor_gap``)."""
+
+
+def cost_aware_factors(
+    curves: CalibrationCurves,
+    floor_gap: float = DEFAULT_FLOOR_GAP,
+    shrinkage: float = CALIBRATION_SHRINKAGE,
+) -> np.ndarray:
+    """The calibration factor per key of ``curves`` (float64[k]) that reaches each target's
+    demand-weighted fill over the keys with history at the least stock value.
+
+    Per target: the fill curves of :func:`shrunk_fills` and the stock value curves
+    (``curves.stock``, made non-decreasing in the nominal target) of its keys with demand in the
+    fit part and in the holdout; every key starts at the factor where it fills ``target -
+    floor_gap`` (its floor; the smallest factor when it cannot); then, by marginal analysis, the
+    key whose next step down the factor grid (to any smaller factor: the steepest chord, so a
+    flat stretch before a steep one is crossed) buys the most demand-weighted fill per unit of
+    stock value is raised, until the aggregate fill reaches the target (the last step is cut,
+    linear in ``log f``, to land on it) or no key can gain. A key that overshoots at its floor
+    stays there; keys without demand (group 0, no holdout demand) keep the factor that reaches
+    the target. Factors are then made monotone in the target within a group.
+
+    Why: solving each group to the target (:func:`solve_factors`) buys fill where it costs most
+    (sparse groups, whose fill takes a lump of stock per item); the aggregate goal over items
+    with history is reached more cheaply in the groups where a point of fill costs least. The
+    floor keeps sparse items from being abandoned."""
+    if curves.stock is None:
+        raise ConfigError("cost_aware_factors needs the stock value curves (curves.stock)")
+    if not 0.0 <= floor_gap < 1.0:
+        raise ConfigError(f"floor_gap must be in [0, 1), got {floor_gap}")
+    keys, fs = curves.keys, curves.factors
+    k_n = len(keys)
+    log_fs = np.log(fs)
+    fills = shrunk_fills(curves, shrinkage)
+    stock = np.maximum.accumulate(np.nan_to_num(curves.stock.astype(np.float64)), axis=1)
+    out = np.ones(k_n)
+    for k in range(k_n):
+        out[k] = _factor_at(fills[k], fs, float(keys[k, 1]))
+    for t in np.unique(keys[:, 1]) if k_n else []:
+        rows = np.flatnonzero((keys[:, 1] == t) & (keys[:, 0] > 0))
+        live = [int(k) for k in rows if curves.demand[k] > 0]
+        if not live:
+            continue
+        w = np.array([curves.demand[k] for k in live], dtype=np.float64)
+        w = w / w.sum()
+        pos = np.array([np.log(_factor_at(fills[k], fs, float(t) - floor_gap)) for k in live])
+
+        def fill(i: int, x: float, live: list[int] = live) -> float:
+            return _fill_at(fills[live[i]], log_fs, x)
+
+        def value(i: int, x: float, live: list[int] = live) -> float:
+            return _fill_at(stock[live[i]], log_fs, x)
+
+        total = float(sum(w[i] * fill(i, pos[i]) for i in range(len(live))))
+        while total < t - 1e-9:
+            best: tuple[float, int, float] | None = None
+            for i in range(len(live)):
+                f0, v0 = fill(i, pos[i]), value(i, pos[i])
+                for x in log_fs[log_fs < pos[i] - 1e-12]:
+                    gain = w[i] * (fill(i, float(x)) - f0)
+                    if gain <= 1e-12:
+                        continue
+                    cost = value(i, float(x)) - v0
+                    ratio = np.inf if cost <= 1e-12 else gain / cost
+                    if best is None or ratio > best[0]:
+                        best = (ratio, i, float(x))
+            if best is None:
+                break
+            _, i, x = best
+            gain = w[i] * (fill(i, x) - fill(i, pos[i]))
+            if total + gain >= t:
+                # the last step cut to land on the target (fill non-increasing in log f)
+                lo, hi = x, float(pos[i])
+                base = total - w[i] * fill(i, pos[i])
+                for _ in range(50):
+                    mid = (lo + hi) / 2.0
+                    lo, hi = (mid, hi) if base + w[i] * fill(i, mid) >= t else (lo, mid)
+                pos[i] = lo
+                total = base + w[i] * fill(i, lo)
+                break
+            total += gain
+            pos[i] = x
+        for i, k in enumerate(live):
+            out[k] = float(np.clip(np.exp(pos[i]), fs[-1], fs[0]))
+    return _monotone_in_target(keys, out)
 
 
 def calibrate_targets(
