@@ -339,11 +339,12 @@ class InventorySettings(_Section):
         "target, the behaviour before 2026-12)",
     )
     calibration_floor_gap: float = Field(
-        0.05,
+        0.1,
         ge=0,
         lt=1,
         description="calibration_mode = cost: no frequency group is planned for a fill rate "
-        "below the target minus this gap (0.05: 85% at a 90% target)",
+        "below the target minus this gap in the calibration backtest (0.1: 80% at a 90% "
+        "target)",
     )
     calibration_min_periods: int = Field(
         0,

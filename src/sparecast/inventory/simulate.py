@@ -506,7 +506,7 @@ def _monotone_in_target(keys: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-DEFAULT_FLOOR_GAP = 0.05
+DEFAULT_FLOOR_GAP = 0.1
 """:func:`cost_aware_factors`: no frequency group with history is planned for a fill rate
 below the target minus this gap (``inventory.calibration_floor_gap``)."""
 
