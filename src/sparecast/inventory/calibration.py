@@ -23,11 +23,16 @@ Recipe (numeric, on the items x periods history ``y``):
 - above ``inventory.calibration_max_items`` items a random sample (``inventory.seed``) measures
   the factors; the nominal target is a function of (group, target), carried to every item by
   its group on the whole history (the history its policy is set on);
-- the factor of a (group, target) is solved on its achieved-fill error, shrunk towards the pooled
-  one for small groups and monotone in the target
-  (:func:`sparecast.inventory.simulate.solve_factors`); factors above 1 lower the nominal
-  target of groups that overshoot; the sparse rule is applied at the nominal targets, so sparse
-  items follow the calibration too.
+- ``inventory.calibration_mode = "cost"`` (the default): the factors of a target's groups are
+  the ones that reach the target's fill rate over all items with history at the least stock value
+  in the backtest (:func:`sparecast.inventory.simulate.cost_aware_factors`: marginal analysis
+  over the groups' fill and stock value curves, the items valued at ``unit_cost``), no group
+  planned below ``target - inventory.calibration_floor_gap``;
+- ``"group"``: the factor of a (group, target) is solved on its achieved-fill error, shrunk
+  towards the pooled one for small groups and monotone in the target
+  (:func:`sparecast.inventory.simulate.solve_factors`);
+- factors above 1 lower the nominal target of groups that overshoot; the sparse rule is applied
+  at the nominal targets, so sparse items follow the calibration too.
 """
 
 from __future__ import annotations
