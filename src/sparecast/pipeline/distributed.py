@@ -415,6 +415,10 @@ class DaskEngine:
                 ),
                 adjust_ltd=ltd_rule,
                 adjust_policy=pol_rule,
+                # the cost-aware calibration values the stock as plan_policy does (NaN: 1)
+                unit_cost=np.broadcast_to(
+                    np.asarray(kwargs.get("unit_cost", np.nan), dtype=np.float64), (n,)
+                ),
             )
             nominal = calibration.nominal
             notes.append(calibration.note)
