@@ -405,6 +405,14 @@ class InventorySettings(_Section):
         default_factory=dict,
         description="per-tier minimum fill rate in service_mode = aggregate (tiers missing: 0)",
     )
+    aggregate_min_fill: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="service_mode = aggregate: minimum fill rate of every replenished item "
+        "(with min_fill_rates, the higher of the two), so the greedy does not leave the "
+        "dearest or sparsest items unstocked (0: none)",
+    )
 
     @field_validator("aggregate_level_sigmas")
     @classmethod

@@ -299,7 +299,7 @@ def special_rules(
             else None
         )
         ltd = with_level_uncertainty(ltd, settings)
-        mins = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
+        mins = _minimums(tiers, settings)
         opt = optimize_service(
             ltd.samples,
             pol.order_quantity,
@@ -379,7 +379,7 @@ def calibrated_aggregate_target(
     def replenish(fit: np.ndarray) -> np.ndarray:
         return ~obsolete_items(fit, inv.obsolete_intervals)[0]
 
-    mins = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
+    mins = _minimums(tiers, settings)
     # the level uncertainty that reaches the target at the least stock value in the backtest
     # (stable demand needs none; growth and decay need some to reach high targets at all)
     found: dict[float, AggregateCalibration] = {}
@@ -430,6 +430,14 @@ def calibrated_aggregate_target(
         f"{inv.aggregate_target:.4f} out of sample (nominal -> achieved: {tried}; {others})"
     )
     return cal.nominal, sigma
+
+
+def _minimums(tiers: list[str], settings: Settings) -> np.ndarray:
+    """float64[items]: the aggregate mode's minimum fill rate per item, the higher of its
+    tier's (``inventory.min_fill_rates``) and ``inventory.aggregate_min_fill``."""
+    inv = settings.inventory
+    tier = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
+    return np.maximum(tier, inv.aggregate_min_fill)
 
 
 def _with_inventory(settings: Settings, **changes: object) -> Settings:

@@ -399,7 +399,8 @@ def calibrate_aggregate_target(
     history = np.maximum(fit, 0.0).sum(axis=1) > 0
     q = np.asarray(order_quantity, dtype=np.float64)
     w = aggregate_weights(ltd, fit, metric)
-    sizes = demand_sizes(fit, ltd.samples.shape[1], seed + 5) if metric == "demand_periods" else None
+    periods = metric == "demand_periods"
+    sizes = demand_sizes(fit, ltd.samples.shape[1], seed + 5) if periods else None
     fs = np.asarray(factors, dtype=np.float64)
     fs = fs[1.0 - (1.0 - target) * fs >= 0.05]
     if fs.size == 0:
