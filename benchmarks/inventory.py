@@ -37,9 +37,10 @@ Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0
 ``--aggregate-sigmas`` / ``--aggregate-min-fill``: the aggregate mode's
 ``inventory.aggregate_metric`` / ``aggregate_level_sigmas`` / ``aggregate_min_fill``;
 ``--svg`` writes the trade-off curves (fill rate on items with history against average stock
-value, one panel per data set) to an SVG file; ``--quantiles`` also prints the coverage and pinball loss of the per-period and lead-time
-quantiles over 3 rolling origins; ``--scale-items N`` only times ``lead_time_demand`` and
-``distribution_policy`` on a synthetic panel of N items x ``--days``.
+value, one panel per data set) to an SVG file; ``--quantiles`` also prints the coverage and
+pinball loss of the per-period and lead-time quantiles over 3 rolling origins; ``--scale-items
+N`` only times ``lead_time_demand`` and ``distribution_policy`` on a synthetic panel of N items
+x ``--days``.
 """
 
 from __future__ import annotations
