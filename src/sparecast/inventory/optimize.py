@@ -24,6 +24,10 @@ target is reached.
    fill rate ``sum w_i f_i / sum w_i`` reaches the target. Sorting the segments is exactly the
    greedy (an item's segments come in decreasing order of gain), without a Python loop per step.
 
+With ``metric = "demand_periods"`` the same greedy runs on the share of demand periods served
+in full (:func:`demand_period_service`, weights: each item's share of periods with demand), the
+spec's "under 2% stockouts" rather than a share of units.
+
 Nothing is reached without stock for an item whose lower bound is already its cap; when the
 target is out of reach even with every item at ``max_fill``, every item is at its cap and
 ``reached`` is False.
