@@ -32,11 +32,15 @@ Data sets:
 
 Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0.90,0.95,0.98]
 [--policy sQ|RsS] [--distribution auto] [--n-samples 1000] [--skip-demo] [--skip-carparts]
-[--skip-oil] [--svg FILE] [--quantiles]``; ``--svg`` writes the trade-off curves
-(fill rate on items with history against average stock value, one panel per data set) to an SVG
-file; ``--quantiles`` also prints the coverage and pinball loss of the per-period and lead-time
-quantiles over 3 rolling origins; ``--scale-items N`` only times ``lead_time_demand`` and
-``distribution_policy`` on a synthetic panel of N items x ``--days``.
+[--skip-oil] [--aggregate-metric fill_rate|demand_periods] [--aggregate-sigmas 0,0.3,0.6,1]
+[--aggregate-min-fill 0] [--svg FILE] [--quantiles]``; ``--aggregate-metric`` /
+``--aggregate-sigmas`` / ``--aggregate-min-fill``: the aggregate mode's
+``inventory.aggregate_metric`` / ``aggregate_level_sigmas`` / ``aggregate_min_fill``;
+``--svg`` writes the trade-off curves (fill rate on items with history against average stock
+value, one panel per data set) to an SVG file; ``--quantiles`` also prints the coverage and
+pinball loss of the per-period and lead-time quantiles over 3 rolling origins; ``--scale-items
+N`` only times ``lead_time_demand`` and ``distribution_policy`` on a synthetic panel of N items
+x ``--days``.
 """
 
 from __future__ import annotations
@@ -155,6 +159,13 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> DecisionBac
             "distribution": args.distribution,
             "n_samples": args.n_samples,
             "seed": args.seed,
+            "aggregate_metric": args.aggregate_metric,
+            "aggregate_min_fill": args.aggregate_min_fill,
+            **(
+                {"aggregate_level_sigmas": [float(x) for x in args.aggregate_sigmas.split(",")]}
+                if args.aggregate_sigmas
+                else {}
+            ),
         }
     )
     t0 = time.perf_counter()
@@ -355,6 +366,11 @@ def main() -> None:
     ap.add_argument("--policy", choices=["sQ", "RsS"], default="sQ")
     ap.add_argument("--distribution", default="auto")
     ap.add_argument("--n-samples", type=int, default=1000)
+    ap.add_argument(
+        "--aggregate-metric", choices=["fill_rate", "demand_periods"], default="fill_rate"
+    )
+    ap.add_argument("--aggregate-min-fill", type=float, default=0.0)
+    ap.add_argument("--aggregate-sigmas", default="", help="level sigmas the calibration tries")
     ap.add_argument("--svg", type=Path, help="write the trade-off curves to this SVG file")
     ap.add_argument("--quantiles", action="store_true", help="also print quantile calibration")
     ap.add_argument(

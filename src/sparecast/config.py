@@ -387,7 +387,17 @@ class InventorySettings(_Section):
         "items reaches aggregate_target at minimum stock value (greedy marginal analysis)",
     )
     aggregate_target: float = Field(
-        0.98, gt=0, lt=1, description="fill rate over all items (service_mode = aggregate)"
+        0.98,
+        gt=0,
+        lt=1,
+        description="target over all items (service_mode = aggregate): the fill rate, or the "
+        "share of demand periods served in full with aggregate_metric = demand_periods",
+    )
+    aggregate_metric: Literal["fill_rate", "demand_periods"] = Field(
+        "fill_rate",
+        description="what aggregate_target counts: fill_rate (share of demand units filled) or "
+        "demand_periods (share of periods with demand served in full: 0.98 = under 2% of demand "
+        "periods short, the stockout rate)",
     )
     aggregate_level_sigma: float = Field(
         0.6,
@@ -395,12 +405,37 @@ class InventorySettings(_Section):
         le=2,
         description="service_mode = aggregate: sigma of a lognormal factor (mean 1) on the "
         "lead-time demand per sample path, the uncertainty of the demand level ahead "
-        "(inventory.policy.level_mixture; 0: none)",
+        "(inventory.policy.level_mixture; 0: none); used when the aggregate target is not "
+        "calibrated (calibrate off or too short a history)",
+    )
+    aggregate_level_sigmas: list[float] = Field(
+        default_factory=lambda: [0.0, 0.3, 0.6, 1.0],
+        min_length=1,
+        max_length=8,
+        description="service_mode = aggregate with calibrate on: the level sigmas the "
+        "calibration backtest tries; it keeps the one reaching aggregate_target at the least "
+        "stock value (else the highest achieved)",
     )
     min_fill_rates: dict[str, float] = Field(
         default_factory=dict,
         description="per-tier minimum fill rate in service_mode = aggregate (tiers missing: 0)",
     )
+    aggregate_min_fill: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="service_mode = aggregate: minimum fill rate of every replenished item "
+        "(with min_fill_rates, the higher of the two), so the greedy does not leave the "
+        "dearest or sparsest items unstocked (0: none)",
+    )
+
+    @field_validator("aggregate_level_sigmas")
+    @classmethod
+    def _valid_sigmas(cls, value: list[float]) -> list[float]:
+        bad = [v for v in value if not 0.0 <= v <= 2.0]
+        if bad:
+            raise ValueError(f"aggregate level sigmas must be in [0, 2], got {bad}")
+        return value
 
     @field_validator("targets", "item_targets")
     @classmethod

@@ -86,3 +86,57 @@ def test_the_aggregate_mode_plans_for_level_uncertainty() -> None:
     again = plan_policy(y, lead, 0.95, q, load_settings(
         inventory={**base, "aggregate_level_sigma": 0.5}), unit_cost=cost)  # fmt: skip
     np.testing.assert_array_equal(again.policy.reorder_point, wide.policy.reorder_point)
+
+
+def test_the_aggregate_calibration_picks_a_level_sigma_from_its_grid() -> None:
+    # stationary Poisson demand: no level uncertainty is needed, so the grid's cheapest
+    # member reaching the target is sigma 0; the note lists every sigma tried
+    rng = np.random.default_rng(2)
+    y = rng.poisson(2.0, (40, 120)).astype(float)
+    lead, q, cost = [np.array([3.0])] * 40, np.full(40, 8.0), np.linspace(1, 4, 40)
+    base = {"n_samples": 300, "service_mode": "aggregate", "aggregate_target": 0.95}
+    d = plan_policy(y, lead, 0.95, q, load_settings(
+        inventory={**base, "aggregate_level_sigmas": [0.0, 0.6, 1.0]}), unit_cost=cost)  # fmt: skip
+    note = next(x for x in d.notes if "aggregate target calibrated" in x)
+    assert "with level sigma 0 " in note
+    assert all(f"level sigma {k}: value" in note for k in ("0", "0.6", "1"))
+    # a grid of one sigma is used as given
+    wide = plan_policy(y, lead, 0.95, q, load_settings(
+        inventory={**base, "aggregate_level_sigmas": [1.0]}), unit_cost=cost)  # fmt: skip
+    note = next(x for x in wide.notes if "aggregate target calibrated" in x)
+    assert "with level sigma 1 " in note and "level sigma 0:" not in note
+
+
+def test_the_aggregate_floor_keeps_every_item_stocked() -> None:
+    y = _history()
+    lead, q = [np.array([5.0])] * 12, np.full(12, 10.0)
+    cost = np.where(np.arange(12) % 2 == 0, 1.0, 100.0)  # dear items the greedy skips
+    base = {"n_samples": 400, "calibrate": False, "service_mode": "aggregate",
+            "aggregate_target": 0.6, "aggregate_level_sigma": 0.0}  # fmt: skip
+    free = plan_policy(y, lead, 0.6, q, load_settings(inventory=base), unit_cost=cost)
+    floor = plan_policy(y, lead, 0.6, q, load_settings(
+        inventory={**base, "aggregate_min_fill": 0.8}), unit_cost=cost)  # fmt: skip
+    live = free.replenished
+    assert free.policy.expected_fill_rate[live].min() < 0.8
+    assert floor.policy.expected_fill_rate[live].min() >= 0.8 - 1e-9
+    with pytest.raises(Exception, match="aggregate_min_fill"):
+        load_settings(inventory={"aggregate_min_fill": 1.0})
+
+
+def test_the_aggregate_mode_on_demand_periods() -> None:
+    # the demand-period metric: the note gives the predicted share of demand periods served
+    # in full, at the target; the plan's expected_fill_rate stays a fill rate per item
+    import re
+
+    y = _history()
+    lead, q, cost = [np.array([5.0])] * 12, np.full(12, 10.0), np.linspace(1, 5, 12)
+    base = {"n_samples": 400, "calibrate": False, "service_mode": "aggregate",
+            "aggregate_target": 0.9, "aggregate_level_sigma": 0.0}  # fmt: skip
+    d = plan_policy(y, lead, 0.9, q, load_settings(
+        inventory={**base, "aggregate_metric": "demand_periods"}), unit_cost=cost)  # fmt: skip
+    note = next(x for x in d.notes if "share of demand periods served in full" in x)
+    predicted = float(re.search(r"predicted ([0-9.]+)", note).group(1))  # type: ignore[union-attr]
+    assert 0.9 <= predicted < 0.95
+    units = plan_policy(y, lead, 0.9, q, load_settings(inventory=base), unit_cost=cost)
+    assert any("aggregate fill rate of" in x for x in units.notes)
+    assert not np.array_equal(units.policy.reorder_point, d.policy.reorder_point)

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from sparecast.errors import ConfigError
+from sparecast.errors import ConfigError, DataValidationError
 from sparecast.inventory.optimize import calibrate_aggregate_target, optimize_service
 from sparecast.inventory.policy import fill_rate_from_samples, reorder_point_from_samples
 from sparecast.methods.distributions import lead_time_demand
@@ -200,3 +200,97 @@ def test_the_aggregate_mode_reaches_a_target_the_old_per_item_ceiling_blocked() 
     assert MAX_ITEM_FILL > 0.999 and new.reached and new.aggregate_fill_rate >= 0.9995
     # the cheap items carry the extra service: they fill more than the dear ones
     assert new.expected_fill_rate[:10].mean() > new.expected_fill_rate[10:].mean()
+
+
+def test_demand_period_service_by_hand() -> None:
+    from sparecast.inventory.optimize import demand_period_service
+
+    # every path: 2 units over the lead time, then a demand period of 1 unit: short when the
+    # inventory position is under 3. s = 2, Q = 1: IP = 3, never short; s = 1, Q = 1: IP = 2,
+    # always short; s = 1, Q = 2: IP is 2 or 3, short half the time
+    lead = np.full((3, 5), 2.0, dtype=np.float32)
+    size = np.ones((3, 5))
+    got = demand_period_service(lead, size, np.array([2.0, 1.0, 1.0]), np.array([1.0, 1.0, 2.0]))
+    np.testing.assert_allclose(got, [1.0, 0.0, 0.5])
+    # a lump of 4 on one path of four (sizes 1, 1, 1, 4), s = 3, Q = 1 (IP = 4): short on the
+    # lump's path only (2 + 4 > 4); an item without demand (sizes 0) is served
+    lead2 = np.full((2, 4), 2.0, dtype=np.float32)
+    size2 = np.array([[1.0, 1.0, 1.0, 4.0], [0.0, 0.0, 0.0, 0.0]])
+    got2 = demand_period_service(lead2, size2, np.array([3.0, 0.0]), np.ones(2))
+    np.testing.assert_allclose(got2, [0.75, 1.0])
+
+
+def test_demand_sizes_come_from_the_positive_history() -> None:
+    from sparecast.inventory.optimize import demand_sizes
+
+    y = np.array([[0, 3, 0, 5, 0, 0], [0, 0, 0, 0, 0, 0], [2, 2, 2, 2, 2, 2]], dtype=float)
+    d = demand_sizes(y, 2000, seed=1)
+    assert set(np.unique(d[0])) == {3.0, 5.0} and abs((d[0] == 3.0).mean() - 0.5) < 0.05
+    assert (d[1] == 0).all() and (d[2] == 2).all()
+
+
+def test_demand_period_greedy_buys_the_most_short_periods_avoided_per_money() -> None:
+    # two items, each with a demand period every period and no lead-time demand before it,
+    # Q = 1 (IP = s + 1): item 0 demands 2 a period (served from s = 1), item 1 demands 11
+    # (served from s = 10) and costs half as much a unit
+    full = np.array([[2, 2, 2, 2], [11, 11, 11, 11]], dtype=np.float32)
+    lead = np.zeros((2, 4), dtype=np.float32)
+    sizes = full.astype(np.float64)
+    q, cost = np.ones(2), np.array([1.0, 0.5])
+    half = optimize_service(
+        full, q, np.ones(2), cost, 0.5, lead_samples=lead, metric="demand_periods", sizes=sizes
+    )
+    # half the demand periods: item 0's, for 1 unit of money (item 1's would cost 5)
+    assert half.reorder_point.tolist() == [1.0, 0.0]
+    assert half.expected_fill_rate.tolist() == [1.0, 0.0]
+    assert half.aggregate_fill_rate == pytest.approx(0.5)
+    # the fill rate weighs units: item 1 fills 2 units per unit of money, item 0 only 1; at
+    # s = 0 each fills 1 unit of 2 and 11 (2 of 13), so 4.5 more units: item 1 up to s = 5
+    by_fill = optimize_service(full, q, np.array([2.0, 11.0]), cost, 0.5, lead_samples=lead)
+    assert by_fill.reorder_point.tolist() == [0.0, 5.0]
+    # weights are demand periods: item 1 demanding in ten times as many periods as item 0,
+    # its periods avoided per money (1 / 5) beat item 0's (0.1 / 1) and reach half alone
+    more = optimize_service(
+        full, q, np.array([0.1, 1.0]), cost, 0.5, lead_samples=lead, metric="demand_periods",
+        sizes=sizes,
+    )  # fmt: skip
+    assert more.reorder_point.tolist() == [0.0, 10.0]
+    with pytest.raises(ConfigError, match="metric"):
+        optimize_service(full, q, np.ones(2), cost, 0.5, metric="units")
+    with pytest.raises(DataValidationError, match="sizes"):
+        optimize_service(full, q, np.ones(2), cost, 0.5, metric="demand_periods")
+
+
+def test_aggregate_weights_count_demand_periods() -> None:
+    from sparecast.inventory.optimize import aggregate_weights
+
+    # one item with demand every period, one with demand one period in four (a lump of 4):
+    # the same units per period, four times the demand periods
+    y = np.zeros((2, 200))
+    y[0] = 1.0
+    y[1, ::4] = 4.0
+    ltd = lead_time_demand(y, [np.array([2.0])] * 2, review_period=1.0, n_samples=2000)
+    by_units = aggregate_weights(ltd, y, "fill_rate")
+    assert by_units[0] == pytest.approx(by_units[1], rel=0.15)
+    np.testing.assert_allclose(aggregate_weights(ltd, y, "demand_periods"), [1.0, 0.25])
+    with pytest.raises(ConfigError, match="metric"):
+        aggregate_weights(ltd, y, "units")
+    with pytest.raises(ConfigError, match="history"):
+        aggregate_weights(ltd, None, "demand_periods")
+
+
+def test_calibration_measures_the_demand_period_metric() -> None:
+    # constant demand of 1 a period: the highest nominal targets serve every demand period of
+    # the holdout; the low ones leave some short, and the share of demand periods served is
+    # not the fill rate (a short period still fills part of its demand)
+    y = np.ones((4, 60))
+    lead = [np.array([2.0])] * 4
+    args = dict(holdout=20, warmup=5, n_samples=200)
+    periods = calibrate_aggregate_target(
+        y, lead, np.full(4, 3.0), np.ones(4), 0.9, metric="demand_periods", **args
+    )
+    fill = calibrate_aggregate_target(y, lead, np.full(4, 3.0), np.ones(4), 0.9, **args)
+    assert periods.reached and periods.pairs[-1][1] == pytest.approx(1.0)
+    assert periods.nominal < 0.9
+    assert [a for a, _ in periods.pairs] == [a for a, _ in fill.pairs]
+    assert any(abs(b - c) > 0.01 for (_, b), (_, c) in zip(periods.pairs, fill.pairs, strict=True))

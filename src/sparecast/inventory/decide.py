@@ -36,7 +36,9 @@ from sparecast.inventory.calibration import calibrated_targets, calibration_wind
 from sparecast.inventory.optimize import (
     MAX_ITEM_FILL,
     AggregateCalibration,
+    aggregate_weights,
     calibrate_aggregate_target,
+    demand_sizes,
     optimize_service,
 )
 from sparecast.inventory.policy import (
@@ -291,9 +293,14 @@ def special_rules(
     n = len(tiers)
     rule = np.full(n, "target", dtype=object)
     if inv.service_mode == "aggregate":
-        weights = ltd.mean / np.maximum(ltd.mean_lead_time + ltd.review_period, 1e-12)
+        weights = aggregate_weights(ltd, y, inv.aggregate_metric)
+        sizes = (
+            demand_sizes(y, ltd.samples.shape[1], inv.seed + 5)
+            if inv.aggregate_metric == "demand_periods"
+            else None
+        )
         ltd = with_level_uncertainty(ltd, settings)
-        mins = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
+        mins = _minimums(tiers, settings)
         opt = optimize_service(
             ltd.samples,
             pol.order_quantity,
@@ -303,12 +310,19 @@ def special_rules(
             min_fill_rate=mins,
             lead_samples=ltd.lead_samples if ltd.review_period > 0 else None,
             integer=ltd.params.integer,
+            metric=inv.aggregate_metric,
+            sizes=sizes,
         )
         pol = with_reorder_points(pol, ltd, np.ones(n, bool), opt.reorder_point)
         pol = replace(pol, target=np.full(n, aggregate_nominal))
         rule[:] = "aggregate"
+        what = (
+            "share of demand periods served in full"
+            if inv.aggregate_metric == "demand_periods"
+            else "fill rate"
+        )
         notes.append(
-            f"service_mode = aggregate: reorder points for an aggregate fill rate of "
+            f"service_mode = aggregate: reorder points for an aggregate {what} of "
             f"{aggregate_nominal:.4f} at minimum stock value (predicted "
             f"{opt.aggregate_fill_rate:.4f}"
             + ("" if opt.reached else f", out of reach at a {MAX_ITEM_FILL:.2%} cap per item")
@@ -344,9 +358,9 @@ def calibrated_aggregate_target(
     """The nominal aggregate target and level sigma that reached ``inventory.aggregate_target``
     in a backtest on the history (``optimize.calibrate_aggregate_target``; the same holdout,
     warm-up and item sample as the per-item calibration, the plan's level shift and
-    obsolescence), tried without level uncertainty and with ``aggregate_level_sigma``: the
-    one reaching the target at the lower stock value (else the higher fill). Histories too
-    short for that keep the target and the sigma, with a note."""
+    obsolescence), tried at each level sigma of ``aggregate_level_sigmas``: the one reaching
+    the target at the least stock value (else the highest achieved; ties to the smaller sigma).
+    Histories too short for that keep the target and ``aggregate_level_sigma``, with a note."""
     inv = settings.inventory
     n_periods = y.shape[1]
     review = max(1, round(inv.review_period_days / period_days))
@@ -366,12 +380,11 @@ def calibrated_aggregate_target(
     def replenish(fit: np.ndarray) -> np.ndarray:
         return ~obsolete_items(fit, inv.obsolete_intervals)[0]
 
-    mins = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
-    # the level uncertainty of the mode (aggregate_level_sigma) or none, whichever reaches
-    # the target at less stock value in the backtest (stable demand needs none; growth and
-    # decay need it to reach high targets at all)
+    mins = _minimums(tiers, settings)
+    # the level uncertainty that reaches the target at the least stock value in the backtest
+    # (stable demand needs none; growth and decay need some to reach high targets at all)
     found: dict[float, AggregateCalibration] = {}
-    for sigma in sorted({0.0, inv.aggregate_level_sigma}):
+    for sigma in sorted(set(inv.aggregate_level_sigmas)):
         with_sigma = _with_inventory(settings, aggregate_level_sigma=sigma)
 
         def adjust_ltd(
@@ -397,6 +410,7 @@ def calibrated_aggregate_target(
             seed=inv.seed,
             replenish=replenish,
             adjust_ltd=adjust_ltd,
+            metric=inv.aggregate_metric,
         )
     reached = [k for k, c in found.items() if c.reached]
     if reached:
@@ -417,6 +431,14 @@ def calibrated_aggregate_target(
         f"{inv.aggregate_target:.4f} out of sample (nominal -> achieved: {tried}; {others})"
     )
     return cal.nominal, sigma
+
+
+def _minimums(tiers: list[str], settings: Settings) -> np.ndarray:
+    """float64[items]: the aggregate mode's minimum fill rate per item, the higher of its
+    tier's (``inventory.min_fill_rates``) and ``inventory.aggregate_min_fill``."""
+    inv = settings.inventory
+    tier = np.array([inv.min_fill_rates.get(t, 0.0) for t in tiers], dtype=np.float64)
+    return np.maximum(tier, inv.aggregate_min_fill)
 
 
 def _with_inventory(settings: Settings, **changes: object) -> Settings:

@@ -24,6 +24,10 @@ target is reached.
    fill rate ``sum w_i f_i / sum w_i`` reaches the target. Sorting the segments is exactly the
    greedy (an item's segments come in decreasing order of gain), without a Python loop per step.
 
+With ``metric = "demand_periods"`` the same greedy runs on the share of demand periods served
+in full (:func:`demand_period_service`, weights: each item's share of periods with demand), the
+spec's "under 2% stockouts" rather than a share of units.
+
 Nothing is reached without stock for an item whose lower bound is already its cap; when the
 target is out of reach even with every item at ``max_fill``, every item is at its cap and
 ``reached`` is False.
@@ -46,11 +50,20 @@ from sparecast.inventory.simulate import simulate_policy
 from sparecast.methods.distributions import LeadTimeDemand, lead_time_demand
 
 __all__ = [
+    "AGGREGATE_METRICS",
     "AggregateCalibration",
     "ServiceOptimum",
-    "optimize_service",
+    "aggregate_weights",
     "calibrate_aggregate_target",
+    "demand_period_service",
+    "demand_sizes",
+    "optimize_service",
 ]
+
+AGGREGATE_METRICS = ("fill_rate", "demand_periods")
+"""What the aggregate target counts: ``fill_rate`` the share of demand (units) filled,
+``demand_periods`` the share of demand periods served in full (one minus the stockout rate, the
+share of periods with demand that are short)."""
 
 # calibration: factors on 1 - target tried for the nominal aggregate target
 MAX_ITEM_FILL = 0.9999
@@ -87,6 +100,73 @@ class AggregateCalibration:
     pairs: list[tuple[float, float]]
     reached: bool
     value: float
+
+
+def demand_sizes(y: np.ndarray, n_samples: int, seed: int = 0) -> np.ndarray:
+    """float64[items, n_samples]: demand sizes of a period with demand, drawn from each item's
+    positive history values (all 0 for an item without demand), to pair with the lead-time
+    demand paths in :func:`demand_period_service`."""
+    h = np.nan_to_num(np.maximum(np.asarray(y, dtype=np.float64), 0.0))
+    n = h.shape[0]
+    if n == 0 or h.shape[1] == 0:
+        return np.zeros((n, n_samples))
+    desc = -np.sort(-h, axis=1)  # positive values first
+    k = (h > 0).sum(axis=1)
+    u = np.random.default_rng(seed).random((n, n_samples))
+    idx = np.minimum((u * k[:, None]).astype(np.int64), np.maximum(k - 1, 0)[:, None])
+    return np.take_along_axis(desc, idx, axis=1)
+
+
+def demand_period_service(
+    lead_samples: np.ndarray,
+    sizes: np.ndarray,
+    reorder_point: np.ndarray,
+    order_quantity: np.ndarray,
+    *,
+    integer: np.ndarray | None = None,
+) -> np.ndarray:
+    """Expected share of demand periods served in full by an (s, nQ) policy with backorders,
+    float64[items]: one minus the chance that a period with demand ends short.
+
+    A period with demand (size ``d``, :func:`demand_sizes`) right after a lead time is short
+    when the demand over the lead time ``D_L`` (``lead_samples``, paired path by path with
+    ``sizes``) leaves less than ``d`` of the inventory position: ``D_L + d > IP``, with the
+    inventory position uniform on ``s+1 .. s+Q`` as in
+    :func:`~sparecast.inventory.policy.fill_rate_from_samples` (``(s, s+Q]`` for continuous
+    items). Items without demand (``sizes`` all 0) are served.
+    """
+    s_arr = np.asarray(reorder_point, dtype=np.float64)
+    q = np.maximum(np.asarray(order_quantity, dtype=np.float64), 1e-12)
+    n_items = lead_samples.shape[0]
+    ints = np.ones(n_items, bool) if integer is None else np.asarray(integer, dtype=bool)
+    out = np.ones(n_items)
+    for start in range(0, n_items, 2048):
+        sl = slice(start, min(n_items, start + 2048))
+        size = np.asarray(sizes[sl], dtype=np.float64)
+        over = lead_samples[sl].astype(np.float64) + size - s_arr[sl, None]
+        qq = q[sl, None]
+        # P(IP < D_L + d): the count of the Q integer levels above s under it, or the share
+        # of (s, s + Q] under it
+        p_int = np.clip(np.ceil(over - 1e-9) - 1.0, 0.0, qq) / qq
+        p_cont = np.clip(over / qq, 0.0, 1.0)
+        short = np.where(ints[sl, None], p_int, p_cont).mean(axis=1)
+        out[sl] = np.where((size > 0).any(axis=1), 1.0 - short, 1.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def aggregate_weights(
+    ltd: LeadTimeDemand, y: np.ndarray | None = None, metric: str = "fill_rate"
+) -> np.ndarray:
+    """float64[items]: each item's weight in the aggregate target ``metric``: its mean demand
+    per period (``fill_rate``) or its share of periods with demand in the history ``y``
+    (``demand_periods``: the expected demand periods per period)."""
+    if metric not in AGGREGATE_METRICS:
+        raise ConfigError(f"aggregate metric must be one of {AGGREGATE_METRICS}, got {metric!r}")
+    if metric == "fill_rate":
+        return ltd.mean / np.maximum(ltd.mean_lead_time + ltd.review_period, 1e-12)
+    if y is None:
+        raise ConfigError("the demand_periods metric needs the history")
+    return (np.nan_to_num(np.asarray(y, dtype=np.float64)) > 0).mean(axis=1)
 
 
 def _levels(lo: np.ndarray, hi: np.ndarray, max_levels: int) -> np.ndarray:
@@ -149,6 +229,8 @@ def optimize_service(
     integer: np.ndarray | None = None,
     max_fill: float = MAX_ITEM_FILL,
     max_levels: int = 32,
+    metric: str = "fill_rate",
+    sizes: np.ndarray | None = None,
 ) -> ServiceOptimum:
     """Reorder points reaching the aggregate fill rate ``target`` at minimum stock value.
 
@@ -157,7 +239,17 @@ def optimize_service(
     ``demand_per_period`` the weights ``w`` of the aggregate fill rate, ``unit_cost`` the money
     per unit of stock (missing or non-positive costs take the median of the others, or 1),
     ``min_fill_rate`` a floor per item (e.g. its class minimum). See the module docstring.
+
+    ``metric = "demand_periods"``: the target is the share of demand periods served in full
+    (one minus the stockout rate): the item curves are :func:`demand_period_service` on the
+    lead-time samples (``lead_samples``, else ``samples``) and the demand ``sizes`` of a demand
+    period (:func:`demand_sizes`, required), the weights the items' shares of periods with
+    demand (:func:`aggregate_weights`), so the greedy buys the most short periods avoided per
+    unit of money. The floors and the cap of each item stay fill rates; ``expected_fill_rate``
+    and ``aggregate_fill_rate`` are then in that metric.
     """
+    if metric not in AGGREGATE_METRICS:
+        raise ConfigError(f"aggregate metric must be one of {AGGREGATE_METRICS}, got {metric!r}")
     n = samples.shape[0]
     if not 0.0 < target < 1.0:
         raise ConfigError(f"aggregate fill-rate target must be in (0, 1), got {target}")
@@ -181,7 +273,18 @@ def optimize_service(
         return ServiceOptimum(e, e, e, 1.0, 0.0, True)
     ints = None if integer is None else np.asarray(integer, dtype=bool)
 
+    if metric == "demand_periods" and (sizes is None or sizes.shape[0] != n):
+        raise DataValidationError("the demand_periods metric needs demand sizes for every item")
+
     def fill(rows: np.ndarray, s: np.ndarray) -> np.ndarray:
+        if metric == "demand_periods" and sizes is not None:
+            return demand_period_service(
+                (samples if lead_samples is None else lead_samples)[rows],
+                sizes[rows],
+                s,
+                q[rows],
+                integer=None if ints is None else ints[rows],
+            )
         return fill_rate_from_samples(
             samples[rows],
             s,
@@ -263,6 +366,7 @@ def calibrate_aggregate_target(
     factors: Sequence[float] = AGGREGATE_FACTORS,
     replenish: Callable[[np.ndarray], np.ndarray] | None = None,
     adjust_ltd: Callable[[np.ndarray, LeadTimeDemand], LeadTimeDemand] | None = None,
+    metric: str = "fill_rate",
 ) -> AggregateCalibration:
     """The nominal aggregate target that reaches ``target`` out of sample, from a backtest on
     ``y``: :func:`optimize_service` on ``y[:, :-holdout]`` at nominal targets ``1 - (1 -
@@ -276,7 +380,9 @@ def calibrate_aggregate_target(
     lowers the achieved fill rate. ``warmup``: one number of periods or one per item (e.g. the
     protection interval); ``replenish(fit)`` -> bool[items]: the items the plan stocks (the
     others start at 0 and never order; default all); ``adjust_ltd(fit, ltd)``: the plan's level
-    shift. Returns an :class:`AggregateCalibration`.
+    shift; ``metric``: what ``target`` counts (:data:`AGGREGATE_METRICS`; ``demand_periods``
+    measures the share of demand periods served in full). Returns an
+    :class:`AggregateCalibration`.
     """
     h = np.asarray(y, dtype=np.float64)
     n, n_t = h.shape
@@ -296,7 +402,9 @@ def calibrate_aggregate_target(
     stocked = replenish(fit) if replenish is not None else None
     history = np.maximum(fit, 0.0).sum(axis=1) > 0
     q = np.asarray(order_quantity, dtype=np.float64)
-    w = ltd.mean / np.maximum(ltd.mean_lead_time + rp, 1e-12)
+    w = aggregate_weights(ltd, fit, metric)
+    periods = metric == "demand_periods"
+    sizes = demand_sizes(fit, ltd.samples.shape[1], seed + 5) if periods else None
     fs = np.asarray(factors, dtype=np.float64)
     fs = fs[1.0 - (1.0 - target) * fs >= 0.05]
     if fs.size == 0:
@@ -316,6 +424,8 @@ def calibrate_aggregate_target(
             min_fill_rate=min_fill_rate,
             lead_samples=ltd.lead_samples if ltd.review_period > 0 else None,
             integer=ltd.params.integer,
+            metric=metric,
+            sizes=sizes,
         )
         sim = simulate_policy(
             check,
@@ -332,8 +442,13 @@ def calibrate_aggregate_target(
         )
         # measured on the items with demand in the fit part: the others are new to the
         # policy (their demand is out of reach of any reorder point set on the fit part)
-        dem = sim.per_item["demand"].to_numpy()[history].sum()
-        got = sim.per_item["filled"].to_numpy()[history].sum() / dem if dem > 0 else 1.0
+        if metric == "demand_periods":
+            dem = sim.per_item["demand_days"].to_numpy()[history].sum()
+            short = sim.per_item["stockout_demand_days"].to_numpy()[history].sum()
+            got = 1.0 - short / dem if dem > 0 else 1.0
+        else:
+            dem = sim.per_item["demand"].to_numpy()[history].sum()
+            got = sim.per_item["filled"].to_numpy()[history].sum() / dem if dem > 0 else 1.0
         achieved[j] = got
         value[j] = float((sim.per_item["avg_on_hand"].to_numpy() * cost).sum())
     pairs = [(float(a), float(b)) for a, b in zip(nominal, achieved, strict=True)]
