@@ -6,6 +6,8 @@ items; files whose chunks could differ are refused."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -14,7 +16,9 @@ import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from typer.testing import CliRunner
 
+from sparecast.cli import app
 from sparecast.config import Settings, load_settings
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.schema import validate_long
@@ -24,8 +28,11 @@ from sparecast.pipeline.core import run_core
 from sparecast.pipeline.distributed import DaskEngine, NotChunkable
 from sparecast.pipeline.engine import LOCAL
 from sparecast.pipeline.load import load_panel
+from sparecast.pipeline.outputs import read_forecasts
 
 distributed = pytest.importorskip("distributed")
+
+runner = CliRunner()
 
 CLASSICAL = ["croston", "sba", "ma", "adida", "robust"]
 END = date(2026, 10, 31)
@@ -235,3 +242,47 @@ def test_a_file_range_without_its_calendar_is_no_panel(long_file: str) -> None:
 
     with pytest.raises(ValueError, match="calendar"):
         as_panel(FileRange(ReadSpec(long_file), "P000001", "P000010"))
+
+
+def _store_table(out: Path, query: str) -> pl.DataFrame:
+    with sqlite3.connect(out / "history.sqlite") as con:
+        return pl.read_database(query, connection=con)
+
+
+def test_sparecast_run_on_a_cluster_loads_the_file_per_chunk(
+    client: distributed.Client, long_file: str, tmp_path: Path
+) -> None:
+    """``sparecast run --source FILE.parquet --cluster ADDRESS``: the file is loaded per chunk
+    on the workers (run.json says so) and every output, the rejected rows and the store's
+    actuals and per-item scales equal those of the run without Dask."""
+    cfg = tmp_path / "sparecast.toml"
+    cfg.write_text('[compute]\nchunk_items = 45\n[data]\ntoday = "2026-11-01"\n')
+    outs = {}
+    for name, extra in {
+        "single": [],
+        "dask": ["--cluster", client.scheduler.address],
+    }.items():
+        out = tmp_path / name
+        args = ["run", "--source", long_file, "-o", str(out), "--config", str(cfg), "-q"]
+        result = runner.invoke(app, [*args, "--methods", ",".join(CLASSICAL), *extra])
+        assert result.exit_code == 0, result.output
+        outs[name] = out
+    single, dask = outs["single"], outs["dask"]
+    run = json.loads((dask / "run.json").read_text())
+    assert run["extract"]["load"].startswith("per chunk on the workers")
+    assert "load" not in json.loads((single / "run.json").read_text())["extract"]
+    assert_frame_equal(read_forecasts(dask), read_forecasts(single))
+    for name in ("classification.parquet", "backtest.parquet", "selection.parquet"):
+        assert_frame_equal(pl.read_parquet(dask / name), pl.read_parquet(single / name))
+    key = ["unique_id", "ds", "y", "reason"]
+    assert_frame_equal(
+        pl.read_parquet(dask / "rejected_rows.parquet").select(key).sort(key, nulls_last=True),
+        pl.read_parquet(single / "rejected_rows.parquet").select(key).sort(key, nulls_last=True),
+    )
+    for query in (
+        "select unique_id, y from actual_demand order by unique_id",
+        "select unique_id, scale_mase, scale_rmsse from run_items order by unique_id",
+    ):
+        got, want = _store_table(dask, query), _store_table(single, query)
+        assert want.height > 0
+        assert_frame_equal(got, want)

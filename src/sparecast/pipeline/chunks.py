@@ -216,6 +216,12 @@ class ChunkedPanel(DemandPanel):
 
     periods: int = 0
     sources: tuple[tuple[int, int, FileRange], ...] = field(default=(), compare=False)
+    tail: np.ndarray | None = field(default=None, compare=False)
+    """The last periods of every item's history (float32 ``[items, k]``): the store's actuals
+    (``DaskEngine.with_history``)."""
+    scales: dict[str, np.ndarray] | None = field(default=None, compare=False)
+    """Every item's MASE and RMSSE scales of its whole history (``mase``, ``rmsse``): what
+    monitoring stores per item (``DaskEngine.with_history``)."""
 
     @property
     def n_periods(self) -> int:
@@ -225,6 +231,13 @@ class ChunkedPanel(DemandPanel):
     def bounds(self) -> list[tuple[int, int]]:
         """``[a, b)`` rows of each chunk, in order."""
         return [(a, b) for a, b, _ in self.sources]
+
+    def history_tail(self, n: int) -> np.ndarray:
+        """The last ``n`` periods of every item (from :attr:`tail`)."""
+        if self.tail is None or self.tail.shape[1] < n:
+            have = 0 if self.tail is None else self.tail.shape[1]
+            raise ValueError(f"the chunked panel holds the last {have} periods, not {n}")
+        return self.tail[:, self.tail.shape[1] - n :]
 
     def source(self, a: int, b: int) -> FileRange:
         """The source of the chunk of rows ``[a, b)``."""

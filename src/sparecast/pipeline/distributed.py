@@ -39,6 +39,7 @@ from sparecast.data.panel import DemandPanel, infer_freq, period_index, period_s
 from sparecast.data.schema import ValidationReport
 from sparecast.errors import ConfigError, DataValidationError, MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, backtest_origins
+from sparecast.evaluate.metrics import seasonal_naive_scale
 from sparecast.inventory.calibration import calibrated_targets
 from sparecast.inventory.decide import calibration_rules
 from sparecast.inventory.plan import ItemPlan, plan_items
@@ -374,9 +375,7 @@ class DaskEngine:
             raise DataValidationError(f"panel end {last_day} is before its start {first}")
         first = period_starts(first, 1, freq)[0]
         n_periods = int(period_index(np.array([last_day]), first, freq)[0]) + 1
-        spec = dataclasses.replace(
-            spec, freq=freq, start=first.item(), end=last_day.item()
-        )
+        spec = dataclasses.replace(spec, freq=freq, start=first.item(), end=last_day.item())
         sources: list[tuple[int, int, FileRange]] = []
         row = 0
         for (a, b), check in zip(live, checks, strict=True):
@@ -397,6 +396,18 @@ class DaskEngine:
         )
         rejected = pl.concat([c.rejected for c in checks], how="diagonal_relaxed")
         return FileLoad(panel, report, rejected, {"load_s": time.perf_counter() - t0})
+
+    def with_history(self, panel: ChunkedPanel, n_tail: int, seasonality: int) -> ChunkedPanel:
+        """``panel`` with what the store and monitoring take of the whole history, computed per
+        chunk on the workers: the last ``n_tail`` periods of every item (the actuals) and its
+        MASE and RMSSE scales (``seasonality``)."""
+        parts, _ = self._map(panel, "history", _history_task, n_tail, seasonality)
+        tail = np.concatenate([p[0] for p in parts], axis=0)
+        scales = {
+            "mase": np.concatenate([p[1] for p in parts]),
+            "rmsse": np.concatenate([p[2] for p in parts]),
+        }
+        return dataclasses.replace(panel, tail=tail, scales=scales)
 
     # ------------------------------------------------------------ the Engine steps
     def classify(self, panel: DemandPanel, thresholds: TierThresholds | None) -> pl.DataFrame:
@@ -700,6 +711,18 @@ def _merge_item_plans(
     }
     return ItemPlan(
         policy, **arrays, notes=[*notes, *merge_notes([p.notes for p in parts])], timings=timings
+    )
+
+
+def _history_task(
+    source: DemandPanel | FileRange, n_tail: int, seasonality: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    chunk = as_panel(source)
+    n = max(0, min(n_tail, chunk.n_periods))
+    return (
+        chunk.y[:, chunk.n_periods - n :].copy(),
+        seasonal_naive_scale(chunk.y, seasonality, power=1),
+        seasonal_naive_scale(chunk.y, seasonality, power=2),
     )
 
 
