@@ -29,6 +29,7 @@ from sparecast.pipeline.distributed import DaskEngine, NotChunkable
 from sparecast.pipeline.engine import LOCAL
 from sparecast.pipeline.load import load_panel
 from sparecast.pipeline.outputs import read_forecasts
+from sparecast.selection.combinations import with_combinations
 
 distributed = pytest.importorskip("distributed")
 
@@ -102,16 +103,23 @@ def long_file(
     return _write(long_rows, path, sort=request.param == "sorted")
 
 
-def _settings(**data: object) -> Settings:
+def _settings(top_k: int = 1, **data: object) -> Settings:
     return load_settings(
-        methods=CLASSICAL, quantiles=[0.5, 0.9], data={"today": date(2026, 11, 1), **data}
+        methods=CLASSICAL,
+        quantiles=[0.5, 0.9],
+        data={"today": date(2026, 11, 1), **data},
+        router={"top_k": top_k},
     )
 
 
 @pytest.mark.parametrize(
     "data",
-    [{}, {"window_days": 120, "outlier_action": "cap", "outlier_factor": 20.0}],
-    ids=["defaults", "window-and-cap"],
+    [
+        {},
+        {"window_days": 120, "outlier_action": "cap", "outlier_factor": 20.0},
+        {"top_k": 2},
+    ],
+    ids=["defaults", "window-and-cap", "combinations"],
 )
 def test_a_file_loaded_per_chunk_equals_the_one_process_run(
     client: distributed.Client, long_file: str, data: dict[str, object]
@@ -119,8 +127,9 @@ def test_a_file_loaded_per_chunk_equals_the_one_process_run(
     """Chunks of 40 ids: the panel's items and calendar, the validation report and the
     rejected rows, and every table of the core equal those of the one-process load and run of
     the same file. With a window (its end found by a probe over the chunks) and capped
-    outliers too."""
-    settings = _settings(**data)
+    outliers too, and with combinations of the top 2 methods (scored on each chunk's training
+    scales: the client has no matrix)."""
+    settings = _settings(**data)  # type: ignore[arg-type]
     seen: list[str] = []
     engine = DaskEngine(client, 40, progress=lambda label, d, n: seen.append(label))
     ref = load_panel(long_file, settings)
@@ -164,6 +173,13 @@ def test_a_file_loaded_per_chunk_equals_the_one_process_run(
     assert one.backtest is not None and many.backtest is not None
     assert_frame_equal(many.backtest.scores, one.backtest.scores)
     assert many.notes == one.notes
+    if data.get("top_k"):  # combinations scored on each chunk's training scales
+        kw = {"h": 28, "methods": CLASSICAL, "n_windows": 2, "keep_errors": True}
+        combos = ["mean(croston,sba)", "mean(ma,adida,robust)"]
+        want_c = with_combinations(LOCAL.backtest(ref.panel, **kw), combos).scores
+        got_c = with_combinations(engine.backtest(panel, **kw), combos).scores
+        assert set(combos) <= set(got_c["method"].to_list())
+        assert_frame_equal(got_c, want_c)
     assert one.forecasts is not None
     point = one.forecasts["forecast"].to_numpy().reshape(panel.n_items, -1)
     np.testing.assert_array_equal(

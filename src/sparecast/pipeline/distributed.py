@@ -39,7 +39,7 @@ from sparecast.data.panel import DemandPanel, infer_freq, period_index, period_s
 from sparecast.data.schema import ValidationReport
 from sparecast.errors import ConfigError, DataValidationError, MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, backtest_origins
-from sparecast.evaluate.metrics import seasonal_naive_scale
+from sparecast.evaluate.metrics import seasonal_naive_scale, seasonal_naive_scales
 from sparecast.inventory.calibration import calibrated_targets
 from sparecast.inventory.decide import calibration_rules
 from sparecast.inventory.plan import ItemPlan, plan_items
@@ -143,7 +143,11 @@ def _backtest_task(
     chunk = as_panel(source)
     window = {n: predict_chunk(m, chunk, kwargs["h"], origins) for n, m in (models or {}).items()}
     result = backtest(chunk, percentage_items=percentage_items, window_forecasts=window, **kwargs)
-    return dataclasses.replace(result, panel=None)  # the client has the panel
+    scales = None
+    if isinstance(source, FileRange) and result.errors is not None:
+        # the client has no matrix to score combinations on: each chunk's training scales
+        scales = seasonal_naive_scales(chunk.y, result.seasonality, result.origins)
+    return dataclasses.replace(result, panel=None, train_scales=scales)  # the client: the panel
 
 
 def _forecast_task(
@@ -776,6 +780,12 @@ def _merge_backtests(
         for k, v in p.timings.get("kernels", {}).items():
             kernels[k] = kernels.get(k, 0.0) + v
     labels = {**first.labels, **(glob.labels if glob is not None else {})}
+    scales = None
+    if all(p.train_scales is not None for p in parts):
+        scales = (
+            np.concatenate([p.train_scales[0] for p in parts if p.train_scales], axis=1),
+            np.concatenate([p.train_scales[1] for p in parts if p.train_scales], axis=1),
+        )
     return dataclasses.replace(
         first,
         scores=pl.concat(frames, how="vertical", rechunk=False),
@@ -784,6 +794,7 @@ def _merge_backtests(
         errors=errors,
         timings={"kernels": kernels, "total": seconds, "chunks": len(parts)},
         panel=panel,
+        train_scales=scales,
     )
 
 
