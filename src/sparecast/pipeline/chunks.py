@@ -196,26 +196,16 @@ def why_not_chunked(path: str | Path) -> str | None:
     return None
 
 
-def distinct_ids(path: str | Path, *, batch_rows: int = 1 << 20) -> tuple[list[str], str | None]:
-    """The distinct item ids of the file, sorted, and why they cannot define the chunks (null,
-    blank or padded ids: validation strips them, so that one item could fall into two ranges),
-    or None. Reads the id column in batches of ``batch_rows``, keeping the distinct ids only:
-    the client never holds the column of all rows."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    seen: set[str] = set()
-    nulls = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=["unique_id"]):
-        column = batch.column(0)
-        nulls += column.null_count
-        seen.update(pc.unique(column.drop_null()).to_pylist())
-    ids = pl.Series("unique_id", sorted(seen), dtype=pl.String)
-    if nulls:
+def distinct_ids(path: str | Path) -> tuple[list[str], str | None]:
+    """The distinct item ids of the file, sorted (one column read), and why they cannot define
+    the chunks (null, blank or padded ids: validation strips them, so that one item could fall
+    into two ranges), or None."""
+    ids = pl.scan_parquet(path).select(pl.col("unique_id").unique()).collect()["unique_id"]
+    if ids.null_count():
         return [], "some rows have no unique_id"
     if (ids.str.strip_chars() != ids).any() or (ids.str.len_chars() == 0).any():
         return [], "some item ids are blank or padded with spaces"
-    return ids.to_list(), None
+    return ids.sort().to_list(), None
 
 
 @dataclass(frozen=True)
