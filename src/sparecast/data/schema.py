@@ -63,6 +63,7 @@ __all__ = [
     "TABLES",
     "TABLE_SCHEMAS",
     "REQUIRED_COLUMNS",
+    "MAX_EXAMPLES",
     "OPTIONAL_COLUMNS",
     "DATE_COLUMNS",
     "DATED_TABLES",
@@ -182,7 +183,9 @@ FLAGGED_REASONS: frozenset[str] = frozenset(
 """Reasons of rows that are listed among the rejected rows but kept (see the module doc)."""
 
 _ROW = "input_row"
-_MAX_EXAMPLES = 3
+MAX_EXAMPLES = 3
+"""Examples of rejected rows a report keeps per reason."""
+_MAX_EXAMPLES = MAX_EXAMPLES
 
 
 # --------------------------------------------------------------------------- report and result

@@ -34,7 +34,15 @@ import polars as pl
 
 from sparecast.data.outliers import OutlierPool, item_medians
 from sparecast.data.panel import DemandPanel
-from sparecast.data.schema import ValidationReport, ValidationResult, validate_demand
+from sparecast.data.schema import (
+    MAX_EXAMPLES,
+    ValidationReport,
+    ValidationResult,
+    validate_demand,
+)
+
+ROW = "input_row"
+"""The rejected rows' and examples' row number (``sparecast.data.schema``)."""
 
 __all__ = [
     "ChunkCheck",
@@ -51,6 +59,7 @@ __all__ = [
 
 LONG = {"unique_id": "item_id", "ds": "date", "y": "quantity"}
 BACK = {v: k for k, v in LONG.items()}
+FILE_ROW = "_file_row"
 
 
 @dataclass(frozen=True)
@@ -81,19 +90,22 @@ class FileRange:
     hi: str
     item_ids: tuple[str, ...] | None = None
 
-    def read(self) -> pl.DataFrame:
+    def read(self, *, file_rows: bool = False) -> pl.DataFrame:
         """The range's rows as the file has them (``unique_id, ds, y`` and any other column),
-        in file order, renamed to the canonical ``item_id, date, quantity``."""
+        in file order, renamed to the canonical ``item_id, date, quantity``; ``file_rows``: with
+        each row's 0-based row number in the file (``_file_row``, from the row groups' offsets:
+        the read still skips the other row groups)."""
         ids = pl.col("unique_id")
         return (
-            pl.scan_parquet(self.spec.path)
+            pl.scan_parquet(self.spec.path, row_index_name=FILE_ROW if file_rows else None)
             .filter(ids.is_between(pl.lit(self.lo), pl.lit(self.hi), closed="both"))
             .collect()
             .rename(LONG)
         )
 
-    def validate(self, **override: Any) -> ValidationResult:
-        """``validate_demand`` of the range's rows with the spec's rules (``override``: others)."""
+    def validate(self, rows: pl.DataFrame | None = None, **override: Any) -> ValidationResult:
+        """``validate_demand`` of the range's rows (or ``rows`` read of it) with the spec's
+        rules (``override``: others)."""
         s = self.spec
         rules: dict[str, Any] = {
             "window_start": s.window_start,
@@ -104,7 +116,7 @@ class FileRange:
             "outlier_pool": s.pool,
             **override,
         }
-        return validate_demand(self.read(), **rules)
+        return validate_demand(self.read() if rows is None else rows, **rules)
 
 
 def as_panel(chunk: DemandPanel | FileRange) -> DemandPanel:
@@ -143,16 +155,29 @@ def medians_of_range(chunk: FileRange, **override: Any) -> pl.DataFrame:
 
 
 def check_range(chunk: FileRange, **override: Any) -> ChunkCheck:
-    """The range validated as the one-process load validates it (run on the worker)."""
-    res = chunk.validate(**override)
+    """The range validated as the one-process load validates it (run on the worker); the
+    rejected rows and the report's examples numbered by their rows in the file
+    (``input_row``), as one process numbers them."""
+    rows = chunk.read(file_rows=True)
+    file_row = rows[FILE_ROW].cast(pl.Int64)
+    res = chunk.validate(rows.drop(FILE_ROW), **override)
     ids = res.valid["item_id"].unique().sort().to_list()
     days = np.unique(res.valid["date"].to_physical().to_numpy())
-    return ChunkCheck(res.report, res.rejected.rename(BACK, strict=False), ids, days)
+    rejected = res.rejected.rename(BACK, strict=False)
+    if rejected.height:
+        rejected = rejected.with_columns(
+            file_row.gather(rejected[ROW].cast(pl.Int64)).cast(rejected[ROW].dtype).alias(ROW)
+        )
+    for examples in res.report.examples.values():
+        for ex in examples:
+            if ex.get(ROW) is not None:
+                ex[ROW] = type(ex[ROW])(file_row[int(ex[ROW])])
+    return ChunkCheck(res.report, rejected, ids, days)
 
 
 def merge_reports(reports: list[ValidationReport]) -> ValidationReport:
     """The chunks' reports as one: counts summed (reasons in order of first appearance), the
-    examples of each reason the first ones of the chunks in order (as many as one chunk shows),
+    examples of each reason the first ``MAX_EXAMPLES`` of the chunks in order,
     the date range over all."""
     first = reports[0]
     counts: dict[str, int] = {}
@@ -162,7 +187,6 @@ def merge_reports(reports: list[ValidationReport]) -> ValidationReport:
             counts[reason] = counts.get(reason, 0) + n
         for reason, ex in r.examples.items():
             examples.setdefault(reason, []).extend(ex)
-    cap = max((len(v) for r in reports for v in r.examples.values()), default=0)
     mins = [r.date_min for r in reports if r.date_min is not None]
     maxs = [r.date_max for r in reports if r.date_max is not None]
     return dataclasses.replace(
@@ -173,7 +197,7 @@ def merge_reports(reports: list[ValidationReport]) -> ValidationReport:
         rows_flagged=sum(r.rows_flagged for r in reports),
         returns=sum(r.returns for r in reports),
         counts=counts,
-        examples={k: v[:cap] for k, v in examples.items()},
+        examples={k: v[:MAX_EXAMPLES] for k, v in examples.items()},
         date_min=min(mins) if mins else None,
         date_max=max(maxs) if maxs else None,
     )
