@@ -6,6 +6,11 @@ and each worker's current and peak memory per chunk (``--log``: the growth over 
 
 Modes (each in a fresh process, so the peaks do not mix):
 
+- ``dask-file-client`` / ``dask-file``: the same core from the panel written as a long Parquet
+  file sorted by id (``--data-dir``; the days with demand only): loaded in one piece on the
+  client (``load_panel``) and shipped to the workers chunk by chunk, against loaded per chunk on
+  the workers (``DaskEngine.load_file``: the client reads the ids only); the load is in the wall
+  time and shown apart;
 - ``local`` / ``dask``: the core (classify, 3-window backtest of the 12 classical methods, router,
   forecasts of h = 28) in one process / on the cluster;
 - ``dask-4`` against ``statsforecast``: the same work for Croston, SBA, ADIDA and IMAPA: our core
@@ -24,6 +29,7 @@ dependency).
     python benchmarks/dask_scale.py --items 10000 30000 100000 --days 730
     python benchmarks/dask_scale.py --items 100000 300000 1000000 --modes dask --log scale.jsonl
     python benchmarks/dask_scale.py --items 30000 --modes dask-4 statsforecast dask-lgb mlforecast
+    python benchmarks/dask_scale.py --items 100000 300000 --modes dask-file-client dask-file
 """
 
 from __future__ import annotations
@@ -44,20 +50,60 @@ def gib(kb: float) -> float:
     return kb / 1024**2
 
 
-def synthetic_panel(n_items: int, n_days: int, seed: int = 0) -> Any:
-    """Intermittent daily demand: per item a demand probability (1-60 %) and a Poisson size."""
-    from sparecast.data.panel import DemandPanel
-
+def synthetic_blocks(n_items: int, n_days: int, seed: int = 0) -> Any:
+    """Intermittent daily demand: per item a demand probability (1-60 %) and a Poisson size;
+    yields ``(first item, float32 block [<= 10,000 items, n_days])`` in item order."""
     rng = np.random.default_rng(seed)
     p = rng.uniform(0.01, 0.6, size=(n_items, 1))
     size = rng.gamma(2.0, 2.0, size=(n_items, 1))
-    y = np.zeros((n_items, n_days), dtype=np.float32)
     for a in range(0, n_items, 10_000):  # chunked: bounded temporaries
         b = min(a + 10_000, n_items)
         hit = rng.random((b - a, n_days)) < p[a:b]
-        y[a:b] = np.where(hit, 1 + rng.poisson(size[a:b], size=(b - a, n_days)), 0)
+        block = np.where(hit, 1 + rng.poisson(size[a:b], size=(b - a, n_days)), 0)
+        yield a, block.astype(np.float32)
+
+
+START = np.datetime64("2024-11-01")
+
+
+def synthetic_panel(n_items: int, n_days: int, seed: int = 0) -> Any:
+    """:func:`synthetic_blocks` as one DemandPanel (ids ``i0000000``, ...)."""
+    from sparecast.data.panel import DemandPanel
+
+    y = np.zeros((n_items, n_days), dtype=np.float32)
+    for a, block in synthetic_blocks(n_items, n_days, seed):
+        y[a : a + block.shape[0]] = block
     ids = np.array([f"i{i:07d}" for i in range(n_items)])
-    return DemandPanel(y, ids, np.datetime64("2024-11-01"), "D")
+    return DemandPanel(y, ids, START, "D")
+
+
+def long_file(n_items: int, n_days: int, data_dir: str) -> str:
+    """The synthetic panel as a long Parquet file sorted by id (``unique_id, ds, y``, the days
+    with demand only, as an ERP books them), written block by block once per size."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = os.path.join(data_dir, f"long_{n_items}x{n_days}.parquet")
+    if os.path.exists(path):
+        return path
+    os.makedirs(data_dir, exist_ok=True)
+    schema = pa.schema([("unique_id", pa.string()), ("ds", pa.date32()), ("y", pa.float64())])
+    dates = START + np.arange(n_days)
+    with pq.ParquetWriter(path + ".tmp", schema) as writer:
+        for a, block in synthetic_blocks(n_items, n_days):
+            rows, cols = np.nonzero(block)
+            ids = np.array([f"i{i:07d}" for i in range(a, a + block.shape[0])])
+            table = pa.table(
+                {
+                    "unique_id": ids[rows],
+                    "ds": dates[cols].astype("datetime64[D]"),
+                    "y": block[rows, cols].astype(np.float64),
+                },
+                schema=schema,
+            )
+            writer.write_table(table, row_group_size=256 * 1024)
+    os.replace(path + ".tmp", path)
+    return path
 
 
 def _rss() -> list[float]:
@@ -78,7 +124,16 @@ def _rss() -> list[float]:
 
 
 FOUR = ["croston", "sba", "adida", "imapa"]
-MODES = ("local", "dask", "dask-4", "statsforecast", "dask-lgb", "mlforecast")
+MODES = (
+    "local",
+    "dask",
+    "dask-file-client",
+    "dask-file",
+    "dask-4",
+    "statsforecast",
+    "dask-lgb",
+    "mlforecast",
+)
 
 
 def _hwm() -> float:
@@ -169,14 +224,18 @@ def peer(mode: str, panel: Any, workers: int) -> dict[str, Any]:
     return out
 
 
-def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) -> dict[str, Any]:
+def one(
+    mode: str, n_items: int, n_days: int, chunk_items: int, workers: int, data_dir: str
+) -> dict[str, Any]:
     """One measured run in this process (the ``--mode`` child)."""
     from sparecast.config import load_settings
     from sparecast.methods import DEFAULT_METHODS
     from sparecast.pipeline.core import run_core
     from sparecast.pipeline.distributed import compute_engine
 
-    panel = synthetic_panel(n_items, n_days)
+    from_file = mode.startswith("dask-file")
+    path = os.path.join(data_dir, f"long_{n_items}x{n_days}.parquet")
+    panel = None if from_file else synthetic_panel(n_items, n_days)
     out: dict[str, Any] = {"mode": mode, "items": n_items, "days": n_days}
     out["load_start"] = round(os.getloadavg()[0], 1)
     if mode in ("statsforecast", "mlforecast"):
@@ -188,6 +247,7 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
     if mode != "local":
         compute["workers"] = workers
     methods = {"dask-4": FOUR, "dask-lgb": ["lightgbm"]}.get(mode, list(DEFAULT_METHODS))
+    methods = [m for m in methods if m != "lightgbm"] if from_file else methods
     settings = load_settings(methods=methods, compute=compute)
     # (label, seconds, per worker [current RSS, peak since the previous chunk] GiB)
     trace: list[tuple[str, float, list[list[float]]]] = []
@@ -214,6 +274,16 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
     with compute_engine(settings, progress=progress) as engine:
         holder["engine"] = engine
         t0 = time.perf_counter()
+        if mode == "dask-file-client":  # before: the client loads the file in one piece
+            from sparecast.pipeline.load import load_panel
+
+            panel = load_panel(path, settings).panel
+            out["load_s"] = round(time.perf_counter() - t0, 1)
+        elif mode == "dask-file":  # after: each worker loads its chunks' rows
+            panel = engine.load_file(path, settings).panel  # type: ignore[attr-defined]
+            out["load_s"] = round(time.perf_counter() - t0, 1)
+        assert panel is not None
+        n_items = panel.n_items
         if mode == "dask-lgb":  # one fit and the forecasts, as mlforecast's fit + predict
             values, failed = engine.forecast_all(panel, 28, ["lightgbm"], {}, lambda _: None)
             assert not failed and values["lightgbm"].shape == (n_items, 28), failed
@@ -241,6 +311,8 @@ def one(mode: str, n_items: int, n_days: int, chunk_items: int, workers: int) ->
 LABELS = {
     "local": "sparecast, one process",
     "dask": "sparecast, Dask {workers} workers",
+    "dask-file-client": "sparecast from the Parquet file, loaded on the client, Dask {workers}",
+    "dask-file": "sparecast from the Parquet file, loaded per chunk on the workers, Dask {workers}",
     "dask-4": "sparecast 4 methods, Dask {workers} workers",
     "statsforecast": "statsforecast 4 methods, Dask {workers} workers (fugue)",
     "dask-lgb": "sparecast LightGBM (lightgbm.dask), {workers} workers",
@@ -258,26 +330,45 @@ def main() -> None:
     ap.add_argument("--chunk-items", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--log", help="append every run's JSON line (with the memory trace) here")
+    ap.add_argument(
+        "--data-dir",
+        default="/tmp/sparecast-dask-scale",
+        help="where the dask-file modes write the synthetic panel as a sorted long Parquet file",
+    )
     ap.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode:  # the child: one run, one JSON line
-        print(json.dumps(one(args.mode, args.items[0], args.days, args.chunk_items, args.workers)))
+        print(
+            json.dumps(
+                one(
+                    args.mode,
+                    args.items[0],
+                    args.days,
+                    args.chunk_items,
+                    args.workers,
+                    args.data_dir,
+                )
+            )
+        )
         return
     print(
-        "| mode | items x days | wall s | workers' CPU s | client peak GiB | worker peaks GiB "
-        "| load 1-min |"
+        "| mode | items x days | wall s (load s) | workers' CPU s | client CPU s | client peak GiB "
+        "| worker peaks GiB | load 1-min |"
     )
-    print("|---|---|---:|---:|---:|---|---|")
+    print("|---|---|---:|---:|---:|---:|---|---|")
     for n in args.items:
+        if any(m.startswith("dask-file") for m in args.modes):  # written once, before the runs
+            long_file(n, args.days, args.data_dir)
         for mode in args.modes:
             cmd = [sys.executable, __file__, "--mode", mode, "--items", str(n)]
+            cmd += ["--data-dir", args.data_dir]
             cmd += ["--days", str(args.days), "--chunk-items", str(args.chunk_items)]
             cmd += ["--workers", str(args.workers)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             label = LABELS[mode].format(workers=args.workers)
             if proc.returncode != 0:  # e.g. a peer out of memory: say so, go on
                 why = (proc.stderr.strip().splitlines() or ["no output"])[-1][:150]
-                print(f"| {label} | {n:,} x {args.days} | failed: {why} | | | | |", flush=True)
+                print(f"| {label} | {n:,} x {args.days} | failed: {why} | | | | | |", flush=True)
                 continue
             line = proc.stdout.strip().splitlines()[-1]
             r = json.loads(line)
@@ -286,7 +377,8 @@ def main() -> None:
                     f.write(line + "\n")
             peaks = ", ".join(f"{p:.2f}" for p in r.get("worker_peak_gib", [])) or "-"
             print(
-                f"| {label} | {n:,} x {args.days} | {r['core_s']} | {r.get('worker_cpu_s', '-')} "
+                f"| {label} | {n:,} x {args.days} | {r['core_s']} ({r.get('load_s', '-')}) "
+                f"| {r.get('worker_cpu_s', '-')} | {r.get('client_cpu_s', '-')} "
                 f"| {r['client_peak_gib']:.2f} "
                 f"| {peaks} | {r['load_start']}-{r['load_end']} |",
                 flush=True,

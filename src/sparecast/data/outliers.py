@@ -24,6 +24,7 @@ or ``reject`` (rejected with reason ``extreme_quantity``, the default).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 import polars as pl
@@ -37,6 +38,9 @@ __all__ = [
     "CATEGORY_QUANTILE",
     "extreme_thresholds",
     "category_frame",
+    "item_medians",
+    "OutlierPool",
+    "outlier_pool",
 ]
 
 OutlierAction = Literal["report", "cap", "reject"]
@@ -83,21 +87,27 @@ def category_frame(
     return frame.unique("item_id", keep="first", maintain_order=True)
 
 
-def extreme_thresholds(
-    rows: pl.DataFrame,
-    *,
-    factor: float = DEFAULT_OUTLIER_FACTOR,
-    categories: pl.DataFrame | Mapping[str, str | None] | None = None,
-) -> pl.Series:
-    """The threshold above which each row of ``rows`` (``item_id``, ``quantity``) is extreme:
-    ``factor * max(item median, category quantile)`` as in the module docstring, null where
-    neither is known (too little data to judge). Same length and order as ``rows``; pure."""
-    if factor <= 0:
-        raise ValueError(f"outlier factor must be positive, got {factor}")
+@dataclass(frozen=True)
+class OutlierPool:
+    """What the rule takes from all items together: the typical size of each category and of
+    all items (``overall``). Computed from the :func:`item_medians` of every item, so that rows
+    validated in chunks of items (each chunk on its own, ``sparecast.pipeline.chunks``) are
+    judged as in one pass over all of them."""
+
+    overall: float | None
+    per_category: pl.DataFrame
+    """``category, _cat``: the category's typical size."""
+
+
+def item_medians(rows: pl.DataFrame) -> pl.DataFrame:
+    """``item_id, _any_med, _med`` of the items of ``rows`` (``item_id``, ``quantity``) with a
+    positive quantity: the median of their positive quantities, and the same where the item has
+    ``MIN_ITEM_ROWS`` positive rows (else null). Per item: the frames of disjoint sets of items
+    concatenate to the frame of their union."""
     q = pl.col("quantity")
-    medians = (
+    return (
         rows.filter(q > 0)
-        .group_by("item_id")
+        .group_by("item_id", maintain_order=True)
         .agg(pl.len().alias("_n"), q.median().alias("_any_med"))
         .select(
             "item_id",
@@ -105,11 +115,20 @@ def extreme_thresholds(
             pl.when(pl.col("_n") >= MIN_ITEM_ROWS).then(pl.col("_any_med")).alias("_med"),
         )
     )
-    cats = category_frame(categories)
+
+
+def _with_categories(medians: pl.DataFrame, cats: pl.DataFrame | None) -> pl.DataFrame:
     if cats is not None:
-        medians = medians.join(cats, on="item_id", how="left")
-    else:
-        medians = medians.with_columns(pl.lit(None, pl.String).alias("category"))
+        return medians.join(cats, on="item_id", how="left")
+    return medians.with_columns(pl.lit(None, pl.String).alias("category"))
+
+
+def outlier_pool(
+    medians: pl.DataFrame,
+    categories: pl.DataFrame | Mapping[str, str | None] | None = None,
+) -> OutlierPool:
+    """The :class:`OutlierPool` of the items whose :func:`item_medians` are ``medians``."""
+    medians = _with_categories(medians, category_frame(categories))
     known = medians.filter(pl.col("_med").is_not_null())
     pool = known if known.height else medians  # the sparse fallback of the module docstring
     overall = pool["_any_med"].quantile(CATEGORY_QUANTILE) if pool.height else None
@@ -122,14 +141,32 @@ def extreme_thresholds(
         )
         .select("category", pl.coalesce("_known", "_sparse").alias("_cat"))
     )
+    return OutlierPool(overall, per_cat)
+
+
+def extreme_thresholds(
+    rows: pl.DataFrame,
+    *,
+    factor: float = DEFAULT_OUTLIER_FACTOR,
+    categories: pl.DataFrame | Mapping[str, str | None] | None = None,
+    pool: OutlierPool | None = None,
+) -> pl.Series:
+    """The threshold above which each row of ``rows`` (``item_id``, ``quantity``) is extreme:
+    ``factor * max(item median, category quantile)`` as in the module docstring, null where
+    neither is known (too little data to judge). Same length and order as ``rows``; pure.
+    ``pool``: the category and overall typical sizes of a larger set of items ``rows`` is a
+    part of (default: of the items of ``rows``)."""
+    if factor <= 0:
+        raise ValueError(f"outlier factor must be positive, got {factor}")
+    medians = item_medians(rows)
+    cats = category_frame(categories)
+    if pool is None:
+        pool = outlier_pool(medians, cats)
     frame = rows.select("item_id").with_row_index("_pos")
     frame = frame.join(medians.select("item_id", "_med"), on="item_id", how="left")
-    if cats is not None:
-        frame = frame.join(cats, on="item_id", how="left")
-    else:
-        frame = frame.with_columns(pl.lit(None, pl.String).alias("category"))
-    frame = frame.join(per_cat, on="category", how="left").sort("_pos")
+    frame = _with_categories(frame, cats)
+    frame = frame.join(pool.per_category, on="category", how="left").sort("_pos")
     typical = pl.max_horizontal(
-        pl.col("_med"), pl.col("_cat").fill_null(pl.lit(overall, pl.Float64))
+        pl.col("_med"), pl.col("_cat").fill_null(pl.lit(pool.overall, pl.Float64))
     )
     return frame.select((typical * factor).cast(pl.Float64).alias("threshold"))["threshold"]

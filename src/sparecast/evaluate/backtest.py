@@ -176,6 +176,10 @@ class BacktestResult:
     timings: dict[str, Any] = field(default_factory=dict)
     panel: DemandPanel | None = field(default=None, repr=False)
     stockout_weight: float = 3.0
+    train_scales: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    """The MASE and RMSSE scales of each window's training part (``[windows, items]``, as
+    ``seasonal_naive_scales``) when ``panel`` has no matrix at hand (a panel read per chunk on
+    a cluster): what scoring combinations needs of the history."""
     _classification: pl.DataFrame | None = field(
         default=None, init=False, repr=False, compare=False
     )

@@ -22,7 +22,7 @@ from sparecast.pipeline.progress import Progress, no_progress
 from sparecast.selection.combinations import with_combinations
 from sparecast.selection.router import HybridRouter
 
-__all__ = ["CoreResult", "make_router", "run_core"]
+__all__ = ["CoreResult", "make_router", "reported_methods", "run_core"]
 
 
 @dataclass
@@ -66,7 +66,7 @@ def make_router(settings: Settings) -> HybridRouter:
     )
 
 
-def _reported_methods(router: HybridRouter) -> list[str]:
+def reported_methods(router: HybridRouter) -> list[str]:
     """Methods the pipeline backtests and forecasts (one column each): the auto mode's
     candidates and fallback; in rules mode the rules' methods, the fallback and the naive and
     moving-average baselines the summary compares with."""
@@ -93,7 +93,7 @@ def run_core(
     h_text = horizon_text(h, panel.freq)
     router = make_router(settings)
     router.validate_params()
-    names = _reported_methods(router)
+    names = reported_methods(router)
     t0 = time.perf_counter()
     classification = engine.classify(panel, router.tiers)
     timings["classify_s"] = time.perf_counter() - t0

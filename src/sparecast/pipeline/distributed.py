@@ -25,6 +25,8 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,9 +34,12 @@ import polars as pl
 
 from sparecast.classify import REGULAR_TIERS, TierThresholds, classify
 from sparecast.config import ComputeSettings, Settings
-from sparecast.data.panel import DemandPanel
-from sparecast.errors import ConfigError, MethodError
+from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACTOR, outlier_pool
+from sparecast.data.panel import DemandPanel, infer_freq, period_index, period_starts
+from sparecast.data.schema import ValidationReport
+from sparecast.errors import ConfigError, DataValidationError, MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, backtest_origins
+from sparecast.evaluate.metrics import seasonal_naive_scale, seasonal_naive_scales
 from sparecast.inventory.calibration import calibrated_targets
 from sparecast.inventory.decide import calibration_rules
 from sparecast.inventory.plan import ItemPlan, plan_items
@@ -42,6 +47,18 @@ from sparecast.inventory.policy import protection_review_periods
 from sparecast.methods import get_method, resolve_methods
 from sparecast.methods.distributions import lead_time_demand, ltd_level_alpha, pooled_size_cv2
 from sparecast.methods.ml import GlobalLightGBM
+from sparecast.pipeline.chunks import (
+    ChunkCheck,
+    ChunkedPanel,
+    FileRange,
+    ReadSpec,
+    as_panel,
+    check_range,
+    distinct_ids,
+    medians_of_range,
+    merge_reports,
+    why_not_chunked,
+)
 from sparecast.pipeline.dask_ml import dask_model, fit_on_cluster, predict_chunk
 from sparecast.pipeline.engine import LOCAL, Engine
 from sparecast.pipeline.progress import Progress, no_progress
@@ -51,6 +68,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DaskEngine",
+    "FileLoad",
+    "NotChunkable",
     "chunk_bounds",
     "compute_engine",
     "memory_limit",
@@ -76,13 +95,44 @@ def _chunk(panel: DemandPanel, a: int, b: int) -> DemandPanel:
     return DemandPanel(panel.y[a:b], panel.item_ids[a:b], panel.start, panel.freq, attrs)
 
 
+def _refuse_global(panel: DemandPanel, names: list[str]) -> None:
+    """A global method (learning across items) needs the whole panel; a ChunkedPanel has none."""
+    if not isinstance(panel, ChunkedPanel):
+        return
+    glob = [n for n in names if get_method(n).needs_panel]
+    if glob:
+        raise ConfigError(
+            f"{glob} learn across items and need the whole panel on the client; a panel read "
+            "per chunk on the workers (DaskEngine.load_file) runs the per-item methods only"
+        )
+
+
+class NotChunkable(ConfigError):
+    """The file cannot be read per chunk with the one-process result (the reason); load it in
+    one piece."""
+
+
+@dataclass
+class FileLoad:
+    """A long Parquet file loaded per chunk on the workers (:meth:`DaskEngine.load_file`): the
+    panel without its matrix, the demand validation report and rejected rows of all chunks
+    (as the one-process load gives them; rejected rows in chunk order)."""
+
+    panel: ChunkedPanel
+    report: ValidationReport
+    rejected: pl.DataFrame
+    timings: dict[str, float]
+
+
 # ---------------------------------------------------------------- tasks (run on the workers)
-def _classify_task(chunk: DemandPanel, thresholds: TierThresholds | None) -> pl.DataFrame:
-    return classify(chunk, thresholds=thresholds)
+def _classify_task(
+    source: DemandPanel | FileRange, thresholds: TierThresholds | None
+) -> pl.DataFrame:
+    return classify(as_panel(source), thresholds=thresholds)
 
 
 def _backtest_task(
-    chunk: DemandPanel,
+    source: DemandPanel | FileRange,
     percentage_items: np.ndarray,
     kwargs: dict[str, Any],
     models: dict[str, GlobalLightGBM] | None = None,
@@ -90,13 +140,18 @@ def _backtest_task(
 ) -> BacktestResult:
     """The chunk's backtest; ``models`` (trained on the cluster) forecast every window from
     ``origins`` here and are scored with the others."""
+    chunk = as_panel(source)
     window = {n: predict_chunk(m, chunk, kwargs["h"], origins) for n, m in (models or {}).items()}
     result = backtest(chunk, percentage_items=percentage_items, window_forecasts=window, **kwargs)
-    return dataclasses.replace(result, panel=None)  # the client has the panel
+    scales = None
+    if isinstance(source, FileRange) and result.errors is not None:
+        # the client has no matrix to score combinations on: each chunk's training scales
+        scales = seasonal_naive_scales(chunk.y, result.seasonality, result.origins)
+    return dataclasses.replace(result, panel=None, train_scales=scales)  # the client: the panel
 
 
 def _forecast_task(
-    chunk: DemandPanel,
+    source: DemandPanel | FileRange,
     h: int,
     names: list[str],
     params: dict[str, dict[str, Any]],
@@ -104,6 +159,7 @@ def _forecast_task(
 ) -> dict[str, np.ndarray | str]:
     """Forecasts of every method of ``names`` (``models``: trained on the cluster); the message
     of a method that cannot run."""
+    chunk = as_panel(source)
     classical = [n for n in names if n not in (models or {})]
     values, failed = LOCAL.forecast_all(chunk, h, classical, params, lambda _: None)
     for name, model in (models or {}).items():
@@ -176,7 +232,18 @@ class DaskEngine:
         """``task(chunk, *per_chunk(a, b), *args)`` for every chunk, in panel order, with at most
         two chunks per worker in flight (each chunk is sent with its task and released with
         its result); ``meanwhile()`` runs here while the workers compute. Returns the results
-        in chunk order and what ``meanwhile`` returned."""
+        in chunk order and what ``meanwhile`` returned. A :class:`ChunkedPanel`'s chunks are its
+        file ranges (each worker reads its own rows), any other panel's are slices of it."""
+        if isinstance(panel, ChunkedPanel):
+            return self._map_chunks(
+                panel.bounds,
+                panel.source,
+                label,
+                task,
+                *args,
+                per_chunk=per_chunk,
+                meanwhile=meanwhile,
+            )
         return self._map_chunks(
             chunk_bounds(panel.n_items, self.chunk_items),
             lambda a, b: _chunk(panel, a, b),
@@ -234,6 +301,118 @@ class DaskEngine:
         )
         return results, other
 
+    # ------------------------------------------------------------ loading per chunk
+    def load_file(self, path: str, settings: Settings) -> FileLoad:
+        """A long-format Parquet file (``unique_id, ds, y``) loaded per chunk on the workers, as
+        ``sparecast.pipeline.load.load_panel`` loads it in one process (same rules, same
+        calendar, same rows): the client reads the distinct ids (one column) and cuts them
+        into ranges of ``chunk_items``; the workers read and validate their ranges, in two
+        rounds (the items' medians, from which the client computes the extreme-quantity rule's
+        typical sizes of all items, then the validation), and each step later reads its range
+        again (:func:`sparecast.pipeline.chunks.as_panel`). NotChunkable (a ConfigError) says
+        why a file cannot be read so (it is then loaded in one piece)."""
+        why = why_not_chunked(path)
+        if why is None:
+            ids, why = distinct_ids(path)
+        if why is not None:
+            raise NotChunkable(f"{path} is loaded in one piece: {why}")
+        t0 = time.perf_counter()
+        d = settings.data
+        today = d.today or date.today()
+        end = d.end_date
+        bounds = chunk_bounds(len(ids), self.chunk_items)
+        base = ReadSpec(str(path), today=today, window_end=end)
+
+        def validated(spec: ReadSpec, label: str) -> tuple[list[ChunkCheck], ReadSpec]:
+            """The two rounds over the ranges: the items' medians, then the checks with the
+            typical sizes of all items (returned in the spec)."""
+            medians, _ = self._map_chunks(
+                live, lambda a, b: FileRange(spec, ids[a], ids[b - 1]), label, medians_of_range
+            )
+            spec = dataclasses.replace(spec, pool=outlier_pool(pl.concat(medians)))
+            checks, _ = self._map_chunks(
+                live, lambda a, b: FileRange(spec, ids[a], ids[b - 1]), label, check_range
+            )
+            return checks, spec
+
+        if not ids:
+            raise DataValidationError(f"no demand rows in {path}")
+        live = [(a, b) for a, b in bounds if b > a]
+        start = None
+        if d.window_days is not None:
+            last = end
+            if last is None:  # as load_panel's probe: the default rules, no window
+                probe = dataclasses.replace(
+                    base,
+                    window_end=None,
+                    outlier_factor=DEFAULT_OUTLIER_FACTOR,
+                    outlier_action=DEFAULT_OUTLIER_ACTION,
+                )
+                maxs = [
+                    c.report.date_max
+                    for c in validated(probe, "load probe")[0]
+                    if c.report.date_max is not None
+                ]
+                last = max(maxs) if maxs else None
+            if last is not None:
+                start = last - timedelta(days=d.window_days - 1)
+        spec = dataclasses.replace(
+            base,
+            window_start=start,
+            outlier_factor=d.outlier_factor,
+            outlier_action=d.outlier_action,
+        )
+        checks, spec = validated(spec, "load")
+        report = merge_reports([c.report for c in checks])
+        if d.strict:
+            report.raise_if_rejected()
+        if report.rows_kept == 0:
+            raise DataValidationError(
+                f"no valid demand rows in {path}: " + "; ".join(report.summary_lines())
+            )
+        # the calendar as DemandPanel.from_long makes it of all valid rows
+        days = np.unique(np.concatenate([c.days for c in checks])).astype("datetime64[D]")
+        freq = d.freq or infer_freq(days)
+        first = np.datetime64(start, "D") if start is not None else days[0]
+        last_day = np.datetime64(end, "D") if end is not None else days[-1]
+        if last_day < first:
+            raise DataValidationError(f"panel end {last_day} is before its start {first}")
+        first = period_starts(first, 1, freq)[0]
+        n_periods = int(period_index(np.array([last_day]), first, freq)[0]) + 1
+        spec = dataclasses.replace(spec, freq=freq, start=first.item(), end=last_day.item())
+        sources: list[tuple[int, int, FileRange]] = []
+        row = 0
+        for (a, b), check in zip(live, checks, strict=True):
+            if check.item_ids:  # a range whose rows were all rejected has no items
+                n = len(check.item_ids)
+                sources.append(
+                    (row, row + n, FileRange(spec, ids[a], ids[b - 1], tuple(check.item_ids)))
+                )
+                row += n
+        item_ids = np.array([i for c in checks for i in c.item_ids], dtype=object)
+        panel = ChunkedPanel(
+            np.empty((item_ids.size, 0), dtype=np.float32),
+            item_ids,
+            first,
+            freq,  # type: ignore[arg-type]
+            periods=n_periods,
+            sources=tuple(sources),
+        )
+        rejected = pl.concat([c.rejected for c in checks], how="diagonal_relaxed")
+        return FileLoad(panel, report, rejected, {"load_s": time.perf_counter() - t0})
+
+    def with_history(self, panel: ChunkedPanel, n_tail: int, seasonality: int) -> ChunkedPanel:
+        """``panel`` with what the store and monitoring take of the whole history, computed per
+        chunk on the workers: the last ``n_tail`` periods of every item (the actuals) and its
+        MASE and RMSSE scales (``seasonality``)."""
+        parts, _ = self._map(panel, "history", _history_task, n_tail, seasonality)
+        tail = np.concatenate([p[0] for p in parts], axis=0)
+        scales = {
+            "mase": np.concatenate([p[1] for p in parts]),
+            "rmsse": np.concatenate([p[2] for p in parts]),
+        }
+        return dataclasses.replace(panel, tail=tail, scales=scales)
+
     # ------------------------------------------------------------ the Engine steps
     def classify(self, panel: DemandPanel, thresholds: TierThresholds | None) -> pl.DataFrame:
         parts, _ = self._map(panel, "classify", _classify_task, thresholds)
@@ -242,6 +421,7 @@ class DaskEngine:
     def backtest(self, panel: DemandPanel, **kwargs: Any) -> BacktestResult:
         t0 = time.perf_counter()
         asked = [m.name for m in resolve_methods(kwargs.pop("methods", None))]
+        _refuse_global(panel, asked)
         classical = [n for n in asked if not get_method(n).needs_panel]
         params: dict[str, dict[str, Any]] = kwargs.pop("params", None) or {}
         cluster = (
@@ -302,6 +482,7 @@ class DaskEngine:
         params: dict[str, dict[str, Any]],
         step: Callable[[str], None],
     ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        _refuse_global(panel, names)
         classical = [n for n in names if not get_method(n).needs_panel]
         glob_failed: dict[str, str] = {}
         models: dict[str, Any] = {}
@@ -541,8 +722,22 @@ def _merge_item_plans(
     )
 
 
-def _quantiles_task(chunk: DemandPanel, point: np.ndarray, levels: list[float]) -> np.ndarray:
-    return LOCAL.forecast_quantiles(chunk, point, levels)
+def _history_task(
+    source: DemandPanel | FileRange, n_tail: int, seasonality: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    chunk = as_panel(source)
+    n = max(0, min(n_tail, chunk.n_periods))
+    return (
+        chunk.y[:, chunk.n_periods - n :].copy(),
+        seasonal_naive_scale(chunk.y, seasonality, power=1),
+        seasonal_naive_scale(chunk.y, seasonality, power=2),
+    )
+
+
+def _quantiles_task(
+    source: DemandPanel | FileRange, point: np.ndarray, levels: list[float]
+) -> np.ndarray:
+    return LOCAL.forecast_quantiles(as_panel(source), point, levels)
 
 
 def _merge_backtests(
@@ -589,6 +784,12 @@ def _merge_backtests(
         for k, v in p.timings.get("kernels", {}).items():
             kernels[k] = kernels.get(k, 0.0) + v
     labels = {**first.labels, **(glob.labels if glob is not None else {})}
+    scales = None
+    if all(p.train_scales is not None for p in parts):
+        scales = (
+            np.concatenate([p.train_scales[0] for p in parts if p.train_scales], axis=1),
+            np.concatenate([p.train_scales[1] for p in parts if p.train_scales], axis=1),
+        )
     return dataclasses.replace(
         first,
         scores=pl.concat(frames, how="vertical", rechunk=False),
@@ -597,6 +798,7 @@ def _merge_backtests(
         errors=errors,
         timings={"kernels": kernels, "total": seconds, "chunks": len(parts)},
         panel=panel,
+        train_scales=scales,
     )
 
 

@@ -44,6 +44,7 @@ from sparecast.evaluate.monitoring import (
     rolling_scores,
     streaks,
 )
+from sparecast.pipeline.chunks import ChunkedPanel
 from sparecast.pipeline.store_step import store_url_for
 from sparecast.store.aliases import CHAMPION, served_lineage
 from sparecast.store.history import ForecastStore
@@ -198,12 +199,15 @@ def run_items_frame(
     expected_rmsse, expected_mape, expected_error_sum, expected_actual_sum; null when the item's
     method was not backtested)."""
     ids = panel.item_ids.astype(str)
+    if isinstance(panel, ChunkedPanel):  # computed per chunk on the workers
+        if panel.scales is None:
+            raise ValueError("the chunked panel has no scales (DaskEngine.with_history)")
+        mase, rmsse = panel.scales["mase"], panel.scales["rmsse"]
+    else:
+        mase = seasonal_naive_scale(panel.y, seasonality, power=1)
+        rmsse = seasonal_naive_scale(panel.y, seasonality, power=2)
     frame = pl.DataFrame(
-        {
-            "unique_id": ids,
-            "scale_mase": seasonal_naive_scale(panel.y, seasonality, power=1),
-            "scale_rmsse": seasonal_naive_scale(panel.y, seasonality, power=2),
-        },
+        {"unique_id": ids, "scale_mase": mase, "scale_rmsse": rmsse},
         schema={"unique_id": pl.Utf8, "scale_mase": pl.Float64, "scale_rmsse": pl.Float64},
     )
     if panel.attributes is not None and "category" in panel.attributes.columns:

@@ -16,14 +16,17 @@ from pathlib import Path
 import polars as pl
 
 from sparecast.config import Settings
+from sparecast.data.sources import FileSource, open_source
+from sparecast.methods import get_method
+from sparecast.pipeline.chunks import ChunkedPanel
 from sparecast.pipeline.console import (
     horizon_line,
     router_lines,
     selection_score,
     summary_lines,
 )
-from sparecast.pipeline.core import CoreResult, run_core
-from sparecast.pipeline.distributed import compute_engine
+from sparecast.pipeline.core import CoreResult, make_router, reported_methods, run_core
+from sparecast.pipeline.distributed import DaskEngine, NotChunkable, compute_engine
 from sparecast.pipeline.engine import Engine
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.monitor import run_items_frame
@@ -64,6 +67,8 @@ def stage_run(
 ) -> RunOutcome:
     """Check the store, load and validate the source, compute and write the run's files into
     ``work_dir`` (a staging folder of ``output_dir``); nothing is stored or committed yet.
+    On a cluster, a long Parquet file is loaded per chunk on the workers when it can be
+    (:func:`load_on_workers`), else in one piece here.
     ``after_load``: a check of the loaded data before the long computation; ``items_file``:
     the items file of a long-format source (``load_panel``); ``engine``: where the core runs
     (default: the one ``settings.compute`` asks for, open for this run only)."""
@@ -71,24 +76,32 @@ def stage_run(
     steps("check")
     if with_forecast:
         check_store(settings, output_dir)  # fails fast, before the computation
-    steps("load")
-    t0 = time.perf_counter()
-    loaded = load_panel(
-        source,
-        settings,
-        output_dir,
-        full_extract=full_extract,
-        progress=progress,
-        extra_tables=extra_tables,
-        items_file=items_file,
-    )
-    if after_load is not None:
-        after_load(loaded)
-    timings["load_s"] = time.perf_counter() - t0
-    steps("compute")
     with (
         nullcontext(engine) if engine is not None else compute_engine(settings, progress=progress)
     ) as eng:  # this process, or Dask
+        steps("load")
+        t0 = time.perf_counter()
+        chunked: LoadedData | str | None = None
+        if items_file is None and not extra_tables:
+            chunked = load_on_workers(source, settings, eng)
+        if isinstance(chunked, LoadedData):
+            loaded = chunked
+        else:
+            loaded = load_panel(
+                source,
+                settings,
+                output_dir,
+                full_extract=full_extract,
+                progress=progress,
+                extra_tables=extra_tables,
+                items_file=items_file,
+            )
+            if chunked:  # why a cluster run loaded the file in one piece here
+                loaded.extract_info["load"] = f"in one piece on the client: {chunked}"
+        if after_load is not None:
+            after_load(loaded)
+        timings["load_s"] = time.perf_counter() - t0
+        steps("compute")
         result = run_core(
             loaded.panel, settings, with_forecast=with_forecast, progress=progress, engine=eng
         )
@@ -98,6 +111,10 @@ def stage_run(
                 loaded.panel, result.forecasts, settings.quantiles, engine=eng
             )
             result.timings["quantiles_s"] = time.perf_counter() - t0
+        if isinstance(loaded.panel, ChunkedPanel) and isinstance(eng, DaskEngine):
+            # what the store and monitoring take of the history, per chunk on the workers
+            n_actuals = settings.store.actuals_periods or settings.horizon_for(loaded.panel)
+            loaded.panel = eng.with_history(loaded.panel, n_actuals, settings.backtest.seasonality)
     timings.update(result.timings)
     steps("write")
     t0 = time.perf_counter()
@@ -122,6 +139,36 @@ def stage_run(
     if result.horizon is not None:
         lines.insert(0, horizon_line(result.horizon, loaded.panel.freq, result.backtest))
     return RunOutcome(loaded, result, paths, lines, timings)
+
+
+def load_on_workers(source: str, settings: Settings, engine: Engine) -> LoadedData | str | None:
+    """``source`` loaded per chunk on the workers of ``engine`` (``DaskEngine.load_file``:
+    the client holds the item ids and the calendar, not the demand matrix); else why a
+    cluster run loads this long-format file in one piece here (a method that learns across
+    items needs the whole panel; a file whose chunks could differ from the whole:
+    ``NotChunkable``), for run.json's ``extract.load``; None without a cluster or for a
+    database."""
+    if not isinstance(engine, DaskEngine):
+        return None
+    src = open_source(source)
+    if not isinstance(src, FileSource):
+        return None
+    glob = [n for n in reported_methods(make_router(settings)) if get_method(n).needs_panel]
+    if glob:
+        return f"{glob} learn across items and need the whole panel"
+    try:
+        got = engine.load_file(str(src.path), settings)
+    except NotChunkable as exc:
+        return str(exc)
+    return LoadedData(
+        got.panel,
+        {},
+        {"demand": got.report},
+        {"demand": got.rejected},
+        "long_file",
+        src,
+        {"load": f"per chunk on the workers ({len(got.panel.sources)} chunks)"},
+    )
 
 
 def store_and_commit(

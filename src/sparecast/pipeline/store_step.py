@@ -16,6 +16,7 @@ from sparecast._version import __version__
 from sparecast.config import Settings
 from sparecast.data.panel import DemandPanel
 from sparecast.errors import LoopManagedError
+from sparecast.pipeline.chunks import ChunkedPanel
 from sparecast.pipeline.progress import Progress
 from sparecast.store.history import ForecastStore, RunMeta, default_store_url
 from sparecast.urls import redact_url, redact_values
@@ -61,9 +62,16 @@ def actuals_frame(panel: DemandPanel, n_periods: int) -> pl.DataFrame:
         {
             "unique_id": np.repeat(panel.item_ids.astype(str), n),
             "ds": np.tile(dates, panel.n_items),
-            "y": panel.y[:, -n:].astype(np.float64).reshape(-1),
+            "y": _last(panel, n).astype(np.float64).reshape(-1),
         }
     ).with_columns(pl.col("ds").cast(pl.Date))
+
+
+def _last(panel: DemandPanel, n: int) -> np.ndarray:
+    """The last ``n`` periods of every item (a panel read per chunk keeps them apart)."""
+    if isinstance(panel, ChunkedPanel):
+        return panel.history_tail(n)
+    return panel.y[:, -n:]
 
 
 def _day(value: Any) -> date:

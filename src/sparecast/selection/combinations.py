@@ -31,7 +31,7 @@ def with_combinations(result: BacktestResult, names: Iterable[str]) -> BacktestR
     new = [n for n in dict.fromkeys(names) if n not in result.methods]
     if not new:
         return result
-    if result.errors is None or result.panel is None:
+    if result.errors is None or (result.panel is None and result.train_scales is None):
         raise MethodError(
             f"scoring the combination(s) {new} needs the per-window errors; run the "
             "backtest with keep_errors=True"
@@ -40,9 +40,13 @@ def with_combinations(result: BacktestResult, names: Iterable[str]) -> BacktestR
     missing = sorted({m for ms in members.values() for m in ms} - set(result.errors))
     if missing:
         raise MethodError(f"combination member(s) {missing} were not backtested")
-    scales_abs, scales_sq = seasonal_naive_scales(
-        result.panel.y, result.seasonality, result.origins
-    )
+    if result.train_scales is not None:  # computed per chunk (a panel read per chunk)
+        scales_abs, scales_sq = result.train_scales
+    else:
+        assert result.panel is not None
+        scales_abs, scales_sq = seasonal_naive_scales(
+            result.panel.y, result.seasonality, result.origins
+        )
     base = result.scores.filter(pl.col("method") == result.methods[0])
     frames = [result.scores]
     errors = dict(result.errors)
