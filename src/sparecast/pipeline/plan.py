@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,9 @@ from sparecast.inventory.overrides import (
 )
 from sparecast.inventory.plan import PlanResult, compute_plan
 from sparecast.inventory.report import render_inventory_report
+from sparecast.pipeline.chunks import ChunkedPanel
 from sparecast.pipeline.console import plan_summary_lines
-from sparecast.pipeline.distributed import compute_engine
+from sparecast.pipeline.distributed import DaskEngine, compute_engine
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.outputs import (
     FORECASTS_DIR,
@@ -354,6 +356,12 @@ def run_plan(
                 "purchase_orders"
             ]
         overrides = planner_overrides(settings, output_dir, today)
+        planner: Callable[..., Any] = engine.plan_items
+        history_mean = None
+        if isinstance(loaded.panel, ChunkedPanel) and isinstance(engine, DaskEngine):
+            # the history stays on the workers: each plan chunk reads its rows
+            planner = partial(engine.plan_items, panel=loaded.panel)
+            history_mean = loaded.panel.means
         planned = forecasts
         if overrides and forecasts is not None:  # the forecast levels/multipliers
             planned = apply_forecast_overrides(forecasts, overrides, today)
@@ -365,7 +373,8 @@ def run_plan(
             settings,
             today=today,
             progress=progress,
-            planner=engine.plan_items,
+            planner=planner,
+            history_mean=history_mean,
         )
         plan.notes[:0] = item_notes
         plan = apply_plan_overrides(plan, overrides, today)
