@@ -357,6 +357,13 @@ def test_sparecast_plan_with_an_items_file_on_a_cluster_plans_per_chunk(
         pl.read_parquet(dask / "rejected_items.parquet"),
         pl.read_parquet(single / "rejected_items.parquet"),
     )
+    # --reuse-forecasts on the cluster: the file read per chunk again, the same policy
+    args = ["plan", "--source", long_file, "--items", str(items), "-o", str(dask)]
+    args += ["--config", str(cfg), "-q", "--reuse-forecasts"]
+    again = runner.invoke(app, [*args, "--cluster", client.scheduler.address])
+    assert again.exit_code == 0, again.output
+    assert_frame_equal(pl.read_parquet(dask / "policy.parquet"), policy)
+    assert "plan_rows_s" in json.loads((dask / "run.json").read_text())["plan"]["timings_s"]
     if not calibrate:
         return
     items.write_text("unique_id,lead_time_days,category\nP000003,14,brakes\n")

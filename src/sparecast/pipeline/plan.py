@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -51,7 +51,7 @@ from sparecast.pipeline.outputs import (
 )
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
 from sparecast.pipeline.staging import RUN_JSON, Staging
-from sparecast.pipeline.steps import RunOutcome, stage_run, store_and_commit
+from sparecast.pipeline.steps import RunOutcome, load_on_workers, stage_run, store_and_commit
 from sparecast.pipeline.store_step import check_not_loop_managed, store_url_for
 from sparecast.store.history import ForecastStore
 from sparecast.urls import redact_url
@@ -312,22 +312,38 @@ def run_plan(
                     "they are not sparecast forecasts: run without --reuse-forecasts"
                 )
             steps("load")
-            loaded: LoadedData = load_panel(
-                source,
-                settings,
-                output_dir,
-                full_extract=full_extract,
-                progress=progress,
-                extra_tables=PLAN_TABLES,
-                items_file=items_file,
+            # on a cluster, a long Parquet file with its items file is read per chunk
+            chunked = (
+                load_on_workers(
+                    source, settings, engine, items_file=items_file, plan=True, forecasting=False
+                )
+                if items_file is not None
+                else None
             )
+            if isinstance(chunked, LoadedData) and isinstance(chunked.panel, ChunkedPanel):
+                loaded: LoadedData = chunked
+                # each item's history mean (the rate of an item without a forecast)
+                loaded.panel = cast(DaskEngine, engine).with_history(
+                    chunked.panel, 1, settings.backtest.seasonality
+                )
+            else:
+                loaded = load_panel(
+                    source,
+                    settings,
+                    output_dir,
+                    full_extract=full_extract,
+                    progress=progress,
+                    extra_tables=PLAN_TABLES,
+                    items_file=items_file,
+                )
             _not_long_file(source)(loaded)
             item_rejects = loaded.rejected.get("items")
             if items_file is not None and item_rejects is not None and item_rejects.height:
                 item_rejects.write_parquet(staging.dir / REJECTED_ITEMS_FILE)
-            classification = classify(
-                loaded.panel,
-                thresholds=settings.tiers.thresholds(),
+            classification = (
+                engine.classify(loaded.panel, settings.tiers.thresholds())
+                if isinstance(loaded.panel, ChunkedPanel)
+                else classify(loaded.panel, thresholds=settings.tiers.thresholds())
             )
         else:
             run = stage_run(

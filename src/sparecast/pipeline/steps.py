@@ -152,6 +152,7 @@ def load_on_workers(
     *,
     items_file: str | Path | None = None,
     plan: bool = False,
+    forecasting: bool = True,
 ) -> LoadedData | str | None:
     """``source`` loaded per chunk on the workers of ``engine`` (``DaskEngine.load_file``:
     the client holds the item ids and the calendar, not the demand matrix); else why a
@@ -160,14 +161,16 @@ def load_on_workers(
     ``NotChunkable``; for the ``plan``, a setting that plans all items at once; an items
     file with categories), for run.json's ``extract.load``; None without a cluster or for a
     database. ``items_file``: validated here as ``load_panel`` validates it; its items
-    without demand join the panel with zero demand and it makes ``LoadedData.plan_inputs``."""
+    without demand join the panel with zero demand and it makes ``LoadedData.plan_inputs``.
+    ``forecasting``: the run forecasts with the settings' methods (not ``plan
+    --reuse-forecasts``), so that a method learning across items needs the whole panel."""
     if not isinstance(engine, DaskEngine):
         return None
     src = open_source(source)
     if not isinstance(src, FileSource):
         return None
     glob = [n for n in reported_methods(make_router(settings)) if get_method(n).needs_panel]
-    if glob:
+    if glob and forecasting:
         return f"{glob} learn across items and need the whole panel"
     inv = settings.inventory
     if plan and inv.service_mode == "aggregate":
