@@ -306,7 +306,11 @@ def test_sparecast_run_on_a_cluster_loads_the_file_per_chunk(
 
 @pytest.mark.parametrize("calibrate", [True, False], ids=["calibrated", "not-calibrated"])
 def test_sparecast_plan_with_an_items_file_on_a_cluster_plans_per_chunk(
-    client: distributed.Client, long_file: str, tmp_path: Path, calibrate: bool
+    client: distributed.Client,
+    long_file: str,
+    tmp_path: Path,
+    calibrate: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``sparecast plan --source FILE.parquet --items ITEMS --cluster ADDRESS``: the demand is
     loaded per chunk on the workers, the items file's items without demand (before, between
@@ -314,7 +318,10 @@ def test_sparecast_plan_with_an_items_file_on_a_cluster_plans_per_chunk(
     sample's rows only (100 of the items), the plan chunks read their own rows: the same
     policy, notes, summary and rejected item rows as the plan without Dask. With categories
     in the items file (the extreme-quantity rule's typical sizes per category), the file is
-    loaded in one piece and run.json says why."""
+    loaded in one piece and run.json says why. Calibrated, the level weight is chosen on 50
+    items with demand (as above 5,000 items: the client gathers those rows only)."""
+    if calibrate:  # the cluster's workers are threads of this process: they see it too
+        monkeypatch.setattr("sparecast.methods.level_alpha._ALPHA_MAX_ITEMS", 50)
     items = tmp_path / "items.csv"
     items.write_text(
         "unique_id,lead_time_days,moq,unit_cost,on_hand,on_order\n"
