@@ -302,3 +302,82 @@ def test_sparecast_run_on_a_cluster_loads_the_file_per_chunk(
         got, want = _store_table(dask, query), _store_table(single, query)
         assert want.height > 0
         assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("calibrate", [True, False], ids=["calibrated", "not-calibrated"])
+def test_sparecast_plan_with_an_items_file_on_a_cluster_plans_per_chunk(
+    client: distributed.Client,
+    long_file: str,
+    tmp_path: Path,
+    calibrate: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``sparecast plan --source FILE.parquet --items ITEMS --cluster ADDRESS``: the demand is
+    loaded per chunk on the workers, the items file's items without demand (before, between
+    and after the file's ids) join the panel, the calibration runs on the client on its
+    sample's rows only (100 of the items), the plan chunks read their own rows: the same
+    policy, notes, summary and rejected item rows as the plan without Dask. With categories
+    in the items file (the extreme-quantity rule's typical sizes per category), the file is
+    loaded in one piece and run.json says why. Calibrated, the level weight is chosen on 50
+    items with demand (as above 5,000 items: the client gathers those rows only)."""
+    if calibrate:  # the cluster's workers are threads of this process: they see it too
+        monkeypatch.setattr("sparecast.methods.level_alpha._ALPHA_MAX_ITEMS", 50)
+    items = tmp_path / "items.csv"
+    items.write_text(
+        "unique_id,lead_time_days,moq,unit_cost,on_hand,on_order\n"
+        "A0001,14,1,2,0,0\n"  # no demand, before every id of the file
+        "P000003,14,4,2.5,3,1\n"
+        "P000004,abc,1,1,0,0\n"  # rejected: takes the defaults
+        "P000010,30,1,5,40,0\n"
+        "Q0001,21,1,4,0,0\n"  # no demand, between the file's ids
+        "ZZ01,7,1,1,2,0\n"  # no demand, after them
+    )
+    cfg = tmp_path / "sparecast.toml"
+    cfg.write_text(
+        '[compute]\nchunk_items = 45\n[data]\ntoday = "2026-11-01"\n'
+        f"[inventory]\nchunk_size = 20\nn_samples = 200\ncalibrate = {str(calibrate).lower()}\n"
+        "calibration_max_items = 100\ncalibration_min_periods = 0\n"
+    )
+    outs = {}
+    for name, extra in {"single": [], "dask": ["--cluster", client.scheduler.address]}.items():
+        out = tmp_path / name
+        args = ["plan", "--source", long_file, "--items", str(items), "-o", str(out)]
+        args += ["--config", str(cfg), "-q", "--methods", ",".join(CLASSICAL), *extra]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        outs[name] = out
+    single, dask = outs["single"], outs["dask"]
+    run, ref = (json.loads((d / "run.json").read_text()) for d in (dask, single))
+    assert run["extract"]["load"].startswith("per chunk on the workers")
+    assert "plan_rows_s" in run["plan"]["timings_s"]  # the client gathered rows, not the panel
+    policy = pl.read_parquet(single / "policy.parquet")
+    assert {"A0001", "Q0001", "ZZ01"} <= set(policy["unique_id"])
+    assert_frame_equal(pl.read_parquet(dask / "policy.parquet"), policy)
+    assert run["plan"]["notes"] == ref["plan"]["notes"]
+    assert (
+        any("targets calibrated" in n and "of 100 item(s)" in n for n in ref["plan"]["notes"])
+        == calibrate
+    )
+    for key in ("n_items", "n_to_order", "order_value", "expected_aggregate_fill_rate"):
+        assert run["plan"][key] == ref["plan"][key]
+    assert_frame_equal(
+        pl.read_parquet(dask / "rejected_items.parquet"),
+        pl.read_parquet(single / "rejected_items.parquet"),
+    )
+    # --reuse-forecasts on the cluster: the file read per chunk again, the same policy
+    args = ["plan", "--source", long_file, "--items", str(items), "-o", str(dask)]
+    args += ["--config", str(cfg), "-q", "--reuse-forecasts"]
+    again = runner.invoke(app, [*args, "--cluster", client.scheduler.address])
+    assert again.exit_code == 0, again.output
+    assert_frame_equal(pl.read_parquet(dask / "policy.parquet"), policy)
+    assert "plan_rows_s" in json.loads((dask / "run.json").read_text())["plan"]["timings_s"]
+    if not calibrate:
+        return
+    items.write_text("unique_id,lead_time_days,category\nP000003,14,brakes\n")
+    out = tmp_path / "categories"
+    args = ["plan", "--source", long_file, "--items", str(items), "-o", str(out)]
+    args += ["--config", str(cfg), "-q", "--methods", ",".join(CLASSICAL)]
+    result = runner.invoke(app, [*args, "--cluster", client.scheduler.address])
+    assert result.exit_code == 0, result.output
+    load = json.loads((out / "run.json").read_text())["extract"]["load"]
+    assert load.startswith("in one piece on the client") and "categor" in load

@@ -166,6 +166,7 @@ def calibrated_targets(
     ]
     | None = None,
     unit_cost: np.ndarray | float = 1.0,
+    groups: np.ndarray | None = None,
 ) -> Calibration:
     """The nominal fill-rate targets that reached ``targets`` in a backtest on the history ``y``
     (items x periods; ``lead_times`` per-item samples in periods; ``order_quantity`` Q per item),
@@ -174,22 +175,30 @@ def calibrated_targets(
     the plan's rules applied in the calibration backtest (see
     :func:`sparecast.inventory.simulate.calibrate_targets`; ``plan_policy`` passes them). See
     the module docstring. ``unit_cost`` (NaN: 1) values the stock of the cost-aware mode
-    (``inventory.calibration_mode = "cost"``)."""
+    (``inventory.calibration_mode = "cost"``). ``groups``: the :func:`frequency_groups` of
+    every item's whole history, ``y`` then holding only the rows of the items of
+    :func:`calibration_window`'s sample, in its order (what a client that does not hold the
+    whole history computes on; the same result)."""
     inv = settings.inventory
     h = np.asarray(y, dtype=np.float64)
-    n, n_periods = h.shape
+    n = len(lead_times) if groups is not None else h.shape[0]
+    n_periods = h.shape[1]
     tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
     review = max(1, round(inv.review_period_days / period_days))
     win = calibration_window(n_periods, lead_times, settings, period_days=period_days)
     if win.why:
         return Calibration(tgt, False, f"targets not calibrated: {win.why}")
     holdout, warm, measured, sample = win.holdout, win.warmup, win.measured, win.sample
-    groups = frequency_groups(h[:, : n_periods - holdout])
+    h_s = h if groups is not None else h[sample]
+    if h_s.shape[0] != sample.size:
+        raise ValueError(f"{h_s.shape[0]} rows given for a sample of {sample.size} items")
+    # per item: the groups of the sample's rows are those of the whole history's rows
+    fit_groups = frequency_groups(h_s[:, : n_periods - holdout])
     lts = [np.atleast_1d(np.asarray(lead_times[int(i)], dtype=np.float64)) for i in sample]
     # items without room for a measured protection interval: warmed up over the whole holdout
     warm_s = np.where(measured[sample], warm[sample], holdout)
     curves = calibration_curves(
-        h[sample],
+        h_s,
         lts,
         tgt[sample],
         np.broadcast_to(np.asarray(order_quantity, dtype=np.float64), (n,))[sample],
@@ -199,7 +208,7 @@ def calibrated_targets(
         review_period=review,
         distribution=inv.distribution,
         n_samples=inv.n_samples,
-        groups=groups[sample],
+        groups=fit_groups,
         moq=np.broadcast_to(np.asarray(moq, dtype=np.float64), (n,))[sample],
         lot_size=np.broadcast_to(np.asarray(lot_size, dtype=np.float64), (n,))[sample],
         seed=inv.seed,
@@ -221,7 +230,8 @@ def calibrated_targets(
     else:
         factors = solve_factors(curves)
         how = "per group"
-    per_item = factors_by_group(curves.keys, factors, frequency_groups(h), tgt)
+    all_groups = groups if groups is not None else frequency_groups(h)
+    per_item = factors_by_group(curves.keys, factors, all_groups, tgt)
     nominal = nominal_targets(tgt, per_item)
     raised = nominal > tgt + 1e-12
     lowered = nominal < tgt - 1e-12

@@ -246,12 +246,14 @@ def _stock_per_item(
 
 
 def _forecast_per_item(
-    forecasts: pl.DataFrame | None, panel: DemandPanel
+    forecasts: pl.DataFrame | None, panel: DemandPanel, history_mean: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(mean forecast per period, total over the horizon, items without a forecast) in panel
-    order; an item without a forecast gets its history mean per period."""
+    order; an item without a forecast gets its history mean per period (``history_mean``:
+    given, for a panel whose matrix is elsewhere)."""
     ids = panel.item_ids.astype(str)
-    history_mean = np.maximum(panel.y, 0).mean(axis=1, dtype=np.float64)
+    if history_mean is None:
+        history_mean = np.maximum(panel.y, 0).mean(axis=1, dtype=np.float64)
     if forecasts is None or forecasts.height == 0:
         return history_mean, np.full(ids.size, np.nan), ids.size
     per = forecasts.group_by("unique_id").agg(
@@ -277,6 +279,7 @@ def compute_plan(
     today: date,
     progress: Callable[[str, int, int], None] | None = None,
     planner: Planner = plan_items,
+    history_mean: np.ndarray | None = None,
 ) -> PlanResult:
     """The policy of every item of ``panel`` from its history, its forecast (``forecasts`` long
     format with a ``forecast`` column) and the raw purchasing ``tables`` (purchase_orders,
@@ -286,7 +289,9 @@ def compute_plan(
     and ``review_period_days`` likewise. The protection interval is the lead time plus one
     period (sQ, reviewed every period) or plus the review period (RsS), see
     ``sparecast.inventory.policy.protection_review_periods``. ``planner``: where the
-    distributions and policies are computed (:data:`Planner`).
+    distributions and policies are computed (:data:`Planner`). ``history_mean``: each item's
+    mean demand per period (negative as 0) when the panel's matrix is not here (a planner
+    that reads the history per chunk; ``panel.y`` is then passed to it unused).
     """
     inv = settings.inventory
     timings: dict[str, float] = {}
@@ -327,7 +332,7 @@ def compute_plan(
     targets = service_targets(tiers, inv, item_ids=ids, item_override=override)
     moq = resolve_item_column(items, ids, inv.moq_column, inv.moq)
     lot = resolve_item_column(items, ids, inv.lot_size_column, inv.lot_size)
-    rate, total, n_no_fc = _forecast_per_item(forecasts, panel)
+    rate, total, n_no_fc = _forecast_per_item(forecasts, panel, history_mean)
     if n_no_fc and forecasts is not None:
         notes.append(f"{n_no_fc} item(s) have no forecast: their history mean sets the lot size")
     q = order_quantity(rate, inv.order_cover_days / period_days, moq, lot)

@@ -70,7 +70,9 @@ __all__ = [
     "lead_time_matrix",
     "lead_time_demand",
     "ltd_level_alpha",
+    "pooled_of",
     "pooled_size_cv2",
+    "size_cv2_values",
     "sample_quantiles",
 ]
 
@@ -174,12 +176,24 @@ def _pooled(cv2: np.ndarray) -> float:
 def pooled_size_cv2(y: np.ndarray, level_alpha: float = 0.0, *, rows: int = 20_000) -> float:
     """``demand_parameters(y, level_alpha).pooled_cv2`` (the one parameter shared by all
     items), computed per block of ``rows`` items: bounded memory on a large panel."""
+    return pooled_of(size_cv2_values(y, level_alpha, rows=rows))
+
+
+def size_cv2_values(y: np.ndarray, level_alpha: float = 0.0, *, rows: int = 20_000) -> np.ndarray:
+    """The squared size CVs of the items of ``y`` that count in the pooled one (per item: the
+    values of disjoint sets of items concatenate to those of their union), per block of
+    ``rows`` items."""
     n = int(np.shape(y)[0])
     parts = [
         _size_cv2(p.n_demands, p.size_mean, p.size_var)
         for p in (demand_parameters(y[a : a + rows], level_alpha) for a in range(0, n, rows))
     ]
-    return _pooled(np.concatenate(parts) if parts else np.empty(0))
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def pooled_of(values: np.ndarray) -> float:
+    """The pooled squared size CV of the :func:`size_cv2_values` of all items."""
+    return _pooled(values)
 
 
 def lead_time_matrix(

@@ -14,7 +14,13 @@ import numpy as np
 from sparecast.errors import MethodError
 from sparecast.methods._check import as_history
 
-__all__ = ["LEVEL_ALPHAS", "select_level_alpha", "resolve_level_alpha"]
+__all__ = [
+    "LEVEL_ALPHAS",
+    "level_alpha_rows",
+    "resolve_level_alpha",
+    "select_level_alpha",
+    "select_level_alpha_on",
+]
 
 # candidate smoothing weights of the demand level (select_level_alpha), and the most items
 # (evenly spaced, with demand) that choose it
@@ -40,15 +46,33 @@ def select_level_alpha(
     if raw.ndim == 2 and raw.shape[0] > _ALPHA_MAX_ITEMS:
         # one value for all: an even subsample of the items with demand suffices, chosen
         # before the float64 copy (which at a million items would be several GiB)
-        active_rows = np.flatnonzero(raw.max(axis=1) > 0)
-        if active_rows.size > _ALPHA_MAX_ITEMS:
-            active_rows = active_rows[
-                np.linspace(0, active_rows.size - 1, _ALPHA_MAX_ITEMS).round().astype(np.int64)
-            ]
-        h = as_history(raw[active_rows])
-    else:
-        h = as_history(raw)
-        h = h[h.sum(axis=1) > 0]
+        rows = level_alpha_rows(raw.max(axis=1))
+        assert rows is not None
+        return select_level_alpha_on(raw[rows], horizon, grid)
+    h = as_history(raw)
+    return select_level_alpha_on(h[h.sum(axis=1) > 0], horizon, grid)
+
+
+def level_alpha_rows(row_max: np.ndarray) -> np.ndarray | None:
+    """The items :func:`select_level_alpha` chooses by of a history of ``row_max.size`` items
+    (``row_max``: each item's largest demand): above 5,000 items, at most 5,000 of those with
+    demand, evenly spaced; None up to 5,000 (all items, those with demand kept)."""
+    if row_max.size <= _ALPHA_MAX_ITEMS:
+        return None
+    active_rows = np.flatnonzero(row_max > 0)
+    if active_rows.size > _ALPHA_MAX_ITEMS:
+        active_rows = active_rows[
+            np.linspace(0, active_rows.size - 1, _ALPHA_MAX_ITEMS).round().astype(np.int64)
+        ]
+    return active_rows
+
+
+def select_level_alpha_on(
+    rows: np.ndarray, horizon: int, grid: Sequence[float] = LEVEL_ALPHAS
+) -> float:
+    """:func:`select_level_alpha` of the items it chooses (:func:`level_alpha_rows`), given as
+    ``rows``: what a client holding only those rows of a history computes."""
+    h = as_history(rows)
     n_items, n_t = h.shape
     horizon = max(int(horizon), 1)
     start = n_t // 2

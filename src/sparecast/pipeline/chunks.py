@@ -89,6 +89,9 @@ class FileRange:
     lo: str
     hi: str
     item_ids: tuple[str, ...] | None = None
+    only: bool = False
+    """Read the rows of the items ``item_ids`` only (not every id of the range): a sample of
+    items, read and validated as in the whole (every rule is per row or per item)."""
 
     def read(self, *, file_rows: bool = False) -> pl.DataFrame:
         """The range's rows as the file has them (``unique_id, ds, y`` and any other column),
@@ -96,9 +99,12 @@ class FileRange:
         each row's 0-based row number in the file (``_file_row``, from the row groups' offsets:
         the read still skips the other row groups)."""
         ids = pl.col("unique_id")
+        keep = ids.is_between(pl.lit(self.lo), pl.lit(self.hi), closed="both")
+        if self.only and self.item_ids is not None:
+            keep = keep & ids.is_in(list(self.item_ids))
         return (
             pl.scan_parquet(self.spec.path, row_index_name=FILE_ROW if file_rows else None)
-            .filter(ids.is_between(pl.lit(self.lo), pl.lit(self.hi), closed="both"))
+            .filter(keep)
             .collect()
             .rename(LONG)
         )
@@ -246,6 +252,9 @@ class ChunkedPanel(DemandPanel):
     scales: dict[str, np.ndarray] | None = field(default=None, compare=False)
     """Every item's MASE and RMSSE scales of its whole history (``mase``, ``rmsse``): what
     monitoring stores per item (``DaskEngine.with_history``)."""
+    means: np.ndarray | None = field(default=None, compare=False)
+    """Every item's mean demand per period over its history (float64, negative periods as 0):
+    the plan's rate of an item without a forecast (``DaskEngine.with_history``)."""
 
     @property
     def n_periods(self) -> int:
@@ -269,3 +278,40 @@ class ChunkedPanel(DemandPanel):
             if (a2, b2) == (a, b):
                 return src
         raise KeyError(f"no chunk of rows [{a}, {b})")
+
+    def range_of(self, a: int, b: int, rows: np.ndarray | None = None) -> FileRange:
+        """The file range of the panel's rows ``[a, b)`` (any rows: a range reads the ids from
+        its first to its last item, validated as in the whole); ``rows`` (indices in
+        ``[a, b)``): only those items' rows."""
+        if not self.sources:
+            raise ValueError("the chunked panel has no chunks")
+        spec = self.sources[0][2].spec
+        ids = [str(i) for i in self.item_ids[a:b]]
+        if rows is None:
+            return FileRange(spec, ids[0], ids[-1], tuple(ids))
+        some = [str(self.item_ids[i]) for i in rows]
+        return FileRange(spec, some[0], some[-1], tuple(some), only=True)
+
+    def with_items(
+        self,
+        item_ids: list[str],
+        bounds: list[tuple[int, int]],
+        attributes: pl.DataFrame | None = None,
+    ) -> ChunkedPanel:
+        """The panel of the items ``item_ids`` (sorted, a superset of this panel's: an item
+        without demand rows has zero demand), cut into the chunks of rows ``bounds``, each a
+        range of the file; ``attributes``: one row per item."""
+        ids = np.array(item_ids, dtype=object)
+        spec = self.sources[0][2].spec
+        sources = tuple(
+            (a, b, FileRange(spec, item_ids[a], item_ids[b - 1], tuple(item_ids[a:b])))
+            for a, b in bounds
+            if b > a
+        )
+        return dataclasses.replace(
+            self,
+            y=np.empty((ids.size, 0), dtype=np.float32),
+            item_ids=ids,
+            attributes=attributes,
+            sources=sources,
+        )

@@ -40,12 +40,25 @@ from sparecast.data.schema import ValidationReport
 from sparecast.errors import ConfigError, DataValidationError, MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, backtest_origins
 from sparecast.evaluate.metrics import seasonal_naive_scale, seasonal_naive_scales
-from sparecast.inventory.calibration import calibrated_targets
+from sparecast.inventory.calibration import calibrated_targets, calibration_window
 from sparecast.inventory.decide import calibration_rules
 from sparecast.inventory.plan import ItemPlan, plan_items
 from sparecast.inventory.policy import protection_review_periods
+from sparecast.inventory.simulate import frequency_groups
 from sparecast.methods import get_method, resolve_methods
-from sparecast.methods.distributions import lead_time_demand, ltd_level_alpha, pooled_size_cv2
+from sparecast.methods.distributions import (
+    lead_time_demand,
+    lead_time_matrix,
+    ltd_level_alpha,
+    pooled_of,
+    pooled_size_cv2,
+    size_cv2_values,
+)
+from sparecast.methods.level_alpha import (
+    level_alpha_rows,
+    select_level_alpha,
+    select_level_alpha_on,
+)
 from sparecast.methods.ml import GlobalLightGBM
 from sparecast.pipeline.chunks import (
     ChunkCheck,
@@ -411,7 +424,8 @@ class DaskEngine:
             "mase": np.concatenate([p[1] for p in parts]),
             "rmsse": np.concatenate([p[2] for p in parts]),
         }
-        return dataclasses.replace(panel, tail=tail, scales=scales)
+        means = np.concatenate([p[3] for p in parts])
+        return dataclasses.replace(panel, tail=tail, scales=scales, means=means)
 
     # ------------------------------------------------------------ the Engine steps
     def classify(self, panel: DemandPanel, thresholds: TierThresholds | None) -> pl.DataFrame:
@@ -556,6 +570,8 @@ class DaskEngine:
         order_quantity: np.ndarray,
         position: np.ndarray,
         settings: Settings,
+        *,
+        panel: ChunkedPanel | None = None,
         **kwargs: Any,
     ) -> ItemPlan:
         """The plan's distributions and policies per chunk of items on the workers, as
@@ -566,10 +582,20 @@ class DaskEngine:
         lead-time demand (its blocks of ``inventory.chunk_size`` items draw as in the whole, so
         the chunks are cut at multiples of it), policy, rules and stockout risk. The
         aggregate service mode (one optimisation over all items) and the recent or forecast
-        level (its stochastic rounding draws over all items at once) run on the client."""
+        level (its stochastic rounding draws over all items at once) run on the client.
+
+        ``panel``: the history is a :class:`ChunkedPanel` read per chunk on the workers (``y``
+        is then unused): the client gathers each item's largest demand and frequency group,
+        then the rows of the calibration's sample and of the level weight's items only, and
+        the pooled size CV from the chunks' values; each plan chunk reads its own rows."""
         inv = settings.inventory
-        n = int(np.asarray(y).shape[0])
+        n = panel.n_items if panel is not None else int(np.asarray(y).shape[0])
         if inv.service_mode == "aggregate" or inv.level != "history" or n == 0:
+            if panel is not None:
+                raise ConfigError(
+                    "the aggregate service mode and inventory.level recent or forecast plan "
+                    "all items at once: load the history in one piece"
+                )
             return plan_items(y, lead_times, targets, order_quantity, position, settings, **kwargs)
         t_start = time.perf_counter()
         kwargs.pop("progress", None)  # progress is shown per chunk (self.progress)
@@ -580,11 +606,28 @@ class DaskEngine:
         notes: list[str] = []
         timings: dict[str, float] = {}
         chunk_settings = settings
-        if inv.calibrate and inv.target_type == "fill_rate":  # as plan_policy, on the client
+        review = protection_review_periods(inv.policy, inv.review_period_days / period_days)
+        block = inv.chunk_size
+        size = max(1, round(self.chunk_items / block)) * block
+        bounds = chunk_bounds(n, size)
+        calibrate = inv.calibrate and inv.target_type == "fill_rate"
+        history: np.ndarray = np.asarray(y)
+        sample_y: np.ndarray | None = None
+        groups: np.ndarray | None = None
+        alpha_y: np.ndarray | None = None
+        alpha_all = False
+        if panel is not None:
+            t0 = time.perf_counter()
+            sample_y, groups, alpha_y, alpha_all = self._plan_rows(
+                panel, bounds, lts, settings, period_days, calibrate
+            )
+            history = np.empty((0, panel.n_periods), dtype=np.float32)
+            timings["plan_rows_s"] = time.perf_counter() - t0
+        if calibrate:  # as plan_policy, on the client
             t0 = time.perf_counter()
             ltd_rule, pol_rule = calibration_rules(settings, period_days)
             calibration = calibrated_targets(
-                y,
+                history if sample_y is None else sample_y,
                 lts,
                 nominal,
                 q,
@@ -600,6 +643,7 @@ class DaskEngine:
                 unit_cost=np.broadcast_to(
                     np.asarray(kwargs.get("unit_cost", np.nan), dtype=np.float64), (n,)
                 ),
+                groups=groups,
             )
             nominal = calibration.nominal
             notes.append(calibration.note)
@@ -608,12 +652,24 @@ class DaskEngine:
             chunk_settings = settings.model_copy(
                 update={"inventory": inv.model_copy(update={"calibrate": False})}
             )
-        review = protection_review_periods(inv.policy, inv.review_period_days / period_days)
-        alpha = ltd_level_alpha(y, lts, review)
-        shared = {"level_alpha": alpha, "pooled_cv2": pooled_size_cv2(y, alpha)}
-        block = inv.chunk_size
-        size = max(1, round(self.chunk_items / block)) * block
-        bounds = chunk_bounds(n, size)
+        if panel is None:
+            alpha = ltd_level_alpha(history, lts, review)
+            shared = {"level_alpha": alpha, "pooled_cv2": pooled_size_cv2(history, alpha)}
+
+            def make_chunk(a: int, b: int) -> Any:
+                return history[a:b]
+        else:
+            assert alpha_y is not None
+            horizon = int(round(float(np.nanmedian(lead_time_matrix(lts, n)[0])) + review))
+            if alpha_all:  # up to 5,000 items: all of them, those with demand kept
+                alpha = select_level_alpha(alpha_y, horizon)
+            else:
+                alpha = select_level_alpha_on(alpha_y, horizon)
+            values, _ = self._map_chunks(
+                bounds, panel.range_of, "plan size cv", _size_cv2_task, alpha
+            )
+            shared = {"level_alpha": alpha, "pooled_cv2": pooled_of(np.concatenate(values))}
+            make_chunk = panel.range_of
 
         def rows(a: int, b: int) -> tuple[Any, ...]:
             per_item = {
@@ -624,7 +680,7 @@ class DaskEngine:
 
         parts, _ = self._map_chunks(
             bounds,
-            lambda a, b: y[a:b],
+            make_chunk,
             "plan",
             _plan_task,
             shared,
@@ -637,9 +693,67 @@ class DaskEngine:
         timings["plan_chunks_s"] = time.perf_counter() - t_start
         return _merge_item_plans(parts, notes, timings)
 
+    def _plan_rows(
+        self,
+        panel: ChunkedPanel,
+        bounds: list[tuple[int, int]],
+        lts: list[np.ndarray],
+        settings: Settings,
+        period_days: float,
+        calibrate: bool,
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, bool]:
+        """What the client of a plan on a :class:`ChunkedPanel` needs of the history: the rows
+        of the calibration's sample (None: not calibrated), every item's frequency group, the
+        rows the level weight is chosen on and whether they are all items; read on the
+        workers (the items' largest demands and groups first, then the rows of those items)."""
+        n, n_periods = panel.n_items, panel.n_periods
+        stats, _ = self._map_chunks(bounds, panel.range_of, "plan stats", _plan_stats_task)
+        row_max = np.concatenate([s[0] for s in stats])
+        groups = np.concatenate([s[1] for s in stats])
+        sample: np.ndarray | None = None
+        if calibrate:
+            win = calibration_window(n_periods, lts, settings, period_days=period_days)
+            sample = win.sample if not win.why else np.empty(0, dtype=np.int64)
+        chosen = level_alpha_rows(row_max)
+        alpha_rows = np.arange(n) if chosen is None else chosen
+        need = np.union1d(alpha_rows, sample if sample is not None else np.empty(0, np.int64))
+        need = need.astype(np.int64)
+        live = []
+        for a, b in bounds:
+            local = need[(need >= a) & (need < b)]
+            if local.size:
+                live.append((a, b, local))
+        by_bounds = {(a, b): local for a, b, local in live}
+        got, _ = self._map_chunks(
+            [(a, b) for a, b, _ in live],
+            lambda a, b: panel.range_of(a, b, by_bounds[(a, b)]),
+            "plan sample",
+            _rows_task,
+        )
+        matrix = np.concatenate(got, axis=0) if got else np.empty((0, n_periods), dtype=np.float32)
+        sample_y = None if sample is None else matrix[np.searchsorted(need, sample)]
+        alpha_y = matrix[np.searchsorted(need, alpha_rows)]
+        return sample_y, groups, alpha_y, chosen is None
+
+
+def _plan_stats_task(source: FileRange) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's largest demand and :func:`frequency_groups` over its whole history."""
+    y = as_panel(source).y
+    return (y.max(axis=1) if y.shape[1] else np.zeros(y.shape[0])), frequency_groups(y)
+
+
+def _rows_task(source: FileRange) -> np.ndarray:
+    """The history rows of the items of ``source`` (a range read for some items only)."""
+    return as_panel(source).y
+
+
+def _size_cv2_task(source: FileRange, alpha: float) -> np.ndarray:
+    """The chunk's items' squared size CVs of the pooled one (:func:`size_cv2_values`)."""
+    return size_cv2_values(as_panel(source).y, alpha)
+
 
 def _plan_task(
-    y: np.ndarray,
+    y: np.ndarray | FileRange,
     lead_times: list[np.ndarray],
     targets: np.ndarray,
     order_quantity: np.ndarray,
@@ -652,6 +766,8 @@ def _plan_task(
     """One chunk's lead-time demand (the blocks it holds of the whole panel's draws; the
     parameters ``shared`` by all items, from the whole panel) and its :func:`plan_items`."""
     inv = settings.inventory
+    if isinstance(y, FileRange):  # the chunk reads its own rows
+        y = as_panel(y).y
     period_days = float(per_item.get("period_days", 1.0))
     t0 = time.perf_counter()
     ltd = lead_time_demand(
@@ -724,13 +840,14 @@ def _merge_item_plans(
 
 def _history_task(
     source: DemandPanel | FileRange, n_tail: int, seasonality: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     chunk = as_panel(source)
     n = max(0, min(n_tail, chunk.n_periods))
     return (
         chunk.y[:, chunk.n_periods - n :].copy(),
         seasonal_naive_scale(chunk.y, seasonality, power=1),
         seasonal_naive_scale(chunk.y, seasonality, power=2),
+        np.maximum(chunk.y, 0).mean(axis=1, dtype=np.float64),
     )
 
 

@@ -15,8 +15,9 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -31,8 +32,9 @@ from sparecast.inventory.overrides import (
 )
 from sparecast.inventory.plan import PlanResult, compute_plan
 from sparecast.inventory.report import render_inventory_report
+from sparecast.pipeline.chunks import ChunkedPanel
 from sparecast.pipeline.console import plan_summary_lines
-from sparecast.pipeline.distributed import compute_engine
+from sparecast.pipeline.distributed import DaskEngine, compute_engine
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.outputs import (
     FORECASTS_DIR,
@@ -49,7 +51,7 @@ from sparecast.pipeline.outputs import (
 )
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
 from sparecast.pipeline.staging import RUN_JSON, Staging
-from sparecast.pipeline.steps import RunOutcome, stage_run, store_and_commit
+from sparecast.pipeline.steps import RunOutcome, load_on_workers, stage_run, store_and_commit
 from sparecast.pipeline.store_step import check_not_loop_managed, store_url_for
 from sparecast.store.history import ForecastStore
 from sparecast.urls import redact_url
@@ -310,22 +312,38 @@ def run_plan(
                     "they are not sparecast forecasts: run without --reuse-forecasts"
                 )
             steps("load")
-            loaded: LoadedData = load_panel(
-                source,
-                settings,
-                output_dir,
-                full_extract=full_extract,
-                progress=progress,
-                extra_tables=PLAN_TABLES,
-                items_file=items_file,
+            # on a cluster, a long Parquet file with its items file is read per chunk
+            chunked = (
+                load_on_workers(
+                    source, settings, engine, items_file=items_file, plan=True, forecasting=False
+                )
+                if items_file is not None
+                else None
             )
+            if isinstance(chunked, LoadedData) and isinstance(chunked.panel, ChunkedPanel):
+                loaded: LoadedData = chunked
+                # each item's history mean (the rate of an item without a forecast)
+                loaded.panel = cast(DaskEngine, engine).with_history(
+                    chunked.panel, 1, settings.backtest.seasonality
+                )
+            else:
+                loaded = load_panel(
+                    source,
+                    settings,
+                    output_dir,
+                    full_extract=full_extract,
+                    progress=progress,
+                    extra_tables=PLAN_TABLES,
+                    items_file=items_file,
+                )
             _not_long_file(source)(loaded)
             item_rejects = loaded.rejected.get("items")
             if items_file is not None and item_rejects is not None and item_rejects.height:
                 item_rejects.write_parquet(staging.dir / REJECTED_ITEMS_FILE)
-            classification = classify(
-                loaded.panel,
-                thresholds=settings.tiers.thresholds(),
+            classification = (
+                engine.classify(loaded.panel, settings.tiers.thresholds())
+                if isinstance(loaded.panel, ChunkedPanel)
+                else classify(loaded.panel, thresholds=settings.tiers.thresholds())
             )
         else:
             run = stage_run(
@@ -354,6 +372,12 @@ def run_plan(
                 "purchase_orders"
             ]
         overrides = planner_overrides(settings, output_dir, today)
+        planner: Callable[..., Any] = engine.plan_items
+        history_mean = None
+        if isinstance(loaded.panel, ChunkedPanel) and isinstance(engine, DaskEngine):
+            # the history stays on the workers: each plan chunk reads its rows
+            planner = partial(engine.plan_items, panel=loaded.panel)
+            history_mean = loaded.panel.means
         planned = forecasts
         if overrides and forecasts is not None:  # the forecast levels/multipliers
             planned = apply_forecast_overrides(forecasts, overrides, today)
@@ -365,7 +389,8 @@ def run_plan(
             settings,
             today=today,
             progress=progress,
-            planner=engine.plan_items,
+            planner=planner,
+            history_mean=history_mean,
         )
         plan.notes[:0] = item_notes
         plan = apply_plan_overrides(plan, overrides, today)

@@ -11,11 +11,13 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
 from sparecast.config import Settings
+from sparecast.data.items import plan_tables, read_items_file, validate_items_file
 from sparecast.data.sources import FileSource, open_source
 from sparecast.methods import get_method
 from sparecast.pipeline.chunks import ChunkedPanel
@@ -26,7 +28,7 @@ from sparecast.pipeline.console import (
     summary_lines,
 )
 from sparecast.pipeline.core import CoreResult, make_router, reported_methods, run_core
-from sparecast.pipeline.distributed import DaskEngine, NotChunkable, compute_engine
+from sparecast.pipeline.distributed import DaskEngine, NotChunkable, chunk_bounds, compute_engine
 from sparecast.pipeline.engine import Engine
 from sparecast.pipeline.load import LoadedData, load_panel
 from sparecast.pipeline.monitor import run_items_frame
@@ -82,8 +84,10 @@ def stage_run(
         steps("load")
         t0 = time.perf_counter()
         chunked: LoadedData | str | None = None
-        if items_file is None and not extra_tables:
-            chunked = load_on_workers(source, settings, eng)
+        if items_file is not None or not extra_tables:  # a plan: of a file with its items
+            chunked = load_on_workers(
+                source, settings, eng, items_file=items_file, plan=bool(extra_tables)
+            )
         if isinstance(chunked, LoadedData):
             loaded = chunked
         else:
@@ -141,33 +145,87 @@ def stage_run(
     return RunOutcome(loaded, result, paths, lines, timings)
 
 
-def load_on_workers(source: str, settings: Settings, engine: Engine) -> LoadedData | str | None:
+def load_on_workers(
+    source: str,
+    settings: Settings,
+    engine: Engine,
+    *,
+    items_file: str | Path | None = None,
+    plan: bool = False,
+    forecasting: bool = True,
+) -> LoadedData | str | None:
     """``source`` loaded per chunk on the workers of ``engine`` (``DaskEngine.load_file``:
     the client holds the item ids and the calendar, not the demand matrix); else why a
     cluster run loads this long-format file in one piece here (a method that learns across
     items needs the whole panel; a file whose chunks could differ from the whole:
-    ``NotChunkable``), for run.json's ``extract.load``; None without a cluster or for a
-    database."""
+    ``NotChunkable``; for the ``plan``, a setting that plans all items at once; an items
+    file with categories), for run.json's ``extract.load``; None without a cluster or for a
+    database. ``items_file``: validated here as ``load_panel`` validates it; its items
+    without demand join the panel with zero demand and it makes ``LoadedData.plan_inputs``.
+    ``forecasting``: the run forecasts with the settings' methods (not ``plan
+    --reuse-forecasts``), so that a method learning across items needs the whole panel."""
     if not isinstance(engine, DaskEngine):
         return None
     src = open_source(source)
     if not isinstance(src, FileSource):
         return None
     glob = [n for n in reported_methods(make_router(settings)) if get_method(n).needs_panel]
-    if glob:
+    if glob and forecasting:
         return f"{glob} learn across items and need the whole panel"
+    inv = settings.inventory
+    if plan and inv.service_mode == "aggregate":
+        return "inventory.service_mode = aggregate optimises the plan over all items at once"
+    if plan and inv.level != "history":
+        return f"inventory.level = {inv.level} draws the plan's rounding over all items at once"
+    items = None
+    if items_file is not None:
+        raw_items = read_items_file(items_file)
+        items = validate_items_file(raw_items, target_column=inv.item_target_column)
+        if items.valid["category"].drop_nulls().len():
+            return (
+                "the items file's categories set the typical sizes of the extreme-quantity rule "
+                "per category"
+            )
     try:
         got = engine.load_file(str(src.path), settings)
     except NotChunkable as exc:
         return str(exc)
+    panel = got.panel
+    reports = {"demand": got.report}
+    rejected = {"demand": got.rejected}
+    plan_inputs = None
+    if items is not None:
+        reports = {"items": items.report, **reports}
+        rejected = {"items": items.rejected, **rejected}
+        if settings.data.strict:
+            items.report.raise_if_rejected()
+        demand_ids = [str(i) for i in panel.item_ids]
+        plan_inputs = plan_tables(
+            items.valid,
+            demand_ids,
+            columns=list(raw_items.columns),
+            today=settings.data.today or date.today(),
+            moq_column=inv.moq_column,
+            lot_size_column=inv.lot_size_column,
+        )
+        # every item of the demand and of the items file, the latter with zero demand
+        known = sorted(set(demand_ids) | set(items.valid["item_id"].to_list()))
+        attributes = pl.DataFrame({"unique_id": known}).join(
+            items.valid.select(pl.col("item_id").alias("unique_id"), "category", "unit_cost"),
+            on="unique_id",
+            how="left",
+            maintain_order="left",
+        )
+        panel = panel.with_items(known, chunk_bounds(len(known), engine.chunk_items), attributes)
     return LoadedData(
-        got.panel,
+        panel,
         {},
-        {"demand": got.report},
-        {"demand": got.rejected},
+        reports,
+        rejected,
         "long_file",
         src,
-        {"load": f"per chunk on the workers ({len(got.panel.sources)} chunks)"},
+        {"load": f"per chunk on the workers ({len(panel.sources)} chunks)"},
+        plan_inputs,
     )
 
 
