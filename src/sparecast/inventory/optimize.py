@@ -489,8 +489,10 @@ def sparse_value_rule(
     filled per unit of money until the pool's predicted fill rate (weighted by mean demand)
     reaches the target. Cheap items whose demand in the protection interval is likely are
     stocked first, dear ones with a rare lump last; part of a lump fills part of a demand (the
-    fill rate counts units). Never above ``pol``'s (fill-rate) reorder point. The calibration
-    moves the pool's target, so the calibrated fill of the group is traded as any other.
+    fill rate counts units). The calibration
+    moves the pool's target, so the calibrated fill of the group is traded as any other. Not
+    capped by ``pol``'s per-item reorder point: a cheap item may be stocked above its own
+    target so that dear ones hold nothing.
     """
     n = ltd.n_items
     if threshold <= 0:
@@ -514,5 +516,5 @@ def sparse_value_rule(
             integer=ltd.params.integer[idx],
             min_level=-1.0,
         )
-        s_new[idx] = np.minimum(opt.reorder_point, pol.reorder_point[idx])
+        s_new[idx] = opt.reorder_point
     return with_reorder_points(pol, ltd, sparse, s_new), sparse
