@@ -33,7 +33,9 @@ Data sets:
 Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0.90,0.95,0.98]
 [--policy sQ|RsS] [--distribution auto] [--n-samples 1000] [--skip-demo] [--skip-carparts]
 [--skip-oil] [--aggregate-metric fill_rate|demand_periods] [--aggregate-sigmas 0,0.3,0.6,1]
-[--aggregate-min-fill 0] [--svg FILE] [--quantiles]``; ``--aggregate-metric`` /
+[--aggregate-min-fill 0] [--sparse-policy lump|value] [--sparse-threshold 0.02] [--svg FILE]
+[--quantiles]``; ``--sparse-policy`` / ``--sparse-threshold``: ``inventory.sparse_policy`` /
+``sparse_threshold`` (default the settings'); ``--aggregate-metric`` /
 ``--aggregate-sigmas`` / ``--aggregate-min-fill``: the aggregate mode's
 ``inventory.aggregate_metric`` / ``aggregate_level_sigmas`` / ``aggregate_min_fill``;
 ``--svg`` writes the trade-off curves (fill rate on items with history against average stock
@@ -161,6 +163,12 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> DecisionBac
             "seed": args.seed,
             "aggregate_metric": args.aggregate_metric,
             "aggregate_min_fill": args.aggregate_min_fill,
+            **({"sparse_policy": args.sparse_policy} if args.sparse_policy else {}),
+            **(
+                {"sparse_threshold": args.sparse_threshold}
+                if args.sparse_threshold is not None
+                else {}
+            ),
             **(
                 {"aggregate_level_sigmas": [float(x) for x in args.aggregate_sigmas.split(",")]}
                 if args.aggregate_sigmas
@@ -370,6 +378,8 @@ def main() -> None:
         "--aggregate-metric", choices=["fill_rate", "demand_periods"], default="fill_rate"
     )
     ap.add_argument("--aggregate-min-fill", type=float, default=0.0)
+    ap.add_argument("--sparse-policy", choices=["lump", "value"], default=None)
+    ap.add_argument("--sparse-threshold", type=float, default=None)
     ap.add_argument("--aggregate-sigmas", default="", help="level sigmas the calibration tries")
     ap.add_argument("--svg", type=Path, help="write the trade-off curves to this SVG file")
     ap.add_argument("--quantiles", action="store_true", help="also print quantile calibration")

@@ -367,6 +367,14 @@ class InventorySettings(_Section):
         "rule: one typical lump when a demand in the protection interval is likely enough for "
         "the target, else no stock (0: off)",
     )
+    sparse_policy: Literal["lump", "value"] = Field(
+        "lump",
+        description="stock of the sparse items: lump (one typical lump when a demand in the "
+        "protection interval is likely enough for the target, else none) or value (the sparse "
+        "items of a target as one pool: the units, whole lumps or parts, with the most demand "
+        "filled per unit of money until the pool's predicted fill reaches the target; "
+        "inventory.optimize.sparse_value_rule)",
+    )
     obsolete_intervals: float = Field(
         4.0,
         ge=0,

@@ -51,6 +51,31 @@ def test_the_rules_per_item() -> None:
     assert any("sparse item" in n for n in d.notes) and any("recent" in n for n in d.notes)
 
 
+def test_the_sparse_value_policy_is_the_plans_rule() -> None:
+    """``sparse_policy = value``: the plan's sparse items (a cheap and a dear one with the same
+    history) get ``sparse_value_rule``'s reorder points, the others are untouched."""
+    from sparecast.inventory.optimize import sparse_value_rule
+
+    y = _history()
+    y[4] = y[2]  # a second sparse item, ten times dearer
+    cost = np.ones(12)
+    cost[4] = 10.0
+    lead, q = [np.array([5.0])] * 12, np.full(12, 10.0)
+    base = {"n_samples": 400, "calibrate": False}
+    lump = plan_policy(y, lead, 0.95, q, load_settings(inventory=base), unit_cost=cost)
+    value = plan_policy(y, lead, 0.95, q, load_settings(
+        inventory={**base, "sparse_policy": "value"}), unit_cost=cost)  # fmt: skip
+    assert value.rule[[2, 4]].tolist() == ["sparse", "sparse"]
+    keep = np.setdiff1d(np.arange(12), [2, 4])
+    assert np.array_equal(value.policy.reorder_point[keep], lump.policy.reorder_point[keep])
+    ref = distribution_policy(value.lead_time_demand, np.full(12, 0.95), q)
+    want, _ = sparse_value_rule(ref, value.lead_time_demand, y, np.full(12, 0.95), 0.02, cost)
+    assert value.policy.reorder_point[[2, 4]].tolist() == want.reorder_point[[2, 4]].tolist()
+    # same demand, the dear item never holds more than the cheap one
+    assert value.policy.reorder_point[4] <= value.policy.reorder_point[2]
+    assert any("sparse_policy = value" in n for n in value.notes)
+
+
 def test_the_aggregate_mode() -> None:
     y = _history()
     settings = load_settings(

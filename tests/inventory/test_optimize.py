@@ -294,3 +294,34 @@ def test_calibration_measures_the_demand_period_metric() -> None:
     assert periods.nominal < 0.9
     assert [a for a, _ in periods.pairs] == [a for a, _ in fill.pairs]
     assert any(abs(b - c) > 0.01 for (_, b), (_, c) in zip(periods.pairs, fill.pairs, strict=True))
+
+
+def test_sparse_value_rule_stocks_the_cheap_item_and_leaves_the_dear_one() -> None:
+    """Two sparse items with the same demand over the protection interval (0 or a lump of 4,
+    half the time each), one ten times dearer: a pool target of 45% is bought with the cheap
+    item's lump (fill 1 there, 0.5 over the pool), the dear one holds nothing (s = -1, order
+    when a demand comes); the lump rule at 45% stocks neither (no demand in half the intervals)."""
+    from dataclasses import replace
+
+    from sparecast.inventory.optimize import sparse_value_rule
+    from sparecast.inventory.policy import apply_sparse_rule, distribution_policy
+
+    y = np.zeros((2, 200))
+    y[:, [30, 150]] = 4.0  # demand in 1% of the periods: sparse
+    ltd = lead_time_demand(y, [np.array([5.0])] * 2, n_samples=8)
+    lump = np.tile(np.array([0, 4] * 4, dtype=np.float32), (2, 1))
+    ltd = replace(ltd, samples=lump, lead_samples=lump)
+    q, targets = np.ones(2), np.full(2, 0.45)
+    pol = distribution_policy(ltd, targets, q)
+    new, mask = sparse_value_rule(pol, ltd, y, targets, 0.02, np.array([1.0, 10.0]))
+    assert mask.tolist() == [True, True]
+    assert new.reorder_point.tolist() == [4.0, -1.0]
+    assert new.expected_fill_rate.tolist() == pytest.approx([1.0, 0.0])
+    none_held, _ = apply_sparse_rule(pol, ltd, y, targets, 0.02)
+    assert none_held.reorder_point.tolist() == [-1.0, -1.0]  # P(no demand) 0.5 >= 45%
+    # threshold 0: unchanged; a low pool target: the cheap item's first unit (fill 0.5 by the
+    # classical formula with Q = 1: one cycle short of 1 unit in 2) and nothing more
+    same, none = sparse_value_rule(pol, ltd, y, targets, 0.0)
+    assert same is pol and not none.any()
+    low, _ = sparse_value_rule(pol, ltd, y, np.full(2, 0.01), 0.02, np.array([1.0, 10.0]))
+    assert low.reorder_point.tolist() == [0.0, -1.0]

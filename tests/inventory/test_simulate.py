@@ -311,7 +311,7 @@ def test_calibrate_targets_sets_the_policies_with_the_plans_rules() -> None:
     q = np.maximum(np.round(y.mean(axis=1) * 10), 1)
     seen: list[tuple[int, int]] = []
 
-    def nothing(fit, ltd, pol, targets):  # type: ignore[no-untyped-def]
+    def nothing(fit, ltd, pol, targets, unit_cost):  # type: ignore[no-untyped-def]
         seen.append(fit.shape)
         # called at each factor's nominal targets (the sparse rule follows the calibration)
         assert np.unique(targets).size == 1 and targets[0] in set(nominal_targets(0.9, fs))

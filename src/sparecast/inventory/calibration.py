@@ -162,7 +162,8 @@ def calibrated_targets(
     lot_size: np.ndarray | float = 1.0,
     adjust_ltd: Callable[[np.ndarray, LeadTimeDemand], LeadTimeDemand] | None = None,
     adjust_policy: Callable[
-        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray], tuple[PolicyResult, np.ndarray]
+        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray, np.ndarray],
+        tuple[PolicyResult, np.ndarray],
     ]
     | None = None,
     unit_cost: np.ndarray | float = 1.0,

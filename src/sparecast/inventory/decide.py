@@ -40,6 +40,7 @@ from sparecast.inventory.optimize import (
     calibrate_aggregate_target,
     demand_sizes,
     optimize_service,
+    sparse_value_rule,
 )
 from sparecast.inventory.policy import (
     PolicyResult,
@@ -186,7 +187,8 @@ def calibration_rules(
 ) -> tuple[
     Callable[[np.ndarray, LeadTimeDemand], LeadTimeDemand],
     Callable[
-        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray], tuple[PolicyResult, np.ndarray]
+        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray, np.ndarray],
+        tuple[PolicyResult, np.ndarray],
     ],
 ]:
     """The plan's rules for the calibration backtest (``calibrate_targets``' ``adjust_ltd`` and
@@ -202,10 +204,14 @@ def calibration_rules(
         return shift_level(ltd, fit, rate, review, period_days, settings, [])[0]
 
     def adjust_policy(
-        fit: np.ndarray, ltd: LeadTimeDemand, pol: PolicyResult, targets: np.ndarray
+        fit: np.ndarray,
+        ltd: LeadTimeDemand,
+        pol: PolicyResult,
+        targets: np.ndarray,
+        unit_cost: np.ndarray,
     ) -> tuple[PolicyResult, np.ndarray]:
         if inv.sparse_threshold > 0:
-            pol, _ = apply_sparse_rule(pol, ltd, fit, targets, inv.sparse_threshold)
+            pol, _ = sparse_rule(pol, ltd, fit, targets, settings, unit_cost)
         obsolete, _ = obsolete_items(fit, inv.obsolete_intervals)
         pol = with_reorder_points(pol, ltd, obsolete, np.full(ltd.n_items, -1.0))
         return pol, ~obsolete
@@ -331,16 +337,40 @@ def special_rules(
         return pol, rule
     if inv.sparse_threshold <= 0:
         return pol, rule
-    pol, sparse = apply_sparse_rule(pol, ltd, y, targets, inv.sparse_threshold)
+    pol, sparse = sparse_rule(pol, ltd, y, targets, settings, unit_cost)
     if sparse.any():
         rule[sparse] = "sparse"
+        how = (
+            "the units with the most demand filled per unit of money (sparse_policy = value)"
+            if inv.sparse_policy == "value"
+            else "one typical lump when a demand in the protection interval is likely enough "
+            "for the target"
+        )
         notes.append(
             f"{int(sparse.sum())} sparse item(s) (demand in under "
-            f"{inv.sparse_threshold:.0%} of periods): one typical lump when a demand in the "
-            f"protection interval is likely enough for the target, "
+            f"{inv.sparse_threshold:.0%} of periods): {how}, "
             f"{int((pol.reorder_point[sparse] < 0).sum())} with no stock (reorder point -1)"
         )
     return pol, rule
+
+
+def sparse_rule(
+    pol: PolicyResult,
+    ltd: LeadTimeDemand,
+    y: np.ndarray,
+    targets: np.ndarray,
+    settings: Settings,
+    unit_cost: np.ndarray | float = 1.0,
+) -> tuple[PolicyResult, np.ndarray]:
+    """The sparse rule of ``inventory.sparse_policy`` (lump: ``apply_sparse_rule``; value:
+    ``sparse_value_rule``) and the mask of the sparse items."""
+    inv = settings.inventory
+    if inv.sparse_policy == "value":
+        cost = np.nan_to_num(
+            np.broadcast_to(np.asarray(unit_cost, dtype=np.float64), (ltd.n_items,)), nan=1.0
+        )
+        return sparse_value_rule(pol, ltd, y, targets, inv.sparse_threshold, cost)
+    return apply_sparse_rule(pol, ltd, y, targets, inv.sparse_threshold)
 
 
 def calibrated_aggregate_target(

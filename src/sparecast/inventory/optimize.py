@@ -42,9 +42,12 @@ import numpy as np
 
 from sparecast.errors import ConfigError, DataValidationError
 from sparecast.inventory.policy import (
+    PolicyResult,
     fill_rate_from_samples,
     protection_review_periods,
     reorder_point_from_samples,
+    sparse_items,
+    with_reorder_points,
 )
 from sparecast.inventory.simulate import simulate_policy
 from sparecast.methods.distributions import LeadTimeDemand, lead_time_demand
@@ -231,6 +234,7 @@ def optimize_service(
     max_levels: int = 32,
     metric: str = "fill_rate",
     sizes: np.ndarray | None = None,
+    min_level: float = 0.0,
 ) -> ServiceOptimum:
     """Reorder points reaching the aggregate fill rate ``target`` at minimum stock value.
 
@@ -247,6 +251,9 @@ def optimize_service(
     demand (:func:`aggregate_weights`), so the greedy buys the most short periods avoided per
     unit of money. The floors and the cap of each item stay fill rates; ``expected_fill_rate``
     and ``aggregate_fill_rate`` are then in that metric.
+
+    ``min_level``: the lowest reorder point considered (0; -1 lets an item hold nothing and
+    order when a demand comes, as the sparse items of :func:`sparse_value_rule`).
     """
     if metric not in AGGREGATE_METRICS:
         raise ConfigError(f"aggregate metric must be one of {AGGREGATE_METRICS}, got {metric!r}")
@@ -303,10 +310,10 @@ def optimize_service(
             integer=None if ints is None else ints[rows],
         )
 
-    lo = np.zeros(n)
+    lo = np.full(n, float(min_level))
     some = np.flatnonzero(floor > 0)
     if some.size:
-        lo[some] = rop(some, floor[some])
+        lo[some] = np.maximum(rop(some, floor[some]), lo[some])
     hi = np.maximum(rop(np.arange(n), np.full(n, max_fill)), lo)
     levels = _levels(lo, hi, max_levels)
     value = np.empty_like(levels)
@@ -463,3 +470,51 @@ def calibrate_aggregate_target(
     f = fs[j - 1] + frac * (fs[j] - fs[j - 1])
     v = value[j - 1] + frac * (value[j] - value[j - 1])
     return AggregateCalibration(float(1.0 - (1.0 - target) * f), pairs, True, float(v))
+
+
+def sparse_value_rule(
+    pol: PolicyResult,
+    ltd: LeadTimeDemand,
+    y: np.ndarray,
+    targets: np.ndarray,
+    threshold: float,
+    unit_cost: np.ndarray | float = 1.0,
+) -> tuple[PolicyResult, np.ndarray]:
+    """``pol`` with the sparse items of ``y`` (:func:`sparse_items`) stocked by fill gained per
+    unit of value (``inventory.sparse_policy = "value"``), and the mask of those items.
+
+    The sparse items of one target are one pool: :func:`optimize_service` on their lead-time
+    samples, from reorder point -1 (hold nothing, order when a demand comes) up, buys the
+    units (a whole lump, part of one, or nothing per item) with the most expected demand
+    filled per unit of money until the pool's predicted fill rate (weighted by mean demand)
+    reaches the target. Cheap items whose demand in the protection interval is likely are
+    stocked first, dear ones with a rare lump last; part of a lump fills part of a demand (the
+    fill rate counts units). The calibration
+    moves the pool's target, so the calibrated fill of the group is traded as any other. Not
+    capped by ``pol``'s per-item reorder point: a cheap item may be stocked above its own
+    target so that dear ones hold nothing.
+    """
+    n = ltd.n_items
+    if threshold <= 0:
+        return pol, np.zeros(n, dtype=bool)
+    sparse = sparse_items(y, threshold)
+    if not sparse.any():
+        return pol, sparse
+    tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,))
+    cost = np.broadcast_to(np.asarray(unit_cost, dtype=np.float64), (n,))
+    weights = aggregate_weights(ltd)
+    s_new = np.full(n, np.nan)
+    for t in np.unique(tgt[sparse]):
+        idx = np.flatnonzero(sparse & (tgt == t))
+        opt = optimize_service(
+            ltd.samples[idx],
+            pol.order_quantity[idx],
+            weights[idx],
+            cost[idx],
+            float(np.clip(t, 1e-6, 1 - 1e-6)),
+            lead_samples=ltd.lead_samples[idx] if ltd.review_period > 0 else None,
+            integer=ltd.params.integer[idx],
+            min_level=-1.0,
+        )
+        s_new[idx] = opt.reorder_point
+    return with_reorder_points(pol, ltd, sparse, s_new), sparse

@@ -319,7 +319,8 @@ def calibration_curves(
     seed: int = 0,
     adjust_ltd: Callable[[np.ndarray, LeadTimeDemand], LeadTimeDemand] | None = None,
     adjust_policy: Callable[
-        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray], tuple[PolicyResult, np.ndarray]
+        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray, np.ndarray],
+        tuple[PolicyResult, np.ndarray],
     ]
     | None = None,
     unit_cost: np.ndarray | float = 1.0,
@@ -359,6 +360,7 @@ def calibration_curves(
     # items (issue 12: 1,989 of a group's 2,216 items) their check-part demand, never stocked,
     # pushed the group's factor to its cap and sparse items to 99.5-99.9% nominal targets.
     members = np.array([(grp == g) & (tgt == t) for g, t in keys]).reshape(len(keys), n)
+    cost_items = np.broadcast_to(np.asarray(unit_cost, dtype=np.float64), (n,))
     counted = np.zeros(len(keys), dtype=np.int64)
     demand = np.zeros(len(keys))
     stock = np.zeros((len(keys), fs.size))
@@ -368,7 +370,7 @@ def calibration_curves(
         replenish = stocked
         if adjust_policy is not None:
             # the plan's rules at the nominal targets (the sparse rule follows the calibration)
-            pol, replenish = adjust_policy(fit, ltd, pol, nominal)
+            pol, replenish = adjust_policy(fit, ltd, pol, nominal, cost_items)
         sim = simulate_policy(
             check,
             pol.reorder_point,
@@ -615,7 +617,8 @@ def calibrate_targets(
     shrinkage: float = CALIBRATION_SHRINKAGE,
     adjust_ltd: Callable[[np.ndarray, LeadTimeDemand], LeadTimeDemand] | None = None,
     adjust_policy: Callable[
-        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray], tuple[PolicyResult, np.ndarray]
+        [np.ndarray, LeadTimeDemand, PolicyResult, np.ndarray, np.ndarray],
+        tuple[PolicyResult, np.ndarray],
     ]
     | None = None,
 ) -> np.ndarray:
@@ -636,8 +639,8 @@ def calibrate_targets(
     near high targets, so estimation error alone lowers the achieved fill rate; this measures
     that loss on the items' own data before it happens. Returns float64[items].
 
-    ``adjust_ltd(fit, ltd)`` and ``adjust_policy(fit, ltd, policy, nominal) -> (policy,
-    replenished)``: the plan's rules (level shift; sparse, obsolescence) applied at each
+    ``adjust_ltd(fit, ltd)`` and ``adjust_policy(fit, ltd, policy, nominal, unit_cost) ->
+    (policy, replenished)``: the plan's rules (level shift; sparse, obsolescence) applied at each
     factor's nominal targets, so the calibration backtest sets the policies as the plan does
     (:func:`sparecast.inventory.decide.plan_policy` passes them); default: the distribution
     policy, every item with demand replenished.
