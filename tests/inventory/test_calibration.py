@@ -93,7 +93,9 @@ def test_the_sparse_group_moves_towards_the_target_under_calibration() -> None:
     q = order_quantity(train.mean(axis=1), 30.0)
     fills = {}
     for calibrate in (False, True):
-        settings = load_settings(inventory={"n_samples": 300, "calibrate": calibrate})
+        settings = load_settings(  # the lump rule (the value rule pools them by money)
+            inventory={"n_samples": 300, "calibrate": calibrate, "sparse_policy": "lump"}
+        )
         d = plan_policy(train, lts, 0.9, q, settings)
         sparse = d.rule == "sparse"
         assert sparse[:n_sparse].mean() > 0.8 and not sparse[n_sparse:].any()

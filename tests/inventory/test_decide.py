@@ -62,7 +62,8 @@ def test_the_sparse_value_policy_is_the_plans_rule() -> None:
     cost[4] = 10.0
     lead, q = [np.array([5.0])] * 12, np.full(12, 10.0)
     base = {"n_samples": 400, "calibrate": False}
-    lump = plan_policy(y, lead, 0.95, q, load_settings(inventory=base), unit_cost=cost)
+    lump = plan_policy(y, lead, 0.95, q, load_settings(
+        inventory={**base, "sparse_policy": "lump"}), unit_cost=cost)  # fmt: skip
     value = plan_policy(y, lead, 0.95, q, load_settings(
         inventory={**base, "sparse_policy": "value"}), unit_cost=cost)  # fmt: skip
     assert value.rule[[2, 4]].tolist() == ["sparse", "sparse"]

@@ -237,7 +237,7 @@ def _rows(plan) -> dict:  # type: ignore[no-untyped-def]
 def test_compute_plan_sparse_rule_and_obsolete_items() -> None:
     panel, classification, tables = _shift_panel()
     today = date(2026, 6, 5)
-    base = {"calibrate": False, "n_samples": 4000}
+    base = {"calibrate": False, "n_samples": 4000, "sparse_policy": "lump"}
     plan = compute_plan(
         panel, classification, None, tables, load_settings(inventory=base), today=today
     )
