@@ -368,7 +368,7 @@ class InventorySettings(_Section):
         "the target, else no stock (0: off)",
     )
     sparse_policy: Literal["lump", "value"] = Field(
-        "value",
+        "lump",
         description="stock of the sparse items: lump (one typical lump when a demand in the "
         "protection interval is likely enough for the target, else none) or value (the sparse "
         "items of a target as one pool: the units, whole lumps or parts, with the most demand "

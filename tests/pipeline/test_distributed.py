@@ -156,6 +156,32 @@ def test_the_plan_per_chunk_on_the_workers_equals_the_single_process_plan(
     assert any("targets calibrated" in n for n in got.notes) == calibrate
 
 
+def test_the_sparse_value_rule_plans_on_the_client(
+    client: distributed.Client, panel: DemandPanel, tables: dict[str, pl.DataFrame]
+) -> None:
+    """``inventory.sparse_policy = value`` stocks the sparse items of all chunks as one pool:
+    the Dask planner runs it on the client (no plan chunk), so the plan equals one process's
+    instead of pooling per chunk."""
+    settings = load_settings(
+        inventory={
+            "n_samples": 200,
+            "calibrate": False,
+            "sparse_threshold": 0.1,
+            "sparse_policy": "value",
+        }
+    )
+    classification = classify(panel)
+    ref = compute_plan(panel, classification, None, tables, settings, today=END)
+    seen: list[str] = []
+    engine = DaskEngine(client, 40, progress=lambda label, done, total: seen.append(label))
+    got = compute_plan(
+        panel, classification, None, tables, settings, today=END, planner=engine.plan_items
+    )
+    assert_frame_equal(got.policy, ref.policy)
+    assert not [s for s in seen if s.startswith("plan chunk")]
+    assert any("sparse_policy = value" in n for n in got.notes)
+
+
 def test_merge_notes_sums_the_counts_of_the_same_note() -> None:
     a = ["3 sparse item(s) (demand in under 2% of periods): 1 with no stock (reorder point -1)"]
     b = [

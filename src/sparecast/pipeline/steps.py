@@ -177,6 +177,8 @@ def load_on_workers(
         return "inventory.service_mode = aggregate optimises the plan over all items at once"
     if plan and inv.level != "history":
         return f"inventory.level = {inv.level} draws the plan's rounding over all items at once"
+    if plan and inv.sparse_policy == "value":
+        return "inventory.sparse_policy = value stocks the sparse items as one pool"
     items = None
     if items_file is not None:
         raw_items = read_items_file(items_file)
