@@ -34,7 +34,7 @@ orders placed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -435,17 +435,10 @@ def solve_factors(
     4. Factors are made monotone in the target within a group: a higher service target never
        gets a lower nominal target."""
     keys, fs = curves.keys, curves.factors
-    k_n = len(keys)
     fills = shrunk_fills(curves, shrinkage)
     log_fs = np.log(fs)
-    out = np.ones(k_n)
-    for k in range(k_n):
-        out[k] = _factor_at(fills[k], fs, float(keys[k, 1]))
-    for t in np.unique(keys[:, 1]) if k_n else []:
-        rows = np.flatnonzero((keys[:, 1] == t) & (keys[:, 0] > 0))
-        live = [int(k) for k in rows if curves.demand[k] > 0]
-        if not live:
-            continue
+    out = _factors_at_targets(curves, fills)
+    for t, live in _live_keys(curves):
         d_live = np.array([curves.demand[k] for k in live], dtype=np.float64)
 
         def agg(
@@ -467,6 +460,28 @@ def solve_factors(
             for j in live:
                 out[j] = float(np.clip(np.exp(np.log(out[j]) + lo), fs[-1], fs[0]))
     return _monotone_in_target(keys, out)
+
+
+def _factors_at_targets(curves: CalibrationCurves, fills: np.ndarray) -> np.ndarray:
+    """float64[k]: each key's factor whose (shrunk) fill reaches the key's own target, the
+    starting point of :func:`solve_factors` and :func:`cost_aware_factors`."""
+    keys = curves.keys
+    return np.array(
+        [_factor_at(fills[k], curves.factors, float(keys[k, 1])) for k in range(len(keys))],
+        dtype=np.float64,
+    )
+
+
+def _live_keys(curves: CalibrationCurves) -> Iterator[tuple[float, list[int]]]:
+    """Per target of ``curves``: the target and its keys with history (group > 0) and demand
+    in the measured holdout, the keys whose factors the calibration trades; targets without
+    such keys are skipped."""
+    keys = curves.keys
+    for t in np.unique(keys[:, 1]) if len(keys) else []:
+        rows = np.flatnonzero((keys[:, 1] == t) & (keys[:, 0] > 0))
+        live = [int(k) for k in rows if curves.demand[k] > 0]
+        if live:
+            yield float(t), live
 
 
 def shrunk_fills(curves: CalibrationCurves, shrinkage: float = CALIBRATION_SHRINKAGE) -> np.ndarray:
@@ -541,18 +556,11 @@ def cost_aware_factors(
     if not 0.0 <= floor_gap < 1.0:
         raise ConfigError(f"floor_gap must be in [0, 1), got {floor_gap}")
     keys, fs = curves.keys, curves.factors
-    k_n = len(keys)
     log_fs = np.log(fs)
     fills = shrunk_fills(curves, shrinkage)
     stock = np.maximum.accumulate(np.nan_to_num(curves.stock.astype(np.float64)), axis=1)
-    out = np.ones(k_n)
-    for k in range(k_n):
-        out[k] = _factor_at(fills[k], fs, float(keys[k, 1]))
-    for t in np.unique(keys[:, 1]) if k_n else []:
-        rows = np.flatnonzero((keys[:, 1] == t) & (keys[:, 0] > 0))
-        live = [int(k) for k in rows if curves.demand[k] > 0]
-        if not live:
-            continue
+    out = _factors_at_targets(curves, fills)
+    for t, live in _live_keys(curves):
         w = np.array([curves.demand[k] for k in live], dtype=np.float64)
         w = w / w.sum()
         pos = np.array([np.log(_factor_at(fills[k], fs, float(t) - floor_gap)) for k in live])
