@@ -35,7 +35,7 @@ from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACT
 from sparecast.data.panel import DemandPanel
 from sparecast.data.sources import check_database_url
 from sparecast.errors import ConfigError, SourceError
-from sparecast.evaluate.monitoring import MONITOR_GROUPINGS, MONITOR_METRICS
+from sparecast.evaluate.monitoring import MONITOR_GROUPINGS, watch_problem
 from sparecast.methods import METHODS
 from sparecast.methods._check import check_levels
 from sparecast.selection.router import (
@@ -754,13 +754,9 @@ class MonitoringSettings(_Section):
     @field_validator("watch")
     @classmethod
     def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        if not value:
-            raise ValueError("watch must name at least one metric")
-        for metric, threshold in value.items():
-            if metric not in MONITOR_METRICS:
-                raise ValueError(f"unknown metric {metric!r}; known: {', '.join(MONITOR_METRICS)}")
-            if not threshold > 0:
-                raise ValueError(f"the threshold of {metric} must be > 0, got {threshold}")
+        problem = watch_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return dict(value)
 
     @property

@@ -171,3 +171,26 @@ def test_shapes_are_checked() -> None:
             regular=np.ones(2, bool),
             groups={"all": []},
         )
+
+
+@pytest.mark.parametrize(
+    ("watch", "problem"),
+    [
+        ({}, "at least one metric"),
+        ({"smape": 0.5}, "unknown metric 'smape'"),
+        ({"mase": 0.0}, "threshold of mase must be > 0"),
+    ],
+)
+def test_watch_problem_is_the_one_check_of_config_and_mark_periods(
+    watch: dict[str, float], problem: str
+) -> None:
+    """The setting and mark_periods refuse the same watch lists with the same reason."""
+    from sparecast.config import MonitoringSettings
+    from sparecast.evaluate.monitoring import mark_periods, watch_problem
+
+    assert problem in (watch_problem(watch) or "")
+    assert watch_problem({"mase": 0.5, "rel_bias": 0.3}) is None
+    with pytest.raises(ValueError, match=problem):
+        MonitoringSettings(watch=watch)
+    with pytest.raises(DataValidationError, match=problem):
+        mark_periods(pl.DataFrame(), pl.DataFrame(), watch=watch, min_items=1)

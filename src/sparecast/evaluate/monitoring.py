@@ -27,6 +27,7 @@ from sparecast.evaluate.metrics import METRICS, ratio_of_sums
 
 __all__ = [
     "MONITOR_METRICS",
+    "watch_problem",
     "MONITOR_GROUPINGS",
     "EXPECTATION_COLUMNS",
     "EXPECTED_SCHEMA",
@@ -300,14 +301,17 @@ _MARK_SCHEMA = {k: v for k, v in _STATE_SCHEMA.items() if k not in ("period", "s
 _MARK_SCHEMA["worse"] = pl.Boolean
 
 
-def _check_watch(watch: Mapping[str, float]) -> None:
+def watch_problem(watch: Mapping[str, float]) -> str | None:
+    """Why ``watch`` (metric -> threshold) cannot be monitored, or None: the one check of the
+    ``[monitoring] watch`` setting and of :func:`mark_periods`'s argument."""
     if not watch:
-        raise DataValidationError("watch at least one metric")
+        return "watch must name at least one metric"
     for metric, threshold in watch.items():
         if metric not in MONITOR_METRICS:
-            raise DataValidationError(f"metric {metric!r} is not one of {MONITOR_METRICS}")
+            return f"unknown metric {metric!r}; known: {', '.join(MONITOR_METRICS)}"
         if not threshold > 0:
-            raise DataValidationError(f"the threshold of {metric} must be > 0, got {threshold}")
+            return f"the threshold of {metric} must be > 0, got {threshold}"
+    return None
 
 
 def mark_periods(
@@ -341,7 +345,9 @@ def mark_periods(
     significant). ``z = 0`` skips the test (the relative threshold alone). Returns grouping,
     group, metric, ds, n_items, value, expected, threshold, limit, z (the score; null where
     undefined), worse."""
-    _check_watch(watch)
+    problem = watch_problem(watch)
+    if problem is not None:
+        raise DataValidationError(problem)
     if min_items < 1:
         raise DataValidationError(f"min_items must be >= 1, got {min_items}")
     if not z >= 0:
