@@ -494,12 +494,10 @@ def sparse_value_rule(
     capped by ``pol``'s per-item reorder point: a cheap item may be stocked above its own
     target so that dear ones hold nothing.
     """
-    n = ltd.n_items
-    if threshold <= 0:
-        return pol, np.zeros(n, dtype=bool)
-    sparse = sparse_items(y, threshold)
+    sparse = sparse_items(y, threshold)  # none for threshold <= 0
     if not sparse.any():
         return pol, sparse
+    n = ltd.n_items
     tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,))
     cost = np.broadcast_to(np.asarray(unit_cost, dtype=np.float64), (n,))
     weights = aggregate_weights(ltd)

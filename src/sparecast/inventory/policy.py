@@ -457,7 +457,8 @@ def sparse_reorder_point(
 
 
 def sparse_items(y: np.ndarray, threshold: float) -> np.ndarray:
-    """bool[items]: demand in some but fewer than ``threshold`` of the periods of ``y``."""
+    """bool[items]: demand in some but fewer than ``threshold`` of the periods of ``y`` (none
+    for ``threshold <= 0``: the sparse rule off)."""
     arr = np.asarray(y, dtype=np.float64)
     share = (arr > 0).mean(axis=1) if arr.shape[1] else np.zeros(arr.shape[0])
     return np.asarray((share > 0) & (share < threshold), dtype=bool)
@@ -474,12 +475,10 @@ def apply_sparse_rule(
     :func:`sparse_reorder_point` for ``targets`` (the service targets, not calibrated ones),
     and the mask of those items. ``threshold <= 0``: unchanged. The one code path of the plan,
     for backtests that replay the plan's policy."""
-    n = ltd.n_items
-    if threshold <= 0:
-        return pol, np.zeros(n, dtype=bool)
-    sparse = sparse_items(y, threshold)
+    sparse = sparse_items(y, threshold)  # none for threshold <= 0
     if not sparse.any():
         return pol, sparse
+    n = ltd.n_items
     idx = np.flatnonzero(sparse)
     s_new = np.full(n, np.nan)
     tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,))
