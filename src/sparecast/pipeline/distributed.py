@@ -15,7 +15,8 @@ shared by all items computed on the client; the aggregate service mode stays on 
 
 Memory: at most two chunks per worker are in flight (each chunk is sent when its task is
 submitted and released when its result is back); the client holds the panel and the gathered
-results, as in one process.
+results, as in one process (the forecasts are copied into the whole panel's arrays as each
+chunk comes back, not held per chunk as well).
 """
 
 from __future__ import annotations
