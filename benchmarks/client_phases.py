@@ -53,14 +53,14 @@ def main() -> None:
         inner: Callable[..., Any] = getattr(owner, name)
 
         def run(*a: Any, **k: Any) -> Any:
-            outer, step[0] = step[0], label
+            step[0] = label
             try:
                 return inner(*a, **k)
             finally:
                 if args.trim:
                     ctypes.CDLL("libc.so.6").malloc_trim(0)
                 ends[label] = rss_gib()
-                step[0] = f"{outer} (after {label})"
+                step[0] = f"after {label}"
 
         setattr(owner, name, run)
 
