@@ -235,8 +235,8 @@ def forecasts_to_frame(
     panel: DemandPanel, values: dict[str, np.ndarray], h: int, *, consume: bool = False
 ) -> pl.DataFrame:
     """Long frame ``unique_id, ds, <method>...`` from per-method ``[items, h]`` arrays.
-    ``consume``: each array is removed from ``values`` once its column is made (a large
-    panel's forecasts are not held twice)."""
+    ``consume``: each array is removed from ``values`` and becomes its column without a copy
+    (a float64 array; a large panel's forecasts are not held twice)."""
     dates = panel.future_dates(h)
     ids = pl.Series("unique_id", panel.item_ids.astype(str), dtype=pl.String)
     if h > 0:  # each id h times, in polars (not a numpy array of fixed-width strings)
@@ -245,9 +245,12 @@ def forecasts_to_frame(
         ids = ids.clear()
     frame = pl.DataFrame({"unique_id": ids, "ds": np.tile(dates, panel.n_items)})
     for name in list(values):
-        arr = values.pop(name) if consume else values[name]
-        frame = frame.with_columns(pl.Series(name, arr.reshape(-1).astype(np.float64)))
-        del arr
+        if consume:  # polars takes a float64 array as it is: the column is the array
+            column = np.asarray(values.pop(name), dtype=np.float64).reshape(-1)
+        else:
+            column = values[name].reshape(-1).astype(np.float64)
+        frame = frame.with_columns(pl.Series(name, column))
+        del column
     return frame
 
 

@@ -190,14 +190,17 @@ def run_core(
         forecasts = forecasts_to_frame(panel, values, h, consume=True)
         forecasts = forecasts.with_columns(
             pl.Series("forecast", chosen.reshape(-1)),
-            pl.Series("method", np.repeat(_selection_array(panel, selection), h)),
+            _selection_column(panel, selection, h),
         )
+        del chosen
         timings["forecast_s"] = time.perf_counter() - t0
     return CoreResult(classification, bt, selection, forecasts, summary, timings, notes, h)
 
 
-def _selection_array(panel: DemandPanel, selection: pl.DataFrame) -> np.ndarray:
+def _selection_column(panel: DemandPanel, selection: pl.DataFrame, h: int) -> pl.Series:
+    """The chosen method of each item of ``panel``, in panel order, each ``h`` times (taken in
+    polars, not as an array of ``items x h`` Python strings)."""
     order = pl.DataFrame({"unique_id": panel.item_ids.astype(str)})
-    return order.join(selection, on="unique_id", how="left", maintain_order="left")[
-        "method"
-    ].to_numpy()
+    method = order.join(selection, on="unique_id", how="left", maintain_order="left")["method"]
+    rows = np.repeat(np.arange(panel.n_items, dtype=np.int64), h)
+    return method.cast(pl.String).gather(rows)

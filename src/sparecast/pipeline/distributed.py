@@ -15,7 +15,8 @@ shared by all items computed on the client; the aggregate service mode stays on 
 
 Memory: at most two chunks per worker are in flight (each chunk is sent when its task is
 submitted and released when its result is back); the client holds the panel and the gathered
-results, as in one process.
+results, as in one process (the forecasts are copied into the whole panel's arrays as each
+chunk comes back, not held per chunk as well).
 """
 
 from __future__ import annotations
@@ -241,11 +242,14 @@ class DaskEngine:
         *args: Any,
         per_chunk: Callable[[int, int], tuple[Any, ...]] = lambda a, b: (),
         meanwhile: Callable[[], Any] | None = None,
+        keep: Callable[[int, int, Any], Any] = lambda a, b, result: result,
     ) -> tuple[list[Any], Any]:
         """``task(chunk, *per_chunk(a, b), *args)`` for every chunk, in panel order, with at most
         two chunks per worker in flight (each chunk is sent with its task and released with
-        its result); ``meanwhile()`` runs here while the workers compute. Returns the results
-        in chunk order and what ``meanwhile`` returned. A :class:`ChunkedPanel`'s chunks are its
+        its result); ``meanwhile()`` runs here while the workers compute. Returns what
+        ``keep(a, b, result)`` keeps of each chunk's result (default all of it; e.g. None once
+        copied into a whole-panel array, so that the chunks' results are not all held), in chunk
+        order, and what ``meanwhile`` returned. A :class:`ChunkedPanel`'s chunks are its
         file ranges (each worker reads its own rows), any other panel's are slices of it."""
         if isinstance(panel, ChunkedPanel):
             return self._map_chunks(
@@ -256,6 +260,7 @@ class DaskEngine:
                 *args,
                 per_chunk=per_chunk,
                 meanwhile=meanwhile,
+                keep=keep,
             )
         return self._map_chunks(
             chunk_bounds(panel.n_items, self.chunk_items),
@@ -265,6 +270,7 @@ class DaskEngine:
             *args,
             per_chunk=per_chunk,
             meanwhile=meanwhile,
+            keep=keep,
         )
 
     def _map_chunks(
@@ -276,6 +282,7 @@ class DaskEngine:
         *args: Any,
         per_chunk: Callable[[int, int], tuple[Any, ...]] = lambda a, b: (),
         meanwhile: Callable[[], Any] | None = None,
+        keep: Callable[[int, int, Any], Any] = lambda a, b, result: result,
     ) -> tuple[list[Any], Any]:
         """:meth:`_map` over the rows ``bounds`` of any data: ``make_chunk(a, b)`` is sent
         with each task."""
@@ -299,10 +306,11 @@ class DaskEngine:
         done = 0
         for future in queue:
             i = future.chunk_index
-            results[i] = future.result()  # a task's exception is raised here, as it was
+            a, b = bounds[i]
+            # a task's exception is raised here, as it was
+            results[i] = keep(a, b, future.result())
             future.release()
             done += 1
-            a, b = bounds[i]
             self.progress(
                 f"{label} chunk {i + 1}/{len(bounds)} (items {a + 1}-{b})", done, len(bounds)
             )
@@ -517,9 +525,23 @@ class DaskEngine:
             glob_values.update(values)
             glob_failed.update(failed)
 
-        parts: list[dict[str, np.ndarray | str]] = []
+        # each chunk's forecasts are copied into the whole panel's arrays as they come back and
+        # released at once: the client holds the forecasts once, not the chunks' too
+        gathered: dict[str, np.ndarray] = {}
+        chunk_failed: dict[str, tuple[int, str]] = {}  # the message of the earliest chunk
+
+        def keep(a: int, b: int, part: dict[str, np.ndarray | str]) -> None:
+            for name, v in part.items():
+                if isinstance(v, str):
+                    if name not in chunk_failed or a < chunk_failed[name][0]:
+                        chunk_failed[name] = (a, v)
+                    continue
+                if name not in gathered:  # every chunk's forecasts of a method share a dtype
+                    gathered[name] = np.empty((panel.n_items, h), dtype=v.dtype)
+                gathered[name][a:b] = v
+
         if classical or models:
-            parts, _ = self._map(
+            self._map(
                 panel,
                 "forecast",
                 _forecast_task,
@@ -528,6 +550,7 @@ class DaskEngine:
                 params,
                 models,
                 meanwhile=global_forecasts,
+                keep=keep,
             )
         else:
             global_forecasts()
@@ -539,13 +562,11 @@ class DaskEngine:
             elif name in glob_values:
                 values[name] = glob_values[name]
             else:
-                why = next((p[name] for p in parts if isinstance(p[name], str)), None)
-                if why is not None:
-                    failed[name] = str(why)
+                if name in chunk_failed:
+                    failed[name] = chunk_failed[name][1]
                 else:
-                    values[name] = np.concatenate([np.asarray(p[name]) for p in parts], axis=0)
-                for p in parts:  # each chunk's part released once gathered: not held twice
-                    p.pop(name, None)
+                    values[name] = gathered[name]
+                gathered.pop(name, None)
                 step(name)
         return values, failed
 

@@ -298,10 +298,12 @@ class HybridRouter(BaseEstimator):
                 # choose among the candidates only: the fallback is backtested (it must have a
                 # score to fall back to) but competes only when it is a candidate itself
                 cands = self.candidate_names()
+                # (the references are left out here already: select copies no scores again)
                 among = dataclasses.replace(
                     bt,
                     scores=bt.scores.filter(pl.col("method").is_in(cands)),
                     methods=[m for m in bt.methods if m in cands],
+                    references=tuple(r for r in bt.references if r in cands),
                 )
                 self.selection_ = select(
                     among,
