@@ -240,7 +240,7 @@ def one(
     modes keep LightGBM among the default methods."""
     from sparecast.config import load_settings
     from sparecast.methods import DEFAULT_METHODS
-    from sparecast.pipeline.core import run_core
+    from sparecast.pipeline.core import make_router, reported_methods, run_core
     from sparecast.pipeline.distributed import compute_engine
 
     from_file = mode.startswith("dask-file")
@@ -257,7 +257,8 @@ def one(
     if mode != "local":
         compute["workers"] = workers
     methods = {"dask-4": FOUR, "dask-lgb": ["lightgbm"]}.get(mode, list(DEFAULT_METHODS))
-    methods = [m for m in methods if m != "lightgbm"] if from_file and not lightgbm else methods
+    if from_file:  # the 12 classical methods, or the default router's candidates (+ LightGBM)
+        methods = reported_methods(make_router(load_settings())) if lightgbm else methods
     settings = load_settings(methods=methods, compute=compute)
     # (label, seconds, per worker [current RSS, peak since the previous chunk] GiB)
     trace: list[tuple[str, float, list[list[float]]]] = []
