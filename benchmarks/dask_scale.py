@@ -10,7 +10,9 @@ Modes (each in a fresh process, so the peaks do not mix):
   file sorted by id (``--data-dir``; the days with demand only): loaded in one piece on the
   client (``load_panel``) and shipped to the workers chunk by chunk, against loaded per chunk on
   the workers (``DaskEngine.load_file``: the client reads the ids only); the load is in the wall
-  time and shown apart;
+  time and shown apart; with ``--lightgbm`` the router's candidates include the global LightGBM
+  (the default methods: trained on the cluster with lightgbm.dask, from the client's panel's
+  chunks or from the workers' file ranges), else the 12 classical methods only;
 - ``local`` / ``dask``: the core (classify, 3-window backtest of the 12 classical methods, router,
   forecasts of h = 28) in one process / on the cluster;
 - ``dask-4`` against ``statsforecast``: the same work for Croston, SBA, ADIDA and IMAPA: our core
@@ -30,6 +32,7 @@ dependency).
     python benchmarks/dask_scale.py --items 100000 300000 1000000 --modes dask --log scale.jsonl
     python benchmarks/dask_scale.py --items 30000 --modes dask-4 statsforecast dask-lgb mlforecast
     python benchmarks/dask_scale.py --items 100000 300000 --modes dask-file-client dask-file
+    python benchmarks/dask_scale.py --items 20000 --modes dask-file-client dask-file --lightgbm
 """
 
 from __future__ import annotations
@@ -225,12 +228,19 @@ def peer(mode: str, panel: Any, workers: int) -> dict[str, Any]:
 
 
 def one(
-    mode: str, n_items: int, n_days: int, chunk_items: int, workers: int, data_dir: str
+    mode: str,
+    n_items: int,
+    n_days: int,
+    chunk_items: int,
+    workers: int,
+    data_dir: str,
+    lightgbm: bool = False,
 ) -> dict[str, Any]:
-    """One measured run in this process (the ``--mode`` child)."""
+    """One measured run in this process (the ``--mode`` child); ``lightgbm``: the dask-file
+    modes keep LightGBM among the default methods."""
     from sparecast.config import load_settings
     from sparecast.methods import DEFAULT_METHODS
-    from sparecast.pipeline.core import run_core
+    from sparecast.pipeline.core import make_router, reported_methods, run_core
     from sparecast.pipeline.distributed import compute_engine
 
     from_file = mode.startswith("dask-file")
@@ -247,7 +257,8 @@ def one(
     if mode != "local":
         compute["workers"] = workers
     methods = {"dask-4": FOUR, "dask-lgb": ["lightgbm"]}.get(mode, list(DEFAULT_METHODS))
-    methods = [m for m in methods if m != "lightgbm"] if from_file else methods
+    if from_file:  # the 12 classical methods, or the default router's candidates (+ LightGBM)
+        methods = reported_methods(make_router(load_settings())) if lightgbm else methods
     settings = load_settings(methods=methods, compute=compute)
     # (label, seconds, per worker [current RSS, peak since the previous chunk] GiB)
     trace: list[tuple[str, float, list[list[float]]]] = []
@@ -335,6 +346,11 @@ def main() -> None:
         default="/tmp/sparecast-dask-scale",
         help="where the dask-file modes write the synthetic panel as a sorted long Parquet file",
     )
+    ap.add_argument(
+        "--lightgbm",
+        action="store_true",
+        help="the dask-file modes run the default methods with LightGBM (else without it)",
+    )
     ap.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode:  # the child: one run, one JSON line
@@ -347,6 +363,7 @@ def main() -> None:
                     args.chunk_items,
                     args.workers,
                     args.data_dir,
+                    args.lightgbm,
                 )
             )
         )
@@ -363,7 +380,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--mode", mode, "--items", str(n)]
             cmd += ["--data-dir", args.data_dir]
             cmd += ["--days", str(args.days), "--chunk-items", str(args.chunk_items)]
-            cmd += ["--workers", str(args.workers)]
+            cmd += ["--workers", str(args.workers)] + (["--lightgbm"] if args.lightgbm else [])
             proc = subprocess.run(cmd, capture_output=True, text=True)
             label = LABELS[mode].format(workers=args.workers)
             if proc.returncode != 0:  # e.g. a peer out of memory: say so, go on

@@ -245,12 +245,14 @@ def test_files_whose_chunks_could_differ_are_loaded_in_one_piece(
 def test_a_global_method_is_refused_on_a_chunked_panel(
     client: distributed.Client, long_file: str
 ) -> None:
-    """LightGBM learns across items: it needs the whole panel, which a chunked load does not
-    build on the client; the run says so instead of computing on an empty matrix."""
+    """XGBoost learns across items and does not train on the cluster: it needs the whole
+    panel, which a chunked load does not build on the client; the run says so instead of
+    computing on an empty matrix (LightGBM, which trains on the cluster: tests/pipeline/
+    test_dask_ml.py)."""
     engine = DaskEngine(client, 40)
     panel = engine.load_file(long_file, _settings()).panel
     with pytest.raises(ConfigError, match="whole panel"):
-        run_core(panel, load_settings(methods=["sba", "lightgbm"]), engine=engine)
+        run_core(panel, load_settings(methods=["sba", "xgboost"]), engine=engine)
 
 
 def test_a_file_range_without_its_calendar_is_no_panel(long_file: str) -> None:

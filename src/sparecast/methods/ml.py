@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -292,6 +293,30 @@ class _GlobalTreeModel(BaseEstimator):
         the parameters of the same name (a per-item model uses every period)."""
         zero_keep = self.zero_keep if zero_keep is None else zero_keep
         n_items, n_periods = y.shape
+        quiet = 0.0
+        if zero_keep < 1.0 and n_items:
+            window = y[:, max(0, n_periods - self.quiet_window) :]
+            quiet = 1.0 - float((window > 0).any(axis=1).mean())
+        return self._cutoffs_of(n_items, n_periods, h, quiet, stride=stride, zero_keep=zero_keep)
+
+    @property
+    def quiet_window(self) -> int:
+        """The last periods over which the share of quiet items (no demand) is estimated."""
+        return max(self.spec_.windows)
+
+    def _cutoffs_of(
+        self,
+        n_items: int,
+        n_periods: int,
+        h: int,
+        quiet: float,
+        *,
+        stride: int | None = None,
+        zero_keep: float | None = None,
+    ) -> list[int]:
+        """:meth:`_cutoffs` of a panel of ``n_items`` x ``n_periods`` whose share of items
+        without demand in the last :attr:`quiet_window` periods is ``quiet``."""
+        zero_keep = self.zero_keep if zero_keep is None else zero_keep
         last = n_periods - h if self.strategy == "mean" else n_periods - 1
         first = max(1, min(self.spec_.max_lookback, n_periods // 2))
         if last < 1:
@@ -299,11 +324,7 @@ class _GlobalTreeModel(BaseEstimator):
         first = min(first, last)
         if stride is None:
             stride = self.stride or _DEFAULT_STRIDE[self.freq_]
-        quiet = 0.0
-        if zero_keep < 1.0 and n_items:
-            window = y[:, max(0, n_periods - max(self.spec_.windows)) :]
-            quiet = 1.0 - float((window > 0).any(axis=1).mean())
-        per_cutoff = n_items * (self.steps_per_cutoff if self.strategy == "direct" else 1)
+        per_cutoff = float(n_items * (self.steps_per_cutoff if self.strategy == "direct" else 1))
         per_cutoff *= 1.0 - quiet * (1.0 - zero_keep)
         n_cut = (last - first) // stride + 1
         if n_cut * per_cutoff > self.max_rows:  # thin the cutoffs to stay under max_rows
@@ -724,11 +745,23 @@ class GlobalLightGBM(_GlobalTreeModel):
         objective is a Python callable, trained in one process)."""
         return self.objective != "asymmetric"
 
-    def plan_rows(self, panel: DemandPanel, h: int) -> list[int]:
+    def plan_rows(
+        self, panel: DemandPanel, h: int, active: Callable[[int], int] | None = None
+    ) -> list[int]:
         """Check the parameters, learn the features' layout (categories of the whole panel)
-        and return the training cutoffs of ``panel`` (as ``fit`` would use them)."""
+        and return the training cutoffs of ``panel`` (as ``fit`` would use them).
+        ``active(window)``: the number of the panel's items with demand in its last ``window``
+        periods, when ``panel.y`` does not hold the demand (a panel read per chunk elsewhere);
+        the cutoffs are then those of the whole matrix."""
         self._prepare(panel, h)
-        cutoffs = self._cutoffs(panel.y, h)
+        if active is None:
+            cutoffs = self._cutoffs(panel.y, h)
+        else:
+            n = panel.n_items
+            quiet = 0.0
+            if self.zero_keep < 1.0 and n:  # as _cutoffs: 1 - the mean of n booleans
+                quiet = 1.0 - active(self.quiet_window) / n
+            cutoffs = self._cutoffs_of(n, panel.n_periods, h, quiet)
         if not cutoffs:
             raise MethodError(
                 f"{type(self).__name__}: a panel of {panel.n_periods} periods has no training "

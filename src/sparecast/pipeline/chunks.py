@@ -92,6 +92,12 @@ class FileRange:
     only: bool = False
     """Read the rows of the items ``item_ids`` only (not every id of the range): a sample of
     items, read and validated as in the whole (every rule is per row or per item)."""
+    stop: int | None = None
+    """The panel cut to its first ``stop`` periods after reading (a backtest's fit before its
+    earliest origin: :meth:`ChunkedPanel.slice_periods`); None: every period."""
+    attributes: pl.DataFrame | None = field(default=None, compare=False)
+    """The items' attributes (one row per item of ``item_ids``): the panel's, for a method
+    whose features use them (the global LightGBM's unit cost)."""
 
     def read(self, *, file_rows: bool = False) -> pl.DataFrame:
         """The range's rows as the file has them (``unique_id, ds, y`` and any other column),
@@ -127,20 +133,24 @@ class FileRange:
 
 def as_panel(chunk: DemandPanel | FileRange) -> DemandPanel:
     """The chunk's panel: ``chunk`` itself, or its file range read, validated and built on the
-    run's calendar with the rows ``chunk.item_ids`` (run on the worker)."""
+    run's calendar with the rows ``chunk.item_ids`` (run on the worker), cut to its first
+    ``chunk.stop`` periods if set, with its attributes."""
     if isinstance(chunk, DemandPanel):
         return chunk
     s = chunk.spec
     if chunk.item_ids is None or s.freq is None or s.start is None or s.end is None:
         raise ValueError("a FileRange needs its item ids and the run's calendar to be a panel")
     valid = chunk.validate().valid.rename(BACK)
-    return DemandPanel.from_long(
+    panel = DemandPanel.from_long(
         valid,
         freq=s.freq,  # type: ignore[arg-type]
         start=s.start,
         end=s.end,
         item_ids=list(chunk.item_ids),
     )
+    if chunk.attributes is not None:
+        panel = dataclasses.replace(panel, attributes=chunk.attributes)
+    return panel if chunk.stop is None else panel.slice_periods(chunk.stop)
 
 
 @dataclass
@@ -272,6 +282,22 @@ class ChunkedPanel(DemandPanel):
             raise ValueError(f"the chunked panel holds the last {have} periods, not {n}")
         return self.tail[:, self.tail.shape[1] - n :]
 
+    def slice_periods(self, stop: int, start: int = 0) -> ChunkedPanel:
+        """The panel cut to its first ``stop`` periods (negative: counted from the end), still
+        without its matrix: each chunk's source cuts its panel after reading; the history
+        gathered of the whole (``tail``, ``scales``, ``means``) is dropped."""
+        if start != 0:
+            raise ValueError("a chunked panel is cut at its end only (start = 0)")
+        stop = stop if stop >= 0 else self.periods + stop
+        stop = max(0, min(stop, self.periods))
+        sources = tuple(
+            (a, b, dataclasses.replace(src, stop=stop if src.stop is None else min(stop, src.stop)))
+            for a, b, src in self.sources
+        )
+        return dataclasses.replace(
+            self, periods=stop, sources=sources, tail=None, scales=None, means=None
+        )
+
     def source(self, a: int, b: int) -> FileRange:
         """The source of the chunk of rows ``[a, b)``."""
         for a2, b2, src in self.sources:
@@ -285,12 +311,17 @@ class ChunkedPanel(DemandPanel):
         ``[a, b)``): only those items' rows."""
         if not self.sources:
             raise ValueError("the chunked panel has no chunks")
-        spec = self.sources[0][2].spec
+        spec, stop = self.sources[0][2].spec, self.sources[0][2].stop
+        attrs = self.attributes
         ids = [str(i) for i in self.item_ids[a:b]]
         if rows is None:
-            return FileRange(spec, ids[0], ids[-1], tuple(ids))
+            part = attrs.slice(a, b - a) if attrs is not None else None
+            return FileRange(spec, ids[0], ids[-1], tuple(ids), stop=stop, attributes=part)
         some = [str(self.item_ids[i]) for i in rows]
-        return FileRange(spec, some[0], some[-1], tuple(some), only=True)
+        part = attrs[[int(i) for i in rows]] if attrs is not None else None
+        return FileRange(
+            spec, some[0], some[-1], tuple(some), only=True, stop=stop, attributes=part
+        )
 
     def with_items(
         self,
@@ -304,7 +335,17 @@ class ChunkedPanel(DemandPanel):
         ids = np.array(item_ids, dtype=object)
         spec = self.sources[0][2].spec
         sources = tuple(
-            (a, b, FileRange(spec, item_ids[a], item_ids[b - 1], tuple(item_ids[a:b])))
+            (
+                a,
+                b,
+                FileRange(
+                    spec,
+                    item_ids[a],
+                    item_ids[b - 1],
+                    tuple(item_ids[a:b]),
+                    attributes=attributes.slice(a, b - a) if attributes is not None else None,
+                ),
+            )
             for a, b in bounds
             if b > a
         )

@@ -13,6 +13,13 @@ the trees are not those of one process's fit; nor are two cluster fits alike whe
 land on other workers (which rows each worker trains on follows the scheduling).
 tests/pipeline/test_dask_ml.py bounds the difference; benchmarks/dask_lightgbm.py measures it
 against the difference between two single-process fits with other seeds.
+
+A panel read per chunk on the workers (:class:`sparecast.pipeline.chunks.ChunkedPanel`: the
+client holds the ids and the calendar, no demand) trains the same way: each chunk is its file
+range (cut before the backtest's earliest origin for the backtest's fit), the workers first
+count each chunk's items with demand in the last periods, from which the client computes the
+cutoffs of the whole panel, then build the rows; the feature layout comes from the panel's
+attributes (those of an items file, each range carrying its items').
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from sparecast.data.panel import DemandPanel
 from sparecast.errors import ConfigError, MethodError
 from sparecast.methods import get_method, params_for
 from sparecast.methods.ml import GlobalLightGBM
+from sparecast.pipeline.chunks import ChunkedPanel, FileRange, as_panel
 from sparecast.pipeline.progress import Progress, no_progress
 
 if TYPE_CHECKING:
@@ -60,9 +68,15 @@ def dask_model(
 
 # ---------------------------------------------------------------- tasks (run on the workers)
 def _rows_task(
-    chunk: DemandPanel, model: GlobalLightGBM, cutoffs: list[int], h: int, seed: int
+    chunk: DemandPanel | FileRange, model: GlobalLightGBM, cutoffs: list[int], h: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return model.chunk_rows(chunk, cutoffs, h, seed)
+    return model.chunk_rows(as_panel(chunk), cutoffs, h, seed)
+
+
+def _active_task(chunk: DemandPanel | FileRange, window: int) -> int:
+    """The number of the chunk's items with demand in its last ``window`` periods."""
+    y = as_panel(chunk).y
+    return int((y[:, max(0, y.shape[1] - window) :] > 0).any(axis=1).sum())
 
 
 def _n_rows(rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
@@ -91,7 +105,7 @@ def fit_on_cluster(
     panel: DemandPanel,
     h: int,
     bounds: list[tuple[int, int]],
-    chunk_of: Callable[[DemandPanel, int, int], DemandPanel],
+    chunk_of: Callable[[DemandPanel, int, int], DemandPanel | FileRange],
     *,
     label: str = "lightgbm",
     progress: Progress = no_progress,
@@ -100,7 +114,12 @@ def fit_on_cluster(
     cutoffs and feature layout here, the rows of each chunk ``bounds`` on a worker (at most two
     chunks per worker in flight; the rows stay on the worker), one ``DaskLGBMRegressor`` fit on
     them, its level calibration here from the forecasts of the rows. Returns the fitted model
-    (its booster, no panel) and the seconds of the rows, the training and the calibration."""
+    (its booster, no panel) and the seconds of the rows, the training and the calibration.
+
+    ``chunk_of(panel, a, b)``: the chunk of rows ``[a, b)``, a slice of the panel or a
+    :class:`FileRange` the worker reads (a :class:`ChunkedPanel`'s sources: the client holds
+    no demand). For a ChunkedPanel the workers also count each chunk's items with demand in
+    the last periods first, so that the cutoffs are those of the whole panel."""
     try:
         import dask.array as da
         import lightgbm
@@ -112,7 +131,20 @@ def fit_on_cluster(
         ) from None
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    cutoffs = model.plan_rows(panel, h)
+
+    def active(window: int) -> int:
+        """The items with demand in the last ``window`` periods, counted per chunk."""
+        counts = [
+            client.submit(_active_task, chunk_of(panel, a, b), window, pure=False)
+            for a, b in bounds
+            if b > a
+        ]
+        return sum(client.gather(counts))
+
+    chunked = isinstance(panel, ChunkedPanel)
+    cutoffs = model.plan_rows(panel, h, active if chunked else None)
+    if chunked:
+        timings["active_s"] = time.perf_counter() - t0
     limit = 2 * max(1, len(client.nthreads()))
     rows: list[Future | None] = [None] * len(bounds)
     sizes: list[Future | None] = [None] * len(bounds)

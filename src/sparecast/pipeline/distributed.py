@@ -4,10 +4,16 @@
 The items are cut into chunks of ``compute.chunk_items`` rows, in panel order. Per chunk, on the
 workers: the classification, the rolling-origin backtest of the classical (per-item) methods and
 their forecasts. The scores are gathered on the client, where the router chooses per class (or
-tier, or item) on all of them, exactly as in one process. Global methods (``needs_panel``, e.g.
-LightGBM, which learns across items) run on the client over the whole panel while the workers
-compute the chunks, so that they see every item as in one process. The results are therefore the
-same as the single-process run's (tests/pipeline/test_distributed.py checks it).
+tier, or item) on all of them, exactly as in one process. Global methods (``needs_panel``, which
+learn across items) run on the client over the whole panel while the workers compute the
+chunks, so that they see every item as in one process, except the global LightGBM, which trains
+on the cluster from rows built per chunk (``sparecast.pipeline.dask_ml``). The results are
+therefore the same as the single-process run's (tests/pipeline/test_distributed.py checks it),
+LightGBM's close to them (tests/pipeline/test_dask_ml.py).
+
+A long Parquet file can be read per chunk on the workers (:meth:`DaskEngine.load_file`: a
+:class:`ChunkedPanel`, the client holds no demand matrix): every step then maps over the file
+ranges, LightGBM included; the other global methods are refused on it.
 
 The plan's lead-time demand distributions, per-item policies and stockout risks run per chunk
 on the workers too (:meth:`DaskEngine.plan_items`), with the calibration and the parameters
@@ -24,11 +30,11 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 import polars as pl
@@ -36,7 +42,7 @@ import polars as pl
 from sparecast.classify import REGULAR_TIERS, TierThresholds, classify
 from sparecast.config import ComputeSettings, Settings
 from sparecast.data.outliers import DEFAULT_OUTLIER_ACTION, DEFAULT_OUTLIER_FACTOR, outlier_pool
-from sparecast.data.panel import DemandPanel, infer_freq, period_index, period_starts
+from sparecast.data.panel import DemandPanel, Freq, infer_freq, period_index, period_starts
 from sparecast.data.schema import ValidationReport
 from sparecast.errors import ConfigError, DataValidationError, MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, backtest_origins
@@ -109,15 +115,24 @@ def _chunk(panel: DemandPanel, a: int, b: int) -> DemandPanel:
     return DemandPanel(panel.y[a:b], panel.item_ids[a:b], panel.start, panel.freq, attrs)
 
 
-def _refuse_global(panel: DemandPanel, names: list[str]) -> None:
-    """A global method (learning across items) needs the whole panel; a ChunkedPanel has none."""
+def _source(panel: DemandPanel, a: int, b: int) -> FileRange:
+    """The file range of the rows ``[a, b)`` of a :class:`ChunkedPanel` (one of its chunks)."""
+    assert isinstance(panel, ChunkedPanel)
+    return panel.source(a, b)
+
+
+def _refuse_global(panel: DemandPanel, names: list[str], on_cluster: Iterable[str] = ()) -> None:
+    """A global method (learning across items) needs the whole panel; a ChunkedPanel has none,
+    unless the method trains on the cluster (``on_cluster``: from the chunks' rows)."""
     if not isinstance(panel, ChunkedPanel):
         return
-    glob = [n for n in names if get_method(n).needs_panel]
+    glob = [n for n in names if get_method(n).needs_panel and n not in set(on_cluster)]
     if glob:
         raise ConfigError(
             f"{glob} learn across items and need the whole panel on the client; a panel read "
-            "per chunk on the workers (DaskEngine.load_file) runs the per-item methods only"
+            "per chunk on the workers (DaskEngine.load_file) runs the per-item methods and "
+            "the global methods that train on the cluster (LightGBM with a built-in "
+            "objective) only"
         )
 
 
@@ -210,11 +225,26 @@ class DaskEngine:
         models = {n: dask_model(n, panel.freq, params) for n in names}
         return {n: m for n, m in models.items() if m is not None}
 
+    def trains_on_cluster(self, name: str, params: dict[str, dict[str, Any]] | None) -> bool:
+        """Whether method ``name`` with the run's ``params`` trains on the cluster whatever the
+        panel's frequency (so that a panel read per chunk can serve it)."""
+        if not self.lightgbm_on_dask:
+            return False
+        try:
+            return all(dask_model(name, freq, params) is not None for freq in get_args(Freq))
+        except MethodError:  # bad parameters: the run reports them where it checks them
+            return False
+
     def _fit_models(
         self, models: dict[str, GlobalLightGBM], panel: DemandPanel, h: int, label: str
     ) -> dict[str, Any]:
-        """Fit each model on ``panel`` on the cluster; their futures, sent to every worker."""
+        """Fit each model on ``panel`` on the cluster; their futures, sent to every worker. A
+        :class:`ChunkedPanel`'s chunks are its file ranges (each worker reads its rows)."""
         fitted: dict[str, Any] = {}
+        bounds = chunk_bounds(panel.n_items, self.chunk_items)
+        chunk_of: Callable[[DemandPanel, int, int], DemandPanel | FileRange] = _chunk
+        if isinstance(panel, ChunkedPanel):
+            bounds, chunk_of = panel.bounds, _source
         for name, model in models.items():
             t0 = time.perf_counter()
             model, parts = fit_on_cluster(
@@ -222,8 +252,8 @@ class DaskEngine:
                 model,
                 panel,
                 h,
-                chunk_bounds(panel.n_items, self.chunk_items),
-                _chunk,
+                bounds,
+                chunk_of,
                 label=f"{label} {name}",
                 progress=self.progress,
             )
@@ -443,12 +473,12 @@ class DaskEngine:
     def backtest(self, panel: DemandPanel, **kwargs: Any) -> BacktestResult:
         t0 = time.perf_counter()
         asked = [m.name for m in resolve_methods(kwargs.pop("methods", None))]
-        _refuse_global(panel, asked)
         classical = [n for n in asked if not get_method(n).needs_panel]
         params: dict[str, dict[str, Any]] = kwargs.pop("params", None) or {}
         cluster = (
             self._cluster_models(panel, asked, params) if kwargs.get("reuse_fits", True) else {}
         )
+        _refuse_global(panel, asked, cluster)
         global_ = [n for n in asked if get_method(n).needs_panel and n not in cluster]
         if not classical and not cluster:  # nothing to cut into chunks
             return LOCAL.backtest(panel, methods=asked, params=params, **kwargs)
@@ -504,11 +534,12 @@ class DaskEngine:
         params: dict[str, dict[str, Any]],
         step: Callable[[str], None],
     ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-        _refuse_global(panel, names)
+        cluster = self._cluster_models(panel, names, params)
+        _refuse_global(panel, names, cluster)
         classical = [n for n in names if not get_method(n).needs_panel]
         glob_failed: dict[str, str] = {}
         models: dict[str, Any] = {}
-        for name, model in self._cluster_models(panel, names, params).items():
+        for name, model in cluster.items():
             try:
                 models.update(self._fit_models({name: model}, panel, h, "forecast"))
             except MethodError as exc:  # e.g. too short a history: the fallback serves

@@ -157,11 +157,12 @@ def load_on_workers(
     """``source`` loaded per chunk on the workers of ``engine`` (``DaskEngine.load_file``:
     the client holds the item ids and the calendar, not the demand matrix); else why a
     cluster run loads this long-format file in one piece here (a method that learns across
-    items needs the whole panel; a file whose chunks could differ from the whole:
-    ``NotChunkable``; for the ``plan``, a setting that plans all items at once; an items
-    file with categories), for run.json's ``extract.load``; None without a cluster or for a
-    database. ``items_file``: validated here as ``load_panel`` validates it; its items
-    without demand join the panel with zero demand and it makes ``LoadedData.plan_inputs``.
+    items and does not train on the cluster needs the whole panel; a file whose chunks could
+    differ from the whole: ``NotChunkable``; for the ``plan``, a setting that plans all items
+    at once; an items file with categories), for run.json's ``extract.load``; None without a
+    cluster or for a database. ``items_file``: validated here as ``load_panel`` validates
+    it; its items without demand join the panel with zero demand and it makes
+    ``LoadedData.plan_inputs``.
     ``forecasting``: the run forecasts with the settings' methods (not ``plan
     --reuse-forecasts``), so that a method learning across items needs the whole panel."""
     if not isinstance(engine, DaskEngine):
@@ -169,8 +170,12 @@ def load_on_workers(
     src = open_source(source)
     if not isinstance(src, FileSource):
         return None
-    glob = [n for n in reported_methods(make_router(settings)) if get_method(n).needs_panel]
-    if glob and forecasting:
+    glob = [
+        n
+        for n in reported_methods(make_router(settings))
+        if get_method(n).needs_panel and not engine.trains_on_cluster(n, settings.method_params)
+    ]
+    if glob and forecasting:  # the global methods that train on the cluster read per chunk
         return f"{glob} learn across items and need the whole panel"
     inv = settings.inventory
     if plan and inv.service_mode == "aggregate":
