@@ -174,6 +174,12 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> DecisionBac
                 if args.aggregate_sigmas
                 else {}
             ),
+            **(
+                {"item_level_sigmas": [float(x) for x in args.item_sigmas.split(",")]}
+                if args.item_sigmas
+                else {}
+            ),
+            **({"calibration_floor_gap": args.floor_gap} if args.floor_gap is not None else {}),
         }
     )
     t0 = time.perf_counter()
@@ -381,6 +387,8 @@ def main() -> None:
     ap.add_argument("--sparse-policy", choices=["lump", "value"], default=None)
     ap.add_argument("--sparse-threshold", type=float, default=None)
     ap.add_argument("--aggregate-sigmas", default="", help="level sigmas the calibration tries")
+    ap.add_argument("--item-sigmas", default="", help="level sigmas the per-item calibration tries")
+    ap.add_argument("--floor-gap", type=float, default=None, help="calibration_floor_gap")
     ap.add_argument("--svg", type=Path, help="write the trade-off curves to this SVG file")
     ap.add_argument("--quantiles", action="store_true", help="also print quantile calibration")
     ap.add_argument(

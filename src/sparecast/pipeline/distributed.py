@@ -592,12 +592,14 @@ class DaskEngine:
         inv = settings.inventory
         n = panel.n_items if panel is not None else int(np.asarray(y).shape[0])
         pooled = inv.service_mode == "aggregate" or inv.sparse_policy == "value"
-        if pooled or inv.level != "history" or n == 0:
+        # level sigmas picked per target by the calibration: planned as plan_policy does
+        sigmas = inv.calibrate and any(s > 0 for s in inv.item_level_sigmas)
+        if pooled or sigmas or inv.level != "history" or n == 0:
             if panel is not None:
                 raise ConfigError(
-                    "the aggregate service mode, inventory.sparse_policy = value and "
-                    "inventory.level recent or forecast plan all items at once: load the "
-                    "history in one piece"
+                    "the aggregate service mode, inventory.sparse_policy = value, "
+                    "inventory.item_level_sigmas above 0 and inventory.level recent or "
+                    "forecast plan all items at once: load the history in one piece"
                 )
             return plan_items(y, lead_times, targets, order_quantity, position, settings, **kwargs)
         t_start = time.perf_counter()
@@ -652,8 +654,16 @@ class DaskEngine:
             notes.append(calibration.note)
             timings["calibration_s"] = time.perf_counter() - t0
             # the workers plan at the calibrated nominal targets
+            # (and at level sigma 0, the only one tried; uncalibrated: item_level_sigma)
             chunk_settings = settings.model_copy(
-                update={"inventory": inv.model_copy(update={"calibrate": False})}
+                update={
+                    "inventory": inv.model_copy(
+                        update={
+                            "calibrate": False,
+                            **({"item_level_sigma": 0.0} if calibration.calibrated else {}),
+                        }
+                    )
+                }
             )
         if panel is None:
             alpha = ltd_level_alpha(history, lts, review)
