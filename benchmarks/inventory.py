@@ -33,8 +33,11 @@ Data sets:
 Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0.90,0.95,0.98]
 [--policy sQ|RsS] [--distribution auto] [--n-samples 1000] [--skip-demo] [--skip-carparts]
 [--skip-oil] [--aggregate-metric fill_rate|demand_periods] [--aggregate-sigmas 0,0.3,0.6,1]
-[--aggregate-min-fill 0] [--sparse-policy lump|value] [--sparse-threshold 0.02] [--svg FILE]
-[--quantiles]``; ``--sparse-policy`` / ``--sparse-threshold``: ``inventory.sparse_policy`` /
+[--aggregate-min-fill 0] [--sparse-policy lump|value] [--sparse-threshold 0.02]
+[--item-sigmas 0,0.3,0.6,1] [--floor-gap 0.1] [--carparts CSV] [--oil CSV] [--svg FILE]
+[--quantiles]``; ``--item-sigmas`` / ``--floor-gap``: the per-item mode's
+``inventory.item_level_sigmas`` / ``calibration_floor_gap``;
+``--sparse-policy`` / ``--sparse-threshold``: ``inventory.sparse_policy`` /
 ``sparse_threshold`` (default the settings'); ``--aggregate-metric`` /
 ``--aggregate-sigmas`` / ``--aggregate-min-fill``: the aggregate mode's
 ``inventory.aggregate_metric`` / ``aggregate_level_sigmas`` / ``aggregate_min_fill``;
