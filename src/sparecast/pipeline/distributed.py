@@ -592,8 +592,9 @@ class DaskEngine:
         inv = settings.inventory
         n = panel.n_items if panel is not None else int(np.asarray(y).shape[0])
         pooled = inv.service_mode == "aggregate" or inv.sparse_policy == "value"
-        # level sigmas picked per target by the calibration: planned as plan_policy does
-        sigmas = inv.calibrate and any(s > 0 for s in inv.item_level_sigmas)
+        # level uncertainty per item (picked per target by the calibration, or given): the
+        # level factors are drawn over all items, so planned in one piece as plan_policy does
+        sigmas = inv.item_level_sigma > 0 or any(s > 0 for s in inv.item_level_sigmas)
         if pooled or sigmas or inv.level != "history" or n == 0:
             if panel is not None:
                 raise ConfigError(
@@ -654,16 +655,8 @@ class DaskEngine:
             notes.append(calibration.note)
             timings["calibration_s"] = time.perf_counter() - t0
             # the workers plan at the calibrated nominal targets
-            # (and at level sigma 0, the only one tried; uncalibrated: item_level_sigma)
             chunk_settings = settings.model_copy(
-                update={
-                    "inventory": inv.model_copy(
-                        update={
-                            "calibrate": False,
-                            **({"item_level_sigma": 0.0} if calibration.calibrated else {}),
-                        }
-                    )
-                }
+                update={"inventory": inv.model_copy(update={"calibrate": False})}
             )
         if panel is None:
             alpha = ltd_level_alpha(history, lts, review)
