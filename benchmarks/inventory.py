@@ -33,8 +33,11 @@ Data sets:
 Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0.90,0.95,0.98]
 [--policy sQ|RsS] [--distribution auto] [--n-samples 1000] [--skip-demo] [--skip-carparts]
 [--skip-oil] [--aggregate-metric fill_rate|demand_periods] [--aggregate-sigmas 0,0.3,0.6,1]
-[--aggregate-min-fill 0] [--sparse-policy lump|value] [--sparse-threshold 0.02] [--svg FILE]
-[--quantiles]``; ``--sparse-policy`` / ``--sparse-threshold``: ``inventory.sparse_policy`` /
+[--aggregate-min-fill 0] [--sparse-policy lump|value] [--sparse-threshold 0.02]
+[--item-sigmas 0,0.3,0.6,1] [--floor-gap 0.1] [--carparts CSV] [--oil CSV] [--svg FILE]
+[--quantiles]``; ``--item-sigmas`` / ``--floor-gap``: the per-item mode's
+``inventory.item_level_sigmas`` / ``calibration_floor_gap``;
+``--sparse-policy`` / ``--sparse-threshold``: ``inventory.sparse_policy`` /
 ``sparse_threshold`` (default the settings'); ``--aggregate-metric`` /
 ``--aggregate-sigmas`` / ``--aggregate-min-fill``: the aggregate mode's
 ``inventory.aggregate_metric`` / ``aggregate_level_sigmas`` / ``aggregate_min_fill``;
@@ -174,6 +177,12 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> DecisionBac
                 if args.aggregate_sigmas
                 else {}
             ),
+            **(
+                {"item_level_sigmas": [float(x) for x in args.item_sigmas.split(",")]}
+                if args.item_sigmas
+                else {}
+            ),
+            **({"calibration_floor_gap": args.floor_gap} if args.floor_gap is not None else {}),
         }
     )
     t0 = time.perf_counter()
@@ -381,6 +390,8 @@ def main() -> None:
     ap.add_argument("--sparse-policy", choices=["lump", "value"], default=None)
     ap.add_argument("--sparse-threshold", type=float, default=None)
     ap.add_argument("--aggregate-sigmas", default="", help="level sigmas the calibration tries")
+    ap.add_argument("--item-sigmas", default="", help="level sigmas the per-item calibration tries")
+    ap.add_argument("--floor-gap", type=float, default=None, help="calibration_floor_gap")
     ap.add_argument("--svg", type=Path, help="write the trade-off curves to this SVG file")
     ap.add_argument("--quantiles", action="store_true", help="also print quantile calibration")
     ap.add_argument(

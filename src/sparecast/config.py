@@ -346,6 +346,23 @@ class InventorySettings(_Section):
         "below the target minus this gap in the calibration backtest (0.1: 80% at a 90% "
         "target)",
     )
+    item_level_sigma: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="service_mode = item: sigma of the lognormal level factor (mean 1) on the "
+        "lead-time demand per sample path (as aggregate_level_sigma; 0: none); used when the "
+        "targets are not calibrated",
+    )
+    item_level_sigmas: list[float] = Field(
+        default_factory=lambda: [0.0],
+        min_length=1,
+        max_length=8,
+        description="service_mode = item with calibrate on: the level sigmas the calibration "
+        "backtest tries; per target it keeps the one whose calibrated groups reach the target "
+        "at the least stock value (else the highest fill; ties to the smaller sigma). [0]: no "
+        "level uncertainty",
+    )
     calibration_min_periods: int = Field(
         0,
         ge=0,
@@ -437,12 +454,12 @@ class InventorySettings(_Section):
         "dearest or sparsest items unstocked (0: none)",
     )
 
-    @field_validator("aggregate_level_sigmas")
+    @field_validator("aggregate_level_sigmas", "item_level_sigmas")
     @classmethod
     def _valid_sigmas(cls, value: list[float]) -> list[float]:
         bad = [v for v in value if not 0.0 <= v <= 2.0]
         if bad:
-            raise ValueError(f"aggregate level sigmas must be in [0, 2], got {bad}")
+            raise ValueError(f"level sigmas must be in [0, 2], got {bad}")
         return value
 
     @field_validator("targets", "item_targets")

@@ -182,6 +182,31 @@ def test_the_sparse_value_rule_plans_on_the_client(
     assert any("sparse_policy = value" in n for n in got.notes)
 
 
+def test_item_level_sigmas_plan_on_the_client(
+    client: distributed.Client, panel: DemandPanel, tables: dict[str, pl.DataFrame]
+) -> None:
+    """``inventory.item_level_sigmas`` above 0: the calibration picks a level sigma per target
+    and the level factors are drawn over all items, so the Dask planner plans in one piece (no
+    plan chunk) and equals one process."""
+    settings = load_settings(
+        inventory={
+            "n_samples": 200,
+            "calibration_max_items": 100,
+            "item_level_sigmas": [0.0, 0.6],
+        }
+    )
+    classification = classify(panel)
+    ref = compute_plan(panel, classification, None, tables, settings, today=END)
+    seen: list[str] = []
+    engine = DaskEngine(client, 40, progress=lambda label, done, total: seen.append(label))
+    got = compute_plan(
+        panel, classification, None, tables, settings, today=END, planner=engine.plan_items
+    )
+    assert_frame_equal(got.policy, ref.policy)
+    assert not [s for s in seen if s.startswith("plan chunk")]
+    assert any("level uncertainty per target" in n for n in got.notes)
+
+
 def test_merge_notes_sums_the_counts_of_the_same_note() -> None:
     a = ["3 sparse item(s) (demand in under 2% of periods): 1 with no stock (reorder point -1)"]
     b = [

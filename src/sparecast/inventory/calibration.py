@@ -38,7 +38,7 @@ Recipe (numeric, on the items x periods history ``y``):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,6 +46,7 @@ from sparecast.config import Settings
 from sparecast.inventory.policy import PolicyResult
 from sparecast.inventory.simulate import (
     CalibrationCurves,
+    calibrated_outcome,
     calibration_curves,
     cost_aware_factors,
     frequency_groups,
@@ -61,6 +62,7 @@ __all__ = [
     "CalibrationWindow",
     "calibrated_targets",
     "calibration_window",
+    "pick_level_sigma",
 ]
 
 MIN_MEASURED_SHARE = 0.25
@@ -73,7 +75,9 @@ class Calibration:
     """``nominal``: the targets to plan at (float64[items], ``targets`` when not calibrated);
     ``calibrated``: whether the backtest ran; ``note``: one line for the plan's notes; ``holdout``
     periods and ``measured`` items of the calibration backtest, its ``curves`` (factor ->
-    achieved fill rate per group and target)."""
+    achieved fill rate per group and target) and the ``factors`` chosen per key of the curves;
+    ``outcome``: per target, the fill rate over items with history and the stock value the
+    backtest predicts at these factors (``simulate.calibrated_outcome``)."""
 
     nominal: np.ndarray
     calibrated: bool
@@ -81,6 +85,26 @@ class Calibration:
     holdout: int = 0
     measured: int = 0
     curves: CalibrationCurves | None = None
+    factors: np.ndarray | None = None
+    outcome: dict[float, tuple[float, float]] = field(default_factory=dict)
+
+
+def pick_level_sigma(
+    outcomes: dict[float, tuple[float, float]], target: float, tolerance: float = 1e-4
+) -> float:
+    """The level sigma to plan a target at, from what the calibration backtest predicts at each
+    sigma tried (``outcomes``: sigma -> (fill rate over items with history, stock value)): of
+    the sigmas whose fill reaches ``target - tolerance``, the one with the least stock value;
+    when none does, the one with the highest fill; ties to the smaller sigma. Why: a stable
+    history needs no level uncertainty (it only adds stock), while growth or decay after the
+    history leaves the stationary samples short of high targets at any nominal one (every
+    group at its cap); a wider level distribution reaches them."""
+    if not outcomes:
+        raise ValueError("no level sigma to pick from")
+    reached = [s for s, (f, _) in outcomes.items() if f >= target - tolerance]
+    if reached:
+        return min(reached, key=lambda s: (outcomes[s][1], s))
+    return min(outcomes, key=lambda s: (-outcomes[s][0], s))
 
 
 def factors_by_group(
@@ -243,4 +267,13 @@ def calibrated_targets(
         f"at a lower one (policy_target, mean {float(nominal.mean()):.4f}) to reach "
         f"service_target (mean {float(tgt.mean()):.4f}) out of sample ({how})"
     )
-    return Calibration(nominal, True, note, holdout, int(measured[sample].sum()), curves)
+    return Calibration(
+        nominal,
+        True,
+        note,
+        holdout,
+        int(measured[sample].sum()),
+        curves,
+        factors,
+        calibrated_outcome(curves, factors),
+    )

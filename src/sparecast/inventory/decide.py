@@ -32,7 +32,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sparecast.config import Settings
-from sparecast.inventory.calibration import calibrated_targets, calibration_window
+from sparecast.inventory.calibration import (
+    Calibration,
+    calibrated_targets,
+    calibration_window,
+    pick_level_sigma,
+)
 from sparecast.inventory.optimize import (
     MAX_ITEM_FILL,
     AggregateCalibration,
@@ -55,7 +60,16 @@ from sparecast.inventory.policy import (
 )
 from sparecast.methods.distributions import LeadTimeDemand, lead_time_demand
 
-__all__ = ["PolicyDecision", "plan_policy"]
+__all__ = [
+    "LEVEL_SEED",
+    "PolicyDecision",
+    "calibrated_item_targets",
+    "plan_policy",
+    "with_level_uncertainty",
+]
+
+LEVEL_SEED = 11
+"""Offset of the level factors' seed from ``inventory.seed`` (both service modes)."""
 
 
 @dataclass(frozen=True)
@@ -137,26 +151,18 @@ def plan_policy(
     timings["policy_s"] = time.perf_counter() - t0
     policy_targets = tgt
     aggregate = inv.service_mode == "aggregate"
+    sigma = np.full(n, inv.item_level_sigma)
     if inv.calibrate and inv.target_type == "fill_rate" and not aggregate:
         t0 = time.perf_counter()
-        ltd_rule, pol_rule = calibration_rules(settings, period_days)
-        calibration = calibrated_targets(
-            h,
-            lts,
-            tgt,
-            q,
-            settings,
-            period_days=period_days,
-            moq=moq_a,
-            lot_size=lot_a,
-            adjust_ltd=ltd_rule,
-            adjust_policy=pol_rule,
-            unit_cost=cost,
+        policy_targets, sigma = calibrated_item_targets(
+            h, lts, tgt, q, settings, period_days, moq_a, lot_a, cost, notes
         )
-        policy_targets = calibration.nominal
-        notes.append(calibration.note)
         timings["calibration_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    if not aggregate:
+        # the per-item mode sets its policies on the level-uncertain lead-time demand (the
+        # same function as the aggregate mode's, at the sigma its calibration picked)
+        ltd = with_level_uncertainty(ltd, sigma, inv.seed + LEVEL_SEED)
     pol = distribution_policy(
         ltd, policy_targets, q, target_type=inv.target_type, policy=inv.policy
     )
@@ -164,10 +170,10 @@ def plan_policy(
     aggregate_nominal = inv.aggregate_target
     if aggregate and inv.calibrate:
         t1 = time.perf_counter()
-        aggregate_nominal, sigma = calibrated_aggregate_target(
+        aggregate_nominal, agg_sigma = calibrated_aggregate_target(
             h, lts, q, cost, tier_list, moq_a, lot_a, period_days, settings, notes
         )
-        settings = _with_inventory(settings, aggregate_level_sigma=sigma)
+        settings = _with_inventory(settings, aggregate_level_sigma=agg_sigma)
         timings["calibration_s"] = time.perf_counter() - t1
         t0 += time.perf_counter() - t1
     # the sparse rule at the calibrated targets: the calibration backtest applies it at each
@@ -180,6 +186,74 @@ def plan_policy(
     rule = np.where(obsolete, np.where(reason == "no_demand", "no_demand", "obsolete"), rule)
     timings["policy_s"] += time.perf_counter() - t0
     return PolicyDecision(pol, ltd, rule, obsolete, reason, factor, notes, timings)
+
+
+def calibrated_item_targets(
+    y: np.ndarray,
+    lead_times: list[np.ndarray],
+    targets: np.ndarray,
+    q: np.ndarray,
+    settings: Settings,
+    period_days: float,
+    moq: np.ndarray,
+    lot_size: np.ndarray,
+    unit_cost: np.ndarray,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-item mode's nominal targets and level sigma per item: the calibration backtest
+    (:func:`sparecast.inventory.calibration.calibrated_targets`, with the plan's rules of
+    :func:`calibration_rules`) run at each level sigma of ``inventory.item_level_sigmas``
+    (:func:`with_level_uncertainty` on the fit part's lead-time demand) and, per target, the
+    sigma of :func:`sparecast.inventory.calibration.pick_level_sigma` (reaching the target at
+    the least stock value, else the highest fill) with its calibrated nominal targets. A history
+    too short to calibrate keeps the targets and ``inventory.item_level_sigma``."""
+    inv = settings.inventory
+    n = len(lead_times)
+    shift, pol_rule = calibration_rules(settings, period_days)
+    found: dict[float, Calibration] = {}
+    for s in sorted(set(inv.item_level_sigmas)):
+
+        def adjust_ltd(fit: np.ndarray, ltd: LeadTimeDemand, s: float = s) -> LeadTimeDemand:
+            return with_level_uncertainty(shift(fit, ltd), s, inv.seed + LEVEL_SEED)
+
+        found[s] = calibrated_targets(
+            y,
+            lead_times,
+            targets,
+            q,
+            settings,
+            period_days=period_days,
+            moq=moq,
+            lot_size=lot_size,
+            adjust_ltd=adjust_ltd,
+            adjust_policy=pol_rule,
+            unit_cost=unit_cost,
+        )
+        if not found[s].calibrated:  # the same window for every sigma
+            notes.append(found[s].note)
+            return found[s].nominal, np.full(n, inv.item_level_sigma)
+    nominal = np.empty(n)
+    sigma = np.full(n, min(found))
+    picked = []
+    for t in np.unique(targets):
+        rows = targets == t
+        outcomes = {s: c.outcome[float(t)] for s, c in found.items() if float(t) in c.outcome}
+        s_t = pick_level_sigma(outcomes, float(t)) if outcomes else min(found)
+        nominal[rows] = found[s_t].nominal[rows]
+        sigma[rows] = s_t
+        if len(found) > 1:
+            tried = "; ".join(
+                f"{s:g}: fill {f:.4f}, stock value {v:,.0f}" for s, (f, v) in outcomes.items()
+            )
+            picked.append(f"target {t:.4f}: level sigma {s_t:g} ({tried})")
+    notes.append(found[float(sigma[0]) if n else min(found)].note)
+    if picked:
+        notes.append(
+            "level uncertainty per target (inventory.item_level_sigmas; the calibration "
+            "backtest's fill over items with history and stock value at each sigma): "
+            + "; ".join(picked)
+        )
+    return nominal, sigma
 
 
 def calibration_rules(
@@ -262,20 +336,24 @@ def shift_level(
     return moved, factor
 
 
-def with_level_uncertainty(ltd: LeadTimeDemand, settings: Settings) -> LeadTimeDemand:
-    """The lead-time demand the aggregate mode optimises on: each sample path times a
-    lognormal level factor (``inventory.aggregate_level_sigma``,
-    :func:`sparecast.inventory.policy.level_mixture`). Measured on carparts and oil, the
-    demand the aggregate mode lost at a nominal 99.98% was in items whose demand grew (by 4x
-    and more: 312 of 402 units on carparts, 4,462 of 5,149 on oil): the stationary samples put
-    no weight there, so no nominal target reached 98%."""
-    sigma = settings.inventory.aggregate_level_sigma
-    if sigma <= 0:
+def with_level_uncertainty(
+    ltd: LeadTimeDemand, sigma: float | np.ndarray, seed: int
+) -> LeadTimeDemand:
+    """The lead-time demand with level uncertainty: each sample path times a lognormal level
+    factor of mean 1 (:func:`sparecast.inventory.policy.level_mixture`, ``sigma`` one for all
+    items or one per item, 0: unchanged). One path for both service modes, in the plan and in
+    its calibration backtests: the aggregate mode optimises on it
+    (``inventory.aggregate_level_sigma(s)``), the per-item mode sets its policies on it
+    (``inventory.item_level_sigma(s)``). ``seed``: ``inventory.seed + 11`` in both. Measured on
+    carparts and oil, the demand the aggregate mode lost at a nominal 99.98% was in items whose
+    demand grew (by 4x and more: 312 of 402 units on carparts, 4,462 of 5,149 on oil): the
+    stationary samples put no weight there, so no nominal target reached 98%."""
+    sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (ltd.n_items,))
+    if not (sig > 0).any():
         return ltd
-    seed = settings.inventory.seed + 11
-    samples = level_mixture(ltd.samples, sigma, ltd.params.integer, seed)
+    samples = level_mixture(ltd.samples, sig, ltd.params.integer, seed)
     lead = (
-        level_mixture(ltd.lead_samples, sigma, ltd.params.integer, seed)
+        level_mixture(ltd.lead_samples, sig, ltd.params.integer, seed)
         if ltd.review_period > 0
         else samples
     )
@@ -305,7 +383,7 @@ def special_rules(
             if inv.aggregate_metric == "demand_periods"
             else None
         )
-        ltd = with_level_uncertainty(ltd, settings)
+        ltd = with_level_uncertainty(ltd, inv.aggregate_level_sigma, inv.seed + LEVEL_SEED)
         mins = _minimums(tiers, settings)
         opt = optimize_service(
             ltd.samples,
@@ -415,12 +493,9 @@ def calibrated_aggregate_target(
     # (stable demand needs none; growth and decay need some to reach high targets at all)
     found: dict[float, AggregateCalibration] = {}
     for sigma in sorted(set(inv.aggregate_level_sigmas)):
-        with_sigma = _with_inventory(settings, aggregate_level_sigma=sigma)
 
-        def adjust_ltd(
-            fit: np.ndarray, ltd: LeadTimeDemand, s: Settings = with_sigma
-        ) -> LeadTimeDemand:
-            return with_level_uncertainty(shift(fit, ltd), s)
+        def adjust_ltd(fit: np.ndarray, ltd: LeadTimeDemand, s: float = sigma) -> LeadTimeDemand:
+            return with_level_uncertainty(shift(fit, ltd), s, inv.seed + LEVEL_SEED)
 
         found[sigma] = calibrate_aggregate_target(
             y[sample],

@@ -526,22 +526,25 @@ def rescale_samples(
 
 
 def level_mixture(
-    samples: np.ndarray, sigma: float, integer: np.ndarray, seed: int = 0
+    samples: np.ndarray, sigma: float | np.ndarray, integer: np.ndarray, seed: int = 0
 ) -> np.ndarray:
     """Samples ``[items, n]`` each times its own level factor ``exp(sigma z - sigma^2 / 2)``
     (``z`` standard normal, one per sample path, so the mean is kept): the uncertainty of the
     demand level between the history and the lead time ahead (growth, decay) that the
-    stationary model leaves out, a heavier tail than the history shows. The same ``seed`` gives
-    the same factors (lead-time and protection-interval samples of one path move together);
-    integer items are rounded stochastically as in :func:`rescale_samples`."""
-    if sigma < 0:
-        raise ConfigError(f"level sigma must be >= 0, got {sigma}")
-    if sigma == 0 or samples.size == 0:
+    stationary model leaves out, a heavier tail than the history shows. ``sigma``: one for all
+    items or one per item (items at 0 are unchanged). The same ``seed`` gives the same factors
+    (lead-time and protection-interval samples of one path move together); integer items are
+    rounded stochastically as in :func:`rescale_samples`."""
+    sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (samples.shape[0],))
+    if (sig < 0).any():
+        raise ConfigError(f"level sigma must be >= 0, got {float(sig.min())}")
+    if not (sig > 0).any() or samples.size == 0:
         return samples
     rng = np.random.default_rng(seed)
-    factor = np.exp(sigma * rng.standard_normal(samples.shape) - 0.5 * sigma * sigma)
+    s = sig[:, None]
+    factor = np.exp(s * rng.standard_normal(samples.shape) - 0.5 * s * s)
     out = samples.astype(np.float64) * factor
-    rows = np.flatnonzero(np.asarray(integer, dtype=bool))
+    rows = np.flatnonzero(np.asarray(integer, dtype=bool) & (sig > 0))
     if rows.size:
         out[rows] = np.floor(out[rows] + rng.random((rows.size, samples.shape[1])))
     return out.astype(samples.dtype)

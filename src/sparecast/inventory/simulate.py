@@ -66,6 +66,7 @@ __all__ = [
     "solve_factors",
     "cost_aware_factors",
     "shrunk_fills",
+    "calibrated_outcome",
     "DEFAULT_FLOOR_GAP",
     "compare_policies",
 ]
@@ -603,6 +604,38 @@ def cost_aware_factors(
         for i, k in enumerate(live):
             out[k] = float(np.clip(np.exp(pos[i]), fs[-1], fs[0]))
     return _monotone_in_target(keys, out)
+
+
+def calibrated_outcome(
+    curves: CalibrationCurves,
+    factors: np.ndarray,
+    shrinkage: float = CALIBRATION_SHRINKAGE,
+) -> dict[float, tuple[float, float]]:
+    """Per target of ``curves``: the fill rate over its keys with history and holdout demand
+    (weighted by that demand, on the fill curves the calibration reads, :func:`shrunk_fills`)
+    and their stock value (``curves.stock``, NaN when not measured) at ``factors`` (one per
+    key), linear in ``log f`` between the grid's factors: what the calibration backtest
+    predicts for the factors it chose (compared across level sigmas by
+    :func:`sparecast.inventory.calibration.pick_level_sigma`)."""
+    log_fs = np.log(curves.factors)
+    fills = shrunk_fills(curves, shrinkage)
+    stock = (
+        np.maximum.accumulate(np.nan_to_num(curves.stock.astype(np.float64)), axis=1)
+        if curves.stock is not None
+        else None
+    )
+    out: dict[float, tuple[float, float]] = {}
+    for t, live in _live_keys(curves):
+        w = np.array([curves.demand[k] for k in live], dtype=np.float64)
+        x = [float(np.log(factors[k])) for k in live]
+        fill = [_fill_at(fills[k], log_fs, xi) for k, xi in zip(live, x, strict=True)]
+        value = (
+            float(sum(_fill_at(stock[k], log_fs, xi) for k, xi in zip(live, x, strict=True)))
+            if stock is not None
+            else float("nan")
+        )
+        out[t] = (float(np.dot(fill, w) / w.sum()), value)
+    return out
 
 
 def calibrate_targets(

@@ -644,12 +644,15 @@ class DaskEngine:
         inv = settings.inventory
         n = panel.n_items if panel is not None else int(np.asarray(y).shape[0])
         pooled = inv.service_mode == "aggregate" or inv.sparse_policy == "value"
-        if pooled or inv.level != "history" or n == 0:
+        # level uncertainty per item (picked per target by the calibration, or given): the
+        # level factors are drawn over all items, so planned in one piece as plan_policy does
+        sigmas = inv.item_level_sigma > 0 or any(s > 0 for s in inv.item_level_sigmas)
+        if pooled or sigmas or inv.level != "history" or n == 0:
             if panel is not None:
                 raise ConfigError(
-                    "the aggregate service mode, inventory.sparse_policy = value and "
-                    "inventory.level recent or forecast plan all items at once: load the "
-                    "history in one piece"
+                    "the aggregate service mode, inventory.sparse_policy = value, "
+                    "inventory.item_level_sigmas above 0 and inventory.level recent or "
+                    "forecast plan all items at once: load the history in one piece"
                 )
             return plan_items(y, lead_times, targets, order_quantity, position, settings, **kwargs)
         t_start = time.perf_counter()
