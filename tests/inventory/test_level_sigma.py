@@ -105,6 +105,7 @@ def _note(d: object) -> str:
 def test_the_per_item_calibration_picks_a_level_sigma_per_target() -> None:
     lead, q = [np.array([2.0])] * 40, np.full(40, 6.0)
     grid = {"n_samples": 300, "item_level_sigmas": [0.0, 0.6, 1.0]}
+    off = load_settings(inventory={"n_samples": 300, "item_level_sigmas": [0.0]})
     # stationary demand: sigma 0 reaches the target, so the search stops there (one
     # calibration backtest, as without level uncertainty)
     y = _monthly(1.0)
@@ -112,8 +113,7 @@ def test_the_per_item_calibration_picks_a_level_sigma_per_target() -> None:
     assert "0.6, 1 not tried: every target reached" in _note(d)
     assert "target 0.9500: level sigma 0 (0: fill " in _note(d)
     assert "; 0.6: fill" not in _note(d)
-    plain = plan_policy(y, lead, 0.95, q, load_settings(inventory={"n_samples": 300}),
-                        period_days=30.0)  # fmt: skip
+    plain = plan_policy(y, lead, 0.95, q, off, period_days=30.0)
     np.testing.assert_array_equal(d.policy.reorder_point, plain.policy.reorder_point)
     assert not any(x.startswith("level uncertainty") for x in plain.notes)
     # demand growing 8x over the history: the holdout outgrows the fit part, so the
@@ -124,8 +124,7 @@ def test_the_per_item_calibration_picks_a_level_sigma_per_target() -> None:
     assert "target 0.9800: level sigma 0 (" not in note
     # the search went on past sigma 0 (which fell short of 98%)
     assert "(0: fill " in note and "; 0.6: fill " in note
-    at_zero = plan_policy(y, lead, 0.98, q, load_settings(inventory={"n_samples": 300}),
-                          period_days=30.0)  # fmt: skip
+    at_zero = plan_policy(y, lead, 0.98, q, off, period_days=30.0)
     assert d.policy.reorder_point.sum() > at_zero.policy.reorder_point.sum()
     # not calibrated: item_level_sigma as given
     fixed = load_settings(inventory={"n_samples": 300, "calibrate": False,
