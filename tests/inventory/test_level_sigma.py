@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sparecast.config import load_settings
-from sparecast.inventory.calibration import pick_level_sigma
+from sparecast.inventory.calibration import pick_level_sigma, targets_reached
 from sparecast.inventory.decide import plan_policy
 from sparecast.inventory.decisions import evaluate_plan
 from sparecast.inventory.policy import level_mixture, order_quantity
@@ -30,6 +30,19 @@ def test_pick_level_sigma_keeps_the_cheapest_sigma_reaching_the_target() -> None
     assert pick_level_sigma(none, 0.98) == 0.3
     with pytest.raises(ValueError):
         pick_level_sigma({}, 0.9)
+
+
+def test_targets_reached_by_some_sigma_tried() -> None:
+    # one calibration outcome per sigma tried: target -> (fill, stock value)
+    at_0 = {0.9: (0.91, 10.0), 0.98: (0.95, 20.0)}
+    at_03 = {0.9: (0.93, 12.0), 0.98: (0.9799, 30.0)}
+    assert not targets_reached([at_0], [0.9, 0.98])
+    assert targets_reached([at_0], [0.9])
+    # 0.98 reached at 0.3 (within the tolerance), 0.9 at 0: all reached
+    assert targets_reached([at_0, at_03], [0.9, 0.98])
+    assert not targets_reached([at_0, {0.98: (0.97, 30.0)}], [0.9, 0.98])
+    # a target no backtest measured (no item with history) gives no reason to go on
+    assert targets_reached([at_0], [0.9, 0.95])
 
 
 def test_calibrated_outcome_reads_the_curves_at_the_chosen_factors() -> None:
@@ -63,6 +76,12 @@ def test_level_mixture_per_item_sigma() -> None:
     np.testing.assert_array_equal(per_item[0], samples[0])
     assert per_item[1].std() > samples[1].std() * 1.2
     assert abs(per_item[1].mean() - samples[1].mean()) < 0.4
+    # an item's factors do not depend on the other items: a chunk of items gets what the
+    # whole panel gets (the Dask planner plans per chunk)
+    sig = np.array([0.3, 0.5, 0.8])
+    whole = level_mixture(samples, sig, ints, seed=4)
+    np.testing.assert_array_equal(level_mixture(samples[1:], sig[1:], ints[1:], 4), whole[1:])
+    np.testing.assert_array_equal(level_mixture(samples[2:], sig[2:], ints[2:], 4), whole[2:])
     # one sigma for all is the same as that sigma given per item
     np.testing.assert_array_equal(
         level_mixture(samples, 0.5, ints, seed=4),
@@ -86,12 +105,15 @@ def _note(d: object) -> str:
 def test_the_per_item_calibration_picks_a_level_sigma_per_target() -> None:
     lead, q = [np.array([2.0])] * 40, np.full(40, 6.0)
     grid = {"n_samples": 300, "item_level_sigmas": [0.0, 0.6, 1.0]}
-    # stationary demand: sigma 0 reaches the target at the least stock
+    off = load_settings(inventory={"n_samples": 300, "item_level_sigmas": [0.0]})
+    # stationary demand: sigma 0 reaches the target, so the search stops there (one
+    # calibration backtest, as without level uncertainty)
     y = _monthly(1.0)
     d = plan_policy(y, lead, 0.95, q, load_settings(inventory=grid), period_days=30.0)
-    assert "target 0.9500: level sigma 0 (" in _note(d)
-    plain = plan_policy(y, lead, 0.95, q, load_settings(inventory={"n_samples": 300}),
-                        period_days=30.0)  # fmt: skip
+    assert "0.6, 1 not tried: every target reached" in _note(d)
+    assert "target 0.9500: level sigma 0 (0: fill " in _note(d)
+    assert "; 0.6: fill" not in _note(d)
+    plain = plan_policy(y, lead, 0.95, q, off, period_days=30.0)
     np.testing.assert_array_equal(d.policy.reorder_point, plain.policy.reorder_point)
     assert not any(x.startswith("level uncertainty") for x in plain.notes)
     # demand growing 8x over the history: the holdout outgrows the fit part, so the
@@ -100,8 +122,9 @@ def test_the_per_item_calibration_picks_a_level_sigma_per_target() -> None:
     d = plan_policy(y, lead, 0.98, q, load_settings(inventory=grid), period_days=30.0)
     note = _note(d)
     assert "target 0.9800: level sigma 0 (" not in note
-    at_zero = plan_policy(y, lead, 0.98, q, load_settings(inventory={"n_samples": 300}),
-                          period_days=30.0)  # fmt: skip
+    # the search went on past sigma 0 (which fell short of 98%)
+    assert "(0: fill " in note and "; 0.6: fill " in note
+    at_zero = plan_policy(y, lead, 0.98, q, off, period_days=30.0)
     assert d.policy.reorder_point.sum() > at_zero.policy.reorder_point.sum()
     # not calibrated: item_level_sigma as given
     fixed = load_settings(inventory={"n_samples": 300, "calibrate": False,

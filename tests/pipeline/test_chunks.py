@@ -321,7 +321,9 @@ def test_sparecast_plan_with_an_items_file_on_a_cluster_plans_per_chunk(
     policy, notes, summary and rejected item rows as the plan without Dask. With categories
     in the items file (the extreme-quantity rule's typical sizes per category), the file is
     loaded in one piece and run.json says why. Calibrated, the level weight is chosen on 50
-    items with demand (as above 5,000 items: the client gathers those rows only)."""
+    items with demand (as above 5,000 items: the client gathers those rows only). With level
+    uncertainty: calibrated, the client's calibration picks the level sigma (the grid [0.5]
+    forces it) and the chunks plan at it; not calibrated, at ``inventory.item_level_sigma``."""
     if calibrate:  # the cluster's workers are threads of this process: they see it too
         monkeypatch.setattr("sparecast.methods.level_alpha._ALPHA_MAX_ITEMS", 50)
     items = tmp_path / "items.csv"
@@ -339,6 +341,7 @@ def test_sparecast_plan_with_an_items_file_on_a_cluster_plans_per_chunk(
         '[compute]\nchunk_items = 45\n[data]\ntoday = "2026-11-01"\n'
         f"[inventory]\nchunk_size = 20\nn_samples = 200\ncalibrate = {str(calibrate).lower()}\n"
         "calibration_max_items = 100\ncalibration_min_periods = 0\n"
+        + ("item_level_sigmas = [0.5]\n" if calibrate else "item_level_sigma = 0.5\n")
     )
     outs = {}
     for name, extra in {"single": [], "dask": ["--cluster", client.scheduler.address]}.items():

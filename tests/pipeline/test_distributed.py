@@ -182,19 +182,27 @@ def test_the_sparse_value_rule_plans_on_the_client(
     assert any("sparse_policy = value" in n for n in got.notes)
 
 
-def test_item_level_sigmas_plan_on_the_client(
-    client: distributed.Client, panel: DemandPanel, tables: dict[str, pl.DataFrame]
+@pytest.mark.parametrize("calibrate", [True, False])
+def test_a_level_sigma_plans_per_chunk_and_equals_the_single_process_plan(
+    client: distributed.Client,
+    panel: DemandPanel,
+    tables: dict[str, pl.DataFrame],
+    calibrate: bool,
 ) -> None:
-    """``inventory.item_level_sigmas`` above 0: the calibration picks a level sigma per target
-    and the level factors are drawn over all items, so the Dask planner plans in one piece (no
-    plan chunk) and equals one process."""
-    settings = load_settings(
-        inventory={
-            "n_samples": 200,
-            "calibration_max_items": 100,
-            "item_level_sigmas": [0.0, 0.6],
-        }
-    )
+    """Level uncertainty per item (``policy.level_mixture``: the factors of a sample path are
+    shared by all items, so a chunk draws what the whole panel draws): calibrated, the client
+    picks the level sigma per target (here the grid [0.5] forces it) and the workers plan at
+    it; not calibrated, they plan at ``inventory.item_level_sigma``. The same policy, notes and
+    summary as in one process, in 4 plan chunks, and not the plan without level uncertainty."""
+    base = {
+        "chunk_size": 20,
+        "n_samples": 200,
+        "calibrate": calibrate,
+        "calibration_max_items": 100,
+        "sparse_threshold": 0.1,
+    }
+    sigma = {"item_level_sigmas": [0.5]} if calibrate else {"item_level_sigma": 0.5}
+    settings = load_settings(inventory={**base, **sigma})
     classification = classify(panel)
     ref = compute_plan(panel, classification, None, tables, settings, today=END)
     seen: list[str] = []
@@ -203,8 +211,11 @@ def test_item_level_sigmas_plan_on_the_client(
         panel, classification, None, tables, settings, today=END, planner=engine.plan_items
     )
     assert_frame_equal(got.policy, ref.policy)
-    assert not [s for s in seen if s.startswith("plan chunk")]
-    assert any("level uncertainty per target" in n for n in got.notes)
+    assert got.notes == ref.notes and got.summary == ref.summary
+    assert len([s for s in seen if s.startswith("plan chunk")]) == 4  # 150 items
+    flat = load_settings(inventory={**base, "item_level_sigmas": [0.0]})
+    without = compute_plan(panel, classification, None, tables, flat, today=END)
+    assert not ref.policy["reorder_point"].equals(without.policy["reorder_point"])
 
 
 def test_merge_notes_sums_the_counts_of_the_same_note() -> None:

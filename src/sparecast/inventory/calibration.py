@@ -63,6 +63,7 @@ __all__ = [
     "calibrated_targets",
     "calibration_window",
     "pick_level_sigma",
+    "targets_reached",
 ]
 
 MIN_MEASURED_SHARE = 0.25
@@ -89,8 +90,13 @@ class Calibration:
     outcome: dict[float, tuple[float, float]] = field(default_factory=dict)
 
 
+LEVEL_TOLERANCE = 1e-4
+"""How far under a target the calibration backtest's fill may be and still count as reaching it
+(:func:`pick_level_sigma`, :func:`targets_reached`)."""
+
+
 def pick_level_sigma(
-    outcomes: dict[float, tuple[float, float]], target: float, tolerance: float = 1e-4
+    outcomes: dict[float, tuple[float, float]], target: float, tolerance: float = LEVEL_TOLERANCE
 ) -> float:
     """The level sigma to plan a target at, from what the calibration backtest predicts at each
     sigma tried (``outcomes``: sigma -> (fill rate over items with history, stock value)): of
@@ -105,6 +111,25 @@ def pick_level_sigma(
     if reached:
         return min(reached, key=lambda s: (outcomes[s][1], s))
     return min(outcomes, key=lambda s: (-outcomes[s][0], s))
+
+
+def targets_reached(
+    outcomes: Sequence[dict[float, tuple[float, float]]],
+    targets: Sequence[float],
+    tolerance: float = LEVEL_TOLERANCE,
+) -> bool:
+    """Whether each of ``targets`` is reached (fill >= target - tolerance) in at least one of
+    the calibration backtests ``outcomes`` (:attr:`Calibration.outcome` per level sigma tried:
+    target -> (fill, stock value)); a target none of them measured (no item with history and
+    holdout demand) counts as reached. The per-item calibration tries its level sigmas in
+    ascending order and stops once this holds (each sigma costs one calibration backtest): a
+    wider level distribution mostly only adds stock where a narrower one reaches the target
+    already, so a larger sigma that would reach it more cheaply is not looked for."""
+    for t in targets:
+        fills = [o[t][0] for o in outcomes if t in o]
+        if fills and max(fills) < t - tolerance:
+            return False
+    return True
 
 
 def factors_by_group(

@@ -37,6 +37,7 @@ from sparecast.inventory.calibration import (
     calibrated_targets,
     calibration_window,
     pick_level_sigma,
+    targets_reached,
 )
 from sparecast.inventory.optimize import (
     MAX_ITEM_FILL,
@@ -109,6 +110,7 @@ def plan_policy(
     moq: np.ndarray | float = 1.0,
     lot_size: np.ndarray | float = 1.0,
     ltd: LeadTimeDemand | None = None,
+    level_sigma: np.ndarray | float | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> PolicyDecision:
     """The plan's reorder points for the history ``y`` (items x periods) with per-item
@@ -118,7 +120,10 @@ def plan_policy(
     ``rate``: demand per period the ``forecast`` level moves to (default the history mean);
     ``tiers``: per-item tier for ``inventory.min_fill_rates`` (aggregate mode; default none);
     ``unit_cost``: money per unit for the aggregate mode and the cost-aware calibration (NaN:
-    1); ``ltd``: the lead-time demand of ``y`` when already computed with the same settings."""
+    1); ``ltd``: the lead-time demand of ``y`` when already computed with the same settings;
+    ``level_sigma``: the per-item mode's level sigma per item when its targets are not
+    calibrated here (None: ``inventory.item_level_sigma``; the Dask planner's workers get the
+    sigmas the client's calibration picked, with its nominal targets)."""
     inv = settings.inventory
     h = np.asarray(y)
     n = h.shape[0]
@@ -151,7 +156,8 @@ def plan_policy(
     timings["policy_s"] = time.perf_counter() - t0
     policy_targets = tgt
     aggregate = inv.service_mode == "aggregate"
-    sigma = np.full(n, inv.item_level_sigma)
+    given = inv.item_level_sigma if level_sigma is None else level_sigma
+    sigma = np.broadcast_to(np.asarray(given, dtype=np.float64), (n,))
     if inv.calibrate and inv.target_type == "fill_rate" and not aggregate:
         t0 = time.perf_counter()
         policy_targets, sigma = calibrated_item_targets(
@@ -199,19 +205,27 @@ def calibrated_item_targets(
     lot_size: np.ndarray,
     unit_cost: np.ndarray,
     notes: list[str],
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The per-item mode's nominal targets and level sigma per item: the calibration backtest
     (:func:`sparecast.inventory.calibration.calibrated_targets`, with the plan's rules of
-    :func:`calibration_rules`) run at each level sigma of ``inventory.item_level_sigmas``
-    (:func:`with_level_uncertainty` on the fit part's lead-time demand) and, per target, the
-    sigma of :func:`sparecast.inventory.calibration.pick_level_sigma` (reaching the target at
-    the least stock value, else the highest fill) with its calibrated nominal targets. A history
-    too short to calibrate keeps the targets and ``inventory.item_level_sigma``."""
+    :func:`calibration_rules`) run at the level sigmas of ``inventory.item_level_sigmas``
+    (:func:`with_level_uncertainty` on the fit part's lead-time demand) in ascending order,
+    stopping as soon as every target is reached by some sigma tried
+    (:func:`sparecast.inventory.calibration.targets_reached`: where sigma 0 reaches them all,
+    one backtest as without level uncertainty); per target, the sigma of
+    :func:`sparecast.inventory.calibration.pick_level_sigma` among those tried (reaching the
+    target at the least stock value, else the highest fill) with its calibrated nominal
+    targets. A history too short to calibrate keeps the targets and
+    ``inventory.item_level_sigma``. ``groups``: as for ``calibrated_targets`` (``y`` then the
+    calibration sample's rows only)."""
     inv = settings.inventory
     n = len(lead_times)
     shift, pol_rule = calibration_rules(settings, period_days)
+    wanted = [float(t) for t in np.unique(targets)]
+    grid = sorted(set(inv.item_level_sigmas))
     found: dict[float, Calibration] = {}
-    for s in sorted(set(inv.item_level_sigmas)):
+    for s in grid:
 
         def adjust_ltd(fit: np.ndarray, ltd: LeadTimeDemand, s: float = s) -> LeadTimeDemand:
             return with_level_uncertainty(shift(fit, ltd), s, inv.seed + LEVEL_SEED)
@@ -228,29 +242,38 @@ def calibrated_item_targets(
             adjust_ltd=adjust_ltd,
             adjust_policy=pol_rule,
             unit_cost=unit_cost,
+            groups=groups,
         )
         if not found[s].calibrated:  # the same window for every sigma
             notes.append(found[s].note)
             return found[s].nominal, np.full(n, inv.item_level_sigma)
+        if targets_reached([c.outcome for c in found.values()], wanted):
+            break
     nominal = np.empty(n)
     sigma = np.full(n, min(found))
     picked = []
-    for t in np.unique(targets):
+    for t in wanted:
         rows = targets == t
-        outcomes = {s: c.outcome[float(t)] for s, c in found.items() if float(t) in c.outcome}
-        s_t = pick_level_sigma(outcomes, float(t)) if outcomes else min(found)
+        outcomes = {s: c.outcome[t] for s, c in found.items() if t in c.outcome}
+        s_t = pick_level_sigma(outcomes, t) if outcomes else min(found)
         nominal[rows] = found[s_t].nominal[rows]
         sigma[rows] = s_t
-        if len(found) > 1:
-            tried = "; ".join(
-                f"{s:g}: fill {f:.4f}, stock value {v:,.0f}" for s, (f, v) in outcomes.items()
-            )
-            picked.append(f"target {t:.4f}: level sigma {s_t:g} ({tried})")
+        tried = "; ".join(
+            f"{s:g}: fill {f:.4f}, stock value {v:,.0f}" for s, (f, v) in outcomes.items()
+        )
+        picked.append(f"target {t:.4f}: level sigma {s_t:g} ({tried})")
     notes.append(found[float(sigma[0]) if n else min(found)].note)
-    if picked:
+    if len(grid) > 1:
+        skipped = [s for s in grid if s not in found]
         notes.append(
             "level uncertainty per target (inventory.item_level_sigmas; the calibration "
-            "backtest's fill over items with history and stock value at each sigma): "
+            "backtest's fill over items with history and stock value at each sigma tried"
+            + (
+                f"; {', '.join(f'{s:g}' for s in skipped)} not tried: every target reached"
+                if skipped
+                else ""
+            )
+            + "): "
             + "; ".join(picked)
         )
     return nominal, sigma

@@ -528,25 +528,33 @@ def rescale_samples(
 def level_mixture(
     samples: np.ndarray, sigma: float | np.ndarray, integer: np.ndarray, seed: int = 0
 ) -> np.ndarray:
-    """Samples ``[items, n]`` each times its own level factor ``exp(sigma z - sigma^2 / 2)``
-    (``z`` standard normal, one per sample path, so the mean is kept): the uncertainty of the
-    demand level between the history and the lead time ahead (growth, decay) that the
-    stationary model leaves out, a heavier tail than the history shows. ``sigma``: one for all
-    items or one per item (items at 0 are unchanged). The same ``seed`` gives the same factors
-    (lead-time and protection-interval samples of one path move together); integer items are
-    rounded stochastically as in :func:`rescale_samples`."""
+    """Samples ``[items, n]`` each times a level factor ``exp(sigma z - sigma^2 / 2)`` (mean 1):
+    the uncertainty of the demand level between the history and the lead time ahead (growth,
+    decay) that the stationary model leaves out, a heavier tail than the history shows.
+    ``sigma``: one for all items or one per item (items at 0 are unchanged).
+
+    ``z`` is one standard normal per sample path (``n`` of them, drawn from ``seed``) shared by
+    all items, and so are the uniforms of the stochastic rounding of integer items (``floor(x +
+    u)``, as :func:`rescale_samples`): an item's result depends on its own samples, its sigma
+    and the seed only, not on the other items, so a chunk of items gets exactly what the whole
+    panel gets (the Dask planner plans per chunk). Each item's samples stay iid with the same
+    marginal as with draws per item; only the correlation between items changes, which nothing
+    uses (the per-item policies read one item's samples, the aggregate mode sums per-item
+    expectations). The same ``seed`` gives the same factors, so the lead-time and
+    protection-interval samples of one path move together."""
     sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (samples.shape[0],))
     if (sig < 0).any():
         raise ConfigError(f"level sigma must be >= 0, got {float(sig.min())}")
     if not (sig > 0).any() or samples.size == 0:
         return samples
     rng = np.random.default_rng(seed)
+    z = rng.standard_normal((samples.shape[1],))
+    u = rng.random((samples.shape[1],))
     s = sig[:, None]
-    factor = np.exp(s * rng.standard_normal(samples.shape) - 0.5 * s * s)
-    out = samples.astype(np.float64) * factor
+    out = samples.astype(np.float64) * np.exp(s * z[None, :] - 0.5 * s * s)
     rows = np.flatnonzero(np.asarray(integer, dtype=bool) & (sig > 0))
     if rows.size:
-        out[rows] = np.floor(out[rows] + rng.random((rows.size, samples.shape[1])))
+        out[rows] = np.floor(out[rows] + u[None, :])
     return out.astype(samples.dtype)
 
 

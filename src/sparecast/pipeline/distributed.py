@@ -47,8 +47,8 @@ from sparecast.data.schema import ValidationReport
 from sparecast.errors import ConfigError, DataValidationError, MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, backtest_origins
 from sparecast.evaluate.metrics import seasonal_naive_scale, seasonal_naive_scales
-from sparecast.inventory.calibration import calibrated_targets, calibration_window
-from sparecast.inventory.decide import calibration_rules
+from sparecast.inventory.calibration import calibration_window
+from sparecast.inventory.decide import calibrated_item_targets
 from sparecast.inventory.plan import ItemPlan, plan_items
 from sparecast.inventory.policy import protection_review_periods
 from sparecast.inventory.simulate import frequency_groups
@@ -629,7 +629,8 @@ class DaskEngine:
         """The plan's distributions and policies per chunk of items on the workers, as
         :func:`sparecast.inventory.plan.plan_items` computes them in one process (the per-item
         service mode, ``inventory.level = history``). Here, on the client: the fill-rate
-        calibration on its sample of items (``inventory.calibration_max_items``) and the level
+        calibration on its sample of items (``inventory.calibration_max_items``: the nominal
+        targets and the level sigma per target of ``inventory.item_level_sigmas``) and the level
         weight of the distributions (one value for all items); on the workers: each chunk's
         lead-time demand (its blocks of ``inventory.chunk_size`` items draw as in the whole, so
         the chunks are cut at multiples of it), policy, rules and stockout risk. The
@@ -644,15 +645,12 @@ class DaskEngine:
         inv = settings.inventory
         n = panel.n_items if panel is not None else int(np.asarray(y).shape[0])
         pooled = inv.service_mode == "aggregate" or inv.sparse_policy == "value"
-        # level uncertainty per item (picked per target by the calibration, or given): the
-        # level factors are drawn over all items, so planned in one piece as plan_policy does
-        sigmas = inv.item_level_sigma > 0 or any(s > 0 for s in inv.item_level_sigmas)
-        if pooled or sigmas or inv.level != "history" or n == 0:
+        if pooled or inv.level != "history" or n == 0:
             if panel is not None:
                 raise ConfigError(
-                    "the aggregate service mode, inventory.sparse_policy = value, "
-                    "inventory.item_level_sigmas above 0 and inventory.level recent or "
-                    "forecast plan all items at once: load the history in one piece"
+                    "the aggregate service mode, inventory.sparse_policy = value and "
+                    "inventory.level recent or forecast plan all items at once: load the "
+                    "history in one piece"
                 )
             return plan_items(y, lead_times, targets, order_quantity, position, settings, **kwargs)
         t_start = time.perf_counter()
@@ -681,32 +679,28 @@ class DaskEngine:
             )
             history = np.empty((0, panel.n_periods), dtype=np.float32)
             timings["plan_rows_s"] = time.perf_counter() - t0
-        if calibrate:  # as plan_policy, on the client
+        if calibrate:  # as plan_policy, on the client: nominal targets and level sigmas
             t0 = time.perf_counter()
-            ltd_rule, pol_rule = calibration_rules(settings, period_days)
-            calibration = calibrated_targets(
+            nominal, sigma = calibrated_item_targets(
                 history if sample_y is None else sample_y,
                 lts,
                 nominal,
                 q,
                 settings,
-                period_days=period_days,
-                moq=np.broadcast_to(np.asarray(kwargs.get("moq", 1.0), dtype=np.float64), (n,)),
-                lot_size=np.broadcast_to(
-                    np.asarray(kwargs.get("lot_size", 1.0), dtype=np.float64), (n,)
-                ),
-                adjust_ltd=ltd_rule,
-                adjust_policy=pol_rule,
+                period_days,
+                np.broadcast_to(np.asarray(kwargs.get("moq", 1.0), dtype=np.float64), (n,)),
+                np.broadcast_to(np.asarray(kwargs.get("lot_size", 1.0), dtype=np.float64), (n,)),
                 # the cost-aware calibration values the stock as plan_policy does (NaN: 1)
-                unit_cost=np.broadcast_to(
+                np.broadcast_to(
                     np.asarray(kwargs.get("unit_cost", np.nan), dtype=np.float64), (n,)
                 ),
+                notes,
                 groups=groups,
             )
-            nominal = calibration.nominal
-            notes.append(calibration.note)
             timings["calibration_s"] = time.perf_counter() - t0
-            # the workers plan at the calibrated nominal targets
+            # the workers plan at the calibrated nominal targets and level sigmas (the level
+            # factors of an item do not depend on the other items: policy.level_mixture)
+            kwargs["level_sigma"] = sigma
             chunk_settings = settings.model_copy(
                 update={"inventory": inv.model_copy(update={"calibrate": False})}
             )
