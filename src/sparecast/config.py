@@ -355,7 +355,7 @@ class InventorySettings(_Section):
         "targets are not calibrated",
     )
     item_level_sigmas: list[float] = Field(
-        default_factory=lambda: [0.0, 0.3, 0.6, 1.0],
+        default_factory=lambda: [0.0],
         min_length=1,
         max_length=8,
         description="service_mode = item with calibrate on: the level sigmas the calibration "
