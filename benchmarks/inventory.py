@@ -35,7 +35,8 @@ Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0
 [--skip-oil] [--aggregate-metric fill_rate|demand_periods] [--aggregate-sigmas 0,0.3,0.6,1]
 [--aggregate-min-fill 0] [--sparse-policy lump|value] [--sparse-threshold 0.02]
 [--item-sigmas 0,0.3,0.6,1] [--floor-gap 0.1] [--carparts CSV] [--oil CSV] [--svg FILE]
-[--quantiles]``; ``--item-sigmas`` / ``--floor-gap``: the per-item mode's
+[--quantiles] [--no-aggregate]``; ``--no-aggregate`` leaves out the aggregate mode and
+the per-item ladder (a quicker run); ``--item-sigmas`` / ``--floor-gap``: the per-item mode's
 ``inventory.item_level_sigmas`` / ``calibration_floor_gap``;
 ``--sparse-policy`` / ``--sparse-threshold``: ``inventory.sparse_policy`` /
 ``sparse_threshold`` (default the settings'); ``--aggregate-metric`` /
@@ -194,6 +195,7 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> DecisionBac
         period_days=ds["period_days"],
         unit_cost=ds["unit_cost"],
         item_ids=ds["ids"],
+        aggregate=not args.no_aggregate,
     )
     ds["seconds"] = time.perf_counter() - t0
     return bt
@@ -392,6 +394,11 @@ def main() -> None:
     ap.add_argument("--aggregate-sigmas", default="", help="level sigmas the calibration tries")
     ap.add_argument("--item-sigmas", default="", help="level sigmas the per-item calibration tries")
     ap.add_argument("--floor-gap", type=float, default=None, help="calibration_floor_gap")
+    ap.add_argument(
+        "--no-aggregate",
+        action="store_true",
+        help="leave out the aggregate mode and the per-item ladder (a quicker run)",
+    )
     ap.add_argument("--svg", type=Path, help="write the trade-off curves to this SVG file")
     ap.add_argument("--quantiles", action="store_true", help="also print quantile calibration")
     ap.add_argument(

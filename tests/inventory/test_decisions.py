@@ -119,6 +119,31 @@ def test_evaluate_plan_without_calibration_plans_at_the_target() -> None:
     assert not any("calibrated" in n for n in bt.notes)
 
 
+def test_evaluate_plan_without_the_aggregate_mode(backtest) -> None:  # type: ignore[no-untyped-def]
+    # aggregate=False: the same per-item, textbook and empirical lines, no aggregate line and no
+    # per-item ladder, its goal columns NaN
+    bt = evaluate_plan(
+        _panel(),
+        [np.array([5.0, 7.0])] * 40,
+        targets=(0.9, 0.95),
+        settings=load_settings(inventory={"n_samples": 300}),
+        unit_cost=np.linspace(1, 2, 40),
+        textbook_ladder=(0.5, 0.8, 0.9, 0.95, 0.99, 0.999),
+        item_ladder=(0.8, 0.9, 0.99),
+        aggregate=False,
+    )
+    assert set(bt.per_item["policy"]) == set(POLICIES) - {"aggregate"}
+    assert set(bt.curve["policy"]) == {"sparecast", "textbook", "empirical", "textbook ladder"}
+    full = backtest.per_item.filter(pl.col("policy") != "aggregate")
+    assert bt.per_item.sort("policy", "target", "unique_id").equals(
+        full.sort("policy", "target", "unique_id")
+    )
+    assert bt.goals["aggregate_fill_with_history"].is_nan().all()
+    assert bt.goals["sparecast_fill_with_history"].to_list() == pytest.approx(
+        backtest.goals["sparecast_fill_with_history"].to_list()
+    )
+
+
 def test_evaluate_plan_rejects_bad_arguments() -> None:
     y = _panel(n=5, periods=50)
     with pytest.raises(ConfigError, match="split"):

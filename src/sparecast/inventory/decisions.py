@@ -166,12 +166,15 @@ def evaluate_plan(
     textbook_ladder: Sequence[float] = TEXTBOOK_LADDER,
     item_ladder: Sequence[float] = ITEM_LADDER,
     tiers: Sequence[str] | None = None,
+    aggregate: bool = True,
 ) -> DecisionBacktest:
     """Decision backtest of ``y`` (items x periods, the history) with per-item ``lead_times``
     samples in periods; ``period_days`` converts the day-based inventory settings
     (``order_cover_days``, ``review_period_days``). Every target is given to every item.
     ``split``: periods the policies are set on (default two thirds of the history). ``tiers``:
-    per-item tier for the aggregate mode's ``inventory.min_fill_rates`` (default none)."""
+    per-item tier for the aggregate mode's ``inventory.min_fill_rates`` (default none).
+    ``aggregate=False`` leaves out the aggregate mode and the per-item ladder it is compared
+    with (its goal columns are then NaN): a quicker run when only the per-item plan is looked at."""
     settings = settings or load_settings()
     inv = settings.inventory
     h = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
@@ -252,17 +255,18 @@ def evaluate_plan(
             train, lts, t, q, item_settings, period_days=period_days, unit_cost=cost,
             moq=moq_a, lot_size=lot_a, ltd=ltd, tiers=tiers,
         )  # fmt: skip
-        agg = plan_policy(
-            train, lts, t, q, _with_inventory(settings, service_mode="aggregate",
-            aggregate_target=t), period_days=period_days, unit_cost=cost, moq=moq_a,
-            lot_size=lot_a, ltd=ltd, tiers=tiers,
-        )  # fmt: skip
         notes.extend(f"target {t:.0%}, sparecast: {x}" for x in spare.notes)
-        notes.extend(f"target {t:.0%}, aggregate: {x}" for x in agg.notes)
         base_rule = np.where(stocked, "target", "no_demand")
-        plans = {
-            "sparecast": _line(spare),
-            "aggregate": _line(agg),
+        plans = {"sparecast": _line(spare)}
+        if aggregate:
+            agg = plan_policy(
+                train, lts, t, q, _with_inventory(settings, service_mode="aggregate",
+                aggregate_target=t), period_days=period_days, unit_cost=cost, moq=moq_a,
+                lot_size=lot_a, ltd=ltd, tiers=tiers,
+            )  # fmt: skip
+            notes.extend(f"target {t:.0%}, aggregate: {x}" for x in agg.notes)
+            plans["aggregate"] = _line(agg)
+        plans |= {
             "textbook": (textbook(t), np.full(n, t), stocked, base_rule),
             "empirical": (
                 empirical_reorder_points(train, window, t),
@@ -322,7 +326,7 @@ def evaluate_plan(
     # nominal target per group): the reference of the aggregate mode at the same fill rate
     item_rows = []
     uncal = _with_inventory(item_settings, calibrate=False)
-    for t in item_ladder:
+    for t in item_ladder if aggregate else ():
         d = plan_policy(
             train, lts, t, q, uncal, period_days=period_days, unit_cost=cost, moq=moq_a,
             lot_size=lot_a, ltd=ltd,
@@ -358,7 +362,8 @@ def evaluate_plan(
     goal_rows = []
     for t in tgts:
         got = {r["policy"]: r for r in points.filter(pl.col("target") == t).iter_rows(named=True)}
-        sc, tb, ag = got["sparecast"], got["textbook"], got["aggregate"]
+        nan = {"fill_rate_with_history": float("nan"), "avg_stock_value": float("nan")}
+        sc, tb, ag = got["sparecast"], got["textbook"], got.get("aggregate", nan)
         stockouts = summary.filter(
             (pl.col("group") == "with history") & (pl.col("target") == t)
         ).select("policy", "stockout_rate")
