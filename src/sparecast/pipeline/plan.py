@@ -35,7 +35,7 @@ from sparecast.inventory.report import render_inventory_report
 from sparecast.pipeline.chunks import ChunkedPanel
 from sparecast.pipeline.console import plan_summary_lines
 from sparecast.pipeline.distributed import DaskEngine, compute_engine
-from sparecast.pipeline.load import LoadedData, load_panel
+from sparecast.pipeline.load import LoadedData
 from sparecast.pipeline.outputs import (
     FORECASTS_DIR,
     FORECASTS_FILE,
@@ -51,7 +51,7 @@ from sparecast.pipeline.outputs import (
 )
 from sparecast.pipeline.progress import Progress, Steps, no_progress, no_steps
 from sparecast.pipeline.staging import RUN_JSON, Staging
-from sparecast.pipeline.steps import RunOutcome, load_on_workers, stage_run, store_and_commit
+from sparecast.pipeline.steps import RunOutcome, load_source, stage_run, store_and_commit
 from sparecast.pipeline.store_step import check_not_loop_managed, store_url_for
 from sparecast.store.history import ForecastStore
 from sparecast.urls import redact_url
@@ -313,28 +313,22 @@ def run_plan(
                 )
             steps("load")
             # on a cluster, a long Parquet file with its items file is read per chunk
-            chunked = (
-                load_on_workers(
-                    source, settings, engine, items_file=items_file, plan=True, forecasting=False
-                )
-                if items_file is not None
-                else None
+            loaded = load_source(
+                source,
+                settings,
+                output_dir,
+                engine,
+                per_chunk=items_file is not None,
+                full_extract=full_extract,
+                progress=progress,
+                extra_tables=PLAN_TABLES,
+                items_file=items_file,
+                forecasting=False,
             )
-            if isinstance(chunked, LoadedData) and isinstance(chunked.panel, ChunkedPanel):
-                loaded: LoadedData = chunked
+            if isinstance(loaded.panel, ChunkedPanel):
                 # each item's history mean (the rate of an item without a forecast)
                 loaded.panel = cast(DaskEngine, engine).with_history(
-                    chunked.panel, 1, settings.backtest.seasonality
-                )
-            else:
-                loaded = load_panel(
-                    source,
-                    settings,
-                    output_dir,
-                    full_extract=full_extract,
-                    progress=progress,
-                    extra_tables=PLAN_TABLES,
-                    items_file=items_file,
+                    loaded.panel, 1, settings.backtest.seasonality
                 )
             _not_long_file(source)(loaded)
             item_rejects = loaded.rejected.get("items")

@@ -83,25 +83,17 @@ def stage_run(
     ) as eng:  # this process, or Dask
         steps("load")
         t0 = time.perf_counter()
-        chunked: LoadedData | str | None = None
-        if items_file is not None or not extra_tables:  # a plan: of a file with its items
-            chunked = load_on_workers(
-                source, settings, eng, items_file=items_file, plan=bool(extra_tables)
-            )
-        if isinstance(chunked, LoadedData):
-            loaded = chunked
-        else:
-            loaded = load_panel(
-                source,
-                settings,
-                output_dir,
-                full_extract=full_extract,
-                progress=progress,
-                extra_tables=extra_tables,
-                items_file=items_file,
-            )
-            if chunked:  # why a cluster run loaded the file in one piece here
-                loaded.extract_info["load"] = f"in one piece on the client: {chunked}"
+        loaded = load_source(
+            source,
+            settings,
+            output_dir,
+            eng,
+            per_chunk=items_file is not None or not extra_tables,  # a plan: of a file + items
+            full_extract=full_extract,
+            progress=progress,
+            extra_tables=extra_tables,
+            items_file=items_file,
+        )
         if after_load is not None:
             after_load(loaded)
         timings["load_s"] = time.perf_counter() - t0
@@ -143,6 +135,48 @@ def stage_run(
     if result.horizon is not None:
         lines.insert(0, horizon_line(result.horizon, loaded.panel.freq, result.backtest))
     return RunOutcome(loaded, result, paths, lines, timings)
+
+
+def load_source(
+    source: str,
+    settings: Settings,
+    output_dir: Path,
+    engine: Engine,
+    *,
+    per_chunk: bool,
+    full_extract: bool = False,
+    progress: Progress = no_progress,
+    extra_tables: tuple[str, ...] = (),
+    items_file: str | Path | None = None,
+    forecasting: bool = True,
+) -> LoadedData:
+    """The source's data for a run or a plan: per chunk on the workers when ``per_chunk`` and
+    :func:`load_on_workers` can, else in one piece here by ``load_panel`` (a cluster run then
+    says why in ``extract_info["load"]``, for run.json). One rule for ``run`` and ``plan``."""
+    chunked: LoadedData | str | None = None
+    if per_chunk:
+        chunked = load_on_workers(
+            source,
+            settings,
+            engine,
+            items_file=items_file,
+            plan=bool(extra_tables),
+            forecasting=forecasting,
+        )
+    if isinstance(chunked, LoadedData):
+        return chunked
+    loaded = load_panel(
+        source,
+        settings,
+        output_dir,
+        full_extract=full_extract,
+        progress=progress,
+        extra_tables=extra_tables,
+        items_file=items_file,
+    )
+    if chunked:  # why a cluster run loaded the file in one piece here
+        loaded.extract_info["load"] = f"in one piece on the client: {chunked}"
+    return loaded
 
 
 def load_on_workers(
