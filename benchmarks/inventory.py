@@ -35,8 +35,10 @@ Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0
 [--skip-oil] [--aggregate-metric fill_rate|demand_periods] [--aggregate-sigmas 0,0.3,0.6,1]
 [--aggregate-min-fill 0] [--sparse-policy lump|value] [--sparse-threshold 0.02]
 [--item-sigmas 0,0.3,0.6,1] [--floor-gap 0.1] [--carparts CSV] [--oil CSV] [--svg FILE]
-[--quantiles] [--no-aggregate]``; ``--no-aggregate`` leaves out the aggregate mode and
-the per-item ladder (a quicker run); ``--item-sigmas`` / ``--floor-gap``: the per-item mode's
+[--quantiles] [--no-aggregate] [--level history|recent] [--level-window-days 182]``;
+``--level`` / ``--level-window-days``: ``inventory.level`` / ``level_window_days``;
+``--no-aggregate`` leaves out the aggregate mode and the per-item ladder (a quicker run);
+``--item-sigmas`` / ``--floor-gap``: the per-item mode's
 ``inventory.item_level_sigmas`` / ``calibration_floor_gap``;
 ``--sparse-policy`` / ``--sparse-threshold``: ``inventory.sparse_policy`` /
 ``sparse_threshold`` (default the settings'); ``--aggregate-metric`` /
@@ -184,6 +186,12 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> DecisionBac
                 else {}
             ),
             **({"calibration_floor_gap": args.floor_gap} if args.floor_gap is not None else {}),
+            **({"level": args.level} if args.level else {}),
+            **(
+                {"level_window_days": args.level_window_days}
+                if args.level_window_days is not None
+                else {}
+            ),
         }
     )
     t0 = time.perf_counter()
@@ -393,6 +401,10 @@ def main() -> None:
     ap.add_argument("--sparse-threshold", type=float, default=None)
     ap.add_argument("--aggregate-sigmas", default="", help="level sigmas the calibration tries")
     ap.add_argument("--item-sigmas", default="", help="level sigmas the per-item calibration tries")
+    ap.add_argument("--level", choices=["history", "recent"], default=None, help="inventory.level")
+    ap.add_argument(
+        "--level-window-days", type=float, default=None, help="inventory.level_window_days"
+    )
     ap.add_argument("--floor-gap", type=float, default=None, help="calibration_floor_gap")
     ap.add_argument(
         "--no-aggregate",
