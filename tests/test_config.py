@@ -281,7 +281,11 @@ def test_inventory_service_mode_settings() -> None:
         inventory={"service_mode": "aggregate", "min_fill_rates": {"high_volume": 0.9}}
     )
     assert s.inventory.service_mode == "aggregate" and s.inventory.aggregate_target == 0.98
-    assert s.inventory.level == "history" and s.inventory.sparse_threshold == 0.02
+    assert (
+        s.inventory.level == "recent"
+        and s.inventory.level_window_days == 365
+        and s.inventory.sparse_threshold == 0.02
+    )
     with pytest.raises(ConfigError, match="unknown tier"):
         load_settings(inventory={"min_fill_rates": {"fast": 0.5}})
     with pytest.raises(ConfigError, match="minimum fill rates"):

@@ -400,12 +400,13 @@ class InventorySettings(_Section):
         "many mean intervals between its demands (0: only items without any demand)",
     )
     level: Literal["history", "recent", "forecast"] = Field(
-        "history",
+        "recent",
         description="level of the lead-time demand: history (the distribution's own), recent "
-        "(scaled to the last level_window_days) or forecast (scaled to the forecast's rate)",
+        "(scaled to the mean demand of the last level_window_days, for items with at least 3 "
+        "demands there) or forecast (scaled to the forecast's rate)",
     )
     level_window_days: float = Field(
-        182.0, gt=0, description="window of the recent level (level = recent), days"
+        365.0, gt=0, description="window of the recent level (level = recent), days"
     )
     service_mode: Literal["item", "aggregate"] = Field(
         "item",

@@ -43,7 +43,7 @@ def test_the_rules_per_item() -> None:
     ref = distribution_policy(d.lead_time_demand, np.full(12, 0.95), q)
     assert np.array_equal(d.policy.reorder_point[4:], ref.reorder_point[4:])
     hist = plan_policy(y, lead, 0.95, q, load_settings(inventory={"n_samples": 400,
-                                                                  "calibrate": False}))  # fmt: skip
+                       "calibrate": False, "level": "history"}))  # fmt: skip
     ltd = lead_time_demand(y, lead, review_period=1, n_samples=400, seed=settings.inventory.seed)
     ref = distribution_policy(ltd, np.full(12, 0.95), q)
     assert np.array_equal(hist.policy.reorder_point[3:], ref.reorder_point[3:])

@@ -113,7 +113,9 @@ def test_compute_plan_orders_nothing_for_items_without_demand() -> None:
     assert b["obsolete_reason"] == "no_demand"
     assert b["suggested_order"] == 0.0 and b["stockout_risk"] == 0.0
     assert pol["A"]["stocking_rule"] == "target" and not pol["A"]["obsolete"]
-    assert pol["A"]["obsolete_reason"] is None and pol["A"]["level_factor"] == 1.0
+    # steady demand: the recent level (the default) is its history's
+    assert pol["A"]["obsolete_reason"] is None
+    assert pol["A"]["level_factor"] == pytest.approx(1.0, abs=0.05)
     assert pol["A"]["suggested_order"] > 0  # A (on hand 0, 6 on order) is below its point
     assert any("1 item(s) without any demand" in n for n in plan.notes)
 
@@ -274,7 +276,7 @@ def test_compute_plan_sparse_rule_and_obsolete_items() -> None:
 def test_compute_plan_moves_the_level_to_recent_demand_or_the_forecast() -> None:
     panel, classification, tables = _shift_panel()
     today = date(2026, 6, 5)
-    base = {"calibrate": False, "n_samples": 4000, "obsolete_intervals": 0.0}
+    base = {"calibrate": False, "n_samples": 4000, "obsolete_intervals": 0.0, "level": "history"}
     hist = _rows(
         compute_plan(
             panel, classification, None, tables, load_settings(inventory=base), today=today

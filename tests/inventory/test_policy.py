@@ -377,6 +377,10 @@ def test_rescale_samples_keeps_means_and_integers() -> None:
     assert (out[:2] == np.round(out[:2])).all()  # integers stay integers
     assert out.mean(axis=1) == pytest.approx([4.5, 1.2, 3.0], rel=0.02)
     assert np.array_equal(out[2], samples[2])  # factor 1: untouched
+    # an item's result depends on its own samples and factor only (the Dask planner rescales
+    # per chunk): the last two items alone get what they get beside the first
+    alone = rescale_samples(samples[1:], np.array([0.4, 1.0]), np.array([True, False]))
+    assert np.array_equal(alone, out[1:])
 
 
 def test_with_reorder_points_recomputes_the_item() -> None:

@@ -156,6 +156,42 @@ def test_the_plan_per_chunk_on_the_workers_equals_the_single_process_plan(
     assert any("targets calibrated" in n for n in got.notes) == calibrate
 
 
+@pytest.mark.parametrize("level", ["history", "recent", "forecast"])
+def test_every_level_plans_per_chunk_and_equals_the_single_process_plan(
+    client: distributed.Client,
+    panel: DemandPanel,
+    tables: dict[str, pl.DataFrame],
+    level: str,
+) -> None:
+    """``inventory.level``: an item's level shift reads its own history and rate only, and its
+    stochastic rounding draws one uniform per sample path shared by all items
+    (``policy.rescale_samples``), so the workers plan the recent and forecast levels per chunk
+    with the same policy and notes (the raised and lowered counts summed) as one process."""
+    settings = load_settings(
+        inventory={
+            "chunk_size": 20,
+            "n_samples": 200,
+            "calibrate": False,
+            "level": level,
+            "level_window_days": 60,
+        }
+    )
+    classification = classify(panel)
+    ref = compute_plan(panel, classification, None, tables, settings, today=END)
+    seen: list[str] = []
+    engine = DaskEngine(client, 40, progress=lambda label, done, total: seen.append(label))
+    got = compute_plan(
+        panel, classification, None, tables, settings, today=END, planner=engine.plan_items
+    )
+    assert_frame_equal(got.policy, ref.policy)
+    assert got.notes == ref.notes and got.summary == ref.summary
+    assert len([s for s in seen if s.startswith("plan chunk")]) == 4  # 150 items
+    moved = [n for n in got.notes if "lead-time demand moved" in n]
+    assert len(moved) == (level != "history")
+    if level == "recent":
+        assert (ref.policy["level_factor"] != 1.0).sum() > 10
+
+
 def test_the_sparse_value_rule_plans_on_the_client(
     client: distributed.Client, panel: DemandPanel, tables: dict[str, pl.DataFrame]
 ) -> None:

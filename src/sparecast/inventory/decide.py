@@ -152,7 +152,10 @@ def plan_policy(
     t0 = time.perf_counter()
     if rate is None:
         rate = np.maximum(h, 0).mean(axis=1, dtype=np.float64)
-    ltd, factor = shift_level(ltd, h, rate, review, period_days, settings, notes)
+    # its note after the calibration's, as the Dask planner (calibration on the client, the
+    # shift on the workers) merges them
+    shift_notes: list[str] = []
+    ltd, factor = shift_level(ltd, h, rate, review, period_days, settings, shift_notes)
     timings["policy_s"] = time.perf_counter() - t0
     policy_targets = tgt
     aggregate = inv.service_mode == "aggregate"
@@ -164,6 +167,7 @@ def plan_policy(
             h, lts, tgt, q, settings, period_days, moq_a, lot_a, cost, notes
         )
         timings["calibration_s"] = time.perf_counter() - t0
+    notes.extend(shift_notes)
     t0 = time.perf_counter()
     if not aggregate:
         # the per-item mode sets its policies on the level-uncertain lead-time demand (the
@@ -335,7 +339,8 @@ def shift_level(
     if inv.level == "recent":
         window = max(1, round(inv.level_window_days / period_days))
         factor = level_factor(y, per_period, window)
-        what = f"the last {window} periods"
+        # no integer but the counts in the note: the Dask planner sums them over its chunks
+        what = f"the last {float(inv.level_window_days)} days"
     else:
         with np.errstate(invalid="ignore", divide="ignore"):
             factor = np.where(

@@ -514,14 +514,17 @@ def rescale_samples(
     samples: np.ndarray, factor: np.ndarray, integer: np.ndarray, seed: int = 0
 ) -> np.ndarray:
     """Samples ``[items, n]`` times ``factor[items]``; integer items are rounded stochastically
-    (``floor(x f + u)``, ``u`` uniform) so the mean is kept and the samples stay integers."""
+    (``floor(x f + u)``, ``u`` uniform) so the mean is kept and the samples stay integers.
+    The uniforms are one per sample path, shared by all items (as :func:`level_mixture`'s):
+    an item's result depends on its own samples, factor and the seed only, so a chunk of items
+    gets exactly what the whole panel gets (the Dask planner plans per chunk)."""
     f = np.asarray(factor, dtype=np.float64)
     ints = np.asarray(integer, dtype=bool)
     out = samples.astype(np.float64) * f[:, None]
-    if ints.any():
-        rng = np.random.default_rng(seed)
-        rows = np.flatnonzero(ints & (f != 1.0))
-        out[rows] = np.floor(out[rows] + rng.random((rows.size, samples.shape[1])))
+    rows = np.flatnonzero(ints & (f != 1.0))
+    if rows.size:
+        u = np.random.default_rng(seed).random((samples.shape[1],))
+        out[rows] = np.floor(out[rows] + u[None, :])
     return out.astype(samples.dtype)
 
 

@@ -628,15 +628,15 @@ class DaskEngine:
     ) -> ItemPlan:
         """The plan's distributions and policies per chunk of items on the workers, as
         :func:`sparecast.inventory.plan.plan_items` computes them in one process (the per-item
-        service mode, ``inventory.level = history``). Here, on the client: the fill-rate
+        service mode; any ``inventory.level``: an item's level shift reads its own history and
+        rate only, ``policy.rescale_samples``). Here, on the client: the fill-rate
         calibration on its sample of items (``inventory.calibration_max_items``: the nominal
         targets and the level sigma per target of ``inventory.item_level_sigmas``) and the level
         weight of the distributions (one value for all items); on the workers: each chunk's
         lead-time demand (its blocks of ``inventory.chunk_size`` items draw as in the whole, so
         the chunks are cut at multiples of it), policy, rules and stockout risk. The
-        aggregate service mode (one optimisation over all items), the sparse items' value rule
-        (``inventory.sparse_policy = value``: one pool) and the recent or forecast level (its
-        stochastic rounding draws over all items at once) run on the client.
+        aggregate service mode (one optimisation over all items) and the sparse items' value
+        rule (``inventory.sparse_policy = value``: one pool) run on the client.
 
         ``panel``: the history is a :class:`ChunkedPanel` read per chunk on the workers (``y``
         is then unused): the client gathers each item's largest demand and frequency group,
@@ -645,12 +645,11 @@ class DaskEngine:
         inv = settings.inventory
         n = panel.n_items if panel is not None else int(np.asarray(y).shape[0])
         pooled = inv.service_mode == "aggregate" or inv.sparse_policy == "value"
-        if pooled or inv.level != "history" or n == 0:
+        if pooled or n == 0:
             if panel is not None:
                 raise ConfigError(
-                    "the aggregate service mode, inventory.sparse_policy = value and "
-                    "inventory.level recent or forecast plan all items at once: load the "
-                    "history in one piece"
+                    "the aggregate service mode and inventory.sparse_policy = value plan all "
+                    "items at once: load the history in one piece"
                 )
             return plan_items(y, lead_times, targets, order_quantity, position, settings, **kwargs)
         t_start = time.perf_counter()

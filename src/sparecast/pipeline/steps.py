@@ -214,8 +214,6 @@ def load_on_workers(
     inv = settings.inventory
     if plan and inv.service_mode == "aggregate":
         return "inventory.service_mode = aggregate optimises the plan over all items at once"
-    if plan and inv.level != "history":
-        return f"inventory.level = {inv.level} draws the plan's rounding over all items at once"
     if plan and inv.sparse_policy == "value":
         return "inventory.sparse_policy = value stocks the sparse items as one pool"
     items = None
