@@ -34,10 +34,11 @@ Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0
 [--policy sQ|RsS] [--distribution auto] [--n-samples 1000] [--skip-demo] [--skip-carparts]
 [--skip-oil] [--aggregate-metric fill_rate|demand_periods] [--aggregate-sigmas 0,0.3,0.6,1]
 [--aggregate-min-fill 0] [--sparse-policy lump|value] [--sparse-threshold 0.02]
-[--item-sigmas 0,0.3,0.6,1] [--floor-gap 0.1] [--carparts CSV] [--oil CSV] [--svg FILE]
+[--item-sigmas 0,0.3,0.6,1] [--floor-gap 0.1] [--margin 1] [--carparts CSV] [--oil CSV] [--svg FILE]
 [--quantiles] [--no-aggregate]``; ``--no-aggregate`` leaves out the aggregate mode and
 the per-item ladder (a quicker run); ``--item-sigmas`` / ``--floor-gap``: the per-item mode's
-``inventory.item_level_sigmas`` / ``calibration_floor_gap``;
+``inventory.item_level_sigmas`` / ``calibration_floor_gap``; ``--margin``:
+``inventory.calibration_margin``;
 ``--sparse-policy`` / ``--sparse-threshold``: ``inventory.sparse_policy`` /
 ``sparse_threshold`` (default the settings'); ``--aggregate-metric`` /
 ``--aggregate-sigmas`` / ``--aggregate-min-fill``: the aggregate mode's
@@ -184,6 +185,7 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> DecisionBac
                 else {}
             ),
             **({"calibration_floor_gap": args.floor_gap} if args.floor_gap is not None else {}),
+            **({"calibration_margin": args.margin} if args.margin is not None else {}),
         }
     )
     t0 = time.perf_counter()
@@ -394,6 +396,7 @@ def main() -> None:
     ap.add_argument("--aggregate-sigmas", default="", help="level sigmas the calibration tries")
     ap.add_argument("--item-sigmas", default="", help="level sigmas the per-item calibration tries")
     ap.add_argument("--floor-gap", type=float, default=None, help="calibration_floor_gap")
+    ap.add_argument("--margin", type=float, default=None, help="calibration_margin")
     ap.add_argument(
         "--no-aggregate",
         action="store_true",
