@@ -19,7 +19,9 @@ next to the test's:
   short one window out of sample on data the plan sees (candidates (b) and (d)).
 
 Usage: ``nice -n 5 python benchmarks/calibration_shift.py [--skip-carparts] [--skip-oil]
-[--targets 0.90,0.95,0.98]`` (data sets and assumed lead times of ``benchmarks/inventory.py``).
+[--targets 0.90,0.95,0.98] [--margin 0]`` (``--margin``: the calibrations'
+``inventory.calibration_margin``, default the settings'; data sets and assumed lead times of
+``benchmarks/inventory.py``).
 """
 
 from __future__ import annotations
@@ -178,8 +180,9 @@ def _fmt(c: tuple) -> str:
     return "\u2014" if not np.isfinite(f) else f"{f:.2%} ({s:.0%} / {v:.0%})"
 
 
-def report(ds: dict, targets: list[float]) -> None:
-    settings = load_settings(inventory={"service_mode": "item"})
+def report(ds: dict, targets: list[float], margin: float | None) -> None:
+    extra = {} if margin is None else {"calibration_margin": margin}
+    settings = load_settings(inventory={"service_mode": "item", **extra})
     inv = settings.inventory
     h = np.maximum(np.asarray(ds["y"], dtype=np.float64), 0.0)
     n, n_t = h.shape
@@ -283,11 +286,10 @@ def report(ds: dict, targets: list[float]) -> None:
         ratio_h = train[:, split - hold :].mean(axis=1) / np.maximum(
             train[:, : split - hold].mean(axis=1), 1e-12
         )
-        for label, r, res, idx in (
-            ("holdout", ratio_h[s], ho, s),
-            ("test", ratio, te, np.arange(n)),
+        for label, r, res, mh in (
+            ("holdout", ratio_h[s], ho, fit_hist),
+            ("test", ratio, te, hist),
         ):
-            mh = hist[idx]
             tot = res["demand"][mh].sum()
             parts = []
             for nm, m in (
@@ -309,12 +311,13 @@ def main() -> None:
     ap.add_argument("--skip-oil", action="store_true")
     ap.add_argument("--targets", default="0.90,0.95,0.98")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--margin", type=float, default=None, help="inventory.calibration_margin")
     args = ap.parse_args()
     targets = [float(x) for x in args.targets.split(",")]
     if not args.skip_carparts:
-        report(bench.carparts_dataset(bench.CARPARTS, args.seed), targets)
+        report(bench.carparts_dataset(bench.CARPARTS, args.seed), targets, args.margin)
     if not args.skip_oil:
-        report(bench.oil_dataset(bench.OIL, args.seed), targets)
+        report(bench.oil_dataset(bench.OIL, args.seed), targets, args.margin)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import pytest
 from sparecast.config import load_settings
 from sparecast.inventory.calibration import (
     MAX_MARGIN_SHARE,
+    Calibration,
     CalibrationWindow,
     calibrated_targets,
     shortfall_margin,
@@ -166,10 +167,17 @@ def test_the_calibration_adds_the_margin_of_an_earlier_window() -> None:
     y = rng.poisson(rate).astype(float)
     lts = [np.array([float(1 + i % 3)]) for i in range(n)]
     q = np.maximum(np.round(y.mean(axis=1)), 1.0)
-    base = load_settings(inventory={"n_samples": 200})
-    on = load_settings(inventory={"n_samples": 200, "calibration_margin": 1.0})
-    off = calibrated_targets(y, lts, np.full(n, 0.9), q, base, period_days=30.44)
-    cal = calibrated_targets(y, lts, np.full(n, 0.9), q, on, period_days=30.44)
-    assert "out-of-sample margin" in cal.note and "out-of-sample" not in off.note
-    assert (cal.nominal >= off.nominal - 1e-12).all() and cal.nominal.mean() > off.nominal.mean()
-    assert cal.outcome[0.9][0] > off.outcome[0.9][0]
+
+    def run(margin: float | None) -> Calibration:
+        extra = {} if margin is None else {"calibration_margin": margin}
+        settings = load_settings(inventory={"n_samples": 200, **extra})
+        return calibrated_targets(y, lts, np.full(n, 0.9), q, settings, period_days=30.44)
+
+    off, half, full = run(0.0), run(None), run(1.0)  # the default: half the shortfall
+    assert "out-of-sample margin" in half.note and "out-of-sample" not in off.note
+    for lo, hi in ((off, half), (half, full)):
+        assert (hi.nominal >= lo.nominal - 1e-12).all() and hi.nominal.mean() > lo.nominal.mean()
+        assert hi.outcome[0.9][0] > lo.outcome[0.9][0]
+    # the backtest predicts the target plus the margin (1.8 points here, 0.9 by default)
+    assert full.outcome[0.9][0] == pytest.approx(0.9179, abs=2e-3)
+    assert half.outcome[0.9][0] == pytest.approx(0.9 + (0.9179 - 0.9) / 2, abs=2e-3)

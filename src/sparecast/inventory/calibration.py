@@ -28,6 +28,10 @@ Recipe (numeric, on the items x periods history ``y``):
   in the backtest (:func:`sparecast.inventory.simulate.cost_aware_factors`: marginal analysis
   over the groups' fill and stock value curves, the items valued at ``unit_cost``), no group
   planned below ``target - inventory.calibration_floor_gap``;
+- ``inventory.calibration_margin`` (default 0.5, cost mode): the groups aim at the target plus
+  that share of the shortfall out of sample of the same calibration one window earlier
+  (:func:`shortfall_margin`: run on the history without its holdout, its factors replayed on
+  the holdout's curves; not negative, at most half of ``1 - target``);
 - ``"group"``: the factor of a (group, target) is solved on its achieved-fill error, shrunk
   towards the pooled one for small groups and monotone in the target
   (:func:`sparecast.inventory.simulate.solve_factors`);
