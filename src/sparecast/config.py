@@ -346,6 +346,16 @@ class InventorySettings(_Section):
         "below the target minus this gap in the calibration backtest (0.1: 80% at a 90% "
         "target)",
     )
+    calibration_margin: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="calibration_mode = cost: the groups aim at the target plus this share of "
+        "the shortfall out of sample the calibration shows one window earlier (the "
+        "calibration run again on the history without its holdout, its factors replayed on "
+        "the holdout; at most half of 1 - target; 0: none, one backtest less; 0.5 measured on "
+        "demo, carparts and oil, docs/results.md)",
+    )
     item_level_sigma: float = Field(
         0.0,
         ge=0,

@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 
 from sparecast.config import load_settings
-from sparecast.inventory.calibration import calibrated_targets
-from sparecast.inventory.simulate import frequency_groups
+from sparecast.inventory.calibration import (
+    MAX_MARGIN_SHARE,
+    Calibration,
+    CalibrationWindow,
+    calibrated_targets,
+    shortfall_margin,
+)
+from sparecast.inventory.simulate import TARGET_FACTORS, CalibrationCurves, frequency_groups
 
 
 def _monthly(n: int = 120, months: int = 56, seed: int = 0) -> np.ndarray:
@@ -108,3 +114,70 @@ def test_the_sparse_group_moves_towards_the_target_under_calibration() -> None:
             assert d.policy.target[sparse].min() > 0.9  # planned above the service target
     assert fills[True] > fills[False] + 0.05
     assert abs(fills[True] - 0.9) < abs(fills[False] - 0.9)
+
+
+def _window(why: str = "") -> CalibrationWindow:
+    return CalibrationWindow(10, np.ones(2, dtype=np.int64), np.ones(2, bool), np.arange(2), why)
+
+
+def _two_groups(lo: float, hi: float) -> CalibrationCurves:
+    k, f = 2, len(TARGET_FACTORS)
+    stock = np.tile(np.linspace(1.0, 10.0, f), (k, 1))
+    return CalibrationCurves(
+        np.array([[1.0, 0.9], [2.0, 0.9]]), np.asarray(TARGET_FACTORS),
+        np.tile(np.linspace(lo, hi, f), (k, 1)), np.array([500, 500]), np.array([100.0, 100.0]),
+        np.ones((k, 1), dtype=bool), stock,
+    )  # fmt: skip
+
+
+def test_the_shortfall_margin_is_the_earlier_calibration_s_loss_out_of_sample() -> None:
+    # the earlier window's groups reach 90% at a factor where the holdout's fill 3 points less
+    # (both curves linear over the grid, the holdout's 3 points lower): margin 3 points
+    early, holdout = _two_groups(0.80, 0.99), _two_groups(0.77, 0.96)
+    margin, note = shortfall_margin(holdout, lambda w: early, _window(), 0.1)
+    assert margin[0.9] == pytest.approx(0.03, abs=2e-3)
+    assert "out-of-sample margin" in note
+    # half of it with weight 0.5; capped at half of 1 - target (5 points)
+    assert shortfall_margin(holdout, lambda w: early, _window(), 0.1, 0.5)[0][0.9] == (
+        pytest.approx(0.015, abs=1e-3)
+    )
+    far = _two_groups(0.50, 0.80)
+    assert shortfall_margin(far, lambda w: early, _window(), 0.1)[0][0.9] == pytest.approx(
+        MAX_MARGIN_SHARE * 0.1
+    )
+    # a holdout that does better out of sample: no margin (never below the target)
+    better = _two_groups(0.85, 0.999)
+    assert shortfall_margin(better, lambda w: early, _window(), 0.1)[0][0.9] == 0.0
+
+    # no earlier window: no margin, and the earlier backtest is not run
+    def fail(w: CalibrationWindow) -> CalibrationCurves:
+        raise AssertionError("not run")
+
+    margin, note = shortfall_margin(holdout, fail, _window("too short"), 0.1)
+    assert margin == {} and "too short" in note
+
+
+def test_the_calibration_adds_the_margin_of_an_earlier_window() -> None:
+    # demand that grows through the history: the earlier window's calibration falls short on
+    # the holdout, so with calibration_margin on the nominal targets are at least as high and
+    # the backtest's predicted fill is at least the target plus the margin
+    rng = np.random.default_rng(3)
+    n, months = 150, 72
+    rate = rng.uniform(0.3, 3.0, n)[:, None] * np.linspace(0.5, 2.0, months)[None, :]
+    y = rng.poisson(rate).astype(float)
+    lts = [np.array([float(1 + i % 3)]) for i in range(n)]
+    q = np.maximum(np.round(y.mean(axis=1)), 1.0)
+
+    def run(margin: float | None) -> Calibration:
+        extra = {} if margin is None else {"calibration_margin": margin}
+        settings = load_settings(inventory={"n_samples": 200, **extra})
+        return calibrated_targets(y, lts, np.full(n, 0.9), q, settings, period_days=30.44)
+
+    off, half, full = run(0.0), run(None), run(1.0)  # the default: half the shortfall
+    assert "out-of-sample margin" in half.note and "out-of-sample" not in off.note
+    for lo, hi in ((off, half), (half, full)):
+        assert (hi.nominal >= lo.nominal - 1e-12).all() and hi.nominal.mean() > lo.nominal.mean()
+        assert hi.outcome[0.9][0] > lo.outcome[0.9][0]
+    # the backtest predicts the target plus the margin (1.8 points here, 0.9 by default)
+    assert full.outcome[0.9][0] == pytest.approx(0.9179, abs=2e-3)
+    assert half.outcome[0.9][0] == pytest.approx(0.9 + (0.9179 - 0.9) / 2, abs=2e-3)

@@ -452,3 +452,15 @@ def test_cost_aware_factors_need_stock_curves_and_a_valid_gap() -> None:
     curves = _costed([_line(0.8, 0.99)], [_line(1.0, 2.0)], [100])
     with pytest.raises(ConfigError, match="floor_gap"):
         cost_aware_factors(curves, floor_gap=1.0)
+
+
+def test_cost_aware_factors_aim_at_the_target_plus_the_margin() -> None:
+    # the curves of test_cost_aware_factors_raise_the_cheaper_group_first: a margin of 2 points
+    # raises the cheaper group further until the aggregate is 92%; a negative margin is none
+    fill, cheap = _line(0.80, 0.99), np.linspace(1.0, 10.0, len(TARGET_FACTORS))
+    curves = _costed([fill, fill], [cheap.tolist(), (10 * cheap).tolist()], [100, 100])
+    got = _fill(curves, cost_aware_factors(curves, floor_gap=0.05, margin={0.9: 0.02}))
+    assert got == pytest.approx([0.99, 0.85], abs=1e-6)
+    assert got.mean() == pytest.approx(0.92, abs=1e-6)
+    none = _fill(curves, cost_aware_factors(curves, floor_gap=0.05, margin={0.9: -0.02}))
+    assert none == pytest.approx([0.95, 0.85], abs=1e-6)

@@ -28,6 +28,10 @@ Recipe (numeric, on the items x periods history ``y``):
   in the backtest (:func:`sparecast.inventory.simulate.cost_aware_factors`: marginal analysis
   over the groups' fill and stock value curves, the items valued at ``unit_cost``), no group
   planned below ``target - inventory.calibration_floor_gap``;
+- ``inventory.calibration_margin`` (default 0.5, cost mode): the groups aim at the target plus
+  that share of the shortfall out of sample of the same calibration one window earlier
+  (:func:`shortfall_margin`: run on the history without its holdout, its factors replayed on
+  the holdout's curves; not negative, at most half of ``1 - target``);
 - ``"group"``: the factor of a (group, target) is solved on its achieved-fill error, shrunk
   towards the pooled one for small groups and monotone in the target
   (:func:`sparecast.inventory.simulate.solve_factors`);
@@ -57,12 +61,14 @@ from sparecast.inventory.simulate import (
 from sparecast.methods.distributions import LeadTimeDemand
 
 __all__ = [
+    "MAX_MARGIN_SHARE",
     "MIN_MEASURED_SHARE",
     "Calibration",
     "CalibrationWindow",
     "calibrated_targets",
     "calibration_window",
     "pick_level_sigma",
+    "shortfall_margin",
     "targets_reached",
 ]
 
@@ -199,6 +205,58 @@ def calibration_window(
     return CalibrationWindow(holdout, warm, measured, sample, why)
 
 
+MAX_MARGIN_SHARE = 0.5
+""":func:`shortfall_margin`: the margin of a target is at most this share of ``1 - target`` (5
+points at 90%, 1 at 98%), so one noisy earlier window cannot push every group to its cap."""
+
+
+def shortfall_margin(
+    curves: CalibrationCurves,
+    measure_earlier: Callable[[CalibrationWindow], CalibrationCurves],
+    earlier: CalibrationWindow,
+    floor_gap: float,
+    weight: float = 1.0,
+) -> tuple[dict[float, float], str]:
+    """Per target: how far the cost-aware calibration falls short of its own prediction one
+    window out of sample, times ``weight`` (``inventory.calibration_margin``), and a note.
+
+    The calibration is run once more on the history without its holdout (``measure_earlier``
+    in the window ``earlier``: the last third of that shorter history), its factors
+    (:func:`~sparecast.inventory.simulate.cost_aware_factors`) read on the holdout's
+    ``curves`` (the same factor per frequency group, the nearest group when one is missing):
+    the shortfall is the earlier calibration's predicted fill minus the fill its factors get on
+    the holdout, both over items with history (:func:`calibrated_outcome`); not negative and
+    at most :data:`MAX_MARGIN_SHARE` of ``1 - target``. The holdout's factors then aim at
+    ``target + margin`` (``cost_aware_factors(margin=...)``).
+
+    Why (issue 12, ``benchmarks/calibration_shift.py``): the factors reach the target on the
+    one holdout they are chosen on (the mix that just reaches it, in the groups where a point
+    of fill is cheapest), and out of sample they fall short: demand moves between groups and
+    items grow or decay. Measured on carparts and oil, the shortfall of the earlier window has
+    the sign and the order of the decision backtest's. No earlier window (history too short):
+    no margin."""
+    if earlier.why:
+        return {}, f"; no out-of-sample margin ({earlier.why} in the earlier window)"
+    early = measure_earlier(earlier)
+    f_early = cost_aware_factors(early, floor_gap)
+    predicted = calibrated_outcome(early, f_early)
+    keys = curves.keys
+    on_holdout = factors_by_group(
+        early.keys, f_early, keys[:, 0].astype(np.int64), keys[:, 1].astype(np.float64)
+    )
+    got = calibrated_outcome(curves, on_holdout)
+    margin: dict[float, float] = {}
+    for t, (fill, _) in got.items():
+        if t not in predicted:
+            continue
+        short = max(predicted[t][0] - fill, 0.0) * weight
+        margin[t] = float(min(short, MAX_MARGIN_SHARE * (1.0 - t)))
+    parts = ", ".join(
+        f"{t:.4g}: {predicted[t][0]:.4f} -> {got[t][0]:.4f}, +{m:.4f}" for t, m in margin.items()
+    )
+    return margin, f"; out-of-sample margin from an earlier window ({parts})"
+
+
 def calibrated_targets(
     y: np.ndarray,
     lead_times: Sequence[np.ndarray] | np.ndarray,
@@ -238,44 +296,62 @@ def calibrated_targets(
     win = calibration_window(n_periods, lead_times, settings, period_days=period_days)
     if win.why:
         return Calibration(tgt, False, f"targets not calibrated: {win.why}")
-    holdout, warm, measured, sample = win.holdout, win.warmup, win.measured, win.sample
+    holdout, measured, sample = win.holdout, win.measured, win.sample
     h_s = h if groups is not None else h[sample]
     if h_s.shape[0] != sample.size:
         raise ValueError(f"{h_s.shape[0]} rows given for a sample of {sample.size} items")
     # per item: the groups of the sample's rows are those of the whole history's rows
-    fit_groups = frequency_groups(h_s[:, : n_periods - holdout])
     lts = [np.atleast_1d(np.asarray(lead_times[int(i)], dtype=np.float64)) for i in sample]
-    # items without room for a measured protection interval: warmed up over the whole holdout
-    warm_s = np.where(measured[sample], warm[sample], holdout)
-    curves = calibration_curves(
-        h_s,
-        lts,
-        tgt[sample],
-        np.broadcast_to(np.asarray(order_quantity, dtype=np.float64), (n,))[sample],
-        holdout=holdout,
-        warmup=warm_s,
-        policy=inv.policy,
-        review_period=review,
-        distribution=inv.distribution,
-        n_samples=inv.n_samples,
-        groups=fit_groups,
-        moq=np.broadcast_to(np.asarray(moq, dtype=np.float64), (n,))[sample],
-        lot_size=np.broadcast_to(np.asarray(lot_size, dtype=np.float64), (n,))[sample],
-        seed=inv.seed,
-        adjust_ltd=adjust_ltd,
-        adjust_policy=adjust_policy,
-        unit_cost=np.nan_to_num(
-            np.broadcast_to(np.asarray(unit_cost, dtype=np.float64), (n,))[sample], nan=1.0
-        ),
+    q_s = np.broadcast_to(np.asarray(order_quantity, dtype=np.float64), (n,))[sample]
+    moq_s = np.broadcast_to(np.asarray(moq, dtype=np.float64), (n,))[sample]
+    lot_s = np.broadcast_to(np.asarray(lot_size, dtype=np.float64), (n,))[sample]
+    cost_s = np.nan_to_num(
+        np.broadcast_to(np.asarray(unit_cost, dtype=np.float64), (n,))[sample], nan=1.0
     )
+
+    def measure(hist: np.ndarray, w: CalibrationWindow) -> CalibrationCurves:
+        """The calibration backtest on ``hist`` (the sample's rows) in the window ``w``."""
+        m_periods = hist.shape[1]
+        # items without room for a measured protection interval: warmed up over the holdout
+        return calibration_curves(
+            hist,
+            lts,
+            tgt[sample],
+            q_s,
+            holdout=w.holdout,
+            warmup=np.where(w.measured[sample], w.warmup[sample], w.holdout),
+            policy=inv.policy,
+            review_period=review,
+            distribution=inv.distribution,
+            n_samples=inv.n_samples,
+            groups=frequency_groups(hist[:, : m_periods - w.holdout]),
+            moq=moq_s,
+            lot_size=lot_s,
+            seed=inv.seed,
+            adjust_ltd=adjust_ltd,
+            adjust_policy=adjust_policy,
+            unit_cost=cost_s,
+        )
+
+    curves = measure(h_s, win)
+    margin: dict[float, float] = {}
+    margin_note = ""
+    if inv.calibration_mode == "cost" and inv.calibration_margin > 0:
+        margin, margin_note = shortfall_margin(
+            curves,
+            lambda w: measure(h_s[:, : n_periods - holdout], w),
+            calibration_window(n_periods - holdout, lead_times, settings, period_days=period_days),
+            inv.calibration_floor_gap,
+            inv.calibration_margin,
+        )
     # the factors of (group, target), carried to the items by their group on the whole history:
     # the history the plan sets their policy on (an item without demand in the fit part but
     # with some later is planned as the group it is in now, not at the no-demand group's cap)
     if inv.calibration_mode == "cost":
-        factors = cost_aware_factors(curves, inv.calibration_floor_gap)
+        factors = cost_aware_factors(curves, inv.calibration_floor_gap, margin=margin)
         how = (
             f"cost-aware: aggregate fill at least stock value, no group under the target "
-            f"- {inv.calibration_floor_gap:g}"
+            f"- {inv.calibration_floor_gap:g}{margin_note}"
         )
     else:
         factors = solve_factors(curves)

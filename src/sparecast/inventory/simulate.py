@@ -34,7 +34,7 @@ orders placed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -533,9 +533,14 @@ def cost_aware_factors(
     curves: CalibrationCurves,
     floor_gap: float = DEFAULT_FLOOR_GAP,
     shrinkage: float = CALIBRATION_SHRINKAGE,
+    margin: Mapping[float, float] | None = None,
 ) -> np.ndarray:
     """The calibration factor per key of ``curves`` (float64[k]) that reaches each target's
-    demand-weighted fill over the keys with history at the least stock value.
+    demand-weighted fill over the keys with history at the least stock value. ``margin`` (per
+    target, default none): fill the target's keys aim at above it in the backtest (``target +
+    margin``, at most ``1 - 1e-6``; the floor stays ``target - floor_gap``): the shortfall out
+    of sample that :func:`sparecast.inventory.calibration.calibrated_targets` measures on an
+    earlier window.
 
     Per target: the fill curves of :func:`shrunk_fills` and the stock value curves
     (``curves.stock``, made non-decreasing in the nominal target) of its keys with demand in the
@@ -572,8 +577,9 @@ def cost_aware_factors(
         def value(i: int, x: float, live: list[int] = live) -> float:
             return _fill_at(stock[live[i]], log_fs, x)
 
+        aim = min(t + max(float((margin or {}).get(t, 0.0)), 0.0), 1.0 - 1e-6)
         total = float(sum(w[i] * fill(i, pos[i]) for i in range(len(live))))
-        while total < t - 1e-9:
+        while total < aim - 1e-9:
             best: tuple[float, int, float] | None = None
             for i in range(len(live)):
                 f0, v0 = fill(i, pos[i]), value(i, pos[i])
@@ -589,13 +595,13 @@ def cost_aware_factors(
                 break
             _, i, x = best
             gain = w[i] * (fill(i, x) - fill(i, pos[i]))
-            if total + gain >= t:
+            if total + gain >= aim:
                 # the last step cut to land on the target (fill non-increasing in log f)
                 lo, hi = x, float(pos[i])
                 base = total - w[i] * fill(i, pos[i])
                 for _ in range(50):
                     mid = (lo + hi) / 2.0
-                    lo, hi = (mid, hi) if base + w[i] * fill(i, mid) >= t else (lo, mid)
+                    lo, hi = (mid, hi) if base + w[i] * fill(i, mid) >= aim else (lo, mid)
                 pos[i] = lo
                 total = base + w[i] * fill(i, lo)
                 break
