@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 
 from sparecast.classify import classify
 from sparecast.cli import app
-from sparecast.config import load_settings
+from sparecast.config import Settings, load_settings
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.panel import DemandPanel
 from sparecast.data.sources import sqlite_url, write_tables
 from sparecast.errors import ConfigError
-from sparecast.inventory.plan import compute_plan
+from sparecast.inventory.plan import PlanResult, compute_plan
 from sparecast.pipeline.core import run_core
 from sparecast.pipeline.distributed import (
     DaskEngine,
@@ -122,6 +122,24 @@ def test_a_global_method_runs_on_the_client_and_matches(
     assert_frame_equal(got.selection, ref.selection)
 
 
+def _plans_both(
+    client: distributed.Client,
+    panel: DemandPanel,
+    tables: dict[str, pl.DataFrame],
+    settings: Settings,
+) -> tuple[PlanResult, PlanResult, list[str]]:
+    """The plan in one process and per chunk of 40 items on the workers (``DaskEngine``), and
+    the progress labels of the latter."""
+    classification = classify(panel)
+    ref = compute_plan(panel, classification, None, tables, settings, today=END)
+    seen: list[str] = []
+    engine = DaskEngine(client, 40, progress=lambda label, done, total: seen.append(label))
+    got = compute_plan(
+        panel, classification, None, tables, settings, today=END, planner=engine.plan_items
+    )
+    return ref, got, seen
+
+
 @pytest.mark.parametrize("calibrate", [True, False])
 def test_the_plan_per_chunk_on_the_workers_equals_the_single_process_plan(
     client: distributed.Client,
@@ -142,13 +160,7 @@ def test_the_plan_per_chunk_on_the_workers_equals_the_single_process_plan(
             "sparse_threshold": 0.1,
         }
     )
-    classification = classify(panel)
-    ref = compute_plan(panel, classification, None, tables, settings, today=END)
-    seen: list[str] = []
-    engine = DaskEngine(client, 40, progress=lambda label, done, total: seen.append(label))
-    got = compute_plan(
-        panel, classification, None, tables, settings, today=END, planner=engine.plan_items
-    )
+    ref, got, seen = _plans_both(client, panel, tables, settings)
     assert_frame_equal(got.policy, ref.policy)
     assert got.notes == ref.notes and got.summary == ref.summary
     assert len([s for s in seen if s.startswith("plan chunk")]) == 4  # 150 items
@@ -176,13 +188,7 @@ def test_every_level_plans_per_chunk_and_equals_the_single_process_plan(
             "level_window_days": 60,
         }
     )
-    classification = classify(panel)
-    ref = compute_plan(panel, classification, None, tables, settings, today=END)
-    seen: list[str] = []
-    engine = DaskEngine(client, 40, progress=lambda label, done, total: seen.append(label))
-    got = compute_plan(
-        panel, classification, None, tables, settings, today=END, planner=engine.plan_items
-    )
+    ref, got, seen = _plans_both(client, panel, tables, settings)
     assert_frame_equal(got.policy, ref.policy)
     assert got.notes == ref.notes and got.summary == ref.summary
     assert len([s for s in seen if s.startswith("plan chunk")]) == 4  # 150 items
@@ -206,13 +212,7 @@ def test_the_sparse_value_rule_plans_on_the_client(
             "sparse_policy": "value",
         }
     )
-    classification = classify(panel)
-    ref = compute_plan(panel, classification, None, tables, settings, today=END)
-    seen: list[str] = []
-    engine = DaskEngine(client, 40, progress=lambda label, done, total: seen.append(label))
-    got = compute_plan(
-        panel, classification, None, tables, settings, today=END, planner=engine.plan_items
-    )
+    ref, got, seen = _plans_both(client, panel, tables, settings)
     assert_frame_equal(got.policy, ref.policy)
     assert not [s for s in seen if s.startswith("plan chunk")]
     assert any("sparse_policy = value" in n for n in got.notes)
@@ -239,18 +239,12 @@ def test_a_level_sigma_plans_per_chunk_and_equals_the_single_process_plan(
     }
     sigma = {"item_level_sigmas": [0.5]} if calibrate else {"item_level_sigma": 0.5}
     settings = load_settings(inventory={**base, **sigma})
-    classification = classify(panel)
-    ref = compute_plan(panel, classification, None, tables, settings, today=END)
-    seen: list[str] = []
-    engine = DaskEngine(client, 40, progress=lambda label, done, total: seen.append(label))
-    got = compute_plan(
-        panel, classification, None, tables, settings, today=END, planner=engine.plan_items
-    )
+    ref, got, seen = _plans_both(client, panel, tables, settings)
     assert_frame_equal(got.policy, ref.policy)
     assert got.notes == ref.notes and got.summary == ref.summary
     assert len([s for s in seen if s.startswith("plan chunk")]) == 4  # 150 items
     flat = load_settings(inventory={**base, "item_level_sigmas": [0.0]})
-    without = compute_plan(panel, classification, None, tables, flat, today=END)
+    without = compute_plan(panel, classify(panel), None, tables, flat, today=END)
     assert not ref.policy["reorder_point"].equals(without.policy["reorder_point"])
 
 
