@@ -365,14 +365,15 @@ class InventorySettings(_Section):
         "targets are not calibrated",
     )
     item_level_sigmas: list[float] = Field(
-        default_factory=lambda: [0.0],
+        default_factory=lambda: [0.0, 0.3, 0.6, 1.0],
         min_length=1,
         max_length=8,
         description="service_mode = item with calibrate on: the level sigmas the calibration "
-        "backtest tries, in ascending order until every target is reached by one tried; per "
-        "target it keeps the one tried whose calibrated groups reach the target at the least "
-        "stock value (else the highest fill; ties to the smaller sigma). [0]: no level "
-        "uncertainty",
+        "backtest tries, in ascending order until every target is reached by one tried or no "
+        "missed target's fill rose by half a point at the last one; per target it keeps the "
+        "one tried whose calibrated groups reach the target at the least stock value (else the "
+        "highest fill before a step gaining under half a point; ties to the smaller sigma). "
+        "[0]: no level uncertainty",
     )
     calibration_min_periods: int = Field(
         0,

@@ -8,7 +8,7 @@ import pytest
 
 from sparecast.config import load_settings
 from sparecast.inventory.calibration import pick_level_sigma, targets_reached
-from sparecast.inventory.decide import plan_policy
+from sparecast.inventory.decide import level_sigma_candidates, plan_policy
 from sparecast.inventory.decisions import evaluate_plan
 from sparecast.inventory.policy import level_mixture, order_quantity
 from sparecast.inventory.simulate import CalibrationCurves, calibrated_outcome
@@ -89,6 +89,23 @@ def test_level_mixture_per_item_sigma() -> None:
     )
     with pytest.raises(Exception, match="level sigma"):
         level_mixture(samples, np.array([0.0, -0.1, 0.2]), ints)
+
+
+def test_level_sigma_candidates_stop_at_the_first_step_gaining_under_half_a_point() -> None:
+    # sigma -> (backtest fill over items with history, stock value), as in `sparecast demo`'s
+    # 90% tier: out of reach at every sigma, 0.1-0.3 points a step for more stock each
+    flat = {0.0: (0.8841, 451.0), 0.3: (0.8874, 483.0), 0.6: (0.8894, 573.0), 1.0: (0.8906, 760.0)}
+    assert list(level_sigma_candidates(flat, 0.90)) == [0.0]
+    assert pick_level_sigma(level_sigma_candidates(flat, 0.90), 0.90) == 0.0
+    # oil at 98%: each step gains about 1-2 points, the last reaches the target
+    steep = {0.0: (0.9488, 18.8), 0.3: (0.9582, 21.1), 0.6: (0.9775, 28.0), 1.0: (0.9800, 37.8)}
+    assert list(level_sigma_candidates(steep, 0.98)) == [0.0, 0.3, 0.6, 1.0]
+    assert pick_level_sigma(level_sigma_candidates(steep, 0.98), 0.98) == 1.0
+    # a step reaching the target counts even when it gains little; a stall excludes the rest
+    assert list(level_sigma_candidates({0.0: (0.9776, 1.0), 0.3: (0.98, 1.1)}, 0.98)) == [0, 0.3]
+    stall = {0.0: (0.90, 1.0), 0.3: (0.93, 2.0), 0.6: (0.932, 3.0), 1.0: (0.96, 4.0)}
+    assert list(level_sigma_candidates(stall, 0.95)) == [0.0, 0.3]
+    assert list(level_sigma_candidates(stall, 0.95, min_gain=0.001)) == [0.0, 0.3, 0.6, 1.0]
 
 
 def _monthly(growth: float, n: int = 40, months: int = 60, seed: int = 3) -> np.ndarray:

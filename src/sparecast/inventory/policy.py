@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy import special, stats
 
 from sparecast.config import InventorySettings
 from sparecast.errors import ConfigError, DataValidationError
@@ -528,6 +528,16 @@ def rescale_samples(
     return out.astype(samples.dtype)
 
 
+def stratified_uniforms(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` uniforms in [0, 1), one in each stratum ``[k / n, (k + 1) / n)`` in random order
+    (Latin hypercube in one dimension): ``(pi_k + v_k) / n`` with ``pi`` a random permutation of
+    ``0..n-1`` and ``v`` iid uniform in [0, 1), both from ``rng``. Each value is uniform on [0,
+    1); the sorted values stay within ``1 / n`` of the uniform's quantiles."""
+    perm = rng.permutation(n)
+    # (n - 1 + v) / n can round up to 1.0 in float64
+    return np.minimum((perm + rng.random(n)) / n, np.nextafter(1.0, 0.0))
+
+
 def level_mixture(
     samples: np.ndarray, sigma: float | np.ndarray, integer: np.ndarray, seed: int = 0
 ) -> np.ndarray:
@@ -536,23 +546,32 @@ def level_mixture(
     decay) that the stationary model leaves out, a heavier tail than the history shows.
     ``sigma``: one for all items or one per item (items at 0 are unchanged).
 
-    ``z`` is one standard normal per sample path (``n`` of them, drawn from ``seed``) shared by
-    all items, and so are the uniforms of the stochastic rounding of integer items (``floor(x +
+    ``z`` is one standard normal per sample path (``n`` of them, from ``seed``) shared by all
+    items, and so are the uniforms of the stochastic rounding of integer items (``floor(x +
     u)``, as :func:`rescale_samples`): an item's result depends on its own samples, its sigma
     and the seed only, not on the other items, so a chunk of items gets exactly what the whole
-    panel gets (the Dask planner plans per chunk). Each item's samples stay iid with the same
-    marginal as with draws per item; only the correlation between items changes, which nothing
-    uses (the per-item policies read one item's samples, the aggregate mode sums per-item
-    expectations). The same ``seed`` gives the same factors, so the lead-time and
-    protection-interval samples of one path move together."""
+    panel gets (the Dask planner plans per chunk). Both are stratified (Latin hypercube,
+    :func:`stratified_uniforms`): path ``k`` gets ``z = Phi^-1((pi_k + v_k) / n)`` with ``pi`` a
+    random permutation of ``0..n-1`` and ``v_k`` uniform in [0, 1), so exactly one path falls in
+    each of the ``n`` equal-probability strata of the normal (and of the rounding uniform). Each
+    path's factor keeps the lognormal marginal of mean 1, but the ``n`` factors' sample mean and
+    quantiles follow the lognormal's closely: shared by all items, a plain random draw's error
+    in them (about ``sigma / sqrt(n)`` in the mean) would move every item's plan the same way
+    at once (one run's fills moved by up to 2 points). Only the correlation between items
+    changes against draws per item, which nothing uses (the per-item policies read one item's
+    samples, the aggregate mode sums per-item expectations). The same ``seed`` gives the same
+    factors, so the lead-time and protection-interval samples of one path move together."""
     sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (samples.shape[0],))
     if (sig < 0).any():
         raise ConfigError(f"level sigma must be >= 0, got {float(sig.min())}")
     if not (sig > 0).any() or samples.size == 0:
         return samples
     rng = np.random.default_rng(seed)
-    z = rng.standard_normal((samples.shape[1],))
-    u = rng.random((samples.shape[1],))
+    n = samples.shape[1]
+    # p in (0, 1): p = 0 would give z = -inf, and 0 * -inf = nan for the items at sigma 0
+    p = np.maximum(stratified_uniforms(rng, n), np.finfo(np.float64).tiny)
+    z = special.ndtri(p)
+    u = stratified_uniforms(rng, n)
     s = sig[:, None]
     out = samples.astype(np.float64) * np.exp(s * z[None, :] - 0.5 * s * s)
     rows = np.flatnonzero(np.asarray(integer, dtype=bool) & (sig > 0))
