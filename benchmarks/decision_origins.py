@@ -21,10 +21,9 @@ import argparse
 import ast
 import time
 
-from inventory import CARPARTS, OIL, carparts_dataset, oil_dataset
+from inventory import CARPARTS, OIL, backtest, carparts_dataset, oil_dataset
 
 from sparecast.config import load_settings
-from sparecast.inventory.decisions import evaluate_plan
 
 
 def _value(text: str) -> object:
@@ -53,16 +52,7 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for end in (int(e) for e in args.ends.split(",")):
         t0 = time.perf_counter()
-        bt = evaluate_plan(
-            ds["y"][:, :end],
-            ds["lead_times"],
-            targets=targets,
-            settings=settings,
-            period_days=ds["period_days"],
-            unit_cost=ds["unit_cost"],
-            item_ids=ds["ids"],
-            aggregate=False,
-        )
+        bt = backtest(ds, targets, settings, aggregate=False, end=end)
         secs = time.perf_counter() - t0
         for g in bt.goals.iter_rows(named=True):
             vs = g["value_vs_textbook_same_fill"]

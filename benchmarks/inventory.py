@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from sparecast.config import load_settings
+from sparecast.config import Settings, load_settings
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.panel import DemandPanel
 from sparecast.evaluate.calibration import rolling_calibration
@@ -196,18 +196,25 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> DecisionBac
         }
     )
     t0 = time.perf_counter()
-    bt = evaluate_plan(
-        ds["y"],
+    bt = backtest(ds, targets, settings, aggregate=not args.no_aggregate)
+    ds["seconds"] = time.perf_counter() - t0
+    return bt
+
+
+def backtest(
+    ds: dict, targets: list[float], settings: Settings, *, aggregate: bool, end: int | None = None
+) -> DecisionBacktest:
+    """``evaluate_plan`` of a data set of this module (its first ``end`` periods when given)."""
+    return evaluate_plan(
+        ds["y"] if end is None else ds["y"][:, :end],
         ds["lead_times"],
         targets=targets,
         settings=settings,
         period_days=ds["period_days"],
         unit_cost=ds["unit_cost"],
         item_ids=ds["ids"],
-        aggregate=not args.no_aggregate,
+        aggregate=aggregate,
     )
-    ds["seconds"] = time.perf_counter() - t0
-    return bt
 
 
 def _pct(x: float) -> str:
