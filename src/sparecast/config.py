@@ -331,12 +331,14 @@ class InventorySettings(_Section):
         "backtest on the item history shows is lost (or gained) out of sample, so the plan "
         "reaches the target (inventory.calibration.calibrated_targets)",
     )
-    calibration_mode: Literal["cost", "group"] = Field(
-        "cost",
+    calibration_mode: Literal["cost", "group", "auto"] = Field(
+        "auto",
         description="per-item calibration: cost (the groups' nominal targets that reach the "
         "target's fill rate over all items with history at the least stock value, no group "
-        "under target - calibration_floor_gap) or group (each frequency group solved to the "
-        "target, the behaviour before 2026-12)",
+        "under target - calibration_floor_gap), group (each frequency group solved to the "
+        "target, the behaviour before 2026-12) or auto (per target, the one of the two whose "
+        "factors chosen one window earlier reach the target on the holdout, cost when both "
+        "do; calibration.pick_mode)",
     )
     calibration_floor_gap: float = Field(
         0.1,

@@ -12,6 +12,7 @@ from sparecast.inventory.calibration import (
     Calibration,
     CalibrationWindow,
     calibrated_targets,
+    pick_mode,
     shortfall_margin,
 )
 from sparecast.inventory.simulate import TARGET_FACTORS, CalibrationCurves, frequency_groups
@@ -181,3 +182,48 @@ def test_the_calibration_adds_the_margin_of_an_earlier_window() -> None:
     # the backtest predicts the target plus the margin (1.8 points here, 0.9 by default)
     assert full.outcome[0.9][0] == pytest.approx(0.9179, abs=2e-3)
     assert half.outcome[0.9][0] == pytest.approx(0.9 + (0.9179 - 0.9) / 2, abs=2e-3)
+
+
+def _dear_b(a: np.ndarray, b: np.ndarray) -> CalibrationCurves:
+    """Two groups of equal demand, fills ``a`` and ``b`` over the factor grid, B ten times
+    dearer to stock than A."""
+    k, f = 2, len(TARGET_FACTORS)
+    stock = np.stack([np.linspace(1.0, 10.0, f), 10.0 * np.linspace(1.0, 10.0, f)])
+    return CalibrationCurves(
+        np.array([[1.0, 0.9], [2.0, 0.9]]), np.asarray(TARGET_FACTORS), np.stack([a, b]),
+        np.array([500, 500]), np.array([100.0, 100.0]), np.ones((k, 1), dtype=bool), stock,
+    )  # fmt: skip
+
+
+def test_the_auto_mode_picks_the_calibration_that_holds_one_window_later() -> None:
+    lin = np.linspace(0.80, 0.99, len(TARGET_FACTORS))
+    early = _dear_b(lin, lin)
+    # the same curves one window later: both modes reach 90%, the cost-aware one is kept
+    chosen, note = pick_mode(early, early, 0.1)
+    assert chosen == {0.9: "cost"} and "cost 0.9000, group 0.9000" in note
+    # the cheap group A (which the cost-aware mix raises, B lowered towards the floor) tops out
+    # at 90% on the holdout: the mix falls 4 points short, each group at the target does not
+    chosen, note = pick_mode(_dear_b(np.minimum(lin, 0.90), lin), early, 0.1)
+    assert chosen == {0.9: "group"} and "cost 0.8563" in note
+    # both 3 points short: the cost-aware one (a tie goes to it)
+    assert pick_mode(_dear_b(lin - 0.03, lin - 0.03), early, 0.1)[0] == {0.9: "cost"}
+
+
+def test_the_auto_mode_in_the_calibration() -> None:
+    # growing demand: the calibration with calibration_mode = auto names the mode per target
+    # and plans at the factors of that mode (here the same nominal targets as the mode chosen)
+    rng = np.random.default_rng(3)
+    n, months = 150, 72
+    rate = rng.uniform(0.3, 3.0, n)[:, None] * np.linspace(0.5, 2.0, months)[None, :]
+    y = rng.poisson(rate).astype(float)
+    lts = [np.array([float(1 + i % 3)]) for i in range(n)]
+    q = np.maximum(np.round(y.mean(axis=1)), 1.0)
+
+    def run(mode: str) -> Calibration:
+        settings = load_settings(inventory={"n_samples": 200, "calibration_mode": mode})
+        return calibrated_targets(y, lts, np.full(n, 0.9), q, settings, period_days=30.44)
+
+    auto = run("auto")
+    assert "mode per target by an earlier window" in auto.note
+    picked = "group" if "0.9: group" in auto.note else "cost"
+    assert np.array_equal(auto.nominal, run(picked).nominal)
