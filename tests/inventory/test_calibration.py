@@ -158,21 +158,27 @@ def test_the_shortfall_margin_is_the_earlier_calibration_s_loss_out_of_sample() 
     assert margin == {} and "too short" in note
 
 
-def test_the_calibration_adds_the_margin_of_an_earlier_window() -> None:
-    # demand that grows through the history: the earlier window's calibration falls short on
-    # the holdout, so with calibration_margin on the nominal targets are at least as high and
-    # the backtest's predicted fill is at least the target plus the margin
+def _growing(**inventory: object) -> Calibration:
+    """The calibration (90% target, 200 samples, ``inventory`` settings) of 150 monthly items
+    whose demand grows through 72 months, lead times of 1-3 months."""
     rng = np.random.default_rng(3)
     n, months = 150, 72
     rate = rng.uniform(0.3, 3.0, n)[:, None] * np.linspace(0.5, 2.0, months)[None, :]
     y = rng.poisson(rate).astype(float)
     lts = [np.array([float(1 + i % 3)]) for i in range(n)]
     q = np.maximum(np.round(y.mean(axis=1)), 1.0)
+    settings = load_settings(inventory={"n_samples": 200, **inventory})
+    return calibrated_targets(y, lts, np.full(n, 0.9), q, settings, period_days=30.44)
+
+
+def test_the_calibration_adds_the_margin_of_an_earlier_window() -> None:
+    # demand that grows through the history: the earlier window's calibration falls short on
+    # the holdout, so with calibration_margin on the nominal targets are at least as high and
+    # the backtest's predicted fill is at least the target plus the margin
 
     def run(margin: float | None) -> Calibration:
         extra = {} if margin is None else {"calibration_margin": margin}
-        settings = load_settings(inventory={"n_samples": 200, **extra})
-        return calibrated_targets(y, lts, np.full(n, 0.9), q, settings, period_days=30.44)
+        return _growing(calibration_mode="cost", **extra)
 
     off, half, full = run(0.0), run(None), run(1.0)  # the default: half the shortfall
     assert "out-of-sample margin" in half.note and "out-of-sample" not in off.note
@@ -212,18 +218,7 @@ def test_the_auto_mode_picks_the_calibration_that_holds_one_window_later() -> No
 def test_the_auto_mode_in_the_calibration() -> None:
     # growing demand: the calibration with calibration_mode = auto names the mode per target
     # and plans at the factors of that mode (here the same nominal targets as the mode chosen)
-    rng = np.random.default_rng(3)
-    n, months = 150, 72
-    rate = rng.uniform(0.3, 3.0, n)[:, None] * np.linspace(0.5, 2.0, months)[None, :]
-    y = rng.poisson(rate).astype(float)
-    lts = [np.array([float(1 + i % 3)]) for i in range(n)]
-    q = np.maximum(np.round(y.mean(axis=1)), 1.0)
-
-    def run(mode: str) -> Calibration:
-        settings = load_settings(inventory={"n_samples": 200, "calibration_mode": mode})
-        return calibrated_targets(y, lts, np.full(n, 0.9), q, settings, period_days=30.44)
-
-    auto = run("auto")
+    auto = _growing(calibration_mode="auto")
     assert "mode per target by an earlier window" in auto.note
     picked = "group" if "0.9: group" in auto.note else "cost"
-    assert np.array_equal(auto.nominal, run(picked).nominal)
+    assert np.array_equal(auto.nominal, _growing(calibration_mode=picked).nominal)
