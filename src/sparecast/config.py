@@ -352,8 +352,8 @@ class InventorySettings(_Section):
         0.5,
         ge=0,
         le=1,
-        description="calibration_mode = cost: the groups aim at the target plus this share of "
-        "the shortfall out of sample the calibration shows one window earlier (the "
+        description="calibration_mode = cost or auto: the groups aim at the target plus this "
+        "share of the shortfall out of sample the calibration shows one window earlier (the "
         "calibration run again on the history without its holdout, its factors replayed on "
         "the holdout; at most half of 1 - target; 0: none, one backtest less; 0.5 measured on "
         "demo, carparts and oil, docs/results.md)",

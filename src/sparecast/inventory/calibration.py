@@ -71,6 +71,8 @@ __all__ = [
     "calibrated_targets",
     "calibration_window",
     "pick_level_sigma",
+    "pick_mode",
+    "replayed_outcome",
     "shortfall_margin",
     "targets_reached",
 ]
@@ -213,6 +215,20 @@ MAX_MARGIN_SHARE = 0.5
 points at 90%, 1 at 98%), so one noisy earlier window cannot push every group to its cap."""
 
 
+def replayed_outcome(
+    curves: CalibrationCurves, early: CalibrationCurves, factors: np.ndarray
+) -> dict[float, tuple[float, float]]:
+    """What ``factors`` chosen on the ``early`` window's curves (one per key of ``early``) get
+    on the holdout's ``curves``: the same factor per (frequency group, target), the nearest
+    group's when one is missing (:func:`factors_by_group`), read by :func:`calibrated_outcome`.
+    How :func:`shortfall_margin` and :func:`pick_mode` replay an earlier calibration."""
+    keys = curves.keys
+    per_key = factors_by_group(
+        early.keys, factors, keys[:, 0].astype(np.int64), keys[:, 1].astype(np.float64)
+    )
+    return calibrated_outcome(curves, per_key)
+
+
 def shortfall_margin(
     curves: CalibrationCurves,
     measure_earlier: Callable[[CalibrationWindow], CalibrationCurves],
@@ -243,11 +259,7 @@ def shortfall_margin(
     early = measure_earlier(earlier)
     f_early = cost_aware_factors(early, floor_gap)
     predicted = calibrated_outcome(early, f_early)
-    keys = curves.keys
-    on_holdout = factors_by_group(
-        early.keys, f_early, keys[:, 0].astype(np.int64), keys[:, 1].astype(np.float64)
-    )
-    got = calibrated_outcome(curves, on_holdout)
+    got = replayed_outcome(curves, early, f_early)
     margin: dict[float, float] = {}
     for t, (fill, _) in got.items():
         if t not in predicted:
@@ -268,7 +280,7 @@ def pick_mode(
 ) -> tuple[dict[float, str], str]:
     """Per target: the calibration mode (``"cost"`` or ``"group"``) whose factors, chosen on the
     ``early`` window's curves (the calibration run on the history without its holdout), reach
-    the target on the holdout's ``curves`` (read as :func:`shortfall_margin` reads them); when
+    the target on the holdout's ``curves`` (:func:`replayed_outcome`); when
     both do, ``cost`` (it holds less stock by construction); when neither does, the one with
     the higher fill there. And a note.
 
@@ -277,10 +289,8 @@ def pick_mode(
     origins fell 3-5 points short at 90/95% where each group solved to the target did not),
     while on other histories (oil) it reaches the target with a third less stock. Which one
     transfers is measured one window earlier, on the history itself."""
-    keys = curves.keys
-    groups, targets = keys[:, 0].astype(np.int64), keys[:, 1].astype(np.float64)
     got = {
-        mode: calibrated_outcome(curves, factors_by_group(early.keys, f, groups, targets))
+        mode: replayed_outcome(curves, early, f)
         for mode, f in (
             ("cost", cost_aware_factors(early, floor_gap)),
             ("group", solve_factors(early)),
