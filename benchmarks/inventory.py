@@ -26,7 +26,8 @@ Data sets:
   (value in units).
 - oil (``../shared/data/oil/oil.csv`` + ``oil_items.csv``, monthly, 14,523 x 56 months, y read as
   Float64): unit prices from ``oil_items.csv``; no lead times, so assumed: each item a base lead
-  time drawn uniformly from 1..6 months (seed 0) and 12 samples, each one month late with
+  time drawn uniformly from 1..6 months (seed 0; ``--oil-max-lead N``: 1..N, long lead times
+  against the history) and 12 samples, each one month late with
   probability 0.25. Returns (negative y) count as zero demand; the one-off spike of 1997-11 (see
   SOURCE.md) is set to zero, as the thesis that published the data did.
 
@@ -130,7 +131,7 @@ def carparts_dataset(path: Path, seed: int) -> dict:
     }
 
 
-def oil_dataset(path: Path, seed: int) -> dict:
+def oil_dataset(path: Path, seed: int, max_lead: int = 6) -> dict:
     df = pl.read_csv(
         path, schema_overrides={"y": pl.Float64, "unique_id": pl.String}, try_parse_dates=True
     )
@@ -149,9 +150,10 @@ def oil_dataset(path: Path, seed: int) -> dict:
         .astype(np.float64)
     )
     rng = np.random.default_rng(seed)
-    base = rng.integers(1, 7, size=y.shape[0]).astype(np.float64)
+    base = rng.integers(1, max_lead + 1, size=y.shape[0]).astype(np.float64)
+    leads = "" if max_lead == 6 else f", lead times 1-{max_lead} months"
     return {
-        "name": f"oil {y.shape[0]:,} x {y.shape[1]} months",
+        "name": f"oil {y.shape[0]:,} x {y.shape[1]} months{leads}",
         "y": y,
         "ids": ids,
         "lead_times": _assumed_lead_times(base, rng),
@@ -397,6 +399,9 @@ def main() -> None:
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--skip-carparts", action="store_true")
     ap.add_argument("--skip-oil", action="store_true")
+    ap.add_argument(
+        "--oil-max-lead", type=int, default=6, help="oil's assumed base lead times: 1..N months"
+    )
     ap.add_argument("--targets", default="0.90,0.95,0.98")
     ap.add_argument("--policy", choices=["sQ", "RsS"], default="sQ")
     ap.add_argument("--distribution", default="auto")
@@ -436,7 +441,7 @@ def main() -> None:
     if not args.skip_carparts and args.carparts.is_file():
         loaders.append((lambda: carparts_dataset(args.carparts, args.seed), 6))
     if not args.skip_oil and args.oil.is_file():
-        loaders.append((lambda: oil_dataset(args.oil, args.seed), 6))
+        loaders.append((lambda: oil_dataset(args.oil, args.seed, args.oil_max_lead), 6))
     panels = []
     for load, h in loaders:
         ds = load()

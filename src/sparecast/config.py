@@ -381,7 +381,8 @@ class InventorySettings(_Section):
         0,
         ge=0,
         description="0: calibrate when the last third of the history (the holdout) holds two "
-        "protection intervals (lead time + review) for at least a quarter of the items and the "
+        "protection intervals (lead time + review) for at least a quarter of the items (with "
+        "longer lead times: a warm-up and half a protection interval) and the "
         "history has 12 periods or more; a positive value is a fixed minimum on top",
     )
     calibration_max_items: int = Field(

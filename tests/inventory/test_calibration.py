@@ -10,8 +10,8 @@ from sparecast.config import load_settings
 from sparecast.inventory.calibration import (
     MAX_MARGIN_SHARE,
     Calibration,
-    CalibrationWindow,
     calibrated_targets,
+    calibration_window,
     pick_mode,
     shortfall_margin,
 )
@@ -57,12 +57,32 @@ def test_lead_times_longer_than_the_holdout_allows_are_not_calibrated() -> None:
     lts = [np.array([3.0 if i < 20 else 12.0]) for i in range(100)]
     settings = load_settings(inventory={"n_samples": 200})
     cal = calibrated_targets(y, lts, np.full(100, 0.9), np.ones(100), settings)
+    # (the shorter span of long lead times, half a protection interval after the warm-up,
+    # does not fit either: 13 + 7 > 18)
     assert not cal.calibrated
-    assert "two protection intervals" in cal.note and "20%" in cal.note
+    assert "holds a protection interval (warm-up) and 0.5 of one" in cal.note and "20%" in cal.note
     # 30% measured: calibrated on those, the others simulated but not counted
     lts = [np.array([3.0 if i < 30 else 12.0]) for i in range(100)]
     cal = calibrated_targets(y, lts, np.full(100, 0.9), np.ones(100), settings)
-    assert cal.calibrated and cal.measured == 30
+    assert cal.calibrated and cal.measured == 30 and "long lead times" not in cal.note
+
+
+def test_long_lead_times_are_measured_over_a_shorter_span() -> None:
+    # 56 months, holdout 18: 20% of the items with L = 3 hold two protection intervals, the
+    # rest (L = 10, warm-up 11) only a warm-up and 7 periods: under a quarter by the strict
+    # rule, so every item is measured over at least half a protection interval (6 periods)
+    y = _monthly(n=100)
+    lts = [np.array([3.0 if i < 20 else 10.0]) for i in range(100)]
+    settings = load_settings(inventory={"n_samples": 200})
+    win = calibration_window(56, lts, settings, period_days=30.44)
+    assert win.short_span and win.measured.all() and win.why == ""
+    cal = calibrated_targets(y, lts, np.full(100, 0.9), np.ones(100), settings, period_days=30.44)
+    assert cal.calibrated and cal.measured == 100
+    assert "over at least 0.5 of it (long lead times)" in cal.note
+    # a history where the strict rule measures enough keeps it
+    short = [np.array([3.0 if i < 30 else 10.0]) for i in range(100)]
+    win = calibration_window(56, short, settings, period_days=30.44)
+    assert not win.short_span and win.measured.sum() == 30
 
 
 def test_short_histories_are_not_calibrated() -> None:
@@ -117,10 +137,6 @@ def test_the_sparse_group_moves_towards_the_target_under_calibration() -> None:
     assert abs(fills[True] - 0.9) < abs(fills[False] - 0.9)
 
 
-def _window(why: str = "") -> CalibrationWindow:
-    return CalibrationWindow(10, np.ones(2, dtype=np.int64), np.ones(2, bool), np.arange(2), why)
-
-
 def _two_groups(lo: float, hi: float) -> CalibrationCurves:
     k, f = 2, len(TARGET_FACTORS)
     stock = np.tile(np.linspace(1.0, 10.0, f), (k, 1))
@@ -135,27 +151,20 @@ def test_the_shortfall_margin_is_the_earlier_calibration_s_loss_out_of_sample() 
     # the earlier window's groups reach 90% at a factor where the holdout's fill 3 points less
     # (both curves linear over the grid, the holdout's 3 points lower): margin 3 points
     early, holdout = _two_groups(0.80, 0.99), _two_groups(0.77, 0.96)
-    margin, note = shortfall_margin(holdout, lambda w: early, _window(), 0.1)
+    margin, note = shortfall_margin(holdout, early, 0.1)
     assert margin[0.9] == pytest.approx(0.03, abs=2e-3)
     assert "out-of-sample margin" in note
     # half of it with weight 0.5; capped at half of 1 - target (5 points)
-    assert shortfall_margin(holdout, lambda w: early, _window(), 0.1, 0.5)[0][0.9] == (
-        pytest.approx(0.015, abs=1e-3)
-    )
+    assert shortfall_margin(holdout, early, 0.1, 0.5)[0][0.9] == (pytest.approx(0.015, abs=1e-3))
     far = _two_groups(0.50, 0.80)
-    assert shortfall_margin(far, lambda w: early, _window(), 0.1)[0][0.9] == pytest.approx(
-        MAX_MARGIN_SHARE * 0.1
-    )
+    assert shortfall_margin(far, early, 0.1)[0][0.9] == pytest.approx(MAX_MARGIN_SHARE * 0.1)
     # a holdout that does better out of sample: no margin (never below the target)
     better = _two_groups(0.85, 0.999)
-    assert shortfall_margin(better, lambda w: early, _window(), 0.1)[0][0.9] == 0.0
+    assert shortfall_margin(better, early, 0.1)[0][0.9] == 0.0
 
-    # no earlier window: no margin, and the earlier backtest is not run
-    def fail(w: CalibrationWindow) -> CalibrationCurves:
-        raise AssertionError("not run")
-
-    margin, note = shortfall_margin(holdout, fail, _window("too short"), 0.1)
-    assert margin == {} and "too short" in note
+    # no earlier window: no margin, and the reason in the note
+    margin, note = shortfall_margin(holdout, None, 0.1, why="too short")
+    assert margin == {} and "too short in the earlier window" in note
 
 
 def _growing(**inventory: object) -> Calibration:

@@ -79,6 +79,10 @@ __all__ = [
 
 MIN_MEASURED_SHARE = 0.25
 """Share of items the holdout must measure (two protection intervals) for the automatic minimum."""
+SHORT_SPAN_SHARE = 0.5
+"""Long lead times (:func:`calibration_window`): when under :data:`MIN_MEASURED_SHARE` of the
+items fit two protection intervals in the holdout, an item is measured after its warm-up over
+at least this share of its protection interval (and one period)."""
 _MIN_PERIODS = 12
 
 
@@ -165,14 +169,15 @@ def factors_by_group(
 class CalibrationWindow:
     """Where the calibration backtest measures: the ``holdout`` (last third of the history),
     each item's ``warmup`` (its protection interval), the ``measured`` items (two protection
-    intervals fit in the holdout), the item ``sample`` and, when the history cannot be
-    calibrated, ``why`` (else "")."""
+    intervals fit in the holdout; with ``short_span``, a warm-up and a shorter span), the item
+    ``sample`` and, when the history cannot be calibrated, ``why`` (else "")."""
 
     holdout: int
     warmup: np.ndarray
     measured: np.ndarray
     sample: np.ndarray
     why: str
+    short_span: bool = False
 
 
 def calibration_window(
@@ -192,6 +197,13 @@ def calibration_window(
     holdout = n_periods // 3
     warm = protection_warmup(lead_times, inv.policy, review)
     measured = warm * 2 <= holdout
+    short_span = n > 0 and measured.mean() < MIN_MEASURED_SHARE
+    if short_span:
+        # long lead times against the history (a 16-week lead time in 100 weeks, 1-33 months
+        # in 56): measure after the warm-up over a shorter span, as the decision backtest
+        # itself measures such items, rather than not calibrate at all
+        span = np.maximum(np.ceil(warm * SHORT_SPAN_SHARE), 1).astype(np.int64)
+        measured = warm + span <= holdout
     floor = max(_MIN_PERIODS, inv.calibration_min_periods)
     why = ""
     if n_periods < floor:
@@ -200,14 +212,15 @@ def calibration_window(
         why = "no items"
     elif measured.mean() < MIN_MEASURED_SHARE:
         why = (
-            f"its last third ({holdout} periods) holds two protection intervals (warm-up + "
-            f"measure) for {measured.mean():.0%} of the items, under {MIN_MEASURED_SHARE:.0%}"
+            f"its last third ({holdout} periods) holds a protection interval (warm-up) and "
+            f"{SHORT_SPAN_SHARE:g} of one (measure) for {measured.mean():.0%} of the items, "
+            f"under {MIN_MEASURED_SHARE:.0%}"
         )
     sample = np.arange(n)
     if sample.size > inv.calibration_max_items:
         rng = np.random.default_rng(inv.seed)
         sample = np.sort(rng.choice(sample, inv.calibration_max_items, replace=False))
-    return CalibrationWindow(holdout, warm, measured, sample, why)
+    return CalibrationWindow(holdout, warm, measured, sample, why, bool(short_span))
 
 
 MAX_MARGIN_SHARE = 0.5
@@ -231,16 +244,16 @@ def replayed_outcome(
 
 def shortfall_margin(
     curves: CalibrationCurves,
-    measure_earlier: Callable[[CalibrationWindow], CalibrationCurves],
-    earlier: CalibrationWindow,
+    early: CalibrationCurves | None,
     floor_gap: float,
     weight: float = 1.0,
+    why: str = "",
 ) -> tuple[dict[float, float], str]:
     """Per target: how far the cost-aware calibration falls short of its own prediction one
     window out of sample, times ``weight`` (``inventory.calibration_margin``), and a note.
 
-    The calibration is run once more on the history without its holdout (``measure_earlier``
-    in the window ``earlier``: the last third of that shorter history), its factors
+    The calibration is run once more on the history without its holdout (``early``: its
+    curves in the last third of that shorter history), its factors
     (:func:`~sparecast.inventory.simulate.cost_aware_factors`) read on the holdout's
     ``curves`` (the same factor per frequency group, the nearest group when one is missing):
     the shortfall is the earlier calibration's predicted fill minus the fill its factors get on
@@ -253,10 +266,9 @@ def shortfall_margin(
     of fill is cheapest), and out of sample they fall short: demand moves between groups and
     items grow or decay. Measured on carparts and oil, the shortfall of the earlier window has
     the sign and the order of the decision backtest's. No earlier window (history too short):
-    no margin."""
-    if earlier.why:
-        return {}, f"; no out-of-sample margin ({earlier.why} in the earlier window)"
-    early = measure_earlier(earlier)
+    no margin (``early`` None, ``why`` the reason)."""
+    if early is None:
+        return {}, f"; no out-of-sample margin ({why} in the earlier window)"
     f_early = cost_aware_factors(early, floor_gap)
     predicted = calibrated_outcome(early, f_early)
     got = replayed_outcome(curves, early, f_early)
@@ -389,19 +401,18 @@ def calibrated_targets(
     margin: dict[float, float] = {}
     margin_note = ""
     modes: dict[float, str] = {}
+    # the same calibration one window earlier (on the history without its holdout), for the
+    # out-of-sample margin and the auto mode's choice
+    with_margin = inv.calibration_mode != "group" and inv.calibration_margin > 0
     earlier = calibration_window(n_periods - holdout, lead_times, settings, period_days=period_days)
-    early: list[CalibrationCurves] = []  # the earlier window's curves, measured once
-
-    def measure_earlier(w: CalibrationWindow) -> CalibrationCurves:
-        if not early:
-            early.append(measure(h_s[:, : n_periods - holdout], w))
-        return early[0]
-
-    if inv.calibration_mode == "auto" and not earlier.why:
-        modes, margin_note = pick_mode(curves, measure_earlier(earlier), inv.calibration_floor_gap)
-    if inv.calibration_mode != "group" and inv.calibration_margin > 0:
+    early = None
+    if not earlier.why and (with_margin or inv.calibration_mode == "auto"):
+        early = measure(h_s[:, : n_periods - holdout], earlier)
+    if inv.calibration_mode == "auto" and early is not None:
+        modes, margin_note = pick_mode(curves, early, inv.calibration_floor_gap)
+    if with_margin:
         margin, note_m = shortfall_margin(
-            curves, measure_earlier, earlier, inv.calibration_floor_gap, inv.calibration_margin
+            curves, early, inv.calibration_floor_gap, inv.calibration_margin, earlier.why
         )
         margin_note += note_m
     # the factors of (group, target), carried to the items by their group on the whole history:
@@ -421,6 +432,9 @@ def calibrated_targets(
             if not modes
             else f"auto: cost-aware or per group{margin_note}"
         )
+    span_note = (
+        f", over at least {SHORT_SPAN_SHARE:g} of it (long lead times)" if win.short_span else ""
+    )
     all_groups = groups if groups is not None else frequency_groups(h)
     per_item = factors_by_group(curves.keys, factors, all_groups, tgt)
     nominal = nominal_targets(tgt, per_item)
@@ -428,7 +442,8 @@ def calibrated_targets(
     lowered = nominal < tgt - 1e-12
     note = (
         f"targets calibrated on the last {holdout} periods of {sample.size} item(s) "
-        f"({int(measured[sample].sum())} measured after a warm-up of their protection interval): "
+        f"({int(measured[sample].sum())} measured after a warm-up of their protection interval"
+        f"{span_note}): "
         f"{int(raised.sum())} item(s) planned at a higher nominal fill rate, {int(lowered.sum())} "
         f"at a lower one (policy_target, mean {float(nominal.mean()):.4f}) to reach "
         f"service_target (mean {float(tgt.mean()):.4f}) out of sample ({how})"
