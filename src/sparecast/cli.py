@@ -456,10 +456,20 @@ def evaluate_plan_cmd(
         typer.Option(
             "--source",
             "-s",
-            help="SQLAlchemy URL of the ERP, or a SQLite file (with purchase orders and receipts)",
+            help="SQLAlchemy URL of the ERP, or a SQLite file (with purchase orders and "
+            "receipts), or a long-format CSV/Parquet demand file with --items",
         ),
     ],
     output: OutputOpt,
+    items: Annotated[
+        Path | None,
+        typer.Option(
+            "--items",
+            "-i",
+            help="items file (CSV/Parquet) of a long-format SOURCE: unique_id and any of "
+            "lead_time_days, lead_time_std_days, moq, lot_size, unit_cost",
+        ),
+    ] = None,
     targets: Annotated[
         str,
         typer.Option("--targets", help="comma-separated fill-rate targets, each in (0, 1)"),
@@ -487,7 +497,12 @@ def evaluate_plan_cmd(
     try:
         t0 = time.perf_counter()
         outcome = run_evaluate_plan(
-            source, output, _settings(config, False, None, None), targets=values, split=split
+            source,
+            output,
+            _settings(config, False, None, None),
+            targets=values,
+            split=split,
+            items_file=items,
         )
         _print_notes(outcome.backtest.notes)
         if not quiet:

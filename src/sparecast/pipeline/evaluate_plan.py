@@ -1,9 +1,10 @@
 """``sparecast evaluate-plan``: the decision backtest of a source, written to a directory.
 
 Reads the source as ``plan`` does (an ERP database or SQLite file with purchase orders and
-receipts, the demo's included), learns each item's lead times from its purchase orders
-(:func:`sparecast.inventory.leadtime.lead_time_stats`, converted to the panel's periods), takes
-unit cost, MOQ and lot size from the items table, runs
+receipts, the demo's included, or a long-format demand file with its items file: lead times,
+MOQ, lot size, unit cost per item), learns each item's lead times from its purchase orders
+(:func:`sparecast.inventory.leadtime.lead_time_stats`, converted to the panel's periods; the
+quoted ones where there are none), takes unit cost, MOQ and lot size from the items table, runs
 :func:`sparecast.inventory.decisions.evaluate_plan` and writes ``decisions_per_item.parquet``,
 ``decisions_summary.parquet``, ``decisions_curve.parquet``, ``decisions_goals.parquet``,
 ``decisions.json`` (goals and notes) and ``decisions_report.html``. The files are one set: written
@@ -30,7 +31,8 @@ from sparecast.inventory.decisions_report import render_decisions_report
 from sparecast.inventory.plan import plan_lead_times
 from sparecast.inventory.policy import resolve_item_column
 from sparecast.pipeline.load import load_panel
-from sparecast.pipeline.plan import PLAN_TABLES
+from sparecast.pipeline.outputs import REJECTED_ITEMS_FILE
+from sparecast.pipeline.plan import PLAN_TABLES, plan_inputs_of
 from sparecast.pipeline.staging import Staging, ensure_output_dir
 from sparecast.urls import redact_url
 
@@ -60,18 +62,23 @@ def run_evaluate_plan(
     *,
     targets: Sequence[float] = (0.9, 0.95, 0.98),
     split: int | None = None,
+    items_file: str | Path | None = None,
 ) -> EvaluatePlanOutcome:
-    """Load ``source``, backtest the plan's decisions, write the results into ``output_dir``."""
+    """Load ``source``, backtest the plan's decisions, write the results into ``output_dir``.
+    ``items_file``: the items file of a long-format ``source``, as ``sparecast plan --items``
+    (its rejected rows written to ``rejected_items.parquet``)."""
     ensure_output_dir(output_dir)
     today = settings.data.today or date.today()
-    loaded = load_panel(source, settings, None, extra_tables=PLAN_TABLES)
-    tables = loaded.tables
+    loaded = load_panel(source, settings, None, extra_tables=PLAN_TABLES, items_file=items_file)
+    tables, item_notes = plan_inputs_of(loaded)
     missing = [t for t in ("purchase_orders", "receipts") if t not in tables]
-    if loaded.source_kind == "long_file" or missing:
+    if (loaded.source_kind == "long_file" and loaded.plan_inputs is None) or missing:
         raise SourceError(
             f"{redact_url(source)} has no purchase orders and receipts to learn lead times from; "
             "`sparecast evaluate-plan` needs an ERP database or SQLite file with the "
-            "purchase_orders and receipts tables (the demo's erp.sqlite has them)"
+            "purchase_orders and receipts tables (the demo's erp.sqlite has them), or a "
+            "long-format demand file with --items FILE: the items' lead_time_days, "
+            "lead_time_std_days, moq, lot_size and unit_cost"
         )
     panel = loaded.panel
     ids = [str(i) for i in panel.item_ids]
@@ -111,7 +118,11 @@ def run_evaluate_plan(
         item_ids=ids,
         tiers=tiers,
     )
-    return EvaluatePlanOutcome(bt, write_decisions(bt, output_dir, source, panel.freq, targets))
+    bt.notes[:0] = item_notes
+    rejected = loaded.rejected.get("items") if items_file is not None else None
+    return EvaluatePlanOutcome(
+        bt, write_decisions(bt, output_dir, source, panel.freq, targets, rejected_items=rejected)
+    )
 
 
 def write_decisions(
@@ -120,12 +131,17 @@ def write_decisions(
     source: str,
     freq: str,
     targets: Sequence[float],
+    *,
+    rejected_items: pl.DataFrame | None = None,
 ) -> dict[str, str]:
     """Write the backtest's files (:data:`DECISION_FILES`) into ``output_dir`` as one set:
     they are written into a staging folder and moved into place only when all are complete
     (:class:`sparecast.pipeline.staging.Staging`), so a crash midway leaves the previous set
-    as it was. Returns the paths by file name."""
+    as it was. ``rejected_items``: the items file's rejected rows (written when there are
+    some). Returns the paths by file name."""
     with Staging(output_dir) as staging:
+        if rejected_items is not None and rejected_items.height:
+            rejected_items.write_parquet(staging.dir / REJECTED_ITEMS_FILE)
         frames = {
             "decisions_per_item.parquet": bt.per_item,
             "decisions_summary.parquet": bt.summary,

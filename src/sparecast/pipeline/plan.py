@@ -61,6 +61,7 @@ __all__ = [
     "RUN_FILES",
     "PlanOutcome",
     "apply_plan_overrides",
+    "plan_inputs_of",
     "planner_overrides",
     "recorded_items_file",
     "write_plan",
@@ -208,9 +209,9 @@ def _not_long_file(source: str) -> Callable[[LoadedData], None]:
     return check
 
 
-def _plan_tables(loaded: LoadedData) -> tuple[dict[str, pl.DataFrame], list[str]]:
+def plan_inputs_of(loaded: LoadedData) -> tuple[dict[str, pl.DataFrame], list[str]]:
     """The tables compute_plan reads (those of the items file, or the source's purchasing
-    tables) and the notes of the items file."""
+    tables) and the notes of the items file: what ``plan`` and ``evaluate-plan`` plan on."""
     if loaded.plan_inputs is None:
         return dict(loaded.tables), []
     notes = list(loaded.plan_inputs.notes)
@@ -357,7 +358,7 @@ def run_plan(
             loaded, classification = run.loaded, run.result.classification
             forecasts = run.result.forecasts
         steps("plan")
-        tables, item_notes = _plan_tables(loaded)
+        tables, item_notes = plan_inputs_of(loaded)
         if loaded.source_kind == "database" and not loaded.extract_info.get("full", True):
             # Incremental extraction appends purchase orders by order date, so changes to older
             # lines (cancelled, re-quantified, re-promised) would never be seen: open quantities
