@@ -133,6 +133,33 @@ def test_the_aggregate_calibration_picks_a_level_sigma_from_its_grid() -> None:
     assert "with level sigma 1 " in note and "level sigma 0:" not in note
 
 
+def test_the_aggregate_calibration_adds_the_margin_of_an_earlier_window() -> None:
+    # demand flat for 3 years, then growing (to 1.4x at 72 months): the nominal chosen one
+    # window earlier (holdout 32-48, little growth) falls short on the holdout (48-72), so the
+    # plan aims above its holdout's own choice (as the per-item calibration's margin);
+    # without the margin it plans at that choice
+    rng = np.random.default_rng(3)
+    n, months = 120, 72
+    t = np.arange(months)
+    shape = np.where(t < 36, 1.0, 1.0 + (t - 36) / 90.0)
+    y = rng.poisson(rng.uniform(0.3, 3.0, n)[:, None] * shape[None, :]).astype(float)
+    lead, q, cost = [np.array([float(1 + i % 3)]) for i in range(n)], np.full(n, 3.0), 1.0
+    base = {"n_samples": 200, "service_mode": "aggregate", "aggregate_target": 0.9,
+            "aggregate_level_sigmas": [0.0], "level": "history"}  # fmt: skip
+
+    def nominal(margin: float) -> tuple[float, str]:
+        settings = load_settings(inventory={**base, "calibration_margin": margin})
+        d = plan_policy(y, lead, 0.9, q, settings, unit_cost=cost, period_days=30.44)
+        note = next(x for x in d.notes if "aggregate target calibrated" in x)
+        return float(note.split("planned at a nominal ")[1].split(" ")[0]), note
+
+    with_margin, note = nominal(0.5)
+    without, plain = nominal(0.0)
+    assert "out-of-sample margin from an earlier window" in note and "margin" not in plain
+    added = float(note.split(" on the holdout, +")[1].split(":")[0])
+    assert 0 < added <= 0.05 and with_margin > without
+
+
 def test_the_aggregate_floor_keeps_every_item_stocked() -> None:
     y = _history()
     lead, q = [np.array([5.0])] * 12, np.full(12, 10.0)

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from sparecast.errors import ConfigError, DataValidationError
-from sparecast.inventory.optimize import calibrate_aggregate_target, optimize_service
+from sparecast.inventory.optimize import (
+    MAX_MARGIN_SHARE,
+    aggregate_margin,
+    calibrate_aggregate_target,
+    nominal_for,
+    optimize_service,
+)
 from sparecast.inventory.policy import fill_rate_from_samples, reorder_point_from_samples
 from sparecast.methods.distributions import lead_time_demand
 
@@ -157,6 +163,21 @@ def test_calibrated_aggregate_target_by_hand() -> None:
     assert min(a for a, _ in few) == pytest.approx(1 - 0.4 * 2.0)
     with pytest.raises(ConfigError, match="holdout"):
         calibrate_aggregate_target(y, lead, q, np.ones(4), 0.9, holdout=5, warmup=5)
+
+
+def test_nominal_for_a_higher_target_and_the_aggregate_margin_by_hand() -> None:
+    # (nominal, achieved) as calibrate_aggregate_target tries them, ascending nominal; the
+    # achieved fill is made monotone (0.95 after 0.96 counts as 0.96)
+    pairs = [(0.80, 0.85), (0.90, 0.93), (0.95, 0.96), (0.98, 0.95), (0.99, 0.99)]
+    assert nominal_for(pairs, 0.85) == pytest.approx(0.80)  # reached at the first
+    assert nominal_for(pairs, 0.89) == pytest.approx(0.85)  # halfway from 0.85 to 0.93
+    assert nominal_for(pairs, 0.975) == pytest.approx(0.985)  # 0.96 -> 0.99 crosses at half
+    assert nominal_for(pairs, 0.995) == pytest.approx(0.99)  # never reached: the highest
+    # half the shortfall of the earlier window's choice on the holdout, never negative,
+    # at most half of 1 - target
+    assert aggregate_margin(0.9, 0.88, 0.5) == pytest.approx(0.01)
+    assert aggregate_margin(0.9, 0.93, 0.5) == 0.0
+    assert aggregate_margin(0.98, 0.90, 1.0) == pytest.approx(MAX_MARGIN_SHARE * 0.02)
 
 
 def test_calibrated_aggregate_target_raises_the_nominal_under_noise() -> None:

@@ -41,11 +41,14 @@ from sparecast.inventory.calibration import (
     targets_reached,
 )
 from sparecast.inventory.optimize import (
+    AGGREGATE_FACTORS,
     MAX_ITEM_FILL,
     AggregateCalibration,
+    aggregate_margin,
     aggregate_weights,
     calibrate_aggregate_target,
     demand_sizes,
+    nominal_for,
     optimize_service,
     sparse_value_rule,
 )
@@ -558,22 +561,28 @@ def calibrated_aggregate_target(
         return ~obsolete_items(fit, inv.obsolete_intervals)[0]
 
     mins = _minimums(tiers, settings)
-    # the level uncertainty that reaches the target at the least stock value in the backtest
-    # (stable demand needs none; growth and decay need some to reach high targets at all)
-    found: dict[float, AggregateCalibration] = {}
-    for sigma in sorted(set(inv.aggregate_level_sigmas)):
+    target = inv.aggregate_target
 
-        def adjust_ltd(fit: np.ndarray, ltd: LeadTimeDemand, s: float = sigma) -> LeadTimeDemand:
-            return with_level_uncertainty(shift(fit, ltd), s, inv.seed + LEVEL_SEED)
+    def run(
+        hist: np.ndarray,
+        w_holdout: int,
+        w_warm: np.ndarray,
+        sigma: float,
+        factors: Sequence[float] = AGGREGATE_FACTORS,
+    ) -> AggregateCalibration:
+        """The aggregate calibration on ``hist`` (the sample's rows) at level sigma ``sigma``."""
 
-        found[sigma] = calibrate_aggregate_target(
-            y[sample],
+        def adjust_ltd(fit: np.ndarray, ltd: LeadTimeDemand) -> LeadTimeDemand:
+            return with_level_uncertainty(shift(fit, ltd), sigma, inv.seed + LEVEL_SEED)
+
+        return calibrate_aggregate_target(
+            hist,
             lts,
             q[sample],
             unit_cost[sample],
-            inv.aggregate_target,
-            holdout=holdout,
-            warmup=warm,
+            target,
+            holdout=w_holdout,
+            warmup=w_warm,
             min_fill_rate=mins[sample],
             policy=inv.policy,
             review_period=review,
@@ -585,7 +594,12 @@ def calibrated_aggregate_target(
             replenish=replenish,
             adjust_ltd=adjust_ltd,
             metric=inv.aggregate_metric,
+            factors=factors,
         )
+
+    # the level uncertainty that reaches the target at the least stock value in the backtest
+    # (stable demand needs none; growth and decay need some to reach high targets at all)
+    found = {s: run(y[sample], holdout, warm, s) for s in sorted(set(inv.aggregate_level_sigmas))}
     reached = [k for k, c in found.items() if c.reached]
     if reached:
         sigma = min(reached, key=lambda k: (found[k].value, k))
@@ -599,12 +613,36 @@ def calibrated_aggregate_target(
         f"level sigma {k:g}: {'value ' + format(c.value, ',.0f') if c.reached else 'not reached'}"
         for k, c in found.items()
     )
+    nominal, margin_note = cal.nominal, ""
+    if inv.calibration_margin > 0 and cal.reached:
+        # as the per-item calibration's margin: the same calibration one window earlier,
+        # its nominal replayed on the holdout; half (calibration_margin) of its shortfall added
+        earlier = calibration_window(
+            n_periods - holdout, lt_samples, settings, period_days=period_days
+        )
+        if earlier.why:
+            margin_note = f"; no out-of-sample margin ({earlier.why} in the earlier window)"
+        else:
+            e_warm = np.where(earlier.measured[sample], earlier.warmup[sample], earlier.holdout)
+            early = run(y[sample][:, : n_periods - holdout], earlier.holdout, e_warm, sigma)
+            if early.reached:
+                f = (1.0 - early.nominal) / (1.0 - target)
+                got = run(y[sample], holdout, warm, sigma, factors=(f,)).pairs[0][1]
+                margin = aggregate_margin(target, got, inv.calibration_margin)
+                if margin > 0:
+                    nominal = nominal_for(cal.pairs, target + margin)
+                margin_note = (
+                    f"; out-of-sample margin from an earlier window ({early.nominal:.4f} -> "
+                    f"{got:.4f} on the holdout, +{margin:.4f}: planned at {nominal:.4f})"
+                )
+            else:
+                margin_note = "; no out-of-sample margin (not reached in the earlier window)"
     notes.append(
         f"aggregate target calibrated on the last {holdout} periods of {sample.size} item(s): "
-        f"planned at a nominal {cal.nominal:.4f} with level sigma {sigma:g} to reach "
-        f"{inv.aggregate_target:.4f} out of sample (nominal -> achieved: {tried}; {others})"
+        f"planned at a nominal {nominal:.4f} with level sigma {sigma:g} to reach "
+        f"{target:.4f} out of sample (nominal -> achieved: {tried}; {others}{margin_note})"
     )
-    return cal.nominal, sigma
+    return nominal, sigma
 
 
 def _minimums(tiers: list[str], settings: Settings) -> np.ndarray:

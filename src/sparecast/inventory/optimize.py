@@ -56,10 +56,12 @@ __all__ = [
     "AGGREGATE_METRICS",
     "AggregateCalibration",
     "ServiceOptimum",
+    "aggregate_margin",
     "aggregate_weights",
     "calibrate_aggregate_target",
     "demand_period_service",
     "demand_sizes",
+    "nominal_for",
     "optimize_service",
 ]
 
@@ -459,17 +461,48 @@ def calibrate_aggregate_target(
         achieved[j] = got
         value[j] = float((sim.per_item["avg_on_hand"].to_numpy() * cost).sum())
     pairs = [(float(a), float(b)) for a, b in zip(nominal, achieved, strict=True)]
-    fill = np.maximum.accumulate(achieved)
+    at, reached = _crossing(achieved, target)
+    return AggregateCalibration(
+        float(np.interp(at, np.arange(fs.size), nominal)),
+        pairs,
+        reached,
+        float(np.interp(at, np.arange(fs.size), value)),
+    )
+
+
+def _crossing(achieved: np.ndarray, target: float) -> tuple[float, bool]:
+    """Where along the tried nominal targets (ascending) the achieved fill (made monotone)
+    first reaches ``target``: a fractional index, linear between the two around it; the first
+    when it is reached there, the last (and False) when it is never reached."""
+    fill = np.maximum.accumulate(np.asarray(achieved, dtype=np.float64))
     if fill[0] >= target:
-        return AggregateCalibration(float(nominal[0]), pairs, True, float(value[0]))
+        return 0.0, True
     if fill[-1] < target:
-        return AggregateCalibration(float(nominal[-1]), pairs, False, float(value[-1]))
+        return float(fill.size - 1), False
     j = int(np.argmax(fill >= target))
     lo, hi = fill[j - 1], fill[j]
-    frac = (target - lo) / (hi - lo) if hi > lo else 1.0
-    f = fs[j - 1] + frac * (fs[j] - fs[j - 1])
-    v = value[j - 1] + frac * (value[j] - value[j - 1])
-    return AggregateCalibration(float(1.0 - (1.0 - target) * f), pairs, True, float(v))
+    return j - 1 + ((target - lo) / (hi - lo) if hi > lo else 1.0), True
+
+
+def nominal_for(pairs: Sequence[tuple[float, float]], target: float) -> float:
+    """The nominal aggregate target that reaches ``target`` on the (nominal, achieved) ``pairs``
+    of :func:`calibrate_aggregate_target` (interpolated as it does; the highest nominal when
+    none does): how the out-of-sample margin re-reads a calibration for a higher target."""
+    nominal = np.array([a for a, _ in pairs], dtype=np.float64)
+    at, _ = _crossing(np.array([b for _, b in pairs]), target)
+    return float(np.interp(at, np.arange(nominal.size), nominal))
+
+
+MAX_MARGIN_SHARE = 0.5
+""":func:`aggregate_margin` is at most this share of ``1 - target`` (as the per-item margin)."""
+
+
+def aggregate_margin(target: float, replayed: float, weight: float) -> float:
+    """The out-of-sample margin of the aggregate calibration: ``weight`` times how far the
+    nominal chosen one window earlier falls short of ``target`` when replayed on the holdout
+    (``replayed``); not negative, at most :data:`MAX_MARGIN_SHARE` of ``1 - target``. The
+    aggregate twin of :func:`sparecast.inventory.calibration.shortfall_margin`."""
+    return float(min(max(target - replayed, 0.0) * weight, MAX_MARGIN_SHARE * (1.0 - target)))
 
 
 def sparse_value_rule(
