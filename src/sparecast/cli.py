@@ -93,6 +93,15 @@ SourceOpt = Annotated[
     typer.Option("--source", "-s", help="SQLAlchemy URL of the ERP, or a CSV/Parquet/SQLite file"),
 ]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="output directory")]
+ItemsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--items",
+        "-i",
+        help="items file (CSV/Parquet) of a long-format SOURCE: unique_id and any of "
+        "lead_time_days, lead_time_std_days, moq, lot_size, unit_cost, on_hand, on_order",
+    ),
+]
 RouterOpt = Annotated[
     str | None,
     typer.Option(
@@ -408,15 +417,7 @@ def plan_cmd(
         ),
     ],
     output: OutputOpt,
-    items: Annotated[
-        Path | None,
-        typer.Option(
-            "--items",
-            "-i",
-            help="items file (CSV/Parquet) of a long-format SOURCE: unique_id and any of "
-            "lead_time_days, lead_time_std_days, moq, lot_size, unit_cost, on_hand, on_order",
-        ),
-    ] = None,
+    items: ItemsOpt = None,
     reuse_forecasts: Annotated[
         bool,
         typer.Option(
@@ -461,15 +462,7 @@ def evaluate_plan_cmd(
         ),
     ],
     output: OutputOpt,
-    items: Annotated[
-        Path | None,
-        typer.Option(
-            "--items",
-            "-i",
-            help="items file (CSV/Parquet) of a long-format SOURCE: unique_id and any of "
-            "lead_time_days, lead_time_std_days, moq, lot_size, unit_cost",
-        ),
-    ] = None,
+    items: ItemsOpt = None,
     targets: Annotated[
         str,
         typer.Option("--targets", help="comma-separated fill-rate targets, each in (0, 1)"),
