@@ -356,7 +356,8 @@ class InventorySettings(_Section):
         "share of the shortfall out of sample the calibration shows one window earlier (the "
         "calibration run again on the history without its holdout, its factors replayed on "
         "the holdout; at most half of 1 - target; 0: none, one backtest less; 0.5 measured on "
-        "demo, carparts and oil, docs/results.md)",
+        "demo, carparts and oil, docs/results.md); the aggregate mode's calibration adds the "
+        "same share of its own earlier window's shortfall to the aggregate target",
     )
     item_level_sigma: float = Field(
         0.0,

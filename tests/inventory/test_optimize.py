@@ -175,9 +175,11 @@ def test_nominal_for_a_higher_target_and_the_aggregate_margin_by_hand() -> None:
     assert nominal_for(pairs, 0.995) == pytest.approx(0.99)  # never reached: the highest
     # half the shortfall of the earlier window's choice on the holdout, never negative,
     # at most half of 1 - target
-    assert aggregate_margin(0.9, 0.88, 0.5) == pytest.approx(0.01)
-    assert aggregate_margin(0.9, 0.93, 0.5) == 0.0
-    assert aggregate_margin(0.98, 0.90, 1.0) == pytest.approx(MAX_MARGIN_SHARE * 0.02)
+    assert aggregate_margin(0.9, 0.9, 0.88, 0.5) == pytest.approx(0.01)
+    assert aggregate_margin(0.9, 0.9, 0.93, 0.5) == 0.0
+    assert aggregate_margin(0.98, 0.98, 0.90, 1.0) == pytest.approx(MAX_MARGIN_SHARE * 0.02)
+    # an earlier choice that did not reach the target: measured from what it got there
+    assert aggregate_margin(0.98, 0.96, 0.95, 0.5) == pytest.approx(0.005)
 
 
 def test_calibrated_aggregate_target_raises_the_nominal_under_noise() -> None:

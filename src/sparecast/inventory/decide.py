@@ -625,18 +625,18 @@ def calibrated_aggregate_target(
         else:
             e_warm = np.where(earlier.measured[sample], earlier.warmup[sample], earlier.holdout)
             early = run(y[sample][:, : n_periods - holdout], earlier.holdout, e_warm, sigma)
-            if early.reached:
-                f = (1.0 - early.nominal) / (1.0 - target)
-                got = run(y[sample], holdout, warm, sigma, factors=(f,)).pairs[0][1]
-                margin = aggregate_margin(target, got, inv.calibration_margin)
-                if margin > 0:
-                    nominal = nominal_for(cal.pairs, target + margin)
-                margin_note = (
-                    f"; out-of-sample margin from an earlier window ({early.nominal:.4f} -> "
-                    f"{got:.4f} on the holdout, +{margin:.4f}: planned at {nominal:.4f})"
-                )
-            else:
-                margin_note = "; no out-of-sample margin (not reached in the earlier window)"
+            # what the earlier choice got there (the target, or its best when not reached)
+            predicted = target if early.reached else max(b for _, b in early.pairs)
+            f = (1.0 - early.nominal) / (1.0 - target)
+            got = run(y[sample], holdout, warm, sigma, factors=(f,)).pairs[0][1]
+            margin = aggregate_margin(target, predicted, got, inv.calibration_margin)
+            if margin > 0:
+                nominal = nominal_for(cal.pairs, target + margin)
+            margin_note = (
+                f"; out-of-sample margin from an earlier window (nominal {early.nominal:.4f}: "
+                f"{predicted:.4f} there, {got:.4f} on the holdout, +{margin:.4f}: planned at "
+                f"{nominal:.4f})"
+            )
     notes.append(
         f"aggregate target calibrated on the last {holdout} periods of {sample.size} item(s): "
         f"planned at a nominal {nominal:.4f} with level sigma {sigma:g} to reach "

@@ -497,12 +497,13 @@ MAX_MARGIN_SHARE = 0.5
 """:func:`aggregate_margin` is at most this share of ``1 - target`` (as the per-item margin)."""
 
 
-def aggregate_margin(target: float, replayed: float, weight: float) -> float:
-    """The out-of-sample margin of the aggregate calibration: ``weight`` times how far the
-    nominal chosen one window earlier falls short of ``target`` when replayed on the holdout
-    (``replayed``); not negative, at most :data:`MAX_MARGIN_SHARE` of ``1 - target``. The
-    aggregate twin of :func:`sparecast.inventory.calibration.shortfall_margin`."""
-    return float(min(max(target - replayed, 0.0) * weight, MAX_MARGIN_SHARE * (1.0 - target)))
+def aggregate_margin(target: float, predicted: float, replayed: float, weight: float) -> float:
+    """The out-of-sample margin of the aggregate calibration for ``target``: ``weight`` times
+    how far the nominal chosen one window earlier falls short of the fill it got there
+    (``predicted``: the target, or its best fill when it did not reach it) when replayed on
+    the holdout (``replayed``); not negative, at most :data:`MAX_MARGIN_SHARE` of ``1 -
+    target``. The aggregate twin of :func:`sparecast.inventory.calibration.shortfall_margin`."""
+    return float(min(max(predicted - replayed, 0.0) * weight, MAX_MARGIN_SHARE * (1.0 - target)))
 
 
 def sparse_value_rule(
