@@ -357,7 +357,8 @@ class InventorySettings(_Section):
         "calibration run again on the history without its holdout, its factors replayed on "
         "the holdout; at most half of 1 - target; 0: none, one backtest less; 0.5 measured on "
         "demo, carparts and oil, docs/results.md); the aggregate mode's calibration adds the "
-        "same share of its own earlier window's shortfall to the aggregate target",
+        "same share of its own earlier window's shortfall to the aggregate target (in any "
+        "calibration_mode)",
     )
     item_level_sigma: float = Field(
         0.0,

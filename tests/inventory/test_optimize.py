@@ -150,6 +150,7 @@ def test_calibrated_aggregate_target_by_hand() -> None:
     )
     nominal, pairs = cal.nominal, cal.pairs
     assert cal.reached and cal.value > 0
+    assert cal.achieved >= 0.9 - 1e-12  # the fill at the chosen nominal (here all filled)
     noms = [a for a, _ in pairs]
     assert noms[:5] == pytest.approx([0.5, 0.7, 0.8, 0.86, 0.9])
     assert nominal <= 0.9 + 1e-12 and dict(pairs)[noms[4]] == pytest.approx(1.0)

@@ -122,6 +122,10 @@ def test_evaluate_plan_of_a_long_file_with_an_items_file(tmp_path: Path) -> None
     assert rejected["unique_id"].to_list() == ["P00"]
     assert meta["notes"][0].startswith("1 row(s) of the items file rejected")
     assert any("lead_time_std_days (default: 0" in n for n in meta["notes"])
+    # the corrected items file: no stale rejected rows left from the run before
+    items.write_text(items.read_text().replace("P00,soon", "P00,49"))
+    run_evaluate_plan(str(demand), tmp_path / "out", settings, targets=(0.9,), items_file=items)
+    assert not (tmp_path / "out" / "rejected_items.parquet").exists()
 
 
 def test_the_command_takes_an_items_file(tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ Recipe (numeric, on the items x periods history ``y``):
 - each item's warm-up is its protection interval (lead time + review, rounded up,
   :func:`~sparecast.inventory.simulate.protection_warmup`); an item is measured only when the
   holdout also holds one more protection interval after the warm-up (two in all), otherwise it is
-  simulated but does not count;
+  simulated but does not count; when under a quarter of the items are measured that way (long
+  lead times against the history), an item is measured after its warm-up over at least half
+  a protection interval (:data:`SHORT_SPAN_SHARE`) instead;
 - minimum history: with ``inventory.calibration_min_periods = 0`` (the default) the calibration
   runs when at least a quarter of the (sampled) items are measured and the history has at least
   12 periods, so the minimum follows the data's frequency and lead times (a monthly history of 56
@@ -78,7 +80,8 @@ __all__ = [
 ]
 
 MIN_MEASURED_SHARE = 0.25
-"""Share of items the holdout must measure (two protection intervals) for the automatic minimum."""
+"""Share of items the holdout must measure (two protection intervals, else the shorter span of
+:data:`SHORT_SPAN_SHARE`) for the automatic minimum."""
 SHORT_SPAN_SHARE = 0.5
 """Long lead times (:func:`calibration_window`): when under :data:`MIN_MEASURED_SHARE` of the
 items fit two protection intervals in the holdout, an item is measured after its warm-up over

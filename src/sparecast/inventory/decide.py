@@ -540,7 +540,11 @@ def calibrated_aggregate_target(
     warm-up and item sample as the per-item calibration, the plan's level shift and
     obsolescence), tried at each level sigma of ``aggregate_level_sigmas``: the one reaching
     the target at the least stock value (else the highest achieved; ties to the smaller sigma).
-    Histories too short for that keep the target and ``aggregate_level_sigma``, with a note."""
+    With ``calibration_margin`` the nominal is then raised by the out-of-sample margin: the
+    same calibration one window earlier, its nominal replayed on the holdout
+    (:func:`~sparecast.inventory.optimize.aggregate_margin`), whatever the
+    ``calibration_mode``. Histories too short for that keep the target and
+    ``aggregate_level_sigma``, with a note."""
     inv = settings.inventory
     n_periods = y.shape[1]
     review = max(1, round(inv.review_period_days / period_days))
@@ -625,9 +629,10 @@ def calibrated_aggregate_target(
         else:
             e_warm = np.where(earlier.measured[sample], earlier.warmup[sample], earlier.holdout)
             early = run(y[sample][:, : n_periods - holdout], earlier.holdout, e_warm, sigma)
-            # what the earlier choice got there (the target, or its best when not reached)
-            predicted = target if early.reached else max(b for _, b in early.pairs)
-            f = (1.0 - early.nominal) / (1.0 - target)
+            # what the earlier choice got there, replayed on the holdout (its factor kept
+            # within the nominal targets calibrate_aggregate_target tries: 5% or more)
+            predicted = early.achieved
+            f = min((1.0 - early.nominal) / (1.0 - target), 0.95 / (1.0 - target))
             got = run(y[sample], holdout, warm, sigma, factors=(f,)).pairs[0][1]
             margin = aggregate_margin(target, predicted, got, inv.calibration_margin)
             if margin > 0:

@@ -99,12 +99,15 @@ class AggregateCalibration:
     """What :func:`calibrate_aggregate_target` found: the ``nominal`` target to plan at, the
     (nominal, achieved aggregate fill) ``pairs`` it tried, whether one ``reached`` the target
     and the average stock value of the replay at the chosen nominal (``value``, interpolated
-    like the nominal; unit costs as given)."""
+    like the nominal; unit costs as given) and its aggregate fill (``achieved``: the target
+    when reached between two nominals, else the best fill of the nominals up to the chosen
+    one)."""
 
     nominal: float
     pairs: list[tuple[float, float]]
     reached: bool
     value: float
+    achieved: float = float("nan")
 
 
 def demand_sizes(y: np.ndarray, n_samples: int, seed: int = 0) -> np.ndarray:
@@ -462,11 +465,13 @@ def calibrate_aggregate_target(
         value[j] = float((sim.per_item["avg_on_hand"].to_numpy() * cost).sum())
     pairs = [(float(a), float(b)) for a, b in zip(nominal, achieved, strict=True)]
     at, reached = _crossing(achieved, target)
+    idx = np.arange(fs.size)
     return AggregateCalibration(
-        float(np.interp(at, np.arange(fs.size), nominal)),
+        float(np.interp(at, idx, nominal)),
         pairs,
         reached,
-        float(np.interp(at, np.arange(fs.size), value)),
+        float(np.interp(at, idx, value)),
+        float(np.interp(at, idx, np.maximum.accumulate(achieved))),
     )
 
 
@@ -500,7 +505,7 @@ MAX_MARGIN_SHARE = 0.5
 def aggregate_margin(target: float, predicted: float, replayed: float, weight: float) -> float:
     """The out-of-sample margin of the aggregate calibration for ``target``: ``weight`` times
     how far the nominal chosen one window earlier falls short of the fill it got there
-    (``predicted``: the target, or its best fill when it did not reach it) when replayed on
+    (``predicted``: its :attr:`AggregateCalibration.achieved`) when replayed on
     the holdout (``replayed``); not negative, at most :data:`MAX_MARGIN_SHARE` of ``1 -
     target``. The aggregate twin of :func:`sparecast.inventory.calibration.shortfall_margin`."""
     return float(min(max(predicted - replayed, 0.0) * weight, MAX_MARGIN_SHARE * (1.0 - target)))

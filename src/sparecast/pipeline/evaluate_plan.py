@@ -119,7 +119,9 @@ def run_evaluate_plan(
         tiers=tiers,
     )
     bt.notes[:0] = item_notes
-    rejected = loaded.rejected.get("items") if items_file is not None else None
+    rejected = None  # no items file: an earlier run's rejected_items.parquet is left alone
+    if items_file is not None:
+        rejected = loaded.rejected.get("items", pl.DataFrame())
     return EvaluatePlanOutcome(
         bt, write_decisions(bt, output_dir, source, panel.freq, targets, rejected_items=rejected)
     )
@@ -138,8 +140,10 @@ def write_decisions(
     they are written into a staging folder and moved into place only when all are complete
     (:class:`sparecast.pipeline.staging.Staging`), so a crash midway leaves the previous set
     as it was. ``rejected_items``: the items file's rejected rows (written when there are
-    some). Returns the paths by file name."""
-    with Staging(output_dir) as staging:
+    some; an earlier run's file is removed when there are none; None: no items file).
+    Returns the paths by file name."""
+    stale = (REJECTED_ITEMS_FILE,) if rejected_items is not None else ()
+    with Staging(output_dir, remove=stale) as staging:
         if rejected_items is not None and rejected_items.height:
             rejected_items.write_parquet(staging.dir / REJECTED_ITEMS_FILE)
         frames = {
