@@ -360,6 +360,16 @@ class InventorySettings(_Section):
         "same share of its own earlier window's shortfall to the aggregate target (in any "
         "calibration_mode)",
     )
+    calibration_value_classes: int = Field(
+        3,
+        ge=1,
+        le=9,
+        description="calibration_mode = cost or auto: each frequency group is split into this "
+        "many classes by unit cost x order cycle (Q over the mean demand per period), so the "
+        "cost-aware calibration buys the aggregate fill where a point of it costs least (the "
+        "group mode solves per frequency group); every class keeps the floor of "
+        "calibration_floor_gap; 1: frequency groups only",
+    )
     item_level_sigma: float = Field(
         0.0,
         ge=0,

@@ -281,7 +281,14 @@ def test_the_cost_aware_calibration_reaches_the_target_with_less_stock() -> None
             y,
             [np.array([5.0, 7.0])] * n,
             targets=(0.9, 0.95),
-            settings=load_settings(inventory={"n_samples": 300, "calibration_mode": mode}),
+            # frequency groups only (the value classes: test_calibration.py)
+            settings=load_settings(
+                inventory={
+                    "n_samples": 300,
+                    "calibration_mode": mode,
+                    "calibration_value_classes": 1,
+                }
+            ),
             unit_cost=cost,
             textbook_ladder=(0.5, 0.9, 0.99),
             item_ladder=(0.9,),

@@ -15,6 +15,7 @@ from sparecast.classify import classify
 from sparecast.config import load_settings
 from sparecast.data.demo import generate_demo_erp
 from sparecast.data.panel import DemandPanel
+from sparecast.inventory.calibration import calibration_groups
 from sparecast.inventory.plan import compute_plan
 from sparecast.inventory.simulate import frequency_groups
 
@@ -187,7 +188,10 @@ def test_calibration_raises_fill_rate_targets_per_group(year_tables: dict) -> No
     assert (on["policy_target"] > on["service_target"]).any()
     up = (on["policy_target"] > on["service_target"]).to_numpy()
     assert (on["reorder_point"].to_numpy()[up] >= off["reorder_point"].to_numpy()[up]).all()
-    groups = frequency_groups(panel.y)
+    # the calibration groups: frequency group and value class (unit cost x Q / mean demand)
+    cost = on["unit_cost"].fill_null(np.nan).to_numpy()
+    groups = calibration_groups(panel.y, cost, on["order_quantity"].to_numpy(), 3)
+    assert np.array_equal(np.floor(groups), frequency_groups(panel.y))
     for frame in (on, sampled):
         keyed = pl.DataFrame(
             {"g": groups, "t": frame["service_target"], "p": frame["policy_target"]}

@@ -545,7 +545,11 @@ def cost_aware_factors(
     Per target: the fill curves of :func:`shrunk_fills` and the stock value curves
     (``curves.stock``, made non-decreasing in the nominal target) of its keys with demand in the
     fit part and in the holdout; every key starts at the factor where it fills ``target -
-    floor_gap`` (its floor; the smallest factor when it cannot); then, by marginal analysis, the
+    floor_gap`` (its floor; the smallest factor when it cannot), and the keys of one frequency
+    group (its value classes, keys with the same whole part,
+    :func:`sparecast.inventory.calibration.calibration_groups`) share one floor: they start at
+    their lowest nominal targets and are raised by the same marginal analysis until the group
+    fills it (a dear class need not fill it alone); then, by marginal analysis, the
     key whose next step down the factor grid (to any smaller factor: the steepest chord, so a
     flat stretch before a steep one is crossed) buys the most demand-weighted fill per unit of
     stock value is raised, until the aggregate fill reaches the target (the last step is cut,
@@ -577,36 +581,58 @@ def cost_aware_factors(
         def value(i: int, x: float, live: list[int] = live) -> float:
             return _fill_at(stock[live[i]], log_fs, x)
 
+        def raise_until(
+            members: list[int],
+            aim: float,
+            fill: Callable[[int, float], float] = fill,
+            value: Callable[[int, float], float] = value,
+            pos: np.ndarray = pos,
+            w: np.ndarray = w,
+        ) -> None:
+            """Marginal analysis over ``members`` (indices into ``live``): the member whose
+            next step buys the most weighted fill per unit of stock value is raised until
+            their weighted fill reaches ``aim`` (the last step cut to land on it) or none
+            can gain."""
+            total = float(sum(w[i] * fill(i, pos[i]) for i in members))
+            while total < aim - 1e-9:
+                best: tuple[float, int, float] | None = None
+                for i in members:
+                    f0, v0 = fill(i, pos[i]), value(i, pos[i])
+                    for x in log_fs[log_fs < pos[i] - 1e-12]:
+                        gain = w[i] * (fill(i, float(x)) - f0)
+                        if gain <= 1e-12:
+                            continue
+                        cost = value(i, float(x)) - v0
+                        ratio = np.inf if cost <= 1e-12 else gain / cost
+                        if best is None or ratio > best[0]:
+                            best = (ratio, i, float(x))
+                if best is None:
+                    return
+                _, i, x = best
+                gain = w[i] * (fill(i, x) - fill(i, pos[i]))
+                if total + gain >= aim:
+                    # the last step cut to land on the aim (fill non-increasing in log f)
+                    lo, hi = x, float(pos[i])
+                    base = total - w[i] * fill(i, pos[i])
+                    for _ in range(50):
+                        mid = (lo + hi) / 2.0
+                        lo, hi = (mid, hi) if base + w[i] * fill(i, mid) >= aim else (lo, mid)
+                    pos[i] = lo
+                    return
+                total += gain
+                pos[i] = x
+
+        # the floor per frequency group (the whole part of a key: value classes of one
+        # group share it): a group of several keys starts at their lowest nominal targets and
+        # reaches its floor at the least stock value among them
+        freq = np.floor(keys[live, 0])
+        for g in np.unique(freq):
+            members = [int(i) for i in np.flatnonzero(freq == g)]
+            if len(members) > 1:
+                pos[members] = log_fs[0]
+                raise_until(members, (float(t) - floor_gap) * float(w[members].sum()))
         aim = min(t + max(float((margin or {}).get(t, 0.0)), 0.0), 1.0 - 1e-6)
-        total = float(sum(w[i] * fill(i, pos[i]) for i in range(len(live))))
-        while total < aim - 1e-9:
-            best: tuple[float, int, float] | None = None
-            for i in range(len(live)):
-                f0, v0 = fill(i, pos[i]), value(i, pos[i])
-                for x in log_fs[log_fs < pos[i] - 1e-12]:
-                    gain = w[i] * (fill(i, float(x)) - f0)
-                    if gain <= 1e-12:
-                        continue
-                    cost = value(i, float(x)) - v0
-                    ratio = np.inf if cost <= 1e-12 else gain / cost
-                    if best is None or ratio > best[0]:
-                        best = (ratio, i, float(x))
-            if best is None:
-                break
-            _, i, x = best
-            gain = w[i] * (fill(i, x) - fill(i, pos[i]))
-            if total + gain >= aim:
-                # the last step cut to land on the target (fill non-increasing in log f)
-                lo, hi = x, float(pos[i])
-                base = total - w[i] * fill(i, pos[i])
-                for _ in range(50):
-                    mid = (lo + hi) / 2.0
-                    lo, hi = (mid, hi) if base + w[i] * fill(i, mid) >= aim else (lo, mid)
-                pos[i] = lo
-                total = base + w[i] * fill(i, lo)
-                break
-            total += gain
-            pos[i] = x
+        raise_until(list(range(len(live))), aim)
         for i, k in enumerate(live):
             out[k] = float(np.clip(np.exp(pos[i]), fs[-1], fs[0]))
     return _monotone_in_target(keys, out)

@@ -47,7 +47,7 @@ from sparecast.data.schema import ValidationReport
 from sparecast.errors import ConfigError, DataValidationError, MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, backtest_origins
 from sparecast.evaluate.metrics import seasonal_naive_scale, seasonal_naive_scales
-from sparecast.inventory.calibration import calibration_window
+from sparecast.inventory.calibration import calibration_groups, calibration_window
 from sparecast.inventory.decide import calibrated_item_targets
 from sparecast.inventory.plan import ItemPlan, plan_items
 from sparecast.inventory.policy import protection_review_periods
@@ -639,8 +639,8 @@ class DaskEngine:
         rule (``inventory.sparse_policy = value``: one pool) run on the client.
 
         ``panel``: the history is a :class:`ChunkedPanel` read per chunk on the workers (``y``
-        is then unused): the client gathers each item's largest demand and frequency group,
-        then the rows of the calibration's sample and of the level weight's items only, and
+        is then unused): the client gathers each item's largest demand, frequency group and
+        mean, then the rows of the calibration's sample and of the level weight's items only, and
         the pooled size CV from the chunks' values; each plan chunk reads its own rows."""
         inv = settings.inventory
         n = panel.n_items if panel is not None else int(np.asarray(y).shape[0])
@@ -673,8 +673,17 @@ class DaskEngine:
         alpha_all = False
         if panel is not None:
             t0 = time.perf_counter()
-            sample_y, groups, alpha_y, alpha_all = self._plan_rows(
+            sample_y, freq, mean, alpha_y, alpha_all = self._plan_rows(
                 panel, bounds, lts, settings, period_days, calibrate
+            )
+            # the calibration groups of the whole history (value classes by the plan's Q)
+            groups = calibration_groups(
+                None,
+                np.asarray(kwargs.get("unit_cost", np.nan), dtype=np.float64),
+                q,
+                inv.calibration_value_classes,
+                groups=freq,
+                mean_demand=mean,
             )
             history = np.empty((0, panel.n_periods), dtype=np.float32)
             timings["plan_rows_s"] = time.perf_counter() - t0
@@ -752,15 +761,17 @@ class DaskEngine:
         settings: Settings,
         period_days: float,
         calibrate: bool,
-    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, bool]:
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray, bool]:
         """What the client of a plan on a :class:`ChunkedPanel` needs of the history: the rows
-        of the calibration's sample (None: not calibrated), every item's frequency group, the
-        rows the level weight is chosen on and whether they are all items; read on the
-        workers (the items' largest demands and groups first, then the rows of those items)."""
+        of the calibration's sample (None: not calibrated), every item's frequency group and
+        mean demand per period, the rows the level weight is chosen on and whether they are
+        all items; read on the workers (the items' largest demands, groups and means first,
+        then the rows of those items)."""
         n, n_periods = panel.n_items, panel.n_periods
         stats, _ = self._map_chunks(bounds, panel.range_of, "plan stats", _plan_stats_task)
         row_max = np.concatenate([s[0] for s in stats])
         groups = np.concatenate([s[1] for s in stats])
+        mean = np.concatenate([s[2] for s in stats])
         sample: np.ndarray | None = None
         if calibrate:
             win = calibration_window(n_periods, lts, settings, period_days=period_days)
@@ -784,13 +795,16 @@ class DaskEngine:
         matrix = np.concatenate(got, axis=0) if got else np.empty((0, n_periods), dtype=np.float32)
         sample_y = None if sample is None else matrix[np.searchsorted(need, sample)]
         alpha_y = matrix[np.searchsorted(need, alpha_rows)]
-        return sample_y, groups, alpha_y, chosen is None
+        return sample_y, groups, mean, alpha_y, chosen is None
 
 
-def _plan_stats_task(source: FileRange) -> tuple[np.ndarray, np.ndarray]:
-    """Each item's largest demand and :func:`frequency_groups` over its whole history."""
+def _plan_stats_task(source: FileRange) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each item's largest demand, :func:`frequency_groups` and mean demand per period over
+    its whole history."""
     y = as_panel(source).y
-    return (y.max(axis=1) if y.shape[1] else np.zeros(y.shape[0])), frequency_groups(y)
+    empty = np.zeros(y.shape[0])
+    mean = np.maximum(np.asarray(y, dtype=np.float64), 0.0).mean(axis=1) if y.shape[1] else empty
+    return (y.max(axis=1) if y.shape[1] else empty), frequency_groups(y), mean
 
 
 def _rows_task(source: FileRange) -> np.ndarray:
