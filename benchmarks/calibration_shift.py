@@ -37,6 +37,7 @@ from sparecast.config import Settings, load_settings
 from sparecast.inventory.calibration import (
     Calibration,
     calibrated_targets,
+    calibration_groups,
     calibration_window,
     factors_by_group,
 )
@@ -199,6 +200,11 @@ def report(ds: dict, targets: list[float], margin: float | None) -> None:
     warm = protection_warmup(lts, inv.policy, review)
     hist = train.sum(axis=1) > 0
     cost = np.broadcast_to(np.asarray(ds["unit_cost"], dtype=np.float64), (n,))
+    # the calibration's keys: frequency group and value class of the fit part
+    fit_keys = np.zeros(n)  # as the calibration computes them: on its sample's rows
+    fit_keys[s] = calibration_groups(
+        train[s, : split - hold], cost[s], q[s], inv.calibration_value_classes
+    )
     ds_s = dict(ds, unit_cost=cost[s])  # the calibration sample's rows
     # the calibration's items with history: demand in its fit part
     fit_hist = fit_groups[s] > 0
@@ -214,9 +220,7 @@ def report(ds: dict, targets: list[float], margin: float | None) -> None:
     for t in targets:
         cal = _calibrate(train[s], [lts[i] for i in s], t, q[s], settings, ds_s)
         assert cal.curves is not None and cal.factors is not None
-        per_item_f = factors_by_group(
-            cal.curves.keys, cal.factors, fit_groups[s], np.full(s.size, t)
-        )
+        per_item_f = factors_by_group(cal.curves.keys, cal.factors, fit_keys[s], np.full(s.size, t))
         nominal_fit = nominal_targets(t, per_item_f)
         warm_meas = np.where(win.measured[s], warm[s], hold)
         ho = _replay(
@@ -232,7 +236,7 @@ def report(ds: dict, targets: list[float], margin: float | None) -> None:
             cal_e = _calibrate(train[s, :early_split], [lts[i] for i in s], t, q[s], settings, ds_s)
             if cal_e.calibrated and cal_e.curves is not None and cal_e.factors is not None:
                 fe = factors_by_group(
-                    cal_e.curves.keys, cal_e.factors, fit_groups[s], np.full(s.size, t)
+                    cal_e.curves.keys, cal_e.factors, fit_keys[s], np.full(s.size, t)
                 )
                 ee = _replay(
                     train[s], [lts[i] for i in s], hold, nominal_targets(t, fe), q[s],

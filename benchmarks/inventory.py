@@ -35,12 +35,14 @@ Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0
 [--policy sQ|RsS] [--distribution auto] [--n-samples 1000] [--skip-demo] [--skip-carparts]
 [--skip-oil] [--aggregate-metric fill_rate|demand_periods] [--aggregate-sigmas 0,0.3,0.6,1]
 [--aggregate-min-fill 0] [--sparse-policy lump|value] [--sparse-threshold 0.02]
-[--item-sigmas 0,0.3,0.6,1] [--floor-gap 0.1] [--margin 0.5] [--carparts CSV] [--oil CSV]
-[--svg FILE] [--quantiles] [--no-aggregate] [--level history|recent] [--level-window-days 365]``;
+[--item-sigmas 0,0.3,0.6,1] [--floor-gap 0.1] [--margin 0.5] [--value-classes 3]
+[--carparts CSV] [--oil CSV] [--svg FILE] [--quantiles] [--no-aggregate]
+[--level history|recent] [--level-window-days 365]``;
 ``--level`` / ``--level-window-days``: ``inventory.level`` / ``level_window_days``;
 ``--no-aggregate`` leaves out the aggregate mode and the per-item ladder (a quicker run);
-``--item-sigmas`` / ``--floor-gap`` / ``--margin``: the per-item mode's
-``inventory.item_level_sigmas`` / ``calibration_floor_gap`` / ``calibration_margin``;
+``--item-sigmas`` / ``--floor-gap`` / ``--margin`` / ``--value-classes``: the per-item mode's
+``inventory.item_level_sigmas`` / ``calibration_floor_gap`` / ``calibration_margin`` /
+``calibration_value_classes`` (1: frequency groups only);
 ``--sparse-policy`` / ``--sparse-threshold``: ``inventory.sparse_policy`` /
 ``sparse_threshold`` (default the settings'); ``--aggregate-metric`` /
 ``--aggregate-sigmas`` / ``--aggregate-min-fill``: the aggregate mode's
@@ -195,6 +197,11 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> DecisionBac
                 else {}
             ),
             **({"calibration_margin": args.margin} if args.margin is not None else {}),
+            **(
+                {"calibration_value_classes": args.value_classes}
+                if args.value_classes is not None
+                else {}
+            ),
         }
     )
     t0 = time.perf_counter()
@@ -420,6 +427,7 @@ def main() -> None:
     )
     ap.add_argument("--floor-gap", type=float, default=None, help="calibration_floor_gap")
     ap.add_argument("--margin", type=float, default=None, help="calibration_margin")
+    ap.add_argument("--value-classes", type=int, default=None, help="calibration_value_classes")
     ap.add_argument(
         "--no-aggregate",
         action="store_true",

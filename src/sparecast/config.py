@@ -346,7 +346,7 @@ class InventorySettings(_Section):
         lt=1,
         description="calibration_mode = cost: no frequency group is planned for a fill rate "
         "below the target minus this gap in the calibration backtest (0.1: 80% at a 90% "
-        "target)",
+        "target; its value classes share it)",
     )
     calibration_margin: float = Field(
         0.5,
@@ -367,8 +367,8 @@ class InventorySettings(_Section):
         description="calibration_mode = cost or auto: each frequency group is split into this "
         "many classes by unit cost x order cycle (Q over the mean demand per period), so the "
         "cost-aware calibration buys the aggregate fill where a point of it costs least (the "
-        "group mode solves per frequency group); every class keeps the floor of "
-        "calibration_floor_gap; 1: frequency groups only",
+        "group mode solves per frequency group); the classes of a group share its floor "
+        "(calibration_floor_gap); 1: frequency groups only",
     )
     item_level_sigma: float = Field(
         0.0,
@@ -401,7 +401,7 @@ class InventorySettings(_Section):
         10_000,
         ge=100,
         description="calibrate on a random sample of this many items (the factors are per "
-        "frequency group and target, so a sample measures them for all items)",
+        "calibration group and target, so a sample measures them for all items)",
     )
     sparse_threshold: float = Field(
         0.02,

@@ -13,6 +13,7 @@ from sparecast.inventory.calibration import (
     calibrated_targets,
     calibration_groups,
     calibration_window,
+    factors_by_group,
     group_factors,
     pick_mode,
     replayed_outcome,
@@ -366,3 +367,40 @@ def test_the_value_classes_of_a_group_share_its_floor() -> None:
         for k, v in (("s", shared), ("a", apart))
     }
     assert value["s"] < value["a"]
+
+
+def test_a_missing_calibration_group_follows_one_neighbour_frequency_group() -> None:
+    # keys of target 0.9: group 2 in three classes, group 4 in two; group 3 was not seen.
+    # Every item of group 3 takes group 2's factors (the lower neighbour on a tie), its
+    # nearest class there; a missing class of a seen group takes that group's nearest class
+    keys = np.array([[2.0, 0.9], [2.1, 0.9], [2.2, 0.9], [4.0, 0.9], [4.1, 0.9]])
+    factors = np.array([0.5, 0.6, 0.7, 0.8, 0.9])
+    groups = np.array([3.0, 3.2, 2.1, 4.2, 1.0, 5.1])
+    got = factors_by_group(keys, factors, groups, np.full(groups.size, 0.9))
+    assert got.tolist() == [0.5, 0.7, 0.6, 0.9, 0.5, 0.9]
+    # plain frequency groups: the nearest group, the lower on a tie (as before value classes)
+    plain = factors_by_group(keys[[0, 3]], factors[[0, 3]], np.array([3.0, 5.0]), np.full(2, 0.9))
+    assert plain.tolist() == [0.5, 0.8]
+
+
+def test_the_group_mode_is_unchanged_by_value_classes() -> None:
+    # the group mode solves the pooled frequency groups: the same nominal targets and the same
+    # predicted outcome with 1 or 3 classes
+    y = _monthly(n=90)
+    lts = [np.array([float(1 + i % 3)]) for i in range(90)]
+    q = np.maximum(np.round(y.mean(axis=1)), 1.0)
+    cost = np.random.default_rng(1).uniform(1.0, 100.0, 90)
+    out = {}
+    for k in (1, 3):
+        settings = load_settings(
+            inventory={"n_samples": 200, "calibration_mode": "group",
+                       "calibration_value_classes": k}
+        )  # fmt: skip
+        out[k] = calibrated_targets(
+            y, lts, np.full(90, 0.9), q, settings, period_days=30.44, unit_cost=cost
+        )
+    assert out[3].curves is not None and len(out[3].curves.keys) > len(out[1].curves.keys)
+    np.testing.assert_allclose(out[3].nominal, out[1].nominal, rtol=0, atol=1e-12)
+    assert out[3].outcome[0.9] == pytest.approx(out[1].outcome[0.9], rel=1e-9)
+    # keys that are frequency groups already: group_factors is solve_factors
+    assert np.array_equal(group_factors(out[1].curves), solve_factors(out[1].curves))

@@ -9,8 +9,10 @@ Recipe (numeric, on the items x periods history ``y``):
 
 - the last third of the history is the holdout: policies are set on the first two thirds at
   nominal targets ``1 - (1 - target) * f`` and replayed on it by
-  :func:`sparecast.inventory.simulate.calibrate_targets`, per frequency group (items without
-  demand in the fit part are their own group) and target;
+  :func:`sparecast.inventory.simulate.calibrate_targets`, per calibration group (the frequency
+  group, items without demand in the fit part their own, split into value classes by unit
+  cost x Q / mean demand, ``inventory.calibration_value_classes``, :func:`calibration_groups`)
+  and target;
 - each item's warm-up is its protection interval (lead time + review, rounded up,
   :func:`~sparecast.inventory.simulate.protection_warmup`); an item is measured only when the
   holdout also holds one more protection interval after the warm-up (two in all), otherwise it is
@@ -23,13 +25,16 @@ Recipe (numeric, on the items x periods history ``y``):
   months with lead times of a few months calibrates; 2 years of daily data with 30-day lead times
   do too); a positive value is a fixed minimum number of periods on top of that;
 - above ``inventory.calibration_max_items`` items a random sample (``inventory.seed``) measures
-  the factors; the nominal target is a function of (group, target), carried to every item by
-  its group on the whole history (the history its policy is set on);
-- ``inventory.calibration_mode = "cost"`` (the default): the factors of a target's groups are
+  the factors (the class boundaries then come from the sample's fit part, the items' classes
+  from the whole history: an item near a boundary may take a neighbour class's factor); the
+  nominal target is a function of (calibration group, target), carried to every item by its
+  group on the whole history (the history its policy is set on);
+- ``inventory.calibration_mode = "cost"``: the factors of a target's groups are
   the ones that reach the target's fill rate over all items with history at the least stock value
   in the backtest (:func:`sparecast.inventory.simulate.cost_aware_factors`: marginal analysis
-  over the groups' fill and stock value curves, the items valued at ``unit_cost``), no group
-  planned below ``target - inventory.calibration_floor_gap``;
+  over the groups' fill and stock value curves, the items valued at ``unit_cost``), no
+  frequency group planned below ``target - inventory.calibration_floor_gap`` (its value
+  classes share that floor);
 - ``inventory.calibration_margin`` (default 0.5, cost mode): the groups aim at the target plus
   that share of the shortfall out of sample of the same calibration one window earlier
   (:func:`shortfall_margin`: run on the history without its holdout, its factors replayed on
@@ -76,6 +81,7 @@ __all__ = [
     "calibration_groups",
     "calibration_window",
     "group_factors",
+    "pooled_curves",
     "pick_level_sigma",
     "pick_mode",
     "replayed_outcome",
@@ -162,16 +168,21 @@ def targets_reached(
 def factors_by_group(
     keys: np.ndarray, factors: np.ndarray, groups: np.ndarray, targets: np.ndarray
 ) -> np.ndarray:
-    """float64[items]: the factor of each item's (group, target) key; a group the calibration
-    did not see takes the factor of the nearest group with demand for its target (1 when the
-    target was not calibrated)."""
+    """float64[items]: the factor of each item's (calibration group, target) key; a group the
+    calibration did not see takes the factor of a key with demand for its target: of the
+    nearest frequency group (its own when seen; the lower one on a tie, so a whole group
+    follows one neighbour), its nearest class there (1 when the target was not calibrated)."""
     out = np.ones(groups.size)
     for t in np.unique(targets):
         rows = np.flatnonzero((keys[:, 1] == t) & (keys[:, 0] > 0))
         if rows.size == 0:
             continue
+        k = keys[rows, 0]
         for g in np.unique(groups[targets == t]):
-            near = rows[np.argmin(np.abs(keys[rows, 0] - g))]
+            apart = np.abs(np.floor(k) - np.floor(g))
+            freq = np.floor(k[np.flatnonzero(apart == apart.min())[0]])
+            same = np.flatnonzero(np.floor(k) == freq)
+            near = rows[same[np.argmin(np.abs((k[same] - freq) - (g - np.floor(g))))]]
             exact = np.flatnonzero((keys[:, 1] == t) & (keys[:, 0] == g))
             out[(groups == g) & (targets == t)] = factors[exact[0] if exact.size else near]
     return out
@@ -237,24 +248,24 @@ def calibration_groups(
     return g + classes / float(CLASS_STRIDE)
 
 
-def group_factors(curves: CalibrationCurves) -> np.ndarray:
-    """The ``"group"`` mode's factors per key of ``curves`` (float64[k]):
-    :func:`~sparecast.inventory.simulate.solve_factors` on the curves pooled by frequency group
-    (the value classes of a group summed: its fill is the demand-weighted one of its classes,
-    exactly as if measured together), each key taking its group's factor. Solving every class
-    to the target on its own buys nothing and measures on fewer items."""
+def pooled_curves(curves: CalibrationCurves) -> tuple[CalibrationCurves, np.ndarray]:
+    """The curves of the frequency groups (the whole parts of the keys): the value classes of
+    a group summed, its fill the demand-weighted one of its classes, exactly as if measured
+    together; and for each key of ``curves`` the row of its pooled key. Curves keyed by
+    frequency groups already (one class) are returned as they are."""
     freq = np.floor(curves.keys[:, 0])
+    if np.array_equal(freq, curves.keys[:, 0]):
+        return curves, np.arange(len(curves.keys))
     pooled_keys, back = np.unique(
         np.stack([freq, curves.keys[:, 1]], axis=1), axis=0, return_inverse=True
     )
     back = np.asarray(back).reshape(-1)
     k = len(pooled_keys)
     dem = np.nan_to_num(curves.demand.astype(np.float64))
-    filled = np.nan_to_num(curves.achieved) * dem[:, None]
     demand = np.zeros(k)
     served = np.zeros((k, curves.factors.size))
     np.add.at(demand, back, dem)
-    np.add.at(served, back, filled)
+    np.add.at(served, back, np.nan_to_num(curves.achieved) * dem[:, None])
     achieved = np.where(
         demand[:, None] > 0, served / np.where(demand > 0, demand, 1.0)[:, None], np.nan
     )
@@ -268,6 +279,15 @@ def group_factors(curves: CalibrationCurves) -> np.ndarray:
         stock = np.zeros((k, curves.factors.size))
         np.add.at(stock, back, np.nan_to_num(curves.stock))
     pooled = CalibrationCurves(pooled_keys, curves.factors, achieved, items, demand, members, stock)
+    return pooled, back
+
+
+def group_factors(curves: CalibrationCurves) -> np.ndarray:
+    """The ``"group"`` mode's factors per key of ``curves`` (float64[k]):
+    :func:`~sparecast.inventory.simulate.solve_factors` on the :func:`pooled_curves` of the
+    frequency groups, each key taking its group's factor. Solving every value class to the
+    target on its own buys nothing and measures on fewer items."""
+    pooled, back = pooled_curves(curves)
     return solve_factors(pooled)[back]
 
 
@@ -344,7 +364,7 @@ def replayed_outcome(
     curves: CalibrationCurves, early: CalibrationCurves, factors: np.ndarray
 ) -> dict[float, tuple[float, float]]:
     """What ``factors`` chosen on the ``early`` window's curves (one per key of ``early``) get
-    on the holdout's ``curves``: the same factor per (frequency group, target), the nearest
+    on the holdout's ``curves``: the same factor per (calibration group, target), the nearest
     group's when one is missing (:func:`factors_by_group`), read by :func:`calibrated_outcome`.
     How :func:`shortfall_margin` and :func:`pick_mode` replay an earlier calibration."""
     keys = curves.keys
@@ -367,7 +387,7 @@ def shortfall_margin(
     The calibration is run once more on the history without its holdout (``early``: its
     curves in the last third of that shorter history), its factors
     (:func:`~sparecast.inventory.simulate.cost_aware_factors`) read on the holdout's
-    ``curves`` (the same factor per frequency group, the nearest group when one is missing):
+    ``curves`` (the same factor per calibration group, the nearest group when one is missing):
     the shortfall is the earlier calibration's predicted fill minus the fill its factors get on
     the holdout, both over items with history (:func:`calibrated_outcome`); not negative and
     at most :data:`MAX_MARGIN_SHARE` of ``1 - target``. The holdout's factors then aim at
@@ -414,12 +434,11 @@ def pick_mode(
     origins fell 3-5 points short at 90/95% where each group solved to the target did not),
     while on other histories (oil) it reaches the target with a third less stock. Which one
     transfers is measured one window earlier, on the history itself."""
+    pooled, pooled_early = pooled_curves(curves)[0], pooled_curves(early)[0]
     got = {
-        mode: replayed_outcome(curves, early, f)
-        for mode, f in (
-            ("cost", cost_aware_factors(early, floor_gap)),
-            ("group", group_factors(early)),
-        )
+        "cost": replayed_outcome(curves, early, cost_aware_factors(early, floor_gap)),
+        # the group mode read on the frequency groups' curves, as it is chosen
+        "group": replayed_outcome(pooled, pooled_early, solve_factors(pooled_early)),
     }
     chosen: dict[float, str] = {}
     for t in got["cost"]:
@@ -546,7 +565,7 @@ def calibrated_targets(
         if by_group:
             factors = np.where(np.isin(curves.keys[:, 1], by_group), group_factors(curves), factors)
         how = (
-            f"cost-aware: aggregate fill at least stock value, no group under the target "
+            f"cost-aware: aggregate fill at least stock value, no frequency group under the target "
             f"- {inv.calibration_floor_gap:g}{margin_note}"
             if not modes
             else f"auto: cost-aware or per group{margin_note}"
@@ -554,6 +573,19 @@ def calibrated_targets(
     span_note = (
         f", over at least {SHORT_SPAN_SHARE:g} of it (long lead times)" if win.short_span else ""
     )
+    outcome = calibrated_outcome(curves, factors)
+    group_targets = (
+        set(outcome)
+        if inv.calibration_mode == "group"
+        else {t for t, m in modes.items() if m == "group"}
+    )
+    if group_targets:  # what the group mode predicts, read as it solves: per frequency group
+        pooled = pooled_curves(curves)[0]
+        outcome |= {
+            t: v
+            for t, v in calibrated_outcome(pooled, solve_factors(pooled)).items()
+            if t in group_targets
+        }
     all_groups = (
         groups
         if groups is not None
@@ -584,5 +616,5 @@ def calibrated_targets(
         int(measured[sample].sum()),
         curves,
         factors,
-        calibrated_outcome(curves, factors),
+        outcome,
     )

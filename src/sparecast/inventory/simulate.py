@@ -277,13 +277,14 @@ def protection_warmup(
 @dataclass(frozen=True)
 class CalibrationCurves:
     """What the calibration backtest of :func:`calibration_curves` measured: ``keys``
-    float64[k, 2] (frequency group, service target), ``factors`` float64[F] (nominal target
-    ``1 - (1 - target) * f``), ``achieved`` float64[k, F] (fill rate served / demanded over the
-    key's measured items; NaN without demand), ``items`` int64[k] (items of the key with demand
-    in the measured holdout), ``demand`` float64[k] (their measured demand), ``members``
-    bool[k, items] and ``stock`` float64[k, F] (the key's average stock value on hand over the
-    measured holdout at each factor; ``None`` when not measured, :func:`cost_aware_factors`
-    needs it)."""
+    float64[k, 2] (group: frequency group, or calibration group of
+    :func:`sparecast.inventory.calibration.calibration_groups`; service target), ``factors``
+    float64[F] (nominal target ``1 - (1 - target) * f``), ``achieved`` float64[k, F] (fill
+    rate served / demanded over the key's measured items; NaN without demand), ``items``
+    int64[k] (items of the key with demand in the measured holdout), ``demand`` float64[k]
+    (their measured demand), ``members`` bool[k, items] and ``stock`` float64[k, F] (the key's
+    average stock value on hand over the measured holdout at each factor; ``None`` when not
+    measured, :func:`cost_aware_factors` needs it)."""
 
     keys: np.ndarray
     factors: np.ndarray
