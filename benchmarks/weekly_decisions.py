@@ -19,38 +19,29 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import date
 
 import numpy as np
 import polars as pl
+from inventory import demo_dataset
 
 from sparecast.config import load_settings
-from sparecast.data.demo import generate_demo_erp
 from sparecast.inventory.decisions import evaluate_plan
 
 
 def weekly_dataset(n_items: int = 2016, weeks: int = 151, seed: int = 0) -> dict:
-    """The weekly set of the module docstring."""
-    n_days = weeks * 7
-    end = date(2026, 10, 31)
-    erp = generate_demo_erp(n_items=n_items, n_days=n_days, seed=seed, end_date=end)
-    items = erp["items"]
-    ids = items["item_id"].to_list()
-    index = {item: i for i, item in enumerate(ids)}
-    dem = erp["demand"]
-    start = np.datetime64(end, "D") - (n_days - 1)
-    day = (dem["date"].to_numpy().astype("datetime64[D]") - start).astype(np.int64)
-    row = np.array([index[i] for i in dem["item_id"].to_list()])
-    y = np.zeros((len(ids), weeks))
-    np.add.at(y, (row, day // 7), dem["quantity"].to_numpy())
+    """The weekly set of the module docstring (the demo of ``benchmarks/inventory.py`` over
+    ``weeks`` x 7 days, summed per week)."""
+    daily = demo_dataset(n_items, weeks * 7, seed)
+    n = len(daily["ids"])
+    y = daily["y"].reshape(n, weeks, 7).sum(axis=2)
     rng = np.random.default_rng(seed + 1)
-    base = rng.choice([7.0, 16.0], size=len(ids))
-    lead_times = base[:, None] + (rng.random((len(ids), 12)) < 0.25)
-    cost = items["unit_cost"].to_numpy().astype(np.float64)
+    base = rng.choice([7.0, 16.0], size=n)
+    lead_times = base[:, None] + (rng.random((n, 12)) < 0.25)
+    cost = np.asarray(daily["unit_cost"], dtype=np.float64)
     cheap = cost < np.quantile(cost, 0.5)
-    with_moq = rng.random(len(ids)) < np.where(cheap, 0.6, 0.2)
-    moq = np.where(with_moq, rng.choice([5.0, 10.0, 25.0], size=len(ids)), 1.0)
-    return {"y": y, "ids": ids, "lead_times": lead_times, "unit_cost": cost, "moq": moq}
+    with_moq = rng.random(n) < np.where(cheap, 0.6, 0.2)
+    moq = np.where(with_moq, rng.choice([5.0, 10.0, 25.0], size=n), 1.0)
+    return {"y": y, "ids": daily["ids"], "lead_times": lead_times, "unit_cost": cost, "moq": moq}
 
 
 def main() -> None:
