@@ -201,9 +201,10 @@ def value_classes(
 
     Why: a point of aggregate fill costs an item about ``unit cost x Q / demand`` per unit of
     safety factor (the optimal per-cycle stockout probability of an (s, Q) policy with a cost
-    per unit short is proportional to it, Silver, Pyke & Thomas 2017, ch. 7): the cost-aware
-    calibration (:func:`~sparecast.inventory.simulate.cost_aware_factors`) can only buy the
-    aggregate fill where it is cheap when such items are keys of their own."""
+    per unit short is proportional to it: the "B2" shortage cost rule of Silver, Pyke &
+    Thomas 2017): the cost-aware calibration
+    (:func:`~sparecast.inventory.simulate.cost_aware_factors`) can only buy the aggregate fill
+    where it is cheap when such items are keys of their own."""
     g = np.asarray(groups, dtype=np.int64)
     out = np.zeros(g.size, dtype=np.int64)
     if n_classes <= 1:
