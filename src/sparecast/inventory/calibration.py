@@ -234,9 +234,8 @@ def calibration_groups(
     """float64[items]: the calibration group of each item of the history ``y`` (items x
     periods): ``frequency group + value class / CLASS_STRIDE`` (:func:`frequency_groups`,
     :func:`value_classes`; the frequency group itself with one class); items without demand
-    are 0. ``groups`` / ``mean_demand``: the
-    frequency groups and mean demand per period when already known (``y`` then unused, e.g.
-    a Dask client that got them from its workers)."""
+    are 0. ``groups`` / ``mean_demand``: the frequency groups and mean demand per period when
+    already known (``y`` then unused, e.g. a Dask client that got them from its workers)."""
     if groups is None or mean_demand is None:
         if y is None:
             raise ValueError("calibration_groups needs the history or its groups and mean demand")
@@ -557,14 +556,23 @@ def calibrated_targets(
     # the factors of (group, target), carried to the items by their group on the whole history:
     # the history the plan sets their policy on (an item without demand in the fit part but
     # with some later is planned as the group it is in now, not at the no-demand group's cap)
+    # the group mode solves the frequency groups (the value classes pooled), once
+    group_targets = (
+        set(curves.keys[:, 1].tolist())
+        if inv.calibration_mode == "group"
+        else {t for t, m in modes.items() if m == "group"}
+    )
+    if group_targets or inv.calibration_mode == "group":
+        pooled, back = pooled_curves(curves)
+        pooled_factors = solve_factors(pooled)
     if inv.calibration_mode == "group":
-        factors = group_factors(curves)
+        factors = pooled_factors[back]
         how = "per group"
     else:
         factors = cost_aware_factors(curves, inv.calibration_floor_gap, margin=margin)
-        by_group = [t for t, m in modes.items() if m == "group"]
-        if by_group:
-            factors = np.where(np.isin(curves.keys[:, 1], by_group), group_factors(curves), factors)
+        if group_targets:
+            by_group = np.isin(curves.keys[:, 1], list(group_targets))
+            factors = np.where(by_group, pooled_factors[back], factors)
         how = (
             f"cost-aware: aggregate fill at least stock value, no frequency group under the target "
             f"- {inv.calibration_floor_gap:g}{margin_note}"
@@ -575,16 +583,10 @@ def calibrated_targets(
         f", over at least {SHORT_SPAN_SHARE:g} of it (long lead times)" if win.short_span else ""
     )
     outcome = calibrated_outcome(curves, factors)
-    group_targets = (
-        set(outcome)
-        if inv.calibration_mode == "group"
-        else {t for t, m in modes.items() if m == "group"}
-    )
     if group_targets:  # what the group mode predicts, read as it solves: per frequency group
-        pooled = pooled_curves(curves)[0]
         outcome |= {
             t: v
-            for t, v in calibrated_outcome(pooled, solve_factors(pooled)).items()
+            for t, v in calibrated_outcome(pooled, pooled_factors).items()
             if t in group_targets
         }
     all_groups = (
