@@ -57,6 +57,7 @@ x ``--days``.
 from __future__ import annotations
 
 import argparse
+import pickle
 import time
 from datetime import date
 from pathlib import Path
@@ -434,12 +435,26 @@ def main() -> None:
         help="leave out the aggregate mode and the per-item ladder (a quicker run)",
     )
     ap.add_argument("--svg", type=Path, help="write the trade-off curves to this SVG file")
+    ap.add_argument(
+        "--save-panels",
+        type=Path,
+        help="also pickle the backtests to this file (run the data sets in parallel processes)",
+    )
+    ap.add_argument(
+        "--svg-from",
+        default="",
+        help="comma-separated --save-panels files: write --svg from them and run nothing",
+    )
     ap.add_argument("--quantiles", action="store_true", help="also print quantile calibration")
     ap.add_argument(
         "--scale-items", type=int, default=0, help="only time the distributions on N items"
     )
     args = ap.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
+    if args.svg_from:
+        saved = [pickle.loads(Path(p).read_bytes()) for p in args.svg_from.split(",")]
+        write_svg([panel for panels in saved for panel in panels], args.svg)
+        return
     if args.scale_items:
         time_scale(args.scale_items, args.days, args.n_samples, args.seed)
         return
@@ -458,6 +473,8 @@ def main() -> None:
         panels.append((ds["name"], bt))
         if args.quantiles:
             print_calibration(ds, h, args.n_samples)
+    if args.save_panels:
+        args.save_panels.write_bytes(pickle.dumps(panels))
     if args.svg and panels:
         write_svg(panels, args.svg)
 

@@ -425,14 +425,17 @@ class InventorySettings(_Section):
         description="stop replenishing (and flag) an item without demand for more than this "
         "many mean intervals between its demands (0: only items without any demand)",
     )
-    level: Literal["history", "recent", "forecast"] = Field(
-        "recent",
+    level: Literal["history", "recent", "adaptive", "forecast"] = Field(
+        "adaptive",
         description="level of the lead-time demand: history (the distribution's own), recent "
         "(scaled to the mean demand of the last level_window_days, for items with at least 3 "
-        "demands there) or forecast (scaled to the forecast's rate)",
+        "demands there), adaptive (moved from the history's level towards the recent one by "
+        "one weight for all items: the least-squares weight with which the recent level "
+        "predicted the last third of the history, clipped to 0-1) or forecast (scaled to the "
+        "forecast's rate)",
     )
     level_window_days: float = Field(
-        365.0, gt=0, description="window of the recent level (level = recent), days"
+        365.0, gt=0, description="window of the recent level (level = recent or adaptive), days"
     )
     service_mode: Literal["item", "aggregate"] = Field(
         "item",

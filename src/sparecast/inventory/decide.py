@@ -57,6 +57,8 @@ from sparecast.inventory.policy import (
     apply_sparse_rule,
     distribution_policy,
     level_factor,
+    level_weight,
+    level_weight_sums,
     level_mixture,
     obsolete_items,
     protection_review_periods,
@@ -145,6 +147,7 @@ def plan_policy(
     lot_size: np.ndarray | float = 1.0,
     ltd: LeadTimeDemand | None = None,
     level_sigma: np.ndarray | float | None = None,
+    level_weight: float | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> PolicyDecision:
     """The plan's reorder points for the history ``y`` (items x periods) with per-item
@@ -157,7 +160,9 @@ def plan_policy(
     1); ``ltd``: the lead-time demand of ``y`` when already computed with the same settings;
     ``level_sigma``: the per-item mode's level sigma per item when its targets are not
     calibrated here (None: ``inventory.item_level_sigma``; the Dask planner's workers get the
-    sigmas the client's calibration picked, with its nominal targets)."""
+    sigmas the client's calibration picked, with its nominal targets); ``level_weight``: the
+    adaptive level's weight (``inventory.level = "adaptive"``; None: measured on ``y``; the
+    Dask planner's workers get the whole panel's)."""
     inv = settings.inventory
     h = np.asarray(y)
     n = h.shape[0]
@@ -189,7 +194,9 @@ def plan_policy(
     # its note after the calibration's, as the Dask planner (calibration on the client, the
     # shift on the workers) merges them
     shift_notes: list[str] = []
-    ltd, factor = shift_level(ltd, h, rate, review, period_days, settings, shift_notes)
+    ltd, factor = shift_level(
+        ltd, h, rate, review, period_days, settings, shift_notes, level_weight
+    )
     timings["policy_s"] = time.perf_counter() - t0
     policy_targets = tgt
     aggregate = inv.service_mode == "aggregate"
@@ -372,19 +379,30 @@ def shift_level(
     period_days: float,
     settings: Settings,
     notes: list[str],
+    weight: float | None = None,
 ) -> tuple[LeadTimeDemand, np.ndarray]:
-    """The lead-time demand moved to the recent or the forecast level (``inventory.level``),
-    and the factor per item (1 = unchanged); see ``sparecast.inventory.policy.level_factor``."""
+    """The lead-time demand moved to the recent, adaptive or forecast level
+    (``inventory.level``), and the factor per item (1 = unchanged); see
+    ``sparecast.inventory.policy.level_factor``. ``weight``: the adaptive level's weight
+    (:func:`sparecast.inventory.policy.level_weight`; None: measured on ``y``, all its items;
+    the Dask planner passes the whole panel's to every chunk)."""
     inv = settings.inventory
     n = ltd.n_items
     if inv.level == "history" or n == 0:
         return ltd, np.ones(n)
     per_period = ltd.mean / np.maximum(ltd.mean_lead_time + review, 1e-12)
-    if inv.level == "recent":
+    if inv.level in ("recent", "adaptive"):
         window = max(1, round(inv.level_window_days / period_days))
         factor = level_factor(y, per_period, window)
         # no integer but the counts in the note: the Dask planner sums them over its chunks
         what = f"the last {float(inv.level_window_days)} days"
+        if inv.level == "adaptive":
+            w = level_weight(level_weight_sums(y, window)) if weight is None else float(weight)
+            factor = 1.0 + w * (factor - 1.0)
+            what = (
+                f"{what}, a share {w:.3f} of the way from the history's (the weight that "
+                "predicted the history's last third best)"
+            )
     else:
         with np.errstate(invalid="ignore", divide="ignore"):
             factor = np.where(

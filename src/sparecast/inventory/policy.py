@@ -510,6 +510,61 @@ def level_factor(
     return np.where(enough & (cur > 0), np.clip(f, *bounds), 1.0)
 
 
+LEVEL_WEIGHT_SHARE = 1 / 3
+""":func:`level_weight_sums`: the share of the history held out to measure which level
+predicted it (the calibration's holdout share, and what the decision backtest replays: a third
+of the history after two thirds)."""
+
+
+def level_weight_sums(
+    y: np.ndarray,
+    window: int,
+    *,
+    min_demands: int = 3,
+    bounds: tuple[float, float] = (0.25, 4.0),
+) -> tuple[float, float]:
+    """The two sums :func:`level_weight` divides, over the items of ``y`` (items x periods):
+    the history is cut before its last third; per item with demand before the cut, ``h`` its
+    mean demand there, ``r`` the mean of the last ``window`` periods before the cut (at most
+    half of them; ``h`` where they hold under ``min_demands`` demands, clipped to ``bounds``
+    times ``h``, as :func:`level_factor`) and ``f`` the mean after the cut:
+    ``sum((f - h) (r - h) / h)`` and ``sum((r - h)^2 / h)`` (a least-squares fit of
+    ``f - h = w (r - h)``, each item weighted as a Poisson count). Sums, so chunks of items
+    add up to the whole panel's. (0, 0) when the history is too short to cut."""
+    arr = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
+    n_t = arr.shape[1] if arr.ndim == 2 else 0
+    held = int(n_t * LEVEL_WEIGHT_SHARE)
+    fit_t = n_t - held
+    win = min(window, fit_t // 2)
+    if held < 1 or win < 1 or arr.shape[0] == 0:
+        return 0.0, 0.0
+    h = arr[:, :fit_t].mean(axis=1)
+    recent = arr[:, fit_t - win : fit_t]
+    enough = (recent > 0).sum(axis=1) >= min_demands
+    r = np.where(enough, np.clip(recent.mean(axis=1), h * bounds[0], h * bounds[1]), h)
+    f = arr[:, fit_t:].mean(axis=1)
+    ok = h > 0
+    h, r, f = h[ok], r[ok], f[ok]
+    return float(((f - h) * (r - h) / h).sum()), float(((r - h) ** 2 / h).sum())
+
+
+def level_weight(sums: tuple[float, float]) -> float:
+    """How far the level moves from the history's towards the recent one (``inventory.level
+    = "adaptive"``): the least-squares weight of :func:`level_weight_sums`, clipped to [0, 1];
+    0 (the history's level) when it cannot be measured.
+
+    Why (issue 12): whether a recent level predicts the next periods depends on the data.
+    Measured with policies set on two thirds of the history: on carparts (demand dying out
+    item by item) the recent level predicts the rest best (least-squares weight 0.92 on the
+    test, 1.05 estimated on the training part); on oil (0.12; 0.21) and on a weekly demo set
+    (0.03-0.22; 0 after clipping) the recent level chases noise: items whose last year fell
+    by half came back at 1.8-2.2 times it."""
+    num, den = sums
+    if not den > 0:
+        return 0.0
+    return float(np.clip(num / den, 0.0, 1.0))
+
+
 def rescale_samples(
     samples: np.ndarray, factor: np.ndarray, integer: np.ndarray, seed: int = 0
 ) -> np.ndarray:
