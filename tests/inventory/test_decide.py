@@ -8,7 +8,7 @@ import pytest
 
 from sparecast.config import load_settings
 from sparecast.inventory.decide import plan_policy
-from sparecast.inventory.policy import distribution_policy
+from sparecast.inventory.policy import distribution_policy, level_weight, level_weight_sums
 from sparecast.methods.distributions import lead_time_demand
 
 
@@ -49,6 +49,27 @@ def test_the_rules_per_item() -> None:
     assert np.array_equal(hist.policy.reorder_point[3:], ref.reorder_point[3:])
     assert (hist.level_factor == 1).all()
     assert any("sparse item" in n for n in d.notes) and any("recent" in n for n in d.notes)
+
+
+def test_the_adaptive_level_moves_part_of_the_way_to_the_recent_one() -> None:
+    """``level = "adaptive"``: the recent level's factors moved by the weight (given, or
+    measured on the history by ``policy.level_weight``): 0 is the history's level, 1 the
+    recent one."""
+    y = _history()
+    base = {"n_samples": 400, "calibrate": False, "level_window_days": 60}
+    lead = [np.array([5.0])] * 12
+    q = np.full(12, 10.0)
+    recent = plan_policy(y, lead, 0.95, q, load_settings(inventory={**base, "level": "recent"}))
+    adaptive = load_settings(inventory={**base, "level": "adaptive"})
+    for w in (0.0, 0.4, 1.0):
+        d = plan_policy(y, lead, 0.95, q, adaptive, level_weight=w)
+        assert d.level_factor == pytest.approx(1.0 + w * (recent.level_factor - 1.0))
+        assert any(f"a share {w:.3f} of the way" in n for n in d.notes)
+    one = plan_policy(y, lead, 0.95, q, adaptive, level_weight=1.0)
+    assert np.array_equal(one.policy.reorder_point, recent.policy.reorder_point)
+    measured = level_weight(level_weight_sums(y, 60))
+    d = plan_policy(y, lead, 0.95, q, adaptive)
+    assert d.level_factor == pytest.approx(1.0 + measured * (recent.level_factor - 1.0))
 
 
 def test_the_sparse_value_policy_is_the_plans_rule() -> None:

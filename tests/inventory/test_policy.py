@@ -22,6 +22,8 @@ from sparecast.inventory.policy import (
     inventory_position,
     level_factor,
     level_mixture,
+    level_weight,
+    level_weight_sums,
     normal_loss,
     normal_policy,
     obsolete_items,
@@ -367,6 +369,32 @@ def test_level_factor_by_hand() -> None:
     assert level_factor(y, np.array([0.0, 1.0, 1.0]), 10)[0] == 1.0
     with pytest.raises(ConfigError, match="window"):
         level_factor(y, np.ones(3), 0)
+
+
+def test_level_weight_by_hand() -> None:
+    """30 periods: the last 10 held out, the recent window the last 6 of the first 20."""
+    y = np.zeros((4, 30))
+    y[0, :14], y[0, 14:] = 1.0, 3.0  # shifted up and stayed: h 1.6, r 3, f 3
+    y[1, :14], y[1, 14:20], y[1, 20:] = 2.0, 0.5, 1.55  # fell and came back: h 1.55, r 0.5
+    y[3, :20] = 1.0
+    y[3, 14:20] = [0, 0, 0, 0, 5, 5]  # two demands in the window: no recent level (r = h)
+    y[3, 20:] = 9.0
+    num, den = level_weight_sums(y, 6)
+    # item 0: 1.4 * 1.4 / 1.6 in both sums; item 1: 0 and 1.05^2 / 1.55; items 2 (no demand)
+    # and 3 (r = h) add nothing
+    assert num == pytest.approx(1.4 * 1.4 / 1.6)
+    assert den == pytest.approx(1.4 * 1.4 / 1.6 + 1.05**2 / 1.55)
+    assert level_weight((num, den)) == round(num / den, 3) == 0.633
+    # chunks of items add up to the whole panel
+    parts = [level_weight_sums(y[:2], 6), level_weight_sums(y[2:], 6)]
+    assert (parts[0][0] + parts[1][0], parts[0][1] + parts[1][1]) == pytest.approx((num, den))
+    # clipped to [0, 1]; nothing measurable (too short, no demand): the history's level
+    assert level_weight((5.0, 1.0)) == 1.0 and level_weight((-1.0, 1.0)) == 0.0
+    assert level_weight(level_weight_sums(y[:, :2], 6)) == 0.0
+    assert level_weight_sums(np.zeros((3, 30)), 6) == (0.0, 0.0)
+    # a shift that always persists: weight 1; one that always reverts: weight 0
+    assert level_weight(level_weight_sums(y[:1], 6)) == 1.0
+    assert level_weight(level_weight_sums(y[1:2], 6)) == 0.0
 
 
 def test_rescale_samples_keeps_means_and_integers() -> None:

@@ -323,7 +323,9 @@ def test_sparecast_plan_with_an_items_file_on_a_cluster_plans_per_chunk(
     loaded in one piece and run.json says why. Calibrated, the level weight is chosen on 50
     items with demand (as above 5,000 items: the client gathers those rows only). With level
     uncertainty: calibrated, the client's calibration picks the level sigma (the grid [0.5]
-    forces it) and the chunks plan at it; not calibrated, at ``inventory.item_level_sigma``."""
+    forces it) and the chunks plan at it; not calibrated, at ``inventory.item_level_sigma``.
+    The adaptive level's weight (30-day window: above 0 on this demo) is the whole panel's,
+    summed from the chunks' statistics."""
     if calibrate:  # the cluster's workers are threads of this process: they see it too
         monkeypatch.setattr("sparecast.methods.level_alpha._ALPHA_MAX_ITEMS", 50)
     items = tmp_path / "items.csv"
@@ -340,7 +342,7 @@ def test_sparecast_plan_with_an_items_file_on_a_cluster_plans_per_chunk(
     cfg.write_text(
         '[compute]\nchunk_items = 45\n[data]\ntoday = "2026-11-01"\n'
         f"[inventory]\nchunk_size = 20\nn_samples = 200\ncalibrate = {str(calibrate).lower()}\n"
-        "calibration_max_items = 100\ncalibration_min_periods = 0\n"
+        "calibration_max_items = 100\ncalibration_min_periods = 0\nlevel_window_days = 30\n"
         + ("item_level_sigmas = [0.5]\n" if calibrate else "item_level_sigma = 0.5\n")
     )
     outs = {}
@@ -359,6 +361,9 @@ def test_sparecast_plan_with_an_items_file_on_a_cluster_plans_per_chunk(
     assert {"A0001", "Q0001", "ZZ01"} <= set(policy["unique_id"])
     assert_frame_equal(pl.read_parquet(dask / "policy.parquet"), policy)
     assert run["plan"]["notes"] == ref["plan"]["notes"]
+    # the adaptive level's weight: the whole panel's, from the sums of the chunks
+    moved = [n for n in ref["plan"]["notes"] if "lead-time demand moved" in n]
+    assert len(moved) == 1 and "a share 0.000 " not in moved[0]
     assert (
         any("targets calibrated" in n and "of 100 item(s)" in n for n in ref["plan"]["notes"])
         == calibrate

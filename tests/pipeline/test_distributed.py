@@ -5,6 +5,7 @@ error when the scheduler cannot be reached."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -168,7 +169,7 @@ def test_the_plan_per_chunk_on_the_workers_equals_the_single_process_plan(
     assert any("targets calibrated" in n for n in got.notes) == calibrate
 
 
-@pytest.mark.parametrize("level", ["history", "recent", "forecast"])
+@pytest.mark.parametrize("level", ["history", "recent", "adaptive", "forecast"])
 def test_every_level_plans_per_chunk_and_equals_the_single_process_plan(
     client: distributed.Client,
     panel: DemandPanel,
@@ -188,14 +189,20 @@ def test_every_level_plans_per_chunk_and_equals_the_single_process_plan(
             "level_window_days": 60,
         }
     )
+    if level == "adaptive":  # a shift that persists in half the items: a weight above 0
+        y = panel.y.copy()
+        y[::2, 100:] *= 3.0
+        panel = dataclasses.replace(panel, y=y)
     ref, got, seen = _plans_both(client, panel, tables, settings)
     assert_frame_equal(got.policy, ref.policy)
     assert got.notes == ref.notes and got.summary == ref.summary
     assert len([s for s in seen if s.startswith("plan chunk")]) == 4  # 150 items
     moved = [n for n in got.notes if "lead-time demand moved" in n]
     assert len(moved) == (level != "history")
-    if level == "recent":
+    if level in ("recent", "adaptive"):
         assert (ref.policy["level_factor"] != 1.0).sum() > 10
+    if level == "adaptive":  # one weight, of the whole panel, on every chunk
+        assert "a share 0.000 of the way" not in moved[0]
 
 
 def test_the_sparse_value_rule_plans_on_the_client(

@@ -550,8 +550,8 @@ def level_weight_sums(
 
 def level_weight(sums: tuple[float, float]) -> float:
     """How far the level moves from the history's towards the recent one (``inventory.level
-    = "adaptive"``): the least-squares weight of :func:`level_weight_sums`, clipped to [0, 1];
-    0 (the history's level) when it cannot be measured.
+    = "adaptive"``): the least-squares weight of :func:`level_weight_sums`, clipped to [0, 1]
+    and rounded to 3 decimals; 0 (the history's level) when it cannot be measured.
 
     Why (issue 12): whether a recent level predicts the next periods depends on the data.
     Measured with policies set on two thirds of the history: on carparts (demand dying out
@@ -562,7 +562,8 @@ def level_weight(sums: tuple[float, float]) -> float:
     num, den = sums
     if not den > 0:
         return 0.0
-    return float(np.clip(num / den, 0.0, 1.0))
+    # rounded: chunks of items summed in another order give the same weight
+    return round(float(np.clip(num / den, 0.0, 1.0)), 3)
 
 
 def rescale_samples(

@@ -50,7 +50,7 @@ from sparecast.evaluate.metrics import seasonal_naive_scale, seasonal_naive_scal
 from sparecast.inventory.calibration import calibration_groups, calibration_window
 from sparecast.inventory.decide import calibrated_item_targets
 from sparecast.inventory.plan import ItemPlan, plan_items
-from sparecast.inventory.policy import protection_review_periods
+from sparecast.inventory.policy import level_weight, level_weight_sums, protection_review_periods
 from sparecast.inventory.simulate import frequency_groups
 from sparecast.methods import get_method, resolve_methods
 from sparecast.methods.distributions import (
@@ -629,7 +629,8 @@ class DaskEngine:
         """The plan's distributions and policies per chunk of items on the workers, as
         :func:`sparecast.inventory.plan.plan_items` computes them in one process (the per-item
         service mode; any ``inventory.level``: an item's level shift reads its own history and
-        rate only, ``policy.rescale_samples``). Here, on the client: the fill-rate
+        rate only, ``policy.rescale_samples``, and the adaptive level's one weight, of the
+        whole panel, is computed here). Here, on the client: the fill-rate
         calibration on its sample of items (``inventory.calibration_max_items``: the nominal
         targets and the level sigma per target of ``inventory.item_level_sigmas``) and the level
         weight of the distributions (one value for all items); on the workers: each chunk's
@@ -673,7 +674,7 @@ class DaskEngine:
         alpha_all = False
         if panel is not None:
             t0 = time.perf_counter()
-            sample_y, freq, mean, alpha_y, alpha_all = self._plan_rows(
+            sample_y, freq, mean, alpha_y, alpha_all, weight = self._plan_rows(
                 panel, bounds, lts, settings, period_days, calibrate
             )
             # the calibration groups of the whole history (value classes by the plan's Q)
@@ -687,6 +688,11 @@ class DaskEngine:
             )
             history = np.empty((0, panel.n_periods), dtype=np.float32)
             timings["plan_rows_s"] = time.perf_counter() - t0
+        if inv.level == "adaptive":  # one weight for all items, of the whole panel
+            if panel is None:
+                window = max(1, round(inv.level_window_days / period_days))
+                weight = level_weight(level_weight_sums(history, window))
+            kwargs["level_weight"] = weight
         if calibrate:  # as plan_policy, on the client: nominal targets and level sigmas
             t0 = time.perf_counter()
             nominal, sigma = calibrated_item_targets(
@@ -761,17 +767,21 @@ class DaskEngine:
         settings: Settings,
         period_days: float,
         calibrate: bool,
-    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray, bool]:
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray, bool, float]:
         """What the client of a plan on a :class:`ChunkedPanel` needs of the history: the rows
         of the calibration's sample (None: not calibrated), every item's frequency group and
         mean demand per period, the rows the level weight is chosen on and whether they are
-        all items; read on the workers (the items' largest demands, groups and means first,
-        then the rows of those items)."""
+        all items, and the adaptive level's weight of the whole panel
+        (:func:`~sparecast.inventory.policy.level_weight`); read on the workers (the items'
+        largest demands, groups, means and level-weight sums first, then the rows of those
+        items)."""
         n, n_periods = panel.n_items, panel.n_periods
-        stats, _ = self._map_chunks(bounds, panel.range_of, "plan stats", _plan_stats_task)
+        window = max(1, round(settings.inventory.level_window_days / period_days))
+        stats, _ = self._map_chunks(bounds, panel.range_of, "plan stats", _plan_stats_task, window)
         row_max = np.concatenate([s[0] for s in stats])
         groups = np.concatenate([s[1] for s in stats])
         mean = np.concatenate([s[2] for s in stats])
+        weight = level_weight((sum(s[3][0] for s in stats), sum(s[3][1] for s in stats)))
         sample: np.ndarray | None = None
         if calibrate:
             win = calibration_window(n_periods, lts, settings, period_days=period_days)
@@ -795,16 +805,20 @@ class DaskEngine:
         matrix = np.concatenate(got, axis=0) if got else np.empty((0, n_periods), dtype=np.float32)
         sample_y = None if sample is None else matrix[np.searchsorted(need, sample)]
         alpha_y = matrix[np.searchsorted(need, alpha_rows)]
-        return sample_y, groups, mean, alpha_y, chosen is None
+        return sample_y, groups, mean, alpha_y, chosen is None, weight
 
 
-def _plan_stats_task(source: FileRange) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _plan_stats_task(
+    source: FileRange, window: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
     """Each item's largest demand, :func:`frequency_groups` and mean demand per period over
-    its whole history."""
+    its whole history, and the chunk's :func:`level_weight_sums` (``window``: the recent
+    level's, in periods)."""
     y = as_panel(source).y
     empty = np.zeros(y.shape[0])
     mean = np.maximum(np.asarray(y, dtype=np.float64), 0.0).mean(axis=1) if y.shape[1] else empty
-    return (y.max(axis=1) if y.shape[1] else empty), frequency_groups(y), mean
+    maxima = y.max(axis=1) if y.shape[1] else empty
+    return maxima, frequency_groups(y), mean, level_weight_sums(y, window)
 
 
 def _rows_task(source: FileRange) -> np.ndarray:
