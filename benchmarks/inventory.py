@@ -193,6 +193,11 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> DecisionBac
             **({"calibration_floor_gap": args.floor_gap} if args.floor_gap is not None else {}),
             **({"level": args.level} if args.level else {}),
             **(
+                {"obsolete_intervals": args.obsolete_intervals}
+                if args.obsolete_intervals is not None
+                else {}
+            ),
+            **(
                 {"level_window_days": args.level_window_days}
                 if args.level_window_days is not None
                 else {}
@@ -422,7 +427,12 @@ def main() -> None:
     ap.add_argument("--sparse-threshold", type=float, default=None)
     ap.add_argument("--aggregate-sigmas", default="", help="level sigmas the calibration tries")
     ap.add_argument("--item-sigmas", default="", help="level sigmas the per-item calibration tries")
-    ap.add_argument("--level", choices=["history", "recent"], default=None, help="inventory.level")
+    ap.add_argument(
+        "--level", choices=["history", "recent", "adaptive"], default=None, help="inventory.level"
+    )
+    ap.add_argument(
+        "--obsolete-intervals", type=float, default=None, help="inventory.obsolete_intervals"
+    )
     ap.add_argument(
         "--level-window-days", type=float, default=None, help="inventory.level_window_days"
     )

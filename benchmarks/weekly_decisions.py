@@ -11,8 +11,9 @@ the items and 20% of the dearer half (1 otherwise), unit costs from the items ta
 first 100 weeks, per-item mode only, and prints the goal check and the fill / stock value per
 lead time.
 
-Usage: ``python benchmarks/weekly_decisions.py [--value-classes 3] [--seed 0]``
-(``--value-classes``: ``inventory.calibration_value_classes``).
+Usage: ``python benchmarks/weekly_decisions.py [--value-classes 3] [--seed 0 | --seeds 0,1,2]``
+(``--value-classes``: ``inventory.calibration_value_classes``; ``--seeds``: one summary row per
+seed and target, and the spread: the weekly sets of different seeds differ by several points).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import polars as pl
 from inventory import demo_dataset
 
 from sparecast.config import load_settings
-from sparecast.inventory.decisions import evaluate_plan
+from sparecast.inventory.decisions import DecisionBacktest, evaluate_plan
 
 
 def weekly_dataset(n_items: int = 2016, weeks: int = 151, seed: int = 0) -> dict:
@@ -44,13 +45,10 @@ def weekly_dataset(n_items: int = 2016, weeks: int = 151, seed: int = 0) -> dict
     return {"y": y, "ids": daily["ids"], "lead_times": lead_times, "unit_cost": cost, "moq": moq}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--value-classes", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    ds = weekly_dataset(seed=args.seed)
-    extra = {} if args.value_classes is None else {"calibration_value_classes": args.value_classes}
+def run(seed: int, value_classes: int | None) -> tuple[DecisionBacktest, dict, float]:
+    """The decision backtest of one weekly set (``seed``), and its seconds."""
+    ds = weekly_dataset(seed=seed)
+    extra = {} if value_classes is None else {"calibration_value_classes": value_classes}
     t0 = time.perf_counter()
     bt = evaluate_plan(
         ds["y"],
@@ -63,21 +61,52 @@ def main() -> None:
         item_ids=ds["ids"],
         aggregate=False,
     )
+    return bt, ds, time.perf_counter() - t0
+
+
+def _vs(x: float) -> str:
+    return "textbook never reaches it" if not np.isfinite(x) else f"{x:+.1%}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--value-classes", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seeds", default="", help="comma-separated seeds: one summary row per seed and target"
+    )
+    args = ap.parse_args()
+    if args.seeds:
+        print("| seed | target | sparecast fill | textbook fill | stock vs textbook, same fill |")
+        print("|---:|---:|---:|---:|---:|")
+        fills: dict[float, list[float]] = {}
+        for seed in (int(s) for s in args.seeds.split(",")):
+            bt, _, _ = run(seed, args.value_classes)
+            for r in bt.goals.iter_rows(named=True):
+                fills.setdefault(r["target"], []).append(r["sparecast_fill_with_history"])
+                vs = _vs(r["value_vs_textbook_same_fill"])
+                print(
+                    f"| {seed} | {r['target']:.0%} | {r['sparecast_fill_with_history']:.2%} | "
+                    f"{r['textbook_fill_with_history']:.2%} | {vs} |"
+                )
+        for t, f in fills.items():
+            spread = f"{min(f):.2%} .. {max(f):.2%}"
+            print(f"- {t:.0%}: sparecast fill mean {np.mean(f):.2%}, spread {spread}")
+        return
+    bt, ds, seconds = run(args.seed, args.value_classes)
     y = ds["y"]
     print(
         f"weekly demo {y.shape[0]:,} x {y.shape[1]} weeks ({(y == 0).mean():.0%} zeros), "
-        f"policies set on 100 weeks ({time.perf_counter() - t0:.0f} s)\n"
+        f"policies set on 100 weeks ({seconds:.0f} s)\n"
     )
     print("| target | sparecast fill | textbook fill | sparecast stock value | textbook stock "
           "value | stock vs textbook at the same fill |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|")
     for r in bt.goals.iter_rows(named=True):
-        vs = r["value_vs_textbook_same_fill"]
         print(
             f"| {r['target']:.0%} | {r['sparecast_fill_with_history']:.2%} | "
             f"{r['textbook_fill_with_history']:.2%} | {r['sparecast_stock_value']:,.0f} | "
-            f"{r['textbook_stock_value']:,.0f} | "
-            f"{'textbook never reaches it' if not np.isfinite(vs) else f'{vs:+.1%}'} |"
+            f"{r['textbook_stock_value']:,.0f} | {_vs(r['value_vs_textbook_same_fill'])} |"
         )
     per_lead = (
         bt.per_item.filter(pl.col("has_history"), pl.col("policy").is_in(["sparecast", "textbook"]))

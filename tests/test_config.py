@@ -283,6 +283,7 @@ def test_inventory_service_mode_settings() -> None:
     assert s.inventory.service_mode == "aggregate" and s.inventory.aggregate_target == 0.98
     assert (
         s.inventory.level == "adaptive"
+        and s.inventory.obsolete_intervals == 6.0
         and s.inventory.level_window_days == 365
         and s.inventory.sparse_threshold == 0.02
     )

@@ -273,7 +273,7 @@ def test_compute_plan_sparse_rule_and_obsolete_items() -> None:
     assert plan.summary["n_obsolete"] == 1
     assert plan.summary["stocking_rules"] == {"obsolete": 1, "sparse": 1, "target": 32}
     json.dumps(plan.summary)  # plain types only
-    assert any("1 item(s) without demand for more than 4" in n for n in plan.notes)
+    assert any("1 item(s) without demand for more than 6" in n for n in plan.notes)
     assert any("1 sparse item(s)" in n for n in plan.notes)
 
 
