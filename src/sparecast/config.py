@@ -336,9 +336,9 @@ class InventorySettings(_Section):
         description="per-item calibration: cost (the groups' nominal targets that reach the "
         "target's fill rate over all items with history at the least stock value, no group "
         "under target - calibration_floor_gap), group (each frequency group solved to the "
-        "target, the behaviour before 2026-12) or auto (per target, the one of the two whose "
-        "factors chosen one window earlier reach the target on the holdout, cost when both "
-        "do; calibration.pick_mode)",
+        "target, the behaviour before 2026-12) or auto (per target, with factors chosen one "
+        "window earlier and read on the holdout: cost unless it misses the target there and "
+        "group fills at least a point more; calibration.pick_mode)",
     )
     calibration_floor_gap: float = Field(
         0.1,

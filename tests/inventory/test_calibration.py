@@ -243,7 +243,7 @@ def test_the_auto_mode_picks_the_calibration_that_holds_one_window_later() -> No
     # both 3 points short: the cost-aware one (a tie goes to it)
     assert pick_mode(_dear_b(lin - 0.03, lin - 0.03), early, 0.1)[0] == {0.9: "cost"}
     # neither reaches it and the group mode fills only 0.3 points more: the cost-aware one;
-    # from half a point more, the group mode
+    # from a point more (MODE_MIN_GAIN; here lowered to the gain), the group mode
     short = _dear_b(np.minimum(lin, 0.985) - 0.02, lin - 0.02)
     cost = replayed_outcome(short, early, cost_aware_factors(early, 0.1))[0.9][0]
     group = replayed_outcome(short, early, group_factors(early))[0.9][0]
@@ -251,6 +251,15 @@ def test_the_auto_mode_picks_the_calibration_that_holds_one_window_later() -> No
     assert 0 < gain < 0.005 and group < 0.9 - 1e-4
     assert pick_mode(short, early, 0.1)[0] == {0.9: "cost"}
     assert pick_mode(short, early, 0.1, min_gain=gain - 1e-6)[0] == {0.9: "group"}
+    # the group mode reaches the target and the cost-aware one misses it by under a point:
+    # the cost-aware one all the same (the difference is within one window's error)
+    near = _dear_b(np.minimum(lin, 0.975), lin)
+    fills = {
+        m: replayed_outcome(near, early, f)[0.9][0]
+        for m, f in (("cost", cost_aware_factors(early, 0.1)), ("group", group_factors(early)))
+    }
+    assert fills["cost"] < 0.9 - 1e-4 <= fills["group"] < fills["cost"] + 0.01
+    assert pick_mode(near, early, 0.1)[0] == {0.9: "cost"}
 
 
 def test_the_auto_mode_in_the_calibration() -> None:
