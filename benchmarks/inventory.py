@@ -37,8 +37,11 @@ Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0
 [--aggregate-min-fill 0] [--sparse-policy lump|value] [--sparse-threshold 0.02]
 [--item-sigmas 0,0.3,0.6,1] [--floor-gap 0.1] [--margin 0.5] [--value-classes 3]
 [--carparts CSV] [--oil CSV] [--svg FILE] [--quantiles] [--no-aggregate]
-[--level history|recent] [--level-window-days 365]``;
-``--level`` / ``--level-window-days``: ``inventory.level`` / ``level_window_days``;
+[--level history|recent|adaptive] [--level-window-days 365] [--obsolete-intervals 6]
+[--save-panels FILE] [--svg-from FILE,FILE --svg FILE]``;
+``--level`` / ``--level-window-days`` / ``--obsolete-intervals``: ``inventory.level`` /
+``level_window_days`` / ``obsolete_intervals``; ``--save-panels``: pickle the backtests, so
+data sets run in parallel processes and ``--svg-from`` draws their curves in one chart;
 ``--no-aggregate`` leaves out the aggregate mode and the per-item ladder (a quicker run);
 ``--item-sigmas`` / ``--floor-gap`` / ``--margin`` / ``--value-classes``: the per-item mode's
 ``inventory.item_level_sigmas`` / ``calibration_floor_gap`` / ``calibration_margin`` /
@@ -462,6 +465,8 @@ def main() -> None:
     args = ap.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
     if args.svg_from:
+        if args.svg is None:
+            ap.error("--svg-from needs --svg")
         saved = [pickle.loads(Path(p).read_bytes()) for p in args.svg_from.split(",")]
         write_svg([panel for panels in saved for panel in panels], args.svg)
         return

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sparecast.config import load_settings
+from sparecast.errors import ConfigError
 from sparecast.inventory.decide import plan_policy
 from sparecast.inventory.policy import distribution_policy, level_weight, level_weight_sums
 from sparecast.methods.distributions import lead_time_demand
@@ -67,9 +68,19 @@ def test_the_adaptive_level_moves_part_of_the_way_to_the_recent_one() -> None:
         assert any(f"a share {w:.3f} of the way" in n for n in d.notes)
     one = plan_policy(y, lead, 0.95, q, adaptive, level_weight=1.0)
     assert np.array_equal(one.policy.reorder_point, recent.policy.reorder_point)
-    measured = level_weight(level_weight_sums(y, 60))
-    d = plan_policy(y, lead, 0.95, q, adaptive)
-    assert d.level_factor == pytest.approx(1.0 + measured * (recent.level_factor - 1.0))
+    with pytest.raises(ConfigError, match="weight"):
+        plan_policy(y, lead, 0.95, q, adaptive, level_weight=float("nan"))
+    # measured on the history when not given: half the items' shifts persist, half revert
+    rng = np.random.default_rng(3)
+    z = rng.poisson(2.0, (12, 300)).astype(float)
+    z[:6, 150:] *= 2.0  # up from period 150 on: in the window before the cut and after it
+    z[6:, 150:200] *= 2.0  # up in the window before the cut (200) only
+    measured = level_weight(level_weight_sums(z, 60))
+    assert 0.2 < measured < 0.8
+    d = plan_policy(z, lead, 0.95, q, adaptive)
+    ref = plan_policy(z, lead, 0.95, q, load_settings(inventory={**base, "level": "recent"}))
+    assert d.level_factor == pytest.approx(1.0 + measured * (ref.level_factor - 1.0))
+    assert (d.level_factor != 1.0).any() and (d.level_factor != ref.level_factor).any()
 
 
 def test_the_sparse_value_policy_is_the_plans_rule() -> None:

@@ -39,8 +39,9 @@ Recipe (numeric, on the items x periods history ``y``):
   that share of the shortfall out of sample of the same calibration one window earlier
   (:func:`shortfall_margin`: run on the history without its holdout, its factors replayed on
   the holdout's curves; not negative, at most half of ``1 - target``);
-- ``"auto"`` (the default): per target, ``"cost"`` or ``"group"``, the one whose factors chosen
-  one window earlier (the margin's earlier calibration) reach the target on the holdout
+- ``"auto"`` (the default): per target, ``"cost"`` or ``"group"``, with factors chosen one
+  window earlier (the margin's earlier calibration) and read on the holdout: ``"cost"`` unless
+  it misses the target there and ``"group"`` fills at least :data:`MODE_MIN_GAIN` more
   (:func:`pick_mode`);
 - ``"group"``: the factor of a (group, target) is solved on its achieved-fill error, shrunk
   towards the pooled one for small groups and monotone in the target

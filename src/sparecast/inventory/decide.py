@@ -4,8 +4,9 @@
 quantities into the reorder points the plan sets, with every rule of the inventory settings:
 
 1. the lead-time demand distribution (:func:`sparecast.methods.distributions.lead_time_demand`,
-   ``inventory.distribution``, ``n_samples``, ``seed``), moved to the recent or forecast level
-   when ``inventory.level`` asks (:func:`sparecast.inventory.policy.level_factor`);
+   ``inventory.distribution``, ``n_samples``, ``seed``), moved to the recent, adaptive or
+   forecast level when ``inventory.level`` asks (:func:`sparecast.inventory.policy.level_factor`,
+   :func:`sparecast.inventory.policy.level_weight`);
 2. per item (``inventory.service_mode = "item"``): the fill-rate targets calibrated by a
    backtest on the history when ``inventory.calibrate`` is on
    (:func:`sparecast.inventory.calibration.calibrated_targets`), the distribution policy
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sparecast.config import Settings
+from sparecast.errors import ConfigError
 from sparecast.inventory.calibration import (
     LEVEL_TOLERANCE,
     Calibration,
@@ -398,6 +400,8 @@ def shift_level(
         what = f"the last {float(inv.level_window_days)} days"
         if inv.level == "adaptive":
             w = level_weight(level_weight_sums(y, window)) if weight is None else float(weight)
+            if not 0.0 <= w <= 1.0:  # NaN included
+                raise ConfigError(f"the adaptive level's weight must be in [0, 1], got {weight}")
             factor = 1.0 + w * (factor - 1.0)
             what = (
                 f"{what}, a share {w:.3f} of the way from the history's (the weight that "

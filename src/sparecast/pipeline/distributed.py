@@ -688,7 +688,8 @@ class DaskEngine:
             )
             history = np.empty((0, panel.n_periods), dtype=np.float32)
             timings["plan_rows_s"] = time.perf_counter() - t0
-        if inv.level == "adaptive":  # one weight for all items, of the whole panel
+        if inv.level == "adaptive" and kwargs.get("level_weight") is None:
+            # one weight for all items, of the whole panel
             if panel is None:
                 window = max(1, round(inv.level_window_days / period_days))
                 weight = level_weight(level_weight_sums(history, window))
