@@ -539,9 +539,8 @@ def level_weight_sums(
     if held < 1 or win < 1 or arr.shape[0] == 0:
         return 0.0, 0.0
     h = arr[:, :fit_t].mean(axis=1)
-    recent = arr[:, fit_t - win : fit_t]
-    enough = (recent > 0).sum(axis=1) >= min_demands
-    r = np.where(enough, np.clip(recent.mean(axis=1), h * bounds[0], h * bounds[1]), h)
+    # the recent level of level_factor itself (1 where too few demands or no history)
+    r = h * level_factor(arr[:, :fit_t], h, win, min_demands=min_demands, bounds=bounds)
     f = arr[:, fit_t:].mean(axis=1)
     ok = h > 0
     h, r, f = h[ok], r[ok], f[ok]
