@@ -74,6 +74,7 @@ __all__ = [
     "LEVEL_SEED",
     "PolicyDecision",
     "calibrated_item_targets",
+    "level_window",
     "plan_policy",
     "with_level_uncertainty",
 ]
@@ -373,6 +374,12 @@ def calibration_rules(
     return adjust_ltd, adjust_policy
 
 
+def level_window(settings: Settings, period_days: float) -> int:
+    """The recent level's window in periods (``inventory.level_window_days``, at least one): one
+    rule for the plan's shift and the Dask client's weight of the adaptive level."""
+    return max(1, round(settings.inventory.level_window_days / period_days))
+
+
 def shift_level(
     ltd: LeadTimeDemand,
     y: np.ndarray,
@@ -394,7 +401,7 @@ def shift_level(
         return ltd, np.ones(n)
     per_period = ltd.mean / np.maximum(ltd.mean_lead_time + review, 1e-12)
     if inv.level in ("recent", "adaptive"):
-        window = max(1, round(inv.level_window_days / period_days))
+        window = level_window(settings, period_days)
         factor = level_factor(y, per_period, window)
         # no integer but the counts in the note: the Dask planner sums them over its chunks
         what = f"the last {float(inv.level_window_days)} days"

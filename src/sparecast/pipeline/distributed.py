@@ -48,7 +48,7 @@ from sparecast.errors import ConfigError, DataValidationError, MethodError
 from sparecast.evaluate.backtest import BacktestResult, backtest, backtest_origins
 from sparecast.evaluate.metrics import seasonal_naive_scale, seasonal_naive_scales
 from sparecast.inventory.calibration import calibration_groups, calibration_window
-from sparecast.inventory.decide import calibrated_item_targets
+from sparecast.inventory.decide import calibrated_item_targets, level_window
 from sparecast.inventory.plan import ItemPlan, plan_items
 from sparecast.inventory.policy import level_weight, level_weight_sums, protection_review_periods
 from sparecast.inventory.simulate import frequency_groups
@@ -691,8 +691,9 @@ class DaskEngine:
         if inv.level == "adaptive" and kwargs.get("level_weight") is None:
             # one weight for all items, of the whole panel
             if panel is None:
-                window = max(1, round(inv.level_window_days / period_days))
-                weight = level_weight(level_weight_sums(history, window))
+                weight = level_weight(
+                    level_weight_sums(history, level_window(settings, period_days))
+                )
             kwargs["level_weight"] = weight
         if calibrate:  # as plan_policy, on the client: nominal targets and level sigmas
             t0 = time.perf_counter()
@@ -777,7 +778,7 @@ class DaskEngine:
         largest demands, groups, means and level-weight sums first, then the rows of those
         items)."""
         n, n_periods = panel.n_items, panel.n_periods
-        window = max(1, round(settings.inventory.level_window_days / period_days))
+        window = level_window(settings, period_days)
         stats, _ = self._map_chunks(bounds, panel.range_of, "plan stats", _plan_stats_task, window)
         row_max = np.concatenate([s[0] for s in stats])
         groups = np.concatenate([s[1] for s in stats])
