@@ -16,6 +16,7 @@ from sparecast.inventory.policy import (
     PolicyResult,
     apply_sparse_rule,
     critical_ratio,
+    distribution_policies,
     distribution_policy,
     expected_shortage,
     fill_rate_from_samples,
@@ -178,6 +179,69 @@ def test_fill_rate_reorder_point_is_the_smallest_reaching_the_target() -> None:
             lead_samples=np.repeat(ltd.lead_samples[i : i + 1], grid.size, axis=0),
         )
         assert s[i] == grid[np.argmax(fills >= 0.95)]
+
+
+@pytest.mark.parametrize("integer", [True, False])
+@pytest.mark.parametrize("with_lead", [True, False])
+def test_reorder_point_from_sorted_samples_equals_the_direct_fill_rate(
+    integer: bool, with_lead: bool
+) -> None:
+    # the bisection reads the fill rate from sorted samples and suffix sums (policy._Tails):
+    # every reorder point must be the smallest integer whose fill_rate_from_samples (read
+    # sample by sample) reaches the target; continuous samples and large volumes included
+    rng = np.random.default_rng(7)
+    n_items, n = 60, 400
+    scale = rng.choice([1.0, 30.0, 5000.0], n_items)[:, None]
+    dl = rng.poisson(rng.gamma(0.7, 2.0, (n_items, 1)) * scale * rng.gamma(2, 0.5, (n_items, n)))
+    d = dl + rng.poisson(scale / 4, (n_items, n))
+    d, dl = d.astype(float), dl.astype(float)
+    if not integer:
+        d, dl = d * 0.37, dl * 0.37
+    lead = dl if with_lead else None
+    ints = np.full(n_items, integer)
+    q = np.maximum(np.round(rng.gamma(1.0, 10.0, n_items) * scale[:, 0] / 10), 1.0)
+    target = rng.uniform(0.5, 0.999, n_items)
+    s = reorder_point_from_samples(d, target, q, lead_samples=lead, integer=ints)
+
+    def direct(rows: np.ndarray, s_val: np.ndarray) -> np.ndarray:
+        return fill_rate_from_samples(
+            d[rows],
+            s_val,
+            q[rows],
+            lead_samples=None if lead is None else lead[rows],
+            integer=ints[rows],
+        )
+
+    rows = np.arange(n_items)
+    assert (direct(rows, s) >= target).all()
+    low = s > 0
+    assert (direct(rows[low], s[low] - 1) < target[low]).all()
+    # the policy of several targets at once: the same as one call per target
+    ltd = lead_time_demand(
+        (rng.random((8, 200)) < 0.2) * rng.integers(1, 9, (8, 200)).astype(float),
+        np.full(8, 4.0),
+        review_period=1,
+        n_samples=300,
+    )
+    qq = np.full(8, 5.0)
+    tgts = [np.full(8, t) for t in (0.8, 0.95, 0.99)]
+    many = distribution_policies(ltd, tgts, qq)
+    for t, pol in zip(tgts, many, strict=True):
+        one = distribution_policy(ltd, t, qq)
+        np.testing.assert_array_equal(pol.reorder_point, one.reorder_point)
+        np.testing.assert_array_equal(
+            pol.expected_fill_rate,
+            fill_rate_from_samples(
+                ltd.samples,
+                one.reorder_point,
+                qq,
+                lead_samples=ltd.lead_samples,
+                integer=ltd.params.integer,
+            ),
+        )
+        np.testing.assert_array_equal(
+            pol.cycle_service_level, (ltd.samples <= one.reorder_point[:, None]).mean(axis=1)
+        )
 
 
 def test_distribution_policy_end_to_end() -> None:

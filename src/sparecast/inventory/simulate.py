@@ -44,6 +44,7 @@ import polars as pl
 from sparecast.errors import ConfigError, DataValidationError
 from sparecast.inventory.policy import (
     PolicyResult,
+    distribution_policies,
     distribution_policy,
     normal_policy,
     order_quantity,
@@ -366,9 +367,10 @@ def calibration_curves(
     counted = np.zeros(len(keys), dtype=np.int64)
     demand = np.zeros(len(keys))
     stock = np.zeros((len(keys), fs.size))
-    for j, f in enumerate(fs):
-        nominal = nominal_targets(tgt, f)
-        pol = distribution_policy(ltd, nominal, q, target_type="fill_rate", policy=policy)
+    # every factor's policy on the same samples, sorted once (distribution_policies)
+    nominals = [nominal_targets(tgt, f) for f in fs]
+    policies = distribution_policies(ltd, nominals, q, target_type="fill_rate", policy=policy)
+    for j, (nominal, pol) in enumerate(zip(nominals, policies, strict=True)):
         replenish = stocked
         if adjust_policy is not None:
             # the plan's rules at the nominal targets (the sparse rule follows the calibration)
