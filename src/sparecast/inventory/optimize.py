@@ -43,9 +43,11 @@ import numpy as np
 from sparecast.errors import ConfigError, DataValidationError
 from sparecast.inventory.policy import (
     PolicyResult,
-    fill_rate_from_samples,
+    SortedSamples,
+    fill_rate_sorted,
+    item_chunks,
     protection_review_periods,
-    reorder_point_from_samples,
+    reorder_point_sorted,
     sparse_items,
     with_reorder_points,
 )
@@ -225,6 +227,40 @@ def _hull_segments(
     )
 
 
+FillFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``fill(rows, s)``: the service of the given rows of one chunk of items at reorder points."""
+
+
+def _fill_rate_fn(
+    d: SortedSamples, dl: SortedSamples | None, q: np.ndarray, ints: np.ndarray
+) -> FillFn:
+    """The fill rate of rows of one chunk, from its sorted samples."""
+    return lambda rows, s: fill_rate_sorted(d, dl, rows, s, q[rows], ints[rows])
+
+
+def _period_service_fn(
+    lead: np.ndarray, sizes: np.ndarray, q: np.ndarray, ints: np.ndarray
+) -> FillFn:
+    """The share of demand periods served in full of rows of one chunk."""
+    return lambda rows, s: demand_period_service(
+        lead[rows], sizes[rows], s, q[rows], integer=ints[rows]
+    )
+
+
+def _level_values(levels: np.ndarray, fill: FillFn) -> np.ndarray:
+    """``fill`` of every item of a chunk at each of its ``levels`` (items x K), computed only
+    where an item's level is new (short ranges repeat their top level)."""
+    value = np.empty_like(levels)
+    rows = np.arange(levels.shape[0])
+    value[:, 0] = fill(rows, levels[:, 0])
+    for j in range(1, levels.shape[1]):
+        new = np.flatnonzero(levels[:, j] > levels[:, j - 1])
+        value[:, j] = value[:, j - 1]
+        if new.size:
+            value[new, j] = fill(new, levels[new, j])
+    return value
+
+
 def optimize_service(
     samples: np.ndarray,
     order_quantity: np.ndarray,
@@ -283,52 +319,36 @@ def optimize_service(
     if n == 0:
         e = np.empty(0)
         return ServiceOptimum(e, e, e, 1.0, 0.0, True)
-    ints = None if integer is None else np.asarray(integer, dtype=bool)
-
     if metric == "demand_periods" and (sizes is None or sizes.shape[0] != n):
         raise DataValidationError("the demand_periods metric needs demand sizes for every item")
+    ints = np.ones(n, dtype=bool) if integer is None else np.asarray(integer, dtype=bool)
 
-    def fill(rows: np.ndarray, s: np.ndarray) -> np.ndarray:
-        if metric == "demand_periods" and sizes is not None:
-            return demand_period_service(
-                (samples if lead_samples is None else lead_samples)[rows],
-                sizes[rows],
-                s,
-                q[rows],
-                integer=None if ints is None else ints[rows],
-            )
-        return fill_rate_from_samples(
-            samples[rows],
-            s,
-            q[rows],
-            lead_samples=None if lead_samples is None else lead_samples[rows],
-            integer=None if ints is None else ints[rows],
-        )
+    def sorted_chunk(sl: slice) -> tuple[SortedSamples, SortedSamples | None]:
+        """The chunk's samples sorted once for its bisections and fill rates."""
+        lead = None if lead_samples is None else SortedSamples(lead_samples[sl])
+        return SortedSamples(samples[sl]), lead
 
-    def rop(rows: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return reorder_point_from_samples(
-            samples[rows],
-            t,
-            q[rows],
-            "fill_rate",
-            lead_samples=None if lead_samples is None else lead_samples[rows],
-            integer=None if ints is None else ints[rows],
-        )
-
+    # each item's range of reorder points: its floor (or min_level) .. the cap's fill rate
     lo = np.full(n, float(min_level))
-    some = np.flatnonzero(floor > 0)
-    if some.size:
-        lo[some] = np.maximum(rop(some, floor[some]), lo[some])
-    hi = np.maximum(rop(np.arange(n), np.full(n, max_fill)), lo)
+    hi = np.empty(n)
+    for sl in item_chunks(n):
+        d, dl = sorted_chunk(sl)
+        lo_c, q_c, i_c = lo[sl], q[sl], ints[sl]  # lo_c: a view, written through
+        some = np.flatnonzero(floor[sl] > 0)
+        if some.size:
+            got = reorder_point_sorted(d, dl, floor[sl][some], q_c[some], i_c[some], rows=some)
+            lo_c[some] = np.maximum(got, lo_c[some])
+        top = reorder_point_sorted(d, dl, np.full(q_c.size, max_fill), q_c, i_c)
+        hi[sl] = np.maximum(top, lo_c)
     levels = _levels(lo, hi, max_levels)
     value = np.empty_like(levels)
-    value[:, 0] = fill(np.arange(n), levels[:, 0])
-    for j in range(1, levels.shape[1]):
-        # only the items with a new level (short ranges repeat their top level)
-        new = np.flatnonzero(levels[:, j] > levels[:, j - 1])
-        value[:, j] = value[:, j - 1]
-        if new.size:
-            value[new, j] = fill(new, levels[new, j])
+    for sl in item_chunks(n):
+        if metric == "demand_periods" and sizes is not None:
+            lead = samples if lead_samples is None else lead_samples
+            fill = _period_service_fn(lead[sl], sizes[sl], q[sl], ints[sl])
+        else:
+            fill = _fill_rate_fn(*sorted_chunk(sl), q[sl], ints[sl])
+        value[sl] = _level_values(levels[sl], fill)
     value = np.maximum.accumulate(value, axis=1)  # a higher reorder point never fills less
     weighted = value * w[:, None]
     item, end, ratio, gain = _hull_segments(levels, weighted, c)

@@ -66,7 +66,11 @@ __all__ = [
     "inventory_position",
     "expected_shortage",
     "fill_rate_from_samples",
+    "fill_rate_sorted",
+    "item_chunks",
     "reorder_point_from_samples",
+    "reorder_point_sorted",
+    "SortedSamples",
     "distribution_policies",
     "distribution_policy",
     "normal_loss",
@@ -231,7 +235,8 @@ def inventory_position(
 # --------------------------------------------------------------------------------------------
 
 
-def _chunks(n: int) -> list[slice]:
+def item_chunks(n: int) -> list[slice]:
+    """Slices of at most ``_CHUNK`` items: what the sample-wise functions work on at a time."""
     return [slice(i, min(n, i + _CHUNK)) for i in range(0, n, _CHUNK)] or [slice(0, 0)]
 
 
@@ -239,7 +244,7 @@ def expected_shortage(samples: np.ndarray, level: np.ndarray) -> np.ndarray:
     """``E[(D - level)+]`` per item from samples ``[items, n]``; ``level`` float[items]."""
     lv = np.asarray(level, dtype=np.float64)
     out = np.empty(samples.shape[0])
-    for sl in _chunks(samples.shape[0]):
+    for sl in item_chunks(samples.shape[0]):
         d = samples[sl].astype(np.float64)
         out[sl] = np.maximum(d - lv[sl, None], 0.0).mean(axis=1)
     return out
@@ -255,7 +260,7 @@ def _shortage_sum(d: np.ndarray, low: np.ndarray, q: np.ndarray, integer: np.nda
     return np.where(integer, disc, cont)
 
 
-class _Tails:
+class SortedSamples:
     """Rows of samples sorted once, with suffix sums: ``sum((d - t)+)`` and ``sum((d - t)+^2)``
     per row for any threshold ``t`` in O(log n) (a vectorised binary search), where
     :func:`_shortage_sum` reads every sample. What makes the bisection of
@@ -338,7 +343,7 @@ def fill_rate_from_samples(
     n_items = samples.shape[0]
     ints = np.ones(n_items, bool) if integer is None else np.asarray(integer, dtype=bool)
     out = np.empty(n_items)
-    for sl in _chunks(n_items):
+    for sl in item_chunks(n_items):
         d = samples[sl].astype(np.float64)
         if lead_samples is None:
             a = np.maximum(d - s_arr[sl, None], 0.0).mean(axis=1)
@@ -363,7 +368,7 @@ def stockout_probability(
     samples = ltd.samples if isinstance(ltd, LeadTimeDemand) else np.asarray(ltd)
     ip = np.asarray(inventory_position, dtype=np.float64)
     out = np.empty(samples.shape[0])
-    for sl in _chunks(samples.shape[0]):
+    for sl in item_chunks(samples.shape[0]):
         out[sl] = (samples[sl] > ip[sl, None]).mean(axis=1)
     return out
 
@@ -388,7 +393,7 @@ def reorder_point_from_samples(
         raise ConfigError(f"target must have one value per item ({n_items}), got {tgt.shape}")
     if target_type == "cycle_service":
         out = np.empty(n_items)
-        for sl in _chunks(n_items):
+        for sl in item_chunks(n_items):
             srt = np.sort(samples[sl], axis=1)
             k = np.ceil(tgt[sl] * srt.shape[1] - 1e-9).astype(np.int64) - 1
             k = np.clip(k, 0, srt.shape[1] - 1)
@@ -399,23 +404,24 @@ def reorder_point_from_samples(
     q = np.asarray(order_quantity, dtype=np.float64)
     ints = np.ones(n_items, bool) if integer is None else np.asarray(integer, dtype=bool)
     out = np.empty(n_items)
-    for sl in _chunks(n_items):
-        d = _Tails(samples[sl])
-        dl = None if lead_samples is None else _Tails(lead_samples[sl])
-        out[sl] = _bisect_fill_rate(d, dl, tgt[sl], q[sl], ints[sl])
+    for sl in item_chunks(n_items):
+        d = SortedSamples(samples[sl])
+        dl = None if lead_samples is None else SortedSamples(lead_samples[sl])
+        out[sl] = reorder_point_sorted(d, dl, tgt[sl], q[sl], ints[sl])
     return out
 
 
-def _tails_fill_rate(
-    d: _Tails,
-    dl: _Tails | None,
+def fill_rate_sorted(
+    d: SortedSamples,
+    dl: SortedSamples | None,
     idx: np.ndarray,
     s: np.ndarray,
     q: np.ndarray,
     ints: np.ndarray,
 ) -> np.ndarray:
-    """:func:`fill_rate_from_samples` of the rows ``idx`` at reorder points ``s`` (``q`` and
-    ``ints`` of those rows), read from the sorted samples: the same formula."""
+    """:func:`fill_rate_from_samples` of the rows ``idx`` of ``d`` (``dl``: the lead-time
+    samples, or None) at reorder points ``s`` (``q`` and ``ints`` of those rows), read from the
+    sorted samples: the same formula, to the last bit on integer samples."""
     qq = np.maximum(q, 1e-12)
     if dl is None:
         a, _ = d.sums(idx, s)
@@ -429,15 +435,21 @@ def _tails_fill_rate(
     return np.clip(out, 0.0, 1.0)
 
 
-def _bisect_fill_rate(
-    d: _Tails, dl: _Tails | None, tgt: np.ndarray, q: np.ndarray, ints: np.ndarray
+def reorder_point_sorted(
+    d: SortedSamples,
+    dl: SortedSamples | None,
+    tgt: np.ndarray,
+    q: np.ndarray,
+    ints: np.ndarray,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The smallest integer reorder point ``s >= 0`` whose fill rate reaches ``tgt``, per row
-    of one chunk of items: a bisection, each step read from the sorted samples."""
-    n_items = tgt.size
-    everyone = np.arange(n_items)
-    ok0 = _tails_fill_rate(d, dl, everyone, np.zeros(n_items), q, ints) >= tgt
-    top = d.sorted[:, -1] + d.centre if d.n else np.zeros(n_items)
+    """:func:`reorder_point_from_samples` (fill rate) from sorted samples: the smallest integer
+    ``s >= 0`` whose fill rate reaches ``tgt``, by bisection, for the ``rows`` of ``d`` (all by
+    default; ``tgt``, ``q`` and ``ints`` one per row asked for)."""
+    rows = np.arange(d.sorted.shape[0]) if rows is None else np.asarray(rows)
+    n_items = rows.size
+    ok0 = fill_rate_sorted(d, dl, rows, np.zeros(n_items), q, ints) >= tgt
+    top = d.sorted[rows, -1] + d.centre[rows] if d.n else np.zeros(n_items)
     hi = np.where(ok0, 0.0, np.maximum(np.ceil(top), 1.0))
     lo = np.where(ok0, -1.0, 0.0)  # fill(lo) < target, fill(hi) >= target (1 at the maximum)
     while True:
@@ -445,7 +457,7 @@ def _bisect_fill_rate(
         if idx.size == 0:
             return hi
         mid = np.floor((lo[idx] + hi[idx]) / 2.0)
-        ok = _tails_fill_rate(d, dl, idx, mid, q[idx], ints[idx]) >= tgt[idx]
+        ok = fill_rate_sorted(d, dl, rows[idx], mid, q[idx], ints[idx]) >= tgt[idx]
         hi[idx] = np.where(ok, mid, hi[idx])
         lo[idx] = np.where(ok, lo[idx], mid)
 
@@ -515,18 +527,18 @@ def distribution_policies(
     s = [np.empty(n) for _ in tgts]
     fill = [np.empty(n) for _ in tgts]
     above = [np.empty(n) for _ in tgts]
-    for sl in _chunks(n):
-        d = _Tails(ltd.samples[sl])
-        dl = None if lead is None else _Tails(lead[sl])
+    for sl in item_chunks(n):
+        d = SortedSamples(ltd.samples[sl])
+        dl = None if lead is None else SortedSamples(lead[sl])
         rows = np.arange(d.sorted.shape[0])
         for j, t in enumerate(tgts):
             if target_type == "fill_rate":
-                s_j = _bisect_fill_rate(d, dl, t[sl], q[sl], ints[sl])
+                s_j = reorder_point_sorted(d, dl, t[sl], q[sl], ints[sl])
             else:  # cycle service: the target quantile of the samples
                 k = np.clip(np.ceil(t[sl] * d.n - 1e-9).astype(np.int64) - 1, 0, max(d.n - 1, 0))
                 s_j = np.maximum(np.ceil(d.sorted[rows, k] + d.centre - 1e-9), 0.0)
             s[j][sl] = s_j
-            fill[j][sl] = _tails_fill_rate(d, dl, rows, s_j, q[sl], ints[sl])
+            fill[j][sl] = fill_rate_sorted(d, dl, rows, s_j, q[sl], ints[sl])
             above[j][sl] = d.above(rows, s_j) / max(d.n, 1)
     mean = ltd.mean
     return [
