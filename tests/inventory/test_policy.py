@@ -14,12 +14,14 @@ from sparecast.config import InventorySettings
 from sparecast.errors import ConfigError, DataValidationError
 from sparecast.inventory.policy import (
     PolicyResult,
+    SortedSamples,
     apply_sparse_rule,
     critical_ratio,
     distribution_policies,
     distribution_policy,
     expected_shortage,
     fill_rate_from_samples,
+    fill_rate_sorted,
     inventory_position,
     level_factor,
     level_mixture,
@@ -186,7 +188,7 @@ def test_fill_rate_reorder_point_is_the_smallest_reaching_the_target() -> None:
 def test_reorder_point_from_sorted_samples_equals_the_direct_fill_rate(
     integer: bool, with_lead: bool
 ) -> None:
-    # the bisection reads the fill rate from sorted samples and suffix sums (policy._Tails):
+    # the bisection reads the fill rate from sorted samples and suffix sums (policy.SortedSamples):
     # every reorder point must be the smallest integer whose fill_rate_from_samples (read
     # sample by sample) reaches the target; continuous samples and large volumes included
     rng = np.random.default_rng(7)
@@ -214,6 +216,12 @@ def test_reorder_point_from_sorted_samples_equals_the_direct_fill_rate(
 
     rows = np.arange(n_items)
     assert (direct(rows, s) >= target).all()
+    if integer:  # integer=None means all integer, in the sorted path as in the direct one
+        tails = SortedSamples(d), None if lead is None else SortedSamples(lead)
+        np.testing.assert_array_equal(
+            fill_rate_sorted(*tails, rows, s, q),
+            fill_rate_from_samples(d, s, q, lead_samples=lead),
+        )
     low = s > 0
     assert (direct(rows[low], s[low] - 1) < target[low]).all()
     # the policy of several targets at once: the same as one call per target

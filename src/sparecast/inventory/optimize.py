@@ -340,6 +340,8 @@ def optimize_service(
             lo_c[some] = np.maximum(got, lo_c[some])
         top = reorder_point_sorted(d, dl, np.full(q_c.size, max_fill), q_c, i_c)
         hi[sl] = np.maximum(top, lo_c)
+    # the levels need every item's range first (their count is set by the widest), so each
+    # chunk's samples are sorted a second time below, rather than held for all items at once
     levels = _levels(lo, hi, max_levels)
     value = np.empty_like(levels)
     for sl in item_chunks(n):
