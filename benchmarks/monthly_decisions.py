@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import date
 
 import numpy as np
 import polars as pl
+from inventory import demo_dataset
+from weekly_decisions import print_goals
 
 from sparecast.config import load_settings
-from sparecast.data.demo import generate_demo_erp
 from sparecast.inventory.decisions import DecisionBacktest, evaluate_plan
 
 DAYS_PER_MONTH = 30
@@ -52,17 +52,9 @@ def monthly_dataset(
 ) -> dict:
     """The monthly set of the module docstring."""
     n_days = months * DAYS_PER_MONTH
-    end = date(2026, 10, 31)
-    erp = generate_demo_erp(n_items=n_items, n_days=n_days, seed=seed, end_date=end)
-    items = erp["items"]
-    ids = items["item_id"].to_list()
-    index = {item: i for i, item in enumerate(ids)}
-    dem = erp["demand"]
-    first = np.datetime64(end, "D") - (n_days - 1)
-    day = (dem["date"].to_numpy().astype("datetime64[D]") - first).astype(np.int64)
-    row = np.array([index[i] for i in dem["item_id"].to_list()], dtype=np.int64)
-    daily = np.zeros((len(ids), n_days))
-    np.add.at(daily, (row, day), dem["quantity"].to_numpy())
+    demo = demo_dataset(n_items, n_days, seed)
+    ids = demo["ids"]
+    daily = np.asarray(demo["y"], dtype=np.float64)
     rng = np.random.default_rng(seed + 1)
     g = rng.normal(trend_mean, trend_sd, size=len(ids))
     t = (np.arange(n_days) + 0.5) / n_days
@@ -75,7 +67,7 @@ def monthly_dataset(
         "y": y,
         "ids": ids,
         "lead_times": lead_times,
-        "unit_cost": items["unit_cost"].to_numpy().astype(np.float64),
+        "unit_cost": np.asarray(demo["unit_cost"], dtype=np.float64),
         "trend": g,
     }
 
@@ -94,10 +86,6 @@ def run(ds: dict, split: int, inventory: dict) -> tuple[DecisionBacktest, float]
         aggregate=False,
     )
     return bt, time.perf_counter() - t0
-
-
-def _vs(x: float) -> str:
-    return "textbook never reaches it" if not np.isfinite(x) else f"{x:+.1%}"
 
 
 def main() -> None:
@@ -136,15 +124,7 @@ def main() -> None:
     inventory = {} if args.level is None else {"level": args.level}
     bt, seconds = run(ds, args.split, inventory)
     print(f"policies set on {args.split} months, replayed on the rest ({seconds:.0f} s)\n")
-    print("| target | sparecast fill | textbook fill | sparecast stock value | textbook stock "
-          "value | stock vs textbook at the same fill |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|")
-    for r in bt.goals.iter_rows(named=True):
-        print(
-            f"| {r['target']:.0%} | {r['sparecast_fill_with_history']:.2%} | "
-            f"{r['textbook_fill_with_history']:.2%} | {r['sparecast_stock_value']:,.0f} | "
-            f"{r['textbook_stock_value']:,.0f} | {_vs(r['value_vs_textbook_same_fill'])} |"
-        )
+    print_goals(bt)
     lead_class = (
         pl.when(pl.col("lead_time_periods") <= 6)
         .then(pl.lit("1-6"))

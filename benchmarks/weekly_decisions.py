@@ -68,6 +68,20 @@ def _vs(x: float) -> str:
     return "textbook never reaches it" if not np.isfinite(x) else f"{x:+.1%}"
 
 
+def print_goals(bt: DecisionBacktest) -> None:
+    """The goal check of ``bt`` as a Markdown table: fill on items with history and stock value
+    of the plan and the textbook, and the plan's stock against the textbook at the same fill."""
+    print("| target | sparecast fill | textbook fill | sparecast stock value | textbook stock "
+          "value | stock vs textbook at the same fill |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in bt.goals.iter_rows(named=True):
+        print(
+            f"| {r['target']:.0%} | {r['sparecast_fill_with_history']:.2%} | "
+            f"{r['textbook_fill_with_history']:.2%} | {r['sparecast_stock_value']:,.0f} | "
+            f"{r['textbook_stock_value']:,.0f} | {_vs(r['value_vs_textbook_same_fill'])} |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--value-classes", type=int, default=None)
@@ -99,15 +113,7 @@ def main() -> None:
         f"weekly demo {y.shape[0]:,} x {y.shape[1]} weeks ({(y == 0).mean():.0%} zeros), "
         f"policies set on 100 weeks ({seconds:.0f} s)\n"
     )
-    print("| target | sparecast fill | textbook fill | sparecast stock value | textbook stock "
-          "value | stock vs textbook at the same fill |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|")
-    for r in bt.goals.iter_rows(named=True):
-        print(
-            f"| {r['target']:.0%} | {r['sparecast_fill_with_history']:.2%} | "
-            f"{r['textbook_fill_with_history']:.2%} | {r['sparecast_stock_value']:,.0f} | "
-            f"{r['textbook_stock_value']:,.0f} | {_vs(r['value_vs_textbook_same_fill'])} |"
-        )
+    print_goals(bt)
     per_lead = (
         bt.per_item.filter(pl.col("has_history"), pl.col("policy").is_in(["sparecast", "textbook"]))
         .with_columns(
