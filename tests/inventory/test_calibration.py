@@ -93,9 +93,15 @@ def test_long_lead_times_are_measured_over_a_shorter_span() -> None:
     cal = calibrated_targets(y, lts, np.full(100, 0.9), np.ones(100), settings, period_days=30.44)
     assert cal.calibrated and cal.measured == 100
     assert "over at least 0.5 of it (long lead times)" in cal.note
-    # a history where the strict rule measures enough keeps it
+    # where a quarter or more fit two protection intervals, the others are measured over the
+    # shorter span too (they were left out before: long lead times fill less at the same
+    # nominal target, so the calibration must see them)
     short = [np.array([3.0 if i < 30 else 10.0]) for i in range(100)]
     win = calibration_window(56, short, settings, period_days=30.44)
+    assert win.short_span and win.measured.all()
+    # lead times whose warm-up and half a protection interval do not fit stay unmeasured
+    longer = [np.array([3.0 if i < 30 else 13.0]) for i in range(100)]
+    win = calibration_window(56, longer, settings, period_days=30.44)
     assert not win.short_span and win.measured.sum() == 30
 
 
