@@ -66,6 +66,7 @@ __all__ = [
     "inventory_position",
     "expected_shortage",
     "fill_rate_from_samples",
+    "cycle_service_point",
     "fill_rate_sorted",
     "item_chunks",
     "reorder_point_from_samples",
@@ -397,11 +398,8 @@ def reorder_point_from_samples(
     if target_type == "cycle_service":
         out = np.empty(n_items)
         for sl in item_chunks(n_items):
-            srt = np.sort(samples[sl], axis=1)
-            k = np.ceil(tgt[sl] * srt.shape[1] - 1e-9).astype(np.int64) - 1
-            k = np.clip(k, 0, srt.shape[1] - 1)
-            out[sl] = np.take_along_axis(srt, k[:, None], axis=1)[:, 0]
-        return np.maximum(np.ceil(out - 1e-9), 0.0)
+            out[sl] = cycle_service_point(np.sort(samples[sl], axis=1), tgt[sl])
+        return out
     if target_type != "fill_rate":
         raise ConfigError(f"target_type must be fill_rate or cycle_service, got {target_type!r}")
     q = np.asarray(order_quantity, dtype=np.float64)
@@ -412,6 +410,19 @@ def reorder_point_from_samples(
         dl = None if lead_samples is None else SortedSamples(lead_samples[sl])
         out[sl] = reorder_point_sorted(d, dl, tgt[sl], q[sl], ints[sl])
     return out
+
+
+def cycle_service_point(
+    srt: np.ndarray, target: np.ndarray, offset: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """Cycle-service reorder point per row of sorted samples ``srt`` (plus ``offset``, the
+    centre of :class:`SortedSamples`): the smallest integer ``s >= 0`` with ``P(D <= s) >=
+    target``, the sample at the target's rank rounded up. One rule for
+    :func:`reorder_point_from_samples` and :func:`distribution_policies`."""
+    n = srt.shape[1]
+    k = np.clip(np.ceil(target * n - 1e-9).astype(np.int64) - 1, 0, max(n - 1, 0))
+    value = srt[np.arange(srt.shape[0]), k] + offset
+    return np.maximum(np.ceil(value - 1e-9), 0.0)
 
 
 def fill_rate_sorted(
@@ -542,9 +553,8 @@ def distribution_policies(
         for j, t in enumerate(tgts):
             if target_type == "fill_rate":
                 s_j = reorder_point_sorted(d, dl, t[sl], q[sl], ints[sl])
-            else:  # cycle service: the target quantile of the samples
-                k = np.clip(np.ceil(t[sl] * d.n - 1e-9).astype(np.int64) - 1, 0, max(d.n - 1, 0))
-                s_j = np.maximum(np.ceil(d.sorted[rows, k] + d.centre - 1e-9), 0.0)
+            else:
+                s_j = cycle_service_point(d.sorted, t[sl], d.centre)
             s[j][sl] = s_j
             fill[j][sl] = fill_rate_sorted(d, dl, rows, s_j, q[sl], ints[sl])
             above[j][sl] = d.above(rows, s_j) / max(d.n, 1)
