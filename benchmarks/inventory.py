@@ -33,9 +33,10 @@ Data sets:
 
 Usage: ``python benchmarks/inventory.py [--items 2016] [--days 730] [--targets 0.90,0.95,0.98]
 [--policy sQ|RsS] [--distribution auto] [--n-samples 1000] [--skip-demo] [--skip-carparts]
-[--skip-oil] [--aggregate-metric fill_rate|demand_periods] [--aggregate-sigmas 0,0.3,0.6,1]
-[--aggregate-min-fill 0] [--sparse-policy lump|value] [--sparse-threshold 0.02]
-[--item-sigmas 0,0.3,0.6,1] [--floor-gap 0.1] [--margin 0.5] [--value-classes 3]
+[--skip-oil] [--aggregate-metric fill_rate|demand_periods|fill_and_periods]
+[--aggregate-sigmas 0,0.3,0.6,1] [--aggregate-min-fill 0] [--sparse-policy lump|value]
+[--sparse-threshold 0.02] [--item-sigmas 0,0.3,0.6,1]
+[--floor-gap 0.1] [--margin 0.5] [--value-classes 3]
 [--carparts CSV] [--oil CSV] [--svg FILE] [--quantiles] [--no-aggregate]
 [--level history|recent|adaptive] [--level-window-days 365] [--obsolete-intervals 6]
 [--save-panels FILE] [--svg-from FILE,FILE --svg FILE]``;
@@ -423,7 +424,9 @@ def main() -> None:
     ap.add_argument("--distribution", default="auto")
     ap.add_argument("--n-samples", type=int, default=1000)
     ap.add_argument(
-        "--aggregate-metric", choices=["fill_rate", "demand_periods"], default="fill_rate"
+        "--aggregate-metric",
+        choices=["fill_rate", "demand_periods", "fill_and_periods"],
+        default="fill_rate",
     )
     ap.add_argument("--aggregate-min-fill", type=float, default=0.0)
     ap.add_argument("--sparse-policy", choices=["lump", "value"], default=None)

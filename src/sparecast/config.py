@@ -450,13 +450,14 @@ class InventorySettings(_Section):
         gt=0,
         lt=1,
         description="target over all items (service_mode = aggregate): the fill rate, or the "
-        "share of demand periods served in full with aggregate_metric = demand_periods",
+        "share of demand periods served in full with aggregate_metric = demand_periods (both "
+        "with fill_and_periods)",
     )
-    aggregate_metric: Literal["fill_rate", "demand_periods"] = Field(
+    aggregate_metric: Literal["fill_rate", "demand_periods", "fill_and_periods"] = Field(
         "fill_rate",
-        description="what aggregate_target counts: fill_rate (share of demand units filled) or "
+        description="what aggregate_target counts: fill_rate (share of demand units filled), "
         "demand_periods (share of periods with demand served in full: 0.98 = under 2% of demand "
-        "periods short, the stockout rate)",
+        "periods short, the stockout rate) or fill_and_periods (both reach the target)",
     )
     aggregate_level_sigma: float = Field(
         0.6,

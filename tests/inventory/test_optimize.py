@@ -285,6 +285,33 @@ def test_demand_period_greedy_buys_the_most_short_periods_avoided_per_money() ->
         optimize_service(full, q, np.ones(2), cost, 0.5, metric="demand_periods")
 
 
+def test_fill_and_periods_greedy_stops_when_both_reach_the_target() -> None:
+    # two items demanding every period, no lead-time demand before it, Q = 1 (IP = s + 1):
+    # item 0 demands 10 a period (all its periods served from s = 9) and costs 1, item 1
+    # demands 3 (served from s = 2) and costs 10; at s = 0 they fill 1 unit each (2 of 13)
+    full = np.array([[10, 10, 10, 10], [3, 3, 3, 3]], dtype=np.float32)
+    lead = np.zeros((2, 4), dtype=np.float32)
+    sizes = full.astype(np.float64)
+    q, cost, units, periods = np.ones(2), np.array([1.0, 10.0]), np.array([10.0, 3.0]), np.ones(2)
+    # the fill rate alone: 6.5 units of 13, the cheapest first: item 0 to 6 units (s = 5)
+    by_fill = optimize_service(full, q, units, cost, 0.5, lead_samples=lead)
+    assert by_fill.reorder_point.tolist() == [5.0, 0.0]
+    kw = dict(lead_samples=lead, sizes=sizes, period_weights=periods, metric="fill_and_periods")
+    # both at 50%: item 0 up to s = 9 serves half the demand periods, and fills 11 of 13
+    half = optimize_service(full, q, units, cost, 0.5, **kw)
+    assert half.reorder_point.tolist() == [9.0, 0.0]
+    assert half.expected_fill_rate.tolist() == pytest.approx([1.0, 1 / 3])
+    assert half.aggregate_fill_rate == pytest.approx(0.5)  # the lower: the periods
+    assert half.reached
+    # both at 75%: only both items served reach 75% of the demand periods
+    most = optimize_service(full, q, units, cost, 0.75, **kw)
+    assert most.reorder_point.tolist() == [9.0, 2.0]
+    assert most.aggregate_fill_rate == pytest.approx(1.0)
+    with pytest.raises(DataValidationError, match="period weights"):
+        optimize_service(full, q, units, cost, 0.5, lead_samples=lead, sizes=sizes,
+                         metric="fill_and_periods")  # fmt: skip
+
+
 def test_aggregate_weights_count_demand_periods() -> None:
     from sparecast.inventory.optimize import aggregate_weights
 
@@ -318,6 +345,27 @@ def test_calibration_measures_the_demand_period_metric() -> None:
     assert periods.nominal < 0.9
     assert [a for a, _ in periods.pairs] == [a for a, _ in fill.pairs]
     assert any(abs(b - c) > 0.01 for (_, b), (_, c) in zip(periods.pairs, fill.pairs, strict=True))
+
+
+def test_calibration_of_fill_and_periods_measures_the_lower_of_the_two() -> None:
+    # the same constant demand: at every nominal target the pair is the lower of the fill
+    # rate and the share of demand periods served (here the periods: a short period still
+    # fills part of its demand)
+    y = np.ones((4, 60))
+    lead = [np.array([2.0])] * 4
+    args = dict(holdout=20, warmup=5, n_samples=200)
+    q, cost = np.full(4, 3.0), np.ones(4)
+    got = {
+        m: calibrate_aggregate_target(y, lead, q, cost, 0.9, metric=m, **args)
+        for m in ("fill_rate", "demand_periods", "fill_and_periods")
+    }
+    both = got["fill_and_periods"]
+    assert both.reached
+    for j, (_, b) in enumerate(both.pairs):
+        # planned on both metrics, so at least as high as the lower of the single-metric plans
+        fill, per = got["fill_rate"].pairs[j][1], got["demand_periods"].pairs[j][1]
+        assert b <= max(fill, per) + 1e-12
+    assert both.nominal >= min(got["fill_rate"].nominal, got["demand_periods"].nominal) - 1e-12
 
 
 def test_sparse_value_rule_stocks_the_cheap_item_and_leaves_the_dear_one() -> None:

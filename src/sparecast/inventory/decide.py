@@ -45,6 +45,7 @@ from sparecast.inventory.calibration import (
 from sparecast.inventory.optimize import (
     AGGREGATE_FACTORS,
     MAX_ITEM_FILL,
+    PERIOD_METRICS,
     AggregateCalibration,
     aggregate_margin,
     aggregate_weights,
@@ -479,9 +480,11 @@ def special_rules(
     rule = np.full(n, "target", dtype=object)
     if inv.service_mode == "aggregate":
         weights = aggregate_weights(ltd, y, inv.aggregate_metric)
+        both = inv.aggregate_metric == "fill_and_periods"
+        period_weights = aggregate_weights(ltd, y, "demand_periods") if both else None
         sizes = (
             demand_sizes(y, ltd.samples.shape[1], inv.seed + 5)
-            if inv.aggregate_metric == "demand_periods"
+            if inv.aggregate_metric in PERIOD_METRICS
             else None
         )
         ltd = with_level_uncertainty(ltd, inv.aggregate_level_sigma, inv.seed + LEVEL_SEED)
@@ -497,15 +500,15 @@ def special_rules(
             integer=ltd.params.integer,
             metric=inv.aggregate_metric,
             sizes=sizes,
+            period_weights=period_weights,
         )
         pol = with_reorder_points(pol, ltd, np.ones(n, bool), opt.reorder_point)
         pol = replace(pol, target=np.full(n, aggregate_nominal))
         rule[:] = "aggregate"
-        what = (
-            "share of demand periods served in full"
-            if inv.aggregate_metric == "demand_periods"
-            else "fill rate"
-        )
+        what = {
+            "demand_periods": "share of demand periods served in full",
+            "fill_and_periods": "fill rate and share of demand periods served in full",
+        }.get(inv.aggregate_metric, "fill rate")
         notes.append(
             f"service_mode = aggregate: reorder points for an aggregate {what} of "
             f"{aggregate_nominal:.4f} at minimum stock value (predicted "

@@ -77,7 +77,9 @@ TEXTBOOK_LADDER: tuple[float, ...] = (
     0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9999,
 )  # fmt: skip
 """Nominal targets of the textbook's trade-off curve (the reference at the same fill rate)."""
-ITEM_LADDER: tuple[float, ...] = (0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
+ITEM_LADDER: tuple[float, ...] = (
+    0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9999,
+)  # fmt: skip
 """Nominal targets of the per-item mode's curve without calibration (the reference of the
 aggregate mode at the same fill rate)."""
 
