@@ -176,7 +176,7 @@ def run(ds: dict, targets: list[float], args: argparse.Namespace) -> DecisionBac
             "distribution": args.distribution,
             "n_samples": args.n_samples,
             "seed": args.seed,
-            "aggregate_metric": args.aggregate_metric,
+            **({"aggregate_metric": args.aggregate_metric} if args.aggregate_metric else {}),
             "aggregate_min_fill": args.aggregate_min_fill,
             **({"sparse_policy": args.sparse_policy} if args.sparse_policy else {}),
             **(
@@ -426,7 +426,7 @@ def main() -> None:
     ap.add_argument(
         "--aggregate-metric",
         choices=["fill_rate", "demand_periods", "fill_and_periods"],
-        default="fill_rate",
+        default=None,
     )
     ap.add_argument("--aggregate-min-fill", type=float, default=0.0)
     ap.add_argument("--sparse-policy", choices=["lump", "value"], default=None)

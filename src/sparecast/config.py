@@ -454,7 +454,7 @@ class InventorySettings(_Section):
         "with fill_and_periods)",
     )
     aggregate_metric: Literal["fill_rate", "demand_periods", "fill_and_periods"] = Field(
-        "fill_rate",
+        "fill_and_periods",
         description="what aggregate_target counts: fill_rate (share of demand units filled), "
         "demand_periods (share of periods with demand served in full: 0.98 = under 2% of demand "
         "periods short, the stockout rate) or fill_and_periods (both reach the target)",
