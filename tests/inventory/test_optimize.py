@@ -307,6 +307,11 @@ def test_fill_and_periods_greedy_stops_when_both_reach_the_target() -> None:
     most = optimize_service(full, q, units, cost, 0.75, **kw)
     assert most.reorder_point.tolist() == [9.0, 2.0]
     assert most.aggregate_fill_rate == pytest.approx(1.0)
+    # no fill weight but demand periods to serve: reached only if the periods are
+    capped = optimize_service(full[:1], q[:1], np.zeros(1), cost[:1], 0.98, max_fill=0.5,
+                              lead_samples=lead[:1], sizes=sizes[:1], period_weights=periods[:1],
+                              metric="fill_and_periods")  # fmt: skip
+    assert not capped.reached and capped.aggregate_fill_rate == pytest.approx(0.0)
     with pytest.raises(DataValidationError, match="period weights"):
         optimize_service(full, q, units, cost, 0.5, lead_samples=lead, sizes=sizes,
                          metric="fill_and_periods")  # fmt: skip

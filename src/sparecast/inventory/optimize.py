@@ -414,7 +414,6 @@ def optimize_service(
     rows = np.arange(n)
     s = levels[rows, chosen]
     f = value[rows, chosen]
-    total_w = float(w.sum())
     agg = min(
         float(v[rows, chosen].sum() / x.sum()) if x.sum() > 0 else 1.0
         for v, x in zip(shares, weights, strict=True)
@@ -425,7 +424,7 @@ def optimize_service(
         min_reorder_point=lo,
         aggregate_fill_rate=agg,
         added_value=float((c * (s - lo)).sum()),
-        reached=bool(reached or total_w == 0),
+        reached=bool(reached),  # a metric without weight needs nothing: reached
     )
 
 
