@@ -469,7 +469,7 @@ class InventorySettings(_Section):
         "calibrated (calibrate off or too short a history)",
     )
     aggregate_level_sigmas: list[float] = Field(
-        default_factory=lambda: [0.0, 0.3, 0.6, 1.0],
+        default_factory=lambda: [0.0, 0.3, 0.6, 1.0, 1.5],
         min_length=1,
         max_length=8,
         description="service_mode = aggregate with calibrate on: the level sigmas the "
