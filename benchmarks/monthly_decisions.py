@@ -22,7 +22,7 @@ It runs ``evaluate_plan`` (what ``sparecast evaluate-plan --items`` runs) with t
 on the first 56 months, per-item mode only, and prints the goal check, the growing and decaying
 items and the fill per lead-time class.
 
-Usage: ``python benchmarks/monthly_decisions.py [--seed 0] [--level adaptive]``
+Usage: ``python benchmarks/monthly_decisions.py [--seed 0] [--level adaptive] [--aggregate]``
 """
 
 from __future__ import annotations
@@ -72,8 +72,11 @@ def monthly_dataset(
     }
 
 
-def run(ds: dict, split: int, inventory: dict) -> tuple[DecisionBacktest, float]:
-    """The decision backtest of ``ds`` with ``inventory`` settings, and its seconds."""
+def run(
+    ds: dict, split: int, inventory: dict, aggregate: bool = False
+) -> tuple[DecisionBacktest, float]:
+    """The decision backtest of ``ds`` with ``inventory`` settings, and its seconds;
+    ``aggregate``: with the multi-item mode and the per-item ladder it is compared against."""
     t0 = time.perf_counter()
     bt = evaluate_plan(
         ds["y"],
@@ -83,7 +86,7 @@ def run(ds: dict, split: int, inventory: dict) -> tuple[DecisionBacktest, float]
         period_days=float(DAYS_PER_MONTH),
         unit_cost=ds["unit_cost"],
         item_ids=ds["ids"],
-        aggregate=False,
+        aggregate=aggregate,
     )
     return bt, time.perf_counter() - t0
 
@@ -100,6 +103,12 @@ def main() -> None:
     ap.add_argument("--occurrences", type=float, default=0.2, help="share of demand days kept")
     ap.add_argument(
         "--level", choices=["history", "recent", "adaptive"], default=None, help="inventory.level"
+    )
+    ap.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="also the multi-item mode: its fill, share of demand periods short and stock "
+        "against the per-item plan at the same fill",
     )
     args = ap.parse_args()
     ds = monthly_dataset(
@@ -122,9 +131,19 @@ def main() -> None:
         f" of the test demand; decaying (under half): {decay.sum():,} items"
     )
     inventory = {} if args.level is None else {"level": args.level}
-    bt, seconds = run(ds, args.split, inventory)
+    bt, seconds = run(ds, args.split, inventory, args.aggregate)
     print(f"policies set on {args.split} months, replayed on the rest ({seconds:.0f} s)\n")
     print_goals(bt)
+    if args.aggregate:
+        print("\naggregate mode (fill / share of demand periods short / stock value / against "
+              "the per-item plan at the same fill):")  # fmt: skip
+        for r in bt.goals.iter_rows(named=True):
+            vs = r["aggregate_vs_per_item_same_fill"]
+            print(
+                f"  {r['target']:.0%}: {r['aggregate_fill_with_history']:.2%} / "
+                f"{r['aggregate_stockout_rate']:.2%} / {r['aggregate_stock_value']:,.0f} / "
+                + ("per-item never reaches it" if not np.isfinite(vs) else f"{vs:+.1%}")
+            )
     lead_class = (
         pl.when(pl.col("lead_time_periods") <= 6)
         .then(pl.lit("1-6"))
