@@ -68,6 +68,7 @@ __all__ = [
     "calibrate_aggregate_target",
     "demand_period_service",
     "demand_sizes",
+    "metric_inputs",
     "nominal_for",
     "optimize_service",
 ]
@@ -189,6 +190,19 @@ def aggregate_weights(
     return (np.nan_to_num(np.asarray(y, dtype=np.float64)) > 0).mean(axis=1)
 
 
+def metric_inputs(
+    ltd: LeadTimeDemand, y: np.ndarray, metric: str, seed: int
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """What :func:`optimize_service` takes for ``metric`` on the history ``y``: the item
+    weights (:func:`aggregate_weights`), the period weights (``fill_and_periods`` only) and
+    the demand sizes (the metrics counting demand periods; :func:`demand_sizes` drawn with
+    ``seed + 5``). One rule for the plan and its calibration backtest."""
+    w = aggregate_weights(ltd, y, metric)
+    pw = aggregate_weights(ltd, y, "demand_periods") if metric == "fill_and_periods" else None
+    sizes = demand_sizes(y, ltd.samples.shape[1], seed + 5) if metric in PERIOD_METRICS else None
+    return w, pw, sizes
+
+
 def _levels(lo: np.ndarray, hi: np.ndarray, max_levels: int) -> np.ndarray:
     """``float64[items, K]`` reorder points from ``lo`` to ``hi`` (both included, integers,
     non-decreasing; repeated at the end when an item has fewer than K distinct levels)."""
@@ -201,13 +215,13 @@ def _levels(lo: np.ndarray, hi: np.ndarray, max_levels: int) -> np.ndarray:
 
 def _hull_segments(
     levels: np.ndarray, value: np.ndarray, cost: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Segments of each item's upper concave hull of ``value`` against ``cost * level``:
-    ``(item, end level index, gain per money, value gained, start level index)``, each
-    float/int[segments]."""
+    ``(item, end level index, gain per money, start level index)``, each int/float[segments]
+    (an item's segments in hull order)."""
     n, k = levels.shape
     money = levels * cost[:, None]
-    items, ends, ratios, gains, starts = [], [], [], [], []
+    items, ends, ratios, starts = [], [], [], []
     cur = np.zeros(n, dtype=np.int64)
     rows = np.arange(n)
     prev = np.full(n, np.inf)  # each item's last gain per money: its hull's gains never rise
@@ -233,17 +247,15 @@ def _hull_segments(
         ratio = np.minimum(slope[idx, best[ok]], prev[idx])
         prev[idx] = ratio
         ratios.append(ratio)
-        gains.append(dv[idx, best[ok]])
         starts.append(cur[ok])
         cur = np.where(ok, best, k - 1)
     if not items:
         empty = np.empty(0)
-        return empty.astype(np.int64), empty.astype(np.int64), empty, empty, empty.astype(np.int64)
+        return empty.astype(np.int64), empty.astype(np.int64), empty, empty.astype(np.int64)
     return (
         np.concatenate(items),
         np.concatenate(ends),
         np.concatenate(ratios),
-        np.concatenate(gains),
         np.concatenate(starts),
     )
 
@@ -373,31 +385,34 @@ def optimize_service(
     # the levels need every item's range first (their count is set by the widest), so each
     # chunk's samples are sorted a second time below, rather than held for all items at once
     levels = _levels(lo, hi, max_levels)
-    value = np.empty_like(levels)  # the fill rate, or the periods served (demand_periods)
-    periods = np.empty_like(levels) if both else value  # the periods served (both)
+    # each metric's curve per item and level: the fill rate unless demand_periods, the periods
+    # served with demand_periods and fill_and_periods
+    fill_curve = np.empty_like(levels) if metric != "demand_periods" else None
+    period_curve = np.empty_like(levels) if metric in PERIOD_METRICS else None
     lead = samples if lead_samples is None else lead_samples
     for sl in item_chunks(n):
-        if metric in PERIOD_METRICS and sizes is not None:
+        if period_curve is not None and sizes is not None:
             served = _period_service_fn(lead[sl], sizes[sl], q[sl], ints[sl])
-            periods[sl] = _level_values(levels[sl], served)
-        if metric != "demand_periods":
-            value[sl] = _level_values(levels[sl], _fill_rate_fn(*sorted_chunk(sl), q[sl], ints[sl]))
-    value = np.maximum.accumulate(value, axis=1)  # a higher reorder point never fills less
+            period_curve[sl] = _level_values(levels[sl], served)
+        if fill_curve is not None:
+            fill = _fill_rate_fn(*sorted_chunk(sl), q[sl], ints[sl])
+            fill_curve[sl] = _level_values(levels[sl], fill)
+    # a higher reorder point never serves less
+    curves = [np.maximum.accumulate(v, axis=1) for v in (fill_curve, period_curve) if v is not None]
+    value = curves[0]  # what expected_fill_rate reports: the fill rate, or the periods served
     # each metric's curves times its weights; with two metrics, the weights as shares of their
     # total so both count alike (one metric: unscaled, so collinear steps keep exact ties)
     weights = [w]
     if both and period_weights is not None:
-        periods = np.maximum.accumulate(periods, axis=1)
         pw = np.maximum(np.nan_to_num(np.asarray(period_weights, np.float64)), 0.0)
         weights = [x / x.sum() if x.sum() > 0 else x for x in (w, pw)]
-    curves = [value] + ([periods] if both else [])
     shares = [v * x[:, None] for v, x in zip(curves, weights, strict=True)]
     needs = [
         target * float(x.sum()) - float(v[:, 0].sum()) for v, x in zip(shares, weights, strict=True)
     ]
     # the greedy on the mean of the metrics' gains (one metric: its own gains)
     blended = np.mean(shares, axis=0)
-    item, end, ratio, _, start = _hull_segments(levels, blended, c)
+    item, end, ratio, start = _hull_segments(levels, blended, c)
     chosen = np.zeros(n, dtype=np.int64)
     reached = all(need <= 1e-12 for need in needs)
     if not reached and item.size:
@@ -484,10 +499,7 @@ def calibrate_aggregate_target(
     stocked = replenish(fit) if replenish is not None else None
     history = np.maximum(fit, 0.0).sum(axis=1) > 0
     q = np.asarray(order_quantity, dtype=np.float64)
-    w = aggregate_weights(ltd, fit, metric)
-    pw = aggregate_weights(ltd, fit, "demand_periods") if metric == "fill_and_periods" else None
-    periods = metric in PERIOD_METRICS
-    sizes = demand_sizes(fit, ltd.samples.shape[1], seed + 5) if periods else None
+    w, pw, sizes = metric_inputs(ltd, fit, metric, seed)
     fs = np.asarray(factors, dtype=np.float64)
     fs = fs[1.0 - (1.0 - target) * fs >= 0.05]
     if fs.size == 0:
