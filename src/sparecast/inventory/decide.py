@@ -45,12 +45,10 @@ from sparecast.inventory.calibration import (
 from sparecast.inventory.optimize import (
     AGGREGATE_FACTORS,
     MAX_ITEM_FILL,
-    PERIOD_METRICS,
     AggregateCalibration,
     aggregate_margin,
-    aggregate_weights,
     calibrate_aggregate_target,
-    demand_sizes,
+    metric_inputs,
     nominal_for,
     optimize_service,
     sparse_value_rule,
@@ -479,14 +477,7 @@ def special_rules(
     n = len(tiers)
     rule = np.full(n, "target", dtype=object)
     if inv.service_mode == "aggregate":
-        weights = aggregate_weights(ltd, y, inv.aggregate_metric)
-        both = inv.aggregate_metric == "fill_and_periods"
-        period_weights = aggregate_weights(ltd, y, "demand_periods") if both else None
-        sizes = (
-            demand_sizes(y, ltd.samples.shape[1], inv.seed + 5)
-            if inv.aggregate_metric in PERIOD_METRICS
-            else None
-        )
+        weights, period_weights, sizes = metric_inputs(ltd, y, inv.aggregate_metric, inv.seed)
         ltd = with_level_uncertainty(ltd, inv.aggregate_level_sigma, inv.seed + LEVEL_SEED)
         mins = _minimums(tiers, settings)
         opt = optimize_service(
