@@ -33,7 +33,7 @@ import time
 import numpy as np
 import polars as pl
 from inventory import demo_dataset
-from weekly_decisions import print_goals
+from weekly_decisions import print_goals, vs_text
 
 from sparecast.config import load_settings
 from sparecast.inventory.decisions import DecisionBacktest, evaluate_plan
@@ -138,11 +138,10 @@ def main() -> None:
         print("\naggregate mode (fill / share of demand periods short / stock value / against "
               "the per-item plan at the same fill):")  # fmt: skip
         for r in bt.goals.iter_rows(named=True):
-            vs = r["aggregate_vs_per_item_same_fill"]
             print(
                 f"  {r['target']:.0%}: {r['aggregate_fill_with_history']:.2%} / "
                 f"{r['aggregate_stockout_rate']:.2%} / {r['aggregate_stock_value']:,.0f} / "
-                + ("per-item never reaches it" if not np.isfinite(vs) else f"{vs:+.1%}")
+                + vs_text(r["aggregate_vs_per_item_same_fill"], "per-item")
             )
     lead_class = (
         pl.when(pl.col("lead_time_periods") <= 6)

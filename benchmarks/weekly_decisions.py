@@ -71,8 +71,10 @@ def run(
     return bt, ds, time.perf_counter() - t0
 
 
-def _vs(x: float) -> str:
-    return "textbook never reaches it" if not np.isfinite(x) else f"{x:+.1%}"
+def vs_text(x: float, reference: str = "textbook") -> str:
+    """A relative stock value against ``reference`` at the same fill, or that it never
+    reaches that fill (NaN)."""
+    return f"{reference} never reaches it" if not np.isfinite(x) else f"{x:+.1%}"
 
 
 def print_goals(bt: DecisionBacktest) -> None:
@@ -85,7 +87,7 @@ def print_goals(bt: DecisionBacktest) -> None:
         print(
             f"| {r['target']:.0%} | {r['sparecast_fill_with_history']:.2%} | "
             f"{r['textbook_fill_with_history']:.2%} | {r['sparecast_stock_value']:,.0f} | "
-            f"{r['textbook_stock_value']:,.0f} | {_vs(r['value_vs_textbook_same_fill'])} |"
+            f"{r['textbook_stock_value']:,.0f} | {vs_text(r['value_vs_textbook_same_fill'])} |"
         )
 
 
@@ -121,14 +123,13 @@ def main() -> None:
             bt, _, _ = run(seed, args.value_classes, args.aggregate, targets)
             for r in bt.goals.iter_rows(named=True):
                 fills.setdefault(r["target"], []).append(r["sparecast_fill_with_history"])
-                vs = _vs(r["value_vs_textbook_same_fill"])
+                vs = vs_text(r["value_vs_textbook_same_fill"])
                 row = (
                     f"| {seed} | {r['target']:.0%} | {r['sparecast_fill_with_history']:.2%} | "
                     f"{r['textbook_fill_with_history']:.2%} | {vs} |"
                 )
                 if args.aggregate:
-                    ag = r["aggregate_vs_per_item_same_fill"]
-                    ag_vs = "per-item never reaches it" if not np.isfinite(ag) else f"{ag:+.1%}"
+                    ag_vs = vs_text(r["aggregate_vs_per_item_same_fill"], "per-item")
                     row += (
                         f" {r['sparecast_stock_value']:,.0f} | "
                         f"{r['aggregate_fill_with_history']:.2%} | "
