@@ -338,7 +338,10 @@ class InventorySettings(_Section):
         "under target - calibration_floor_gap), group (each frequency group solved to the "
         "target, the behaviour before 2026-12) or auto (per target, with factors chosen one "
         "window earlier and read on the holdout: cost unless it misses the target there and "
-        "group fills at least a point more; calibration.pick_mode)",
+        "group fills at least a point more; calibration.pick_mode); where the history is too "
+        "short to calibrate, cost and auto plan by marginal analysis on the model instead "
+        "(decide.allocated_item_targets: no item under target - calibration_floor_gap), group "
+        "at the targets",
     )
     calibration_floor_gap: float = Field(
         0.1,

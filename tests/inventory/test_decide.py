@@ -231,3 +231,41 @@ def test_the_aggregate_mode_on_demand_periods() -> None:
     note = next(x for x in both.notes if "fill rate and share of demand periods" in x)
     assert float(re.search(r"predicted ([0-9.]+)", note).group(1)) >= 0.9  # type: ignore[union-attr]
     assert not np.array_equal(both.policy.reorder_point, units.policy.reorder_point)
+
+
+def test_targets_the_calibration_cannot_measure_are_allocated_by_the_model() -> None:
+    """Calibration on, but the history too short for it: the cost-aware modes plan by marginal
+    analysis on the model (``decide.allocated_item_targets``, at the aggregate mode's level
+    sigma): no item under the target minus ``calibration_floor_gap``, the model's fill over the
+    items (weighted by their demand) at the target, with less stock value than every item at
+    the target; the cheap fast movers above the target on average, the dear slow ones under it.
+    The group
+    mode plans every item at its target."""
+    rng = np.random.default_rng(3)
+    y = np.vstack([rng.poisson(5.0, (6, 200)), rng.poisson(0.3, (6, 200))]).astype(float)
+    cost = np.array([1.0] * 6 + [50.0] * 6)
+    lead = [np.array([4.0])] * 12
+    q = np.full(12, 5.0)
+    base = {"n_samples": 400, "calibration_min_periods": 1000, "level": "history"}
+    d = plan_policy(y, lead, 0.9, q, load_settings(inventory=base), unit_cost=cost)
+    assert any("targets not calibrated" in n for n in d.notes)
+    assert any("marginal analysis on the model" in n for n in d.notes)
+    pol = d.policy
+    assert pol.target.min() >= 0.8 - 1e-9
+    assert pol.target[:6].mean() > 0.9 > pol.target[6:].max()
+    assert np.all(pol.expected_fill_rate >= pol.target - 1e-12)
+    rate = y.mean(axis=1)
+    assert (rate * pol.expected_fill_rate).sum() / rate.sum() >= 0.9 - 1e-9
+    # the same lead-time demand with every item at the target: more stock value
+    even = distribution_policy(d.lead_time_demand, np.full(12, 0.9), q)
+    assert (cost * pol.reorder_point).sum() < (cost * even.reorder_point).sum()
+    # at the aggregate mode's level sigma (0.6): a wider lead-time demand than without it
+    ltd0 = lead_time_demand(y, lead, review_period=1, n_samples=400, seed=0)
+    assert d.lead_time_demand.samples[:6].std() > 1.2 * ltd0.samples[:6].std()
+
+    g = plan_policy(
+        y, lead, 0.9, q, load_settings(inventory={**base, "calibration_mode": "group"}),
+        unit_cost=cost,
+    )  # fmt: skip
+    assert np.array_equal(g.policy.target, np.full(12, 0.9))
+    assert not any("marginal analysis" in n for n in g.notes)

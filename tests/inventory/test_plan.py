@@ -200,11 +200,20 @@ def test_calibration_raises_fill_rate_targets_per_group(year_tables: dict) -> No
 
 
 def test_short_history_is_not_calibrated(erp_tables: dict) -> None:
+    """Too short a history for the calibration: the group mode plans every item at its
+    target; the default (cost-aware) mode by marginal analysis on the model, no item under
+    its target minus ``calibration_floor_gap``, the notes saying why."""
     panel, classes, tables = _demo_plan_inputs(erp_tables)
-    settings = load_settings(inventory={"calibration_min_periods": panel.n_periods + 1})
+    short = {"calibration_min_periods": panel.n_periods + 1}
+    settings = load_settings(inventory={**short, "calibration_mode": "group"})
     plan = compute_plan(panel, classes, None, tables, settings, today=END)
     np.testing.assert_array_equal(plan.policy["policy_target"], plan.policy["service_target"])
     assert any("targets not calibrated" in n for n in plan.notes)
+    alloc = compute_plan(panel, classes, None, tables, load_settings(inventory=short), today=END)
+    assert any("targets not calibrated" in n for n in alloc.notes)
+    assert any("marginal analysis on the model" in n for n in alloc.notes)
+    gap = alloc.policy["policy_target"] - alloc.policy["service_target"]
+    assert gap.min() >= -0.1 - 1e-9 and gap.max() > 0 > gap.min()
 
 
 def _shift_panel() -> tuple[DemandPanel, pl.DataFrame, dict[str, pl.DataFrame]]:

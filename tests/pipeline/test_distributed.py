@@ -169,6 +169,26 @@ def test_the_plan_per_chunk_on_the_workers_equals_the_single_process_plan(
     assert any("targets calibrated" in n for n in got.notes) == calibrate
 
 
+def test_targets_the_calibration_cannot_measure_are_allocated_on_the_client(
+    client: distributed.Client, panel: DemandPanel, tables: dict[str, pl.DataFrame]
+) -> None:
+    """Calibration on but the history too short for it: the model's allocation
+    (``decide.allocated_item_targets``) weighs every item against the others, so the Dask
+    planner plans on the client (no plan chunk), as one process."""
+    settings = load_settings(
+        inventory={
+            "chunk_size": 20,
+            "n_samples": 200,
+            "calibration_min_periods": panel.n_periods + 1,
+        }
+    )
+    ref, got, seen = _plans_both(client, panel, tables, settings)
+    assert_frame_equal(got.policy, ref.policy)
+    assert got.notes == ref.notes
+    assert not [s for s in seen if s.startswith("plan chunk")]
+    assert any("marginal analysis on the model" in n for n in got.notes)
+
+
 @pytest.mark.parametrize("level", ["history", "recent", "adaptive", "forecast"])
 def test_every_level_plans_per_chunk_and_equals_the_single_process_plan(
     client: distributed.Client,

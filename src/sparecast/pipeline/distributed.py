@@ -697,7 +697,7 @@ class DaskEngine:
             kwargs["level_weight"] = weight
         if calibrate:  # as plan_policy, on the client: nominal targets and level sigmas
             t0 = time.perf_counter()
-            nominal, sigma = calibrated_item_targets(
+            nominal, sigma, calibrated = calibrated_item_targets(
                 history if sample_y is None else sample_y,
                 lts,
                 nominal,
@@ -714,6 +714,17 @@ class DaskEngine:
                 groups=groups,
             )
             timings["calibration_s"] = time.perf_counter() - t0
+            if not calibrated and inv.calibration_mode != "group":
+                # the model's allocation (decide.allocated_item_targets) weighs every item
+                # against the others: planned in one piece on the client, as the pooled modes
+                if panel is None:
+                    return plan_items(
+                        y, lead_times, targets, order_quantity, position, settings, **kwargs
+                    )
+                notes.append(
+                    "targets planned as given: the model's allocation that replaces the "
+                    "calibration needs the history in one piece (a chunked panel was given)"
+                )
             # the workers plan at the calibrated nominal targets and level sigmas (the level
             # factors of an item do not depend on the other items: policy.level_mixture)
             kwargs["level_sigma"] = sigma
