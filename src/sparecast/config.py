@@ -381,6 +381,17 @@ class InventorySettings(_Section):
         "lead-time demand per sample path (as aggregate_level_sigma; 0: none); used when the "
         "targets are not calibrated",
     )
+    allocation_level_sigma: float = Field(
+        0.6,
+        ge=0,
+        le=2,
+        description="service_mode = item with calibrate on but a history too short to "
+        "calibrate (calibration_mode cost or auto): sigma of the lognormal level factor on the "
+        "lead-time demand the model's allocation (decide.allocated_item_targets) and the "
+        "policies use (0.6, the uncalibrated aggregate plan's: on oil with lead times of "
+        "1-33 months 91.7 / 94.6 / 97.1% at 90 / 95 / 98%, with 0.3 88.2 / 91.6 / 94.4%, with "
+        "0 86.2 / 89.7 / 92.1%; docs/results.md)",
+    )
     item_level_sigmas: list[float] = Field(
         default_factory=lambda: [0.0, 0.3, 0.6, 1.0],
         min_length=1,

@@ -235,12 +235,12 @@ def test_the_aggregate_mode_on_demand_periods() -> None:
 
 def test_targets_the_calibration_cannot_measure_are_allocated_by_the_model() -> None:
     """Calibration on, but the history too short for it: the cost-aware modes plan by marginal
-    analysis on the model (``decide.allocated_item_targets``, at the aggregate mode's level
-    sigma): no item under the target minus ``calibration_floor_gap``, the model's fill over the
-    items (weighted by their demand) at the target, with less stock value than every item at
-    the target; the cheap fast movers above the target on average, the dear slow ones under it.
-    The group
-    mode plans every item at its target."""
+    analysis on the model (``decide.allocated_item_targets``, at
+    ``inventory.allocation_level_sigma``): no item under the target minus
+    ``calibration_floor_gap``, the model's fill over the items (weighted by their demand) at
+    the target, with less stock value than every item at the target; the cheap fast movers
+    above the target on average, the dear slow ones under it. The group mode plans every item
+    at its target."""
     rng = np.random.default_rng(3)
     y = np.vstack([rng.poisson(5.0, (6, 200)), rng.poisson(0.3, (6, 200))]).astype(float)
     cost = np.array([1.0] * 6 + [50.0] * 6)
@@ -259,7 +259,7 @@ def test_targets_the_calibration_cannot_measure_are_allocated_by_the_model() -> 
     # the same lead-time demand with every item at the target: more stock value
     even = distribution_policy(d.lead_time_demand, np.full(12, 0.9), q)
     assert (cost * pol.reorder_point).sum() < (cost * even.reorder_point).sum()
-    # at the aggregate mode's level sigma (0.6): a wider lead-time demand than without it
+    # at inventory.allocation_level_sigma (0.6): a wider lead-time demand than without it
     ltd0 = lead_time_demand(y, lead, review_period=1, n_samples=400, seed=0)
     assert d.lead_time_demand.samples[:6].std() > 1.2 * ltd0.samples[:6].std()
 

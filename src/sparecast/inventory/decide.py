@@ -212,8 +212,8 @@ def plan_policy(
             h, lts, tgt, q, settings, period_days, moq_a, lot_a, cost, notes
         )
         allocate = not calibrated and inv.calibration_mode != "group"
-        if allocate:  # as an uncalibrated aggregate plan: its level uncertainty
-            sigma = np.full(n, inv.aggregate_level_sigma)
+        if allocate:
+            sigma = np.full(n, inv.allocation_level_sigma)
         timings["calibration_s"] = time.perf_counter() - t0
     notes.extend(shift_notes)
     t0 = time.perf_counter()
@@ -356,7 +356,8 @@ def allocated_item_targets(
     """The per-item mode's nominal targets where its calibration cannot run (a history too
     short for its holdout, or protection intervals too long to measure): per distinct target
     ``t``, the items asking for it planned by marginal analysis on the model
-    (:func:`sparecast.inventory.optimize.optimize_service`, fill-rate metric): every item at
+    (:func:`sparecast.inventory.optimize.optimize_service`, fill-rate metric, on ``ltd`` at
+    ``inventory.allocation_level_sigma``, which the plan passes): every item at
     least ``t - inventory.calibration_floor_gap``, the rest of the stock bought where a point
     of fill costs least, until the model's fill over those items reaches ``t``; an item's
     nominal target is its model fill at the reorder point chosen.
