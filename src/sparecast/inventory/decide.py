@@ -47,6 +47,7 @@ from sparecast.inventory.optimize import (
     MAX_ITEM_FILL,
     AggregateCalibration,
     aggregate_margin,
+    aggregate_weights,
     calibrate_aggregate_target,
     metric_inputs,
     nominal_for,
@@ -208,10 +209,9 @@ def plan_policy(
     allocate = False
     if inv.calibrate and inv.target_type == "fill_rate" and not aggregate:
         t0 = time.perf_counter()
-        policy_targets, sigma, calibrated = calibrated_item_targets(
+        policy_targets, sigma, allocate = calibrated_item_targets(
             h, lts, tgt, q, settings, period_days, moq_a, lot_a, cost, notes
         )
-        allocate = not calibrated and inv.calibration_mode != "group"
         if allocate:
             sigma = np.full(n, inv.allocation_level_sigma)
         timings["calibration_s"] = time.perf_counter() - t0
@@ -262,7 +262,8 @@ def calibrated_item_targets(
     groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """The per-item mode's nominal targets and level sigma per item, and whether the targets
-    were calibrated: the calibration backtest
+    are left to :func:`allocated_item_targets` (not calibrated, in the cost-aware modes):
+    the calibration backtest
     (:func:`sparecast.inventory.calibration.calibrated_targets`, with the plan's rules of
     :func:`calibration_rules`) run at the level sigmas of ``inventory.item_level_sigmas``
     (:func:`with_level_uncertainty` on the fit part's lead-time demand) in ascending order,
@@ -304,7 +305,8 @@ def calibrated_item_targets(
         )
         if not found[s].calibrated:  # the same window for every sigma
             notes.append(found[s].note)
-            return found[s].nominal, np.full(n, inv.item_level_sigma), False
+            allocate = inv.calibration_mode != "group"
+            return found[s].nominal, np.full(n, inv.item_level_sigma), allocate
         if targets_reached([c.outcome for c in found.values()], wanted):
             stop = "every target reached"
             break
@@ -341,7 +343,7 @@ def calibrated_item_targets(
             + "): "
             + "; ".join(picked)
         )
-    return nominal, sigma, True
+    return nominal, sigma, False
 
 
 def allocated_item_targets(
@@ -372,7 +374,7 @@ def allocated_item_targets(
     n = ltd.n_items
     tgt = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,))
     nominal = tgt.copy()
-    weights = metric_inputs(ltd, y, "fill_rate", inv.seed)[0]
+    weights = aggregate_weights(ltd, y, "fill_rate")
     q = np.broadcast_to(np.asarray(order_quantity, dtype=np.float64), (n,))
     cost = np.broadcast_to(np.asarray(unit_cost, dtype=np.float64), (n,))
     parts = []

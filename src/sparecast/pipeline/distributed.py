@@ -697,7 +697,7 @@ class DaskEngine:
             kwargs["level_weight"] = weight
         if calibrate:  # as plan_policy, on the client: nominal targets and level sigmas
             t0 = time.perf_counter()
-            nominal, sigma, calibrated = calibrated_item_targets(
+            nominal, sigma, allocate = calibrated_item_targets(
                 history if sample_y is None else sample_y,
                 lts,
                 nominal,
@@ -714,7 +714,7 @@ class DaskEngine:
                 groups=groups,
             )
             timings["calibration_s"] = time.perf_counter() - t0
-            if not calibrated and inv.calibration_mode != "group":
+            if allocate:
                 # the model's allocation (decide.allocated_item_targets) weighs every item
                 # against the others: planned in one piece on the client, as the pooled modes
                 if panel is None:
