@@ -339,7 +339,9 @@ class InventorySettings(_Section):
         "target, the behaviour before 2026-12) or auto (per target, with factors chosen one "
         "window earlier and read on the holdout: cost unless it misses the target there and "
         "group fills at least a point more; calibration.pick_mode); where the history is too "
-        "short to calibrate, cost and auto plan by marginal analysis on the model instead "
+        "short to calibrate, or the calibration measured under half the items with no earlier "
+        "window to check it (decide.unchecked), cost and auto plan by marginal analysis on "
+        "the model instead "
         "(decide.allocated_item_targets: no item under target - calibration_floor_gap), group "
         "at the targets",
     )
@@ -386,11 +388,12 @@ class InventorySettings(_Section):
         ge=0,
         le=2,
         description="service_mode = item with calibrate on but a history too short to "
-        "calibrate (calibration_mode cost or auto): sigma of the lognormal level factor on the "
-        "lead-time demand the model's allocation (decide.allocated_item_targets) and the "
-        "policies use (0.6, the uncalibrated aggregate plan's: on oil with lead times of "
-        "1-33 months 91.7 / 94.6 / 97.1% at 90 / 95 / 98%, with 0.3 88.2 / 91.6 / 94.4%, with "
-        "0 86.2 / 89.7 / 92.1%; docs/results.md)",
+        "calibrate, or a calibration decide.unchecked (calibration_mode cost or auto): sigma "
+        "of the lognormal level factor on the lead-time demand the model's allocation "
+        "(decide.allocated_item_targets) and the policies use (0.6, the uncalibrated "
+        "aggregate plan's: on oil with lead times of 1-33 months 91.7 / 94.6 / 97.1% at "
+        "90 / 95 / 98%, with 0.3 88.2 / 91.6 / 94.4%, with 0 86.2 / 89.7 / 92.1%; "
+        "docs/results.md)",
     )
     item_level_sigmas: list[float] = Field(
         default_factory=lambda: [0.0, 0.3, 0.6, 1.0],

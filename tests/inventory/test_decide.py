@@ -8,6 +8,7 @@ import pytest
 
 from sparecast.config import load_settings
 from sparecast.errors import ConfigError
+from sparecast.inventory.calibration import calibrated_targets
 from sparecast.inventory.decide import plan_policy
 from sparecast.inventory.policy import distribution_policy, level_weight, level_weight_sums
 from sparecast.methods.distributions import lead_time_demand
@@ -269,3 +270,43 @@ def test_targets_the_calibration_cannot_measure_are_allocated_by_the_model() -> 
     )  # fmt: skip
     assert np.array_equal(g.policy.target, np.full(12, 0.9))
     assert not any("marginal analysis" in n for n in g.notes)
+
+
+def test_a_calibration_of_a_few_short_lead_times_without_an_earlier_window_is_not_used() -> None:
+    """Lead times long against the history: the calibration runs (a third of the items fit
+    its holdout, over the quarter it needs) but measures under half of them
+    (``decide.ALLOCATE_MEASURED_SHARE``) and one window earlier too few to check it, so the
+    cost-aware modes plan by the model's allocation, as where it cannot run at all; with
+    every lead time short, the same history is planned at its calibrated targets. The group
+    mode keeps the calibration."""
+    rng = np.random.default_rng(4)
+    y = np.vstack([rng.poisson(3.0, (6, 60)), rng.poisson(0.4, (6, 60))]).astype(float)
+    cost = np.array([1.0] * 6 + [20.0] * 6)
+    q = np.full(12, 4.0)
+    # holdout 20 periods: lead time 2 (warm-up 3) and 9 (10) measured there, 20 not; one
+    # window earlier (holdout 13) only lead time 2: 2 items of 12
+    lead = [np.array([v]) for v in [2.0, 9.0, 20.0, 20.0, 20.0, 20.0] * 2]
+    base = {"n_samples": 400, "level": "history"}
+    settings = load_settings(inventory=base)
+    cal = calibrated_targets(y, lead, np.full(12, 0.9), q, settings, unit_cost=cost)
+    assert cal.calibrated and cal.measured_share == pytest.approx(4 / 12)
+    assert "under 25%" in cal.earlier_why
+    d = plan_policy(y, lead, 0.9, q, settings, unit_cost=cost)
+    assert any("not used: it measured 33% of the items" in n for n in d.notes)
+    assert any("marginal analysis on the model" in n for n in d.notes)
+    assert d.policy.target.min() >= 0.8 - 1e-9
+    rate = y.mean(axis=1)
+    assert (rate * d.policy.expected_fill_rate).sum() / rate.sum() >= 0.9 - 1e-9
+
+    short = [np.array([2.0])] * 12
+    assert calibrated_targets(y, short, np.full(12, 0.9), q, settings).earlier_why == ""
+    s = plan_policy(y, short, 0.9, q, settings, unit_cost=cost)
+    assert any("targets calibrated" in n for n in s.notes)
+    assert not any("not used" in n or "marginal analysis" in n for n in s.notes)
+
+    g = plan_policy(
+        y, lead, 0.9, q, load_settings(inventory={**base, "calibration_mode": "group"}),
+        unit_cost=cost,
+    )  # fmt: skip
+    assert any("targets calibrated" in n for n in g.notes)
+    assert not any("not used" in n or "marginal analysis" in n for n in g.notes)
