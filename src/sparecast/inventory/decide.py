@@ -335,10 +335,10 @@ def calibrated_item_targets(
             return found[s].nominal, np.full(n, inv.item_level_sigma), allocate
         if inv.calibration_mode != "group" and unchecked(found[s]):
             notes.append(
-                f"{found[s].note}; not used: it measured {found[s].measured_share:.0%} of the "
+                f"calibration not used: it measured {found[s].measured_share:.0%} of the "
                 f"items (under {ALLOCATE_MEASURED_SHARE:.0%}: the longer protection intervals "
                 f"do not fit its holdout) and cannot be checked one window earlier "
-                f"({found[s].earlier_why})"
+                f"({found[s].earlier_why}); what it found: {found[s].note}"
             )
             given = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
             return given, np.full(n, inv.item_level_sigma), True
