@@ -8,7 +8,7 @@ import pytest
 
 from sparecast.config import load_settings
 from sparecast.errors import ConfigError
-from sparecast.inventory.calibration import calibrated_targets
+from sparecast.inventory.calibration import calibrated_targets, calibration_window
 from sparecast.inventory.decide import plan_policy
 from sparecast.inventory.policy import distribution_policy, level_weight, level_weight_sums
 from sparecast.methods.distributions import lead_time_demand
@@ -289,8 +289,9 @@ def test_a_calibration_of_a_few_short_lead_times_without_an_earlier_window_is_no
     base = {"n_samples": 400, "level": "history"}
     settings = load_settings(inventory=base)
     cal = calibrated_targets(y, lead, np.full(12, 0.9), q, settings, unit_cost=cost)
-    assert cal.calibrated and cal.measured_share == pytest.approx(4 / 12)
-    assert "under 25%" in cal.earlier_why
+    win = calibration_window(60, lead, settings)
+    assert cal.calibrated and win.measured.mean() == pytest.approx(4 / 12)
+    assert "under 25%" in calibration_window(60 - win.holdout, lead, settings).why
     d = plan_policy(y, lead, 0.9, q, settings, unit_cost=cost)
     assert any(n.startswith("calibration not used: it measured 33% of the items") for n in d.notes)
     assert any("marginal analysis on the model" in n for n in d.notes)
@@ -299,7 +300,7 @@ def test_a_calibration_of_a_few_short_lead_times_without_an_earlier_window_is_no
     assert (rate * d.policy.expected_fill_rate).sum() / rate.sum() >= 0.9 - 1e-9
 
     short = [np.array([2.0])] * 12
-    assert calibrated_targets(y, short, np.full(12, 0.9), q, settings).earlier_why == ""
+    assert calibration_window(60 - win.holdout, short, settings).why == ""
     s = plan_policy(y, short, 0.9, q, settings, unit_cost=cost)
     assert any("targets calibrated" in n for n in s.notes)
     assert not any("not used" in n or "marginal analysis" in n for n in s.notes)

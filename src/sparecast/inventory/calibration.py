@@ -115,9 +115,7 @@ class Calibration:
     periods and ``measured`` items of the calibration backtest, its ``curves`` (factor ->
     achieved fill rate per group and target) and the ``factors`` chosen per key of the curves;
     ``outcome``: per target, the fill rate over items with history and the stock value the
-    backtest predicts at these factors (``simulate.calibrated_outcome``); ``measured_share``:
-    the share of the sample's items measured; ``earlier_why``: why the same calibration one
-    window earlier (the out-of-sample margin's) cannot be measured, "" when it can."""
+    backtest predicts at these factors (``simulate.calibrated_outcome``)."""
 
     nominal: np.ndarray
     calibrated: bool
@@ -127,8 +125,6 @@ class Calibration:
     curves: CalibrationCurves | None = None
     factors: np.ndarray | None = None
     outcome: dict[float, tuple[float, float]] = field(default_factory=dict)
-    measured_share: float = 0.0
-    earlier_why: str = ""
 
 
 LEVEL_TOLERANCE = 1e-4
@@ -629,6 +625,4 @@ def calibrated_targets(
         curves,
         factors,
         outcome,
-        float(measured[sample].mean()),
-        earlier.why,
     )

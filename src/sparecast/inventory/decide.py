@@ -263,13 +263,33 @@ def plan_policy(
     return PolicyDecision(pol, ltd, rule, obsolete, reason, factor, notes, timings)
 
 
-def unchecked(calibration: Calibration) -> bool:
-    """Whether a calibration that ran measured under :data:`ALLOCATE_MEASURED_SHARE` of the
-    items and has no earlier window to check it (the per-item mode then allocates instead)."""
+def unchecked(
+    n_periods: int,
+    lead_times: Sequence[np.ndarray],
+    settings: Settings,
+    period_days: float = 1.0,
+) -> str:
+    """Why the per-item calibration of a history of ``n_periods`` is not used although it could
+    run ("" when it is used or cannot run): its window
+    (:func:`~sparecast.inventory.calibration.calibration_window`) measures under
+    :data:`ALLOCATE_MEASURED_SHARE` of the items of its sample and the window one earlier (the
+    out-of-sample margin's) cannot be measured. Read from the windows alone, before any
+    backtest runs."""
+    win = calibration_window(n_periods, lead_times, settings, period_days=period_days)
+    if win.why:
+        return ""
+    share = float(win.measured[win.sample].mean())
+    if share >= ALLOCATE_MEASURED_SHARE:
+        return ""
+    earlier = calibration_window(
+        n_periods - win.holdout, lead_times, settings, period_days=period_days
+    )
+    if not earlier.why:
+        return ""
     return (
-        calibration.calibrated
-        and bool(calibration.earlier_why)
-        and calibration.measured_share < ALLOCATE_MEASURED_SHARE
+        f"it measured {share:.0%} of the items (under {ALLOCATE_MEASURED_SHARE:.0%}: the "
+        f"longer protection intervals do not fit its holdout) and cannot be checked one window "
+        f"earlier ({earlier.why})"
     )
 
 
@@ -301,10 +321,16 @@ def calibrated_item_targets(
     highest fill before the first step gaining less than :data:`LEVEL_MIN_GAIN`) with its
     calibrated nominal targets. A history too short to calibrate keeps the targets and
     ``inventory.item_level_sigma`` (allocated in the cost-aware modes), as does a calibration
-    :func:`unchecked` in those modes (after its first backtest). ``groups``: as for
+    :func:`unchecked` in those modes (read before any backtest). ``groups``: as for
     ``calibrated_targets`` (``y`` then the calibration sample's rows only)."""
     inv = settings.inventory
     n = len(lead_times)
+    if inv.calibration_mode != "group":
+        why = unchecked(np.shape(y)[1], lead_times, settings, period_days)
+        if why:
+            notes.append(f"calibration not used: {why}")
+            given = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
+            return given, np.full(n, inv.item_level_sigma), True
     shift, pol_rule = calibration_rules(settings, period_days)
     wanted = [float(t) for t in np.unique(targets)]
     grid = sorted(set(inv.item_level_sigmas))
@@ -333,15 +359,6 @@ def calibrated_item_targets(
             notes.append(found[s].note)
             allocate = inv.calibration_mode != "group"
             return found[s].nominal, np.full(n, inv.item_level_sigma), allocate
-        if inv.calibration_mode != "group" and unchecked(found[s]):
-            notes.append(
-                f"calibration not used: it measured {found[s].measured_share:.0%} of the "
-                f"items (under {ALLOCATE_MEASURED_SHARE:.0%}: the longer protection intervals "
-                f"do not fit its holdout) and cannot be checked one window earlier "
-                f"({found[s].earlier_why}); what it found: {found[s].note}"
-            )
-            given = np.broadcast_to(np.asarray(targets, dtype=np.float64), (n,)).copy()
-            return given, np.full(n, inv.item_level_sigma), True
         if targets_reached([c.outcome for c in found.values()], wanted):
             stop = "every target reached"
             break
@@ -391,9 +408,9 @@ def allocated_item_targets(
     notes: list[str],
 ) -> np.ndarray:
     """The per-item mode's nominal targets where its calibration cannot run (a history too
-    short for its holdout, or protection intervals too long to measure) or is :func:`unchecked`
-    (it measured under half the items and has no earlier window): per distinct target
-    ``t``, the items asking for it planned by marginal analysis on the model
+    short for its holdout, or protection intervals too long to measure) or is not used
+    (:func:`unchecked`: it measures under half the items and has no earlier window): per
+    distinct target ``t``, the items asking for it planned by marginal analysis on the model
     (:func:`sparecast.inventory.optimize.optimize_service`, fill-rate metric, on ``ltd`` at
     ``inventory.allocation_level_sigma``, which the plan passes): every item at
     least ``t - inventory.calibration_floor_gap``, the rest of the stock bought where a point
