@@ -393,7 +393,18 @@ class InventorySettings(_Section):
         "(decide.allocated_item_targets) and the policies use (0.6, the uncalibrated "
         "aggregate plan's: on oil with lead times of 1-33 months 91.7 / 94.6 / 97.1% at "
         "90 / 95 / 98%, with 0.3 88.2 / 91.6 / 94.4%, with 0 86.2 / 89.7 / 92.1%; "
-        "docs/results.md)",
+        "docs/results.md); the sigma at a 95% target, scaled for others by "
+        "allocation_sigma_power",
+    )
+    allocation_sigma_power: float = Field(
+        0.5,
+        ge=0,
+        le=2,
+        description="the allocation's level sigma at fill-rate target t is "
+        "allocation_level_sigma * (z(t) / z(0.95)) ** this (decide.allocation_sigma; z the "
+        "standard normal quantile; 0: one sigma at every target). 0.5: 0.53 / 0.6 / 0.67 at "
+        "90 / 95 / 98%; on oil with lead times of 1-33 months 90.7 / 94.6 / 97.6% where one "
+        "sigma filled 91.7 / 94.6 / 97.1% (docs/results.md)",
     )
     item_level_sigmas: list[float] = Field(
         default_factory=lambda: [0.0, 0.3, 0.6, 1.0],
