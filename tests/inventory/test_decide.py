@@ -9,7 +9,7 @@ import pytest
 from sparecast.config import load_settings
 from sparecast.errors import ConfigError
 from sparecast.inventory.calibration import calibrated_targets, calibration_window
-from sparecast.inventory.decide import allocation_sigma, plan_policy
+from sparecast.inventory.decide import plan_policy, target_level_sigma, uncalibrated_aggregate_sigma
 from sparecast.inventory.policy import distribution_policy, level_weight, level_weight_sums
 from sparecast.methods.distributions import lead_time_demand
 
@@ -237,7 +237,7 @@ def test_the_aggregate_mode_on_demand_periods() -> None:
 def test_targets_the_calibration_cannot_measure_are_allocated_by_the_model() -> None:
     """Calibration on, but the history too short for it: the cost-aware modes plan by marginal
     analysis on the model (``decide.allocated_item_targets``, at
-    ``decide.allocation_sigma``): no item under the target minus
+    ``decide.target_level_sigma``): no item under the target minus
     ``calibration_floor_gap``, the model's fill over the items (weighted by their demand) at
     the target, with less stock value than every item at the target; the cheap fast movers
     above the target on average, the dear slow ones under it. The group mode plans every item
@@ -260,7 +260,7 @@ def test_targets_the_calibration_cannot_measure_are_allocated_by_the_model() -> 
     # the same lead-time demand with every item at the target: more stock value
     even = distribution_policy(d.lead_time_demand, np.full(12, 0.9), q)
     assert (cost * pol.reorder_point).sum() < (cost * even.reorder_point).sum()
-    # at decide.allocation_sigma (0.53 at 90%): a wider lead-time demand than without it
+    # at decide.target_level_sigma (0.53 at 90%): a wider lead-time demand than without it
     ltd0 = lead_time_demand(y, lead, review_period=1, n_samples=400, seed=0)
     assert d.lead_time_demand.samples[:6].std() > 1.2 * ltd0.samples[:6].std()
 
@@ -272,20 +272,24 @@ def test_targets_the_calibration_cannot_measure_are_allocated_by_the_model() -> 
     assert not any("marginal analysis" in n for n in g.notes)
 
 
-def test_the_allocation_sigma_grows_with_the_target() -> None:
-    """``decide.allocation_sigma``: ``allocation_level_sigma`` at 95%, scaled by
-    ``(z(t) / z(0.95)) ** allocation_sigma_power`` (hand-computed with z(0.90) = 1.28155,
-    z(0.95) = 1.64485, z(0.98) = 2.05375); 0 at 50%; power 0: one sigma. In the plan, the
-    allocation at 98% then holds more stock than with one sigma."""
+def test_the_uncalibrated_level_sigma_grows_with_the_target() -> None:
+    """``decide.target_level_sigma``: the sigma given for 95%, scaled by ``(z(t) / z(0.95)) **
+    level_sigma_power`` (hand-computed with z(0.90) = 1.28155, z(0.95) = 1.64485, z(0.98) =
+    2.05375); 0 at 50%; power 0: one sigma. In the plan, the per-item allocation and the
+    uncalibrated aggregate mode at 98% then hold more stock than with one sigma."""
     s = load_settings()
-    got = allocation_sigma(np.array([0.5, 0.9, 0.95, 0.98]), s)
+    got = target_level_sigma(0.6, np.array([0.5, 0.9, 0.95, 0.98]), s)
     want = [0.0, 0.6 * (1.28155 / 1.64485) ** 0.5, 0.6, 0.6 * (2.05375 / 1.64485) ** 0.5]
     np.testing.assert_allclose(got, want, rtol=1e-4)
     np.testing.assert_allclose(got[1:], [0.52963, 0.6, 0.67044], rtol=1e-4)
-    flat = load_settings(inventory={"allocation_sigma_power": 0.0})
-    np.testing.assert_allclose(allocation_sigma(np.array([0.9, 0.98]), flat), [0.6, 0.6])
-    whole = load_settings(inventory={"allocation_sigma_power": 1.0})
-    np.testing.assert_allclose(allocation_sigma(0.98, whole), 0.6 * 2.05375 / 1.64485, rtol=1e-4)
+    flat = load_settings(inventory={"level_sigma_power": 0.0})
+    np.testing.assert_allclose(target_level_sigma(0.6, np.array([0.9, 0.98]), flat), [0.6, 0.6])
+    whole = load_settings(inventory={"level_sigma_power": 1.0})
+    np.testing.assert_allclose(
+        target_level_sigma(0.3, 0.98, whole), 0.3 * 2.05375 / 1.64485, rtol=1e-4
+    )
+    agg = load_settings(inventory={"aggregate_target": 0.98, "aggregate_level_sigma": 0.3})
+    assert uncalibrated_aggregate_sigma(agg) == pytest.approx(0.3 * 1.11739, rel=1e-4)
 
     rng = np.random.default_rng(3)
     y = np.vstack([rng.poisson(5.0, (6, 200)), rng.poisson(0.3, (6, 200))]).astype(float)
@@ -293,13 +297,26 @@ def test_the_allocation_sigma_grows_with_the_target() -> None:
     lead = [np.array([4.0])] * 12
     q = np.full(12, 5.0)
     base = {"n_samples": 400, "calibration_min_periods": 1000, "level": "history"}
-    value = {}
-    for power in (0.0, 0.5):
-        inv = {**base, "allocation_sigma_power": power}
-        d = plan_policy(y, lead, 0.98, q, load_settings(inventory=inv), unit_cost=cost)
-        assert any("marginal analysis on the model" in n for n in d.notes)
-        value[power] = float((cost * d.policy.reorder_point).sum())
-    assert value[0.5] > value[0.0]
+    value: dict[tuple[str, float], float] = {}
+    for mode, calibrate in (("item", True), ("aggregate", True), ("aggregate", False)):
+        for power in (0.0, 0.5):
+            inv = {
+                **base,
+                "level_sigma_power": power,
+                "service_mode": mode,
+                "aggregate_target": 0.98,
+                "calibrate": calibrate,
+            }
+            d = plan_policy(y, lead, 0.98, q, load_settings(inventory=inv), unit_cost=cost)
+            if mode == "item":
+                assert any("marginal analysis on the model" in n for n in d.notes)
+            elif calibrate:
+                assert any("aggregate target not calibrated" in n for n in d.notes)
+            value[(f"{mode}{calibrate}", power)] = float((cost * d.policy.reorder_point).sum())
+    for key in ("itemTrue", "aggregateTrue", "aggregateFalse"):
+        assert value[(key, 0.5)] > value[(key, 0.0)], key
+    # calibrate on but not possible and calibrate off: the same aggregate plan
+    assert value[("aggregateTrue", 0.5)] == value[("aggregateFalse", 0.5)]
 
 
 def test_a_calibration_of_a_few_short_lead_times_without_an_earlier_window_is_not_used() -> None:
