@@ -234,6 +234,20 @@ def test_the_aggregate_mode_on_demand_periods() -> None:
     assert not np.array_equal(both.policy.reorder_point, units.policy.reorder_point)
 
 
+def _uncalibratable() -> tuple[
+    np.ndarray, np.ndarray, list[np.ndarray], np.ndarray, dict[str, object]
+]:
+    """Six cheap fast movers and six dear slow ones over 200 periods, lead time 4, and
+    inventory settings under which the history is too short to calibrate."""
+    rng = np.random.default_rng(3)
+    y = np.vstack([rng.poisson(5.0, (6, 200)), rng.poisson(0.3, (6, 200))]).astype(float)
+    cost = np.array([1.0] * 6 + [50.0] * 6)
+    lead = [np.array([4.0])] * 12
+    q = np.full(12, 5.0)
+    base = {"n_samples": 400, "calibration_min_periods": 1000, "level": "history"}
+    return y, cost, lead, q, base
+
+
 def test_targets_the_calibration_cannot_measure_are_allocated_by_the_model() -> None:
     """Calibration on, but the history too short for it: the cost-aware modes plan by marginal
     analysis on the model (``decide.allocated_item_targets``, at
@@ -242,12 +256,7 @@ def test_targets_the_calibration_cannot_measure_are_allocated_by_the_model() -> 
     the target, with less stock value than every item at the target; the cheap fast movers
     above the target on average, the dear slow ones under it. The group mode plans every item
     at its target."""
-    rng = np.random.default_rng(3)
-    y = np.vstack([rng.poisson(5.0, (6, 200)), rng.poisson(0.3, (6, 200))]).astype(float)
-    cost = np.array([1.0] * 6 + [50.0] * 6)
-    lead = [np.array([4.0])] * 12
-    q = np.full(12, 5.0)
-    base = {"n_samples": 400, "calibration_min_periods": 1000, "level": "history"}
+    y, cost, lead, q, base = _uncalibratable()
     d = plan_policy(y, lead, 0.9, q, load_settings(inventory=base), unit_cost=cost)
     assert any("targets not calibrated" in n for n in d.notes)
     assert any("marginal analysis on the model" in n for n in d.notes)
@@ -291,12 +300,7 @@ def test_the_uncalibrated_level_sigma_grows_with_the_target() -> None:
     agg = load_settings(inventory={"aggregate_target": 0.98, "aggregate_level_sigma": 0.3})
     assert uncalibrated_aggregate_sigma(agg) == pytest.approx(0.3 * 1.11739, rel=1e-4)
 
-    rng = np.random.default_rng(3)
-    y = np.vstack([rng.poisson(5.0, (6, 200)), rng.poisson(0.3, (6, 200))]).astype(float)
-    cost = np.array([1.0] * 6 + [50.0] * 6)
-    lead = [np.array([4.0])] * 12
-    q = np.full(12, 5.0)
-    base = {"n_samples": 400, "calibration_min_periods": 1000, "level": "history"}
+    y, cost, lead, q, base = _uncalibratable()
     value: dict[tuple[str, float], float] = {}
     for mode, calibrate in (("item", True), ("aggregate", True), ("aggregate", False)):
         for power in (0.0, 0.5):
