@@ -472,8 +472,10 @@ def allocated_item_targets(
         # the model fill at the chosen reorder point (distribution_policy finds it again,
         # or a lower one of the same fill); a hair under it, so rounding cannot ask for more
         nominal[rows] = np.maximum(opt.expected_fill_rate - 1e-9, floor)
+        sigma = float(target_level_sigma(inv.allocation_level_sigma, t, settings))
         parts.append(
-            f"target {t:.4f}: {rows.size} item(s) at {floor:.4f} or more, mean nominal "
+            f"target {t:.4f} (level sigma {sigma:.2f}): {rows.size} item(s) at {floor:.4f} or "
+            f"more, mean nominal "
             f"{nominal[rows].mean():.4f}, model fill over them {opt.aggregate_fill_rate:.4f}"
         )
     notes.append(
