@@ -123,13 +123,19 @@ def _assumed_lead_times(base: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return base[:, None] + late
 
 
-def carparts_dataset(path: Path, seed: int) -> dict:
+def carparts_dataset(path: Path, seed: int, max_lead: int = 0) -> dict:
+    """Carparts with assumed lead times: base 1, 2 or 3 months (probabilities 0.5 / 0.3 /
+    0.2), or with ``max_lead`` uniform over 1..max_lead months (long lead times, as oil's)."""
     panel = DemandPanel.from_long(pl.read_csv(path, try_parse_dates=True))
     y = np.asarray(panel.y, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    base = rng.choice([1.0, 2.0, 3.0], p=[0.5, 0.3, 0.2], size=y.shape[0])
+    if max_lead:
+        base = rng.integers(1, max_lead + 1, size=y.shape[0]).astype(np.float64)
+    else:
+        base = rng.choice([1.0, 2.0, 3.0], p=[0.5, 0.3, 0.2], size=y.shape[0])
+    leads = f", lead times 1-{max_lead} months" if max_lead else ""
     return {
-        "name": f"carparts {y.shape[0]:,} x {y.shape[1]} months",
+        "name": f"carparts {y.shape[0]:,} x {y.shape[1]} months{leads}",
         "y": y,
         "ids": [str(i) for i in panel.item_ids],
         "lead_times": _assumed_lead_times(base, rng),
@@ -419,6 +425,12 @@ def main() -> None:
     ap.add_argument(
         "--oil-max-lead", type=int, default=6, help="oil's assumed base lead times: 1..N months"
     )
+    ap.add_argument(
+        "--carparts-max-lead",
+        type=int,
+        default=0,
+        help="carparts' assumed base lead times: 1..N months (0: 1, 2 or 3)",
+    )
     ap.add_argument("--targets", default="0.90,0.95,0.98")
     ap.add_argument("--policy", choices=["sQ", "RsS"], default="sQ")
     ap.add_argument("--distribution", default="auto")
@@ -480,7 +492,9 @@ def main() -> None:
     if not args.skip_demo:
         loaders.append((lambda: demo_dataset(args.items, args.days, args.seed), 28))
     if not args.skip_carparts and args.carparts.is_file():
-        loaders.append((lambda: carparts_dataset(args.carparts, args.seed), 6))
+        loaders.append(
+            (lambda: carparts_dataset(args.carparts, args.seed, args.carparts_max_lead), 6)
+        )
     if not args.skip_oil and args.oil.is_file():
         loaders.append((lambda: oil_dataset(args.oil, args.seed, args.oil_max_lead), 6))
     panels = []
