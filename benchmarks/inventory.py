@@ -123,6 +123,11 @@ def _assumed_lead_times(base: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return base[:, None] + late
 
 
+def _uniform_base_lead_times(rng: np.random.Generator, n: int, max_lead: int) -> np.ndarray:
+    """float64[n]: assumed base lead times, uniform over 1..max_lead months."""
+    return rng.integers(1, max_lead + 1, size=n).astype(np.float64)
+
+
 def carparts_dataset(path: Path, seed: int, max_lead: int = 0) -> dict:
     """Carparts with assumed lead times: base 1, 2 or 3 months (probabilities 0.5 / 0.3 /
     0.2), or with ``max_lead`` uniform over 1..max_lead months (long lead times, as oil's)."""
@@ -130,7 +135,7 @@ def carparts_dataset(path: Path, seed: int, max_lead: int = 0) -> dict:
     y = np.asarray(panel.y, dtype=np.float64)
     rng = np.random.default_rng(seed)
     if max_lead:
-        base = rng.integers(1, max_lead + 1, size=y.shape[0]).astype(np.float64)
+        base = _uniform_base_lead_times(rng, y.shape[0], max_lead)
     else:
         base = rng.choice([1.0, 2.0, 3.0], p=[0.5, 0.3, 0.2], size=y.shape[0])
     leads = f", lead times 1-{max_lead} months" if max_lead else ""
@@ -163,7 +168,7 @@ def oil_dataset(path: Path, seed: int, max_lead: int = 6) -> dict:
         .astype(np.float64)
     )
     rng = np.random.default_rng(seed)
-    base = rng.integers(1, max_lead + 1, size=y.shape[0]).astype(np.float64)
+    base = _uniform_base_lead_times(rng, y.shape[0], max_lead)
     leads = "" if max_lead == 6 else f", lead times 1-{max_lead} months"
     return {
         "name": f"oil {y.shape[0]:,} x {y.shape[1]} months{leads}",

@@ -80,6 +80,7 @@ __all__ = [
     "level_window",
     "plan_policy",
     "target_level_sigma",
+    "uncalibrated_aggregate_sigma",
     "unchecked",
     "with_level_uncertainty",
 ]
@@ -245,10 +246,6 @@ def plan_policy(
     )
     tier_list = list(tiers) if tiers is not None else [""] * n
     aggregate_nominal = inv.aggregate_target
-    if aggregate and not inv.calibrate:
-        settings = _with_inventory(
-            settings, aggregate_level_sigma=uncalibrated_aggregate_sigma(settings)
-        )
     if aggregate and inv.calibrate:
         t1 = time.perf_counter()
         aggregate_nominal, agg_sigma = calibrated_aggregate_target(
@@ -257,6 +254,10 @@ def plan_policy(
         settings = _with_inventory(settings, aggregate_level_sigma=agg_sigma)
         timings["calibration_s"] = time.perf_counter() - t1
         t0 += time.perf_counter() - t1
+    elif aggregate:
+        settings = _with_inventory(
+            settings, aggregate_level_sigma=uncalibrated_aggregate_sigma(settings)
+        )
     # the sparse rule at the calibrated targets: the calibration backtest applies it at each
     # factor's nominal targets, so the sparse group's factor moves its fill rate too
     pol, rule = special_rules(
@@ -417,8 +418,9 @@ def target_level_sigma(sigma: float, targets: np.ndarray | float, settings: Sett
     -1.7 points); a sigma growing with the target closes that (power 0.5: +0.7 / -0.5 and
     +0.6 / -1.4), and the uncalibrated aggregate mode's 98% plan there went from 97.4% to
     97.8% (docs/results.md)."""
+    # targets clipped to 50% and up, so z is never negative
     z = norm.ppf(np.clip(np.asarray(targets, dtype=np.float64), 0.5, 1 - 1e-9))
-    ratio = np.maximum(z, 0.0) / norm.ppf(0.95)
+    ratio = z / norm.ppf(0.95)
     return np.minimum(sigma * ratio**settings.inventory.level_sigma_power, 2.0)
 
 
