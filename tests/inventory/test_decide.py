@@ -193,6 +193,34 @@ def test_the_aggregate_calibration_adds_the_margin_of_an_earlier_window() -> Non
     assert 0 < added <= 0.05 and with_margin > without
 
 
+def test_an_unchecked_aggregate_calibration_only_raises_the_level_sigma() -> None:
+    """Lead times long against the history (``decide.unchecked``: a third of the items
+    measured, no earlier window): the aggregate calibration runs on the short-lead items, an
+    easier test than the plan's, so its level sigma is floored at the uncalibrated one; with
+    every lead time short it is checked and kept as calibrated."""
+    rng = np.random.default_rng(4)
+    y = np.vstack([rng.poisson(3.0, (6, 60)), rng.poisson(0.4, (6, 60))]).astype(float)
+    cost, q = np.array([1.0] * 6 + [20.0] * 6), np.full(12, 4.0)
+    lead = [np.array([v]) for v in [2.0, 9.0, 20.0, 20.0, 20.0, 20.0] * 2]
+    settings = load_settings(inventory={
+        "n_samples": 400, "level": "history", "service_mode": "aggregate",
+        "aggregate_target": 0.9})  # fmt: skip
+    floor = uncalibrated_aggregate_sigma(settings)
+
+    def sigma(leads: list[np.ndarray]) -> tuple[float, str]:
+        d = plan_policy(y, leads, 0.9, q, settings, unit_cost=cost)
+        note = next(x for x in d.notes if "aggregate target calibrated" in x)
+        return float(note.split("with level sigma ")[1].split(" ")[0]), note
+
+    raised, note = sigma(lead)
+    assert "not checked (under 50% of the items measured, no earlier window)" in note
+    assert raised == pytest.approx(floor, abs=5e-3)
+    calibrated = float(note.split("(the uncalibrated one), not ")[1].rstrip(")"))
+    assert calibrated < floor
+    kept, plain = sigma([np.array([2.0])] * 12)
+    assert "not checked" not in plain and kept != pytest.approx(floor, abs=5e-3)
+
+
 def test_the_aggregate_floor_keeps_every_item_stocked() -> None:
     y = _history()
     lead, q = [np.array([5.0])] * 12, np.full(12, 10.0)

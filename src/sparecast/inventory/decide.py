@@ -719,8 +719,10 @@ def calibrated_aggregate_target(
     With ``calibration_margin`` the nominal is then raised by the out-of-sample margin: the
     same calibration one window earlier, its nominal replayed on the holdout
     (:func:`~sparecast.inventory.optimize.aggregate_margin`), whatever the
-    ``calibration_mode``. Histories too short for that keep the target and
-    ``aggregate_level_sigma``, with a note."""
+    ``calibration_mode``. Where the calibration is :func:`unchecked` (it measures few items
+    and has no earlier window), its level sigma is no less than the uncalibrated one
+    (:func:`uncalibrated_aggregate_sigma`): it may raise the plan, not lower it. Histories too
+    short for a calibration keep the target and that sigma, with a note."""
     inv = settings.inventory
     n_periods = y.shape[1]
     review = max(1, round(inv.review_period_days / period_days))
@@ -818,10 +820,23 @@ def calibrated_aggregate_target(
                 f"{predicted:.4f} there, {got:.4f} on the holdout, +{margin:.4f}: planned at "
                 f"{nominal:.4f})"
             )
+    floor_note = ""
+    why = unchecked(n_periods, lt_samples, settings, period_days)
+    floor = uncalibrated_aggregate_sigma(settings)
+    if why and sigma < floor:
+        # a holdout of the short-lead items only is easier than the plan's test: where it
+        # cannot be checked one window earlier, its level sigma may only raise the plan
+        floor_note = (
+            f"; not checked (under {ALLOCATE_MEASURED_SHARE:.0%} of the items measured, no "
+            f"earlier window): planned at level sigma {floor:.3g} (the uncalibrated one), "
+            f"not {sigma:g}"
+        )
+        sigma = floor
     notes.append(
         f"aggregate target calibrated on the last {holdout} periods of {sample.size} item(s): "
-        f"planned at a nominal {nominal:.4f} with level sigma {sigma:g} to reach "
-        f"{target:.4f} out of sample (nominal -> achieved: {tried}; {others}{margin_note})"
+        f"planned at a nominal {nominal:.4f} with level sigma {sigma:.3g} to reach "
+        f"{target:.4f} out of sample (nominal -> achieved: {tried}; {others}{margin_note}"
+        f"{floor_note})"
     )
     return nominal, sigma
 
